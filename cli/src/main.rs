@@ -1,0 +1,220 @@
+//! `wsa-lab`: runs WSA Lab experiments headless and writes JSON, CSV and PNG.
+//!
+//! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
+
+mod output;
+mod plot;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use wsa_core::data::DatasetSpec;
+use wsa_core::device::{self, DeviceChoice};
+use wsa_core::experiment::connect::{self, ConnectConfig};
+use wsa_core::experiment::{Event, Observer};
+
+#[derive(Parser)]
+#[command(
+    name = "wsa-lab",
+    version,
+    about = "Weight Scope Alignment for model merging: experiments from the command line"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a pair A, B plain and with WSA; evaluate both interpolation paths and barriers.
+    Connect(ConnectArgs),
+    /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
+    Devices,
+}
+
+#[derive(clap::Args, Default)]
+struct ConnectArgs {
+    /// Experiment config (JSON, as written by --print-config or into --out).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// digits (embedded), fashion-mnist, mnist, moons, circles, spirals or blobs.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Where fetched datasets live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// auto: a hardware GPU if there is one, else the CPU.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Epochs per model (overrides the config).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// WSA strength (overrides the config).
+    #[arg(long)]
+    lambda: Option<f64>,
+    /// Use at most this many training samples (a seeded subset).
+    #[arg(long)]
+    max_train: Option<usize>,
+    #[arg(long, default_value = "out/connect")]
+    out: PathBuf,
+    /// Print the effective config as JSON and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::Connect(args)) => run_connect(args),
+        Some(Command::Devices) => list_devices(),
+        None => run_connect(ConnectArgs {
+            device: "auto".into(),
+            out: PathBuf::from("out/connect"),
+            ..ConnectArgs::default()
+        }),
+    };
+    if let Err(error) = outcome {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn list_devices() -> Result<()> {
+    let adapters = device::list_adapters();
+    if adapters.is_empty() {
+        println!("no wgpu adapter found");
+    }
+    for a in &adapters {
+        println!("{} ({}){}", a.name, a.backend, if a.software { ", software" } else { "" });
+    }
+    println!("--device auto chooses: {}", device::select(DeviceChoice::Auto)?.description);
+    Ok(())
+}
+
+fn effective_config(args: &ConnectArgs) -> Result<ConnectConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            ConnectConfig::from_json(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => ConnectConfig::default(),
+    };
+    if let Some(name) = &args.dataset {
+        config.data.dataset = DatasetSpec::from_name(name)?;
+        if config.data.dataset == DatasetSpec::FashionMnist || config.data.dataset == DatasetSpec::Mnist {
+            config.data.max_test = config.data.max_test.or(Some(10_000));
+        }
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data.data_dir = dir.clone();
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if let Some(epochs) = args.epochs {
+        config.train.epochs = epochs;
+    }
+    if let Some(lambda) = args.lambda {
+        config.wsa.lambda = lambda;
+    }
+    if let Some(n) = args.max_train {
+        config.data.max_train = Some(n);
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Prints progress to stderr: one rewritten line on a terminal, a line per epoch otherwise.
+struct Progress {
+    tty: bool,
+    started: Instant,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Observer for Progress {
+    fn on_event(&mut self, event: &Event) {
+        let t = self.started.elapsed().as_secs_f64();
+        match event {
+            Event::Stage(stage) => {
+                if self.tty {
+                    eprint!("\r\x1b[2K");
+                }
+                eprintln!("[{t:6.1}s] {stage}");
+            }
+            Event::Epoch { variant, model, epoch, epochs, train_loss, test_accuracy } => {
+                let line = format!(
+                    "[{t:6.1}s] {variant:5} {model} epoch {epoch:>3}/{epochs}  train loss {train_loss:.4}  test acc {test_accuracy:.4}"
+                );
+                if self.tty {
+                    eprint!("\r\x1b[2K{line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+            Event::PathPoint { variant, index, total } => {
+                if self.tty {
+                    eprint!("\r\x1b[2K[{t:6.1}s] {variant} path {}/{total}", index + 1);
+                }
+            }
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+fn run_connect(args: ConnectArgs) -> Result<()> {
+    let config = effective_config(&args)?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&config)?);
+        return Ok(());
+    }
+    let choice: DeviceChoice = args.device.parse()?;
+    let device = device::select(choice)?;
+    eprintln!("device: {}", device.description);
+    eprintln!(
+        "connect: {} · {} · pair differs in {} · {} epochs · lambda {}",
+        config.data.dataset.label(),
+        model_label(&config),
+        config.pair.describe(),
+        config.train.epochs,
+        config.wsa.lambda
+    );
+    let started = Instant::now();
+    let mut progress =
+        Progress { tty: std::io::stderr().is_terminal(), started, cancel: Arc::new(AtomicBool::new(false)) };
+    let outcome = connect::run(&config, &device, &mut progress)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if progress.tty {
+        eprintln!();
+    }
+    let written = output::write_connect(&args.out, &outcome, seconds).context("writing results")?;
+    println!("{}", output::table(&outcome.result));
+    println!(
+        "{} on {} train / {} test samples, {} parameters, {:.1} s",
+        outcome.result.dataset,
+        outcome.result.train_samples,
+        outcome.result.test_samples,
+        outcome.result.parameters,
+        seconds
+    );
+    println!("wrote {} files to {}", written, args.out.display());
+    if outcome.result.variants.is_empty() {
+        bail!("no variant was evaluated");
+    }
+    Ok(())
+}
+
+fn model_label(config: &ConnectConfig) -> String {
+    match &config.model {
+        wsa_core::model::ModelConfig::Mlp { hidden, .. } => format!("MLP {hidden:?}"),
+        wsa_core::model::ModelConfig::Cnn { channels, .. } => format!("CNN {channels:?}"),
+    }
+}

@@ -1,0 +1,186 @@
+//! PNG figures of a connect run, drawn with plotters into memory and encoded with `png`.
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+use std::sync::Once;
+use wsa_core::experiment::connect::{ConnectResult, VariantResult};
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static REGISTER_FONT: Once = Once::new();
+
+fn ensure_font() {
+    REGISTER_FONT.call_once(|| {
+        // The font is embedded and known to be valid; a failure would only lose the labels.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+const PLAIN: RGBColor = RGBColor(200, 60, 50);
+const WSA: RGBColor = RGBColor(40, 100, 200);
+const MODEL_A: RGBColor = RGBColor(230, 140, 20);
+const MODEL_B: RGBColor = RGBColor(40, 150, 90);
+const MERGED: RGBColor = RGBColor(120, 60, 170);
+
+fn variant_color(name: &str) -> RGBColor {
+    if name == "plain" { PLAIN } else { WSA }
+}
+
+fn encode(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(buffer)?;
+    writer.finish()?;
+    Ok(bytes)
+}
+
+fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing failed: {e:?}")
+}
+
+/// Test loss and accuracy against alpha, plain vs WSA, with the barriers in the legend.
+pub fn paths_png(result: &ConnectResult) -> Result<Vec<u8>> {
+    ensure_font();
+    let (w, h) = (1200u32, 480u32);
+    let mut buffer = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let title = format!("{} · pair differs in {}", result.dataset, result.difference);
+        let root = root.titled(&title, ("sans-serif", 20)).map_err(draw_err)?;
+        let panels = root.split_evenly((1, 2));
+        let alphas: Vec<f64> = result.variants.iter().flat_map(|v| v.path.iter().map(|p| p.alpha)).collect();
+        let (a0, a1) = alphas.iter().fold((0.0f64, 1.0f64), |(lo, hi), &a| (lo.min(a), hi.max(a)));
+        for (panel, is_loss) in panels.iter().zip([true, false]) {
+            let value = |p: &wsa_core::merge::PathPoint| if is_loss { p.loss } else { p.accuracy };
+            let values: Vec<f64> = result.variants.iter().flat_map(|v| v.path.iter().map(value)).collect();
+            let (lo, hi) =
+                values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let pad = ((hi - lo) * 0.08).max(1e-3);
+            let (lo, hi) =
+                if is_loss { ((lo - pad).max(0.0), hi + pad) } else { ((lo - pad).max(0.0), (hi + pad).min(1.0)) };
+            let mut chart = ChartBuilder::on(panel)
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .caption(
+                    if is_loss { "test loss along the path" } else { "test accuracy along the path" },
+                    ("sans-serif", 18),
+                )
+                .build_cartesian_2d(a0..a1, lo..hi)
+                .map_err(draw_err)?;
+            chart
+                .configure_mesh()
+                .x_desc("alpha (0 = A, 1 = B)")
+                .y_desc(if is_loss { "cross-entropy" } else { "accuracy" })
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(draw_err)?;
+            for v in &result.variants {
+                let color = variant_color(&v.name);
+                let label = if is_loss {
+                    format!("{} (λ={}) barrier {:.3}", v.name, v.lambda, v.barriers.loss)
+                } else {
+                    format!("{} (λ={}) barrier {:.3}", v.name, v.lambda, v.barriers.accuracy)
+                };
+                chart
+                    .draw_series(LineSeries::new(v.path.iter().map(|p| (p.alpha, value(p))), color.stroke_width(3)))
+                    .map_err(draw_err)?
+                    .label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+                chart
+                    .draw_series(v.path.iter().map(|p| Circle::new((p.alpha, value(p)), 3, color.filled())))
+                    .map_err(draw_err)?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(if is_loss { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight })
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(draw_err)?;
+        }
+        root.present().map_err(draw_err)?;
+    }
+    encode(&buffer, w, h)
+}
+
+/// One panel per layer: histograms of A, B and the midpoint, with the target Gaussian.
+pub fn histograms_png(variant: &VariantResult) -> Result<Vec<u8>> {
+    ensure_font();
+    let n = variant.layers.len().max(1);
+    let cols = n.min(3);
+    let rows = n.div_ceil(cols);
+    let (w, h) = (440 * cols as u32, 320 * rows as u32 + 40);
+    let mut buffer = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let title = format!("weight scopes · {} (λ = {}) · A, B, midpoint and target", variant.name, variant.lambda);
+        let root = root.titled(&title, ("sans-serif", 20)).map_err(draw_err)?;
+        for (panel, layer) in root.split_evenly((rows, cols)).iter().zip(&variant.layers) {
+            let hist = &layer.histogram;
+            let bins = hist.a.len().max(1);
+            let width = (hist.high - hist.low).max(1e-12) / bins as f64;
+            let total = |counts: &[u64]| counts.iter().sum::<u64>().max(1) as f64;
+            let density = |counts: &[u64]| -> Vec<(f64, f64)> {
+                let t = total(counts);
+                counts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| (hist.low + (i as f64 + 0.5) * width, c as f64 / (t * width)))
+                    .collect()
+            };
+            let (da, db, dm) = (density(&hist.a), density(&hist.b), density(&hist.merged));
+            let target = layer.target;
+            let gauss = |x: f64| {
+                let s = target.std.max(1e-12);
+                (-(x - target.mean).powi(2) / (2.0 * s * s)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt())
+            };
+            let peak = da.iter().chain(&db).chain(&dm).map(|p| p.1).fold(gauss(target.mean), f64::max);
+            let mut chart = ChartBuilder::on(panel)
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(50)
+                .caption(format!("{} (n = {})", layer.path, layer.a.count), ("sans-serif", 15))
+                .build_cartesian_2d(hist.low..hist.high, 0.0..peak * 1.1)
+                .map_err(draw_err)?;
+            chart
+                .configure_mesh()
+                .light_line_style(RGBColor(240, 240, 240))
+                .x_labels(5)
+                .y_labels(4)
+                .draw()
+                .map_err(draw_err)?;
+            for (series, color, name) in [(&da, MODEL_A, "A"), (&db, MODEL_B, "B"), (&dm, MERGED, "midpoint")] {
+                chart
+                    .draw_series(LineSeries::new(series.iter().copied(), color.stroke_width(2)))
+                    .map_err(draw_err)?
+                    .label(name)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            }
+            let steps = 200;
+            let curve = (0..=steps).map(|i| {
+                let x = hist.low + (hist.high - hist.low) * i as f64 / steps as f64;
+                (x, gauss(x))
+            });
+            chart
+                .draw_series(LineSeries::new(curve, BLACK.stroke_width(1)))
+                .map_err(draw_err)?
+                .label("target N(μ*, σ*²)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .label_font(("sans-serif", 12))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(draw_err)?;
+        }
+        root.present().map_err(draw_err)?;
+    }
+    encode(&buffer, w, h)
+}

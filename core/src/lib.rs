@@ -1,0 +1,24 @@
+//! # wsa-core
+//!
+//! The engine of WSA Lab: Weight Scope Alignment (Xu et al., arXiv 2408.12237) for model
+//! merging. No UI, no global state, no printing. Runs on burn's wgpu backend (GPU) and on its
+//! flex backend (CPU); [`device`] is the only module that chooses between them.
+//!
+//! Data flow: [`data`] loads a split → [`model`] builds a layout and seeded parameters →
+//! [`train`] trains them (with the [`wsa`] term toward scopes from [`scope`]) → [`merge`]
+//! interpolates and averages them → [`experiment`] ties it together and returns serde results;
+//! [`io`] saves models as safetensors.
+
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod experiment;
+pub mod io;
+pub mod merge;
+pub mod model;
+pub mod rng;
+pub mod scope;
+pub mod train;
+pub mod wsa;
+
+pub use error::{Result, WsaError};

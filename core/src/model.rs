@@ -1,0 +1,440 @@
+//! Models built from a serde config: an MLP and a small CNN, as *functional* forwards over a
+//! list of path-addressed parameters.
+//!
+//! Why functional rather than burn `Module`s: every operation this product exists for (scopes,
+//! merging, interpolation, permutation, federated averaging, safetensors I/O) works over
+//! `(path, tensor)` pairs. Keeping the parameters as an ordered list of flat tensors with a
+//! layout beside them makes those operations one loop each, with no mapping from burn's
+//! internal parameter ids back to names. Names and shapes follow PyTorch (`[out, in]` linear
+//! weights, `[out, in, kh, kw]` conv weights), so a PyTorch model with the same names loads.
+
+use crate::error::{Result, WsaError};
+use crate::rng::Rng;
+use burn::tensor::activation;
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Tanh,
+    Gelu,
+    LeakyRelu,
+}
+
+/// Normalisation after each hidden layer. BatchNorm is deliberately absent: interpolated models
+/// would need their statistics recomputed at every alpha (method.md section 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Norm {
+    #[default]
+    None,
+    /// Normalises each sample over all features of a layer (channels and pixels for a CNN).
+    LayerNorm,
+    /// Normalises each sample over groups of channels.
+    GroupNorm { groups: usize },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ModelConfig {
+    Mlp {
+        #[serde(default = "default_hidden")]
+        hidden: Vec<usize>,
+        #[serde(default)]
+        activation: Activation,
+        #[serde(default)]
+        norm: Norm,
+    },
+    /// Conv blocks (conv, norm, activation, 2x2 max-pool while the image is at least 2x2),
+    /// then one linear classifier.
+    Cnn {
+        #[serde(default = "default_channels")]
+        channels: Vec<usize>,
+        #[serde(default = "default_kernel")]
+        kernel_size: usize,
+        #[serde(default)]
+        activation: Activation,
+        #[serde(default)]
+        norm: Norm,
+    },
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![64, 64]
+}
+fn default_channels() -> Vec<usize> {
+    vec![16, 32]
+}
+fn default_kernel() -> usize {
+    3
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::Mlp { hidden: default_hidden(), activation: Activation::Relu, norm: Norm::None }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ParamRole {
+    Weight,
+    Bias,
+    NormWeight,
+    NormBias,
+}
+
+/// One parameter: its path, shape and what it is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    pub path: String,
+    pub shape: Vec<usize>,
+    pub role: ParamRole,
+    /// The layer it belongs to, e.g. `hidden.0`.
+    pub layer: String,
+    pub classifier: bool,
+    /// Inputs per output unit; sets the initialisation scale.
+    pub fan_in: usize,
+}
+
+impl ParamSpec {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Standard deviation of the initial distribution, U(-b, b) with b = 1/sqrt(fan_in) for
+    /// weights and biases (PyTorch's default), constant for norm parameters.
+    pub fn init_std(&self) -> f64 {
+        match self.role {
+            ParamRole::Weight | ParamRole::Bias => 1.0 / (self.fan_in as f64).sqrt() / 3f64.sqrt(),
+            ParamRole::NormWeight | ParamRole::NormBias => 0.0,
+        }
+    }
+}
+
+/// The architecture: config, input and output sizes, and every parameter in forward order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelLayout {
+    pub config: ModelConfig,
+    pub sample_shape: Vec<usize>,
+    pub num_classes: usize,
+    pub params: Vec<ParamSpec>,
+}
+
+impl Norm {
+    /// Channel groups normalised together (layer norm is one group).
+    fn groups(self) -> usize {
+        match self {
+            Norm::GroupNorm { groups } => groups,
+            Norm::None | Norm::LayerNorm => 1,
+        }
+    }
+}
+
+fn norm_groups(norm: Norm, channels: usize, field: &str) -> Result<Option<usize>> {
+    match norm {
+        Norm::None => Ok(None),
+        Norm::LayerNorm => Ok(Some(1)),
+        Norm::GroupNorm { groups } if groups >= 1 && channels.is_multiple_of(groups) => Ok(Some(groups)),
+        Norm::GroupNorm { groups } => {
+            Err(WsaError::invalid(field, groups, &format!("group count must divide the layer width {channels}")))
+        }
+    }
+}
+
+impl ModelLayout {
+    pub fn new(config: &ModelConfig, sample_shape: &[usize], num_classes: usize) -> Result<Self> {
+        if num_classes < 2 {
+            return Err(WsaError::invalid("num_classes", num_classes, "need at least 2 classes"));
+        }
+        let mut params = Vec::new();
+        let mut push_layer =
+            |layer: String, shape: Vec<usize>, fan_in: usize, classifier: bool, groups: Option<usize>| {
+                let out = shape[0];
+                params.push(ParamSpec {
+                    path: format!("{layer}.weight"),
+                    shape,
+                    role: ParamRole::Weight,
+                    layer: layer.clone(),
+                    classifier,
+                    fan_in,
+                });
+                params.push(ParamSpec {
+                    path: format!("{layer}.bias"),
+                    shape: vec![out],
+                    role: ParamRole::Bias,
+                    layer: layer.clone(),
+                    classifier,
+                    fan_in,
+                });
+                if groups.is_some() {
+                    for (name, role) in [("weight", ParamRole::NormWeight), ("bias", ParamRole::NormBias)] {
+                        params.push(ParamSpec {
+                            path: format!("{layer}.norm.{name}"),
+                            shape: vec![out],
+                            role,
+                            layer: layer.clone(),
+                            classifier,
+                            fan_in: out,
+                        });
+                    }
+                }
+            };
+        match config {
+            ModelConfig::Mlp { hidden, norm, .. } => {
+                if hidden.iter().any(|&w| w == 0 || w > 65_536) {
+                    return Err(WsaError::invalid(
+                        "model.hidden",
+                        format!("{hidden:?}"),
+                        "widths must be between 1 and 65536",
+                    ));
+                }
+                let mut fan_in: usize = sample_shape.iter().product();
+                for (i, &width) in hidden.iter().enumerate() {
+                    let groups = norm_groups(*norm, width, "model.norm.groups")?;
+                    push_layer(format!("hidden.{i}"), vec![width, fan_in], fan_in, false, groups);
+                    fan_in = width;
+                }
+                push_layer("classifier".into(), vec![num_classes, fan_in], fan_in, true, None);
+            }
+            ModelConfig::Cnn { channels, kernel_size, norm, .. } => {
+                let [c, h, w] = sample_shape else {
+                    return Err(WsaError::invalid(
+                        "model",
+                        "cnn",
+                        &format!(
+                            "a CNN needs image samples [channels, height, width], this dataset has shape {sample_shape:?}; use an MLP"
+                        ),
+                    ));
+                };
+                if *kernel_size == 0 || kernel_size % 2 == 0 || *kernel_size > 11 {
+                    return Err(WsaError::invalid("model.kernel_size", kernel_size, "must be odd, between 1 and 11"));
+                }
+                if channels.is_empty() || channels.iter().any(|&ch| ch == 0 || ch > 4096) {
+                    return Err(WsaError::invalid(
+                        "model.channels",
+                        format!("{channels:?}"),
+                        "need at least one block, each with 1..4096 channels",
+                    ));
+                }
+                let (mut c_in, mut hh, mut ww) = (*c, *h, *w);
+                for (i, &c_out) in channels.iter().enumerate() {
+                    let groups = norm_groups(*norm, c_out, "model.norm.groups")?;
+                    let fan_in = c_in * kernel_size * kernel_size;
+                    push_layer(
+                        format!("conv.{i}"),
+                        vec![c_out, c_in, *kernel_size, *kernel_size],
+                        fan_in,
+                        false,
+                        groups,
+                    );
+                    c_in = c_out;
+                    if hh >= 2 && ww >= 2 {
+                        hh /= 2;
+                        ww /= 2;
+                    }
+                }
+                let flat = c_in * hh * ww;
+                push_layer("classifier".into(), vec![num_classes, flat], flat, true, None);
+            }
+        }
+        Ok(Self { config: config.clone(), sample_shape: sample_shape.to_vec(), num_classes, params })
+    }
+
+    pub fn num_parameters(&self) -> usize {
+        self.params.iter().map(ParamSpec::numel).sum()
+    }
+
+    pub fn index_of(&self, path: &str) -> Option<usize> {
+        self.params.iter().position(|p| p.path == path)
+    }
+
+    /// Refuses a pair of layouts that cannot be merged, naming the first differing parameter.
+    pub fn check_compatible(&self, other: &ModelLayout) -> Result<()> {
+        for (i, mine) in self.params.iter().enumerate() {
+            let Some(theirs) = other.params.get(i) else {
+                return Err(WsaError::ArchitectureMismatch {
+                    path: mine.path.clone(),
+                    detail: "missing in the second model".into(),
+                });
+            };
+            if mine.path != theirs.path {
+                return Err(WsaError::ArchitectureMismatch {
+                    path: mine.path.clone(),
+                    detail: format!("the second model has `{}` in its place", theirs.path),
+                });
+            }
+            if mine.shape != theirs.shape {
+                return Err(WsaError::ArchitectureMismatch {
+                    path: mine.path.clone(),
+                    detail: format!("shape {:?} vs {:?}", mine.shape, theirs.shape),
+                });
+            }
+        }
+        if let Some(extra) = other.params.get(self.params.len()) {
+            return Err(WsaError::ArchitectureMismatch {
+                path: extra.path.clone(),
+                detail: "present only in the second model".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Fresh parameters on the host, seeded.
+    pub fn init(self: &Arc<Self>, rng: &mut Rng) -> HostParams {
+        let values = self
+            .params
+            .iter()
+            .map(|spec| match spec.role {
+                ParamRole::Weight | ParamRole::Bias => {
+                    let bound = 1.0 / (spec.fan_in as f64).sqrt();
+                    (0..spec.numel()).map(|_| rng.uniform_range(-bound, bound) as f32).collect()
+                }
+                ParamRole::NormWeight => vec![1.0; spec.numel()],
+                ParamRole::NormBias => vec![0.0; spec.numel()],
+            })
+            .collect();
+        HostParams { layout: Arc::clone(self), values }
+    }
+}
+
+/// Parameters on the host: one flat `Vec<f32>` per path, in layout order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostParams {
+    pub layout: Arc<ModelLayout>,
+    pub values: Vec<Vec<f32>>,
+}
+
+impl HostParams {
+    pub fn to_device(&self, device: &Device) -> Params {
+        let tensors =
+            self.values.iter().map(|v| Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), device)).collect();
+        Params { layout: Arc::clone(&self.layout), tensors }
+    }
+
+    /// Refuses NaN or infinite weights, naming the parameter.
+    pub fn check_finite(&self) -> Result<()> {
+        for (spec, values) in self.layout.params.iter().zip(&self.values) {
+            let count = values.iter().filter(|v| !v.is_finite()).count();
+            if count > 0 {
+                return Err(WsaError::NonFiniteWeights { path: spec.path.clone(), count });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, path: &str) -> Option<&[f32]> {
+        self.layout.index_of(path).map(|i| self.values[i].as_slice())
+    }
+}
+
+/// Parameters on a compute device: one flat tensor per path, in layout order.
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub layout: Arc<ModelLayout>,
+    pub tensors: Vec<Tensor<1>>,
+}
+
+impl Params {
+    pub fn to_host(&self) -> Result<HostParams> {
+        let values = self
+            .tensors
+            .iter()
+            .map(|t| t.to_data().try_to_vec::<f32>().map_err(|e| WsaError::Device(format!("{e:?}"))))
+            .collect::<Result<_>>()?;
+        Ok(HostParams { layout: Arc::clone(&self.layout), values })
+    }
+
+    pub fn device(&self) -> Device {
+        self.tensors[0].device()
+    }
+
+    pub fn logits(&self, x: Tensor<2>) -> Tensor<2> {
+        forward(&self.layout, &self.tensors, x)
+    }
+}
+
+fn activate<const D: usize>(x: Tensor<D>, activation: Activation) -> Tensor<D> {
+    match activation {
+        Activation::Relu => activation::relu(x),
+        Activation::Tanh => activation::tanh(x),
+        Activation::Gelu => activation::gelu(x),
+        Activation::LeakyRelu => activation::leaky_relu(x, 0.01),
+    }
+}
+
+/// Group normalisation of `x: [batch, channels, rest]` with per-channel affine parameters.
+fn group_norm(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<3> {
+    let [b, c, rest] = x.dims();
+    let grouped = x.reshape([b, groups, (c / groups) * rest]);
+    let mean = grouped.clone().mean_dim(2);
+    let centred = grouped - mean;
+    let var = centred.clone().square().mean_dim(2);
+    let normed = (centred / (var + 1e-5).sqrt()).reshape([b, c, rest]);
+    normed * gamma.reshape([1, c, 1]) + beta.reshape([1, c, 1])
+}
+
+/// Logits for a batch `x: [batch, features]`, with `params` in layout order. `params` may live
+/// on an autodiff device; the forward is then differentiable with respect to them.
+pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tensor<2> {
+    let [batch, _] = x.dims();
+    let mut i = 0;
+    // Takes the parameters of the next layer: weight, bias and, with a norm, its gamma and beta.
+    let mut next_layer = |with_norm: bool| {
+        let spec = &layout.params[i];
+        let weight = params[i].clone();
+        let bias = params[i + 1].clone();
+        let norm = with_norm.then(|| (params[i + 2].clone(), params[i + 3].clone()));
+        i += if with_norm { 4 } else { 2 };
+        (spec.shape.clone(), weight, bias, norm)
+    };
+    let linear = |h: Tensor<2>, shape: &[usize], w: Tensor<1>, b: Tensor<1>| {
+        let w = w.reshape([shape[0], shape[1]]);
+        h.matmul(w.transpose()) + b.reshape([1, shape[0]])
+    };
+    match &layout.config {
+        ModelConfig::Mlp { hidden, activation, norm } => {
+            let mut h = x;
+            for _ in hidden {
+                let (shape, w, b, n) = next_layer(*norm != Norm::None);
+                h = linear(h, &shape, w, b);
+                if let Some((gamma, beta)) = n {
+                    let width = shape[0];
+                    h = group_norm(h.reshape([batch, width, 1]), norm.groups(), gamma, beta).reshape([batch, width]);
+                }
+                h = activate(h, *activation);
+            }
+            let (shape, w, b, _) = next_layer(false);
+            linear(h, &shape, w, b)
+        }
+        ModelConfig::Cnn { channels, kernel_size, activation, norm } => {
+            let [c, hh, ww] = [layout.sample_shape[0], layout.sample_shape[1], layout.sample_shape[2]];
+            let mut h = x.reshape([batch, c, hh, ww]);
+            let pad = kernel_size / 2;
+            for _ in channels {
+                let (shape, w, b, n) = next_layer(*norm != Norm::None);
+                let w = w.reshape([shape[0], shape[1], shape[2], shape[3]]);
+                h = conv2d(h, w, Some(b), ConvOptions::new([1, 1], [pad, pad], [1, 1], 1));
+                if let Some((gamma, beta)) = n {
+                    let [bb, cc, y, x] = h.dims();
+                    h = group_norm(h.reshape([bb, cc, y * x]), norm.groups(), gamma, beta).reshape([bb, cc, y, x]);
+                }
+                h = activate(h, *activation);
+                let [_, _, y, x] = h.dims();
+                if y >= 2 && x >= 2 {
+                    h = max_pool2d(h, MaxPoolOptions::new([2, 2]));
+                }
+            }
+            let [bb, cc, y, x] = h.dims();
+            let flat = h.reshape([bb, cc * y * x]);
+            let (shape, w, b, _) = next_layer(false);
+            linear(flat, &shape, w, b)
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The WSA regulariser (method.md sections 2 and 3): a KL pull of every selected layer's live
+//! scope toward a target scope, added to the cross-entropy with weight lambda.
+
+use crate::error::{Result, WsaError};
+use crate::scope::{FusionRule, LayerSelection, STD_EPS, Scope};
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum KlDirection {
+    /// KL(model || target), the default.
+    #[default]
+    ModelToTarget,
+    /// KL(target || model).
+    TargetToModel,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerReduction {
+    #[default]
+    Mean,
+    Sum,
+}
+
+/// Where the target scope comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum TargetSource {
+    /// N(0, sigma_init^2) of each layer's initialisation (the weakest variant).
+    Fixed,
+    /// The frozen scope of an existing model: the safetensors file `model`, or, when absent,
+    /// model A trained without WSA (B is then trained toward it).
+    Reference {
+        #[serde(default)]
+        model: Option<PathBuf>,
+    },
+    /// Fused from the models being trained, refreshed every `sync_every` steps.
+    Fused {
+        #[serde(default = "default_sync_every")]
+        sync_every: usize,
+    },
+}
+
+fn default_sync_every() -> usize {
+    10
+}
+
+impl Default for TargetSource {
+    fn default() -> Self {
+        TargetSource::Fused { sync_every: default_sync_every() }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WsaConfig {
+    /// Weight of the regulariser; architecture dependent (sweep 1e-3 .. 10).
+    pub lambda: f64,
+    pub direction: KlDirection,
+    pub reduction: LayerReduction,
+    pub target: TargetSource,
+    pub fusion: FusionRule,
+    pub layers: LayerSelection,
+}
+
+impl Default for WsaConfig {
+    fn default() -> Self {
+        Self {
+            lambda: 1.0,
+            direction: KlDirection::default(),
+            reduction: LayerReduction::default(),
+            target: TargetSource::default(),
+            fusion: FusionRule::default(),
+            layers: LayerSelection::default(),
+        }
+    }
+}
+
+impl WsaConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(self.lambda.is_finite() && self.lambda >= 0.0 && self.lambda <= 1e4) {
+            return Err(WsaError::invalid("wsa.lambda", self.lambda, "must be a finite number in [0, 10000]"));
+        }
+        if let TargetSource::Fused { sync_every: 0 } = self.target {
+            return Err(WsaError::invalid("wsa.target.sync_every", 0, "must be at least 1 step"));
+        }
+        Ok(())
+    }
+}
+
+/// The regulariser for one model: which parameters, toward which scopes, how.
+#[derive(Clone, Debug)]
+pub struct WsaTerm {
+    pub lambda: f64,
+    pub direction: KlDirection,
+    pub reduction: LayerReduction,
+    /// Indices into the layout of the regularised parameters.
+    pub layers: Vec<usize>,
+    /// One target per regularised parameter, constant within a step.
+    pub target: Vec<Scope>,
+}
+
+impl WsaTerm {
+    /// lambda * reduce_l KL(...) over the live `params`, differentiable through them.
+    /// The model's std is sqrt(var + 1e-16) + 1e-8 (finite gradient for a constant layer) and
+    /// the target's std + 1e-8, used alike in every term, as in [`crate::scope::kl_gaussian`].
+    pub fn penalty(&self, params: &[Tensor<1>]) -> Option<Tensor<1>> {
+        let mut total: Option<Tensor<1>> = None;
+        for (&i, target) in self.layers.iter().zip(&self.target) {
+            let w = params[i].clone();
+            let mean = w.clone().mean();
+            let var = (w - mean.clone()).square().mean();
+            let std_eps = (var + 1e-16).sqrt() + STD_EPS;
+            let target_std = target.std + STD_EPS;
+            let kl = match self.direction {
+                KlDirection::ModelToTarget => {
+                    let dm = mean - target.mean;
+                    (std_eps.clone().log().neg() + target_std.ln())
+                        + (std_eps.square() + dm.square()) / (2.0 * target_std * target_std)
+                        - 0.5
+                }
+                KlDirection::TargetToModel => {
+                    let dm = mean.neg() + target.mean;
+                    let target_var = target_std * target_std;
+                    std_eps.clone().log() - target_std.ln() + (dm.square() + target_var) / (std_eps.square() * 2.0)
+                        - 0.5
+                }
+            };
+            total = Some(match total {
+                Some(t) => t + kl,
+                None => kl,
+            });
+        }
+        let n = self.layers.len() as f64;
+        total.map(|t| match self.reduction {
+            LayerReduction::Mean => t * (self.lambda / n),
+            LayerReduction::Sum => t * self.lambda,
+        })
+    }
+}
+
+/// The same penalty on the host in f64, for tests and reports.
+pub fn penalty_host(term: &WsaTerm, values: &[Vec<f64>]) -> f64 {
+    let mut total = 0.0;
+    for (&i, target) in term.layers.iter().zip(&term.target) {
+        let w = &values[i];
+        let n = w.len() as f64;
+        let mean = w.iter().sum::<f64>() / n;
+        let var = w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        let s = (var + 1e-16).sqrt() + STD_EPS;
+        let st = target.std + STD_EPS;
+        total += match term.direction {
+            KlDirection::ModelToTarget => {
+                (st / s).ln() + (s * s + (mean - target.mean).powi(2)) / (2.0 * st * st) - 0.5
+            }
+            KlDirection::TargetToModel => {
+                (s / st).ln() + (st * st + (target.mean - mean).powi(2)) / (2.0 * s * s) - 0.5
+            }
+        };
+    }
+    match term.reduction {
+        LayerReduction::Mean => term.lambda * total / term.layers.len().max(1) as f64,
+        LayerReduction::Sum => term.lambda * total,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Device, TensorData};
+
+    fn layer_values() -> Vec<Vec<f64>> {
+        let mut rng = crate::rng::Rng::new(11);
+        vec![
+            (0..40).map(|_| 0.3 * rng.normal() + 0.05).collect(),
+            (0..7).map(|_| rng.normal() * 0.01).collect(),
+            (0..25).map(|_| 1.5 * rng.normal() - 0.2).collect(),
+        ]
+    }
+
+    fn term(direction: KlDirection, reduction: LayerReduction) -> WsaTerm {
+        WsaTerm {
+            lambda: 0.7,
+            direction,
+            reduction,
+            layers: vec![0, 2],
+            target: vec![Scope { mean: 0.0, std: 0.2 }, Scope { mean: 0.1, std: 1.0 }],
+        }
+    }
+
+    /// The autodiff gradient of the WSA term against central finite differences in f64.
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let device = Device::flex().autodiff();
+        let values = layer_values();
+        for direction in [KlDirection::ModelToTarget, KlDirection::TargetToModel] {
+            for reduction in [LayerReduction::Mean, LayerReduction::Sum] {
+                let term = term(direction, reduction);
+                let leaves: Vec<Tensor<1>> = values
+                    .iter()
+                    .map(|v| {
+                        let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+                        Tensor::<1>::from_data(TensorData::new(f, [v.len()]), &device).require_grad()
+                    })
+                    .collect();
+                let penalty = term.penalty(&leaves).expect("two layers");
+                let value: f32 = penalty.clone().into_scalar();
+                let values32: Vec<Vec<f64>> =
+                    values.iter().map(|v| v.iter().map(|&x| f64::from(x as f32)).collect()).collect();
+                let host = penalty_host(&term, &values32);
+                assert!(
+                    (f64::from(value) - host).abs() < 1e-4 * host.abs().max(1.0),
+                    "{direction:?} {reduction:?}: {value} vs {host}"
+                );
+                let grads = penalty.backward();
+                for (l, leaf) in leaves.iter().enumerate() {
+                    let grad: Vec<f32> = match leaf.grad(&grads) {
+                        Some(g) => g.into_data().try_to_vec().expect("f32"),
+                        None => vec![0.0; values[l].len()],
+                    };
+                    for j in 0..values[l].len() {
+                        let h = 1e-6;
+                        let mut plus = values32.clone();
+                        plus[l][j] += h;
+                        let mut minus = values32.clone();
+                        minus[l][j] -= h;
+                        let fd = (penalty_host(&term, &plus) - penalty_host(&term, &minus)) / (2.0 * h);
+                        let g = f64::from(grad[j]);
+                        assert!(
+                            (g - fd).abs() <= 2e-3 * fd.abs().max(1e-2),
+                            "{direction:?} {reduction:?} layer {l} entry {j}: autodiff {g} vs finite difference {fd}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn penalty_vanishes_at_the_target_and_grows_away_from_it() {
+        let values = layer_values();
+        let exact = |l: usize| {
+            let v: Vec<f32> = values[l].iter().map(|&x| x as f32).collect();
+            crate::scope::scope_of(&v)
+        };
+        let mut t = term(KlDirection::ModelToTarget, LayerReduction::Mean);
+        t.target = vec![exact(0), exact(2)];
+        let v32: Vec<Vec<f64>> = values.iter().map(|v| v.iter().map(|&x| f64::from(x as f32)).collect()).collect();
+        assert!(penalty_host(&t, &v32).abs() < 1e-9);
+        t.target[0].std *= 2.0;
+        assert!(penalty_host(&t, &v32) > 0.1);
+    }
+
+    #[test]
+    fn absurd_settings_are_refused() {
+        let bad = WsaConfig { lambda: -1.0, ..WsaConfig::default() };
+        assert!(bad.validate().is_err());
+        let bad = WsaConfig { lambda: f64::NAN, ..WsaConfig::default() };
+        assert!(bad.validate().is_err());
+        let bad = WsaConfig { target: TargetSource::Fused { sync_every: 0 }, ..WsaConfig::default() };
+        assert!(bad.validate().is_err());
+    }
+}

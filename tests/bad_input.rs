@@ -1,0 +1,164 @@
+//! Bad input gets a typed error naming the problem, never a panic, and never a half-written file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use wsa_core::WsaError;
+use wsa_core::data::{DataConfig, DatasetSpec};
+use wsa_core::device;
+use wsa_core::experiment::Silent;
+use wsa_core::experiment::connect::{self, ConnectConfig, PairDifference};
+use wsa_core::io::{load_model, params_from_safetensors, save_model, to_safetensors, write_atomic};
+use wsa_core::merge::{interpolate, weighted_average};
+use wsa_core::model::{Activation, HostParams, ModelConfig, ModelLayout, Norm};
+use wsa_core::rng::Rng;
+use wsa_lab_tests::{small_connect_config, temp_dir};
+
+fn mlp(hidden: Vec<usize>) -> Arc<ModelLayout> {
+    let config = ModelConfig::Mlp { hidden, activation: Activation::Relu, norm: Norm::None };
+    Arc::new(ModelLayout::new(&config, &[1, 8, 8], 10).expect("layout"))
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn models_round_trip_and_corrupt_or_truncated_files_are_refused() {
+    let dir = temp_dir("safetensors");
+    let params = mlp(vec![16]).init(&mut Rng::new(0));
+    let path = dir.join("model.safetensors");
+    save_model(&path, &params).expect("save");
+    assert_eq!(load_model(&path).expect("load"), params);
+
+    let bytes = std::fs::read(&path).expect("read");
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 100]).expect("write");
+    let err = load_model(&truncated).expect_err("truncated");
+    assert!(matches!(err, WsaError::CorruptModel { .. }), "{err}");
+
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"definitely not a model").expect("write");
+    let err = load_model(&garbage).expect_err("garbage");
+    assert!(matches!(err, WsaError::CorruptModel { .. }) && err.to_string().contains("garbage.safetensors"), "{err}");
+
+    let missing = load_model(&dir.join("nope.safetensors")).expect_err("missing");
+    assert!(matches!(missing, WsaError::Io { .. }), "{missing}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn mismatched_architectures_name_the_first_differing_parameter() {
+    let small = mlp(vec![16]).init(&mut Rng::new(0));
+    let wide = mlp(vec![32]).init(&mut Rng::new(0));
+    let deep = mlp(vec![16, 16]).init(&mut Rng::new(0));
+    let err = params_from_safetensors(
+        &to_safetensors(&wide).expect("bytes"),
+        &small.layout,
+        &PathBuf::from("wide.safetensors"),
+    )
+    .expect_err("shapes differ");
+    assert!(matches!(&err, WsaError::ArchitectureMismatch { path, .. } if path == "hidden.0.weight"), "{err}");
+
+    let cpu = device::cpu();
+    let (a, b) = (small.to_device(&cpu.device), deep.to_device(&cpu.device));
+    let err = interpolate(&a, &b, 0.5).expect_err("layouts differ");
+    assert!(matches!(&err, WsaError::ArchitectureMismatch { path, .. } if path == "classifier.weight"), "{err}");
+    let err = weighted_average(&[&a, &b], &[1.0, 1.0]).expect_err("layouts differ");
+    assert!(err.to_string().contains("classifier.weight"), "{err}");
+}
+
+#[test]
+fn nan_weights_are_refused_and_nothing_is_written() {
+    let dir = temp_dir("nan");
+    let mut params: HostParams = mlp(vec![8]).init(&mut Rng::new(0));
+    params.values[2][3] = f32::NAN;
+    let err = save_model(&dir.join("nan.safetensors"), &params).expect_err("NaN");
+    assert!(matches!(&err, WsaError::NonFiniteWeights { path, count: 1 } if path == "classifier.weight"), "{err}");
+    assert!(entries(&dir).is_empty(), "a file was left behind: {:?}", entries(&dir));
+
+    // A NaN inside a file made elsewhere is refused on load.
+    let path = dir.join("from-elsewhere.safetensors");
+    std::fs::write(&path, to_safetensors(&params).expect("bytes")).expect("write");
+    let err = load_model(&path).expect_err("NaN in file");
+    assert!(matches!(err, WsaError::NonFiniteWeights { .. }), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn atomic_writes_replace_whole_files_and_leave_no_temporaries() {
+    let dir = temp_dir("atomic");
+    let path = dir.join("summary.json");
+    write_atomic(&path, b"first").expect("write");
+    write_atomic(&path, b"second").expect("write");
+    assert_eq!(std::fs::read(&path).expect("read"), b"second");
+    assert_eq!(entries(&dir), vec!["summary.json".to_string()]);
+    // Writing below a file (not a folder) fails cleanly and leaves the old file intact.
+    let err = write_atomic(&path.join("child.json"), b"x").expect_err("parent is a file");
+    assert!(matches!(err, WsaError::Io { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).expect("read"), b"second");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[track_caller]
+fn run_err(config: &ConnectConfig) -> WsaError {
+    match connect::run(config, &device::cpu(), &mut Silent) {
+        Ok(_) => panic!("the config should have been refused"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn absurd_configs_are_refused_with_the_field_named() {
+    let base = small_connect_config(1);
+    let mut c = base.clone();
+    c.train.batch_size = 0;
+    assert!(run_err(&c).to_string().contains("train.batch_size"));
+    let mut c = base.clone();
+    c.pair = PairDifference::Seed { same_init: false };
+    c.train.learning_rate = -0.1;
+    assert!(run_err(&c).to_string().contains("train.learning_rate"));
+    c.train.learning_rate = f64::NAN;
+    assert!(matches!(run_err(&c), WsaError::InvalidConfig { .. }));
+    let mut c = base.clone();
+    c.pair = PairDifference::LearningRate { a: 0.1, b: 0.0 };
+    assert!(run_err(&c).to_string().contains("train.learning_rate"));
+    let mut c = base.clone();
+    c.path.points = 0;
+    assert!(run_err(&c).to_string().contains("path.points"));
+    let mut c = base.clone();
+    c.wsa.lambda = -1.0;
+    assert!(run_err(&c).to_string().contains("wsa.lambda"));
+    let mut c = base.clone();
+    c.model = ModelConfig::Cnn {
+        channels: vec![8],
+        kernel_size: 3,
+        activation: Activation::Relu,
+        norm: Norm::GroupNorm { groups: 3 },
+    };
+    assert!(run_err(&c).to_string().contains("groups"));
+
+    // A negative batch size in a file cannot even be parsed; the message says where.
+    let text = serde_json::to_string(&base).expect("json").replace("\"batch_size\":64", "\"batch_size\":-1");
+    let err = ConnectConfig::from_json(&text).expect_err("negative batch size");
+    assert!(err.to_string().contains("batch_size"), "{err}");
+    let err = ConnectConfig::from_json("{\"version\": 99}").expect_err("future version");
+    assert!(err.to_string().contains("config.version"), "{err}");
+}
+
+#[test]
+fn a_missing_dataset_names_the_fetch_command() {
+    let mut c = small_connect_config(1);
+    c.data = DataConfig {
+        dataset: DatasetSpec::FashionMnist,
+        data_dir: PathBuf::from("/nonexistent/wsa"),
+        ..DataConfig::default()
+    };
+    let err = run_err(&c);
+    assert!(matches!(err, WsaError::MissingDataset { .. }), "{err}");
+    assert!(err.to_string().contains("scripts/fetch-data.sh"), "{err}");
+}
