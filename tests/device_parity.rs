@@ -6,6 +6,7 @@
 //! is paid once. Where no adapter exists the test says so loudly; with `WSA_REQUIRE_GPU=1` (set
 //! by `.ci/run`) that is a failure.
 
+use burn::tensor::{Tensor, TensorData};
 use std::sync::Arc;
 use std::time::Instant;
 use wsa_core::data::{self, DataConfig};
@@ -86,6 +87,42 @@ fn assert_close(what: &str, cpu: f64, gpu: f64, tol: f64) {
     assert!((cpu - gpu).abs() <= tol, "{what}: CPU {cpu} vs GPU {gpu} (tolerance {tol})");
 }
 
+/// Inputs for the kernel checks: every length class (one element, around the workgroup size,
+/// odd, past the 65535-workgroup limit of one grid dimension) and magnitudes from 1e-30 to 1e30.
+fn kernel_inputs(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| {
+            let scale = [1e-30f64, 1e-3, 1.0, 1e3, 1e30][i % 5];
+            (rng.normal() * scale) as f32
+        })
+        .collect()
+}
+
+fn check_lerp(gpu: &ComputeDevice) {
+    use wsa_core::kernels::lerp;
+    for n in [1usize, 255, 256, 257, 100_003, 65_535 * 256 + 1] {
+        let (a, b) = (kernel_inputs(n, 1), kernel_inputs(n, 2));
+        for alpha in [0.0f32, 0.3, 1.0, -0.5, 1.5] {
+            let upload =
+                |v: &Vec<f32>, d: &ComputeDevice| Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), &d.device);
+            let on = |d: &ComputeDevice| -> Vec<f32> {
+                lerp(upload(&a, d), upload(&b, d), alpha).into_data().try_to_vec::<f32>().expect("read back")
+            };
+            let (cpu_out, gpu_out) = (on(&device::cpu()), on(gpu));
+            assert_eq!(gpu_out.len(), n);
+            for i in 0..n {
+                let exact = (1.0 - f64::from(alpha)) * f64::from(a[i]) + f64::from(alpha) * f64::from(b[i]);
+                let tol = 1e-6 * (f64::from(a[i]).abs() + f64::from(b[i]).abs()) + 1e-38;
+                for (side, out) in [("CPU", &cpu_out), ("GPU", &gpu_out)] {
+                    let got = f64::from(out[i]);
+                    assert!((got - exact).abs() <= tol, "lerp n={n} alpha={alpha} [{i}] on {side}: {got} vs {exact}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn cpu_and_gpu_agree() {
     let require = std::env::var("WSA_REQUIRE_GPU").is_ok_and(|v| v == "1");
@@ -99,6 +136,9 @@ fn cpu_and_gpu_agree() {
         }
     };
     eprintln!("device parity on {}", gpu.description);
+    let started = Instant::now();
+    check_lerp(&gpu);
+    eprintln!("lerp kernel checks took {:.1} s", started.elapsed().as_secs_f64());
     for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam] {
         let cpu_out = compute(&device::cpu(), optimizer);
         let started = Instant::now();

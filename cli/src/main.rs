@@ -197,6 +197,9 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     }
     let written = output::write_connect(&args.out, &outcome, seconds).context("writing results")?;
     println!("{}", output::table(&outcome.result));
+    for warning in &outcome.result.warnings {
+        println!("warning: {warning}");
+    }
     println!(
         "{} on {} train / {} test samples, {} parameters, {:.1} s",
         outcome.result.dataset,

@@ -14,6 +14,7 @@ pub mod device;
 pub mod error;
 pub mod experiment;
 pub mod io;
+pub mod kernels;
 pub mod merge;
 pub mod model;
 pub mod rng;

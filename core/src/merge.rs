@@ -3,6 +3,7 @@
 //! Merged weights are produced on the device; only metrics come back.
 
 use crate::error::{Result, WsaError};
+use crate::kernels::lerp;
 use crate::model::Params;
 use crate::train::{DeviceData, Metrics, evaluate};
 use serde::{Deserialize, Serialize};
@@ -39,11 +40,11 @@ pub fn weighted_average(models: &[&Params], weights: &[f64]) -> Result<Params> {
     Ok(Params { layout: Arc::clone(&first.layout), tensors })
 }
 
-/// theta(alpha) = (1 - alpha) a + alpha b. Extrapolates for alpha outside [0, 1].
+/// theta(alpha) = (1 - alpha) a + alpha b, on the parameters' device (our `shaders/lerp.wgsl`
+/// on a GPU). Extrapolates for alpha outside [0, 1].
 pub fn interpolate(a: &Params, b: &Params, alpha: f64) -> Result<Params> {
     a.layout.check_compatible(&b.layout)?;
-    let tensors =
-        a.tensors.iter().zip(&b.tensors).map(|(ta, tb)| ta.clone() * (1.0 - alpha) + tb.clone() * alpha).collect();
+    let tensors = a.tensors.iter().zip(&b.tensors).map(|(ta, tb)| lerp(ta.clone(), tb.clone(), alpha as f32)).collect();
     Ok(Params { layout: Arc::clone(&a.layout), tensors })
 }
 

@@ -231,6 +231,8 @@ pub struct ConnectResult {
     pub device: String,
     pub difference: String,
     pub variants: Vec<VariantResult>,
+    /// Things a reader of the numbers must know, e.g. an endpoint that never learned.
+    pub warnings: Vec<String>,
 }
 
 /// The trained models, for saving.
@@ -538,6 +540,18 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
     };
     let (plain_result, plain_models) = setup.report("plain", 0.0, plain, observer)?;
     let (wsa_result, wsa_models) = setup.report("wsa", lambda, wsa, observer)?;
+    let chance = 1.0 / split.train.num_classes as f64;
+    let mut warnings = Vec::new();
+    for v in [&plain_result, &wsa_result] {
+        for (model, m) in [("A", v.endpoint_a), ("B", v.endpoint_b)] {
+            if m.accuracy < 1.5 * chance {
+                warnings.push(format!(
+                    "{} model {model} ended near chance accuracy ({:.3}): it did not learn (learning rate too high or too low?), so this variant's barriers say little",
+                    v.name, m.accuracy
+                ));
+            }
+        }
+    }
     let result = ConnectResult {
         version: CONFIG_VERSION,
         config: config.clone(),
@@ -548,6 +562,7 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
         device: device.description.clone(),
         difference: config.pair.describe(),
         variants: vec![plain_result, wsa_result],
+        warnings,
     };
     Ok(ConnectOutcome { result, models: vec![plain_models, wsa_models] })
 }
