@@ -162,3 +162,33 @@ fn a_missing_dataset_names_the_fetch_command() {
     assert!(matches!(err, WsaError::MissingDataset { .. }), "{err}");
     assert!(err.to_string().contains("scripts/fetch-data.sh"), "{err}");
 }
+
+/// A safetensors file from elsewhere (PyTorch's `safetensors.torch.save_file` writes
+/// `{"format": "pt"}` metadata and the tensors by name) loads for a known architecture.
+#[test]
+fn a_pytorch_style_file_loads_by_parameter_path() {
+    let layout = mlp(vec![16]);
+    let params = layout.init(&mut Rng::new(5));
+    let bytes: Vec<Vec<u8>> = params.values.iter().map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    // Written in reverse order, as another tool might: loading goes by name, not position.
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = layout
+        .params
+        .iter()
+        .zip(&bytes)
+        .rev()
+        .map(|(spec, data)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, spec.shape.clone(), data).expect("view");
+            (spec.path.clone(), view)
+        })
+        .collect();
+    let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    let dir = temp_dir("torch");
+    let path = dir.join("model.safetensors");
+    std::fs::write(&path, safetensors::serialize(views, Some(metadata)).expect("serialize")).expect("write");
+    assert_eq!(wsa_core::io::load_model_for(&path, &layout).expect("loads"), params);
+    // Without a layout it cannot know the architecture, and says so.
+    let err = load_model(&path).expect_err("no layout metadata");
+    assert!(err.to_string().contains("model config"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -79,3 +79,52 @@ fn fetched_sets_have_their_official_sizes_and_labels() {
         assert!(split.train.class_counts().iter().all(|&n| n > 5000), "{dataset:?}");
     }
 }
+
+/// Each target source of method.md section 3 ends up as the WSA variant's target.
+#[test]
+fn every_target_source_sets_the_target_it_promises() {
+    use std::sync::Arc;
+    use wsa_core::io::save_model;
+    use wsa_core::model::ModelLayout;
+    use wsa_core::rng::Rng;
+    use wsa_core::scope::scope_of;
+    use wsa_core::wsa::TargetSource;
+
+    let mut config = small_connect_config(2);
+
+    config.wsa.target = TargetSource::Fixed;
+    let fixed = run(&config);
+    let layout = ModelLayout::new(&config.model, &[1, 8, 8], 10).expect("layout");
+    for layer in &fixed.variants[1].layers {
+        let spec = &layout.params[layout.index_of(&layer.path).expect("path")];
+        assert_eq!(layer.target.mean, 0.0);
+        assert!((layer.target.std - spec.init_std()).abs() < 1e-12, "{}", layer.path);
+    }
+
+    // Reference without a file: A is the plain A, frozen; the target is its scope.
+    config.wsa.target = TargetSource::Reference { model: None };
+    let reference = run(&config);
+    let (plain, wsa) = (&reference.variants[0], &reference.variants[1]);
+    assert_eq!(plain.endpoint_a, wsa.endpoint_a, "A is shared");
+    for (p, w) in plain.layers.iter().zip(&wsa.layers) {
+        assert!((w.target.std - p.a.scope.std).abs() < 1e-6 && (w.target.mean - p.a.scope.mean).abs() < 1e-6);
+    }
+
+    // Reference from a file written elsewhere: PyTorch-style names, no WSA Lab metadata.
+    let dir = wsa_lab_tests::temp_dir("reference");
+    let file = dir.join("torch-style.safetensors");
+    let layout = Arc::new(layout);
+    let model = layout.init(&mut Rng::new(77));
+    let mut scaled = model.clone();
+    for v in &mut scaled.values {
+        v.iter_mut().for_each(|x| *x *= 3.0);
+    }
+    save_model(&file, &scaled).expect("save");
+    config.wsa.target = TargetSource::Reference { model: Some(file.clone()) };
+    let from_file = run(&config);
+    for layer in &from_file.variants[1].layers {
+        let values = scaled.get(&layer.path).expect("path");
+        assert!((layer.target.std - scope_of(values).std).abs() < 1e-9, "{}", layer.path);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -9,8 +9,6 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use wsa_core::data::DatasetSpec;
 use wsa_core::device::{self, DeviceChoice};
@@ -21,11 +19,15 @@ use wsa_core::experiment::{Event, Observer};
 #[command(
     name = "wsa-lab",
     version,
-    about = "Weight Scope Alignment for model merging: experiments from the command line"
+    about = "Weight Scope Alignment for model merging: experiments from the command line",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Without a subcommand, `wsa-lab` runs `connect` with these arguments.
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 #[derive(Subcommand)]
@@ -36,7 +38,7 @@ enum Command {
     Devices,
 }
 
-#[derive(clap::Args, Default)]
+#[derive(clap::Args)]
 struct ConnectArgs {
     /// Experiment config (JSON, as written by --print-config or into --out).
     #[arg(long)]
@@ -50,6 +52,7 @@ struct ConnectArgs {
     /// auto: a hardware GPU if there is one, else the CPU.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Seed of everything random: initialisation, data order, splits.
     #[arg(long)]
     seed: Option<u64>,
     /// Epochs per model (overrides the config).
@@ -61,6 +64,7 @@ struct ConnectArgs {
     /// Use at most this many training samples (a seeded subset).
     #[arg(long)]
     max_train: Option<usize>,
+    /// Folder for the results (summary.json, CSVs, PNGs, models).
     #[arg(long, default_value = "out/connect")]
     out: PathBuf,
     /// Print the effective config as JSON and exit.
@@ -73,11 +77,7 @@ fn main() {
     let outcome = match cli.command {
         Some(Command::Connect(args)) => run_connect(args),
         Some(Command::Devices) => list_devices(),
-        None => run_connect(ConnectArgs {
-            device: "auto".into(),
-            out: PathBuf::from("out/connect"),
-            ..ConnectArgs::default()
-        }),
+        None => run_connect(cli.connect),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error:#}");
@@ -131,10 +131,10 @@ fn effective_config(args: &ConnectArgs) -> Result<ConnectConfig> {
 }
 
 /// Prints progress to stderr: one rewritten line on a terminal, a line per epoch otherwise.
+/// (Ctrl-C simply ends the process: every output file is written atomically at the end.)
 struct Progress {
     tty: bool,
     started: Instant,
-    cancel: Arc<AtomicBool>,
 }
 
 impl Observer for Progress {
@@ -164,10 +164,6 @@ impl Observer for Progress {
             }
         }
     }
-
-    fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
 }
 
 fn run_connect(args: ConnectArgs) -> Result<()> {
@@ -188,8 +184,7 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
         config.wsa.lambda
     );
     let started = Instant::now();
-    let mut progress =
-        Progress { tty: std::io::stderr().is_terminal(), started, cancel: Arc::new(AtomicBool::new(false)) };
+    let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };
     let outcome = connect::run(&config, &device, &mut progress)?;
     let seconds = started.elapsed().as_secs_f64();
     if progress.tty {

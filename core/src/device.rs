@@ -95,7 +95,8 @@ pub fn select(choice: DeviceChoice) -> Result<ComputeDevice> {
             let why = if adapters.is_empty() {
                 "no GPU adapter found".to_string()
             } else {
-                let names: Vec<&str> = adapters.iter().map(|a| a.name.as_str()).collect();
+                let mut names: Vec<&str> = adapters.iter().map(|a| a.name.as_str()).collect();
+                names.dedup();
                 format!("only software adapters found ({}), slower than the CPU backend", names.join(", "))
             };
             chosen.description = format!("{} — {why}", chosen.description);

@@ -107,6 +107,13 @@ pub fn params_from_safetensors(bytes: &[u8], layout: &Arc<ModelLayout>, origin: 
     Ok(params)
 }
 
+/// Reads a model for a known architecture from any safetensors file that uses our parameter
+/// names and PyTorch shapes (ours, or e.g. one saved by PyTorch's `safetensors.torch`).
+pub fn load_model_for(path: &Path, layout: &Arc<ModelLayout>) -> Result<HostParams> {
+    let bytes = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
+    params_from_safetensors(&bytes, layout, path)
+}
+
 /// Reads a model saved by WSA Lab: the layout comes from the file's metadata.
 pub fn load_model(path: &Path) -> Result<HostParams> {
     let bytes = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;

@@ -496,8 +496,7 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
     };
     let reference = match &config.wsa.target {
         TargetSource::Reference { model: Some(path) } => {
-            let model = io::load_model(path)?;
-            layout.check_compatible(&model.layout)?;
+            let model = io::load_model_for(path, &layout)?;
             Some(layers.iter().map(|&i| scope::scope_of(&model.values[i])).collect::<Vec<_>>())
         }
         _ => None,
