@@ -247,10 +247,11 @@ pub struct ConnectOutcome {
     pub models: Vec<TrainedPair>,
 }
 
-/// Training data of A and B (the same set unless the pair differs in data).
-fn pair_data(config: &ConnectConfig, split: &DataSplit) -> Result<(Dataset, Dataset)> {
+/// Separate training data for A and B when the pair differs in data; `None` when both train on
+/// the whole training set (which is then uploaded once and shared).
+fn pair_data(config: &ConnectConfig, split: &DataSplit) -> Result<Option<(Dataset, Dataset)>> {
     let PairDifference::Data { split: how } = config.pair else {
-        return Ok((split.train.clone(), split.train.clone()));
+        return Ok(None);
     };
     let train = &split.train;
     let mut rng = Rng::derive(config.seed, "pair-data-split");
@@ -283,7 +284,7 @@ fn pair_data(config: &ConnectConfig, split: &DataSplit) -> Result<(Dataset, Data
             "one side got almost no data; raise the Dirichlet alpha",
         ));
     }
-    Ok((train.subset(&ia), train.subset(&ib)))
+    Ok(Some((train.subset(&ia), train.subset(&ib))))
 }
 
 struct PairRun {
@@ -483,10 +484,17 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
     if layers.is_empty() {
         return Err(WsaError::invalid("wsa.layers", "selection", "selects no parameter; include at least the weights"));
     }
-    let (data_a, data_b) = pair_data(config, &split)?;
+    let dev = &device.device;
+    let (train_a, train_b) = match pair_data(config, &split)? {
+        None => {
+            let shared = DeviceData::upload(&split.train, dev);
+            (shared.clone(), shared)
+        }
+        Some((a, b)) => (DeviceData::upload(&a, dev), DeviceData::upload(&b, dev)),
+    };
     let (ca, cb) = config.train_configs();
-    ca.validate(data_a.len())?;
-    cb.validate(data_b.len())?;
+    ca.validate(train_a.len)?;
+    cb.validate(train_b.len)?;
     let same_init = !matches!(config.pair, PairDifference::Seed { same_init: false });
     let init_a = layout.init(&mut Rng::derive(config.seed, "init-a"));
     let init_b = if same_init { init_a.clone() } else { layout.init(&mut Rng::derive(config.seed, "init-b")) };
@@ -501,15 +509,14 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
         }
         _ => None,
     };
-    let dev = &device.device;
     let setup = Setup {
         config,
         device,
         layers: layers.clone(),
         init_a,
         init_b,
-        train_a: DeviceData::upload(&data_a, dev),
-        train_b: DeviceData::upload(&data_b, dev),
+        train_a,
+        train_b,
         test: DeviceData::upload(&split.test, dev),
         order_seeds,
     };
