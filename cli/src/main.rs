@@ -2,8 +2,7 @@
 //!
 //! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
 
-mod output;
-mod plot;
+mod table;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -14,6 +13,7 @@ use wsa_core::data::DatasetSpec;
 use wsa_core::device::{self, DeviceChoice};
 use wsa_core::experiment::connect::{self, ConnectConfig};
 use wsa_core::experiment::{Event, Observer};
+use wsa_lab_app::export;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +36,15 @@ enum Command {
     Connect(ConnectArgs),
     /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
     Devices,
+    /// Open the desktop app (the same as the `wsa-lab-app` binary).
+    App {
+        /// Start the configured experiment at once.
+        #[arg(long)]
+        autorun: bool,
+        /// Print frame-time statistics to stderr every two seconds.
+        #[arg(long)]
+        frame_log: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -77,6 +86,10 @@ fn main() {
     let outcome = match cli.command {
         Some(Command::Connect(args)) => run_connect(args),
         Some(Command::Devices) => list_devices(),
+        Some(Command::App { autorun, frame_log }) => {
+            wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { autorun, frame_log })
+                .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
+        }
         None => run_connect(cli.connect),
     };
     if let Err(error) = outcome {
@@ -147,9 +160,10 @@ impl Observer for Progress {
                 }
                 eprintln!("[{t:6.1}s] {stage}");
             }
-            Event::Epoch { variant, model, epoch, epochs, train_loss, test_accuracy } => {
+            Event::Epoch { variant, epochs, record } => {
                 let line = format!(
-                    "[{t:6.1}s] {variant:5} {model} epoch {epoch:>3}/{epochs}  train loss {train_loss:.4}  test acc {test_accuracy:.4}"
+                    "[{t:6.1}s] {variant:5} {} epoch {:>3}/{epochs}  train loss {:.4}  test acc {:.4}",
+                    record.model, record.epoch, record.train_loss, record.test_accuracy
                 );
                 if self.tty {
                     eprint!("\r\x1b[2K{line}");
@@ -190,8 +204,10 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     if progress.tty {
         eprintln!();
     }
-    let written = output::write_connect(&args.out, &outcome, seconds).context("writing results")?;
-    println!("{}", output::table(&outcome.result));
+    let mut written = export::write_tables(&args.out, &outcome.result, Some(seconds)).map_err(anyhow::Error::msg)?;
+    written.extend(export::write_figures(&args.out, &outcome.result).map_err(anyhow::Error::msg)?);
+    written.extend(export::write_models(&args.out, &outcome.models).map_err(anyhow::Error::msg)?);
+    println!("{}", table::table(&outcome.result));
     for warning in &outcome.result.warnings {
         println!("warning: {warning}");
     }
@@ -203,7 +219,7 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
         outcome.result.parameters,
         seconds
     );
-    println!("wrote {} files to {}", written, args.out.display());
+    println!("wrote {} files to {}", written.len(), args.out.display());
     if outcome.result.variants.is_empty() {
         bail!("no variant was evaluated");
     }

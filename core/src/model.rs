@@ -332,6 +332,20 @@ impl HostParams {
     pub fn get(&self, path: &str) -> Option<&[f32]> {
         self.layout.index_of(path).map(|i| self.values[i].as_slice())
     }
+
+    /// (1 - alpha) self + alpha other on the host, e.g. to inspect or save one merged model.
+    pub fn interpolate(&self, other: &HostParams, alpha: f64) -> Result<HostParams> {
+        self.layout.check_compatible(&other.layout)?;
+        let values = self
+            .values
+            .iter()
+            .zip(&other.values)
+            .map(|(a, b)| {
+                a.iter().zip(b).map(|(x, y)| ((1.0 - alpha) * f64::from(*x) + alpha * f64::from(*y)) as f32).collect()
+            })
+            .collect();
+        Ok(HostParams { layout: Arc::clone(&self.layout), values })
+    }
 }
 
 /// Parameters on a compute device: one flat tensor per path, in layout order.
@@ -357,6 +371,18 @@ impl Params {
 
     pub fn logits(&self, x: Tensor<2>) -> Tensor<2> {
         forward(&self.layout, &self.tensors, x)
+    }
+
+    /// The predicted class of each of the `rows` samples in `features` (row major).
+    pub fn predict(&self, features: &[f32], rows: usize) -> Result<Vec<u32>> {
+        let dim: usize = self.layout.sample_shape.iter().product();
+        if features.len() != rows * dim {
+            return Err(WsaError::invalid("features", features.len(), &format!("need {rows} rows of {dim} values")));
+        }
+        let x = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [rows, dim]), &self.device());
+        let classes = self.logits(x).argmax(1).into_data().convert::<i64>();
+        let classes = classes.try_to_vec::<i64>().map_err(|e| WsaError::Device(format!("{e:?}")))?;
+        Ok(classes.into_iter().map(|c| c as u32).collect())
     }
 }
 

@@ -203,6 +203,8 @@ pub struct EpochRecord {
     pub epoch: usize,
     pub train_loss: f64,
     pub test_accuracy: f64,
+    /// The scope of every reported layer at the end of this epoch: the scope trajectory.
+    pub scopes: Vec<Scope>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -377,15 +379,19 @@ impl Setup<'_> {
                     let train_loss = trainer.take_mean_loss()?;
                     let test_accuracy = evaluate(&trainer.params.layout, &trainer.params.tensors, &self.test)?.accuracy;
                     let epoch = trainer.step / trainer.steps_per_epoch;
-                    observer.on_event(&Event::Epoch {
-                        variant: variant.into(),
+                    let record = EpochRecord {
                         model: trainer.name.clone(),
                         epoch,
-                        epochs: trainer.config.epochs,
                         train_loss,
                         test_accuracy,
+                        scopes: device_scopes(&trainer.params, &self.layers)?,
+                    };
+                    observer.on_event(&Event::Epoch {
+                        variant: variant.into(),
+                        epochs: trainer.config.epochs,
+                        record: record.clone(),
                     });
-                    curves.push(EpochRecord { model: trainer.name.clone(), epoch, train_loss, test_accuracy });
+                    curves.push(record);
                 }
             }
             step += 1;
@@ -395,83 +401,85 @@ impl Setup<'_> {
         }
         Ok(PairRun { a: a.params, b: b.params, target, curves })
     }
+}
 
-    fn report(
-        &self,
-        name: &str,
-        lambda: f64,
-        run: PairRun,
-        observer: &mut dyn Observer,
-    ) -> Result<(VariantResult, TrainedPair)> {
-        observer.on_event(&Event::Stage(format!("evaluating the {name} path")));
-        let alphas = self.config.path.alphas()?;
-        let endpoint_a = evaluate(&run.a.layout, &run.a.tensors, &self.test)?;
-        let endpoint_b = evaluate(&run.b.layout, &run.b.tensors, &self.test)?;
-        let mut path = Vec::with_capacity(alphas.len());
-        for (index, &alpha) in alphas.iter().enumerate() {
-            if observer.is_cancelled() {
-                return Err(WsaError::Cancelled);
-            }
-            path.extend(evaluate_path(&run.a, &run.b, &[alpha], &self.test)?);
-            observer.on_event(&Event::PathPoint { variant: name.into(), index, total: alphas.len() });
+/// Evaluates a trained (or loaded) pair on the test set: the path, both barriers, per-layer
+/// scopes and histograms of A, B and their midpoint.
+fn report(
+    config: &ConnectConfig,
+    layers: &[usize],
+    test: &DeviceData,
+    name: &str,
+    lambda: f64,
+    run: PairRun,
+    observer: &mut dyn Observer,
+) -> Result<(VariantResult, TrainedPair)> {
+    observer.on_event(&Event::Stage(format!("evaluating the {name} path")));
+    let alphas = config.path.alphas()?;
+    let endpoint_a = evaluate(&run.a.layout, &run.a.tensors, test)?;
+    let endpoint_b = evaluate(&run.b.layout, &run.b.tensors, test)?;
+    let mut path = Vec::with_capacity(alphas.len());
+    for (index, &alpha) in alphas.iter().enumerate() {
+        if observer.is_cancelled() {
+            return Err(WsaError::Cancelled);
         }
-        let host_a = run.a.to_host()?;
-        let host_b = run.b.to_host()?;
-        host_a.check_finite()?;
-        host_b.check_finite()?;
-        let merged: Vec<Vec<f32>> = host_a
-            .values
-            .iter()
-            .zip(&host_b.values)
-            .map(|(x, y)| x.iter().zip(y).map(|(p, q)| 0.5 * (p + q)).collect())
-            .collect();
-        let merged = HostParams { layout: Arc::clone(&host_a.layout), values: merged };
-        let (ra, rb, rm) = (
-            scope::layer_reports(&host_a, &self.layers),
-            scope::layer_reports(&host_b, &self.layers),
-            scope::layer_reports(&merged, &self.layers),
-        );
-        let bins = self.config.histogram_bins;
-        let layers = self
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| {
-                let all = host_a.values[i].iter().chain(&host_b.values[i]);
-                let (low, high) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                    (lo.min(f64::from(v)), hi.max(f64::from(v)))
-                });
-                LayerComparison {
-                    path: ra[k].path.clone(),
-                    a: ra[k].clone(),
-                    b: rb[k].clone(),
-                    merged: rm[k].clone(),
-                    target: run.target[k],
-                    histogram: Histograms {
-                        low,
-                        high,
-                        a: scope::histogram(&host_a.values[i], low, high, bins),
-                        b: scope::histogram(&host_b.values[i], low, high, bins),
-                        merged: scope::histogram(&merged.values[i], low, high, bins),
-                    },
-                }
-            })
-            .collect();
-        let scopes_a: Vec<Scope> = ra.iter().map(|r| r.scope).collect();
-        let scopes_b: Vec<Scope> = rb.iter().map(|r| r.scope).collect();
-        let result = VariantResult {
-            name: name.into(),
-            lambda,
-            barriers: barriers(&path, endpoint_a, endpoint_b),
-            endpoint_a,
-            endpoint_b,
-            path,
-            scope_distance: scope::scope_distance(&scopes_a, &scopes_b),
-            layers,
-            curves: run.curves,
-        };
-        Ok((result, TrainedPair { variant: name.into(), a: host_a, b: host_b }))
+        path.extend(evaluate_path(&run.a, &run.b, &[alpha], test)?);
+        observer.on_event(&Event::PathPoint { variant: name.into(), index, total: alphas.len() });
     }
+    let host_a = run.a.to_host()?;
+    let host_b = run.b.to_host()?;
+    host_a.check_finite()?;
+    host_b.check_finite()?;
+    let merged: Vec<Vec<f32>> = host_a
+        .values
+        .iter()
+        .zip(&host_b.values)
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| 0.5 * (p + q)).collect())
+        .collect();
+    let merged = HostParams { layout: Arc::clone(&host_a.layout), values: merged };
+    let (ra, rb, rm) = (
+        scope::layer_reports(&host_a, layers),
+        scope::layer_reports(&host_b, layers),
+        scope::layer_reports(&merged, layers),
+    );
+    let bins = config.histogram_bins;
+    let comparisons = layers
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let all = host_a.values[i].iter().chain(&host_b.values[i]);
+            let (low, high) = all
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(f64::from(v)), hi.max(f64::from(v))));
+            LayerComparison {
+                path: ra[k].path.clone(),
+                a: ra[k].clone(),
+                b: rb[k].clone(),
+                merged: rm[k].clone(),
+                target: run.target[k],
+                histogram: Histograms {
+                    low,
+                    high,
+                    a: scope::histogram(&host_a.values[i], low, high, bins),
+                    b: scope::histogram(&host_b.values[i], low, high, bins),
+                    merged: scope::histogram(&merged.values[i], low, high, bins),
+                },
+            }
+        })
+        .collect();
+    let scopes_a: Vec<Scope> = ra.iter().map(|r| r.scope).collect();
+    let scopes_b: Vec<Scope> = rb.iter().map(|r| r.scope).collect();
+    let result = VariantResult {
+        name: name.into(),
+        lambda,
+        barriers: barriers(&path, endpoint_a, endpoint_b),
+        endpoint_a,
+        endpoint_b,
+        path,
+        scope_distance: scope::scope_distance(&scopes_a, &scopes_b),
+        layers: comparisons,
+        curves: run.curves,
+    };
+    Ok((result, TrainedPair { variant: name.into(), a: host_a, b: host_b }))
 }
 
 /// Runs the whole experiment on `device`.
@@ -544,8 +552,8 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
             run
         }
     };
-    let (plain_result, plain_models) = setup.report("plain", 0.0, plain, observer)?;
-    let (wsa_result, wsa_models) = setup.report("wsa", lambda, wsa, observer)?;
+    let (plain_result, plain_models) = report(config, &layers, &setup.test, "plain", 0.0, plain, observer)?;
+    let (wsa_result, wsa_models) = report(config, &layers, &setup.test, "wsa", lambda, wsa, observer)?;
     let chance = 1.0 / split.train.num_classes as f64;
     let mut warnings = Vec::new();
     for v in [&plain_result, &wsa_result] {
@@ -571,4 +579,31 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
         warnings,
     };
     Ok(ConnectOutcome { result, models: vec![plain_models, wsa_models] })
+}
+
+/// Re-evaluates a pair that did not come out of [`run`] (e.g. a model loaded into slot A or B):
+/// the path, barriers and scopes on the config's test set, with the fused scope of A and B as the
+/// reported target. The pair must fit the config's architecture.
+pub fn evaluate_pair(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    name: &str,
+    lambda: f64,
+    a: &HostParams,
+    b: &HostParams,
+    observer: &mut dyn Observer,
+) -> Result<(VariantResult, TrainedPair)> {
+    config.validate()?;
+    a.layout.check_compatible(&b.layout)?;
+    a.check_finite()?;
+    b.check_finite()?;
+    let split = data::load(&config.data, config.seed)?;
+    let expected = ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)?;
+    expected.check_compatible(&a.layout)?;
+    let layers = config.wsa.layers.select(&a.layout);
+    let scopes = |p: &HostParams| layers.iter().map(|&i| scope::scope_of(&p.values[i])).collect::<Vec<_>>();
+    let target = fuse(&[scopes(a), scopes(b)], &[1.0, 1.0], FusionRule::MomentMatching)?;
+    let test = DeviceData::upload(&split.test, &device.device);
+    let run = PairRun { a: a.to_device(&device.device), b: b.to_device(&device.device), target, curves: Vec::new() };
+    report(config, &layers, &test, name, lambda, run, observer)
 }

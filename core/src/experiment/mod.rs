@@ -11,8 +11,8 @@ pub const CONFIG_VERSION: u32 = 1;
 pub enum Event {
     /// A new stage starts, e.g. "training plain pair".
     Stage(String),
-    /// One model finished an epoch.
-    Epoch { variant: String, model: String, epoch: usize, epochs: usize, train_loss: f64, test_accuracy: f64 },
+    /// One model finished an epoch (of `epochs`).
+    Epoch { variant: String, epochs: usize, record: connect::EpochRecord },
     /// One point of an interpolation path was evaluated.
     PathPoint { variant: String, index: usize, total: usize },
 }

@@ -1,11 +1,11 @@
 //! PNG figures of a connect run, drawn with plotters into memory and encoded with `png`.
 
-use anyhow::{Result, anyhow};
+use super::ExportResult as Result;
 use plotters::prelude::*;
 use std::sync::Once;
 use wsa_core::experiment::connect::{ConnectResult, VariantResult};
 
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 static REGISTER_FONT: Once = Once::new();
 
 fn ensure_font() {
@@ -30,14 +30,15 @@ fn encode(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     let mut encoder = png::Encoder::new(&mut bytes, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(buffer)?;
-    writer.finish()?;
+    let png_err = |e: png::EncodingError| format!("encoding a PNG failed: {e}");
+    let mut writer = encoder.write_header().map_err(png_err)?;
+    writer.write_image_data(buffer).map_err(png_err)?;
+    writer.finish().map_err(png_err)?;
     Ok(bytes)
 }
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("drawing failed: {e:?}")
+fn draw_err<E: std::fmt::Debug>(e: E) -> String {
+    format!("drawing a figure failed: {e:?}")
 }
 
 /// Test loss and accuracy against alpha, plain vs WSA, with the barriers in the legend.

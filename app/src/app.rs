@@ -1,0 +1,241 @@
+//! The application: settings (persisted), the background job, and the views. `logic` drains the
+//! job's messages; `ui` only draws from what is already here, so a frame never waits on work.
+
+use crate::job::{Job, JobMessage, JobOutput};
+use crate::state::{self, Settings, Tab};
+use crate::views;
+use std::collections::VecDeque;
+use std::time::Instant;
+use wsa_core::experiment::Event;
+use wsa_core::experiment::connect::{EpochRecord, TrainedPair};
+
+/// A message shown to the user until dismissed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub is_error: bool,
+}
+
+/// Curves and progress of the job in flight, rebuilt from its events.
+#[derive(Default)]
+pub struct LiveRun {
+    pub stage: String,
+    /// (variant, record) for every finished epoch.
+    pub epochs: Vec<(String, EpochRecord)>,
+    pub path_points_done: usize,
+    pub epochs_per_model: usize,
+}
+
+impl LiveRun {
+    /// Share of the work done: 4 trainings of `epochs` and 2 paths.
+    pub fn fraction(&self, path_points: usize) -> f32 {
+        let total = 4 * self.epochs_per_model.max(1) + 2 * path_points.max(1);
+        ((self.epochs.len() + self.path_points_done) as f32 / total as f32).min(1.0)
+    }
+}
+
+/// Frame timing for the debug overlay: the time between frames and the time spent building one.
+#[derive(Default)]
+pub struct FrameStats {
+    pub intervals_ms: VecDeque<f32>,
+    pub build_ms: VecDeque<f32>,
+}
+
+impl FrameStats {
+    const WINDOW: usize = 240;
+
+    fn push(queue: &mut VecDeque<f32>, value: f32) {
+        if queue.len() == Self::WINDOW {
+            queue.pop_front();
+        }
+        queue.push_back(value);
+    }
+
+    pub fn record(&mut self, interval_ms: f32, build_ms: f32) {
+        Self::push(&mut self.intervals_ms, interval_ms);
+        Self::push(&mut self.build_ms, build_ms);
+    }
+
+    pub fn summary(queue: &VecDeque<f32>) -> (f32, f32) {
+        let n = queue.len().max(1) as f32;
+        (queue.iter().sum::<f32>() / n, queue.iter().copied().fold(0.0, f32::max))
+    }
+}
+
+pub struct WsaLabApp {
+    pub settings: Settings,
+    pub job: Option<Job>,
+    pub live: LiveRun,
+    /// The trained (or loaded) models of `settings.last_result`, one pair per variant. Not stored:
+    /// after a restart the results come back, the models after the next run.
+    pub models: Vec<TrainedPair>,
+    pub device_label: String,
+    pub notices: Vec<Notice>,
+    pub frames: FrameStats,
+    /// Text being edited for the hidden widths / conv channels, parsed when valid.
+    pub widths_text: String,
+    pub regions: views::regions::Cache,
+    pub scopes_cache: views::scopes::Cache,
+    last_frame: Option<Instant>,
+    /// Print frame statistics to stderr every few seconds (`--frame-log`).
+    pub frame_log: bool,
+    last_frame_log: Option<Instant>,
+}
+
+impl WsaLabApp {
+    pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        let stored = cc.storage.and_then(|s| s.get_string(state::STORAGE_KEY));
+        let (settings, notice) = state::load(stored);
+        let mut app = Self::with_settings(settings);
+        if let Some(text) = notice {
+            app.notices.push(Notice { text, is_error: true });
+        }
+        app
+    }
+
+    pub fn with_settings(settings: Settings) -> Self {
+        Self {
+            widths_text: views::setup::widths_text(&settings.config.model),
+            settings,
+            job: None,
+            live: LiveRun::default(),
+            models: Vec::new(),
+            device_label: String::new(),
+            notices: Vec::new(),
+            frames: FrameStats::default(),
+            regions: views::regions::Cache::default(),
+            scopes_cache: views::scopes::Cache::default(),
+            last_frame: None,
+            frame_log: false,
+            last_frame_log: None,
+        }
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Starts training the configured experiment in the background.
+    pub fn start_run(&mut self, ctx: &egui::Context) {
+        if self.job.is_some() {
+            return;
+        }
+        if let Err(e) = self.settings.config.validate() {
+            self.notices.push(Notice { text: e.to_string(), is_error: true });
+            return;
+        }
+        self.live = LiveRun { epochs_per_model: self.settings.config.train.epochs, ..LiveRun::default() };
+        let ctx = ctx.clone();
+        self.job =
+            Some(Job::connect(self.settings.config.clone(), self.settings.device, move || ctx.request_repaint()));
+        self.settings.tab = Tab::Training;
+    }
+
+    pub fn start_reevaluation(&mut self, ctx: &egui::Context, variant_index: usize, pair: TrainedPair) {
+        let Some(result) = &self.settings.last_result else { return };
+        let Some(variant) = result.variants.get(variant_index) else { return };
+        self.live = LiveRun::default();
+        let ctx = ctx.clone();
+        self.job = Some(Job::reevaluate(
+            result.config.clone(),
+            self.settings.device,
+            variant_index,
+            variant.name.clone(),
+            variant.lambda,
+            pair.a,
+            pair.b,
+            move || ctx.request_repaint(),
+        ));
+    }
+
+    /// Applies what the worker sent; called once per frame before drawing.
+    pub fn poll_job(&mut self) {
+        let Some(job) = &self.job else { return };
+        for message in job.drain() {
+            match message {
+                JobMessage::Device(label) => self.device_label = label,
+                JobMessage::Event(Event::Stage(stage)) => self.live.stage = stage,
+                JobMessage::Event(Event::Epoch { variant, epochs, record }) => {
+                    self.live.epochs_per_model = epochs;
+                    self.live.epochs.push((variant, record));
+                }
+                JobMessage::Event(Event::PathPoint { .. }) => self.live.path_points_done += 1,
+                JobMessage::Finished(outcome) => {
+                    self.finish(outcome);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, outcome: Result<JobOutput, String>) {
+        let cancelled = self.job.as_ref().is_some_and(Job::is_cancelling);
+        self.job = None;
+        self.regions = views::regions::Cache::default();
+        self.scopes_cache = views::scopes::Cache::default();
+        match outcome {
+            Ok(JobOutput::Connect(outcome)) => {
+                let points = outcome.result.variants.first().map_or(0, |v| v.path.len());
+                self.settings.alpha_index = self.settings.alpha_index.min(points.saturating_sub(1));
+                self.settings.layer = 0;
+                for warning in &outcome.result.warnings {
+                    self.notices.push(Notice { text: warning.clone(), is_error: false });
+                }
+                self.models = outcome.models;
+                self.settings.last_result = Some(outcome.result);
+                self.settings.tab = Tab::Path;
+            }
+            Ok(JobOutput::Reevaluated { variant_index, result, pair }) => {
+                if let Some(last) = &mut self.settings.last_result
+                    && let Some(slot) = last.variants.get_mut(variant_index)
+                {
+                    *slot = *result;
+                }
+                if let Some(slot) = self.models.get_mut(variant_index) {
+                    *slot = *pair;
+                }
+                self.notices.push(Notice { text: "The loaded pair was evaluated.".into(), is_error: false });
+            }
+            Err(_) if cancelled => self.notices.push(Notice { text: "Cancelled.".into(), is_error: false }),
+            Err(e) => self.notices.push(Notice { text: e, is_error: true }),
+        }
+    }
+
+    fn record_frame(&mut self, build_started: Instant) {
+        let now = Instant::now();
+        let interval = self.last_frame.map_or(0.0, |t| (now - t).as_secs_f32() * 1000.0);
+        self.last_frame = Some(now);
+        self.frames.record(interval, (now - build_started).as_secs_f32() * 1000.0);
+        if self.frame_log && self.last_frame_log.is_none_or(|t| now.duration_since(t).as_secs_f32() >= 2.0) {
+            self.last_frame_log = Some(now);
+            let (mean_build, max_build) = FrameStats::summary(&self.frames.build_ms);
+            let (mean_gap, max_gap) = FrameStats::summary(&self.frames.intervals_ms);
+            eprintln!(
+                "frames: build mean {mean_build:.2} ms max {max_build:.2} ms; interval mean {mean_gap:.1} ms max {max_gap:.1} ms; training: {}",
+                self.is_busy()
+            );
+        }
+    }
+}
+
+impl eframe::App for WsaLabApp {
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.poll_job();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let started = Instant::now();
+        views::show(self, ui);
+        self.record_frame(started);
+        if self.job.is_some() || self.frame_log {
+            // Keep frames coming while work is in flight, so progress and frame times stay live.
+            ui.ctx().request_repaint();
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if let Ok(text) = serde_json::to_string(&self.settings) {
+            storage.set_string(state::STORAGE_KEY, text);
+        }
+    }
+}

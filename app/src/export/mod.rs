@@ -1,0 +1,103 @@
+//! Files a connect run leaves behind — summary.json, config.json, CSVs, PNG figures and the
+//! models — shared by the CLI and the app's export buttons. Every file is written atomically.
+
+pub mod plots;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use wsa_core::experiment::connect::{ConnectResult, TrainedPair};
+use wsa_core::io::{save_model, write_atomic};
+
+/// What can go wrong while exporting: a file that cannot be written or a figure that cannot be
+/// drawn; the message names the file.
+pub type ExportResult<T> = Result<T, String>;
+
+fn csv_paths(result: &ConnectResult) -> String {
+    let mut s = String::from("variant,alpha,loss,accuracy\n");
+    for v in &result.variants {
+        for p in &v.path {
+            let _ = writeln!(s, "{},{},{},{}", v.name, p.alpha, p.loss, p.accuracy);
+        }
+    }
+    s
+}
+
+fn csv_layers(result: &ConnectResult) -> String {
+    let mut s = String::from("variant,layer,model,count,mean,std,excess_kurtosis,ks_distance\n");
+    for v in &result.variants {
+        for l in &v.layers {
+            for (model, r) in [("A", &l.a), ("B", &l.b), ("merged", &l.merged)] {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{},{},{}",
+                    v.name, l.path, model, r.count, r.scope.mean, r.scope.std, r.fit.excess_kurtosis, r.fit.ks_distance
+                );
+            }
+            let _ = writeln!(s, "{},{},target,,{},{},,", v.name, l.path, l.target.mean, l.target.std);
+        }
+    }
+    s
+}
+
+fn csv_curves(result: &ConnectResult) -> String {
+    let mut s = String::from("variant,model,epoch,train_loss,test_accuracy\n");
+    for v in &result.variants {
+        for c in &v.curves {
+            let _ = writeln!(s, "{},{},{},{},{}", v.name, c.model, c.epoch, c.train_loss, c.test_accuracy);
+        }
+    }
+    s
+}
+
+fn json<T: serde::Serialize>(value: &T) -> ExportResult<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|e| format!("serialising JSON: {e}"))
+}
+
+fn write(out: &Path, name: &str, bytes: &[u8]) -> ExportResult<()> {
+    write_atomic(&out.join(name), bytes).map_err(|e| e.to_string())
+}
+
+/// The results as JSON and CSV: summary.json (with `seconds` when known), config.json,
+/// paths.csv, layers.csv, curves.csv. Returns the file names written.
+pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) -> ExportResult<Vec<String>> {
+    let mut summary = serde_json::to_value(result).map_err(|e| format!("serialising JSON: {e}"))?;
+    if let Some(seconds) = seconds {
+        summary["seconds"] = serde_json::json!(seconds);
+    }
+    let files = [
+        ("summary.json", json(&summary)?),
+        ("config.json", json(&result.config)?),
+        ("paths.csv", csv_paths(result).into_bytes()),
+        ("layers.csv", csv_layers(result).into_bytes()),
+        ("curves.csv", csv_curves(result).into_bytes()),
+    ];
+    for (name, bytes) in &files {
+        write(out, name, bytes)?;
+    }
+    Ok(files.iter().map(|(name, _)| name.to_string()).collect())
+}
+
+/// The figures: paths.png and histograms-<variant>.png. Returns the file names written.
+pub fn write_figures(out: &Path, result: &ConnectResult) -> ExportResult<Vec<String>> {
+    write(out, "paths.png", &plots::paths_png(result)?)?;
+    let mut names = vec!["paths.png".to_string()];
+    for v in &result.variants {
+        let name = format!("histograms-{}.png", v.name);
+        write(out, &name, &plots::histograms_png(v)?)?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// The trained models as models/<variant>-{a,b}.safetensors. Returns the file names written.
+pub fn write_models(out: &Path, models: &[TrainedPair]) -> ExportResult<Vec<String>> {
+    let mut names = Vec::new();
+    for pair in models {
+        for (side, params) in [("a", &pair.a), ("b", &pair.b)] {
+            let name = format!("models/{}-{side}.safetensors", pair.variant);
+            save_model(&out.join(&name), params).map_err(|e| e.to_string())?;
+            names.push(name);
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,149 @@
+//! Background work: a connect experiment (or a re-evaluation of a pair) runs on a named thread;
+//! the UI thread only reads what the worker sends through a bounded channel, and can cancel it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::time::Instant;
+use wsa_core::device::{self, DeviceChoice};
+use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, TrainedPair, VariantResult};
+use wsa_core::experiment::{Event, Observer};
+use wsa_core::model::HostParams;
+
+/// What a job hands back when it ends.
+pub enum JobOutput {
+    Connect(Box<ConnectOutcome>),
+    /// A pair re-evaluated after a model was loaded into one of its slots.
+    Reevaluated {
+        variant_index: usize,
+        result: Box<VariantResult>,
+        pair: Box<TrainedPair>,
+    },
+}
+
+pub enum JobMessage {
+    Device(String),
+    Event(Event),
+    Finished(Result<JobOutput, String>),
+}
+
+/// The UI's handle on the running job.
+pub struct Job {
+    pub label: String,
+    pub started: Instant,
+    receiver: Receiver<JobMessage>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// Forwards events to the UI and wakes it; reports cancellation requests to the engine.
+struct ChannelObserver {
+    sender: SyncSender<JobMessage>,
+    cancel: Arc<AtomicBool>,
+    repaint: Box<dyn Fn() + Send>,
+}
+
+impl Observer for ChannelObserver {
+    fn on_event(&mut self, event: &Event) {
+        // A closed channel means the UI dropped the job: stop at the next check.
+        if self.sender.send(JobMessage::Event(event.clone())).is_err() {
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        (self.repaint)();
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+impl Job {
+    fn spawn(
+        label: &str,
+        repaint: impl Fn() + Send + Clone + 'static,
+        work: impl FnOnce(&mut ChannelObserver) -> Result<JobOutput, String> + Send + 'static,
+    ) -> Self {
+        // Bounded: a worker far ahead of a hidden window waits instead of piling up events.
+        let (sender, receiver) = sync_channel(1024);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut observer =
+            ChannelObserver { sender: sender.clone(), cancel: Arc::clone(&cancel), repaint: Box::new(repaint.clone()) };
+        let spawned = std::thread::Builder::new().name("wsa-lab-job".into()).spawn(move || {
+            let outcome = work(&mut observer);
+            let _ = sender.send(JobMessage::Finished(outcome));
+            repaint();
+        });
+        let receiver = match spawned {
+            Ok(_) => receiver,
+            Err(e) => {
+                // No thread: report the failure through the same channel the UI reads.
+                let (sender, receiver) = sync_channel(1);
+                let _ = sender.send(JobMessage::Finished(Err(format!("could not start a worker thread: {e}"))));
+                receiver
+            }
+        };
+        Self { label: label.to_string(), started: Instant::now(), receiver, cancel }
+    }
+
+    /// Trains and evaluates a connect experiment.
+    pub fn connect(config: ConnectConfig, choice: DeviceChoice, repaint: impl Fn() + Send + Clone + 'static) -> Self {
+        Self::spawn("training", repaint, move |observer| {
+            let device = device::select(choice).map_err(|e| e.to_string())?;
+            let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
+            let outcome = connect::run(&config, &device, observer).map_err(|e| e.to_string())?;
+            Ok(JobOutput::Connect(Box::new(outcome)))
+        })
+    }
+
+    /// Re-evaluates pair `variant_index` with new endpoints.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reevaluate(
+        config: ConnectConfig,
+        choice: DeviceChoice,
+        variant_index: usize,
+        name: String,
+        lambda: f64,
+        a: HostParams,
+        b: HostParams,
+        repaint: impl Fn() + Send + Clone + 'static,
+    ) -> Self {
+        Self::spawn("evaluating the loaded pair", repaint, move |observer| {
+            let device = device::select(choice).map_err(|e| e.to_string())?;
+            let (result, pair) =
+                connect::evaluate_pair(&config, &device, &name, lambda, &a, &b, observer).map_err(|e| e.to_string())?;
+            Ok(JobOutput::Reevaluated { variant_index, result: Box::new(result), pair: Box::new(pair) })
+        })
+    }
+
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelling(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Everything the worker sent since the last call, without waiting.
+    pub fn drain(&self) -> Vec<JobMessage> {
+        let mut out = Vec::new();
+        loop {
+            match self.receiver.try_recv() {
+                Ok(message @ JobMessage::Finished(_)) => {
+                    out.push(message);
+                    return out;
+                }
+                Ok(message) => out.push(message),
+                Err(TryRecvError::Empty) => return out,
+                Err(TryRecvError::Disconnected) => {
+                    out.push(JobMessage::Finished(Err("the worker stopped without a result".into())));
+                    return out;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}

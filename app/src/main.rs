@@ -1,0 +1,15 @@
+//! The native WSA Lab window: a thin wrapper over the `wsa_lab_app` library.
+
+fn main() {
+    let options = match wsa_lab_app::LaunchOptions::from_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = wsa_lab_app::run_native(options) {
+        eprintln!("error: the window could not be opened: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,165 @@
+//! What the app remembers between runs: one plain serde struct, stored by eframe. Runtime
+//! handles (the job, trained models, caches) live beside it in the app and are never stored.
+
+use serde::{Deserialize, Serialize};
+use wsa_core::data::{DataConfig, DatasetSpec, SyntheticKind};
+use wsa_core::device::DeviceChoice;
+use wsa_core::experiment::connect::{ConnectConfig, ConnectResult, DataDifference, PairDifference};
+use wsa_core::model::{Activation, ModelConfig, Norm};
+use wsa_core::train::OptimizerKind;
+
+pub const STORAGE_KEY: &str = "wsa-lab/settings";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Tab {
+    #[default]
+    Path,
+    Scopes,
+    Training,
+    Regions,
+    Files,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub config: ConnectConfig,
+    pub device: DeviceChoice,
+    pub tab: Tab,
+    /// Index into the result's variants (0 = plain, 1 = WSA).
+    pub variant: usize,
+    /// Index into the selected variant's layers.
+    pub layer: usize,
+    /// Index into the alpha grid: the merged model shown everywhere.
+    pub alpha_index: usize,
+    pub export_dir: String,
+    pub model_path: String,
+    pub debug_overlay: bool,
+    pub last_result: Option<ConnectResult>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            config: Preset::ALL[0].config(),
+            device: DeviceChoice::Cpu,
+            tab: Tab::Path,
+            variant: 1,
+            layer: 0,
+            alpha_index: 10,
+            export_dir: "out/app".into(),
+            model_path: String::new(),
+            debug_overlay: false,
+            last_result: None,
+        }
+    }
+}
+
+/// Ready-made experiments for teaching and exploring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    DifferentLearningRates,
+    DifferentRandomStarts,
+    SgdVersusAdam,
+    DifferentWeightDecay,
+    NonIidHalves,
+    MoonsDifferentStarts,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 6] = [
+        Preset::DifferentLearningRates,
+        Preset::DifferentRandomStarts,
+        Preset::SgdVersusAdam,
+        Preset::DifferentWeightDecay,
+        Preset::NonIidHalves,
+        Preset::MoonsDifferentStarts,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Preset::DifferentLearningRates => "Same start, different learning rates",
+            Preset::DifferentRandomStarts => "Different random starts",
+            Preset::SgdVersusAdam => "SGD vs Adam",
+            Preset::DifferentWeightDecay => "Same start, different weight decay",
+            Preset::NonIidHalves => "Non-IID halves of the data",
+            Preset::MoonsDifferentStarts => "Moons (2-D): different random starts",
+        }
+    }
+
+    pub fn config(self) -> ConnectConfig {
+        let mut c = ConnectConfig::default();
+        match self {
+            Preset::DifferentLearningRates => c.pair = PairDifference::LearningRate { a: 0.01, b: 0.2 },
+            Preset::DifferentRandomStarts => c.pair = PairDifference::Seed { same_init: false },
+            Preset::SgdVersusAdam => {
+                c.pair = PairDifference::Optimizer {
+                    a: OptimizerKind::Sgd,
+                    b: OptimizerKind::Adam,
+                    learning_rate_a: None,
+                    learning_rate_b: Some(0.01),
+                }
+            }
+            Preset::DifferentWeightDecay => c.pair = PairDifference::WeightDecay { a: 0.0, b: 0.01 },
+            Preset::NonIidHalves => c.pair = PairDifference::Data { split: DataDifference::NonIid { alpha: 0.3 } },
+            Preset::MoonsDifferentStarts => {
+                c.data = DataConfig {
+                    dataset: DatasetSpec::Synthetic {
+                        kind: SyntheticKind::Moons,
+                        samples: 1000,
+                        noise: 0.15,
+                        classes: 2,
+                    },
+                    ..DataConfig::default()
+                };
+                c.model = ModelConfig::Mlp { hidden: vec![32, 32], activation: Activation::Relu, norm: Norm::None };
+                c.train.epochs = 30;
+                c.pair = PairDifference::Seed { same_init: false };
+            }
+        }
+        c
+    }
+}
+
+/// Reads stored settings; a missing store gives defaults, a corrupt one defaults and a notice.
+pub fn load(stored: Option<String>) -> (Settings, Option<String>) {
+    match stored {
+        None => (Settings::default(), None),
+        Some(text) => match serde_json::from_str::<Settings>(&text) {
+            Ok(settings) => (settings, None),
+            Err(e) => (
+                Settings::default(),
+                Some(format!("The saved settings could not be read ({e}); starting with defaults.")),
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_a_corrupt_store_falls_back_to_defaults() {
+        let mut settings = Settings { layer: 2, ..Settings::default() };
+        settings.config.seed = 9;
+        let text = serde_json::to_string(&settings).expect("json");
+        let (back, notice) = load(Some(text));
+        assert_eq!(back, settings);
+        assert!(notice.is_none());
+        let (fallback, notice) = load(Some("{ this is not json".into()));
+        assert_eq!(fallback, Settings::default());
+        assert!(notice.is_some_and(|n| n.contains("could not be read")));
+        // A store from an older build with fields missing still loads what it has.
+        let (partial, notice) = load(Some("{\"layer\": 1}".into()));
+        assert_eq!(partial.layer, 1);
+        assert!(notice.is_none());
+    }
+
+    #[test]
+    fn every_preset_is_a_valid_config() {
+        for preset in Preset::ALL {
+            preset.config().validate().unwrap_or_else(|e| panic!("{preset:?}: {e}"));
+        }
+    }
+}

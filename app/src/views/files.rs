@@ -1,0 +1,92 @@
+//! Export figures (PNG) and results (CSV/JSON), save models as safetensors, and load a
+//! safetensors model into slot A or B of a pair (re-evaluated in the background).
+
+use crate::app::{Notice, WsaLabApp};
+use crate::export;
+use egui::Ui;
+use std::path::PathBuf;
+use wsa_core::experiment::connect::TrainedPair;
+use wsa_core::io;
+
+fn report(app: &mut WsaLabApp, outcome: Result<Vec<String>, String>, dir: &std::path::Path) {
+    app.notices.push(match outcome {
+        Ok(names) => Notice { text: format!("Wrote {} to {}", names.join(", "), dir.display()), is_error: false },
+        Err(e) => Notice { text: e, is_error: true },
+    });
+}
+
+pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+    ui.horizontal(|ui| {
+        let name = ui.label("Export folder:");
+        ui.text_edit_singleline(&mut app.settings.export_dir).labelled_by(name.id);
+    });
+    let dir = PathBuf::from(&app.settings.export_dir);
+    let Some(result) = app.settings.last_result.clone() else {
+        ui.label("No results yet: press Run.");
+        return;
+    };
+    ui.horizontal(|ui| {
+        if ui.button("Export figures (PNG)").clicked() {
+            let outcome = export::write_figures(&dir, &result);
+            report(app, outcome, &dir);
+        }
+        if ui.button("Export results (CSV/JSON)").clicked() {
+            let outcome = export::write_tables(&dir, &result, None);
+            report(app, outcome, &dir);
+        }
+        if ui.add_enabled(!app.models.is_empty(), egui::Button::new("Save models (safetensors)")).clicked() {
+            let outcome = export::write_models(&dir, &app.models);
+            report(app, outcome, &dir);
+        }
+    });
+    let variant = app.settings.variant.min(result.variants.len().saturating_sub(1));
+    let name = result.variants[variant].name.clone();
+    let index = app.settings.alpha_index.min(result.variants[variant].path.len().saturating_sub(1));
+    let alpha = result.variants[variant].path[index].alpha;
+    if let Some(pair) = app.models.get(variant) {
+        let label = format!("Save the merged {name} model at α = {alpha:.2}");
+        if ui.button(label).clicked() {
+            let file = format!("models/{name}-merged-alpha{alpha:.2}.safetensors");
+            let outcome = pair
+                .a
+                .interpolate(&pair.b, alpha)
+                .and_then(|merged| io::save_model(&dir.join(&file), &merged))
+                .map(|()| vec![file])
+                .map_err(|e| e.to_string());
+            report(app, outcome, &dir);
+        }
+    }
+    ui.separator();
+    ui.strong(format!("Load a model into the {name} pair"));
+    ui.label("Any safetensors file with this architecture's parameter names and shapes (PyTorch layout) loads.");
+    ui.horizontal(|ui| {
+        let name = ui.label("Model file:");
+        ui.text_edit_singleline(&mut app.settings.model_path).labelled_by(name.id);
+    });
+    ui.horizontal(|ui| {
+        for slot in ["A", "B"] {
+            let enabled = !app.is_busy() && app.models.get(variant).is_some();
+            if ui.add_enabled(enabled, egui::Button::new(format!("Load into {slot}"))).clicked() {
+                load_into(app, ui.ctx(), variant, slot);
+            }
+        }
+    });
+    if app.models.is_empty() {
+        ui.label("(Loading needs the trained pair in memory: press Run first.)");
+    }
+}
+
+fn load_into(app: &mut WsaLabApp, ctx: &egui::Context, variant: usize, slot: &str) {
+    let Some(pair) = app.models.get(variant) else { return };
+    let path = PathBuf::from(app.settings.model_path.trim());
+    match io::load_model_for(&path, &pair.a.layout) {
+        Ok(loaded) => {
+            let (a, b) = if slot == "A" { (loaded, pair.b.clone()) } else { (pair.a.clone(), loaded) };
+            let pair = TrainedPair { variant: pair.variant.clone(), a, b };
+            app.start_reevaluation(ctx, variant, pair);
+        }
+        Err(e) => app
+            .notices
+            .push(Notice { text: format!("Could not load {} into slot {slot}: {e}", path.display()), is_error: true }),
+    }
+}

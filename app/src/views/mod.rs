@@ -1,0 +1,144 @@
+//! The views. Each draws from the app's state and may change settings or start a job; none
+//! does heavy work.
+
+pub mod files;
+pub mod path;
+pub mod regions;
+pub mod scopes;
+pub mod setup;
+pub mod training;
+
+use crate::app::{FrameStats, Notice, WsaLabApp};
+use crate::state::Tab;
+use egui::{Color32, RichText};
+use wsa_core::device::DeviceChoice;
+
+pub const PLAIN_COLOR: Color32 = Color32::from_rgb(200, 60, 50);
+pub const WSA_COLOR: Color32 = Color32::from_rgb(40, 100, 200);
+pub const A_COLOR: Color32 = Color32::from_rgb(230, 140, 20);
+pub const B_COLOR: Color32 = Color32::from_rgb(40, 150, 90);
+pub const MERGED_COLOR: Color32 = Color32::from_rgb(150, 80, 200);
+
+pub fn variant_color(name: &str) -> Color32 {
+    if name == "plain" { PLAIN_COLOR } else { WSA_COLOR }
+}
+
+pub fn show(app: &mut WsaLabApp, ui: &mut egui::Ui) {
+    egui::Panel::top("top_bar").show(ui, |ui| top_bar(app, ui));
+    egui::Panel::left("setup").default_size(300.0).show(ui, |ui| {
+        egui::ScrollArea::vertical().show(ui, |ui| setup::show(app, ui));
+    });
+    egui::CentralPanel::default().show(ui, |ui| {
+        notices(app, ui);
+        tabs(app, ui);
+        ui.separator();
+        egui::ScrollArea::vertical().show(ui, |ui| match app.settings.tab {
+            Tab::Path => path::show(app, ui),
+            Tab::Scopes => scopes::show(app, ui),
+            Tab::Training => training::show(app, ui),
+            Tab::Regions => regions::show(app, ui),
+            Tab::Files => files::show(app, ui),
+        });
+    });
+    if app.settings.debug_overlay {
+        debug_overlay(app, ui.ctx());
+    }
+}
+
+fn top_bar(app: &mut WsaLabApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.heading("WSA Lab");
+        ui.separator();
+        let busy = app.is_busy();
+        if ui
+            .add_enabled(!busy, egui::Button::new("Run"))
+            .on_hover_text("Train A and B plain and with WSA, then evaluate both paths")
+            .clicked()
+        {
+            app.start_run(ui.ctx());
+        }
+        if let Some(job) = &app.job {
+            if ui.button("Cancel").clicked() {
+                job.cancel();
+            }
+            let fraction = app.live.fraction(app.settings.config.path.points);
+            ui.add(egui::ProgressBar::new(fraction).desired_width(180.0).show_percentage());
+            let label = if app.live.stage.is_empty() { job.label.clone() } else { app.live.stage.clone() };
+            ui.label(format!("{label} ({:.0} s)", job.started.elapsed().as_secs_f32()));
+        }
+        ui.separator();
+        egui::ComboBox::from_label("Device").selected_text(device_label(app.settings.device)).show_ui(ui, |ui| {
+            for choice in [DeviceChoice::Cpu, DeviceChoice::Auto, DeviceChoice::Gpu] {
+                ui.selectable_value(&mut app.settings.device, choice, device_label(choice));
+            }
+        });
+        if !app.device_label.is_empty() {
+            ui.label(RichText::new(&app.device_label).weak());
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            ui.checkbox(&mut app.settings.debug_overlay, "debug overlay");
+        });
+    });
+}
+
+fn device_label(choice: DeviceChoice) -> &'static str {
+    match choice {
+        DeviceChoice::Cpu => "CPU",
+        DeviceChoice::Auto => "auto (GPU if present)",
+        DeviceChoice::Gpu => "GPU (wgpu)",
+    }
+}
+
+fn tabs(app: &mut WsaLabApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        for (tab, label) in [
+            (Tab::Path, "Interpolation path"),
+            (Tab::Scopes, "Weight scopes"),
+            (Tab::Training, "Training"),
+            (Tab::Regions, "Decision regions"),
+            (Tab::Files, "Files"),
+        ] {
+            ui.selectable_value(&mut app.settings.tab, tab, label);
+        }
+    });
+}
+
+fn notices(app: &mut WsaLabApp, ui: &mut egui::Ui) {
+    let mut dismissed = None;
+    for (i, Notice { text, is_error }) in app.notices.iter().enumerate() {
+        ui.horizontal(|ui| {
+            let color = if *is_error { Color32::from_rgb(200, 40, 40) } else { ui.visuals().text_color() };
+            ui.label(RichText::new(text).color(color));
+            if ui.small_button("dismiss").on_hover_text("dismiss").clicked() {
+                dismissed = Some(i);
+            }
+        });
+    }
+    if let Some(i) = dismissed {
+        app.notices.remove(i);
+    }
+}
+
+fn debug_overlay(app: &WsaLabApp, ctx: &egui::Context) {
+    egui::Area::new(egui::Id::unique("debug_overlay")).anchor(egui::Align2::RIGHT_BOTTOM, [-8.0, -8.0]).show(
+        ctx,
+        |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                let (mean_build, max_build) = FrameStats::summary(&app.frames.build_ms);
+                let (mean_gap, max_gap) = FrameStats::summary(&app.frames.intervals_ms);
+                ui.monospace(format!("UI build  {mean_build:5.2} ms mean, {max_build:5.2} ms max"));
+                ui.monospace(format!("frame gap {mean_gap:5.1} ms mean, {max_gap:5.1} ms max"));
+                ui.monospace(format!("(last {} frames; training: {})", app.frames.build_ms.len(), app.is_busy()));
+            });
+        },
+    );
+}
+
+/// A label in a plot legend-like row: a coloured square and text.
+pub fn swatch(ui: &mut egui::Ui, color: Color32, text: &str) {
+    ui.horizontal(|ui| {
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+        ui.painter().rect_filled(rect, 2.0, color);
+        ui.label(text);
+    });
+}

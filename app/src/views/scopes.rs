@@ -1,0 +1,172 @@
+//! Weight scopes of one layer: histograms of A, B and the selected merged model with the target
+//! Gaussian drawn over them, a table of mean, std and Gaussian fit, and the scope trajectories
+//! over training.
+
+use super::{A_COLOR, B_COLOR, MERGED_COLOR};
+use crate::app::WsaLabApp;
+use egui::Ui;
+use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
+use wsa_core::experiment::connect::{LayerComparison, VariantResult};
+use wsa_core::scope::{self, LayerReport, Scope};
+
+const TARGET_COLOR: egui::Color32 = egui::Color32::from_gray(90);
+
+/// The merged model's layer at the selected α, computed once per selection.
+#[derive(Default)]
+pub struct Cache {
+    key: Option<(usize, usize, usize, usize)>,
+    merged: Option<(LayerReport, Vec<u64>, f64, f64)>,
+}
+
+fn density(counts: &[u64], low: f64, high: f64) -> Vec<[f64; 2]> {
+    let total = counts.iter().sum::<u64>().max(1) as f64;
+    let width = ((high - low) / counts.len().max(1) as f64).max(1e-12);
+    counts.iter().enumerate().map(|(i, &c)| [low + (i as f64 + 0.5) * width, c as f64 / (total * width)]).collect()
+}
+
+fn gaussian(target: Scope, low: f64, high: f64) -> Vec<[f64; 2]> {
+    let s = target.std.max(1e-12);
+    (0..=200)
+        .map(|i| {
+            let x = low + (high - low) * f64::from(i) / 200.0;
+            [x, (-(x - target.mean).powi(2) / (2.0 * s * s)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt())]
+        })
+        .collect()
+}
+
+/// The selected merged model's layer: from the trained models when they are in memory (any
+/// α), otherwise the stored midpoint (α = 0.5).
+fn merged_layer(
+    app: &mut WsaLabApp,
+    variant: usize,
+    layer: &LayerComparison,
+    alpha: f64,
+) -> (LayerReport, Vec<u64>, f64, f64, bool) {
+    let key = (variant, app.settings.layer, app.settings.alpha_index, app.models.len());
+    if app.scopes_cache.key != Some(key) {
+        app.scopes_cache.key = Some(key);
+        app.scopes_cache.merged = app.models.get(variant).and_then(|pair| {
+            let (a, b) = (pair.a.get(&layer.path)?, pair.b.get(&layer.path)?);
+            let values: Vec<f32> =
+                a.iter().zip(b).map(|(x, y)| ((1.0 - alpha) * f64::from(*x) + alpha * f64::from(*y)) as f32).collect();
+            let (low, high) = values.iter().fold((layer.histogram.low, layer.histogram.high), |(lo, hi), &v| {
+                (lo.min(f64::from(v)), hi.max(f64::from(v)))
+            });
+            let counts = scope::histogram(&values, low, high, layer.histogram.a.len());
+            let report = LayerReport {
+                path: layer.path.clone(),
+                count: values.len(),
+                scope: scope::scope_of(&values),
+                fit: scope::gaussian_fit(&values),
+            };
+            Some((report, counts, low, high))
+        });
+    }
+    match &app.scopes_cache.merged {
+        Some((report, counts, low, high)) => (report.clone(), counts.clone(), *low, *high, true),
+        None => {
+            (layer.merged.clone(), layer.histogram.merged.clone(), layer.histogram.low, layer.histogram.high, false)
+        }
+    }
+}
+
+pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+    let Some(result) = app.settings.last_result.clone() else {
+        ui.label("No results yet: press Run.");
+        return;
+    };
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("variant")
+            .selected_text(result.variants.get(app.settings.variant).map_or("?", |v| v.name.as_str()))
+            .show_ui(ui, |ui| {
+                for (i, v) in result.variants.iter().enumerate() {
+                    ui.selectable_value(&mut app.settings.variant, i, &v.name);
+                }
+            });
+        let layers = result.variants.first().map(|v| v.layers.len()).unwrap_or(0);
+        egui::ComboBox::from_label("layer")
+            .selected_text(result.variants[0].layers.get(app.settings.layer).map_or("?", |l| l.path.as_str()))
+            .show_ui(ui, |ui| {
+                for i in 0..layers {
+                    ui.selectable_value(&mut app.settings.layer, i, &result.variants[0].layers[i].path);
+                }
+            });
+    });
+    let Some(variant) = result.variants.get(app.settings.variant) else { return };
+    let Some(layer) = variant.layers.get(app.settings.layer) else { return };
+    let path = &variant.path;
+    let alpha = path.get(app.settings.alpha_index).map_or(0.5, |p| p.alpha);
+    let (merged, merged_counts, low, high, exact) = merged_layer(app, app.settings.variant, layer, alpha);
+    let merged_label =
+        if exact { format!("merged, α = {alpha:.2}") } else { "merged, α = 0.5 (rerun for other α)".to_string() };
+
+    ui.label(format!("{} of {} (λ = {}), {} weights", layer.path, variant.name, variant.lambda, layer.a.count));
+    Plot::new("histogram").height(300.0).legend(Legend::default()).x_axis_label("weight value").show(ui, |plot| {
+        let h = &layer.histogram;
+        plot.line(Line::new("A", PlotPoints::from(density(&h.a, h.low, h.high))).color(A_COLOR).width(2.0));
+        plot.line(Line::new("B", PlotPoints::from(density(&h.b, h.low, h.high))).color(B_COLOR).width(2.0));
+        plot.line(
+            Line::new(merged_label.clone(), PlotPoints::from(density(&merged_counts, low, high)))
+                .color(MERGED_COLOR)
+                .width(2.0),
+        );
+        plot.line(
+            Line::new("target N(μ*, σ*²)", PlotPoints::from(gaussian(layer.target, low.min(h.low), high.max(h.high))))
+                .color(TARGET_COLOR)
+                .style(LineStyle::dashed_dense()),
+        );
+        for (report, color, name) in [(&layer.a, A_COLOR, "A fit"), (&layer.b, B_COLOR, "B fit")] {
+            plot.line(
+                Line::new(name, PlotPoints::from(gaussian(report.scope, h.low, h.high)))
+                    .color(color.gamma_multiply(0.5))
+                    .style(LineStyle::dotted_dense()),
+            );
+        }
+    });
+    scope_table(ui, layer, &merged, &merged_label);
+    trajectories(ui, variant, app.settings.layer);
+}
+
+fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merged_label: &str) {
+    egui::Grid::new("scope_table").striped(true).show(ui, |ui| {
+        for header in ["model", "mean", "std", "excess kurtosis", "KS distance to its Gaussian"] {
+            ui.strong(header);
+        }
+        ui.end_row();
+        for (name, r) in [("A", &layer.a), ("B", &layer.b), (merged_label, merged)] {
+            ui.label(name);
+            ui.label(format!("{:+.5}", r.scope.mean));
+            ui.label(format!("{:.5}", r.scope.std));
+            ui.label(format!("{:+.3}", r.fit.excess_kurtosis));
+            ui.label(format!("{:.4}", r.fit.ks_distance));
+            ui.end_row();
+        }
+        ui.label("target");
+        ui.label(format!("{:+.5}", layer.target.mean));
+        ui.label(format!("{:.5}", layer.target.std));
+        ui.end_row();
+    });
+    ui.label("A Gaussian has excess kurtosis 0; a uniform −1.2. KS distance: the largest gap between the empirical CDF and the fitted Gaussian's.");
+}
+
+fn trajectories(ui: &mut Ui, variant: &VariantResult, layer: usize) {
+    if variant.curves.is_empty() {
+        return;
+    }
+    ui.separator();
+    ui.label("Scope trajectory over training (this layer's std; dashed: mean)");
+    Plot::new("trajectory").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
+        for (model, color) in [("A", A_COLOR), ("B", B_COLOR)] {
+            let records: Vec<_> =
+                variant.curves.iter().filter(|c| c.model == model && c.scopes.len() > layer).collect();
+            let std: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].std]).collect();
+            let mean: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].mean]).collect();
+            plot.line(Line::new(format!("{model} std"), PlotPoints::from(std)).color(color).width(2.0));
+            plot.line(
+                Line::new(format!("{model} mean"), PlotPoints::from(mean))
+                    .color(color)
+                    .style(LineStyle::dashed_loose()),
+            );
+        }
+    });
+}

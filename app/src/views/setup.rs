@@ -1,0 +1,280 @@
+//! The experiment setup: presets, data, model, what differs between A and B, the WSA switches,
+//! training and the seed. Edits change `settings.config`, the same struct the CLI runs.
+
+use crate::app::WsaLabApp;
+use crate::state::Preset;
+use egui::{DragValue, Ui};
+use wsa_core::data::{DatasetSpec, SyntheticKind};
+use wsa_core::experiment::connect::{DataDifference, PairDifference};
+use wsa_core::model::{Activation, ModelConfig, Norm};
+use wsa_core::scope::FusionRule;
+use wsa_core::train::OptimizerKind;
+use wsa_core::wsa::{KlDirection, LayerReduction, TargetSource};
+
+pub fn widths_text(model: &ModelConfig) -> String {
+    let widths = match model {
+        ModelConfig::Mlp { hidden, .. } => hidden,
+        ModelConfig::Cnn { channels, .. } => channels,
+    };
+    widths.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+fn parse_widths(text: &str) -> Option<Vec<usize>> {
+    let widths: Option<Vec<usize>> =
+        text.split(',').map(|w| w.trim().parse().ok().filter(|&v| v > 0 && v <= 4096)).collect();
+    widths.filter(|w| !w.is_empty())
+}
+
+pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+    let enabled = !app.is_busy();
+    ui.add_enabled_ui(enabled, |ui| {
+        ui.heading("Experiment");
+        ui.label("Presets:");
+        for preset in Preset::ALL {
+            if ui.button(preset.label()).clicked() {
+                app.settings.config = preset.config();
+                app.widths_text = widths_text(&app.settings.config.model);
+            }
+        }
+        ui.separator();
+        data(app, ui);
+        ui.separator();
+        model(app, ui);
+        ui.separator();
+        pair(app, ui);
+        ui.separator();
+        wsa(app, ui);
+        ui.separator();
+        training(app, ui);
+    });
+}
+
+fn data(app: &mut WsaLabApp, ui: &mut Ui) {
+    let config = &mut app.settings.config;
+    ui.strong("Data");
+    let current = config.data.dataset.label();
+    egui::ComboBox::from_label("dataset").selected_text(&current).show_ui(ui, |ui| {
+        for name in ["digits", "fashion-mnist", "mnist", "moons", "circles", "spirals", "blobs"] {
+            if ui.selectable_label(current == name, name).clicked()
+                && let Ok(spec) = DatasetSpec::from_name(name)
+            {
+                config.data.dataset = spec;
+            }
+        }
+    });
+    if let DatasetSpec::Synthetic { kind, samples, noise, classes } = &mut config.data.dataset {
+        ui.horizontal(|ui| {
+            ui.add(DragValue::new(samples).range(10..=100_000).prefix("points "));
+            ui.add(DragValue::new(noise).range(0.0..=2.0).speed(0.01).prefix("noise "));
+            if matches!(kind, SyntheticKind::Spirals | SyntheticKind::Blobs) {
+                ui.add(DragValue::new(classes).range(2..=10).prefix("classes "));
+            }
+        });
+    }
+    if matches!(config.data.dataset, DatasetSpec::FashionMnist | DatasetSpec::Mnist) {
+        let name = ui.label("Fetched by scripts/fetch-data.sh into:");
+        let mut dir = config.data.data_dir.display().to_string();
+        if ui.text_edit_singleline(&mut dir).labelled_by(name.id).changed() {
+            config.data.data_dir = dir.into();
+        }
+        let mut limited = config.data.max_train.is_some();
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut limited, "train on a subset");
+            if limited {
+                let mut n = config.data.max_train.unwrap_or(10_000);
+                ui.add(DragValue::new(&mut n).range(100..=60_000).speed(100));
+                config.data.max_train = Some(n);
+            } else {
+                config.data.max_train = None;
+            }
+        });
+    }
+}
+
+fn model(app: &mut WsaLabApp, ui: &mut Ui) {
+    ui.strong("Model");
+    let config = &mut app.settings.config;
+    let is_cnn = matches!(config.model, ModelConfig::Cnn { .. });
+    ui.horizontal(|ui| {
+        if ui.selectable_label(!is_cnn, "MLP").clicked() && is_cnn {
+            config.model = ModelConfig::default();
+            app.widths_text = widths_text(&config.model);
+        }
+        if ui.selectable_label(is_cnn, "CNN").clicked() && !is_cnn {
+            config.model = ModelConfig::Cnn {
+                channels: vec![16, 32],
+                kernel_size: 3,
+                activation: Activation::Relu,
+                norm: Norm::None,
+            };
+            app.widths_text = widths_text(&config.model);
+        }
+    });
+    let label = if is_cnn { "conv channels" } else { "hidden widths" };
+    ui.horizontal(|ui| {
+        let name = ui.label(label);
+        if ui.text_edit_singleline(&mut app.widths_text).labelled_by(name.id).changed()
+            && let Some(widths) = parse_widths(&app.widths_text)
+        {
+            match &mut config.model {
+                ModelConfig::Mlp { hidden, .. } => *hidden = widths,
+                ModelConfig::Cnn { channels, .. } => *channels = widths,
+            }
+        }
+    });
+    let (activation, norm) = match &mut config.model {
+        ModelConfig::Mlp { activation, norm, .. } | ModelConfig::Cnn { activation, norm, .. } => (activation, norm),
+    };
+    egui::ComboBox::from_label("activation").selected_text(format!("{activation:?}")).show_ui(ui, |ui| {
+        for a in [Activation::Relu, Activation::Tanh, Activation::Gelu, Activation::LeakyRelu] {
+            ui.selectable_value(activation, a, format!("{a:?}"));
+        }
+    });
+    egui::ComboBox::from_label("normalisation").selected_text(norm_label(*norm)).show_ui(ui, |ui| {
+        for n in [Norm::None, Norm::LayerNorm, Norm::GroupNorm { groups: 4 }] {
+            ui.selectable_value(norm, n, norm_label(n));
+        }
+    });
+    if let Norm::GroupNorm { groups } = norm {
+        ui.add(DragValue::new(groups).range(1..=64).prefix("groups "));
+    }
+}
+
+fn norm_label(norm: Norm) -> String {
+    match norm {
+        Norm::None => "none".into(),
+        Norm::LayerNorm => "layer norm".into(),
+        Norm::GroupNorm { groups } => format!("group norm ({groups})"),
+    }
+}
+
+fn pair(app: &mut WsaLabApp, ui: &mut Ui) {
+    ui.strong("A and B differ in");
+    let pair = &mut app.settings.config.pair;
+    let kinds: [(&str, PairDifference); 6] = [
+        ("seed", PairDifference::Seed { same_init: false }),
+        ("learning rate", PairDifference::LearningRate { a: 0.01, b: 0.2 }),
+        ("batch size", PairDifference::BatchSize { a: 16, b: 256 }),
+        ("weight decay", PairDifference::WeightDecay { a: 0.0, b: 0.01 }),
+        (
+            "optimiser",
+            PairDifference::Optimizer {
+                a: OptimizerKind::Sgd,
+                b: OptimizerKind::Adam,
+                learning_rate_a: None,
+                learning_rate_b: Some(0.01),
+            },
+        ),
+        ("data", PairDifference::Data { split: DataDifference::NonIid { alpha: 0.3 } }),
+    ];
+    let current =
+        kinds.iter().find(|(_, k)| std::mem::discriminant(k) == std::mem::discriminant(pair)).map_or("?", |(n, _)| n);
+    egui::ComboBox::from_label("what differs").selected_text(current).show_ui(ui, |ui| {
+        for (name, kind) in &kinds {
+            if ui.selectable_label(current == *name, *name).clicked() && current != *name {
+                *pair = kind.clone();
+            }
+        }
+    });
+    match pair {
+        PairDifference::Seed { same_init } => {
+            ui.checkbox(same_init, "same initialisation");
+        }
+        PairDifference::LearningRate { a, b } | PairDifference::WeightDecay { a, b } => {
+            ui.horizontal(|ui| {
+                ui.add(DragValue::new(a).speed(0.001).range(0.0..=10.0).prefix("A "));
+                ui.add(DragValue::new(b).speed(0.001).range(0.0..=10.0).prefix("B "));
+            });
+        }
+        PairDifference::BatchSize { a, b } => {
+            ui.horizontal(|ui| {
+                ui.add(DragValue::new(a).range(1..=4096).prefix("A "));
+                ui.add(DragValue::new(b).range(1..=4096).prefix("B "));
+            });
+        }
+        PairDifference::Optimizer { a, b, learning_rate_b, .. } => {
+            ui.label(format!("A: {a:?}, B: {b:?}"));
+            let mut lr = learning_rate_b.unwrap_or(0.01);
+            ui.add(DragValue::new(&mut lr).speed(0.001).range(0.0001..=1.0).prefix("B learning rate "));
+            *learning_rate_b = Some(lr);
+        }
+        PairDifference::Data { split } => {
+            let mut non_iid = matches!(split, DataDifference::NonIid { .. });
+            ui.checkbox(&mut non_iid, "non-IID (Dirichlet) instead of random halves");
+            *split = match (non_iid, *split) {
+                (true, DataDifference::NonIid { mut alpha }) => {
+                    ui.add(DragValue::new(&mut alpha).speed(0.01).range(0.01..=100.0).prefix("alpha "));
+                    DataDifference::NonIid { alpha }
+                }
+                (true, DataDifference::Disjoint) => DataDifference::NonIid { alpha: 0.3 },
+                (false, _) => DataDifference::Disjoint,
+            };
+        }
+    }
+}
+
+fn wsa(app: &mut WsaLabApp, ui: &mut Ui) {
+    let w = &mut app.settings.config.wsa;
+    ui.strong("Weight Scope Alignment");
+    ui.add(DragValue::new(&mut w.lambda).speed(0.05).range(0.0..=100.0).prefix("λ "));
+    let target_label = match &w.target {
+        TargetSource::Fused { .. } => "fused from A and B",
+        TargetSource::Fixed => "fixed: initialisation scope",
+        TargetSource::Reference { .. } => "reference: A trained plain",
+    };
+    egui::ComboBox::from_label("target").selected_text(target_label).show_ui(ui, |ui| {
+        if ui.selectable_label(matches!(w.target, TargetSource::Fused { .. }), "fused from A and B").clicked() {
+            w.target = TargetSource::default();
+        }
+        if ui.selectable_label(w.target == TargetSource::Fixed, "fixed: initialisation scope").clicked() {
+            w.target = TargetSource::Fixed;
+        }
+        if ui
+            .selectable_label(matches!(w.target, TargetSource::Reference { .. }), "reference: A trained plain")
+            .clicked()
+        {
+            w.target = TargetSource::Reference { model: None };
+        }
+    });
+    if let TargetSource::Fused { sync_every } = &mut w.target {
+        ui.add(DragValue::new(sync_every).range(1..=10_000).prefix("refresh every ").suffix(" steps"));
+    }
+    egui::ComboBox::from_label("KL direction").selected_text(format!("{:?}", w.direction)).show_ui(ui, |ui| {
+        ui.selectable_value(&mut w.direction, KlDirection::ModelToTarget, "ModelToTarget");
+        ui.selectable_value(&mut w.direction, KlDirection::TargetToModel, "TargetToModel");
+    });
+    egui::ComboBox::from_label("over layers").selected_text(format!("{:?}", w.reduction)).show_ui(ui, |ui| {
+        ui.selectable_value(&mut w.reduction, LayerReduction::Mean, "Mean");
+        ui.selectable_value(&mut w.reduction, LayerReduction::Sum, "Sum");
+    });
+    egui::ComboBox::from_label("fusion").selected_text(format!("{:?}", w.fusion)).show_ui(ui, |ui| {
+        for rule in [
+            FusionRule::MomentMatching,
+            FusionRule::PlainAverage,
+            FusionRule::StdAverage,
+            FusionRule::PrecisionWeighted,
+        ] {
+            ui.selectable_value(&mut w.fusion, rule, format!("{rule:?}"));
+        }
+    });
+    ui.checkbox(&mut w.layers.include_biases, "biases as scopes");
+    ui.checkbox(&mut w.layers.include_norm, "norm parameters as scopes");
+    ui.checkbox(&mut w.layers.exclude_classifier, "leave out the classifier");
+}
+
+fn training(app: &mut WsaLabApp, ui: &mut Ui) {
+    let config = &mut app.settings.config;
+    let t = &mut config.train;
+    ui.strong("Training");
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut t.optimizer, OptimizerKind::Sgd, "SGD");
+        ui.selectable_value(&mut t.optimizer, OptimizerKind::Adam, "Adam");
+    });
+    ui.add(DragValue::new(&mut t.learning_rate).speed(0.001).range(0.0001..=10.0).prefix("learning rate "));
+    ui.add(DragValue::new(&mut t.momentum).speed(0.01).range(0.0..=0.99).prefix("momentum "));
+    ui.add(DragValue::new(&mut t.weight_decay).speed(0.0001).range(0.0..=1.0).prefix("weight decay "));
+    ui.add(DragValue::new(&mut t.batch_size).range(1..=4096).prefix("batch "));
+    ui.add(DragValue::new(&mut t.epochs).range(1..=1000).prefix("epochs "));
+    ui.add(DragValue::new(&mut config.seed).prefix("seed "));
+    ui.add(DragValue::new(&mut config.path.points).range(2..=201).prefix("path points "));
+}

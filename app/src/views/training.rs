@@ -1,0 +1,65 @@
+//! Live training curves (train loss and test accuracy per epoch for A and B, plain and WSA),
+//! from the running job or, when idle, from the last result.
+
+use super::{A_COLOR, B_COLOR};
+use crate::app::WsaLabApp;
+use egui::Ui;
+use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
+use wsa_core::experiment::connect::EpochRecord;
+
+pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+    let records: Vec<(String, EpochRecord)> = if app.is_busy() {
+        app.live.epochs.clone()
+    } else if let Some(result) = &app.settings.last_result {
+        result.variants.iter().flat_map(|v| v.curves.iter().map(|c| (v.name.clone(), c.clone()))).collect()
+    } else {
+        Vec::new()
+    };
+    if app.is_busy() {
+        ui.label(format!("{} — {} epochs finished", app.live.stage, app.live.epochs.len()));
+    }
+    if records.is_empty() {
+        ui.label("No training yet.");
+        return;
+    }
+    let width = (ui.available_width() / 2.0 - 8.0).max(200.0);
+    ui.horizontal(|ui| {
+        for (title, value) in [
+            ("train loss", (|r: &EpochRecord| r.train_loss) as fn(&EpochRecord) -> f64),
+            ("test accuracy", |r| r.test_accuracy),
+        ] {
+            ui.vertical(|ui| {
+                ui.label(title);
+                Plot::new(("curves", title))
+                    .width(width)
+                    .height(260.0)
+                    .legend(Legend::default())
+                    .x_axis_label("epoch")
+                    .show(ui, |plot| {
+                        for variant in ["plain", "wsa"] {
+                            for model in ["A", "B"] {
+                                let pts: Vec<[f64; 2]> = records
+                                    .iter()
+                                    .filter(|(v, r)| v == variant && r.model == model)
+                                    .map(|(_, r)| [r.epoch as f64, value(r)])
+                                    .collect();
+                                if pts.is_empty() {
+                                    continue;
+                                }
+                                let color = if model == "A" { A_COLOR } else { B_COLOR };
+                                let style =
+                                    if variant == "plain" { LineStyle::dashed_loose() } else { LineStyle::Solid };
+                                plot.line(
+                                    Line::new(format!("{variant} {model}"), PlotPoints::from(pts))
+                                        .color(color)
+                                        .style(style)
+                                        .width(2.0),
+                                );
+                            }
+                        }
+                    });
+            });
+        }
+    });
+    ui.label("Dashed: plain (λ = 0); solid: WSA.");
+}

@@ -1,0 +1,140 @@
+//! The app driven through egui_kittest: choose a preset, run a short experiment on the CPU, see
+//! the path and the barriers, select a point on the path, look at its scopes, export.
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::time::{Duration, Instant};
+use wsa_core::experiment::connect::PairDifference;
+use wsa_lab_app::WsaLabApp;
+
+fn harness() -> Harness<'static, WsaLabApp> {
+    Harness::builder().with_size([1280.0, 900.0]).build_eframe(|cc| WsaLabApp::new(cc))
+}
+
+/// Steps frames until the background job ends (the worker runs on its own thread).
+fn wait_for_job(harness: &mut Harness<'_, WsaLabApp>) {
+    let started = Instant::now();
+    while harness.state().is_busy() {
+        assert!(started.elapsed() < Duration::from_secs(120), "the experiment did not finish in 2 minutes");
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.step();
+    harness.step();
+}
+
+#[test]
+fn preset_run_select_a_point_and_export() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("Different random starts").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.config.pair, PairDifference::Seed { same_init: false });
+    // Keep the run short: the point is the UI, not the numbers.
+    harness.state_mut().settings.config.train.epochs = 3;
+
+    harness.get_by_label("Run").click();
+    harness.step();
+    assert!(harness.state().is_busy(), "Run starts a background job");
+    wait_for_job(&mut harness);
+    let notices = &harness.state().notices;
+    assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
+    let result = harness.state().settings.last_result.clone().expect("a result after the run");
+
+    // The path view shows both barriers of both variants.
+    harness.get_by_label("loss barrier");
+    harness.get_by_label("accuracy barrier");
+    for v in &result.variants {
+        let loss = format!("{:.4}", v.barriers.loss);
+        let accuracy = format!("{:.4}", v.barriers.accuracy);
+        assert!(harness.query_all_by_label(&loss).count() >= 1, "loss barrier {loss} of {} not shown", v.name);
+        assert!(harness.query_all_by_label(&accuracy).count() >= 1, "accuracy barrier {accuracy} not shown");
+    }
+
+    // Select the next point on the path with the slider (keyboard), as a user can.
+    let before = harness.state().settings.alpha_index;
+    harness.get_by_role_and_label(Role::Slider, "selected point on the path").focus();
+    harness.step();
+    harness.key_press(egui::Key::ArrowRight);
+    harness.run_steps(2);
+    let after = harness.state().settings.alpha_index;
+    assert_eq!(after, before + 1);
+    let alpha = result.variants[0].path[after].alpha;
+    harness.get_by_label(&format!("Selected merged model: α = {alpha:.3}"));
+
+    // The selection follows into the scopes view.
+    harness.get_by_label("Weight scopes").click();
+    harness.run_steps(2);
+    let merged = format!("merged, α = {alpha:.2}");
+    assert!(harness.query_all_by_label(&merged).count() >= 1, "the scopes view does not show `{merged}`");
+
+    // Export from the Files tab.
+    let dir = std::env::temp_dir().join(format!("wsa-lab-ui-export-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    harness.state_mut().settings.export_dir = dir.display().to_string();
+    harness.get_by_label("Files").click();
+    harness.run_steps(2);
+    harness.get_by_label("Export results (CSV/JSON)").click();
+    harness.run_steps(2);
+    harness.get_by_label("Export figures (PNG)").click();
+    harness.run_steps(2);
+    harness.get_by_label("Save models (safetensors)").click();
+    harness.run_steps(2);
+    for file in ["summary.json", "paths.csv", "paths.png", "histograms-wsa.png", "models/plain-a.safetensors"] {
+        assert!(dir.join(file).is_file(), "{file} was not exported; notices: {:?}", harness.state().notices);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_model_that_does_not_fit_is_refused_with_a_message() {
+    let mut harness = harness();
+    harness.state_mut().settings.config.train.epochs = 1;
+    harness.run_steps(2);
+    harness.get_by_label("Run").click();
+    harness.step();
+    wait_for_job(&mut harness);
+
+    // A model of another architecture: a wider MLP.
+    let dir = std::env::temp_dir().join(format!("wsa-lab-ui-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let layout = wsa_core::model::ModelLayout::new(
+        &wsa_core::model::ModelConfig::Mlp {
+            hidden: vec![8],
+            activation: wsa_core::model::Activation::Relu,
+            norm: wsa_core::model::Norm::None,
+        },
+        &[1, 8, 8],
+        10,
+    )
+    .expect("layout");
+    let other = std::sync::Arc::new(layout).init(&mut wsa_core::rng::Rng::new(1));
+    let file = dir.join("other.safetensors");
+    wsa_core::io::save_model(&file, &other).expect("save");
+
+    harness.state_mut().settings.model_path = file.display().to_string();
+    harness.get_by_label("Files").click();
+    harness.run_steps(2);
+    harness.get_by_label("Load into B").click();
+    harness.run_steps(2);
+    let notices = &harness.state().notices;
+    assert!(
+        notices.iter().any(|n| n.is_error && n.text.contains("slot B") && n.text.contains("hidden.0.weight")),
+        "{notices:?}"
+    );
+    assert!(!harness.state().is_busy(), "nothing was started");
+
+    // The right architecture loads and the pair is re-evaluated in the background.
+    let own = harness.state().models[1].a.clone();
+    let file = dir.join("own.safetensors");
+    wsa_core::io::save_model(&file, &own).expect("save");
+    harness.state_mut().settings.model_path = file.display().to_string();
+    harness.get_by_label("Load into B").click();
+    harness.step();
+    wait_for_job(&mut harness);
+    let result = harness.state().settings.last_result.clone().expect("result");
+    // B is now a copy of A: the path is flat and both barriers vanish.
+    assert!(result.variants[1].barriers.loss.abs() < 1e-9 && result.variants[1].barriers.accuracy.abs() < 1e-9);
+    std::fs::remove_dir_all(&dir).ok();
+}
