@@ -26,8 +26,10 @@ pub fn native_options() -> eframe::NativeOptions {
 }
 
 /// What the native binary accepts.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct LaunchOptions {
+    /// An experiment config (JSON, as `wsa-lab connect --print-config` writes) to open.
+    pub config: Option<wsa_core::experiment::connect::ConnectConfig>,
     /// Start the configured experiment at once.
     pub autorun: bool,
     /// Print frame-time statistics to stderr every two seconds.
@@ -37,15 +39,28 @@ pub struct LaunchOptions {
 impl LaunchOptions {
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
         let mut options = Self::default();
-        for arg in args {
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--autorun" => options.autorun = true,
                 "--frame-log" => options.frame_log = true,
-                other => return Err(format!("unknown argument `{other}` (known: --autorun, --frame-log)")),
+                "--config" => {
+                    let path = args.next().ok_or("--config needs a file")?;
+                    options.config = Some(read_config(std::path::Path::new(&path))?);
+                }
+                other => {
+                    return Err(format!("unknown argument `{other}` (known: --config FILE, --autorun, --frame-log)"));
+                }
             }
         }
         Ok(options)
     }
+}
+
+/// Reads an experiment config file, with a message naming the file on failure.
+pub fn read_config(path: &std::path::Path) -> Result<wsa_core::experiment::connect::ConnectConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    wsa_core::experiment::connect::ConnectConfig::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Opens the app in a native window and returns when it closes.
@@ -56,6 +71,10 @@ pub fn run_native(options: LaunchOptions) -> eframe::Result {
         Box::new(move |cc| {
             let mut app = WsaLabApp::new(cc);
             app.frame_log = options.frame_log;
+            if let Some(config) = options.config {
+                app.settings.config = config;
+                app.widths_text = views::setup::widths_text(&app.settings.config.model);
+            }
             if options.autorun {
                 app.start_run(&cc.egui_ctx);
             }

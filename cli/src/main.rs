@@ -38,6 +38,9 @@ enum Command {
     Devices,
     /// Open the desktop app (the same as the `wsa-lab-app` binary).
     App {
+        /// An experiment config to open (JSON, as `connect --print-config` writes).
+        #[arg(long)]
+        config: Option<PathBuf>,
         /// Start the configured experiment at once.
         #[arg(long)]
         autorun: bool,
@@ -86,16 +89,19 @@ fn main() {
     let outcome = match cli.command {
         Some(Command::Connect(args)) => run_connect(args),
         Some(Command::Devices) => list_devices(),
-        Some(Command::App { autorun, frame_log }) => {
-            wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { autorun, frame_log })
-                .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
-        }
+        Some(Command::App { config, autorun, frame_log }) => open_app(config, autorun, frame_log),
         None => run_connect(cli.connect),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
+}
+
+fn open_app(config: Option<PathBuf>, autorun: bool, frame_log: bool) -> Result<()> {
+    let config = config.map(|path| wsa_lab_app::read_config(&path)).transpose().map_err(anyhow::Error::msg)?;
+    wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { config, autorun, frame_log })
+        .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
 }
 
 fn list_devices() -> Result<()> {

@@ -39,8 +39,9 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
                         for v in &result.variants {
                             let color = variant_color(&v.name);
                             let pts: Vec<[f64; 2]> = v.path.iter().map(|p| [p.alpha, value(p)]).collect();
-                            // One name for the line and its points: one legend entry.
-                            let name = format!("{} (λ = {})", v.name, v.lambda);
+                            // One name for the line and its points: one legend entry, with the barrier.
+                            let barrier = if title == "test loss" { v.barriers.loss } else { v.barriers.accuracy };
+                            let name = format!("{} (λ = {}) barrier {barrier:.3}", v.name, v.lambda);
                             plot.line(Line::new(name.clone(), PlotPoints::from(pts.clone())).color(color).width(2.5));
                             plot.points(Points::new(name, PlotPoints::from(pts)).color(color).radius(3.0));
                         }

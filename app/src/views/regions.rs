@@ -54,10 +54,11 @@ fn compute(config: &wsa_core::experiment::connect::ConnectConfig, merged: &HostP
         low[d] -= pad;
         high[d] += pad;
     }
-    // Rows from the top (largest y) down, as the heat map draws them.
+    // Rows from the bottom (smallest y) up: egui_plot's heat map draws its first row at `at`,
+    // the lower-left corner (checked against the test points in the app).
     let mut grid = Vec::with_capacity(GRID * GRID * 2);
     for row in 0..GRID {
-        let y = high[1] - (row as f64 + 0.5) * (high[1] - low[1]) / GRID as f64;
+        let y = low[1] + (row as f64 + 0.5) * (high[1] - low[1]) / GRID as f64;
         for col in 0..GRID {
             let x = low[0] + (col as f64 + 0.5) * (high[0] - low[0]) / GRID as f64;
             grid.extend_from_slice(&[x as f32, y as f32]);
