@@ -1,11 +1,12 @@
 //! The application: settings (persisted), the background job, and the views. `logic` drains the
 //! job's messages; `ui` only draws from what is already here, so a frame never waits on work.
 
-use crate::job::{Job, JobMessage, JobOutput};
+use crate::job::{DeviceTarget, Job, JobMessage, JobOutput};
 use crate::state::{self, Settings, Tab};
 use crate::views;
 use std::collections::VecDeque;
 use std::time::Instant;
+use wsa_core::device::{self, ComputeDevice, DeviceChoice};
 use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{EpochRecord, TrainedPair};
 
@@ -79,6 +80,10 @@ pub struct WsaLabApp {
     last_frame: Option<Instant>,
     /// Print frame statistics to stderr every few seconds (`--frame-log`).
     pub frame_log: bool,
+    /// The renderer's wgpu handles, when eframe draws with wgpu: a GPU job computes on them.
+    renderer_gpu: Option<egui_wgpu::RenderState>,
+    /// The compute device made from `renderer_gpu`, registered with burn once and then reused.
+    shared_gpu: Option<ComputeDevice>,
     last_frame_log: Option<Instant>,
 }
 
@@ -87,6 +92,7 @@ impl WsaLabApp {
         let stored = cc.storage.and_then(|s| s.get_string(state::STORAGE_KEY));
         let (settings, notice) = state::load(stored);
         let mut app = Self::with_settings(settings);
+        app.renderer_gpu = cc.wgpu_render_state.clone();
         if let Some(text) = notice {
             app.notices.push(Notice { text, is_error: true });
         }
@@ -108,7 +114,40 @@ impl WsaLabApp {
             last_frame: None,
             frame_log: false,
             last_frame_log: None,
+            renderer_gpu: None,
+            shared_gpu: None,
         }
+    }
+
+    /// Where the next job computes. A GPU job uses the renderer's device when eframe draws with
+    /// wgpu (one GPU device for drawing and training); `auto` does so only on a hardware GPU.
+    fn device_target(&mut self) -> DeviceTarget {
+        let choice = self.settings.device;
+        let Some(render) = &self.renderer_gpu else { return DeviceTarget::Choose(choice) };
+        let wanted = match choice {
+            DeviceChoice::Cpu => false,
+            DeviceChoice::Gpu => true,
+            DeviceChoice::Auto => !device::is_software(&render.adapter),
+        };
+        if !wanted {
+            return DeviceTarget::Choose(choice);
+        }
+        if self.shared_gpu.is_none() {
+            match device::from_wgpu(
+                render.instance.clone(),
+                render.adapter.clone(),
+                render.device.clone(),
+                render.queue.clone(),
+            ) {
+                Ok(shared) => self.shared_gpu = Some(shared),
+                Err(e) => {
+                    self.notices
+                        .push(Notice { text: format!("{e}; using a device of its own instead"), is_error: false });
+                    return DeviceTarget::Choose(choice);
+                }
+            }
+        }
+        self.shared_gpu.clone().map_or(DeviceTarget::Choose(choice), DeviceTarget::Shared)
     }
 
     pub fn is_busy(&self) -> bool {
@@ -125,27 +164,22 @@ impl WsaLabApp {
             return;
         }
         self.live = LiveRun { epochs_per_model: self.settings.config.train.epochs, ..LiveRun::default() };
+        let target = self.device_target();
         let ctx = ctx.clone();
-        self.job =
-            Some(Job::connect(self.settings.config.clone(), self.settings.device, move || ctx.request_repaint()));
+        self.job = Some(Job::connect(self.settings.config.clone(), target, move || ctx.request_repaint()));
         self.settings.tab = Tab::Training;
     }
 
     pub fn start_reevaluation(&mut self, ctx: &egui::Context, variant_index: usize, pair: TrainedPair) {
         let Some(result) = &self.settings.last_result else { return };
         let Some(variant) = result.variants.get(variant_index) else { return };
+        let (config, name, lambda) = (result.config.clone(), variant.name.clone(), variant.lambda);
         self.live = LiveRun::default();
+        let target = self.device_target();
         let ctx = ctx.clone();
-        self.job = Some(Job::reevaluate(
-            result.config.clone(),
-            self.settings.device,
-            variant_index,
-            variant.name.clone(),
-            variant.lambda,
-            pair.a,
-            pair.b,
-            move || ctx.request_repaint(),
-        ));
+        self.job = Some(Job::reevaluate(config, target, variant_index, name, lambda, pair.a, pair.b, move || {
+            ctx.request_repaint()
+        }));
     }
 
     /// Applies what the worker sent; called once per frame before drawing.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::time::Instant;
-use wsa_core::device::{self, DeviceChoice};
+use wsa_core::device::{self, ComputeDevice, DeviceChoice};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, TrainedPair, VariantResult};
 use wsa_core::experiment::{Event, Observer};
 use wsa_core::model::HostParams;
@@ -25,6 +25,22 @@ pub enum JobMessage {
     Device(String),
     Event(Event),
     Finished(Result<JobOutput, String>),
+}
+
+/// Where a job computes: a device to choose on the worker, or the GPU device shared with the
+/// renderer.
+pub enum DeviceTarget {
+    Choose(DeviceChoice),
+    Shared(ComputeDevice),
+}
+
+impl DeviceTarget {
+    fn resolve(self) -> Result<ComputeDevice, String> {
+        match self {
+            DeviceTarget::Choose(choice) => device::select(choice).map_err(|e| e.to_string()),
+            DeviceTarget::Shared(device) => Ok(device),
+        }
+    }
 }
 
 /// The UI's handle on the running job.
@@ -68,7 +84,17 @@ impl Job {
         let mut observer =
             ChannelObserver { sender: sender.clone(), cancel: Arc::clone(&cancel), repaint: Box::new(repaint.clone()) };
         let spawned = std::thread::Builder::new().name("wsa-lab-job".into()).spawn(move || {
-            let outcome = work(&mut observer);
+            // A panic inside burn or a driver must not take the app down: it ends this job with
+            // its message.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut observer)))
+                .unwrap_or_else(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown error".into());
+                    Err(format!("the computation failed: {message}"))
+                });
             let _ = sender.send(JobMessage::Finished(outcome));
             repaint();
         });
@@ -85,9 +111,9 @@ impl Job {
     }
 
     /// Trains and evaluates a connect experiment.
-    pub fn connect(config: ConnectConfig, choice: DeviceChoice, repaint: impl Fn() + Send + Clone + 'static) -> Self {
+    pub fn connect(config: ConnectConfig, target: DeviceTarget, repaint: impl Fn() + Send + Clone + 'static) -> Self {
         Self::spawn("training", repaint, move |observer| {
-            let device = device::select(choice).map_err(|e| e.to_string())?;
+            let device = target.resolve()?;
             let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
             let outcome = connect::run(&config, &device, observer).map_err(|e| e.to_string())?;
             Ok(JobOutput::Connect(Box::new(outcome)))
@@ -98,7 +124,7 @@ impl Job {
     #[allow(clippy::too_many_arguments)]
     pub fn reevaluate(
         config: ConnectConfig,
-        choice: DeviceChoice,
+        target: DeviceTarget,
         variant_index: usize,
         name: String,
         lambda: f64,
@@ -107,7 +133,7 @@ impl Job {
         repaint: impl Fn() + Send + Clone + 'static,
     ) -> Self {
         Self::spawn("evaluating the loaded pair", repaint, move |observer| {
-            let device = device::select(choice).map_err(|e| e.to_string())?;
+            let device = target.resolve()?;
             let (result, pair) =
                 connect::evaluate_pair(&config, &device, &name, lambda, &a, &b, observer).map_err(|e| e.to_string())?;
             Ok(JobOutput::Reevaluated { variant_index, result: Box::new(result), pair: Box::new(pair) })

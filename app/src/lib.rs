@@ -4,6 +4,8 @@
 //! WSA in the background, and explore weight-scope histograms, interpolation paths, barriers and
 //! decision regions. This crate holds the UI; `src/main.rs` (and `wsa-lab app`) only wrap it.
 
+use egui_wgpu::wgpu;
+
 mod app;
 pub mod export;
 mod job;
@@ -11,6 +13,27 @@ pub mod state;
 mod views;
 
 pub use app::{Notice, WsaLabApp};
+
+/// The wgpu device eframe renders with, created so that burn can compute on it too: burn's
+/// kernels are compiled for what the *adapter* supports (e.g. 64-bit integers), so the device
+/// must enable the adapter's features and limits, as burn does for a device of its own.
+/// Experimental features stay off: the WGSL kernels do not use them.
+pub fn wgpu_configuration() -> egui_wgpu::WgpuConfiguration {
+    let mut config = egui_wgpu::WgpuConfiguration::default();
+    if let egui_wgpu::WgpuSetup::CreateNew(create) = &mut config.wgpu_setup {
+        create.device_descriptor = std::sync::Arc::new(|adapter| wgpu::DeviceDescriptor {
+            label: Some("wsa-lab: egui renderer and burn"),
+            required_features: adapter
+                .features()
+                .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS)
+                .difference(wgpu::Features::all_experimental_mask()),
+            required_limits: adapter.limits(),
+            memory_hints: wgpu::MemoryHints::MemoryUsage,
+            ..Default::default()
+        });
+    }
+    config
+}
 
 /// Window options; the renderer comes from `WSA_LAB_RENDERER` (`wgpu`, the default, or `glow`).
 pub fn native_options() -> eframe::NativeOptions {
@@ -21,6 +44,7 @@ pub fn native_options() -> eframe::NativeOptions {
     eframe::NativeOptions {
         renderer,
         viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 820.0]).with_title("WSA Lab"),
+        wgpu_options: wgpu_configuration(),
         ..Default::default()
     }
 }

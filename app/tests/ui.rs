@@ -138,3 +138,44 @@ fn a_model_that_does_not_fit_is_refused_with_a_message() {
     assert!(result.variants[1].barriers.loss.abs() < 1e-9 && result.variants[1].barriers.accuracy.abs() < 1e-9);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// With eframe drawing through wgpu, a GPU job trains on the renderer's own device: one GPU
+/// device for drawing and training. Runs on any wgpu adapter (lavapipe on CI).
+#[test]
+fn a_gpu_job_shares_the_renderers_device() {
+    if wsa_core::device::list_adapters().is_empty() {
+        let msg = "!!! no wgpu adapter: the shared-device test did NOT run !!!";
+        assert!(std::env::var("WSA_REQUIRE_GPU").as_deref() != Ok("1"), "{msg}");
+        eprintln!("\n{msg}\n");
+        return;
+    }
+    // The test renderer's device is created the way the app creates its window's.
+    let setup = wsa_lab_app::wgpu_configuration().wgpu_setup;
+    let mut harness =
+        Harness::builder().with_size([1280.0, 900.0]).wgpu_setup(setup).build_eframe(|cc| WsaLabApp::new(cc));
+    harness.state_mut().settings.device = wsa_core::device::DeviceChoice::Gpu;
+    harness.state_mut().settings.config.train.epochs = 1;
+    harness.state_mut().settings.config.data.max_train = Some(256);
+    harness.run_steps(2);
+    harness.get_by_label("Run").click();
+    harness.step();
+    wait_for_job(&mut harness);
+    let state = harness.state();
+    assert!(state.notices.iter().all(|n| !n.is_error), "{:?}", state.notices);
+    assert!(state.device_label.contains("shared with the renderer"), "trained on: {}", state.device_label);
+    let result = state.settings.last_result.as_ref().expect("result");
+    assert!(result.device.contains("shared with the renderer"));
+    // The same experiment on the CPU gives the same numbers, to f32 rounding.
+    let cpu =
+        wsa_core::experiment::connect::run(&result.config, &wsa_core::device::cpu(), &mut wsa_core::experiment::Silent)
+            .expect("CPU run")
+            .result;
+    let one_sample = 1.0 / result.test_samples as f64;
+    for (gpu, cpu) in result.variants.iter().zip(&cpu.variants) {
+        for (g, c) in [(gpu.endpoint_a, cpu.endpoint_a), (gpu.endpoint_b, cpu.endpoint_b)] {
+            assert!((g.accuracy - c.accuracy).abs() <= one_sample + 1e-9, "{}: GPU {g:?} vs CPU {c:?}", gpu.name);
+            assert!((g.loss - c.loss).abs() < 1e-3, "{}: GPU {g:?} vs CPU {c:?}", gpu.name);
+        }
+        assert!((gpu.barriers.loss - cpu.barriers.loss).abs() < 1e-3, "{}", gpu.name);
+    }
+}

@@ -78,6 +78,38 @@ fn gpu(adapter: &AdapterSummary) -> ComputeDevice {
     }
 }
 
+/// A compute device on wgpu handles that already exist — the device a renderer draws with — so
+/// that training and drawing share one GPU instead of each opening its own. Call it once per
+/// set of handles; burn does not detect a second registration.
+pub fn from_wgpu(
+    instance: wgpu::Instance,
+    adapter: wgpu::Adapter,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+) -> Result<ComputeDevice> {
+    let info = adapter.get_info();
+    let software = info.device_type == wgpu::DeviceType::Cpu;
+    let setup = burn::tensor::wgpu::WgpuSetup { instance, adapter, device, queue, backend: info.backend };
+    let device = Device::wgpu_options()
+        .setup(setup)
+        .init()
+        .map_err(|e| WsaError::Device(format!("the renderer's GPU device could not be shared with burn: {e}")))?;
+    let kind = if software { "software GPU adapter" } else { "GPU" };
+    Ok(ComputeDevice {
+        device,
+        is_gpu: true,
+        description: format!(
+            "{kind}: {} via {:?}, shared with the renderer (burn wgpu backend)",
+            info.name, info.backend
+        ),
+    })
+}
+
+/// Whether `adapter` is a CPU-emulated one (e.g. lavapipe).
+pub fn is_software(adapter: &wgpu::Adapter) -> bool {
+    adapter.get_info().device_type == wgpu::DeviceType::Cpu
+}
+
 pub fn select(choice: DeviceChoice) -> Result<ComputeDevice> {
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),

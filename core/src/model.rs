@@ -360,7 +360,12 @@ impl Params {
         let values = self
             .tensors
             .iter()
-            .map(|t| t.to_data().try_to_vec::<f32>().map_err(|e| WsaError::Device(format!("{e:?}"))))
+            .map(|t| {
+                t.try_to_data()
+                    .map_err(|e| WsaError::Device(e.to_string()))?
+                    .try_to_vec::<f32>()
+                    .map_err(|e| WsaError::Device(format!("{e:?}")))
+            })
             .collect::<Result<_>>()?;
         Ok(HostParams { layout: Arc::clone(&self.layout), values })
     }
@@ -380,7 +385,8 @@ impl Params {
             return Err(WsaError::invalid("features", features.len(), &format!("need {rows} rows of {dim} values")));
         }
         let x = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [rows, dim]), &self.device());
-        let classes = self.logits(x).argmax(1).into_data().convert::<i64>();
+        let classes =
+            self.logits(x).argmax(1).try_into_data().map_err(|e| WsaError::Device(e.to_string()))?.convert::<i64>();
         let classes = classes.try_to_vec::<i64>().map_err(|e| WsaError::Device(format!("{e:?}")))?;
         Ok(classes.into_iter().map(|c| c as u32).collect())
     }

@@ -72,7 +72,8 @@ pub fn device_scopes(params: &Params, layers: &[usize]) -> Result<Vec<Scope>> {
         })
         .collect();
     let values = Tensor::cat(stats, 0)
-        .into_data()
+        .try_into_data()
+        .map_err(|e| WsaError::Device(e.to_string()))?
         .convert::<f64>()
         .try_to_vec::<f64>()
         .map_err(|e| WsaError::Device(format!("{e:?}")))?;

@@ -143,7 +143,12 @@ pub fn evaluate(layout: &ModelLayout, params: &[Tensor<1>], data: &DeviceData) -
 }
 
 fn read_scalar(t: Tensor<1>) -> Result<f64> {
-    let v = t.into_data().convert::<f64>().try_to_vec::<f64>().map_err(|e| WsaError::Device(format!("{e:?}")))?;
+    let v = t
+        .try_into_data()
+        .map_err(|e| WsaError::Device(e.to_string()))?
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .map_err(|e| WsaError::Device(format!("{e:?}")))?;
     v.first().copied().ok_or_else(|| WsaError::Device("empty read-back".into()))
 }
 
