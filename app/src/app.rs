@@ -5,6 +5,8 @@ use crate::job::{DeviceTarget, Job, JobMessage, JobOutput};
 use crate::state::{self, Settings, Tab};
 use crate::views;
 use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wsa_core::device::{self, ComputeDevice, DeviceChoice};
 use wsa_core::experiment::Event;
@@ -84,6 +86,8 @@ pub struct WsaLabApp {
     renderer_gpu: Option<egui_wgpu::RenderState>,
     /// The compute device made from `renderer_gpu`, registered with burn once and then reused.
     shared_gpu: Option<ComputeDevice>,
+    /// Notices from work that ends outside a frame (a plot PNG written from a screenshot).
+    inbox: Arc<Mutex<Vec<Notice>>>,
     last_frame_log: Option<Instant>,
 }
 
@@ -116,7 +120,32 @@ impl WsaLabApp {
             last_frame_log: None,
             renderer_gpu: None,
             shared_gpu: None,
+            inbox: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Saves the screen region `rect` (a plot) as `<export_dir>/<name>.png`, from a screenshot
+    /// of the next frame: what is written is exactly what the user sees.
+    pub fn save_plot_png(&self, ctx: &egui::Context, name: &str, rect: egui::Rect) {
+        let path = PathBuf::from(&self.settings.export_dir).join(format!("{name}.png"));
+        let pixels_per_point = ctx.pixels_per_point();
+        let inbox = Arc::clone(&self.inbox);
+        let repaint = ctx.clone();
+        ctx.request_screenshot(move |image| {
+            let region = image.region(&rect, Some(pixels_per_point));
+            let [width, height] = region.size;
+            let rgba: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
+            let written = crate::export::plots::encode_rgba(&rgba, width as u32, height as u32)
+                .and_then(|bytes| wsa_core::io::write_atomic(&path, &bytes).map_err(|e| e.to_string()));
+            let notice = match written {
+                Ok(()) => Notice { text: format!("Wrote {}", path.display()), is_error: false },
+                Err(e) => Notice { text: format!("Could not save the plot: {e}"), is_error: true },
+            };
+            if let Ok(mut inbox) = inbox.lock() {
+                inbox.push(notice);
+            }
+            repaint.request_repaint();
+        });
     }
 
     /// Where the next job computes. A GPU job uses the renderer's device when eframe draws with
@@ -184,6 +213,9 @@ impl WsaLabApp {
 
     /// Applies what the worker sent; called once per frame before drawing.
     pub fn poll_job(&mut self) {
+        if let Ok(mut inbox) = self.inbox.lock() {
+            self.notices.append(&mut inbox);
+        }
         let Some(job) = &self.job else { return };
         for message in job.drain() {
             match message {

@@ -179,3 +179,34 @@ fn a_gpu_job_shares_the_renderers_device() {
         assert!((gpu.barriers.loss - cpu.barriers.loss).abs() < 1e-3, "{}", gpu.name);
     }
 }
+
+/// "Save PNG" under a plot writes that plot, as drawn, into the export folder.
+#[test]
+fn a_plot_is_saved_as_png_as_shown() {
+    if wsa_core::device::list_adapters().is_empty() {
+        let msg = "!!! no wgpu adapter to render with: the plot-PNG test did NOT run !!!";
+        assert!(std::env::var("WSA_REQUIRE_GPU").as_deref() != Ok("1"), "{msg}");
+        eprintln!("\n{msg}\n");
+        return;
+    }
+    let mut harness = Harness::builder().with_size([1280.0, 900.0]).wgpu().build_eframe(|cc| WsaLabApp::new(cc));
+    harness.state_mut().settings.config.train.epochs = 1;
+    let dir = std::env::temp_dir().join(format!("wsa-lab-ui-png-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    harness.state_mut().settings.export_dir = dir.display().to_string();
+    harness.run_steps(2);
+    harness.get_by_label("Run").click();
+    harness.step();
+    wait_for_job(&mut harness);
+    let buttons: Vec<_> = harness.query_all_by_label("Save PNG").collect();
+    assert_eq!(buttons.len(), 2, "one button under each path plot");
+    buttons[0].click();
+    for _ in 0..6 {
+        harness.step();
+    }
+    let file = dir.join("path-test-loss.png");
+    assert!(file.is_file(), "no PNG written; notices: {:?}", harness.state().notices);
+    let bytes = std::fs::read(&file).expect("read");
+    assert_eq!(&bytes[1..4], b"PNG");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -336,16 +336,15 @@ impl HostParams {
     /// (1 - alpha) self + alpha other on the host, e.g. to inspect or save one merged model.
     pub fn interpolate(&self, other: &HostParams, alpha: f64) -> Result<HostParams> {
         self.layout.check_compatible(&other.layout)?;
-        let values = self
-            .values
-            .iter()
-            .zip(&other.values)
-            .map(|(a, b)| {
-                a.iter().zip(b).map(|(x, y)| ((1.0 - alpha) * f64::from(*x) + alpha * f64::from(*y)) as f32).collect()
-            })
-            .collect();
+        let values = self.values.iter().zip(&other.values).map(|(a, b)| lerp_values(a, b, alpha)).collect();
         Ok(HostParams { layout: Arc::clone(&self.layout), values })
     }
+}
+
+/// (1 - alpha) a + alpha b element-wise in f64, rounded to f32: the host twin of
+/// [`crate::kernels::lerp`].
+pub fn lerp_values(a: &[f32], b: &[f32], alpha: f64) -> Vec<f32> {
+    a.iter().zip(b).map(|(x, y)| ((1.0 - alpha) * f64::from(*x) + alpha * f64::from(*y)) as f32).collect()
 }
 
 /// Parameters on a compute device: one flat tensor per path, in layout order.

@@ -26,9 +26,18 @@ fn variant_color(name: &str) -> RGBColor {
 }
 
 fn encode(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    encode_as(buffer, width, height, png::ColorType::Rgb)
+}
+
+/// A PNG of 8-bit RGBA pixels, e.g. a region of a screenshot of the app.
+pub fn encode_rgba(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    encode_as(buffer, width, height, png::ColorType::Rgba)
+}
+
+fn encode_as(buffer: &[u8], width: u32, height: u32, color: png::ColorType) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, width, height);
-    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_color(color);
     encoder.set_depth(png::BitDepth::Eight);
     let png_err = |e: png::EncodingError| format!("encoding a PNG failed: {e}");
     let mut writer = encoder.write_header().map_err(png_err)?;

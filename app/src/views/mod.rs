@@ -142,3 +142,12 @@ pub fn swatch(ui: &mut egui::Ui, color: Color32, text: &str) {
         ui.label(text);
     });
 }
+
+/// A "Save PNG" button under a plot just drawn (whose screen rectangle is `rect`); returns the
+/// request, to be passed to [`WsaLabApp::save_plot_png`] once the view no longer borrows the app.
+pub fn png_button(ui: &mut egui::Ui, name: &str, rect: egui::Rect) -> Option<(String, egui::Rect)> {
+    ui.small_button("Save PNG")
+        .on_hover_text("Save this plot, as shown, into the export folder (Files tab)")
+        .clicked()
+        .then(|| (name.to_string(), rect))
+}

@@ -1,7 +1,7 @@
 //! Loss and accuracy along θ(α) = (1 − α) θ_A + α θ_B, plain and WSA, with the barriers. Clicking
 //! a point (or moving the slider) selects that merged model for every other view.
 
-use super::{swatch, variant_color};
+use super::{png_button, swatch, variant_color};
 use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
@@ -22,6 +22,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     barrier_table(ui, result);
     let width = (ui.available_width() / 2.0 - 8.0).max(200.0);
     let mut clicked = None;
+    let mut save = None;
     ui.horizontal(|ui| {
         for (title, value) in
             [("test loss", (|p: &PathPoint| p.loss) as fn(&PathPoint) -> f64), ("test accuracy", |p| p.accuracy)]
@@ -51,9 +52,15 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
                 if let (true, Some(at)) = response.inner {
                     clicked = Some(at.x);
                 }
+                if let Some(request) = png_button(ui, &format!("path-{}", title.replace(' ', "-")), ui.min_rect()) {
+                    save = Some(request);
+                }
             });
         }
     });
+    if let Some((name, rect)) = save {
+        app.save_plot_png(ui.ctx(), &name, rect);
+    }
     if let Some(x) = clicked {
         app.settings.alpha_index = nearest_index(&result.variants[0].path, x);
     }

@@ -1,6 +1,7 @@
 //! For the 2-D synthetic sets: the decision regions of the selected merged model as a heat map,
 //! with the test points on top — the view that makes a barrier visible.
 
+use super::png_button;
 use crate::app::WsaLabApp;
 use egui::{Color32, Ui};
 use egui_plot::{Heatmap, Plot, PlotPoint, PlotPoints, Points};
@@ -103,34 +104,47 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         }
         ui.label(format!("merged model at α = {alpha:.2} (select the point on the Interpolation path tab)"));
     });
+    let mut save = None;
     match &app.regions.map {
         Some(Ok(map)) => {
             ui.label(format!("test accuracy of this model: {:.4}", map.accuracy));
             let (w, h) = ((map.high[0] - map.low[0]) as f32, (map.high[1] - map.low[1]) as f32);
-            Plot::new("regions").height(420.0).data_aspect(1.0).show(ui, |plot| {
-                plot.heatmap(
-                    Heatmap::new(map.classes.clone(), GRID)
-                        .at(PlotPoint::new(map.low[0], map.low[1]))
-                        .size(w, h)
-                        .show_labels(false)
-                        .custom_mapping(Box::new(|v| CLASS_COLORS[(v.max(0.0) as usize) % 10].gamma_multiply(0.45))),
-                );
-                for class in 0..map.test.num_classes {
-                    let pts: Vec<[f64; 2]> = (0..map.test.len())
-                        .filter(|&i| map.test.labels[i] as usize == class)
-                        .map(|i| [f64::from(map.test.sample(i)[0]), f64::from(map.test.sample(i)[1])])
-                        .collect();
-                    plot.points(
-                        Points::new(format!("class {class}"), PlotPoints::from(pts))
-                            .color(CLASS_COLORS[class % 10])
-                            .radius(2.5),
+            let plot_response = ui.scope(|ui| {
+                Plot::new("regions").height(420.0).data_aspect(1.0).show(ui, |plot| {
+                    plot.heatmap(
+                        Heatmap::new(map.classes.clone(), GRID)
+                            .at(PlotPoint::new(map.low[0], map.low[1]))
+                            .size(w, h)
+                            .show_labels(false)
+                            .custom_mapping(Box::new(|v| {
+                                CLASS_COLORS[(v.max(0.0) as usize) % 10].gamma_multiply(0.45)
+                            })),
                     );
-                }
+                    for class in 0..map.test.num_classes {
+                        let pts: Vec<[f64; 2]> = (0..map.test.len())
+                            .filter(|&i| map.test.labels[i] as usize == class)
+                            .map(|i| [f64::from(map.test.sample(i)[0]), f64::from(map.test.sample(i)[1])])
+                            .collect();
+                        plot.points(
+                            Points::new(format!("class {class}"), PlotPoints::from(pts))
+                                .color(CLASS_COLORS[class % 10])
+                                .radius(2.5),
+                        );
+                    }
+                })
             });
+            save = png_button(
+                ui,
+                &format!("regions-{}-alpha{alpha:.2}", result.variants[variant].name),
+                plot_response.response.rect,
+            );
         }
         Some(Err(e)) => {
             ui.colored_label(Color32::from_rgb(200, 40, 40), e);
         }
         None => {}
+    }
+    if let Some((name, rect)) = save {
+        app.save_plot_png(ui.ctx(), &name, rect);
     }
 }

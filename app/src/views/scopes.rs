@@ -2,7 +2,7 @@
 //! Gaussian drawn over them, a table of mean, std and Gaussian fit, and the scope trajectories
 //! over training.
 
-use super::{A_COLOR, B_COLOR, MERGED_COLOR};
+use super::{A_COLOR, B_COLOR, MERGED_COLOR, png_button};
 use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
@@ -47,8 +47,7 @@ fn merged_layer(
         app.scopes_cache.key = Some(key);
         app.scopes_cache.merged = app.models.get(variant).and_then(|pair| {
             let (a, b) = (pair.a.get(&layer.path)?, pair.b.get(&layer.path)?);
-            let values: Vec<f32> =
-                a.iter().zip(b).map(|(x, y)| ((1.0 - alpha) * f64::from(*x) + alpha * f64::from(*y)) as f32).collect();
+            let values = wsa_core::model::lerp_values(a, b, alpha);
             let (low, high) = values.iter().fold((layer.histogram.low, layer.histogram.high), |(lo, hi), &v| {
                 (lo.min(f64::from(v)), hi.max(f64::from(v)))
             });
@@ -101,30 +100,40 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         if exact { format!("merged, α = {alpha:.2}") } else { "merged, α = 0.5 (rerun for other α)".to_string() };
 
     ui.label(format!("{} of {} (λ = {}), {} weights", layer.path, variant.name, variant.lambda, layer.a.count));
-    Plot::new("histogram").height(300.0).legend(Legend::default()).x_axis_label("weight value").show(ui, |plot| {
-        let h = &layer.histogram;
-        plot.line(Line::new("A", PlotPoints::from(density(&h.a, h.low, h.high))).color(A_COLOR).width(2.0));
-        plot.line(Line::new("B", PlotPoints::from(density(&h.b, h.low, h.high))).color(B_COLOR).width(2.0));
-        plot.line(
-            Line::new(merged_label.clone(), PlotPoints::from(density(&merged_counts, low, high)))
-                .color(MERGED_COLOR)
-                .width(2.0),
-        );
-        plot.line(
-            Line::new("target N(μ*, σ*²)", PlotPoints::from(gaussian(layer.target, low.min(h.low), high.max(h.high))))
+    let plot_response = ui.scope(|ui| {
+        Plot::new("histogram").height(300.0).legend(Legend::default()).x_axis_label("weight value").show(ui, |plot| {
+            let h = &layer.histogram;
+            plot.line(Line::new("A", PlotPoints::from(density(&h.a, h.low, h.high))).color(A_COLOR).width(2.0));
+            plot.line(Line::new("B", PlotPoints::from(density(&h.b, h.low, h.high))).color(B_COLOR).width(2.0));
+            plot.line(
+                Line::new(merged_label.clone(), PlotPoints::from(density(&merged_counts, low, high)))
+                    .color(MERGED_COLOR)
+                    .width(2.0),
+            );
+            plot.line(
+                Line::new(
+                    "target N(μ*, σ*²)",
+                    PlotPoints::from(gaussian(layer.target, low.min(h.low), high.max(h.high))),
+                )
                 .color(TARGET_COLOR)
                 .style(LineStyle::dashed_dense()),
-        );
-        for (report, color, name) in [(&layer.a, A_COLOR, "A fit"), (&layer.b, B_COLOR, "B fit")] {
-            plot.line(
-                Line::new(name, PlotPoints::from(gaussian(report.scope, h.low, h.high)))
-                    .color(color.gamma_multiply(0.5))
-                    .style(LineStyle::dotted_dense()),
             );
-        }
+            for (report, color, name) in [(&layer.a, A_COLOR, "A fit"), (&layer.b, B_COLOR, "B fit")] {
+                plot.line(
+                    Line::new(name, PlotPoints::from(gaussian(report.scope, h.low, h.high)))
+                        .color(color.gamma_multiply(0.5))
+                        .style(LineStyle::dotted_dense()),
+                );
+            }
+        })
     });
+    let save_histogram =
+        png_button(ui, &format!("histogram-{}-{}", variant.name, layer.path), plot_response.response.rect);
     scope_table(ui, layer, &merged, &merged_label);
-    trajectories(ui, variant, app.settings.layer);
+    let save_trajectory = trajectories(ui, variant, app.settings.layer);
+    for (name, rect) in save_histogram.into_iter().chain(save_trajectory) {
+        app.save_plot_png(ui.ctx(), &name, rect);
+    }
 }
 
 fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merged_label: &str) {
@@ -149,24 +158,28 @@ fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merge
     ui.label("A Gaussian has excess kurtosis 0; a uniform −1.2. KS distance: the largest gap between the empirical CDF and the fitted Gaussian's.");
 }
 
-fn trajectories(ui: &mut Ui, variant: &VariantResult, layer: usize) {
+/// Draws the trajectories; returns a "Save PNG" request for them.
+fn trajectories(ui: &mut Ui, variant: &VariantResult, layer: usize) -> Option<(String, egui::Rect)> {
     if variant.curves.is_empty() {
-        return;
+        return None;
     }
     ui.separator();
     ui.label("Scope trajectory over training (this layer's std; dashed: mean)");
-    Plot::new("trajectory").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
-        for (model, color) in [("A", A_COLOR), ("B", B_COLOR)] {
-            let records: Vec<_> =
-                variant.curves.iter().filter(|c| c.model == model && c.scopes.len() > layer).collect();
-            let std: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].std]).collect();
-            let mean: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].mean]).collect();
-            plot.line(Line::new(format!("{model} std"), PlotPoints::from(std)).color(color).width(2.0));
-            plot.line(
-                Line::new(format!("{model} mean"), PlotPoints::from(mean))
-                    .color(color)
-                    .style(LineStyle::dashed_loose()),
-            );
-        }
+    let plot_response = ui.scope(|ui| {
+        Plot::new("trajectory").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
+            for (model, color) in [("A", A_COLOR), ("B", B_COLOR)] {
+                let records: Vec<_> =
+                    variant.curves.iter().filter(|c| c.model == model && c.scopes.len() > layer).collect();
+                let std: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].std]).collect();
+                let mean: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].mean]).collect();
+                plot.line(Line::new(format!("{model} std"), PlotPoints::from(std)).color(color).width(2.0));
+                plot.line(
+                    Line::new(format!("{model} mean"), PlotPoints::from(mean))
+                        .color(color)
+                        .style(LineStyle::dashed_loose()),
+                );
+            }
+        })
     });
+    png_button(ui, &format!("trajectory-{}-{}", variant.name, variant.layers[layer].path), plot_response.response.rect)
 }

@@ -1,7 +1,7 @@
 //! Live training curves (train loss and test accuracy per epoch for A and B, plain and WSA),
 //! from the running job or, when idle, from the last result.
 
-use super::{A_COLOR, B_COLOR};
+use super::{A_COLOR, B_COLOR, png_button};
 use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
@@ -23,6 +23,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         return;
     }
     let width = (ui.available_width() / 2.0 - 8.0).max(200.0);
+    let mut save = None;
     ui.horizontal(|ui| {
         for (title, value) in [
             ("train loss", (|r: &EpochRecord| r.train_loss) as fn(&EpochRecord) -> f64),
@@ -58,8 +59,14 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
                             }
                         }
                     });
+                if let Some(request) = png_button(ui, &format!("training-{}", title.replace(' ', "-")), ui.min_rect()) {
+                    save = Some(request);
+                }
             });
         }
     });
     ui.label("Dashed: plain (λ = 0); solid: WSA.");
+    if let Some((name, rect)) = save {
+        app.save_plot_png(ui.ctx(), &name, rect);
+    }
 }

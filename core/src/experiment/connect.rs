@@ -430,13 +430,7 @@ fn report(
     let host_b = run.b.to_host()?;
     host_a.check_finite()?;
     host_b.check_finite()?;
-    let merged: Vec<Vec<f32>> = host_a
-        .values
-        .iter()
-        .zip(&host_b.values)
-        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| 0.5 * (p + q)).collect())
-        .collect();
-    let merged = HostParams { layout: Arc::clone(&host_a.layout), values: merged };
+    let merged = host_a.interpolate(&host_b, 0.5)?;
     let (ra, rb, rm) = (
         scope::layer_reports(&host_a, layers),
         scope::layer_reports(&host_b, layers),
