@@ -24,6 +24,18 @@ fn wait_for_job(harness: &mut Harness<'_, WsaLabApp>) {
     harness.step();
 }
 
+/// Whether a wgpu adapter exists; without one a test says loudly that it did not run, and with
+/// WSA_REQUIRE_GPU=1 (set by .ci/run) that is a failure.
+fn wgpu_adapter_present(test: &str) -> bool {
+    if !wsa_core::device::list_adapters().is_empty() {
+        return true;
+    }
+    let msg = format!("!!! no wgpu adapter: {test} did NOT run !!!");
+    assert!(std::env::var("WSA_REQUIRE_GPU").as_deref() != Ok("1"), "{msg}");
+    eprintln!("\n{msg}\n");
+    false
+}
+
 #[test]
 fn preset_run_select_a_point_and_export() {
     let mut harness = harness();
@@ -143,10 +155,7 @@ fn a_model_that_does_not_fit_is_refused_with_a_message() {
 /// device for drawing and training. Runs on any wgpu adapter (lavapipe on CI).
 #[test]
 fn a_gpu_job_shares_the_renderers_device() {
-    if wsa_core::device::list_adapters().is_empty() {
-        let msg = "!!! no wgpu adapter: the shared-device test did NOT run !!!";
-        assert!(std::env::var("WSA_REQUIRE_GPU").as_deref() != Ok("1"), "{msg}");
-        eprintln!("\n{msg}\n");
+    if !wgpu_adapter_present("the shared-device test") {
         return;
     }
     // The test renderer's device is created the way the app creates its window's.
@@ -183,10 +192,7 @@ fn a_gpu_job_shares_the_renderers_device() {
 /// "Save PNG" under a plot writes that plot, as drawn, into the export folder.
 #[test]
 fn a_plot_is_saved_as_png_as_shown() {
-    if wsa_core::device::list_adapters().is_empty() {
-        let msg = "!!! no wgpu adapter to render with: the plot-PNG test did NOT run !!!";
-        assert!(std::env::var("WSA_REQUIRE_GPU").as_deref() != Ok("1"), "{msg}");
-        eprintln!("\n{msg}\n");
+    if !wgpu_adapter_present("the plot-PNG test") {
         return;
     }
     let mut harness = Harness::builder().with_size([1280.0, 900.0]).wgpu().build_eframe(|cc| WsaLabApp::new(cc));
