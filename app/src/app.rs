@@ -226,6 +226,8 @@ impl WsaLabApp {
                     self.live.epochs.push((variant, record));
                 }
                 JobMessage::Event(Event::PathPoint { .. }) => self.live.path_points_done += 1,
+                // The app runs no federated job yet (issue 6 adds its view).
+                JobMessage::Event(Event::Round { .. }) => {}
                 JobMessage::Finished(outcome) => {
                     self.finish(outcome);
                     return;

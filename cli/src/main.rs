@@ -34,6 +34,8 @@ struct Cli {
 enum Command {
     /// Train a pair A, B plain and with WSA; evaluate both interpolation paths and barriers.
     Connect(ConnectArgs),
+    /// Federated learning: Dirichlet-split clients, FedAvg/FedProx, with or without WSA.
+    Fed(FedArgs),
     /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
     Devices,
     /// Open the desktop app (the same as the `wsa-lab-app` binary).
@@ -84,10 +86,64 @@ struct ConnectArgs {
     print_config: bool,
 }
 
+#[derive(clap::Args)]
+struct FedArgs {
+    /// Federated config (JSON, as written by --print-config or into --out).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Share of the clients sampled each round.
+    #[arg(long)]
+    fraction: Option<f64>,
+    /// Local epochs per round (0: clients return the global model).
+    #[arg(long)]
+    local_epochs: Option<usize>,
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Label skew of the client split (0.1 strong, 0.5 usual, >= 10 near IID).
+    #[arg(long)]
+    dirichlet_alpha: Option<f64>,
+    /// fedavg or fedprox.
+    #[arg(long)]
+    method: Option<String>,
+    /// FedProx's mu.
+    #[arg(long, default_value_t = 0.01)]
+    mu: f64,
+    /// Clients add the WSA term toward the fused target scope.
+    #[arg(long)]
+    wsa: bool,
+    #[arg(long)]
+    lambda: Option<f64>,
+    /// Run FedAvg, FedAvg+WSA, FedProx and FedProx+WSA on the same split and seed.
+    #[arg(long)]
+    compare: bool,
+    /// Report the first round reaching this test accuracy.
+    #[arg(long)]
+    target_accuracy: Option<f64>,
+    #[arg(long)]
+    dataset: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Use at most this many training samples (a seeded subset).
+    #[arg(long)]
+    max_train: Option<usize>,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value = "out/fed")]
+    out: PathBuf,
+    /// Print the effective config as JSON and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::Connect(args)) => run_connect(args),
+        Some(Command::Fed(args)) => run_fed(args),
         Some(Command::Devices) => list_devices(),
         Some(Command::App { config, autorun, frame_log }) => open_app(config, autorun, frame_log),
         None => run_connect(cli.connect),
@@ -177,6 +233,14 @@ impl Observer for Progress {
                     eprintln!("{line}");
                 }
             }
+            Event::Round { run, round, rounds, test_accuracy } => {
+                let line = format!("[{t:6.1}s] {run:12} round {round:>3}/{rounds}  global test acc {test_accuracy:.4}");
+                if self.tty {
+                    eprint!("\r\x1b[2K{line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
             Event::PathPoint { variant, index, total } => {
                 if self.tty {
                     eprint!("\r\x1b[2K[{t:6.1}s] {variant} path {}/{total}", index + 1);
@@ -237,4 +301,112 @@ fn model_label(config: &ConnectConfig) -> String {
         wsa_core::model::ModelConfig::Mlp { hidden, .. } => format!("MLP {hidden:?}"),
         wsa_core::model::ModelConfig::Cnn { channels, .. } => format!("CNN {channels:?}"),
     }
+}
+
+fn run_fed(args: FedArgs) -> Result<()> {
+    use wsa_core::experiment::federated::{self, Aggregation, ClientSplit, FedConfig};
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+            serde_json::from_str::<FedConfig>(&text)
+                .with_context(|| format!("{} is not a valid federated config", path.display()))?
+        }
+        None => FedConfig::default(),
+    };
+    if let Some(name) = &args.dataset {
+        config.data.dataset = DatasetSpec::from_name(name)?;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data.data_dir = dir.clone();
+    }
+    if let Some(n) = args.max_train {
+        config.data.max_train = Some(n);
+    }
+    if let Some(v) = args.clients {
+        config.clients = v;
+    }
+    if let Some(v) = args.fraction {
+        config.fraction = v;
+    }
+    if let Some(v) = args.local_epochs {
+        config.local.epochs = v;
+    }
+    if let Some(v) = args.rounds {
+        config.rounds = v;
+    }
+    if let Some(alpha) = args.dirichlet_alpha {
+        config.split = ClientSplit::Dirichlet { alpha };
+    }
+    if let Some(method) = &args.method {
+        config.aggregation = match method.as_str() {
+            "fedavg" => Aggregation::FedAvg,
+            "fedprox" => Aggregation::FedProx { mu: args.mu },
+            other => bail!("unknown --method `{other}`: choose fedavg or fedprox"),
+        };
+    }
+    if args.wsa {
+        config.use_wsa = true;
+    }
+    if let Some(lambda) = args.lambda {
+        config.wsa.lambda = lambda;
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if args.target_accuracy.is_some() {
+        config.target_accuracy = args.target_accuracy;
+    }
+    config.validate()?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&config)?);
+        return Ok(());
+    }
+    let variants = if args.compare {
+        let mu = match config.aggregation {
+            Aggregation::FedProx { mu } => mu,
+            Aggregation::FedAvg => args.mu,
+        };
+        federated::comparison(mu)
+    } else {
+        vec![(config.aggregation, config.use_wsa)]
+    };
+    let device = device::select(args.device.parse()?)?;
+    eprintln!("device: {}", device.description);
+    eprintln!(
+        "fed: {} · {} clients ({:?}) · C = {} · E = {} · {} rounds · lambda {}",
+        config.data.dataset.label(),
+        config.clients,
+        config.split,
+        config.fraction,
+        config.local.epochs,
+        config.rounds,
+        config.wsa.lambda
+    );
+    let started = Instant::now();
+    let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };
+    let outcome = federated::run(&config, &variants, &device, &mut progress)?;
+    let result = &outcome.result;
+    let seconds = started.elapsed().as_secs_f64();
+    if progress.tty {
+        eprintln!();
+    }
+    let mut written = export::write_federated(&args.out, result, Some(seconds)).map_err(anyhow::Error::msg)?;
+    for (name, model) in &outcome.finals {
+        let file = format!("models/{name}.safetensors");
+        wsa_core::io::save_model(&args.out.join(&file), model)?;
+        written.push(file);
+    }
+    println!("{}", table::fed_table(result));
+    println!(
+        "{} with {} clients (sizes {}..{}), {} rounds, {:.1} s ({:.2} s per round per run)",
+        result.dataset,
+        result.clients.len(),
+        result.clients.iter().map(|c| c.samples).min().unwrap_or(0),
+        result.clients.iter().map(|c| c.samples).max().unwrap_or(0),
+        config.rounds,
+        seconds,
+        seconds / (config.rounds * result.runs.len()).max(1) as f64
+    );
+    println!("wrote {} files to {}", written.len(), args.out.display());
+    Ok(())
 }

@@ -26,3 +26,22 @@ pub fn table(result: &ConnectResult) -> String {
     }
     s
 }
+
+/// The table `wsa-lab fed` prints: one row per federated run.
+pub fn fed_table(result: &wsa_core::experiment::federated::FedResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{:<14} {:>10} {:>10} {:>16}", "method", "final acc", "best acc", "rounds to target");
+    for run in &result.runs {
+        let to_target = match (result.config.target_accuracy, run.rounds_to_target) {
+            (None, _) => "-".to_string(),
+            (Some(_), Some(r)) => r.to_string(),
+            (Some(_), None) => "not reached".to_string(),
+        };
+        let _ =
+            writeln!(s, "{:<14} {:>10.4} {:>10.4} {:>16}", run.name, run.final_accuracy, run.best_accuracy, to_target);
+    }
+    if let Some(t) = result.config.target_accuracy {
+        let _ = writeln!(s, "(target accuracy {t})");
+    }
+    s
+}

@@ -171,6 +171,8 @@ pub struct Trainer {
     pub steps_per_epoch: usize,
     loss_sum: Option<Tensor<1>>,
     loss_steps: usize,
+    /// FedProx: the anchor weights and mu.
+    proximal: Option<(Vec<Tensor<1>>, f64)>,
 }
 
 impl Trainer {
@@ -182,28 +184,46 @@ impl Trainer {
         device: &Device,
         order_seed: u64,
     ) -> Result<Self> {
-        config.validate(train_len)?;
         init.check_finite()?;
-        let n = init.values.len();
+        Self::on_device(name, config, init.to_device(device), train_len, order_seed)
+    }
+
+    /// A trainer starting from parameters already on the device (no upload), e.g. a federated
+    /// client starting from the global model. Optimiser state starts empty.
+    pub fn on_device(
+        name: &str,
+        config: TrainConfig,
+        params: Params,
+        train_len: usize,
+        order_seed: u64,
+    ) -> Result<Self> {
+        config.validate(train_len)?;
+        let n = params.tensors.len();
         let state = match config.optimizer {
             OptimizerKind::Sgd => OptimizerState::Sgd { velocity: vec![None; n] },
             OptimizerKind::Adam => OptimizerState::Adam { m: vec![None; n], v: vec![None; n], t: 0 },
         };
-        let mut trainer = Self {
+        Ok(Self {
             name: name.to_string(),
             steps_per_epoch: train_len.div_ceil(config.batch_size),
             config,
-            params: init.to_device(device),
+            params,
             state,
             order_rng: Rng::derive(order_seed, "data-order"),
             order: (0..train_len).collect(),
+            // An exhausted cursor: the first batch shuffles.
             cursor: train_len,
             step: 0,
             loss_sum: None,
             loss_steps: 0,
-        };
-        trainer.cursor = trainer.order.len();
-        Ok(trainer)
+            proximal: None,
+        })
+    }
+
+    /// Adds FedProx's (mu/2) ||w - anchor||^2 to the loss (through its gradient mu (w - anchor)).
+    pub fn with_proximal(mut self, anchor: &Params, mu: f64) -> Self {
+        self.proximal = Some((anchor.tensors.clone(), mu));
+        self
     }
 
     pub fn total_steps(&self) -> usize {
@@ -254,6 +274,9 @@ impl Trainer {
             let w = self.params.tensors[i].clone();
             if wd > 0.0 {
                 g = g + w.clone() * wd;
+            }
+            if let Some((anchor, mu)) = &self.proximal {
+                g = g + (w.clone() - anchor[i].clone()) * *mu;
             }
             let update = match &mut self.state {
                 OptimizerState::Sgd { velocity } => {

@@ -6,6 +6,7 @@ pub mod plots;
 use std::fmt::Write as _;
 use std::path::Path;
 use wsa_core::experiment::connect::{ConnectResult, TrainedPair};
+use wsa_core::experiment::federated::FedResult;
 use wsa_core::io::{save_model, write_atomic};
 
 /// What can go wrong while exporting: a file that cannot be written or a figure that cannot be
@@ -100,4 +101,63 @@ pub fn write_models(out: &Path, models: &[TrainedPair]) -> ExportResult<Vec<Stri
         }
     }
     Ok(names)
+}
+
+fn csv_rounds(result: &FedResult) -> String {
+    let mut s = String::from("run,round,test_loss,test_accuracy,clients,mean_client_spread\n");
+    for run in &result.runs {
+        for r in &run.rounds {
+            let spread = r.client_spread.iter().sum::<f64>() / r.client_spread.len().max(1) as f64;
+            let clients: Vec<String> = r.clients.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{}",
+                run.name,
+                r.round,
+                r.test_loss,
+                r.test_accuracy,
+                clients.join(" "),
+                spread
+            );
+        }
+    }
+    s
+}
+
+fn csv_clients(result: &FedResult) -> String {
+    let classes = result.clients.first().map_or(0, |c| c.label_counts.len());
+    let mut s = String::from("client,samples,participates");
+    for c in 0..classes {
+        let _ = write!(s, ",class_{c}");
+    }
+    s.push('\n');
+    for (k, c) in result.clients.iter().enumerate() {
+        let _ = write!(s, "{k},{},{}", c.samples, c.participates);
+        for n in &c.label_counts {
+            let _ = write!(s, ",{n}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Everything a federated run leaves behind: summary.json, config.json, rounds.csv,
+/// clients.csv, accuracy.png and clients.png. Returns the file names written.
+pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> ExportResult<Vec<String>> {
+    let mut summary = serde_json::to_value(result).map_err(|e| format!("serialising JSON: {e}"))?;
+    if let Some(seconds) = seconds {
+        summary["seconds"] = serde_json::json!(seconds);
+    }
+    let files = [
+        ("summary.json", json(&summary)?),
+        ("config.json", json(&result.config)?),
+        ("rounds.csv", csv_rounds(result).into_bytes()),
+        ("clients.csv", csv_clients(result).into_bytes()),
+        ("accuracy.png", plots::fed_accuracy_png(result)?),
+        ("clients.png", plots::client_labels_png(result)?),
+    ];
+    for (name, bytes) in &files {
+        write(out, name, bytes)?;
+    }
+    Ok(files.iter().map(|(name, _)| name.to_string()).collect())
 }

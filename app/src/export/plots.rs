@@ -194,3 +194,101 @@ pub fn histograms_png(variant: &VariantResult) -> Result<Vec<u8>> {
     }
     encode(&buffer, w, h)
 }
+
+const CLASS_COLORS: [RGBColor; 10] = [
+    RGBColor(230, 120, 90),
+    RGBColor(90, 140, 220),
+    RGBColor(110, 190, 110),
+    RGBColor(220, 190, 80),
+    RGBColor(170, 110, 200),
+    RGBColor(90, 200, 200),
+    RGBColor(220, 110, 170),
+    RGBColor(150, 150, 150),
+    RGBColor(160, 120, 70),
+    RGBColor(60, 90, 120),
+];
+
+const RUN_COLORS: [RGBColor; 4] = [PLAIN, WSA, MODEL_A, MODEL_B];
+
+/// Global test accuracy per round, one line per federated run.
+pub fn fed_accuracy_png(result: &wsa_core::experiment::federated::FedResult) -> Result<Vec<u8>> {
+    ensure_font();
+    let (w, h) = (900u32, 520u32);
+    let mut buffer = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let rounds = result.config.rounds as f64;
+        let accs: Vec<f64> = result.runs.iter().flat_map(|r| r.rounds.iter().map(|x| x.test_accuracy)).collect();
+        let lo = accs.iter().copied().fold(1.0f64, f64::min);
+        let title = format!("{} · {} clients · global test accuracy per round", result.dataset, result.config.clients);
+        let mut chart = ChartBuilder::on(&root)
+            .margin(14)
+            .caption(title, ("sans-serif", 20))
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..rounds.max(1.0), (lo - 0.02).max(0.0)..1.0)
+            .map_err(draw_err)?;
+        chart.configure_mesh().x_desc("round").y_desc("test accuracy").draw().map_err(draw_err)?;
+        for (i, run) in result.runs.iter().enumerate() {
+            let color = RUN_COLORS[i % RUN_COLORS.len()];
+            let style = if run.name.ends_with("+wsa") { color.stroke_width(3) } else { color.stroke_width(2) };
+            chart
+                .draw_series(LineSeries::new(run.rounds.iter().map(|r| (r.round as f64, r.test_accuracy)), style))
+                .map_err(draw_err)?
+                .label(format!("{} (final {:.4})", run.name, run.final_accuracy))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    encode(&buffer, w, h)
+}
+
+/// The label distribution of every client as stacked bars (one colour per class).
+pub fn client_labels_png(result: &wsa_core::experiment::federated::FedResult) -> Result<Vec<u8>> {
+    ensure_font();
+    let (w, h) = (900u32, 480u32);
+    let mut buffer = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let n = result.clients.len();
+        let most = result.clients.iter().map(|c| c.samples).max().unwrap_or(1).max(1) as f64;
+        let title = format!("label distribution per client ({:?})", result.config.split);
+        let mut chart = ChartBuilder::on(&root)
+            .margin(14)
+            .caption(title, ("sans-serif", 18))
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..most * 1.05)
+            .map_err(draw_err)?;
+        chart.configure_mesh().x_desc("client").y_desc("samples").disable_x_mesh().draw().map_err(draw_err)?;
+        for (k, client) in result.clients.iter().enumerate() {
+            let mut bottom = 0.0;
+            for (class, &count) in client.label_counts.iter().enumerate() {
+                let top = bottom + count as f64;
+                let mut color = CLASS_COLORS[class % CLASS_COLORS.len()].filled();
+                if !client.participates {
+                    color = color.color.mix(0.3).filled();
+                }
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(k as f64 - 0.4, bottom), (k as f64 + 0.4, top)],
+                        color,
+                    )))
+                    .map_err(draw_err)?;
+                bottom = top;
+            }
+        }
+        root.present().map_err(draw_err)?;
+    }
+    encode(&buffer, w, h)
+}

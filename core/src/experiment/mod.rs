@@ -2,6 +2,7 @@
 //! may cancel. The CLI, the app and saved files all carry the same structs.
 
 pub mod connect;
+pub mod federated;
 
 /// Bumped when a config's meaning changes; older files are refused with a message.
 pub const CONFIG_VERSION: u32 = 1;
@@ -13,6 +14,8 @@ pub enum Event {
     Stage(String),
     /// One model finished an epoch (of `epochs`).
     Epoch { variant: String, epochs: usize, record: connect::EpochRecord },
+    /// One federated round ended; the global model reached `test_accuracy`.
+    Round { run: String, round: usize, rounds: usize, test_accuracy: f64 },
     /// One point of an interpolation path was evaluated.
     PathPoint { variant: String, index: usize, total: usize },
 }

@@ -1,0 +1,471 @@
+//! Federated learning with WSA (method.md section 6): clients from a seeded label split, rounds
+//! of local training from the global weights, FedAvg or FedProx at the server, and, with WSA,
+//! a target scope broadcast with the weights and fused from the clients' returned scopes.
+//!
+//! State per client is only its data (uploaded once). Optimiser state is not kept between
+//! rounds: each round a client starts a fresh optimiser from the global weights.
+
+use super::{CONFIG_VERSION, Event, Observer};
+use crate::data::{self, DataConfig, Dataset};
+use crate::device::ComputeDevice;
+use crate::error::{Result, WsaError};
+use crate::merge::weighted_average;
+use crate::model::{HostParams, ModelConfig, ModelLayout, Params};
+use crate::rng::Rng;
+use crate::scope::{Scope, device_scopes, fuse, kl_gaussian};
+use crate::train::{DeviceData, TrainConfig, Trainer, evaluate};
+use crate::wsa::{WsaConfig, WsaTerm};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// How the training set is divided among the clients.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ClientSplit {
+    /// Each class divided among the clients in Dirichlet(alpha) proportions.
+    Dirichlet { alpha: f64 },
+    /// A uniform random partition.
+    Iid,
+    /// Each client holds shards of `classes_per_client` classes.
+    Shards { classes_per_client: usize },
+}
+
+/// What to do with clients that got fewer than `min_client_samples` samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmallClients {
+    /// Keep them (they train on what they have).
+    #[default]
+    Keep,
+    /// Leave them out of every round (their samples are unused).
+    Drop,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Aggregation {
+    FedAvg,
+    /// FedAvg with (mu/2) ||w - w_t||^2 added to every client's loss.
+    FedProx {
+        mu: f64,
+    },
+}
+
+impl Aggregation {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Aggregation::FedAvg => "fedavg",
+            Aggregation::FedProx { .. } => "fedprox",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FedConfig {
+    pub version: u32,
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    /// Local training of each client; `epochs` is the number of local epochs E per round (0 is
+    /// allowed: the clients then return the global model unchanged).
+    pub local: TrainConfig,
+    pub clients: usize,
+    /// Share C of the clients sampled each round (at least one).
+    pub fraction: f64,
+    pub rounds: usize,
+    pub split: ClientSplit,
+    pub min_client_samples: usize,
+    pub small_clients: SmallClients,
+    pub aggregation: Aggregation,
+    /// Whether clients add the WSA term toward the broadcast target.
+    pub use_wsa: bool,
+    /// lambda, KL direction, reduction, fusion rule and layer selection (the target is always
+    /// the fusion of the clients' scopes, refreshed every round).
+    pub wsa: WsaConfig,
+    /// Report the first round reaching this test accuracy.
+    pub target_accuracy: Option<f64>,
+}
+
+impl Default for FedConfig {
+    fn default() -> Self {
+        Self {
+            version: CONFIG_VERSION,
+            seed: 0,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            local: TrainConfig { epochs: 2, learning_rate: 0.05, batch_size: 32, ..TrainConfig::default() },
+            clients: 10,
+            fraction: 1.0,
+            rounds: 10,
+            split: ClientSplit::Dirichlet { alpha: 0.5 },
+            min_client_samples: 1,
+            small_clients: SmallClients::Keep,
+            aggregation: Aggregation::FedAvg,
+            use_wsa: false,
+            wsa: WsaConfig::default(),
+            target_accuracy: None,
+        }
+    }
+}
+
+impl FedConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.clients == 0 || self.clients > 10_000 {
+            return Err(WsaError::invalid("clients", self.clients, "must be between 1 and 10000"));
+        }
+        if !(self.fraction.is_finite() && self.fraction > 0.0 && self.fraction <= 1.0) {
+            return Err(WsaError::invalid("fraction", self.fraction, "must lie in (0, 1]"));
+        }
+        if self.rounds == 0 || self.rounds > 100_000 {
+            return Err(WsaError::invalid("rounds", self.rounds, "must be between 1 and 100000"));
+        }
+        match self.split {
+            ClientSplit::Dirichlet { alpha } if !(alpha.is_finite() && alpha > 0.0) => {
+                return Err(WsaError::invalid("split.alpha", alpha, "the Dirichlet concentration must be > 0"));
+            }
+            ClientSplit::Shards { classes_per_client: 0 } => {
+                return Err(WsaError::invalid("split.classes_per_client", 0, "must be at least 1"));
+            }
+            _ => {}
+        }
+        if let Aggregation::FedProx { mu } = self.aggregation
+            && !(mu.is_finite() && mu >= 0.0)
+        {
+            return Err(WsaError::invalid("aggregation.mu", mu, "must be a finite number >= 0"));
+        }
+        self.wsa.validate()
+    }
+}
+
+/// Client sample indices into `train`, seeded. Every sample is assigned exactly once.
+pub fn split_clients(train: &Dataset, clients: usize, split: ClientSplit, seed: u64) -> Result<Vec<Vec<usize>>> {
+    let mut rng = Rng::derive(seed, "client-split");
+    let mut assigned: Vec<Vec<usize>> = vec![Vec::new(); clients];
+    let by_class = |rng: &mut Rng| -> Vec<Vec<usize>> {
+        let mut classes: Vec<Vec<usize>> = vec![Vec::new(); train.num_classes];
+        for (i, &label) in train.labels.iter().enumerate() {
+            classes[label as usize].push(i);
+        }
+        for members in &mut classes {
+            rng.shuffle(members);
+        }
+        classes
+    };
+    match split {
+        ClientSplit::Iid => {
+            let mut order: Vec<usize> = (0..train.len()).collect();
+            rng.shuffle(&mut order);
+            for (k, i) in order.into_iter().enumerate() {
+                assigned[k % clients].push(i);
+            }
+        }
+        ClientSplit::Dirichlet { alpha } => {
+            for members in by_class(&mut rng) {
+                let shares = rng.dirichlet(alpha, clients);
+                // Cut points from the cumulative shares: every sample goes to exactly one client.
+                let mut start = 0usize;
+                let mut cumulative = 0.0;
+                for (k, share) in shares.iter().enumerate() {
+                    cumulative += share;
+                    let end = if k + 1 == clients {
+                        members.len()
+                    } else {
+                        (cumulative * members.len() as f64).round() as usize
+                    };
+                    let end = end.clamp(start, members.len());
+                    assigned[k].extend_from_slice(&members[start..end]);
+                    start = end;
+                }
+            }
+        }
+        ClientSplit::Shards { classes_per_client } => {
+            // Sort by class, cut into clients * classes_per_client shards, deal them out at random.
+            let sorted: Vec<usize> = by_class(&mut rng).into_iter().flatten().collect();
+            let shards = clients * classes_per_client;
+            let mut order: Vec<usize> = (0..shards).collect();
+            rng.shuffle(&mut order);
+            for (slot, &shard) in order.iter().enumerate() {
+                let start = shard * sorted.len() / shards;
+                let end = (shard + 1) * sorted.len() / shards;
+                assigned[slot % clients].extend_from_slice(&sorted[start..end]);
+            }
+        }
+    }
+    for client in &mut assigned {
+        client.sort_unstable();
+    }
+    Ok(assigned)
+}
+
+/// One client's share: its size and labels per class.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientSummary {
+    pub samples: usize,
+    pub label_counts: Vec<usize>,
+    /// False when it was dropped for having fewer than `min_client_samples`.
+    pub participates: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundRecord {
+    pub round: usize,
+    pub clients: Vec<usize>,
+    pub test_loss: f64,
+    pub test_accuracy: f64,
+    /// The target scope broadcast for the next round: the fusion of this round's client scopes.
+    pub target: Vec<Scope>,
+    /// Per layer, the mean over this round's clients of the symmetric KL between the client's
+    /// scope and the fused target: how far the clients' scopes spread around it.
+    pub client_spread: Vec<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FedRun {
+    /// e.g. "fedavg", "fedprox+wsa".
+    pub name: String,
+    pub rounds: Vec<RoundRecord>,
+    pub final_accuracy: f64,
+    pub best_accuracy: f64,
+    pub rounds_to_target: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FedResult {
+    pub version: u32,
+    pub config: FedConfig,
+    pub dataset: String,
+    pub device: String,
+    pub layers: Vec<String>,
+    pub clients: Vec<ClientSummary>,
+    pub runs: Vec<FedRun>,
+}
+
+/// The result and the models: the common starting point and each run's final global model.
+pub struct FedOutcome {
+    pub result: FedResult,
+    pub initial: HostParams,
+    pub finals: Vec<(String, HostParams)>,
+}
+
+/// The variants `--compare` runs on one split and seed.
+pub fn comparison(mu: f64) -> Vec<(Aggregation, bool)> {
+    vec![
+        (Aggregation::FedAvg, false),
+        (Aggregation::FedAvg, true),
+        (Aggregation::FedProx { mu }, false),
+        (Aggregation::FedProx { mu }, true),
+    ]
+}
+
+/// Runs `variants` (aggregation, with WSA) on one split, one initial model and one seed.
+pub fn run(
+    config: &FedConfig,
+    variants: &[(Aggregation, bool)],
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+) -> Result<FedOutcome> {
+    config.validate()?;
+    observer.on_event(&Event::Stage(format!("loading {}", config.data.dataset.label())));
+    let split = data::load(&config.data, config.seed)?;
+    let layout = Arc::new(ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)?);
+    let layers = config.wsa.layers.select(&layout);
+    let assignment = split_clients(&split.train, config.clients, config.split, config.seed)?;
+    let summaries: Vec<ClientSummary> = assignment
+        .iter()
+        .map(|indices| {
+            let mut label_counts = vec![0; split.train.num_classes];
+            for &i in indices {
+                label_counts[split.train.labels[i] as usize] += 1;
+            }
+            let participates = !(config.small_clients == SmallClients::Drop
+                && indices.len() < config.min_client_samples)
+                && !indices.is_empty();
+            ClientSummary { samples: indices.len(), label_counts, participates }
+        })
+        .collect();
+    let active: Vec<usize> = (0..config.clients).filter(|&k| summaries[k].participates).collect();
+    if active.is_empty() {
+        return Err(WsaError::invalid(
+            "clients",
+            config.clients,
+            "no client has enough samples; lower min_client_samples",
+        ));
+    }
+    let dev = &device.device;
+    // Client data is uploaded once and reused by every round of every variant.
+    let client_data: Vec<Option<DeviceData>> = (0..config.clients)
+        .map(|k| summaries[k].participates.then(|| DeviceData::upload(&split.train.subset(&assignment[k]), dev)))
+        .collect();
+    let test = DeviceData::upload(&split.test, dev);
+    let initial = layout.init(&mut Rng::derive(config.seed, "federated-init"));
+    let init = initial.to_device(dev);
+    let per_round = ((config.fraction * config.clients as f64).round() as usize).clamp(1, active.len());
+
+    let mut runs = Vec::new();
+    let mut finals = Vec::new();
+    for &(aggregation, use_wsa) in variants {
+        let name = format!("{}{}", aggregation.label(), if use_wsa { "+wsa" } else { "" });
+        observer.on_event(&Event::Stage(format!("federated training: {name}")));
+        let mut rng = Rng::derive(config.seed, "client-sampling");
+        let mut global = init.clone();
+        let mut target = device_scopes(&global, &layers)?;
+        let mut rounds = Vec::with_capacity(config.rounds);
+        for round in 1..=config.rounds {
+            if observer.is_cancelled() {
+                return Err(WsaError::Cancelled);
+            }
+            let mut pool = active.clone();
+            rng.shuffle(&mut pool);
+            let mut chosen = pool[..per_round].to_vec();
+            chosen.sort_unstable();
+            let term = WsaTerm {
+                lambda: config.wsa.lambda,
+                direction: config.wsa.direction,
+                reduction: config.wsa.reduction,
+                layers: layers.clone(),
+                target: target.clone(),
+            };
+            let mut updated = Vec::with_capacity(chosen.len());
+            let mut weights = Vec::with_capacity(chosen.len());
+            for &k in &chosen {
+                let Some(data) = &client_data[k] else { continue };
+                let params = local_update(config, aggregation, &global, data, use_wsa.then_some(&term), round, k)?;
+                updated.push(params);
+                weights.push(data.len as f64);
+            }
+            let client_scopes: Vec<Vec<Scope>> =
+                updated.iter().map(|p| device_scopes(p, &layers)).collect::<Result<_>>()?;
+            let refs: Vec<&Params> = updated.iter().collect();
+            global = weighted_average(&refs, &weights)?;
+            // The next target fuses the clients' scopes, never the scope of the averaged model
+            // (averaging shrinks the spread round after round).
+            target = fuse(&client_scopes, &weights, config.wsa.fusion)?;
+            let client_spread = (0..layers.len())
+                .map(|l| {
+                    client_scopes
+                        .iter()
+                        .map(|s| 0.5 * (kl_gaussian(s[l], target[l]) + kl_gaussian(target[l], s[l])))
+                        .sum::<f64>()
+                        / client_scopes.len() as f64
+                })
+                .collect();
+            let metrics = evaluate(&layout, &global.tensors, &test)?;
+            if !metrics.loss.is_finite() {
+                return Err(WsaError::Diverged {
+                    model: format!("{name} global"),
+                    step: round,
+                    value: metrics.loss as f32,
+                });
+            }
+            observer.on_event(&Event::Round {
+                run: name.clone(),
+                round,
+                rounds: config.rounds,
+                test_accuracy: metrics.accuracy,
+            });
+            rounds.push(RoundRecord {
+                round,
+                clients: chosen,
+                test_loss: metrics.loss,
+                test_accuracy: metrics.accuracy,
+                target: target.clone(),
+                client_spread,
+            });
+        }
+        let final_accuracy = rounds.last().map_or(0.0, |r| r.test_accuracy);
+        let best_accuracy = rounds.iter().map(|r| r.test_accuracy).fold(0.0, f64::max);
+        let rounds_to_target =
+            config.target_accuracy.and_then(|t| rounds.iter().find(|r| r.test_accuracy >= t).map(|r| r.round));
+        finals.push((name.clone(), global.to_host()?));
+        runs.push(FedRun { name, rounds, final_accuracy, best_accuracy, rounds_to_target });
+    }
+    let result = FedResult {
+        version: CONFIG_VERSION,
+        config: config.clone(),
+        dataset: split.name,
+        device: device.description.clone(),
+        layers: layers.iter().map(|&i| layout.params[i].path.clone()).collect(),
+        clients: summaries,
+        runs,
+    };
+    Ok(FedOutcome { result, initial, finals })
+}
+
+/// One client's local training from the global weights; E = 0 returns them unchanged.
+fn local_update(
+    config: &FedConfig,
+    aggregation: Aggregation,
+    global: &Params,
+    data: &DeviceData,
+    wsa: Option<&WsaTerm>,
+    round: usize,
+    client: usize,
+) -> Result<Params> {
+    if config.local.epochs == 0 {
+        return Ok(global.clone());
+    }
+    let local = TrainConfig { batch_size: config.local.batch_size.min(data.len), ..config.local.clone() };
+    let order_seed = config.seed ^ ((round as u64) << 32) ^ client as u64;
+    let mut trainer = Trainer::on_device(&format!("client {client}"), local, global.clone(), data.len, order_seed)?;
+    if let Aggregation::FedProx { mu } = aggregation {
+        trainer = trainer.with_proximal(global, mu);
+    }
+    while !trainer.finished() {
+        trainer.train_step(data, wsa);
+    }
+    trainer.take_mean_loss()?;
+    Ok(trainer.params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(n: usize, classes: usize) -> Dataset {
+        Dataset {
+            features: vec![0.0; n],
+            labels: (0..n).map(|i| (i % classes) as u32).collect(),
+            sample_shape: vec![1],
+            num_classes: classes,
+        }
+    }
+
+    #[test]
+    fn every_split_assigns_each_sample_exactly_once_and_is_seeded() {
+        let data = labelled(1000, 10);
+        for split in
+            [ClientSplit::Iid, ClientSplit::Dirichlet { alpha: 0.1 }, ClientSplit::Shards { classes_per_client: 2 }]
+        {
+            let a = split_clients(&data, 7, split, 3).expect("split");
+            let mut all: Vec<usize> = a.iter().flatten().copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..1000).collect::<Vec<_>>(), "{split:?}");
+            assert_eq!(a, split_clients(&data, 7, split, 3).expect("split"));
+            assert_ne!(a, split_clients(&data, 7, split, 4).expect("split"), "{split:?}");
+        }
+    }
+
+    #[test]
+    fn large_alpha_is_close_to_uniform_and_small_alpha_is_skewed() {
+        let data = labelled(10_000, 10);
+        // Per client, the largest class share: 0.1 when uniform, near 1 when each client has one class.
+        let max_share = |alpha: f64| {
+            let clients = split_clients(&data, 10, ClientSplit::Dirichlet { alpha }, 1).expect("split");
+            clients
+                .iter()
+                .filter(|c| !c.is_empty())
+                .map(|c| {
+                    let mut counts = [0usize; 10];
+                    for &i in c {
+                        counts[data.labels[i] as usize] += 1;
+                    }
+                    *counts.iter().max().unwrap_or(&0) as f64 / c.len() as f64
+                })
+                .sum::<f64>()
+                / 10.0
+        };
+        assert!(max_share(1000.0) < 0.13, "alpha 1000: {}", max_share(1000.0));
+        assert!(max_share(0.05) > 0.6, "alpha 0.05: {}", max_share(0.05));
+    }
+}

@@ -1,0 +1,90 @@
+//! Federated learning on the embedded digits with a few clients (method.md section 6).
+
+use std::sync::Arc;
+use wsa_core::device;
+use wsa_core::experiment::Silent;
+use wsa_core::experiment::federated::{self, Aggregation, ClientSplit, FedConfig, FedOutcome};
+use wsa_core::merge::weighted_average;
+use wsa_core::model::{ModelConfig, ModelLayout};
+use wsa_core::rng::Rng;
+use wsa_core::train::{DeviceData, evaluate};
+
+fn config(rounds: usize, local_epochs: usize) -> FedConfig {
+    let mut c = FedConfig { clients: 4, rounds, split: ClientSplit::Dirichlet { alpha: 0.5 }, ..FedConfig::default() };
+    c.local.epochs = local_epochs;
+    c
+}
+
+fn run(c: &FedConfig, variants: &[(Aggregation, bool)]) -> FedOutcome {
+    federated::run(c, variants, &device::cpu(), &mut Silent).expect("federated run")
+}
+
+#[test]
+fn fedavg_of_identical_clients_is_the_client() {
+    let layout = Arc::new(ModelLayout::new(&ModelConfig::default(), &[1, 8, 8], 10).expect("layout"));
+    let params = layout.init(&mut Rng::new(3)).to_device(&device::cpu().device);
+    let average = weighted_average(&[&params, &params, &params], &[120.0, 30.0, 850.0]).expect("average");
+    let (a, b) = (average.to_host().expect("read"), params.to_host().expect("read"));
+    for (x, y) in a.values.iter().flatten().zip(b.values.iter().flatten()) {
+        assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-3), "{x} vs {y}");
+    }
+}
+
+#[test]
+fn a_round_with_no_local_epochs_leaves_the_model_unchanged() {
+    let outcome = run(&config(1, 0), &[(Aggregation::FedAvg, false)]);
+    let (_, global) = &outcome.finals[0];
+    for (x, y) in global.values.iter().flatten().zip(outcome.initial.values.iter().flatten()) {
+        assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-3), "{x} vs {y}");
+    }
+    // Its reported metrics are the initial model's.
+    let split = wsa_core::data::load(&outcome.result.config.data, outcome.result.config.seed).expect("data");
+    let cpu = device::cpu();
+    let test = DeviceData::upload(&split.test, &cpu.device);
+    let init = outcome.initial.to_device(&cpu.device);
+    let metrics = evaluate(&init.layout, &init.tensors, &test).expect("evaluate");
+    let round = &outcome.result.runs[0].rounds[0];
+    assert!((round.test_loss - metrics.loss).abs() < 1e-5 && (round.test_accuracy - metrics.accuracy).abs() < 1e-9);
+}
+
+#[test]
+fn federated_training_learns_is_deterministic_and_compares_four_methods() {
+    let mut c = config(5, 2);
+    c.target_accuracy = Some(0.8);
+    let variants = federated::comparison(0.01);
+    let first = run(&c, &variants);
+    let result = &first.result;
+    assert_eq!(
+        result.runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["fedavg", "fedavg+wsa", "fedprox", "fedprox+wsa"]
+    );
+    assert_eq!(
+        result.clients.iter().map(|c| c.samples).sum::<usize>(),
+        1348,
+        "every training sample belongs to one client"
+    );
+    for r in &result.runs {
+        assert_eq!(r.rounds.len(), 5);
+        assert!(r.final_accuracy > 0.85, "{}: {}", r.name, r.final_accuracy);
+        assert!(r.rounds_to_target.is_some(), "{} never reached 0.8", r.name);
+        assert_eq!(r.rounds[0].target.len(), result.layers.len());
+    }
+    // WSA and FedProx change the training (losses differ), the split does not.
+    let losses: Vec<f64> = result.runs.iter().map(|r| r.rounds[4].test_loss).collect();
+    assert!(losses.windows(2).all(|w| w[0] != w[1]), "{losses:?}");
+    assert_eq!(run(&c, &variants).result, first.result, "same config and seed, same numbers");
+}
+
+#[test]
+fn absurd_federated_settings_are_refused() {
+    for bad in [
+        FedConfig { clients: 0, ..FedConfig::default() },
+        FedConfig { fraction: 0.0, ..FedConfig::default() },
+        FedConfig { rounds: 0, ..FedConfig::default() },
+        FedConfig { split: ClientSplit::Dirichlet { alpha: -1.0 }, ..FedConfig::default() },
+        FedConfig { aggregation: Aggregation::FedProx { mu: f64::NAN }, ..FedConfig::default() },
+    ] {
+        let err = federated::run(&bad, &[(Aggregation::FedAvg, false)], &device::cpu(), &mut Silent).err();
+        assert!(matches!(err, Some(wsa_core::WsaError::InvalidConfig { .. })), "{err:?}");
+    }
+}
