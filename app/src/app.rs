@@ -27,11 +27,18 @@ pub struct LiveRun {
     pub epochs: Vec<(String, EpochRecord)>,
     pub path_points_done: usize,
     pub epochs_per_model: usize,
+    /// (run, round, global test accuracy) of a federated job.
+    pub rounds: Vec<(String, usize, f64)>,
+    /// Total rounds of a federated job (all runs), when one is in flight.
+    pub rounds_total: usize,
 }
 
 impl LiveRun {
-    /// Share of the work done: 4 trainings of `epochs` and 2 paths.
+    /// Share of the work done: 4 trainings of `epochs` and 2 paths, or the federated rounds.
     pub fn fraction(&self, path_points: usize) -> f32 {
+        if self.rounds_total > 0 {
+            return (self.rounds.len() as f32 / self.rounds_total as f32).min(1.0);
+        }
         let total = 4 * self.epochs_per_model.max(1) + 2 * path_points.max(1);
         ((self.epochs.len() + self.path_points_done) as f32 / total as f32).min(1.0)
     }
@@ -199,6 +206,34 @@ impl WsaLabApp {
         self.settings.tab = Tab::Training;
     }
 
+    /// Starts federated learning with the Experiment panel's data, model and seed.
+    pub fn start_federated(&mut self, ctx: &egui::Context) {
+        if self.job.is_some() {
+            return;
+        }
+        let mut config = self.settings.fed.clone();
+        config.data = self.settings.config.data.clone();
+        config.model = self.settings.config.model.clone();
+        config.seed = self.settings.config.seed;
+        if let Err(e) = config.validate() {
+            self.notices.push(Notice { text: e.to_string(), is_error: true });
+            return;
+        }
+        let variants = if self.settings.fed_compare {
+            let mu = match config.aggregation {
+                wsa_core::experiment::federated::Aggregation::FedProx { mu } => mu,
+                wsa_core::experiment::federated::Aggregation::FedAvg => 0.01,
+            };
+            wsa_core::experiment::federated::comparison(mu)
+        } else {
+            vec![(config.aggregation, config.use_wsa)]
+        };
+        self.live = LiveRun { rounds_total: config.rounds * variants.len(), ..LiveRun::default() };
+        let target = self.device_target();
+        let ctx = ctx.clone();
+        self.job = Some(Job::federated(config, variants, target, move || ctx.request_repaint()));
+    }
+
     pub fn start_reevaluation(&mut self, ctx: &egui::Context, variant_index: usize, pair: TrainedPair) {
         let Some(result) = &self.settings.last_result else { return };
         let Some(variant) = result.variants.get(variant_index) else { return };
@@ -226,8 +261,9 @@ impl WsaLabApp {
                     self.live.epochs.push((variant, record));
                 }
                 JobMessage::Event(Event::PathPoint { .. }) => self.live.path_points_done += 1,
-                // The app runs no federated job yet (issue 6 adds its view).
-                JobMessage::Event(Event::Round { .. }) => {}
+                JobMessage::Event(Event::Round { run, round, test_accuracy, .. }) => {
+                    self.live.rounds.push((run, round, test_accuracy));
+                }
                 JobMessage::Finished(outcome) => {
                     self.finish(outcome);
                     return;
@@ -252,6 +288,10 @@ impl WsaLabApp {
                 self.models = outcome.models;
                 self.settings.last_result = Some(outcome.result);
                 self.settings.tab = Tab::Path;
+            }
+            Ok(JobOutput::Federated(outcome)) => {
+                self.settings.fed_result = Some(outcome.result);
+                self.settings.tab = Tab::Federated;
             }
             Ok(JobOutput::Reevaluated { variant_index, result, pair }) => {
                 if let Some(last) = &mut self.settings.last_result

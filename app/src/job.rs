@@ -7,12 +7,14 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::time::Instant;
 use wsa_core::device::{self, ComputeDevice, DeviceChoice};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, TrainedPair, VariantResult};
+use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
 use wsa_core::experiment::{Event, Observer};
 use wsa_core::model::HostParams;
 
 /// What a job hands back when it ends.
 pub enum JobOutput {
     Connect(Box<ConnectOutcome>),
+    Federated(Box<FedOutcome>),
     /// A pair re-evaluated after a model was loaded into one of its slots.
     Reevaluated {
         variant_index: usize,
@@ -117,6 +119,21 @@ impl Job {
             let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
             let outcome = connect::run(&config, &device, observer).map_err(|e| e.to_string())?;
             Ok(JobOutput::Connect(Box::new(outcome)))
+        })
+    }
+
+    /// Runs federated learning for each (aggregation, with WSA) variant.
+    pub fn federated(
+        config: FedConfig,
+        variants: Vec<(Aggregation, bool)>,
+        target: DeviceTarget,
+        repaint: impl Fn() + Send + Clone + 'static,
+    ) -> Self {
+        Self::spawn("federated training", repaint, move |observer| {
+            let device = target.resolve()?;
+            let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
+            let outcome = federated::run(&config, &variants, &device, observer).map_err(|e| e.to_string())?;
+            Ok(JobOutput::Federated(Box::new(outcome)))
         })
     }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use wsa_core::data::{DataConfig, DatasetSpec, SyntheticKind};
 use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult, DataDifference, PairDifference};
+use wsa_core::experiment::federated::{FedConfig, FedResult};
 use wsa_core::model::{Activation, ModelConfig, Norm};
 use wsa_core::train::OptimizerKind;
 
@@ -17,6 +18,7 @@ pub enum Tab {
     Scopes,
     Training,
     Regions,
+    Federated,
     Files,
 }
 
@@ -36,6 +38,11 @@ pub struct Settings {
     pub model_path: String,
     pub debug_overlay: bool,
     pub last_result: Option<ConnectResult>,
+    /// Federated settings; data, model and seed come from `config` when a run starts.
+    pub fed: FedConfig,
+    /// Run FedAvg, FedAvg+WSA, FedProx and FedProx+WSA side by side.
+    pub fed_compare: bool,
+    pub fed_result: Option<FedResult>,
 }
 
 impl Default for Settings {
@@ -51,6 +58,9 @@ impl Default for Settings {
             model_path: String::new(),
             debug_overlay: false,
             last_result: None,
+            fed: FedConfig { use_wsa: true, ..FedConfig::default() },
+            fed_compare: true,
+            fed_result: None,
         }
     }
 }

@@ -216,3 +216,32 @@ fn a_plot_is_saved_as_png_as_shown() {
     assert_eq!(&bytes[1..4], b"PNG");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The federated view: run the four-method comparison on digits, see each method's row and the
+/// client bars.
+#[test]
+fn federated_comparison_from_the_app() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_role_and_label(Role::Button, "Federated").click();
+    harness.run_steps(2);
+    {
+        let fed = &mut harness.state_mut().settings.fed;
+        fed.clients = 3;
+        fed.rounds = 2;
+        fed.local.epochs = 1;
+    }
+    harness.get_by_label("Run federated").click();
+    harness.step();
+    assert!(harness.state().is_busy());
+    wait_for_job(&mut harness);
+    let notices = &harness.state().notices;
+    assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
+    let result = harness.state().settings.fed_result.clone().expect("federated result");
+    assert_eq!(result.runs.len(), 4);
+    for run in &result.runs {
+        assert!(harness.query_all_by_label(&run.name).count() >= 1, "{} not shown", run.name);
+        assert!(harness.query_all_by_label(&format!("{:.4}", run.final_accuracy)).count() >= 1);
+    }
+    assert_eq!(result.clients.iter().map(|c| c.samples).sum::<usize>(), 1348);
+}

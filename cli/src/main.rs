@@ -115,6 +115,12 @@ struct FedArgs {
     wsa: bool,
     #[arg(long)]
     lambda: Option<f64>,
+    /// Clients with fewer samples are small (see --drop-small).
+    #[arg(long)]
+    min_client_samples: Option<usize>,
+    /// Leave small clients out of every round instead of keeping them.
+    #[arg(long)]
+    drop_small: bool,
     /// Run FedAvg, FedAvg+WSA, FedProx and FedProx+WSA on the same split and seed.
     #[arg(long)]
     compare: bool,
@@ -347,6 +353,12 @@ fn run_fed(args: FedArgs) -> Result<()> {
     if args.wsa {
         config.use_wsa = true;
     }
+    if let Some(n) = args.min_client_samples {
+        config.min_client_samples = n;
+    }
+    if args.drop_small {
+        config.small_clients = federated::SmallClients::Drop;
+    }
     if let Some(lambda) = args.lambda {
         config.wsa.lambda = lambda;
     }
@@ -397,6 +409,12 @@ fn run_fed(args: FedArgs) -> Result<()> {
         written.push(file);
     }
     println!("{}", table::fed_table(result));
+    let small: Vec<usize> =
+        (0..result.clients.len()).filter(|&k| result.clients[k].samples < config.min_client_samples).collect();
+    if !small.is_empty() {
+        let fate = if config.small_clients == federated::SmallClients::Drop { "dropped" } else { "kept" };
+        println!("{} client(s) with fewer than {} samples {fate}: {small:?}", small.len(), config.min_client_samples);
+    }
     println!(
         "{} with {} clients (sizes {}..{}), {} rounds, {:.1} s ({:.2} s per round per run)",
         result.dataset,

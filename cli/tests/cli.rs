@@ -96,3 +96,37 @@ fn bad_input_exits_with_a_clear_message_and_no_output() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn fed_compare_prints_four_methods_and_writes_its_files() {
+    let dir = temp_dir("fed");
+    let out = dir.join("out");
+    let run = wsa_lab()
+        .args(["fed", "--device", "cpu", "--clients", "3", "--rounds", "2", "--local-epochs", "1", "--compare"])
+        .args(["--target-accuracy", "0.5", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    for method in ["fedavg ", "fedavg+wsa", "fedprox ", "fedprox+wsa"] {
+        assert!(stdout.lines().any(|l| l.starts_with(method)), "no `{method}` row in\n{stdout}");
+    }
+    for file in [
+        "summary.json",
+        "config.json",
+        "rounds.csv",
+        "clients.csv",
+        "accuracy.png",
+        "clients.png",
+        "models/fedavg+wsa.safetensors",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let rounds = std::fs::read_to_string(out.join("rounds.csv")).expect("csv");
+    assert_eq!(rounds.lines().count(), 1 + 4 * 2);
+    let bad = wsa_lab().args(["fed", "--method", "fedsgd", "--print-config"]).output().expect("run");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("fedavg or fedprox"));
+    std::fs::remove_dir_all(&dir).ok();
+}

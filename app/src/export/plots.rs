@@ -229,7 +229,13 @@ pub fn fed_accuracy_png(result: &wsa_core::experiment::federated::FedResult) -> 
             .y_label_area_size(56)
             .build_cartesian_2d(0.0..rounds.max(1.0), (lo - 0.02).max(0.0)..1.0)
             .map_err(draw_err)?;
-        chart.configure_mesh().x_desc("round").y_desc("test accuracy").draw().map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("round")
+            .y_desc("test accuracy")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(draw_err)?;
         for (i, run) in result.runs.iter().enumerate() {
             let color = RUN_COLORS[i % RUN_COLORS.len()];
             let style = if run.name.ends_with("+wsa") { color.stroke_width(3) } else { color.stroke_width(2) };
@@ -270,7 +276,15 @@ pub fn client_labels_png(result: &wsa_core::experiment::federated::FedResult) ->
             .y_label_area_size(56)
             .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..most * 1.05)
             .map_err(draw_err)?;
-        chart.configure_mesh().x_desc("client").y_desc("samples").disable_x_mesh().draw().map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("client")
+            .y_desc("samples")
+            .disable_x_mesh()
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()
+            .map_err(draw_err)?;
         for (k, client) in result.clients.iter().enumerate() {
             let mut bottom = 0.0;
             for (class, &count) in client.label_counts.iter().enumerate() {

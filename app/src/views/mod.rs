@@ -1,6 +1,7 @@
 //! The views. Each draws from the app's state and may change settings or start a job; none
 //! does heavy work.
 
+pub mod federated;
 pub mod files;
 pub mod path;
 pub mod regions;
@@ -37,6 +38,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut egui::Ui) {
             Tab::Scopes => scopes::show(app, ui),
             Tab::Training => training::show(app, ui),
             Tab::Regions => regions::show(app, ui),
+            Tab::Federated => federated::show(app, ui),
             Tab::Files => files::show(app, ui),
         });
     });
@@ -96,6 +98,7 @@ fn tabs(app: &mut WsaLabApp, ui: &mut egui::Ui) {
             (Tab::Scopes, "Weight scopes"),
             (Tab::Training, "Training"),
             (Tab::Regions, "Decision regions"),
+            (Tab::Federated, "Federated"),
             (Tab::Files, "Files"),
         ] {
             ui.selectable_value(&mut app.settings.tab, tab, label);

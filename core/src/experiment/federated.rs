@@ -218,6 +218,9 @@ pub struct RoundRecord {
     /// Per layer, the mean over this round's clients of the symmetric KL between the client's
     /// scope and the fused target: how far the clients' scopes spread around it.
     pub client_spread: Vec<f64>,
+    /// The scopes the clients returned (`client_scopes[i][l]`: the i-th client of `clients`,
+    /// layer l).
+    pub client_scopes: Vec<Vec<Scope>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -278,9 +281,8 @@ pub fn run(
             for &i in indices {
                 label_counts[split.train.labels[i] as usize] += 1;
             }
-            let participates = !(config.small_clients == SmallClients::Drop
-                && indices.len() < config.min_client_samples)
-                && !indices.is_empty();
+            let too_small = config.small_clients == SmallClients::Drop && indices.len() < config.min_client_samples;
+            let participates = !(indices.is_empty() || too_small);
             ClientSummary { samples: indices.len(), label_counts, participates }
         })
         .collect();
@@ -371,6 +373,7 @@ pub fn run(
                 test_accuracy: metrics.accuracy,
                 target: target.clone(),
                 client_spread,
+                client_scopes,
             });
         }
         let final_accuracy = rounds.last().map_or(0.0, |r| r.test_accuracy);
