@@ -54,6 +54,15 @@ fn json<T: serde::Serialize>(value: &T) -> ExportResult<Vec<u8>> {
     serde_json::to_vec_pretty(value).map_err(|e| format!("serialising JSON: {e}"))
 }
 
+/// A result as pretty JSON, with the run's wall time when known.
+fn summary_json<T: serde::Serialize>(result: &T, seconds: Option<f64>) -> ExportResult<Vec<u8>> {
+    let mut summary = serde_json::to_value(result).map_err(|e| format!("serialising JSON: {e}"))?;
+    if let Some(seconds) = seconds {
+        summary["seconds"] = serde_json::json!(seconds);
+    }
+    json(&summary)
+}
+
 fn write(out: &Path, name: &str, bytes: &[u8]) -> ExportResult<()> {
     write_atomic(&out.join(name), bytes).map_err(|e| e.to_string())
 }
@@ -61,12 +70,9 @@ fn write(out: &Path, name: &str, bytes: &[u8]) -> ExportResult<()> {
 /// The results as JSON and CSV: summary.json (with `seconds` when known), config.json,
 /// paths.csv, layers.csv, curves.csv. Returns the file names written.
 pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) -> ExportResult<Vec<String>> {
-    let mut summary = serde_json::to_value(result).map_err(|e| format!("serialising JSON: {e}"))?;
-    if let Some(seconds) = seconds {
-        summary["seconds"] = serde_json::json!(seconds);
-    }
+    let summary = summary_json(result, seconds)?;
     let files = [
-        ("summary.json", json(&summary)?),
+        ("summary.json", summary),
         ("config.json", json(&result.config)?),
         ("paths.csv", csv_paths(result).into_bytes()),
         ("layers.csv", csv_layers(result).into_bytes()),
@@ -144,12 +150,9 @@ fn csv_clients(result: &FedResult) -> String {
 /// Everything a federated run leaves behind: summary.json, config.json, rounds.csv,
 /// clients.csv, accuracy.png and clients.png. Returns the file names written.
 pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> ExportResult<Vec<String>> {
-    let mut summary = serde_json::to_value(result).map_err(|e| format!("serialising JSON: {e}"))?;
-    if let Some(seconds) = seconds {
-        summary["seconds"] = serde_json::json!(seconds);
-    }
+    let summary = summary_json(result, seconds)?;
     let files = [
-        ("summary.json", json(&summary)?),
+        ("summary.json", summary),
         ("config.json", json(&result.config)?),
         ("rounds.csv", csv_rounds(result).into_bytes()),
         ("clients.csv", csv_clients(result).into_bytes()),

@@ -2,7 +2,7 @@
 //! accuracy per round for the compared methods (live while training), and the target scope and
 //! the client scopes of a layer across rounds.
 
-use super::png_button;
+use super::{CLASS_COLORS, png_button};
 use crate::app::WsaLabApp;
 use egui::{Color32, DragValue, Ui};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
@@ -13,18 +13,6 @@ const RUN_COLORS: [Color32; 4] = [
     Color32::from_rgb(40, 100, 200),
     Color32::from_rgb(230, 140, 20),
     Color32::from_rgb(40, 150, 90),
-];
-const CLASS_COLORS: [Color32; 10] = [
-    Color32::from_rgb(230, 120, 90),
-    Color32::from_rgb(90, 140, 220),
-    Color32::from_rgb(110, 190, 110),
-    Color32::from_rgb(220, 190, 80),
-    Color32::from_rgb(170, 110, 200),
-    Color32::from_rgb(90, 200, 200),
-    Color32::from_rgb(220, 110, 170),
-    Color32::from_rgb(150, 150, 150),
-    Color32::from_rgb(160, 120, 70),
-    Color32::from_rgb(60, 90, 120),
 ];
 
 fn settings(app: &mut WsaLabApp, ui: &mut Ui) {

@@ -20,6 +20,20 @@ pub const A_COLOR: Color32 = Color32::from_rgb(230, 140, 20);
 pub const B_COLOR: Color32 = Color32::from_rgb(40, 150, 90);
 pub const MERGED_COLOR: Color32 = Color32::from_rgb(150, 80, 200);
 
+/// One colour per class (up to 10), for decision regions and label distributions.
+pub const CLASS_COLORS: [Color32; 10] = [
+    Color32::from_rgb(230, 120, 90),
+    Color32::from_rgb(90, 140, 220),
+    Color32::from_rgb(110, 190, 110),
+    Color32::from_rgb(220, 190, 80),
+    Color32::from_rgb(170, 110, 200),
+    Color32::from_rgb(90, 200, 200),
+    Color32::from_rgb(220, 110, 170),
+    Color32::from_rgb(150, 150, 150),
+    Color32::from_rgb(160, 120, 70),
+    Color32::from_rgb(60, 90, 120),
+];
+
 pub fn variant_color(name: &str) -> Color32 {
     if name == "plain" { PLAIN_COLOR } else { WSA_COLOR }
 }

@@ -1,7 +1,7 @@
 //! For the 2-D synthetic sets: the decision regions of the selected merged model as a heat map,
 //! with the test points on top — the view that makes a barrier visible.
 
-use super::png_button;
+use super::{CLASS_COLORS, png_button};
 use crate::app::WsaLabApp;
 use egui::{Color32, Ui};
 use egui_plot::{Heatmap, Plot, PlotPoint, PlotPoints, Points};
@@ -9,18 +9,6 @@ use wsa_core::data::{self, Dataset};
 use wsa_core::model::HostParams;
 
 const GRID: usize = 90;
-const CLASS_COLORS: [Color32; 10] = [
-    Color32::from_rgb(230, 120, 90),
-    Color32::from_rgb(90, 140, 220),
-    Color32::from_rgb(110, 190, 110),
-    Color32::from_rgb(220, 190, 80),
-    Color32::from_rgb(170, 110, 200),
-    Color32::from_rgb(90, 200, 200),
-    Color32::from_rgb(220, 110, 170),
-    Color32::from_rgb(150, 150, 150),
-    Color32::from_rgb(160, 120, 70),
-    Color32::from_rgb(60, 90, 120),
-];
 
 /// The last computed map: predicted class per grid cell, its bounds, and the test points.
 #[derive(Default)]
