@@ -240,7 +240,11 @@ impl Observer for Progress {
                 }
             }
             Event::Round { run, round, rounds, test_accuracy } => {
-                let line = format!("[{t:6.1}s] {run:12} round {round:>3}/{rounds}  global test acc {test_accuracy:.4}");
+                let done = (20 * round) / (*rounds).max(1);
+                let bar = format!("{}{}", "#".repeat(done), ".".repeat(20 - done));
+                let line = format!(
+                    "[{t:6.1}s] {run:12} [{bar}] round {round:>3}/{rounds}  global test acc {test_accuracy:.4}"
+                );
                 if self.tty {
                     eprint!("\r\x1b[2K{line}");
                 } else {

@@ -72,6 +72,13 @@ fn data(app: &mut WsaLabApp, ui: &mut Ui) {
         });
     }
     if matches!(config.data.dataset, DatasetSpec::FashionMnist | DatasetSpec::Mnist) {
+        let set_dir = wsa_core::data::dataset_dir(&config.data.data_dir, &config.data.dataset.label());
+        if !set_dir.join("train-images-idx3-ubyte.gz").is_file() && !set_dir.join("train-images-idx3-ubyte").is_file() {
+            ui.colored_label(
+                egui::Color32::from_rgb(200, 120, 40),
+                format!("Not found in {}: run scripts/fetch-data.sh first.", set_dir.display()),
+            );
+        }
         let name = ui.label("Fetched by scripts/fetch-data.sh into:");
         let mut dir = config.data.data_dir.display().to_string();
         if ui.text_edit_singleline(&mut dir).labelled_by(name.id).changed() {
