@@ -89,13 +89,18 @@ pub fn kl_gaussian(p: Scope, q: Scope) -> f64 {
     (s2 / s1).ln() + (s1 * s1 + (p.mean - q.mean).powi(2)) / (2.0 * s2 * s2) - 0.5
 }
 
+/// (KL(p||q) + KL(q||p)) / 2: a symmetric, scale-free distance between two scopes.
+pub fn symmetric_kl(p: Scope, q: Scope) -> f64 {
+    0.5 * (kl_gaussian(p, q) + kl_gaussian(q, p))
+}
+
 /// A symmetric, scale-free distance between two models' scopes: the mean over layers of
 /// (KL(a||b) + KL(b||a)) / 2.
 pub fn scope_distance(a: &[Scope], b: &[Scope]) -> f64 {
     if a.is_empty() {
         return 0.0;
     }
-    a.iter().zip(b).map(|(&x, &y)| 0.5 * (kl_gaussian(x, y) + kl_gaussian(y, x))).sum::<f64>() / a.len() as f64
+    a.iter().zip(b).map(|(&x, &y)| symmetric_kl(x, y)).sum::<f64>() / a.len() as f64
 }
 
 /// How Gaussian a layer's entries are.

@@ -12,7 +12,7 @@ use crate::error::{Result, WsaError};
 use crate::merge::weighted_average;
 use crate::model::{HostParams, ModelConfig, ModelLayout, Params};
 use crate::rng::Rng;
-use crate::scope::{Scope, device_scopes, fuse, kl_gaussian};
+use crate::scope::{Scope, device_scopes, fuse, symmetric_kl};
 use crate::train::{DeviceData, TrainConfig, Trainer, evaluate};
 use crate::wsa::{WsaConfig, WsaTerm};
 use serde::{Deserialize, Serialize};
@@ -345,10 +345,7 @@ pub fn run(
             target = fuse(&client_scopes, &weights, config.wsa.fusion)?;
             let client_spread = (0..layers.len())
                 .map(|l| {
-                    client_scopes
-                        .iter()
-                        .map(|s| 0.5 * (kl_gaussian(s[l], target[l]) + kl_gaussian(target[l], s[l])))
-                        .sum::<f64>()
+                    client_scopes.iter().map(|s| symmetric_kl(s[l], target[l])).sum::<f64>()
                         / client_scopes.len() as f64
                 })
                 .collect();
