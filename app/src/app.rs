@@ -219,15 +219,7 @@ impl WsaLabApp {
             self.notices.push(Notice { text: e.to_string(), is_error: true });
             return;
         }
-        let variants = if self.settings.fed_compare {
-            let mu = match config.aggregation {
-                wsa_core::experiment::federated::Aggregation::FedProx { mu } => mu,
-                wsa_core::experiment::federated::Aggregation::FedAvg => 0.01,
-            };
-            wsa_core::experiment::federated::comparison(mu)
-        } else {
-            vec![(config.aggregation, config.use_wsa)]
-        };
+        let variants = config.variants(self.settings.fed_compare, 0.01);
         self.live = LiveRun { rounds_total: config.rounds * variants.len(), ..LiveRun::default() };
         let target = self.device_target();
         let ctx = ctx.clone();

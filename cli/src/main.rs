@@ -228,16 +228,17 @@ impl Observer for Progress {
                 }
                 eprintln!("[{t:6.1}s] {stage}");
             }
+            Event::PathPoint { variant, index, total } => {
+                if self.tty {
+                    eprint!("\r\x1b[2K[{t:6.1}s] {variant} path {}/{total}", index + 1);
+                }
+            }
             Event::Epoch { variant, epochs, record } => {
                 let line = format!(
                     "[{t:6.1}s] {variant:5} {} epoch {:>3}/{epochs}  train loss {:.4}  test acc {:.4}",
                     record.model, record.epoch, record.train_loss, record.test_accuracy
                 );
-                if self.tty {
-                    eprint!("\r\x1b[2K{line}");
-                } else {
-                    eprintln!("{line}");
-                }
+                self.status(&line);
             }
             Event::Round { run, round, rounds, test_accuracy } => {
                 let done = (20 * round) / (*rounds).max(1);
@@ -245,17 +246,19 @@ impl Observer for Progress {
                 let line = format!(
                     "[{t:6.1}s] {run:12} [{bar}] round {round:>3}/{rounds}  global test acc {test_accuracy:.4}"
                 );
-                if self.tty {
-                    eprint!("\r\x1b[2K{line}");
-                } else {
-                    eprintln!("{line}");
-                }
+                self.status(&line);
             }
-            Event::PathPoint { variant, index, total } => {
-                if self.tty {
-                    eprint!("\r\x1b[2K[{t:6.1}s] {variant} path {}/{total}", index + 1);
-                }
-            }
+        }
+    }
+}
+
+impl Progress {
+    /// A progress line: rewritten in place on a terminal, one line each otherwise.
+    fn status(&self, line: &str) {
+        if self.tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
         }
     }
 }
@@ -377,15 +380,7 @@ fn run_fed(args: FedArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&config)?);
         return Ok(());
     }
-    let variants = if args.compare {
-        let mu = match config.aggregation {
-            Aggregation::FedProx { mu } => mu,
-            Aggregation::FedAvg => args.mu,
-        };
-        federated::comparison(mu)
-    } else {
-        vec![(config.aggregation, config.use_wsa)]
-    };
+    let variants = config.variants(args.compare, args.mu);
     let device = device::select(args.device.parse()?)?;
     eprintln!("device: {}", device.description);
     eprintln!(

@@ -261,6 +261,21 @@ pub fn comparison(mu: f64) -> Vec<(Aggregation, bool)> {
     ]
 }
 
+impl FedConfig {
+    /// What to run: with `compare`, FedAvg and FedProx each with and without WSA (FedProx's mu
+    /// from the config, else `default_mu`); otherwise the one configured method.
+    pub fn variants(&self, compare: bool, default_mu: f64) -> Vec<(Aggregation, bool)> {
+        if !compare {
+            return vec![(self.aggregation, self.use_wsa)];
+        }
+        let mu = match self.aggregation {
+            Aggregation::FedProx { mu } => mu,
+            Aggregation::FedAvg => default_mu,
+        };
+        comparison(mu)
+    }
+}
+
 /// Runs `variants` (aggregation, with WSA) on one split, one initial model and one seed.
 pub fn run(
     config: &FedConfig,
