@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use wsa_core::data::{self, DataConfig};
 use wsa_core::device::{self, ComputeDevice, DeviceChoice};
+use wsa_core::kernels::{MAX_HISTOGRAM_BINS, layer_stats, lerp, weighted_sum};
 use wsa_core::merge::{interpolate, weighted_average};
 use wsa_core::model::{Activation, HostParams, ModelConfig, ModelLayout, Norm};
 use wsa_core::rng::Rng;
-use wsa_core::scope::{LayerSelection, Scope, device_scopes};
+use wsa_core::scope::{LayerSelection, Scope, device_histograms, device_scopes, histogram, scope_of};
 use wsa_core::train::{DeviceData, Metrics, OptimizerKind, TrainConfig, Trainer, evaluate};
 use wsa_core::wsa::{KlDirection, LayerReduction, WsaTerm};
 
@@ -99,24 +100,116 @@ fn kernel_inputs(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn check_lerp(gpu: &ComputeDevice) {
-    use wsa_core::kernels::lerp;
+fn upload(values: &[f32], device: &ComputeDevice) -> Tensor<1> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), &device.device)
+}
+
+fn read(tensor: Tensor<1>) -> Vec<f32> {
+    tensor.into_data().try_to_vec::<f32>().expect("read back")
+}
+
+/// The weighted-sum kernel (the K-model average, and the interpolation path as K = 2) against
+/// the exact sum in f64, on the CPU and the GPU.
+fn check_weighted_sums(gpu: &ComputeDevice) {
+    let weights = [0.5f32, -0.25, 2.0, 0.125, 1.0, -3.0, 0.75];
     for n in [1usize, 255, 256, 257, 100_003, 65_535 * 256 + 1] {
-        let (a, b) = (kernel_inputs(n, 1), kernel_inputs(n, 2));
+        // Up to seven models (two passes of the kernel) where memory allows.
+        let models = if n > 1_000_000 { 2 } else { 7 };
+        let inputs: Vec<Vec<f32>> = (0..models).map(|k| kernel_inputs(n, k as u64 + 1)).collect();
+        let mut cases: Vec<(String, Vec<f32>)> =
+            (1..=models).map(|k| (format!("sum of {k}"), weights[..k].to_vec())).collect();
         for alpha in [0.0f32, 0.3, 1.0, -0.5, 1.5] {
-            let upload =
-                |v: &Vec<f32>, d: &ComputeDevice| Tensor::<1>::from_data(TensorData::new(v.clone(), [n]), &d.device);
+            cases.push((format!("lerp alpha {alpha}"), vec![1.0 - alpha, alpha]));
+        }
+        for (name, w) in &cases {
+            let k = w.len();
             let on = |d: &ComputeDevice| -> Vec<f32> {
-                lerp(upload(&a, d), upload(&b, d), alpha).into_data().try_to_vec::<f32>().expect("read back")
+                let tensors: Vec<Tensor<1>> = inputs[..k].iter().map(|v| upload(v, d)).collect();
+                if name.starts_with("lerp") {
+                    read(lerp(tensors[0].clone(), tensors[1].clone(), w[1]))
+                } else {
+                    read(weighted_sum(&tensors, w))
+                }
             };
             let (cpu_out, gpu_out) = (on(&device::cpu()), on(gpu));
-            assert_eq!(gpu_out.len(), n);
+            assert_eq!(gpu_out.len(), n, "{name}");
             for i in 0..n {
-                let exact = (1.0 - f64::from(alpha)) * f64::from(a[i]) + f64::from(alpha) * f64::from(b[i]);
-                let tol = 1e-6 * (f64::from(a[i]).abs() + f64::from(b[i]).abs()) + 1e-38;
+                let terms = || inputs[..k].iter().zip(w).map(|(x, &wk)| f64::from(wk) * f64::from(x[i]));
+                let exact: f64 = terms().sum();
+                let tol = 1e-6 * terms().map(f64::abs).sum::<f64>() + 1e-37;
                 for (side, out) in [("CPU", &cpu_out), ("GPU", &gpu_out)] {
                     let got = f64::from(out[i]);
-                    assert!((got - exact).abs() <= tol, "lerp n={n} alpha={alpha} [{i}] on {side}: {got} vs {exact}");
+                    assert!((got - exact).abs() <= tol, "{name}, n={n} [{i}] on {side}: {got} vs {exact}");
+                }
+            }
+        }
+    }
+}
+
+/// Layers for the statistics and histogram kernels: every length class, a constant layer, a
+/// mean far larger than the spread, and tiny and huge magnitudes.
+fn stats_layers() -> Vec<(String, Vec<f32>)> {
+    let mut rng = Rng::new(17);
+    let mut normal =
+        |n: usize, mean: f64, std: f64| -> Vec<f32> { (0..n).map(|_| (mean + std * rng.normal()) as f32).collect() };
+    let mut layers: Vec<(String, Vec<f32>)> = [1usize, 255, 256, 257, 100_003, 4_000_037]
+        .iter()
+        .map(|&n| (format!("normal n={n}"), normal(n, 0.01, 0.05)))
+        .collect();
+    layers.push(("constant".into(), vec![3.25; 1000]));
+    layers.push(("mean 1000, std 1e-3".into(), normal(100_003, 1000.0, 1e-3)));
+    // The extremes whose variance f32 still holds (M2 = n var must stay below 3.4e38 and
+    // above the denormals the GPU may flush).
+    layers.push(("std 1e-15".into(), normal(5000, 0.0, 1e-15)));
+    layers.push(("std 1e15".into(), normal(5000, 1e14, 1e15)));
+    layers
+}
+
+/// Scope statistics (mean, variance, min, max) against f64 on the host, and histograms against
+/// the Rust implementation, on the CPU and the GPU.
+fn check_stats_and_histograms(gpu: &ComputeDevice) {
+    let layers = stats_layers();
+    for device in [device::cpu(), gpu.clone()] {
+        let side = &device.description;
+        let tensors: Vec<Tensor<1>> = layers.iter().map(|(_, v)| upload(v, &device)).collect();
+        let stats = layer_stats(&tensors).expect("stats");
+        for ((name, values), got) in layers.iter().zip(&stats) {
+            let exact = scope_of(values);
+            let (lo, hi) = values.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+            let var = exact.std * exact.std;
+            assert!(
+                (got.mean - exact.mean).abs() <= 1e-6 * (exact.mean.abs() + exact.std),
+                "{name} on {side}: mean {} vs {}",
+                got.mean,
+                exact.mean
+            );
+            // Welford + Chan in f32: the variance to 1e-4 relative even where the mean is 1e6
+            // times the spread (sum and sum of squares would lose every digit there).
+            assert!((got.variance - var).abs() <= 1e-4 * var, "{name} on {side}: variance {} vs {var}", got.variance);
+            assert_eq!((got.min, got.max), (f64::from(lo), f64::from(hi)), "{name} on {side}: min/max");
+        }
+        // Histograms of two models over their joint range, for a few bin counts.
+        for bins in [1usize, 40, MAX_HISTOGRAM_BINS] {
+            for ((name, a), (_, b)) in layers.iter().zip(layers.iter().cycle().skip(1)) {
+                let b: Vec<f32> = b.iter().copied().cycle().take(a.len()).collect();
+                let (ta, tb) = ([upload(a, &device)], [upload(&b, &device)]);
+                let h = &device_histograms(&[&ta, &tb], &[0], bins).expect("histograms")[0];
+                let (lo, hi) = a.iter().chain(&b).fold((f32::MAX, f32::MIN), |(l, x), &v| (l.min(v), x.max(v)));
+                assert_eq!((h.low, h.high), (f64::from(lo), f64::from(hi)), "{name}: shared range");
+                for (values, counts) in [(&a[..], &h.counts[0]), (&b[..], &h.counts[1])] {
+                    let expected = histogram(values, h.low, h.high, bins);
+                    assert_eq!(
+                        counts.iter().sum::<u64>(),
+                        values.len() as u64,
+                        "{name}, {bins} bins on {side}: every entry once"
+                    );
+                    // f32 on the GPU, f64 on the host: entries within rounding of a bin edge
+                    // may land one bin over; nothing else may differ.
+                    let moved: u64 = counts.iter().zip(&expected).map(|(g, e)| g.abs_diff(*e)).sum();
+                    assert!(
+                        moved <= 2 + values.len() as u64 / 10_000,
+                        "{name}, {bins} bins on {side}: {moved} entries in other bins"
+                    );
                 }
             }
         }
@@ -137,8 +230,9 @@ fn cpu_and_gpu_agree() {
     };
     eprintln!("device parity on {}", gpu.description);
     let started = Instant::now();
-    check_lerp(&gpu);
-    eprintln!("lerp kernel checks took {:.1} s", started.elapsed().as_secs_f64());
+    check_weighted_sums(&gpu);
+    check_stats_and_histograms(&gpu);
+    eprintln!("kernel checks took {:.1} s", started.elapsed().as_secs_f64());
     for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam] {
         let cpu_out = compute(&device::cpu(), optimizer);
         let started = Instant::now();

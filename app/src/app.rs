@@ -104,6 +104,17 @@ impl WsaLabApp {
         let (settings, notice) = state::load(stored);
         let mut app = Self::with_settings(settings);
         app.renderer_gpu = cc.wgpu_render_state.clone();
+        // Error texts may quote anything (wgpu's shader messages draw boxes); egui's built-in
+        // fonts lack those glyphs and would panic, so a wide-coverage font backs them up.
+        let fallback = |family| egui::epaint::text::InsertFontFamily {
+            family,
+            priority: egui::epaint::text::FontPriority::Lowest,
+        };
+        cc.egui_ctx.add_font(egui::epaint::text::FontInsert::new(
+            "DejaVuSans",
+            egui::FontData::from_static(crate::export::plots::FONT),
+            vec![fallback(egui::FontFamily::Proportional), fallback(egui::FontFamily::Monospace)],
+        ));
         if let Some(text) = notice {
             app.notices.push(Notice { text, is_error: true });
         }

@@ -1,30 +1,139 @@
-//! Our own WGSL compute kernels (`shaders/*.wgsl`), plugged into burn through a backend
-//! extension: on the wgpu (CubeCL) backend the hand-written shader runs; on the CPU (flex)
-//! backend the same expression runs as tensor operations. Callers see one function per kernel
-//! and never name a backend.
+//! Our own WGSL compute kernels (`shaders/*.wgsl`) for the operations that define this product:
+//! per-layer scope statistics, histograms, and weighted sums of models (the K-model average and
+//! the interpolation path). They plug into burn through a backend extension: on the wgpu
+//! (CubeCL) backend the hand-written shaders run; on the CPU (flex) backend the Rust
+//! implementations of [`crate::scope`] or tensor operations compute the same numbers. Callers
+//! see one function per operation and never name a backend.
 
+use crate::error::{Result, WsaError};
+use crate::scope::histogram as host_histogram;
+use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::{
     CubeBackend, CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
 };
-use burn::backend::{Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
+use burn::backend::{Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor, tensor::IntTensor};
 use burn::cubecl::{CubeCount, prelude::KernelId, server::KernelArguments};
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
 
-const LERP_WGSL: &str = include_str!("../../shaders/lerp.wgsl");
+const MOMENTS_WGSL: &str = include_str!("../../shaders/moments.wgsl");
+const SCOPE_PARTIALS_WGSL: &str = include_str!("../../shaders/scope_partials.wgsl");
+const SCOPE_FINALIZE_WGSL: &str = include_str!("../../shaders/scope_finalize.wgsl");
+const HISTOGRAM_WGSL: &str = include_str!("../../shaders/histogram.wgsl");
+const WEIGHTED_SUM_WGSL: &str = include_str!("../../shaders/weighted_sum.wgsl");
+
 const WORKGROUP_SIZE: u32 = 256;
 /// The largest workgroup count WebGPU allows in one dimension.
 const MAX_GROUPS_PER_DIM: u32 = 65_535;
+/// Workgroups of the statistics pass: enough to fill a large GPU (1024 x 256 threads), few
+/// enough that the partials stay a few kilobytes.
+const MAX_PARTIALS: u32 = 1024;
+/// Workgroups of the histogram pass: each adds its counters to the global ones once.
+const MAX_HISTOGRAM_GROUPS: u32 = 256;
+/// Entries each thread handles at least before another workgroup is worth launching.
+const ENTRIES_PER_THREAD: u32 = 4;
+/// The most bins a histogram may have: its workgroup counters must fit WebGPU's guaranteed
+/// 16 KiB of workgroup memory.
+pub const MAX_HISTOGRAM_BINS: usize = 1024;
+/// The most models one pass of the weighted sum reads (inputs + 2 bindings stay within
+/// WebGPU's guaranteed 8 storage buffers per shader stage).
+const MAX_INPUTS_PER_PASS: usize = 4;
+/// Numbers per partial of the statistics pass.
+const PARTIAL_LEN: usize = 6;
+/// Numbers per layer in [`layer_stats_on_device`]'s result, and where min and max sit.
+pub const STATS_LEN: usize = 4;
+pub const STATS_MIN: usize = 2;
+pub const STATS_MAX: usize = 3;
 
-struct LerpKernel;
+/// Mean, population variance, minimum and maximum of one layer's entries.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerStats {
+    pub mean: f64,
+    pub variance: f64,
+    pub min: f64,
+    pub max: f64,
+}
 
-impl KernelSource for LerpKernel {
+// ---------------------------------------------------------------------------------------------
+// The backend extension: one method per kernel launch.
+
+#[backend_extension(Cube, Flex, Fusion)]
+pub trait WsaKernels: Backend {
+    /// Partial (count, mean - shift, M2, min, max, shift) summaries of one flat layer,
+    /// `PARTIAL_LEN` numbers each.
+    #[fusion(dtype = values, shape = Shape::new([partial_count(values.num_elements()) * PARTIAL_LEN]))]
+    fn scope_partials(values: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Merges concatenated partials into (mean, variance, min, max) per layer; `table` holds
+    /// (first partial, number of partials) per layer.
+    #[fusion(dtype = partials, shape = Shape::new([table.len() / 2 * STATS_LEN]))]
+    fn scope_finalize(partials: FloatTensor<Self>, table: Vec<u32>) -> FloatTensor<Self>;
+
+    /// Counts of one flat layer in `bins` equal-width bins over `range` = [low, high].
+    #[fusion(dtype = DType::I32, shape = Shape::new([*bins as usize]))]
+    fn histogram(values: FloatTensor<Self>, range: FloatTensor<Self>, bins: u32) -> IntTensor<Self>;
+
+    /// sum_k weights[k] inputs[k] over the first `weights.len()` (1 to 4) of the four flat inputs;
+    /// the unused ones repeat an earlier input and are not read.
+    #[fusion(dtype = x0, shape = x0)]
+    fn weighted_sum(
+        x0: FloatTensor<Self>,
+        x1: FloatTensor<Self>,
+        x2: FloatTensor<Self>,
+        x3: FloatTensor<Self>,
+        weights: Vec<f32>,
+    ) -> FloatTensor<Self>;
+}
+
+/// Workgroups (and so partials) of the statistics pass for a layer of `n` entries.
+fn partial_count(n: usize) -> usize {
+    let groups = (n as u64).div_ceil(u64::from(WORKGROUP_SIZE * ENTRIES_PER_THREAD));
+    groups.clamp(1, u64::from(MAX_PARTIALS)) as usize
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wgpu (CubeCL) backend: our shaders.
+
+/// A WGSL source and the values of its template slots; `variant` tells kernels of one source
+/// apart in CubeCL's compiled-kernel cache.
+struct Wgsl {
+    main: &'static str,
+    with_moments: bool,
+    slots: Vec<(&'static str, String)>,
+    variant: String,
+}
+
+impl Wgsl {
+    fn new(main: &'static str, variant: impl Into<String>) -> Self {
+        Self { main, with_moments: false, slots: Vec::new(), variant: variant.into() }
+    }
+
+    /// Appends `shaders/moments.wgsl`, whose functions the statistics shaders call.
+    fn with_moments(self) -> Self {
+        Self { with_moments: true, ..self }
+    }
+
+    fn register(mut self, slot: &'static str, value: impl Into<String>) -> Self {
+        self.slots.push((slot, value.into()));
+        self
+    }
+}
+
+impl KernelSource for Wgsl {
     fn source(&self) -> SourceTemplate {
-        SourceTemplate::new(LERP_WGSL).register("workgroup_size", WORKGROUP_SIZE.to_string())
+        let mut source = SourceTemplate::new(self.main);
+        if self.with_moments {
+            source = source.add_template(MOMENTS_WGSL);
+        }
+        source = source.register("workgroup_size", WORKGROUP_SIZE.to_string());
+        for (slot, value) in &self.slots {
+            source = source.register(*slot, value.clone());
+        }
+        source
     }
 
     fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info(WORKGROUP_SIZE)
+        KernelId::new::<Self>().info(self.variant.clone())
     }
 
     fn lang(&self) -> &'static str {
@@ -32,54 +141,300 @@ impl KernelSource for LerpKernel {
     }
 }
 
-/// A 2-D grid of workgroups covering `n` elements.
+/// A 2-D grid of workgroups with one thread per entry, for `n` entries.
 fn grid_for(n: usize) -> CubeCount {
     let groups = (n as u32).div_ceil(WORKGROUP_SIZE).max(1);
     let x = groups.min(MAX_GROUPS_PER_DIM);
     CubeCount::Static(x, groups.div_ceil(x), 1)
 }
 
-#[backend_extension(Cube, Flex, Fusion)]
-pub trait MergeKernels: Backend {
-    /// (1 - alpha) a + alpha b, element-wise, for two flat tensors of one length.
-    #[fusion(dtype = a, shape = a)]
-    fn lerp(a: FloatTensor<Self>, b: FloatTensor<Self>, alpha: f32) -> FloatTensor<Self>;
+fn words(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-impl MergeKernels for CubeBackend {
-    fn lerp(a: FloatTensor<Self>, b: FloatTensor<Self>, alpha: f32) -> FloatTensor<Self> {
-        let a = into_contiguous(a);
-        let b = into_contiguous(b);
-        let shape = a.meta.shape().clone();
-        let n = shape.num_elements();
-        let params: Vec<u8> = [alpha, f32::from_bits(n as u32)].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let params = a.client.create_from_slice(&params);
-        let out = CubeTensor::new_contiguous(a.client.clone(), a.device.clone(), shape, a.client.empty(n * 4), a.dtype);
-        a.client.launch(
-            Box::new(SourceKernel::new(LerpKernel, CubeDim::new_1d(WORKGROUP_SIZE))),
-            grid_for(n),
-            KernelArguments::new().with_buffers(vec![
-                a.handle.clone().binding(),
-                b.handle.clone().binding(),
-                params.binding(),
-                out.handle.clone().binding(),
-            ]),
+fn launch(
+    kernel: Wgsl,
+    grid: CubeCount,
+    like: &CubeTensor,
+    buffers: Vec<&CubeTensor>,
+    params: &[u8],
+    out: &CubeTensor,
+) {
+    let params = like.client.create_from_slice(params);
+    let mut bindings: Vec<_> = buffers.into_iter().map(|t| t.handle.clone().binding()).collect();
+    bindings.push(params.binding());
+    bindings.push(out.handle.clone().binding());
+    like.client.launch(
+        Box::new(SourceKernel::new(kernel, CubeDim::new_1d(WORKGROUP_SIZE))),
+        grid,
+        KernelArguments::new().with_buffers(bindings),
+    );
+}
+
+fn empty_like(like: &CubeTensor, len: usize, dtype: DType) -> CubeTensor {
+    CubeTensor::new_contiguous(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::new([len]),
+        like.client.empty(len * 4),
+        dtype,
+    )
+}
+
+impl WsaKernels for CubeBackend {
+    fn scope_partials(values: FloatTensor<Self>) -> FloatTensor<Self> {
+        let values = into_contiguous(values);
+        let n = values.meta.shape().num_elements();
+        let groups = partial_count(n);
+        let out = empty_like(&values, groups * PARTIAL_LEN, values.dtype);
+        let kernel = Wgsl::new(SCOPE_PARTIALS_WGSL, "partials").with_moments();
+        launch(kernel, CubeCount::Static(groups as u32, 1, 1), &values, vec![&values], &words(&[n as u32]), &out);
+        out
+    }
+
+    fn scope_finalize(partials: FloatTensor<Self>, table: Vec<u32>) -> FloatTensor<Self> {
+        let partials = into_contiguous(partials);
+        let layers = table.len() / 2;
+        let out = empty_like(&partials, layers * STATS_LEN, partials.dtype);
+        // The table travels as the kernel's params binding: it is the only host input.
+        let kernel = Wgsl::new(SCOPE_FINALIZE_WGSL, "finalize").with_moments();
+        launch(kernel, CubeCount::Static(layers as u32, 1, 1), &partials, vec![&partials], &words(&table), &out);
+        out
+    }
+
+    fn histogram(values: FloatTensor<Self>, range: FloatTensor<Self>, bins: u32) -> IntTensor<Self> {
+        let values = into_contiguous(values);
+        let range = into_contiguous(range);
+        let n = values.meta.shape().num_elements();
+        // The counters are added to atomically, so they start from zero.
+        let zeros = values.client.create_from_slice(&vec![0u8; bins as usize * 4]);
+        let out = CubeTensor::new_contiguous(
+            values.client.clone(),
+            values.device.clone(),
+            Shape::new([bins as usize]),
+            zeros,
+            DType::I32,
         );
+        let groups = partial_count(n).min(MAX_HISTOGRAM_GROUPS as usize) as u32;
+        let kernel = Wgsl::new(HISTOGRAM_WGSL, "histogram").register("max_bins", MAX_HISTOGRAM_BINS.to_string());
+        launch(
+            kernel,
+            CubeCount::Static(groups, 1, 1),
+            &values,
+            vec![&values, &range],
+            &words(&[n as u32, bins]),
+            &out,
+        );
+        out
+    }
+
+    fn weighted_sum(
+        x0: FloatTensor<Self>,
+        x1: FloatTensor<Self>,
+        x2: FloatTensor<Self>,
+        x3: FloatTensor<Self>,
+        weights: Vec<f32>,
+    ) -> FloatTensor<Self> {
+        let k = weights.len();
+        let inputs: Vec<CubeTensor> = [x0, x1, x2, x3].into_iter().take(k).map(into_contiguous).collect();
+        let shape = inputs[0].meta.shape().clone();
+        let n = shape.num_elements();
+        let declarations: String =
+            (0..k).map(|i| format!("@group(0) @binding({i}) var<storage, read_write> x{i}: array<f32>;\n")).collect();
+        let sum = (0..k).map(|i| format!("params[{}] * x{i}[i]", i + 1)).collect::<Vec<_>>().join(" + ");
+        let kernel = Wgsl::new(WEIGHTED_SUM_WGSL, format!("sum{k}"))
+            .register("inputs", declarations)
+            .register("sum", sum)
+            .register("params_binding", k.to_string())
+            .register("out_binding", (k + 1).to_string());
+        let mut params = (n as u32).to_le_bytes().to_vec();
+        params.extend(weights.iter().flat_map(|w| w.to_le_bytes()));
+        let first = &inputs[0];
+        let out = CubeTensor::new_contiguous(
+            first.client.clone(),
+            first.device.clone(),
+            shape,
+            first.client.empty(n * 4),
+            first.dtype,
+        );
+        launch(kernel, grid_for(n), first, inputs.iter().collect(), &params, &out);
         out
     }
 }
 
-impl MergeKernels for Flex {
-    fn lerp(a: FloatTensor<Self>, b: FloatTensor<Self>, alpha: f32) -> FloatTensor<Self> {
-        let dtype = a.dtype();
-        let a = Flex::float_mul_scalar(a, burn::backend::Scalar::new(1.0 - alpha, &dtype));
-        let b = Flex::float_mul_scalar(b, burn::backend::Scalar::new(alpha, &dtype));
-        Flex::float_add(a, b)
+// ---------------------------------------------------------------------------------------------
+// The CPU (flex) backend: the data already lives in host memory, so the Rust implementations
+// run on it directly, in f64 where they sum.
+
+fn host_values(tensor: FlexTensor) -> Vec<f32> {
+    tensor.into_data().convert::<f32>().try_into_vec::<f32>().expect("flex tensors hold host f32 data")
+}
+
+fn host_tensor(values: Vec<f32>) -> FlexTensor {
+    let len = values.len();
+    FlexTensor::from_data(TensorData::new(values, [len]))
+}
+
+impl WsaKernels for Flex {
+    fn scope_partials(values: FloatTensor<Self>) -> FloatTensor<Self> {
+        // One partial for the whole layer, with the GPU's layout (shift 0); f64 sums.
+        let v = host_values(values);
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        let m2 = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>();
+        let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        host_tensor(vec![v.len() as f32, mean as f32, m2 as f32, lo, hi, 0.0])
+    }
+
+    fn scope_finalize(partials: FloatTensor<Self>, table: Vec<u32>) -> FloatTensor<Self> {
+        let p = host_values(partials);
+        let mut out = Vec::with_capacity(table.len() / 2 * STATS_LEN);
+        for layer in table.chunks_exact(2) {
+            let (mut count, mut mean, mut m2, mut lo, mut hi) = (0f64, 0f64, 0f64, f32::MAX, f32::MIN);
+            for part in
+                p[layer[0] as usize * PARTIAL_LEN..][..layer[1] as usize * PARTIAL_LEN].chunks_exact(PARTIAL_LEN)
+            {
+                let nb = f64::from(part[0]);
+                if nb == 0.0 {
+                    continue;
+                }
+                let total = count + nb;
+                let delta = f64::from(part[1]) - mean;
+                mean += delta * nb / total;
+                m2 += f64::from(part[2]) + delta * delta * count * nb / total;
+                count = total;
+                lo = lo.min(part[3]);
+                hi = hi.max(part[4]);
+            }
+            let shift = p.get(layer[0] as usize * PARTIAL_LEN + 5).map_or(0.0, |&s| f64::from(s));
+            out.extend([(mean + shift) as f32, (m2 / count.max(1.0)) as f32, lo, hi]);
+        }
+        host_tensor(out)
+    }
+
+    fn histogram(values: FloatTensor<Self>, range: FloatTensor<Self>, bins: u32) -> IntTensor<Self> {
+        let range = host_values(range);
+        let counts = host_histogram(&host_values(values), f64::from(range[0]), f64::from(range[1]), bins as usize);
+        let counts: Vec<i32> = counts.into_iter().map(|c| c as i32).collect();
+        FlexTensor::from_data(TensorData::new(counts, [bins as usize]))
+    }
+
+    fn weighted_sum(
+        x0: FloatTensor<Self>,
+        x1: FloatTensor<Self>,
+        x2: FloatTensor<Self>,
+        x3: FloatTensor<Self>,
+        weights: Vec<f32>,
+    ) -> FloatTensor<Self> {
+        let dtype = x0.dtype();
+        let scaled = |x, w: f32| Flex::float_mul_scalar(x, burn::backend::Scalar::new(w, &dtype));
+        [x0, x1, x2, x3]
+            .into_iter()
+            .zip(weights)
+            .map(|(x, w)| scaled(x, w))
+            .reduce(Flex::float_add)
+            .expect("weighted_sum takes at least one weight")
     }
 }
 
-/// (1 - alpha) a + alpha b on whichever device the tensors live; on a GPU through
-/// `shaders/lerp.wgsl`. Both must be flat, of one length, on one device, without autodiff.
+// ---------------------------------------------------------------------------------------------
+// The functions the rest of core calls.
+
+fn device_error(e: impl std::fmt::Debug) -> WsaError {
+    WsaError::Device(format!("{e:?}"))
+}
+
+/// Statistics of every given layer as one device tensor of `STATS_LEN` numbers per layer
+/// (mean, variance, min, max): one statistics dispatch per layer and one merging dispatch for
+/// all of them; nothing is read back.
+pub fn layer_stats_on_device(layers: &[Tensor<1>]) -> Tensor<1> {
+    let partials: Vec<Tensor<1>> = layers
+        .iter()
+        .map(|w| Tensor::from_dispatch(<Dispatch as WsaKernels>::scope_partials(w.clone().into_dispatch())))
+        .collect();
+    let mut table = Vec::with_capacity(2 * layers.len());
+    let mut first = 0usize;
+    for p in &partials {
+        let count = p.dims()[0] / PARTIAL_LEN;
+        table.extend([first as u32, count as u32]);
+        first += count;
+    }
+    let all = Tensor::cat(partials, 0);
+    Tensor::from_dispatch(<Dispatch as WsaKernels>::scope_finalize(all.into_dispatch(), table))
+}
+
+/// Statistics of every given layer, computed on the layers' device (our WGSL kernels on a GPU);
+/// `STATS_LEN` numbers per layer come back in one read.
+pub fn layer_stats(layers: &[Tensor<1>]) -> Result<Vec<LayerStats>> {
+    if layers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values = layer_stats_on_device(layers)
+        .try_into_data()
+        .map_err(device_error)?
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .map_err(device_error)?;
+    Ok(values
+        .chunks_exact(STATS_LEN)
+        .map(|s| LayerStats { mean: s[0], variance: s[1].max(0.0), min: s[2], max: s[3] })
+        .collect())
+}
+
+/// Histograms of each `layers[l]` over `ranges[2l..2l+2]` = [low, high] (a device tensor, e.g.
+/// derived from [`layer_stats_on_device`] without a read), with `bins` equal-width bins; the
+/// counts of all layers come back in one read.
+pub fn histograms(layers: &[Tensor<1>], ranges: Tensor<1>, bins: usize) -> Result<Vec<Vec<u64>>> {
+    if !(1..=MAX_HISTOGRAM_BINS).contains(&bins) {
+        return Err(WsaError::invalid("histogram bins", bins, &format!("must be between 1 and {MAX_HISTOGRAM_BINS}")));
+    }
+    if layers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let counts: Vec<Tensor<1, Int>> = layers
+        .iter()
+        .enumerate()
+        .map(|(l, w)| {
+            let range = ranges.clone().narrow(0, 2 * l, 2);
+            Tensor::from_dispatch(<Dispatch as WsaKernels>::histogram(
+                w.clone().into_dispatch(),
+                range.into_dispatch(),
+                bins as u32,
+            ))
+        })
+        .collect();
+    let values = Tensor::cat(counts, 0)
+        .try_into_data()
+        .map_err(device_error)?
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .map_err(device_error)?;
+    Ok(values.chunks_exact(bins).map(|c| c.iter().map(|&v| v.max(0) as u64).collect()).collect())
+}
+
+/// sum_k weights[k] tensors[k] for flat tensors of one length on one device, without autodiff:
+/// on a GPU through `shaders/weighted_sum.wgsl`, up to four models a pass.
+pub fn weighted_sum(tensors: &[Tensor<1>], weights: &[f32]) -> Tensor<1> {
+    assert!(!tensors.is_empty() && tensors.len() == weights.len(), "one weight per tensor, at least one");
+    let mut inputs: Vec<Tensor<1>> = tensors[..tensors.len().min(MAX_INPUTS_PER_PASS)].to_vec();
+    let mut w: Vec<f32> = weights[..inputs.len()].to_vec();
+    let mut next = inputs.len();
+    loop {
+        let k = inputs.len();
+        let pad = |i: usize| inputs[i.min(k - 1)].clone().into_dispatch();
+        let sum = Tensor::from_dispatch(<Dispatch as WsaKernels>::weighted_sum(pad(0), pad(1), pad(2), pad(3), w));
+        if next == tensors.len() {
+            return sum;
+        }
+        // The next pass: the sum so far with weight 1, then up to three more models.
+        let take = (tensors.len() - next).min(MAX_INPUTS_PER_PASS - 1);
+        inputs = std::iter::once(sum).chain(tensors[next..next + take].iter().cloned()).collect();
+        w = std::iter::once(1.0).chain(weights[next..next + take].iter().copied()).collect();
+        next += take;
+    }
+}
+
+/// (1 - alpha) a + alpha b: the interpolation path, one pass of the weighted sum.
 pub fn lerp(a: Tensor<1>, b: Tensor<1>, alpha: f32) -> Tensor<1> {
-    Tensor::from_dispatch(<Dispatch as MergeKernels>::lerp(a.into_dispatch(), b.into_dispatch(), alpha))
+    weighted_sum(&[a, b], &[1.0 - alpha, alpha])
 }

@@ -3,13 +3,15 @@
 //! Merged weights are produced on the device; only metrics come back.
 
 use crate::error::{Result, WsaError};
-use crate::kernels::lerp;
+use crate::kernels::{lerp, weighted_sum};
 use crate::model::Params;
 use crate::train::{DeviceData, Metrics, evaluate};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// sum_k w_k theta_k with the weights normalised to sum to one.
+/// sum_k w_k theta_k with the weights normalised to sum to one, on the models' device (our
+/// `shaders/weighted_sum.wgsl` on a GPU): one pass over the parameters for up to four models.
 pub fn weighted_average(models: &[&Params], weights: &[f64]) -> Result<Params> {
     let Some(first) = models.first() else {
         return Err(WsaError::invalid("merge", "0 models", "need at least one model"));
@@ -28,13 +30,12 @@ pub fn weighted_average(models: &[&Params], weights: &[f64]) -> Result<Params> {
     for other in &models[1..] {
         first.layout.check_compatible(&other.layout)?;
     }
+    // Normalised in f64, then handed to the kernel as f32 weights.
+    let weights: Vec<f32> = weights.iter().map(|w| (w / total) as f32).collect();
     let tensors = (0..first.tensors.len())
         .map(|i| {
-            let mut acc = first.tensors[i].clone() * (weights[0] / total);
-            for (model, w) in models.iter().zip(weights).skip(1) {
-                acc = acc + model.tensors[i].clone() * (w / total);
-            }
-            acc
+            let layer: Vec<Tensor<1>> = models.iter().map(|m| m.tensors[i].clone()).collect();
+            weighted_sum(&layer, &weights)
         })
         .collect();
     Ok(Params { layout: Arc::clone(&first.layout), tensors })

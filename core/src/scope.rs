@@ -2,6 +2,7 @@
 //! count, how Gaussian a layer really is, histograms, and the fusion of several models' scopes.
 
 use crate::error::{Result, WsaError};
+use crate::kernels;
 use crate::model::{HostParams, ModelLayout, ParamRole, Params};
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -56,28 +57,58 @@ pub fn scope_of(values: &[f32]) -> Scope {
     Scope { mean, std: var.sqrt() }
 }
 
-/// Scopes of the selected layers, computed on the parameters' device; two numbers per layer
-/// come back to the host in one read.
+/// Scopes of the selected layers, computed on the parameters' device (on a GPU by our
+/// `shaders/scope_*.wgsl` kernels); two numbers per layer come back to the host in one read.
 pub fn device_scopes(params: &Params, layers: &[usize]) -> Result<Vec<Scope>> {
-    if layers.is_empty() {
+    let selected: Vec<Tensor<1>> = layers.iter().map(|&i| params.tensors[i].clone()).collect();
+    Ok(kernels::layer_stats(&selected)?.iter().map(|s| Scope { mean: s.mean, std: s.variance.sqrt() }).collect())
+}
+
+/// Histograms of one layer of several models over one shared range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedHistograms {
+    pub low: f64,
+    pub high: f64,
+    /// One list of counts per model, in the order the models were given.
+    pub counts: Vec<Vec<u64>>,
+}
+
+/// Histograms of the selected layers (`layers`, indices into each model's tensors) of several
+/// models, each layer over the models' joint
+/// [min, max], computed on the device (on a GPU by `shaders/histogram.wgsl`, the range taken
+/// from the statistics kernels without a trip to the host); the counts come back in one read.
+pub fn device_histograms(models: &[&[Tensor<1>]], layers: &[usize], bins: usize) -> Result<Vec<SharedHistograms>> {
+    let per_model: Vec<Vec<Tensor<1>>> =
+        models.iter().map(|m| layers.iter().map(|&i| m[i].clone()).collect()).collect();
+    if layers.is_empty() || models.is_empty() {
         return Ok(Vec::new());
     }
-    let stats: Vec<Tensor<1>> = layers
+    let l = layers.len();
+    let (low, high) = per_model
         .iter()
-        .flat_map(|&i| {
-            let w = params.tensors[i].clone();
-            let mean = w.clone().mean();
-            let var = (w - mean.clone()).square().mean();
-            [mean, var]
+        .map(|tensors| {
+            let stats = kernels::layer_stats_on_device(tensors).reshape([l, kernels::STATS_LEN]);
+            (stats.clone().narrow(1, kernels::STATS_MIN, 1), stats.narrow(1, kernels::STATS_MAX, 1))
         })
-        .collect();
-    let values = Tensor::cat(stats, 0)
+        .reduce(|(lo, hi), (lo2, hi2)| (lo.min_pair(lo2), hi.max_pair(hi2)))
+        .expect("at least one model");
+    let ranges: Tensor<1> = Tensor::cat(vec![low, high], 1).reshape([2 * l]);
+    let all_layers: Vec<Tensor<1>> = per_model.into_iter().flatten().collect();
+    let all_ranges = Tensor::cat(vec![ranges.clone(); models.len()], 0);
+    let counts = kernels::histograms(&all_layers, all_ranges, bins)?;
+    let ranges = ranges
         .try_into_data()
         .map_err(|e| WsaError::Device(e.to_string()))?
         .convert::<f64>()
-        .try_to_vec::<f64>()
+        .try_into_vec::<f64>()
         .map_err(|e| WsaError::Device(format!("{e:?}")))?;
-    Ok(values.chunks_exact(2).map(|mv| Scope { mean: mv[0], std: mv[1].max(0.0).sqrt() }).collect())
+    Ok((0..l)
+        .map(|layer| SharedHistograms {
+            low: ranges[2 * layer],
+            high: ranges[2 * layer + 1],
+            counts: (0..models.len()).map(|m| counts[m * l + layer].clone()).collect(),
+        })
+        .collect())
 }
 
 /// KL( N(m1, s1^2) || N(m2, s2^2) ) as method.md section 2 writes it. Both stds carry the

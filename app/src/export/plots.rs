@@ -5,7 +5,9 @@ use plotters::prelude::*;
 use std::sync::Once;
 use wsa_core::experiment::connect::{ConnectResult, VariantResult};
 
-const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+/// DejaVu Sans: the plots' font, and the app's fallback for glyphs egui's own fonts lack (the
+/// box drawing of shader compiler messages, for one).
+pub(crate) const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 static REGISTER_FONT: Once = Once::new();
 
 fn ensure_font() {

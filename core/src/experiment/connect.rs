@@ -7,7 +7,8 @@ use crate::data::{self, DataConfig, DataSplit, Dataset};
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
 use crate::io;
-use crate::merge::{Barriers, PathGrid, PathPoint, barriers, evaluate_path};
+use crate::kernels::MAX_HISTOGRAM_BINS;
+use crate::merge::{Barriers, PathGrid, PathPoint, barriers, evaluate_path, interpolate};
 use crate::model::{HostParams, ModelConfig, ModelLayout, Params};
 use crate::rng::Rng;
 use crate::scope::{self, FusionRule, LayerReport, Scope, device_scopes, fuse};
@@ -162,8 +163,12 @@ impl ConnectConfig {
     pub fn validate(&self) -> Result<()> {
         self.wsa.validate()?;
         self.path.alphas()?;
-        if self.histogram_bins == 0 || self.histogram_bins > 10_000 {
-            return Err(WsaError::invalid("histogram_bins", self.histogram_bins, "must be between 1 and 10000"));
+        if !(1..=MAX_HISTOGRAM_BINS).contains(&self.histogram_bins) {
+            return Err(WsaError::invalid(
+                "histogram_bins",
+                self.histogram_bins,
+                &format!("must be between 1 and {MAX_HISTOGRAM_BINS}"),
+            ));
         }
         if let PairDifference::Data { split: DataDifference::NonIid { alpha } } = self.pair
             && !(alpha.is_finite() && alpha > 0.0)
@@ -436,27 +441,21 @@ fn report(
         scope::layer_reports(&host_b, layers),
         scope::layer_reports(&merged, layers),
     );
-    let bins = config.histogram_bins;
-    let comparisons = layers
-        .iter()
+    let midpoint = interpolate(&run.a, &run.b, 0.5)?;
+    let histograms =
+        scope::device_histograms(&[&run.a.tensors, &run.b.tensors, &midpoint.tensors], layers, config.histogram_bins)?;
+    let comparisons = histograms
+        .into_iter()
         .enumerate()
-        .map(|(k, &i)| {
-            let all = host_a.values[i].iter().chain(&host_b.values[i]);
-            let (low, high) = all
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(f64::from(v)), hi.max(f64::from(v))));
+        .map(|(k, h)| {
+            let [a, b, merged]: [Vec<u64>; 3] = h.counts.try_into().expect("three models histogrammed");
             LayerComparison {
                 path: ra[k].path.clone(),
                 a: ra[k].clone(),
                 b: rb[k].clone(),
                 merged: rm[k].clone(),
                 target: run.target[k],
-                histogram: Histograms {
-                    low,
-                    high,
-                    a: scope::histogram(&host_a.values[i], low, high, bins),
-                    b: scope::histogram(&host_b.values[i], low, high, bins),
-                    merged: scope::histogram(&merged.values[i], low, high, bins),
-                },
+                histogram: Histograms { low: h.low, high: h.high, a, b, merged },
             }
         })
         .collect();
