@@ -2,6 +2,7 @@
 //!
 //! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
 
+mod bench;
 mod table;
 
 use anyhow::{Context, Result, bail};
@@ -38,6 +39,11 @@ enum Command {
     Fed(FedArgs),
     /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
     Devices,
+    /// Measure our kernels, training throughput and the time to the first step (GPU vs CPU).
+    Bench(bench::BenchArgs),
+    /// (Used by `bench`: one fresh process timing its first training step.)
+    #[command(hide = true)]
+    BenchFirstStep(bench::FirstStepArgs),
     /// Open the desktop app (the same as the `wsa-lab-app` binary).
     App {
         /// An experiment config to open (JSON, as `connect --print-config` writes).
@@ -151,6 +157,8 @@ fn main() {
         Some(Command::Connect(args)) => run_connect(args),
         Some(Command::Fed(args)) => run_fed(args),
         Some(Command::Devices) => list_devices(),
+        Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::BenchFirstStep(args)) => bench::first_step(args),
         Some(Command::App { config, autorun, frame_log }) => open_app(config, autorun, frame_log),
         None => run_connect(cli.connect),
     };

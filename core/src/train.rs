@@ -173,6 +173,19 @@ pub struct Trainer {
     loss_steps: usize,
     /// FedProx: the anchor weights and mu.
     proximal: Option<(Vec<Tensor<1>>, f64)>,
+    /// How the WSA term's gradient is computed.
+    pub wsa_gradient: WsaGradient,
+}
+
+/// Two ways to the WSA term's gradient, equal up to f32 rounding (a unit test checks it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WsaGradient {
+    /// [`WsaTerm::closed_form`]: our statistics kernels and a few fused ops. The default: it is
+    /// the faster (`wsa-lab bench --only train` measures both; numbers in docs/benchmarks.md).
+    #[default]
+    ClosedForm,
+    /// burn's autodiff through [`WsaTerm::penalty`].
+    Autodiff,
 }
 
 impl Trainer {
@@ -217,6 +230,7 @@ impl Trainer {
             loss_sum: None,
             loss_steps: 0,
             proximal: None,
+            wsa_gradient: WsaGradient::default(),
         })
     }
 
@@ -256,12 +270,27 @@ impl Trainer {
         let leaves: Vec<Tensor<1>> = self.params.tensors.iter().map(|t| t.clone().autodiff().require_grad()).collect();
         let logits = forward(&self.params.layout, &leaves, x.autodiff());
         let ce = cross_entropy_sum(logits, y) / batch.len() as f64;
-        let loss = match wsa.and_then(|term| if term.lambda > 0.0 { term.penalty(&leaves) } else { None }) {
-            Some(penalty) => ce + penalty,
-            None => ce,
+        let wsa = wsa.filter(|term| term.lambda > 0.0);
+        let closed = match (wsa, self.wsa_gradient) {
+            (Some(term), WsaGradient::ClosedForm) => term.closed_form(&self.params.tensors),
+            _ => None,
+        };
+        let loss = match (wsa, self.wsa_gradient) {
+            (Some(term), WsaGradient::Autodiff) => match term.penalty(&leaves) {
+                Some(penalty) => ce + penalty,
+                None => ce,
+            },
+            _ => ce,
         };
         let grads = loss.backward();
-        let loss = loss.inner().detach();
+        let mut loss = loss.inner().detach();
+        let mut wsa_grads: Vec<Option<Tensor<1>>> = vec![None; leaves.len()];
+        if let (Some(term), Some(closed)) = (wsa, closed) {
+            loss = loss + closed.value;
+            for (&i, g) in term.layers.iter().zip(closed.gradients) {
+                wsa_grads[i] = Some(g);
+            }
+        }
         self.loss_sum = Some(match self.loss_sum.take() {
             Some(s) => s + loss,
             None => loss,
@@ -271,6 +300,9 @@ impl Trainer {
         let (lr, wd) = (cfg.learning_rate, cfg.weight_decay);
         for (i, leaf) in leaves.iter().enumerate() {
             let Some(mut g) = leaf.grad(&grads) else { continue };
+            if let Some(extra) = wsa_grads[i].take() {
+                g = g + extra;
+            }
             let w = self.params.tensors[i].clone();
             if wd > 0.0 {
                 g = g + w.clone() * wd;

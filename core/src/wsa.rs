@@ -2,8 +2,9 @@
 //! scope toward a target scope, added to the cross-entropy with weight lambda.
 
 use crate::error::{Result, WsaError};
+use crate::kernels;
 use crate::scope::{FusionRule, LayerSelection, STD_EPS, Scope};
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -142,6 +143,71 @@ impl WsaTerm {
     }
 }
 
+/// The penalty's value and its gradient for each regularised parameter, in closed form and
+/// without autodiff. The penalty depends on a layer only through its mean m and population
+/// variance v, so d/dw_i = (dP/dm) / n + (dP/dv) 2 (w_i - m) / n: our statistics kernels give
+/// every layer's (m, v) in two dispatches, a handful of ops on [layers]-long tensors give the
+/// coefficients, and one fused multiply-add per layer gives the gradient. Same formulas and
+/// epsilons as [`WsaTerm::penalty`] (which the tests check it against); nothing is read back.
+pub struct ClosedForm {
+    /// The penalty (a one-element tensor), for the reported loss.
+    pub value: Tensor<1>,
+    /// dP/dw for each of `WsaTerm::layers`, in that order.
+    pub gradients: Vec<Tensor<1>>,
+}
+
+impl WsaTerm {
+    pub fn closed_form(&self, params: &[Tensor<1>]) -> Option<ClosedForm> {
+        let layers = self.layers.len();
+        let first = params.get(*self.layers.first()?)?;
+        let device = first.device();
+        let selected: Vec<Tensor<1>> = self.layers.iter().map(|&i| params[i].clone()).collect();
+        let stats = kernels::layer_stats_on_device(&selected).reshape([layers, kernels::STATS_LEN]);
+        let mean: Tensor<1> = stats.clone().narrow(1, 0, 1).reshape([layers]);
+        let var: Tensor<1> = stats.narrow(1, 1, 1).reshape([layers]);
+        let host = |f: &dyn Fn(usize) -> f64| -> Tensor<1> {
+            let values: Vec<f32> = (0..layers).map(|l| f(l) as f32).collect();
+            Tensor::from_data(TensorData::new(values, [layers]), &device)
+        };
+        let target_mean = host(&|l| self.target[l].mean);
+        let target_std = host(&|l| self.target[l].std + STD_EPS);
+        let scale = match self.reduction {
+            LayerReduction::Mean => self.lambda / layers as f64,
+            LayerReduction::Sum => self.lambda,
+        };
+        // (scale / n) per layer, folding the 1/n of dm/dw and dv/dw.
+        let per_entry = host(&|l| scale / selected[l].dims()[0] as f64);
+        let root = (var + 1e-16).sqrt();
+        let std = root.clone() + STD_EPS;
+        let dm = mean.clone() - target_mean;
+        let (kl, d_mean, d_std) = match self.direction {
+            KlDirection::ModelToTarget => {
+                let tvar = target_std.clone().square();
+                let kl = target_std.log() - std.clone().log()
+                    + (std.clone().square() + dm.clone().square()) / (tvar.clone() * 2.0)
+                    - 0.5;
+                (kl, dm / tvar.clone(), std.clone().recip().neg() + std / tvar)
+            }
+            KlDirection::TargetToModel => {
+                let svar = std.clone().square();
+                let numerator = target_std.clone().square() + dm.clone().square();
+                let kl = std.clone().log() - target_std.log() + numerator.clone() / (svar.clone() * 2.0) - 0.5;
+                (kl, dm / svar.clone(), std.clone().recip() - numerator / (svar * std))
+            }
+        };
+        // dP/dw_i = a + b (w_i - m), with a = scale dKL/dm / n and, since dv/dw_i = 2 (w_i - m) / n
+        // and d std/dv = 1 / (2 root), b = scale dKL/dstd / (root n).
+        let a = d_mean * per_entry.clone();
+        let b = d_std / root * per_entry;
+        let gradients = selected
+            .into_iter()
+            .enumerate()
+            .map(|(l, w)| (w - mean.clone().narrow(0, l, 1)) * b.clone().narrow(0, l, 1) + a.clone().narrow(0, l, 1))
+            .collect();
+        Some(ClosedForm { value: kl.sum() * scale, gradients })
+    }
+}
+
 /// The same penalty on the host in f64, for tests and reports.
 pub fn penalty_host(term: &WsaTerm, values: &[Vec<f64>]) -> f64 {
     let mut total = 0.0;
@@ -232,6 +298,39 @@ mod tests {
                         assert!(
                             (g - fd).abs() <= 2e-3 * fd.abs().max(1e-2),
                             "{direction:?} {reduction:?} layer {l} entry {j}: autodiff {g} vs finite difference {fd}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The closed-form value and gradient against the autodiff of the differentiable penalty.
+    #[test]
+    fn closed_form_matches_autodiff() {
+        let device = Device::flex().autodiff();
+        let values = layer_values();
+        for direction in [KlDirection::ModelToTarget, KlDirection::TargetToModel] {
+            for reduction in [LayerReduction::Mean, LayerReduction::Sum] {
+                let term = term(direction, reduction);
+                let upload = |v: &Vec<f64>, d: &Device| {
+                    let f: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+                    Tensor::<1>::from_data(TensorData::new(f, [v.len()]), d)
+                };
+                let leaves: Vec<Tensor<1>> = values.iter().map(|v| upload(v, &device).require_grad()).collect();
+                let penalty = term.penalty(&leaves).expect("two layers");
+                let grads = penalty.clone().backward();
+                let plain: Vec<Tensor<1>> = values.iter().map(|v| upload(v, &Device::flex())).collect();
+                let closed = term.closed_form(&plain).expect("two layers");
+                let (a, c): (f32, f32) = (penalty.into_scalar(), closed.value.into_scalar());
+                assert!((a - c).abs() <= 1e-5 * a.abs().max(1.0), "{direction:?} {reduction:?}: value {a} vs {c}");
+                for (k, &l) in term.layers.iter().enumerate() {
+                    let auto: Vec<f32> = leaves[l].grad(&grads).expect("grad").into_data().try_to_vec().expect("f32");
+                    let mine: Vec<f32> = closed.gradients[k].clone().into_data().try_to_vec().expect("f32");
+                    for (x, y) in auto.iter().zip(&mine) {
+                        assert!(
+                            (x - y).abs() <= 1e-4 * x.abs().max(1e-3),
+                            "{direction:?} {reduction:?} layer {l}: {x} vs {y}"
                         );
                     }
                 }

@@ -1,0 +1,399 @@
+//! `wsa-lab bench`: the speed numbers of `docs/benchmarks.md`, measured in one run and printed as
+//! ratios — our kernels against the device's copy bandwidth and against the CPU implementation,
+//! training throughput on the GPU against the CPU, and the time to the first training step.
+//!
+//! Timing lives here, in the front end, not in core (core stays free of clocks so it runs in a
+//! browser). Every GPU timing ends with `Device::sync`, so it measures finished work.
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+use wsa_core::data::Dataset;
+use wsa_core::device::{self, ComputeDevice, DeviceChoice};
+use wsa_core::kernels::{lerp, weighted_sum};
+use wsa_core::model::{Activation, ModelConfig, ModelLayout, Norm};
+use wsa_core::rng::Rng;
+use wsa_core::scope::{LayerSelection, Scope, device_histograms};
+use wsa_core::train::{DeviceData, OptimizerKind, TrainConfig, Trainer, WsaGradient};
+use wsa_core::wsa::{KlDirection, LayerReduction, WsaTerm};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Which devices: both (the CPU and, where one exists, the GPU), gpu or cpu.
+    #[arg(long, default_value = "both")]
+    pub device: String,
+    /// Model sizes for the kernel benchmarks, in millions of parameters.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    pub sizes: Vec<usize>,
+    /// Batch sizes for the training benchmarks.
+    #[arg(long, value_delimiter = ',', default_value = "32,128,512")]
+    pub batches: Vec<usize>,
+    /// Which parts: kernels, train, startup (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "kernels,train,startup")]
+    pub only: Vec<String>,
+    /// Timed repetitions per kernel measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Where the JSON with every number goes.
+    #[arg(long, default_value = "out/bench/bench.json")]
+    pub out: PathBuf,
+}
+
+/// Hidden: one fresh process measuring its own time to the first training step.
+#[derive(clap::Args)]
+pub struct FirstStepArgs {
+    #[arg(long)]
+    pub device: DeviceChoice,
+    #[arg(long)]
+    pub model: String,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let devices = devices(&args.device)?;
+    let mut report = serde_json::Map::new();
+    report.insert("devices".into(), json!(devices.iter().map(|d| d.description.clone()).collect::<Vec<_>>()));
+    for part in &args.only {
+        let value = match part.as_str() {
+            "kernels" => kernels(&devices, &args.sizes, args.repeats.max(1))?,
+            "train" => training(&devices, &args.batches)?,
+            "startup" => startup(&devices)?,
+            other => bail!("unknown bench part {other:?}: choose among kernels, train, startup"),
+        };
+        report.insert(part.clone(), value);
+    }
+    let text = serde_json::to_string_pretty(&Value::Object(report))?;
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    wsa_core::io::write_atomic(&args.out, text.as_bytes())?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn devices(choice: &str) -> Result<Vec<ComputeDevice>> {
+    let gpu = || device::select(DeviceChoice::Gpu);
+    Ok(match choice {
+        "cpu" => vec![device::cpu()],
+        "gpu" => vec![gpu()?],
+        "both" => match gpu() {
+            Ok(g) => vec![device::cpu(), g],
+            Err(e) => {
+                eprintln!("no GPU adapter ({e}); benchmarking the CPU only");
+                vec![device::cpu()]
+            }
+        },
+        other => bail!("--device {other:?}: choose both, gpu or cpu"),
+    })
+}
+
+fn sync(device: &Device) -> Result<()> {
+    device.sync().map_err(|e| anyhow::anyhow!("the device failed: {e:?}"))
+}
+
+/// Median seconds of `repeats` runs of `op` after one untimed run (which compiles the kernels).
+/// `op` returns what it produced, kept alive until the device has finished it.
+fn median_seconds<T>(device: &Device, repeats: usize, mut op: impl FnMut() -> Result<T>) -> Result<f64> {
+    let warm = op()?;
+    sync(device)?;
+    drop(warm);
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let out = op()?;
+        sync(device)?;
+        times.push(started.elapsed().as_secs_f64());
+        drop(out);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// A model of `params` parameters as 8 equal flat layers of seeded normal values.
+fn model_of(params: usize, seed: u64, device: &Device) -> Vec<Tensor<1>> {
+    let layer = params / 8;
+    let mut rng = Rng::new(seed);
+    let values: Vec<f32> = (0..layer).map(|_| (0.05 * rng.normal()) as f32).collect();
+    (0..8)
+        .map(|k| Tensor::from_data(TensorData::new(values.clone(), [layer]), device) * (1.0 + 0.1 * k as f64))
+        .collect()
+}
+
+/// One timed kernel operation; it returns its outputs so they live until the device is done.
+type KernelOp<'a> = dyn FnMut() -> Result<Vec<Tensor<1>>> + 'a;
+
+fn kernels(devices: &[ComputeDevice], sizes: &[usize], repeats: usize) -> Result<Value> {
+    const BINS: usize = 64;
+    println!("\nkernels (median of {repeats}; bytes = what the operation must read and write once)");
+    println!(
+        "{:<28} {:>6} {:>10} {:>10} {:>9} {:>10}   device",
+        "operation", "params", "time ms", "GB/s", "of copy", "vs CPU"
+    );
+    let mut rows = Vec::new();
+    for &millions in sizes {
+        let n = millions * 1_000_000;
+        let mut cpu_times: Vec<f64> = Vec::new();
+        for (d, compute) in devices.iter().enumerate() {
+            let dev = &compute.device;
+            let models: Vec<Vec<Tensor<1>>> = (0..4).map(|k| model_of(n, k + 1, dev)).collect();
+            sync(dev)?;
+            let layer_sum = |k: usize, weights: &[f32]| -> Vec<Tensor<1>> {
+                (0..8)
+                    .map(|l| {
+                        let inputs: Vec<Tensor<1>> = models[..k].iter().map(|m| m[l].clone()).collect();
+                        weighted_sum(&inputs, weights)
+                    })
+                    .collect()
+            };
+            let all_layers: Vec<usize> = (0..8).collect();
+            let bytes_per_param = 4.0;
+            let ops: Vec<(&str, f64, Box<KernelOp>)> = vec![
+                ("copy (weighted sum, K=1)", 2.0, Box::new(|| Ok(layer_sum(1, &[1.0])))),
+                (
+                    "scope stats + histograms",
+                    2.0,
+                    Box::new(|| {
+                        device_histograms(&[&models[0]], &all_layers, BINS)?;
+                        Ok(Vec::new())
+                    }),
+                ),
+                (
+                    "interpolation (lerp)",
+                    3.0,
+                    Box::new(|| Ok((0..8).map(|l| lerp(models[0][l].clone(), models[1][l].clone(), 0.3)).collect())),
+                ),
+                ("average of K=4 models", 5.0, Box::new(|| Ok(layer_sum(4, &[0.25; 4])))),
+            ];
+            let mut timed: Vec<(&str, f64, f64)> = Vec::new();
+            for (name, passes, mut op) in ops {
+                timed.push((name, passes, median_seconds(dev, repeats, &mut op)?));
+            }
+            // The copy once more, now that every buffer size has been allocated once: the
+            // faster of its two timings is the device's copy rate.
+            let again = median_seconds(dev, repeats, || Ok(layer_sum(1, &[1.0])))?;
+            timed[0].2 = timed[0].2.min(again);
+            let copy_rate = timed[0].1 * bytes_per_param * n as f64 / timed[0].2;
+            for (i, (name, passes, seconds)) in timed.into_iter().enumerate() {
+                let bytes = passes * bytes_per_param * n as f64;
+                let rate = bytes / seconds;
+                let vs_cpu = if d == 0 {
+                    cpu_times.push(seconds);
+                    None
+                } else {
+                    cpu_times.get(i).map(|cpu| cpu / seconds)
+                };
+                println!(
+                    "{name:<28} {:>5}M {:>10.3} {:>10.2} {:>8.0}% {:>10}   {}",
+                    millions,
+                    seconds * 1e3,
+                    rate / 1e9,
+                    100.0 * rate / copy_rate,
+                    vs_cpu.map_or("-".to_string(), |r| format!("{r:.1}x")),
+                    compute.description
+                );
+                rows.push(json!({
+                    "operation": name, "params": n, "device": compute.description, "seconds": seconds,
+                    "bytes": bytes, "bytes_per_second": rate, "fraction_of_copy": rate / copy_rate,
+                    "speedup_vs_cpu": vs_cpu,
+                }));
+            }
+        }
+    }
+    Ok(Value::Array(rows))
+}
+
+/// Fashion-MNIST-shaped random data: the sizes matter here, not the content.
+fn fashion_sized(samples: usize) -> Dataset {
+    let mut rng = Rng::new(7);
+    Dataset {
+        features: (0..samples * 784).map(|_| rng.normal() as f32).collect(),
+        labels: (0..samples).map(|i| (i % 10) as u32).collect(),
+        sample_shape: vec![1, 28, 28],
+        num_classes: 10,
+    }
+}
+
+fn bench_models() -> Vec<(&'static str, ModelConfig)> {
+    vec![
+        ("MLP 784-64-64-10", ModelConfig::default()),
+        (
+            "CNN 16-32 conv3",
+            ModelConfig::Cnn { channels: vec![16, 32], kernel_size: 3, activation: Activation::Relu, norm: Norm::None },
+        ),
+    ]
+}
+
+fn model_by_name(name: &str) -> Result<ModelConfig> {
+    bench_models()
+        .into_iter()
+        .find(|(label, _)| label.to_lowercase().starts_with(name))
+        .map(|(_, config)| config)
+        .with_context(|| format!("unknown bench model {name:?}: mlp or cnn"))
+}
+
+fn trainer_for(config: &ModelConfig, batch: usize, data: &Dataset, device: &Device) -> Result<(Trainer, WsaTerm)> {
+    let layout = Arc::new(ModelLayout::new(config, &data.sample_shape, data.num_classes)?);
+    let init = layout.init(&mut Rng::new(1));
+    let train = TrainConfig {
+        optimizer: OptimizerKind::Adam,
+        learning_rate: 1e-3,
+        batch_size: batch,
+        epochs: 1000,
+        ..TrainConfig::default()
+    };
+    let layers = LayerSelection::default().select(&layout);
+    let term = WsaTerm {
+        lambda: 1.0,
+        direction: KlDirection::ModelToTarget,
+        reduction: LayerReduction::Mean,
+        target: layers.iter().map(|_| Scope { mean: 0.0, std: 0.05 }).collect(),
+        layers,
+    };
+    Ok((Trainer::new("bench", train, &init, data.len(), device, 3)?, term))
+}
+
+/// Steps per second of one trainer: two untimed steps, then steps until 1.5 s or 200 steps.
+fn steps_per_second(trainer: &mut Trainer, data: &DeviceData, wsa: Option<&WsaTerm>, device: &Device) -> Result<f64> {
+    for _ in 0..2 {
+        trainer.train_step(data, wsa);
+    }
+    trainer.take_mean_loss()?;
+    sync(device)?;
+    let started = Instant::now();
+    let mut steps = 0;
+    while steps < 3 || (steps < 200 && started.elapsed().as_secs_f64() < 1.5) {
+        trainer.train_step(data, wsa);
+        steps += 1;
+        if steps % 10 == 0 {
+            // A read now and then keeps the queue of recorded steps short.
+            trainer.take_mean_loss()?;
+        }
+    }
+    trainer.take_mean_loss()?;
+    sync(device)?;
+    Ok(steps as f64 / started.elapsed().as_secs_f64())
+}
+
+fn training(devices: &[ComputeDevice], batches: &[usize]) -> Result<Value> {
+    let data = fashion_sized(4096);
+    println!("\ntraining throughput (Adam, Fashion-MNIST-sized 28x28 inputs, samples/s)");
+    println!(
+        "{:<18} {:>6} {:>10} {:>10} {:>10} {:>9}   device",
+        "model", "batch", "plain", "WSA closed", "WSA autodf", "GPU/CPU"
+    );
+    let mut rows = Vec::new();
+    for (name, config) in bench_models() {
+        for &batch in batches {
+            let mut cpu_rate = None;
+            for compute in devices {
+                let dev = &compute.device;
+                let uploaded = DeviceData::upload(&data, dev);
+                let (mut plain, term) = trainer_for(&config, batch, &data, dev)?;
+                let plain_rate = steps_per_second(&mut plain, &uploaded, None, dev)? * batch as f64;
+                let wsa_rate = |gradient| -> Result<f64> {
+                    let (mut trainer, _) = trainer_for(&config, batch, &data, dev)?;
+                    trainer.wsa_gradient = gradient;
+                    Ok(steps_per_second(&mut trainer, &uploaded, Some(&term), dev)? * batch as f64)
+                };
+                let closed = wsa_rate(WsaGradient::ClosedForm)?;
+                let autodiff = wsa_rate(WsaGradient::Autodiff)?;
+                let vs_cpu = if compute.is_gpu { cpu_rate.map(|c| plain_rate / c) } else { None };
+                if !compute.is_gpu {
+                    cpu_rate = Some(plain_rate);
+                }
+                println!(
+                    "{name:<18} {batch:>6} {plain_rate:>10.0} {closed:>10.0} {autodiff:>10.0} {:>9}   {}",
+                    vs_cpu.map_or("-".to_string(), |r| format!("{r:.2}x")),
+                    compute.description
+                );
+                rows.push(json!({
+                    "model": name, "batch": batch, "device": compute.description,
+                    "samples_per_second": plain_rate, "samples_per_second_wsa_closed_form": closed,
+                    "samples_per_second_wsa_autodiff": autodiff, "gpu_over_cpu": vs_cpu,
+                }));
+            }
+        }
+    }
+    Ok(Value::Array(rows))
+}
+
+/// Time to the first training step in fresh processes: the first with empty shader caches
+/// (driver caches pointed at a new directory per device and model), the second reusing what
+/// the first left there.
+fn startup(devices: &[ComputeDevice]) -> Result<Value> {
+    let exe = std::env::current_exe()?;
+    let caches = std::env::temp_dir().join(format!("wsa-lab-bench-cache-{}", std::process::id()));
+    println!("\ntime to the first training step, in a new process (batch 64, Adam)");
+    println!(
+        "{:<18} {:<6} {:>9} {:>10} {:>11} {:>10}   device",
+        "model", "run", "process s", "device s", "1st step s", "2nd step s"
+    );
+    let mut rows = Vec::new();
+    for compute in devices {
+        let choice = if compute.is_gpu { "gpu" } else { "cpu" };
+        for (model, _) in bench_models() {
+            let short = if model.starts_with("MLP") { "mlp" } else { "cnn" };
+            let cache = caches.join(format!("{choice}-{short}"));
+            std::fs::create_dir_all(&cache)?;
+            for run in ["cold", "warm"] {
+                let started = Instant::now();
+                let output = Command::new(&exe)
+                    .args(["bench-first-step", "--device", choice, "--model", short])
+                    .env("MESA_SHADER_CACHE_DIR", &cache)
+                    .env("__GL_SHADER_DISK_CACHE_PATH", &cache)
+                    .env("__GL_SHADER_DISK_CACHE_SKIP_CLEANUP", "1")
+                    .output()?;
+                let process = started.elapsed().as_secs_f64();
+                if !output.status.success() {
+                    bail!("the first-step process failed: {}", String::from_utf8_lossy(&output.stderr));
+                }
+                let child: Value = serde_json::from_slice(&output.stdout).context("reading the first-step process")?;
+                let get = |k: &str| child[k].as_f64().unwrap_or(f64::NAN);
+                println!(
+                    "{model:<18} {run:<6} {process:>9.2} {:>10.2} {:>11.2} {:>10.3}   {}",
+                    get("device_seconds"),
+                    get("first_step_seconds"),
+                    get("second_step_seconds"),
+                    compute.description
+                );
+                rows.push(json!({ "model": model, "run": run, "device": compute.description, "process_seconds": process, "child": child }));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&caches);
+    Ok(Value::Array(rows))
+}
+
+/// The child of [`startup`]: prints its timings as one JSON object.
+pub fn first_step(args: FirstStepArgs) -> Result<()> {
+    let started = Instant::now();
+    let compute = device::select(args.device)?;
+    let dev = &compute.device;
+    // Device creation is lazy; a tiny op and a sync make this number the device's.
+    let _ = Tensor::<1>::from_data(TensorData::new(vec![0f32], [1]), dev);
+    sync(dev)?;
+    let device_seconds = started.elapsed().as_secs_f64();
+    let data = fashion_sized(256);
+    let uploaded = DeviceData::upload(&data, dev);
+    let (mut trainer, _) = trainer_for(&model_by_name(&args.model)?, 64, &data, dev)?;
+    let step = |trainer: &mut Trainer| -> Result<f64> {
+        let t = Instant::now();
+        trainer.train_step(&uploaded, None);
+        trainer.take_mean_loss()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let first = step(&mut trainer)?;
+    let second = step(&mut trainer)?;
+    println!(
+        "{}",
+        json!({
+            "device": compute.description, "device_seconds": device_seconds,
+            "first_step_seconds": first, "second_step_seconds": second,
+            "to_first_step_seconds": started.elapsed().as_secs_f64() - second,
+        })
+    );
+    Ok(())
+}
