@@ -166,18 +166,20 @@ impl WsaLabApp {
         });
     }
 
-    /// Where the next job computes. A GPU job uses the renderer's device when eframe draws with
-    /// wgpu (one GPU device for drawing and training); `auto` does so only on a hardware GPU.
-    fn device_target(&mut self) -> DeviceTarget {
+    /// Where the next job, doing `flops_per_step` per training step, computes. A GPU job uses
+    /// the renderer's device when eframe draws with wgpu (one GPU device for drawing and
+    /// training); `auto` does so only on a hardware GPU and for steps big enough to pay off.
+    fn device_target(&mut self, flops_per_step: Option<f64>) -> DeviceTarget {
         let choice = self.settings.device;
-        let Some(render) = &self.renderer_gpu else { return DeviceTarget::Choose(choice) };
+        let own = DeviceTarget::Choose(choice, flops_per_step);
+        let Some(render) = &self.renderer_gpu else { return own };
         let wanted = match choice {
             DeviceChoice::Cpu => false,
             DeviceChoice::Gpu => true,
-            DeviceChoice::Auto => !device::is_software(&render.adapter),
+            DeviceChoice::Auto => !device::is_software(&render.adapter) && device::auto_prefers_gpu(flops_per_step),
         };
         if !wanted {
-            return DeviceTarget::Choose(choice);
+            return own;
         }
         if self.shared_gpu.is_none() {
             match device::from_wgpu(
@@ -190,11 +192,11 @@ impl WsaLabApp {
                 Err(e) => {
                     self.notices
                         .push(Notice { text: format!("{e}; using a device of its own instead"), is_error: false });
-                    return DeviceTarget::Choose(choice);
+                    return own;
                 }
             }
         }
-        self.shared_gpu.clone().map_or(DeviceTarget::Choose(choice), DeviceTarget::Shared)
+        self.shared_gpu.clone().map_or(own, DeviceTarget::Shared)
     }
 
     pub fn is_busy(&self) -> bool {
@@ -211,7 +213,7 @@ impl WsaLabApp {
             return;
         }
         self.live = LiveRun { epochs_per_model: self.settings.config.train.epochs, ..LiveRun::default() };
-        let target = self.device_target();
+        let target = self.device_target(self.settings.config.flops_per_step());
         let ctx = ctx.clone();
         self.job = Some(Job::connect(self.settings.config.clone(), target, move || ctx.request_repaint()));
         self.settings.tab = Tab::Training;
@@ -232,7 +234,7 @@ impl WsaLabApp {
         }
         let variants = config.variants(self.settings.fed_compare, 0.01);
         self.live = LiveRun { rounds_total: config.rounds * variants.len(), ..LiveRun::default() };
-        let target = self.device_target();
+        let target = self.device_target(config.flops_per_step());
         let ctx = ctx.clone();
         self.job = Some(Job::federated(config, variants, target, move || ctx.request_repaint()));
     }
@@ -242,7 +244,7 @@ impl WsaLabApp {
         let Some(variant) = result.variants.get(variant_index) else { return };
         let (config, name, lambda) = (result.config.clone(), variant.name.clone(), variant.lambda);
         self.live = LiveRun::default();
-        let target = self.device_target();
+        let target = self.device_target(config.flops_per_step());
         let ctx = ctx.clone();
         self.job = Some(Job::reevaluate(config, target, variant_index, name, lambda, pair.a, pair.b, move || {
             ctx.request_repaint()

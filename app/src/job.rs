@@ -32,14 +32,15 @@ pub enum JobMessage {
 /// Where a job computes: a device to choose on the worker, or the GPU device shared with the
 /// renderer.
 pub enum DeviceTarget {
-    Choose(DeviceChoice),
+    /// A choice to resolve for a run of this much work per training step (see `select_for`).
+    Choose(DeviceChoice, Option<f64>),
     Shared(ComputeDevice),
 }
 
 impl DeviceTarget {
     fn resolve(self) -> Result<ComputeDevice, String> {
         match self {
-            DeviceTarget::Choose(choice) => device::select(choice).map_err(|e| e.to_string()),
+            DeviceTarget::Choose(choice, flops) => device::select_for(choice, flops).map_err(|e| e.to_string()),
             DeviceTarget::Shared(device) => Ok(device),
         }
     }

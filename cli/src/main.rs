@@ -183,6 +183,10 @@ fn list_devices() -> Result<()> {
         println!("{} ({}){}", a.name, a.backend, if a.software { ", software" } else { "" });
     }
     println!("--device auto chooses: {}", device::select(DeviceChoice::Auto)?.description);
+    println!(
+        "  (a hardware GPU only for runs of at least {:.0e} FLOPs per training step; smaller ones are faster on the CPU)",
+        device::GPU_WORTHWHILE_FLOPS_PER_STEP
+    );
     Ok(())
 }
 
@@ -278,7 +282,7 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
         return Ok(());
     }
     let choice: DeviceChoice = args.device.parse()?;
-    let device = device::select(choice)?;
+    let device = device::select_for(choice, config.flops_per_step())?;
     eprintln!("device: {}", device.description);
     eprintln!(
         "connect: {} · {} · pair differs in {} · {} epochs · lambda {}",
@@ -389,7 +393,7 @@ fn run_fed(args: FedArgs) -> Result<()> {
         return Ok(());
     }
     let variants = config.variants(args.compare, args.mu);
-    let device = device::select(args.device.parse()?)?;
+    let device = device::select_for(args.device.parse()?, config.flops_per_step())?;
     eprintln!("device: {}", device.description);
     eprintln!(
         "fed: {} · {} clients ({:?}) · C = {} · E = {} · {} rounds · lambda {}",

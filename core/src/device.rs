@@ -110,7 +110,28 @@ pub fn is_software(adapter: &wgpu::Adapter) -> bool {
     adapter.get_info().device_type == wgpu::DeviceType::Cpu
 }
 
+/// Training work per step (FLOPs) from which `auto` prefers a hardware GPU to the CPU backend.
+/// Small models are launch-bound on a GPU: the H100 probe spent 1.11 ms per step on a
+/// 64-128-10 MLP whatever its size, while the CPU backend here (`wsa-lab bench --only train`,
+/// 2 cores) trains at 40-120 GFLOP/s, so a step has to carry about 1e8 FLOPs before the CPU
+/// needs as long as the GPU's fixed cost. Examples: the default MLP on Fashion-MNIST at batch
+/// 32 is 1e7 (CPU); the 16-32 CNN at batch 32 is 2e8 (GPU). One GPU data point: rerun the
+/// bench on a GPU (`scripts/bench-gpu.sh`) to move it.
+pub const GPU_WORTHWHILE_FLOPS_PER_STEP: f64 = 1e8;
+
+/// Whether `auto` takes a hardware GPU for this much work per step (unknown work: yes).
+pub fn auto_prefers_gpu(flops_per_step: Option<f64>) -> bool {
+    flops_per_step.is_none_or(|f| f >= GPU_WORTHWHILE_FLOPS_PER_STEP)
+}
+
+/// The device for `choice`, not knowing the workload (`auto` takes any hardware GPU).
 pub fn select(choice: DeviceChoice) -> Result<ComputeDevice> {
+    select_for(choice, None)
+}
+
+/// The device for `choice` and a run doing `flops_per_step` per training step: `auto` takes a
+/// hardware GPU only when the steps are large enough to pay for its launch overhead.
+pub fn select_for(choice: DeviceChoice, flops_per_step: Option<f64>) -> Result<ComputeDevice> {
     match choice {
         DeviceChoice::Cpu => Ok(cpu()),
         DeviceChoice::Gpu => {
@@ -120,11 +141,18 @@ pub fn select(choice: DeviceChoice) -> Result<ComputeDevice> {
         }
         DeviceChoice::Auto => {
             let adapters = list_adapters();
-            if let Some(hw) = adapters.iter().find(|a| !a.software) {
+            let hardware = adapters.iter().find(|a| !a.software);
+            if let Some(hw) = hardware.filter(|_| auto_prefers_gpu(flops_per_step)) {
                 return Ok(gpu(hw));
             }
             let mut chosen = cpu();
-            let why = if adapters.is_empty() {
+            let why = if let (Some(hw), Some(flops)) = (hardware, flops_per_step) {
+                format!(
+                    "the model is small ({:.1} MFLOP per step): the CPU is faster than launching GPU kernels for it; --device gpu uses {}",
+                    flops / 1e6,
+                    hw.name
+                )
+            } else if adapters.is_empty() {
                 "no GPU adapter found".to_string()
             } else {
                 let mut names: Vec<&str> = adapters.iter().map(|a| a.name.as_str()).collect();
@@ -134,5 +162,32 @@ pub fn select(choice: DeviceChoice) -> Result<ComputeDevice> {
             chosen.description = format!("{} — {why}", chosen.description);
             Ok(chosen)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DatasetSpec;
+    use crate::model::{Activation, ModelConfig, ModelLayout, Norm};
+
+    fn flops(model: &ModelConfig, dataset: &DatasetSpec) -> f64 {
+        let (shape, classes) = dataset.sample_shape_and_classes();
+        ModelLayout::new(model, &shape, classes).expect("layout").training_flops_per_sample()
+    }
+
+    /// Work per sample counted by hand, and what `auto` makes of it at batch 32.
+    #[test]
+    fn auto_weighs_the_work_per_step() {
+        let mlp = ModelConfig::default();
+        // 784*64 + 64*64 + 64*10 weights, one multiply-add each, 6 FLOPs per multiply-add.
+        assert_eq!(flops(&mlp, &DatasetSpec::FashionMnist), 6.0 * 54_912.0);
+        let cnn =
+            ModelConfig::Cnn { channels: vec![16, 32], kernel_size: 3, activation: Activation::Relu, norm: Norm::None };
+        // conv 16x1x3x3 at 28x28, conv 32x16x3x3 at 14x14, classifier 10 x 32*7*7.
+        assert_eq!(flops(&cnn, &DatasetSpec::FashionMnist), 6.0 * (144.0 * 784.0 + 4608.0 * 196.0 + 15_680.0));
+        assert!(!auto_prefers_gpu(Some(32.0 * flops(&mlp, &DatasetSpec::FashionMnist))));
+        assert!(auto_prefers_gpu(Some(32.0 * flops(&cnn, &DatasetSpec::FashionMnist))));
+        assert!(auto_prefers_gpu(None));
     }
 }

@@ -137,6 +137,11 @@ impl Norm {
     }
 }
 
+/// Height and width after a block's 2x2 max-pool, which is skipped once the image is 1 wide.
+fn pooled((h, w): (usize, usize)) -> (usize, usize) {
+    if h >= 2 && w >= 2 { (h / 2, w / 2) } else { (h, w) }
+}
+
 fn norm_groups(norm: Norm, channels: usize, field: &str) -> Result<Option<usize>> {
     match norm {
         Norm::None => Ok(None),
@@ -235,16 +240,32 @@ impl ModelLayout {
                         groups,
                     );
                     c_in = c_out;
-                    if hh >= 2 && ww >= 2 {
-                        hh /= 2;
-                        ww /= 2;
-                    }
+                    (hh, ww) = pooled((hh, ww));
                 }
                 let flat = c_in * hh * ww;
                 push_layer("classifier".into(), vec![num_classes, flat], flat, true, None);
             }
         }
         Ok(Self { config: config.clone(), sample_shape: sample_shape.to_vec(), num_classes, params })
+    }
+
+    /// Floating-point operations of one training step per sample: forward multiply-adds count
+    /// 2, the backward pass twice the forward. A convolution's weights count once per output
+    /// position (same padding, 2x2 pooling after each block, as built above).
+    pub fn training_flops_per_sample(&self) -> f64 {
+        let mut positions = match (&self.config, self.sample_shape.as_slice()) {
+            (ModelConfig::Cnn { .. }, [_, h, w]) => (*h, *w),
+            _ => (1, 1),
+        };
+        let mut macs = 0usize;
+        for p in self.params.iter().filter(|p| p.role == ParamRole::Weight) {
+            let per_position = if p.shape.len() == 4 { positions.0 * positions.1 } else { 1 };
+            macs += p.numel() * per_position;
+            if p.shape.len() == 4 {
+                positions = pooled(positions);
+            }
+        }
+        6.0 * macs as f64
     }
 
     pub fn num_parameters(&self) -> usize {

@@ -74,6 +74,16 @@ impl DatasetSpec {
         })
     }
 
+    /// The shape of one sample and the number of classes, known without loading the data
+    /// (the official Fashion-MNIST and MNIST files are 28x28).
+    pub fn sample_shape_and_classes(&self) -> (Vec<usize>, usize) {
+        match self {
+            DatasetSpec::Digits => (vec![1, 8, 8], 10),
+            DatasetSpec::FashionMnist | DatasetSpec::Mnist => (vec![1, 28, 28], 10),
+            DatasetSpec::Synthetic { classes, .. } => (vec![2], *classes),
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             DatasetSpec::Digits => "digits".into(),

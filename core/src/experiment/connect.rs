@@ -143,6 +143,12 @@ impl ConnectConfig {
         Ok(config)
     }
 
+    /// Work per training step of the smaller of A's and B's batches, for `device::select_for`.
+    pub fn flops_per_step(&self) -> Option<f64> {
+        let (a, b) = self.train_configs();
+        super::flops_per_step(&self.model, &self.data.dataset, a.batch_size.min(b.batch_size))
+    }
+
     /// The training settings of A and B after applying the pair's difference.
     fn train_configs(&self) -> (TrainConfig, TrainConfig) {
         let (mut a, mut b) = (self.train.clone(), self.train.clone());

@@ -262,6 +262,11 @@ pub fn comparison(mu: f64) -> Vec<(Aggregation, bool)> {
 }
 
 impl FedConfig {
+    /// Work per local training step, for `device::select_for`.
+    pub fn flops_per_step(&self) -> Option<f64> {
+        super::flops_per_step(&self.model, &self.data.dataset, self.local.batch_size)
+    }
+
     /// What to run: with `compare`, FedAvg and FedProx each with and without WSA (FedProx's mu
     /// from the config, else `default_mu`); otherwise the one configured method.
     pub fn variants(&self, compare: bool, default_mu: f64) -> Vec<(Aggregation, bool)> {
