@@ -230,6 +230,11 @@ fn cpu_and_gpu_agree() {
     };
     eprintln!("device parity on {}", gpu.description);
     let started = Instant::now();
+    // The app's kernel warm-up runs the default experiment's operations once; on the CPU it
+    // has nothing to do.
+    let config = wsa_core::experiment::connect::ConnectConfig::default();
+    wsa_core::experiment::warm_up(&config, &gpu).expect("warm-up on the GPU");
+    wsa_core::experiment::warm_up(&config, &device::cpu()).expect("warm-up on the CPU");
     check_weighted_sums(&gpu);
     check_stats_and_histograms(&gpu);
     eprintln!("kernel checks took {:.1} s", started.elapsed().as_secs_f64());

@@ -96,6 +96,8 @@ pub struct WsaLabApp {
     /// Notices from work that ends outside a frame (a plot PNG written from a screenshot).
     inbox: Arc<Mutex<Vec<Notice>>>,
     last_frame_log: Option<Instant>,
+    /// The device, model, data and batch the GPU kernels were last warmed up for.
+    warmed_for: Option<String>,
 }
 
 impl WsaLabApp {
@@ -136,6 +138,7 @@ impl WsaLabApp {
             last_frame: None,
             frame_log: false,
             last_frame_log: None,
+            warmed_for: None,
             renderer_gpu: None,
             shared_gpu: None,
             inbox: Arc::new(Mutex::new(Vec::new())),
@@ -197,6 +200,27 @@ impl WsaLabApp {
             }
         }
         self.shared_gpu.clone().map_or(own, DeviceTarget::Shared)
+    }
+
+    /// While nothing runs, compiles the GPU kernels of the configured experiment in the
+    /// background whenever its device, model, data or batch size changed: the first step on a GPU
+    /// otherwise waits seconds for them (docs/benchmarks.md). Only when a GPU would be used.
+    fn warm_up_when_idle(&mut self) {
+        let config = &self.settings.config;
+        let signature = format!(
+            "{:?} {:?} {:?} {}",
+            self.settings.device, config.model, config.data.dataset, config.train.batch_size
+        );
+        if self.job.is_some() || self.warmed_for.as_ref() == Some(&signature) {
+            return;
+        }
+        self.warmed_for = Some(signature);
+        if self.settings.device == DeviceChoice::Cpu || config.validate().is_err() {
+            return;
+        }
+        let config = config.clone();
+        let target = self.device_target(config.flops_per_step());
+        Job::warm_up(config, target);
     }
 
     pub fn is_busy(&self) -> bool {
@@ -334,6 +358,7 @@ impl WsaLabApp {
 impl eframe::App for WsaLabApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_job();
+        self.warm_up_when_idle();
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

@@ -113,6 +113,19 @@ impl Job {
         Self { label: label.to_string(), started: Instant::now(), receiver, cancel }
     }
 
+    /// Compiles the GPU kernels `config` will need, on a detached background thread, so that
+    /// the first Run does not wait for them (`wsa_core::experiment::warm_up`). No UI state: a
+    /// failure here is left for the real run to report.
+    pub fn warm_up(config: ConnectConfig, target: DeviceTarget) {
+        let _ = std::thread::Builder::new().name("wsa-lab-warm-up".into()).spawn(move || {
+            let _ = std::panic::catch_unwind(move || {
+                if let Ok(device) = target.resolve() {
+                    let _ = wsa_core::experiment::warm_up(&config, &device);
+                }
+            });
+        });
+    }
+
     /// Trains and evaluates a connect experiment.
     pub fn connect(config: ConnectConfig, target: DeviceTarget, repaint: impl Fn() + Send + Clone + 'static) -> Self {
         Self::spawn("training", repaint, move |observer| {

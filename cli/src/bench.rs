@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
-use wsa_core::data::Dataset;
+use wsa_core::data::{Dataset, DatasetSpec};
 use wsa_core::device::{self, ComputeDevice, DeviceChoice};
+use wsa_core::experiment::connect::ConnectConfig;
 use wsa_core::kernels::{lerp, weighted_sum};
 use wsa_core::model::{Activation, ModelConfig, ModelLayout, Norm};
 use wsa_core::rng::Rng;
@@ -50,6 +51,10 @@ pub struct FirstStepArgs {
     pub device: DeviceChoice,
     #[arg(long)]
     pub model: String,
+    /// First run `experiment::warm_up` (what the app does while the user sets up), then time
+    /// the first step of a fresh trainer.
+    #[arg(long)]
+    pub warm_up: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -234,6 +239,17 @@ fn model_by_name(name: &str) -> Result<ModelConfig> {
         .with_context(|| format!("unknown bench model {name:?}: mlp or cnn"))
 }
 
+/// Adam at `batch`: the training settings of every bench run.
+fn bench_training(batch: usize) -> TrainConfig {
+    TrainConfig {
+        optimizer: OptimizerKind::Adam,
+        learning_rate: 1e-3,
+        batch_size: batch,
+        epochs: 1000,
+        ..TrainConfig::default()
+    }
+}
+
 fn trainer_for(config: &ModelConfig, batch: usize, data: &Dataset, device: &Device) -> Result<(Trainer, WsaTerm)> {
     let layout = Arc::new(ModelLayout::new(config, &data.sample_shape, data.num_classes)?);
     let init = layout.init(&mut Rng::new(1));
@@ -328,20 +344,27 @@ fn startup(devices: &[ComputeDevice]) -> Result<Value> {
     let caches = std::env::temp_dir().join(format!("wsa-lab-bench-cache-{}", std::process::id()));
     println!("\ntime to the first training step, in a new process (batch 64, Adam)");
     println!(
-        "{:<18} {:<6} {:>9} {:>10} {:>11} {:>10}   device",
-        "model", "run", "process s", "device s", "1st step s", "2nd step s"
+        "{:<18} {:<14} {:>9} {:>9} {:>9} {:>10} {:>10}   device",
+        "model", "run", "process s", "device s", "warm-up s", "1st step s", "2nd step s"
     );
     let mut rows = Vec::new();
     for compute in devices {
         let choice = if compute.is_gpu { "gpu" } else { "cpu" };
         for (model, _) in bench_models() {
             let short = if model.starts_with("MLP") { "mlp" } else { "cnn" };
-            let cache = caches.join(format!("{choice}-{short}"));
-            std::fs::create_dir_all(&cache)?;
-            for run in ["cold", "warm"] {
+            // cold and warm share one cache; "cold, warmed up" starts from another empty one.
+            for (run, cache_name, warm_up) in
+                [("cold", "", false), ("warm", "", false), ("cold, warmed up", "-w", true)]
+            {
+                let cache = caches.join(format!("{choice}-{short}{cache_name}"));
+                std::fs::create_dir_all(&cache)?;
                 let started = Instant::now();
+                let mut args = vec!["bench-first-step", "--device", choice, "--model", short];
+                if warm_up {
+                    args.push("--warm-up");
+                }
                 let output = Command::new(&exe)
-                    .args(["bench-first-step", "--device", choice, "--model", short])
+                    .args(&args)
                     .env("MESA_SHADER_CACHE_DIR", &cache)
                     .env("__GL_SHADER_DISK_CACHE_PATH", &cache)
                     .env("__GL_SHADER_DISK_CACHE_SKIP_CLEANUP", "1")
@@ -353,8 +376,9 @@ fn startup(devices: &[ComputeDevice]) -> Result<Value> {
                 let child: Value = serde_json::from_slice(&output.stdout).context("reading the first-step process")?;
                 let get = |k: &str| child[k].as_f64().unwrap_or(f64::NAN);
                 println!(
-                    "{model:<18} {run:<6} {process:>9.2} {:>10.2} {:>11.2} {:>10.3}   {}",
+                    "{model:<18} {run:<14} {process:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>10.3}   {}",
                     get("device_seconds"),
+                    get("warm_up_seconds"),
                     get("first_step_seconds"),
                     get("second_step_seconds"),
                     compute.description
@@ -376,9 +400,19 @@ pub fn first_step(args: FirstStepArgs) -> Result<()> {
     let _ = Tensor::<1>::from_data(TensorData::new(vec![0f32], [1]), dev);
     sync(dev)?;
     let device_seconds = started.elapsed().as_secs_f64();
+    let model = model_by_name(&args.model)?;
+    let warm_up_seconds = if args.warm_up {
+        let t = Instant::now();
+        let mut config = ConnectConfig { model: model.clone(), train: bench_training(64), ..ConnectConfig::default() };
+        config.data.dataset = DatasetSpec::FashionMnist;
+        wsa_core::experiment::warm_up(&config, &compute)?;
+        t.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
     let data = fashion_sized(256);
     let uploaded = DeviceData::upload(&data, dev);
-    let (mut trainer, _) = trainer_for(&model_by_name(&args.model)?, 64, &data, dev)?;
+    let (mut trainer, _) = trainer_for(&model, 64, &data, dev)?;
     let step = |trainer: &mut Trainer| -> Result<f64> {
         let t = Instant::now();
         trainer.train_step(&uploaded, None);
@@ -390,7 +424,7 @@ pub fn first_step(args: FirstStepArgs) -> Result<()> {
     println!(
         "{}",
         json!({
-            "device": compute.description, "device_seconds": device_seconds,
+            "device": compute.description, "device_seconds": device_seconds, "warm_up_seconds": warm_up_seconds,
             "first_step_seconds": first, "second_step_seconds": second,
             "to_first_step_seconds": started.elapsed().as_secs_f64() - second,
         })

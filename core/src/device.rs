@@ -3,7 +3,7 @@
 
 use crate::error::{Result, WsaError};
 use burn::tensor::wgpu::wgpu;
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::{Device, DeviceKind, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -103,6 +103,17 @@ pub fn from_wgpu(
             info.name, info.backend
         ),
     })
+}
+
+/// Reads a flat float tensor back to the host as f64: the one way results leave a device, so a
+/// device failure becomes `WsaError::Device` (with burn's message) wherever it happens.
+pub fn read_f64(tensor: Tensor<1>) -> Result<Vec<f64>> {
+    tensor
+        .try_into_data()
+        .map_err(|e| WsaError::Device(e.to_string()))?
+        .convert::<f64>()
+        .try_to_vec::<f64>()
+        .map_err(|e| WsaError::Device(format!("{e:?}")))
 }
 
 /// Whether `adapter` is a CPU-emulated one (e.g. lavapipe).

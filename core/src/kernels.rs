@@ -340,10 +340,6 @@ impl WsaKernels for Flex {
 // ---------------------------------------------------------------------------------------------
 // The functions the rest of core calls.
 
-fn device_error(e: impl std::fmt::Debug) -> WsaError {
-    WsaError::Device(format!("{e:?}"))
-}
-
 /// Statistics of every given layer as one device tensor of `STATS_LEN` numbers per layer
 /// (mean, variance, min, max): one statistics dispatch per layer and one merging dispatch for
 /// all of them; nothing is read back.
@@ -369,12 +365,7 @@ pub fn layer_stats(layers: &[Tensor<1>]) -> Result<Vec<LayerStats>> {
     if layers.is_empty() {
         return Ok(Vec::new());
     }
-    let values = layer_stats_on_device(layers)
-        .try_into_data()
-        .map_err(device_error)?
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .map_err(device_error)?;
+    let values = crate::device::read_f64(layer_stats_on_device(layers))?;
     Ok(values
         .chunks_exact(STATS_LEN)
         .map(|s| LayerStats { mean: s[0], variance: s[1].max(0.0), min: s[2], max: s[3] })
@@ -403,12 +394,13 @@ pub fn histograms(layers: &[Tensor<1>], ranges: Tensor<1>, bins: usize) -> Resul
             ))
         })
         .collect();
+    // Read as integers: a bin of a large layer may hold more than the 2^24 counts f32 keeps exact.
     let values = Tensor::cat(counts, 0)
         .try_into_data()
-        .map_err(device_error)?
+        .map_err(|e| WsaError::Device(e.to_string()))?
         .convert::<i64>()
-        .try_into_vec::<i64>()
-        .map_err(device_error)?;
+        .try_to_vec::<i64>()
+        .map_err(|e| WsaError::Device(format!("{e:?}")))?;
     Ok(values.chunks_exact(bins).map(|c| c.iter().map(|&v| v.max(0) as u64).collect()).collect())
 }
 

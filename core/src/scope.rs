@@ -96,12 +96,7 @@ pub fn device_histograms(models: &[&[Tensor<1>]], layers: &[usize], bins: usize)
     let all_layers: Vec<Tensor<1>> = per_model.into_iter().flatten().collect();
     let all_ranges = Tensor::cat(vec![ranges.clone(); models.len()], 0);
     let counts = kernels::histograms(&all_layers, all_ranges, bins)?;
-    let ranges = ranges
-        .try_into_data()
-        .map_err(|e| WsaError::Device(e.to_string()))?
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .map_err(|e| WsaError::Device(format!("{e:?}")))?;
+    let ranges = crate::device::read_f64(ranges)?;
     Ok((0..l)
         .map(|layer| SharedHistograms {
             low: ranges[2 * layer],

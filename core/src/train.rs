@@ -2,6 +2,7 @@
 //! Adam over the flat, path-addressed parameters, with the WSA term added to the loss.
 
 use crate::data::Dataset;
+use crate::device::read_f64;
 use crate::error::{Result, WsaError};
 use crate::model::{HostParams, ModelLayout, Params, forward};
 use crate::rng::Rng;
@@ -137,19 +138,14 @@ pub fn evaluate(layout: &ModelLayout, params: &[Tensor<1>], data: &DeviceData) -
     let (Some(loss), Some(correct)) = (loss_sum, correct_sum) else {
         return Err(WsaError::invalid("evaluation set", 0, "is empty"));
     };
-    let loss: f64 = read_scalar(loss)?;
-    let correct: f64 = read_scalar(correct.float())?;
+    // Both numbers in one read: one wait for the device per evaluation.
+    let both = read_f64(Tensor::cat(vec![loss, correct.float()], 0))?;
+    let [loss, correct] = both[..] else { return Err(WsaError::Device("short read-back".into())) };
     Ok(Metrics { loss: loss / data.len as f64, accuracy: correct / data.len as f64 })
 }
 
 fn read_scalar(t: Tensor<1>) -> Result<f64> {
-    let v = t
-        .try_into_data()
-        .map_err(|e| WsaError::Device(e.to_string()))?
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .map_err(|e| WsaError::Device(format!("{e:?}")))?;
-    v.first().copied().ok_or_else(|| WsaError::Device("empty read-back".into()))
+    read_f64(t)?.first().copied().ok_or_else(|| WsaError::Device("empty read-back".into()))
 }
 
 enum OptimizerState {

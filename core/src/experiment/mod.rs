@@ -3,6 +3,9 @@
 
 pub mod connect;
 pub mod federated;
+mod warm_up;
+
+pub use warm_up::warm_up;
 
 use crate::data::DatasetSpec;
 use crate::model::{ModelConfig, ModelLayout};
