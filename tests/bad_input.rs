@@ -106,7 +106,7 @@ fn atomic_writes_replace_whole_files_and_leave_no_temporaries() {
 
 #[track_caller]
 fn run_err(config: &ConnectConfig) -> WsaError {
-    match connect::run(config, &device::cpu(), &mut Silent) {
+    match wsa_core::wait(connect::run(config, &device::cpu(), &mut Silent)) {
         Ok(_) => panic!("the config should have been refused"),
         Err(e) => e,
     }

@@ -17,6 +17,7 @@ use wsa_core::model::{Activation, HostParams, ModelConfig, ModelLayout, Norm};
 use wsa_core::rng::Rng;
 use wsa_core::scope::{LayerSelection, Scope, device_histograms, device_scopes, histogram, scope_of};
 use wsa_core::train::{DeviceData, Metrics, OptimizerKind, TrainConfig, Trainer, evaluate};
+use wsa_core::wait;
 use wsa_core::wsa::{KlDirection, LayerReduction, WsaTerm};
 
 /// What one device computes from the same inputs.
@@ -67,12 +68,12 @@ fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
     let cnn_layout = Arc::new(ModelLayout::new(&cnn, &split.train.sample_shape, 10).expect("cnn layout"));
     let cnn_params = cnn_layout.init(&mut Rng::new(4)).to_device(&device.device);
     Outcome {
-        metrics: evaluate(&layout, &trained.tensors, &test).expect("evaluate"),
-        scopes: device_scopes(&trained, &layers).expect("scopes"),
-        trained: trained.to_host().expect("read back"),
-        midpoint: midpoint.to_host().expect("read back"),
-        average: average.to_host().expect("read back"),
-        cnn_metrics: evaluate(&cnn_layout, &cnn_params.tensors, &test).expect("cnn evaluate"),
+        metrics: wait(evaluate(&layout, &trained.tensors, &test)).expect("evaluate"),
+        scopes: wait(device_scopes(&trained, &layers)).expect("scopes"),
+        trained: wait(trained.to_host()).expect("read back"),
+        midpoint: wait(midpoint.to_host()).expect("read back"),
+        average: wait(average.to_host()).expect("read back"),
+        cnn_metrics: wait(evaluate(&cnn_layout, &cnn_params.tensors, &test)).expect("cnn evaluate"),
     }
 }
 
@@ -172,7 +173,7 @@ fn check_stats_and_histograms(gpu: &ComputeDevice) {
     for device in [device::cpu(), gpu.clone()] {
         let side = &device.description;
         let tensors: Vec<Tensor<1>> = layers.iter().map(|(_, v)| upload(v, &device)).collect();
-        let stats = layer_stats(&tensors).expect("stats");
+        let stats = wait(layer_stats(&tensors)).expect("stats");
         for ((name, values), got) in layers.iter().zip(&stats) {
             let exact = scope_of(values);
             let (lo, hi) = values.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
@@ -193,7 +194,7 @@ fn check_stats_and_histograms(gpu: &ComputeDevice) {
             for ((name, a), (_, b)) in layers.iter().zip(layers.iter().cycle().skip(1)) {
                 let b: Vec<f32> = b.iter().copied().cycle().take(a.len()).collect();
                 let (ta, tb) = ([upload(a, &device)], [upload(&b, &device)]);
-                let h = &device_histograms(&[&ta, &tb], &[0], bins).expect("histograms")[0];
+                let h = &wait(device_histograms(&[&ta, &tb], &[0], bins)).expect("histograms")[0];
                 let (lo, hi) = a.iter().chain(&b).fold((f32::MAX, f32::MIN), |(l, x), &v| (l.min(v), x.max(v)));
                 assert_eq!((h.low, h.high), (f64::from(lo), f64::from(hi)), "{name}: shared range");
                 for (values, counts) in [(&a[..], &h.counts[0]), (&b[..], &h.counts[1])] {
@@ -233,8 +234,8 @@ fn cpu_and_gpu_agree() {
     // The app's kernel warm-up runs the default experiment's operations once; on the CPU it
     // has nothing to do.
     let config = wsa_core::experiment::connect::ConnectConfig::default();
-    wsa_core::experiment::warm_up(&config, &gpu).expect("warm-up on the GPU");
-    wsa_core::experiment::warm_up(&config, &device::cpu()).expect("warm-up on the CPU");
+    wait(wsa_core::experiment::warm_up(&config, &gpu)).expect("warm-up on the GPU");
+    wait(wsa_core::experiment::warm_up(&config, &device::cpu())).expect("warm-up on the CPU");
     check_weighted_sums(&gpu);
     check_stats_and_histograms(&gpu);
     eprintln!("kernel checks took {:.1} s", started.elapsed().as_secs_f64());

@@ -6,7 +6,7 @@ use wsa_core::experiment::connect::{self, ConnectResult};
 use wsa_lab_tests::small_connect_config;
 
 fn run(config: &connect::ConnectConfig) -> ConnectResult {
-    connect::run(config, &device::cpu(), &mut Silent).expect("connect runs").result
+    wsa_core::wait(connect::run(config, &device::cpu(), &mut Silent)).expect("connect runs").result
 }
 
 /// The property the method must have: training with WSA brings the per-layer scopes of A and

@@ -16,7 +16,7 @@ fn config(rounds: usize, local_epochs: usize) -> FedConfig {
 }
 
 fn run(c: &FedConfig, variants: &[(Aggregation, bool)]) -> FedOutcome {
-    federated::run(c, variants, &device::cpu(), &mut Silent).expect("federated run")
+    wsa_core::wait(federated::run(c, variants, &device::cpu(), &mut Silent)).expect("federated run")
 }
 
 #[test]
@@ -24,7 +24,7 @@ fn fedavg_of_identical_clients_is_the_client() {
     let layout = Arc::new(ModelLayout::new(&ModelConfig::default(), &[1, 8, 8], 10).expect("layout"));
     let params = layout.init(&mut Rng::new(3)).to_device(&device::cpu().device);
     let average = weighted_average(&[&params, &params, &params], &[120.0, 30.0, 850.0]).expect("average");
-    let (a, b) = (average.to_host().expect("read"), params.to_host().expect("read"));
+    let (a, b) = (wsa_core::wait(average.to_host()).expect("read"), wsa_core::wait(params.to_host()).expect("read"));
     for (x, y) in a.values.iter().flatten().zip(b.values.iter().flatten()) {
         assert!((x - y).abs() <= 1e-6 * y.abs().max(1e-3), "{x} vs {y}");
     }
@@ -42,7 +42,7 @@ fn a_round_with_no_local_epochs_leaves_the_model_unchanged() {
     let cpu = device::cpu();
     let test = DeviceData::upload(&split.test, &cpu.device);
     let init = outcome.initial.to_device(&cpu.device);
-    let metrics = evaluate(&init.layout, &init.tensors, &test).expect("evaluate");
+    let metrics = wsa_core::wait(evaluate(&init.layout, &init.tensors, &test)).expect("evaluate");
     let round = &outcome.result.runs[0].rounds[0];
     assert!((round.test_loss - metrics.loss).abs() < 1e-5 && (round.test_accuracy - metrics.accuracy).abs() < 1e-9);
 }
@@ -84,7 +84,8 @@ fn absurd_federated_settings_are_refused() {
         FedConfig { split: ClientSplit::Dirichlet { alpha: -1.0 }, ..FedConfig::default() },
         FedConfig { aggregation: Aggregation::FedProx { mu: f64::NAN }, ..FedConfig::default() },
     ] {
-        let err = federated::run(&bad, &[(Aggregation::FedAvg, false)], &device::cpu(), &mut Silent).err();
+        let err =
+            wsa_core::wait(federated::run(&bad, &[(Aggregation::FedAvg, false)], &device::cpu(), &mut Silent)).err();
         assert!(matches!(err, Some(wsa_core::WsaError::InvalidConfig { .. })), "{err:?}");
     }
 }

@@ -120,7 +120,7 @@ impl Job {
         let _ = std::thread::Builder::new().name("wsa-lab-warm-up".into()).spawn(move || {
             let _ = std::panic::catch_unwind(move || {
                 if let Ok(device) = target.resolve() {
-                    let _ = wsa_core::experiment::warm_up(&config, &device);
+                    let _ = wsa_core::wait(wsa_core::experiment::warm_up(&config, &device));
                 }
             });
         });
@@ -131,7 +131,7 @@ impl Job {
         Self::spawn("training", repaint, move |observer| {
             let device = target.resolve()?;
             let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
-            let outcome = connect::run(&config, &device, observer).map_err(|e| e.to_string())?;
+            let outcome = wsa_core::wait(connect::run(&config, &device, observer)).map_err(|e| e.to_string())?;
             Ok(JobOutput::Connect(Box::new(outcome)))
         })
     }
@@ -146,7 +146,8 @@ impl Job {
         Self::spawn("federated training", repaint, move |observer| {
             let device = target.resolve()?;
             let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
-            let outcome = federated::run(&config, &variants, &device, observer).map_err(|e| e.to_string())?;
+            let outcome =
+                wsa_core::wait(federated::run(&config, &variants, &device, observer)).map_err(|e| e.to_string())?;
             Ok(JobOutput::Federated(Box::new(outcome)))
         })
     }
@@ -166,7 +167,8 @@ impl Job {
         Self::spawn("evaluating the loaded pair", repaint, move |observer| {
             let device = target.resolve()?;
             let (result, pair) =
-                connect::evaluate_pair(&config, &device, &name, lambda, &a, &b, observer).map_err(|e| e.to_string())?;
+                wsa_core::wait(connect::evaluate_pair(&config, &device, &name, lambda, &a, &b, observer))
+                    .map_err(|e| e.to_string())?;
             Ok(JobOutput::Reevaluated { variant_index, result: Box::new(result), pair: Box::new(pair) })
         })
     }

@@ -175,10 +175,13 @@ fn a_gpu_job_shares_the_renderers_device() {
     let result = state.settings.last_result.as_ref().expect("result");
     assert!(result.device.contains("shared with the renderer"));
     // The same experiment on the CPU gives the same numbers, to f32 rounding.
-    let cpu =
-        wsa_core::experiment::connect::run(&result.config, &wsa_core::device::cpu(), &mut wsa_core::experiment::Silent)
-            .expect("CPU run")
-            .result;
+    let cpu = wsa_core::wait(wsa_core::experiment::connect::run(
+        &result.config,
+        &wsa_core::device::cpu(),
+        &mut wsa_core::experiment::Silent,
+    ))
+    .expect("CPU run")
+    .result;
     let one_sample = 1.0 / result.test_samples as f64;
     for (gpu, cpu) in result.variants.iter().zip(&cpu.variants) {
         for (g, c) in [(gpu.endpoint_a, cpu.endpoint_a), (gpu.endpoint_b, cpu.endpoint_b)] {

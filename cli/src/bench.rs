@@ -20,6 +20,7 @@ use wsa_core::model::{Activation, ModelConfig, ModelLayout, Norm};
 use wsa_core::rng::Rng;
 use wsa_core::scope::{LayerSelection, Scope, device_histograms};
 use wsa_core::train::{DeviceData, OptimizerKind, TrainConfig, Trainer, WsaGradient};
+use wsa_core::wait;
 use wsa_core::wsa::{KlDirection, LayerReduction, WsaTerm};
 
 #[derive(clap::Args)]
@@ -161,7 +162,7 @@ fn kernels(devices: &[ComputeDevice], sizes: &[usize], repeats: usize) -> Result
                     "scope stats + histograms",
                     2.0,
                     Box::new(|| {
-                        device_histograms(&[&models[0]], &all_layers, BINS)?;
+                        wait(device_histograms(&[&models[0]], &all_layers, BINS))?;
                         Ok(Vec::new())
                     }),
                 ),
@@ -276,7 +277,7 @@ fn steps_per_second(trainer: &mut Trainer, data: &DeviceData, wsa: Option<&WsaTe
     for _ in 0..2 {
         trainer.train_step(data, wsa);
     }
-    trainer.take_mean_loss()?;
+    wait(trainer.take_mean_loss())?;
     sync(device)?;
     let started = Instant::now();
     let mut steps = 0;
@@ -285,10 +286,10 @@ fn steps_per_second(trainer: &mut Trainer, data: &DeviceData, wsa: Option<&WsaTe
         steps += 1;
         if steps % 10 == 0 {
             // A read now and then keeps the queue of recorded steps short.
-            trainer.take_mean_loss()?;
+            wait(trainer.take_mean_loss())?;
         }
     }
-    trainer.take_mean_loss()?;
+    wait(trainer.take_mean_loss())?;
     sync(device)?;
     Ok(steps as f64 / started.elapsed().as_secs_f64())
 }
@@ -405,7 +406,7 @@ pub fn first_step(args: FirstStepArgs) -> Result<()> {
         let t = Instant::now();
         let mut config = ConnectConfig { model: model.clone(), train: bench_training(64), ..ConnectConfig::default() };
         config.data.dataset = DatasetSpec::FashionMnist;
-        wsa_core::experiment::warm_up(&config, &compute)?;
+        wait(wsa_core::experiment::warm_up(&config, &compute))?;
         t.elapsed().as_secs_f64()
     } else {
         0.0
@@ -416,7 +417,7 @@ pub fn first_step(args: FirstStepArgs) -> Result<()> {
     let step = |trainer: &mut Trainer| -> Result<f64> {
         let t = Instant::now();
         trainer.train_step(&uploaded, None);
-        trainer.take_mean_loss()?;
+        wait(trainer.take_mean_loss())?;
         Ok(t.elapsed().as_secs_f64())
     };
     let first = step(&mut trainer)?;

@@ -294,7 +294,7 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     );
     let started = Instant::now();
     let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };
-    let outcome = connect::run(&config, &device, &mut progress)?;
+    let outcome = wsa_core::wait(connect::run(&config, &device, &mut progress))?;
     let seconds = started.elapsed().as_secs_f64();
     if progress.tty {
         eprintln!();
@@ -407,7 +407,7 @@ fn run_fed(args: FedArgs) -> Result<()> {
     );
     let started = Instant::now();
     let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };
-    let outcome = federated::run(&config, &variants, &device, &mut progress)?;
+    let outcome = wsa_core::wait(federated::run(&config, &variants, &device, &mut progress))?;
     let result = &outcome.result;
     let seconds = started.elapsed().as_secs_f64();
     if progress.tty {

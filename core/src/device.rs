@@ -106,14 +106,20 @@ pub fn from_wgpu(
 }
 
 /// Reads a flat float tensor back to the host as f64: the one way results leave a device, so a
-/// device failure becomes `WsaError::Device` (with burn's message) wherever it happens.
-pub fn read_f64(tensor: Tensor<1>) -> Result<Vec<f64>> {
-    tensor
-        .try_into_data()
-        .map_err(|e| WsaError::Device(e.to_string()))?
+/// device failure becomes `WsaError::Device` (with burn's message) wherever it happens. Async:
+/// a browser's WebGPU cannot block on a read (natively, [`crate::wait`] blocks on it).
+pub async fn read_f64(tensor: Tensor<1>) -> Result<Vec<f64>> {
+    read_data(tensor.into_data_async().await)?
         .convert::<f64>()
         .try_to_vec::<f64>()
         .map_err(|e| WsaError::Device(format!("{e:?}")))
+}
+
+/// A finished read, or the device's error.
+pub(crate) fn read_data(
+    data: std::result::Result<burn::tensor::TensorData, burn::tensor::ExecutionError>,
+) -> Result<burn::tensor::TensorData> {
+    data.map_err(|e| WsaError::Device(format!("{e:?}")))
 }
 
 /// Whether `adapter` is a CPU-emulated one (e.g. lavapipe).

@@ -361,11 +361,11 @@ pub fn layer_stats_on_device(layers: &[Tensor<1>]) -> Tensor<1> {
 
 /// Statistics of every given layer, computed on the layers' device (our WGSL kernels on a GPU);
 /// `STATS_LEN` numbers per layer come back in one read.
-pub fn layer_stats(layers: &[Tensor<1>]) -> Result<Vec<LayerStats>> {
+pub async fn layer_stats(layers: &[Tensor<1>]) -> Result<Vec<LayerStats>> {
     if layers.is_empty() {
         return Ok(Vec::new());
     }
-    let values = crate::device::read_f64(layer_stats_on_device(layers))?;
+    let values = crate::device::read_f64(layer_stats_on_device(layers)).await?;
     Ok(values
         .chunks_exact(STATS_LEN)
         .map(|s| LayerStats { mean: s[0], variance: s[1].max(0.0), min: s[2], max: s[3] })
@@ -375,7 +375,7 @@ pub fn layer_stats(layers: &[Tensor<1>]) -> Result<Vec<LayerStats>> {
 /// Histograms of each `layers[l]` over `ranges[2l..2l+2]` = [low, high] (a device tensor, e.g.
 /// derived from [`layer_stats_on_device`] without a read), with `bins` equal-width bins; the
 /// counts of all layers come back in one read.
-pub fn histograms(layers: &[Tensor<1>], ranges: Tensor<1>, bins: usize) -> Result<Vec<Vec<u64>>> {
+pub async fn histograms(layers: &[Tensor<1>], ranges: Tensor<1>, bins: usize) -> Result<Vec<Vec<u64>>> {
     if !(1..=MAX_HISTOGRAM_BINS).contains(&bins) {
         return Err(WsaError::invalid("histogram bins", bins, &format!("must be between 1 and {MAX_HISTOGRAM_BINS}")));
     }
@@ -395,9 +395,7 @@ pub fn histograms(layers: &[Tensor<1>], ranges: Tensor<1>, bins: usize) -> Resul
         })
         .collect();
     // Read as integers: a bin of a large layer may hold more than the 2^24 counts f32 keeps exact.
-    let values = Tensor::cat(counts, 0)
-        .try_into_data()
-        .map_err(|e| WsaError::Device(e.to_string()))?
+    let values = crate::device::read_data(Tensor::cat(counts, 0).into_data_async().await)?
         .convert::<i64>()
         .try_to_vec::<i64>()
         .map_err(|e| WsaError::Device(format!("{e:?}")))?;

@@ -23,3 +23,11 @@ pub mod train;
 pub mod wsa;
 
 pub use error::{Result, WsaError};
+
+/// Runs one of core's async functions to its end on this thread. Everything that reads from a
+/// device is async, because a browser's WebGPU cannot block on a read; natively the CLI, the
+/// app's worker thread and the tests wait here.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn wait<F: std::future::Future>(future: F) -> F::Output {
+    pollster::block_on(future)
+}

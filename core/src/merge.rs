@@ -119,15 +119,14 @@ pub fn barriers(points: &[PathPoint], a: Metrics, b: Metrics) -> Barriers {
 }
 
 /// Metrics at every alpha of the grid, computed on the device.
-pub fn evaluate_path(a: &Params, b: &Params, alphas: &[f64], data: &DeviceData) -> Result<Vec<PathPoint>> {
-    alphas
-        .iter()
-        .map(|&alpha| {
-            let merged = interpolate(a, b, alpha)?;
-            let m = evaluate(&merged.layout, &merged.tensors, data)?;
-            Ok(PathPoint { alpha, loss: m.loss, accuracy: m.accuracy })
-        })
-        .collect()
+pub async fn evaluate_path(a: &Params, b: &Params, alphas: &[f64], data: &DeviceData) -> Result<Vec<PathPoint>> {
+    let mut points = Vec::with_capacity(alphas.len());
+    for &alpha in alphas {
+        let merged = interpolate(a, b, alpha)?;
+        let m = evaluate(&merged.layout, &merged.tensors, data).await?;
+        points.push(PathPoint { alpha, loss: m.loss, accuracy: m.accuracy });
+    }
+    Ok(points)
 }
 
 #[cfg(test)]

@@ -376,17 +376,19 @@ pub struct Params {
 }
 
 impl Params {
-    pub fn to_host(&self) -> Result<HostParams> {
-        let values = self
-            .tensors
-            .iter()
-            .map(|t| {
-                t.try_to_data()
-                    .map_err(|e| WsaError::Device(e.to_string()))?
-                    .try_to_vec::<f32>()
-                    .map_err(|e| WsaError::Device(format!("{e:?}")))
-            })
-            .collect::<Result<_>>()?;
+    /// All parameters on the host, in one read.
+    pub async fn to_host(&self) -> Result<HostParams> {
+        let flat: Vec<Tensor<1>> = self.tensors.to_vec();
+        let all = crate::device::read_data(Tensor::cat(flat, 0).into_data_async().await)?
+            .try_to_vec::<f32>()
+            .map_err(|e| WsaError::Device(format!("{e:?}")))?;
+        let mut rest = all.as_slice();
+        let mut values = Vec::with_capacity(self.tensors.len());
+        for t in &self.tensors {
+            let (head, tail) = rest.split_at(t.dims()[0].min(rest.len()));
+            values.push(head.to_vec());
+            rest = tail;
+        }
         Ok(HostParams { layout: Arc::clone(&self.layout), values })
     }
 
@@ -399,14 +401,13 @@ impl Params {
     }
 
     /// The predicted class of each of the `rows` samples in `features` (row major).
-    pub fn predict(&self, features: &[f32], rows: usize) -> Result<Vec<u32>> {
+    pub async fn predict(&self, features: &[f32], rows: usize) -> Result<Vec<u32>> {
         let dim: usize = self.layout.sample_shape.iter().product();
         if features.len() != rows * dim {
             return Err(WsaError::invalid("features", features.len(), &format!("need {rows} rows of {dim} values")));
         }
         let x = Tensor::<2>::from_data(TensorData::new(features.to_vec(), [rows, dim]), &self.device());
-        let classes =
-            self.logits(x).argmax(1).try_into_data().map_err(|e| WsaError::Device(e.to_string()))?.convert::<i64>();
+        let classes = crate::device::read_data(self.logits(x).argmax(1).into_data_async().await)?.convert::<i64>();
         let classes = classes.try_to_vec::<i64>().map_err(|e| WsaError::Device(format!("{e:?}")))?;
         Ok(classes.into_iter().map(|c| c as u32).collect())
     }

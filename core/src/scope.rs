@@ -59,9 +59,9 @@ pub fn scope_of(values: &[f32]) -> Scope {
 
 /// Scopes of the selected layers, computed on the parameters' device (on a GPU by our
 /// `shaders/scope_*.wgsl` kernels); two numbers per layer come back to the host in one read.
-pub fn device_scopes(params: &Params, layers: &[usize]) -> Result<Vec<Scope>> {
+pub async fn device_scopes(params: &Params, layers: &[usize]) -> Result<Vec<Scope>> {
     let selected: Vec<Tensor<1>> = layers.iter().map(|&i| params.tensors[i].clone()).collect();
-    Ok(kernels::layer_stats(&selected)?.iter().map(|s| Scope { mean: s.mean, std: s.variance.sqrt() }).collect())
+    Ok(kernels::layer_stats(&selected).await?.iter().map(|s| Scope { mean: s.mean, std: s.variance.sqrt() }).collect())
 }
 
 /// Histograms of one layer of several models over one shared range.
@@ -77,7 +77,11 @@ pub struct SharedHistograms {
 /// models, each layer over the models' joint
 /// [min, max], computed on the device (on a GPU by `shaders/histogram.wgsl`, the range taken
 /// from the statistics kernels without a trip to the host); the counts come back in one read.
-pub fn device_histograms(models: &[&[Tensor<1>]], layers: &[usize], bins: usize) -> Result<Vec<SharedHistograms>> {
+pub async fn device_histograms(
+    models: &[&[Tensor<1>]],
+    layers: &[usize],
+    bins: usize,
+) -> Result<Vec<SharedHistograms>> {
     let per_model: Vec<Vec<Tensor<1>>> =
         models.iter().map(|m| layers.iter().map(|&i| m[i].clone()).collect()).collect();
     if layers.is_empty() || models.is_empty() {
@@ -95,8 +99,8 @@ pub fn device_histograms(models: &[&[Tensor<1>]], layers: &[usize], bins: usize)
     let ranges: Tensor<1> = Tensor::cat(vec![low, high], 1).reshape([2 * l]);
     let all_layers: Vec<Tensor<1>> = per_model.into_iter().flatten().collect();
     let all_ranges = Tensor::cat(vec![ranges.clone(); models.len()], 0);
-    let counts = kernels::histograms(&all_layers, all_ranges, bins)?;
-    let ranges = crate::device::read_f64(ranges)?;
+    let counts = kernels::histograms(&all_layers, all_ranges, bins).await?;
+    let ranges = crate::device::read_f64(ranges).await?;
     Ok((0..l)
         .map(|layer| SharedHistograms {
             low: ranges[2 * layer],

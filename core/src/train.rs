@@ -113,7 +113,7 @@ pub struct Metrics {
 }
 
 /// Evaluates in chunks on the parameters' device; two numbers come back.
-pub fn evaluate(layout: &ModelLayout, params: &[Tensor<1>], data: &DeviceData) -> Result<Metrics> {
+pub async fn evaluate(layout: &ModelLayout, params: &[Tensor<1>], data: &DeviceData) -> Result<Metrics> {
     const CHUNK: usize = 2048;
     let mut loss_sum: Option<Tensor<1>> = None;
     let mut correct_sum: Option<Tensor<1, Int>> = None;
@@ -139,13 +139,13 @@ pub fn evaluate(layout: &ModelLayout, params: &[Tensor<1>], data: &DeviceData) -
         return Err(WsaError::invalid("evaluation set", 0, "is empty"));
     };
     // Both numbers in one read: one wait for the device per evaluation.
-    let both = read_f64(Tensor::cat(vec![loss, correct.float()], 0))?;
+    let both = read_f64(Tensor::cat(vec![loss, correct.float()], 0)).await?;
     let [loss, correct] = both[..] else { return Err(WsaError::Device("short read-back".into())) };
     Ok(Metrics { loss: loss / data.len as f64, accuracy: correct / data.len as f64 })
 }
 
-fn read_scalar(t: Tensor<1>) -> Result<f64> {
-    read_f64(t)?.first().copied().ok_or_else(|| WsaError::Device("empty read-back".into()))
+async fn read_scalar(t: Tensor<1>) -> Result<f64> {
+    read_f64(t).await?.first().copied().ok_or_else(|| WsaError::Device("empty read-back".into()))
 }
 
 enum OptimizerState {
@@ -343,9 +343,9 @@ impl Trainer {
 
     /// Mean training loss since the last call (one read from the device); `Diverged` when it is
     /// not finite.
-    pub fn take_mean_loss(&mut self) -> Result<f64> {
+    pub async fn take_mean_loss(&mut self) -> Result<f64> {
         let Some(sum) = self.loss_sum.take() else { return Ok(f64::NAN) };
-        let mean = read_scalar(sum)? / self.loss_steps.max(1) as f64;
+        let mean = read_scalar(sum).await? / self.loss_steps.max(1) as f64;
         self.loss_steps = 0;
         if !mean.is_finite() {
             return Err(WsaError::Diverged { model: self.name.clone(), step: self.step, value: mean as f32 });

@@ -54,9 +54,12 @@ fn compute(config: &wsa_core::experiment::connect::ConnectConfig, merged: &HostP
         }
     }
     let params = merged.to_device(&wsa_core::device::cpu().device);
-    let classes: Vec<f64> =
-        params.predict(&grid, GRID * GRID).map_err(|e| e.to_string())?.into_iter().map(f64::from).collect();
-    let predicted = params.predict(&test.features, test.len()).map_err(|e| e.to_string())?;
+    let classes: Vec<f64> = wsa_core::wait(params.predict(&grid, GRID * GRID))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let predicted = wsa_core::wait(params.predict(&test.features, test.len())).map_err(|e| e.to_string())?;
     let correct = predicted.iter().zip(&test.labels).filter(|(p, l)| p == l).count();
     Ok(RegionMap { classes, low, high, accuracy: correct as f64 / test.len().max(1) as f64, test })
 }

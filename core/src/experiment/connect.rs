@@ -339,16 +339,16 @@ impl Setup<'_> {
         }
     }
 
-    fn fused(&self, a: &Trainer, b: &Trainer, rule: FusionRule) -> Result<Vec<Scope>> {
-        let sa = device_scopes(&a.params, &self.layers)?;
-        let sb = device_scopes(&b.params, &self.layers)?;
+    async fn fused(&self, a: &Trainer, b: &Trainer, rule: FusionRule) -> Result<Vec<Scope>> {
+        let sa = device_scopes(&a.params, &self.layers).await?;
+        let sb = device_scopes(&b.params, &self.layers).await?;
         fuse(&[sa, sb], &[1.0, 1.0], rule)
     }
 
     /// Trains A and B step by step together; `regularise` says which of them get the WSA term,
     /// `fixed_target` is a constant target (else the fused target is refreshed every k steps).
     /// `frozen_a` replaces A with an already trained model that takes no steps.
-    fn train_pair(
+    async fn train_pair(
         &self,
         variant: &str,
         lambda: f64,
@@ -369,7 +369,7 @@ impl Setup<'_> {
         let rule = self.config.wsa.fusion;
         let mut target = match &fixed_target {
             Some(t) => t.clone(),
-            None => self.fused(&a, &b, rule)?,
+            None => self.fused(&a, &b, rule).await?,
         };
         let mut curves = Vec::new();
         let mut step = 0usize;
@@ -378,7 +378,7 @@ impl Setup<'_> {
                 return Err(WsaError::Cancelled);
             }
             if fixed_target.is_none() && step > 0 && step.is_multiple_of(sync_every) {
-                target = self.fused(&a, &b, rule)?;
+                target = self.fused(&a, &b, rule).await?;
             }
             let term = self.term(&target, lambda);
             for (trainer, data, on) in [(&mut a, &self.train_a, regularise.0), (&mut b, &self.train_b, regularise.1)] {
@@ -387,15 +387,16 @@ impl Setup<'_> {
                 }
                 trainer.train_step(data, on.then_some(&term));
                 if trainer.step % trainer.steps_per_epoch == 0 {
-                    let train_loss = trainer.take_mean_loss()?;
-                    let test_accuracy = evaluate(&trainer.params.layout, &trainer.params.tensors, &self.test)?.accuracy;
+                    let train_loss = trainer.take_mean_loss().await?;
+                    let test_accuracy =
+                        evaluate(&trainer.params.layout, &trainer.params.tensors, &self.test).await?.accuracy;
                     let epoch = trainer.step / trainer.steps_per_epoch;
                     let record = EpochRecord {
                         model: trainer.name.clone(),
                         epoch,
                         train_loss,
                         test_accuracy,
-                        scopes: device_scopes(&trainer.params, &self.layers)?,
+                        scopes: device_scopes(&trainer.params, &self.layers).await?,
                     };
                     observer.on_event(&Event::Epoch {
                         variant: variant.into(),
@@ -406,9 +407,10 @@ impl Setup<'_> {
                 }
             }
             step += 1;
+            observer.pause().await;
         }
         if fixed_target.is_none() {
-            target = self.fused(&a, &b, rule)?;
+            target = self.fused(&a, &b, rule).await?;
         }
         Ok(PairRun { a: a.params, b: b.params, target, curves })
     }
@@ -416,7 +418,7 @@ impl Setup<'_> {
 
 /// Evaluates a trained (or loaded) pair on the test set: the path, both barriers, per-layer
 /// scopes and histograms of A, B and their midpoint.
-fn report(
+async fn report(
     config: &ConnectConfig,
     layers: &[usize],
     test: &DeviceData,
@@ -427,18 +429,19 @@ fn report(
 ) -> Result<(VariantResult, TrainedPair)> {
     observer.on_event(&Event::Stage(format!("evaluating the {name} path")));
     let alphas = config.path.alphas()?;
-    let endpoint_a = evaluate(&run.a.layout, &run.a.tensors, test)?;
-    let endpoint_b = evaluate(&run.b.layout, &run.b.tensors, test)?;
+    let endpoint_a = evaluate(&run.a.layout, &run.a.tensors, test).await?;
+    let endpoint_b = evaluate(&run.b.layout, &run.b.tensors, test).await?;
     let mut path = Vec::with_capacity(alphas.len());
     for (index, &alpha) in alphas.iter().enumerate() {
         if observer.is_cancelled() {
             return Err(WsaError::Cancelled);
         }
-        path.extend(evaluate_path(&run.a, &run.b, &[alpha], test)?);
+        path.extend(evaluate_path(&run.a, &run.b, &[alpha], test).await?);
         observer.on_event(&Event::PathPoint { variant: name.into(), index, total: alphas.len() });
+        observer.pause().await;
     }
-    let host_a = run.a.to_host()?;
-    let host_b = run.b.to_host()?;
+    let host_a = run.a.to_host().await?;
+    let host_b = run.b.to_host().await?;
     host_a.check_finite()?;
     host_b.check_finite()?;
     let merged = host_a.interpolate(&host_b, 0.5)?;
@@ -449,7 +452,8 @@ fn report(
     );
     let midpoint = interpolate(&run.a, &run.b, 0.5)?;
     let histograms =
-        scope::device_histograms(&[&run.a.tensors, &run.b.tensors, &midpoint.tensors], layers, config.histogram_bins)?;
+        scope::device_histograms(&[&run.a.tensors, &run.b.tensors, &midpoint.tensors], layers, config.histogram_bins)
+            .await?;
     let comparisons = histograms
         .into_iter()
         .enumerate()
@@ -482,7 +486,11 @@ fn report(
 }
 
 /// Runs the whole experiment on `device`.
-pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Observer) -> Result<ConnectOutcome> {
+pub async fn run(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+) -> Result<ConnectOutcome> {
     config.validate()?;
     observer.on_event(&Event::Stage(format!("loading {}", config.data.dataset.label())));
     let split = data::load(&config.data, config.seed)?;
@@ -529,30 +537,30 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
     };
 
     observer.on_event(&Event::Stage("training the plain pair (lambda = 0)".into()));
-    let plain = setup.train_pair("plain", 0.0, (false, false), None, None, observer)?;
+    let plain = setup.train_pair("plain", 0.0, (false, false), None, None, observer).await?;
 
     let lambda = config.wsa.lambda;
     observer.on_event(&Event::Stage(format!("training the WSA pair (lambda = {lambda})")));
     let wsa = match &config.wsa.target {
-        TargetSource::Fused { .. } => setup.train_pair("wsa", lambda, (true, true), None, None, observer)?,
+        TargetSource::Fused { .. } => setup.train_pair("wsa", lambda, (true, true), None, None, observer).await?,
         TargetSource::Fixed => {
             let target = layers.iter().map(|&i| Scope { mean: 0.0, std: layout.params[i].init_std() }).collect();
-            setup.train_pair("wsa", lambda, (true, true), Some(target), None, observer)?
+            setup.train_pair("wsa", lambda, (true, true), Some(target), None, observer).await?
         }
         TargetSource::Reference { model: Some(_) } => {
-            setup.train_pair("wsa", lambda, (true, true), reference, None, observer)?
+            setup.train_pair("wsa", lambda, (true, true), reference, None, observer).await?
         }
         TargetSource::Reference { model: None } => {
             // A is the plain A, frozen; only B is trained, toward A's final scope.
-            let target = device_scopes(&plain.a, &layers)?;
+            let target = device_scopes(&plain.a, &layers).await?;
             let mut run =
-                setup.train_pair("wsa", lambda, (false, true), Some(target), Some(plain.a.clone()), observer)?;
+                setup.train_pair("wsa", lambda, (false, true), Some(target), Some(plain.a.clone()), observer).await?;
             run.curves.extend(plain.curves.iter().filter(|c| c.model == "A").cloned());
             run
         }
     };
-    let (plain_result, plain_models) = report(config, &layers, &setup.test, "plain", 0.0, plain, observer)?;
-    let (wsa_result, wsa_models) = report(config, &layers, &setup.test, "wsa", lambda, wsa, observer)?;
+    let (plain_result, plain_models) = report(config, &layers, &setup.test, "plain", 0.0, plain, observer).await?;
+    let (wsa_result, wsa_models) = report(config, &layers, &setup.test, "wsa", lambda, wsa, observer).await?;
     let chance = 1.0 / split.train.num_classes as f64;
     let mut warnings = Vec::new();
     for v in [&plain_result, &wsa_result] {
@@ -583,7 +591,7 @@ pub fn run(config: &ConnectConfig, device: &ComputeDevice, observer: &mut dyn Ob
 /// Re-evaluates a pair that did not come out of [`run`] (e.g. a model loaded into slot A or B):
 /// the path, barriers and scopes on the config's test set, with the fused scope of A and B as the
 /// reported target. The pair must fit the config's architecture.
-pub fn evaluate_pair(
+pub async fn evaluate_pair(
     config: &ConnectConfig,
     device: &ComputeDevice,
     name: &str,
@@ -604,5 +612,5 @@ pub fn evaluate_pair(
     let target = fuse(&[scopes(a), scopes(b)], &[1.0, 1.0], FusionRule::MomentMatching)?;
     let test = DeviceData::upload(&split.test, &device.device);
     let run = PairRun { a: a.to_device(&device.device), b: b.to_device(&device.device), target, curves: Vec::new() };
-    report(config, &layers, &test, name, lambda, run, observer)
+    report(config, &layers, &test, name, lambda, run, observer).await
 }

@@ -282,7 +282,7 @@ impl FedConfig {
 }
 
 /// Runs `variants` (aggregation, with WSA) on one split, one initial model and one seed.
-pub fn run(
+pub async fn run(
     config: &FedConfig,
     variants: &[(Aggregation, bool)],
     device: &ComputeDevice,
@@ -331,7 +331,7 @@ pub fn run(
         observer.on_event(&Event::Stage(format!("federated training: {name}")));
         let mut rng = Rng::derive(config.seed, "client-sampling");
         let mut global = init.clone();
-        let mut target = device_scopes(&global, &layers)?;
+        let mut target = device_scopes(&global, &layers).await?;
         let mut rounds = Vec::with_capacity(config.rounds);
         for round in 1..=config.rounds {
             if observer.is_cancelled() {
@@ -352,12 +352,15 @@ pub fn run(
             let mut weights = Vec::with_capacity(chosen.len());
             for &k in &chosen {
                 let Some(data) = &client_data[k] else { continue };
-                let params = local_update(config, aggregation, &global, data, use_wsa.then_some(&term), round, k)?;
+                let client = LocalRun { aggregation, wsa: use_wsa.then_some(&term), round, client: k };
+                let params = local_update(config, &client, &global, data, observer).await?;
                 updated.push(params);
                 weights.push(data.len as f64);
             }
-            let client_scopes: Vec<Vec<Scope>> =
-                updated.iter().map(|p| device_scopes(p, &layers)).collect::<Result<_>>()?;
+            let mut client_scopes: Vec<Vec<Scope>> = Vec::with_capacity(updated.len());
+            for p in &updated {
+                client_scopes.push(device_scopes(p, &layers).await?);
+            }
             let refs: Vec<&Params> = updated.iter().collect();
             global = weighted_average(&refs, &weights)?;
             // The next target fuses the clients' scopes, never the scope of the averaged model
@@ -369,7 +372,7 @@ pub fn run(
                         / client_scopes.len() as f64
                 })
                 .collect();
-            let metrics = evaluate(&layout, &global.tensors, &test)?;
+            let metrics = evaluate(&layout, &global.tensors, &test).await?;
             if !metrics.loss.is_finite() {
                 return Err(WsaError::Diverged {
                     model: format!("{name} global"),
@@ -397,7 +400,7 @@ pub fn run(
         let best_accuracy = rounds.iter().map(|r| r.test_accuracy).fold(0.0, f64::max);
         let rounds_to_target =
             config.target_accuracy.and_then(|t| rounds.iter().find(|r| r.test_accuracy >= t).map(|r| r.round));
-        finals.push((name.clone(), global.to_host()?));
+        finals.push((name.clone(), global.to_host().await?));
         runs.push(FedRun { name, rounds, final_accuracy, best_accuracy, rounds_to_target });
     }
     let result = FedResult {
@@ -412,16 +415,23 @@ pub fn run(
     Ok(FedOutcome { result, initial, finals })
 }
 
-/// One client's local training from the global weights; E = 0 returns them unchanged.
-fn local_update(
-    config: &FedConfig,
+/// Who trains locally, how, and in which round.
+struct LocalRun<'a> {
     aggregation: Aggregation,
-    global: &Params,
-    data: &DeviceData,
-    wsa: Option<&WsaTerm>,
+    wsa: Option<&'a WsaTerm>,
     round: usize,
     client: usize,
+}
+
+/// One client's local training from the global weights; E = 0 returns them unchanged.
+async fn local_update(
+    config: &FedConfig,
+    run: &LocalRun<'_>,
+    global: &Params,
+    data: &DeviceData,
+    observer: &mut dyn Observer,
 ) -> Result<Params> {
+    let LocalRun { aggregation, wsa, round, client } = *run;
     if config.local.epochs == 0 {
         return Ok(global.clone());
     }
@@ -433,8 +443,9 @@ fn local_update(
     }
     while !trainer.finished() {
         trainer.train_step(data, wsa);
+        observer.pause().await;
     }
-    trainer.take_mean_loss()?;
+    trainer.take_mean_loss().await?;
     Ok(trainer.params)
 }
 

@@ -40,7 +40,16 @@ pub trait Observer {
     fn is_cancelled(&self) -> bool {
         false
     }
+    /// Called after every training step and path point: in a browser it hands the thread back
+    /// to the page (a `setTimeout` of zero) so that it never freezes; natively there is nothing
+    /// to wait for.
+    fn pause(&mut self) -> Pause<'_> {
+        Box::pin(std::future::ready(()))
+    }
 }
+
+/// What [`Observer::pause`] returns.
+pub type Pause<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
 /// Ignores everything; never cancels.
 pub struct Silent;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 /// One training step with the WSA term, one evaluation, one interpolation and the histograms of
 /// `config`'s model at its batch size, on `device`; on the CPU there is nothing to compile, and
 /// it returns at once.
-pub fn warm_up(config: &ConnectConfig, device: &ComputeDevice) -> Result<()> {
+pub async fn warm_up(config: &ConnectConfig, device: &ComputeDevice) -> Result<()> {
     if !device.is_gpu {
         return Ok(());
     }
@@ -46,9 +46,9 @@ pub fn warm_up(config: &ConnectConfig, device: &ComputeDevice) -> Result<()> {
     let train = crate::train::TrainConfig { epochs: 1, ..config.train.clone() };
     let mut trainer = Trainer::new("warm-up", train, &init, batch, &device.device, 0)?;
     trainer.train_step(&uploaded, Some(&term));
-    trainer.take_mean_loss()?;
-    evaluate(&layout, &trainer.params.tensors, &uploaded)?;
+    trainer.take_mean_loss().await?;
+    evaluate(&layout, &trainer.params.tensors, &uploaded).await?;
     let merged = interpolate(&trainer.params, &init.to_device(&device.device), 0.5)?;
-    device_histograms(&[&merged.tensors], &layers, config.histogram_bins)?;
+    device_histograms(&[&merged.tensors], &layers, config.histogram_bins).await?;
     Ok(())
 }
