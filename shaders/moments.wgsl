@@ -22,7 +22,9 @@ struct Moments {
     hi: f32,
 }
 
-const NO_ENTRIES = Moments(0u, 0.0, 0.0, 3.4028235e38, -3.4028235e38);
+// The largest f32 (FLT_MAX) as an exact hex literal: a rounded decimal such as 3.4028235e38 lies
+// just above it, which naga accepts but Chromium's compiler (Tint) rightly rejects.
+const NO_ENTRIES = Moments(0u, 0.0, 0.0, 0x1.fffffep+127f, -0x1.fffffep+127f);
 
 fn add_entry(s: Moments, v: f32, shift: f32) -> Moments {
     let x = v - shift;

@@ -7,8 +7,8 @@ use crate::views;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use wsa_core::device::{self, ComputeDevice, DeviceChoice};
+use web_time::Instant;
+use wsa_core::device::{ComputeDevice, DeviceChoice};
 use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{EpochRecord, TrainedPair};
 
@@ -92,6 +92,8 @@ pub struct WsaLabApp {
     /// The renderer's wgpu handles, when eframe draws with wgpu: a GPU job computes on them.
     renderer_gpu: Option<egui_wgpu::RenderState>,
     /// The compute device made from `renderer_gpu`, registered with burn once and then reused.
+    // Natively only: in a browser the page draws with WebGL and shares nothing with the work.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     shared_gpu: Option<ComputeDevice>,
     /// Notices from work that ends outside a frame (a plot PNG written from a screenshot).
     inbox: Arc<Mutex<Vec<Notice>>>,
@@ -172,6 +174,13 @@ impl WsaLabApp {
     /// Where the next job, doing `flops_per_step` per training step, computes. A GPU job uses
     /// the renderer's device when eframe draws with wgpu (one GPU device for drawing and
     /// training); `auto` does so only on a hardware GPU and for steps big enough to pay off.
+    #[cfg(target_arch = "wasm32")]
+    fn device_target(&mut self, flops_per_step: Option<f64>) -> DeviceTarget {
+        // The page draws with WebGL; the work picks WebGPU or the CPU itself (`web::device`).
+        DeviceTarget::Choose(self.settings.device, flops_per_step)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
     fn device_target(&mut self, flops_per_step: Option<f64>) -> DeviceTarget {
         let choice = self.settings.device;
         let own = DeviceTarget::Choose(choice, flops_per_step);
@@ -179,13 +188,15 @@ impl WsaLabApp {
         let wanted = match choice {
             DeviceChoice::Cpu => false,
             DeviceChoice::Gpu => true,
-            DeviceChoice::Auto => !device::is_software(&render.adapter) && device::auto_prefers_gpu(flops_per_step),
+            DeviceChoice::Auto => {
+                !wsa_core::device::is_software(&render.adapter) && wsa_core::device::auto_prefers_gpu(flops_per_step)
+            }
         };
         if !wanted {
             return own;
         }
         if self.shared_gpu.is_none() {
-            match device::from_wgpu(
+            match wsa_core::device::from_wgpu(
                 render.instance.clone(),
                 render.adapter.clone(),
                 render.device.clone(),
@@ -221,6 +232,17 @@ impl WsaLabApp {
         let config = config.clone();
         let target = self.device_target(config.flops_per_step());
         Job::warm_up(config, target);
+    }
+
+    /// Opens `config` in the setup panel, as a loaded file or a shared link does.
+    pub fn open_config(&mut self, config: wsa_core::experiment::connect::ConnectConfig) {
+        self.widths_text = views::setup::widths_text(&config.model);
+        self.settings.config = config;
+    }
+
+    /// Adds a message to the notices shown above the views.
+    pub fn notify(&mut self, text: String, is_error: bool) {
+        self.notices.push(Notice { text, is_error });
     }
 
     pub fn is_busy(&self) -> bool {
@@ -315,6 +337,8 @@ impl WsaLabApp {
                     self.notices.push(Notice { text: warning.clone(), is_error: false });
                 }
                 self.models = outcome.models;
+                #[cfg(target_arch = "wasm32")]
+                crate::web::publish_result(&outcome.result);
                 self.settings.last_result = Some(outcome.result);
                 self.settings.tab = Tab::Path;
             }
@@ -359,6 +383,8 @@ impl eframe::App for WsaLabApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_job();
         self.warm_up_when_idle();
+        #[cfg(target_arch = "wasm32")]
+        crate::web::keep_link_current(&self.settings.config);
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

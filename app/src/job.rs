@@ -1,15 +1,38 @@
-//! Background work: a connect experiment (or a re-evaluation of a pair) runs on a named thread;
-//! the UI thread only reads what the worker sends through a bounded channel, and can cancel it.
+//! Background work: a connect experiment (or a re-evaluation of a pair) runs as a future that
+//! natively blocks a named thread and in a browser is a task of the page's event loop, yielding
+//! to the page after every step (`Observer::pause`). The UI only reads what the work sends
+//! through a channel, and can cancel it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
-use std::time::Instant;
-use wsa_core::device::{self, ComputeDevice, DeviceChoice};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use web_time::Instant;
+use wsa_core::device::{ComputeDevice, DeviceChoice};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, TrainedPair, VariantResult};
 use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
 use wsa_core::experiment::{Event, Observer};
 use wsa_core::model::HostParams;
+
+/// The work of a job, started where it runs.
+type Work = Pin<Box<dyn Future<Output = Result<JobOutput, String>>>>;
+
+// Natively the channel is bounded: a worker far ahead of a hidden window waits instead of piling
+// up events. In a browser the work shares the page's only thread, so a full channel could never
+// drain: there it is unbounded (and a hidden page throttles the work's timers anyway).
+#[cfg(not(target_arch = "wasm32"))]
+type EventSender = std::sync::mpsc::SyncSender<JobMessage>;
+#[cfg(not(target_arch = "wasm32"))]
+fn event_channel() -> (EventSender, Receiver<JobMessage>) {
+    std::sync::mpsc::sync_channel(1024)
+}
+#[cfg(target_arch = "wasm32")]
+type EventSender = std::sync::mpsc::Sender<JobMessage>;
+#[cfg(target_arch = "wasm32")]
+fn event_channel() -> (EventSender, Receiver<JobMessage>) {
+    std::sync::mpsc::channel()
+}
 
 /// What a job hands back when it ends.
 pub enum JobOutput {
@@ -38,9 +61,14 @@ pub enum DeviceTarget {
 }
 
 impl DeviceTarget {
-    fn resolve(self) -> Result<ComputeDevice, String> {
+    async fn resolve(self) -> Result<ComputeDevice, String> {
         match self {
-            DeviceTarget::Choose(choice, flops) => device::select_for(choice, flops).map_err(|e| e.to_string()),
+            #[cfg(not(target_arch = "wasm32"))]
+            DeviceTarget::Choose(choice, flops) => {
+                wsa_core::device::select_for(choice, flops).map_err(|e| e.to_string())
+            }
+            #[cfg(target_arch = "wasm32")]
+            DeviceTarget::Choose(choice, flops) => Ok(crate::web::device(choice, flops).await),
             DeviceTarget::Shared(device) => Ok(device),
         }
     }
@@ -56,7 +84,7 @@ pub struct Job {
 
 /// Forwards events to the UI and wakes it; reports cancellation requests to the engine.
 struct ChannelObserver {
-    sender: SyncSender<JobMessage>,
+    sender: EventSender,
     cancel: Arc<AtomicBool>,
     repaint: Box<dyn Fn() + Send>,
 }
@@ -73,66 +101,90 @@ impl Observer for ChannelObserver {
     fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }
+
+    #[cfg(target_arch = "wasm32")]
+    fn pause(&mut self) -> wsa_core::experiment::Pause<'_> {
+        Box::pin(crate::web::yield_to_page())
+    }
 }
 
 impl Job {
+    /// Starts `work` in the background. `work` gets the observer and builds the future there
+    /// (natively on the worker thread: the future holds tensors and need not be `Send`).
     fn spawn(
         label: &str,
         repaint: impl Fn() + Send + Clone + 'static,
-        work: impl FnOnce(&mut ChannelObserver) -> Result<JobOutput, String> + Send + 'static,
+        work: impl FnOnce(ChannelObserver) -> Work + Send + 'static,
     ) -> Self {
-        // Bounded: a worker far ahead of a hidden window waits instead of piling up events.
-        let (sender, receiver) = sync_channel(1024);
+        let (sender, receiver) = event_channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let mut observer =
+        let observer =
             ChannelObserver { sender: sender.clone(), cancel: Arc::clone(&cancel), repaint: Box::new(repaint.clone()) };
-        let spawned = std::thread::Builder::new().name("wsa-lab-job".into()).spawn(move || {
-            // A panic inside burn or a driver must not take the app down: it ends this job with
-            // its message.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut observer)))
-                .unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown error".into());
-                    Err(format!("the computation failed: {message}"))
-                });
+        let finish = move |outcome: Result<JobOutput, String>| {
             let _ = sender.send(JobMessage::Finished(outcome));
             repaint();
-        });
-        let receiver = match spawned {
-            Ok(_) => receiver,
-            Err(e) => {
-                // No thread: report the failure through the same channel the UI reads.
-                let (sender, receiver) = sync_channel(1);
-                let _ = sender.send(JobMessage::Finished(Err(format!("could not start a worker thread: {e}"))));
-                receiver
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        let receiver = {
+            let spawned = std::thread::Builder::new().name("wsa-lab-job".into()).spawn(move || {
+                // A panic inside burn or a driver must not take the app down: it ends this job
+                // with its message.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| wsa_core::wait(work(observer))))
+                    .unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown error".into());
+                        Err(format!("the computation failed: {message}"))
+                    });
+                finish(outcome);
+            });
+            match spawned {
+                Ok(_) => receiver,
+                Err(e) => {
+                    // No thread: report the failure through the same channel the UI reads.
+                    let (sender, receiver) = event_channel();
+                    let _ = sender.send(JobMessage::Finished(Err(format!("could not start a worker thread: {e}"))));
+                    receiver
+                }
             }
         };
+        #[cfg(target_arch = "wasm32")]
+        wasm_bindgen_futures::spawn_local(async move { finish(work(observer).await) });
         Self { label: label.to_string(), started: Instant::now(), receiver, cancel }
     }
 
     /// Compiles the GPU kernels `config` will need, on a detached background thread, so that
     /// the first Run does not wait for them (`wsa_core::experiment::warm_up`). No UI state: a
     /// failure here is left for the real run to report.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn warm_up(config: ConnectConfig, target: DeviceTarget) {
         let _ = std::thread::Builder::new().name("wsa-lab-warm-up".into()).spawn(move || {
             let _ = std::panic::catch_unwind(move || {
-                if let Ok(device) = target.resolve() {
-                    let _ = wsa_core::wait(wsa_core::experiment::warm_up(&config, &device));
-                }
+                wsa_core::wait(async {
+                    if let Ok(device) = target.resolve().await {
+                        let _ = wsa_core::experiment::warm_up(&config, &device).await;
+                    }
+                })
             });
         });
     }
 
+    /// In a browser the warm-up would share the page's thread with the UI, without a step to
+    /// yield at: the first run compiles its kernels instead.
+    #[cfg(target_arch = "wasm32")]
+    pub fn warm_up(_config: ConnectConfig, _target: DeviceTarget) {}
+
     /// Trains and evaluates a connect experiment.
     pub fn connect(config: ConnectConfig, target: DeviceTarget, repaint: impl Fn() + Send + Clone + 'static) -> Self {
-        Self::spawn("training", repaint, move |observer| {
-            let device = target.resolve()?;
-            let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
-            let outcome = wsa_core::wait(connect::run(&config, &device, observer)).map_err(|e| e.to_string())?;
-            Ok(JobOutput::Connect(Box::new(outcome)))
+        Self::spawn("training", repaint, move |mut observer| {
+            Box::pin(async move {
+                let device = target.resolve().await?;
+                let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
+                let outcome = connect::run(&config, &device, &mut observer).await.map_err(|e| e.to_string())?;
+                Ok(JobOutput::Connect(Box::new(outcome)))
+            })
         })
     }
 
@@ -143,12 +195,14 @@ impl Job {
         target: DeviceTarget,
         repaint: impl Fn() + Send + Clone + 'static,
     ) -> Self {
-        Self::spawn("federated training", repaint, move |observer| {
-            let device = target.resolve()?;
-            let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
-            let outcome =
-                wsa_core::wait(federated::run(&config, &variants, &device, observer)).map_err(|e| e.to_string())?;
-            Ok(JobOutput::Federated(Box::new(outcome)))
+        Self::spawn("federated training", repaint, move |mut observer| {
+            Box::pin(async move {
+                let device = target.resolve().await?;
+                let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
+                let outcome =
+                    federated::run(&config, &variants, &device, &mut observer).await.map_err(|e| e.to_string())?;
+                Ok(JobOutput::Federated(Box::new(outcome)))
+            })
         })
     }
 
@@ -164,12 +218,14 @@ impl Job {
         b: HostParams,
         repaint: impl Fn() + Send + Clone + 'static,
     ) -> Self {
-        Self::spawn("evaluating the loaded pair", repaint, move |observer| {
-            let device = target.resolve()?;
-            let (result, pair) =
-                wsa_core::wait(connect::evaluate_pair(&config, &device, &name, lambda, &a, &b, observer))
+        Self::spawn("evaluating the loaded pair", repaint, move |mut observer| {
+            Box::pin(async move {
+                let device = target.resolve().await?;
+                let (result, pair) = connect::evaluate_pair(&config, &device, &name, lambda, &a, &b, &mut observer)
+                    .await
                     .map_err(|e| e.to_string())?;
-            Ok(JobOutput::Reevaluated { variant_index, result: Box::new(result), pair: Box::new(pair) })
+                Ok(JobOutput::Reevaluated { variant_index, result: Box::new(result), pair: Box::new(pair) })
+            })
         })
     }
 

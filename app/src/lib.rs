@@ -11,6 +11,8 @@ pub mod export;
 mod job;
 pub mod state;
 mod views;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 pub use app::{Notice, WsaLabApp};
 
@@ -36,6 +38,7 @@ pub fn wgpu_configuration() -> egui_wgpu::WgpuConfiguration {
 }
 
 /// Window options; the renderer comes from `WSA_LAB_RENDERER` (`wgpu`, the default, or `glow`).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn native_options() -> eframe::NativeOptions {
     let renderer = match std::env::var("WSA_LAB_RENDERER").as_deref() {
         Ok("glow") => eframe::Renderer::Glow,
@@ -88,6 +91,7 @@ pub fn read_config(path: &std::path::Path) -> Result<wsa_core::experiment::conne
 }
 
 /// Opens the app in a native window and returns when it closes.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn run_native(options: LaunchOptions) -> eframe::Result {
     eframe::run_native(
         "WSA Lab",
@@ -96,8 +100,7 @@ pub fn run_native(options: LaunchOptions) -> eframe::Result {
             let mut app = WsaLabApp::new(cc);
             app.frame_log = options.frame_log;
             if let Some(config) = options.config {
-                app.settings.config = config;
-                app.widths_text = views::setup::widths_text(&app.settings.config.model);
+                app.open_config(config);
             }
             if options.autorun {
                 app.start_run(&cc.egui_ctx);

@@ -2,8 +2,11 @@
 //! burn's flex backend on the CPU. Nothing else in the workspace names a backend.
 
 use crate::error::{Result, WsaError};
+#[cfg(not(target_arch = "wasm32"))]
+use burn::tensor::DeviceKind;
+#[cfg(not(target_arch = "wasm32"))]
 use burn::tensor::wgpu::wgpu;
-use burn::tensor::{Device, DeviceKind, Tensor};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -47,6 +50,7 @@ pub struct ComputeDevice {
     pub description: String,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Lists the wgpu adapters (Vulkan, Metal, DX12, GL) without opening any of them.
 pub fn list_adapters() -> Vec<AdapterSummary> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
@@ -68,6 +72,7 @@ pub fn cpu() -> ComputeDevice {
     ComputeDevice { device: Device::flex(), is_gpu: false, description: "CPU (burn flex backend)".into() }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// The wgpu device on the adapter wgpu prefers (a high-power GPU first).
 fn gpu(adapter: &AdapterSummary) -> ComputeDevice {
     let kind = if adapter.software { "software GPU adapter" } else { "GPU" };
@@ -81,6 +86,7 @@ fn gpu(adapter: &AdapterSummary) -> ComputeDevice {
 /// A compute device on wgpu handles that already exist — the device a renderer draws with — so
 /// that training and drawing share one GPU instead of each opening its own. Call it once per
 /// set of handles; burn does not detect a second registration.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn from_wgpu(
     instance: wgpu::Instance,
     adapter: wgpu::Adapter,
@@ -122,7 +128,31 @@ pub(crate) fn read_data(
     data.map_err(|e| WsaError::Device(format!("{e:?}")))
 }
 
+/// The device for `choice` in a browser, never failing: WebGPU when the browser offers an
+/// adapter (created asynchronously, as WebGPU requires) and `choice` and the work allow it,
+/// else the CPU backend, with the reason in the description that the page shows.
+#[cfg(target_arch = "wasm32")]
+pub async fn select_in_browser(choice: DeviceChoice, flops_per_step: Option<f64>) -> ComputeDevice {
+    let mut chosen = cpu();
+    let why = match choice {
+        DeviceChoice::Cpu => return chosen,
+        DeviceChoice::Auto if !auto_prefers_gpu(flops_per_step) => format!(
+            "the model is small ({:.1} MFLOP per step): the CPU is faster than launching GPU kernels for it",
+            flops_per_step.unwrap_or(0.0) / 1e6
+        ),
+        _ => match Device::wgpu_options().init_async().await {
+            Ok(device) => {
+                return ComputeDevice { device, is_gpu: true, description: "WebGPU (burn wgpu backend)".into() };
+            }
+            Err(e) => format!("this browser offers no usable WebGPU adapter ({e})"),
+        },
+    };
+    chosen.description = format!("{} — {why}", chosen.description);
+    chosen
+}
+
 /// Whether `adapter` is a CPU-emulated one (e.g. lavapipe).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn is_software(adapter: &wgpu::Adapter) -> bool {
     adapter.get_info().device_type == wgpu::DeviceType::Cpu
 }
@@ -141,11 +171,13 @@ pub fn auto_prefers_gpu(flops_per_step: Option<f64>) -> bool {
     flops_per_step.is_none_or(|f| f >= GPU_WORTHWHILE_FLOPS_PER_STEP)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// The device for `choice`, not knowing the workload (`auto` takes any hardware GPU).
 pub fn select(choice: DeviceChoice) -> Result<ComputeDevice> {
     select_for(choice, None)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// The device for `choice` and a run doing `flops_per_step` per training step: `auto` takes a
 /// hardware GPU only when the steps are large enough to pay for its launch overhead.
 pub fn select_for(choice: DeviceChoice, flops_per_step: Option<f64>) -> Result<ComputeDevice> {

@@ -26,8 +26,8 @@ pub use error::{Result, WsaError};
 
 /// Runs one of core's async functions to its end on this thread. Everything that reads from a
 /// device is async, because a browser's WebGPU cannot block on a read; natively the CLI, the
-/// app's worker thread and the tests wait here.
-#[cfg(not(target_arch = "wasm32"))]
+/// app's worker thread and the tests wait here. In a browser only work on the CPU backend may
+/// wait (its reads are ready at once); a WebGPU read must be awaited.
 pub fn wait<F: std::future::Future>(future: F) -> F::Output {
     pollster::block_on(future)
 }

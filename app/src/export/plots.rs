@@ -13,6 +13,8 @@ static REGISTER_FONT: Once = Once::new();
 fn ensure_font() {
     REGISTER_FONT.call_once(|| {
         // The font is embedded and known to be valid; a failure would only lose the labels.
+        // (In a browser plotters draws text with the page's fonts instead.)
+        #[cfg(not(target_arch = "wasm32"))]
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
 }

@@ -1,0 +1,137 @@
+//! What the app needs from the browser when it runs as the web page (`web/`).
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::Closure;
+
+/// Resolves on the page's next task: a message to ourselves through a `MessageChannel`, so the
+/// browser handles input and paints before the work goes on. A macrotask, like `setTimeout(0)`,
+/// but without the 4 ms clamp browsers put on nested timeouts (which would add seconds to a run
+/// of a thousand steps); a microtask (a resolved promise) would not let the page in at all.
+pub async fn yield_to_page() {
+    let Ok(channel) = web_sys::MessageChannel::new() else { return };
+    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
+        let on_message = Closure::once_into_js(move |_: web_sys::MessageEvent| {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+        });
+        channel.port1().set_onmessage(Some(on_message.unchecked_ref()));
+        let _ = channel.port2().post_message(&wasm_bindgen::JsValue::NULL);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+thread_local! {
+    /// The page's WebGPU device once created: WebGPU lets burn register its runtime only once.
+    static WEBGPU: std::cell::RefCell<Option<wsa_core::device::ComputeDevice>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The device a job computes on in the browser: the WebGPU device made by an earlier job when
+/// `choice` and the work call for a GPU, else a new choice (`select_in_browser`).
+pub async fn device(
+    choice: wsa_core::device::DeviceChoice,
+    flops_per_step: Option<f64>,
+) -> wsa_core::device::ComputeDevice {
+    use wsa_core::device::{DeviceChoice, auto_prefers_gpu};
+    let wants_gpu = match choice {
+        DeviceChoice::Cpu => false,
+        DeviceChoice::Gpu => true,
+        DeviceChoice::Auto => auto_prefers_gpu(flops_per_step),
+    };
+    if wants_gpu && let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
+        return device;
+    }
+    let chosen = wsa_core::device::select_in_browser(choice, flops_per_step).await;
+    if chosen.is_gpu {
+        WEBGPU.with(|d| *d.borrow_mut() = Some(chosen.clone()));
+    }
+    chosen
+}
+
+/// The version of the experiment links (`#v1=<config JSON, URI-encoded>`). A link of another
+/// version, or one that does not parse, opens the defaults with a notice.
+const LINK_PREFIX: &str = "#v1=";
+
+fn window() -> Option<web_sys::Window> {
+    web_sys::window()
+}
+
+/// The experiment a shared link carries: `Ok(None)` without one, `Err` with the notice to show.
+pub fn config_from_link() -> Result<Option<wsa_core::experiment::connect::ConnectConfig>, String> {
+    let hash = window().and_then(|w| w.location().hash().ok()).unwrap_or_default();
+    if hash.is_empty() || hash == "#" {
+        return Ok(None);
+    }
+    let Some(encoded) = hash.strip_prefix(LINK_PREFIX) else {
+        return Err(format!(
+            "This link's experiment is in a format this version does not read ({}…); opened the defaults instead.",
+            hash.chars().take(12).collect::<String>()
+        ));
+    };
+    let json = js_sys::decode_uri_component(encoded)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| "This link's experiment is damaged (bad encoding); opened the defaults instead.".to_string())?;
+    wsa_core::experiment::connect::ConnectConfig::from_json(&json)
+        .map(Some)
+        .map_err(|e| format!("This link's experiment could not be read ({e}); opened the defaults instead."))
+}
+
+thread_local! {
+    static LINKED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Keeps the address bar's link equal to the experiment on screen (without a new history entry),
+/// so that copying it reproduces the setup, seed included.
+pub fn keep_link_current(config: &wsa_core::experiment::connect::ConnectConfig) {
+    let Ok(json) = serde_json::to_string(config) else { return };
+    let hash = format!("{LINK_PREFIX}{}", String::from(js_sys::encode_uri_component(&json)));
+    if LINKED.with(|l| *l.borrow() == hash) {
+        return;
+    }
+    if let Some(history) = window().and_then(|w| w.history().ok()) {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&hash));
+    }
+    LINKED.with(|l| *l.borrow_mut() = hash);
+}
+
+/// Puts the finished run's barriers into the page for scripts and tests: the hidden
+/// `<pre id="wsa-lab-result">` gets a JSON summary, and the body's `data-wsa-lab` becomes
+/// "done".
+pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult) {
+    let summary = serde_json::json!({
+        "device": result.device,
+        "dataset": result.dataset,
+        "variants": result.variants.iter().map(|v| serde_json::json!({
+            "name": v.name,
+            "loss_barrier": v.barriers.loss,
+            "accuracy_barrier": v.barriers.accuracy,
+            "accuracy_a": v.endpoint_a.accuracy,
+            "accuracy_b": v.endpoint_b.accuracy,
+        })).collect::<Vec<_>>(),
+    });
+    let Some(document) = window().and_then(|w| w.document()) else { return };
+    let element = document.get_element_by_id("wsa-lab-result").or_else(|| {
+        let pre = document.create_element("pre").ok()?;
+        pre.set_id("wsa-lab-result");
+        let _ = pre.set_attribute("hidden", "");
+        document.body()?.append_child(&pre).ok()?;
+        Some(pre)
+    });
+    if let Some(element) = element {
+        element.set_text_content(Some(&summary.to_string()));
+    }
+    if let Some(body) = document.body() {
+        let _ = body.set_attribute("data-wsa-lab", "done");
+    }
+}
+
+/// Whether the page's address asks to start the experiment at once (`?autorun`).
+pub fn autorun_requested() -> bool {
+    window().and_then(|w| w.location().search().ok()).is_some_and(|s| s.contains("autorun"))
+}
+
+/// The device the page's address asks for (`?device=auto|gpu|cpu`), if any.
+pub fn device_requested() -> Option<wsa_core::device::DeviceChoice> {
+    let search = window().and_then(|w| w.location().search().ok())?;
+    let value = search.trim_start_matches('?').split('&').find_map(|pair| pair.strip_prefix("device="))?;
+    value.parse().ok()
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the web page's bundle into web/pkg/: the app compiled to wasm32, bound to JavaScript
+# by wasm-bindgen (installed here on first use, the version the lockfile pins). Then serve the
+# repository root (scripts/serve-web.sh) and open index.html.
+#
+# wasm-opt runs only with WSA_WASM_OPT=1: Debian bookworm's binaryen (108) breaks
+# wasm-bindgen 0.2.130's reference-type tables ("WebAssembly.Table.set(): Argument 1 is
+# invalid" when the page loads); a newer binaryen can shrink the bundle further.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $version\$"; then
+    echo "installing wasm-bindgen-cli $version (a few minutes, once)" >&2
+    # Not --locked: the CLI's own lockfile pins a crate version the registry mirror lacks.
+    cargo install wasm-bindgen-cli --version "$version"
+fi
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --target wasm32-unknown-unknown -p wsa-lab-web
+rm -rf web/pkg.new
+wasm-bindgen --target web --no-typescript --out-dir web/pkg.new "$target/wasm32-unknown-unknown/release/wsa_lab_web.wasm"
+if [ "${WSA_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
+    wasm-opt -O2 --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-reference-types --enable-multivalue \
+        --enable-mutable-globals -o web/pkg.new/wsa_lab_web_bg.wasm web/pkg.new/wsa_lab_web_bg.wasm
+fi
+# Replace the old bundle only once the new one is complete.
+rm -rf web/pkg && mv web/pkg.new web/pkg
+wasm=web/pkg/wsa_lab_web_bg.wasm
+echo "web/pkg: wasm $(du -k "$wasm" | cut -f1) KiB, gzipped $(gzip -9c "$wasm" | wc -c | awk '{printf "%d", $1/1024}') KiB" >&2

@@ -1,0 +1,53 @@
+//! The web page's entry point: starts the WSA Lab app on the page's canvas. Built with
+//! `scripts/build-web.sh` (cargo for wasm32, then wasm-bindgen) and loaded by `index.html`.
+//!
+//! Drawing goes through eframe's glow renderer (WebGL2): it draws in real and in headless
+//! browsers alike, where eframe's WebGPU renderer gave blank headless screenshots. Training and
+//! merging choose their own device: WebGPU when the browser offers an adapter, else the CPU.
+
+#[cfg(target_arch = "wasm32")]
+mod page {
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::*;
+
+    /// The app with the experiment of the page's link (`#v1=...`), on the device of
+    /// `?device=...`, started at once with `?autorun`. A link that does not read opens the defaults, with a notice saying why.
+    fn open_app(cc: &eframe::CreationContext<'_>) -> wsa_lab_app::WsaLabApp {
+        let mut app = wsa_lab_app::WsaLabApp::new(cc);
+        match wsa_lab_app::web::config_from_link() {
+            Ok(Some(config)) => app.open_config(config),
+            Ok(None) => {}
+            Err(notice) => {
+                app.open_config(Default::default());
+                app.notify(notice, true);
+            }
+        }
+        if let Some(device) = wsa_lab_app::web::device_requested() {
+            app.settings.device = device;
+        }
+        if wsa_lab_app::web::autorun_requested() {
+            app.start_run(&cc.egui_ctx);
+        }
+        app
+    }
+
+    #[wasm_bindgen(start)]
+    pub fn start() {
+        wasm_bindgen_futures::spawn_local(async {
+            let canvas = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.get_element_by_id("wsa-lab"))
+                .and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok());
+            let Some(canvas) = canvas else {
+                web_sys::console::error_1(&"index.html has no <canvas id=\"wsa-lab\">".into());
+                return;
+            };
+            let options = eframe::WebOptions { renderer: eframe::Renderer::Glow, ..Default::default() };
+            let started =
+                eframe::WebRunner::new().start(canvas, options, Box::new(|cc| Ok(Box::new(open_app(cc))))).await;
+            if let Err(e) = started {
+                web_sys::console::error_2(&"WSA Lab could not start:".into(), &e);
+            }
+        });
+    }
+}
