@@ -150,7 +150,9 @@ impl WsaLabApp {
     /// Saves the screen region `rect` (a plot) as `<export_dir>/<name>.png`, from a screenshot
     /// of the next frame: what is written is exactly what the user sees.
     pub fn save_plot_png(&self, ctx: &egui::Context, name: &str, rect: egui::Rect) {
-        let path = PathBuf::from(&self.settings.export_dir).join(format!("{name}.png"));
+        let dir = PathBuf::from(&self.settings.export_dir);
+        let file = format!("{name}.png");
+        let path = dir.join(&file);
         let pixels_per_point = ctx.pixels_per_point();
         let inbox = Arc::clone(&self.inbox);
         let repaint = ctx.clone();
@@ -159,7 +161,7 @@ impl WsaLabApp {
             let [width, height] = region.size;
             let rgba: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
             let written = crate::export::plots::encode_rgba(&rgba, width as u32, height as u32)
-                .and_then(|bytes| wsa_core::io::write_atomic(&path, &bytes).map_err(|e| e.to_string()));
+                .and_then(|bytes| crate::export::save(&dir, &file, &bytes));
             let notice = match written {
                 Ok(()) => Notice { text: format!("Wrote {}", path.display()), is_error: false },
                 Err(e) => Notice { text: format!("Could not save the plot: {e}"), is_error: true },

@@ -135,3 +135,21 @@ pub fn device_requested() -> Option<wsa_core::device::DeviceChoice> {
     let value = search.trim_start_matches('?').split('&').find_map(|pair| pair.strip_prefix("device="))?;
     value.parse().ok()
 }
+
+/// Hands `bytes` to the browser as a download called `name` (a page cannot write files).
+pub fn download(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let failed = |what: &str| format!("the browser refused the download of {name} ({what})");
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(|_| failed("blob"))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| failed("object URL"))?;
+    let anchor = window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("a").ok())
+        .and_then(|e| e.dyn_into::<web_sys::HtmlAnchorElement>().ok())
+        .ok_or_else(|| failed("link"))?;
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(())
+}

@@ -53,8 +53,13 @@ pub fn to_safetensors(params: &HostParams) -> Result<Vec<u8>> {
 }
 
 pub fn save_model(path: &Path, params: &HostParams) -> Result<()> {
+    write_atomic(path, &model_bytes(params)?)
+}
+
+/// A model as the bytes of a safetensors file (what [`save_model`] writes); NaN weights refused.
+pub fn model_bytes(params: &HostParams) -> Result<Vec<u8>> {
     params.check_finite()?;
-    write_atomic(path, &to_safetensors(params)?)
+    to_safetensors(params)
 }
 
 /// Reads a model whose architecture is known (e.g. trained elsewhere with the same names).

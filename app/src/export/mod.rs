@@ -1,5 +1,6 @@
 //! Files a connect run leaves behind — summary.json, config.json, CSVs, PNG figures and the
-//! models — shared by the CLI and the app's export buttons. Every file is written atomically.
+//! models — shared by the CLI and the app's export buttons. Every file goes through [`save`]:
+//! natively written atomically under the export folder, in a browser downloaded.
 
 pub mod plots;
 
@@ -7,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use wsa_core::experiment::connect::{ConnectResult, TrainedPair};
 use wsa_core::experiment::federated::FedResult;
-use wsa_core::io::{save_model, write_atomic};
+use wsa_core::io::model_bytes;
 
 /// What can go wrong while exporting: a file that cannot be written or a figure that cannot be
 /// drawn; the message names the file.
@@ -63,8 +64,16 @@ fn summary_json<T: serde::Serialize>(result: &T, seconds: Option<f64>) -> Export
     json(&summary)
 }
 
-fn write(out: &Path, name: &str, bytes: &[u8]) -> ExportResult<()> {
-    write_atomic(&out.join(name), bytes).map_err(|e| e.to_string())
+/// Saves one file: natively `out/name`, written atomically; in a browser a download named
+/// after `name` (its folders joined with '-'), since a page cannot write to a folder.
+pub fn save(out: &Path, name: &str, bytes: &[u8]) -> ExportResult<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return wsa_core::io::write_atomic(&out.join(name), bytes).map_err(|e| e.to_string());
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = out;
+        crate::web::download(&name.replace('/', "-"), bytes)
+    }
 }
 
 /// The results as JSON and CSV: summary.json (with `seconds` when known), config.json,
@@ -79,18 +88,18 @@ pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) ->
         ("curves.csv", csv_curves(result).into_bytes()),
     ];
     for (name, bytes) in &files {
-        write(out, name, bytes)?;
+        save(out, name, bytes)?;
     }
     Ok(files.iter().map(|(name, _)| name.to_string()).collect())
 }
 
 /// The figures: paths.png and histograms-<variant>.png. Returns the file names written.
 pub fn write_figures(out: &Path, result: &ConnectResult) -> ExportResult<Vec<String>> {
-    write(out, "paths.png", &plots::paths_png(result)?)?;
+    save(out, "paths.png", &plots::paths_png(result)?)?;
     let mut names = vec!["paths.png".to_string()];
     for v in &result.variants {
         let name = format!("histograms-{}.png", v.name);
-        write(out, &name, &plots::histograms_png(v)?)?;
+        save(out, &name, &plots::histograms_png(v)?)?;
         names.push(name);
     }
     Ok(names)
@@ -102,7 +111,7 @@ pub fn write_models(out: &Path, models: &[TrainedPair]) -> ExportResult<Vec<Stri
     for pair in models {
         for (side, params) in [("a", &pair.a), ("b", &pair.b)] {
             let name = format!("models/{}-{side}.safetensors", pair.variant);
-            save_model(&out.join(&name), params).map_err(|e| e.to_string())?;
+            save(out, &name, &model_bytes(params).map_err(|e| e.to_string())?)?;
             names.push(name);
         }
     }
@@ -160,7 +169,7 @@ pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> 
         ("clients.png", plots::client_labels_png(result)?),
     ];
     for (name, bytes) in &files {
-        write(out, name, bytes)?;
+        save(out, name, bytes)?;
     }
     Ok(files.iter().map(|(name, _)| name.to_string()).collect())
 }

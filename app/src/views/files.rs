@@ -10,16 +10,24 @@ use wsa_core::io;
 
 fn report(app: &mut WsaLabApp, outcome: Result<Vec<String>, String>, dir: &std::path::Path) {
     app.notices.push(match outcome {
+        Ok(names) if cfg!(target_arch = "wasm32") => {
+            let _ = dir;
+            Notice { text: format!("Downloaded {}", names.join(", ")), is_error: false }
+        }
         Ok(names) => Notice { text: format!("Wrote {} to {}", names.join(", "), dir.display()), is_error: false },
         Err(e) => Notice { text: e, is_error: true },
     });
 }
 
 pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
-    ui.horizontal(|ui| {
-        let name = ui.label("Export folder:");
-        ui.text_edit_singleline(&mut app.settings.export_dir).labelled_by(name.id);
-    });
+    if cfg!(target_arch = "wasm32") {
+        ui.label("Exports download through the browser.");
+    } else {
+        ui.horizontal(|ui| {
+            let name = ui.label("Export folder:");
+            ui.text_edit_singleline(&mut app.settings.export_dir).labelled_by(name.id);
+        });
+    }
     let dir = PathBuf::from(&app.settings.export_dir);
     let Some(result) = app.settings.last_result.clone() else {
         ui.label("No results yet: press Run.");
@@ -50,9 +58,10 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
             let outcome = pair
                 .a
                 .interpolate(&pair.b, alpha)
-                .and_then(|merged| io::save_model(&dir.join(&file), &merged))
-                .map(|()| vec![file])
-                .map_err(|e| e.to_string());
+                .and_then(|merged| io::model_bytes(&merged))
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| export::save(&dir, &file, &bytes))
+                .map(|()| vec![file]);
             report(app, outcome, &dir);
         }
     }
