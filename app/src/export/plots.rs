@@ -2,21 +2,31 @@
 
 use super::ExportResult as Result;
 use plotters::prelude::*;
+#[cfg(not(target_arch = "wasm32"))]
 use std::sync::Once;
 use wsa_core::experiment::connect::{ConnectResult, VariantResult};
 
 /// DejaVu Sans: the plots' font, and the app's fallback for glyphs egui's own fonts lack (the
 /// box drawing of shader compiler messages, for one).
 pub(crate) const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+#[cfg(not(target_arch = "wasm32"))]
 static REGISTER_FONT: Once = Once::new();
 
-fn ensure_font() {
-    REGISTER_FONT.call_once(|| {
-        // The font is embedded and known to be valid; a failure would only lose the labels.
-        // (In a browser plotters draws text with the page's fonts instead.)
-        #[cfg(not(target_arch = "wasm32"))]
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
+/// Makes text drawable: natively by registering the embedded font once. A browser build of
+/// plotters has no font renderer for bitmaps and panics on the first label (which would abort
+/// the page), so there the figures are refused with a message instead; the plots on screen
+/// and their "Save PNG" buttons still work.
+fn ensure_font() -> Result<()> {
+    #[cfg(target_arch = "wasm32")]
+    return Err("figure files are drawn only by the desktop app and the CLI (the browser build of plotters cannot draw text); use \"Save PNG\" under a plot".into());
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        REGISTER_FONT.call_once(|| {
+            // The font is embedded and known to be valid; a failure would only lose the labels.
+            let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+        });
+        Ok(())
+    }
 }
 
 const PLAIN: RGBColor = RGBColor(200, 60, 50);
@@ -56,7 +66,7 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> String {
 
 /// Test loss and accuracy against alpha, plain vs WSA, with the barriers in the legend.
 pub fn paths_png(result: &ConnectResult) -> Result<Vec<u8>> {
-    ensure_font();
+    ensure_font()?;
     let (w, h) = (1200u32, 480u32);
     let mut buffer = vec![0u8; (w * h * 3) as usize];
     {
@@ -124,7 +134,7 @@ pub fn paths_png(result: &ConnectResult) -> Result<Vec<u8>> {
 
 /// One panel per layer: histograms of A, B and the midpoint, with the target Gaussian.
 pub fn histograms_png(variant: &VariantResult) -> Result<Vec<u8>> {
-    ensure_font();
+    ensure_font()?;
     let n = variant.layers.len().max(1);
     let cols = n.min(3);
     let rows = n.div_ceil(cols);
@@ -216,7 +226,7 @@ const RUN_COLORS: [RGBColor; 4] = [PLAIN, WSA, MODEL_A, MODEL_B];
 
 /// Global test accuracy per round, one line per federated run.
 pub fn fed_accuracy_png(result: &wsa_core::experiment::federated::FedResult) -> Result<Vec<u8>> {
-    ensure_font();
+    ensure_font()?;
     let (w, h) = (900u32, 520u32);
     let mut buffer = vec![0u8; (w * h * 3) as usize];
     {
@@ -264,7 +274,7 @@ pub fn fed_accuracy_png(result: &wsa_core::experiment::federated::FedResult) -> 
 
 /// The label distribution of every client as stacked bars (one colour per class).
 pub fn client_labels_png(result: &wsa_core::experiment::federated::FedResult) -> Result<Vec<u8>> {
-    ensure_font();
+    ensure_font()?;
     let (w, h) = (900u32, 480u32);
     let mut buffer = vec![0u8; (w * h * 3) as usize];
     {
