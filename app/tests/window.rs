@@ -10,9 +10,29 @@ use std::time::{Duration, Instant};
 struct KillOnDrop(Child);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        // SIGTERM first: Xvfb then removes its lock file and socket, which a SIGKILL leaves
+        // behind to mislead the next run that picks the same display.
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A display number no X server holds, nor left a lock file or socket for (an Xvfb killed
+/// earlier leaves both, and a new one then refuses the display while the stale socket looks
+/// alive).
+fn free_display() -> String {
+    let first = 50 + std::process::id() % 200;
+    let n = (first..first + 400)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists() && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .expect("a free X display number");
+    format!(":{n}")
 }
 
 fn found(program: &str) -> bool {
@@ -48,7 +68,7 @@ fn the_app_opens_a_window_that_draws() {
         eprintln!("\n{msg}\n");
         return;
     }
-    let display = format!(":{}", 50 + std::process::id() % 200);
+    let display = free_display();
     let socket = PathBuf::from(format!("/tmp/.X11-unix/X{}", &display[1..]));
     let _xvfb = KillOnDrop(
         Command::new("Xvfb")

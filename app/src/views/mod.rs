@@ -100,7 +100,7 @@ fn top_bar(app: &mut WsaLabApp, ui: &mut egui::Ui) {
 fn device_label(choice: DeviceChoice) -> &'static str {
     match choice {
         DeviceChoice::Cpu => "CPU",
-        DeviceChoice::Auto => "auto (GPU if present)",
+        DeviceChoice::Auto => "auto (GPU for large models)",
         DeviceChoice::Gpu => "GPU (wgpu)",
     }
 }
