@@ -100,6 +100,9 @@ pub struct WsaLabApp {
     last_frame_log: Option<Instant>,
     /// The device, model, data and batch the GPU kernels were last warmed up for.
     warmed_for: Option<String>,
+    /// In a browser: a model file the user picked, loaded on the next frame.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) picked_model: Arc<Mutex<Option<crate::web::PickedModel>>>,
 }
 
 impl WsaLabApp {
@@ -141,6 +144,8 @@ impl WsaLabApp {
             frame_log: false,
             last_frame_log: None,
             warmed_for: None,
+            #[cfg(target_arch = "wasm32")]
+            picked_model: Arc::default(),
             renderer_gpu: None,
             shared_gpu: None,
             inbox: Arc::new(Mutex::new(Vec::new())),
@@ -386,7 +391,14 @@ impl eframe::App for WsaLabApp {
         self.poll_job();
         self.warm_up_when_idle();
         #[cfg(target_arch = "wasm32")]
-        crate::web::keep_link_current(&self.settings.config);
+        {
+            crate::web::keep_link_current(&self.settings.config);
+            let picked = self.picked_model.lock().ok().and_then(|mut p| p.take());
+            if let Some(p) = picked {
+                let origin = std::path::PathBuf::from(&p.name);
+                views::files::load_bytes_into(self, _ctx, p.variant, p.slot, &origin, &p.bytes);
+            }
+        }
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

@@ -153,3 +153,50 @@ pub fn download(name: &str, bytes: &[u8]) -> Result<(), String> {
     let _ = web_sys::Url::revoke_object_url(&url);
     Ok(())
 }
+
+/// Asks the user for a file (`accept`: e.g. ".safetensors") through the browser's file picker;
+/// its name and bytes, or `None` if the browser gave none. A cancelled picker never resolves,
+/// which leaves nothing behind but this idle task.
+pub async fn pick_file(accept: &str) -> Option<(String, Vec<u8>)> {
+    let document = window()?.document()?;
+    let input: web_sys::HtmlInputElement = document.create_element("input").ok()?.dyn_into().ok()?;
+    input.set_type("file");
+    input.set_accept(accept);
+    let chosen = js_sys::Promise::new(&mut |resolve, _reject| {
+        let on_change = Closure::once_into_js(move |_: web_sys::Event| {
+            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+        });
+        input.set_onchange(Some(on_change.unchecked_ref()));
+    });
+    input.click();
+    wasm_bindgen_futures::JsFuture::from(chosen).await.ok()?;
+    let file = input.files()?.get(0)?;
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.ok()?;
+    Some((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()))
+}
+
+/// A model file the user picked for slot A or B of a pair, waiting for the next frame.
+pub struct PickedModel {
+    pub variant: usize,
+    pub slot: &'static str,
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Opens the file picker for a model for `slot` of pair `variant`; the file lands in `inbox`
+/// (the app loads it on its next frame, which this wakes).
+pub fn pick_model(
+    inbox: std::sync::Arc<std::sync::Mutex<Option<PickedModel>>>,
+    variant: usize,
+    slot: &'static str,
+    ctx: egui::Context,
+) {
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Some((name, bytes)) = pick_file(".safetensors").await {
+            if let Ok(mut waiting) = inbox.lock() {
+                *waiting = Some(PickedModel { variant, slot, name, bytes });
+            }
+            ctx.request_repaint();
+        }
+    });
+}

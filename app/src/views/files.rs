@@ -68,6 +68,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     ui.separator();
     ui.strong(format!("Load a model into the {name} pair"));
     ui.label("Any safetensors file with this architecture's parameter names and shapes (PyTorch layout) loads.");
+    #[cfg(not(target_arch = "wasm32"))]
     ui.horizontal(|ui| {
         let name = ui.label("Model file:");
         ui.text_edit_singleline(&mut app.settings.model_path).labelled_by(name.id);
@@ -75,8 +76,14 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     ui.horizontal(|ui| {
         for slot in ["A", "B"] {
             let enabled = !app.is_busy() && app.models.get(variant).is_some();
-            if ui.add_enabled(enabled, egui::Button::new(format!("Load into {slot}"))).clicked() {
+            // In a browser the button opens the file picker; the file arrives a frame later.
+            let label =
+                if cfg!(target_arch = "wasm32") { format!("Load into {slot}…") } else { format!("Load into {slot}") };
+            if ui.add_enabled(enabled, egui::Button::new(label)).clicked() {
+                #[cfg(not(target_arch = "wasm32"))]
                 load_into(app, ui.ctx(), variant, slot);
+                #[cfg(target_arch = "wasm32")]
+                crate::web::pick_model(std::sync::Arc::clone(&app.picked_model), variant, slot, ui.ctx().clone());
             }
         }
     });
@@ -85,17 +92,38 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn load_into(app: &mut WsaLabApp, ctx: &egui::Context, variant: usize, slot: &str) {
-    let Some(pair) = app.models.get(variant) else { return };
     let path = PathBuf::from(app.settings.model_path.trim());
-    match io::load_model_for(&path, &pair.a.layout) {
+    match std::fs::read(&path) {
+        Ok(bytes) => load_bytes_into(app, ctx, variant, slot, &path, &bytes),
+        Err(e) => app.notices.push(Notice {
+            text: format!("Could not load {} into slot {slot}: {}", path.display(), wsa_core::WsaError::io(&path, e)),
+            is_error: true,
+        }),
+    }
+}
+
+/// Loads the safetensors `bytes` (from `origin`: a path, or a file the browser handed over)
+/// into slot A or B of pair `variant` and re-evaluates the pair in the background.
+pub fn load_bytes_into(
+    app: &mut WsaLabApp,
+    ctx: &egui::Context,
+    variant: usize,
+    slot: &str,
+    origin: &std::path::Path,
+    bytes: &[u8],
+) {
+    let Some(pair) = app.models.get(variant) else { return };
+    match io::params_from_safetensors(bytes, &pair.a.layout, origin) {
         Ok(loaded) => {
             let (a, b) = if slot == "A" { (loaded, pair.b.clone()) } else { (pair.a.clone(), loaded) };
             let pair = TrainedPair { variant: pair.variant.clone(), a, b };
             app.start_reevaluation(ctx, variant, pair);
         }
-        Err(e) => app
-            .notices
-            .push(Notice { text: format!("Could not load {} into slot {slot}: {e}", path.display()), is_error: true }),
+        Err(e) => app.notices.push(Notice {
+            text: format!("Could not load {} into slot {slot}: {e}", origin.display()),
+            is_error: true,
+        }),
     }
 }
