@@ -192,14 +192,7 @@ impl WsaLabApp {
         let choice = self.settings.device;
         let own = DeviceTarget::Choose(choice, flops_per_step);
         let Some(render) = &self.renderer_gpu else { return own };
-        let wanted = match choice {
-            DeviceChoice::Cpu => false,
-            DeviceChoice::Gpu => true,
-            DeviceChoice::Auto => {
-                !wsa_core::device::is_software(&render.adapter) && wsa_core::device::auto_prefers_gpu(flops_per_step)
-            }
-        };
-        if !wanted {
+        if !choice.wants_gpu(!wsa_core::device::is_software(&render.adapter), flops_per_step) {
             return own;
         }
         if self.shared_gpu.is_none() {

@@ -30,13 +30,10 @@ pub async fn device(
     choice: wsa_core::device::DeviceChoice,
     flops_per_step: Option<f64>,
 ) -> wsa_core::device::ComputeDevice {
-    use wsa_core::device::{DeviceChoice, auto_prefers_gpu};
-    let wants_gpu = match choice {
-        DeviceChoice::Cpu => false,
-        DeviceChoice::Gpu => true,
-        DeviceChoice::Auto => auto_prefers_gpu(flops_per_step),
-    };
-    if wants_gpu && let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
+    // Browsers do not say whether their WebGPU adapter is hardware; count it as one.
+    if choice.wants_gpu(true, flops_per_step)
+        && let Some(device) = WEBGPU.with(|d| d.borrow().clone())
+    {
         return device;
     }
     let chosen = wsa_core::device::select_in_browser(choice, flops_per_step).await;

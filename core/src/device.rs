@@ -166,6 +166,19 @@ pub fn is_software(adapter: &wgpu::Adapter) -> bool {
 /// bench on a GPU (`scripts/bench-gpu.sh`) to move it.
 pub const GPU_WORTHWHILE_FLOPS_PER_STEP: f64 = 1e8;
 
+impl DeviceChoice {
+    /// Whether this choice runs `flops_per_step` of work on a GPU whose adapter is a hardware
+    /// one (`hardware`) or CPU-emulated: `gpu` always, `cpu` never, `auto` only on hardware and
+    /// for steps large enough to pay for the launches.
+    pub fn wants_gpu(self, hardware: bool, flops_per_step: Option<f64>) -> bool {
+        match self {
+            DeviceChoice::Cpu => false,
+            DeviceChoice::Gpu => true,
+            DeviceChoice::Auto => hardware && auto_prefers_gpu(flops_per_step),
+        }
+    }
+}
+
 /// Whether `auto` takes a hardware GPU for this much work per step (unknown work: yes).
 pub fn auto_prefers_gpu(flops_per_step: Option<f64>) -> bool {
     flops_per_step.is_none_or(|f| f >= GPU_WORTHWHILE_FLOPS_PER_STEP)
@@ -191,7 +204,7 @@ pub fn select_for(choice: DeviceChoice, flops_per_step: Option<f64>) -> Result<C
         DeviceChoice::Auto => {
             let adapters = list_adapters();
             let hardware = adapters.iter().find(|a| !a.software);
-            if let Some(hw) = hardware.filter(|_| auto_prefers_gpu(flops_per_step)) {
+            if let Some(hw) = hardware.filter(|_| choice.wants_gpu(true, flops_per_step)) {
                 return Ok(gpu(hw));
             }
             let mut chosen = cpu();

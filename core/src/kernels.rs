@@ -6,7 +6,7 @@
 //! see one function per operation and never name a backend.
 
 use crate::error::{Result, WsaError};
-use crate::scope::histogram as host_histogram;
+use crate::scope::{histogram as host_histogram, scope_of};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::{
@@ -279,11 +279,10 @@ impl WsaKernels for Flex {
     fn scope_partials(values: FloatTensor<Self>) -> FloatTensor<Self> {
         // One partial for the whole layer, with the GPU's layout (shift 0); f64 sums.
         let v = host_values(values);
-        let n = v.len().max(1) as f64;
-        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-        let m2 = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>();
+        let scope = scope_of(&v);
+        let m2 = scope.std * scope.std * v.len() as f64;
         let (lo, hi) = v.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-        host_tensor(vec![v.len() as f32, mean as f32, m2 as f32, lo, hi, 0.0])
+        host_tensor(vec![v.len() as f32, scope.mean as f32, m2 as f32, lo, hi, 0.0])
     }
 
     fn scope_finalize(partials: FloatTensor<Self>, table: Vec<u32>) -> FloatTensor<Self> {

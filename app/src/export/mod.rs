@@ -80,14 +80,21 @@ pub fn save(out: &Path, name: &str, bytes: &[u8]) -> ExportResult<()> {
 /// paths.csv, layers.csv, curves.csv. Returns the file names written.
 pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) -> ExportResult<Vec<String>> {
     let summary = summary_json(result, seconds)?;
-    let files = [
-        ("summary.json", summary),
-        ("config.json", json(&result.config)?),
-        ("paths.csv", csv_paths(result).into_bytes()),
-        ("layers.csv", csv_layers(result).into_bytes()),
-        ("curves.csv", csv_curves(result).into_bytes()),
-    ];
-    for (name, bytes) in &files {
+    save_all(
+        out,
+        &[
+            ("summary.json", summary),
+            ("config.json", json(&result.config)?),
+            ("paths.csv", csv_paths(result).into_bytes()),
+            ("layers.csv", csv_layers(result).into_bytes()),
+            ("curves.csv", csv_curves(result).into_bytes()),
+        ],
+    )
+}
+
+/// Saves each (name, bytes) pair; returns the names.
+fn save_all(out: &Path, files: &[(&str, Vec<u8>)]) -> ExportResult<Vec<String>> {
+    for (name, bytes) in files {
         save(out, name, bytes)?;
     }
     Ok(files.iter().map(|(name, _)| name.to_string()).collect())
@@ -160,16 +167,15 @@ fn csv_clients(result: &FedResult) -> String {
 /// clients.csv, accuracy.png and clients.png. Returns the file names written.
 pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> ExportResult<Vec<String>> {
     let summary = summary_json(result, seconds)?;
-    let files = [
-        ("summary.json", summary),
-        ("config.json", json(&result.config)?),
-        ("rounds.csv", csv_rounds(result).into_bytes()),
-        ("clients.csv", csv_clients(result).into_bytes()),
-        ("accuracy.png", plots::fed_accuracy_png(result)?),
-        ("clients.png", plots::client_labels_png(result)?),
-    ];
-    for (name, bytes) in &files {
-        save(out, name, bytes)?;
-    }
-    Ok(files.iter().map(|(name, _)| name.to_string()).collect())
+    save_all(
+        out,
+        &[
+            ("summary.json", summary),
+            ("config.json", json(&result.config)?),
+            ("rounds.csv", csv_rounds(result).into_bytes()),
+            ("clients.csv", csv_clients(result).into_bytes()),
+            ("accuracy.png", plots::fed_accuracy_png(result)?),
+            ("clients.png", plots::client_labels_png(result)?),
+        ],
+    )
 }

@@ -440,17 +440,19 @@ async fn report(
         observer.on_event(&Event::PathPoint { variant: name.into(), index, total: alphas.len() });
         observer.pause().await;
     }
+    // The midpoint is made once, on the device, for the histograms there and the fit statistics
+    // (kurtosis, KS) on the host.
+    let midpoint = interpolate(&run.a, &run.b, 0.5)?;
     let host_a = run.a.to_host().await?;
     let host_b = run.b.to_host().await?;
     host_a.check_finite()?;
     host_b.check_finite()?;
-    let merged = host_a.interpolate(&host_b, 0.5)?;
+    let merged = midpoint.to_host().await?;
     let (ra, rb, rm) = (
         scope::layer_reports(&host_a, layers),
         scope::layer_reports(&host_b, layers),
         scope::layer_reports(&merged, layers),
     );
-    let midpoint = interpolate(&run.a, &run.b, 0.5)?;
     let histograms =
         scope::device_histograms(&[&run.a.tensors, &run.b.tensors, &midpoint.tensors], layers, config.histogram_bins)
             .await?;
