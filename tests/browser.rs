@@ -1,7 +1,10 @@
 //! The web page in a real browser (Debian's headless Chromium, driven by playwright-core through
 //! `web/tests/browser.mjs`): the page runs an experiment to the end on the CPU fallback (a plain
-//! headless browser has no WebGPU adapter) and on Chromium's SwiftShader WebGPU, publishes its
-//! barriers, and they must agree with the native library on the same config.
+//! headless browser has no WebGPU adapter), on Chromium's SwiftShader WebGPU, and on WebGPU with
+//! a kernel that fails validation mid-run (the page must redo the run on the CPU), publishes its
+//! barriers, and they must agree with the native library on the same config. After the CPU run
+//! the Files tab is driven by clicks: figures, results and models download and are checked, and
+//! a downloaded model loads back through the browser's file picker.
 //!
 //! Needs the bundle (`scripts/build-web.sh`), `node`, `/usr/bin/chromium` and playwright-core
 //! in `web/tests/node_modules` (`.ci/run` provides all four). Where one is missing the test says
@@ -33,21 +36,21 @@ fn missing() -> Option<String> {
     (!absent.is_empty()).then(|| absent.join(", "))
 }
 
-/// The page's published result for `config` on `path` ("cpu" or "webgpu").
-fn run_page(path: &str, config: &ConnectConfig) -> serde_json::Value {
+/// The page's published result for `config` on `path` ("cpu", "webgpu" or "webgpu-fault"); with
+/// `files`, the Files tab is exercised and its downloads land there.
+fn run_page(path: &str, config: &ConnectConfig, files: Option<&Path>) -> serde_json::Value {
     let out = repo().join("out/web");
     std::fs::create_dir_all(&out).expect("out/web");
     let config_file = out.join(format!("config-{path}.json"));
     std::fs::write(&config_file, serde_json::to_string(config).expect("config JSON")).expect("config file");
     let screenshot = out.join(format!("page-{path}.png"));
-    let output = Command::new("node")
-        .arg(repo().join("web/tests/browser.mjs"))
-        .args(["--path", path, "--config"])
-        .arg(&config_file)
-        .arg("--screenshot")
-        .arg(&screenshot)
-        .output()
-        .expect("node runs");
+    let mut command = Command::new("node");
+    command.arg(repo().join("web/tests/browser.mjs")).args(["--path", path, "--config"]).arg(&config_file);
+    command.arg("--screenshot").arg(&screenshot);
+    if let Some(dir) = files {
+        command.arg("--files").arg(dir);
+    }
+    let output = command.output().expect("node runs");
     assert!(
         output.status.success(),
         "the {path} page failed:\n{}\n{}",
@@ -58,11 +61,11 @@ fn run_page(path: &str, config: &ConnectConfig) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("the page's result is JSON")
 }
 
-/// The page's barriers and endpoint accuracies against the native run of the same config, within
-/// `tolerance`.
-fn check_against_native(path: &str, config: &ConnectConfig, tolerance: f64) {
+/// Runs `config` on the page and checks its barriers and endpoint accuracies against the native
+/// run of the same config, within `tolerance`; returns the page's result.
+fn check_against_native(path: &str, config: &ConnectConfig, tolerance: f64, files: Option<&Path>) -> serde_json::Value {
     let native = wsa_core::wait(connect::run(config, &device::cpu(), &mut Silent)).expect("native run").result;
-    let page = run_page(path, config);
+    let page = run_page(path, config, files);
     eprintln!(
         "{path}: {} in {:.1} s to the result",
         page["device"].as_str().unwrap_or("?"),
@@ -71,6 +74,10 @@ fn check_against_native(path: &str, config: &ConnectConfig, tolerance: f64) {
     let device = page["device"].as_str().unwrap_or_default();
     match path {
         "webgpu" => assert!(device.starts_with("WebGPU"), "the page did not train on WebGPU: {device}"),
+        "webgpu-fault" => assert!(
+            device.starts_with("CPU") && device.contains("the GPU failed during the run"),
+            "the page did not move the failed WebGPU run to the CPU: {device}"
+        ),
         _ => assert!(device.contains("no usable WebGPU adapter"), "no fallback notice: {device}"),
     }
     let variants = page["variants"].as_array().expect("variants");
@@ -91,6 +98,96 @@ fn check_against_native(path: &str, config: &ConnectConfig, tolerance: f64) {
             );
         }
     }
+    page
+}
+
+/// The entries of a downloaded ZIP archive, by name.
+fn unzip(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut archive =
+        zip::ZipArchive::new(file).unwrap_or_else(|e| panic!("{} is no ZIP archive: {e}", path.display()));
+    (0..archive.len())
+        .map(|i| {
+            let mut entry = archive.by_index(i).expect("entry");
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).expect("entry reads");
+            (entry.name().expect("UTF-8 entry name").to_string(), bytes)
+        })
+        .collect()
+}
+
+/// The downloads of the Files tab: one archive per set with every file in it, each readable as
+/// what its name says; then the selected (WSA) pair re-evaluated with its saved midpoint in A.
+fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
+    let names: Vec<&str> =
+        page["downloads"].as_array().expect("downloads").iter().filter_map(|d| d["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["wsa-lab-figures.zip", "wsa-lab-results.zip", "wsa-lab-models.zip", "models-wsa-merged-alpha0.50.safetensors"],
+        "downloads"
+    );
+    let figures = unzip(&dir.join(names[0]));
+    assert_eq!(figures.keys().collect::<Vec<_>>(), ["histograms-plain.png", "histograms-wsa.png", "paths.png"]);
+    // PNGs drawn by the browser from the figures' SVG: the signature and the figure's size.
+    let png_size = |name: &str| {
+        let bytes = &figures[name];
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000, "{name} is no drawn PNG");
+        let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        (be(16), be(20))
+    };
+    assert_eq!(png_size("paths.png"), (1200, 480));
+    assert_eq!(png_size("histograms-wsa.png").0, 1320, "three panels in a row");
+    let results = unzip(&dir.join(names[1]));
+    assert_eq!(
+        results.keys().collect::<Vec<_>>(),
+        ["config.json", "curves.csv", "layers.csv", "paths.csv", "summary.json"]
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&results["summary.json"]).expect("summary.json");
+    for (i, variant) in page["variants"].as_array().expect("variants").iter().enumerate() {
+        assert_eq!(summary["variants"][i]["barriers"]["loss"].as_f64(), variant["loss_barrier"].as_f64());
+    }
+    let exported: ConnectConfig = serde_json::from_slice(&results["config.json"]).expect("config.json");
+    assert_eq!(&exported, config);
+    let rows = String::from_utf8(results["paths.csv"].clone()).expect("UTF-8");
+    assert_eq!(rows.lines().count(), 1 + 2 * config.path.points, "paths.csv: a header and a row per point");
+    let split = wsa_core::data::load(&config.data, config.seed).expect("data");
+    let layout = std::sync::Arc::new(
+        wsa_core::model::ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)
+            .expect("layout"),
+    );
+    let models = unzip(&dir.join(names[2]));
+    let expected = [
+        "models/plain-a.safetensors",
+        "models/plain-b.safetensors",
+        "models/wsa-a.safetensors",
+        "models/wsa-b.safetensors",
+    ];
+    assert_eq!(models.keys().collect::<Vec<_>>(), expected);
+    let merged = std::fs::read(dir.join(names[3])).expect("merged model");
+    for (name, bytes) in models.iter().map(|(n, b)| (n.as_str(), b)).chain([(names[3], &merged)]) {
+        let params = wsa_core::io::params_from_safetensors(bytes, &layout, Path::new(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(params.values.iter().flatten().all(|v| v.is_finite()), "{name}");
+    }
+    // The WSA pair is now (midpoint, B): A scores what the path scored at alpha 0.5 (the same
+    // weights, rounded once more: at most one test sample apart), B is unchanged.
+    let reloaded = &page["reloaded"]["variants"];
+    let midpoint = summary["variants"][1]["path"]
+        .as_array()
+        .expect("path")
+        .iter()
+        .find(|p| (p["alpha"].as_f64().expect("alpha") - 0.5).abs() < 1e-9)
+        .expect("alpha 0.5 on the path")["accuracy"]
+        .as_f64()
+        .expect("accuracy");
+    let a = reloaded[1]["accuracy_a"].as_f64().expect("accuracy_a");
+    assert!(
+        (a - midpoint).abs() <= 1.0 / split.test.len() as f64 + 1e-12,
+        "A after the load: {a} vs midpoint {midpoint}"
+    );
+    assert_eq!(reloaded[1]["accuracy_b"], page["variants"][1]["accuracy_b"], "B was not touched");
+    assert_eq!(reloaded[0], page["variants"][0], "the plain pair was not touched");
 }
 
 #[test]
@@ -105,11 +202,17 @@ fn the_page_runs_the_experiment_on_both_paths() {
     // compiled for wasm32's 128-bit SIMD instead of the host's: f32 sums in another order, and
     // over ~1700 SGD steps (B at learning rate 0.2) that grows to about 1e-2 (measured: loss
     // barrier 0.2688 vs 0.2739, B's accuracy 6 test samples apart).
-    check_against_native("cpu", &ConnectConfig::default(), 0.03);
+    let downloads = repo().join("out/web/downloads");
+    let _ = std::fs::remove_dir_all(&downloads);
+    let page = check_against_native("cpu", &ConnectConfig::default(), 0.03, Some(&downloads));
+    check_files(&page, &downloads, &ConnectConfig::default());
     // SwiftShader's WebGPU emulates a GPU on the CPU (~0.3 s a step here): a shorter run, which
     // must match the native run to the GPU-vs-CPU tolerance of the desktop test.
     let mut short = ConnectConfig::default();
     short.train.epochs = 4;
     short.data.max_train = Some(512);
-    check_against_native("webgpu", &short, 1e-3);
+    check_against_native("webgpu", &short, 1e-3, None);
+    // A kernel that fails validation: the run is redone on the CPU (wasm's, so the tolerance of
+    // the CPU path, though this shorter run drifts less), never NaN.
+    check_against_native("webgpu-fault", &short, 1e-2, None);
 }

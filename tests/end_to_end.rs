@@ -77,6 +77,21 @@ fn fetched_sets_have_their_official_sizes_and_labels() {
         assert_eq!(split.train.sample_shape, vec![1, 28, 28]);
         assert_eq!(split.train.labels[..10], first_labels, "{dataset:?}");
         assert!(split.train.class_counts().iter().all(|&n| n > 5000), "{dataset:?}");
+
+        // The embedded subset is the first 5000 test images, unmodified: same labels, and the
+        // black pixels (0 before normalising, the minimum after) in the same places.
+        let small_set = if dataset == wsa_core::data::DatasetSpec::Mnist {
+            wsa_core::data::SmallSet::Mnist
+        } else {
+            wsa_core::data::SmallSet::FashionMnist
+        };
+        let small = wsa_core::data::load_small(small_set).expect("embedded subset");
+        assert_eq!(small.labels, split.test.labels[..5000], "{dataset:?}");
+        let black = split.test.features.iter().copied().fold(f32::INFINITY, f32::min);
+        let mismatched = (0..small.features.len())
+            .filter(|&i| (small.features[i] == 0.0) != (split.test.features[i] == black))
+            .count();
+        assert_eq!(mismatched, 0, "{dataset:?}: black pixels differ from the fetched test set");
     }
 }
 

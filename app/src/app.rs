@@ -306,6 +306,16 @@ impl WsaLabApp {
         for message in job.drain() {
             match message {
                 JobMessage::Device(label) => self.device_label = label,
+                JobMessage::Restarted(label) => {
+                    // Same totals, no progress: the work starts over on the new device.
+                    self.live = LiveRun {
+                        epochs_per_model: self.live.epochs_per_model,
+                        rounds_total: self.live.rounds_total,
+                        ..LiveRun::default()
+                    };
+                    self.notify(format!("The run moved to the CPU: {label}"), false);
+                    self.device_label = label;
+                }
                 JobMessage::Event(Event::Stage(stage)) => self.live.stage = stage,
                 JobMessage::Event(Event::Epoch { variant, epochs, record }) => {
                     self.live.epochs_per_model = epochs;
@@ -356,6 +366,10 @@ impl WsaLabApp {
                     *slot = *pair;
                 }
                 self.notices.push(Notice { text: "The loaded pair was evaluated.".into(), is_error: false });
+                #[cfg(target_arch = "wasm32")]
+                if let Some(last) = &self.settings.last_result {
+                    crate::web::publish_result(last);
+                }
             }
             Err(_) if cancelled => self.notices.push(Notice { text: "Cancelled.".into(), is_error: false }),
             Err(e) => self.notices.push(Notice { text: e, is_error: true }),

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use web_time::Instant;
-use wsa_core::device::{ComputeDevice, DeviceChoice};
+use wsa_core::WsaError;
+use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, TrainedPair, VariantResult};
 use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
 use wsa_core::experiment::{Event, Observer};
@@ -48,6 +49,8 @@ pub enum JobOutput {
 
 pub enum JobMessage {
     Device(String),
+    /// The GPU failed and the work starts again on the device described: drop its progress.
+    Restarted(String),
     Event(Event),
     Finished(Result<JobOutput, String>),
 }
@@ -82,11 +85,13 @@ pub struct Job {
     cancel: Arc<AtomicBool>,
 }
 
-/// Forwards events to the UI and wakes it; reports cancellation requests to the engine.
+/// Forwards events to the UI and wakes it; reports cancellation requests, and a fault of the
+/// device the work runs on, to the engine.
 struct ChannelObserver {
     sender: EventSender,
     cancel: Arc<AtomicBool>,
     repaint: Box<dyn Fn() + Send>,
+    device_fault: DeviceFault,
 }
 
 impl Observer for ChannelObserver {
@@ -99,13 +104,41 @@ impl Observer for ChannelObserver {
     }
 
     fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed) || self.device_fault.reason().is_some()
     }
 
     #[cfg(target_arch = "wasm32")]
     fn pause(&mut self) -> wsa_core::experiment::Pause<'_> {
         Box::pin(crate::web::yield_to_page())
     }
+}
+
+/// Runs `work` on `device` and, when that is a GPU which failed during it, once more on the
+/// CPU: a device error (a lost device), or an error the GPU reported on its own (a kernel that
+/// failed validation; whatever the device computed since cannot be trusted). The UI is told
+/// which device runs the work, and why it changed.
+async fn with_cpu_fallback<T>(
+    device: ComputeDevice,
+    observer: &mut ChannelObserver,
+    mut work: impl AsyncFnMut(&ComputeDevice, &mut ChannelObserver) -> wsa_core::Result<T>,
+) -> Result<T, String> {
+    let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
+    observer.device_fault = device.fault.clone();
+    let outcome = work(&device, observer).await;
+    observer.device_fault = DeviceFault::default();
+    let failure = match (device.fault.reason(), &outcome) {
+        (Some(reason), _) => format!("it reported: {reason}"),
+        (None, Err(WsaError::Device(message))) if device.is_gpu => {
+            // Lost devices stay lost: later jobs should not be handed this one again.
+            device.fault.record(message.clone());
+            message.clone()
+        }
+        _ => return outcome.map_err(|e| e.to_string()),
+    };
+    let mut cpu = wsa_core::device::cpu();
+    cpu.description = format!("{} — the GPU failed during the run, which restarted here ({failure})", cpu.description);
+    let _ = observer.sender.send(JobMessage::Restarted(cpu.description.clone()));
+    work(&cpu, observer).await.map_err(|e| e.to_string())
 }
 
 impl Job {
@@ -118,8 +151,12 @@ impl Job {
     ) -> Self {
         let (sender, receiver) = event_channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let observer =
-            ChannelObserver { sender: sender.clone(), cancel: Arc::clone(&cancel), repaint: Box::new(repaint.clone()) };
+        let observer = ChannelObserver {
+            sender: sender.clone(),
+            cancel: Arc::clone(&cancel),
+            repaint: Box::new(repaint.clone()),
+            device_fault: DeviceFault::default(),
+        };
         let finish = move |outcome: Result<JobOutput, String>| {
             let _ = sender.send(JobMessage::Finished(outcome));
             repaint();
@@ -181,8 +218,10 @@ impl Job {
         Self::spawn("training", repaint, move |mut observer| {
             Box::pin(async move {
                 let device = target.resolve().await?;
-                let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
-                let outcome = connect::run(&config, &device, &mut observer).await.map_err(|e| e.to_string())?;
+                let outcome = with_cpu_fallback(device, &mut observer, async |device, observer| {
+                    connect::run(&config, device, observer).await
+                })
+                .await?;
                 Ok(JobOutput::Connect(Box::new(outcome)))
             })
         })
@@ -198,9 +237,10 @@ impl Job {
         Self::spawn("federated training", repaint, move |mut observer| {
             Box::pin(async move {
                 let device = target.resolve().await?;
-                let _ = observer.sender.send(JobMessage::Device(device.description.clone()));
-                let outcome =
-                    federated::run(&config, &variants, &device, &mut observer).await.map_err(|e| e.to_string())?;
+                let outcome = with_cpu_fallback(device, &mut observer, async |device, observer| {
+                    federated::run(&config, &variants, device, observer).await
+                })
+                .await?;
                 Ok(JobOutput::Federated(Box::new(outcome)))
             })
         })
@@ -221,9 +261,10 @@ impl Job {
         Self::spawn("evaluating the loaded pair", repaint, move |mut observer| {
             Box::pin(async move {
                 let device = target.resolve().await?;
-                let (result, pair) = connect::evaluate_pair(&config, &device, &name, lambda, &a, &b, &mut observer)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let (result, pair) = with_cpu_fallback(device, &mut observer, async |device, observer| {
+                    connect::evaluate_pair(&config, device, &name, lambda, &a, &b, observer).await
+                })
+                .await?;
                 Ok(JobOutput::Reevaluated { variant_index, result: Box::new(result), pair: Box::new(pair) })
             })
         })

@@ -74,16 +74,18 @@ pub enum Preset {
     DifferentWeightDecay,
     NonIidHalves,
     MoonsDifferentStarts,
+    FashionDifferentStarts,
 }
 
 impl Preset {
-    pub const ALL: [Preset; 6] = [
+    pub const ALL: [Preset; 7] = [
         Preset::DifferentLearningRates,
         Preset::DifferentRandomStarts,
         Preset::SgdVersusAdam,
         Preset::DifferentWeightDecay,
         Preset::NonIidHalves,
         Preset::MoonsDifferentStarts,
+        Preset::FashionDifferentStarts,
     ];
 
     pub fn label(self) -> &'static str {
@@ -94,6 +96,7 @@ impl Preset {
             Preset::DifferentWeightDecay => "Same start, different weight decay",
             Preset::NonIidHalves => "Non-IID halves of the data",
             Preset::MoonsDifferentStarts => "Moons (2-D): different random starts",
+            Preset::FashionDifferentStarts => "Fashion-MNIST (5000 real images): different random starts",
         }
     }
 
@@ -124,6 +127,11 @@ impl Preset {
                 };
                 c.model = ModelConfig::Mlp { hidden: vec![32, 32], activation: Activation::Relu, norm: Norm::None };
                 c.train.epochs = 30;
+                c.pair = PairDifference::Seed { same_init: false };
+            }
+            Preset::FashionDifferentStarts => {
+                // The embedded subset, so that it runs in the browser too.
+                c.data.dataset = DatasetSpec::FashionMnistSmall;
                 c.pair = PairDifference::Seed { same_init: false };
             }
         }

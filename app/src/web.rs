@@ -25,7 +25,8 @@ thread_local! {
 }
 
 /// The device a job computes on in the browser: the WebGPU device made by an earlier job when
-/// `choice` and the work call for a GPU, else a new choice (`select_in_browser`).
+/// `choice` and the work call for a GPU, else a new choice (`select_in_browser`). A WebGPU
+/// device that failed stays failed, and burn cannot register another: the CPU from then on.
 pub async fn device(
     choice: wsa_core::device::DeviceChoice,
     flops_per_step: Option<f64>,
@@ -34,7 +35,13 @@ pub async fn device(
     if choice.wants_gpu(true, flops_per_step)
         && let Some(device) = WEBGPU.with(|d| d.borrow().clone())
     {
-        return device;
+        let Some(reason) = device.fault.reason() else { return device };
+        let mut cpu = wsa_core::device::cpu();
+        cpu.description = format!(
+            "{} — WebGPU failed earlier on this page ({reason}); reload the page to try it again",
+            cpu.description
+        );
+        return cpu;
     }
     let chosen = wsa_core::device::select_in_browser(choice, flops_per_step).await;
     if chosen.is_gpu {
@@ -121,6 +128,18 @@ pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult) {
     }
 }
 
+/// Publishes the centre of a named control, in CSS pixels of the canvas, as the body attribute
+/// `data-wsa-lab-target-<name>="x,y"`: the browser test clicks there (a canvas has no DOM
+/// elements). Written only when it moved.
+pub fn publish_target(name: &str, centre: egui::Pos2) {
+    let Some(body) = window().and_then(|w| w.document()).and_then(|d| d.body()) else { return };
+    let attribute = format!("data-wsa-lab-target-{name}");
+    let value = format!("{:.0},{:.0}", centre.x, centre.y);
+    if body.get_attribute(&attribute).as_deref() != Some(value.as_str()) {
+        let _ = body.set_attribute(&attribute, &value);
+    }
+}
+
 /// Whether the page's address asks to start the experiment at once (`?autorun`).
 pub fn autorun_requested() -> bool {
     window().and_then(|w| w.location().search().ok()).is_some_and(|s| s.contains("autorun"))
@@ -139,16 +158,92 @@ pub fn download(name: &str, bytes: &[u8]) -> Result<(), String> {
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
     let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(|_| failed("blob"))?;
     let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| failed("object URL"))?;
-    let anchor = window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.create_element("a").ok())
-        .and_then(|e| e.dyn_into::<web_sys::HtmlAnchorElement>().ok())
-        .ok_or_else(|| failed("link"))?;
-    anchor.set_href(&url);
+    let clicked = click_download_link(&url, name).ok_or_else(|| failed("link"));
+    revoke_later(url);
+    clicked
+}
+
+/// Frees an object URL once the browser has surely read it: the download reads the blob after
+/// the click returns, and revoking at once lost some of several downloads in a row.
+fn revoke_later(url: String) {
+    let revoke = Closure::once_into_js(move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    if let Some(w) = window() {
+        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(revoke.unchecked_ref(), 60_000);
+    }
+}
+
+/// Starts the download of `href` as `name` through a link the user could have clicked.
+fn click_download_link(href: &str, name: &str) -> Option<()> {
+    let anchor: web_sys::HtmlAnchorElement = window()?.document()?.create_element("a").ok()?.dyn_into().ok()?;
+    anchor.set_href(href);
     anchor.set_download(name);
     anchor.click();
+    Some(())
+}
+
+/// Downloads `files` as one ZIP archive named `name`. Figures are drawn into PNGs by the
+/// browser first (with its fonts: plotters cannot draw text into a bitmap in wasm), so the
+/// download starts a moment later; what fails then is logged to the console, since the export
+/// that asked has returned.
+pub fn download_archive(name: &str, files: Vec<(String, crate::export::Content)>) {
+    let name = name.to_string();
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = archive(files).await.and_then(|zip| download(&name, &zip)) {
+            web_sys::console::error_1(&format!("WSA Lab: {name} was not saved: {e}").into());
+        }
+    });
+}
+
+/// The files as a ZIP archive (deflated), figures as PNGs.
+async fn archive(files: Vec<(String, crate::export::Content)>) -> Result<Vec<u8>, String> {
+    use std::io::Write as _;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in files {
+        let bytes = match content {
+            crate::export::Content::Bytes(bytes) => bytes,
+            crate::export::Content::Figure(figure) => svg_to_png(&figure.svg, figure.size).await?,
+        };
+        zip.start_file(name.as_str(), options).map_err(|e| format!("archiving {name}: {e}"))?;
+        zip.write_all(&bytes).map_err(|e| format!("archiving {name}: {e}"))?;
+    }
+    Ok(zip.finish().map_err(|e| format!("finishing the archive: {e}"))?.into_inner())
+}
+
+/// An SVG document drawn by the browser on a canvas of `size` pixels, as PNG bytes.
+async fn svg_to_png(svg: &str, size: (u32, u32)) -> Result<Vec<u8>, String> {
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("image/svg+xml");
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(svg));
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).map_err(|_| "no SVG blob")?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "no object URL")?;
+    let image = web_sys::HtmlImageElement::new_with_width_and_height(size.0, size.1).map_err(|_| "no image")?;
+    image.set_src(&url);
+    let drawn = draw_as_png(&image, size).await;
     let _ = web_sys::Url::revoke_object_url(&url);
-    Ok(())
+    // "data:image/png;base64,<data>"; atob gives one char per byte.
+    let data_url = drawn?;
+    let base64 = data_url.split_once(',').map(|(_, data)| data).ok_or("no PNG data")?;
+    let binary = window().ok_or("no window")?.atob(base64).map_err(|_| "undecodable PNG data")?;
+    Ok(binary.chars().map(|c| c as u8).collect())
+}
+
+/// The decoded `image` drawn on a canvas of `size`, as a PNG data URL.
+async fn draw_as_png(image: &web_sys::HtmlImageElement, size: (u32, u32)) -> Result<String, String> {
+    wasm_bindgen_futures::JsFuture::from(image.decode()).await.map_err(|e| format!("decoding the SVG: {e:?}"))?;
+    let canvas: web_sys::HtmlCanvasElement = window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.create_element("canvas").ok())
+        .and_then(|e| e.dyn_into().ok())
+        .ok_or("no canvas")?;
+    canvas.set_width(size.0);
+    canvas.set_height(size.1);
+    let context: web_sys::CanvasRenderingContext2d =
+        canvas.get_context("2d").ok().flatten().and_then(|c| c.dyn_into().ok()).ok_or("no 2-D context")?;
+    context.draw_image_with_html_image_element(image, 0.0, 0.0).map_err(|e| format!("drawing: {e:?}"))?;
+    canvas.to_data_url_with_type("image/png").map_err(|e| format!("encoding the PNG: {e:?}"))
 }
 
 /// Asks the user for a file (`accept`: e.g. ".safetensors") through the browser's file picker;

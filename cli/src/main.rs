@@ -63,7 +63,8 @@ struct ConnectArgs {
     /// Experiment config (JSON, as written by --print-config or into --out).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// digits (embedded), fashion-mnist, mnist, moons, circles, spirals or blobs.
+    /// digits, fashion-mnist-small, mnist-small (embedded), fashion-mnist, mnist (fetched),
+    /// moons, circles, spirals or blobs.
     #[arg(long)]
     dataset: Option<String>,
     /// Where fetched datasets live.

@@ -8,6 +8,7 @@ use burn::tensor::DeviceKind;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -48,6 +49,27 @@ pub struct ComputeDevice {
     pub device: Device,
     pub is_gpu: bool,
     pub description: String,
+    /// An error the GPU reported on its own, if any (see [`DeviceFault`]).
+    pub fault: DeviceFault,
+}
+
+/// The first error a GPU device reported on its own rather than through a read. WebGPU reports
+/// a kernel that failed validation this way, after the fact, and what the device computes from
+/// then on cannot be trusted (the probe's symptom was a NaN loss), so work on a faulted device
+/// is stopped and redone on the CPU (the app's job runner does it). Shared by clones.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceFault(Arc<OnceLock<String>>);
+
+impl DeviceFault {
+    /// The first error reported, if any.
+    pub fn reason(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+
+    /// Keeps the first reason; later ones follow from it.
+    pub fn record(&self, reason: String) {
+        let _ = self.0.set(reason);
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -69,7 +91,12 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
 }
 
 pub fn cpu() -> ComputeDevice {
-    ComputeDevice { device: Device::flex(), is_gpu: false, description: "CPU (burn flex backend)".into() }
+    ComputeDevice {
+        device: Device::flex(),
+        is_gpu: false,
+        description: "CPU (burn flex backend)".into(),
+        fault: DeviceFault::default(),
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -80,6 +107,7 @@ fn gpu(adapter: &AdapterSummary) -> ComputeDevice {
         device: Device::wgpu(DeviceKind::DefaultDevice),
         is_gpu: true,
         description: format!("{kind}: {} via {} (burn wgpu backend)", adapter.name, adapter.backend),
+        fault: DeviceFault::default(),
     }
 }
 
@@ -108,6 +136,7 @@ pub fn from_wgpu(
             "{kind}: {} via {:?}, shared with the renderer (burn wgpu backend)",
             info.name, info.backend
         ),
+        fault: DeviceFault::default(),
     })
 }
 
@@ -140,9 +169,14 @@ pub async fn select_in_browser(choice: DeviceChoice, flops_per_step: Option<f64>
             "the model is small ({:.1} MFLOP per step): the CPU is faster than launching GPU kernels for it",
             flops_per_step.unwrap_or(0.0) / 1e6
         ),
-        _ => match Device::wgpu_options().init_async().await {
-            Ok(device) => {
-                return ComputeDevice { device, is_gpu: true, description: "WebGPU (burn wgpu backend)".into() };
+        _ => match Device::wgpu_options().init_with_setup_async().await {
+            Ok((device, setup)) => {
+                // CubeCL's handler panics on the first such error, and a panic aborts the whole
+                // page; recording it instead lets the app stop the run and redo it on the CPU.
+                let fault = DeviceFault::default();
+                let recorder = fault.clone();
+                setup.device.on_uncaptured_error(Arc::new(move |error| recorder.record(error.to_string())));
+                return ComputeDevice { device, is_gpu: true, description: "WebGPU (burn wgpu backend)".into(), fault };
             }
             Err(e) => format!("this browser offers no usable WebGPU adapter ({e})"),
         },

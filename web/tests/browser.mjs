@@ -3,11 +3,19 @@
 // for the page to publish its result (<pre id="wsa-lab-result">, body[data-wsa-lab=done]),
 // prints that result as JSON on stdout and saves a screenshot.
 //
-//   node web/tests/browser.mjs --path cpu|webgpu --config <config.json> --screenshot <file.png>
+//   node web/tests/browser.mjs --path cpu|webgpu|webgpu-fault --config <config.json>
+//        --screenshot <file.png> [--files <dir>]
 //
-// The page is asked for the GPU on both paths. "cpu": a plain headless browser, which offers no
+// The page is asked for the GPU on every path. "cpu": a plain headless browser, which offers no
 // WebGPU adapter, so the page must fall back to the CPU backend. "webgpu": Chromium's
-// SwiftShader WebGPU adapter.
+// SwiftShader WebGPU adapter. "webgpu-fault": the same, but the 12th shader module the page
+// creates is replaced by text that is not WGSL — a kernel failing Dawn's validation mid-run,
+// as in the issue's probe — so the page must notice and redo the run on the CPU.
+// With --files, after the run the test clicks the Files tab's buttons where the page says they
+// are (body[data-wsa-lab-target-*]), saves every download into <dir>, then loads the saved
+// merged model into slot A through the file picker and waits for the re-evaluated pair; the
+// result JSON then also holds "downloads" (names and sizes) and "reloaded" (the page's result
+// after the load).
 // Exit status 0 with the result, 1 with a message on stderr.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -42,9 +50,48 @@ const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-lab-chromium-'));
 const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
-  args: args.path === 'webgpu' ? [...base, ...webgpu] : base,
+  args: args.path.startsWith('webgpu') ? [...base, ...webgpu] : base,
+  acceptDownloads: true,
   viewport: { width: 1280, height: 820 },
 });
+// Clicks the control the page published as `name` (its centre, in canvas CSS pixels).
+async function click(page, name) {
+  const attribute = `data-wsa-lab-target-${name}`;
+  await page.waitForFunction((a) => document.body.hasAttribute(a), attribute, { timeout: 20000 });
+  const [x, y] = (await page.getAttribute('body', attribute)).split(',').map(Number);
+  const canvas = await page.locator('canvas').first().boundingBox();
+  await page.mouse.click(canvas.x + x, canvas.y + y);
+}
+
+// The Files tab end to end: figures, results and models download as one archive each, the
+// merged model of the selected pair as a file, which then loads into slot A of that pair.
+async function exerciseFiles(page, dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const downloads = [];
+  page.on('download', (d) => downloads.push(d));
+  await click(page, 'files-tab');
+  for (const button of ['export-figures', 'export-results', 'save-models', 'save-merged']) {
+    const before = downloads.length;
+    await click(page, button);
+    const deadline = Date.now() + 30000;
+    while (downloads.length === before && Date.now() < deadline) await page.waitForTimeout(100);
+    if (downloads.length === before) throw new Error(`${button}: no download within 30 s`);
+  }
+  const saved = [];
+  for (const d of downloads) {
+    const file = path.join(dir, d.suggestedFilename());
+    await d.saveAs(file);
+    saved.push({ name: d.suggestedFilename(), bytes: fs.statSync(file).size });
+  }
+  const before = await page.textContent('#wsa-lab-result');
+  const chooser = page.waitForEvent('filechooser', { timeout: 20000 });
+  await click(page, 'load-a');
+  await (await chooser).setFiles(path.join(dir, saved[saved.length - 1].name));
+  await page.waitForFunction((b) => document.getElementById('wsa-lab-result').textContent !== b, before,
+    { timeout: 60000, polling: 200 });
+  return { downloads: saved, reloaded: JSON.parse(await page.textContent('#wsa-lab-result')) };
+}
+
 const fail = async (message) => {
   console.error(message);
   await browser.close();
@@ -54,6 +101,7 @@ const fail = async (message) => {
 try {
   const page = browser.pages()[0] ?? await browser.newPage();
   const console_lines = [];
+  globalThis.consoleLines = console_lines;
   page.on('console', (m) => console_lines.push(`[${m.type()}] ${m.text()}`));
   // A Rust panic in the page aborts the wasm instance ("unreachable"): nothing more will come.
   let crashed;
@@ -64,10 +112,16 @@ try {
   });
   // Dawn reports a WGSL error only as "Invalid ShaderModule"; this logs the compiler's message
   // and the offending lines, so a failure names the shader.
-  await page.addInitScript(() => {
+  await page.addInitScript((breakModule) => {
     if (!globalThis.GPUDevice) return;
     const create = GPUDevice.prototype.createShaderModule;
+    let created = 0;
     GPUDevice.prototype.createShaderModule = function (descriptor) {
+      created += 1;
+      if (created === breakModule) {
+        console.warn(`test: shader module ${created} replaced by invalid WGSL`);
+        descriptor = { ...descriptor, code: 'this is not WGSL;' };
+      }
       const module = create.call(this, descriptor);
       module.getCompilationInfo().then((info) => {
         for (const m of info.messages.filter((m) => m.type === 'error')) {
@@ -78,7 +132,7 @@ try {
       });
       return module;
     };
-  });
+  }, args.path === 'webgpu-fault' ? 12 : 0);
   const config = fs.readFileSync(args.config, 'utf8');
   // Both paths ask for the GPU: the plain browser has none, so the page must fall back.
   const url = `http://127.0.0.1:${port}/index.html?autorun&device=gpu#v1=${encodeURIComponent(config)}`;
@@ -99,9 +153,12 @@ try {
   const seconds = (Date.now() - started) / 1000;
   const result = JSON.parse(await page.textContent('#wsa-lab-result'));
   if (args.screenshot) await page.screenshot({ path: args.screenshot });
-  console.log(JSON.stringify({ ...result, seconds_to_result: seconds, console: console_lines.slice(-20) }));
+  const files = args.files ? await exerciseFiles(page, args.files) : {};
+  console.log(JSON.stringify({ ...result, ...files, seconds_to_result: seconds, console: console_lines.slice(-20) }));
 } catch (e) {
-  await fail(`browser test failed: ${e.stack ?? e}`);
+  const page = browser.pages()[0];
+  if (page && args.screenshot) await page.screenshot({ path: args.screenshot.replace(/\.png$/, '-failed.png') }).catch(() => {});
+  await fail(`browser test failed: ${e.stack ?? e}\nconsole:\n${(globalThis.consoleLines ?? []).slice(-15).join('\n')}`);
 }
 await browser.close();
 server.close();

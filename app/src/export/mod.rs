@@ -1,6 +1,6 @@
 //! Files a connect run leaves behind — summary.json, config.json, CSVs, PNG figures and the
-//! models — shared by the CLI and the app's export buttons. Every file goes through [`save`]:
-//! natively written atomically under the export folder, in a browser downloaded.
+//! models — shared by the CLI and the app's export buttons. Natively every file is written
+//! atomically under the export folder; in a browser a set of files is one ZIP download.
 
 pub mod plots;
 
@@ -79,50 +79,73 @@ pub fn save(out: &Path, name: &str, bytes: &[u8]) -> ExportResult<()> {
 /// The results as JSON and CSV: summary.json (with `seconds` when known), config.json,
 /// paths.csv, layers.csv, curves.csv. Returns the file names written.
 pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) -> ExportResult<Vec<String>> {
-    let summary = summary_json(result, seconds)?;
-    save_all(
-        out,
-        &[
-            ("summary.json", summary),
-            ("config.json", json(&result.config)?),
-            ("paths.csv", csv_paths(result).into_bytes()),
-            ("layers.csv", csv_layers(result).into_bytes()),
-            ("curves.csv", csv_curves(result).into_bytes()),
-        ],
-    )
+    let files = vec![
+        bytes("summary.json", summary_json(result, seconds)?),
+        bytes("config.json", json(&result.config)?),
+        bytes("paths.csv", csv_paths(result).into_bytes()),
+        bytes("layers.csv", csv_layers(result).into_bytes()),
+        bytes("curves.csv", csv_curves(result).into_bytes()),
+    ];
+    save_set(out, "results", files)
 }
 
-/// Saves each (name, bytes) pair; returns the names.
-fn save_all(out: &Path, files: &[(&str, Vec<u8>)]) -> ExportResult<Vec<String>> {
-    for (name, bytes) in files {
-        save(out, name, bytes)?;
+/// What one exported file holds.
+pub enum Content {
+    Bytes(Vec<u8>),
+    /// A figure: a PNG natively; in a browser drawn into one there (see `plots`).
+    Figure(plots::Figure),
+}
+
+/// Saves a set of files (`set`: "figures", "results", "models"). Natively each is written
+/// atomically under `out`; in a browser they become one download, `wsa-lab-<set>.zip`: a page
+/// that saves several files at once makes the browser ask first (and headless Chromium
+/// dropped all downloads after the tenth). Returns what was saved, for the notice.
+fn save_set(out: &Path, set: &str, files: Vec<(String, Content)>) -> ExportResult<Vec<String>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = set;
+        for (name, content) in &files {
+            let bytes = match content {
+                Content::Bytes(bytes) => bytes,
+                Content::Figure(figure) => &figure.png,
+            };
+            save(out, name, bytes)?;
+        }
+        Ok(files.into_iter().map(|(name, _)| name).collect())
     }
-    Ok(files.iter().map(|(name, _)| name.to_string()).collect())
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = out;
+        let archive = format!("wsa-lab-{set}.zip");
+        let names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
+        crate::web::download_archive(&archive, files);
+        Ok(vec![format!("{archive} ({})", names.join(", "))])
+    }
+}
+
+fn bytes(name: &str, bytes: Vec<u8>) -> (String, Content) {
+    (name.to_string(), Content::Bytes(bytes))
 }
 
 /// The figures: paths.png and histograms-<variant>.png. Returns the file names written.
 pub fn write_figures(out: &Path, result: &ConnectResult) -> ExportResult<Vec<String>> {
-    save(out, "paths.png", &plots::paths_png(result)?)?;
-    let mut names = vec!["paths.png".to_string()];
+    let mut files = vec![("paths.png".to_string(), Content::Figure(plots::paths(result)?))];
     for v in &result.variants {
-        let name = format!("histograms-{}.png", v.name);
-        save(out, &name, &plots::histograms_png(v)?)?;
-        names.push(name);
+        files.push((format!("histograms-{}.png", v.name), Content::Figure(plots::histograms(v)?)));
     }
-    Ok(names)
+    save_set(out, "figures", files)
 }
 
 /// The trained models as models/<variant>-{a,b}.safetensors. Returns the file names written.
 pub fn write_models(out: &Path, models: &[TrainedPair]) -> ExportResult<Vec<String>> {
-    let mut names = Vec::new();
+    let mut files = Vec::new();
     for pair in models {
         for (side, params) in [("a", &pair.a), ("b", &pair.b)] {
             let name = format!("models/{}-{side}.safetensors", pair.variant);
-            save(out, &name, &model_bytes(params).map_err(|e| e.to_string())?)?;
-            names.push(name);
+            files.push(bytes(&name, model_bytes(params).map_err(|e| e.to_string())?));
         }
     }
-    Ok(names)
+    save_set(out, "models", files)
 }
 
 fn csv_rounds(result: &FedResult) -> String {
@@ -166,16 +189,13 @@ fn csv_clients(result: &FedResult) -> String {
 /// Everything a federated run leaves behind: summary.json, config.json, rounds.csv,
 /// clients.csv, accuracy.png and clients.png. Returns the file names written.
 pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> ExportResult<Vec<String>> {
-    let summary = summary_json(result, seconds)?;
-    save_all(
-        out,
-        &[
-            ("summary.json", summary),
-            ("config.json", json(&result.config)?),
-            ("rounds.csv", csv_rounds(result).into_bytes()),
-            ("clients.csv", csv_clients(result).into_bytes()),
-            ("accuracy.png", plots::fed_accuracy_png(result)?),
-            ("clients.png", plots::client_labels_png(result)?),
-        ],
-    )
+    let files = vec![
+        bytes("summary.json", summary_json(result, seconds)?),
+        bytes("config.json", json(&result.config)?),
+        bytes("rounds.csv", csv_rounds(result).into_bytes()),
+        bytes("clients.csv", csv_clients(result).into_bytes()),
+        ("accuracy.png".to_string(), Content::Figure(plots::fed_accuracy(result)?)),
+        ("clients.png".to_string(), Content::Figure(plots::client_labels(result)?)),
+    ];
+    save_set(out, "federated", files)
 }

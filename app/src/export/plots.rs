@@ -1,4 +1,8 @@
-//! PNG figures of a connect run, drawn with plotters into memory and encoded with `png`.
+//! The figures of a run (paths, weight scopes, federated rounds and clients), drawn with
+//! plotters. Natively into a bitmap, encoded here as PNG; in a browser as SVG, which the page
+//! turns into a PNG (`web::download_svg_as_png`): plotters' wasm build measures text with the
+//! browser's canvas and cannot draw text into a bitmap, and the browser draws an SVG's text
+//! with its own fonts.
 
 use super::ExportResult as Result;
 use plotters::prelude::*;
@@ -12,21 +16,58 @@ pub(crate) const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.
 #[cfg(not(target_arch = "wasm32"))]
 static REGISTER_FONT: Once = Once::new();
 
-/// Makes text drawable: natively by registering the embedded font once. A browser build of
-/// plotters has no font renderer for bitmaps and panics on the first label (which would abort
-/// the page), so there the figures are refused with a message instead; the plots on screen
-/// and their "Save PNG" buttons still work.
-fn ensure_font() -> Result<()> {
-    #[cfg(target_arch = "wasm32")]
-    return Err("figure files are drawn only by the desktop app and the CLI (the browser build of plotters cannot draw text); use \"Save PNG\" under a plot".into());
+/// Registers the embedded font once, so that bitmap figures have text on every machine.
+#[cfg(not(target_arch = "wasm32"))]
+fn ensure_font() {
+    REGISTER_FONT.call_once(|| {
+        // The font is embedded and known to be valid; a failure would only lose the labels.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// A drawn figure, ready to be saved as `<name>.png` (`export::save_figure`).
+pub struct Figure {
+    /// The PNG file.
     #[cfg(not(target_arch = "wasm32"))]
-    {
-        REGISTER_FONT.call_once(|| {
-            // The font is embedded and known to be valid; a failure would only lose the labels.
-            let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-        });
-        Ok(())
-    }
+    pub png: Vec<u8>,
+    /// The SVG document the page rasterises into a PNG of `size` pixels.
+    #[cfg(target_arch = "wasm32")]
+    pub svg: String,
+    #[cfg(target_arch = "wasm32")]
+    pub size: (u32, u32),
+}
+
+/// Draws a figure of `$size` (width, height) pixels: `$draw` is a block that draws on `$root`,
+/// a white drawing area, and may return early with an error. A macro rather than a function
+/// because the block is compiled for the bitmap or the SVG backend (a closure cannot be generic
+/// over the backend).
+macro_rules! render {
+    ($size:expr, |$root:ident| $draw:block) => {{
+        let (w, h): (u32, u32) = $size;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            ensure_font();
+            let mut buffer = vec![0u8; (w * h * 3) as usize];
+            {
+                let $root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
+                $root.fill(&WHITE).map_err(draw_err)?;
+                $draw
+                $root.present().map_err(draw_err)?;
+            }
+            Ok(Figure { png: encode(&buffer, w, h)? })
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let mut svg = String::new();
+            {
+                let $root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                $root.fill(&WHITE).map_err(draw_err)?;
+                $draw
+                $root.present().map_err(draw_err)?;
+            }
+            Ok(Figure { svg, size: (w, h) })
+        }
+    }};
 }
 
 const PLAIN: RGBColor = RGBColor(200, 60, 50);
@@ -39,6 +80,7 @@ fn variant_color(name: &str) -> RGBColor {
     if name == "plain" { PLAIN } else { WSA }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn encode(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     encode_as(buffer, width, height, png::ColorType::Rgb)
 }
@@ -65,13 +107,8 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> String {
 }
 
 /// Test loss and accuracy against alpha, plain vs WSA, with the barriers in the legend.
-pub fn paths_png(result: &ConnectResult) -> Result<Vec<u8>> {
-    ensure_font()?;
-    let (w, h) = (1200u32, 480u32);
-    let mut buffer = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
+pub fn paths(result: &ConnectResult) -> Result<Figure> {
+    render!((1200u32, 480u32), |root| {
         let title = format!("{} · pair differs in {}", result.dataset, result.difference);
         let root = root.titled(&title, ("sans-serif", 20)).map_err(draw_err)?;
         let panels = root.split_evenly((1, 2));
@@ -127,22 +164,15 @@ pub fn paths_png(result: &ConnectResult) -> Result<Vec<u8>> {
                 .draw()
                 .map_err(draw_err)?;
         }
-        root.present().map_err(draw_err)?;
-    }
-    encode(&buffer, w, h)
+    })
 }
 
 /// One panel per layer: histograms of A, B and the midpoint, with the target Gaussian.
-pub fn histograms_png(variant: &VariantResult) -> Result<Vec<u8>> {
-    ensure_font()?;
+pub fn histograms(variant: &VariantResult) -> Result<Figure> {
     let n = variant.layers.len().max(1);
     let cols = n.min(3);
     let rows = n.div_ceil(cols);
-    let (w, h) = (440 * cols as u32, 320 * rows as u32 + 40);
-    let mut buffer = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
+    render!((440 * cols as u32, 320 * rows as u32 + 40), |root| {
         let title = format!("weight scopes · {} (λ = {}) · A, B, midpoint and target", variant.name, variant.lambda);
         let root = root.titled(&title, ("sans-serif", 20)).map_err(draw_err)?;
         for (panel, layer) in root.split_evenly((rows, cols)).iter().zip(&variant.layers) {
@@ -204,9 +234,7 @@ pub fn histograms_png(variant: &VariantResult) -> Result<Vec<u8>> {
                 .draw()
                 .map_err(draw_err)?;
         }
-        root.present().map_err(draw_err)?;
-    }
-    encode(&buffer, w, h)
+    })
 }
 
 const CLASS_COLORS: [RGBColor; 10] = [
@@ -225,13 +253,8 @@ const CLASS_COLORS: [RGBColor; 10] = [
 const RUN_COLORS: [RGBColor; 4] = [PLAIN, WSA, MODEL_A, MODEL_B];
 
 /// Global test accuracy per round, one line per federated run.
-pub fn fed_accuracy_png(result: &wsa_core::experiment::federated::FedResult) -> Result<Vec<u8>> {
-    ensure_font()?;
-    let (w, h) = (900u32, 520u32);
-    let mut buffer = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
+pub fn fed_accuracy(result: &wsa_core::experiment::federated::FedResult) -> Result<Figure> {
+    render!((900u32, 520u32), |root| {
         let rounds = result.config.rounds as f64;
         let accs: Vec<f64> = result.runs.iter().flat_map(|r| r.rounds.iter().map(|x| x.test_accuracy)).collect();
         let lo = accs.iter().copied().fold(1.0f64, f64::min);
@@ -267,19 +290,12 @@ pub fn fed_accuracy_png(result: &wsa_core::experiment::federated::FedResult) -> 
             .label_font(("sans-serif", 14))
             .draw()
             .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
-    }
-    encode(&buffer, w, h)
+    })
 }
 
 /// The label distribution of every client as stacked bars (one colour per class).
-pub fn client_labels_png(result: &wsa_core::experiment::federated::FedResult) -> Result<Vec<u8>> {
-    ensure_font()?;
-    let (w, h) = (900u32, 480u32);
-    let mut buffer = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
+pub fn client_labels(result: &wsa_core::experiment::federated::FedResult) -> Result<Figure> {
+    render!((900u32, 480u32), |root| {
         let n = result.clients.len();
         let most = result.clients.iter().map(|c| c.samples).max().unwrap_or(1).max(1) as f64;
         let title = format!("label distribution per client ({:?})", result.config.split);
@@ -316,7 +332,5 @@ pub fn client_labels_png(result: &wsa_core::experiment::federated::FedResult) ->
                 bottom = top;
             }
         }
-        root.present().map_err(draw_err)?;
-    }
-    encode(&buffer, w, h)
+    })
 }

@@ -34,15 +34,21 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         return;
     };
     ui.horizontal(|ui| {
-        if ui.button("Export figures (PNG)").clicked() {
+        let figures = ui.button("Export figures (PNG)");
+        super::publish_target("export-figures", &figures);
+        if figures.clicked() {
             let outcome = export::write_figures(&dir, &result);
             report(app, outcome, &dir);
         }
-        if ui.button("Export results (CSV/JSON)").clicked() {
+        let tables = ui.button("Export results (CSV/JSON)");
+        super::publish_target("export-results", &tables);
+        if tables.clicked() {
             let outcome = export::write_tables(&dir, &result, None);
             report(app, outcome, &dir);
         }
-        if ui.add_enabled(!app.models.is_empty(), egui::Button::new("Save models (safetensors)")).clicked() {
+        let models = ui.add_enabled(!app.models.is_empty(), egui::Button::new("Save models (safetensors)"));
+        super::publish_target("save-models", &models);
+        if models.clicked() {
             let outcome = export::write_models(&dir, &app.models);
             report(app, outcome, &dir);
         }
@@ -53,7 +59,9 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     let alpha = result.variants[variant].path[index].alpha;
     if let Some(pair) = app.models.get(variant) {
         let label = format!("Save the merged {name} model at α = {alpha:.2}");
-        if ui.button(label).clicked() {
+        let merged = ui.button(label);
+        super::publish_target("save-merged", &merged);
+        if merged.clicked() {
             let file = format!("models/{name}-merged-alpha{alpha:.2}.safetensors");
             let outcome = pair
                 .a
@@ -79,7 +87,9 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
             // In a browser the button opens the file picker; the file arrives a frame later.
             let label =
                 if cfg!(target_arch = "wasm32") { format!("Load into {slot}…") } else { format!("Load into {slot}") };
-            if ui.add_enabled(enabled, egui::Button::new(label)).clicked() {
+            let load = ui.add_enabled(enabled, egui::Button::new(label));
+            super::publish_target(&format!("load-{}", slot.to_lowercase()), &load);
+            if load.clicked() {
                 #[cfg(not(target_arch = "wasm32"))]
                 load_into(app, ui.ctx(), variant, slot);
                 #[cfg(target_arch = "wasm32")]

@@ -115,9 +115,21 @@ fn tabs(app: &mut WsaLabApp, ui: &mut egui::Ui) {
             (Tab::Federated, "Federated"),
             (Tab::Files, "Files"),
         ] {
-            ui.selectable_value(&mut app.settings.tab, tab, label);
+            let response = ui.selectable_value(&mut app.settings.tab, tab, label);
+            if tab == Tab::Files {
+                publish_target("files-tab", &response);
+            }
         }
     });
+}
+
+/// Publishes where a control is on screen for the browser test (see `web::publish_target`): a
+/// page drawn on a canvas has no DOM element to click. Natively nothing.
+pub(crate) fn publish_target(name: &str, response: &egui::Response) {
+    #[cfg(target_arch = "wasm32")]
+    crate::web::publish_target(name, response.rect.center());
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (name, response);
 }
 
 fn notices(app: &mut WsaLabApp, ui: &mut egui::Ui) {

@@ -49,12 +49,20 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     });
 }
 
+/// The sets offered. A web page has no file system, so the fetched full sets are native only;
+/// the embedded subsets of their test sets stand in for them there.
+const DATASETS: &[&str] = if cfg!(target_arch = "wasm32") {
+    &["digits", "fashion-mnist-small", "mnist-small", "moons", "circles", "spirals", "blobs"]
+} else {
+    &["digits", "fashion-mnist", "mnist", "fashion-mnist-small", "mnist-small", "moons", "circles", "spirals", "blobs"]
+};
+
 fn data(app: &mut WsaLabApp, ui: &mut Ui) {
     let config = &mut app.settings.config;
     ui.strong("Data");
     let current = config.data.dataset.label();
     egui::ComboBox::from_label("dataset").selected_text(&current).show_ui(ui, |ui| {
-        for name in ["digits", "fashion-mnist", "mnist", "moons", "circles", "spirals", "blobs"] {
+        for &name in DATASETS {
             if ui.selectable_label(current == name, name).clicked()
                 && let Ok(spec) = DatasetSpec::from_name(name)
             {

@@ -4,7 +4,7 @@
 use super::Dataset;
 use crate::error::{Result, WsaError};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdxArray {
@@ -53,23 +53,30 @@ fn read_idx(dir: &Path, stem: &str, set: &str) -> Result<IdxArray> {
         return Err(WsaError::MissingDataset { name: set.to_string(), path: candidates[1].clone() });
     };
     let raw = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+    parse_maybe_gzipped(&raw, path)
+}
+
+/// Parses IDX bytes, gunzipping them first when they start with the gzip magic.
+pub(super) fn parse_maybe_gzipped(raw: &[u8], origin: &Path) -> Result<IdxArray> {
+    let bad = |reason: String| WsaError::CorruptDataset { path: origin.to_path_buf(), reason };
+    if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| WsaError::CorruptDataset { path: path.clone(), reason: format!("gzip: {e}") })?;
-        out
+        flate2::read::GzDecoder::new(raw).read_to_end(&mut out).map_err(|e| bad(format!("gzip: {e}")))?;
+        parse_idx(&out).map_err(bad)
     } else {
-        raw
-    };
-    parse_idx(&bytes).map_err(|reason| WsaError::CorruptDataset { path: path.clone(), reason })
+        parse_idx(raw).map_err(bad)
+    }
 }
 
 fn images_and_labels(dir: &Path, set: &str, prefix: &str) -> Result<Dataset> {
     let images = read_idx(dir, &format!("{prefix}-images-idx3-ubyte"), set)?;
     let labels = read_idx(dir, &format!("{prefix}-labels-idx1-ubyte"), set)?;
-    let origin: PathBuf = dir.join(format!("{prefix}-*-ubyte"));
-    let bad = |reason: String| WsaError::CorruptDataset { path: origin.clone(), reason };
+    labelled_images(images, labels, &dir.join(format!("{prefix}-*-ubyte")))
+}
+
+/// Pairs an IDX image array (n x h x w, u8 pixels) with its labels; pixels scaled to 0..1.
+pub(super) fn labelled_images(images: IdxArray, labels: IdxArray, origin: &Path) -> Result<Dataset> {
+    let bad = |reason: String| WsaError::CorruptDataset { path: origin.to_path_buf(), reason };
     if images.dims.len() != 3 || labels.dims.len() != 1 || images.dims[0] != labels.dims[0] {
         return Err(bad(format!("image dims {:?} do not match label dims {:?}", images.dims, labels.dims)));
     }
@@ -79,7 +86,7 @@ fn images_and_labels(dir: &Path, set: &str, prefix: &str) -> Result<Dataset> {
         sample_shape: vec![1, images.dims[1], images.dims[2]],
         num_classes: 10,
     };
-    data.validate(&origin)?;
+    data.validate(origin)?;
     Ok(data)
 }
 

@@ -1,12 +1,15 @@
-//! Datasets: the embedded 8x8 digits, seeded synthetic 2-D sets, and the IDX sets
-//! (Fashion-MNIST, MNIST) fetched by `scripts/fetch-data.sh`. Everything lives on the host as
+//! Datasets: the embedded 8x8 digits, the embedded 5000-image subsets of the Fashion-MNIST and
+//! MNIST test sets, seeded synthetic 2-D sets, and the full IDX sets (Fashion-MNIST, MNIST)
+//! fetched by `scripts/fetch-data.sh`. Everything lives on the host as
 //! `f32` rows; the trainer uploads a split to the compute device once.
 
 mod digits;
 mod idx;
+mod small;
 mod synthetic;
 
 pub use idx::{IdxArray, parse_idx};
+pub use small::{SmallSet, load as load_small};
 pub use synthetic::SyntheticKind;
 
 use crate::error::{Result, WsaError};
@@ -25,6 +28,10 @@ pub enum DatasetSpec {
     FashionMnist,
     /// MNIST (60k/10k, 28x28) from `data_dir/mnist`.
     Mnist,
+    /// The first 5000 Fashion-MNIST test images, embedded (MIT); split by `test_fraction`.
+    FashionMnistSmall,
+    /// The first 5000 MNIST test images, embedded (CC BY-SA 3.0); split by `test_fraction`.
+    MnistSmall,
     /// Seeded 2-D points.
     Synthetic {
         kind: SyntheticKind,
@@ -60,6 +67,8 @@ impl DatasetSpec {
             "digits" => DatasetSpec::Digits,
             "fashion-mnist" | "fashion_mnist" | "fmnist" => DatasetSpec::FashionMnist,
             "mnist" => DatasetSpec::Mnist,
+            "fashion-mnist-small" => DatasetSpec::FashionMnistSmall,
+            "mnist-small" => DatasetSpec::MnistSmall,
             "moons" => synthetic(SyntheticKind::Moons),
             "circles" => synthetic(SyntheticKind::Circles),
             "spirals" => synthetic(SyntheticKind::Spirals),
@@ -68,7 +77,7 @@ impl DatasetSpec {
                 return Err(WsaError::invalid(
                     "dataset",
                     other,
-                    "unknown; choose digits, fashion-mnist, mnist, moons, circles, spirals or blobs",
+                    "unknown; choose digits, fashion-mnist, mnist, fashion-mnist-small, mnist-small, moons, circles, spirals or blobs",
                 ));
             }
         })
@@ -79,7 +88,10 @@ impl DatasetSpec {
     pub fn sample_shape_and_classes(&self) -> (Vec<usize>, usize) {
         match self {
             DatasetSpec::Digits => (vec![1, 8, 8], 10),
-            DatasetSpec::FashionMnist | DatasetSpec::Mnist => (vec![1, 28, 28], 10),
+            DatasetSpec::FashionMnist
+            | DatasetSpec::Mnist
+            | DatasetSpec::FashionMnistSmall
+            | DatasetSpec::MnistSmall => (vec![1, 28, 28], 10),
             DatasetSpec::Synthetic { classes, .. } => (vec![2], *classes),
         }
     }
@@ -89,6 +101,8 @@ impl DatasetSpec {
             DatasetSpec::Digits => "digits".into(),
             DatasetSpec::FashionMnist => "fashion-mnist".into(),
             DatasetSpec::Mnist => "mnist".into(),
+            DatasetSpec::FashionMnistSmall => "fashion-mnist-small".into(),
+            DatasetSpec::MnistSmall => "mnist-small".into(),
             DatasetSpec::Synthetic { kind, .. } => kind.label().into(),
         }
     }
@@ -212,12 +226,25 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<DataSplit> {
             let (train, test) = random_split(&all, config.test_fraction, seed);
             (train, test, true)
         }
+        DatasetSpec::FashionMnist | DatasetSpec::Mnist if cfg!(target_arch = "wasm32") => {
+            let small = if config.dataset == DatasetSpec::Mnist { "mnist-small" } else { "fashion-mnist-small" };
+            return Err(WsaError::invalid(
+                "data.dataset",
+                config.dataset.label(),
+                &format!("the full set is read from disk, which a web page cannot do; choose {small} (embedded)"),
+            ));
+        }
         DatasetSpec::FashionMnist => {
             let (train, test) = idx::load_pair(&config.data_dir, "fashion-mnist")?;
             (train, test, true)
         }
         DatasetSpec::Mnist => {
             let (train, test) = idx::load_pair(&config.data_dir, "mnist")?;
+            (train, test, true)
+        }
+        DatasetSpec::FashionMnistSmall | DatasetSpec::MnistSmall => {
+            let set = if config.dataset == DatasetSpec::MnistSmall { SmallSet::Mnist } else { SmallSet::FashionMnist };
+            let (train, test) = random_split(&small::load(set)?, config.test_fraction, seed);
             (train, test, true)
         }
         DatasetSpec::Synthetic { kind, samples, noise, classes } => {
