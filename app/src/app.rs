@@ -306,15 +306,18 @@ impl WsaLabApp {
         for message in job.drain() {
             match message {
                 JobMessage::Device(label) => self.device_label = label,
-                JobMessage::Restarted(label) => {
+                JobMessage::Restarted { device, failure } => {
                     // Same totals, no progress: the work starts over on the new device.
                     self.live = LiveRun {
                         epochs_per_model: self.live.epochs_per_model,
                         rounds_total: self.live.rounds_total,
                         ..LiveRun::default()
                     };
-                    self.notify(format!("The run moved to the CPU: {label}"), false);
-                    self.device_label = label;
+                    self.notify(
+                        format!("The GPU failed, so the run started again on the CPU. The GPU reported: {failure}"),
+                        false,
+                    );
+                    self.device_label = device;
                 }
                 JobMessage::Event(Event::Stage(stage)) => self.live.stage = stage,
                 JobMessage::Event(Event::Epoch { variant, epochs, record }) => {

@@ -49,8 +49,11 @@ pub enum JobOutput {
 
 pub enum JobMessage {
     Device(String),
-    /// The GPU failed and the work starts again on the device described: drop its progress.
-    Restarted(String),
+    /// The GPU failed (`failure`, whole) and the work starts again on `device`: drop the progress.
+    Restarted {
+        device: String,
+        failure: String,
+    },
     Event(Event),
     Finished(Result<JobOutput, String>),
 }
@@ -127,7 +130,7 @@ async fn with_cpu_fallback<T>(
     let outcome = work(&device, observer).await;
     observer.device_fault = DeviceFault::default();
     let failure = match (device.fault.reason(), &outcome) {
-        (Some(reason), _) => format!("it reported: {reason}"),
+        (Some(reason), _) => reason.to_string(),
         (None, Err(WsaError::Device(message))) if device.is_gpu => {
             // Lost devices stay lost: later jobs should not be handed this one again.
             device.fault.record(message.clone());
@@ -135,9 +138,12 @@ async fn with_cpu_fallback<T>(
         }
         _ => return outcome.map_err(|e| e.to_string()),
     };
+    // The device line gets the first line; browsers add the call chain below it.
+    let first_line = failure.lines().next().unwrap_or_default().trim();
     let mut cpu = wsa_core::device::cpu();
-    cpu.description = format!("{} — the GPU failed during the run, which restarted here ({failure})", cpu.description);
-    let _ = observer.sender.send(JobMessage::Restarted(cpu.description.clone()));
+    cpu.description =
+        format!("{} — the GPU failed during the run, which restarted here ({first_line})", cpu.description);
+    let _ = observer.sender.send(JobMessage::Restarted { device: cpu.description.clone(), failure });
     work(&cpu, observer).await.map_err(|e| e.to_string())
 }
 
