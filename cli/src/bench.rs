@@ -15,7 +15,7 @@ use std::time::Instant;
 use wsa_core::data::{Dataset, DatasetSpec};
 use wsa_core::device::{self, ComputeDevice, DeviceChoice};
 use wsa_core::experiment::connect::ConnectConfig;
-use wsa_core::kernels::{lerp, weighted_sum};
+use wsa_core::kernels::{layer_stats, lerp, weighted_sum};
 use wsa_core::model::{Activation, ModelConfig, ModelLayout, Norm};
 use wsa_core::rng::Rng;
 use wsa_core::scope::{LayerSelection, Scope, device_histograms};
@@ -158,6 +158,16 @@ fn kernels(devices: &[ComputeDevice], sizes: &[usize], repeats: usize) -> Result
             let bytes_per_param = 4.0;
             let ops: Vec<(&str, f64, Box<KernelOp>)> = vec![
                 ("copy (weighted sum, K=1)", 2.0, Box::new(|| Ok(layer_sum(1, &[1.0])))),
+                // The statistics alone (one pass, one read of 4 numbers per layer): what the
+                // row below adds to them is the histogram pass and its read.
+                (
+                    "scope statistics",
+                    1.0,
+                    Box::new(|| {
+                        wait(layer_stats(&models[0]))?;
+                        Ok(Vec::new())
+                    }),
+                ),
                 (
                     "scope stats + histograms",
                     2.0,
