@@ -201,7 +201,7 @@ fn effective_config(args: &ConnectArgs) -> Result<ConnectConfig> {
     };
     if let Some(name) = &args.dataset {
         config.data.dataset = DatasetSpec::from_name(name)?;
-        if config.data.dataset == DatasetSpec::FashionMnist || config.data.dataset == DatasetSpec::Mnist {
+        if config.data.dataset.is_fetched() {
             config.data.max_test = config.data.max_test.or(Some(10_000));
         }
     }

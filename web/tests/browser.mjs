@@ -92,6 +92,8 @@ async function exerciseFiles(page, dir) {
   return { downloads: saved, reloaded: JSON.parse(await page.textContent('#wsa-lab-result')) };
 }
 
+// What the page logged, for the messages of a failure.
+const console_lines = [];
 const fail = async (message) => {
   console.error(message);
   await browser.close();
@@ -100,8 +102,6 @@ const fail = async (message) => {
 };
 try {
   const page = browser.pages()[0] ?? await browser.newPage();
-  const console_lines = [];
-  globalThis.consoleLines = console_lines;
   page.on('console', (m) => console_lines.push(`[${m.type()}] ${m.text()}`));
   // A Rust panic in the page aborts the wasm instance ("unreachable"): nothing more will come.
   let crashed;
@@ -158,7 +158,7 @@ try {
 } catch (e) {
   const page = browser.pages()[0];
   if (page && args.screenshot) await page.screenshot({ path: args.screenshot.replace(/\.png$/, '-failed.png') }).catch(() => {});
-  await fail(`browser test failed: ${e.stack ?? e}\nconsole:\n${(globalThis.consoleLines ?? []).slice(-15).join('\n')}`);
+  await fail(`browser test failed: ${e.stack ?? e}\nconsole:\n${console_lines.slice(-15).join('\n')}`);
 }
 await browser.close();
 server.close();

@@ -10,9 +10,10 @@ use wsa_core::io;
 
 fn report(app: &mut WsaLabApp, outcome: Result<Vec<String>, String>, dir: &std::path::Path) {
     app.notices.push(match outcome {
+        // The browser finishes a download (and draws an archive's figures) after this returns.
         Ok(names) if cfg!(target_arch = "wasm32") => {
             let _ = dir;
-            Notice { text: format!("Downloaded {}", names.join(", ")), is_error: false }
+            Notice { text: format!("Download started: {}", names.join(", ")), is_error: false }
         }
         Ok(names) => Notice { text: format!("Wrote {} to {}", names.join(", "), dir.display()), is_error: false },
         Err(e) => Notice { text: e, is_error: true },

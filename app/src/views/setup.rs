@@ -49,23 +49,19 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     });
 }
 
-/// The sets offered. A web page has no file system, so the fetched full sets are native only;
-/// the embedded subsets of their test sets stand in for them there.
-const DATASETS: &[&str] = if cfg!(target_arch = "wasm32") {
-    &["digits", "fashion-mnist-small", "mnist-small", "moons", "circles", "spirals", "blobs"]
-} else {
-    &["digits", "fashion-mnist", "mnist", "fashion-mnist-small", "mnist-small", "moons", "circles", "spirals", "blobs"]
-};
-
 fn data(app: &mut WsaLabApp, ui: &mut Ui) {
     let config = &mut app.settings.config;
     ui.strong("Data");
     let current = config.data.dataset.label();
     egui::ComboBox::from_label("dataset").selected_text(&current).show_ui(ui, |ui| {
-        for &name in DATASETS {
-            if ui.selectable_label(current == name, name).clicked()
-                && let Ok(spec) = DatasetSpec::from_name(name)
-            {
+        for name in DatasetSpec::NAMES {
+            let Ok(spec) = DatasetSpec::from_name(name) else { continue };
+            // A web page has no file system: there the embedded subsets stand in for the
+            // fetched sets.
+            if cfg!(target_arch = "wasm32") && spec.is_fetched() {
+                continue;
+            }
+            if ui.selectable_label(current == name, name).clicked() {
                 config.data.dataset = spec;
             }
         }
@@ -79,7 +75,7 @@ fn data(app: &mut WsaLabApp, ui: &mut Ui) {
             }
         });
     }
-    if matches!(config.data.dataset, DatasetSpec::FashionMnist | DatasetSpec::Mnist) {
+    if config.data.dataset.is_fetched() {
         let set_dir = wsa_core::data::dataset_dir(&config.data.data_dir, &config.data.dataset.label());
         if !set_dir.join("train-images-idx3-ubyte.gz").is_file() && !set_dir.join("train-images-idx3-ubyte").is_file() {
             ui.colored_label(

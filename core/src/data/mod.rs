@@ -55,6 +55,25 @@ fn default_synthetic_classes() -> usize {
 }
 
 impl DatasetSpec {
+    /// The short names [`DatasetSpec::from_name`] reads, in the order menus offer them.
+    pub const NAMES: [&str; 9] = [
+        "digits",
+        "fashion-mnist",
+        "mnist",
+        "fashion-mnist-small",
+        "mnist-small",
+        "moons",
+        "circles",
+        "spirals",
+        "blobs",
+    ];
+
+    /// Whether the set is read from `data_dir` (fetched by `scripts/fetch-data.sh`), which a
+    /// web page cannot do; the others are embedded or generated.
+    pub fn is_fetched(&self) -> bool {
+        matches!(self, DatasetSpec::FashionMnist | DatasetSpec::Mnist)
+    }
+
     /// Parses the short names used on the command line.
     pub fn from_name(name: &str) -> Result<Self> {
         let synthetic = |kind| DatasetSpec::Synthetic {
@@ -77,7 +96,7 @@ impl DatasetSpec {
                 return Err(WsaError::invalid(
                     "dataset",
                     other,
-                    "unknown; choose digits, fashion-mnist, mnist, fashion-mnist-small, mnist-small, moons, circles, spirals or blobs",
+                    &format!("unknown; choose one of {}", Self::NAMES.join(", ")),
                 ));
             }
         })
@@ -226,7 +245,7 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<DataSplit> {
             let (train, test) = random_split(&all, config.test_fraction, seed);
             (train, test, true)
         }
-        DatasetSpec::FashionMnist | DatasetSpec::Mnist if cfg!(target_arch = "wasm32") => {
+        spec if spec.is_fetched() && cfg!(target_arch = "wasm32") => {
             let small = if config.dataset == DatasetSpec::Mnist { "mnist-small" } else { "fashion-mnist-small" };
             return Err(WsaError::invalid(
                 "data.dataset",
@@ -332,6 +351,15 @@ mod tests {
         let mean = a.train.features.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
         let var = a.train.features.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
         assert!(mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3, "mean {mean} var {var}");
+    }
+
+    #[test]
+    fn every_listed_name_parses_and_is_its_label() {
+        for name in DatasetSpec::NAMES {
+            assert_eq!(DatasetSpec::from_name(name).expect(name).label(), name);
+        }
+        let err = DatasetSpec::from_name("cifar").expect_err("unknown").to_string();
+        assert!(err.contains("fashion-mnist-small") && err.contains("blobs"), "{err}");
     }
 
     #[test]
