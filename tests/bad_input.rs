@@ -7,6 +7,7 @@ use wsa_core::data::{DataConfig, DatasetSpec};
 use wsa_core::device;
 use wsa_core::experiment::Silent;
 use wsa_core::experiment::connect::{self, ConnectConfig, PairDifference};
+use wsa_core::experiment::method::Method;
 use wsa_core::io::{load_model, params_from_safetensors, save_model, to_safetensors, write_atomic};
 use wsa_core::merge::{interpolate, weighted_average};
 use wsa_core::model::{Activation, HostParams, ModelConfig, ModelLayout, Norm};
@@ -147,7 +148,28 @@ fn absurd_configs_are_refused_with_the_field_named() {
     let err = ConnectConfig::from_json(&text).expect_err("negative batch size");
     assert!(err.to_string().contains("batch_size"), "{err}");
     let err = ConnectConfig::from_json("{\"version\": 99}").expect_err("future version");
-    assert!(err.to_string().contains("config.version"), "{err}");
+    assert!(err.to_string().contains("`version` = 99") && err.to_string().contains("reads versions"), "{err}");
+}
+
+#[test]
+fn bad_method_lists_are_refused_with_the_names_to_choose_from() {
+    let base = small_connect_config(1);
+    let mut c = base.clone();
+    c.methods.clear();
+    let err = run_err(&c);
+    assert!(matches!(err, WsaError::InvalidConfig { .. }) && err.to_string().contains("at least one method"), "{err}");
+    c.methods = vec![Method::WSA, Method::WM, Method::WSA];
+    let message = run_err(&c).to_string();
+    assert!(message.contains("methods = `wsa`") && message.contains("listed twice"), "{message}");
+    // In a file: an unknown name, with the field and the valid names.
+    let text = serde_json::to_string(&base).expect("json").replace("\"wm+wsa\"", "\"wm+wsb\"");
+    let err = ConnectConfig::from_json(&text).expect_err("unknown method");
+    let message = err.to_string();
+    assert!(message.contains("methods") && message.contains("`wm+wsb`") && message.contains("rescale"), "{message}");
+    let mut c = base.clone();
+    c.methods = vec![Method::WM];
+    c.weight_matching.max_sweeps = 0;
+    assert!(run_err(&c).to_string().contains("weight_matching.max_sweeps"));
 }
 
 #[test]

@@ -80,9 +80,10 @@ fn check_against_native(path: &str, config: &ConnectConfig, tolerance: f64, file
         ),
         _ => assert!(device.contains("no usable WebGPU adapter"), "no fallback notice: {device}"),
     }
-    let variants = page["variants"].as_array().expect("variants");
-    assert_eq!(variants.len(), native.variants.len(), "{path}: {page}");
-    for (p, n) in variants.iter().zip(&native.variants) {
+    let methods = page["methods"].as_array().expect("methods");
+    assert_eq!(methods.len(), native.methods.len(), "{path}: {page}");
+    for (p, n) in methods.iter().zip(&native.methods) {
+        assert_eq!(p["name"].as_str(), Some(n.name.name()), "{path}: methods in the config's order");
         let expected = [
             ("loss_barrier", n.barriers.loss),
             ("accuracy_barrier", n.barriers.accuracy),
@@ -117,9 +118,11 @@ fn unzip(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// The downloads of the Files tab: one archive per set with every file in it, each readable as
-/// what its name says; then the selected (WSA) pair re-evaluated with its saved midpoint in A.
+/// The downloads of the Files tab: one archive per set with every file in it (a figure and two
+/// models per method), each readable as what its name says; then the selected (WSA) pair
+/// re-evaluated with its saved midpoint in A.
 fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
+    let sorted = |names: Vec<String>| names.into_iter().collect::<std::collections::BTreeSet<String>>();
     let names: Vec<&str> =
         page["downloads"].as_array().expect("downloads").iter().filter_map(|d| d["name"].as_str()).collect();
     assert_eq!(
@@ -128,7 +131,8 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
         "downloads"
     );
     let figures = unzip(&dir.join(names[0]));
-    assert_eq!(figures.keys().collect::<Vec<_>>(), ["histograms-plain.png", "histograms-wsa.png", "paths.png"]);
+    let expected = config.methods.iter().map(|m| format!("histograms-{m}.png")).chain(["paths.png".to_string()]);
+    assert_eq!(sorted(figures.keys().cloned().collect()), sorted(expected.collect()));
     // PNGs drawn by the browser from the figures' SVG: the signature and the figure's size.
     let png_size = |name: &str| {
         let bytes = &figures[name];
@@ -144,26 +148,25 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
         ["config.json", "curves.csv", "layers.csv", "paths.csv", "summary.json"]
     );
     let summary: serde_json::Value = serde_json::from_slice(&results["summary.json"]).expect("summary.json");
-    for (i, variant) in page["variants"].as_array().expect("variants").iter().enumerate() {
-        assert_eq!(summary["variants"][i]["barriers"]["loss"].as_f64(), variant["loss_barrier"].as_f64());
+    for (i, method) in page["methods"].as_array().expect("methods").iter().enumerate() {
+        assert_eq!(summary["methods"][i]["barriers"]["loss"].as_f64(), method["loss_barrier"].as_f64());
     }
     let exported: ConnectConfig = serde_json::from_slice(&results["config.json"]).expect("config.json");
     assert_eq!(&exported, config);
     let rows = String::from_utf8(results["paths.csv"].clone()).expect("UTF-8");
-    assert_eq!(rows.lines().count(), 1 + 2 * config.path.points, "paths.csv: a header and a row per point");
+    assert_eq!(
+        rows.lines().count(),
+        1 + config.methods.len() * config.path.points,
+        "paths.csv: a header and a row per method and point"
+    );
     let split = wsa_core::data::load(&config.data, config.seed).expect("data");
     let layout = std::sync::Arc::new(
         wsa_core::model::ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)
             .expect("layout"),
     );
     let models = unzip(&dir.join(names[2]));
-    let expected = [
-        "models/plain-a.safetensors",
-        "models/plain-b.safetensors",
-        "models/wsa-a.safetensors",
-        "models/wsa-b.safetensors",
-    ];
-    assert_eq!(models.keys().collect::<Vec<_>>(), expected);
+    let expected = config.methods.iter().flat_map(|m| ["a", "b"].map(|side| format!("models/{m}-{side}.safetensors")));
+    assert_eq!(sorted(models.keys().cloned().collect()), sorted(expected.collect()));
     let merged = std::fs::read(dir.join(names[3])).expect("merged model");
     for (name, bytes) in models.iter().map(|(n, b)| (n.as_str(), b)).chain([(names[3], &merged)]) {
         let params = wsa_core::io::params_from_safetensors(bytes, &layout, Path::new(name))
@@ -172,8 +175,8 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
     }
     // The WSA pair is now (midpoint, B): A scores what the path scored at alpha 0.5 (the same
     // weights, rounded once more: at most one test sample apart), B is unchanged.
-    let reloaded = &page["reloaded"]["variants"];
-    let midpoint = summary["variants"][1]["path"]
+    let reloaded = &page["reloaded"]["methods"];
+    let midpoint = summary["methods"][1]["path"]
         .as_array()
         .expect("path")
         .iter()
@@ -186,8 +189,10 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
         (a - midpoint).abs() <= 1.0 / split.test.len() as f64 + 1e-12,
         "A after the load: {a} vs midpoint {midpoint}"
     );
-    assert_eq!(reloaded[1]["accuracy_b"], page["variants"][1]["accuracy_b"], "B was not touched");
-    assert_eq!(reloaded[0], page["variants"][0], "the plain pair was not touched");
+    assert_eq!(reloaded[1]["accuracy_b"], page["methods"][1]["accuracy_b"], "B was not touched");
+    for (i, method) in page["methods"].as_array().expect("methods").iter().enumerate().filter(|(i, _)| *i != 1) {
+        assert_eq!(&reloaded[i], method, "the other methods were not touched");
+    }
 }
 
 #[test]

@@ -2,11 +2,16 @@
 
 use wsa_core::device;
 use wsa_core::experiment::Silent;
-use wsa_core::experiment::connect::{self, ConnectResult};
+use wsa_core::experiment::connect::{self, ConnectConfig, ConnectResult, MethodResult, PairDifference};
+use wsa_core::experiment::method::{Alignment, Method, Training};
 use wsa_lab_tests::small_connect_config;
 
 fn run(config: &connect::ConnectConfig) -> ConnectResult {
     wsa_core::wait(connect::run(config, &device::cpu(), &mut Silent)).expect("connect runs").result
+}
+
+fn method(result: &ConnectResult, method: Method) -> &MethodResult {
+    result.methods.iter().find(|m| m.name == method).unwrap_or_else(|| panic!("{method} missing"))
 }
 
 /// The property the method must have: training with WSA brings the per-layer scopes of A and
@@ -14,16 +19,19 @@ fn run(config: &connect::ConnectConfig) -> ConnectResult {
 #[test]
 fn wsa_brings_the_scopes_of_a_and_b_together() {
     let result = run(&small_connect_config(5));
-    let [plain, wsa] = &result.variants[..] else { panic!("two variants expected") };
-    assert_eq!((plain.name.as_str(), wsa.name.as_str()), ("plain", "wsa"));
+    let names: Vec<Method> = result.methods.iter().map(|m| m.name).collect();
+    assert_eq!(names, Method::DEFAULT, "one result per configured method, in order");
+    let trained: Vec<Training> = result.pairs.iter().map(|p| p.training).collect();
+    assert_eq!(trained, [Training::Plain, Training::Wsa], "one pair per training, shared by its methods");
+    let (plain, wsa) = (method(&result, Method::PLAIN), method(&result, Method::WSA));
     assert!(
         wsa.scope_distance < 0.5 * plain.scope_distance,
         "scope distance with WSA {} should be well below plain {}",
         wsa.scope_distance,
         plain.scope_distance
     );
-    // Both pairs learned something real.
-    for v in &result.variants {
+    // Every pair learned something real.
+    for v in &result.methods {
         assert!(
             v.endpoint_a.accuracy > 0.8 && v.endpoint_b.accuracy > 0.8,
             "{}: {:?} {:?}",
@@ -32,7 +40,14 @@ fn wsa_brings_the_scopes_of_a_and_b_together() {
             v.endpoint_b
         );
         assert_eq!(v.path.len(), 11);
-        assert!(v.barriers.loss >= 0.0 && v.barriers.accuracy >= 0.0);
+        // The barriers are what the path says: the largest rise above the straight line between
+        // the ends.
+        let rise = v
+            .path
+            .iter()
+            .map(|p| p.loss - ((1.0 - p.alpha) * v.endpoint_a.loss + p.alpha * v.endpoint_b.loss))
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!((v.barriers.loss - rise).abs() < 1e-9, "{}: {} vs {rise}", v.name, v.barriers.loss);
         // The path's ends are the models themselves.
         assert!((v.path[0].accuracy - v.endpoint_a.accuracy).abs() < 1e-9);
         assert!((v.path[10].loss - v.endpoint_b.loss).abs() < 1e-5);
@@ -52,7 +67,7 @@ fn cpu_runs_are_deterministic() {
     assert_eq!(first, second);
     let mut other = config.clone();
     other.seed = 1;
-    assert_ne!(run(&other).variants[0].path, first.variants[0].path);
+    assert_ne!(run(&other).methods[0].path, first.methods[0].path);
 }
 
 /// The fetched real sets load with their official sizes and first labels (data.md). `.ci/run`
@@ -110,7 +125,7 @@ fn every_target_source_sets_the_target_it_promises() {
     config.wsa.target = TargetSource::Fixed;
     let fixed = run(&config);
     let layout = ModelLayout::new(&config.model, &[1, 8, 8], 10).expect("layout");
-    for layer in &fixed.variants[1].layers {
+    for layer in &method(&fixed, Method::WSA).layers {
         let spec = &layout.params[layout.index_of(&layer.path).expect("path")];
         assert_eq!(layer.target.mean, 0.0);
         assert!((layer.target.std - spec.init_std()).abs() < 1e-12, "{}", layer.path);
@@ -119,7 +134,7 @@ fn every_target_source_sets_the_target_it_promises() {
     // Reference without a file: A is the plain A, frozen; the target is its scope.
     config.wsa.target = TargetSource::Reference { model: None };
     let reference = run(&config);
-    let (plain, wsa) = (&reference.variants[0], &reference.variants[1]);
+    let (plain, wsa) = (method(&reference, Method::PLAIN), method(&reference, Method::WSA));
     assert_eq!(plain.endpoint_a, wsa.endpoint_a, "A is shared");
     for (p, w) in plain.layers.iter().zip(&wsa.layers) {
         assert!((w.target.std - p.a.scope.std).abs() < 1e-6 && (w.target.mean - p.a.scope.mean).abs() < 1e-6);
@@ -137,9 +152,92 @@ fn every_target_source_sets_the_target_it_promises() {
     save_model(&file, &scaled).expect("save");
     config.wsa.target = TargetSource::Reference { model: Some(file.clone()) };
     let from_file = run(&config);
-    for layer in &from_file.variants[1].layers {
+    for layer in &method(&from_file, Method::WSA).layers {
         let values = scaled.get(&layer.path).expect("path");
         assert!((layer.target.std - scope_of(values).std).abs() < 1e-9, "{}", layer.path);
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Different random starts on the digits: the straight path between the plain pair climbs, and
+/// weight matching, which only reorders B's hidden units, lowers the barrier (a real run, the
+/// default model and seed).
+#[test]
+fn weight_matching_lowers_the_barrier_between_different_random_starts() {
+    let config = ConnectConfig {
+        pair: PairDifference::named("different-init").expect("named pair"),
+        methods: vec![Method::PLAIN, Method::WM],
+        ..ConnectConfig::default()
+    };
+    let result = run(&config);
+    let (plain, wm) = (method(&result, Method::PLAIN), method(&result, Method::WM));
+    assert_eq!(result.pairs.len(), 1, "plain and wm share one trained pair");
+    assert_eq!(plain.endpoint_a, wm.endpoint_a, "A is not touched");
+    // A permutation keeps B's function: the same accuracy, the same loss up to summation order.
+    assert_eq!(plain.endpoint_b.accuracy, wm.endpoint_b.accuracy);
+    assert!((plain.endpoint_b.loss - wm.endpoint_b.loss).abs() < 1e-4);
+    assert!(
+        wm.barriers.loss < plain.barriers.loss,
+        "weight matching {} should lower the plain barrier {}",
+        wm.barriers.loss,
+        plain.barriers.loss
+    );
+    let report = wm.alignment.as_ref().expect("alignment report");
+    assert_eq!(report.kind, Alignment::WeightMatching);
+    assert!(report.objective.windows(2).all(|w| w[1] >= w[0]), "{:?}", report.objective);
+    assert!(report.permutations.iter().all(|p| p.moved > 0), "{:?}", report.permutations);
+    // Scopes do not see the order of units; the weights themselves come closer.
+    for layer in &wm.layers {
+        let before = layer.b_unaligned.as_ref().expect("B before alignment");
+        assert!((before.scope.std - layer.b.scope.std).abs() < 1e-9, "{}", layer.path);
+    }
+    let total =
+        |f: fn(&wsa_core::align::ParamDistance) -> f64| report.distances.iter().map(|d| f(d).powi(2)).sum::<f64>();
+    assert!(total(|d| d.after) < total(|d| d.before));
+}
+
+/// Post-hoc rescaling maps every scoped layer of A and B onto one target scope.
+#[test]
+fn rescaling_gives_a_and_b_the_target_scope() {
+    let mut config = small_connect_config(2);
+    config.methods = vec![Method::RESCALE];
+    let result = run(&config);
+    let rescaled = method(&result, Method::RESCALE);
+    assert_eq!(rescaled.alignment.as_ref().map(|r| r.kind), Some(Alignment::Rescale));
+    for layer in &rescaled.layers {
+        for side in [&layer.a, &layer.b] {
+            assert!((side.scope.mean - layer.target.mean).abs() < 1e-6, "{}", layer.path);
+            assert!((side.scope.std - layer.target.std).abs() < 1e-6 * layer.target.std.max(1.0), "{}", layer.path);
+        }
+    }
+    assert!(rescaled.scope_distance < 1e-6);
+}
+
+/// Files written by version 1 (plain and WSA only, curves per variant) still load: configs run
+/// the two methods they meant, results keep their numbers.
+#[test]
+fn version_1_configs_and_summaries_load() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1");
+    let text = std::fs::read_to_string(fixtures.join("config.json")).expect("v1 config");
+    let config = ConnectConfig::from_json(&text).expect("v1 config migrates");
+    assert_eq!(config.methods, [Method::PLAIN, Method::WSA]);
+    let old: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(old["version"], 1);
+    assert_eq!(config.seed, old["seed"].as_u64().expect("seed"));
+
+    let text = std::fs::read_to_string(fixtures.join("summary.json")).expect("v1 summary");
+    let result = ConnectResult::from_json(&text).expect("v1 summary migrates");
+    let old: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(result.methods.len(), 2);
+    for (new, old) in result.methods.iter().zip(old["variants"].as_array().expect("variants")) {
+        assert_eq!(new.name.name(), old["name"].as_str().expect("name"));
+        assert_eq!(Some(new.barriers.loss), old["barriers"]["loss"].as_f64());
+        assert!(new.alignment.is_none());
+        let pair = result.pairs.iter().find(|p| p.training == new.name.training).expect("pair");
+        assert_eq!(pair.curves.len(), old["curves"].as_array().expect("curves").len());
+    }
+    assert_eq!(result.config.methods, [Method::PLAIN, Method::WSA]);
+    // What it reads back it writes as the current version.
+    let again = ConnectResult::from_json(&serde_json::to_string(&result).expect("json")).expect("v2 reads");
+    assert_eq!(again, result);
 }

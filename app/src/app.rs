@@ -11,6 +11,7 @@ use web_time::Instant;
 use wsa_core::device::{ComputeDevice, DeviceChoice};
 use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{EpochRecord, TrainedPair};
+use wsa_core::experiment::method::Training;
 
 /// A message shown to the user until dismissed.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,10 +24,11 @@ pub struct Notice {
 #[derive(Default)]
 pub struct LiveRun {
     pub stage: String,
-    /// (variant, record) for every finished epoch.
-    pub epochs: Vec<(String, EpochRecord)>,
+    /// (trained pair, record) for every finished epoch.
+    pub epochs: Vec<(Training, EpochRecord)>,
     pub path_points_done: usize,
-    pub epochs_per_model: usize,
+    /// Epochs and path points of the whole connect run (`ConnectConfig::progress_total`).
+    pub total: usize,
     /// (run, round, global test accuracy) of a federated job.
     pub rounds: Vec<(String, usize, f64)>,
     /// Total rounds of a federated job (all runs), when one is in flight.
@@ -34,13 +36,13 @@ pub struct LiveRun {
 }
 
 impl LiveRun {
-    /// Share of the work done: 4 trainings of `epochs` and 2 paths, or the federated rounds.
-    pub fn fraction(&self, path_points: usize) -> f32 {
+    /// Share of the work done: the epochs of every trained model and every method's path
+    /// points, or the federated rounds.
+    pub fn fraction(&self) -> f32 {
         if self.rounds_total > 0 {
             return (self.rounds.len() as f32 / self.rounds_total as f32).min(1.0);
         }
-        let total = 4 * self.epochs_per_model.max(1) + 2 * path_points.max(1);
-        ((self.epochs.len() + self.path_points_done) as f32 / total as f32).min(1.0)
+        ((self.epochs.len() + self.path_points_done) as f32 / self.total.max(1) as f32).min(1.0)
     }
 }
 
@@ -76,7 +78,7 @@ pub struct WsaLabApp {
     pub settings: Settings,
     pub job: Option<Job>,
     pub live: LiveRun,
-    /// The trained (or loaded) models of `settings.last_result`, one pair per variant. Not stored:
+    /// The merged (or loaded) models of `settings.last_result`, one pair per method. Not stored:
     /// after a restart the results come back, the models after the next run.
     pub models: Vec<TrainedPair>,
     pub device_label: String,
@@ -258,7 +260,7 @@ impl WsaLabApp {
             self.notices.push(Notice { text: e.to_string(), is_error: true });
             return;
         }
-        self.live = LiveRun { epochs_per_model: self.settings.config.train.epochs, ..LiveRun::default() };
+        self.live = LiveRun { total: self.settings.config.progress_total(), ..LiveRun::default() };
         let target = self.device_target(self.settings.config.flops_per_step());
         let ctx = ctx.clone();
         self.job = Some(Job::connect(self.settings.config.clone(), target, move || ctx.request_repaint()));
@@ -285,16 +287,14 @@ impl WsaLabApp {
         self.job = Some(Job::federated(config, variants, target, move || ctx.request_repaint()));
     }
 
-    pub fn start_reevaluation(&mut self, ctx: &egui::Context, variant_index: usize, pair: TrainedPair) {
+    /// Re-evaluates method `method_index` with the pair `pair` (one of its models replaced).
+    pub fn start_reevaluation(&mut self, ctx: &egui::Context, method_index: usize, pair: TrainedPair) {
         let Some(result) = &self.settings.last_result else { return };
-        let Some(variant) = result.variants.get(variant_index) else { return };
-        let (config, name, lambda) = (result.config.clone(), variant.name.clone(), variant.lambda);
-        self.live = LiveRun::default();
+        let config = result.config.clone();
+        self.live = LiveRun { total: config.path.points, ..LiveRun::default() };
         let target = self.device_target(config.flops_per_step());
         let ctx = ctx.clone();
-        self.job = Some(Job::reevaluate(config, target, variant_index, name, lambda, pair.a, pair.b, move || {
-            ctx.request_repaint()
-        }));
+        self.job = Some(Job::reevaluate(config, target, method_index, pair, move || ctx.request_repaint()));
     }
 
     /// Applies what the worker sent; called once per frame before drawing.
@@ -308,11 +308,8 @@ impl WsaLabApp {
                 JobMessage::Device(label) => self.device_label = label,
                 JobMessage::Restarted { device, failure } => {
                     // Same totals, no progress: the work starts over on the new device.
-                    self.live = LiveRun {
-                        epochs_per_model: self.live.epochs_per_model,
-                        rounds_total: self.live.rounds_total,
-                        ..LiveRun::default()
-                    };
+                    self.live =
+                        LiveRun { total: self.live.total, rounds_total: self.live.rounds_total, ..LiveRun::default() };
                     self.notify(
                         format!("The GPU failed, so the run started again on the CPU. The GPU reported: {failure}"),
                         false,
@@ -320,10 +317,7 @@ impl WsaLabApp {
                     self.device_label = device;
                 }
                 JobMessage::Event(Event::Stage(stage)) => self.live.stage = stage,
-                JobMessage::Event(Event::Epoch { variant, epochs, record }) => {
-                    self.live.epochs_per_model = epochs;
-                    self.live.epochs.push((variant, record));
-                }
+                JobMessage::Event(Event::Epoch { pair, record, .. }) => self.live.epochs.push((pair, record)),
                 JobMessage::Event(Event::PathPoint { .. }) => self.live.path_points_done += 1,
                 JobMessage::Event(Event::Round { run, round, test_accuracy, .. }) => {
                     self.live.rounds.push((run, round, test_accuracy));
@@ -343,7 +337,7 @@ impl WsaLabApp {
         self.scopes_cache = views::scopes::Cache::default();
         match outcome {
             Ok(JobOutput::Connect(outcome)) => {
-                let points = outcome.result.variants.first().map_or(0, |v| v.path.len());
+                let points = outcome.result.methods.first().map_or(0, |v| v.path.len());
                 self.settings.alpha_index = self.settings.alpha_index.min(points.saturating_sub(1));
                 self.settings.layer = 0;
                 for warning in &outcome.result.warnings {
@@ -359,13 +353,13 @@ impl WsaLabApp {
                 self.settings.fed_result = Some(outcome.result);
                 self.settings.tab = Tab::Federated;
             }
-            Ok(JobOutput::Reevaluated { variant_index, result, pair }) => {
+            Ok(JobOutput::Reevaluated { method_index, result, pair }) => {
                 if let Some(last) = &mut self.settings.last_result
-                    && let Some(slot) = last.variants.get_mut(variant_index)
+                    && let Some(slot) = last.methods.get_mut(method_index)
                 {
                     *slot = *result;
                 }
-                if let Some(slot) = self.models.get_mut(variant_index) {
+                if let Some(slot) = self.models.get_mut(method_index) {
                     *slot = *pair;
                 }
                 self.notices.push(Notice { text: "The loaded pair was evaluated.".into(), is_error: false });
@@ -406,7 +400,7 @@ impl eframe::App for WsaLabApp {
             let picked = self.picked_model.lock().ok().and_then(|mut p| p.take());
             if let Some(p) = picked {
                 let origin = std::path::PathBuf::from(&p.name);
-                views::files::load_bytes_into(self, _ctx, p.variant, p.slot, &origin, &p.bytes);
+                views::files::load_bytes_into(self, _ctx, p.method, p.slot, &origin, &p.bytes);
             }
         }
     }

@@ -11,10 +11,9 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use web_time::Instant;
 use wsa_core::WsaError;
 use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
-use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, TrainedPair, VariantResult};
+use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, MethodResult, TrainedPair};
 use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
 use wsa_core::experiment::{Event, Observer};
-use wsa_core::model::HostParams;
 
 /// The work of a job, started where it runs.
 type Work = Pin<Box<dyn Future<Output = Result<JobOutput, String>>>>;
@@ -39,10 +38,10 @@ fn event_channel() -> (EventSender, Receiver<JobMessage>) {
 pub enum JobOutput {
     Connect(Box<ConnectOutcome>),
     Federated(Box<FedOutcome>),
-    /// A pair re-evaluated after a model was loaded into one of its slots.
+    /// A method's pair re-evaluated after a model was loaded into one of its slots.
     Reevaluated {
-        variant_index: usize,
-        result: Box<VariantResult>,
+        method_index: usize,
+        result: Box<MethodResult>,
         pair: Box<TrainedPair>,
     },
 }
@@ -252,26 +251,23 @@ impl Job {
         })
     }
 
-    /// Re-evaluates pair `variant_index` with new endpoints.
-    #[allow(clippy::too_many_arguments)]
+    /// Re-evaluates method `method_index` with new endpoints `pair` (B aligned to A again as
+    /// the method says).
     pub fn reevaluate(
         config: ConnectConfig,
         target: DeviceTarget,
-        variant_index: usize,
-        name: String,
-        lambda: f64,
-        a: HostParams,
-        b: HostParams,
+        method_index: usize,
+        pair: TrainedPair,
         repaint: impl Fn() + Send + Clone + 'static,
     ) -> Self {
         Self::spawn("evaluating the loaded pair", repaint, move |mut observer| {
             Box::pin(async move {
                 let device = target.resolve().await?;
                 let (result, pair) = with_cpu_fallback(device, &mut observer, async |device, observer| {
-                    connect::evaluate_pair(&config, device, &name, lambda, &a, &b, observer).await
+                    connect::evaluate_pair(&config, device, pair.method, &pair.a, &pair.b, observer).await
                 })
                 .await?;
-                Ok(JobOutput::Reevaluated { variant_index, result: Box::new(result), pair: Box::new(pair) })
+                Ok(JobOutput::Reevaluated { method_index, result: Box::new(result), pair: Box::new(pair) })
             })
         })
     }

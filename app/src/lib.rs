@@ -9,6 +9,7 @@ use egui_wgpu::wgpu;
 mod app;
 pub mod export;
 mod job;
+pub mod palette;
 pub mod state;
 mod views;
 #[cfg(target_arch = "wasm32")]

@@ -28,9 +28,9 @@ pub struct Settings {
     pub config: ConnectConfig,
     pub device: DeviceChoice,
     pub tab: Tab,
-    /// Index into the result's variants (0 = plain, 1 = WSA).
-    pub variant: usize,
-    /// Index into the selected variant's layers.
+    /// Index into the result's methods: the one the scopes, regions and files views show.
+    pub method: usize,
+    /// Index into the selected method's layers.
     pub layer: usize,
     /// Index into the alpha grid: the merged model shown everywhere.
     pub alpha_index: usize,
@@ -51,7 +51,7 @@ impl Default for Settings {
             config: Preset::ALL[0].config(),
             device: DeviceChoice::Cpu,
             tab: Tab::Path,
-            variant: 1,
+            method: 1,
             layer: 0,
             alpha_index: 10,
             export_dir: "out/app".into(),
@@ -140,17 +140,29 @@ impl Preset {
 }
 
 /// Reads stored settings; a missing store gives defaults, a corrupt one defaults and a notice.
+/// The experiment and the last result inside are read through core's versioned loaders, so a
+/// store written by an older build is migrated, not dropped.
 pub fn load(stored: Option<String>) -> (Settings, Option<String>) {
-    match stored {
-        None => (Settings::default(), None),
-        Some(text) => match serde_json::from_str::<Settings>(&text) {
-            Ok(settings) => (settings, None),
-            Err(e) => (
-                Settings::default(),
-                Some(format!("The saved settings could not be read ({e}); starting with defaults.")),
-            ),
-        },
+    let Some(text) = stored else { return (Settings::default(), None) };
+    match parse(&text) {
+        Ok(settings) => (settings, None),
+        Err(e) => {
+            (Settings::default(), Some(format!("The saved settings could not be read ({e}); starting with defaults.")))
+        }
     }
+}
+
+fn parse(text: &str) -> Result<Settings, String> {
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if let Some(config) = value.get_mut("config") {
+        let migrated = ConnectConfig::from_json(&config.to_string()).map_err(|e| e.to_string())?;
+        *config = serde_json::to_value(migrated).map_err(|e| e.to_string())?;
+    }
+    if let Some(result) = value.get_mut("last_result").filter(|r| !r.is_null()) {
+        let migrated = ConnectResult::from_json(&result.to_string()).map_err(|e| e.to_string())?;
+        *result = serde_json::to_value(migrated).map_err(|e| e.to_string())?;
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

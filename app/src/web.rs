@@ -104,7 +104,7 @@ pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult) {
     let summary = serde_json::json!({
         "device": result.device,
         "dataset": result.dataset,
-        "variants": result.variants.iter().map(|v| serde_json::json!({
+        "methods": result.methods.iter().map(|v| serde_json::json!({
             "name": v.name,
             "loss_barrier": v.barriers.loss,
             "accuracy_barrier": v.barriers.accuracy,
@@ -267,26 +267,27 @@ pub async fn pick_file(accept: &str) -> Option<(String, Vec<u8>)> {
     Some((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()))
 }
 
-/// A model file the user picked for slot A or B of a pair, waiting for the next frame.
+/// A model file the user picked for slot A or B of a method's pair, waiting for the next frame.
 pub struct PickedModel {
-    pub variant: usize,
+    /// Index into the result's methods.
+    pub method: usize,
     pub slot: &'static str,
     pub name: String,
     pub bytes: Vec<u8>,
 }
 
-/// Opens the file picker for a model for `slot` of pair `variant`; the file lands in `inbox`
+/// Opens the file picker for a model for `slot` of method `method`'s pair; the file lands in `inbox`
 /// (the app loads it on its next frame, which this wakes).
 pub fn pick_model(
     inbox: std::sync::Arc<std::sync::Mutex<Option<PickedModel>>>,
-    variant: usize,
+    method: usize,
     slot: &'static str,
     ctx: egui::Context,
 ) {
     wasm_bindgen_futures::spawn_local(async move {
         if let Some((name, bytes)) = pick_file(".safetensors").await {
             if let Ok(mut waiting) = inbox.lock() {
-                *waiting = Some(PickedModel { variant, slot, name, bytes });
+                *waiting = Some(PickedModel { method, slot, name, bytes });
             }
             ctx.request_repaint();
         }

@@ -6,6 +6,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, Instant};
 use wsa_core::experiment::connect::PairDifference;
+use wsa_core::experiment::method::Method;
 use wsa_lab_app::WsaLabApp;
 
 fn harness() -> Harness<'static, WsaLabApp> {
@@ -45,6 +46,11 @@ fn preset_run_select_a_point_and_export() {
     assert_eq!(harness.state().settings.config.pair, PairDifference::Seed { same_init: false });
     // Keep the run short: the point is the UI, not the numbers.
     harness.state_mut().settings.config.train.epochs = 3;
+    // Add post-hoc rescaling to the default methods with its toggle.
+    harness.get_by_label("rescale").click();
+    harness.run_steps(2);
+    let methods = &harness.state().settings.config.methods;
+    assert_eq!(methods, &[Method::PLAIN, Method::WSA, Method::WM, Method::WM_WSA, Method::RESCALE]);
 
     harness.get_by_label("Run").click();
     harness.step();
@@ -54,10 +60,10 @@ fn preset_run_select_a_point_and_export() {
     assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
     let result = harness.state().settings.last_result.clone().expect("a result after the run");
 
-    // The path view shows both barriers of both variants.
+    // The path view shows both barriers of every method.
     harness.get_by_label("loss barrier");
     harness.get_by_label("accuracy barrier");
-    for v in &result.variants {
+    for v in &result.methods {
         let loss = format!("{:.4}", v.barriers.loss);
         let accuracy = format!("{:.4}", v.barriers.accuracy);
         assert!(harness.query_all_by_label(&loss).count() >= 1, "loss barrier {loss} of {} not shown", v.name);
@@ -72,7 +78,7 @@ fn preset_run_select_a_point_and_export() {
     harness.run_steps(2);
     let after = harness.state().settings.alpha_index;
     assert_eq!(after, before + 1);
-    let alpha = result.variants[0].path[after].alpha;
+    let alpha = result.methods[0].path[after].alpha;
     harness.get_by_label(&format!("Selected merged model: α = {alpha:.3}"));
 
     // The selection follows into the scopes view.
@@ -80,6 +86,11 @@ fn preset_run_select_a_point_and_export() {
     harness.run_steps(2);
     let merged = format!("merged, α = {alpha:.2}");
     assert!(harness.query_all_by_label(&merged).count() >= 1, "the scopes view does not show `{merged}`");
+    // For weight matching it shows B before alignment and what the alignment did.
+    harness.state_mut().settings.method = 2;
+    harness.run_steps(2);
+    assert!(harness.query_all_by_label("B before alignment").count() >= 1, "no unaligned B for wm");
+    assert!(harness.query_all_by_label_contains("aligned to A by weight matching").count() >= 1);
 
     // Export from the Files tab.
     let dir = std::env::temp_dir().join(format!("wsa-lab-ui-export-{}", std::process::id()));
@@ -93,7 +104,16 @@ fn preset_run_select_a_point_and_export() {
     harness.run_steps(2);
     harness.get_by_label("Save models (safetensors)").click();
     harness.run_steps(2);
-    for file in ["summary.json", "paths.csv", "paths.png", "histograms-wsa.png", "models/plain-a.safetensors"] {
+    for file in [
+        "summary.json",
+        "paths.csv",
+        "paths.png",
+        "histograms-wsa.png",
+        "histograms-wm+wsa.png",
+        "histograms-rescale.png",
+        "models/plain-a.safetensors",
+        "models/wm-b.safetensors",
+    ] {
         assert!(dir.join(file).is_file(), "{file} was not exported; notices: {:?}", harness.state().notices);
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -147,7 +167,7 @@ fn a_model_that_does_not_fit_is_refused_with_a_message() {
     wait_for_job(&mut harness);
     let result = harness.state().settings.last_result.clone().expect("result");
     // B is now a copy of A: the path is flat and both barriers vanish.
-    assert!(result.variants[1].barriers.loss.abs() < 1e-9 && result.variants[1].barriers.accuracy.abs() < 1e-9);
+    assert!(result.methods[1].barriers.loss.abs() < 1e-9 && result.methods[1].barriers.accuracy.abs() < 1e-9);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -183,7 +203,7 @@ fn a_gpu_job_shares_the_renderers_device() {
     .expect("CPU run")
     .result;
     let one_sample = 1.0 / result.test_samples as f64;
-    for (gpu, cpu) in result.variants.iter().zip(&cpu.variants) {
+    for (gpu, cpu) in result.methods.iter().zip(&cpu.methods) {
         for (g, c) in [(gpu.endpoint_a, cpu.endpoint_a), (gpu.endpoint_b, cpu.endpoint_b)] {
             assert!((g.accuracy - c.accuracy).abs() <= one_sample + 1e-9, "{}: GPU {g:?} vs CPU {c:?}", gpu.name);
             assert!((g.loss - c.loss).abs() < 1e-3, "{}: GPU {g:?} vs CPU {c:?}", gpu.name);

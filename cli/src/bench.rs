@@ -34,8 +34,8 @@ pub struct BenchArgs {
     /// Batch sizes for the training benchmarks.
     #[arg(long, value_delimiter = ',', default_value = "32,128,512")]
     pub batches: Vec<usize>,
-    /// Which parts: kernels, train, startup (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "kernels,train,startup")]
+    /// Which parts: kernels, train, startup, align (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "kernels,train,startup,align")]
     pub only: Vec<String>,
     /// Timed repetitions per kernel measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
@@ -67,7 +67,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "kernels" => kernels(&devices, &args.sizes, args.repeats.max(1))?,
             "train" => training(&devices, &args.batches)?,
             "startup" => startup(&devices)?,
-            other => bail!("unknown bench part {other:?}: choose among kernels, train, startup"),
+            "align" => alignment(args.repeats.max(1))?,
+            other => bail!("unknown bench part {other:?}: choose among kernels, train, startup, align"),
         };
         report.insert(part.clone(), value);
     }
@@ -222,6 +223,43 @@ fn kernels(devices: &[ComputeDevice], sizes: &[usize], repeats: usize) -> Result
 }
 
 /// Fashion-MNIST-shaped random data: the sizes matter here, not the content.
+/// Weight matching (on the host, one thread, as in every front end) of two independently
+/// initialised models of the sizes the issue names: the MLP 784-512-512-10 and the CNN preset
+/// on 28x28 images. Unrelated random models are a hard case: their units match poorly, so the
+/// coordinate descent needs more sweeps than for two trained models of one task.
+fn alignment(repeats: usize) -> Result<Value> {
+    use wsa_core::align::{WeightMatchingConfig, weight_matching};
+    use wsa_core::experiment::Silent;
+    let models = [
+        (
+            "MLP 784-512-512-10",
+            ModelConfig::Mlp { hidden: vec![512, 512], activation: Activation::Relu, norm: Norm::None },
+        ),
+        bench_models().swap_remove(1),
+    ];
+    let mut rows = Vec::new();
+    for (label, config) in models {
+        let layout = Arc::new(ModelLayout::new(&config, &[1, 28, 28], 10)?);
+        let (a, b) = (layout.init(&mut Rng::new(1)), layout.init(&mut Rng::new(2)));
+        let mut times = Vec::with_capacity(repeats);
+        let mut sweeps = 0;
+        for _ in 0..repeats {
+            let started = Instant::now();
+            let matching =
+                wait(weight_matching(&a, &b, &WeightMatchingConfig::default(), &mut Rng::new(0), &mut Silent))?;
+            times.push(started.elapsed().as_secs_f64());
+            sweeps = matching.sweeps;
+        }
+        times.sort_by(f64::total_cmp);
+        let seconds = times[times.len() / 2];
+        eprintln!("weight matching  {label:<22} {:>8.1} ms  ({sweeps} sweeps, median of {repeats})", seconds * 1e3);
+        rows.push(
+            json!({ "model": label, "parameters": layout.num_parameters(), "seconds": seconds, "sweeps": sweeps }),
+        );
+    }
+    Ok(json!(rows))
+}
+
 fn fashion_sized(samples: usize) -> Dataset {
     let mut rng = Rng::new(7);
     Dataset {

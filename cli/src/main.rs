@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use wsa_core::data::DatasetSpec;
 use wsa_core::device::{self, DeviceChoice};
-use wsa_core::experiment::connect::{self, ConnectConfig};
+use wsa_core::experiment::connect::{self, ConnectConfig, PairDifference};
+use wsa_core::experiment::method::Method;
 use wsa_core::experiment::{Event, Observer};
 use wsa_lab_app::export;
 
@@ -33,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a pair A, B plain and with WSA; evaluate both interpolation paths and barriers.
+    /// Train a pair A, B (plain, with WSA), align B to A as each method says (weight matching,
+    /// rescaling) and evaluate every method's interpolation path and barriers.
     Connect(ConnectArgs),
     /// Federated learning: Dirichlet-split clients, FedAvg/FedProx, with or without WSA.
     Fed(FedArgs),
@@ -82,6 +84,14 @@ struct ConnectArgs {
     /// WSA strength (overrides the config).
     #[arg(long)]
     lambda: Option<f64>,
+    /// The methods to compare, comma-separated: plain, wsa, wm (weight matching), wm+wsa,
+    /// rescale (post-hoc scope rescaling, a baseline), rescale+wsa.
+    #[arg(long)]
+    methods: Option<String>,
+    /// What differs between A and B: learning-rate, different-init, same-init, batch-size,
+    /// weight-decay, optimizer, non-iid-data, disjoint-data.
+    #[arg(long)]
+    pair: Option<String>,
     /// Use at most this many training samples (a seeded subset).
     #[arg(long)]
     max_train: Option<usize>,
@@ -217,6 +227,12 @@ fn effective_config(args: &ConnectArgs) -> Result<ConnectConfig> {
     if let Some(lambda) = args.lambda {
         config.wsa.lambda = lambda;
     }
+    if let Some(methods) = &args.methods {
+        config.methods = Method::parse_list(methods).context("in --methods")?;
+    }
+    if let Some(pair) = &args.pair {
+        config.pair = PairDifference::named(pair).context("in --pair")?;
+    }
     if let Some(n) = args.max_train {
         config.data.max_train = Some(n);
     }
@@ -241,15 +257,19 @@ impl Observer for Progress {
                 }
                 eprintln!("[{t:6.1}s] {stage}");
             }
-            Event::PathPoint { variant, index, total } => {
+            Event::PathPoint { method, index, total } => {
                 if self.tty {
-                    eprint!("\r\x1b[2K[{t:6.1}s] {variant} path {}/{total}", index + 1);
+                    eprint!("\r\x1b[2K[{t:6.1}s] {method} path {}/{total}", index + 1);
                 }
             }
-            Event::Epoch { variant, epochs, record } => {
+            Event::Epoch { pair, epochs, record } => {
                 let line = format!(
-                    "[{t:6.1}s] {variant:5} {} epoch {:>3}/{epochs}  train loss {:.4}  test acc {:.4}",
-                    record.model, record.epoch, record.train_loss, record.test_accuracy
+                    "[{t:6.1}s] {:5} {} epoch {:>3}/{epochs}  train loss {:.4}  test acc {:.4}",
+                    pair.name(),
+                    record.model,
+                    record.epoch,
+                    record.train_loss,
+                    record.test_accuracy
                 );
                 self.status(&line);
             }
@@ -285,13 +305,15 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     let choice: DeviceChoice = args.device.parse()?;
     let device = device::select_for(choice, config.flops_per_step())?;
     eprintln!("device: {}", device.description);
+    let methods: Vec<&str> = config.methods.iter().map(|m| m.name()).collect();
     eprintln!(
-        "connect: {} · {} · pair differs in {} · {} epochs · lambda {}",
+        "connect: {} · {} · pair differs in {} · {} epochs · lambda {} · methods {}",
         config.data.dataset.label(),
         model_label(&config),
         config.pair.describe(),
         config.train.epochs,
-        config.wsa.lambda
+        config.wsa.lambda,
+        methods.join(", ")
     );
     let started = Instant::now();
     let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };
@@ -316,8 +338,8 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
         seconds
     );
     println!("wrote {} files to {}", written.len(), args.out.display());
-    if outcome.result.variants.is_empty() {
-        bail!("no variant was evaluated");
+    if outcome.result.methods.is_empty() {
+        bail!("no method was evaluated");
     }
     Ok(())
 }
@@ -334,8 +356,7 @@ fn run_fed(args: FedArgs) -> Result<()> {
     let mut config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-            serde_json::from_str::<FedConfig>(&text)
-                .with_context(|| format!("{} is not a valid federated config", path.display()))?
+            FedConfig::from_json(&text).with_context(|| format!("in {}", path.display()))?
         }
         None => FedConfig::default(),
     };

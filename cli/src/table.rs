@@ -8,14 +8,14 @@ pub fn table(result: &ConnectResult) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<8} {:>7} {:>8} {:>8} {:>13} {:>12} {:>11}",
-        "variant", "lambda", "acc A", "acc B", "loss barrier", "acc barrier", "scope dist"
+        "{:<11} {:>7} {:>8} {:>8} {:>13} {:>12} {:>11}",
+        "method", "lambda", "acc A", "acc B", "loss barrier", "acc barrier", "scope dist"
     );
-    for v in &result.variants {
+    for v in &result.methods {
         let _ = writeln!(
             s,
-            "{:<8} {:>7} {:>8.4} {:>8.4} {:>13.4} {:>12.4} {:>11.5}",
-            v.name,
+            "{:<11} {:>7} {:>8.4} {:>8.4} {:>13.4} {:>12.4} {:>11.5}",
+            v.name.name(),
             v.lambda,
             v.endpoint_a.accuracy,
             v.endpoint_b.accuracy,

@@ -19,8 +19,10 @@ fn connect_prints_the_table_and_writes_every_file() {
     let dir = temp_dir("connect");
     let out = dir.join("out");
     let config_path = dir.join("config.json");
-    let printed =
-        wsa_lab().args(["connect", "--print-config", "--epochs", "2", "--max-train", "400"]).output().expect("run");
+    let printed = wsa_lab()
+        .args(["connect", "--print-config", "--epochs", "2", "--max-train", "400", "--methods", "plain,wsa,wm,rescale"])
+        .output()
+        .expect("run");
     assert!(printed.status.success());
     std::fs::write(&config_path, &printed.stdout).expect("write config");
 
@@ -35,10 +37,12 @@ fn connect_prints_the_table_and_writes_every_file() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stderr.contains("device: CPU"), "{stderr}");
-    for header in ["variant", "loss barrier", "acc barrier", "scope dist"] {
+    for header in ["method", "loss barrier", "acc barrier", "scope dist"] {
         assert!(stdout.contains(header), "missing `{header}` in\n{stdout}");
     }
-    assert!(stdout.lines().any(|l| l.starts_with("plain")) && stdout.lines().any(|l| l.starts_with("wsa")), "{stdout}");
+    for method in ["plain ", "wsa ", "wm ", "rescale "] {
+        assert_eq!(stdout.lines().filter(|l| l.starts_with(method)).count(), 1, "one `{method}` row in\n{stdout}");
+    }
     for file in [
         "summary.json",
         "config.json",
@@ -48,8 +52,12 @@ fn connect_prints_the_table_and_writes_every_file() {
         "paths.png",
         "histograms-plain.png",
         "histograms-wsa.png",
+        "histograms-wm.png",
+        "histograms-rescale.png",
         "models/plain-a.safetensors",
         "models/wsa-b.safetensors",
+        "models/wm-b.safetensors",
+        "models/rescale-a.safetensors",
     ] {
         let path = out.join(file);
         assert!(path.is_file() && std::fs::metadata(&path).expect("meta").len() > 100, "{file} missing or empty");
@@ -59,10 +67,14 @@ fn connect_prints_the_table_and_writes_every_file() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("read")).expect("json");
     assert_eq!(summary["config"]["seed"], 3);
-    assert_eq!(summary["variants"].as_array().map(Vec::len), Some(2));
+    let names: Vec<&str> =
+        summary["methods"].as_array().expect("methods").iter().filter_map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["plain", "wsa", "wm", "rescale"]);
+    assert_eq!(summary["methods"][2]["alignment"]["kind"], "weight-matching");
+    assert_eq!(summary["pairs"].as_array().map(Vec::len), Some(2), "wm and rescale reuse the plain pair");
     assert_eq!(summary["config"]["train"]["epochs"], 2);
     let csv = std::fs::read_to_string(out.join("paths.csv")).expect("csv");
-    assert_eq!(csv.lines().count(), 1 + 2 * 21);
+    assert_eq!(csv.lines().count(), 1 + 4 * 21);
     // The written config runs again as it is.
     let again =
         wsa_lab().args(["connect", "--print-config", "--config"]).arg(out.join("config.json")).output().expect("run");
@@ -94,6 +106,18 @@ fn bad_input_exits_with_a_clear_message_and_no_output() {
     let unknown = wsa_lab().args(["connect", "--dataset", "cifar-10", "--print-config"]).output().expect("run");
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown"));
+
+    for (flag, value, expected) in [
+        ("--methods", "plain,wm,wsm", "`wsm`"),
+        ("--methods", "wm,wm", "listed twice"),
+        ("--methods", ",", "at least one method"),
+        ("--pair", "different-seeds", "different-init"),
+    ] {
+        let refused = wsa_lab().args(["connect", flag, value, "--print-config"]).output().expect("run");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{flag} {value}");
+        assert!(stderr.contains(flag) && stderr.contains(expected), "{flag} {value}: {stderr}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -9,6 +9,7 @@
 //! interpolates and averages them → [`experiment`] ties it together and returns serde results;
 //! [`io`] saves models as safetensors.
 
+pub mod align;
 pub mod data;
 pub mod device;
 pub mod error;

@@ -90,6 +90,18 @@ impl WsaConfig {
         }
         Ok(())
     }
+
+    /// The term with these settings at strength `lambda`, pulling `layers` (indices into the
+    /// layout) toward `target` (one scope per layer).
+    pub fn term(&self, lambda: f64, layers: &[usize], target: &[Scope]) -> WsaTerm {
+        WsaTerm {
+            lambda,
+            direction: self.direction,
+            reduction: self.reduction,
+            layers: layers.to_vec(),
+            target: target.to_vec(),
+        }
+    }
 }
 
 /// The regulariser for one model: which parameters, toward which scopes, how.

@@ -15,8 +15,8 @@ use wsa_core::io::model_bytes;
 pub type ExportResult<T> = Result<T, String>;
 
 fn csv_paths(result: &ConnectResult) -> String {
-    let mut s = String::from("variant,alpha,loss,accuracy\n");
-    for v in &result.variants {
+    let mut s = String::from("method,alpha,loss,accuracy\n");
+    for v in &result.methods {
         for p in &v.path {
             let _ = writeln!(s, "{},{},{},{}", v.name, p.alpha, p.loss, p.accuracy);
         }
@@ -25,10 +25,11 @@ fn csv_paths(result: &ConnectResult) -> String {
 }
 
 fn csv_layers(result: &ConnectResult) -> String {
-    let mut s = String::from("variant,layer,model,count,mean,std,excess_kurtosis,ks_distance\n");
-    for v in &result.variants {
+    let mut s = String::from("method,layer,model,count,mean,std,excess_kurtosis,ks_distance\n");
+    for v in &result.methods {
         for l in &v.layers {
-            for (model, r) in [("A", &l.a), ("B", &l.b), ("merged", &l.merged)] {
+            let unaligned = l.b_unaligned.as_ref().map(|r| ("B-unaligned", r));
+            for (model, r) in [("A", &l.a), ("B", &l.b)].into_iter().chain(unaligned).chain([("merged", &l.merged)]) {
                 let _ = writeln!(
                     s,
                     "{},{},{},{},{},{},{},{}",
@@ -42,10 +43,10 @@ fn csv_layers(result: &ConnectResult) -> String {
 }
 
 fn csv_curves(result: &ConnectResult) -> String {
-    let mut s = String::from("variant,model,epoch,train_loss,test_accuracy\n");
-    for v in &result.variants {
-        for c in &v.curves {
-            let _ = writeln!(s, "{},{},{},{},{}", v.name, c.model, c.epoch, c.train_loss, c.test_accuracy);
+    let mut s = String::from("training,model,epoch,train_loss,test_accuracy\n");
+    for p in &result.pairs {
+        for c in &p.curves {
+            let _ = writeln!(s, "{},{},{},{},{}", p.training.name(), c.model, c.epoch, c.train_loss, c.test_accuracy);
         }
     }
     s
@@ -127,21 +128,22 @@ fn bytes(name: &str, bytes: Vec<u8>) -> (String, Content) {
     (name.to_string(), Content::Bytes(bytes))
 }
 
-/// The figures: paths.png and histograms-<variant>.png. Returns the file names written.
+/// The figures: paths.png and histograms-<method>.png. Returns the file names written.
 pub fn write_figures(out: &Path, result: &ConnectResult) -> ExportResult<Vec<String>> {
     let mut files = vec![("paths.png".to_string(), Content::Figure(plots::paths(result)?))];
-    for v in &result.variants {
+    for v in &result.methods {
         files.push((format!("histograms-{}.png", v.name), Content::Figure(plots::histograms(v)?)));
     }
     save_set(out, "figures", files)
 }
 
-/// The trained models as models/<variant>-{a,b}.safetensors. Returns the file names written.
+/// The merged models as models/<method>-{a,b}.safetensors (B after the method's alignment).
+/// Returns the file names written.
 pub fn write_models(out: &Path, models: &[TrainedPair]) -> ExportResult<Vec<String>> {
     let mut files = Vec::new();
     for pair in models {
         for (side, params) in [("a", &pair.a), ("b", &pair.b)] {
-            let name = format!("models/{}-{side}.safetensors", pair.variant);
+            let name = format!("models/{}-{side}.safetensors", pair.method);
             files.push(bytes(&name, model_bytes(params).map_err(|e| e.to_string())?));
         }
     }

@@ -1,14 +1,15 @@
 //! The figures of a run (paths, weight scopes, federated rounds and clients), drawn with
-//! plotters. Natively into a bitmap, encoded here as PNG; in a browser as SVG, which the page
-//! turns into a PNG (`web::download_svg_as_png`): plotters' wasm build measures text with the
-//! browser's canvas and cannot draw text into a bitmap, and the browser draws an SVG's text
-//! with its own fonts.
+//! plotters in the app's palette. Natively into a bitmap, encoded here as PNG; in a browser as
+//! SVG, which the page turns into a PNG (`web::download_archive`): plotters' wasm build measures
+//! text with the browser's canvas and cannot draw text into a bitmap, and the browser draws an
+//! SVG's text with its own fonts.
 
 use super::ExportResult as Result;
+use crate::palette::{self, Rgb};
 use plotters::prelude::*;
 #[cfg(not(target_arch = "wasm32"))]
 use std::sync::Once;
-use wsa_core::experiment::connect::{ConnectResult, VariantResult};
+use wsa_core::experiment::connect::{ConnectResult, MethodResult};
 
 /// DejaVu Sans: the plots' font, and the app's fallback for glyphs egui's own fonts lack (the
 /// box drawing of shader compiler messages, for one).
@@ -25,7 +26,7 @@ fn ensure_font() {
     });
 }
 
-/// A drawn figure, ready to be saved as `<name>.png` (`export::save_figure`).
+/// A drawn figure, ready to be saved as `<name>.png` (`export::Content::Figure`).
 pub struct Figure {
     /// The PNG file.
     #[cfg(not(target_arch = "wasm32"))]
@@ -70,15 +71,14 @@ macro_rules! render {
     }};
 }
 
-const PLAIN: RGBColor = RGBColor(200, 60, 50);
-const WSA: RGBColor = RGBColor(40, 100, 200);
-const MODEL_A: RGBColor = RGBColor(230, 140, 20);
-const MODEL_B: RGBColor = RGBColor(40, 150, 90);
-const MERGED: RGBColor = RGBColor(120, 60, 170);
-
-fn variant_color(name: &str) -> RGBColor {
-    if name == "plain" { PLAIN } else { WSA }
+const fn rgb([r, g, b]: Rgb) -> RGBColor {
+    RGBColor(r, g, b)
 }
+
+const MODEL_A: RGBColor = rgb(palette::MODEL_A);
+const MODEL_B: RGBColor = rgb(palette::MODEL_B);
+const MERGED: RGBColor = rgb(palette::MERGED);
+const B_UNALIGNED: RGBColor = rgb(palette::B_UNALIGNED);
 
 #[cfg(not(target_arch = "wasm32"))]
 fn encode(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
@@ -106,17 +106,17 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> String {
     format!("drawing a figure failed: {e:?}")
 }
 
-/// Test loss and accuracy against alpha, plain vs WSA, with the barriers in the legend.
+/// Test loss and accuracy against alpha, one line per method, with the barriers in the legend.
 pub fn paths(result: &ConnectResult) -> Result<Figure> {
     render!((1200u32, 480u32), |root| {
         let title = format!("{} · pair differs in {}", result.dataset, result.difference);
         let root = root.titled(&title, ("sans-serif", 20)).map_err(draw_err)?;
         let panels = root.split_evenly((1, 2));
-        let alphas: Vec<f64> = result.variants.iter().flat_map(|v| v.path.iter().map(|p| p.alpha)).collect();
+        let alphas: Vec<f64> = result.methods.iter().flat_map(|v| v.path.iter().map(|p| p.alpha)).collect();
         let (a0, a1) = alphas.iter().fold((0.0f64, 1.0f64), |(lo, hi), &a| (lo.min(a), hi.max(a)));
         for (panel, is_loss) in panels.iter().zip([true, false]) {
             let value = |p: &wsa_core::merge::PathPoint| if is_loss { p.loss } else { p.accuracy };
-            let values: Vec<f64> = result.variants.iter().flat_map(|v| v.path.iter().map(value)).collect();
+            let values: Vec<f64> = result.methods.iter().flat_map(|v| v.path.iter().map(value)).collect();
             let (lo, hi) =
                 values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
             let pad = ((hi - lo) * 0.08).max(1e-3);
@@ -139,8 +139,8 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()
                 .map_err(draw_err)?;
-            for v in &result.variants {
-                let color = variant_color(&v.name);
+            for v in &result.methods {
+                let color = rgb(palette::method(v.name));
                 let label = if is_loss {
                     format!("{} (λ={}) barrier {:.3}", v.name, v.lambda, v.barriers.loss)
                 } else {
@@ -167,8 +167,9 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
     })
 }
 
-/// One panel per layer: histograms of A, B and the midpoint, with the target Gaussian.
-pub fn histograms(variant: &VariantResult) -> Result<Figure> {
+/// One panel per layer: histograms of A, B (and B before alignment, when the method aligned it)
+/// and the midpoint, with the target Gaussian.
+pub fn histograms(variant: &MethodResult) -> Result<Figure> {
     let n = variant.layers.len().max(1);
     let cols = n.min(3);
     let rows = n.div_ceil(cols);
@@ -189,12 +190,19 @@ pub fn histograms(variant: &VariantResult) -> Result<Figure> {
                     .collect()
             };
             let (da, db, dm) = (density(&hist.a), density(&hist.b), density(&hist.merged));
+            let du = hist.b_unaligned.as_deref().map(density);
             let target = layer.target;
             let gauss = |x: f64| {
                 let s = target.std.max(1e-12);
                 (-(x - target.mean).powi(2) / (2.0 * s * s)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt())
             };
-            let peak = da.iter().chain(&db).chain(&dm).map(|p| p.1).fold(gauss(target.mean), f64::max);
+            let peak = da
+                .iter()
+                .chain(&db)
+                .chain(&dm)
+                .chain(du.iter().flatten())
+                .map(|p| p.1)
+                .fold(gauss(target.mean), f64::max);
             let mut chart = ChartBuilder::on(panel)
                 .margin(10)
                 .x_label_area_size(30)
@@ -209,7 +217,10 @@ pub fn histograms(variant: &VariantResult) -> Result<Figure> {
                 .y_labels(4)
                 .draw()
                 .map_err(draw_err)?;
-            for (series, color, name) in [(&da, MODEL_A, "A"), (&db, MODEL_B, "B"), (&dm, MERGED, "midpoint")] {
+            let unaligned = du.as_ref().map(|d| (d, B_UNALIGNED, "B before alignment"));
+            for (series, color, name) in
+                [(&da, MODEL_A, "A"), (&db, MODEL_B, "B"), (&dm, MERGED, "midpoint")].into_iter().chain(unaligned)
+            {
                 chart
                     .draw_series(LineSeries::new(series.iter().copied(), color.stroke_width(2)))
                     .map_err(draw_err)?
@@ -237,21 +248,6 @@ pub fn histograms(variant: &VariantResult) -> Result<Figure> {
     })
 }
 
-const CLASS_COLORS: [RGBColor; 10] = [
-    RGBColor(230, 120, 90),
-    RGBColor(90, 140, 220),
-    RGBColor(110, 190, 110),
-    RGBColor(220, 190, 80),
-    RGBColor(170, 110, 200),
-    RGBColor(90, 200, 200),
-    RGBColor(220, 110, 170),
-    RGBColor(150, 150, 150),
-    RGBColor(160, 120, 70),
-    RGBColor(60, 90, 120),
-];
-
-const RUN_COLORS: [RGBColor; 4] = [PLAIN, WSA, MODEL_A, MODEL_B];
-
 /// Global test accuracy per round, one line per federated run.
 pub fn fed_accuracy(result: &wsa_core::experiment::federated::FedResult) -> Result<Figure> {
     render!((900u32, 520u32), |root| {
@@ -274,7 +270,7 @@ pub fn fed_accuracy(result: &wsa_core::experiment::federated::FedResult) -> Resu
             .draw()
             .map_err(draw_err)?;
         for (i, run) in result.runs.iter().enumerate() {
-            let color = RUN_COLORS[i % RUN_COLORS.len()];
+            let color = rgb(palette::RUNS[i % palette::RUNS.len()]);
             let style = if run.name.ends_with("+wsa") { color.stroke_width(3) } else { color.stroke_width(2) };
             chart
                 .draw_series(LineSeries::new(run.rounds.iter().map(|r| (r.round as f64, r.test_accuracy)), style))
@@ -319,7 +315,7 @@ pub fn client_labels(result: &wsa_core::experiment::federated::FedResult) -> Res
             let mut bottom = 0.0;
             for (class, &count) in client.label_counts.iter().enumerate() {
                 let top = bottom + count as f64;
-                let mut color = CLASS_COLORS[class % CLASS_COLORS.len()].filled();
+                let mut color = rgb(palette::CLASSES[class % palette::CLASSES.len()]).filled();
                 if !client.participates {
                     color = color.color.mix(0.3).filled();
                 }

@@ -2,18 +2,11 @@
 //! accuracy per round for the compared methods (live while training), and the target scope and
 //! the client scopes of a layer across rounds.
 
-use super::{CLASS_COLORS, png_button};
+use super::{CLASS_COLORS, RUN_COLORS, png_button};
 use crate::app::WsaLabApp;
-use egui::{Color32, DragValue, Ui};
+use egui::{DragValue, Ui};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 use wsa_core::experiment::federated::{Aggregation, ClientSplit, FedResult};
-
-const RUN_COLORS: [Color32; 4] = [
-    Color32::from_rgb(200, 60, 50),
-    Color32::from_rgb(40, 100, 200),
-    Color32::from_rgb(230, 140, 20),
-    Color32::from_rgb(40, 150, 90),
-];
 
 fn settings(app: &mut WsaLabApp, ui: &mut Ui) {
     let fed = &mut app.settings.fed;

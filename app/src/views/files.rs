@@ -54,11 +54,11 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
             report(app, outcome, &dir);
         }
     });
-    let variant = app.settings.variant.min(result.variants.len().saturating_sub(1));
-    let name = result.variants[variant].name.clone();
-    let index = app.settings.alpha_index.min(result.variants[variant].path.len().saturating_sub(1));
-    let alpha = result.variants[variant].path[index].alpha;
-    if let Some(pair) = app.models.get(variant) {
+    let method = app.settings.method.min(result.methods.len().saturating_sub(1));
+    let name = result.methods[method].name;
+    let index = app.settings.alpha_index.min(result.methods[method].path.len().saturating_sub(1));
+    let alpha = result.methods[method].path[index].alpha;
+    if let Some(pair) = app.models.get(method) {
         let label = format!("Save the merged {name} model at α = {alpha:.2}");
         let merged = ui.button(label);
         super::publish_target("save-merged", &merged);
@@ -84,7 +84,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     });
     ui.horizontal(|ui| {
         for slot in ["A", "B"] {
-            let enabled = !app.is_busy() && app.models.get(variant).is_some();
+            let enabled = !app.is_busy() && app.models.get(method).is_some();
             // In a browser the button opens the file picker; the file arrives a frame later.
             let label =
                 if cfg!(target_arch = "wasm32") { format!("Load into {slot}…") } else { format!("Load into {slot}") };
@@ -92,9 +92,9 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
             super::publish_target(&format!("load-{}", slot.to_lowercase()), &load);
             if load.clicked() {
                 #[cfg(not(target_arch = "wasm32"))]
-                load_into(app, ui.ctx(), variant, slot);
+                load_into(app, ui.ctx(), method, slot);
                 #[cfg(target_arch = "wasm32")]
-                crate::web::pick_model(std::sync::Arc::clone(&app.picked_model), variant, slot, ui.ctx().clone());
+                crate::web::pick_model(std::sync::Arc::clone(&app.picked_model), method, slot, ui.ctx().clone());
             }
         }
     });
@@ -104,10 +104,10 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn load_into(app: &mut WsaLabApp, ctx: &egui::Context, variant: usize, slot: &str) {
+fn load_into(app: &mut WsaLabApp, ctx: &egui::Context, method: usize, slot: &str) {
     let path = PathBuf::from(app.settings.model_path.trim());
     match std::fs::read(&path) {
-        Ok(bytes) => load_bytes_into(app, ctx, variant, slot, &path, &bytes),
+        Ok(bytes) => load_bytes_into(app, ctx, method, slot, &path, &bytes),
         Err(e) => app.notices.push(Notice {
             text: format!("Could not load {} into slot {slot}: {}", path.display(), wsa_core::WsaError::io(&path, e)),
             is_error: true,
@@ -116,21 +116,22 @@ fn load_into(app: &mut WsaLabApp, ctx: &egui::Context, variant: usize, slot: &st
 }
 
 /// Loads the safetensors `bytes` (from `origin`: a path, or a file the browser handed over)
-/// into slot A or B of pair `variant` and re-evaluates the pair in the background.
+/// into slot A or B of method `method`'s pair and re-evaluates it (aligning B to A again as the
+/// method says) in the background.
 pub fn load_bytes_into(
     app: &mut WsaLabApp,
     ctx: &egui::Context,
-    variant: usize,
+    method: usize,
     slot: &str,
     origin: &std::path::Path,
     bytes: &[u8],
 ) {
-    let Some(pair) = app.models.get(variant) else { return };
+    let Some(pair) = app.models.get(method) else { return };
     match io::params_from_safetensors(bytes, &pair.a.layout, origin) {
         Ok(loaded) => {
             let (a, b) = if slot == "A" { (loaded, pair.b.clone()) } else { (pair.a.clone(), loaded) };
-            let pair = TrainedPair { variant: pair.variant.clone(), a, b };
-            app.start_reevaluation(ctx, variant, pair);
+            let pair = TrainedPair { method: pair.method, a, b };
+            app.start_reevaluation(ctx, method, pair);
         }
         Err(e) => app.notices.push(Notice {
             text: format!("Could not load {} into slot {slot}: {e}", origin.display()),

@@ -10,32 +10,39 @@ pub mod setup;
 pub mod training;
 
 use crate::app::{FrameStats, Notice, WsaLabApp};
+use crate::palette;
 use crate::state::Tab;
 use egui::{Color32, RichText};
 use wsa_core::device::DeviceChoice;
+use wsa_core::experiment::method::Method;
 
-pub const PLAIN_COLOR: Color32 = Color32::from_rgb(200, 60, 50);
-pub const WSA_COLOR: Color32 = Color32::from_rgb(40, 100, 200);
-pub const A_COLOR: Color32 = Color32::from_rgb(230, 140, 20);
-pub const B_COLOR: Color32 = Color32::from_rgb(40, 150, 90);
-pub const MERGED_COLOR: Color32 = Color32::from_rgb(150, 80, 200);
+pub const A_COLOR: Color32 = color(palette::MODEL_A);
+pub const B_COLOR: Color32 = color(palette::MODEL_B);
+pub const MERGED_COLOR: Color32 = color(palette::MERGED);
+pub const TARGET_COLOR: Color32 = color(palette::TARGET);
+pub const B_UNALIGNED_COLOR: Color32 = color(palette::B_UNALIGNED);
 
 /// One colour per class (up to 10), for decision regions and label distributions.
-pub const CLASS_COLORS: [Color32; 10] = [
-    Color32::from_rgb(230, 120, 90),
-    Color32::from_rgb(90, 140, 220),
-    Color32::from_rgb(110, 190, 110),
-    Color32::from_rgb(220, 190, 80),
-    Color32::from_rgb(170, 110, 200),
-    Color32::from_rgb(90, 200, 200),
-    Color32::from_rgb(220, 110, 170),
-    Color32::from_rgb(150, 150, 150),
-    Color32::from_rgb(160, 120, 70),
-    Color32::from_rgb(60, 90, 120),
-];
+pub const CLASS_COLORS: [Color32; 10] = {
+    let mut colors = [Color32::BLACK; 10];
+    let mut i = 0;
+    while i < 10 {
+        colors[i] = color(palette::CLASSES[i]);
+        i += 1;
+    }
+    colors
+};
 
-pub fn variant_color(name: &str) -> Color32 {
-    if name == "plain" { PLAIN_COLOR } else { WSA_COLOR }
+/// The federated runs of a comparison, in order.
+pub const RUN_COLORS: [Color32; 4] =
+    [color(palette::RUNS[0]), color(palette::RUNS[1]), color(palette::RUNS[2]), color(palette::RUNS[3])];
+
+const fn color([r, g, b]: palette::Rgb) -> Color32 {
+    Color32::from_rgb(r, g, b)
+}
+
+pub fn method_color(method: Method) -> Color32 {
+    color(palette::method(method))
 }
 
 pub fn show(app: &mut WsaLabApp, ui: &mut egui::Ui) {
@@ -68,7 +75,7 @@ fn top_bar(app: &mut WsaLabApp, ui: &mut egui::Ui) {
         let busy = app.is_busy();
         if ui
             .add_enabled(!busy, egui::Button::new("Run"))
-            .on_hover_text("Train A and B plain and with WSA, then evaluate both paths")
+            .on_hover_text("Train A and B for the chosen methods, align B to A as each says, then evaluate every path")
             .clicked()
         {
             app.start_run(ui.ctx());
@@ -77,7 +84,7 @@ fn top_bar(app: &mut WsaLabApp, ui: &mut egui::Ui) {
             if ui.button("Cancel").clicked() {
                 job.cancel();
             }
-            let fraction = app.live.fraction(app.settings.config.path.points);
+            let fraction = app.live.fraction();
             ui.add(egui::ProgressBar::new(fraction).desired_width(180.0).show_percentage());
             let label = if app.live.stage.is_empty() { job.label.clone() } else { app.live.stage.clone() };
             ui.label(format!("{label} ({:.0} s)", job.started.elapsed().as_secs_f32()));
@@ -164,12 +171,13 @@ fn debug_overlay(app: &WsaLabApp, ctx: &egui::Context) {
 }
 
 /// A label in a plot legend-like row: a coloured square and text.
-pub fn swatch(ui: &mut egui::Ui, color: Color32, text: &str) {
+pub fn swatch(ui: &mut egui::Ui, color: Color32, text: &str) -> egui::Response {
     ui.horizontal(|ui| {
         let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
         ui.painter().rect_filled(rect, 2.0, color);
         ui.label(text);
-    });
+    })
+    .response
 }
 
 /// A "Save PNG" button under a plot just drawn (whose screen rectangle is `rect`); returns the

@@ -1,7 +1,7 @@
-//! Loss and accuracy along θ(α) = (1 − α) θ_A + α θ_B, plain and WSA, with the barriers. Clicking
-//! a point (or moving the slider) selects that merged model for every other view.
+//! Loss and accuracy along θ(α) = (1 − α) θ_A + α θ_B for every method, with the barriers.
+//! Clicking a point (or moving the slider) selects that merged model for every other view.
 
-use super::{png_button, swatch, variant_color};
+use super::{method_color, png_button, swatch};
 use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
@@ -13,7 +13,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         ui.label("No results yet: choose a preset and press Run.");
         return;
     };
-    let points = result.variants.first().map_or(0, |v| v.path.len());
+    let points = result.methods.first().map_or(0, |v| v.path.len());
     if points == 0 {
         return;
     }
@@ -29,7 +29,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         {
             ui.vertical(|ui| {
                 ui.label(title);
-                let alpha = result.variants[0].path[selected].alpha;
+                let alpha = result.methods[0].path[selected].alpha;
                 let response = Plot::new(title)
                     .width(width)
                     .height(280.0)
@@ -37,8 +37,8 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
                     .x_axis_label("α  (0 = A, 1 = B)")
                     .allow_scroll(false)
                     .show(ui, |plot| {
-                        for v in &result.variants {
-                            let color = variant_color(&v.name);
+                        for v in &result.methods {
+                            let color = method_color(v.name);
                             let pts: Vec<[f64; 2]> = v.path.iter().map(|p| [p.alpha, value(p)]).collect();
                             // One name for the line and its points: one legend entry, with the barrier.
                             let barrier = if title == "test loss" { v.barriers.loss } else { v.barriers.accuracy };
@@ -62,7 +62,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         app.save_plot_png(ui.ctx(), &name, rect);
     }
     if let Some(x) = clicked {
-        app.settings.alpha_index = nearest_index(&result.variants[0].path, x);
+        app.settings.alpha_index = nearest_index(&result.methods[0].path, x);
     }
     let mut index = app.settings.alpha_index.min(points - 1);
     ui.add(egui::Slider::new(&mut index, 0..=points - 1).text("selected point on the path").show_value(false));
@@ -79,12 +79,12 @@ fn nearest_index(path: &[PathPoint], alpha: f64) -> usize {
 
 fn barrier_table(ui: &mut Ui, result: &ConnectResult) {
     egui::Grid::new("barriers").striped(true).show(ui, |ui| {
-        for header in ["variant", "λ", "acc A", "acc B", "loss barrier", "accuracy barrier", "scope distance"] {
+        for header in ["method", "λ", "acc A", "acc B", "loss barrier", "accuracy barrier", "scope distance"] {
             ui.strong(header);
         }
         ui.end_row();
-        for v in &result.variants {
-            swatch(ui, variant_color(&v.name), &v.name);
+        for v in &result.methods {
+            swatch(ui, method_color(v.name), v.name.name()).on_hover_text(v.name.describe());
             ui.label(format!("{}", v.lambda));
             ui.label(format!("{:.4}", v.endpoint_a.accuracy));
             ui.label(format!("{:.4}", v.endpoint_b.accuracy));
@@ -97,9 +97,9 @@ fn barrier_table(ui: &mut Ui, result: &ConnectResult) {
 }
 
 fn selected_metrics(ui: &mut Ui, result: &ConnectResult, index: usize) {
-    let alpha = result.variants[0].path[index].alpha;
+    let alpha = result.methods[0].path[index].alpha;
     ui.label(format!("Selected merged model: α = {alpha:.3}"));
-    for v in &result.variants {
+    for v in &result.methods {
         let p = v.path[index];
         ui.label(format!("  {}: test loss {:.4}, test accuracy {:.4}", v.name, p.loss, p.accuracy));
     }

@@ -73,14 +73,14 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         ui.label("Decision regions are drawn for the 2-D sets (moons, circles, spirals, blobs): try the Moons preset.");
         return;
     }
-    let variant = app.settings.variant.min(result.variants.len().saturating_sub(1));
-    let Some(pair) = app.models.get(variant) else {
+    let method = app.settings.method.min(result.methods.len().saturating_sub(1));
+    let Some(pair) = app.models.get(method) else {
         ui.label("The trained models are not in memory (they are not stored between sessions): press Run.");
         return;
     };
-    let index = app.settings.alpha_index.min(result.variants[variant].path.len().saturating_sub(1));
-    let alpha = result.variants[variant].path[index].alpha;
-    let key = (variant, index, app.models.len());
+    let index = app.settings.alpha_index.min(result.methods[method].path.len().saturating_sub(1));
+    let alpha = result.methods[method].path[index].alpha;
+    let key = (method, index, app.models.len());
     if app.regions.key != Some(key) {
         let map = pair
             .a
@@ -90,8 +90,8 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         app.regions = Cache { key: Some(key), map: Some(map) };
     }
     ui.horizontal(|ui| {
-        for (i, v) in result.variants.iter().enumerate() {
-            ui.selectable_value(&mut app.settings.variant, i, &v.name);
+        for (i, m) in result.methods.iter().enumerate() {
+            ui.selectable_value(&mut app.settings.method, i, m.name.name());
         }
         ui.label(format!("merged model at α = {alpha:.2} (select the point on the Interpolation path tab)"));
     });
@@ -126,7 +126,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
             });
             save = png_button(
                 ui,
-                &format!("regions-{}-alpha{alpha:.2}", result.variants[variant].name),
+                &format!("regions-{}-alpha{alpha:.2}", result.methods[method].name),
                 plot_response.response.rect,
             );
         }

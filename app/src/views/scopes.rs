@@ -1,15 +1,14 @@
-//! Weight scopes of one layer: histograms of A, B and the selected merged model with the target
-//! Gaussian drawn over them, a table of mean, std and Gaussian fit, and the scope trajectories
-//! over training.
+//! Weight scopes of one layer: histograms of A, B (before and after alignment, for methods that
+//! align) and the selected merged model with the target Gaussian drawn over them, a table of
+//! mean, std and Gaussian fit, what the alignment did, and the scope trajectories over training.
 
-use super::{A_COLOR, B_COLOR, MERGED_COLOR, png_button};
+use super::{A_COLOR, B_COLOR, B_UNALIGNED_COLOR, MERGED_COLOR, TARGET_COLOR, png_button};
 use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
-use wsa_core::experiment::connect::{LayerComparison, VariantResult};
+use wsa_core::experiment::connect::{AlignmentReport, EpochRecord, LayerComparison};
+use wsa_core::experiment::method::Alignment;
 use wsa_core::scope::{self, LayerReport, Scope};
-
-const TARGET_COLOR: egui::Color32 = egui::Color32::from_gray(90);
 
 /// The merged model's layer at the selected α, computed once per selection.
 #[derive(Default)]
@@ -38,14 +37,14 @@ fn gaussian(target: Scope, low: f64, high: f64) -> Vec<[f64; 2]> {
 /// α), otherwise the stored midpoint (α = 0.5).
 fn merged_layer(
     app: &mut WsaLabApp,
-    variant: usize,
+    method: usize,
     layer: &LayerComparison,
     alpha: f64,
 ) -> (LayerReport, Vec<u64>, f64, f64, bool) {
-    let key = (variant, app.settings.layer, app.settings.alpha_index, app.models.len());
+    let key = (method, app.settings.layer, app.settings.alpha_index, app.models.len());
     if app.scopes_cache.key != Some(key) {
         app.scopes_cache.key = Some(key);
-        app.scopes_cache.merged = app.models.get(variant).and_then(|pair| {
+        app.scopes_cache.merged = app.models.get(method).and_then(|pair| {
             let (a, b) = (pair.a.get(&layer.path)?, pair.b.get(&layer.path)?);
             let values = wsa_core::model::lerp_values(a, b, alpha);
             let (low, high) = values.iter().fold((layer.histogram.low, layer.histogram.high), |(lo, hi), &v| {
@@ -75,36 +74,47 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         return;
     };
     ui.horizontal(|ui| {
-        egui::ComboBox::from_label("variant")
-            .selected_text(result.variants.get(app.settings.variant).map_or("?", |v| v.name.as_str()))
+        egui::ComboBox::from_label("method")
+            .selected_text(result.methods.get(app.settings.method).map_or("?", |m| m.name.name()))
             .show_ui(ui, |ui| {
-                for (i, v) in result.variants.iter().enumerate() {
-                    ui.selectable_value(&mut app.settings.variant, i, &v.name);
+                for (i, m) in result.methods.iter().enumerate() {
+                    ui.selectable_value(&mut app.settings.method, i, m.name.name());
                 }
             });
-        let layers = result.variants.first().map(|v| v.layers.len()).unwrap_or(0);
+        let Some(first) = result.methods.first() else { return };
         egui::ComboBox::from_label("layer")
-            .selected_text(result.variants[0].layers.get(app.settings.layer).map_or("?", |l| l.path.as_str()))
+            .selected_text(first.layers.get(app.settings.layer).map_or("?", |l| l.path.as_str()))
             .show_ui(ui, |ui| {
-                for i in 0..layers {
-                    ui.selectable_value(&mut app.settings.layer, i, &result.variants[0].layers[i].path);
+                for (i, layer) in first.layers.iter().enumerate() {
+                    ui.selectable_value(&mut app.settings.layer, i, &layer.path);
                 }
             });
     });
-    let Some(variant) = result.variants.get(app.settings.variant) else { return };
-    let Some(layer) = variant.layers.get(app.settings.layer) else { return };
-    let path = &variant.path;
+    let Some(method) = result.methods.get(app.settings.method) else { return };
+    let Some(layer) = method.layers.get(app.settings.layer) else { return };
+    let path = &method.path;
     let alpha = path.get(app.settings.alpha_index).map_or(0.5, |p| p.alpha);
-    let (merged, merged_counts, low, high, exact) = merged_layer(app, app.settings.variant, layer, alpha);
+    let (merged, merged_counts, low, high, exact) = merged_layer(app, app.settings.method, layer, alpha);
     let merged_label =
         if exact { format!("merged, α = {alpha:.2}") } else { "merged, α = 0.5 (rerun for other α)".to_string() };
 
-    ui.label(format!("{} of {} (λ = {}), {} weights", layer.path, variant.name, variant.lambda, layer.a.count));
+    ui.label(format!("{} of {} (λ = {}), {} weights", layer.path, method.name, method.lambda, layer.a.count));
+    if let Some(report) = &method.alignment {
+        alignment_summary(ui, report, &layer.path);
+    }
     let plot_response = ui.scope(|ui| {
         Plot::new("histogram").height(300.0).legend(Legend::default()).x_axis_label("weight value").show(ui, |plot| {
             let h = &layer.histogram;
             plot.line(Line::new("A", PlotPoints::from(density(&h.a, h.low, h.high))).color(A_COLOR).width(2.0));
             plot.line(Line::new("B", PlotPoints::from(density(&h.b, h.low, h.high))).color(B_COLOR).width(2.0));
+            if let Some(counts) = &h.b_unaligned {
+                plot.line(
+                    Line::new("B before alignment", PlotPoints::from(density(counts, h.low, h.high)))
+                        .color(B_UNALIGNED_COLOR)
+                        .style(LineStyle::dashed_loose())
+                        .width(2.0),
+                );
+            }
             plot.line(
                 Line::new(merged_label.clone(), PlotPoints::from(density(&merged_counts, low, high)))
                     .color(MERGED_COLOR)
@@ -128,9 +138,10 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         })
     });
     let save_histogram =
-        png_button(ui, &format!("histogram-{}-{}", variant.name, layer.path), plot_response.response.rect);
+        png_button(ui, &format!("histogram-{}-{}", method.name, layer.path), plot_response.response.rect);
     scope_table(ui, layer, &merged, &merged_label);
-    let save_trajectory = trajectories(ui, variant, app.settings.layer);
+    let name = format!("trajectory-{}-{}", method.name, layer.path);
+    let save_trajectory = trajectories(ui, result.curves(method.name.training), app.settings.layer, &name);
     for (name, rect) in save_histogram.into_iter().chain(save_trajectory) {
         app.save_plot_png(ui.ctx(), &name, rect);
     }
@@ -142,7 +153,9 @@ fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merge
             ui.strong(header);
         }
         ui.end_row();
-        for (name, r) in [("A", &layer.a), ("B", &layer.b), (merged_label, merged)] {
+        let unaligned = layer.b_unaligned.as_ref().map(|r| ("B before alignment", r));
+        for (name, r) in [("A", &layer.a), ("B", &layer.b)].into_iter().chain(unaligned).chain([(merged_label, merged)])
+        {
             ui.label(name);
             ui.label(format!("{:+.5}", r.scope.mean));
             ui.label(format!("{:.5}", r.scope.std));
@@ -158,9 +171,34 @@ fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merge
     ui.label("A Gaussian has excess kurtosis 0; a uniform −1.2. KS distance: the largest gap between the empirical CDF and the fitted Gaussian's.");
 }
 
-/// Draws the trajectories; returns a "Save PNG" request for them.
-fn trajectories(ui: &mut Ui, variant: &VariantResult, layer: usize) -> Option<(String, egui::Rect)> {
-    if variant.curves.is_empty() {
+/// What aligning B to A did to this layer: a permutation changes no scope but brings the
+/// weights themselves closer; rescaling changes the scopes.
+fn alignment_summary(ui: &mut Ui, report: &AlignmentReport, path: &str) {
+    let what = match report.kind {
+        Alignment::WeightMatching => {
+            let moved: Vec<String> =
+                report.permutations.iter().map(|p| format!("{} of {} units of {}", p.moved, p.size, p.layer)).collect();
+            format!(
+                "B was aligned to A by weight matching ({} sweep(s); moved {}). A permutation leaves every scope as it was.",
+                report.sweeps,
+                moved.join(", ")
+            )
+        }
+        Alignment::Rescale => {
+            "A and B were rescaled, layer by layer, to the fused target scope after training (a baseline, not WSA)."
+                .to_string()
+        }
+        Alignment::None => return,
+    };
+    ui.label(what);
+    if let Some(d) = report.distances.iter().find(|d| d.path == path) {
+        ui.label(format!("‖A − B‖ of {path}: {:.4} before alignment, {:.4} after", d.before, d.after));
+    }
+}
+
+/// Draws the trajectories of one trained pair; returns a "Save PNG" request for them.
+fn trajectories(ui: &mut Ui, curves: &[EpochRecord], layer: usize, name: &str) -> Option<(String, egui::Rect)> {
+    if curves.is_empty() {
         return None;
     }
     ui.separator();
@@ -168,8 +206,7 @@ fn trajectories(ui: &mut Ui, variant: &VariantResult, layer: usize) -> Option<(S
     let plot_response = ui.scope(|ui| {
         Plot::new("trajectory").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
             for (model, color) in [("A", A_COLOR), ("B", B_COLOR)] {
-                let records: Vec<_> =
-                    variant.curves.iter().filter(|c| c.model == model && c.scopes.len() > layer).collect();
+                let records: Vec<_> = curves.iter().filter(|c| c.model == model && c.scopes.len() > layer).collect();
                 let std: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].std]).collect();
                 let mean: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].mean]).collect();
                 plot.line(Line::new(format!("{model} std"), PlotPoints::from(std)).color(color).width(2.0));
@@ -181,5 +218,5 @@ fn trajectories(ui: &mut Ui, variant: &VariantResult, layer: usize) -> Option<(S
             }
         })
     });
-    png_button(ui, &format!("trajectory-{}-{}", variant.name, variant.layers[layer].path), plot_response.response.rect)
+    png_button(ui, name, plot_response.response.rect)
 }

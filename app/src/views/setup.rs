@@ -1,11 +1,13 @@
-//! The experiment setup: presets, data, model, what differs between A and B, the WSA switches,
-//! training and the seed. Edits change `settings.config`, the same struct the CLI runs.
+//! The experiment setup: presets, data, model, what differs between A and B, the methods to
+//! compare, the WSA and weight-matching switches, training and the seed. Edits change
+//! `settings.config`, the same struct the CLI runs.
 
 use crate::app::WsaLabApp;
 use crate::state::Preset;
 use egui::{DragValue, Ui};
 use wsa_core::data::{DatasetSpec, SyntheticKind};
 use wsa_core::experiment::connect::{DataDifference, PairDifference};
+use wsa_core::experiment::method::{Alignment, Method, Training};
 use wsa_core::model::{Activation, ModelConfig, Norm};
 use wsa_core::scope::FusionRule;
 use wsa_core::train::OptimizerKind;
@@ -42,6 +44,8 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         model(app, ui);
         ui.separator();
         pair(app, ui);
+        ui.separator();
+        methods(app, ui);
         ui.separator();
         wsa(app, ui);
         ui.separator();
@@ -162,28 +166,18 @@ fn norm_label(norm: Norm) -> String {
 fn pair(app: &mut WsaLabApp, ui: &mut Ui) {
     ui.strong("A and B differ in");
     let pair = &mut app.settings.config.pair;
-    let kinds: [(&str, PairDifference); 6] = [
-        ("seed", PairDifference::Seed { same_init: false }),
-        ("learning rate", PairDifference::LearningRate { a: 0.01, b: 0.2 }),
-        ("batch size", PairDifference::BatchSize { a: 16, b: 256 }),
-        ("weight decay", PairDifference::WeightDecay { a: 0.0, b: 0.01 }),
-        (
-            "optimiser",
-            PairDifference::Optimizer {
-                a: OptimizerKind::Sgd,
-                b: OptimizerKind::Adam,
-                learning_rate_a: None,
-                learning_rate_b: Some(0.01),
-            },
-        ),
-        ("data", PairDifference::Data { split: DataDifference::NonIid { alpha: 0.3 } }),
-    ];
-    let current =
-        kinds.iter().find(|(_, k)| std::mem::discriminant(k) == std::mem::discriminant(pair)).map_or("?", |(n, _)| n);
+    let current = pair.kind_label();
     egui::ComboBox::from_label("what differs").selected_text(current).show_ui(ui, |ui| {
-        for (name, kind) in &kinds {
-            if ui.selectable_label(current == *name, *name).clicked() && current != *name {
-                *pair = kind.clone();
+        // One entry per kind, with the values of its first named pair.
+        let mut shown = Vec::new();
+        for (_, named) in &PairDifference::NAMED {
+            let kind = named.kind_label();
+            if shown.contains(&kind) {
+                continue;
+            }
+            shown.push(kind);
+            if ui.selectable_label(current == kind, kind).clicked() && current != kind {
+                *pair = named.clone();
             }
         }
     });
@@ -221,6 +215,51 @@ fn pair(app: &mut WsaLabApp, ui: &mut Ui) {
                 (false, _) => DataDifference::Disjoint,
             };
         }
+    }
+}
+
+/// The methods to compare: how the pair is trained (rows) by how B is aligned to A (columns).
+fn methods(app: &mut WsaLabApp, ui: &mut Ui) {
+    ui.strong("Methods to compare");
+    let config = &mut app.settings.config;
+    egui::Grid::new("methods").show(ui, |ui| {
+        ui.label("");
+        for heading in ["no alignment", "weight matching", "rescaling"] {
+            ui.label(heading);
+        }
+        ui.end_row();
+        for training in Training::ALL {
+            ui.label(if training == Training::Plain { "plain" } else { "WSA" });
+            for alignment in [Alignment::None, Alignment::WeightMatching, Alignment::Rescale] {
+                let method = Method { training, alignment };
+                let mut on = config.methods.contains(&method);
+                let only = on && config.methods.len() == 1;
+                let response =
+                    ui.add_enabled(!only, egui::Checkbox::new(&mut on, method.name())).on_hover_text(method.describe());
+                if response.changed() {
+                    set_method(&mut config.methods, method, on);
+                }
+            }
+            ui.end_row();
+        }
+    });
+    if config.methods.iter().any(|m| m.alignment == Alignment::WeightMatching) {
+        ui.add(
+            DragValue::new(&mut config.weight_matching.max_sweeps)
+                .range(1..=10_000)
+                .prefix("weight matching: at most ")
+                .suffix(" sweeps"),
+        );
+    }
+}
+
+/// Adds or removes `method`, keeping the order of `Method::ALL`.
+fn set_method(methods: &mut Vec<Method>, method: Method, on: bool) {
+    if on && !methods.contains(&method) {
+        methods.push(method);
+        methods.sort_by_key(|m| Method::ALL.iter().position(|x| x == m));
+    } else if !on {
+        methods.retain(|m| *m != method);
     }
 }
 

@@ -1,17 +1,18 @@
-//! Live training curves (train loss and test accuracy per epoch for A and B, plain and WSA),
-//! from the running job or, when idle, from the last result.
+//! Live training curves (train loss and test accuracy per epoch for A and B of every trained
+//! pair, plain and WSA), from the running job or, when idle, from the last result.
 
 use super::{A_COLOR, B_COLOR, png_button};
 use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
 use wsa_core::experiment::connect::EpochRecord;
+use wsa_core::experiment::method::Training;
 
 pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
-    let records: Vec<(String, EpochRecord)> = if app.is_busy() {
+    let records: Vec<(Training, EpochRecord)> = if app.is_busy() {
         app.live.epochs.clone()
     } else if let Some(result) = &app.settings.last_result {
-        result.variants.iter().flat_map(|v| v.curves.iter().map(|c| (v.name.clone(), c.clone()))).collect()
+        result.pairs.iter().flat_map(|p| p.curves.iter().map(|c| (p.training, c.clone()))).collect()
     } else {
         Vec::new()
     };
@@ -37,11 +38,11 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
                     .legend(Legend::default())
                     .x_axis_label("epoch")
                     .show(ui, |plot| {
-                        for variant in ["plain", "wsa"] {
+                        for pair in Training::ALL {
                             for model in ["A", "B"] {
                                 let pts: Vec<[f64; 2]> = records
                                     .iter()
-                                    .filter(|(v, r)| v == variant && r.model == model)
+                                    .filter(|(p, r)| *p == pair && r.model == model)
                                     .map(|(_, r)| [r.epoch as f64, value(r)])
                                     .collect();
                                 if pts.is_empty() {
@@ -49,9 +50,9 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
                                 }
                                 let color = if model == "A" { A_COLOR } else { B_COLOR };
                                 let style =
-                                    if variant == "plain" { LineStyle::dashed_loose() } else { LineStyle::Solid };
+                                    if pair == Training::Plain { LineStyle::dashed_loose() } else { LineStyle::Solid };
                                 plot.line(
-                                    Line::new(format!("{variant} {model}"), PlotPoints::from(pts))
+                                    Line::new(format!("{} {model}", pair.name()), PlotPoints::from(pts))
                                         .color(color)
                                         .style(style)
                                         .width(2.0),
@@ -65,7 +66,9 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
             });
         }
     });
-    ui.label("Dashed: plain (λ = 0); solid: WSA.");
+    ui.label(
+        "Dashed: the plain pair (λ = 0); solid: the WSA pair. Methods that only align B share their pair's training.",
+    );
     if let Some((name, rect)) = save {
         app.save_plot_png(ui.ctx(), &name, rect);
     }

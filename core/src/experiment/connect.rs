@@ -1,8 +1,12 @@
 //! The mode-connectivity experiment (method.md section 5): a pair A, B that differ in one
-//! condition, trained plain (lambda = 0) and with WSA; both linear paths evaluated; barriers,
-//! per-layer scopes, histograms and the scope distance reported.
+//! condition, trained once for each training the configured methods need (plain, WSA), B
+//! aligned to A as each method says (not at all, weight matching, rescaling), and each method's
+//! linear path evaluated: barriers, per-layer scopes, histograms and the scope distance.
 
-use super::{CONFIG_VERSION, Event, Observer};
+use super::method::{self, Alignment, Method, Training};
+use super::versioned::{self, CONNECT_VERSION};
+use super::{Event, Observer};
+use crate::align::{self, ParamDistance, PermutationReport, PermutationSpec, WeightMatchingConfig};
 use crate::data::{self, DataConfig, DataSplit, Dataset};
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
@@ -13,10 +17,10 @@ use crate::model::{HostParams, ModelConfig, ModelLayout, Params};
 use crate::rng::Rng;
 use crate::scope::{self, FusionRule, LayerReport, Scope, device_scopes, fuse};
 use crate::train::{DeviceData, Metrics, OptimizerKind, TrainConfig, Trainer, evaluate};
-use crate::wsa::{TargetSource, WsaConfig, WsaTerm};
+use crate::wsa::{TargetSource, WsaConfig};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
 /// The one condition in which A and B differ.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
@@ -71,6 +75,46 @@ impl Default for PairDifference {
 }
 
 impl PairDifference {
+    /// Named pairs for `wsa-lab connect --pair` and the app's menu, each with telling values.
+    pub const NAMED: [(&'static str, PairDifference); 8] = [
+        ("learning-rate", PairDifference::LearningRate { a: 0.01, b: 0.2 }),
+        // Where permutation alignment matters: the barrier is mostly a reordering of units.
+        ("different-init", PairDifference::Seed { same_init: false }),
+        ("same-init", PairDifference::Seed { same_init: true }),
+        ("batch-size", PairDifference::BatchSize { a: 16, b: 256 }),
+        ("weight-decay", PairDifference::WeightDecay { a: 0.0, b: 0.01 }),
+        (
+            "optimizer",
+            PairDifference::Optimizer {
+                a: OptimizerKind::Sgd,
+                b: OptimizerKind::Adam,
+                learning_rate_a: None,
+                learning_rate_b: Some(0.01),
+            },
+        ),
+        ("non-iid-data", PairDifference::Data { split: DataDifference::NonIid { alpha: 0.3 } }),
+        ("disjoint-data", PairDifference::Data { split: DataDifference::Disjoint }),
+    ];
+
+    pub fn named(name: &str) -> Result<Self> {
+        Self::NAMED.iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone()).ok_or_else(|| {
+            let names: Vec<&str> = Self::NAMED.iter().map(|(n, _)| *n).collect();
+            WsaError::invalid("pair", format!("`{name}`"), &format!("unknown pair; choose from {}", names.join(", ")))
+        })
+    }
+
+    /// What kind of difference this is, without its values.
+    pub fn kind_label(&self) -> &'static str {
+        match self {
+            PairDifference::Seed { .. } => "seed",
+            PairDifference::LearningRate { .. } => "learning rate",
+            PairDifference::BatchSize { .. } => "batch size",
+            PairDifference::WeightDecay { .. } => "weight decay",
+            PairDifference::Optimizer { .. } => "optimiser",
+            PairDifference::Data { .. } => "data",
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             PairDifference::Seed { same_init: true } => "seed (same init, different data order)".into(),
@@ -99,7 +143,10 @@ pub struct ConnectConfig {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub pair: PairDifference,
+    /// The methods to compare, in the order every table, file and plot shows them.
+    pub methods: Vec<Method>,
     pub wsa: WsaConfig,
+    pub weight_matching: WeightMatchingConfig,
     pub path: PathGrid,
     pub histogram_bins: usize,
 }
@@ -107,13 +154,15 @@ pub struct ConnectConfig {
 impl Default for ConnectConfig {
     fn default() -> Self {
         Self {
-            version: CONFIG_VERSION,
+            version: CONNECT_VERSION,
             seed: 0,
             data: DataConfig::default(),
             model: ModelConfig::default(),
             train: TrainConfig::default(),
             pair: PairDifference::default(),
+            methods: Method::DEFAULT.to_vec(),
             wsa: WsaConfig::default(),
+            weight_matching: WeightMatchingConfig::default(),
             path: PathGrid::default(),
             histogram_bins: 40,
         }
@@ -121,26 +170,10 @@ impl Default for ConnectConfig {
 }
 
 impl ConnectConfig {
+    /// Reads a config file or link; configs of older versions are migrated (version 1 ran the
+    /// plain and the WSA pair).
     pub fn from_json(text: &str) -> Result<Self> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let config: ConnectConfig = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let field = e.path().to_string();
-            WsaError::invalid(
-                &format!("config field `{field}`"),
-                "in the file",
-                &format!("not a valid connect config: {}", e.inner()),
-            )
-        })?;
-        if config.version != CONFIG_VERSION {
-            return Err(WsaError::invalid(
-                "config.version",
-                config.version,
-                &format!(
-                    "this build reads version {CONFIG_VERSION}; re-create the config with `wsa-lab connect --print-config`"
-                ),
-            ));
-        }
-        Ok(config)
+        versioned::read(text, "connect config", CONNECT_VERSION, versioned::migrate_connect_config)
     }
 
     /// Work per training step of the smaller of A's and B's batches, for `device::select_for`.
@@ -166,8 +199,41 @@ impl ConnectConfig {
         (a, b)
     }
 
+    /// The pairs to train, plain first: one per training the methods use, plus the plain pair
+    /// when WSA's target is plain-trained A.
+    pub fn trainings(&self) -> Vec<Training> {
+        let uses = |t: Training| self.methods.iter().any(|m| m.training == t);
+        let reference_needs_plain =
+            uses(Training::Wsa) && matches!(self.wsa.target, TargetSource::Reference { model: None });
+        Training::ALL.into_iter().filter(|&t| uses(t) || (t == Training::Plain && reference_needs_plain)).collect()
+    }
+
+    /// The WSA strength a training uses.
+    pub fn lambda(&self, training: Training) -> f64 {
+        match training {
+            Training::Plain => 0.0,
+            Training::Wsa => self.wsa.lambda,
+        }
+    }
+
+    /// The run's progress events in all (model epochs and path points), for a progress bar.
+    pub fn progress_total(&self) -> usize {
+        let models: usize = self
+            .trainings()
+            .iter()
+            .map(|&t| {
+                // With plain-trained A as the reference, the WSA pair trains only B.
+                let frozen_a = t == Training::Wsa && matches!(self.wsa.target, TargetSource::Reference { model: None });
+                if frozen_a { 1 } else { 2 }
+            })
+            .sum();
+        models * self.train.epochs + self.methods.len() * self.path.points
+    }
+
     pub fn validate(&self) -> Result<()> {
+        method::validate_list(&self.methods)?;
         self.wsa.validate()?;
+        self.weight_matching.validate()?;
         self.path.alphas()?;
         if !(1..=MAX_HISTOGRAM_BINS).contains(&self.histogram_bins) {
             return Err(WsaError::invalid(
@@ -189,12 +255,17 @@ impl ConnectConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerComparison {
     pub path: String,
+    /// A and B as merged, i.e. after the method's alignment.
     pub a: LayerReport,
     pub b: LayerReport,
     /// The model at alpha = 0.5.
     pub merged: LayerReport,
-    /// The target scope at the end of training (for the plain variant: the fused scope of A and
-    /// B, i.e. what WSA would have aimed at).
+    /// B as trained, before alignment; only for methods that align. Weight matching leaves it
+    /// equal to `b` (a scope does not see the order of the units).
+    #[serde(default)]
+    pub b_unaligned: Option<LayerReport>,
+    /// The target scope at the end of training (for plain training: the fused scope of A and
+    /// B, i.e. what WSA would have aimed at; for rescaling: the scope both were mapped to).
     pub target: Scope,
     pub histogram: Histograms,
 }
@@ -206,6 +277,8 @@ pub struct Histograms {
     pub a: Vec<u64>,
     pub b: Vec<u64>,
     pub merged: Vec<u64>,
+    #[serde(default)]
+    pub b_unaligned: Option<Vec<u64>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -218,10 +291,28 @@ pub struct EpochRecord {
     pub scopes: Vec<Scope>,
 }
 
+/// What aligning B to A did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct VariantResult {
-    /// "plain" or "wsa".
-    pub name: String,
+pub struct AlignmentReport {
+    pub kind: Alignment,
+    /// Weight matching: full sweeps over the permutations (the last one improved nothing,
+    /// unless `weight_matching.max_sweeps` ended it).
+    #[serde(default)]
+    pub sweeps: usize,
+    /// Weight matching: sum over parameters of <A, P(B)> before the first step and after each.
+    #[serde(default)]
+    pub objective: Vec<f64>,
+    #[serde(default)]
+    pub permutations: Vec<PermutationReport>,
+    /// ||A - B|| per parameter before and after the alignment.
+    pub distances: Vec<ParamDistance>,
+}
+
+/// One method's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodResult {
+    pub name: Method,
+    /// The WSA strength its pair was trained with (0 for plain training).
     pub lambda: f64,
     pub endpoint_a: Metrics,
     pub endpoint_b: Metrics,
@@ -230,6 +321,15 @@ pub struct VariantResult {
     /// Mean over layers of the symmetric KL between A's and B's scopes.
     pub scope_distance: f64,
     pub layers: Vec<LayerComparison>,
+    #[serde(default)]
+    pub alignment: Option<AlignmentReport>,
+}
+
+/// The training curves of one trained pair, shared by the methods that use it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairCurves {
+    pub training: Training,
+    pub lambda: f64,
     pub curves: Vec<EpochRecord>,
 }
 
@@ -243,14 +343,29 @@ pub struct ConnectResult {
     pub parameters: usize,
     pub device: String,
     pub difference: String,
-    pub variants: Vec<VariantResult>,
+    /// One per trained pair, plain first.
+    pub pairs: Vec<PairCurves>,
+    /// One per configured method, in the config's order.
+    pub methods: Vec<MethodResult>,
     /// Things a reader of the numbers must know, e.g. an endpoint that never learned.
     pub warnings: Vec<String>,
 }
 
-/// The trained models, for saving.
+impl ConnectResult {
+    /// Reads a summary.json; results of older versions are migrated.
+    pub fn from_json(text: &str) -> Result<Self> {
+        versioned::read(text, "connect result", CONNECT_VERSION, versioned::migrate_connect_result)
+    }
+
+    /// The training curves of the pair `training` (empty when it was not trained).
+    pub fn curves(&self, training: Training) -> &[EpochRecord] {
+        self.pairs.iter().find(|p| p.training == training).map_or(&[], |p| p.curves.as_slice())
+    }
+}
+
+/// The models a method merged (B after alignment), for saving.
 pub struct TrainedPair {
-    pub variant: String,
+    pub method: Method,
     pub a: HostParams,
     pub b: HostParams,
 }
@@ -300,14 +415,14 @@ fn pair_data(config: &ConnectConfig, split: &DataSplit) -> Result<Option<(Datase
     Ok(Some((train.subset(&ia), train.subset(&ib))))
 }
 
+/// A trained pair on the device, with the target its training ended on.
 struct PairRun {
     a: Params,
     b: Params,
     target: Vec<Scope>,
-    curves: Vec<EpochRecord>,
 }
 
-/// Everything fixed across the two variants.
+/// Everything fixed across the trained pairs.
 struct Setup<'a> {
     config: &'a ConnectConfig,
     device: &'a ComputeDevice,
@@ -328,17 +443,6 @@ impl Setup<'_> {
         Ok((a, b))
     }
 
-    fn term(&self, target: &[Scope], lambda: f64) -> WsaTerm {
-        let wsa = &self.config.wsa;
-        WsaTerm {
-            lambda,
-            direction: wsa.direction,
-            reduction: wsa.reduction,
-            layers: self.layers.clone(),
-            target: target.to_vec(),
-        }
-    }
-
     async fn fused(&self, a: &Trainer, b: &Trainer, rule: FusionRule) -> Result<Vec<Scope>> {
         let sa = device_scopes(&a.params, &self.layers).await?;
         let sb = device_scopes(&b.params, &self.layers).await?;
@@ -350,11 +454,11 @@ impl Setup<'_> {
     /// `frozen_a` replaces A with an already trained model that takes no steps.
     async fn train_pair(
         &self,
-        variant: &str,
-        lambda: f64,
+        training: Training,
         regularise: (bool, bool),
         fixed_target: Option<Vec<Scope>>,
         frozen_a: Option<Params>,
+        curves: &mut Vec<EpochRecord>,
         observer: &mut dyn Observer,
     ) -> Result<PairRun> {
         let (mut a, mut b) = self.trainers()?;
@@ -371,7 +475,7 @@ impl Setup<'_> {
             Some(t) => t.clone(),
             None => self.fused(&a, &b, rule).await?,
         };
-        let mut curves = Vec::new();
+        let lambda = self.config.lambda(training);
         let mut step = 0usize;
         while !(a.finished() && b.finished()) {
             if observer.is_cancelled() {
@@ -380,7 +484,7 @@ impl Setup<'_> {
             if fixed_target.is_none() && step > 0 && step.is_multiple_of(sync_every) {
                 target = self.fused(&a, &b, rule).await?;
             }
-            let term = self.term(&target, lambda);
+            let term = self.config.wsa.term(lambda, &self.layers, &target);
             for (trainer, data, on) in [(&mut a, &self.train_a, regularise.0), (&mut b, &self.train_b, regularise.1)] {
                 if trainer.finished() {
                     continue;
@@ -399,7 +503,7 @@ impl Setup<'_> {
                         scopes: device_scopes(&trainer.params, &self.layers).await?,
                     };
                     observer.on_event(&Event::Epoch {
-                        variant: variant.into(),
+                        pair: training,
                         epochs: trainer.config.epochs,
                         record: record.clone(),
                     });
@@ -412,39 +516,142 @@ impl Setup<'_> {
         if fixed_target.is_none() {
             target = self.fused(&a, &b, rule).await?;
         }
-        Ok(PairRun { a: a.params, b: b.params, target, curves })
+        Ok(PairRun { a: a.params, b: b.params, target })
+    }
+
+    /// Trains the pair `training`; `plain` is the plain pair when it was trained already.
+    async fn train(
+        &self,
+        training: Training,
+        plain: Option<&PairRun>,
+        reference: Option<Vec<Scope>>,
+        curves: &mut Vec<EpochRecord>,
+        observer: &mut dyn Observer,
+    ) -> Result<PairRun> {
+        let lambda = self.config.lambda(training);
+        if training == Training::Plain {
+            observer.on_event(&Event::Stage("training the plain pair (lambda = 0)".into()));
+            return self.train_pair(training, (false, false), None, None, curves, observer).await;
+        }
+        observer.on_event(&Event::Stage(format!("training the WSA pair (lambda = {lambda})")));
+        match &self.config.wsa.target {
+            TargetSource::Fused { .. } => self.train_pair(training, (true, true), None, None, curves, observer).await,
+            TargetSource::Fixed => {
+                let layout = &self.init_a.layout;
+                let target =
+                    self.layers.iter().map(|&i| Scope { mean: 0.0, std: layout.params[i].init_std() }).collect();
+                self.train_pair(training, (true, true), Some(target), None, curves, observer).await
+            }
+            TargetSource::Reference { model: Some(_) } => {
+                self.train_pair(training, (true, true), reference, None, curves, observer).await
+            }
+            TargetSource::Reference { model: None } => {
+                // A is the plain A, frozen; only B is trained, toward A's final scope.
+                let plain = plain.ok_or_else(|| {
+                    WsaError::invalid("wsa.target", "reference", "needs the plain pair, which was not trained")
+                })?;
+                let target = device_scopes(&plain.a, &self.layers).await?;
+                self.train_pair(training, (false, true), Some(target), Some(plain.a.clone()), curves, observer).await
+            }
+        }
     }
 }
 
-/// Evaluates a trained (or loaded) pair on the test set: the path, both barriers, per-layer
-/// scopes and histograms of A, B and their midpoint.
+/// A pair ready to merge: A and B after the method's alignment.
+struct AlignedPair {
+    a: Params,
+    b: Params,
+    /// B as trained, when the method moved it.
+    b_unaligned: Option<Params>,
+    target: Vec<Scope>,
+    report: Option<AlignmentReport>,
+}
+
+/// Aligns B to A (or rescales both) as `method` says.
+async fn align_pair(
+    config: &ConnectConfig,
+    layers: &[usize],
+    method: Method,
+    run: &PairRun,
+    observer: &mut dyn Observer,
+) -> Result<AlignedPair> {
+    let report = |kind| AlignmentReport {
+        kind,
+        sweeps: 0,
+        objective: Vec::new(),
+        permutations: Vec::new(),
+        distances: Vec::new(),
+    };
+    let (a, b, new_a, new_b, target, mut report) = match method.alignment {
+        Alignment::None => {
+            return Ok(AlignedPair {
+                a: run.a.clone(),
+                b: run.b.clone(),
+                b_unaligned: None,
+                target: run.target.clone(),
+                report: None,
+            });
+        }
+        Alignment::WeightMatching => {
+            observer.on_event(&Event::Stage(format!("{method}: matching B's units to A's (weight matching)")));
+            let (a, b) = (run.a.to_host().await?, run.b.to_host().await?);
+            let mut rng = Rng::derive(config.seed, "weight-matching");
+            let matching = align::weight_matching(&a, &b, &config.weight_matching, &mut rng, observer).await?;
+            let aligned = align::permute(&b, &PermutationSpec::new(&a.layout)?, &matching.perms);
+            let report = AlignmentReport {
+                sweeps: matching.sweeps,
+                objective: matching.objective,
+                permutations: matching.permutations,
+                ..report(Alignment::WeightMatching)
+            };
+            (a.clone(), b, a, aligned, run.target.clone(), report)
+        }
+        Alignment::Rescale => {
+            observer.on_event(&Event::Stage(format!("{method}: rescaling A and B to the fused scope")));
+            let (a, b) = (run.a.to_host().await?, run.b.to_host().await?);
+            let (ra, rb, target) = align::rescale_pair(&a, &b, layers, config.wsa.fusion)?;
+            (a, b, ra, rb, target, report(Alignment::Rescale))
+        }
+    };
+    report.distances = align::distances(&a, &b, &new_a, &new_b);
+    let device = run.a.device();
+    Ok(AlignedPair {
+        a: new_a.to_device(&device),
+        b: new_b.to_device(&device),
+        b_unaligned: Some(run.b.clone()),
+        target,
+        report: Some(report),
+    })
+}
+
+/// Evaluates an aligned pair on the test set: the path, both barriers, per-layer scopes and
+/// histograms of A, B (before and after alignment) and their midpoint.
 async fn report(
     config: &ConnectConfig,
     layers: &[usize],
     test: &DeviceData,
-    name: &str,
-    lambda: f64,
-    run: PairRun,
+    method: Method,
+    pair: AlignedPair,
     observer: &mut dyn Observer,
-) -> Result<(VariantResult, TrainedPair)> {
-    observer.on_event(&Event::Stage(format!("evaluating the {name} path")));
+) -> Result<(MethodResult, TrainedPair)> {
+    observer.on_event(&Event::Stage(format!("evaluating the {method} path")));
     let alphas = config.path.alphas()?;
-    let endpoint_a = evaluate(&run.a.layout, &run.a.tensors, test).await?;
-    let endpoint_b = evaluate(&run.b.layout, &run.b.tensors, test).await?;
+    let endpoint_a = evaluate(&pair.a.layout, &pair.a.tensors, test).await?;
+    let endpoint_b = evaluate(&pair.b.layout, &pair.b.tensors, test).await?;
     let mut path = Vec::with_capacity(alphas.len());
     for (index, &alpha) in alphas.iter().enumerate() {
         if observer.is_cancelled() {
             return Err(WsaError::Cancelled);
         }
-        path.extend(evaluate_path(&run.a, &run.b, &[alpha], test).await?);
-        observer.on_event(&Event::PathPoint { variant: name.into(), index, total: alphas.len() });
+        path.extend(evaluate_path(&pair.a, &pair.b, &[alpha], test).await?);
+        observer.on_event(&Event::PathPoint { method, index, total: alphas.len() });
         observer.pause().await;
     }
     // The midpoint is made once, on the device, for the histograms there and the fit statistics
     // (kurtosis, KS) on the host.
-    let midpoint = interpolate(&run.a, &run.b, 0.5)?;
-    let host_a = run.a.to_host().await?;
-    let host_b = run.b.to_host().await?;
+    let midpoint = interpolate(&pair.a, &pair.b, 0.5)?;
+    let host_a = pair.a.to_host().await?;
+    let host_b = pair.b.to_host().await?;
     host_a.check_finite()?;
     host_b.check_finite()?;
     let merged = midpoint.to_host().await?;
@@ -453,38 +660,46 @@ async fn report(
         scope::layer_reports(&host_b, layers),
         scope::layer_reports(&merged, layers),
     );
-    let histograms =
-        scope::device_histograms(&[&run.a.tensors, &run.b.tensors, &midpoint.tensors], layers, config.histogram_bins)
-            .await?;
+    let mut histogrammed: Vec<&[Tensor<1>]> = vec![&pair.a.tensors, &pair.b.tensors, &midpoint.tensors];
+    let mut unaligned_reports = None;
+    if let Some(b) = &pair.b_unaligned {
+        histogrammed.push(&b.tensors);
+        unaligned_reports = Some(scope::layer_reports(&b.to_host().await?, layers));
+    }
+    let histograms = scope::device_histograms(&histogrammed, layers, config.histogram_bins).await?;
     let comparisons = histograms
         .into_iter()
         .enumerate()
         .map(|(k, h)| {
-            let [a, b, merged]: [Vec<u64>; 3] = h.counts.try_into().expect("three models histogrammed");
+            let mut counts = h.counts.into_iter();
+            let mut next = || counts.next().unwrap_or_default();
+            let (a, b, merged) = (next(), next(), next());
+            let b_unaligned = unaligned_reports.as_ref().map(|_| next());
             LayerComparison {
                 path: ra[k].path.clone(),
                 a: ra[k].clone(),
                 b: rb[k].clone(),
                 merged: rm[k].clone(),
-                target: run.target[k],
-                histogram: Histograms { low: h.low, high: h.high, a, b, merged },
+                b_unaligned: unaligned_reports.as_ref().map(|r| r[k].clone()),
+                target: pair.target[k],
+                histogram: Histograms { low: h.low, high: h.high, a, b, merged, b_unaligned },
             }
         })
         .collect();
     let scopes_a: Vec<Scope> = ra.iter().map(|r| r.scope).collect();
     let scopes_b: Vec<Scope> = rb.iter().map(|r| r.scope).collect();
-    let result = VariantResult {
-        name: name.into(),
-        lambda,
+    let result = MethodResult {
+        name: method,
+        lambda: config.lambda(method.training),
         barriers: barriers(&path, endpoint_a, endpoint_b),
         endpoint_a,
         endpoint_b,
         path,
         scope_distance: scope::scope_distance(&scopes_a, &scopes_b),
         layers: comparisons,
-        curves: run.curves,
+        alignment: pair.report,
     };
-    Ok((result, TrainedPair { variant: name.into(), a: host_a, b: host_b }))
+    Ok((result, TrainedPair { method, a: host_a, b: host_b }))
 }
 
 /// Runs the whole experiment on `device`.
@@ -538,45 +753,38 @@ pub async fn run(
         order_seeds,
     };
 
-    observer.on_event(&Event::Stage("training the plain pair (lambda = 0)".into()));
-    let plain = setup.train_pair("plain", 0.0, (false, false), None, None, observer).await?;
-
-    let lambda = config.wsa.lambda;
-    observer.on_event(&Event::Stage(format!("training the WSA pair (lambda = {lambda})")));
-    let wsa = match &config.wsa.target {
-        TargetSource::Fused { .. } => setup.train_pair("wsa", lambda, (true, true), None, None, observer).await?,
-        TargetSource::Fixed => {
-            let target = layers.iter().map(|&i| Scope { mean: 0.0, std: layout.params[i].init_std() }).collect();
-            setup.train_pair("wsa", lambda, (true, true), Some(target), None, observer).await?
+    let mut runs: Vec<(Training, PairRun)> = Vec::new();
+    let mut pairs = Vec::new();
+    for training in config.trainings() {
+        let mut curves = Vec::new();
+        let plain = runs.iter().find(|(t, _)| *t == Training::Plain).map(|(_, r)| r);
+        let run = setup.train(training, plain, reference.clone(), &mut curves, observer).await?;
+        if training == Training::Wsa && matches!(config.wsa.target, TargetSource::Reference { model: None }) {
+            // The frozen A's curves are the plain A's.
+            let plain_curves: &[EpochRecord] =
+                pairs.iter().find(|p: &&PairCurves| p.training == Training::Plain).map_or(&[], |p| &p.curves);
+            curves.extend(plain_curves.iter().filter(|c| c.model == "A").cloned());
         }
-        TargetSource::Reference { model: Some(_) } => {
-            setup.train_pair("wsa", lambda, (true, true), reference, None, observer).await?
-        }
-        TargetSource::Reference { model: None } => {
-            // A is the plain A, frozen; only B is trained, toward A's final scope.
-            let target = device_scopes(&plain.a, &layers).await?;
-            let mut run =
-                setup.train_pair("wsa", lambda, (false, true), Some(target), Some(plain.a.clone()), observer).await?;
-            run.curves.extend(plain.curves.iter().filter(|c| c.model == "A").cloned());
-            run
-        }
-    };
-    let (plain_result, plain_models) = report(config, &layers, &setup.test, "plain", 0.0, plain, observer).await?;
-    let (wsa_result, wsa_models) = report(config, &layers, &setup.test, "wsa", lambda, wsa, observer).await?;
-    let chance = 1.0 / split.train.num_classes as f64;
-    let mut warnings = Vec::new();
-    for v in [&plain_result, &wsa_result] {
-        for (model, m) in [("A", v.endpoint_a), ("B", v.endpoint_b)] {
-            if m.accuracy < 1.5 * chance {
-                warnings.push(format!(
-                    "{} model {model} ended near chance accuracy ({:.3}): it did not learn (learning rate too high or too low?), so this variant's barriers say little",
-                    v.name, m.accuracy
-                ));
-            }
-        }
+        pairs.push(PairCurves { training, lambda: config.lambda(training), curves });
+        runs.push((training, run));
     }
+
+    let mut methods = Vec::with_capacity(config.methods.len());
+    let mut models = Vec::with_capacity(config.methods.len());
+    for &method in &config.methods {
+        let Some((_, run)) = runs.iter().find(|(t, _)| *t == method.training) else {
+            return Err(WsaError::invalid("methods", method, "its pair was not trained"));
+        };
+        let aligned = align_pair(config, &layers, method, run, observer).await?;
+        let (result, trained) = report(config, &layers, &setup.test, method, aligned, observer).await?;
+        methods.push(result);
+        models.push(trained);
+    }
+    // Only the pairs some method uses are reported (a plain pair trained as WSA's reference
+    // stays in the WSA pair's curves).
+    pairs.retain(|p| config.methods.iter().any(|m| m.training == p.training));
     let result = ConnectResult {
-        version: CONFIG_VERSION,
+        version: CONNECT_VERSION,
         config: config.clone(),
         dataset: split.name.clone(),
         train_samples: split.train.len(),
@@ -584,24 +792,50 @@ pub async fn run(
         parameters: layout.num_parameters(),
         device: device.description.clone(),
         difference: config.pair.describe(),
-        variants: vec![plain_result, wsa_result],
-        warnings,
+        pairs,
+        warnings: chance_warnings(&methods, split.train.num_classes),
+        methods,
     };
-    Ok(ConnectOutcome { result, models: vec![plain_models, wsa_models] })
+    Ok(ConnectOutcome { result, models })
 }
 
-/// Re-evaluates a pair that did not come out of [`run`] (e.g. a model loaded into slot A or B):
-/// the path, barriers and scopes on the config's test set, with the fused scope of A and B as the
-/// reported target. The pair must fit the config's architecture.
+/// A warning for every endpoint that ended near chance accuracy: its barriers say little.
+/// Methods sharing a pair share the warning (weight matching does not change what B computes).
+fn chance_warnings(methods: &[MethodResult], classes: usize) -> Vec<String> {
+    let chance = 1.0 / classes as f64;
+    let mut warnings = Vec::new();
+    for m in methods {
+        for (model, metrics) in [("A", m.endpoint_a), ("B", m.endpoint_b)] {
+            if metrics.accuracy >= 1.5 * chance {
+                continue;
+            }
+            let whose = match m.name.alignment {
+                Alignment::Rescale => format!("{} model {model} (after rescaling)", m.name),
+                Alignment::None | Alignment::WeightMatching => format!("{} model {model}", m.name.training.name()),
+            };
+            let warning = format!(
+                "{whose} ended near chance accuracy ({:.3}): it did not learn (learning rate too high or too low?), so the barriers of the methods using it say little",
+                metrics.accuracy
+            );
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
+    }
+    warnings
+}
+
+/// Re-evaluates a pair that did not come out of [`run`] (e.g. a model loaded into slot A or B)
+/// with `method`'s alignment: the path, barriers and scopes on the config's test set, with the
+/// fused scope of A and B as the reported target. The pair must fit the config's architecture.
 pub async fn evaluate_pair(
     config: &ConnectConfig,
     device: &ComputeDevice,
-    name: &str,
-    lambda: f64,
+    method: Method,
     a: &HostParams,
     b: &HostParams,
     observer: &mut dyn Observer,
-) -> Result<(VariantResult, TrainedPair)> {
+) -> Result<(MethodResult, TrainedPair)> {
     config.validate()?;
     a.layout.check_compatible(&b.layout)?;
     a.check_finite()?;
@@ -613,6 +847,7 @@ pub async fn evaluate_pair(
     let scopes = |p: &HostParams| layers.iter().map(|&i| scope::scope_of(&p.values[i])).collect::<Vec<_>>();
     let target = fuse(&[scopes(a), scopes(b)], &[1.0, 1.0], FusionRule::MomentMatching)?;
     let test = DeviceData::upload(&split.test, &device.device);
-    let run = PairRun { a: a.to_device(&device.device), b: b.to_device(&device.device), target, curves: Vec::new() };
-    report(config, &layers, &test, name, lambda, run, observer).await
+    let run = PairRun { a: a.to_device(&device.device), b: b.to_device(&device.device), target };
+    let aligned = align_pair(config, &layers, method, &run, observer).await?;
+    report(config, &layers, &test, method, aligned, observer).await
 }

@@ -5,7 +5,8 @@
 //! State per client is only its data (uploaded once). Optimiser state is not kept between
 //! rounds: each round a client starts a fresh optimiser from the global weights.
 
-use super::{CONFIG_VERSION, Event, Observer};
+use super::versioned::{self, FED_VERSION};
+use super::{Event, Observer};
 use crate::data::{self, DataConfig, Dataset};
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
@@ -90,7 +91,7 @@ pub struct FedConfig {
 impl Default for FedConfig {
     fn default() -> Self {
         Self {
-            version: CONFIG_VERSION,
+            version: FED_VERSION,
             seed: 0,
             data: DataConfig::default(),
             model: ModelConfig::default(),
@@ -110,6 +111,11 @@ impl Default for FedConfig {
 }
 
 impl FedConfig {
+    /// Reads a federated config file; a file from a newer build is refused with a message.
+    pub fn from_json(text: &str) -> Result<Self> {
+        versioned::read(text, "federated config", FED_VERSION, versioned::no_migration)
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.clients == 0 || self.clients > 10_000 {
             return Err(WsaError::invalid("clients", self.clients, "must be between 1 and 10000"));
@@ -341,13 +347,7 @@ pub async fn run(
             rng.shuffle(&mut pool);
             let mut chosen = pool[..per_round].to_vec();
             chosen.sort_unstable();
-            let term = WsaTerm {
-                lambda: config.wsa.lambda,
-                direction: config.wsa.direction,
-                reduction: config.wsa.reduction,
-                layers: layers.clone(),
-                target: target.clone(),
-            };
+            let term = config.wsa.term(config.wsa.lambda, &layers, &target);
             let mut updated = Vec::with_capacity(chosen.len());
             let mut weights = Vec::with_capacity(chosen.len());
             for &k in &chosen {
@@ -404,7 +404,7 @@ pub async fn run(
         runs.push(FedRun { name, rounds, final_accuracy, best_accuracy, rounds_to_target });
     }
     let result = FedResult {
-        version: CONFIG_VERSION,
+        version: FED_VERSION,
         config: config.clone(),
         dataset: split.name,
         device: device.description.clone(),

@@ -3,6 +3,8 @@
 
 pub mod connect;
 pub mod federated;
+pub mod method;
+pub mod versioned;
 mod warm_up;
 
 pub use warm_up::warm_up;
@@ -18,20 +20,17 @@ fn flops_per_step(model: &ModelConfig, dataset: &DatasetSpec, batch: usize) -> O
     Some(layout.training_flops_per_sample() * batch as f64)
 }
 
-/// Bumped when a config's meaning changes; older files are refused with a message.
-pub const CONFIG_VERSION: u32 = 1;
-
 /// What a running experiment reports.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A new stage starts, e.g. "training plain pair".
     Stage(String),
-    /// One model finished an epoch (of `epochs`).
-    Epoch { variant: String, epochs: usize, record: connect::EpochRecord },
+    /// One model of the pair trained as `pair` finished an epoch (of `epochs`).
+    Epoch { pair: method::Training, epochs: usize, record: connect::EpochRecord },
     /// One federated round ended; the global model reached `test_accuracy`.
     Round { run: String, round: usize, rounds: usize, test_accuracy: f64 },
-    /// One point of an interpolation path was evaluated.
-    PathPoint { variant: String, index: usize, total: usize },
+    /// One point of a method's interpolation path was evaluated.
+    PathPoint { method: method::Method, index: usize, total: usize },
 }
 
 /// Receives events and may ask the run to stop (checked between steps).
@@ -40,9 +39,9 @@ pub trait Observer {
     fn is_cancelled(&self) -> bool {
         false
     }
-    /// Called after every training step and path point: in a browser it hands the thread back
-    /// to the page (a `setTimeout` of zero) so that it never freezes; natively there is nothing
-    /// to wait for.
+    /// Called after every training step, alignment step and path point: in a browser it hands
+    /// the thread back to the page (a `MessageChannel` message) so that it never freezes;
+    /// natively there is nothing to wait for.
     fn pause(&mut self) -> Pause<'_> {
         Box::pin(std::future::ready(()))
     }

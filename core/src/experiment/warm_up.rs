@@ -12,7 +12,6 @@ use crate::model::ModelLayout;
 use crate::rng::Rng;
 use crate::scope::{Scope, device_histograms};
 use crate::train::{DeviceData, Trainer, evaluate};
-use crate::wsa::WsaTerm;
 use std::sync::Arc;
 
 /// One training step with the WSA term, one evaluation, one interpolation and the histograms of
@@ -35,13 +34,8 @@ pub async fn warm_up(config: &ConnectConfig, device: &ComputeDevice) -> Result<(
     };
     let uploaded = DeviceData::upload(&data, &device.device);
     let layers = config.wsa.layers.select(&layout);
-    let term = WsaTerm {
-        lambda: config.wsa.lambda.max(1.0),
-        direction: config.wsa.direction,
-        reduction: config.wsa.reduction,
-        target: layers.iter().map(|_| Scope { mean: 0.0, std: 0.05 }).collect(),
-        layers: layers.clone(),
-    };
+    let target: Vec<Scope> = layers.iter().map(|_| Scope { mean: 0.0, std: 0.05 }).collect();
+    let term = config.wsa.term(config.wsa.lambda.max(1.0), &layers, &target);
     let init = layout.init(&mut rng);
     let train = crate::train::TrainConfig { epochs: 1, ..config.train.clone() };
     let mut trainer = Trainer::new("warm-up", train, &init, batch, &device.device, 0)?;

@@ -1,0 +1,558 @@
+//! Aligning model B to model A before merging (method.md section 5): permutation alignment by
+//! weight matching (Ainsworth et al., "Git Re-Basin", ICLR 2023) and, as a baseline that is
+//! *not* WSA, post-hoc rescaling of every layer to a fused scope.
+//!
+//! Why permutations: the hidden units (MLP) and channels (CNN) of a network can be reordered,
+//! moving their incoming and outgoing weights with them, without changing its function. Two
+//! models trained from different random starts usually differ by such a reordering as much as by
+//! anything else, and averaging unmatched units is what makes their straight path climb. A scope
+//! is invariant under permutation, so WSA cannot touch this; weight matching can.
+
+pub mod lap;
+
+use crate::error::{Result, WsaError};
+use crate::experiment::Observer;
+use crate::model::{HostParams, ModelConfig, ModelLayout, Norm};
+use crate::rng::Rng;
+use crate::scope::{self, FusionRule, Scope};
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One parameter seen as `[outer, units, inner]` (row major), where a permutation reorders the
+/// middle axis: a linear weight's rows (`[1, out, in]`) or columns (`[out, in, 1]`), a conv
+/// weight's output (`[1, out, in*k*k]`) or input channels (`[out, in, k*k]`), a bias, or the
+/// classifier's flattened CNN features, which move in blocks of one channel's pixels
+/// (`[classes, channels, height*width]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitAxis {
+    pub param: usize,
+    pub outer: usize,
+    pub units: usize,
+    pub inner: usize,
+}
+
+/// The units of one hidden layer (MLP) or conv block (CNN), which one permutation reorders
+/// together with everything attached to them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermutationGroup {
+    /// The layer whose outputs are permuted, e.g. `hidden.0` or `conv.1`.
+    pub layer: String,
+    pub size: usize,
+    /// Group normalisation splits the units into this many contiguous blocks, each normalised on
+    /// its own: a permutation keeps the function only if it maps whole blocks onto blocks. One
+    /// block (no norm, layer norm) allows any permutation.
+    pub blocks: usize,
+    pub axes: Vec<UnitAxis>,
+}
+
+/// Every permutation symmetry of a layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermutationSpec {
+    pub groups: Vec<PermutationGroup>,
+}
+
+/// `perm[j]` is the unit of B that lands at position j (matched with A's unit j).
+pub type Permutation = Vec<usize>;
+
+impl PermutationSpec {
+    /// Derived from the layout: for each layer but the classifier, its weight and bias rows,
+    /// its norm parameters, and the next layer's input columns (in channel blocks where the
+    /// classifier reads flattened conv features).
+    pub fn new(layout: &ModelLayout) -> Result<Self> {
+        let norm = match &layout.config {
+            ModelConfig::Mlp { norm, .. } | ModelConfig::Cnn { norm, .. } => *norm,
+        };
+        let mut layers: Vec<&str> = Vec::new();
+        for p in &layout.params {
+            if layers.last() != Some(&p.layer.as_str()) {
+                layers.push(&p.layer);
+            }
+        }
+        let index = |path: String| {
+            layout.index_of(&path).ok_or_else(|| WsaError::ArchitectureMismatch {
+                path,
+                detail: "expected by the layout's permutation symmetry but missing".into(),
+            })
+        };
+        let mut groups = Vec::new();
+        for pair in layers.windows(2) {
+            let (layer, next) = (pair[0], pair[1]);
+            let weight = index(format!("{layer}.weight"))?;
+            let shape = &layout.params[weight].shape;
+            let units = shape[0];
+            let per_unit = shape[1..].iter().product::<usize>();
+            let mut axes = vec![UnitAxis { param: weight, outer: 1, units, inner: per_unit }];
+            let mut attached = vec![format!("{layer}.bias")];
+            if norm != Norm::None {
+                attached.extend([format!("{layer}.norm.weight"), format!("{layer}.norm.bias")]);
+            }
+            for path in attached {
+                axes.push(UnitAxis { param: index(path)?, outer: 1, units, inner: 1 });
+            }
+            let next_weight = index(format!("{next}.weight"))?;
+            let next_shape = &layout.params[next_weight].shape;
+            let next_inputs = next_shape[1..].iter().product::<usize>();
+            if !next_inputs.is_multiple_of(units) {
+                return Err(WsaError::ArchitectureMismatch {
+                    path: layout.params[next_weight].path.clone(),
+                    detail: format!("{next_inputs} inputs per unit cannot be split over {units} units of `{layer}`"),
+                });
+            }
+            axes.push(UnitAxis { param: next_weight, outer: next_shape[0], units, inner: next_inputs / units });
+            let blocks = match norm {
+                Norm::GroupNorm { groups } => groups,
+                Norm::None | Norm::LayerNorm => 1,
+            };
+            groups.push(PermutationGroup { layer: layer.to_string(), size: units, blocks, axes });
+        }
+        Ok(Self { groups })
+    }
+
+    pub fn identity(&self) -> Vec<Permutation> {
+        self.groups.iter().map(|g| (0..g.size).collect()).collect()
+    }
+}
+
+/// `params` with every group's units reordered by `perms` (one per group of `spec`).
+pub fn permute(params: &HostParams, spec: &PermutationSpec, perms: &[Permutation]) -> HostParams {
+    permute_except(params, spec, perms, None)
+}
+
+/// As [`permute`], leaving group `skip` in its current order.
+fn permute_except(
+    params: &HostParams,
+    spec: &PermutationSpec,
+    perms: &[Permutation],
+    skip: Option<usize>,
+) -> HostParams {
+    let mut values = params.values.clone();
+    for (g, (group, perm)) in spec.groups.iter().zip(perms).enumerate() {
+        if Some(g) == skip {
+            continue;
+        }
+        for axis in &group.axes {
+            values[axis.param] = reorder(&values[axis.param], axis, perm);
+        }
+    }
+    HostParams { layout: Arc::clone(&params.layout), values }
+}
+
+/// new[o, j, i] = old[o, perm[j], i].
+fn reorder(values: &[f32], axis: &UnitAxis, perm: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(values.len());
+    for o in 0..axis.outer {
+        let base = o * axis.units * axis.inner;
+        for &from in perm {
+            let start = base + from * axis.inner;
+            out.extend_from_slice(&values[start..start + axis.inner]);
+        }
+    }
+    out
+}
+
+/// The rows of `values` per unit of `axis`: unit j's row is every `[o, j, :]`, concatenated.
+fn unit_rows(values: &[f32], axis: &UnitAxis, rows: &mut [Vec<f32>]) {
+    for o in 0..axis.outer {
+        let base = o * axis.units * axis.inner;
+        for (j, row) in rows.iter_mut().enumerate() {
+            let start = base + j * axis.inner;
+            row.extend_from_slice(&values[start..start + axis.inner]);
+        }
+    }
+}
+
+/// Dot product in f32 with eight independent partial sums, which the compiler turns into SIMD
+/// and which sum in the same order on every platform (for the objective).
+fn dot(x: &[f32], y: &[f32]) -> f64 {
+    let (xc, xr) = x.as_chunks::<8>();
+    let (yc, yr) = y.as_chunks::<8>();
+    let mut lanes = [0.0f32; 8];
+    for (a, b) in xc.iter().zip(yc) {
+        for ((lane, p), q) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += p * q;
+        }
+    }
+    let tail: f32 = xr.iter().zip(yr).map(|(a, b)| a * b).sum();
+    lanes.iter().map(|&l| f64::from(l)).sum::<f64>() + f64::from(tail)
+}
+
+/// score[j * n + k] = <A's unit j, B's unit k> over every parameter the group touches, with B
+/// already reordered by the other groups: one matrix product of the units' rows on the CPU
+/// backend (SIMD on every core natively, SIMD128 in a browser), which is most of the time
+/// weight matching takes.
+async fn score_matrix(a: &HostParams, b_others: &HostParams, group: &PermutationGroup) -> Result<Vec<f64>> {
+    let n = group.size;
+    let (mut rows_a, mut rows_b) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+    for axis in &group.axes {
+        unit_rows(&a.values[axis.param], axis, &mut rows_a);
+        unit_rows(&b_others.values[axis.param], axis, &mut rows_b);
+    }
+    let len = rows_a.first().map_or(0, Vec::len);
+    let device = crate::device::cpu().device;
+    let matrix = |rows: Vec<Vec<f32>>| Tensor::<2>::from_data(TensorData::new(rows.concat(), [n, len]), &device);
+    let score = matrix(rows_a).matmul(matrix(rows_b).transpose()).reshape([n * n]);
+    crate::device::read_f64(score).await
+}
+
+/// The best permutation for `score` (n x n) that maps whole blocks onto blocks: the best
+/// matching within every pair of blocks, then the best assignment of blocks to blocks by those
+/// matchings' totals. With one block, one assignment problem.
+fn best_permutation(score: &[f64], n: usize, blocks: usize) -> Result<Permutation> {
+    if blocks <= 1 {
+        return lap::maximise(score, n, n);
+    }
+    let s = n / blocks;
+    let mut inner = Vec::with_capacity(blocks * blocks);
+    let mut block_score = Vec::with_capacity(blocks * blocks);
+    for ba in 0..blocks {
+        for bb in 0..blocks {
+            let sub: Vec<f64> = (0..s * s).map(|k| score[(ba * s + k / s) * n + bb * s + k % s]).collect();
+            let assignment = lap::maximise(&sub, s, s)?;
+            block_score.push(lap::total(&sub, s, &assignment));
+            inner.push(assignment);
+        }
+    }
+    let outer = lap::maximise(&block_score, blocks, blocks)?;
+    let mut perm = Vec::with_capacity(n);
+    for (ba, &bb) in outer.iter().enumerate() {
+        perm.extend(inner[ba * blocks + bb].iter().map(|&k| bb * s + k));
+    }
+    Ok(perm)
+}
+
+/// sum over every parameter of <A, B>: what weight matching maximises.
+fn objective(a: &HostParams, b: &HostParams) -> f64 {
+    a.values.iter().zip(&b.values).map(|(x, y)| dot(x, y)).sum()
+}
+
+/// Weight matching's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WeightMatchingConfig {
+    /// Full sweeps over the permutations at most; it stops earlier once a sweep improves nothing.
+    pub max_sweeps: usize,
+}
+
+impl Default for WeightMatchingConfig {
+    fn default() -> Self {
+        Self { max_sweeps: 100 }
+    }
+}
+
+impl WeightMatchingConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=10_000).contains(&self.max_sweeps) {
+            return Err(WsaError::invalid(
+                "weight_matching.max_sweeps",
+                self.max_sweeps,
+                "must be between 1 and 10000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What one permutation did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PermutationReport {
+    pub layer: String,
+    pub size: usize,
+    /// Units of B that moved to another position.
+    pub moved: usize,
+}
+
+/// The outcome of weight matching.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matching {
+    pub perms: Vec<Permutation>,
+    /// Sweeps run (the last one improved nothing, unless `max_sweeps` stopped it).
+    pub sweeps: usize,
+    /// sum <A, P(B)> before the first step and after every step: never decreasing.
+    pub objective: Vec<f64>,
+    pub permutations: Vec<PermutationReport>,
+}
+
+/// Weight matching: coordinate descent over the groups' permutations in a seeded random order,
+/// each step the best permutation of one group with the others held (an assignment problem),
+/// until a whole sweep improves nothing or `max_sweeps` is reached. A step is kept only if it
+/// raises the objective, so the objective never decreases. Yields to the observer after every
+/// step (a browser's page stays responsive) and stops when it cancels.
+pub async fn weight_matching(
+    a: &HostParams,
+    b: &HostParams,
+    config: &WeightMatchingConfig,
+    rng: &mut Rng,
+    observer: &mut dyn Observer,
+) -> Result<Matching> {
+    config.validate()?;
+    a.layout.check_compatible(&b.layout)?;
+    a.check_finite()?;
+    b.check_finite()?;
+    let spec = PermutationSpec::new(&a.layout)?;
+    let mut perms = spec.identity();
+    let mut objective = vec![self::objective(a, b)];
+    let mut sweeps = 0;
+    while sweeps < config.max_sweeps {
+        sweeps += 1;
+        let mut order: Vec<usize> = (0..spec.groups.len()).collect();
+        rng.shuffle(&mut order);
+        let mut improved = false;
+        for g in order {
+            if observer.is_cancelled() {
+                return Err(WsaError::Cancelled);
+            }
+            let group = &spec.groups[g];
+            let score = score_matrix(a, &permute_except(b, &spec, &perms, Some(g)), group).await?;
+            let candidate = best_permutation(&score, group.size, group.blocks)?;
+            let (old, new) = (lap::total(&score, group.size, &perms[g]), lap::total(&score, group.size, &candidate));
+            // Rounding can make an equal answer look a hair better: demand a real gain.
+            if new > old + 1e-9 * old.abs().max(1.0) {
+                perms[g] = candidate;
+                improved = true;
+            }
+            objective.push(self::objective(a, &permute(b, &spec, &perms)));
+            observer.pause().await;
+        }
+        if !improved {
+            break;
+        }
+    }
+    let permutations = spec
+        .groups
+        .iter()
+        .zip(&perms)
+        .map(|(g, p)| PermutationReport {
+            layer: g.layer.clone(),
+            size: g.size,
+            moved: p.iter().enumerate().filter(|(j, k)| j != *k).count(),
+        })
+        .collect();
+    Ok(Matching { perms, sweeps, objective, permutations })
+}
+
+/// Post-hoc scope rescaling, a baseline and *not* WSA: each of `layers` of A and B is mapped
+/// affinely, w -> mu* + (w - mu) sigma* / sigma, onto the fused scope of A's and B's layers, so
+/// both end with exactly the target scope. (Some merging libraries call this "scope alignment";
+/// WSA instead pulls the scopes together while training.) Returns A, B and the target.
+pub fn rescale_pair(
+    a: &HostParams,
+    b: &HostParams,
+    layers: &[usize],
+    fusion: FusionRule,
+) -> Result<(HostParams, HostParams, Vec<Scope>)> {
+    a.layout.check_compatible(&b.layout)?;
+    let scopes = |p: &HostParams| layers.iter().map(|&i| scope::scope_of(&p.values[i])).collect::<Vec<_>>();
+    let target = scope::fuse(&[scopes(a), scopes(b)], &[1.0, 1.0], fusion)?;
+    let rescale = |p: &HostParams| {
+        let mut out = p.clone();
+        for (&i, t) in layers.iter().zip(&target) {
+            let s = scope::scope_of(&p.values[i]);
+            // A constant layer has no spread to scale: it lands on the target mean.
+            let gain = if s.std > 0.0 { t.std / s.std } else { 0.0 };
+            for w in &mut out.values[i] {
+                *w = (t.mean + (f64::from(*w) - s.mean) * gain) as f32;
+            }
+        }
+        out
+    };
+    Ok((rescale(a), rescale(b), target))
+}
+
+/// ||A - B|| of one parameter, before and after alignment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParamDistance {
+    pub path: String,
+    pub before: f64,
+    pub after: f64,
+}
+
+/// Euclidean distance between A and B per parameter, before and after B (or both) was aligned.
+pub fn distances(a: &HostParams, b: &HostParams, a_after: &HostParams, b_after: &HostParams) -> Vec<ParamDistance> {
+    let l2 = |x: &[f32], y: &[f32]| {
+        x.iter().zip(y).map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2)).sum::<f64>().sqrt()
+    };
+    a.layout
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| ParamDistance {
+            path: spec.path.clone(),
+            before: l2(&a.values[i], &b.values[i]),
+            after: l2(&a_after.values[i], &b_after.values[i]),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::Silent;
+    use crate::model::{Activation, ModelConfig, Norm, Params};
+
+    fn layout(model: ModelConfig, shape: &[usize]) -> Arc<ModelLayout> {
+        Arc::new(ModelLayout::new(&model, shape, 3).expect("layout"))
+    }
+
+    fn mlp(norm: Norm) -> Arc<ModelLayout> {
+        layout(ModelConfig::Mlp { hidden: vec![8, 12], activation: Activation::Relu, norm }, &[5])
+    }
+
+    fn cnn(norm: Norm) -> Arc<ModelLayout> {
+        layout(
+            ModelConfig::Cnn { channels: vec![4, 8], kernel_size: 3, activation: Activation::Relu, norm },
+            &[2, 8, 8],
+        )
+    }
+
+    /// A random permutation per group that maps whole norm blocks onto blocks.
+    fn random_perms(spec: &PermutationSpec, rng: &mut Rng) -> Vec<Permutation> {
+        spec.groups
+            .iter()
+            .map(|g| {
+                let s = g.size / g.blocks;
+                let mut blocks: Vec<usize> = (0..g.blocks).collect();
+                rng.shuffle(&mut blocks);
+                blocks
+                    .iter()
+                    .flat_map(|&b| {
+                        let mut within: Vec<usize> = (0..s).map(|k| b * s + k).collect();
+                        rng.shuffle(&mut within);
+                        within
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Random weights, with non-trivial norm parameters so that they must move too.
+    fn random_params(layout: &Arc<ModelLayout>, rng: &mut Rng) -> HostParams {
+        let mut params = layout.init(rng);
+        for v in params.values.iter_mut().flatten() {
+            *v += (0.3 * rng.normal()) as f32;
+        }
+        params
+    }
+
+    fn logits(params: &HostParams, x: &[f32], rows: usize) -> Vec<f32> {
+        let device = crate::device::cpu().device;
+        let p: Params = params.to_device(&device);
+        let dim = x.len() / rows;
+        let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [rows, dim]), &device);
+        p.logits(x).into_data().try_to_vec::<f32>().expect("f32 logits")
+    }
+
+    #[test]
+    fn permuting_a_model_keeps_its_function() {
+        let mut rng = Rng::new(3);
+        for (name, layout) in [
+            ("mlp", mlp(Norm::None)),
+            ("mlp + layer norm", mlp(Norm::LayerNorm)),
+            ("mlp + group norm", mlp(Norm::GroupNorm { groups: 4 })),
+            ("cnn", cnn(Norm::None)),
+            ("cnn + group norm", cnn(Norm::GroupNorm { groups: 2 })),
+        ] {
+            let spec = PermutationSpec::new(&layout).expect("spec");
+            assert_eq!(spec.groups.len(), 2, "{name}: one permutation per hidden layer / conv block");
+            let params = random_params(&layout, &mut rng);
+            let perms = random_perms(&spec, &mut rng);
+            assert!(perms.iter().any(|p| p.iter().enumerate().any(|(j, k)| j != *k)), "{name}: a real reordering");
+            let permuted = permute(&params, &spec, &perms);
+            assert_ne!(permuted.values, params.values, "{name}");
+            let dim: usize = layout.sample_shape.iter().product();
+            let x: Vec<f32> = (0..4 * dim).map(|_| rng.normal() as f32).collect();
+            let (before, after) = (logits(&params, &x, 4), logits(&permuted, &x, 4));
+            for (p, q) in before.iter().zip(&after) {
+                assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{name}: logits {p} vs {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_permutation_across_group_norm_blocks_changes_the_function() {
+        // The reason for the block constraint: swapping two units of different groups is not a
+        // symmetry of a group-normalised layer.
+        let layout = mlp(Norm::GroupNorm { groups: 4 });
+        let spec = PermutationSpec::new(&layout).expect("spec");
+        let mut rng = Rng::new(5);
+        let params = random_params(&layout, &mut rng);
+        let mut perms = spec.identity();
+        perms[0].swap(0, 7);
+        let x: Vec<f32> = (0..20).map(|_| rng.normal() as f32).collect();
+        let (before, after) = (logits(&params, &x, 4), logits(&permute(&params, &spec, &perms), &x, 4));
+        assert!(before.iter().zip(&after).any(|(p, q)| (p - q).abs() > 1e-3));
+    }
+
+    #[test]
+    fn weight_matching_undoes_a_permutation() {
+        let mut rng = Rng::new(9);
+        for layout in
+            [mlp(Norm::None), mlp(Norm::GroupNorm { groups: 4 }), cnn(Norm::None), cnn(Norm::GroupNorm { groups: 2 })]
+        {
+            let spec = PermutationSpec::new(&layout).expect("spec");
+            let a = random_params(&layout, &mut rng);
+            let b = permute(&a, &spec, &random_perms(&spec, &mut rng));
+            let config = WeightMatchingConfig::default();
+            let matching =
+                crate::wait(weight_matching(&a, &b, &config, &mut Rng::new(1), &mut Silent)).expect("matching");
+            assert_eq!(permute(&b, &spec, &matching.perms).values, a.values, "recovers A exactly");
+            let trace = &matching.objective;
+            assert!(trace.windows(2).all(|w| w[1] >= w[0]), "the objective never decreases: {trace:?}");
+            assert!(trace[trace.len() - 1] > trace[0]);
+            // Deterministic for a seed.
+            let again = crate::wait(weight_matching(&a, &b, &config, &mut Rng::new(1), &mut Silent)).expect("again");
+            assert_eq!(again, matching);
+        }
+    }
+
+    #[test]
+    fn weight_matching_of_unrelated_models_only_raises_the_objective() {
+        let layout = cnn(Norm::None);
+        let mut rng = Rng::new(2);
+        let (a, b) = (random_params(&layout, &mut rng), random_params(&layout, &mut rng));
+        let config = WeightMatchingConfig { max_sweeps: 3 };
+        let matching = crate::wait(weight_matching(&a, &b, &config, &mut Rng::new(4), &mut Silent)).expect("matching");
+        assert!(matching.sweeps <= 3);
+        assert!(matching.objective.windows(2).all(|w| w[1] >= w[0]), "{:?}", matching.objective);
+        let spec = PermutationSpec::new(&layout).expect("spec");
+        let aligned = permute(&b, &spec, &matching.perms);
+        let d = distances(&a, &b, &a, &aligned);
+        let total = |f: fn(&ParamDistance) -> f64| d.iter().map(|p| f(p).powi(2)).sum::<f64>();
+        assert!(total(|p| p.after) < total(|p| p.before), "aligned B is closer to A");
+    }
+
+    #[test]
+    fn weight_matching_refuses_different_architectures_and_nan() {
+        let mut rng = Rng::new(1);
+        let (a, other) = (random_params(&mlp(Norm::None), &mut rng), random_params(&cnn(Norm::None), &mut rng));
+        let err = crate::wait(weight_matching(&a, &other, &WeightMatchingConfig::default(), &mut rng, &mut Silent))
+            .expect_err("mismatch");
+        assert!(matches!(err, WsaError::ArchitectureMismatch { .. }), "{err}");
+        let mut bad = a.clone();
+        bad.values[0][0] = f32::NAN;
+        let err = crate::wait(weight_matching(&a, &bad, &WeightMatchingConfig::default(), &mut rng, &mut Silent))
+            .expect_err("NaN");
+        assert!(matches!(err, WsaError::NonFiniteWeights { .. }), "{err}");
+    }
+
+    #[test]
+    fn rescaling_gives_both_models_the_fused_scope() {
+        let layout = mlp(Norm::None);
+        let mut rng = Rng::new(6);
+        let a = random_params(&layout, &mut rng);
+        let mut b = random_params(&layout, &mut rng);
+        for w in &mut b.values[0] {
+            *w = 3.0 * *w + 0.5;
+        }
+        let layers = crate::scope::LayerSelection::default().select(&layout);
+        let (ra, rb, target) = rescale_pair(&a, &b, &layers, FusionRule::MomentMatching).expect("rescale");
+        for (&i, t) in layers.iter().zip(&target) {
+            for p in [&ra, &rb] {
+                let s = scope::scope_of(&p.values[i]);
+                assert!((s.mean - t.mean).abs() < 1e-5 && (s.std - t.std).abs() < 1e-5 * t.std.max(1.0));
+            }
+        }
+        // Unselected parameters (biases) are untouched.
+        assert_eq!(ra.values[1], a.values[1]);
+    }
+}
