@@ -339,6 +339,8 @@ impl WsaLabApp {
             Ok(JobOutput::Connect(outcome)) => {
                 let points = outcome.result.methods.first().map_or(0, |v| v.path.len());
                 self.settings.alpha_index = self.settings.alpha_index.min(points.saturating_sub(1));
+                // The method shown stays in range when the new run compares fewer methods.
+                self.settings.method = self.settings.method.min(outcome.result.methods.len().saturating_sub(1));
                 self.settings.layer = 0;
                 for warning in &outcome.result.warnings {
                     self.notices.push(Notice { text: warning.clone(), is_error: false });
