@@ -36,9 +36,17 @@ fn missing() -> Option<String> {
     (!absent.is_empty()).then(|| absent.join(", "))
 }
 
-/// The page's published result for `config` on `path` ("cpu", "webgpu" or "webgpu-fault"); with
-/// `files`, the Files tab is exercised and its downloads land there.
-fn run_page(path: &str, config: &ConnectConfig, files: Option<&Path>) -> serde_json::Value {
+/// What the browser driver does after opening the page with the experiment.
+enum Drive<'a> {
+    /// Waits for the result; with a folder, then exercises the Files tab, downloading there.
+    ToResult(Option<&'a Path>),
+    /// Clicks Cancel once the run is under way.
+    Cancel,
+}
+
+/// The page's published result for `config` on `path` ("cpu", "webgpu" or "webgpu-fault"), or
+/// what cancelling it showed.
+fn run_page(path: &str, config: &ConnectConfig, drive: Drive) -> serde_json::Value {
     let out = repo().join("out/web");
     std::fs::create_dir_all(&out).expect("out/web");
     let config_file = out.join(format!("config-{path}.json"));
@@ -47,10 +55,18 @@ fn run_page(path: &str, config: &ConnectConfig, files: Option<&Path>) -> serde_j
     let mut command = Command::new("node");
     command.arg(repo().join("web/tests/browser.mjs")).args(["--path", path, "--config"]).arg(&config_file);
     command.arg("--screenshot").arg(&screenshot);
-    if let Some(dir) = files {
-        command.arg("--files").arg(dir);
+    match drive {
+        Drive::ToResult(Some(dir)) => {
+            command.arg("--files").arg(dir);
+        }
+        Drive::ToResult(None) => {}
+        Drive::Cancel => {
+            command.args(["--cancel", "yes"]);
+        }
     }
     let output = command.output().expect("node runs");
+    // The driver's breakdown of the page's time (loading, stages, frames).
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
     assert!(
         output.status.success(),
         "the {path} page failed:\n{}\n{}",
@@ -65,7 +81,10 @@ fn run_page(path: &str, config: &ConnectConfig, files: Option<&Path>) -> serde_j
 /// run of the same config, within `tolerance`; returns the page's result.
 fn check_against_native(path: &str, config: &ConnectConfig, tolerance: f64, files: Option<&Path>) -> serde_json::Value {
     let native = wsa_core::wait(connect::run(config, &device::cpu(), &mut Silent)).expect("native run").result;
-    let page = run_page(path, config, files);
+    let page = run_page(path, config, Drive::ToResult(files));
+    // The page drew while it trained: the run is off the drawing thread, not between frames.
+    let frames = page["timing"]["frames"].as_u64().unwrap_or(0);
+    assert!(frames > 0, "{path}: no frame was drawn during the run: {}", page["timing"]);
     eprintln!(
         "{path}: {} in {:.1} s to the result",
         page["device"].as_str().unwrap_or("?"),
@@ -207,6 +226,15 @@ fn the_page_runs_the_experiment_on_both_paths() {
     // compiled for wasm32's 128-bit SIMD instead of the host's: f32 sums in another order, and
     // over ~1700 SGD steps (B at learning rate 0.2) that grows to about 1e-2 (measured: loss
     // barrier 0.2688 vs 0.2739, B's accuracy 6 test samples apart).
+    // Cancel stops a long run: the page is idle again, publishes no result, and it kept drawing
+    // while the run went on.
+    let mut long = ConnectConfig::default();
+    long.train.epochs = 500;
+    let cancel = &run_page("cpu", &long, Drive::Cancel)["cancel"];
+    eprintln!("cancel: {cancel}");
+    assert_eq!(cancel["result_published"], false, "a cancelled run published a result: {cancel}");
+    let frames = cancel["animation_frames_in_one_second"].as_u64().unwrap_or(0);
+    assert!(frames >= 5, "the page ran {frames} animation frames in a second while training: frozen");
     let downloads = repo().join("out/web/downloads");
     let _ = std::fs::remove_dir_all(&downloads);
     let page = check_against_native("cpu", &ConnectConfig::default(), 0.03, Some(&downloads));

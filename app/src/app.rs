@@ -1,7 +1,7 @@
 //! The application: settings (persisted), the background job, and the views. `logic` drains the
 //! job's messages; `ui` only draws from what is already here, so a frame never waits on work.
 
-use crate::job::{DeviceTarget, Job, JobMessage, JobOutput};
+use crate::job::{DeviceTarget, Job, JobMessage, JobOutput, JobRequest, Wake};
 use crate::state::{self, Settings, Tab};
 use crate::views;
 use std::collections::VecDeque;
@@ -12,6 +12,22 @@ use wsa_core::device::{ComputeDevice, DeviceChoice};
 use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{EpochRecord, TrainedPair};
 use wsa_core::experiment::method::Training;
+
+/// The time between frames while a job runs and nothing else asks for one: about 30 per second.
+const LIVE_FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(33);
+
+/// Wakes the UI for a job's messages: at once when it finished, within a live frame for
+/// progress.
+fn wake(ctx: &egui::Context) -> Wake {
+    let ctx = ctx.clone();
+    std::sync::Arc::new(move |finished| {
+        if finished {
+            ctx.request_repaint();
+        } else {
+            ctx.request_repaint_after(LIVE_FRAME_INTERVAL);
+        }
+    })
+}
 
 /// A message shown to the user until dismissed.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +49,33 @@ pub struct LiveRun {
     pub rounds: Vec<(String, usize, f64)>,
     /// Total rounds of a federated job (all runs), when one is in flight.
     pub rounds_total: usize,
+    pub timing: RunTiming,
+}
+
+/// Where a job's time went, as the UI saw it: when each stage began and the frames drawn
+/// meanwhile. The page publishes it with the result (the browser test prints it).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RunTiming {
+    /// Each stage and the second (since the job started) its message arrived, to a frame.
+    pub stages: Vec<(String, f64)>,
+    /// Frames drawn while the job ran, the time building them took (mean, max) and the longest
+    /// time between two (a frame blocked by work shows here).
+    pub frames: usize,
+    pub frame_build_ms_mean: f64,
+    pub frame_build_ms_max: f64,
+    pub frame_interval_ms_max: f64,
+    /// From the start to the result.
+    pub seconds: f64,
+}
+
+impl RunTiming {
+    fn frame(&mut self, build_ms: f64, interval_ms: f64) {
+        self.frame_build_ms_mean =
+            (self.frame_build_ms_mean * self.frames as f64 + build_ms) / (self.frames + 1) as f64;
+        self.frames += 1;
+        self.frame_build_ms_max = self.frame_build_ms_max.max(build_ms);
+        self.frame_interval_ms_max = self.frame_interval_ms_max.max(interval_ms);
+    }
 }
 
 impl LiveRun {
@@ -262,8 +305,7 @@ impl WsaLabApp {
         }
         self.live = LiveRun { total: self.settings.config.progress_total(), ..LiveRun::default() };
         let target = self.device_target(self.settings.config.flops_per_step());
-        let ctx = ctx.clone();
-        self.job = Some(Job::connect(self.settings.config.clone(), target, move || ctx.request_repaint()));
+        self.job = Some(Job::start(JobRequest::Connect(self.settings.config.clone()), target, wake(ctx)));
         self.settings.tab = Tab::Training;
     }
 
@@ -283,8 +325,7 @@ impl WsaLabApp {
         let variants = config.variants(self.settings.fed_compare, 0.01);
         self.live = LiveRun { rounds_total: config.rounds * variants.len(), ..LiveRun::default() };
         let target = self.device_target(config.flops_per_step());
-        let ctx = ctx.clone();
-        self.job = Some(Job::federated(config, variants, target, move || ctx.request_repaint()));
+        self.job = Some(Job::start(JobRequest::Federated { config, variants }, target, wake(ctx)));
     }
 
     /// Re-evaluates method `method_index` with the pair `pair` (one of its models replaced).
@@ -293,8 +334,7 @@ impl WsaLabApp {
         let config = result.config.clone();
         self.live = LiveRun { total: config.path.points, ..LiveRun::default() };
         let target = self.device_target(config.flops_per_step());
-        let ctx = ctx.clone();
-        self.job = Some(Job::reevaluate(config, target, method_index, pair, move || ctx.request_repaint()));
+        self.job = Some(Job::start(JobRequest::Reevaluate { config, method_index, pair }, target, wake(ctx)));
     }
 
     /// Applies what the worker sent; called once per frame before drawing.
@@ -303,20 +343,28 @@ impl WsaLabApp {
             self.notices.append(&mut inbox);
         }
         let Some(job) = &self.job else { return };
+        let started = job.started;
         for message in job.drain() {
             match message {
                 JobMessage::Device(label) => self.device_label = label,
                 JobMessage::Restarted { device, failure } => {
                     // Same totals, no progress: the work starts over on the new device.
-                    self.live =
-                        LiveRun { total: self.live.total, rounds_total: self.live.rounds_total, ..LiveRun::default() };
+                    self.live = LiveRun {
+                        total: self.live.total,
+                        rounds_total: self.live.rounds_total,
+                        timing: std::mem::take(&mut self.live.timing),
+                        ..LiveRun::default()
+                    };
                     self.notify(
                         format!("The GPU failed, so the run started again on the CPU. The GPU reported: {failure}"),
                         false,
                     );
                     self.device_label = device;
                 }
-                JobMessage::Event(Event::Stage(stage)) => self.live.stage = stage,
+                JobMessage::Event(Event::Stage(stage)) => {
+                    self.live.timing.stages.push((stage.clone(), started.elapsed().as_secs_f64()));
+                    self.live.stage = stage;
+                }
                 JobMessage::Event(Event::Epoch { pair, record, .. }) => self.live.epochs.push((pair, record)),
                 JobMessage::Event(Event::PathPoint { .. }) => self.live.path_points_done += 1,
                 JobMessage::Event(Event::Round { run, round, test_accuracy, .. }) => {
@@ -332,7 +380,9 @@ impl WsaLabApp {
 
     fn finish(&mut self, outcome: Result<JobOutput, String>) {
         let cancelled = self.job.as_ref().is_some_and(Job::is_cancelling);
-        self.job = None;
+        if let Some(job) = self.job.take() {
+            self.live.timing.seconds = job.started.elapsed().as_secs_f64();
+        }
         self.regions = views::regions::Cache::default();
         self.scopes_cache = views::scopes::Cache::default();
         match outcome {
@@ -347,7 +397,7 @@ impl WsaLabApp {
                 }
                 self.models = outcome.models;
                 #[cfg(target_arch = "wasm32")]
-                crate::web::publish_result(&outcome.result);
+                crate::web::publish_result(&outcome.result, Some(&self.live.timing));
                 self.settings.last_result = Some(outcome.result);
                 self.settings.tab = Tab::Path;
             }
@@ -367,11 +417,15 @@ impl WsaLabApp {
                 self.notices.push(Notice { text: "The loaded pair was evaluated.".into(), is_error: false });
                 #[cfg(target_arch = "wasm32")]
                 if let Some(last) = &self.settings.last_result {
-                    crate::web::publish_result(last);
+                    crate::web::publish_result(last, Some(&self.live.timing));
                 }
             }
             Err(_) if cancelled => self.notices.push(Notice { text: "Cancelled.".into(), is_error: false }),
-            Err(e) => self.notices.push(Notice { text: e, is_error: true }),
+            Err(e) => {
+                #[cfg(target_arch = "wasm32")]
+                crate::web::publish_failure(&e);
+                self.notices.push(Notice { text: e, is_error: true });
+            }
         }
     }
 
@@ -379,7 +433,11 @@ impl WsaLabApp {
         let now = Instant::now();
         let interval = self.last_frame.map_or(0.0, |t| (now - t).as_secs_f32() * 1000.0);
         self.last_frame = Some(now);
-        self.frames.record(interval, (now - build_started).as_secs_f32() * 1000.0);
+        let build = (now - build_started).as_secs_f32() * 1000.0;
+        self.frames.record(interval, build);
+        if self.job.is_some() {
+            self.live.timing.frame(f64::from(build), f64::from(interval));
+        }
         if self.frame_log && self.last_frame_log.is_none_or(|t| now.duration_since(t).as_secs_f32() >= 2.0) {
             self.last_frame_log = Some(now);
             let (mean_build, max_build) = FrameStats::summary(&self.frames.build_ms);
@@ -399,6 +457,7 @@ impl eframe::App for WsaLabApp {
         #[cfg(target_arch = "wasm32")]
         {
             crate::web::keep_link_current(&self.settings.config);
+            crate::web::publish_busy(self.job.is_some());
             let picked = self.picked_model.lock().ok().and_then(|mut p| p.take());
             if let Some(p) = picked {
                 let origin = std::path::PathBuf::from(&p.name);
@@ -411,9 +470,13 @@ impl eframe::App for WsaLabApp {
         let started = Instant::now();
         views::show(self, ui);
         self.record_frame(started);
-        if self.job.is_some() || self.frame_log {
-            // Keep frames coming while work is in flight, so progress and frame times stay live.
+        if self.frame_log {
             ui.ctx().request_repaint();
+        } else if self.job.is_some() {
+            // Keep frames coming while work is in flight, so progress and frame times stay live,
+            // at a capped rate: in a browser without a GPU every frame is drawn in software and
+            // takes CPU from the training.
+            ui.ctx().request_repaint_after(LIVE_FRAME_INTERVAL);
         }
     }
 

@@ -38,6 +38,18 @@ pub fn wgpu_configuration() -> egui_wgpu::WgpuConfiguration {
     config
 }
 
+/// Said beside the results where they are not computed as on the desktop. In a browser the CPU
+/// backend sums f32 products in another order (wasm's 128-bit SIMD lanes, not the host's), and
+/// over a thousand SGD steps rounding grows into visible differences (the README's "The web
+/// page" has the measured ones; tests/browser.rs bounds them).
+pub const NUMBERS_NOTE: Option<&str> = if cfg!(target_arch = "wasm32") {
+    Some(
+        "Computed in this browser: numbers agree with the desktop app and the CLI to about 1% (a few test samples of accuracy); f32 sums run in another order here.",
+    )
+} else {
+    None
+};
+
 /// Window options; the renderer comes from `WSA_LAB_RENDERER` (`wgpu`, the default, or `glow`).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn native_options() -> eframe::NativeOptions {

@@ -1,6 +1,9 @@
 //! The web page's entry point: starts the WSA Lab app on the page's canvas. Built with
 //! `scripts/build-web.sh` (cargo for wasm32, then wasm-bindgen) and loaded by `index.html`.
 //!
+//! The page runs its jobs in a Web Worker (`web/worker.js`, `wsa_lab_app::web::worker`): this same
+//! module instantiated a second time, so that training never waits for a frame.
+//!
 //! Drawing goes through eframe's glow renderer (WebGL2): it draws in real and in headless
 //! browsers alike, where eframe's WebGPU renderer gave blank headless screenshots. Training and
 //! merging choose their own device: WebGPU when the browser offers an adapter, else the CPU.
@@ -31,8 +34,19 @@ mod page {
         app
     }
 
+    /// Starts the app on the page. In the page's worker (no window), which instantiates this same
+    /// module, there is nothing to start: it waits for jobs (`worker_receive`).
+    /// Called by `web/worker.js` with each message the page posts to its worker.
+    #[wasm_bindgen]
+    pub fn worker_receive(message: JsValue) {
+        wsa_lab_app::web::worker::receive(message);
+    }
+
     #[wasm_bindgen(start)]
     pub fn start() {
+        if web_sys::window().is_none() {
+            return;
+        }
         wasm_bindgen_futures::spawn_local(async {
             let canvas = web_sys::window()
                 .and_then(|w| w.document())

@@ -8,9 +8,15 @@
 //
 // The page is asked for the GPU on every path. "cpu": a plain headless browser, which offers no
 // WebGPU adapter, so the page must fall back to the CPU backend. "webgpu": Chromium's
-// SwiftShader WebGPU adapter. "webgpu-fault": the same, but the 12th shader module the page
-// creates is replaced by text that is not WGSL — a kernel failing Dawn's validation mid-run,
-// as in the issue's probe — so the page must notice and redo the run on the CPU.
+// SwiftShader WebGPU adapter. "webgpu-fault": the same, but the 12th shader module the page's
+// worker creates is replaced by text that is not WGSL — a kernel failing Dawn's validation
+// mid-run, as in the issue's probe — so the page must notice and redo the run on the CPU. The
+// jobs run in the page's worker (web/worker.js), so the test server puts the shader hook at the
+// top of that script.
+// The result JSON holds "load" (when the module was ready, the module's transfer) and the page's
+// "timing" (each stage of the run, the frames drawn meanwhile), printed to stderr as a breakdown.
+// With --cancel, the run is cancelled by a click once it is under way: the JSON then holds
+// "cancel" (seconds from the click to an idle page, frames drawn during the run) instead.
 // With --files, after the run the test clicks the Files tab's buttons where the page says they
 // are (body[data-wsa-lab-target-*]), saves every download into <dir>, then loads the saved
 // merged model into slot A through the file picker and waits for the re-evaluated pair; the
@@ -28,6 +34,31 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((pairs, a, i, all) 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const timeoutMs = Number(args.timeout ?? 600) * 1000;
 
+// Dawn reports a WGSL error only as "Invalid ShaderModule"; this logs the compiler's message and
+// the offending lines, so a failure names the shader. With `breakModule` > 0 that shader module
+// is replaced by text that is not WGSL.
+function shaderHook(breakModule) {
+  if (!globalThis.GPUDevice) return;
+  const create = GPUDevice.prototype.createShaderModule;
+  let created = 0;
+  GPUDevice.prototype.createShaderModule = function (descriptor) {
+    created += 1;
+    if (created === breakModule) {
+      console.warn(`test: shader module ${created} replaced by invalid WGSL`);
+      descriptor = { ...descriptor, code: 'this is not WGSL;' };
+    }
+    const module = create.call(this, descriptor);
+    module.getCompilationInfo().then((info) => {
+      for (const m of info.messages.filter((m) => m.type === 'error')) {
+        const lines = descriptor.code.split('\n');
+        const around = lines.slice(Math.max(0, m.lineNum - 4), m.lineNum + 2).join('\n');
+        console.error(`WGSL error: ${m.message} (line ${m.lineNum})\n${around}\n--- shader starts:\n${lines.slice(0, 12).join('\n')}`);
+      }
+    });
+    return module;
+  };
+}
+
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 const server = http.createServer((req, res) => {
   const file = path.join(root, decodeURIComponent(new URL(req.url, 'http://x').pathname));
@@ -37,6 +68,9 @@ const server = http.createServer((req, res) => {
     res.writeHead(404); return res.end();
   }
   res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream' });
+  if (file === path.join(root, 'web/worker.js') && args.path.startsWith('webgpu')) {
+    return res.end(`(${shaderHook.toString()})(${args.path === 'webgpu-fault' ? 12 : 0});\n${fs.readFileSync(file, 'utf8')}`);
+  }
   fs.createReadStream(file).pipe(res);
 });
 await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
@@ -92,6 +126,53 @@ async function exerciseFiles(page, dir) {
   return { downloads: saved, reloaded: JSON.parse(await page.textContent('#wsa-lab-result')) };
 }
 
+// When the module was ready and what its download cost, from the page's own clock.
+async function loadTimes(page) {
+  return page.evaluate(() => {
+    const wasm = performance.getEntriesByType('resource').find((r) => r.name.endsWith('.wasm'));
+    return {
+      module_ready_ms: Number(document.body.dataset.wsaLabModuleMs),
+      wasm_fetch_ms: wasm ? Math.round(wasm.responseEnd - wasm.startTime) : null,
+      wasm_bytes: wasm ? wasm.encodedBodySize : null,
+    };
+  });
+}
+
+// The breakdown of the page's time, on stderr: loading, each stage of the run, the frames.
+function printBreakdown(load, timing, seconds) {
+  const lines = [`page: module ready ${load.module_ready_ms} ms after navigation (wasm fetched in ${load.wasm_fetch_ms} ms, ${load.wasm_bytes} bytes)`];
+  if (timing) {
+    for (const [stage, at] of timing.stages) lines.push(`  ${at.toFixed(2).padStart(7)} s  ${stage}`);
+    lines.push(`  ${timing.seconds.toFixed(2).padStart(7)} s  result (job start to result)`);
+    lines.push(`  frames during the run: ${timing.frames}, building ${timing.frame_build_ms_mean.toFixed(1)} ms mean / ${timing.frame_build_ms_max.toFixed(1)} ms max, longest gap ${timing.frame_interval_ms_max.toFixed(0)} ms`);
+  }
+  lines.push(`  navigation to result: ${seconds.toFixed(1)} s`);
+  console.error(lines.join('\n'));
+}
+
+// Clicks Cancel once the run is under way (two seconds after it started) and returns how long the
+// page took to be idle again, and whether a result appeared anyway.
+async function cancelRun(page) {
+  await page.waitForFunction(() => document.body.dataset.wsaLabBusy === 'yes', null, { timeout: 60000, polling: 50 });
+  await page.waitForTimeout(2000);
+  // Frames drawn while the run went on: the page was not frozen.
+  // Animation frames the page's thread ran in one second while the run went on (~60 when it is
+  // free): the page was not frozen.
+  const frames = await page.evaluate(() => new Promise((ok) => {
+    let n = 0;
+    const end = performance.now() + 1000;
+    const tick = () => { n += 1; if (performance.now() < end) requestAnimationFrame(tick); else ok(n); };
+    requestAnimationFrame(tick);
+  }));
+  const clicked = Date.now();
+  await click(page, 'cancel');
+  await page.waitForFunction(() => document.body.dataset.wsaLabBusy === 'no', null, { timeout: 30000, polling: 10 });
+  const seconds_to_idle = (Date.now() - clicked) / 1000;
+  await page.waitForTimeout(1000);
+  const result_published = await page.evaluate(() => document.body.dataset.wsaLab === 'done');
+  return { seconds_to_idle, animation_frames_in_one_second: frames, result_published };
+}
+
 // What the page logged, for the messages of a failure.
 const console_lines = [];
 const fail = async (message) => {
@@ -103,6 +184,7 @@ const fail = async (message) => {
 try {
   const page = browser.pages()[0] ?? await browser.newPage();
   page.on('console', (m) => console_lines.push(`[${m.type()}] ${m.text()}`));
+  page.on('worker', (w) => w.on('console', (m) => console_lines.push(`[worker ${m.type()}] ${m.text()}`)));
   // A Rust panic in the page aborts the wasm instance ("unreachable"): nothing more will come.
   let crashed;
   const crash = new Promise((_, reject) => { crashed = reject; });
@@ -110,51 +192,37 @@ try {
     console_lines.push(`[pageerror] ${e.message}`);
     if (e.message.includes('unreachable')) crashed(new Error('the page panicked'));
   });
-  // Dawn reports a WGSL error only as "Invalid ShaderModule"; this logs the compiler's message
-  // and the offending lines, so a failure names the shader.
-  await page.addInitScript((breakModule) => {
-    if (!globalThis.GPUDevice) return;
-    const create = GPUDevice.prototype.createShaderModule;
-    let created = 0;
-    GPUDevice.prototype.createShaderModule = function (descriptor) {
-      created += 1;
-      if (created === breakModule) {
-        console.warn(`test: shader module ${created} replaced by invalid WGSL`);
-        descriptor = { ...descriptor, code: 'this is not WGSL;' };
-      }
-      const module = create.call(this, descriptor);
-      module.getCompilationInfo().then((info) => {
-        for (const m of info.messages.filter((m) => m.type === 'error')) {
-          const lines = descriptor.code.split('\n');
-          const around = lines.slice(Math.max(0, m.lineNum - 4), m.lineNum + 2).join('\n');
-          console.error(`WGSL error: ${m.message} (line ${m.lineNum})\n${around}\n--- shader starts:\n${lines.slice(0, 12).join('\n')}`);
-        }
-      });
-      return module;
-    };
-  }, args.path === 'webgpu-fault' ? 12 : 0);
   const config = fs.readFileSync(args.config, 'utf8');
   // Both paths ask for the GPU: the plain browser has none, so the page must fall back.
   const url = `http://127.0.0.1:${port}/index.html?autorun&device=gpu#v1=${encodeURIComponent(config)}`;
   const started = Date.now();
   await page.goto(url);
-  try {
-    // Done, or the loader's error message (then there is nothing to wait for).
-    await Promise.race([crash, page.waitForFunction(() => document.body.dataset.wsaLab === 'done'
-      || (document.getElementById('loading')?.textContent ?? '').includes('could not load'),
-      null, { timeout: timeoutMs, polling: 500 })]);
-    const loading = await page.evaluate(() => document.getElementById('loading')?.textContent ?? '');
-    if (loading.includes('could not load')) throw new Error(loading);
-  } catch (e) {
+  if (args.cancel) {
+    console.log(JSON.stringify({ cancel: await cancelRun(page), console: console_lines.slice(-20) }));
+  } else {
+    try {
+      // Done, failed, or the loader's error message (then there is nothing to wait for).
+      await Promise.race([crash, page.waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.wsaLab)
+        || (document.getElementById('loading')?.textContent ?? '').includes('could not load'),
+        null, { timeout: timeoutMs, polling: 100 })]);
+      const loading = await page.evaluate(() => document.getElementById('loading')?.textContent ?? '');
+      if (loading.includes('could not load')) throw new Error(loading);
+      if (await page.evaluate(() => document.body.dataset.wsaLab) === 'failed') {
+        throw new Error(`the run failed: ${await page.textContent('#wsa-lab-result')}`);
+      }
+    } catch (e) {
+      if (args.screenshot) await page.screenshot({ path: args.screenshot });
+      const shown = console_lines.length > 60 ? [...console_lines.slice(0, 30), '…', ...console_lines.slice(-30)] : console_lines;
+      await fail(`no result (${e.message}); console:\n${shown.join('\n')}`);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const result = JSON.parse(await page.textContent('#wsa-lab-result'));
+    const load = await loadTimes(page);
+    printBreakdown(load, result.timing, seconds);
     if (args.screenshot) await page.screenshot({ path: args.screenshot });
-    const shown = console_lines.length > 60 ? [...console_lines.slice(0, 30), '…', ...console_lines.slice(-30)] : console_lines;
-    await fail(`no result (${e.message}); console:\n${shown.join('\n')}`);
+    const files = args.files ? await exerciseFiles(page, args.files) : {};
+    console.log(JSON.stringify({ ...result, ...files, load, seconds_to_result: seconds, console: console_lines.slice(-20) }));
   }
-  const seconds = (Date.now() - started) / 1000;
-  const result = JSON.parse(await page.textContent('#wsa-lab-result'));
-  if (args.screenshot) await page.screenshot({ path: args.screenshot });
-  const files = args.files ? await exerciseFiles(page, args.files) : {};
-  console.log(JSON.stringify({ ...result, ...files, seconds_to_result: seconds, console: console_lines.slice(-20) }));
 } catch (e) {
   const page = browser.pages()[0];
   if (page && args.screenshot) await page.screenshot({ path: args.screenshot.replace(/\.png$/, '-failed.png') }).catch(() => {});

@@ -81,7 +81,9 @@ fn top_bar(app: &mut WsaLabApp, ui: &mut egui::Ui) {
             app.start_run(ui.ctx());
         }
         if let Some(job) = &app.job {
-            if ui.button("Cancel").clicked() {
+            let cancel = ui.button("Cancel");
+            publish_target("cancel", &cancel);
+            if cancel.clicked() {
                 job.cancel();
             }
             let fraction = app.live.fraction();

@@ -20,6 +20,9 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     let selected = app.settings.alpha_index.min(points - 1);
     ui.label(format!("{} · A and B differ in {} · {}", result.dataset, result.difference, result.device));
     barrier_table(ui, result);
+    if let Some(note) = crate::NUMBERS_NOTE {
+        ui.label(egui::RichText::new(note).weak());
+    }
     let width = (ui.available_width() / 2.0 - 8.0).max(200.0);
     let mut clicked = None;
     let mut save = None;

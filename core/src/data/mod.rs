@@ -9,6 +9,8 @@ mod small;
 mod synthetic;
 
 pub use idx::{IdxArray, parse_idx};
+#[cfg(target_arch = "wasm32")]
+pub use small::provide as provide_small;
 pub use small::{SmallSet, load as load_small};
 pub use synthetic::SyntheticKind;
 
@@ -72,6 +74,15 @@ impl DatasetSpec {
     /// web page cannot do; the others are embedded or generated.
     pub fn is_fetched(&self) -> bool {
         matches!(self, DatasetSpec::FashionMnist | DatasetSpec::Mnist)
+    }
+
+    /// The image subset the set reads, if it is one.
+    pub fn small_set(&self) -> Option<SmallSet> {
+        match self {
+            DatasetSpec::FashionMnistSmall => Some(SmallSet::FashionMnist),
+            DatasetSpec::MnistSmall => Some(SmallSet::Mnist),
+            _ => None,
+        }
     }
 
     /// Parses the short names used on the command line.

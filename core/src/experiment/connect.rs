@@ -364,12 +364,14 @@ impl ConnectResult {
 }
 
 /// The models a method merged (B after alignment), for saving.
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrainedPair {
     pub method: Method,
     pub a: HostParams,
     pub b: HostParams,
 }
 
+#[derive(Debug, PartialEq)]
 pub struct ConnectOutcome {
     pub result: ConnectResult,
     pub models: Vec<TrainedPair>,

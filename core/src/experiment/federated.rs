@@ -251,6 +251,7 @@ pub struct FedResult {
 }
 
 /// The result and the models: the common starting point and each run's final global model.
+#[derive(Debug, PartialEq)]
 pub struct FedOutcome {
     pub result: FedResult,
     pub initial: HostParams,

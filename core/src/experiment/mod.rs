@@ -20,8 +20,8 @@ fn flops_per_step(model: &ModelConfig, dataset: &DatasetSpec, batch: usize) -> O
     Some(layout.training_flops_per_sample() * batch as f64)
 }
 
-/// What a running experiment reports.
-#[derive(Clone, Debug, PartialEq)]
+/// What a running experiment reports. Serde, so that the page's worker can post it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// A new stage starts, e.g. "training plain pair".
     Stage(String),
@@ -39,9 +39,10 @@ pub trait Observer {
     fn is_cancelled(&self) -> bool {
         false
     }
-    /// Called after every training step, alignment step and path point: in a browser it hands
-    /// the thread back to the page (a `MessageChannel` message) so that it never freezes;
-    /// natively there is nothing to wait for.
+    /// Called after every training step, alignment step and path point: in the page's worker it
+    /// hands the thread back to the event loop now and then, so that a Cancel posted by the page
+    /// is seen; natively (a thread of its own, cancelled through an atomic) there is nothing to
+    /// wait for.
     fn pause(&mut self) -> Pause<'_> {
         Box::pin(std::future::ready(()))
     }

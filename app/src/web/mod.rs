@@ -1,13 +1,17 @@
-//! What the app needs from the browser when it runs as the web page (`web/`).
+//! What the app needs from the browser when it runs as the web page (`web/`): the page's side
+//! (links, results for scripts, downloads, the file picker) and, in `worker`, the worker that
+//! runs the jobs.
+
+pub mod worker;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 
-/// Resolves on the page's next task: a message to ourselves through a `MessageChannel`, so the
-/// browser handles input and paints before the work goes on. A macrotask, like `setTimeout(0)`,
-/// but without the 4 ms clamp browsers put on nested timeouts (which would add seconds to a run
-/// of a thousand steps); a microtask (a resolved promise) would not let the page in at all.
-pub async fn yield_to_page() {
+/// Resolves on the event loop's next task: a message to ourselves through a `MessageChannel`, so
+/// that messages waiting for the worker (a Cancel) are handled before the work goes on. A
+/// macrotask, like `setTimeout(0)`, but without the 4 ms clamp browsers put on nested timeouts;
+/// a microtask (a resolved promise) would not let them in at all.
+pub async fn yield_to_event_loop() {
     let Ok(channel) = web_sys::MessageChannel::new() else { return };
     let promise = js_sys::Promise::new(&mut |resolve, _reject| {
         let on_message = Closure::once_into_js(move |_: web_sys::MessageEvent| {
@@ -20,11 +24,11 @@ pub async fn yield_to_page() {
 }
 
 thread_local! {
-    /// The page's WebGPU device once created: WebGPU lets burn register its runtime only once.
+    /// The worker's WebGPU device once created: WebGPU lets burn register its runtime only once.
     static WEBGPU: std::cell::RefCell<Option<wsa_core::device::ComputeDevice>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The device a job computes on in the browser: the WebGPU device made by an earlier job when
+/// The device a job computes on in the page's worker: the WebGPU device made by an earlier job when
 /// `choice` and the work call for a GPU, else a new choice (`select_in_browser`). A WebGPU
 /// device that failed stays failed, and burn cannot register another: the CPU from then on.
 pub async fn device(
@@ -97,11 +101,12 @@ pub fn keep_link_current(config: &wsa_core::experiment::connect::ConnectConfig) 
     LINKED.with(|l| *l.borrow_mut() = hash);
 }
 
-/// Puts the finished run's barriers into the page for scripts and tests: the hidden
-/// `<pre id="wsa-lab-result">` gets a JSON summary, and the body's `data-wsa-lab` becomes
-/// "done".
-pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult) {
+/// Puts the finished run's barriers, and where its time went, into the page for scripts and
+/// tests: the hidden `<pre id="wsa-lab-result">` gets a JSON summary, and the body's
+/// `data-wsa-lab` becomes "done".
+pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult, timing: Option<&crate::app::RunTiming>) {
     let summary = serde_json::json!({
+        "timing": timing,
         "device": result.device,
         "dataset": result.dataset,
         "methods": result.methods.iter().map(|v| serde_json::json!({
@@ -112,6 +117,12 @@ pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult) {
             "accuracy_b": v.endpoint_b.accuracy,
         })).collect::<Vec<_>>(),
     });
+    publish(&summary, "done");
+}
+
+/// Writes `summary` into the hidden `<pre id="wsa-lab-result">` and `state` into the body's
+/// `data-wsa-lab`.
+fn publish(summary: &serde_json::Value, state: &str) {
     let Some(document) = window().and_then(|w| w.document()) else { return };
     let element = document.get_element_by_id("wsa-lab-result").or_else(|| {
         let pre = document.create_element("pre").ok()?;
@@ -124,8 +135,14 @@ pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult) {
         element.set_text_content(Some(&summary.to_string()));
     }
     if let Some(body) = document.body() {
-        let _ = body.set_attribute("data-wsa-lab", "done");
+        let _ = body.set_attribute("data-wsa-lab", state);
     }
+}
+
+/// Puts a failed job's message into the page for scripts and tests (`{"error": ...}` in
+/// `<pre id="wsa-lab-result">`), and sets the body's `data-wsa-lab` to "failed".
+pub fn publish_failure(message: &str) {
+    publish(&serde_json::json!({ "error": message }), "failed");
 }
 
 /// Publishes the centre of a named control, in CSS pixels of the canvas, as the body attribute
@@ -137,6 +154,16 @@ pub fn publish_target(name: &str, centre: egui::Pos2) {
     let value = format!("{:.0},{:.0}", centre.x, centre.y);
     if body.get_attribute(&attribute).as_deref() != Some(value.as_str()) {
         let _ = body.set_attribute(&attribute, &value);
+    }
+}
+
+/// Publishes whether a job runs, as the body attribute `data-wsa-lab-busy` ("yes"/"no"): the
+/// browser test watches a Cancel take effect. Written only when it changed.
+pub fn publish_busy(busy: bool) {
+    let Some(body) = window().and_then(|w| w.document()).and_then(|d| d.body()) else { return };
+    let value = if busy { "yes" } else { "no" };
+    if body.get_attribute("data-wsa-lab-busy").as_deref() != Some(value) {
+        let _ = body.set_attribute("data-wsa-lab-busy", value);
     }
 }
 

@@ -1,0 +1,350 @@
+//! Background work. A job is a plain request ([`JobRequest`]: a config, and the models a
+//! re-evaluation starts from) carried out by [`run`]: natively on a thread of its own, in a
+//! browser in the page's worker (`web::worker`, a second instance of the same module), so that
+//! training never shares a thread with drawing. Either way the UI only reads the messages the
+//! work sends through a channel, and can cancel it.
+
+// Natively jobs run on threads, and only the tests use the worker protocol.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub mod wire;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use web_time::Instant;
+use wsa_core::WsaError;
+use wsa_core::data::DataConfig;
+use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
+use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, MethodResult, TrainedPair};
+use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
+use wsa_core::experiment::{Event, Observer};
+
+/// What a job is asked to do: plain data, so that it can be handed to a thread or posted to the
+/// page's worker.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobRequest {
+    /// Train and evaluate a connect experiment.
+    Connect(ConnectConfig),
+    /// Federated learning, one run per (aggregation, with WSA) variant.
+    Federated { config: FedConfig, variants: Vec<(Aggregation, bool)> },
+    /// Re-evaluate method `method_index` with new endpoints `pair` (B aligned to A again as the
+    /// method says).
+    Reevaluate { config: ConnectConfig, method_index: usize, pair: TrainedPair },
+}
+
+impl JobRequest {
+    /// What the progress line calls the job.
+    pub fn label(&self) -> &'static str {
+        match self {
+            JobRequest::Connect(_) => "training",
+            JobRequest::Federated { .. } => "federated training",
+            JobRequest::Reevaluate { .. } => "evaluating the loaded pair",
+        }
+    }
+
+    /// The data the job trains or evaluates on.
+    pub fn data(&self) -> &DataConfig {
+        match self {
+            JobRequest::Connect(config) | JobRequest::Reevaluate { config, .. } => &config.data,
+            JobRequest::Federated { config, .. } => &config.data,
+        }
+    }
+}
+
+/// What a job hands back when it ends.
+#[derive(Debug, PartialEq)]
+pub enum JobOutput {
+    Connect(Box<ConnectOutcome>),
+    Federated(Box<FedOutcome>),
+    /// A method's pair re-evaluated after a model was loaded into one of its slots.
+    Reevaluated {
+        method_index: usize,
+        result: Box<MethodResult>,
+        pair: Box<TrainedPair>,
+    },
+}
+
+#[derive(Debug, PartialEq)]
+pub enum JobMessage {
+    Device(String),
+    /// The GPU failed (`failure`, whole) and the work starts again on `device`: drop the progress.
+    Restarted {
+        device: String,
+        failure: String,
+    },
+    Event(Event),
+    Finished(Result<JobOutput, String>),
+}
+
+/// Where a job computes.
+pub enum DeviceTarget {
+    /// A choice to resolve for a run of this much work per training step (see `select_for`).
+    Choose(DeviceChoice, Option<f64>),
+    /// The GPU device shared with the renderer (natively, where eframe draws with wgpu).
+    #[cfg(not(target_arch = "wasm32"))]
+    Shared(ComputeDevice),
+}
+
+impl DeviceTarget {
+    async fn resolve(self) -> Result<ComputeDevice, String> {
+        match self {
+            #[cfg(not(target_arch = "wasm32"))]
+            DeviceTarget::Choose(choice, flops) => {
+                wsa_core::device::select_for(choice, flops).map_err(|e| e.to_string())
+            }
+            #[cfg(target_arch = "wasm32")]
+            DeviceTarget::Choose(choice, flops) => Ok(crate::web::device(choice, flops).await),
+            #[cfg(not(target_arch = "wasm32"))]
+            DeviceTarget::Shared(device) => Ok(device),
+        }
+    }
+}
+
+/// How the work tells the UI that something arrived: `true` when the job finished (draw now),
+/// `false` for progress (a frame soon is enough: the UI draws live progress at a capped rate).
+pub type Wake = Arc<dyn Fn(bool) + Send + Sync>;
+
+/// The work's side of a job: forwards events to the UI, reports a Cancel and a fault of the
+/// device the work runs on to the engine.
+pub struct JobObserver {
+    /// Hands a message to the UI; `false` when nobody listens any more.
+    send: Box<dyn FnMut(JobMessage) -> bool>,
+    cancel: Arc<AtomicBool>,
+    device_fault: DeviceFault,
+    /// When the work last gave the page's worker back to its event loop.
+    #[cfg(target_arch = "wasm32")]
+    last_yield: Instant,
+}
+
+impl JobObserver {
+    pub fn new(send: Box<dyn FnMut(JobMessage) -> bool>, cancel: Arc<AtomicBool>) -> Self {
+        Self {
+            send,
+            cancel,
+            device_fault: DeviceFault::default(),
+            #[cfg(target_arch = "wasm32")]
+            last_yield: Instant::now(),
+        }
+    }
+
+    /// Sends `message`; a closed channel means the UI dropped the job: stop at the next check.
+    pub fn send(&mut self, message: JobMessage) {
+        if !(self.send)(message) {
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// How long the work in the page's worker runs between yields to its event loop, where a
+/// Cancel from the page waits. Yielding costs ~0.1 ms, so this keeps it under 1% of the work
+/// while a Cancel is seen within a few hundredths of a second.
+#[cfg(target_arch = "wasm32")]
+const WORKER_SLICE: std::time::Duration = std::time::Duration::from_millis(15);
+
+impl Observer for JobObserver {
+    fn on_event(&mut self, event: &Event) {
+        self.send(JobMessage::Event(event.clone()));
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed) || self.device_fault.reason().is_some()
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn pause(&mut self) -> wsa_core::experiment::Pause<'_> {
+        if self.last_yield.elapsed() < WORKER_SLICE {
+            return Box::pin(std::future::ready(()));
+        }
+        Box::pin(async move {
+            crate::web::yield_to_event_loop().await;
+            self.last_yield = Instant::now();
+        })
+    }
+}
+
+/// Runs `work` on `device` and, when that is a GPU which failed during it, once more on the
+/// CPU: a device error (a lost device), or an error the GPU reported on its own (a kernel that
+/// failed validation; whatever the device computed since cannot be trusted). The UI is told
+/// which device runs the work, and why it changed.
+async fn with_cpu_fallback<T>(
+    device: ComputeDevice,
+    observer: &mut JobObserver,
+    mut work: impl AsyncFnMut(&ComputeDevice, &mut JobObserver) -> wsa_core::Result<T>,
+) -> Result<T, String> {
+    observer.send(JobMessage::Device(device.description.clone()));
+    observer.device_fault = device.fault.clone();
+    let outcome = work(&device, observer).await;
+    observer.device_fault = DeviceFault::default();
+    let failure = match (device.fault.reason(), &outcome) {
+        (Some(reason), _) => reason.to_string(),
+        (None, Err(WsaError::Device(message))) if device.is_gpu => {
+            // Lost devices stay lost: later jobs should not be handed this one again.
+            device.fault.record(message.clone());
+            message.clone()
+        }
+        _ => return outcome.map_err(|e| e.to_string()),
+    };
+    // The device line gets the first line; browsers add the call chain below it.
+    let first_line = failure.lines().next().unwrap_or_default().trim();
+    let mut cpu = wsa_core::device::cpu();
+    cpu.description =
+        format!("{} — the GPU failed during the run, which restarted here ({first_line})", cpu.description);
+    observer.send(JobMessage::Restarted { device: cpu.description.clone(), failure });
+    work(&cpu, observer).await.map_err(|e| e.to_string())
+}
+
+/// Carries out `request` on `target`, reporting to `observer`: the same on a native thread and
+/// in the page's worker.
+pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobObserver) -> Result<JobOutput, String> {
+    let device = target.resolve().await?;
+    match request {
+        JobRequest::Connect(config) => {
+            let outcome = with_cpu_fallback(device, observer, async |device, observer| {
+                connect::run(&config, device, observer).await
+            })
+            .await?;
+            Ok(JobOutput::Connect(Box::new(outcome)))
+        }
+        JobRequest::Federated { config, variants } => {
+            let outcome = with_cpu_fallback(device, observer, async |device, observer| {
+                federated::run(&config, &variants, device, observer).await
+            })
+            .await?;
+            Ok(JobOutput::Federated(Box::new(outcome)))
+        }
+        JobRequest::Reevaluate { config, method_index, pair } => {
+            let (result, pair) = with_cpu_fallback(device, observer, async |device, observer| {
+                connect::evaluate_pair(&config, device, pair.method, &pair.a, &pair.b, observer).await
+            })
+            .await?;
+            Ok(JobOutput::Reevaluated { method_index, result: Box::new(result), pair: Box::new(pair) })
+        }
+    }
+}
+
+/// The UI's handle on the running job.
+pub struct Job {
+    pub label: String,
+    pub started: Instant,
+    receiver: Receiver<JobMessage>,
+    cancel: Arc<AtomicBool>,
+    /// The job's number in the page's worker, which a Cancel names.
+    #[cfg(target_arch = "wasm32")]
+    worker_job: u64,
+}
+
+impl Job {
+    /// Starts `request` on a thread of its own. Its channel is bounded: a worker far ahead of a
+    /// hidden window waits instead of piling up events.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn start(request: JobRequest, target: DeviceTarget, wake: Wake) -> Self {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1024);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let label = request.label().to_string();
+        let flag = Arc::clone(&cancel);
+        let spawned = std::thread::Builder::new().name("wsa-lab-job".into()).spawn(move || {
+            let events = sender.clone();
+            let wake_on_event = Arc::clone(&wake);
+            let send = move |message| {
+                let delivered = events.send(message).is_ok();
+                wake_on_event(false);
+                delivered
+            };
+            let mut observer = JobObserver::new(Box::new(send), flag);
+            // A panic inside burn or a driver must not take the app down: it ends this job with
+            // its message.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                wsa_core::wait(run(request, target, &mut observer))
+            }))
+            .unwrap_or_else(|panic| Err(format!("the computation failed: {}", panic_message(&*panic))));
+            let _ = sender.send(JobMessage::Finished(outcome));
+            wake(true);
+        });
+        let receiver = match spawned {
+            Ok(_) => receiver,
+            Err(e) => {
+                // No thread: report the failure through the same channel the UI reads.
+                let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+                let _ = sender.send(JobMessage::Finished(Err(format!("could not start a worker thread: {e}"))));
+                receiver
+            }
+        };
+        Self { label, started: Instant::now(), receiver, cancel }
+    }
+
+    /// Posts `request` to the page's worker; its messages come back through the channel.
+    #[cfg(target_arch = "wasm32")]
+    pub fn start(request: JobRequest, target: DeviceTarget, wake: Wake) -> Self {
+        let label = request.label().to_string();
+        let DeviceTarget::Choose(choice, flops) = target;
+        let (worker_job, receiver) = crate::web::worker::submit(request, choice, flops, wake);
+        Self { label, started: Instant::now(), receiver, cancel: Arc::new(AtomicBool::new(false)), worker_job }
+    }
+
+    /// Compiles the GPU kernels `config` will need, on a detached background thread, so that
+    /// the first Run does not wait for them (`wsa_core::experiment::warm_up`). No UI state: a
+    /// failure here is left for the real run to report.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn warm_up(config: ConnectConfig, target: DeviceTarget) {
+        let _ = std::thread::Builder::new().name("wsa-lab-warm-up".into()).spawn(move || {
+            let _ = std::panic::catch_unwind(move || {
+                wsa_core::wait(async {
+                    if let Ok(device) = target.resolve().await {
+                        let _ = wsa_core::experiment::warm_up(&config, &device).await;
+                    }
+                })
+            });
+        });
+    }
+
+    /// In a browser the first run compiles its kernels, in the worker.
+    #[cfg(target_arch = "wasm32")]
+    pub fn warm_up(_config: ConnectConfig, _target: DeviceTarget) {}
+
+    /// Asks the work to stop. In a browser the job ends for the UI at once (the worker drops
+    /// what it was doing at its next yield, and what it still sends is ignored).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        #[cfg(target_arch = "wasm32")]
+        crate::web::worker::cancel(self.worker_job);
+    }
+
+    pub fn is_cancelling(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Everything the worker sent since the last call, without waiting.
+    pub fn drain(&self) -> Vec<JobMessage> {
+        let mut out = Vec::new();
+        loop {
+            match self.receiver.try_recv() {
+                Ok(message @ JobMessage::Finished(_)) => {
+                    out.push(message);
+                    return out;
+                }
+                Ok(message) => out.push(message),
+                Err(TryRecvError::Empty) => return out,
+                Err(TryRecvError::Disconnected) => {
+                    out.push(JobMessage::Finished(Err("the worker stopped without a result".into())));
+                    return out;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// The text of a caught panic.
+#[cfg(not(target_arch = "wasm32"))]
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown error".into())
+}

@@ -1,0 +1,322 @@
+//! The page's worker: the engine in a dedicated Web Worker, a second instance of the page's own
+//! module (`web/worker.js` instantiates the compiled module the page hands it, so nothing is
+//! downloaded or compiled twice). Training runs beside the drawing instead of between frames:
+//! with both on one thread, every training step waited for a software-drawn frame.
+//!
+//! The page side ([`submit`], [`cancel`]) posts jobs and routes the worker's messages into the
+//! running job's channel; the worker side ([`receive`]) runs them with `job::run`. Messages are
+//! `job::wire` packs: a JSON string and one `Float32Array` per model, moved rather than copied.
+
+use crate::job::wire::{FromWorker, Packed, ToWorker};
+use crate::job::{self, DeviceTarget, JobMessage, JobObserver, JobRequest, Wake};
+use js_sys::{Array, Float32Array, Reflect};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wsa_core::data::{DataConfig, SmallSet};
+use wsa_core::device::DeviceChoice;
+use wsa_core::experiment::{Event, Observer};
+
+/// The worker's script, relative to the page (`index.html` at the repository root).
+const SCRIPT: &str = "web/worker.js";
+
+fn key(name: &str) -> JsValue {
+    JsValue::from_str(name)
+}
+
+/// A pack as a JS object `{json, arrays}`, and the buffers to move with it.
+fn to_js(packed: Packed) -> (JsValue, Array) {
+    let object = js_sys::Object::new();
+    let arrays = Array::new();
+    let transfer = Array::new();
+    for values in &packed.arrays {
+        let typed = Float32Array::from(values.as_slice());
+        transfer.push(&typed.buffer());
+        arrays.push(&typed);
+    }
+    let _ = Reflect::set(&object, &key("json"), &JsValue::from_str(&packed.json));
+    let _ = Reflect::set(&object, &key("arrays"), &arrays);
+    (object.into(), transfer)
+}
+
+fn from_js(value: &JsValue) -> Result<Packed, String> {
+    let json = Reflect::get(value, &key("json"))
+        .ok()
+        .and_then(|json| json.as_string())
+        .ok_or("a message without JSON reached the page's worker protocol")?;
+    let arrays = Reflect::get(value, &key("arrays")).map_err(|_| "a message without weight arrays")?;
+    let arrays = Array::from(&arrays)
+        .iter()
+        .map(|array| array.dyn_into::<Float32Array>().map(|typed| typed.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "a weight array of a message is no Float32Array")?;
+    Ok(Packed { json, arrays })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page's side.
+
+/// Where the running job's messages go.
+struct Route {
+    job: u64,
+    sender: Sender<JobMessage>,
+    wake: Wake,
+}
+
+impl Route {
+    fn deliver(&self, message: JobMessage) {
+        let finished = matches!(message, JobMessage::Finished(_));
+        let _ = self.sender.send(message);
+        (self.wake)(finished);
+    }
+}
+
+/// The running job's route: filled by `submit`, emptied when the job finishes or is cancelled,
+/// so that what a cancelled job still sends goes nowhere.
+type CurrentRoute = Rc<RefCell<Option<Route>>>;
+
+/// Ends the routed job, if any, with `message`.
+fn finish_route(route: &CurrentRoute, message: JobMessage) {
+    if let Some(current) = route.borrow_mut().take() {
+        current.deliver(message);
+    }
+}
+
+struct PageWorker {
+    worker: web_sys::Worker,
+    route: CurrentRoute,
+    /// Set when the worker's instance died (a panic aborts it): the next job starts a new one.
+    broken: Rc<Cell<bool>>,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::ErrorEvent)>,
+}
+
+thread_local! {
+    static PAGE_WORKER: RefCell<Option<PageWorker>> = const { RefCell::new(None) };
+    static NEXT_JOB: Cell<u64> = const { Cell::new(1) };
+}
+
+impl PageWorker {
+    fn start() -> Result<Self, String> {
+        let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+        let base = document.base_uri().ok().flatten().ok_or("the page has no address")?;
+        let url = web_sys::Url::new_with_base(SCRIPT, &base).map_err(|_| format!("a bad address for {SCRIPT}"))?.href();
+        let options = web_sys::WorkerOptions::new();
+        options.set_type(web_sys::WorkerType::Module);
+        let worker = web_sys::Worker::new_with_options(&url, &options)
+            .map_err(|e| format!("the browser would not start the page's worker {url}: {e:?}"))?;
+        let route: CurrentRoute = Rc::default();
+        let broken = Rc::new(Cell::new(false));
+        let messages = Rc::clone(&route);
+        let failing = Rc::clone(&broken);
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            let data = event.data();
+            if let Some(failed) = Reflect::get(&data, &key("failed")).ok().and_then(|f| f.as_string()) {
+                failing.set(true);
+                let text = format!("the page's worker failed ({failed}); the next run starts a new one");
+                return finish_route(&messages, JobMessage::Finished(Err(text)));
+            }
+            match from_js(&data).and_then(FromWorker::unpack) {
+                Ok(FromWorker { job, message }) => {
+                    let finished = matches!(message, JobMessage::Finished(_));
+                    let mut current = messages.borrow_mut();
+                    if current.as_ref().is_some_and(|route| route.job == job) {
+                        let route = if finished { current.take() } else { None };
+                        if let Some(route) = route.as_ref().or(current.as_ref()) {
+                            route.deliver(message);
+                        }
+                    }
+                }
+                Err(e) => finish_route(&messages, JobMessage::Finished(Err(e))),
+            }
+        });
+        let errors = Rc::clone(&route);
+        let dead = Rc::clone(&broken);
+        let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
+            event.prevent_default();
+            dead.set(true);
+            let text = format!("the computation failed in the page's worker: {}", event.message());
+            finish_route(&errors, JobMessage::Finished(Err(text)));
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        // The first message: the compiled module for the worker's own instance, and the page's
+        // address, against which it resolves the files it downloads.
+        let hello = js_sys::Object::new();
+        let _ = Reflect::set(&hello, &key("module"), &wasm_bindgen::module());
+        let _ = Reflect::set(&hello, &key("base"), &JsValue::from_str(&base));
+        worker.post_message(&hello).map_err(|e| format!("could not reach the page's worker: {e:?}"))?;
+        Ok(Self { worker, route, broken, _on_message: on_message, _on_error: on_error })
+    }
+
+    fn post(&self, message: &ToWorker) -> Result<(), String> {
+        let (value, transfer) = to_js(message.pack()?);
+        self.worker
+            .post_message_with_transfer(&value, &transfer)
+            .map_err(|e| format!("could not reach the page's worker: {e:?}"))
+    }
+}
+
+/// Posts `request` to the page's worker (started on first use, and again after its instance
+/// died); returns the job's number and the channel its messages arrive on.
+pub fn submit(
+    request: JobRequest,
+    device: DeviceChoice,
+    flops_per_step: Option<f64>,
+    wake: Wake,
+) -> (u64, Receiver<JobMessage>) {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let job = NEXT_JOB.with(|next| next.replace(next.get() + 1));
+    let posted = PAGE_WORKER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(dead) = slot.take_if(|w| w.broken.get()) {
+            dead.worker.terminate();
+        }
+        if slot.is_none() {
+            *slot = Some(PageWorker::start()?);
+        }
+        let worker = slot.as_ref().ok_or("no worker")?;
+        *worker.route.borrow_mut() = Some(Route { job, sender: sender.clone(), wake: Arc::clone(&wake) });
+        worker.post(&ToWorker::Run { job, request, device, flops_per_step })
+    });
+    if let Err(e) = posted {
+        let _ = sender.send(JobMessage::Finished(Err(e)));
+        wake(true);
+    }
+    (job, receiver)
+}
+
+/// Stops job `job`: for the page at once, in the worker at its next yield.
+pub fn cancel(job: u64) {
+    PAGE_WORKER.with(|slot| {
+        let slot = slot.borrow();
+        let Some(worker) = slot.as_ref() else { return };
+        let _ = worker.post(&ToWorker::Cancel { job });
+        let routed = worker.route.borrow().as_ref().is_some_and(|route| route.job == job);
+        if routed {
+            finish_route(&worker.route, JobMessage::Finished(Err("cancelled".into())));
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker's side.
+
+thread_local! {
+    /// The cancel flags of the jobs running in this worker.
+    static RUNNING: RefCell<HashMap<u64, Arc<AtomicBool>>> = RefCell::new(HashMap::new());
+    /// The page's address, from its first message.
+    static PAGE_ADDRESS: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Handles a message from the page; `web/worker.js` calls it with each one (the first carries
+/// the module, which the script used, and the page's address).
+pub fn receive(data: JsValue) {
+    if let Some(base) = Reflect::get(&data, &key("base")).ok().and_then(|b| b.as_string()) {
+        PAGE_ADDRESS.with(|address| *address.borrow_mut() = base);
+        return;
+    }
+    match from_js(&data).and_then(ToWorker::unpack) {
+        Ok(ToWorker::Cancel { job }) => RUNNING.with(|running| {
+            if let Some(flag) = running.borrow().get(&job) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }),
+        Ok(ToWorker::Run { job, request, device, flops_per_step }) => {
+            wasm_bindgen_futures::spawn_local(run_job(job, request, device, flops_per_step));
+        }
+        // Nothing to route it to: the page's job then ends with "the worker stopped".
+        Err(e) => web_sys::console::error_1(&format!("WSA Lab worker: {e}").into()),
+    }
+}
+
+async fn run_job(job: u64, request: JobRequest, device: DeviceChoice, flops_per_step: Option<f64>) {
+    let cancel = Arc::new(AtomicBool::new(false));
+    RUNNING.with(|running| running.borrow_mut().insert(job, Arc::clone(&cancel)));
+    let mut observer = JobObserver::new(Box::new(move |message| post_to_page(job, message)), cancel);
+    let outcome = match download_data(request.data(), &mut observer).await {
+        Ok(()) => job::run(request, DeviceTarget::Choose(device, flops_per_step), &mut observer).await,
+        Err(e) => Err(e),
+    };
+    post_to_page(job, JobMessage::Finished(outcome));
+    RUNNING.with(|running| running.borrow_mut().remove(&job));
+}
+
+/// Posts a message of job `job` to the page; `false` if it could not be posted.
+fn post_to_page(job: u64, message: JobMessage) -> bool {
+    let packed = FromWorker { job, message }
+        .pack()
+        .or_else(|e| FromWorker { job, message: JobMessage::Finished(Err(e)) }.pack());
+    let Ok(packed) = packed else { return false };
+    let (value, transfer) = to_js(packed);
+    let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    scope.post_message_with_transfer(&value, &transfer).is_ok()
+}
+
+/// Downloads the image subset `data` reads, if it is one and this worker has not yet got it
+/// (the page keeps them out of its module: most visitors never use them), reporting progress.
+async fn download_data(data: &DataConfig, observer: &mut JobObserver) -> Result<(), String> {
+    let Some(set) = data.dataset.small_set() else { return Ok(()) };
+    if set.is_available() {
+        return Ok(());
+    }
+    let base = PAGE_ADDRESS.with(|address| address.borrow().clone());
+    let mut files = Vec::new();
+    for name in SmallSet::FILES {
+        let path = format!("{}/{name}", set.dir());
+        let url = web_sys::Url::new_with_base(&path, &base).map(|u| u.href()).unwrap_or(path.clone());
+        let what = format!("downloading {} ({name})", data.dataset.label());
+        let bytes = download(&url, &what, observer).await.map_err(|e| {
+            format!(
+                "could not download {url} ({e}): the page reads {} from its folder {} on first use; check the connection (or that the page is served with that folder) and run again",
+                data.dataset.label(),
+                set.dir()
+            )
+        })?;
+        files.push(bytes);
+    }
+    let labels = files.pop().unwrap_or_default();
+    let images = files.pop().unwrap_or_default();
+    wsa_core::data::provide_small(set, images, labels).map_err(|e| e.to_string())
+}
+
+/// The bytes at `url`, with a progress line (`what: x of y MB`) as they arrive.
+async fn download(url: &str, what: &str, observer: &mut JobObserver) -> Result<Vec<u8>, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let response: web_sys::Response = JsFuture::from(scope.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .dyn_into()
+        .map_err(|_| "no response")?;
+    if !response.ok() {
+        return Err(format!("HTTP {} {}", response.status(), response.status_text()));
+    }
+    let total: Option<f64> =
+        response.headers().get("content-length").ok().flatten().and_then(|length| length.parse().ok());
+    let body = response.body().ok_or("an empty response")?;
+    let reader: web_sys::ReadableStreamDefaultReader =
+        body.get_reader().dyn_into().map_err(|_| "an unreadable response")?;
+    let mut bytes = Vec::new();
+    let mut reported = 0.0;
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| format!("{e:?}"))?;
+        if Reflect::get(&chunk, &key("done")).ok().and_then(|done| done.as_bool()).unwrap_or(true) {
+            break;
+        }
+        let value = Reflect::get(&chunk, &key("value")).map_err(|_| "a chunk without data")?;
+        bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
+        let megabytes = bytes.len() as f64 / 1e6;
+        if megabytes - reported >= 0.25 {
+            reported = megabytes;
+            let of = total.map(|t| format!(" of {:.1}", t / 1e6)).unwrap_or_default();
+            observer.on_event(&Event::Stage(format!("{what}: {megabytes:.1}{of} MB")));
+        }
+    }
+    Ok(bytes)
+}
