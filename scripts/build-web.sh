@@ -6,9 +6,11 @@
 # The page's worker script (web/worker.js) instantiates the same module; the image subsets stay
 # in assets/ and are downloaded by the page on first use, so serve the root with both folders.
 #
-# wasm-opt (binaryen 132, from npm: web/tests/package.json; `npm ci` there first) shrinks the
-# module; WSA_WASM_OPT=0 skips it. Debian bookworm's binaryen 108 broke wasm-bindgen 0.2.130's
-# reference-type tables ("WebAssembly.Table.set(): Argument 1 is invalid"), so it is not used.
+# wasm-opt runs only with WSA_WASM_OPT=1 and a wasm-opt on the PATH: Debian bookworm's binaryen
+# (108) breaks wasm-bindgen 0.2.130's reference-type tables ("WebAssembly.Table.set(): Argument
+# 1 is invalid" when the page loads), and npm's binaryen 132 (compiled to wasm itself) ran more
+# than 14 minutes on this module on 2 cores without finishing. A native, newer binaryen can
+# shrink the bundle further.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
@@ -24,14 +26,9 @@ rm -rf web/pkg.new
 # Function names only serve stack traces in the console; without them the module is 8 MB smaller.
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
     --out-dir web/pkg.new "$target/wasm32-unknown-unknown/web/wsa_lab_web.wasm"
-wasm_opt=web/tests/node_modules/.bin/wasm-opt
-if [ "${WSA_WASM_OPT:-1}" = 1 ]; then
-    if [ ! -x "$wasm_opt" ]; then
-        echo "wasm-opt missing: run (cd web/tests && npm ci) first, or WSA_WASM_OPT=0 to skip it" >&2
-        exit 1
-    fi
+if [ "${WSA_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
     before=$(du -k web/pkg.new/wsa_lab_web_bg.wasm | cut -f1)
-    "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
         --enable-reference-types --enable-multivalue --enable-mutable-globals --enable-simd \
         -o web/pkg.new/wsa_lab_web_bg.wasm web/pkg.new/wsa_lab_web_bg.wasm
     echo "wasm-opt: $before KiB -> $(du -k web/pkg.new/wsa_lab_web_bg.wasm | cut -f1) KiB" >&2

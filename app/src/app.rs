@@ -13,8 +13,11 @@ use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{EpochRecord, TrainedPair};
 use wsa_core::experiment::method::Training;
 
-/// The time between frames while a job runs and nothing else asks for one: about 30 per second.
-const LIVE_FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(33);
+/// The time between frames while a job runs and nothing else asks for one (input still draws at
+/// once): 10 per second keep the curves live, and in a browser without a GPU, where a frame is
+/// drawn in software on the cores the training needs, 30 per second left the page's thread
+/// too busy to take a click for seconds.
+const LIVE_FRAME_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Wakes the UI for a job's messages: at once when it finished, within a live frame for
 /// progress.
@@ -474,8 +477,7 @@ impl eframe::App for WsaLabApp {
             ui.ctx().request_repaint();
         } else if self.job.is_some() {
             // Keep frames coming while work is in flight, so progress and frame times stay live,
-            // at a capped rate: in a browser without a GPU every frame is drawn in software and
-            // takes CPU from the training.
+            // at a capped rate (see LIVE_FRAME_INTERVAL).
             ui.ctx().request_repaint_after(LIVE_FRAME_INTERVAL);
         }
     }

@@ -44,7 +44,7 @@ pub fn wgpu_configuration() -> egui_wgpu::WgpuConfiguration {
 /// page" has the measured ones; tests/browser.rs bounds them).
 pub const NUMBERS_NOTE: Option<&str> = if cfg!(target_arch = "wasm32") {
     Some(
-        "Computed in this browser: numbers agree with the desktop app and the CLI to about 1% (a few test samples of accuracy); f32 sums run in another order here.",
+        "Computed in this browser, where f32 sums run in another order than on the desktop: training drifts a little, so accuracies agree with the desktop app and the CLI to about 1% (a few test samples) and barriers to a few hundredths.",
     )
 } else {
     None

@@ -16,6 +16,7 @@ mod page {
     /// The app with the experiment of the page's link (`#v1=...`), on the device of
     /// `?device=...`, started at once with `?autorun`. A link that does not read opens the defaults, with a notice saying why.
     fn open_app(cc: &eframe::CreationContext<'_>) -> wsa_lab_app::WsaLabApp {
+        wsa_lab_app::web::worker::prepare();
         let mut app = wsa_lab_app::WsaLabApp::new(cc);
         match wsa_lab_app::web::config_from_link() {
             Ok(Some(config)) => app.open_config(config),

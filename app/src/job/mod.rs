@@ -196,6 +196,8 @@ async fn with_cpu_fallback<T>(
 /// Carries out `request` on `target`, reporting to `observer`: the same on a native thread and
 /// in the page's worker.
 pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobObserver) -> Result<JobOutput, String> {
+    // Asking a browser for a WebGPU adapter can take a moment: say so rather than nothing.
+    observer.on_event(&Event::Stage("choosing the device".into()));
     let device = target.resolve().await?;
     match request {
         JobRequest::Connect(config) => {

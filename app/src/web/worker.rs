@@ -162,6 +162,17 @@ impl PageWorker {
     }
 }
 
+/// Starts the page's worker now, so that its instance is ready when the first job comes (it
+/// takes about a second); a failure here is left for that job to report.
+pub fn prepare() {
+    PAGE_WORKER.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.is_none() {
+            *slot = PageWorker::start().ok();
+        }
+    });
+}
+
 /// Posts `request` to the page's worker (started on first use, and again after its instance
 /// died); returns the job's number and the channel its messages arrive on.
 pub fn submit(
