@@ -300,7 +300,7 @@ mod tests {
             JobMessage::Device("CPU".into()),
             JobMessage::Restarted { device: "CPU".into(), failure: "lost".into() },
             JobMessage::Event(Event::Stage("loading".into())),
-            JobMessage::Event(Event::Epoch { pair: record_pair(&outcome), epochs: 1, record }),
+            JobMessage::Event(Event::Epoch { pair: outcome.result.pairs[0].training, epochs: 1, record }),
             JobMessage::Event(Event::Round { run: "fedavg".into(), round: 1, rounds: 2, test_accuracy: 0.5 }),
             JobMessage::Event(Event::PathPoint { method: Method::DEFAULT[2], index: 0, total: 3 }),
             JobMessage::Finished(Err("failed".into())),
@@ -328,10 +328,6 @@ mod tests {
                 |s: &str| s.get(at.saturating_sub(200)..(at + 80).min(s.len())).unwrap_or_default().to_string();
             panic!("differs at byte {at}:\n got      …{}\n expected …{}", around(got), around(expected));
         }
-    }
-
-    fn record_pair(outcome: &ConnectOutcome) -> wsa_core::experiment::method::Training {
-        outcome.result.pairs[0].training
     }
 
     #[test]

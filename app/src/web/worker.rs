@@ -87,6 +87,21 @@ fn finish_route(route: &CurrentRoute, message: JobMessage) {
     }
 }
 
+/// Delivers a message of job `job` if the route is that job's (a cancelled job's messages go
+/// nowhere); a finished job leaves the route.
+fn deliver_to_job(route: &CurrentRoute, job: u64, message: JobMessage) {
+    let current = route.borrow();
+    if current.as_ref().is_none_or(|routed| routed.job != job) {
+        return;
+    }
+    if matches!(message, JobMessage::Finished(_)) {
+        drop(current);
+        finish_route(route, message);
+    } else if let Some(routed) = current.as_ref() {
+        routed.deliver(message);
+    }
+}
+
 struct PageWorker {
     worker: web_sys::Worker,
     route: CurrentRoute,
@@ -122,16 +137,7 @@ impl PageWorker {
                 return finish_route(&messages, JobMessage::Finished(Err(text)));
             }
             match from_js(&data).and_then(FromWorker::unpack) {
-                Ok(FromWorker { job, message }) => {
-                    let finished = matches!(message, JobMessage::Finished(_));
-                    let mut current = messages.borrow_mut();
-                    if current.as_ref().is_some_and(|route| route.job == job) {
-                        let route = if finished { current.take() } else { None };
-                        if let Some(route) = route.as_ref().or(current.as_ref()) {
-                            route.deliver(message);
-                        }
-                    }
-                }
+                Ok(FromWorker { job, message }) => deliver_to_job(&messages, job, message),
                 Err(e) => finish_route(&messages, JobMessage::Finished(Err(e))),
             }
         });
@@ -166,11 +172,19 @@ impl PageWorker {
 /// takes about a second); a failure here is left for that job to report.
 pub fn prepare() {
     PAGE_WORKER.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        if slot.is_none() {
-            *slot = PageWorker::start().ok();
-        }
+        let _ = ready_worker(&mut slot.borrow_mut());
     });
+}
+
+/// The page's worker in `slot`, started if there is none or its instance died.
+fn ready_worker(slot: &mut Option<PageWorker>) -> Result<&PageWorker, String> {
+    if let Some(dead) = slot.take_if(|w| w.broken.get()) {
+        dead.worker.terminate();
+    }
+    if slot.is_none() {
+        *slot = Some(PageWorker::start()?);
+    }
+    slot.as_ref().ok_or_else(|| "no worker".to_string())
 }
 
 /// Posts `request` to the page's worker (started on first use, and again after its instance
@@ -185,13 +199,7 @@ pub fn submit(
     let job = NEXT_JOB.with(|next| next.replace(next.get() + 1));
     let posted = PAGE_WORKER.with(|slot| {
         let mut slot = slot.borrow_mut();
-        if let Some(dead) = slot.take_if(|w| w.broken.get()) {
-            dead.worker.terminate();
-        }
-        if slot.is_none() {
-            *slot = Some(PageWorker::start()?);
-        }
-        let worker = slot.as_ref().ok_or("no worker")?;
+        let worker = ready_worker(&mut slot)?;
         *worker.route.borrow_mut() = Some(Route { job, sender: sender.clone(), wake: Arc::clone(&wake) });
         worker.post(&ToWorker::Run { job, request, device, flops_per_step })
     });
@@ -208,10 +216,7 @@ pub fn cancel(job: u64) {
         let slot = slot.borrow();
         let Some(worker) = slot.as_ref() else { return };
         let _ = worker.post(&ToWorker::Cancel { job });
-        let routed = worker.route.borrow().as_ref().is_some_and(|route| route.job == job);
-        if routed {
-            finish_route(&worker.route, JobMessage::Finished(Err("cancelled".into())));
-        }
+        deliver_to_job(&worker.route, job, JobMessage::Finished(Err("cancelled".into())));
     });
 }
 
