@@ -6,6 +6,7 @@ use wsa_core::WsaError;
 use wsa_core::data::{DataConfig, DatasetSpec};
 use wsa_core::device;
 use wsa_core::experiment::Silent;
+use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{self, ConnectConfig, PairDifference};
 use wsa_core::experiment::method::Method;
 use wsa_core::io::{load_model, params_from_safetensors, save_model, to_safetensors, write_atomic};
@@ -86,7 +87,11 @@ fn nan_weights_are_refused_and_nothing_is_written() {
     let path = dir.join("from-elsewhere.safetensors");
     std::fs::write(&path, to_safetensors(&params).expect("bytes")).expect("write");
     let err = load_model(&path).expect_err("NaN in file");
-    assert!(matches!(err, WsaError::NonFiniteWeights { .. }), "{err}");
+    assert!(
+        matches!(&err, WsaError::InFile { source, .. } if matches!(**source, WsaError::NonFiniteWeights { .. }))
+            && err.to_string().contains("from-elsewhere.safetensors"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -208,9 +213,90 @@ fn a_pytorch_style_file_loads_by_parameter_path() {
     let dir = temp_dir("torch");
     let path = dir.join("model.safetensors");
     std::fs::write(&path, safetensors::serialize(views, Some(metadata)).expect("serialize")).expect("write");
-    assert_eq!(wsa_core::io::load_model_for(&path, &layout).expect("loads"), params);
+    let loaded = wsa_core::io::load_model_for(&path, &layout).expect("loads");
+    assert_eq!((loaded.params, loaded.report.notice()), (params, None));
     // Without a layout it cannot know the architecture, and says so.
     let err = load_model(&path).expect_err("no layout metadata");
     assert!(err.to_string().contains("model config"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// float32 to IEEE half, rounding to nearest (what `torch.half()` stores), for the test files.
+fn f32_to_f16(x: f32) -> u16 {
+    let sign = if x.is_sign_negative() { 0x8000 } else { 0 };
+    let a = x.abs();
+    if a < 2f32.powi(-14) {
+        return sign | (a / 2f32.powi(-24)).round() as u16;
+    }
+    let mut exponent = a.log2().floor() as i32;
+    let mut mantissa = ((a / 2f32.powi(exponent) - 1.0) * 1024.0).round() as u16;
+    if mantissa == 1024 {
+        exponent += 1;
+        mantissa = 0;
+    }
+    sign | (((exponent + 15) as u16) << 10) | mantissa
+}
+
+#[test]
+fn half_precision_pytorch_files_load_converted_and_their_buffers_are_ignored_with_a_notice() {
+    let params = mlp(vec![16]).init(&mut Rng::new(3));
+    let layout = Arc::clone(&params.layout);
+    let dir = temp_dir("half");
+    // (type in the file, how a weight is stored, the relative error it allows)
+    type Encoding = (safetensors::Dtype, fn(f32) -> u16, f32);
+    let encodings: [Encoding; 2] = [
+        (safetensors::Dtype::F16, f32_to_f16, 1e-3),
+        // bfloat16 keeps float32's upper half (8 bits of mantissa).
+        (safetensors::Dtype::BF16, |x| (x.to_bits() >> 16) as u16, 1e-2),
+    ];
+    for (dtype, encode, tolerance) in encodings {
+        let bytes: Vec<Vec<u8>> =
+            params.values.iter().map(|v| v.iter().flat_map(|&x| encode(x).to_le_bytes()).collect()).collect();
+        // What a PyTorch state_dict adds: normalisation statistics and a step counter.
+        let running = vec![0u8; 16 * 2];
+        let counter = 7i64.to_le_bytes();
+        let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> = layout
+            .params
+            .iter()
+            .zip(&bytes)
+            .map(|(spec, data)| {
+                (
+                    spec.path.clone(),
+                    safetensors::tensor::TensorView::new(dtype, spec.shape.clone(), data).expect("view"),
+                )
+            })
+            .collect();
+        views.push((
+            "hidden.0.running_mean".into(),
+            safetensors::tensor::TensorView::new(dtype, vec![16], &running).expect("view"),
+        ));
+        views.push((
+            "hidden.0.num_batches_tracked".into(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![], &counter).expect("view"),
+        ));
+        let file = safetensors::serialize(views.clone(), None).expect("serialize");
+        let path = dir.join(format!("{dtype:?}.safetensors"));
+        std::fs::write(&path, &file).expect("write");
+        let loaded = wsa_core::io::load_model_for(&path, &layout).expect("a half-precision file loads");
+        for (spec, (got, want)) in layout.params.iter().zip(loaded.params.values.iter().zip(&params.values)) {
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() <= tolerance * w.abs() + 1e-7, "{dtype:?} {}: {g} vs {w}", spec.path);
+            }
+        }
+        let notice = loaded.report.notice().expect("a notice");
+        assert!(notice.contains(&format!("converted from {dtype:?} to float32")), "{notice}");
+        assert!(notice.contains("hidden.0.num_batches_tracked, hidden.0.running_mean"), "{notice}");
+
+        // The weights of a layer the model does not have are a different architecture.
+        let extra = vec![0u8; 4 * 2];
+        views.push((
+            "hidden.7.weight".into(),
+            safetensors::tensor::TensorView::new(dtype, vec![2, 2], &extra).expect("view"),
+        ));
+        let file = safetensors::serialize(views, None).expect("serialize");
+        let err =
+            params_from_safetensors(&file, &layout, &PathBuf::from("deeper.safetensors")).expect_err("an extra layer");
+        assert!(matches!(&err, WsaError::ArchitectureMismatch { path, .. } if path == "hidden.7.weight"), "{err}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -199,7 +199,9 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
     assert_eq!(sorted(models.keys().cloned().collect()), sorted(expected.collect()));
     let merged = std::fs::read(dir.join(names[3])).expect("merged model");
     let read = |name: &str, bytes: &[u8]| {
-        wsa_core::io::params_from_safetensors(bytes, &layout, Path::new(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+        wsa_core::io::params_from_safetensors(bytes, &layout, Path::new(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .params
     };
     for (name, bytes) in models.iter().map(|(n, b)| (n.as_str(), b)).chain([(names[3], &merged)]) {
         assert!(read(name, bytes).values.iter().flatten().all(|v| v.is_finite()), "{name}");

@@ -2,6 +2,7 @@
 
 use wsa_core::device;
 use wsa_core::experiment::Silent;
+use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectResult, MethodResult, PairDifference};
 use wsa_core::experiment::method::{Alignment, Method, Training};
 use wsa_lab_tests::small_connect_config;

@@ -1,9 +1,12 @@
 //! The application: settings (persisted), the background job, and the views. `logic` drains the
 //! job's messages; `ui` only draws from what is already here, so a frame never waits on work.
 
+use crate::derived::Derived;
 use crate::job::{DeviceTarget, Job, JobMessage, JobOutput, JobRequest, Wake};
+use crate::platform::{self, PickedModel};
 use crate::state::{self, Settings, Tab};
-use crate::views;
+use crate::views::{self, Action, Export, View, ViewState};
+use crate::{AppError, AppResult};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -130,10 +133,10 @@ pub struct WsaLabApp {
     pub device_label: String,
     pub notices: Vec<Notice>,
     pub frames: FrameStats,
-    /// Text being edited for the hidden widths / conv channels, parsed when valid.
-    pub widths_text: String,
-    pub regions: views::regions::Cache,
-    pub scopes_cache: views::scopes::Cache,
+    /// What the views edit that is not a setting.
+    pub view_state: ViewState,
+    /// What the views show that is computed from the results and models (`derived`).
+    pub derived: Derived,
     last_frame: Option<Instant>,
     /// Print frame statistics to stderr every few seconds (`--frame-log`).
     pub frame_log: bool,
@@ -148,9 +151,9 @@ pub struct WsaLabApp {
     last_frame_log: Option<Instant>,
     /// The device, model, data and batch the GPU kernels were last warmed up for.
     warmed_for: Option<String>,
-    /// In a browser: a model file the user picked, loaded on the next frame.
-    #[cfg(target_arch = "wasm32")]
-    pub(crate) picked_model: Arc<Mutex<Option<crate::web::PickedModel>>>,
+    /// Model files the user handed over (a typed path, or a file picked in the browser),
+    /// loaded by the next `logic()`.
+    pub(crate) model_inbox: platform::ModelInbox,
 }
 
 impl WsaLabApp {
@@ -178,7 +181,7 @@ impl WsaLabApp {
 
     pub fn with_settings(settings: Settings) -> Self {
         Self {
-            widths_text: views::setup::widths_text(&settings.config.model),
+            view_state: ViewState { widths_text: crate::state::widths_text(&settings.config.model) },
             settings,
             job: None,
             live: LiveRun::default(),
@@ -186,14 +189,12 @@ impl WsaLabApp {
             device_label: String::new(),
             notices: Vec::new(),
             frames: FrameStats::default(),
-            regions: views::regions::Cache::default(),
-            scopes_cache: views::scopes::Cache::default(),
+            derived: Derived::default(),
             last_frame: None,
             frame_log: false,
             last_frame_log: None,
             warmed_for: None,
-            #[cfg(target_arch = "wasm32")]
-            picked_model: Arc::default(),
+            model_inbox: Arc::default(),
             renderer_gpu: None,
             shared_gpu: None,
             inbox: Arc::new(Mutex::new(Vec::new())),
@@ -214,7 +215,7 @@ impl WsaLabApp {
             let [width, height] = region.size;
             let rgba: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
             let written = crate::export::plots::encode_rgba(&rgba, width as u32, height as u32)
-                .and_then(|bytes| crate::export::save(&dir, &file, &bytes));
+                .and_then(|bytes| platform::save_file(&dir, &file, &bytes));
             let notice = match written {
                 Ok(()) => Notice { text: format!("Wrote {}", path.display()), is_error: false },
                 Err(e) => Notice { text: format!("Could not save the plot: {e}"), is_error: true },
@@ -284,7 +285,7 @@ impl WsaLabApp {
 
     /// Opens `config` in the setup panel, as a loaded file or a shared link does.
     pub fn open_config(&mut self, config: wsa_core::experiment::connect::ConnectConfig) {
-        self.widths_text = views::setup::widths_text(&config.model);
+        self.view_state.widths_text = crate::state::widths_text(&config.model);
         self.settings.config = config;
     }
 
@@ -340,6 +341,80 @@ impl WsaLabApp {
         self.job = Some(Job::start(JobRequest::Reevaluate { config, method_index, pair }, target, wake(ctx)));
     }
 
+    /// Carries out what a view asked for.
+    fn apply(&mut self, action: Action, ctx: &egui::Context) {
+        match action {
+            Action::Run => self.start_run(ctx),
+            Action::RunFederated => self.start_federated(ctx),
+            Action::Cancel => {
+                if let Some(job) = &self.job {
+                    job.cancel();
+                }
+            }
+            Action::SavePlot { name, rect } => self.save_plot_png(ctx, &name, rect),
+            Action::Export(export) => self.export(export),
+            Action::LoadModel { method, slot } => {
+                platform::pick_model(&self.model_inbox, &self.settings.model_path, method, slot, ctx);
+            }
+            Action::Dismiss(index) => {
+                if index < self.notices.len() {
+                    self.notices.remove(index);
+                }
+            }
+        }
+    }
+
+    /// Saves the Files tab's `export` where this platform saves exports, with a notice.
+    fn export(&mut self, export: Export) {
+        let dir = PathBuf::from(&self.settings.export_dir);
+        let Some(result) = &self.settings.last_result else { return };
+        let outcome = match export {
+            Export::Figures => crate::export::write_figures(&dir, result),
+            Export::Results => crate::export::write_tables(&dir, result, None),
+            Export::Models => crate::export::write_models(&dir, &self.models),
+            Export::Merged { method, index } => {
+                let (Some(pair), Some(m)) = (self.models.get(method), result.methods.get(method)) else { return };
+                let alpha = m.path.get(index).map_or(0.5, |p| p.alpha);
+                let file = format!("models/{}-merged-alpha{alpha:.2}.safetensors", m.name);
+                pair.a
+                    .interpolate(&pair.b, alpha)
+                    .and_then(|merged| wsa_core::io::model_bytes(&merged))
+                    .map_err(AppError::from)
+                    .and_then(|bytes| platform::save_file(&dir, &file, &bytes))
+                    .map(|()| vec![file])
+            }
+        };
+        match outcome {
+            Ok(names) => self.notify(platform::saved_notice(&names, &dir), false),
+            Err(e) => self.notify(e.to_string(), true),
+        }
+    }
+
+    /// Loads a model file the user handed over into its slot of a method's pair and
+    /// re-evaluates the pair (B aligned to A again as the method says) in the background; what
+    /// the loading converted or left out is said in a notice.
+    fn load_model_into(&mut self, ctx: &egui::Context, picked: AppResult<PickedModel>) {
+        let PickedModel { method, slot, origin, bytes } = match picked {
+            Ok(picked) => picked,
+            Err(e) => return self.notify(format!("The model was not loaded: {e}"), true),
+        };
+        let Some(pair) = self.models.get(method) else {
+            return self.notify("Loading needs the trained pair in memory: press Run first.".into(), true);
+        };
+        // The engine's errors name the file and what is wrong with it.
+        match wsa_core::io::params_from_safetensors(&bytes, &pair.a.layout, &origin) {
+            Ok(model) => {
+                let (a, b) = if slot == "A" { (model.params, pair.b.clone()) } else { (pair.a.clone(), model.params) };
+                let pair = TrainedPair { method: pair.method, a, b };
+                if let Some(notice) = model.report.notice() {
+                    self.notify(format!("{}: {notice}", origin.display()), false);
+                }
+                self.start_reevaluation(ctx, method, pair);
+            }
+            Err(e) => self.notify(format!("Could not load {} into slot {slot}: {e}", origin.display()), true),
+        }
+    }
+
     /// Applies what the worker sent; called once per frame before drawing.
     pub fn poll_job(&mut self) {
         if let Ok(mut inbox) = self.inbox.lock() {
@@ -381,13 +456,12 @@ impl WsaLabApp {
         }
     }
 
-    fn finish(&mut self, outcome: Result<JobOutput, String>) {
+    fn finish(&mut self, outcome: AppResult<JobOutput>) {
         let cancelled = self.job.as_ref().is_some_and(Job::is_cancelling);
         if let Some(job) = self.job.take() {
             self.live.timing.seconds = job.started.elapsed().as_secs_f64();
         }
-        self.regions = views::regions::Cache::default();
-        self.scopes_cache = views::scopes::Cache::default();
+        self.derived.clear();
         match outcome {
             Ok(JobOutput::Connect(outcome)) => {
                 let points = outcome.result.methods.first().map_or(0, |v| v.path.len());
@@ -399,8 +473,7 @@ impl WsaLabApp {
                     self.notices.push(Notice { text: warning.clone(), is_error: false });
                 }
                 self.models = outcome.models;
-                #[cfg(target_arch = "wasm32")]
-                crate::web::publish_result(&outcome.result, Some(&self.live.timing));
+                platform::publish_result(&outcome.result, &self.live.timing);
                 self.settings.last_result = Some(outcome.result);
                 self.settings.tab = Tab::Path;
             }
@@ -418,16 +491,14 @@ impl WsaLabApp {
                     *slot = *pair;
                 }
                 self.notices.push(Notice { text: "The loaded pair was evaluated.".into(), is_error: false });
-                #[cfg(target_arch = "wasm32")]
                 if let Some(last) = &self.settings.last_result {
-                    crate::web::publish_result(last, Some(&self.live.timing));
+                    platform::publish_result(last, &self.live.timing);
                 }
             }
             Err(_) if cancelled => self.notices.push(Notice { text: "Cancelled.".into(), is_error: false }),
             Err(e) => {
-                #[cfg(target_arch = "wasm32")]
-                crate::web::publish_failure(&e);
-                self.notices.push(Notice { text: e, is_error: true });
+                platform::publish_failure(&e);
+                self.notices.push(Notice { text: e.to_string(), is_error: true });
             }
         }
     }
@@ -454,25 +525,35 @@ impl WsaLabApp {
 }
 
 impl eframe::App for WsaLabApp {
-    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_job();
         self.warm_up_when_idle();
-        #[cfg(target_arch = "wasm32")]
-        {
-            crate::web::keep_link_current(&self.settings.config);
-            crate::web::publish_busy(self.job.is_some());
-            let picked = self.picked_model.lock().ok().and_then(|mut p| p.take());
-            if let Some(p) = picked {
-                let origin = std::path::PathBuf::from(&p.name);
-                views::files::load_bytes_into(self, _ctx, p.method, p.slot, &origin, &p.bytes);
-            }
+        platform::publish_state(&self.settings.config, self.job.is_some());
+        self.derived.update(&self.settings, &self.models, ctx);
+        let picked = self.model_inbox.lock().map(|mut inbox| std::mem::take(&mut *inbox)).unwrap_or_default();
+        for model in picked {
+            self.load_model_into(ctx, model);
         }
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let started = Instant::now();
-        views::show(self, ui);
+        let view = View::new(
+            &mut self.settings,
+            &mut self.view_state,
+            &self.live,
+            self.job.as_ref(),
+            &self.models,
+            &self.derived,
+            &self.notices,
+            &self.frames,
+            &self.device_label,
+        );
+        let actions = views::show(view, ui);
         self.record_frame(started);
+        for action in actions {
+            self.apply(action, ui.ctx());
+        }
         if self.frame_log {
             ui.ctx().request_repaint();
         } else if self.job.is_some() {

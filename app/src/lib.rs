@@ -7,15 +7,20 @@
 use egui_wgpu::wgpu;
 
 mod app;
+mod derived;
+pub mod error;
 pub mod export;
 mod job;
+pub mod link;
 pub mod palette;
+mod platform;
 pub mod state;
 mod views;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
 pub use app::{Notice, WsaLabApp};
+pub use error::{AppError, AppResult};
 
 /// The wgpu device eframe renders with, created so that burn can compute on it too: burn's
 /// kernels are compiled for what the *adapter* supports (e.g. 64-bit integers), so the device
@@ -77,7 +82,7 @@ pub struct LaunchOptions {
 }
 
 impl LaunchOptions {
-    pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> AppResult<Self> {
         let mut options = Self::default();
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -85,11 +90,13 @@ impl LaunchOptions {
                 "--autorun" => options.autorun = true,
                 "--frame-log" => options.frame_log = true,
                 "--config" => {
-                    let path = args.next().ok_or("--config needs a file")?;
+                    let path = args.next().ok_or_else(|| AppError::Usage("--config needs a file".into()))?;
                     options.config = Some(read_config(std::path::Path::new(&path))?);
                 }
                 other => {
-                    return Err(format!("unknown argument `{other}` (known: --config FILE, --autorun, --frame-log)"));
+                    return Err(AppError::Usage(format!(
+                        "unknown argument `{other}` (known: --config FILE, --autorun, --frame-log)"
+                    )));
                 }
             }
         }
@@ -98,9 +105,9 @@ impl LaunchOptions {
 }
 
 /// Reads an experiment config file, with a message naming the file on failure.
-pub fn read_config(path: &std::path::Path) -> Result<wsa_core::experiment::connect::ConnectConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    wsa_core::experiment::connect::ConnectConfig::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+pub fn read_config(path: &std::path::Path) -> AppResult<wsa_core::experiment::connect::ConnectConfig> {
+    use wsa_core::experiment::Versioned;
+    Ok(wsa_core::experiment::connect::ConnectConfig::read_file(path)?)
 }
 
 /// Opens the app in a native window and returns when it closes.

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use wsa_core::data::{DataConfig, DatasetSpec, SyntheticKind};
 use wsa_core::device::DeviceChoice;
+use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult, DataDifference, PairDifference};
 use wsa_core::experiment::federated::{FedConfig, FedResult};
 use wsa_core::model::{Activation, ModelConfig, Norm};
@@ -30,8 +31,10 @@ pub struct Settings {
     pub tab: Tab,
     /// Index into the result's methods: the one the scopes, regions and files views show.
     pub method: usize,
-    /// Index into the selected method's layers.
+    /// Index into the selected method's layers (the Weight scopes tab).
     pub layer: usize,
+    /// Index into the federated result's layers (the Federated tab's scopes).
+    pub fed_layer: usize,
     /// Index into the alpha grid: the merged model shown everywhere.
     pub alpha_index: usize,
     pub export_dir: String,
@@ -53,6 +56,7 @@ impl Default for Settings {
             tab: Tab::Path,
             method: 1,
             layer: 0,
+            fed_layer: 0,
             alpha_index: 10,
             export_dir: "out/app".into(),
             model_path: String::new(),
@@ -139,6 +143,15 @@ impl Preset {
     }
 }
 
+/// The hidden widths (MLP) or conv channels (CNN) of `model` as the setup panel shows them.
+pub fn widths_text(model: &ModelConfig) -> String {
+    let widths = match model {
+        ModelConfig::Mlp { hidden, .. } => hidden,
+        ModelConfig::Cnn { channels, .. } => channels,
+    };
+    widths.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 /// Reads stored settings; a missing store gives defaults, a corrupt one defaults and a notice.
 /// The experiment and the last result inside are read through core's versioned loaders, so a
 /// store written by an older build is migrated, not dropped.
@@ -152,17 +165,19 @@ pub fn load(stored: Option<String>) -> (Settings, Option<String>) {
     }
 }
 
-fn parse(text: &str) -> Result<Settings, String> {
-    let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+fn parse(text: &str) -> wsa_core::Result<Settings> {
+    let unreadable =
+        |e: serde_json::Error| wsa_core::WsaError::invalid("saved settings", "in the store", &e.to_string());
+    let mut value: serde_json::Value = serde_json::from_str(text).map_err(unreadable)?;
     if let Some(config) = value.get_mut("config") {
-        let migrated = ConnectConfig::from_json(&config.to_string()).map_err(|e| e.to_string())?;
-        *config = serde_json::to_value(migrated).map_err(|e| e.to_string())?;
+        let migrated = ConnectConfig::from_json(&config.to_string())?;
+        *config = serde_json::to_value(migrated).map_err(unreadable)?;
     }
     if let Some(result) = value.get_mut("last_result").filter(|r| !r.is_null()) {
-        let migrated = ConnectResult::from_json(&result.to_string()).map_err(|e| e.to_string())?;
-        *result = serde_json::to_value(migrated).map_err(|e| e.to_string())?;
+        let migrated = ConnectResult::from_json(&result.to_string())?;
+        *result = serde_json::to_value(migrated).map_err(unreadable)?;
     }
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    serde_json::from_value(value).map_err(unreadable)
 }
 
 #[cfg(test)]

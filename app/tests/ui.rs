@@ -268,3 +268,33 @@ fn federated_comparison_from_the_app() {
     }
     assert_eq!(result.clients.iter().map(|c| c.samples).sum::<usize>(), 1348);
 }
+
+/// Views only draw: with a 2-D preset's decision regions open, the map is computed off the UI
+/// thread, and no frame spends more than 16 ms building the UI (the app's own frame log), the
+/// frame that asked for the map included.
+#[test]
+fn the_regions_view_never_blocks_a_frame() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("Moons (2-D): different random starts").click();
+    harness.run_steps(2);
+    harness.state_mut().settings.config.train.epochs = 2;
+    harness.get_by_label("Run").click();
+    harness.step();
+    wait_for_job(&mut harness);
+    harness.state_mut().frames = Default::default();
+    harness.get_by_label("Decision regions").click();
+    let started = Instant::now();
+    while harness.query_by_label_contains("test accuracy of this model").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the regions did not appear within a minute");
+        std::thread::sleep(Duration::from_millis(5));
+        harness.step();
+    }
+    harness.run_steps(3);
+    let build_ms = &harness.state().frames.build_ms;
+    let frames: Vec<f32> = build_ms.iter().copied().collect();
+    assert!(frames.len() >= 2, "{frames:?}");
+    let slowest = frames.iter().copied().fold(0.0, f32::max);
+    eprintln!("regions view: {} frames, slowest UI build {slowest:.2} ms", frames.len());
+    assert!(slowest < 16.0, "a frame took {slowest:.1} ms to build: {frames:?}");
+}

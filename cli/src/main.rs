@@ -10,11 +10,13 @@ use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
-use wsa_core::data::DatasetSpec;
+use wsa_core::data::{DataConfig, DatasetSpec};
 use wsa_core::device::{self, DeviceChoice};
 use wsa_core::experiment::connect::{self, ConnectConfig, PairDifference};
+use wsa_core::experiment::federated::FedConfig;
 use wsa_core::experiment::method::Method;
-use wsa_core::experiment::{Event, Observer};
+use wsa_core::experiment::{Event, Observer, Versioned};
+use wsa_core::wsa::WsaConfig;
 use wsa_lab_app::export;
 
 #[derive(Parser)]
@@ -60,8 +62,10 @@ enum Command {
     },
 }
 
+/// What every experiment command takes: where the config comes from, what to override in it,
+/// where it runs. Applied in one place, [`CommonArgs::config`].
 #[derive(clap::Args)]
-struct ConnectArgs {
+struct CommonArgs {
     /// Experiment config (JSON, as written by --print-config or into --out).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -72,18 +76,95 @@ struct ConnectArgs {
     /// Where fetched datasets live.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// auto: a hardware GPU if there is one, else the CPU.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    /// Use at most this many training samples (a seeded subset).
+    #[arg(long)]
+    max_train: Option<usize>,
     /// Seed of everything random: initialisation, data order, splits.
     #[arg(long)]
     seed: Option<u64>,
-    /// Epochs per model (overrides the config).
-    #[arg(long)]
-    epochs: Option<usize>,
     /// WSA strength (overrides the config).
     #[arg(long)]
     lambda: Option<f64>,
+    /// auto: a hardware GPU if there is one, else the CPU.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Print the effective config as JSON and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// An experiment config the common options apply to.
+trait ExperimentConfig: Versioned + Default + serde::Serialize {
+    fn data_seed_wsa(&mut self) -> (&mut DataConfig, &mut u64, &mut WsaConfig);
+    fn check(&self) -> wsa_core::Result<()>;
+}
+
+impl ExperimentConfig for ConnectConfig {
+    fn data_seed_wsa(&mut self) -> (&mut DataConfig, &mut u64, &mut WsaConfig) {
+        (&mut self.data, &mut self.seed, &mut self.wsa)
+    }
+    fn check(&self) -> wsa_core::Result<()> {
+        self.validate()
+    }
+}
+
+impl ExperimentConfig for FedConfig {
+    fn data_seed_wsa(&mut self) -> (&mut DataConfig, &mut u64, &mut WsaConfig) {
+        (&mut self.data, &mut self.seed, &mut self.wsa)
+    }
+    fn check(&self) -> wsa_core::Result<()> {
+        self.validate()
+    }
+}
+
+impl CommonArgs {
+    /// The config a command runs: the file (or the defaults), the common options, then the
+    /// command's own (`specific`), checked as a whole.
+    fn config<C: ExperimentConfig>(&self, specific: impl FnOnce(&mut C) -> Result<()>) -> Result<C> {
+        let mut config = match &self.config {
+            Some(path) => C::read_file(path)?,
+            None => C::default(),
+        };
+        let (data, seed, wsa) = config.data_seed_wsa();
+        if let Some(name) = &self.dataset {
+            data.dataset = DatasetSpec::from_name(name)?;
+            if data.dataset.is_fetched() {
+                data.max_test = data.max_test.or(Some(10_000));
+            }
+        }
+        if let Some(dir) = &self.data_dir {
+            data.data_dir = dir.clone();
+        }
+        if let Some(n) = self.max_train {
+            data.max_train = Some(n);
+        }
+        if let Some(value) = self.seed {
+            *seed = value;
+        }
+        if let Some(lambda) = self.lambda {
+            wsa.lambda = lambda;
+        }
+        specific(&mut config)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Prints `config` when --print-config asked for it; then the command stops.
+    fn printed<C: serde::Serialize>(&self, config: &C) -> Result<bool> {
+        if self.print_config {
+            println!("{}", serde_json::to_string_pretty(config)?);
+        }
+        Ok(self.print_config)
+    }
+}
+
+#[derive(clap::Args)]
+struct ConnectArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Epochs per model (overrides the config).
+    #[arg(long)]
+    epochs: Option<usize>,
     /// The methods to compare, comma-separated: plain, wsa, wm (weight matching), wm+wsa,
     /// rescale (post-hoc scope rescaling, a baseline), rescale+wsa.
     #[arg(long)]
@@ -92,22 +173,15 @@ struct ConnectArgs {
     /// weight-decay, optimizer, non-iid-data, disjoint-data.
     #[arg(long)]
     pair: Option<String>,
-    /// Use at most this many training samples (a seeded subset).
-    #[arg(long)]
-    max_train: Option<usize>,
     /// Folder for the results (summary.json, CSVs, PNGs, models).
     #[arg(long, default_value = "out/connect")]
     out: PathBuf,
-    /// Print the effective config as JSON and exit.
-    #[arg(long)]
-    print_config: bool,
 }
 
 #[derive(clap::Args)]
 struct FedArgs {
-    /// Federated config (JSON, as written by --print-config or into --out).
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
     #[arg(long)]
     clients: Option<usize>,
     /// Share of the clients sampled each round.
@@ -130,8 +204,6 @@ struct FedArgs {
     /// Clients add the WSA term toward the fused target scope.
     #[arg(long)]
     wsa: bool,
-    #[arg(long)]
-    lambda: Option<f64>,
     /// Clients with fewer samples are small (see --drop-small).
     #[arg(long)]
     min_client_samples: Option<usize>,
@@ -144,22 +216,8 @@ struct FedArgs {
     /// Report the first round reaching this test accuracy.
     #[arg(long)]
     target_accuracy: Option<f64>,
-    #[arg(long)]
-    dataset: Option<String>,
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Use at most this many training samples (a seeded subset).
-    #[arg(long)]
-    max_train: Option<usize>,
-    #[arg(long, default_value = "auto")]
-    device: String,
-    #[arg(long)]
-    seed: Option<u64>,
     #[arg(long, default_value = "out/fed")]
     out: PathBuf,
-    /// Print the effective config as JSON and exit.
-    #[arg(long)]
-    print_config: bool,
 }
 
 fn main() {
@@ -180,7 +238,7 @@ fn main() {
 }
 
 fn open_app(config: Option<PathBuf>, autorun: bool, frame_log: bool) -> Result<()> {
-    let config = config.map(|path| wsa_lab_app::read_config(&path)).transpose().map_err(anyhow::Error::msg)?;
+    let config = config.map(|path| ConnectConfig::read_file(&path)).transpose()?;
     wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { config, autorun, frame_log })
         .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
 }
@@ -202,42 +260,18 @@ fn list_devices() -> Result<()> {
 }
 
 fn effective_config(args: &ConnectArgs) -> Result<ConnectConfig> {
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-            ConnectConfig::from_json(&text).with_context(|| format!("in {}", path.display()))?
+    args.common.config(|config: &mut ConnectConfig| {
+        if let Some(epochs) = args.epochs {
+            config.train.epochs = epochs;
         }
-        None => ConnectConfig::default(),
-    };
-    if let Some(name) = &args.dataset {
-        config.data.dataset = DatasetSpec::from_name(name)?;
-        if config.data.dataset.is_fetched() {
-            config.data.max_test = config.data.max_test.or(Some(10_000));
+        if let Some(methods) = &args.methods {
+            config.methods = Method::parse_list(methods).context("in --methods")?;
         }
-    }
-    if let Some(dir) = &args.data_dir {
-        config.data.data_dir = dir.clone();
-    }
-    if let Some(seed) = args.seed {
-        config.seed = seed;
-    }
-    if let Some(epochs) = args.epochs {
-        config.train.epochs = epochs;
-    }
-    if let Some(lambda) = args.lambda {
-        config.wsa.lambda = lambda;
-    }
-    if let Some(methods) = &args.methods {
-        config.methods = Method::parse_list(methods).context("in --methods")?;
-    }
-    if let Some(pair) = &args.pair {
-        config.pair = PairDifference::named(pair).context("in --pair")?;
-    }
-    if let Some(n) = args.max_train {
-        config.data.max_train = Some(n);
-    }
-    config.validate()?;
-    Ok(config)
+        if let Some(pair) = &args.pair {
+            config.pair = PairDifference::named(pair).context("in --pair")?;
+        }
+        Ok(())
+    })
 }
 
 /// Prints progress to stderr: one rewritten line on a terminal, a line per epoch otherwise.
@@ -298,11 +332,10 @@ impl Progress {
 
 fn run_connect(args: ConnectArgs) -> Result<()> {
     let config = effective_config(&args)?;
-    if args.print_config {
-        println!("{}", serde_json::to_string_pretty(&config)?);
+    if args.common.printed(&config)? {
         return Ok(());
     }
-    let choice: DeviceChoice = args.device.parse()?;
+    let choice: DeviceChoice = args.common.device.parse()?;
     let device = device::select_for(choice, config.flops_per_step())?;
     eprintln!("device: {}", device.description);
     let methods: Vec<&str> = config.methods.iter().map(|m| m.name()).collect();
@@ -322,9 +355,9 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     if progress.tty {
         eprintln!();
     }
-    let mut written = export::write_tables(&args.out, &outcome.result, Some(seconds)).map_err(anyhow::Error::msg)?;
-    written.extend(export::write_figures(&args.out, &outcome.result).map_err(anyhow::Error::msg)?);
-    written.extend(export::write_models(&args.out, &outcome.models).map_err(anyhow::Error::msg)?);
+    let mut written = export::write_tables(&args.out, &outcome.result, Some(seconds))?;
+    written.extend(export::write_figures(&args.out, &outcome.result)?);
+    written.extend(export::write_models(&args.out, &outcome.models)?);
     println!("{}", table::table(&outcome.result));
     for warning in &outcome.result.warnings {
         println!("warning: {warning}");
@@ -352,70 +385,49 @@ fn model_label(config: &ConnectConfig) -> String {
 }
 
 fn run_fed(args: FedArgs) -> Result<()> {
-    use wsa_core::experiment::federated::{self, Aggregation, ClientSplit, FedConfig};
-    let mut config = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-            FedConfig::from_json(&text).with_context(|| format!("in {}", path.display()))?
+    use wsa_core::experiment::federated::{self, Aggregation, ClientSplit};
+    let config = args.common.config(|config: &mut FedConfig| {
+        if let Some(v) = args.clients {
+            config.clients = v;
         }
-        None => FedConfig::default(),
-    };
-    if let Some(name) = &args.dataset {
-        config.data.dataset = DatasetSpec::from_name(name)?;
-    }
-    if let Some(dir) = &args.data_dir {
-        config.data.data_dir = dir.clone();
-    }
-    if let Some(n) = args.max_train {
-        config.data.max_train = Some(n);
-    }
-    if let Some(v) = args.clients {
-        config.clients = v;
-    }
-    if let Some(v) = args.fraction {
-        config.fraction = v;
-    }
-    if let Some(v) = args.local_epochs {
-        config.local.epochs = v;
-    }
-    if let Some(v) = args.rounds {
-        config.rounds = v;
-    }
-    if let Some(alpha) = args.dirichlet_alpha {
-        config.split = ClientSplit::Dirichlet { alpha };
-    }
-    if let Some(method) = &args.method {
-        config.aggregation = match method.as_str() {
-            "fedavg" => Aggregation::FedAvg,
-            "fedprox" => Aggregation::FedProx { mu: args.mu },
-            other => bail!("unknown --method `{other}`: choose fedavg or fedprox"),
-        };
-    }
-    if args.wsa {
-        config.use_wsa = true;
-    }
-    if let Some(n) = args.min_client_samples {
-        config.min_client_samples = n;
-    }
-    if args.drop_small {
-        config.small_clients = federated::SmallClients::Drop;
-    }
-    if let Some(lambda) = args.lambda {
-        config.wsa.lambda = lambda;
-    }
-    if let Some(seed) = args.seed {
-        config.seed = seed;
-    }
-    if args.target_accuracy.is_some() {
-        config.target_accuracy = args.target_accuracy;
-    }
-    config.validate()?;
-    if args.print_config {
-        println!("{}", serde_json::to_string_pretty(&config)?);
+        if let Some(v) = args.fraction {
+            config.fraction = v;
+        }
+        if let Some(v) = args.local_epochs {
+            config.local.epochs = v;
+        }
+        if let Some(v) = args.rounds {
+            config.rounds = v;
+        }
+        if let Some(alpha) = args.dirichlet_alpha {
+            config.split = ClientSplit::Dirichlet { alpha };
+        }
+        if let Some(method) = &args.method {
+            config.aggregation = match method.as_str() {
+                "fedavg" => Aggregation::FedAvg,
+                "fedprox" => Aggregation::FedProx { mu: args.mu },
+                other => bail!("unknown --method `{other}`: choose fedavg or fedprox"),
+            };
+        }
+        if args.wsa {
+            config.use_wsa = true;
+        }
+        if let Some(n) = args.min_client_samples {
+            config.min_client_samples = n;
+        }
+        if args.drop_small {
+            config.small_clients = federated::SmallClients::Drop;
+        }
+        if args.target_accuracy.is_some() {
+            config.target_accuracy = args.target_accuracy;
+        }
+        Ok(())
+    })?;
+    if args.common.printed(&config)? {
         return Ok(());
     }
     let variants = config.variants(args.compare, args.mu);
-    let device = device::select_for(args.device.parse()?, config.flops_per_step())?;
+    let device = device::select_for(args.common.device.parse()?, config.flops_per_step())?;
     eprintln!("device: {}", device.description);
     eprintln!(
         "fed: {} · {} clients ({:?}) · C = {} · E = {} · {} rounds · lambda {}",
@@ -435,7 +447,7 @@ fn run_fed(args: FedArgs) -> Result<()> {
     if progress.tty {
         eprintln!();
     }
-    let mut written = export::write_federated(&args.out, result, Some(seconds)).map_err(anyhow::Error::msg)?;
+    let mut written = export::write_federated(&args.out, result, Some(seconds))?;
     for (name, model) in &outcome.finals {
         let file = format!("models/{name}.safetensors");
         wsa_core::io::save_model(&args.out.join(&file), model)?;

@@ -19,6 +19,11 @@ pub enum WsaError {
     #[error("model file {path} could not be read: {reason}")]
     CorruptModel { path: PathBuf, reason: String },
 
+    /// Something this build made could not be encoded (a model as safetensors, a result as
+    /// JSON): a bug or an absurd value, never the device's fault.
+    #[error("could not write {what}: {reason}")]
+    Serialize { what: String, reason: String },
+
     #[error("architectures differ at parameter `{path}`: {detail}; both models must come from the same model config")]
     ArchitectureMismatch { path: String, detail: String },
 
@@ -35,11 +40,21 @@ pub enum WsaError {
     #[error("no GPU adapter is available{detail}; use --device cpu (or auto, which falls back to the CPU)")]
     NoGpu { detail: String },
 
+    /// A failure of the compute device itself (a lost device, a kernel the driver refused).
+    /// Only these send a GPU job to the CPU: a bad file or config never does.
     #[error("the computation on the device failed: {0}")]
     Device(String),
 
     #[error("cancelled")]
     Cancelled,
+
+    /// An error in a file the user gave (a config): the file, then what is wrong in it.
+    #[error("{path}: {source}")]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<WsaError>,
+    },
 
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -56,6 +71,15 @@ impl WsaError {
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         WsaError::Io { path: path.into(), source }
+    }
+
+    pub fn serialize(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        WsaError::Serialize { what: what.into(), reason: reason.to_string() }
+    }
+
+    /// Whether the compute device failed (the error that sends a GPU job to the CPU).
+    pub fn is_device_failure(&self) -> bool {
+        matches!(self, WsaError::Device(_))
     }
 }
 

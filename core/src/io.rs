@@ -44,12 +44,13 @@ pub fn to_safetensors(params: &HostParams) -> Result<Vec<u8>> {
         .map(|(spec, data)| {
             TensorView::new(Dtype::F32, spec.shape.clone(), data)
                 .map(|view| (spec.path.clone(), view))
-                .map_err(|e| WsaError::Device(format!("safetensors view of {}: {e}", spec.path)))
+                .map_err(|e| WsaError::serialize(format!("parameter `{}` as safetensors", spec.path), e))
         })
         .collect::<Result<Vec<_>>>()?;
-    let layout = serde_json::to_string(params.layout.as_ref()).map_err(|e| WsaError::Device(e.to_string()))?;
+    let layout =
+        serde_json::to_string(params.layout.as_ref()).map_err(|e| WsaError::serialize("the model layout", e))?;
     let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string()), (LAYOUT_KEY.to_string(), layout)]);
-    safetensors::serialize(views, Some(metadata)).map_err(|e| WsaError::Device(format!("safetensors: {e}")))
+    safetensors::serialize(views, Some(metadata)).map_err(|e| WsaError::serialize("a safetensors file", e))
 }
 
 pub fn save_model(path: &Path, params: &HostParams) -> Result<()> {
@@ -62,11 +63,83 @@ pub fn model_bytes(params: &HostParams) -> Result<Vec<u8>> {
     to_safetensors(params)
 }
 
+/// The keys a PyTorch `state_dict` holds besides parameters: batch-norm statistics and counters.
+const BUFFER_NAMES: [&str; 3] = ["running_mean", "running_var", "num_batches_tracked"];
+
+/// What loading a model changed or left out, for the notice the app and the CLI show.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadReport {
+    /// (parameter, its type in the file) for each parameter converted to float32.
+    pub converted: Vec<(String, String)>,
+    /// Keys of the file that are not parameters of the model (buffers, counters), left out.
+    pub ignored: Vec<String>,
+}
+
+impl LoadReport {
+    /// One line saying what was converted and what was ignored; `None` when the file held
+    /// exactly the model's float32 parameters.
+    pub fn notice(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.converted.is_empty() {
+            let mut types: Vec<&str> = self.converted.iter().map(|(_, dtype)| dtype.as_str()).collect();
+            types.dedup();
+            parts.push(format!("{} parameter(s) converted from {} to float32", self.converted.len(), types.join("/")));
+        }
+        if !self.ignored.is_empty() {
+            parts.push(format!("ignored what is not a parameter of the model: {}", self.ignored.join(", ")));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// A model read from a file, with what the reading changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedModel {
+    pub params: HostParams,
+    pub report: LoadReport,
+}
+
+/// Decodes a tensor's little-endian bytes as f32: float32 as is, float64, float16 and bfloat16
+/// converted (the types PyTorch saves weights in). `None` for any other type.
+fn floats_of(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    let halves = || bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+    Some(match dtype {
+        Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        Dtype::F16 => halves().map(f16_to_f32).collect(),
+        // bfloat16 is the upper half of a float32.
+        Dtype::BF16 => halves().map(|h| f32::from_bits(u32::from(h) << 16)).collect(),
+        _ => return None,
+    })
+}
+
+/// IEEE 754 half precision to single, exactly (every half is a float32), incl. subnormals,
+/// infinities and NaN.
+fn f16_to_f32(half: u16) -> f32 {
+    let sign = if half & 0x8000 == 0 { 1.0 } else { -1.0 };
+    let exponent = i32::from((half >> 10) & 0x1f);
+    let fraction = f32::from(half & 0x3ff);
+    match exponent {
+        0 => sign * fraction * 2f32.powi(-24),
+        0x1f if fraction == 0.0 => sign * f32::INFINITY,
+        0x1f => f32::NAN,
+        _ => sign * (1.0 + fraction / 1024.0) * 2f32.powi(exponent - 15),
+    }
+}
+
 /// Reads a model whose architecture is known (e.g. trained elsewhere with the same names).
-/// Every parameter of `layout` must be present with its shape; f32, f16-free.
-pub fn params_from_safetensors(bytes: &[u8], layout: &Arc<ModelLayout>, origin: &Path) -> Result<HostParams> {
+/// Every parameter of `layout` must be present with its shape, in float32, float64, float16 or
+/// bfloat16 (converted to float32). Keys the model does not have are left out when they are
+/// buffers (batch-norm statistics, counters, anything not a float, anything of a layer the
+/// model has) and refused when they are the weights of a layer it lacks: a different
+/// architecture. The report says what was converted and left out.
+pub fn params_from_safetensors(bytes: &[u8], layout: &Arc<ModelLayout>, origin: &Path) -> Result<LoadedModel> {
     let bad = |reason: String| WsaError::CorruptModel { path: origin.to_path_buf(), reason };
     let file = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
+    let mut report = LoadReport::default();
     let mut values = Vec::with_capacity(layout.params.len());
     for spec in &layout.params {
         let view = file.tensor(&spec.path).map_err(|_| WsaError::ArchitectureMismatch {
@@ -84,42 +157,52 @@ pub fn params_from_safetensors(bytes: &[u8], layout: &Arc<ModelLayout>, origin: 
                 ),
             });
         }
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            Dtype::F64 => {
-                view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect()
-            }
-            other => {
-                return Err(bad(format!(
-                    "parameter `{}` is {other:?}; only F32 and F64 are read (convert the file to float32)",
-                    spec.path
-                )));
-            }
-        };
+        let data = floats_of(view.dtype(), view.data()).ok_or_else(|| {
+            bad(format!(
+                "parameter `{}` is {:?}; weights are read as float32, float64, float16 or bfloat16",
+                spec.path,
+                view.dtype()
+            ))
+        })?;
+        if view.dtype() != Dtype::F32 {
+            report.converted.push((spec.path.clone(), format!("{:?}", view.dtype())));
+        }
         values.push(data);
     }
     let known: std::collections::BTreeSet<&str> = layout.params.iter().map(|p| p.path.as_str()).collect();
+    let modules: std::collections::BTreeSet<&str> =
+        known.iter().filter_map(|path| path.rsplit_once('.').map(|(module, _)| module)).collect();
     let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !known.contains(n)).collect();
     extra.sort();
-    if let Some(first) = extra.first() {
-        return Err(WsaError::ArchitectureMismatch {
-            path: first.to_string(),
-            detail: format!("present in {} but not in the model", origin.display()),
-        });
+    for name in extra {
+        let (module, last) = name.rsplit_once('.').unwrap_or(("", name));
+        let is_float = file.tensor(name).is_ok_and(|view| floats_of(view.dtype(), &[]).is_some());
+        if BUFFER_NAMES.contains(&last) || !is_float || modules.contains(module) {
+            report.ignored.push(name.to_string());
+        } else {
+            return Err(WsaError::ArchitectureMismatch {
+                path: name.to_string(),
+                detail: format!(
+                    "present in {} but the model has no such layer; both must come from the same model config",
+                    origin.display()
+                ),
+            });
+        }
     }
     let params = HostParams { layout: Arc::clone(layout), values };
-    params.check_finite()?;
-    Ok(params)
+    params.check_finite().map_err(|e| WsaError::InFile { path: origin.to_path_buf(), source: Box::new(e) })?;
+    Ok(LoadedModel { params, report })
 }
 
 /// Reads a model for a known architecture from any safetensors file that uses our parameter
 /// names and PyTorch shapes (ours, or e.g. one saved by PyTorch's `safetensors.torch`).
-pub fn load_model_for(path: &Path, layout: &Arc<ModelLayout>) -> Result<HostParams> {
+pub fn load_model_for(path: &Path, layout: &Arc<ModelLayout>) -> Result<LoadedModel> {
     let bytes = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
     params_from_safetensors(&bytes, layout, path)
 }
 
-/// Reads a model saved by WSA Lab: the layout comes from the file's metadata.
+/// Reads a model saved by WSA Lab: the layout comes from the file's metadata (float32, only
+/// the model's parameters, as [`save_model`] writes).
 pub fn load_model(path: &Path) -> Result<HostParams> {
     let bytes = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
     let bad = |reason: String| WsaError::CorruptModel { path: path.to_path_buf(), reason };
@@ -130,7 +213,26 @@ pub fn load_model(path: &Path) -> Result<HostParams> {
     })?;
     let layout: ModelLayout =
         serde_json::from_str(layout_json).map_err(|e| bad(format!("unreadable layout metadata: {e}")))?;
-    let rebuilt = ModelLayout::new(&layout.config, &layout.sample_shape, layout.num_classes)?;
-    rebuilt.check_compatible(&layout)?;
-    params_from_safetensors(&bytes, &Arc::new(rebuilt), path)
+    let rebuilt = ModelLayout::new(&layout.config, &layout.sample_shape, layout.num_classes)
+        .and_then(|rebuilt| rebuilt.check_compatible(&layout).map(|()| rebuilt))
+        .map_err(|e| bad(format!("its layout metadata describes no valid model ({e})")))?;
+    Ok(params_from_safetensors(&bytes, &Arc::new(rebuilt), path)?.params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_to_f32;
+
+    #[test]
+    fn half_precision_decodes_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x0400), 2f32.powi(-14));
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+    }
 }

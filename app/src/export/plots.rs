@@ -4,71 +4,22 @@
 //! text with the browser's canvas and cannot draw text into a bitmap, and the browser draws an
 //! SVG's text with its own fonts.
 
-use super::ExportResult as Result;
+use crate::AppError;
 use crate::palette::{self, Rgb};
+use crate::platform::{self, render_figure as render};
 use plotters::prelude::*;
-#[cfg(not(target_arch = "wasm32"))]
-use std::sync::Once;
 use wsa_core::experiment::connect::{ConnectResult, MethodResult};
+
+type Result<T> = crate::AppResult<T>;
 
 /// DejaVu Sans: the plots' font, and the app's fallback for glyphs egui's own fonts lack (the
 /// box drawing of shader compiler messages, for one).
 pub(crate) const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
-#[cfg(not(target_arch = "wasm32"))]
-static REGISTER_FONT: Once = Once::new();
 
-/// Registers the embedded font once, so that bitmap figures have text on every machine.
-#[cfg(not(target_arch = "wasm32"))]
-fn ensure_font() {
-    REGISTER_FONT.call_once(|| {
-        // The font is embedded and known to be valid; a failure would only lose the labels.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-}
-
-/// A drawn figure, ready to be saved as `<name>.png` (`export::Content::Figure`).
+/// A drawn figure, ready to be saved as `<name>.png` (`export::Content::Figure`): its image as
+/// this platform draws it (`platform::render_figure`: a PNG natively, an SVG on the page).
 pub struct Figure {
-    /// The PNG file.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub png: Vec<u8>,
-    /// The SVG document the page rasterises into a PNG of `size` pixels.
-    #[cfg(target_arch = "wasm32")]
-    pub svg: String,
-    #[cfg(target_arch = "wasm32")]
-    pub size: (u32, u32),
-}
-
-/// Draws a figure of `$size` (width, height) pixels: `$draw` is a block that draws on `$root`,
-/// a white drawing area, and may return early with an error. A macro rather than a function
-/// because the block is compiled for the bitmap or the SVG backend (a closure cannot be generic
-/// over the backend).
-macro_rules! render {
-    ($size:expr, |$root:ident| $draw:block) => {{
-        let (w, h): (u32, u32) = $size;
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            ensure_font();
-            let mut buffer = vec![0u8; (w * h * 3) as usize];
-            {
-                let $root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
-                $root.fill(&WHITE).map_err(draw_err)?;
-                $draw
-                $root.present().map_err(draw_err)?;
-            }
-            Ok(Figure { png: encode(&buffer, w, h)? })
-        }
-        #[cfg(target_arch = "wasm32")]
-        {
-            let mut svg = String::new();
-            {
-                let $root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-                $root.fill(&WHITE).map_err(draw_err)?;
-                $draw
-                $root.present().map_err(draw_err)?;
-            }
-            Ok(Figure { svg, size: (w, h) })
-        }
-    }};
+    pub image: platform::FigureImage,
 }
 
 const fn rgb([r, g, b]: Rgb) -> RGBColor {
@@ -80,30 +31,26 @@ const MODEL_B: RGBColor = rgb(palette::MODEL_B);
 const MERGED: RGBColor = rgb(palette::MERGED);
 const B_UNALIGNED: RGBColor = rgb(palette::B_UNALIGNED);
 
-#[cfg(not(target_arch = "wasm32"))]
-fn encode(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
-    encode_as(buffer, width, height, png::ColorType::Rgb)
-}
-
 /// A PNG of 8-bit RGBA pixels, e.g. a region of a screenshot of the app.
 pub fn encode_rgba(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
-    encode_as(buffer, width, height, png::ColorType::Rgba)
+    encode_png(buffer, width, height, png::ColorType::Rgba)
 }
 
-fn encode_as(buffer: &[u8], width: u32, height: u32, color: png::ColorType) -> Result<Vec<u8>> {
+/// A PNG of 8-bit pixels of `color` type (RGB for a figure drawn natively).
+pub(crate) fn encode_png(buffer: &[u8], width: u32, height: u32, color: png::ColorType) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, width, height);
     encoder.set_color(color);
     encoder.set_depth(png::BitDepth::Eight);
-    let png_err = |e: png::EncodingError| format!("encoding a PNG failed: {e}");
+    let png_err = |e: png::EncodingError| AppError::figure("a PNG", e);
     let mut writer = encoder.write_header().map_err(png_err)?;
     writer.write_image_data(buffer).map_err(png_err)?;
     writer.finish().map_err(png_err)?;
     Ok(bytes)
 }
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> String {
-    format!("drawing a figure failed: {e:?}")
+fn draw_err<E: std::fmt::Debug>(e: E) -> AppError {
+    AppError::figure("a figure", format!("{e:?}"))
 }
 
 /// Test loss and accuracy against alpha, one line per method, with the barriers in the legend.

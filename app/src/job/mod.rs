@@ -8,11 +8,11 @@
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub mod wire;
 
+use crate::error::{AppError, AppResult};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use web_time::Instant;
-use wsa_core::WsaError;
 use wsa_core::data::DataConfig;
 use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, MethodResult, TrainedPair};
@@ -73,7 +73,7 @@ pub enum JobMessage {
         failure: String,
     },
     Event(Event),
-    Finished(Result<JobOutput, String>),
+    Finished(AppResult<JobOutput>),
 }
 
 /// Where a job computes.
@@ -86,12 +86,10 @@ pub enum DeviceTarget {
 }
 
 impl DeviceTarget {
-    async fn resolve(self) -> Result<ComputeDevice, String> {
+    async fn resolve(self) -> AppResult<ComputeDevice> {
         match self {
             #[cfg(not(target_arch = "wasm32"))]
-            DeviceTarget::Choose(choice, flops) => {
-                wsa_core::device::select_for(choice, flops).map_err(|e| e.to_string())
-            }
+            DeviceTarget::Choose(choice, flops) => Ok(wsa_core::device::select_for(choice, flops)?),
             #[cfg(target_arch = "wasm32")]
             DeviceTarget::Choose(choice, flops) => Ok(crate::web::device(choice, flops).await),
             #[cfg(not(target_arch = "wasm32"))]
@@ -170,19 +168,21 @@ async fn with_cpu_fallback<T>(
     device: ComputeDevice,
     observer: &mut JobObserver,
     mut work: impl AsyncFnMut(&ComputeDevice, &mut JobObserver) -> wsa_core::Result<T>,
-) -> Result<T, String> {
+) -> AppResult<T> {
     observer.send(JobMessage::Device(device.description.clone()));
     observer.device_fault = device.fault.clone();
     let outcome = work(&device, observer).await;
     observer.device_fault = DeviceFault::default();
     let failure = match (device.fault.reason(), &outcome) {
         (Some(reason), _) => reason.to_string(),
-        (None, Err(WsaError::Device(message))) if device.is_gpu => {
+        // Only a failure of the device itself: a bad file or config fails the same anywhere.
+        (None, Err(error)) if device.is_gpu && error.is_device_failure() => {
             // Lost devices stay lost: later jobs should not be handed this one again.
+            let message = error.to_string();
             device.fault.record(message.clone());
-            message.clone()
+            message
         }
-        _ => return outcome.map_err(|e| e.to_string()),
+        _ => return Ok(outcome?),
     };
     // The device line gets the first line; browsers add the call chain below it.
     let first_line = failure.lines().next().unwrap_or_default().trim();
@@ -190,12 +190,12 @@ async fn with_cpu_fallback<T>(
     cpu.description =
         format!("{} — the GPU failed during the run, which restarted here ({first_line})", cpu.description);
     observer.send(JobMessage::Restarted { device: cpu.description.clone(), failure });
-    work(&cpu, observer).await.map_err(|e| e.to_string())
+    Ok(work(&cpu, observer).await?)
 }
 
 /// Carries out `request` on `target`, reporting to `observer`: the same on a native thread and
 /// in the page's worker.
-pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobObserver) -> Result<JobOutput, String> {
+pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobObserver) -> AppResult<JobOutput> {
     // Asking a browser for a WebGPU adapter can take a moment: say so rather than nothing.
     observer.on_event(&Event::Stage("choosing the device".into()));
     let device = target.resolve().await?;
@@ -258,7 +258,7 @@ impl Job {
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 wsa_core::wait(run(request, target, &mut observer))
             }))
-            .unwrap_or_else(|panic| Err(format!("the computation failed: {}", panic_message(&*panic))));
+            .unwrap_or_else(|panic| Err(AppError::Crashed(panic_message(&*panic))));
             let _ = sender.send(JobMessage::Finished(outcome));
             wake(true);
         });
@@ -267,7 +267,7 @@ impl Job {
             Err(e) => {
                 // No thread: report the failure through the same channel the UI reads.
                 let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-                let _ = sender.send(JobMessage::Finished(Err(format!("could not start a worker thread: {e}"))));
+                let _ = sender.send(JobMessage::Finished(Err(AppError::Worker(format!("no thread for the job: {e}")))));
                 receiver
             }
         };
@@ -327,7 +327,7 @@ impl Job {
                 Ok(message) => out.push(message),
                 Err(TryRecvError::Empty) => return out,
                 Err(TryRecvError::Disconnected) => {
-                    out.push(JobMessage::Finished(Err("the worker stopped without a result".into())));
+                    out.push(JobMessage::Finished(Err(AppError::Worker("it stopped without a result".into()))));
                     return out;
                 }
             }
@@ -349,4 +349,51 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown error".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use wsa_core::WsaError;
+    use wsa_core::wsa::TargetSource;
+
+    /// A bad file is the user's to fix, not the GPU's fault: the job fails with the file's
+    /// error on the GPU it was given, nothing restarts on the CPU, and the GPU stays usable.
+    #[test]
+    fn a_corrupt_model_file_leaves_the_gpu_in_use() {
+        let gpu = match wsa_core::device::select(DeviceChoice::Gpu) {
+            Ok(gpu) => gpu,
+            Err(e) => {
+                let required = std::env::var("WSA_REQUIRE_GPU").is_ok_and(|v| v == "1");
+                assert!(!required, "WSA_REQUIRE_GPU=1 but no GPU adapter: {e}");
+                eprintln!("no GPU adapter ({e}): skipped");
+                return;
+            }
+        };
+        let dir = std::env::temp_dir().join(format!("wsa-lab-job-corrupt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let corrupt = dir.join("reference.safetensors");
+        std::fs::write(&corrupt, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"broken\": ").expect("write");
+        let mut config = ConnectConfig::default();
+        config.train.epochs = 1;
+        config.data.max_train = Some(100);
+        config.wsa.target = TargetSource::Reference { model: Some(corrupt) };
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&messages);
+        let send = move |message| sink.lock().map(|mut m| m.push(message)).is_ok();
+        let mut observer = JobObserver::new(Box::new(send), Arc::default());
+        let target = DeviceTarget::Shared(gpu.clone());
+        let error =
+            wsa_core::wait(run(JobRequest::Connect(config), target, &mut observer)).expect_err("a corrupt file");
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            matches!(&error, AppError::Engine(WsaError::CorruptModel { path, .. }) if path.ends_with("reference.safetensors")),
+            "{error}"
+        );
+        let messages = messages.lock().expect("messages");
+        assert!(!messages.iter().any(|m| matches!(m, JobMessage::Restarted { .. })), "moved to the CPU: {messages:?}");
+        assert!(messages.contains(&JobMessage::Device(gpu.description.clone())), "{messages:?}");
+        assert_eq!(gpu.fault.reason(), None, "the GPU was marked as failed");
+    }
 }

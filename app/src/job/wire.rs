@@ -8,6 +8,7 @@
 #![allow(clippy::large_enum_variant)]
 
 use super::{JobMessage, JobOutput, JobRequest};
+use crate::error::{AppError, AppResult};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use wsa_core::device::DeviceChoice;
@@ -77,8 +78,12 @@ enum OutputData {
 #[derive(Serialize, Deserialize)]
 enum MessageData {
     Device(String),
-    Restarted { device: String, failure: String },
+    Restarted {
+        device: String,
+        failure: String,
+    },
     Event(Event),
+    /// An error crosses as its message (`AppError::InWorker` on the page).
     Finished(Result<OutputData, String>),
 }
 
@@ -104,8 +109,8 @@ impl Packer {
         PairRef { method: pair.method, a: self.model(&pair.a), b: self.model(&pair.b) }
     }
 
-    fn finish(self, json: Result<String, serde_json::Error>) -> Result<Packed, String> {
-        let json = json.map_err(|e| format!("could not encode a message for the page's worker: {e}"))?;
+    fn finish(self, json: Result<String, serde_json::Error>) -> AppResult<Packed> {
+        let json = json.map_err(|e| AppError::Worker(format!("a message could not be encoded: {e}")))?;
         Ok(Packed { json, arrays: self.arrays })
     }
 }
@@ -120,18 +125,15 @@ impl Unpacker {
         Self { arrays: arrays.into_iter().map(Some).collect() }
     }
 
-    fn model(&mut self, model: ModelRef) -> Result<HostParams, String> {
+    fn model(&mut self, model: ModelRef) -> AppResult<HostParams> {
         let flat = self
             .arrays
             .get_mut(model.array)
             .and_then(Option::take)
-            .ok_or_else(|| format!("a message of the page's worker lacks weight array {}", model.array))?;
+            .ok_or_else(|| AppError::Worker(format!("a message lacks weight array {}", model.array)))?;
         let expected: usize = model.layout.params.iter().map(|p| p.numel()).sum();
         if flat.len() != expected {
-            return Err(format!(
-                "a message of the page's worker holds {} weights for a model of {expected}",
-                flat.len()
-            ));
+            return Err(AppError::Worker(format!("a message holds {} weights for a model of {expected}", flat.len())));
         }
         let mut rest = flat.as_slice();
         let mut values = Vec::with_capacity(model.layout.params.len());
@@ -143,17 +145,17 @@ impl Unpacker {
         Ok(HostParams { layout: Arc::new(model.layout), values })
     }
 
-    fn pair(&mut self, pair: PairRef) -> Result<TrainedPair, String> {
+    fn pair(&mut self, pair: PairRef) -> AppResult<TrainedPair> {
         Ok(TrainedPair { method: pair.method, a: self.model(pair.a)?, b: self.model(pair.b)? })
     }
 }
 
-fn unreadable(e: serde_json::Error) -> String {
-    format!("a message of the page's worker did not read: {e}")
+fn unreadable(e: serde_json::Error) -> AppError {
+    AppError::Worker(format!("a message did not read: {e}"))
 }
 
 impl ToWorker {
-    pub fn pack(&self) -> Result<Packed, String> {
+    pub fn pack(&self) -> AppResult<Packed> {
         let mut packer = Packer::default();
         let data = match self {
             ToWorker::Cancel { job } => ToWorkerData::Cancel { job: *job },
@@ -178,7 +180,7 @@ impl ToWorker {
         packer.finish(json)
     }
 
-    pub fn unpack(packed: Packed) -> Result<Self, String> {
+    pub fn unpack(packed: Packed) -> AppResult<Self> {
         let data: ToWorkerData = serde_json::from_str(&packed.json).map_err(unreadable)?;
         let mut unpacker = Unpacker::new(packed.arrays);
         Ok(match data {
@@ -200,7 +202,7 @@ impl ToWorker {
 }
 
 impl FromWorker {
-    pub fn pack(&self) -> Result<Packed, String> {
+    pub fn pack(&self) -> AppResult<Packed> {
         let mut packer = Packer::default();
         let message = match &self.message {
             JobMessage::Device(device) => MessageData::Device(device.clone()),
@@ -208,7 +210,7 @@ impl FromWorker {
                 MessageData::Restarted { device: device.clone(), failure: failure.clone() }
             }
             JobMessage::Event(event) => MessageData::Event(event.clone()),
-            JobMessage::Finished(Err(e)) => MessageData::Finished(Err(e.clone())),
+            JobMessage::Finished(Err(e)) => MessageData::Finished(Err(e.to_string())),
             JobMessage::Finished(Ok(output)) => MessageData::Finished(Ok(match output {
                 JobOutput::Connect(outcome) => OutputData::Connect {
                     result: outcome.result.clone(),
@@ -230,14 +232,14 @@ impl FromWorker {
         packer.finish(json)
     }
 
-    pub fn unpack(packed: Packed) -> Result<Self, String> {
+    pub fn unpack(packed: Packed) -> AppResult<Self> {
         let data: FromWorkerData = serde_json::from_str(&packed.json).map_err(unreadable)?;
         let mut unpacker = Unpacker::new(packed.arrays);
         let message = match data.message {
             MessageData::Device(device) => JobMessage::Device(device),
             MessageData::Restarted { device, failure } => JobMessage::Restarted { device, failure },
             MessageData::Event(event) => JobMessage::Event(event),
-            MessageData::Finished(Err(e)) => JobMessage::Finished(Err(e)),
+            MessageData::Finished(Err(e)) => JobMessage::Finished(Err(AppError::InWorker(e))),
             MessageData::Finished(Ok(output)) => JobMessage::Finished(Ok(match output {
                 OutputData::Connect { result, models } => JobOutput::Connect(Box::new(ConnectOutcome {
                     result,
@@ -249,7 +251,7 @@ impl FromWorker {
                     finals: finals
                         .into_iter()
                         .map(|(name, model)| Ok((name, unpacker.model(model)?)))
-                        .collect::<Result<_, String>>()?,
+                        .collect::<AppResult<_>>()?,
                 })),
                 OutputData::Reevaluated { method_index, result, pair } => JobOutput::Reevaluated {
                     method_index,
@@ -303,7 +305,7 @@ mod tests {
             JobMessage::Event(Event::Epoch { pair: outcome.result.pairs[0].training, epochs: 1, record }),
             JobMessage::Event(Event::Round { run: "fedavg".into(), round: 1, rounds: 2, test_accuracy: 0.5 }),
             JobMessage::Event(Event::PathPoint { method: Method::DEFAULT[2], index: 0, total: 3 }),
-            JobMessage::Finished(Err("failed".into())),
+            JobMessage::Finished(Err(AppError::InWorker("failed".into()))),
             JobMessage::Finished(Ok(reevaluated)),
             JobMessage::Finished(Ok(JobOutput::Federated(Box::new(fed_outcome)))),
             JobMessage::Finished(Ok(JobOutput::Connect(Box::new(outcome)))),
@@ -344,6 +346,9 @@ mod tests {
             assert_eq!(ToWorker::unpack(sent.pack().expect("packs")).expect("unpacks"), sent);
         }
         let cancel = ToWorker::Cancel { job: 7 };
+        // Any error reaches the page as its message.
+        let failed = FromWorker { job: 3, message: JobMessage::Finished(Err(wsa_core::WsaError::Cancelled.into())) };
+        assert_eq!(FromWorker::unpack(failed.pack().expect("packs")).expect("unpacks"), failed);
         assert_eq!(ToWorker::unpack(cancel.pack().expect("packs")).expect("unpacks"), cancel);
     }
 
@@ -356,12 +361,12 @@ mod tests {
         let packed = sent.pack().expect("packs");
         let mut short = packed.clone();
         short.arrays[0].pop();
-        assert!(FromWorker::unpack(short).expect_err("a short array").contains("weights for a model of"));
+        assert!(FromWorker::unpack(short).expect_err("a short array").to_string().contains("weights for a model of"));
         let mut missing = packed.clone();
         missing.arrays.truncate(1);
-        assert!(FromWorker::unpack(missing).expect_err("a missing array").contains("lacks weight array 1"));
+        assert!(FromWorker::unpack(missing).expect_err("a missing array").to_string().contains("lacks weight array 1"));
         let mut cut = packed;
         cut.json.truncate(cut.json.len() / 2);
-        assert!(FromWorker::unpack(cut).expect_err("cut JSON").contains("did not read"));
+        assert!(FromWorker::unpack(cut).expect_err("cut JSON").to_string().contains("did not read"));
     }
 }

@@ -2,13 +2,13 @@
 //! accuracy per round for the compared methods (live while training), and the target scope and
 //! the client scopes of a layer across rounds.
 
-use super::{CLASS_COLORS, RUN_COLORS, png_button};
-use crate::app::WsaLabApp;
+use super::View;
+use super::{Action, CLASS_COLORS, RUN_COLORS, png_button};
 use egui::{DragValue, Ui};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 use wsa_core::experiment::federated::{Aggregation, ClientSplit, FedResult};
 
-fn settings(app: &mut WsaLabApp, ui: &mut Ui) {
+fn settings(app: &mut View<'_>, ui: &mut Ui) {
     let fed = &mut app.settings.fed;
     ui.label("Data, model and seed come from the Experiment panel.");
     ui.horizontal_wrapped(|ui| {
@@ -44,11 +44,11 @@ fn settings(app: &mut WsaLabApp, ui: &mut Ui) {
     });
     let busy = app.is_busy();
     if ui.add_enabled(!busy, egui::Button::new("Run federated")).clicked() {
-        app.start_federated(ui.ctx());
+        app.act(Action::RunFederated);
     }
 }
 
-pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     settings(app, ui);
     ui.separator();
     let mut saves = Vec::new();
@@ -86,13 +86,13 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     saves.extend(png_button(ui, "fed-clients", r.response.rect));
     let layers = result.layers.len();
     if layers > 0 {
-        app.settings.layer = app.settings.layer.min(layers - 1);
-        egui::ComboBox::from_label("layer").selected_text(&result.layers[app.settings.layer]).show_ui(ui, |ui| {
+        app.settings.fed_layer = app.settings.fed_layer.min(layers - 1);
+        egui::ComboBox::from_label("layer").selected_text(&result.layers[app.settings.fed_layer]).show_ui(ui, |ui| {
             for (i, name) in result.layers.iter().enumerate() {
-                ui.selectable_value(&mut app.settings.layer, i, name);
+                ui.selectable_value(&mut app.settings.fed_layer, i, name);
             }
         });
-        let layer = app.settings.layer;
+        let layer = app.settings.fed_layer;
         ui.label("Scope std of this layer across rounds: the fused target (line) and the clients' (points)");
         let r = ui.scope(|ui| {
             Plot::new("fed_scopes").height(240.0).legend(Legend::default()).x_axis_label("round").show(ui, |plot| {
@@ -118,8 +118,8 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         });
         saves.extend(png_button(ui, "fed-scopes", r.response.rect));
     }
-    for (name, rect) in saves {
-        app.save_plot_png(ui.ctx(), &name, rect);
+    for action in saves {
+        app.act(action);
     }
 }
 

@@ -1,5 +1,8 @@
-//! The views. Each draws from the app's state and may change settings or start a job; none
-//! does heavy work.
+//! The views. Each draws from a [`View`]: the app's state at this frame, read-only, except the
+//! settings (the selections and the experiment being set up) and the views' own editing state.
+//! What a click asks for — run, cancel, export, load a model, save a plot — a view returns as
+//! an [`Action`], which the app carries out after the frame is drawn. Derived data (decision
+//! regions, merged-model histograms, file checks) comes ready from `derived`; no view computes.
 
 pub mod federated;
 pub mod files;
@@ -9,9 +12,11 @@ pub mod scopes;
 pub mod setup;
 pub mod training;
 
-use crate::app::{FrameStats, Notice, WsaLabApp};
+use crate::app::{FrameStats, LiveRun, Notice};
+use crate::derived::Derived;
+use crate::job::Job;
 use crate::palette;
-use crate::state::Tab;
+use crate::state::{Settings, Tab};
 use egui::{Color32, RichText};
 use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::method::Method;
@@ -45,7 +50,92 @@ pub fn method_color(method: Method) -> Color32 {
     color(palette::method(method))
 }
 
-pub fn show(app: &mut WsaLabApp, ui: &mut egui::Ui) {
+/// What a click in a view asks the app to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Train and evaluate the configured experiment.
+    Run,
+    /// Federated learning with the Federated tab's settings.
+    RunFederated,
+    Cancel,
+    /// Save the plot drawn in `rect` as `<export folder>/<name>.png`, as shown.
+    SavePlot {
+        name: String,
+        rect: egui::Rect,
+    },
+    Export(Export),
+    /// Load a model file into slot "A" or "B" of method `method`'s pair.
+    LoadModel {
+        method: usize,
+        slot: &'static str,
+    },
+    /// Dismiss notice number `index`.
+    Dismiss(usize),
+}
+
+/// The files the Files tab saves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Export {
+    Figures,
+    Results,
+    Models,
+    /// The merged model of method `method` at path point `index`.
+    Merged {
+        method: usize,
+        index: usize,
+    },
+}
+
+/// What the views edit that is not a setting: text being typed before it parses.
+#[derive(Default)]
+pub struct ViewState {
+    /// The hidden widths / conv channels as typed, applied when valid.
+    pub widths_text: String,
+}
+
+/// A frame's view of the app (see the module's documentation).
+pub struct View<'a> {
+    pub settings: &'a mut Settings,
+    pub state: &'a mut ViewState,
+    pub live: &'a LiveRun,
+    pub job: Option<&'a Job>,
+    pub models: &'a [wsa_core::experiment::connect::TrainedPair],
+    pub derived: &'a Derived,
+    pub notices: &'a [Notice],
+    pub frames: &'a FrameStats,
+    pub device_label: &'a str,
+    /// What the view asks for; [`View::act`] adds to it.
+    actions: Vec<Action>,
+}
+
+impl<'a> View<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: &'a mut Settings,
+        state: &'a mut ViewState,
+        live: &'a LiveRun,
+        job: Option<&'a Job>,
+        models: &'a [wsa_core::experiment::connect::TrainedPair],
+        derived: &'a Derived,
+        notices: &'a [Notice],
+        frames: &'a FrameStats,
+        device_label: &'a str,
+    ) -> Self {
+        Self { settings, state, live, job, models, derived, notices, frames, device_label, actions: Vec::new() }
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    fn act(&mut self, action: Action) {
+        self.actions.push(action);
+    }
+}
+
+/// Draws every view; returns what the user asked for.
+pub fn show(mut view: View<'_>, ui: &mut egui::Ui) -> Vec<Action> {
+    let app = &mut view;
     egui::Panel::top("top_bar").show(ui, |ui| top_bar(app, ui));
     egui::Panel::left("setup").default_size(300.0).show(ui, |ui| {
         egui::ScrollArea::vertical().show(ui, |ui| setup::show(app, ui));
@@ -66,9 +156,10 @@ pub fn show(app: &mut WsaLabApp, ui: &mut egui::Ui) {
     if app.settings.debug_overlay {
         debug_overlay(app, ui.ctx());
     }
+    view.actions
 }
 
-fn top_bar(app: &mut WsaLabApp, ui: &mut egui::Ui) {
+fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.heading("WSA Lab");
         ui.separator();
@@ -78,13 +169,13 @@ fn top_bar(app: &mut WsaLabApp, ui: &mut egui::Ui) {
             .on_hover_text("Train A and B for the chosen methods, align B to A as each says, then evaluate every path")
             .clicked()
         {
-            app.start_run(ui.ctx());
+            app.act(Action::Run);
         }
-        if let Some(job) = &app.job {
+        if let Some(job) = app.job {
             let cancel = ui.button("Cancel");
             publish_target("cancel", &cancel);
             if cancel.clicked() {
-                job.cancel();
+                app.act(Action::Cancel);
             }
             let fraction = app.live.fraction();
             ui.add(egui::ProgressBar::new(fraction).desired_width(180.0).show_percentage());
@@ -98,7 +189,7 @@ fn top_bar(app: &mut WsaLabApp, ui: &mut egui::Ui) {
             }
         });
         if !app.device_label.is_empty() {
-            ui.label(RichText::new(&app.device_label).weak());
+            ui.label(RichText::new(app.device_label).weak());
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             ui.checkbox(&mut app.settings.debug_overlay, "debug overlay");
@@ -114,7 +205,7 @@ fn device_label(choice: DeviceChoice) -> &'static str {
     }
 }
 
-fn tabs(app: &mut WsaLabApp, ui: &mut egui::Ui) {
+fn tabs(app: &mut View<'_>, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         for (tab, label) in [
             (Tab::Path, "Interpolation path"),
@@ -132,16 +223,13 @@ fn tabs(app: &mut WsaLabApp, ui: &mut egui::Ui) {
     });
 }
 
-/// Publishes where a control is on screen for the browser test (see `web::publish_target`): a
-/// page drawn on a canvas has no DOM element to click. Natively nothing.
+/// Publishes where a control is on screen for the browser test (`platform::publish_target`): a
+/// page drawn on a canvas has no DOM element to click.
 pub(crate) fn publish_target(name: &str, response: &egui::Response) {
-    #[cfg(target_arch = "wasm32")]
-    crate::web::publish_target(name, response.rect.center());
-    #[cfg(not(target_arch = "wasm32"))]
-    let _ = (name, response);
+    crate::platform::publish_target(name, response.rect.center());
 }
 
-fn notices(app: &mut WsaLabApp, ui: &mut egui::Ui) {
+fn notices(app: &mut View<'_>, ui: &mut egui::Ui) {
     let mut dismissed = None;
     for (i, Notice { text, is_error }) in app.notices.iter().enumerate() {
         ui.horizontal(|ui| {
@@ -153,11 +241,11 @@ fn notices(app: &mut WsaLabApp, ui: &mut egui::Ui) {
         });
     }
     if let Some(i) = dismissed {
-        app.notices.remove(i);
+        app.act(Action::Dismiss(i));
     }
 }
 
-fn debug_overlay(app: &WsaLabApp, ctx: &egui::Context) {
+fn debug_overlay(app: &View<'_>, ctx: &egui::Context) {
     egui::Area::new(egui::Id::unique("debug_overlay")).anchor(egui::Align2::RIGHT_BOTTOM, [-8.0, -8.0]).show(
         ctx,
         |ui| {
@@ -183,10 +271,10 @@ pub fn swatch(ui: &mut egui::Ui, color: Color32, text: &str) -> egui::Response {
 }
 
 /// A "Save PNG" button under a plot just drawn (whose screen rectangle is `rect`); returns the
-/// request, to be passed to [`WsaLabApp::save_plot_png`] once the view no longer borrows the app.
-pub fn png_button(ui: &mut egui::Ui, name: &str, rect: egui::Rect) -> Option<(String, egui::Rect)> {
+/// request, to be handed to [`View::act`] once the plot no longer borrows the view.
+pub fn png_button(ui: &mut egui::Ui, name: &str, rect: egui::Rect) -> Option<Action> {
     ui.small_button("Save PNG")
         .on_hover_text("Save this plot, as shown, into the export folder (Files tab)")
         .clicked()
-        .then(|| (name.to_string(), rect))
+        .then(|| Action::SavePlot { name: name.to_string(), rect })
 }

@@ -1,14 +1,14 @@
 //! Loss and accuracy along θ(α) = (1 − α) θ_A + α θ_B for every method, with the barriers.
 //! Clicking a point (or moving the slider) selects that merged model for every other view.
 
+use super::View;
 use super::{method_color, png_button, swatch};
-use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 use wsa_core::experiment::connect::ConnectResult;
 use wsa_core::merge::PathPoint;
 
-pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let Some(result) = &app.settings.last_result else {
         ui.label("No results yet: choose a preset and press Run.");
         return;
@@ -61,8 +61,9 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
             });
         }
     });
-    if let Some((name, rect)) = save {
-        app.save_plot_png(ui.ctx(), &name, rect);
+    // The plot's save request; pushed as a field (the result above still borrows the settings).
+    if let Some(action) = save {
+        app.actions.push(action);
     }
     if let Some(x) = clicked {
         app.settings.alpha_index = nearest_index(&result.methods[0].path, x);

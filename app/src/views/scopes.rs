@@ -2,20 +2,13 @@
 //! align) and the selected merged model with the target Gaussian drawn over them, a table of
 //! mean, std and Gaussian fit, what the alignment did, and the scope trajectories over training.
 
+use super::View;
 use super::{A_COLOR, B_COLOR, B_UNALIGNED_COLOR, MERGED_COLOR, TARGET_COLOR, png_button};
-use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
 use wsa_core::experiment::connect::{AlignmentReport, EpochRecord, LayerComparison};
 use wsa_core::experiment::method::Alignment;
-use wsa_core::scope::{self, LayerReport, Scope};
-
-/// The merged model's layer at the selected α, computed once per selection.
-#[derive(Default)]
-pub struct Cache {
-    key: Option<(usize, usize, usize, usize)>,
-    merged: Option<(LayerReport, Vec<u64>, f64, f64)>,
-}
+use wsa_core::scope::{LayerReport, Scope};
 
 fn density(counts: &[u64], low: f64, high: f64) -> Vec<[f64; 2]> {
     let total = counts.iter().sum::<u64>().max(1) as f64;
@@ -34,41 +27,17 @@ fn gaussian(target: Scope, low: f64, high: f64) -> Vec<[f64; 2]> {
 }
 
 /// The selected merged model's layer: from the trained models when they are in memory (any
-/// α), otherwise the stored midpoint (α = 0.5).
-fn merged_layer(
-    app: &mut WsaLabApp,
-    method: usize,
-    layer: &LayerComparison,
-    alpha: f64,
-) -> (LayerReport, Vec<u64>, f64, f64, bool) {
-    let key = (method, app.settings.layer, app.settings.alpha_index, app.models.len());
-    if app.scopes_cache.key != Some(key) {
-        app.scopes_cache.key = Some(key);
-        app.scopes_cache.merged = app.models.get(method).and_then(|pair| {
-            let (a, b) = (pair.a.get(&layer.path)?, pair.b.get(&layer.path)?);
-            let values = wsa_core::model::lerp_values(a, b, alpha);
-            let (low, high) = values.iter().fold((layer.histogram.low, layer.histogram.high), |(lo, hi), &v| {
-                (lo.min(f64::from(v)), hi.max(f64::from(v)))
-            });
-            let counts = scope::histogram(&values, low, high, layer.histogram.a.len());
-            let report = LayerReport {
-                path: layer.path.clone(),
-                count: values.len(),
-                scope: scope::scope_of(&values),
-                fit: scope::gaussian_fit(&values),
-            };
-            Some((report, counts, low, high))
-        });
-    }
-    match &app.scopes_cache.merged {
-        Some((report, counts, low, high)) => (report.clone(), counts.clone(), *low, *high, true),
+/// α, computed by `derived`), otherwise the stored midpoint (α = 0.5).
+fn merged_layer(app: &View<'_>, method: usize, layer: &LayerComparison) -> (LayerReport, Vec<u64>, f64, f64, bool) {
+    match app.derived.merged_layer(method, app.settings.alpha_index, app.settings.layer) {
+        Some(m) => (m.report.clone(), m.counts.clone(), m.low, m.high, true),
         None => {
             (layer.merged.clone(), layer.histogram.merged.clone(), layer.histogram.low, layer.histogram.high, false)
         }
     }
 }
 
-pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let Some(result) = app.settings.last_result.clone() else {
         ui.label("No results yet: press Run.");
         return;
@@ -94,7 +63,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     let Some(layer) = method.layers.get(app.settings.layer) else { return };
     let path = &method.path;
     let alpha = path.get(app.settings.alpha_index).map_or(0.5, |p| p.alpha);
-    let (merged, merged_counts, low, high, exact) = merged_layer(app, app.settings.method, layer, alpha);
+    let (merged, merged_counts, low, high, exact) = merged_layer(app, app.settings.method, layer);
     let merged_label =
         if exact { format!("merged, α = {alpha:.2}") } else { "merged, α = 0.5 (rerun for other α)".to_string() };
 
@@ -142,8 +111,8 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     scope_table(ui, layer, &merged, &merged_label);
     let name = format!("trajectory-{}-{}", method.name, layer.path);
     let save_trajectory = trajectories(ui, result.curves(method.name.training), app.settings.layer, &name);
-    for (name, rect) in save_histogram.into_iter().chain(save_trajectory) {
-        app.save_plot_png(ui.ctx(), &name, rect);
+    for action in save_histogram.into_iter().chain(save_trajectory) {
+        app.act(action);
     }
 }
 
@@ -197,7 +166,7 @@ fn alignment_summary(ui: &mut Ui, report: &AlignmentReport, path: &str) {
 }
 
 /// Draws the trajectories of one trained pair; returns a "Save PNG" request for them.
-fn trajectories(ui: &mut Ui, curves: &[EpochRecord], layer: usize, name: &str) -> Option<(String, egui::Rect)> {
+fn trajectories(ui: &mut Ui, curves: &[EpochRecord], layer: usize, name: &str) -> Option<super::Action> {
     if curves.is_empty() {
         return None;
     }

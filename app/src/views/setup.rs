@@ -2,7 +2,7 @@
 //! compare, the WSA and weight-matching switches, training and the seed. Edits change
 //! `settings.config`, the same struct the CLI runs.
 
-use crate::app::WsaLabApp;
+use super::View;
 use crate::state::Preset;
 use egui::{DragValue, Ui};
 use wsa_core::data::{DatasetSpec, SyntheticKind};
@@ -13,21 +13,13 @@ use wsa_core::scope::FusionRule;
 use wsa_core::train::OptimizerKind;
 use wsa_core::wsa::{KlDirection, LayerReduction, TargetSource};
 
-pub fn widths_text(model: &ModelConfig) -> String {
-    let widths = match model {
-        ModelConfig::Mlp { hidden, .. } => hidden,
-        ModelConfig::Cnn { channels, .. } => channels,
-    };
-    widths.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-}
-
 fn parse_widths(text: &str) -> Option<Vec<usize>> {
     let widths: Option<Vec<usize>> =
         text.split(',').map(|w| w.trim().parse().ok().filter(|&v| v > 0 && v <= 4096)).collect();
     widths.filter(|w| !w.is_empty())
 }
 
-pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let enabled = !app.is_busy();
     ui.add_enabled_ui(enabled, |ui| {
         ui.heading("Experiment");
@@ -35,7 +27,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
         for preset in Preset::ALL {
             if ui.button(preset.label()).clicked() {
                 app.settings.config = preset.config();
-                app.widths_text = widths_text(&app.settings.config.model);
+                app.state.widths_text = crate::state::widths_text(&app.settings.config.model);
             }
         }
         ui.separator();
@@ -53,7 +45,8 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     });
 }
 
-fn data(app: &mut WsaLabApp, ui: &mut Ui) {
+fn data(app: &mut View<'_>, ui: &mut Ui) {
+    let missing = app.derived.missing_data().cloned();
     let config = &mut app.settings.config;
     ui.strong("Data");
     let current = config.data.dataset.label();
@@ -62,7 +55,7 @@ fn data(app: &mut WsaLabApp, ui: &mut Ui) {
             let Ok(spec) = DatasetSpec::from_name(name) else { continue };
             // A web page has no file system: there the embedded subsets stand in for the
             // fetched sets.
-            if cfg!(target_arch = "wasm32") && spec.is_fetched() {
+            if !crate::platform::READS_FETCHED_DATA && spec.is_fetched() {
                 continue;
             }
             if ui.selectable_label(current == name, name).clicked() {
@@ -80,8 +73,7 @@ fn data(app: &mut WsaLabApp, ui: &mut Ui) {
         });
     }
     if config.data.dataset.is_fetched() {
-        let set_dir = wsa_core::data::dataset_dir(&config.data.data_dir, &config.data.dataset.label());
-        if !set_dir.join("train-images-idx3-ubyte.gz").is_file() && !set_dir.join("train-images-idx3-ubyte").is_file() {
+        if let Some(set_dir) = missing {
             ui.colored_label(
                 egui::Color32::from_rgb(200, 120, 40),
                 format!("Not found in {}: run scripts/fetch-data.sh first.", set_dir.display()),
@@ -106,14 +98,14 @@ fn data(app: &mut WsaLabApp, ui: &mut Ui) {
     }
 }
 
-fn model(app: &mut WsaLabApp, ui: &mut Ui) {
+fn model(app: &mut View<'_>, ui: &mut Ui) {
     ui.strong("Model");
     let config = &mut app.settings.config;
     let is_cnn = matches!(config.model, ModelConfig::Cnn { .. });
     ui.horizontal(|ui| {
         if ui.selectable_label(!is_cnn, "MLP").clicked() && is_cnn {
             config.model = ModelConfig::default();
-            app.widths_text = widths_text(&config.model);
+            app.state.widths_text = crate::state::widths_text(&config.model);
         }
         if ui.selectable_label(is_cnn, "CNN").clicked() && !is_cnn {
             config.model = ModelConfig::Cnn {
@@ -122,14 +114,14 @@ fn model(app: &mut WsaLabApp, ui: &mut Ui) {
                 activation: Activation::Relu,
                 norm: Norm::None,
             };
-            app.widths_text = widths_text(&config.model);
+            app.state.widths_text = crate::state::widths_text(&config.model);
         }
     });
     let label = if is_cnn { "conv channels" } else { "hidden widths" };
     ui.horizontal(|ui| {
         let name = ui.label(label);
-        if ui.text_edit_singleline(&mut app.widths_text).labelled_by(name.id).changed()
-            && let Some(widths) = parse_widths(&app.widths_text)
+        if ui.text_edit_singleline(&mut app.state.widths_text).labelled_by(name.id).changed()
+            && let Some(widths) = parse_widths(&app.state.widths_text)
         {
             match &mut config.model {
                 ModelConfig::Mlp { hidden, .. } => *hidden = widths,
@@ -163,7 +155,7 @@ fn norm_label(norm: Norm) -> String {
     }
 }
 
-fn pair(app: &mut WsaLabApp, ui: &mut Ui) {
+fn pair(app: &mut View<'_>, ui: &mut Ui) {
     ui.strong("A and B differ in");
     let pair = &mut app.settings.config.pair;
     let current = pair.kind_label();
@@ -219,7 +211,7 @@ fn pair(app: &mut WsaLabApp, ui: &mut Ui) {
 }
 
 /// The methods to compare: how the pair is trained (rows) by how B is aligned to A (columns).
-fn methods(app: &mut WsaLabApp, ui: &mut Ui) {
+fn methods(app: &mut View<'_>, ui: &mut Ui) {
     ui.strong("Methods to compare");
     let config = &mut app.settings.config;
     egui::Grid::new("methods").show(ui, |ui| {
@@ -263,7 +255,7 @@ fn set_method(methods: &mut Vec<Method>, method: Method, on: bool) {
     }
 }
 
-fn wsa(app: &mut WsaLabApp, ui: &mut Ui) {
+fn wsa(app: &mut View<'_>, ui: &mut Ui) {
     let w = &mut app.settings.config.wsa;
     ui.strong("Weight Scope Alignment");
     ui.add(DragValue::new(&mut w.lambda).speed(0.05).range(0.0..=100.0).prefix("λ "));
@@ -312,7 +304,7 @@ fn wsa(app: &mut WsaLabApp, ui: &mut Ui) {
     ui.checkbox(&mut w.layers.exclude_classifier, "leave out the classifier");
 }
 
-fn training(app: &mut WsaLabApp, ui: &mut Ui) {
+fn training(app: &mut View<'_>, ui: &mut Ui) {
     let config = &mut app.settings.config;
     let t = &mut config.train;
     ui.strong("Training");

@@ -1,14 +1,14 @@
 //! Live training curves (train loss and test accuracy per epoch for A and B of every trained
 //! pair, plain and WSA), from the running job or, when idle, from the last result.
 
+use super::View;
 use super::{A_COLOR, B_COLOR, png_button};
-use crate::app::WsaLabApp;
 use egui::Ui;
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
 use wsa_core::experiment::connect::EpochRecord;
 use wsa_core::experiment::method::Training;
 
-pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
+pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let records: Vec<(Training, EpochRecord)> = if app.is_busy() {
         app.live.epochs.clone()
     } else if let Some(result) = &app.settings.last_result {
@@ -69,7 +69,7 @@ pub fn show(app: &mut WsaLabApp, ui: &mut Ui) {
     ui.label(
         "Dashed: the plain pair (λ = 0); solid: the WSA pair. Methods that only align B share their pair's training.",
     );
-    if let Some((name, rect)) = save {
-        app.save_plot_png(ui.ctx(), &name, rect);
+    if let Some(action) = save {
+        app.act(action);
     }
 }

@@ -54,33 +54,14 @@ pub async fn device(
     chosen
 }
 
-/// The version of the experiment links (`#v1=<config JSON, URI-encoded>`). A link of another
-/// version, or one that does not parse, opens the defaults with a notice.
-const LINK_PREFIX: &str = "#v1=";
-
 fn window() -> Option<web_sys::Window> {
     web_sys::window()
 }
 
-/// The experiment a shared link carries: `Ok(None)` without one, `Err` with the notice to show.
+/// The experiment the page's link carries (`link::read`): `Ok(None)` without one, `Err` with
+/// the notice to show.
 pub fn config_from_link() -> Result<Option<wsa_core::experiment::connect::ConnectConfig>, String> {
-    let hash = window().and_then(|w| w.location().hash().ok()).unwrap_or_default();
-    if hash.is_empty() || hash == "#" {
-        return Ok(None);
-    }
-    let Some(encoded) = hash.strip_prefix(LINK_PREFIX) else {
-        return Err(format!(
-            "This link's experiment is in a format this version does not read ({}…); opened the defaults instead.",
-            hash.chars().take(12).collect::<String>()
-        ));
-    };
-    let json = js_sys::decode_uri_component(encoded)
-        .ok()
-        .and_then(|s| s.as_string())
-        .ok_or_else(|| "This link's experiment is damaged (bad encoding); opened the defaults instead.".to_string())?;
-    wsa_core::experiment::connect::ConnectConfig::from_json(&json)
-        .map(Some)
-        .map_err(|e| format!("This link's experiment could not be read ({e}); opened the defaults instead."))
+    crate::link::read(&window().and_then(|w| w.location().hash().ok()).unwrap_or_default())
 }
 
 thread_local! {
@@ -90,8 +71,7 @@ thread_local! {
 /// Keeps the address bar's link equal to the experiment on screen (without a new history entry),
 /// so that copying it reproduces the setup, seed included.
 pub fn keep_link_current(config: &wsa_core::experiment::connect::ConnectConfig) {
-    let Ok(json) = serde_json::to_string(config) else { return };
-    let hash = format!("{LINK_PREFIX}{}", String::from(js_sys::encode_uri_component(&json)));
+    let Some(hash) = crate::link::fragment(config) else { return };
     if LINKED.with(|l| *l.borrow() == hash) {
         return;
     }
@@ -180,8 +160,8 @@ pub fn device_requested() -> Option<wsa_core::device::DeviceChoice> {
 }
 
 /// Hands `bytes` to the browser as a download called `name` (a page cannot write files).
-pub fn download(name: &str, bytes: &[u8]) -> Result<(), String> {
-    let failed = |what: &str| format!("the browser refused the download of {name} ({what})");
+pub fn download(name: &str, bytes: &[u8]) -> crate::AppResult<()> {
+    let failed = |what: &str| crate::AppError::browser(&format!("start the download of {name}"), format!("no {what}"));
     let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
     let blob = web_sys::Blob::new_with_u8_array_sequence(&parts).map_err(|_| failed("blob"))?;
     let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| failed("object URL"))?;
@@ -217,7 +197,8 @@ fn click_download_link(href: &str, name: &str) -> Option<()> {
 pub fn download_archive(name: &str, files: Vec<(String, crate::export::Content)>) {
     let name = name.to_string();
     wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = archive(files).await.and_then(|zip| download(&name, &zip)) {
+        let saved = archive(files).await.map_err(|e| crate::AppError::browser("build the archive", e));
+        if let Err(e) = saved.and_then(|zip| download(&name, &zip)) {
             web_sys::console::error_1(&format!("WSA Lab: {name} was not saved: {e}").into());
         }
     });
@@ -231,7 +212,7 @@ async fn archive(files: Vec<(String, crate::export::Content)>) -> Result<Vec<u8>
     for (name, content) in files {
         let bytes = match content {
             crate::export::Content::Bytes(bytes) => bytes,
-            crate::export::Content::Figure(figure) => svg_to_png(&figure.svg, figure.size).await?,
+            crate::export::Content::Figure(figure) => svg_to_png(&figure.image.0, figure.image.1).await?,
         };
         zip.start_file(name.as_str(), options).map_err(|e| format!("archiving {name}: {e}"))?;
         zip.write_all(&bytes).map_err(|e| format!("archiving {name}: {e}"))?;
@@ -292,31 +273,4 @@ pub async fn pick_file(accept: &str) -> Option<(String, Vec<u8>)> {
     let file = input.files()?.get(0)?;
     let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.ok()?;
     Some((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()))
-}
-
-/// A model file the user picked for slot A or B of a method's pair, waiting for the next frame.
-pub struct PickedModel {
-    /// Index into the result's methods.
-    pub method: usize,
-    pub slot: &'static str,
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
-
-/// Opens the file picker for a model for `slot` of method `method`'s pair; the file lands in `inbox`
-/// (the app loads it on its next frame, which this wakes).
-pub fn pick_model(
-    inbox: std::sync::Arc<std::sync::Mutex<Option<PickedModel>>>,
-    method: usize,
-    slot: &'static str,
-    ctx: egui::Context,
-) {
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Some((name, bytes)) = pick_file(".safetensors").await {
-            if let Ok(mut waiting) = inbox.lock() {
-                *waiting = Some(PickedModel { method, slot, name, bytes });
-            }
-            ctx.request_repaint();
-        }
-    });
 }

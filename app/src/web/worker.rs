@@ -7,6 +7,7 @@
 //! running job's channel; the worker side ([`receive`]) runs them with `job::run`. Messages are
 //! `job::wire` packs: a JSON string and one `Float32Array` per model, moved rather than copied.
 
+use crate::error::{AppError, AppResult};
 use crate::job::wire::{FromWorker, Packed, ToWorker};
 use crate::job::{self, DeviceTarget, JobMessage, JobObserver, JobRequest, Wake};
 use js_sys::{Array, Float32Array, Reflect};
@@ -44,7 +45,11 @@ fn to_js(packed: Packed) -> (JsValue, Array) {
     (object.into(), transfer)
 }
 
-fn from_js(value: &JsValue) -> Result<Packed, String> {
+fn from_js(value: &JsValue) -> AppResult<Packed> {
+    from_js_parts(value).map_err(|e| AppError::Worker(e.to_string()))
+}
+
+fn from_js_parts(value: &JsValue) -> Result<Packed, &'static str> {
     let json = Reflect::get(value, &key("json"))
         .ok()
         .and_then(|json| json.as_string())
@@ -117,14 +122,17 @@ thread_local! {
 }
 
 impl PageWorker {
-    fn start() -> Result<Self, String> {
-        let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
-        let base = document.base_uri().ok().flatten().ok_or("the page has no address")?;
-        let url = web_sys::Url::new_with_base(SCRIPT, &base).map_err(|_| format!("a bad address for {SCRIPT}"))?.href();
+    fn start() -> AppResult<Self> {
+        let failed = |reason: String| AppError::Worker(reason);
+        let document = web_sys::window().and_then(|w| w.document()).ok_or_else(|| failed("no document".into()))?;
+        let base = document.base_uri().ok().flatten().ok_or_else(|| failed("the page has no address".into()))?;
+        let url = web_sys::Url::new_with_base(SCRIPT, &base)
+            .map_err(|_| failed(format!("a bad address for {SCRIPT}")))?
+            .href();
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
         let worker = web_sys::Worker::new_with_options(&url, &options)
-            .map_err(|e| format!("the browser would not start the page's worker {url}: {e:?}"))?;
+            .map_err(|e| failed(format!("the browser would not start {url}: {e:?}")))?;
         let route: CurrentRoute = Rc::default();
         let broken = Rc::new(Cell::new(false));
         let messages = Rc::clone(&route);
@@ -133,8 +141,8 @@ impl PageWorker {
             let data = event.data();
             if let Some(failed) = Reflect::get(&data, &key("failed")).ok().and_then(|f| f.as_string()) {
                 failing.set(true);
-                let text = format!("the page's worker failed ({failed}); the next run starts a new one");
-                return finish_route(&messages, JobMessage::Finished(Err(text)));
+                let text = format!("{failed} (the next run starts a new worker)");
+                return finish_route(&messages, JobMessage::Finished(Err(AppError::Worker(text))));
             }
             match from_js(&data).and_then(FromWorker::unpack) {
                 Ok(FromWorker { job, message }) => deliver_to_job(&messages, job, message),
@@ -146,8 +154,7 @@ impl PageWorker {
         let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
             event.prevent_default();
             dead.set(true);
-            let text = format!("the computation failed in the page's worker: {}", event.message());
-            finish_route(&errors, JobMessage::Finished(Err(text)));
+            finish_route(&errors, JobMessage::Finished(Err(AppError::Crashed(event.message()))));
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -156,15 +163,15 @@ impl PageWorker {
         let hello = js_sys::Object::new();
         let _ = Reflect::set(&hello, &key("module"), &wasm_bindgen::module());
         let _ = Reflect::set(&hello, &key("base"), &JsValue::from_str(&base));
-        worker.post_message(&hello).map_err(|e| format!("could not reach the page's worker: {e:?}"))?;
+        worker.post_message(&hello).map_err(|e| failed(format!("could not reach it: {e:?}")))?;
         Ok(Self { worker, route, broken, _on_message: on_message, _on_error: on_error })
     }
 
-    fn post(&self, message: &ToWorker) -> Result<(), String> {
+    fn post(&self, message: &ToWorker) -> AppResult<()> {
         let (value, transfer) = to_js(message.pack()?);
         self.worker
             .post_message_with_transfer(&value, &transfer)
-            .map_err(|e| format!("could not reach the page's worker: {e:?}"))
+            .map_err(|e| AppError::Worker(format!("could not reach it: {e:?}")))
     }
 }
 
@@ -177,14 +184,14 @@ pub fn prepare() {
 }
 
 /// The page's worker in `slot`, started if there is none or its instance died.
-fn ready_worker(slot: &mut Option<PageWorker>) -> Result<&PageWorker, String> {
+fn ready_worker(slot: &mut Option<PageWorker>) -> AppResult<&PageWorker> {
     if let Some(dead) = slot.take_if(|w| w.broken.get()) {
         dead.worker.terminate();
     }
     if slot.is_none() {
         *slot = Some(PageWorker::start()?);
     }
-    slot.as_ref().ok_or_else(|| "no worker".to_string())
+    slot.as_ref().ok_or_else(|| AppError::Worker("none was started".into()))
 }
 
 /// Posts `request` to the page's worker (started on first use, and again after its instance
@@ -216,7 +223,7 @@ pub fn cancel(job: u64) {
         let slot = slot.borrow();
         let Some(worker) = slot.as_ref() else { return };
         let _ = worker.post(&ToWorker::Cancel { job });
-        deliver_to_job(&worker.route, job, JobMessage::Finished(Err("cancelled".into())));
+        deliver_to_job(&worker.route, job, JobMessage::Finished(Err(wsa_core::WsaError::Cancelled.into())));
     });
 }
 
@@ -276,7 +283,7 @@ fn post_to_page(job: u64, message: JobMessage) -> bool {
 
 /// Downloads the image subset `data` reads, if it is one and this worker has not yet got it
 /// (the page keeps them out of its module: most visitors never use them), reporting progress.
-async fn download_data(data: &DataConfig, observer: &mut JobObserver) -> Result<(), String> {
+async fn download_data(data: &DataConfig, observer: &mut JobObserver) -> AppResult<()> {
     let Some(set) = data.dataset.small_set() else { return Ok(()) };
     if set.is_available() {
         return Ok(());
@@ -288,17 +295,20 @@ async fn download_data(data: &DataConfig, observer: &mut JobObserver) -> Result<
         let url = web_sys::Url::new_with_base(&path, &base).map(|u| u.href()).unwrap_or(path.clone());
         let what = format!("downloading {} ({name})", data.dataset.label());
         let bytes = download(&url, &what, observer).await.map_err(|e| {
-            format!(
-                "could not download {url} ({e}): the page reads {} from its folder {} on first use; check the connection (or that the page is served with that folder) and run again",
-                data.dataset.label(),
-                set.dir()
+            AppError::browser(
+                &format!("download {url}"),
+                format!(
+                    "{e}; the page reads {} from its folder {} on first use: check the connection (or that the page is served with that folder) and run again",
+                    data.dataset.label(),
+                    set.dir()
+                ),
             )
         })?;
         files.push(bytes);
     }
     let labels = files.pop().unwrap_or_default();
     let images = files.pop().unwrap_or_default();
-    wsa_core::data::provide_small(set, images, labels).map_err(|e| e.to_string())
+    Ok(wsa_core::data::provide_small(set, images, labels)?)
 }
 
 /// The bytes at `url`, with a progress line (`what: x of y MB`) as they arrive.

@@ -56,8 +56,9 @@ fn read_idx(dir: &Path, stem: &str, set: &str) -> Result<IdxArray> {
     parse_maybe_gzipped(&raw, path)
 }
 
-/// Parses IDX bytes, gunzipping them first when they start with the gzip magic.
-pub(super) fn parse_maybe_gzipped(raw: &[u8], origin: &Path) -> Result<IdxArray> {
+/// Parses IDX bytes (the file `origin`), gunzipping them first when they start with the gzip
+/// magic; errors name the file.
+pub fn parse_maybe_gzipped(raw: &[u8], origin: &Path) -> Result<IdxArray> {
     let bad = |reason: String| WsaError::CorruptDataset { path: origin.to_path_buf(), reason };
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();

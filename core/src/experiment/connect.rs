@@ -4,7 +4,7 @@
 //! linear path evaluated: barriers, per-layer scopes, histograms and the scope distance.
 
 use super::method::{self, Alignment, Method, Training};
-use super::versioned::{self, CONNECT_VERSION};
+use super::versioned::{self, CONNECT_VERSION, Versioned};
 use super::{Event, Observer};
 use crate::align::{self, ParamDistance, PermutationReport, PermutationSpec, WeightMatchingConfig};
 use crate::data::{self, DataConfig, DataSplit, Dataset};
@@ -169,13 +169,18 @@ impl Default for ConnectConfig {
     }
 }
 
-impl ConnectConfig {
-    /// Reads a config file or link; configs of older versions are migrated (version 1 ran the
-    /// plain and the WSA pair).
-    pub fn from_json(text: &str) -> Result<Self> {
-        versioned::read(text, "connect config", CONNECT_VERSION, versioned::migrate_connect_config)
-    }
+/// Config files and links; configs of older versions are migrated (version 1 ran the plain and
+/// the WSA pair).
+impl Versioned for ConnectConfig {
+    const KIND: &'static str = "connect config";
+    const VERSION: u32 = CONNECT_VERSION;
 
+    fn migrate(value: &mut serde_json::Value, from: u32) -> Result<()> {
+        versioned::migrate_connect_config(value, from)
+    }
+}
+
+impl ConnectConfig {
     /// Work per training step of the smaller of A's and B's batches, for `device::select_for`.
     pub fn flops_per_step(&self) -> Option<f64> {
         let (a, b) = self.train_configs();
@@ -351,12 +356,17 @@ pub struct ConnectResult {
     pub warnings: Vec<String>,
 }
 
-impl ConnectResult {
-    /// Reads a summary.json; results of older versions are migrated.
-    pub fn from_json(text: &str) -> Result<Self> {
-        versioned::read(text, "connect result", CONNECT_VERSION, versioned::migrate_connect_result)
-    }
+/// summary.json; results of older versions are migrated.
+impl Versioned for ConnectResult {
+    const KIND: &'static str = "connect result";
+    const VERSION: u32 = CONNECT_VERSION;
 
+    fn migrate(value: &mut serde_json::Value, from: u32) -> Result<()> {
+        versioned::migrate_connect_result(value, from)
+    }
+}
+
+impl ConnectResult {
     /// The training curves of the pair `training` (empty when it was not trained).
     pub fn curves(&self, training: Training) -> &[EpochRecord] {
         self.pairs.iter().find(|p| p.training == training).map_or(&[], |p| p.curves.as_slice())
@@ -736,10 +746,14 @@ pub async fn run(
         PairDifference::Seed { .. } => (config.seed.wrapping_mul(2), config.seed.wrapping_mul(2).wrapping_add(1)),
         _ => (config.seed, config.seed),
     };
+    let mut warnings = Vec::new();
     let reference = match &config.wsa.target {
         TargetSource::Reference { model: Some(path) } => {
-            let model = io::load_model_for(path, &layout)?;
-            Some(layers.iter().map(|&i| scope::scope_of(&model.values[i])).collect::<Vec<_>>())
+            let loaded = io::load_model_for(path, &layout)?;
+            if let Some(notice) = loaded.report.notice() {
+                warnings.push(format!("reference model {}: {notice}", path.display()));
+            }
+            Some(layers.iter().map(|&i| scope::scope_of(&loaded.params.values[i])).collect::<Vec<_>>())
         }
         _ => None,
     };
@@ -785,6 +799,7 @@ pub async fn run(
     // Only the pairs some method uses are reported (a plain pair trained as WSA's reference
     // stays in the WSA pair's curves).
     pairs.retain(|p| config.methods.iter().any(|m| m.training == p.training));
+    warnings.extend(chance_warnings(&methods, split.train.num_classes));
     let result = ConnectResult {
         version: CONNECT_VERSION,
         config: config.clone(),
@@ -795,7 +810,7 @@ pub async fn run(
         device: device.description.clone(),
         difference: config.pair.describe(),
         pairs,
-        warnings: chance_warnings(&methods, split.train.num_classes),
+        warnings,
         methods,
     };
     Ok(ConnectOutcome { result, models })

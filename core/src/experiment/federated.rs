@@ -5,7 +5,7 @@
 //! State per client is only its data (uploaded once). Optimiser state is not kept between
 //! rounds: each round a client starts a fresh optimiser from the global weights.
 
-use super::versioned::{self, FED_VERSION};
+use super::versioned::{FED_VERSION, Versioned};
 use super::{Event, Observer};
 use crate::data::{self, DataConfig, Dataset};
 use crate::device::ComputeDevice;
@@ -110,12 +110,19 @@ impl Default for FedConfig {
     }
 }
 
-impl FedConfig {
-    /// Reads a federated config file; a file from a newer build is refused with a message.
-    pub fn from_json(text: &str) -> Result<Self> {
-        versioned::read(text, "federated config", FED_VERSION, versioned::no_migration)
-    }
+/// Federated config files; one from a newer build is refused with a message.
+impl Versioned for FedConfig {
+    const KIND: &'static str = "federated config";
+    const VERSION: u32 = FED_VERSION;
+}
 
+/// summary.json of a federated run.
+impl Versioned for FedResult {
+    const KIND: &'static str = "federated result";
+    const VERSION: u32 = FED_VERSION;
+}
+
+impl FedConfig {
     pub fn validate(&self) -> Result<()> {
         if self.clients == 0 || self.clients > 10_000 {
             return Err(WsaError::invalid("clients", self.clients, "must be between 1 and 10000"));

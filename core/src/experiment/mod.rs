@@ -7,6 +7,7 @@ pub mod method;
 pub mod versioned;
 mod warm_up;
 
+pub use versioned::Versioned;
 pub use warm_up::warm_up;
 
 use crate::data::DatasetSpec;

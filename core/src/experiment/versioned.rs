@@ -1,10 +1,35 @@
 //! Reading versioned JSON: configs and results carry a `version`; files from older builds are
 //! migrated step by step to the current one before serde reads them, and files from newer
-//! builds are refused with a message. Every config and result type reads through [`read`].
+//! builds are refused with a message. Every config and result type reads through [`Versioned`].
 
 use crate::error::{Result, WsaError};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use std::path::Path;
+
+/// A versioned JSON document of this lab (a config or a result): every one reads through
+/// [`Versioned::from_json`] (older versions migrated, newer ones refused, a bad field named)
+/// or [`Versioned::read_file`] (the same, with the file named in the error).
+pub trait Versioned: DeserializeOwned {
+    /// What messages call it, e.g. "connect config".
+    const KIND: &'static str;
+    /// The version this build writes.
+    const VERSION: u32;
+
+    /// Brings a document of version `from` up to [`Self::VERSION`].
+    fn migrate(_value: &mut Value, _from: u32) -> Result<()> {
+        Ok(())
+    }
+
+    fn from_json(text: &str) -> Result<Self> {
+        read(text, Self::KIND, Self::VERSION, Self::migrate)
+    }
+
+    fn read_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| WsaError::io(path, e))?;
+        Self::from_json(&text).map_err(|e| WsaError::InFile { path: path.to_path_buf(), source: Box::new(e) })
+    }
+}
 
 /// The version of connect configs and results this build writes. 2 added the list of methods
 /// (1 always ran plain and WSA) and the per-pair training curves.
@@ -16,7 +41,7 @@ pub const FED_VERSION: u32 = 1;
 /// Parses `text` as a `what` (e.g. "connect config") of `current` version: an older version is
 /// first brought up to date by `migrate(value, from_version)`; a missing version counts as
 /// current. Errors name the offending field.
-pub fn read<T: DeserializeOwned>(
+fn read<T: DeserializeOwned>(
     text: &str,
     what: &str,
     current: u32,
@@ -45,11 +70,6 @@ pub fn read<T: DeserializeOwned>(
     serde_path_to_error::deserialize(value).map_err(|e| {
         WsaError::invalid(&format!("{what} field `{}`", e.path()), "in the file", &format!("{}", e.inner()))
     })
-}
-
-/// Nothing to migrate (a type still at version 1).
-pub fn no_migration(_: &mut Value, _: u32) -> Result<()> {
-    Ok(())
 }
 
 /// Connect config 1 -> 2: version 1 always ran the plain and the WSA pair.

@@ -1,0 +1,173 @@
+//! What the views show that has to be computed from the results and the models: the decision
+//! regions of the selected merged model, the selected layer of the merged model (scope and
+//! histogram), whether a fetched data set is on disk. `WsaLabApp::logic` brings it up to date
+//! when the selection changes; the views only read it, so no frame waits on it. The regions (a
+//! data set generated again and ~8,000 predictions) are computed off the UI thread
+//! (`platform::compute`).
+
+use crate::platform::{self, Pending};
+use crate::state::{Settings, Tab};
+use crate::{AppError, AppResult};
+use std::path::PathBuf;
+use wsa_core::data::{self, Dataset};
+use wsa_core::experiment::connect::{ConnectConfig, TrainedPair};
+use wsa_core::model::HostParams;
+use wsa_core::scope::{self, LayerReport};
+
+/// Cells per side of the decision-region grid.
+pub const GRID: usize = 90;
+
+/// The predicted class per grid cell of a 2-D model, its bounds, and the test points.
+pub struct RegionMap {
+    pub classes: Vec<f64>,
+    pub low: [f64; 2],
+    pub high: [f64; 2],
+    pub accuracy: f64,
+    pub test: Dataset,
+}
+
+/// One layer of the merged model at the selected α.
+#[derive(Clone)]
+pub struct MergedLayer {
+    pub report: LayerReport,
+    pub counts: Vec<u64>,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// (method, point on the path): what a derived value was computed for.
+type Selection = (usize, usize);
+
+#[derive(Default)]
+pub struct Derived {
+    /// The decision regions of the selected merged model, while the Regions tab is open.
+    regions: Option<(Selection, Pending<AppResult<RegionMap>>)>,
+    /// The selected layer of the selected merged model (with the layer's index).
+    merged: Option<((usize, usize, usize), Option<MergedLayer>)>,
+    /// The fetched data set's folder when it is not on disk, for the data set and folder chosen.
+    missing_data: Option<((String, PathBuf), Option<PathBuf>)>,
+}
+
+impl Derived {
+    /// Brings everything the open view shows up to date with `settings` and `models`; cheap
+    /// when nothing changed. `wake` repaints when a background result arrives.
+    pub fn update(&mut self, settings: &Settings, models: &[TrainedPair], wake: &egui::Context) {
+        self.update_missing_data(&settings.config);
+        let Some(result) = &settings.last_result else { return };
+        let method = settings.method.min(result.methods.len().saturating_sub(1));
+        let Some(path) = result.methods.get(method).map(|m| &m.path) else { return };
+        let index = settings.alpha_index.min(path.len().saturating_sub(1));
+        let alpha = path.get(index).map_or(0.5, |p| p.alpha);
+        let selection = (method, index);
+        if settings.tab == Tab::Regions
+            && self.regions.as_ref().is_none_or(|(key, _)| *key != selection)
+            && matches!(result.config.data.dataset, data::DatasetSpec::Synthetic { .. })
+            && let Some(pair) = models.get(method)
+        {
+            let (config, pair) = (result.config.clone(), pair.clone());
+            let pending = platform::compute(wake, move || {
+                pair.a.interpolate(&pair.b, alpha).map_err(AppError::from).and_then(|m| regions(&config, &m))
+            });
+            self.regions = Some((selection, pending));
+        }
+        // Keyed as the scopes view asks (the stored selection; the values above are clamped).
+        let key = (settings.method, settings.alpha_index, settings.layer);
+        if settings.tab == Tab::Scopes && self.merged.as_ref().is_none_or(|(k, _)| *k != key) {
+            let layer = result.methods[method].layers.get(settings.layer);
+            let merged = layer.zip(models.get(method)).and_then(|(layer, pair)| merged_layer(pair, layer, alpha));
+            self.merged = Some((key, merged));
+        }
+    }
+
+    /// Forgets everything: the results or the models changed.
+    pub fn clear(&mut self) {
+        *self = Self { missing_data: self.missing_data.take(), ..Self::default() };
+    }
+
+    /// The decision regions for (`method`, `index`): `None` while they are computed (or not
+    /// asked for).
+    pub fn regions(&self, method: usize, index: usize) -> Option<&AppResult<RegionMap>> {
+        self.regions.as_ref().filter(|(key, _)| *key == (method, index)).and_then(|(_, pending)| pending.get())
+    }
+
+    /// The merged model's layer for the stored selection (`method`, `index`, `layer`), when the
+    /// models are in memory.
+    pub fn merged_layer(&self, method: usize, index: usize, layer: usize) -> Option<&MergedLayer> {
+        self.merged.as_ref().filter(|(key, _)| *key == (method, index, layer)).and_then(|(_, m)| m.as_ref())
+    }
+
+    /// Where the chosen fetched data set should be, when it is not there.
+    pub fn missing_data(&self) -> Option<&PathBuf> {
+        self.missing_data.as_ref().and_then(|(_, missing)| missing.as_ref())
+    }
+
+    fn update_missing_data(&mut self, config: &ConnectConfig) {
+        let key = (config.data.dataset.label(), config.data.data_dir.clone());
+        if self.missing_data.as_ref().is_some_and(|(k, _)| *k == key) {
+            return;
+        }
+        let missing = config.data.dataset.is_fetched().then(|| data::dataset_dir(&key.1, &key.0)).filter(|dir| {
+            !dir.join("train-images-idx3-ubyte.gz").is_file() && !dir.join("train-images-idx3-ubyte").is_file()
+        });
+        self.missing_data = Some((key, missing));
+    }
+}
+
+/// The layer `layer` of the pair's model at `alpha`: its scope, fit and histogram (over the
+/// stored histogram's range, widened to hold every weight).
+fn merged_layer(
+    pair: &TrainedPair,
+    layer: &wsa_core::experiment::connect::LayerComparison,
+    alpha: f64,
+) -> Option<MergedLayer> {
+    let (a, b) = (pair.a.get(&layer.path)?, pair.b.get(&layer.path)?);
+    let values = wsa_core::model::lerp_values(a, b, alpha);
+    let (low, high) = values
+        .iter()
+        .fold((layer.histogram.low, layer.histogram.high), |(lo, hi), &v| (lo.min(f64::from(v)), hi.max(f64::from(v))));
+    let counts = scope::histogram(&values, low, high, layer.histogram.a.len());
+    let report = LayerReport {
+        path: layer.path.clone(),
+        count: values.len(),
+        scope: scope::scope_of(&values),
+        fit: scope::gaussian_fit(&values),
+    };
+    Some(MergedLayer { report, counts, low, high })
+}
+
+/// The decision regions of `merged` over the test set of `config` (a 2-D set), on the CPU.
+fn regions(config: &ConnectConfig, merged: &HostParams) -> AppResult<RegionMap> {
+    let test = data::load(&config.data, config.seed)?.test;
+    if test.sample_shape != [2] {
+        return Err(AppError::Usage(
+            "decision regions are drawn for the 2-D sets (moons, circles, spirals, blobs)".into(),
+        ));
+    }
+    let (mut low, mut high) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for i in 0..test.len() {
+        for d in 0..2 {
+            low[d] = low[d].min(f64::from(test.sample(i)[d]));
+            high[d] = high[d].max(f64::from(test.sample(i)[d]));
+        }
+    }
+    for d in 0..2 {
+        let pad = 0.1 * (high[d] - low[d]).max(1e-3);
+        low[d] -= pad;
+        high[d] += pad;
+    }
+    // Rows from the bottom (smallest y) up: egui_plot's heat map draws its first row at `at`,
+    // the lower-left corner (checked against the test points in the app).
+    let mut grid = Vec::with_capacity(GRID * GRID * 2);
+    for row in 0..GRID {
+        let y = low[1] + (row as f64 + 0.5) * (high[1] - low[1]) / GRID as f64;
+        for col in 0..GRID {
+            let x = low[0] + (col as f64 + 0.5) * (high[0] - low[0]) / GRID as f64;
+            grid.extend_from_slice(&[x as f32, y as f32]);
+        }
+    }
+    let params = merged.to_device(&wsa_core::device::cpu().device);
+    let classes: Vec<f64> = wsa_core::wait(params.predict(&grid, GRID * GRID))?.into_iter().map(f64::from).collect();
+    let predicted = wsa_core::wait(params.predict(&test.features, test.len()))?;
+    let correct = predicted.iter().zip(&test.labels).filter(|(p, l)| p == l).count();
+    Ok(RegionMap { classes, low, high, accuracy: correct as f64 / test.len().max(1) as f64, test })
+}

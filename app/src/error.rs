@@ -1,0 +1,62 @@
+//! The app's error: the engine's typed [`WsaError`] (files, configs, data, the device), and
+//! what only the app does (figures, the page's worker, the browser). Every message names what
+//! failed and, where there is one, the fix.
+
+use wsa_core::WsaError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// From the engine: a bad file or config, missing data, a failed device, a cancel.
+    #[error(transparent)]
+    Engine(#[from] WsaError),
+
+    /// A figure that could not be drawn or encoded.
+    #[error("could not draw {figure}: {reason}")]
+    Figure { figure: String, reason: String },
+
+    /// The engine (or a driver under it) panicked: the job ends, the app stays.
+    #[error("the computation failed: {0}; please report it with the config that caused it")]
+    Crashed(String),
+
+    /// The job's worker (a thread natively, the page's Web Worker in a browser) could not be
+    /// started, reached or understood, or stopped without a result.
+    #[error("the background worker failed: {0}; reload the page (or restart the app) and run again")]
+    Worker(String),
+
+    /// A job in the page's worker ended with this error: its message, carried across as text.
+    #[error("{0}")]
+    InWorker(String),
+
+    /// Something the browser refused: a download, a file, a fetch.
+    #[error("the browser could not {action}: {reason}")]
+    Browser { action: String, reason: String },
+
+    /// What the user asked for cannot be done as asked: a command-line argument of the app's
+    /// binary, decision regions of a data set that is not 2-D.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl AppError {
+    pub fn figure(figure: &str, reason: impl std::fmt::Display) -> Self {
+        AppError::Figure { figure: figure.to_string(), reason: reason.to_string() }
+    }
+
+    pub fn browser(action: &str, reason: impl std::fmt::Display) -> Self {
+        AppError::Browser { action: action.to_string(), reason: reason.to_string() }
+    }
+
+    /// Whether the compute device failed (the only error that sends a GPU job to the CPU).
+    pub fn is_device_failure(&self) -> bool {
+        matches!(self, AppError::Engine(e) if e.is_device_failure())
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// Errors are compared by their message: what a user sees (and what the worker carries across).
+impl PartialEq for AppError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}

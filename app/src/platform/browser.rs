@@ -1,0 +1,103 @@
+//! The web page: exports are downloads (a set of files as one ZIP archive), figures SVGs the
+//! browser draws into PNGs, model files picked in the browser's dialog; the page publishes its
+//! state for scripts and tests (`web`).
+
+use super::{ModelInbox, PickedModel};
+use crate::AppResult;
+use crate::export::Content;
+use std::path::Path;
+
+/// A page cannot write into a folder: exports download through the browser.
+pub const EXPORTS_TO_FOLDER: bool = false;
+
+/// The fetched data sets are too large for a page: only the embedded and generated ones.
+pub const READS_FETCHED_DATA: bool = false;
+
+/// A drawn figure: an SVG document, and the size in pixels of the PNG the page draws from it
+/// (plotters' wasm build cannot draw text into a bitmap; the browser draws the SVG's text with
+/// its own fonts).
+pub type FigureImage = (String, (u32, u32));
+
+/// Saves a set of files as one download, `wsa-lab-<set>.zip`: a page that saves several files
+/// at once makes the browser ask first (and headless Chromium dropped all downloads after the
+/// tenth). Returns what was saved, for the notice.
+pub fn save_files(_out: &Path, set: &str, files: Vec<(String, Content)>) -> AppResult<Vec<String>> {
+    let archive = format!("wsa-lab-{set}.zip");
+    let names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
+    crate::web::download_archive(&archive, files);
+    Ok(vec![format!("{archive} ({})", names.join(", "))])
+}
+
+/// What the notice says: the browser finishes a download (and draws an archive's figures)
+/// after the export returned.
+pub fn saved_notice(names: &[String], _dir: &Path) -> String {
+    format!("Download started: {}", names.join(", "))
+}
+
+/// Opens the browser's file picker for a model for slot `slot` of method `method`'s pair; the
+/// file lands in `inbox` and wakes the app. A cancelled picker leaves nothing behind.
+pub fn pick_model(inbox: &ModelInbox, _typed_path: &str, method: usize, slot: &'static str, ctx: &egui::Context) {
+    let inbox = std::sync::Arc::clone(inbox);
+    let ctx = ctx.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Some((name, bytes)) = crate::web::pick_file(".safetensors").await {
+            if let Ok(mut waiting) = inbox.lock() {
+                waiting.push(Ok(PickedModel { method, slot, origin: name.into(), bytes }));
+            }
+            ctx.request_repaint();
+        }
+    });
+}
+
+pub use crate::web::publish_target;
+
+pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult, timing: &crate::app::RunTiming) {
+    crate::web::publish_result(result, Some(timing));
+}
+
+pub fn publish_failure(error: &crate::AppError) {
+    crate::web::publish_failure(&error.to_string());
+}
+
+/// Keeps the address bar's link equal to the experiment on screen and says whether a job runs.
+pub fn publish_state(config: &wsa_core::experiment::connect::ConnectConfig, busy: bool) {
+    crate::web::keep_link_current(config);
+    crate::web::publish_busy(busy);
+}
+
+/// Saves one file as a download named after `name`, its folders joined with '-'.
+pub fn save_file(_out: &Path, name: &str, bytes: &[u8]) -> AppResult<()> {
+    crate::web::download(&name.replace('/', "-"), bytes)
+}
+
+/// Draws a figure of `$size` (width, height) pixels as an SVG document, which the page turns
+/// into a PNG when it saves it (`web::download_archive`). See the native `render_figure`.
+macro_rules! render_figure {
+    ($size:expr, |$root:ident| $draw:block) => {{
+        let (w, h): (u32, u32) = $size;
+        let mut svg = String::new();
+        {
+            let $root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+            $root.fill(&WHITE).map_err(draw_err)?;
+            $draw
+            $root.present().map_err(draw_err)?;
+        }
+        Ok(Figure { image: (svg, (w, h)) })
+    }};
+}
+pub(crate) use render_figure;
+
+/// A page reads a file only when the user picks it in the browser's dialog.
+pub const PICKS_FILES_IN_DIALOG: bool = true;
+
+/// Computes `work` after this frame, on the page's thread (a page has no threads to spare; the
+/// jobs have the worker): the frame that asked is drawn first, the result a frame later.
+pub fn compute<T: 'static>(wake: &egui::Context, work: impl FnOnce() -> T + 'static) -> super::Pending<T> {
+    let slot = std::sync::Arc::new(std::sync::OnceLock::new());
+    let (filled, wake) = (std::sync::Arc::clone(&slot), wake.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = filled.set(work());
+        wake.request_repaint();
+    });
+    super::Pending(slot)
+}

@@ -1,0 +1,38 @@
+//! Everything that differs between the desktop app and the web page, behind one set of names:
+//! where exports go (files in a folder, or downloads), how a figure becomes an image, how the
+//! user hands over a model file, what the page publishes for scripts and tests. Views, exports
+//! and the app call these and contain no `cfg`; jobs have their own split (`job`: a thread, or
+//! the page's worker).
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::*;
+
+#[cfg(target_arch = "wasm32")]
+mod browser;
+#[cfg(target_arch = "wasm32")]
+pub use browser::*;
+
+/// A model file the user handed over for slot A or B of a method's pair: read from the typed
+/// path natively, picked in the browser's file dialog on the page (it arrives a frame later).
+pub struct PickedModel {
+    /// Index into the result's methods.
+    pub method: usize,
+    pub slot: &'static str,
+    /// Where it came from, for messages: a path, or the picked file's name.
+    pub origin: std::path::PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+/// Where picked model files wait for the app's next `logic()`.
+pub type ModelInbox = std::sync::Arc<std::sync::Mutex<Vec<crate::AppResult<PickedModel>>>>;
+
+/// A value computed in the background ([`compute`]): `None` until it is there.
+pub struct Pending<T>(std::sync::Arc<std::sync::OnceLock<T>>);
+
+impl<T> Pending<T> {
+    pub fn get(&self) -> Option<&T> {
+        self.0.get()
+    }
+}

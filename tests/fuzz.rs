@@ -1,0 +1,224 @@
+//! The loaders fuzzed: every reader of outside bytes (model files, IDX data files, experiment
+//! configs, the page's link, the app's saved settings) is fed mutated real inputs and random
+//! bytes, `CASES` each. None may panic; every error says what is wrong, naming the file where
+//! there is one. Deterministic (our seeded generator), so a failure names a case that repeats.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+use wsa_core::experiment::Versioned;
+use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
+use wsa_core::experiment::federated::FedConfig;
+use wsa_core::rng::Rng;
+
+/// Cases per loader.
+const CASES: usize = 10_000;
+
+/// Values that break length and count fields: zero, one, the signed and unsigned limits.
+const INTERESTING: [u64; 8] = [0, 1, 0x7f, 0xff, 0x7fff_ffff, 0xffff_ffff, 0x7fff_ffff_ffff_ffff, u64::MAX];
+
+/// `seed` changed in 1 to 8 places: bit flips, bytes set to edge values, a cut, an insertion,
+/// a deletion, an edge integer written over 4 or 8 bytes (where lengths live).
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut bytes = seed.to_vec();
+    for _ in 0..1 + rng.below(8) {
+        let at = rng.below(bytes.len().max(1));
+        match rng.below(6) {
+            0 if !bytes.is_empty() => bytes[at] ^= 1 << rng.below(8),
+            1 if !bytes.is_empty() => bytes[at] = [0, 0xff, 0x7f, 0x80, b'"', b'{', b'-', b'9'][rng.below(8)],
+            2 => bytes.truncate(at),
+            3 => {
+                let insert: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.below(256) as u8).collect();
+                bytes.splice(at.min(bytes.len())..at.min(bytes.len()), insert);
+            }
+            4 => {
+                let end = (at + 1 + rng.below(32)).min(bytes.len());
+                bytes.drain(at.min(end)..end);
+            }
+            _ => {
+                let value = INTERESTING[rng.below(INTERESTING.len())];
+                let width = if rng.below(2) == 0 { 4 } else { 8 };
+                let encoded = if rng.below(2) == 0 { value.to_le_bytes() } else { value.to_be_bytes() };
+                for (k, b) in encoded[..width].iter().enumerate() {
+                    if let Some(slot) = bytes.get_mut(at + k) {
+                        *slot = *b;
+                    }
+                }
+            }
+        }
+    }
+    bytes
+}
+
+/// Case `i` of a loader: mostly a mutated seed input, every fifth random bytes.
+fn case(rng: &mut Rng, i: usize, seeds: &[Vec<u8>]) -> Vec<u8> {
+    if i % 5 == 4 {
+        (0..rng.below(512)).map(|_| rng.below(256) as u8).collect()
+    } else {
+        mutate(rng, &seeds[i % seeds.len()])
+    }
+}
+
+/// Runs `load` on `CASES` cases; a panic fails with the case that caused it, and every error
+/// message must pass `check`. Returns how many cases were refused.
+fn fuzz(
+    name: &str,
+    seeds: &[Vec<u8>],
+    mut load: impl FnMut(&[u8]) -> Option<String>,
+    check: impl Fn(&str) -> bool,
+) -> usize {
+    let mut rng = Rng::derive(2026, name);
+    let mut refused = 0;
+    for i in 0..CASES {
+        let input = case(&mut rng, i, seeds);
+        let outcome = catch_unwind(AssertUnwindSafe(|| load(&input))).unwrap_or_else(|_| {
+            panic!("{name}: case {i} panicked on {} bytes: {:?}", input.len(), &input[..input.len().min(64)])
+        });
+        if let Some(message) = outcome {
+            refused += 1;
+            assert!(check(&message), "{name}: case {i}: the error does not say where or what: {message}");
+        }
+    }
+    eprintln!("{name}: {CASES} cases, {refused} refused");
+    refused
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn model_files() {
+    let origin = Path::new("fuzzed.safetensors");
+    let params = Arc::new(
+        wsa_core::model::ModelLayout::new(
+            &wsa_core::model::ModelConfig::Mlp {
+                hidden: vec![8],
+                activation: wsa_core::model::Activation::Relu,
+                norm: wsa_core::model::Norm::None,
+            },
+            &[12],
+            3,
+        )
+        .expect("layout"),
+    )
+    .init(&mut Rng::new(1));
+    let layout = Arc::clone(&params.layout);
+    let seeds = vec![wsa_core::io::model_bytes(&params).expect("a model file")];
+    let refused = fuzz(
+        "model files",
+        &seeds,
+        |bytes| wsa_core::io::params_from_safetensors(bytes, &layout, origin).err().map(|e| e.to_string()),
+        |message| message.contains("fuzzed.safetensors"),
+    );
+    assert!(refused > CASES / 2, "most damaged files must be refused ({refused})");
+    // The same bytes through the loader that reads the layout from the file.
+    let dir = wsa_lab_tests::temp_dir("fuzz-models");
+    let path = dir.join("fuzzed.safetensors");
+    fuzz(
+        "model files with their layout",
+        &seeds,
+        |bytes| {
+            std::fs::write(&path, bytes).expect("write");
+            wsa_core::io::load_model(&path).err().map(|e| e.to_string())
+        },
+        |message| message.contains("fuzzed.safetensors"),
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn idx_data_files() {
+    // Real IDX: the embedded Fashion-MNIST labels, and its first 20 images, raw and gzipped.
+    let read = |name: &str| {
+        let raw = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/fashion-mnist-small").join(name))
+            .expect("embedded subset");
+        wsa_core::data::parse_idx_file(&raw, Path::new(name)).expect("the real file reads")
+    };
+    let encode = |array: &wsa_core::data::IdxArray, count: usize| {
+        let mut bytes = vec![0, 0, 0x08, array.dims.len() as u8];
+        let mut dims = array.dims.clone();
+        dims[0] = count;
+        for d in &dims {
+            bytes.extend((*d as u32).to_be_bytes());
+        }
+        let per_item: usize = dims[1..].iter().product();
+        bytes.extend(array.data[..count * per_item].iter().map(|&v| v as u8));
+        bytes
+    };
+    let (labels, images) = (read("labels-idx1-ubyte.gz"), read("images-idx3-ubyte.gz"));
+    let raw = [encode(&labels, 200), encode(&images, 20)];
+    let gzipped: Vec<Vec<u8>> = raw
+        .iter()
+        .map(|bytes| {
+            use std::io::Write as _;
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(bytes).expect("gzip");
+            encoder.finish().expect("gzip")
+        })
+        .collect();
+    let seeds: Vec<Vec<u8>> = raw.into_iter().chain(gzipped).collect();
+    let refused = fuzz(
+        "IDX files",
+        &seeds,
+        |bytes| wsa_core::data::parse_idx_file(bytes, Path::new("fuzzed-idx3-ubyte")).err().map(|e| e.to_string()),
+        |message| message.contains("fuzzed-idx3-ubyte") && message.contains("fetch-data.sh"),
+    );
+    assert!(refused > CASES / 2, "most damaged files must be refused ({refused})");
+}
+
+#[test]
+fn experiment_configs_and_results() {
+    let connect = serde_json::to_vec_pretty(&ConnectConfig::default()).expect("json");
+    let fed = serde_json::to_vec_pretty(&FedConfig::default()).expect("json");
+    let v1 = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1/config.json")).expect("fixture");
+    let dir = wsa_lab_tests::temp_dir("fuzz-configs");
+    let path = dir.join("fuzzed-config.json");
+    // A config that reads is also checked: an absurd value is refused, never a panic.
+    fn load<C: Versioned>(path: &Path, bytes: &[u8], check: fn(&C) -> wsa_core::Result<()>) -> Option<String> {
+        std::fs::write(path, bytes).expect("write");
+        match C::read_file(path) {
+            Ok(config) => check(&config).err().map(|e| format!("{}: {e}", path.display())),
+            Err(e) => Some(e.to_string()),
+        }
+    }
+    let named = |message: &str| message.contains("fuzzed-config.json");
+    fuzz("connect configs", &[connect, v1], |bytes| load(&path, bytes, ConnectConfig::validate), named);
+    fuzz("federated configs", &[fed], |bytes| load(&path, bytes, FedConfig::validate), named);
+    let summary =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1/summary.json")).expect("fixture");
+    fuzz(
+        "connect results",
+        &[summary],
+        |bytes| ConnectResult::from_json(&text(bytes)).err().map(|e| e.to_string()),
+        |m| m.contains("connect result"),
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn page_links() {
+    let config = ConnectConfig { seed: 7, ..ConnectConfig::default() };
+    let link = wsa_lab_app::link::fragment(&config).expect("a link");
+    assert_eq!(wsa_lab_app::link::read(&link), Ok(Some(config)));
+    fuzz(
+        "page links",
+        &[link.into_bytes()],
+        |bytes| wsa_lab_app::link::read(&text(bytes)).err(),
+        |message| message.contains("opened the defaults instead"),
+    );
+}
+
+#[test]
+fn saved_app_settings() {
+    let mut settings = wsa_lab_app::state::Settings::default();
+    settings.config.seed = 5;
+    let stored = serde_json::to_vec(&settings).expect("json");
+    // A damaged store opens the defaults with a notice; it never stops the app.
+    fuzz(
+        "saved settings",
+        &[stored],
+        |bytes| wsa_lab_app::state::load(Some(text(bytes))).1,
+        |notice| notice.contains("starting with defaults"),
+    );
+}
