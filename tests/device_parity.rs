@@ -18,7 +18,7 @@ use wsa_core::rng::Rng;
 use wsa_core::scope::{LayerSelection, Scope, device_histograms, device_scopes, histogram, scope_of};
 use wsa_core::train::{DeviceData, Metrics, OptimizerKind, TrainConfig, Trainer, evaluate};
 use wsa_core::wait;
-use wsa_core::wsa::{KlDirection, LayerReduction, WsaTerm};
+use wsa_core::wsa::WsaConfig;
 
 /// What one device computes from the same inputs.
 struct Outcome {
@@ -40,13 +40,8 @@ fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
     let train = DeviceData::upload(&split.train, &device.device);
     let test = DeviceData::upload(&split.test, &device.device);
     let layers = LayerSelection::default().select(&layout);
-    let term = WsaTerm {
-        lambda: 0.5,
-        direction: KlDirection::ModelToTarget,
-        reduction: LayerReduction::Mean,
-        layers: layers.clone(),
-        target: layers.iter().map(|_| Scope { mean: 0.01, std: 0.05 }).collect(),
-    };
+    let target: Vec<Scope> = layers.iter().map(|_| Scope { mean: 0.01, std: 0.05 }).collect();
+    let term = WsaConfig::default().term(0.5, &layers, &target);
     let train_config =
         TrainConfig { optimizer, learning_rate: 0.02, batch_size: 32, epochs: 1, ..TrainConfig::default() };
     let mut trainer = Trainer::new("A", train_config, &init_a, train.len, &device.device, 9).expect("trainer");

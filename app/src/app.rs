@@ -334,6 +334,10 @@ impl WsaLabApp {
 
     /// Re-evaluates method `method_index` with the pair `pair` (one of its models replaced).
     pub fn start_reevaluation(&mut self, ctx: &egui::Context, method_index: usize, pair: TrainedPair) {
+        if self.job.is_some() {
+            // A file picked before a run started arrives while it runs: that run goes on.
+            return self.notify("A job is running: load the model again when it has finished.".into(), true);
+        }
         let Some(result) = &self.settings.last_result else { return };
         let config = result.config.clone();
         self.live = LiveRun { total: config.path.points, ..LiveRun::default() };

@@ -13,6 +13,15 @@ fn harness() -> Harness<'static, WsaLabApp> {
     Harness::builder().with_size([1280.0, 900.0]).build_eframe(|cc| WsaLabApp::new(cc))
 }
 
+/// A fresh app with the preset labelled `preset` chosen by a click.
+fn with_preset(preset: &str) -> Harness<'static, WsaLabApp> {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label(preset).click();
+    harness.run_steps(2);
+    harness
+}
+
 /// Steps frames until the background job ends (the worker runs on its own thread).
 fn wait_for_job(harness: &mut Harness<'_, WsaLabApp>) {
     let started = Instant::now();
@@ -39,10 +48,7 @@ fn wgpu_adapter_present(test: &str) -> bool {
 
 #[test]
 fn preset_run_select_a_point_and_export() {
-    let mut harness = harness();
-    harness.run_steps(2);
-    harness.get_by_label("Different random starts").click();
-    harness.run_steps(2);
+    let mut harness = with_preset("Different random starts");
     assert_eq!(harness.state().settings.config.pair, PairDifference::Seed { same_init: false });
     // Keep the run short: the point is the UI, not the numbers.
     harness.state_mut().settings.config.train.epochs = 3;
@@ -274,10 +280,7 @@ fn federated_comparison_from_the_app() {
 /// frame that asked for the map included.
 #[test]
 fn the_regions_view_never_blocks_a_frame() {
-    let mut harness = harness();
-    harness.run_steps(2);
-    harness.get_by_label("Moons (2-D): different random starts").click();
-    harness.run_steps(2);
+    let mut harness = with_preset("Moons (2-D): different random starts");
     harness.state_mut().settings.config.train.epochs = 2;
     harness.get_by_label("Run").click();
     harness.step();

@@ -21,7 +21,7 @@ use wsa_core::rng::Rng;
 use wsa_core::scope::{LayerSelection, Scope, device_histograms};
 use wsa_core::train::{DeviceData, OptimizerKind, TrainConfig, Trainer, WsaGradient};
 use wsa_core::wait;
-use wsa_core::wsa::{KlDirection, LayerReduction, WsaTerm};
+use wsa_core::wsa::{WsaConfig, WsaTerm};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -310,13 +310,8 @@ fn trainer_for(config: &ModelConfig, batch: usize, data: &Dataset, device: &Devi
         ..TrainConfig::default()
     };
     let layers = LayerSelection::default().select(&layout);
-    let term = WsaTerm {
-        lambda: 1.0,
-        direction: KlDirection::ModelToTarget,
-        reduction: LayerReduction::Mean,
-        target: layers.iter().map(|_| Scope { mean: 0.0, std: 0.05 }).collect(),
-        layers,
-    };
+    let target: Vec<Scope> = layers.iter().map(|_| Scope { mean: 0.0, std: 0.05 }).collect();
+    let term = WsaConfig::default().term(1.0, &layers, &target);
     Ok((Trainer::new("bench", train, &init, data.len(), device, 3)?, term))
 }
 

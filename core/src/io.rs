@@ -82,6 +82,7 @@ impl LoadReport {
         let mut parts = Vec::new();
         if !self.converted.is_empty() {
             let mut types: Vec<&str> = self.converted.iter().map(|(_, dtype)| dtype.as_str()).collect();
+            types.sort_unstable();
             types.dedup();
             parts.push(format!("{} parameter(s) converted from {} to float32", self.converted.len(), types.join("/")));
         }

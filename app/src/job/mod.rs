@@ -86,12 +86,9 @@ pub enum DeviceTarget {
 }
 
 impl DeviceTarget {
-    async fn resolve(self) -> AppResult<ComputeDevice> {
+    pub(crate) async fn resolve(self) -> AppResult<ComputeDevice> {
         match self {
-            #[cfg(not(target_arch = "wasm32"))]
-            DeviceTarget::Choose(choice, flops) => Ok(wsa_core::device::select_for(choice, flops)?),
-            #[cfg(target_arch = "wasm32")]
-            DeviceTarget::Choose(choice, flops) => Ok(crate::web::device(choice, flops).await),
+            DeviceTarget::Choose(choice, flops) => crate::platform::choose_device(choice, flops).await,
             #[cfg(not(target_arch = "wasm32"))]
             DeviceTarget::Shared(device) => Ok(device),
         }
@@ -109,20 +106,13 @@ pub struct JobObserver {
     send: Box<dyn FnMut(JobMessage) -> bool>,
     cancel: Arc<AtomicBool>,
     device_fault: DeviceFault,
-    /// When the work last gave the page's worker back to its event loop.
-    #[cfg(target_arch = "wasm32")]
+    /// When the work last handed its thread back (`platform::pause`).
     last_yield: Instant,
 }
 
 impl JobObserver {
     pub fn new(send: Box<dyn FnMut(JobMessage) -> bool>, cancel: Arc<AtomicBool>) -> Self {
-        Self {
-            send,
-            cancel,
-            device_fault: DeviceFault::default(),
-            #[cfg(target_arch = "wasm32")]
-            last_yield: Instant::now(),
-        }
+        Self { send, cancel, device_fault: DeviceFault::default(), last_yield: Instant::now() }
     }
 
     /// Sends `message`; a closed channel means the UI dropped the job: stop at the next check.
@@ -133,12 +123,6 @@ impl JobObserver {
     }
 }
 
-/// How long the work in the page's worker runs between yields to its event loop, where a
-/// Cancel from the page waits. Yielding costs ~0.1 ms, so this keeps it under 1% of the work
-/// while a Cancel is seen within a few hundredths of a second.
-#[cfg(target_arch = "wasm32")]
-const WORKER_SLICE: std::time::Duration = std::time::Duration::from_millis(15);
-
 impl Observer for JobObserver {
     fn on_event(&mut self, event: &Event) {
         self.send(JobMessage::Event(event.clone()));
@@ -148,15 +132,8 @@ impl Observer for JobObserver {
         self.cancel.load(Ordering::Relaxed) || self.device_fault.reason().is_some()
     }
 
-    #[cfg(target_arch = "wasm32")]
     fn pause(&mut self) -> wsa_core::experiment::Pause<'_> {
-        if self.last_yield.elapsed() < WORKER_SLICE {
-            return Box::pin(std::future::ready(()));
-        }
-        Box::pin(async move {
-            crate::web::yield_to_event_loop().await;
-            self.last_yield = Instant::now();
-        })
+        crate::platform::pause(&mut self.last_yield)
     }
 }
 
@@ -230,85 +207,31 @@ pub struct Job {
     pub started: Instant,
     receiver: Receiver<JobMessage>,
     cancel: Arc<AtomicBool>,
-    /// The job's number in the page's worker, which a Cancel names.
-    #[cfg(target_arch = "wasm32")]
-    worker_job: u64,
+    /// Where the work runs (`platform::start_job`), which a Cancel reaches.
+    worker: crate::platform::JobWorker,
 }
 
 impl Job {
-    /// Starts `request` on a thread of its own. Its channel is bounded: a worker far ahead of a
-    /// hidden window waits instead of piling up events.
-    #[cfg(not(target_arch = "wasm32"))]
+    /// Starts `request` where this platform runs jobs (`platform::start_job`: a thread of its
+    /// own natively, the page's worker in a browser).
     pub fn start(request: JobRequest, target: DeviceTarget, wake: Wake) -> Self {
-        let (sender, receiver) = std::sync::mpsc::sync_channel(1024);
+        let label = request.label().to_string();
         let cancel = Arc::new(AtomicBool::new(false));
-        let label = request.label().to_string();
-        let flag = Arc::clone(&cancel);
-        let spawned = std::thread::Builder::new().name("wsa-lab-job".into()).spawn(move || {
-            let events = sender.clone();
-            let wake_on_event = Arc::clone(&wake);
-            let send = move |message| {
-                let delivered = events.send(message).is_ok();
-                wake_on_event(false);
-                delivered
-            };
-            let mut observer = JobObserver::new(Box::new(send), flag);
-            // A panic inside burn or a driver must not take the app down: it ends this job with
-            // its message.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                wsa_core::wait(run(request, target, &mut observer))
-            }))
-            .unwrap_or_else(|panic| Err(AppError::Crashed(panic_message(&*panic))));
-            let _ = sender.send(JobMessage::Finished(outcome));
-            wake(true);
-        });
-        let receiver = match spawned {
-            Ok(_) => receiver,
-            Err(e) => {
-                // No thread: report the failure through the same channel the UI reads.
-                let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-                let _ = sender.send(JobMessage::Finished(Err(AppError::Worker(format!("no thread for the job: {e}")))));
-                receiver
-            }
-        };
-        Self { label, started: Instant::now(), receiver, cancel }
+        let (receiver, worker) = crate::platform::start_job(request, target, wake, Arc::clone(&cancel));
+        Self { label, started: Instant::now(), receiver, cancel, worker }
     }
 
-    /// Posts `request` to the page's worker; its messages come back through the channel.
-    #[cfg(target_arch = "wasm32")]
-    pub fn start(request: JobRequest, target: DeviceTarget, wake: Wake) -> Self {
-        let label = request.label().to_string();
-        let DeviceTarget::Choose(choice, flops) = target;
-        let (worker_job, receiver) = crate::web::worker::submit(request, choice, flops, wake);
-        Self { label, started: Instant::now(), receiver, cancel: Arc::new(AtomicBool::new(false)), worker_job }
-    }
-
-    /// Compiles the GPU kernels `config` will need, on a detached background thread, so that
-    /// the first Run does not wait for them (`wsa_core::experiment::warm_up`). No UI state: a
-    /// failure here is left for the real run to report.
-    #[cfg(not(target_arch = "wasm32"))]
+    /// Compiles the GPU kernels `config` will need in the background, so that the first Run
+    /// does not wait for them (`platform::warm_up`).
     pub fn warm_up(config: ConnectConfig, target: DeviceTarget) {
-        let _ = std::thread::Builder::new().name("wsa-lab-warm-up".into()).spawn(move || {
-            let _ = std::panic::catch_unwind(move || {
-                wsa_core::wait(async {
-                    if let Ok(device) = target.resolve().await {
-                        let _ = wsa_core::experiment::warm_up(&config, &device).await;
-                    }
-                })
-            });
-        });
+        crate::platform::warm_up(config, target);
     }
-
-    /// In a browser the first run compiles its kernels, in the worker.
-    #[cfg(target_arch = "wasm32")]
-    pub fn warm_up(_config: ConnectConfig, _target: DeviceTarget) {}
 
     /// Asks the work to stop. In a browser the job ends for the UI at once (the worker drops
     /// what it was doing at its next yield, and what it still sends is ignored).
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
-        #[cfg(target_arch = "wasm32")]
-        crate::web::worker::cancel(self.worker_job);
+        crate::platform::cancel_job(&self.worker);
     }
 
     pub fn is_cancelling(&self) -> bool {
@@ -339,16 +262,6 @@ impl Drop for Job {
     fn drop(&mut self) {
         self.cancel();
     }
-}
-
-/// The text of a caught panic.
-#[cfg(not(target_arch = "wasm32"))]
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown error".into())
 }
 
 #[cfg(test)]

@@ -5,7 +5,14 @@
 use super::{ModelInbox, PickedModel};
 use crate::AppResult;
 use crate::export::Content;
+use crate::job::{DeviceTarget, JobMessage, JobRequest, Wake};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Receiver;
+use wsa_core::device::{ComputeDevice, DeviceChoice};
+use wsa_core::experiment::Pause;
+use wsa_core::experiment::connect::ConnectConfig;
 
 /// A page cannot write into a folder: exports download through the browser.
 pub const EXPORTS_TO_FOLDER: bool = false;
@@ -100,4 +107,49 @@ pub fn compute<T: 'static>(wake: &egui::Context, work: impl FnOnce() -> T + 'sta
         wake.request_repaint();
     });
     super::Pending(slot)
+}
+
+/// The job's number in the page's worker, which a Cancel names.
+pub struct JobWorker(u64);
+
+/// Posts `request` to the page's worker (`web::worker`); its messages come back through the
+/// returned channel. The cancel flag is the page's: the worker has its own.
+pub fn start_job(
+    request: JobRequest,
+    target: DeviceTarget,
+    wake: Wake,
+    _cancel: Arc<AtomicBool>,
+) -> (Receiver<JobMessage>, JobWorker) {
+    let DeviceTarget::Choose(choice, flops) = target;
+    let (job, receiver) = crate::web::worker::submit(request, choice, flops, wake);
+    (receiver, JobWorker(job))
+}
+
+/// Ends the job for the page at once; the worker stops at its next yield.
+pub fn cancel_job(worker: &JobWorker) {
+    crate::web::worker::cancel(worker.0);
+}
+
+/// In a browser the first run compiles its kernels, in the worker.
+pub fn warm_up(_config: ConnectConfig, _target: DeviceTarget) {}
+
+/// The device a job computes on in the page's worker (`web::device`: WebGPU or the CPU).
+pub async fn choose_device(choice: DeviceChoice, flops_per_step: Option<f64>) -> AppResult<ComputeDevice> {
+    Ok(crate::web::device(choice, flops_per_step).await)
+}
+
+/// How long the work in the page's worker runs between yields to its event loop, where a
+/// Cancel from the page waits. Yielding costs ~0.1 ms, so this keeps it under 1% of the work
+/// while a Cancel is seen within a few hundredths of a second.
+const WORKER_SLICE: std::time::Duration = std::time::Duration::from_millis(15);
+
+/// Hands the worker's thread back to its event loop when the work has had it for a slice.
+pub fn pause(last_yield: &mut web_time::Instant) -> Pause<'_> {
+    if last_yield.elapsed() < WORKER_SLICE {
+        return Box::pin(std::future::ready(()));
+    }
+    Box::pin(async move {
+        crate::web::yield_to_event_loop().await;
+        *last_yield = web_time::Instant::now();
+    })
 }

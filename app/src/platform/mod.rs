@@ -1,8 +1,8 @@
 //! Everything that differs between the desktop app and the web page, behind one set of names:
 //! where exports go (files in a folder, or downloads), how a figure becomes an image, how the
-//! user hands over a model file, what the page publishes for scripts and tests. Views, exports
-//! and the app call these and contain no `cfg`; jobs have their own split (`job`: a thread, or
-//! the page's worker).
+//! user hands over a model file, where a job runs (a thread, or the page's worker), how its
+//! work yields and picks its device, how derived data is computed in the background, what the
+//! page publishes for scripts and tests. Views, exports and jobs call these and hold no `cfg`.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;

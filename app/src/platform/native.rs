@@ -2,9 +2,17 @@
 //! here, model files read from a typed path.
 
 use super::{ModelInbox, PickedModel};
+use crate::AppError;
 use crate::AppResult;
 use crate::export::Content;
+use crate::job::{DeviceTarget, JobMessage, JobObserver, JobRequest, Wake};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Receiver;
+use wsa_core::device::{ComputeDevice, DeviceChoice};
+use wsa_core::experiment::Pause;
+use wsa_core::experiment::connect::ConnectConfig;
 
 /// Exports are written into a folder the user chooses (the Files tab's export folder).
 pub const EXPORTS_TO_FOLDER: bool = true;
@@ -108,4 +116,81 @@ pub fn compute<T: Send + Sync + 'static>(
         eprintln!("no thread for a background computation: {e}");
     }
     super::Pending(slot)
+}
+
+/// Nothing to name natively: a thread's job is reached through its cancel flag.
+pub struct JobWorker;
+
+/// Runs `request` on a thread of its own; its messages arrive on the returned channel. The
+/// channel is bounded: a worker far ahead of a hidden window waits instead of piling up events.
+pub fn start_job(
+    request: JobRequest,
+    target: DeviceTarget,
+    wake: Wake,
+    cancel: Arc<AtomicBool>,
+) -> (Receiver<JobMessage>, JobWorker) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1024);
+    let spawned = std::thread::Builder::new().name("wsa-lab-job".into()).spawn(move || {
+        let events = sender.clone();
+        let wake_on_event = Arc::clone(&wake);
+        let send = move |message| {
+            let delivered = events.send(message).is_ok();
+            wake_on_event(false);
+            delivered
+        };
+        let mut observer = JobObserver::new(Box::new(send), cancel);
+        // A panic inside burn or a driver must not take the app down: it ends this job with
+        // its message.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wsa_core::wait(crate::job::run(request, target, &mut observer))
+        }))
+        .unwrap_or_else(|panic| Err(AppError::Crashed(panic_message(&*panic))));
+        let _ = sender.send(JobMessage::Finished(outcome));
+        wake(true);
+    });
+    match spawned {
+        Ok(_) => (receiver, JobWorker),
+        Err(e) => {
+            // No thread: report the failure through the same channel the UI reads.
+            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+            let _ = sender.send(JobMessage::Finished(Err(AppError::Worker(format!("no thread for the job: {e}")))));
+            (receiver, JobWorker)
+        }
+    }
+}
+
+/// The thread sees the cancel flag at its next step.
+pub fn cancel_job(_worker: &JobWorker) {}
+
+/// Compiles the GPU kernels `config` will need on a detached background thread
+/// (`wsa_core::experiment::warm_up`). No UI state: a failure here is left for the real run.
+pub fn warm_up(config: ConnectConfig, target: DeviceTarget) {
+    let _ = std::thread::Builder::new().name("wsa-lab-warm-up".into()).spawn(move || {
+        let _ = std::panic::catch_unwind(move || {
+            wsa_core::wait(async {
+                if let Ok(device) = target.resolve().await {
+                    let _ = wsa_core::experiment::warm_up(&config, &device).await;
+                }
+            })
+        });
+    });
+}
+
+/// The device a job computes on: `choice` resolved for this much work per training step.
+pub async fn choose_device(choice: DeviceChoice, flops_per_step: Option<f64>) -> AppResult<ComputeDevice> {
+    Ok(wsa_core::device::select_for(choice, flops_per_step)?)
+}
+
+/// A job's thread is its own and is cancelled through an atomic: nothing to wait for.
+pub fn pause(_last_yield: &mut web_time::Instant) -> Pause<'_> {
+    Box::pin(std::future::ready(()))
+}
+
+/// The text of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown error".into())
 }

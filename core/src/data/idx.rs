@@ -53,12 +53,12 @@ fn read_idx(dir: &Path, stem: &str, set: &str) -> Result<IdxArray> {
         return Err(WsaError::MissingDataset { name: set.to_string(), path: candidates[1].clone() });
     };
     let raw = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
-    parse_maybe_gzipped(&raw, path)
+    parse_idx_file(&raw, path)
 }
 
 /// Parses IDX bytes (the file `origin`), gunzipping them first when they start with the gzip
 /// magic; errors name the file.
-pub fn parse_maybe_gzipped(raw: &[u8], origin: &Path) -> Result<IdxArray> {
+pub fn parse_idx_file(raw: &[u8], origin: &Path) -> Result<IdxArray> {
     let bad = |reason: String| WsaError::CorruptDataset { path: origin.to_path_buf(), reason };
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();

@@ -6,7 +6,7 @@
 //! from there. That copy is static data written once, like the bytes compiled in natively.
 
 use super::Dataset;
-use super::idx::{labelled_images, parse_maybe_gzipped};
+use super::idx::{labelled_images, parse_idx_file};
 use crate::error::Result;
 use std::path::PathBuf;
 
@@ -85,7 +85,7 @@ mod downloaded {
 #[cfg(target_arch = "wasm32")]
 pub fn provide(set: SmallSet, images: Vec<u8>, labels: Vec<u8>) -> Result<()> {
     let origin = PathBuf::from(format!("{} (downloaded)", set.dir()));
-    labelled_images(parse_maybe_gzipped(&images, &origin)?, parse_maybe_gzipped(&labels, &origin)?, &origin)?;
+    labelled_images(parse_idx_file(&images, &origin)?, parse_idx_file(&labels, &origin)?, &origin)?;
     let _ = downloaded::slot(set).set((images, labels));
     Ok(())
 }
@@ -94,7 +94,7 @@ pub fn provide(set: SmallSet, images: Vec<u8>, labels: Vec<u8>) -> Result<()> {
 pub fn load(set: SmallSet) -> Result<Dataset> {
     let (images, labels) = set.files()?;
     let origin = PathBuf::from(format!("{} (embedded)", set.dir()));
-    labelled_images(parse_maybe_gzipped(images, &origin)?, parse_maybe_gzipped(labels, &origin)?, &origin)
+    labelled_images(parse_idx_file(images, &origin)?, parse_idx_file(labels, &origin)?, &origin)
 }
 
 #[cfg(test)]
