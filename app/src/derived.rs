@@ -42,6 +42,9 @@ type Selection = (usize, usize);
 pub struct Derived {
     /// The decision regions of the selected merged model, while the Regions tab is open.
     regions: Option<(Selection, Pending<AppResult<RegionMap>>)>,
+    /// The regions as a texture of one pixel per grid cell in its class's colour: one image
+    /// for the plot to draw, not 8,100 cells every frame.
+    regions_image: Option<(Selection, egui::TextureHandle)>,
     /// The selected layer of the selected merged model (with the layer's index).
     merged: Option<((usize, usize, usize), Option<MergedLayer>)>,
     /// The fetched data set's folder when it is not on disk, for the data set and folder chosen.
@@ -70,6 +73,13 @@ impl Derived {
             });
             self.regions = Some((selection, pending));
         }
+        if let Some((key, pending)) = &self.regions
+            && let Some(Ok(map)) = pending.get()
+            && self.regions_image.as_ref().is_none_or(|(k, _)| k != key)
+        {
+            let texture = wake.load_texture("decision-regions", region_image(map), egui::TextureOptions::NEAREST);
+            self.regions_image = Some((*key, texture));
+        }
         // Keyed as the scopes view asks (the stored selection; the values above are clamped).
         let key = (settings.method, settings.alpha_index, settings.layer);
         if settings.tab == Tab::Scopes && self.merged.as_ref().is_none_or(|(k, _)| *k != key) {
@@ -88,6 +98,11 @@ impl Derived {
     /// asked for).
     pub fn regions(&self, method: usize, index: usize) -> Option<&AppResult<RegionMap>> {
         self.regions.as_ref().filter(|(key, _)| *key == (method, index)).and_then(|(_, pending)| pending.get())
+    }
+
+    /// The decision regions of (`method`, `index`) as an image, once they are computed.
+    pub fn regions_image(&self, method: usize, index: usize) -> Option<&egui::TextureHandle> {
+        self.regions_image.as_ref().filter(|(key, _)| *key == (method, index)).map(|(_, texture)| texture)
     }
 
     /// The merged model's layer for the stored selection (`method`, `index`, `layer`), when the
@@ -135,6 +150,23 @@ fn merged_layer(
     Some(MergedLayer { report, counts, low, high })
 }
 
+/// How much of a class's colour a region shows, so that the test points stand out on it.
+pub const REGION_OPACITY: f32 = 0.45;
+
+/// The class map as an image: one pixel per cell, the top row first (the map's first row is
+/// the bottom one).
+fn region_image(map: &RegionMap) -> egui::ColorImage {
+    let pixels = (0..GRID)
+        .rev()
+        .flat_map(|row| &map.classes[row * GRID..(row + 1) * GRID])
+        .map(|&class| {
+            let [r, g, b] = crate::palette::CLASSES[(class.max(0.0) as usize) % crate::palette::CLASSES.len()];
+            egui::Color32::from_rgb(r, g, b).gamma_multiply(REGION_OPACITY)
+        })
+        .collect();
+    egui::ColorImage::new([GRID, GRID], pixels)
+}
+
 /// The decision regions of `merged` over the test set of `config` (a 2-D set), on the CPU.
 fn regions(config: &ConnectConfig, merged: &HostParams) -> AppResult<RegionMap> {
     let test = data::load(&config.data, config.seed)?.test;
@@ -155,8 +187,8 @@ fn regions(config: &ConnectConfig, merged: &HostParams) -> AppResult<RegionMap> 
         low[d] -= pad;
         high[d] += pad;
     }
-    // Rows from the bottom (smallest y) up: egui_plot's heat map draws its first row at `at`,
-    // the lower-left corner (checked against the test points in the app).
+    // Rows from the bottom (smallest y) up; `region_image` turns them over for the texture,
+    // whose first row is drawn at the top (checked against the test points in the app).
     let mut grid = Vec::with_capacity(GRID * GRID * 2);
     for row in 0..GRID {
         let y = low[1] + (row as f64 + 0.5) * (high[1] - low[1]) / GRID as f64;

@@ -3,9 +3,8 @@
 
 use super::View;
 use super::{CLASS_COLORS, png_button};
-use crate::derived::GRID;
 use egui::{Color32, Ui};
-use egui_plot::{Heatmap, Plot, PlotPoint, PlotPoints, Points};
+use egui_plot::{Plot, PlotImage, PlotPoint, PlotPoints, Points};
 use wsa_core::data;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
@@ -37,15 +36,10 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
             let (w, h) = ((map.high[0] - map.low[0]) as f32, (map.high[1] - map.low[1]) as f32);
             let plot_response = ui.scope(|ui| {
                 Plot::new("regions").height(420.0).data_aspect(1.0).show(ui, |plot| {
-                    plot.heatmap(
-                        Heatmap::new(map.classes.clone(), GRID)
-                            .at(PlotPoint::new(map.low[0], map.low[1]))
-                            .size(w, h)
-                            .show_labels(false)
-                            .custom_mapping(Box::new(|v| {
-                                CLASS_COLORS[(v.max(0.0) as usize) % 10].gamma_multiply(0.45)
-                            })),
-                    );
+                    if let Some(texture) = app.derived.regions_image(method, index) {
+                        let centre = PlotPoint::new((map.low[0] + map.high[0]) / 2.0, (map.low[1] + map.high[1]) / 2.0);
+                        plot.image(PlotImage::new("regions", texture.id(), centre, egui::vec2(w, h)));
+                    }
                     for class in 0..map.test.num_classes {
                         let pts: Vec<[f64; 2]> = (0..map.test.len())
                             .filter(|&i| map.test.labels[i] as usize == class)
