@@ -101,19 +101,25 @@ pub(crate) use render_figure;
 /// Model files are named by a path typed into the Files tab.
 pub const PICKS_FILES_IN_DIALOG: bool = false;
 
-/// Computes `work` on a thread of its own and repaints `wake` when it is done.
+/// Computes `work` on a thread of its own and repaints `wake` when it is done; where no thread
+/// can be had, here and now (a slow frame rather than a result that never comes).
 pub fn compute<T: Send + Sync + 'static>(
     wake: &egui::Context,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> super::Pending<T> {
-    let slot = std::sync::Arc::new(std::sync::OnceLock::new());
-    let (filled, wake) = (std::sync::Arc::clone(&slot), wake.clone());
+    let slot = Arc::new(std::sync::OnceLock::new());
+    let work = Arc::new(std::sync::Mutex::new(Some(work)));
+    let (filled, queued, repaint) = (Arc::clone(&slot), Arc::clone(&work), wake.clone());
     let spawned = std::thread::Builder::new().name("wsa-lab-derive".into()).spawn(move || {
-        let _ = filled.set(work());
-        wake.request_repaint();
+        if let Some(work) = queued.lock().ok().and_then(|mut w| w.take()) {
+            let _ = filled.set(work());
+            repaint.request_repaint();
+        }
     });
-    if let Err(e) = spawned {
-        eprintln!("no thread for a background computation: {e}");
+    if spawned.is_err()
+        && let Some(work) = work.lock().ok().and_then(|mut w| w.take())
+    {
+        let _ = slot.set(work());
     }
     super::Pending(slot)
 }
