@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use web_time::Instant;
-use wsa_core::device::{ComputeDevice, DeviceChoice};
+use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{EpochRecord, TrainedPair};
 use wsa_core::experiment::method::Training;
@@ -140,12 +140,8 @@ pub struct WsaLabApp {
     last_frame: Option<Instant>,
     /// Print frame statistics to stderr every few seconds (`--frame-log`).
     pub frame_log: bool,
-    /// The renderer's wgpu handles, when eframe draws with wgpu: a GPU job computes on them.
-    renderer_gpu: Option<egui_wgpu::RenderState>,
-    /// The compute device made from `renderer_gpu`, registered with burn once and then reused.
-    // Natively only: in a browser the page draws with WebGL and shares nothing with the work.
-    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
-    shared_gpu: Option<ComputeDevice>,
+    /// The renderer's GPU, which GPU jobs share natively.
+    gpu: platform::RendererGpu,
     /// Notices from work that ends outside a frame (a plot PNG written from a screenshot).
     inbox: Arc<Mutex<Vec<Notice>>>,
     last_frame_log: Option<Instant>,
@@ -161,7 +157,7 @@ impl WsaLabApp {
         let stored = cc.storage.and_then(|s| s.get_string(state::STORAGE_KEY));
         let (settings, notice) = state::load(stored);
         let mut app = Self::with_settings(settings);
-        app.renderer_gpu = cc.wgpu_render_state.clone();
+        app.gpu = platform::RendererGpu::new(cc.wgpu_render_state.clone());
         // Error texts may quote anything (wgpu's shader messages draw boxes); egui's built-in
         // fonts lack those glyphs and would panic, so a wide-coverage font backs them up.
         let fallback = |family| egui::epaint::text::InsertFontFamily {
@@ -195,8 +191,7 @@ impl WsaLabApp {
             last_frame_log: None,
             warmed_for: None,
             model_inbox: Arc::default(),
-            renderer_gpu: None,
-            shared_gpu: None,
+            gpu: platform::RendererGpu::new(None),
             inbox: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -227,39 +222,14 @@ impl WsaLabApp {
         });
     }
 
-    /// Where the next job, doing `flops_per_step` per training step, computes. A GPU job uses
-    /// the renderer's device when eframe draws with wgpu (one GPU device for drawing and
-    /// training); `auto` does so only on a hardware GPU and for steps big enough to pay off.
-    #[cfg(target_arch = "wasm32")]
+    /// Where the next job, doing `flops_per_step` per training step, computes
+    /// (`platform::RendererGpu::target`: natively a GPU job shares the renderer's device).
     fn device_target(&mut self, flops_per_step: Option<f64>) -> DeviceTarget {
-        // The page draws with WebGL; the work picks WebGPU or the CPU itself (`web::device`).
-        DeviceTarget::Choose(self.settings.device, flops_per_step)
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    fn device_target(&mut self, flops_per_step: Option<f64>) -> DeviceTarget {
-        let choice = self.settings.device;
-        let own = DeviceTarget::Choose(choice, flops_per_step);
-        let Some(render) = &self.renderer_gpu else { return own };
-        if !choice.wants_gpu(!wsa_core::device::is_software(&render.adapter), flops_per_step) {
-            return own;
+        let (target, notice) = self.gpu.target(self.settings.device, flops_per_step);
+        if let Some(text) = notice {
+            self.notify(text, false);
         }
-        if self.shared_gpu.is_none() {
-            match wsa_core::device::from_wgpu(
-                render.instance.clone(),
-                render.adapter.clone(),
-                render.device.clone(),
-                render.queue.clone(),
-            ) {
-                Ok(shared) => self.shared_gpu = Some(shared),
-                Err(e) => {
-                    self.notices
-                        .push(Notice { text: format!("{e}; using a device of its own instead"), is_error: false });
-                    return own;
-                }
-            }
-        }
-        self.shared_gpu.clone().map_or(own, DeviceTarget::Shared)
+        target
     }
 
     /// While nothing runs, compiles the GPU kernels of the configured experiment in the

@@ -153,3 +153,17 @@ pub fn pause(last_yield: &mut web_time::Instant) -> Pause<'_> {
         *last_yield = web_time::Instant::now();
     })
 }
+
+/// The page draws with WebGL and shares nothing with the work: the worker picks WebGPU or the
+/// CPU itself (`web::device`).
+pub struct RendererGpu;
+
+impl RendererGpu {
+    pub fn new(_render: Option<egui_wgpu::RenderState>) -> Self {
+        Self
+    }
+
+    pub fn target(&mut self, choice: DeviceChoice, flops_per_step: Option<f64>) -> (DeviceTarget, Option<String>) {
+        (DeviceTarget::Choose(choice, flops_per_step), None)
+    }
+}

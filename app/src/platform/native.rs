@@ -200,3 +200,39 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown error".into())
 }
+
+/// The renderer's GPU, when eframe draws with wgpu: a GPU job computes on the same device (one
+/// device for drawing and training), made into a burn device once and then reused.
+pub struct RendererGpu {
+    render: Option<egui_wgpu::RenderState>,
+    shared: Option<ComputeDevice>,
+}
+
+impl RendererGpu {
+    pub fn new(render: Option<egui_wgpu::RenderState>) -> Self {
+        Self { render, shared: None }
+    }
+
+    /// Where a job of `flops_per_step` per training step computes for `choice`: the renderer's
+    /// device when the choice wants a GPU (`auto` only on a hardware GPU and for steps big
+    /// enough to pay off), else a device of its own; with a notice when sharing failed.
+    pub fn target(&mut self, choice: DeviceChoice, flops_per_step: Option<f64>) -> (DeviceTarget, Option<String>) {
+        let own = DeviceTarget::Choose(choice, flops_per_step);
+        let Some(render) = &self.render else { return (own, None) };
+        if !choice.wants_gpu(!wsa_core::device::is_software(&render.adapter), flops_per_step) {
+            return (own, None);
+        }
+        if self.shared.is_none() {
+            match wsa_core::device::from_wgpu(
+                render.instance.clone(),
+                render.adapter.clone(),
+                render.device.clone(),
+                render.queue.clone(),
+            ) {
+                Ok(shared) => self.shared = Some(shared),
+                Err(e) => return (own, Some(format!("{e}; using a device of its own instead"))),
+            }
+        }
+        (self.shared.clone().map_or(own, DeviceTarget::Shared), None)
+    }
+}
