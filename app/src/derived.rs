@@ -48,7 +48,7 @@ pub struct Derived {
     /// The selected layer of the selected merged model (with the layer's index).
     merged: Option<((usize, usize, usize), Option<MergedLayer>)>,
     /// The fetched data set's folder when it is not on disk, for the data set and folder chosen.
-    missing_data: Option<((String, PathBuf), Option<PathBuf>)>,
+    missing_data: Option<((data::DatasetSpec, PathBuf), Option<PathBuf>)>,
 }
 
 impl Derived {
@@ -116,15 +116,16 @@ impl Derived {
         self.missing_data.as_ref().and_then(|(_, missing)| missing.as_ref())
     }
 
+    /// Runs every frame: compares the choice in place and looks at the disk only when it changed.
     fn update_missing_data(&mut self, config: &ConnectConfig) {
-        let key = (config.data.dataset.label(), config.data.data_dir.clone());
-        if self.missing_data.as_ref().is_some_and(|(k, _)| *k == key) {
+        let data = &config.data;
+        if self.missing_data.as_ref().is_some_and(|((set, dir), _)| *set == data.dataset && *dir == data.data_dir) {
             return;
         }
-        let missing = config.data.dataset.is_fetched().then(|| data::dataset_dir(&key.1, &key.0)).filter(|dir| {
-            !dir.join("train-images-idx3-ubyte.gz").is_file() && !dir.join("train-images-idx3-ubyte").is_file()
-        });
-        self.missing_data = Some((key, missing));
+        let label = data.dataset.label();
+        let missing = (data.dataset.is_fetched() && !data::is_on_disk(&data.data_dir, &label))
+            .then(|| data::dataset_dir(&data.data_dir, &label));
+        self.missing_data = Some(((data.dataset.clone(), data.data_dir.clone()), missing));
     }
 }
 

@@ -47,8 +47,19 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     Ok(IdxArray { dims, data })
 }
 
+/// The files `stem` may be in `dir`: as is, or gzipped.
+fn candidates(dir: &Path, stem: &str) -> [std::path::PathBuf; 2] {
+    [dir.join(stem), dir.join(format!("{stem}.gz"))]
+}
+
+/// Whether the fetched set `set` is in `data_dir` (its training images, as [`load_pair`] reads
+/// them), without reading it.
+pub fn is_on_disk(data_dir: &Path, set: &str) -> bool {
+    candidates(&super::dataset_dir(data_dir, set), "train-images-idx3-ubyte").iter().any(|p| p.is_file())
+}
+
 fn read_idx(dir: &Path, stem: &str, set: &str) -> Result<IdxArray> {
-    let candidates = [dir.join(stem), dir.join(format!("{stem}.gz"))];
+    let candidates = candidates(dir, stem);
     let Some(path) = candidates.iter().find(|p| p.is_file()) else {
         return Err(WsaError::MissingDataset { name: set.to_string(), path: candidates[1].clone() });
     };
@@ -135,6 +146,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wsa-idx-{}", std::process::id()));
         let set = dir.join("tiny");
         std::fs::create_dir_all(&set).expect("mkdir");
+        assert!(!is_on_disk(&dir, "tiny"), "an empty folder holds no set");
         let write_gz = |name: &str, bytes: Vec<u8>| {
             use std::io::Write;
             let file = std::fs::File::create(set.join(name)).expect("create");
@@ -146,6 +158,7 @@ mod tests {
             write_gz(&format!("{prefix}-images-idx3-ubyte.gz"), idx_u8(&[2, 2, 2], &[0, 255, 0, 255, 255, 0, 255, 0]));
             write_gz(&format!("{prefix}-labels-idx1-ubyte.gz"), idx_u8(&[2], &[3, 9]));
         }
+        assert!(is_on_disk(&dir, "tiny"));
         let (train, test) = load_pair(&dir, "tiny").expect("load");
         assert_eq!(train.labels, vec![3, 9]);
         assert_eq!(test.sample_shape, vec![1, 2, 2]);

@@ -8,7 +8,7 @@ mod idx;
 mod small;
 mod synthetic;
 
-pub use idx::{IdxArray, parse_idx, parse_idx_file};
+pub use idx::{IdxArray, is_on_disk, parse_idx, parse_idx_file};
 #[cfg(target_arch = "wasm32")]
 pub use small::provide as provide_small;
 pub use small::{SmallSet, load as load_small};
