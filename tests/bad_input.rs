@@ -16,7 +16,7 @@ use wsa_core::rng::Rng;
 use wsa_lab_tests::{small_connect_config, temp_dir};
 
 fn mlp(hidden: Vec<usize>) -> Arc<ModelLayout> {
-    let config = ModelConfig::Mlp { hidden, activation: Activation::Relu, norm: Norm::None };
+    let config = ModelConfig::Mlp { hidden, activation: Activation::Relu, norm: Norm::None, init: Default::default() };
     Arc::new(ModelLayout::new(&config, &[1, 8, 8], 10).expect("layout"))
 }
 
@@ -145,6 +145,7 @@ fn absurd_configs_are_refused_with_the_field_named() {
         kernel_size: 3,
         activation: Activation::Relu,
         norm: Norm::GroupNorm { groups: 3 },
+        init: Default::default(),
     };
     assert!(run_err(&c).to_string().contains("groups"));
 

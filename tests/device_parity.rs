@@ -33,7 +33,12 @@ struct Outcome {
 fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
     let split = data::load(&DataConfig { max_train: Some(256), max_test: Some(128), ..DataConfig::default() }, 5)
         .expect("digits");
-    let config = ModelConfig::Mlp { hidden: vec![24, 16], activation: Activation::Tanh, norm: Norm::LayerNorm };
+    let config = ModelConfig::Mlp {
+        hidden: vec![24, 16],
+        activation: Activation::Tanh,
+        norm: Norm::LayerNorm,
+        init: Default::default(),
+    };
     let layout = Arc::new(ModelLayout::new(&config, &split.train.sample_shape, 10).expect("layout"));
     let init_a = layout.init(&mut Rng::new(1));
     let init_b = layout.init(&mut Rng::new(2));
@@ -59,6 +64,7 @@ fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
         kernel_size: 3,
         activation: Activation::Relu,
         norm: Norm::GroupNorm { groups: 2 },
+        init: Default::default(),
     };
     let cnn_layout = Arc::new(ModelLayout::new(&cnn, &split.train.sample_shape, 10).expect("cnn layout"));
     let cnn_params = cnn_layout.init(&mut Rng::new(4)).to_device(&device.device);

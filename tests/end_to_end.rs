@@ -129,7 +129,7 @@ fn every_target_source_sets_the_target_it_promises() {
     for layer in &method(&fixed, Method::WSA).layers {
         let spec = &layout.params[layout.index_of(&layer.path).expect("path")];
         assert_eq!(layer.target.mean, 0.0);
-        assert!((layer.target.std - spec.init_std()).abs() < 1e-12, "{}", layer.path);
+        assert!((layer.target.std - spec.init_std(Default::default())).abs() < 1e-12, "{}", layer.path);
     }
 
     // Reference without a file: A is the plain A, frozen; the target is its scope.

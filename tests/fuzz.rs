@@ -96,6 +96,7 @@ fn model_files() {
                 hidden: vec![8],
                 activation: wsa_core::model::Activation::Relu,
                 norm: wsa_core::model::Norm::None,
+                init: Default::default(),
             },
             &[12],
             3,

@@ -13,6 +13,7 @@ pub fn small_connect_config(epochs: usize) -> ConnectConfig {
         hidden: vec![32, 32],
         activation: wsa_core::model::Activation::Relu,
         norm: wsa_core::model::Norm::None,
+        init: Default::default(),
     };
     config.train.epochs = epochs;
     // Same start, different learning rates: both learn within a few epochs, their scopes drift.

@@ -129,7 +129,12 @@ impl Preset {
                     },
                     ..DataConfig::default()
                 };
-                c.model = ModelConfig::Mlp { hidden: vec![32, 32], activation: Activation::Relu, norm: Norm::None };
+                c.model = ModelConfig::Mlp {
+                    hidden: vec![32, 32],
+                    activation: Activation::Relu,
+                    norm: Norm::None,
+                    init: Default::default(),
+                };
                 c.train.epochs = 30;
                 c.pair = PairDifference::Seed { same_init: false };
             }

@@ -142,6 +142,7 @@ fn a_model_that_does_not_fit_is_refused_with_a_message() {
             hidden: vec![8],
             activation: wsa_core::model::Activation::Relu,
             norm: wsa_core::model::Norm::None,
+            init: Default::default(),
         },
         &[1, 8, 8],
         10,

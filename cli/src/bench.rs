@@ -233,7 +233,12 @@ fn alignment(repeats: usize) -> Result<Value> {
     let models = [
         (
             "MLP 784-512-512-10",
-            ModelConfig::Mlp { hidden: vec![512, 512], activation: Activation::Relu, norm: Norm::None },
+            ModelConfig::Mlp {
+                hidden: vec![512, 512],
+                activation: Activation::Relu,
+                norm: Norm::None,
+                init: Default::default(),
+            },
         ),
         bench_models().swap_remove(1),
     ];
@@ -275,7 +280,13 @@ fn bench_models() -> Vec<(&'static str, ModelConfig)> {
         ("MLP 784-64-64-10", ModelConfig::default()),
         (
             "CNN 16-32 conv3",
-            ModelConfig::Cnn { channels: vec![16, 32], kernel_size: 3, activation: Activation::Relu, norm: Norm::None },
+            ModelConfig::Cnn {
+                channels: vec![16, 32],
+                kernel_size: 3,
+                activation: Activation::Relu,
+                norm: Norm::None,
+                init: Default::default(),
+            },
         ),
     ]
 }

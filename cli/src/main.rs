@@ -3,6 +3,7 @@
 //! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
 
 mod bench;
+mod reproduce;
 mod table;
 
 use anyhow::{Context, Result, bail};
@@ -41,6 +42,9 @@ enum Command {
     Connect(ConnectArgs),
     /// Federated learning: Dirichlet-split clients, FedAvg/FedProx, with or without WSA.
     Fed(FedArgs),
+    /// The paper's claims over seeds: every cell of a spec (mode connectivity, federated,
+    /// ablations, Gaussianity), resumable, then a report with paired confidence intervals.
+    Reproduce(reproduce::ReproduceArgs),
     /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
     Devices,
     /// Measure our kernels, training throughput and the time to the first step (GPU vs CPU).
@@ -225,6 +229,7 @@ fn main() {
     let outcome = match cli.command {
         Some(Command::Connect(args)) => run_connect(args),
         Some(Command::Fed(args)) => run_fed(args),
+        Some(Command::Reproduce(args)) => reproduce::run(args),
         Some(Command::Devices) => list_devices(),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::BenchFirstStep(args)) => bench::first_step(args),
@@ -342,7 +347,7 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     eprintln!(
         "connect: {} · {} · pair differs in {} · {} epochs · lambda {} · methods {}",
         config.data.dataset.label(),
-        model_label(&config),
+        config.model.label(),
         config.pair.describe(),
         config.train.epochs,
         config.wsa.lambda,
@@ -375,13 +380,6 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
         bail!("no method was evaluated");
     }
     Ok(())
-}
-
-fn model_label(config: &ConnectConfig) -> String {
-    match &config.model {
-        wsa_core::model::ModelConfig::Mlp { hidden, .. } => format!("MLP {hidden:?}"),
-        wsa_core::model::ModelConfig::Cnn { channels, .. } => format!("CNN {channels:?}"),
-    }
 }
 
 fn run_fed(args: FedArgs) -> Result<()> {

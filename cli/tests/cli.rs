@@ -154,3 +154,134 @@ fn fed_compare_prints_four_methods_and_writes_its_files() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("fedavg or fedprox"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn run_ok(command: &mut Command) -> (String, String) {
+    let run = command.output().expect("run");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    (stdout, stderr)
+}
+
+/// The number in "N cells (K computed now, ...)".
+fn computed_now(stdout: &str) -> usize {
+    let line = stdout.lines().find(|l| l.contains("computed now")).unwrap_or_else(|| panic!("no summary in\n{stdout}"));
+    let inside = line.split('(').nth(1).expect("(");
+    inside.split_whitespace().next().expect("count").parse().expect("a number")
+}
+
+#[test]
+fn quick_reproduce_writes_a_report_with_every_family_and_a_rerun_computes_nothing() {
+    let dir = temp_dir("reproduce-quick");
+    let out = dir.join("out");
+    let (stdout, _) = run_ok(wsa_lab().args(["reproduce", "--quick", "--device", "cpu", "--out"]).arg(&out));
+    let report = std::fs::read_to_string(out.join("results.md")).expect("results.md");
+    for (family, title) in [
+        ("connect", "## Mode connectivity (`connect`)"),
+        ("fed", "## Federated learning (`fed`)"),
+        ("ablation", "## Ablations of WSA (`ablation`)"),
+        ("gaussianity", "## Gaussianity of trained weights (`gaussianity`)"),
+    ] {
+        assert!(report.contains(title), "no {family} section in\n{report}");
+        let png = std::fs::read(out.join(format!("figures/{family}.png"))).expect("figure");
+        assert!(png.starts_with(b"\x89PNG"), "figures/{family}.png is not a PNG");
+        assert!(report.contains(&format!("figures/{family}.png")), "{family}'s figure is not in the report");
+    }
+    for expected in ["| wsa − plain | loss barrier |", "| fedavg+wsa − fedavg |", "| trained − init |", "95% CI"]
+    {
+        assert!(report.contains(expected), "missing `{expected}` in\n{report}");
+    }
+    // Every table row of the summaries has a value for every column (mean ± std over 2 seeds).
+    assert!(report.contains(" ± "), "{report}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(summary["families"].as_array().map(Vec::len), Some(4), "{summary}");
+    let cells = std::fs::read_dir(out.join("cells")).expect("cells").count();
+    assert_eq!(computed_now(&stdout), cells, "{stdout}");
+    let csv = std::fs::read_to_string(out.join("cells.csv")).expect("cells.csv");
+    assert!(csv.lines().count() > cells, "{csv}");
+
+    // Run again: every cell is read back, and the numbers are the same.
+    let (again, _) = run_ok(wsa_lab().args(["reproduce", "--quick", "--device", "cpu", "--out"]).arg(&out));
+    assert_eq!(computed_now(&again), 0, "{again}");
+    let summary_again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(summary, summary_again);
+
+    // Recomputing a cell gives the same numbers (the CPU backend is deterministic).
+    let mut files: Vec<_> =
+        std::fs::read_dir(out.join("cells")).expect("cells").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    let read = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).expect("cell")).expect("json")
+    };
+    let before = read(&files[0]);
+    std::fs::remove_file(&files[0]).expect("remove");
+    let (third, _) = run_ok(wsa_lab().args(["reproduce", "--quick", "--device", "cpu", "--out"]).arg(&out));
+    assert_eq!(computed_now(&third), 1, "{third}");
+    assert_eq!(read(&files[0])["variants"], before["variants"], "{}", files[0].display());
+}
+
+#[test]
+fn an_interrupted_reproduce_recomputes_only_the_missing_cells() {
+    let dir = temp_dir("reproduce-resume");
+    let out = dir.join("out");
+    let spec_path = dir.join("spec.json");
+    // Three digits rows; the third needs MNIST from a folder that does not exist, so the run
+    // stops there after finishing the first two rows (2 seeds each).
+    let spec = |third_data_dir: &Path| {
+        serde_json::json!({
+            "version": 1,
+            "seeds": 2,
+            "connect": [{
+                "label": "tiny",
+                "base": {
+                    "model": { "kind": "mlp", "hidden": [8] },
+                    "train": { "epochs": 1 },
+                    "data": { "max_train": 300 },
+                    "methods": ["plain", "wsa"],
+                    "path": { "points": 3 }
+                },
+                "rows": [
+                    { "label": "lr", "set": {} },
+                    { "label": "same init", "set": { "pair": { "kind": "seed", "same_init": true } } },
+                    { "label": "mnist", "set": { "data": { "dataset": { "name": "mnist" }, "data_dir": third_data_dir, "max_train": 300, "max_test": 200 } } }
+                ]
+            }]
+        })
+    };
+    std::fs::write(&spec_path, spec(&dir.join("no-such-folder")).to_string()).expect("spec");
+    let failed = wsa_lab()
+        .args(["reproduce", "--device", "cpu", "--spec"])
+        .arg(&spec_path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "{stderr}");
+    assert!(stderr.contains("row `mnist`") || stderr.contains("mnist · seed 0"), "the failing cell is named: {stderr}");
+    let cells = out.join("cells");
+    let mut finished: Vec<_> = std::fs::read_dir(&cells).expect("cells").map(|e| e.expect("entry").path()).collect();
+    finished.sort();
+    assert_eq!(finished.len(), 4, "the first two rows' cells are kept: {finished:?}");
+    let stamps: Vec<_> =
+        finished.iter().map(|p| std::fs::metadata(p).expect("meta").modified().expect("mtime")).collect();
+
+    // With the digits in place of the missing set, only the last row's two cells run.
+    let mut fixed = spec(&dir);
+    fixed["connect"][0]["rows"][2] = serde_json::json!({ "label": "mnist", "set": { "train": { "epochs": 2 } } });
+    std::fs::write(&spec_path, fixed.to_string()).expect("spec");
+    let (stdout, _) =
+        run_ok(wsa_lab().args(["reproduce", "--device", "cpu", "--spec"]).arg(&spec_path).arg("--out").arg(&out));
+    assert_eq!(computed_now(&stdout), 2, "{stdout}");
+    for (path, stamp) in finished.iter().zip(&stamps) {
+        assert_eq!(
+            &std::fs::metadata(path).expect("meta").modified().expect("mtime"),
+            stamp,
+            "{} was rewritten",
+            path.display()
+        );
+    }
+    assert_eq!(std::fs::read_dir(&cells).expect("cells").count(), 6);
+}

@@ -40,6 +40,92 @@ pub enum Norm {
     GroupNorm { groups: usize },
 }
 
+/// How the weights are drawn before training (biases always as PyTorch's default, norm
+/// parameters as 1 and 0). The Gaussianity claim (method.md) is that trained weights end
+/// roughly Gaussian whichever of these they started from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Initializer {
+    /// U(-b, b) with b = 1/sqrt(fan_in): PyTorch's default for linear and conv layers.
+    #[default]
+    Uniform,
+    /// N(0, 2/fan_in): He (Kaiming) normal, for ReLU networks.
+    Normal,
+    /// A random orthogonal matrix (rows or columns orthonormal, whichever are fewer) times the
+    /// ReLU gain sqrt(2) (Saxe et al. 2014); conv kernels as [out, in * kh * kw] matrices.
+    Orthogonal,
+}
+
+impl Initializer {
+    pub const ALL: [Initializer; 3] = [Initializer::Uniform, Initializer::Normal, Initializer::Orthogonal];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Initializer::Uniform => "uniform",
+            Initializer::Normal => "normal",
+            Initializer::Orthogonal => "orthogonal",
+        }
+    }
+
+    /// Standard deviation of a weight's initial distribution (for the fixed WSA target).
+    fn weight_std(self, spec: &ParamSpec) -> f64 {
+        let fan_in = spec.fan_in as f64;
+        match self {
+            Initializer::Uniform => 1.0 / fan_in.sqrt() / 3f64.sqrt(),
+            Initializer::Normal => (2.0 / fan_in).sqrt(),
+            // Unit-norm rows (out <= in) give entries of mean square 1/in; unit-norm columns
+            // (out > in) 1/out.
+            Initializer::Orthogonal => (2.0 / spec.shape[0].max(spec.fan_in) as f64).sqrt(),
+        }
+    }
+
+    fn weights(self, spec: &ParamSpec, rng: &mut Rng) -> Vec<f32> {
+        match self {
+            Initializer::Uniform => uniform_fan_in(spec, rng),
+            Initializer::Normal => {
+                let std = self.weight_std(spec);
+                (0..spec.numel()).map(|_| (std * rng.normal()) as f32).collect()
+            }
+            Initializer::Orthogonal => orthogonal(spec.shape[0], spec.fan_in, 2f64.sqrt(), rng),
+        }
+    }
+}
+
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for every value of `spec`.
+fn uniform_fan_in(spec: &ParamSpec, rng: &mut Rng) -> Vec<f32> {
+    let bound = 1.0 / (spec.fan_in as f64).sqrt();
+    (0..spec.numel()).map(|_| rng.uniform_range(-bound, bound) as f32).collect()
+}
+
+/// A `rows` x `cols` matrix (row major) with orthonormal rows when rows <= cols, orthonormal
+/// columns otherwise, times `gain`: Gram-Schmidt (twice, for stability) over Gaussian vectors,
+/// in f64.
+fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut Rng) -> Vec<f32> {
+    let (count, len) = (rows.min(cols), rows.max(cols));
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut v: Vec<f64> = (0..len).map(|_| rng.normal()).collect();
+        for _ in 0..2 {
+            for u in &basis {
+                let dot: f64 = u.iter().zip(&v).map(|(a, b)| a * b).sum();
+                v.iter_mut().zip(u).for_each(|(x, y)| *x -= dot * y);
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter_mut().for_each(|x| *x /= norm);
+        basis.push(v);
+    }
+    let mut out = vec![0f32; rows * cols];
+    for (k, v) in basis.iter().enumerate() {
+        for (j, &x) in v.iter().enumerate() {
+            // Rows <= cols: vector k is row k. Otherwise it is column k.
+            let (r, c) = if rows <= cols { (k, j) } else { (j, k) };
+            out[r * cols + c] = (gain * x) as f32;
+        }
+    }
+    out
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum ModelConfig {
@@ -50,6 +136,8 @@ pub enum ModelConfig {
         activation: Activation,
         #[serde(default)]
         norm: Norm,
+        #[serde(default)]
+        init: Initializer,
     },
     /// Conv blocks (conv, norm, activation, 2x2 max-pool while the image is at least 2x2),
     /// then one linear classifier.
@@ -62,6 +150,8 @@ pub enum ModelConfig {
         activation: Activation,
         #[serde(default)]
         norm: Norm,
+        #[serde(default)]
+        init: Initializer,
     },
 }
 
@@ -77,7 +167,32 @@ fn default_kernel() -> usize {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig::Mlp { hidden: default_hidden(), activation: Activation::Relu, norm: Norm::None }
+        ModelConfig::Mlp {
+            hidden: default_hidden(),
+            activation: Activation::Relu,
+            norm: Norm::None,
+            init: Initializer::Uniform,
+        }
+    }
+}
+
+impl ModelConfig {
+    pub fn initializer(&self) -> Initializer {
+        match self {
+            ModelConfig::Mlp { init, .. } | ModelConfig::Cnn { init, .. } => *init,
+        }
+    }
+
+    /// What the model is, in a few words: "MLP [64, 64]", "CNN [16, 32] (normal init)".
+    pub fn label(&self) -> String {
+        let shape = match self {
+            ModelConfig::Mlp { hidden, .. } => format!("MLP {hidden:?}"),
+            ModelConfig::Cnn { channels, .. } => format!("CNN {channels:?}"),
+        };
+        match self.initializer() {
+            Initializer::Uniform => shape,
+            other => format!("{shape} ({} init)", other.name()),
+        }
     }
 }
 
@@ -108,11 +223,13 @@ impl ParamSpec {
         self.shape.iter().product()
     }
 
-    /// Standard deviation of the initial distribution, U(-b, b) with b = 1/sqrt(fan_in) for
-    /// weights and biases (PyTorch's default), constant for norm parameters.
-    pub fn init_std(&self) -> f64 {
+    /// Standard deviation of the initial distribution under `init`: the initialiser's for
+    /// weights, U(-b, b) with b = 1/sqrt(fan_in) for biases (PyTorch's default), zero for norm
+    /// parameters (constants).
+    pub fn init_std(&self, init: Initializer) -> f64 {
         match self.role {
-            ParamRole::Weight | ParamRole::Bias => 1.0 / (self.fan_in as f64).sqrt() / 3f64.sqrt(),
+            ParamRole::Weight => init.weight_std(self),
+            ParamRole::Bias => Initializer::Uniform.weight_std(self),
             ParamRole::NormWeight | ParamRole::NormBias => 0.0,
         }
     }
@@ -307,16 +424,15 @@ impl ModelLayout {
         Ok(())
     }
 
-    /// Fresh parameters on the host, seeded.
+    /// Fresh parameters on the host, seeded, drawn as the config's initialiser says.
     pub fn init(self: &Arc<Self>, rng: &mut Rng) -> HostParams {
+        let init = self.config.initializer();
         let values = self
             .params
             .iter()
             .map(|spec| match spec.role {
-                ParamRole::Weight | ParamRole::Bias => {
-                    let bound = 1.0 / (spec.fan_in as f64).sqrt();
-                    (0..spec.numel()).map(|_| rng.uniform_range(-bound, bound) as f32).collect()
-                }
+                ParamRole::Weight => init.weights(spec, rng),
+                ParamRole::Bias => uniform_fan_in(spec, rng),
                 ParamRole::NormWeight => vec![1.0; spec.numel()],
                 ParamRole::NormBias => vec![0.0; spec.numel()],
             })
@@ -452,7 +568,7 @@ pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tens
         h.matmul(w.transpose()) + b.reshape([1, shape[0]])
     };
     match &layout.config {
-        ModelConfig::Mlp { hidden, activation, norm } => {
+        ModelConfig::Mlp { hidden, activation, norm, .. } => {
             let mut h = x;
             for _ in hidden {
                 let (shape, w, b, n) = next_layer(*norm != Norm::None);
@@ -466,7 +582,7 @@ pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tens
             let (shape, w, b, _) = next_layer(false);
             linear(h, &shape, w, b)
         }
-        ModelConfig::Cnn { channels, kernel_size, activation, norm } => {
+        ModelConfig::Cnn { channels, kernel_size, activation, norm, .. } => {
             let [c, hh, ww] = [layout.sample_shape[0], layout.sample_shape[1], layout.sample_shape[2]];
             let mut h = x.reshape([batch, c, hh, ww]);
             let pad = kernel_size / 2;
@@ -488,6 +604,69 @@ pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tens
             let flat = h.reshape([bb, cc * y * x]);
             let (shape, w, b, _) = next_layer(false);
             linear(flat, &shape, w, b)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(init: Initializer, hidden: Vec<usize>, inputs: usize) -> Arc<ModelLayout> {
+        let config = ModelConfig::Mlp { hidden, activation: Activation::Relu, norm: Norm::None, init };
+        Arc::new(ModelLayout::new(&config, &[inputs], 10).expect("layout"))
+    }
+
+    #[test]
+    fn each_initializer_draws_with_the_spread_it_reports() {
+        for init in Initializer::ALL {
+            let l = layout(init, vec![256, 700], 500);
+            let params = l.init(&mut Rng::new(7));
+            // Biases of the 10-unit classifier are too few to estimate a spread from.
+            for (spec, values) in l.params.iter().zip(&params.values).filter(|(_, v)| v.len() >= 256) {
+                let n = values.len() as f64;
+                let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+                let std = (values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n).sqrt();
+                let expected = spec.init_std(init);
+                let tolerance = if spec.role == ParamRole::Bias { 0.12 } else { 0.03 };
+                assert!(
+                    (std / expected - 1.0).abs() < tolerance,
+                    "{init:?} {}: std {std} vs reported {expected}",
+                    spec.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn orthogonal_weights_have_orthonormal_rows_or_columns_times_the_gain() {
+        let gain2: f64 = 2.0;
+        for (rows, cols) in [(8, 20), (20, 8), (12, 12)] {
+            let w = orthogonal(rows, cols, gain2.sqrt(), &mut Rng::new(3));
+            let (count, by_rows) = if rows <= cols { (rows, true) } else { (cols, false) };
+            let get = |k: usize, j: usize| f64::from(if by_rows { w[k * cols + j] } else { w[j * cols + k] });
+            let len = rows.max(cols);
+            for a in 0..count {
+                for b in 0..count {
+                    let dot: f64 = (0..len).map(|j| get(a, j) * get(b, j)).sum();
+                    let want = if a == b { gain2 } else { 0.0 };
+                    assert!((dot - want).abs() < 1e-5, "{rows}x{cols}: <{a},{b}> = {dot}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_initializer_draws_the_stream_it_always_drew() {
+        // Before initialisers were configurable, weights and biases were U(-b, b) drawn in
+        // layout order from one stream; seeds keep reproducing the same models.
+        let l = layout(Initializer::Uniform, vec![5], 4);
+        let params = l.init(&mut Rng::new(11));
+        let mut rng = Rng::new(11);
+        for (spec, values) in l.params.iter().zip(&params.values) {
+            let bound = 1.0 / (spec.fan_in as f64).sqrt();
+            let expected: Vec<f32> = (0..spec.numel()).map(|_| rng.uniform_range(-bound, bound) as f32).collect();
+            assert_eq!(values, &expected, "{}", spec.path);
         }
     }
 }

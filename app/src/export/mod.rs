@@ -161,3 +161,51 @@ pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> 
     ];
     platform::save_files(out, "federated", files)
 }
+
+/// What `wsa-lab reproduce` leaves beside its cells: results.md, summary.json (every summary
+/// and paired difference), cells.csv (every number of every cell) and one figure per family
+/// under `figures`. Returns the file names written.
+pub fn write_reproduce(
+    out: &Path,
+    records: &[wsa_core::experiment::reproduce::CellRecord],
+    context: &wsa_core::experiment::reproduce::report::Context,
+) -> AppResult<Vec<String>> {
+    use wsa_core::experiment::reproduce::report::{self, Report};
+    let summary = Report::new(records);
+    let mut files = vec![
+        bytes("results.md", report::markdown(&summary, records, context).into_bytes()),
+        bytes("summary.json", json(&summary)?),
+        bytes("cells.csv", csv_cells(records).into_bytes()),
+    ];
+    for family in &summary.families {
+        if let Some(data) = summary.figure(family.family) {
+            let name = format!("{}/{}.png", context.figures, family.family.name());
+            files.push((name, Content::Figure(plots::seed_summary(&data)?)));
+        }
+    }
+    platform::save_files(out, "reproduce", files)
+}
+
+fn csv_cells(records: &[wsa_core::experiment::reproduce::CellRecord]) -> String {
+    let mut s = String::from("family,group,row,seed,variant,metric,value,cell\n");
+    let quoted = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+    for r in records {
+        for v in &r.variants {
+            for (metric, value) in &v.metrics {
+                let _ = writeln!(
+                    s,
+                    "{},{},{},{},{},{},{},{}",
+                    r.cell.family.name(),
+                    quoted(&r.cell.group),
+                    quoted(&r.cell.row),
+                    r.cell.seed,
+                    v.variant,
+                    metric,
+                    value,
+                    r.hash
+                );
+            }
+        }
+    }
+    s
+}

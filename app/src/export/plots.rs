@@ -277,3 +277,79 @@ pub fn client_labels(result: &wsa_core::experiment::federated::FedResult) -> Res
         }
     })
 }
+
+/// A family of `wsa-lab reproduce` as a forest plot: one line per row of the family (labels on
+/// the left), a point per variant at its mean over seeds with a bar of ± one standard
+/// deviation, the variants of a row stacked around its line.
+pub fn seed_summary(data: &wsa_core::experiment::reproduce::report::FigureData) -> Result<Figure> {
+    use wsa_core::experiment::reproduce::stats::Summary;
+    let rows = data.rows.len().max(1);
+    let height = (120 + 34 * rows).clamp(320, 2400) as u32;
+    render!((1200u32, height), |root| {
+        let ends: Vec<(f64, f64)> = data
+            .series
+            .iter()
+            .flat_map(|(_, s)| s.iter().flatten().map(|x| (x.mean - x.std, x.mean + x.std)))
+            .collect();
+        let lo = ends.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+        let hi = ends.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let pad = ((hi - lo) * 0.06).max(1e-3);
+        // Row 0 at the top.
+        let mut chart = ChartBuilder::on(&root)
+            .margin(14)
+            .caption(&data.title, ("sans-serif", 20))
+            .x_label_area_size(40)
+            .y_label_area_size(470)
+            .build_cartesian_2d((lo - pad)..(hi + pad), (rows as f64 - 0.5)..-0.5)
+            .map_err(draw_err)?;
+        let labels = data.rows.clone();
+        chart
+            .configure_mesh()
+            .x_desc(data.y_label.as_str())
+            .disable_y_mesh()
+            .y_labels(rows)
+            .y_label_style(("sans-serif", 13))
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                let on_row = (y - i).abs() < 1e-6 && i >= 0.0;
+                if on_row { labels.get(i as usize).cloned().unwrap_or_default() } else { String::new() }
+            })
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(draw_err)?;
+        let n = data.series.len().max(1) as f64;
+        for (k, (variant, summaries)) in data.series.iter().enumerate() {
+            let color = series_color(variant, k);
+            let offset = (k as f64 - (n - 1.0) / 2.0) * (0.7 / n);
+            let placed: Vec<(f64, Summary)> =
+                summaries.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i as f64 + offset, s))).collect();
+            chart
+                .draw_series(placed.iter().map(|&(y, s)| {
+                    PathElement::new(vec![(s.mean - s.std, y), (s.mean + s.std, y)], color.stroke_width(2))
+                }))
+                .map_err(draw_err)?;
+            chart
+                .draw_series(placed.iter().map(|&(y, s)| Circle::new((s.mean, y), 4, color.filled())))
+                .map_err(draw_err)?
+                .label(variant.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(draw_err)?;
+    })
+}
+
+/// A method's own colour when the variant is a method's name, else the k-th run colour.
+fn series_color(variant: &str, k: usize) -> RGBColor {
+    match wsa_core::experiment::method::Method::from_name(variant) {
+        Ok(m) => rgb(palette::method(m)),
+        Err(_) => rgb(palette::RUNS[k % palette::RUNS.len()]),
+    }
+}

@@ -8,7 +8,7 @@ use egui::{DragValue, Ui};
 use wsa_core::data::{DatasetSpec, SyntheticKind};
 use wsa_core::experiment::connect::{DataDifference, PairDifference};
 use wsa_core::experiment::method::{Alignment, Method, Training};
-use wsa_core::model::{Activation, ModelConfig, Norm};
+use wsa_core::model::{Activation, Initializer, ModelConfig, Norm};
 use wsa_core::scope::FusionRule;
 use wsa_core::train::OptimizerKind;
 use wsa_core::wsa::{KlDirection, LayerReduction, TargetSource};
@@ -104,7 +104,11 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
     let is_cnn = matches!(config.model, ModelConfig::Cnn { .. });
     ui.horizontal(|ui| {
         if ui.selectable_label(!is_cnn, "MLP").clicked() && is_cnn {
+            let init = config.model.initializer();
             config.model = ModelConfig::default();
+            if let ModelConfig::Mlp { init: kept, .. } = &mut config.model {
+                *kept = init;
+            }
             app.state.widths_text = crate::state::widths_text(&config.model);
         }
         if ui.selectable_label(is_cnn, "CNN").clicked() && !is_cnn {
@@ -113,6 +117,7 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
                 kernel_size: 3,
                 activation: Activation::Relu,
                 norm: Norm::None,
+                init: config.model.initializer(),
             };
             app.state.widths_text = crate::state::widths_text(&config.model);
         }
@@ -129,9 +134,16 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
             }
         }
     });
-    let (activation, norm) = match &mut config.model {
-        ModelConfig::Mlp { activation, norm, .. } | ModelConfig::Cnn { activation, norm, .. } => (activation, norm),
+    let (activation, norm, init) = match &mut config.model {
+        ModelConfig::Mlp { activation, norm, init, .. } | ModelConfig::Cnn { activation, norm, init, .. } => {
+            (activation, norm, init)
+        }
     };
+    egui::ComboBox::from_label("initialisation").selected_text(init.name()).show_ui(ui, |ui| {
+        for i in Initializer::ALL {
+            ui.selectable_value(init, i, i.name());
+        }
+    });
     egui::ComboBox::from_label("activation").selected_text(format!("{activation:?}")).show_ui(ui, |ui| {
         for a in [Activation::Relu, Activation::Tanh, Activation::Gelu, Activation::LeakyRelu] {
             ui.selectable_value(activation, a, format!("{a:?}"));

@@ -395,12 +395,21 @@ mod tests {
     }
 
     fn mlp(norm: Norm) -> Arc<ModelLayout> {
-        layout(ModelConfig::Mlp { hidden: vec![8, 12], activation: Activation::Relu, norm }, &[5])
+        layout(
+            ModelConfig::Mlp { hidden: vec![8, 12], activation: Activation::Relu, norm, init: Default::default() },
+            &[5],
+        )
     }
 
     fn cnn(norm: Norm) -> Arc<ModelLayout> {
         layout(
-            ModelConfig::Cnn { channels: vec![4, 8], kernel_size: 3, activation: Activation::Relu, norm },
+            ModelConfig::Cnn {
+                channels: vec![4, 8],
+                kernel_size: 3,
+                activation: Activation::Relu,
+                norm,
+                init: Default::default(),
+            },
             &[2, 8, 8],
         )
     }

@@ -387,6 +387,14 @@ pub struct ConnectOutcome {
     pub models: Vec<TrainedPair>,
 }
 
+/// The starting points of A and B: one initialisation for both unless the pair differs in it.
+pub fn initial_params(config: &ConnectConfig, layout: &Arc<ModelLayout>) -> (HostParams, HostParams) {
+    let init_a = layout.init(&mut Rng::derive(config.seed, "init-a"));
+    let same_init = !matches!(config.pair, PairDifference::Seed { same_init: false });
+    let init_b = if same_init { init_a.clone() } else { layout.init(&mut Rng::derive(config.seed, "init-b")) };
+    (init_a, init_b)
+}
+
 /// Separate training data for A and B when the pair differs in data; `None` when both train on
 /// the whole training set (which is then uploaded once and shared).
 fn pair_data(config: &ConnectConfig, split: &DataSplit) -> Result<Option<(Dataset, Dataset)>> {
@@ -550,8 +558,11 @@ impl Setup<'_> {
             TargetSource::Fused { .. } => self.train_pair(training, (true, true), None, None, curves, observer).await,
             TargetSource::Fixed => {
                 let layout = &self.init_a.layout;
-                let target =
-                    self.layers.iter().map(|&i| Scope { mean: 0.0, std: layout.params[i].init_std() }).collect();
+                let target = self
+                    .layers
+                    .iter()
+                    .map(|&i| Scope { mean: 0.0, std: layout.params[i].init_std(layout.config.initializer()) })
+                    .collect();
                 self.train_pair(training, (true, true), Some(target), None, curves, observer).await
             }
             TargetSource::Reference { model: Some(_) } => {
@@ -739,9 +750,7 @@ pub async fn run(
     let (ca, cb) = config.train_configs();
     ca.validate(train_a.len)?;
     cb.validate(train_b.len)?;
-    let same_init = !matches!(config.pair, PairDifference::Seed { same_init: false });
-    let init_a = layout.init(&mut Rng::derive(config.seed, "init-a"));
-    let init_b = if same_init { init_a.clone() } else { layout.init(&mut Rng::derive(config.seed, "init-b")) };
+    let (init_a, init_b) = initial_params(config, &layout);
     let order_seeds = match config.pair {
         PairDifference::Seed { .. } => (config.seed.wrapping_mul(2), config.seed.wrapping_mul(2).wrapping_add(1)),
         _ => (config.seed, config.seed),

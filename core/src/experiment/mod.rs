@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod federated;
 pub mod method;
+pub mod reproduce;
 pub mod versioned;
 mod warm_up;
 

@@ -1,0 +1,565 @@
+//! `wsa-lab reproduce`: the paper's claims (method.md) measured over seeds. A spec (committed
+//! as `experiments/reproduce.json`, and `experiments/reproduce-quick.json` for `--quick`) names
+//! four families of experiments; each family is a list of groups, each group a base experiment
+//! config and rows that change it (a JSON merge), and every row runs once per seed: one *cell*.
+//! A cell's outcome is a few numbers per method (or federated variant), written as its own file
+//! keyed by the hash of the cell's config, so that a run interrupted at any point resumes
+//! where it stopped. [`report`] turns the cells into tables with paired confidence intervals.
+
+pub mod report;
+pub mod stats;
+
+use super::connect::{self, ConnectConfig, ConnectResult};
+use super::federated::{self, FedConfig, FedResult};
+use super::method::Method;
+use super::{Observer, Versioned};
+use crate::device::ComputeDevice;
+use crate::error::{Result, WsaError};
+use crate::io;
+use crate::model::ModelLayout;
+use crate::scope;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The version of specs and cell files this build writes.
+pub const REPRODUCE_VERSION: u32 = 1;
+
+/// The spec `wsa-lab reproduce` runs by default, and the one `--quick` runs.
+pub const FULL_SPEC: &str = include_str!("../../../../experiments/reproduce.json");
+pub const QUICK_SPEC: &str = include_str!("../../../../experiments/reproduce-quick.json");
+
+/// The experiment families, in the order the report shows them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// Mode connectivity: barriers of each method between pairs that differ in one condition.
+    Connect,
+    /// Federated learning: FedAvg and FedProx with and without WSA on non-IID clients.
+    Fed,
+    /// Ablations of WSA: target source, fusion rule, lambda, KL direction.
+    Ablation,
+    /// How Gaussian trained weights are, from different initialisations.
+    Gaussianity,
+}
+
+impl Family {
+    pub const ALL: [Family; 4] = [Family::Connect, Family::Fed, Family::Ablation, Family::Gaussianity];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Connect => "connect",
+            Family::Fed => "fed",
+            Family::Ablation => "ablation",
+            Family::Gaussianity => "gaussianity",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Family::Connect => "Mode connectivity",
+            Family::Fed => "Federated learning",
+            Family::Ablation => "Ablations of WSA",
+            Family::Gaussianity => "Gaussianity of trained weights",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == name.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            WsaError::invalid(
+                "family",
+                format!("`{name}`"),
+                &format!("unknown family; choose from {}", names.join(", ")),
+            )
+        })
+    }
+
+    /// Whether the family's cells are federated runs (the others are connect runs).
+    fn is_federated(self) -> bool {
+        self == Family::Fed
+    }
+}
+
+/// One row of a group: a label and the fields it sets in the group's base config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub label: String,
+    #[serde(default)]
+    pub set: Value,
+}
+
+/// A base experiment config and the rows that vary it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub label: String,
+    /// A connect config (families connect, ablation, gaussianity) or a federated config (fed),
+    /// as JSON; fields left out take their defaults.
+    pub base: Value,
+    pub rows: Vec<Row>,
+}
+
+/// What `wsa-lab reproduce` runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub version: u32,
+    /// Seeds 0..seeds of every row.
+    pub seeds: u64,
+    /// What the spec is for, one line (shown in the report).
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub connect: Vec<Group>,
+    #[serde(default)]
+    pub fed: Vec<Group>,
+    #[serde(default)]
+    pub ablation: Vec<Group>,
+    #[serde(default)]
+    pub gaussianity: Vec<Group>,
+}
+
+impl Versioned for Spec {
+    const KIND: &'static str = "reproduce spec";
+    const VERSION: u32 = REPRODUCE_VERSION;
+}
+
+impl Spec {
+    pub fn groups(&self, family: Family) -> &[Group] {
+        match family {
+            Family::Connect => &self.connect,
+            Family::Fed => &self.fed,
+            Family::Ablation => &self.ablation,
+            Family::Gaussianity => &self.gaussianity,
+        }
+    }
+
+    /// Sets the fields of `patch` in every group's base config (e.g. where the data lives).
+    pub fn set_everywhere(&mut self, patch: &Value) {
+        for groups in [&mut self.connect, &mut self.fed, &mut self.ablation, &mut self.gaussianity] {
+            for group in groups.iter_mut() {
+                merge(&mut group.base, patch);
+            }
+        }
+    }
+
+    /// Every cell of the families in `only` (all when empty), family by family, row by row,
+    /// seed by seed; each config checked, errors naming the group and row.
+    pub fn cells(&self, only: &[Family]) -> Result<Vec<Cell>> {
+        if self.seeds == 0 || self.seeds > 1000 {
+            return Err(WsaError::invalid("reproduce spec `seeds`", self.seeds, "must be between 1 and 1000"));
+        }
+        let mut cells = Vec::new();
+        for family in Family::ALL.into_iter().filter(|f| only.is_empty() || only.contains(f)) {
+            for group in self.groups(family) {
+                if !group.base.is_object() {
+                    return Err(WsaError::invalid(
+                        &format!("{} group `{}` base", family.name(), group.label),
+                        &group.base,
+                        "must be a JSON object (an experiment config)",
+                    ));
+                }
+                for row in &group.rows {
+                    let place = format!("{} group `{}` row `{}`", family.name(), group.label, row.label);
+                    let mut config = group.base.clone();
+                    match &row.set {
+                        Value::Null => {}
+                        set @ Value::Object(_) => merge(&mut config, set),
+                        other => {
+                            return Err(WsaError::invalid(
+                                &format!("{place} `set`"),
+                                other,
+                                "must be a JSON object of the fields the row changes",
+                            ));
+                        }
+                    }
+                    for seed in 0..self.seeds {
+                        config["seed"] = Value::from(seed);
+                        let experiment = CellExperiment::from_json(family, &config)
+                            .map_err(|e| WsaError::invalid(&place, "its config", &e.to_string()))?;
+                        cells.push(Cell {
+                            family,
+                            group: group.label.clone(),
+                            row: row.label.clone(),
+                            seed,
+                            experiment,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(cells)
+    }
+}
+
+/// Sets every field of `patch` in `base`, recursing into objects; other values (arrays, and
+/// `null`, which an optional field reads as "none") replace what was there.
+pub fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(base.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// The experiment a cell runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "config")]
+pub enum CellExperiment {
+    Connect(ConnectConfig),
+    /// All four variants (FedAvg, FedProx, each with and without WSA) on one split and start.
+    Fed(FedConfig),
+}
+
+impl CellExperiment {
+    fn from_json(family: Family, config: &Value) -> Result<Self> {
+        let text = config.to_string();
+        if family.is_federated() {
+            let config = FedConfig::from_json(&text)?;
+            config.validate()?;
+            Ok(CellExperiment::Fed(config))
+        } else {
+            let config = ConnectConfig::from_json(&text)?;
+            config.validate()?;
+            Ok(CellExperiment::Connect(config))
+        }
+    }
+
+    /// FedProx's mu for the comparison when the base config names FedAvg.
+    const DEFAULT_MU: f64 = 0.01;
+}
+
+/// One experiment at one seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub family: Family,
+    pub group: String,
+    pub row: String,
+    pub seed: u64,
+    pub experiment: CellExperiment,
+}
+
+impl Cell {
+    /// The cell's key: a 64-bit FNV-1a hash of its family and full config as JSON (every field,
+    /// defaults included), in hex. Two cells with the same key run the same computation; where
+    /// the data files live (`data.data_dir`) is left out, so a moved data folder reuses them.
+    pub fn hash(&self) -> String {
+        let mut experiment = self.experiment.clone();
+        match &mut experiment {
+            CellExperiment::Connect(c) => c.data.data_dir = PathBuf::new(),
+            CellExperiment::Fed(c) => c.data.data_dir = PathBuf::new(),
+        }
+        let text = serde_json::to_string(&(self.family, &experiment)).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in text.bytes() {
+            h ^= u64::from(byte);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+
+    /// "family · group · row · seed N", for progress lines and errors.
+    pub fn label(&self) -> String {
+        format!("{} · {} · {} · seed {}", self.family.name(), self.group, self.row, self.seed)
+    }
+}
+
+/// The numbers of one variant (a method, a federated run, or a model's state) of a cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VariantOutcome {
+    pub variant: String,
+    /// Metric name to value; a metric that does not apply (a target accuracy never reached)
+    /// is absent.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// A finished cell, as written to `cells/<hash>.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellRecord {
+    pub version: u32,
+    pub hash: String,
+    pub cell: Cell,
+    pub device: String,
+    pub seconds: f64,
+    pub variants: Vec<VariantOutcome>,
+    /// The run's warnings (an endpoint that never learned, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl Versioned for CellRecord {
+    const KIND: &'static str = "reproduce cell";
+    const VERSION: u32 = REPRODUCE_VERSION;
+}
+
+impl CellRecord {
+    pub fn variant(&self, name: &str) -> Option<&VariantOutcome> {
+        self.variants.iter().find(|v| v.variant == name)
+    }
+}
+
+/// Metric names, shared by the runs that write them and the report that reads them.
+pub mod metric {
+    pub const ACCURACY_A: &str = "accuracy_a";
+    pub const ACCURACY_B: &str = "accuracy_b";
+    pub const LOSS_BARRIER: &str = "loss_barrier";
+    pub const ACCURACY_BARRIER: &str = "accuracy_barrier";
+    pub const SCOPE_DISTANCE: &str = "scope_distance";
+    pub const FINAL_ACCURACY: &str = "final_accuracy";
+    pub const BEST_ACCURACY: &str = "best_accuracy";
+    pub const LAST10_ACCURACY: &str = "last10_accuracy";
+    pub const ROUNDS_TO_TARGET: &str = "rounds_to_target";
+    /// Mean over the scoped layers of |excess kurtosis| and of the KS distance to the fitted
+    /// Gaussian; per layer as `kurtosis:<path>` and `ks:<path>`.
+    pub const MEAN_ABS_KURTOSIS: &str = "mean_abs_kurtosis";
+    pub const MEAN_KS: &str = "mean_ks";
+}
+
+/// Where finished cells live: `<dir>/cells/<hash>.json`.
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(out: &Path) -> Self {
+        Self { dir: out.join("cells") }
+    }
+
+    /// Where the cells of `out` are kept.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, hash: &str) -> PathBuf {
+        self.dir.join(format!("{hash}.json"))
+    }
+
+    /// The cell's record when it finished before. A file that cannot be read as one (edited
+    /// by hand, from a newer build) is an error naming it: deleting it reruns the cell.
+    pub fn load(&self, cell: &Cell) -> Result<Option<CellRecord>> {
+        let hash = cell.hash();
+        let path = self.path(&hash);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let record = CellRecord::read_file(&path)?;
+        if record.hash != hash || record.cell.hash() != hash {
+            return Err(WsaError::invalid(
+                &format!("the cell file {}", path.display()),
+                "its config",
+                "does not match the cell it is named after; delete it to rerun the cell",
+            ));
+        }
+        Ok(Some(record))
+    }
+
+    pub fn save(&self, record: &CellRecord) -> Result<()> {
+        let json = serde_json::to_vec_pretty(record).map_err(|e| WsaError::serialize("a reproduce cell", e))?;
+        io::write_atomic(&self.path(&record.hash), &json)
+    }
+}
+
+/// Runs one cell on `device`; `seconds` is left at zero for the caller, who has the clock.
+pub async fn run_cell(cell: &Cell, device: &ComputeDevice, observer: &mut dyn Observer) -> Result<CellRecord> {
+    let (variants, warnings, device_name) = match &cell.experiment {
+        CellExperiment::Connect(config) if cell.family == Family::Gaussianity => {
+            let outcome = connect::run(config, device, observer).await?;
+            (gaussianity_outcomes(config, &outcome.result)?, outcome.result.warnings, outcome.result.device)
+        }
+        CellExperiment::Connect(config) => {
+            let outcome = connect::run(config, device, observer).await?;
+            (connect_outcomes(&outcome.result), outcome.result.warnings, outcome.result.device)
+        }
+        CellExperiment::Fed(config) => {
+            let variants = config.variants(true, CellExperiment::DEFAULT_MU);
+            let outcome = federated::run(config, &variants, device, observer).await?;
+            (fed_outcomes(&outcome.result), Vec::new(), outcome.result.device)
+        }
+    };
+    Ok(CellRecord {
+        version: REPRODUCE_VERSION,
+        hash: cell.hash(),
+        cell: cell.clone(),
+        device: device_name,
+        seconds: 0.0,
+        variants,
+        warnings,
+    })
+}
+
+fn connect_outcomes(result: &ConnectResult) -> Vec<VariantOutcome> {
+    result
+        .methods
+        .iter()
+        .map(|m| VariantOutcome {
+            variant: m.name.name().to_string(),
+            metrics: BTreeMap::from([
+                (metric::ACCURACY_A.into(), m.endpoint_a.accuracy),
+                (metric::ACCURACY_B.into(), m.endpoint_b.accuracy),
+                (metric::LOSS_BARRIER.into(), m.barriers.loss),
+                (metric::ACCURACY_BARRIER.into(), m.barriers.accuracy),
+                (metric::SCOPE_DISTANCE.into(), m.scope_distance),
+            ]),
+        })
+        .collect()
+}
+
+fn fed_outcomes(result: &FedResult) -> Vec<VariantOutcome> {
+    result
+        .runs
+        .iter()
+        .map(|run| {
+            let last: Vec<f64> = run.rounds.iter().rev().take(10).map(|r| r.test_accuracy).collect();
+            let mut metrics = BTreeMap::from([
+                (metric::FINAL_ACCURACY.into(), run.final_accuracy),
+                (metric::BEST_ACCURACY.into(), run.best_accuracy),
+                (metric::LAST10_ACCURACY.into(), last.iter().sum::<f64>() / last.len().max(1) as f64),
+            ]);
+            if let Some(round) = run.rounds_to_target {
+                metrics.insert(metric::ROUNDS_TO_TARGET.into(), round as f64);
+            }
+            VariantOutcome { variant: run.name.clone(), metrics }
+        })
+        .collect()
+}
+
+/// Variant names of the gaussianity family: model A before and after training.
+pub const AT_INIT: &str = "init";
+pub const TRAINED: &str = "trained";
+
+/// Kurtosis and KS distance of each scoped layer of model A at initialisation and trained
+/// (plain training: the first method's A).
+fn gaussianity_outcomes(config: &ConnectConfig, result: &ConnectResult) -> Result<Vec<VariantOutcome>> {
+    let plain = result.methods.iter().find(|m| m.name == Method::PLAIN).ok_or_else(|| {
+        WsaError::invalid(
+            "gaussianity cell `methods`",
+            "its list",
+            "must include `plain` (model A trained without WSA)",
+        )
+    })?;
+    let (shape, classes) = config.data.dataset.sample_shape_and_classes();
+    let layout = Arc::new(ModelLayout::new(&config.model, &shape, classes)?);
+    let (init, _) = connect::initial_params(config, &layout);
+    let layers = config.wsa.layers.select(&layout);
+    let at_init = scope::layer_reports(&init, &layers);
+    let trained: Vec<scope::LayerReport> = plain.layers.iter().map(|l| l.a.clone()).collect();
+    let outcome = |variant: &str, reports: &[scope::LayerReport]| {
+        let mut metrics = BTreeMap::new();
+        for r in reports {
+            metrics.insert(format!("kurtosis:{}", r.path), r.fit.excess_kurtosis);
+            metrics.insert(format!("ks:{}", r.path), r.fit.ks_distance);
+        }
+        let n = reports.len().max(1) as f64;
+        metrics.insert(
+            metric::MEAN_ABS_KURTOSIS.into(),
+            reports.iter().map(|r| r.fit.excess_kurtosis.abs()).sum::<f64>() / n,
+        );
+        metrics.insert(metric::MEAN_KS.into(), reports.iter().map(|r| r.fit.ks_distance).sum::<f64>() / n);
+        VariantOutcome { variant: variant.to_string(), metrics }
+    };
+    Ok(vec![outcome(AT_INIT, &at_init), outcome(TRAINED, &trained)])
+}
+
+/// What [`run_all`] reports besides the cells' own events.
+pub trait CellProgress: Observer {
+    /// Seconds on the caller's clock (the core has none): a cell's wall time is the difference.
+    fn seconds(&self) -> f64;
+    /// Cell `index` of `total` starts (`cached`: it finished in an earlier run and is read back).
+    fn cell_started(&mut self, _index: usize, _total: usize, _cell: &Cell, _cached: bool) {}
+    fn cell_finished(&mut self, _index: usize, _total: usize, _record: &CellRecord, _cached: bool) {}
+}
+
+/// Runs every cell that `store` does not hold yet, saving each as it finishes; returns all the
+/// records, in the cells' order. Stops at the first failing cell (the finished ones stay saved).
+pub async fn run_all(
+    cells: &[Cell],
+    store: &Store,
+    device: &ComputeDevice,
+    progress: &mut dyn CellProgress,
+) -> Result<Vec<CellRecord>> {
+    let mut records = Vec::with_capacity(cells.len());
+    for (index, cell) in cells.iter().enumerate() {
+        if progress.is_cancelled() {
+            return Err(WsaError::Cancelled);
+        }
+        let cached = store.load(cell)?;
+        progress.cell_started(index, cells.len(), cell, cached.is_some());
+        let (record, was_cached) = match cached {
+            Some(record) => (record, true),
+            None => {
+                let started = progress.seconds();
+                let mut record = run_cell(cell, device, &mut *progress)
+                    .await
+                    .map_err(|e| WsaError::invalid(&cell.label(), "the cell", &e.to_string()))?;
+                record.seconds = progress.seconds() - started;
+                store.save(&record)?;
+                (record, false)
+            }
+        };
+        progress.cell_finished(index, cells.len(), &record, was_cached);
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_committed_specs_expand_into_valid_cells_with_distinct_keys() {
+        for (name, text) in [("full", FULL_SPEC), ("quick", QUICK_SPEC)] {
+            let spec = Spec::from_json(text).unwrap_or_else(|e| panic!("{name} spec: {e}"));
+            let cells = spec.cells(&[]).unwrap_or_else(|e| panic!("{name} spec: {e}"));
+            for family in Family::ALL {
+                assert!(cells.iter().any(|c| c.family == family), "{name} spec has no {} cell", family.name());
+            }
+            let mut keys: Vec<String> = cells.iter().map(Cell::hash).collect();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), cells.len(), "{name} spec: two cells share a config");
+            let only = spec.cells(&[Family::Fed]).expect("fed only");
+            assert!(!only.is_empty() && only.iter().all(|c| c.family == Family::Fed));
+        }
+    }
+
+    #[test]
+    fn rows_merge_into_the_base_and_bad_rows_are_named() {
+        let mut base = json!({"train": {"epochs": 3, "batch_size": 32}, "methods": ["plain"]});
+        merge(&mut base, &json!({"train": {"epochs": 5}, "methods": ["plain", "wsa"]}));
+        assert_eq!(base, json!({"train": {"epochs": 5, "batch_size": 32}, "methods": ["plain", "wsa"]}));
+
+        let spec = Spec {
+            version: REPRODUCE_VERSION,
+            seeds: 2,
+            description: String::new(),
+            connect: vec![Group {
+                label: "digits".into(),
+                base: json!({"train": {"epochs": 1}}),
+                rows: vec![
+                    Row { label: "ok".into(), set: json!({"methods": ["plain"]}) },
+                    Row { label: "broken".into(), set: json!({"train": {"learning_rate": "fast"}}) },
+                ],
+            }],
+            fed: vec![],
+            ablation: vec![],
+            gaussianity: vec![],
+        };
+        let error = spec.cells(&[]).expect_err("bad row").to_string();
+        assert!(error.contains("row `broken`") && error.contains("learning_rate"), "{error}");
+        let good = Spec {
+            connect: vec![Group { rows: vec![spec.connect[0].rows[0].clone()], ..spec.connect[0].clone() }],
+            ..spec
+        };
+        let cells = good.cells(&[]).expect("cells");
+        assert_eq!(cells.iter().map(|c| c.seed).collect::<Vec<_>>(), vec![0, 1]);
+        assert_ne!(cells[0].hash(), cells[1].hash(), "the seed is part of the key");
+        let CellExperiment::Connect(config) = &cells[1].experiment else { panic!("a connect cell") };
+        assert_eq!((config.seed, config.train.epochs, config.methods.clone()), (1, 1, vec![Method::PLAIN]));
+    }
+}
