@@ -16,7 +16,7 @@ use wsa_core::rng::Rng;
 use wsa_lab_tests::{small_connect_config, temp_dir};
 
 fn mlp(hidden: Vec<usize>) -> Arc<ModelLayout> {
-    let config = ModelConfig::Mlp { hidden, activation: Activation::Relu, norm: Norm::None, init: Default::default() };
+    let config = ModelConfig::mlp(hidden);
     Arc::new(ModelLayout::new(&config, &[1, 8, 8], 10).expect("layout"))
 }
 

@@ -91,17 +91,7 @@ fn text(bytes: &[u8]) -> String {
 fn model_files() {
     let origin = Path::new("fuzzed.safetensors");
     let params = Arc::new(
-        wsa_core::model::ModelLayout::new(
-            &wsa_core::model::ModelConfig::Mlp {
-                hidden: vec![8],
-                activation: wsa_core::model::Activation::Relu,
-                norm: wsa_core::model::Norm::None,
-                init: Default::default(),
-            },
-            &[12],
-            3,
-        )
-        .expect("layout"),
+        wsa_core::model::ModelLayout::new(&wsa_core::model::ModelConfig::mlp(vec![8]), &[12], 3).expect("layout"),
     )
     .init(&mut Rng::new(1));
     let layout = Arc::clone(&params.layout);

@@ -9,12 +9,7 @@ pub fn small_connect_config(epochs: usize) -> ConnectConfig {
         data: DataConfig { max_train: Some(600), max_test: Some(300), ..DataConfig::default() },
         ..ConnectConfig::default()
     };
-    config.model = wsa_core::model::ModelConfig::Mlp {
-        hidden: vec![32, 32],
-        activation: wsa_core::model::Activation::Relu,
-        norm: wsa_core::model::Norm::None,
-        init: Default::default(),
-    };
+    config.model = wsa_core::model::ModelConfig::mlp(vec![32, 32]);
     config.train.epochs = epochs;
     // Same start, different learning rates: both learn within a few epochs, their scopes drift.
     config.pair = wsa_core::experiment::connect::PairDifference::LearningRate { a: 0.03, b: 0.2 };

@@ -7,7 +7,7 @@ use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult, DataDifference, PairDifference};
 use wsa_core::experiment::federated::{FedConfig, FedResult};
-use wsa_core::model::{Activation, ModelConfig, Norm};
+use wsa_core::model::ModelConfig;
 use wsa_core::train::OptimizerKind;
 
 pub const STORAGE_KEY: &str = "wsa-lab/settings";
@@ -129,12 +129,7 @@ impl Preset {
                     },
                     ..DataConfig::default()
                 };
-                c.model = ModelConfig::Mlp {
-                    hidden: vec![32, 32],
-                    activation: Activation::Relu,
-                    norm: Norm::None,
-                    init: Default::default(),
-                };
+                c.model = ModelConfig::mlp(vec![32, 32]);
                 c.train.epochs = 30;
                 c.pair = PairDifference::Seed { same_init: false };
             }

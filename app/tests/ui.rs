@@ -137,17 +137,8 @@ fn a_model_that_does_not_fit_is_refused_with_a_message() {
     // A model of another architecture: a wider MLP.
     let dir = std::env::temp_dir().join(format!("wsa-lab-ui-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let layout = wsa_core::model::ModelLayout::new(
-        &wsa_core::model::ModelConfig::Mlp {
-            hidden: vec![8],
-            activation: wsa_core::model::Activation::Relu,
-            norm: wsa_core::model::Norm::None,
-            init: Default::default(),
-        },
-        &[1, 8, 8],
-        10,
-    )
-    .expect("layout");
+    let layout =
+        wsa_core::model::ModelLayout::new(&wsa_core::model::ModelConfig::mlp(vec![8]), &[1, 8, 8], 10).expect("layout");
     let other = std::sync::Arc::new(layout).init(&mut wsa_core::rng::Rng::new(1));
     let file = dir.join("other.safetensors");
     wsa_core::io::save_model(&file, &other).expect("save");

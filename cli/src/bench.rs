@@ -16,7 +16,7 @@ use wsa_core::data::{Dataset, DatasetSpec};
 use wsa_core::device::{self, ComputeDevice, DeviceChoice};
 use wsa_core::experiment::connect::ConnectConfig;
 use wsa_core::kernels::{layer_stats, lerp, weighted_sum};
-use wsa_core::model::{Activation, ModelConfig, ModelLayout, Norm};
+use wsa_core::model::{ModelConfig, ModelLayout};
 use wsa_core::rng::Rng;
 use wsa_core::scope::{LayerSelection, Scope, device_histograms};
 use wsa_core::train::{DeviceData, OptimizerKind, TrainConfig, Trainer, WsaGradient};
@@ -230,18 +230,7 @@ fn kernels(devices: &[ComputeDevice], sizes: &[usize], repeats: usize) -> Result
 fn alignment(repeats: usize) -> Result<Value> {
     use wsa_core::align::{WeightMatchingConfig, weight_matching};
     use wsa_core::experiment::Silent;
-    let models = [
-        (
-            "MLP 784-512-512-10",
-            ModelConfig::Mlp {
-                hidden: vec![512, 512],
-                activation: Activation::Relu,
-                norm: Norm::None,
-                init: Default::default(),
-            },
-        ),
-        bench_models().swap_remove(1),
-    ];
+    let models = [("MLP 784-512-512-10", ModelConfig::mlp(vec![512, 512])), bench_models().swap_remove(1)];
     let mut rows = Vec::new();
     for (label, config) in models {
         let layout = Arc::new(ModelLayout::new(&config, &[1, 28, 28], 10)?);
@@ -276,19 +265,7 @@ fn fashion_sized(samples: usize) -> Dataset {
 }
 
 fn bench_models() -> Vec<(&'static str, ModelConfig)> {
-    vec![
-        ("MLP 784-64-64-10", ModelConfig::default()),
-        (
-            "CNN 16-32 conv3",
-            ModelConfig::Cnn {
-                channels: vec![16, 32],
-                kernel_size: 3,
-                activation: Activation::Relu,
-                norm: Norm::None,
-                init: Default::default(),
-            },
-        ),
-    ]
+    vec![("MLP 784-64-64-10", ModelConfig::default()), ("CNN 16-32 conv3", ModelConfig::cnn(vec![16, 32]))]
 }
 
 fn model_by_name(name: &str) -> Result<ModelConfig> {

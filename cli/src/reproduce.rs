@@ -244,7 +244,6 @@ struct Bar {
     /// Seconds of the computed cells per family.
     seconds: Vec<(Family, f64, usize)>,
     current: String,
-    cell_started: f64,
 }
 
 impl Bar {
@@ -258,7 +257,6 @@ impl Bar {
             computed: 0,
             seconds: Vec::new(),
             current: String::new(),
-            cell_started: 0.0,
         }
     }
 
@@ -337,7 +335,6 @@ impl CellProgress for Bar {
 
     fn cell_started(&mut self, _index: usize, _total: usize, cell: &Cell, cached: bool) {
         self.current = cell.label();
-        self.cell_started = self.seconds();
         if !cached && self.tty {
             self.show(&self.line(""));
         }

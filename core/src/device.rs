@@ -265,7 +265,7 @@ pub fn select_for(choice: DeviceChoice, flops_per_step: Option<f64>) -> Result<C
 mod tests {
     use super::*;
     use crate::data::DatasetSpec;
-    use crate::model::{Activation, ModelConfig, ModelLayout, Norm};
+    use crate::model::{ModelConfig, ModelLayout};
 
     fn flops(model: &ModelConfig, dataset: &DatasetSpec) -> f64 {
         let (shape, classes) = dataset.sample_shape_and_classes();
@@ -278,13 +278,7 @@ mod tests {
         let mlp = ModelConfig::default();
         // 784*64 + 64*64 + 64*10 weights, one multiply-add each, 6 FLOPs per multiply-add.
         assert_eq!(flops(&mlp, &DatasetSpec::FashionMnist), 6.0 * 54_912.0);
-        let cnn = ModelConfig::Cnn {
-            channels: vec![16, 32],
-            kernel_size: 3,
-            activation: Activation::Relu,
-            norm: Norm::None,
-            init: Default::default(),
-        };
+        let cnn = ModelConfig::cnn(vec![16, 32]);
         // conv 16x1x3x3 at 28x28, conv 32x16x3x3 at 14x14, classifier 10 x 32*7*7.
         assert_eq!(flops(&cnn, &DatasetSpec::FashionMnist), 6.0 * (144.0 * 784.0 + 4608.0 * 196.0 + 15_680.0));
         assert!(!auto_prefers_gpu(Some(32.0 * flops(&mlp, &DatasetSpec::FashionMnist))));

@@ -167,16 +167,27 @@ fn default_kernel() -> usize {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig::Mlp {
-            hidden: default_hidden(),
+        ModelConfig::mlp(default_hidden())
+    }
+}
+
+impl ModelConfig {
+    /// An MLP with these hidden widths, ReLU, no normalisation, PyTorch's initialisation.
+    pub fn mlp(hidden: Vec<usize>) -> Self {
+        ModelConfig::Mlp { hidden, activation: Activation::Relu, norm: Norm::None, init: Initializer::Uniform }
+    }
+
+    /// A CNN with these channels, 3x3 kernels, ReLU, no normalisation, PyTorch's initialisation.
+    pub fn cnn(channels: Vec<usize>) -> Self {
+        ModelConfig::Cnn {
+            channels,
+            kernel_size: 3,
             activation: Activation::Relu,
             norm: Norm::None,
             init: Initializer::Uniform,
         }
     }
-}
 
-impl ModelConfig {
     pub fn initializer(&self) -> Initializer {
         match self {
             ModelConfig::Mlp { init, .. } | ModelConfig::Cnn { init, .. } => *init,
