@@ -43,6 +43,10 @@ pub struct ReproduceArgs {
     /// Print the spec (after --seeds and --data-dir) as JSON and exit.
     #[arg(long)]
     print_spec: bool,
+    /// Compute nothing: write the report from the cells finished so far (it says how many are
+    /// missing).
+    #[arg(long)]
+    report_only: bool,
 }
 
 /// The line that separates a published report's hand-written part from the generated one.
@@ -90,9 +94,21 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         store.dir().display()
     );
     let started = Instant::now();
-    let mut progress = Bar::new(&cells, started);
-    let records = wsa_core::wait(reproduce::run_all(&cells, &store, &device, &mut progress))?;
-    progress.finish();
+    let (records, computed) = if args.report_only {
+        let mut finished = Vec::new();
+        for cell in &cells {
+            finished.extend(store.load(cell)?);
+        }
+        if finished.is_empty() {
+            bail!("no cell of this spec has finished in {}: run without --report-only first", store.dir().display());
+        }
+        (finished, 0)
+    } else {
+        let mut progress = Bar::new(&cells, started);
+        let records = wsa_core::wait(reproduce::run_all(&cells, &store, &device, &mut progress))?;
+        progress.finish();
+        (records, progress.computed)
+    };
     let command = command_line(&args, &spec);
     let date = today();
     let machine = machine();
@@ -103,6 +119,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         device: &device.description,
         description: &spec.description,
         wall_seconds: started.elapsed().as_secs_f64(),
+        missing: cells.len() - records.len(),
         figures: "figures",
     };
     let written = export::write_reproduce(&args.out, &records, &context)?;
@@ -112,10 +129,10 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         publish(target, &records, &context)?;
         println!("published the report into {}", target.display());
     }
-    let computed = progress.computed;
     println!(
-        "{} cells ({} computed now, {} read back) in {:.1} s; the report: {}",
+        "{} of {} cells ({} computed now, {} read back) in {:.1} s; the report: {}",
         records.len(),
+        cells.len(),
         computed,
         records.len() - computed,
         started.elapsed().as_secs_f64(),
@@ -189,6 +206,9 @@ fn command_line(args: &ReproduceArgs, spec: &Spec) -> String {
     let mut parts = vec!["wsa-lab reproduce".to_string()];
     if args.quick {
         parts.push("--quick".into());
+    }
+    if args.report_only {
+        parts.push("--report-only".into());
     }
     if let Some(path) = &args.spec {
         parts.push(format!("--spec {}", path.display()));

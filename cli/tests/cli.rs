@@ -268,6 +268,19 @@ fn an_interrupted_reproduce_recomputes_only_the_missing_cells() {
     let stamps: Vec<_> =
         finished.iter().map(|p| std::fs::metadata(p).expect("meta").modified().expect("mtime")).collect();
 
+    // A report of what finished, computing nothing: it says what is missing.
+    let (partial, _) = run_ok(
+        wsa_lab()
+            .args(["reproduce", "--report-only", "--device", "cpu", "--spec"])
+            .arg(&spec_path)
+            .arg("--out")
+            .arg(&out),
+    );
+    assert!(partial.contains("4 of 6 cells (0 computed now"), "{partial}");
+    let report = std::fs::read_to_string(out.join("results.md")).expect("results.md");
+    assert!(report.contains("2 of the spec's 6 cells have not run yet"), "{report}");
+    assert_eq!(std::fs::read_dir(&cells).expect("cells").count(), 4);
+
     // With the digits in place of the missing set, only the last row's two cells run.
     let mut fixed = spec(&dir);
     fixed["connect"][0]["rows"][2] = serde_json::json!({ "label": "mnist", "set": { "train": { "epochs": 2 } } });

@@ -181,14 +181,33 @@ impl Report {
                     keys.push(key);
                 }
             }
-            let rows = keys
-                .into_iter()
-                .map(|(group, row)| {
-                    let cells: Vec<&CellRecord> =
-                        mine.iter().copied().filter(|r| r.cell.group == group && r.cell.row == row).collect();
-                    row_report(family, group, row, &cells)
-                })
-                .collect();
+            let cells_of = |group: &str, row: &str| -> Vec<&CellRecord> {
+                mine.iter().copied().filter(|r| r.cell.group == group && r.cell.row == row).collect()
+            };
+            let mut rows: Vec<RowReport> =
+                keys.iter().map(|&(group, row)| row_report(family, group, row, &cells_of(group, row))).collect();
+            if family == Family::Ablation {
+                // Each setting against the group's first row (the default settings), WSA to WSA
+                // on the same seed: does the change itself help?
+                for (report, &(group, row)) in rows.iter_mut().zip(&keys) {
+                    let Some(&(_, first)) = keys.iter().find(|(g, _)| *g == group) else { continue };
+                    if first == row {
+                        continue;
+                    }
+                    let (mine, reference) = (cells_of(group, row), cells_of(group, first));
+                    for &m in view(family).compared_metrics {
+                        let pairs = paired(&values(&mine, "wsa", m), &values(&reference, "wsa", m));
+                        if let Some(difference) = stats::paired_difference(&pairs) {
+                            report.comparisons.push(Comparison {
+                                variant: "wsa".into(),
+                                baseline: format!("wsa with `{first}`"),
+                                metric: m.into(),
+                                difference,
+                            });
+                        }
+                    }
+                }
+            }
             families.push(FamilyReport { family, rows });
         }
         Report { families }
@@ -244,16 +263,11 @@ fn row_report(family: Family, group: &str, row: &str, cells: &[&CellRecord]) -> 
             }
         }
     }
-    let values = |variant: &str, metric: &str| -> Vec<(u64, f64)> {
-        cells
-            .iter()
-            .filter_map(|c| c.variant(variant).and_then(|v| v.metrics.get(metric)).map(|&x| (c.cell.seed, x)))
-            .collect()
-    };
+    let of = |variant: &str, metric: &str| values(cells, variant, metric);
     let mut aggregates = Vec::new();
     for v in &variants {
         for m in &metrics {
-            let xs: Vec<f64> = values(v, m).into_iter().map(|(_, x)| x).collect();
+            let xs: Vec<f64> = of(v, m).into_iter().map(|(_, x)| x).collect();
             if let Some(summary) = stats::summarize(&xs) {
                 aggregates.push(Aggregate { variant: v.clone(), metric: m.clone(), summary });
             }
@@ -263,11 +277,7 @@ fn row_report(family: Family, group: &str, row: &str, cells: &[&CellRecord]) -> 
     let mut comparisons = Vec::new();
     for &(variant, baseline) in fv.comparisons {
         for &m in fv.compared_metrics {
-            let base: Vec<(u64, f64)> = values(baseline, m);
-            let pairs: Vec<(f64, f64)> = values(variant, m)
-                .into_iter()
-                .filter_map(|(seed, x)| base.iter().find(|(s, _)| *s == seed).map(|&(_, y)| (x, y)))
-                .collect();
+            let pairs = paired(&of(variant, m), &of(baseline, m));
             if let Some(difference) = stats::paired_difference(&pairs) {
                 comparisons.push(Comparison {
                     variant: variant.into(),
@@ -290,6 +300,19 @@ fn row_report(family: Family, group: &str, row: &str, cells: &[&CellRecord]) -> 
         comparisons,
         seconds: cells.iter().map(|c| c.seconds).sum(),
     }
+}
+
+/// (seed, value) of `metric` of `variant` in each of `cells` that has it.
+fn values(cells: &[&CellRecord], variant: &str, metric: &str) -> Vec<(u64, f64)> {
+    cells
+        .iter()
+        .filter_map(|c| c.variant(variant).and_then(|v| v.metrics.get(metric)).map(|&x| (c.cell.seed, x)))
+        .collect()
+}
+
+/// (x, y) for every seed that both lists have.
+fn paired(xs: &[(u64, f64)], ys: &[(u64, f64)]) -> Vec<(f64, f64)> {
+    xs.iter().filter_map(|&(seed, x)| ys.iter().find(|(s, _)| *s == seed).map(|&(_, y)| (x, y))).collect()
 }
 
 /// A number for a table: three decimals, or two significant digits in scientific notation for
@@ -338,6 +361,8 @@ pub struct Context<'a> {
     pub description: &'a str,
     /// Wall time of this invocation and summed over all cells (earlier runs included).
     pub wall_seconds: f64,
+    /// Cells of the spec not finished yet (`--report-only` before a run completed).
+    pub missing: usize,
     /// Folder of the figures, relative to the Markdown file (e.g. `figures`).
     pub figures: &'a str,
 }
@@ -364,6 +389,15 @@ pub fn markdown(report: &Report, records: &[CellRecord], context: &Context) -> S
         cell_seconds / 3600.0,
         context.wall_seconds
     );
+    if context.missing > 0 {
+        let _ = writeln!(
+            s,
+            "- **{} of the spec's {} cells have not run yet**: this report covers the finished ones; the same \
+             command without `--report-only` runs the rest (finished cells are kept)",
+            context.missing,
+            context.missing + records.len()
+        );
+    }
     let _ = writeln!(
         s,
         "- every cell's config and numbers: `cells/<hash>.json`; all summaries: `summary.json`\n\n\
@@ -474,4 +508,111 @@ fn layer_table(s: &mut String, f: &FamilyReport) {
         }
     }
     let _ = writeln!(s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cell, CellExperiment, REPRODUCE_VERSION, VariantOutcome};
+    use super::*;
+    use crate::experiment::connect::ConnectConfig;
+    use std::collections::BTreeMap;
+
+    fn record(family: Family, row: &str, seed: u64, barriers: &[(&str, f64)]) -> CellRecord {
+        let cell = Cell {
+            family,
+            group: "g".into(),
+            row: row.into(),
+            seed,
+            experiment: CellExperiment::Connect(ConnectConfig { seed, ..ConnectConfig::default() }),
+        };
+        CellRecord {
+            version: REPRODUCE_VERSION,
+            hash: cell.hash(),
+            cell,
+            device: "CPU".into(),
+            seconds: 1.0,
+            variants: barriers
+                .iter()
+                .map(|&(variant, b)| VariantOutcome {
+                    variant: variant.into(),
+                    metrics: BTreeMap::from([(metric::LOSS_BARRIER.to_string(), b)]),
+                })
+                .collect(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rows_are_summarised_over_seeds_and_compared_pairwise() {
+        // WSA lowers the barrier by 0.1, 0.3, 0.2, 0.4, 0.0 on seeds 0-4 (the hand-computed
+        // interval of stats' test: mean -0.2, half-width 0.196293); weight matching ties.
+        let plain = [1.0, 2.0, 1.5, 1.2, 0.8];
+        let drop = [0.1, 0.3, 0.2, 0.4, 0.0];
+        let records: Vec<CellRecord> = (0..5)
+            .map(|s| {
+                let p = plain[s as usize];
+                record(Family::Connect, "lr", s, &[("plain", p), ("wsa", p - drop[s as usize]), ("wm", p)])
+            })
+            .collect();
+        let report = Report::new(&records);
+        let row = &report.family(Family::Connect).expect("connect").rows[0];
+        assert_eq!(row.seeds, vec![0, 1, 2, 3, 4]);
+        assert_eq!(row.variants, vec!["plain", "wsa", "wm"]);
+        let summary = row.summary("plain", metric::LOSS_BARRIER).expect("plain");
+        assert!((summary.mean - 1.3).abs() < 1e-12 && summary.n == 5, "{summary:?}");
+        let wsa = row
+            .comparisons
+            .iter()
+            .find(|c| c.variant == "wsa" && c.baseline == "plain" && c.metric == metric::LOSS_BARRIER)
+            .expect("wsa - plain");
+        assert!((wsa.difference.mean + 0.2).abs() < 1e-12, "{wsa:?}");
+        assert!((wsa.difference.high - (-0.2 + 0.196_293)).abs() < 1e-5, "{wsa:?}");
+        assert_eq!(wsa.difference.verdict, Verdict::Lower);
+        let wm = row.comparisons.iter().find(|c| c.variant == "wm").expect("wm - plain");
+        assert_eq!(wm.difference.verdict, Verdict::NoSignificantDifference);
+        let tallies = report.families[0].tallies();
+        let t = tallies.iter().find(|t| t.variant == "wsa" && t.metric == metric::LOSS_BARRIER).expect("tally");
+        assert_eq!((t.lower, t.higher, t.no_significant_difference), (1, 0, 0));
+
+        let context = Context {
+            command: "wsa-lab reproduce",
+            date: "2026-12-02",
+            machine: "test",
+            device: "CPU",
+            description: "",
+            wall_seconds: 5.0,
+            missing: 0,
+            figures: "figures",
+        };
+        let md = markdown(&report, &records, &context);
+        assert!(md.contains("## Mode connectivity (`connect`)"), "{md}");
+        assert!(
+            md.contains("| g | lr | wsa − plain | loss barrier | -0.200 | [-0.396, -0.004] | 5 | **lower** |"),
+            "{md}"
+        );
+        assert!(md.contains("| g | lr | plain | 5 |"), "{md}");
+    }
+
+    #[test]
+    fn ablation_rows_are_also_compared_with_the_groups_first_row() {
+        let records: Vec<CellRecord> = (0..3)
+            .flat_map(|s| {
+                let x = s as f64 * 0.1;
+                [
+                    record(Family::Ablation, "default", s, &[("plain", 1.0 + x), ("wsa", 0.5 + x)]),
+                    record(Family::Ablation, "fixed", s, &[("plain", 1.0 + x), ("wsa", 0.9 + x + 0.01 * s as f64)]),
+                ]
+            })
+            .collect();
+        let report = Report::new(&records);
+        let rows = &report.family(Family::Ablation).expect("ablation").rows;
+        assert!(rows[0].comparisons.iter().all(|c| c.baseline == "plain"), "the first row is the reference");
+        let against_default = rows[1]
+            .comparisons
+            .iter()
+            .find(|c| c.baseline == "wsa with `default`" && c.metric == metric::LOSS_BARRIER)
+            .expect("fixed vs default");
+        assert!((against_default.difference.mean - 0.41).abs() < 1e-9, "{against_default:?}");
+        assert_eq!(against_default.difference.verdict, Verdict::Higher);
+    }
 }
