@@ -56,6 +56,15 @@ pub enum WsaError {
         source: Box<WsaError>,
     },
 
+    /// An error in one part of a larger run (a cell of `wsa-lab reproduce`, a row of its spec):
+    /// which part, then what went wrong there.
+    #[error("{place}: {source}")]
+    In {
+        place: String,
+        #[source]
+        source: Box<WsaError>,
+    },
+
     #[error("i/o error on {path}: {source}")]
     Io {
         path: PathBuf,
@@ -77,9 +86,19 @@ impl WsaError {
         WsaError::Serialize { what: what.into(), reason: reason.to_string() }
     }
 
-    /// Whether the compute device failed (the error that sends a GPU job to the CPU).
+    /// `self`, said to have happened in `place`.
+    pub fn within(self, place: impl Into<String>) -> Self {
+        WsaError::In { place: place.into(), source: Box::new(self) }
+    }
+
+    /// Whether the compute device failed (the error that sends a GPU job to the CPU), also
+    /// when it happened within a part of a larger run.
     pub fn is_device_failure(&self) -> bool {
-        matches!(self, WsaError::Device(_))
+        match self {
+            WsaError::Device(_) => true,
+            WsaError::In { source, .. } => source.is_device_failure(),
+            _ => false,
+        }
     }
 }
 

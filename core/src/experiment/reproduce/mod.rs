@@ -176,8 +176,7 @@ impl Spec {
                     }
                     for seed in 0..self.seeds {
                         config["seed"] = Value::from(seed);
-                        let experiment = CellExperiment::from_json(family, &config)
-                            .map_err(|e| WsaError::invalid(&place, "its config", &e.to_string()))?;
+                        let experiment = CellExperiment::from_json(family, &config).map_err(|e| e.within(&place))?;
                         cells.push(Cell {
                             family,
                             group: group.label.clone(),
@@ -492,9 +491,7 @@ pub async fn run_all(
             Some(record) => (record, true),
             None => {
                 let started = progress.seconds();
-                let mut record = run_cell(cell, device, &mut *progress)
-                    .await
-                    .map_err(|e| WsaError::invalid(&cell.label(), "the cell", &e.to_string()))?;
+                let mut record = run_cell(cell, device, &mut *progress).await.map_err(|e| e.within(cell.label()))?;
                 record.seconds = progress.seconds() - started;
                 store.save(&record)?;
                 (record, false)
