@@ -345,7 +345,7 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let record = CellRecord::read_file(&path)?;
+        let mut record = CellRecord::read_file(&path)?;
         if record.hash != hash || record.cell.hash() != hash {
             return Err(WsaError::invalid(
                 &format!("the cell file {}", path.display()),
@@ -353,6 +353,9 @@ impl Store {
                 "does not match the cell it is named after; delete it to rerun the cell",
             ));
         }
+        // The labels (group, row) are presentation, not part of the key: the spec's current
+        // ones name the cell.
+        record.cell = cell.clone();
         Ok(Some(record))
     }
 
