@@ -139,6 +139,13 @@ fn absurd_configs_are_refused_with_the_field_named() {
     let mut c = base.clone();
     c.wsa.lambda = -1.0;
     assert!(run_err(&c).to_string().contains("wsa.lambda"));
+    for seeds in [0, 1000] {
+        let c = ConnectConfig { seeds, ..base.clone() };
+        let message = run_err(&c).to_string();
+        assert!(message.contains("seeds") && message.contains("between 1 and 100"), "{message}");
+    }
+    let c = ConnectConfig { seed: u64::MAX, seeds: 2, ..base.clone() };
+    assert!(run_err(&c).to_string().contains("no room for the other seeds"));
     let mut c = base.clone();
     c.model = ModelConfig::Cnn {
         channels: vec![8],

@@ -1,10 +1,11 @@
 //! The whole mode-connectivity experiment on the embedded digits, on the CPU.
 
 use wsa_core::device;
-use wsa_core::experiment::Silent;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectResult, MethodResult, PairDifference};
 use wsa_core::experiment::method::{Alignment, Method, Training};
+use wsa_core::experiment::seeds::SeedRun;
+use wsa_core::experiment::{Event, Observer, Silent};
 use wsa_lab_tests::small_connect_config;
 
 fn run(config: &connect::ConnectConfig) -> ConnectResult {
@@ -59,6 +60,15 @@ fn wsa_brings_the_scopes_of_a_and_b_together() {
     }
 }
 
+/// Keeps every event.
+#[derive(Default)]
+struct Collect(Vec<Event>);
+impl Observer for Collect {
+    fn on_event(&mut self, event: &Event) {
+        self.0.push(event.clone());
+    }
+}
+
 /// The same config and seed give the same numbers on the CPU; another seed does not.
 #[test]
 fn cpu_runs_are_deterministic() {
@@ -68,7 +78,39 @@ fn cpu_runs_are_deterministic() {
     assert_eq!(first, second);
     let mut other = config.clone();
     other.seed = 1;
-    assert_ne!(run(&other).methods[0].path, first.methods[0].path);
+    let at_seed_1 = run(&other);
+    assert_ne!(at_seed_1.methods[0].path, first.methods[0].path);
+
+    // Over seeds 0 and 1: every seed's numbers are those of its own single run, the rest of the
+    // result is seed 0's, and the spread is computed from them.
+    let mut events = Collect::default();
+    let both = wsa_core::wait(connect::run(&ConnectConfig { seeds: 2, ..config.clone() }, &device::cpu(), &mut events))
+        .expect("connect runs")
+        .result;
+    // Seed 0's answer came while seed 1 ran: its numbers, and the spread so far (one seed).
+    let partial: Vec<&ConnectResult> =
+        events.0.iter().filter_map(|e| if let Event::SeedResult(r) = e { Some(r.as_ref()) } else { None }).collect();
+    assert_eq!(partial.len(), 1);
+    assert_eq!((&partial[0].methods, partial[0].seeds.len()), (&first.methods, 1));
+    let starts: Vec<u64> =
+        events.0.iter().filter_map(|e| if let Event::Seed { seed, .. } = e { Some(*seed) } else { None }).collect();
+    assert_eq!(starts, [0, 1]);
+    assert_eq!(both.config.seeds, 2);
+    assert_eq!(both.seeds.iter().map(|s| s.seed).collect::<Vec<_>>(), [0, 1]);
+    for (run, single) in both.seeds.iter().zip([&first, &at_seed_1]) {
+        assert_eq!(run, &SeedRun::of(single), "seed {} differs from its single run", run.seed);
+    }
+    assert_eq!((&both.methods, &both.pairs), (&first.methods, &first.pairs));
+    let spread = both.over_seeds().expect("two seeds");
+    for ((v, a), b) in spread.iter().zip(&first.methods).zip(&at_seed_1.methods) {
+        assert_eq!(v.loss_barrier.n, 2);
+        assert!((v.loss_barrier.mean - (a.barriers.loss + b.barriers.loss) / 2.0).abs() < 1e-12);
+        assert_eq!(v.path[5].loss.max, a.path[5].loss.max(b.path[5].loss));
+    }
+    // A config file without `seeds` is one seed, and one seed is not written out.
+    let text = serde_json::to_string(&config).expect("json");
+    assert!(!text.contains("\"seeds\""), "{text}");
+    assert!(ConnectConfig::from_json(&serde_json::to_string(&both.config).expect("json")).is_ok_and(|c| c.seeds == 2));
 }
 
 /// The fetched real sets load with their official sizes and first labels (data.md). `.ci/run`

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use web_time::Instant;
 use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::Event;
-use wsa_core::experiment::connect::{EpochRecord, TrainedPair};
+use wsa_core::experiment::connect::{ConnectOutcome, ConnectResult, EpochRecord, TrainedPair};
 use wsa_core::experiment::method::Training;
 
 /// The time between frames while a job runs and nothing else asks for one (input still draws at
@@ -46,8 +46,14 @@ pub struct Notice {
 #[derive(Default)]
 pub struct LiveRun {
     pub stage: String,
-    /// (trained pair, record) for every finished epoch.
+    /// (trained pair, record) for every finished epoch of the seed in flight.
     pub epochs: Vec<(Training, EpochRecord)>,
+    /// Epochs finished in earlier seeds of a run over several.
+    pub epochs_of_earlier_seeds: usize,
+    /// The seed in flight of a run over several: (index from 0, how many, seed).
+    pub seed: Option<(usize, usize, u64)>,
+    /// The views show this run's result so far (`Event::SeedResult`).
+    pub showing_partial_result: bool,
     pub path_points_done: usize,
     /// Epochs and path points of the whole connect run (`ConnectConfig::progress_total`).
     pub total: usize,
@@ -91,7 +97,8 @@ impl LiveRun {
         if self.rounds_total > 0 {
             return (self.rounds.len() as f32 / self.rounds_total as f32).min(1.0);
         }
-        ((self.epochs.len() + self.path_points_done) as f32 / self.total.max(1) as f32).min(1.0)
+        let done = self.epochs_of_earlier_seeds + self.epochs.len() + self.path_points_done;
+        (done as f32 / self.total.max(1) as f32).min(1.0)
     }
 }
 
@@ -419,6 +426,18 @@ impl WsaLabApp {
                 }
                 JobMessage::Event(Event::Epoch { pair, record, .. }) => self.live.epochs.push((pair, record)),
                 JobMessage::Event(Event::PathPoint { .. }) => self.live.path_points_done += 1,
+                JobMessage::Event(Event::Seed { index, total, seed }) => {
+                    // The live curves show the seed in flight; the progress keeps the others.
+                    self.live.epochs_of_earlier_seeds += self.live.epochs.len();
+                    self.live.epochs.clear();
+                    self.live.seed = Some((index, total, seed));
+                }
+                JobMessage::Event(Event::SeedResult(result)) => {
+                    // The first seed's answer shows at once; later seeds widen the spread.
+                    let first = !self.live.showing_partial_result;
+                    self.live.showing_partial_result = true;
+                    self.show_connect_result(*result, Vec::new(), first);
+                }
                 JobMessage::Event(Event::Round { run, round, test_accuracy, .. }) => {
                     self.live.rounds.push((run, round, test_accuracy));
                 }
@@ -430,6 +449,23 @@ impl WsaLabApp {
         }
     }
 
+    /// Shows a connect result (and its models, when it has them); `first` when it is the first
+    /// result of this run: the selections are then brought in range and the path view opens.
+    fn show_connect_result(&mut self, result: ConnectResult, models: Vec<TrainedPair>, first: bool) {
+        self.derived.clear();
+        if first {
+            let points = result.methods.first().map_or(0, |v| v.path.len());
+            self.settings.alpha_index = self.settings.alpha_index.min(points.saturating_sub(1));
+            // The method shown stays in range when the new run compares fewer methods.
+            self.settings.method = self.settings.method.min(result.methods.len().saturating_sub(1));
+            self.settings.layer = 0;
+            self.settings.path_seed = None;
+            self.settings.tab = Tab::Path;
+        }
+        self.models = models;
+        self.settings.last_result = Some(result);
+    }
+
     fn finish(&mut self, outcome: AppResult<JobOutput>) {
         let cancelled = self.job.as_ref().is_some_and(Job::is_cancelling);
         if let Some(job) = self.job.take() {
@@ -438,18 +474,13 @@ impl WsaLabApp {
         self.derived.clear();
         match outcome {
             Ok(JobOutput::Connect(outcome)) => {
-                let points = outcome.result.methods.first().map_or(0, |v| v.path.len());
-                self.settings.alpha_index = self.settings.alpha_index.min(points.saturating_sub(1));
-                // The method shown stays in range when the new run compares fewer methods.
-                self.settings.method = self.settings.method.min(outcome.result.methods.len().saturating_sub(1));
-                self.settings.layer = 0;
-                for warning in &outcome.result.warnings {
+                let ConnectOutcome { result, models } = *outcome;
+                for warning in &result.warnings {
                     self.notices.push(Notice { text: warning.clone(), is_error: false });
                 }
-                self.models = outcome.models;
-                platform::publish_result(&outcome.result, &self.live.timing);
-                self.settings.last_result = Some(outcome.result);
-                self.settings.tab = Tab::Path;
+                platform::publish_result(&result, &self.live.timing);
+                let first = !self.live.showing_partial_result;
+                self.show_connect_result(result, models, first);
             }
             Ok(JobOutput::Federated(outcome)) => {
                 self.settings.fed_result = Some(outcome.result);
@@ -460,6 +491,9 @@ impl WsaLabApp {
                     && let Some(slot) = last.methods.get_mut(method_index)
                 {
                     *slot = *result;
+                    // The loaded pair is no seed's: what is shown is that pair, not a spread.
+                    last.seeds.clear();
+                    self.settings.path_seed = None;
                 }
                 if let Some(slot) = self.models.get_mut(method_index) {
                     *slot = *pair;

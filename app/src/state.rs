@@ -37,6 +37,9 @@ pub struct Settings {
     pub fed_layer: usize,
     /// Index into the alpha grid: the merged model shown everywhere.
     pub alpha_index: usize,
+    /// The seed (an index into the result's seeds) the path view shows alone; `None` shows the
+    /// mean over all of them with their band.
+    pub path_seed: Option<usize>,
     pub export_dir: String,
     pub model_path: String,
     pub debug_overlay: bool,
@@ -58,6 +61,7 @@ impl Default for Settings {
             layer: 0,
             fed_layer: 0,
             alpha_index: 10,
+            path_seed: None,
             export_dir: "out/app".into(),
             model_path: String::new(),
             debug_overlay: false,
@@ -68,6 +72,9 @@ impl Default for Settings {
         }
     }
 }
+
+/// Seeds of the presets on the small sets (digits, 2-D).
+pub const SMALL_SET_SEEDS: usize = 3;
 
 /// Ready-made experiments for teaching and exploring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,8 +111,11 @@ impl Preset {
         }
     }
 
+    /// The preset's experiment. On the small sets it runs over three seeds (about a second
+    /// natively): the first thing a visitor sees is the mean with its spread, not one lucky or
+    /// unlucky draw.
     pub fn config(self) -> ConnectConfig {
-        let mut c = ConnectConfig::default();
+        let mut c = ConnectConfig { seeds: SMALL_SET_SEEDS, ..ConnectConfig::default() };
         match self {
             Preset::DifferentLearningRates => c.pair = PairDifference::LearningRate { a: 0.01, b: 0.2 },
             Preset::DifferentRandomStarts => c.pair = PairDifference::Seed { same_init: false },
@@ -137,6 +147,8 @@ impl Preset {
                 // The embedded subset, so that it runs in the browser too.
                 c.data.dataset = DatasetSpec::FashionMnistSmall;
                 c.pair = PairDifference::Seed { same_init: false };
+                // Real images take seconds per seed: one, with more a setting away.
+                c.seeds = 1;
             }
         }
         c

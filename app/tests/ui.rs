@@ -7,7 +7,9 @@ use egui_kittest::kittest::Queryable;
 use std::time::{Duration, Instant};
 use wsa_core::experiment::connect::PairDifference;
 use wsa_core::experiment::method::Method;
+use wsa_core::experiment::seeds::mean_std;
 use wsa_lab_app::WsaLabApp;
+use wsa_lab_app::state::SMALL_SET_SEEDS;
 
 fn harness() -> Harness<'static, WsaLabApp> {
     Harness::builder().with_size([1280.0, 900.0]).build_eframe(|cc| WsaLabApp::new(cc))
@@ -66,15 +68,31 @@ fn preset_run_select_a_point_and_export() {
     assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
     let result = harness.state().settings.last_result.clone().expect("a result after the run");
 
-    // The path view shows both barriers of every method.
+    // The preset runs over three seeds, and the path view shows both barriers of every method
+    // as mean ± std over them.
     harness.get_by_label("loss barrier");
     harness.get_by_label("accuracy barrier");
-    for v in &result.methods {
-        let loss = format!("{:.4}", v.barriers.loss);
-        let accuracy = format!("{:.4}", v.barriers.accuracy);
+    assert_eq!(result.seeds.len(), SMALL_SET_SEEDS);
+    let spread = result.over_seeds().expect("a spread over three seeds");
+    for v in &spread {
+        let loss = mean_std(&v.loss_barrier, 4);
+        let accuracy = mean_std(&v.accuracy_barrier, 4);
+        assert!(loss.contains(" ± "), "{loss}");
         assert!(harness.query_all_by_label(&loss).count() >= 1, "loss barrier {loss} of {} not shown", v.name);
         assert!(harness.query_all_by_label(&accuracy).count() >= 1, "accuracy barrier {accuracy} not shown");
     }
+    // One seed is one click away: the table then shows its own barriers.
+    let second = &result.seeds[1];
+    harness.get_by_label(&format!("seed {}", second.seed)).click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.path_seed, Some(1));
+    for (v, m) in result.methods.iter().zip(&second.methods) {
+        let loss = format!("{:.4}", m.barriers.loss);
+        assert!(harness.query_all_by_label(&loss).count() >= 1, "seed 1's loss barrier {loss} of {} not shown", v.name);
+    }
+    harness.get_by_label_contains("mean of seeds").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.path_seed, None);
 
     // Select the next point on the path with the slider (keyboard), as a user can.
     let before = harness.state().settings.alpha_index;
@@ -85,7 +103,7 @@ fn preset_run_select_a_point_and_export() {
     let after = harness.state().settings.alpha_index;
     assert_eq!(after, before + 1);
     let alpha = result.methods[0].path[after].alpha;
-    harness.get_by_label(&format!("Selected merged model: α = {alpha:.3}"));
+    harness.get_by_label_contains(&format!("Selected merged model: α = {alpha:.3}"));
 
     // The selection follows into the scopes view.
     harness.get_by_label("Weight scopes").click();
@@ -113,6 +131,8 @@ fn preset_run_select_a_point_and_export() {
     for file in [
         "summary.json",
         "paths.csv",
+        "seeds.csv",
+        "seed-paths.csv",
         "paths.png",
         "histograms-wsa.png",
         "histograms-wm+wsa.png",

@@ -173,6 +173,10 @@ struct ConnectArgs {
     /// rescale (post-hoc scope rescaling, a baseline), rescale+wsa.
     #[arg(long)]
     methods: Option<String>,
+    /// Run the experiment at this many seeds (seed, seed + 1, ...) and report the mean ± std
+    /// over them (overrides the config; one seed is an anecdote).
+    #[arg(long)]
+    seeds: Option<usize>,
     /// What differs between A and B: learning-rate, different-init, same-init, batch-size,
     /// weight-decay, optimizer, non-iid-data, disjoint-data.
     #[arg(long)]
@@ -272,6 +276,9 @@ fn effective_config(args: &ConnectArgs) -> Result<ConnectConfig> {
         if let Some(methods) = &args.methods {
             config.methods = Method::parse_list(methods).context("in --methods")?;
         }
+        if let Some(seeds) = args.seeds {
+            config.seeds = seeds;
+        }
         if let Some(pair) = &args.pair {
             config.pair = PairDifference::named(pair).context("in --pair")?;
         }
@@ -296,6 +303,14 @@ impl Observer for Progress {
                 }
                 eprintln!("[{t:6.1}s] {stage}");
             }
+            Event::Seed { index, total, seed } => {
+                if self.tty {
+                    eprint!("\r\x1b[2K");
+                }
+                eprintln!("[{t:6.1}s] seed {seed} ({} of {total})", index + 1);
+            }
+            // The table comes at the end, over every seed.
+            Event::SeedResult(_) => {}
             Event::PathPoint { method, index, total } => {
                 if self.tty {
                     eprint!("\r\x1b[2K[{t:6.1}s] {method} path {}/{total}", index + 1);
@@ -345,13 +360,18 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     eprintln!("device: {}", device.description);
     let methods: Vec<&str> = config.methods.iter().map(|m| m.name()).collect();
     eprintln!(
-        "connect: {} · {} · pair differs in {} · {} epochs · lambda {} · methods {}",
+        "connect: {} · {} · pair differs in {} · {} epochs · lambda {} · methods {} · {}",
         config.data.dataset.label(),
         config.model.label(),
         config.pair.describe(),
         config.train.epochs,
         config.wsa.lambda,
-        methods.join(", ")
+        methods.join(", "),
+        if config.seeds > 1 {
+            format!("seeds {}-{}", config.seed, config.seed + config.seeds as u64 - 1)
+        } else {
+            format!("seed {}", config.seed)
+        }
     );
     let started = Instant::now();
     let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };

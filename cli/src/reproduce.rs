@@ -104,7 +104,12 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         }
         (finished, 0)
     } else {
-        let mut progress = Bar::new(&cells, started);
+        // The ETA counts only the cells still to compute, not those a rerun reads back.
+        let mut to_compute = Vec::with_capacity(cells.len());
+        for cell in &cells {
+            to_compute.push(store.load(cell)?.is_none());
+        }
+        let mut progress = Bar::new(&cells, &to_compute, started);
         let records = wsa_core::wait(reproduce::run_all(&cells, &store, &device, &mut progress))?;
         progress.finish();
         (records, progress.computed)
@@ -258,7 +263,8 @@ struct Bar {
     tty: bool,
     started: Instant,
     total: usize,
-    families: Vec<Family>,
+    /// The family of every cell still to compute, in order, and how many of them have been.
+    to_compute: Vec<Family>,
     done: usize,
     computed: usize,
     /// Seconds of the computed cells per family.
@@ -267,12 +273,12 @@ struct Bar {
 }
 
 impl Bar {
-    fn new(cells: &[Cell], started: Instant) -> Self {
+    fn new(cells: &[Cell], to_compute: &[bool], started: Instant) -> Self {
         Self {
             tty: std::io::stderr().is_terminal(),
             started,
             total: cells.len(),
-            families: cells.iter().map(|c| c.family).collect(),
+            to_compute: cells.iter().zip(to_compute).filter(|(_, todo)| **todo).map(|(c, _)| c.family).collect(),
             done: 0,
             computed: 0,
             seconds: Vec::new(),
@@ -288,7 +294,7 @@ impl Bar {
         }
         let overall = sum / n as f64;
         Some(
-            self.families[self.done..]
+            self.to_compute[self.computed.min(self.to_compute.len())..]
                 .iter()
                 .map(|f| self.seconds.iter().find(|(g, _, _)| g == f).map_or(overall, |(_, t, k)| t / *k as f64))
                 .sum(),
@@ -342,7 +348,7 @@ impl Observer for Bar {
             }
             Event::Round { run, round, rounds, .. } => format!(" · {run} round {round}/{rounds}"),
             Event::PathPoint { method, index, total } => format!(" · {method} path {}/{total}", index + 1),
-            Event::Stage(_) => return,
+            Event::Stage(_) | Event::Seed { .. } | Event::SeedResult(_) => return,
         };
         self.show(&self.line(&detail));
     }

@@ -2,27 +2,34 @@
 
 use std::fmt::Write as _;
 use wsa_core::experiment::connect::ConnectResult;
+use wsa_core::experiment::seeds::mean_std;
 
-/// The table printed at the end of a run.
+/// The table printed at the end of a run: each number as mean ± std over the seeds when the
+/// run had several (the spread `ConnectResult::shown` gives), else the one seed's value.
 pub fn table(result: &ConnectResult) -> String {
     let mut s = String::new();
+    let seeds = result.seeds.len().max(1);
+    let (wide, digits) = if seeds > 1 { (17, 4) } else { (13, 4) };
     let _ = writeln!(
         s,
-        "{:<11} {:>7} {:>8} {:>8} {:>13} {:>12} {:>11}",
+        "{:<11} {:>7} {:>wide$} {:>wide$} {:>wide$} {:>wide$} {:>wide$}",
         "method", "lambda", "acc A", "acc B", "loss barrier", "acc barrier", "scope dist"
     );
-    for v in &result.methods {
+    for v in result.shown(None) {
         let _ = writeln!(
             s,
-            "{:<11} {:>7} {:>8.4} {:>8.4} {:>13.4} {:>12.4} {:>11.5}",
+            "{:<11} {:>7} {:>wide$} {:>wide$} {:>wide$} {:>wide$} {:>wide$}",
             v.name.name(),
             v.lambda,
-            v.endpoint_a.accuracy,
-            v.endpoint_b.accuracy,
-            v.barriers.loss,
-            v.barriers.accuracy,
-            v.scope_distance
+            mean_std(&v.accuracy_a, digits),
+            mean_std(&v.accuracy_b, digits),
+            mean_std(&v.loss_barrier, digits),
+            mean_std(&v.accuracy_barrier, digits),
+            mean_std(&v.scope_distance, 5),
         );
+    }
+    if seeds > 1 {
+        let _ = writeln!(s, "(mean ± sample std over {}; every seed's numbers in seeds.csv)", result.seeds_label());
     }
     s
 }

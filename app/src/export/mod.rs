@@ -23,6 +23,41 @@ fn csv_paths(result: &ConnectResult) -> String {
     s
 }
 
+/// Every seed's numbers, one row per seed and method (a run over several seeds).
+fn csv_seeds(result: &ConnectResult) -> String {
+    let mut s = String::from("seed,method,lambda,accuracy_a,accuracy_b,loss_barrier,accuracy_barrier,scope_distance\n");
+    for run in &result.seeds {
+        for (v, m) in result.methods.iter().zip(&run.methods) {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{},{}",
+                run.seed,
+                v.name,
+                v.lambda,
+                m.endpoint_a.accuracy,
+                m.endpoint_b.accuracy,
+                m.barriers.loss,
+                m.barriers.accuracy,
+                m.scope_distance
+            );
+        }
+    }
+    s
+}
+
+/// Every seed's paths, one row per seed, method and alpha.
+fn csv_seed_paths(result: &ConnectResult) -> String {
+    let mut s = String::from("seed,method,alpha,loss,accuracy\n");
+    for run in &result.seeds {
+        for (v, m) in result.methods.iter().zip(&run.methods) {
+            for p in &m.path {
+                let _ = writeln!(s, "{},{},{},{},{}", run.seed, v.name, p.alpha, p.loss, p.accuracy);
+            }
+        }
+    }
+    s
+}
+
 fn csv_layers(result: &ConnectResult) -> String {
     let mut s = String::from("method,layer,model,count,mean,std,excess_kurtosis,ks_distance\n");
     for v in &result.methods {
@@ -65,15 +100,20 @@ fn summary_json<T: serde::Serialize>(result: &T, seconds: Option<f64>) -> AppRes
 }
 
 /// The results as JSON and CSV: summary.json (with `seconds` when known), config.json,
-/// paths.csv, layers.csv, curves.csv. Returns the file names written.
+/// paths.csv, layers.csv, curves.csv (these three of the first seed), and for a run over
+/// several seeds seeds.csv and seed-paths.csv. Returns the file names written.
 pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) -> AppResult<Vec<String>> {
-    let files = vec![
+    let mut files = vec![
         bytes("summary.json", summary_json(result, seconds)?),
         bytes("config.json", json(&result.config)?),
         bytes("paths.csv", csv_paths(result).into_bytes()),
         bytes("layers.csv", csv_layers(result).into_bytes()),
         bytes("curves.csv", csv_curves(result).into_bytes()),
     ];
+    if !result.seeds.is_empty() {
+        files.push(bytes("seeds.csv", csv_seeds(result).into_bytes()));
+        files.push(bytes("seed-paths.csv", csv_seed_paths(result).into_bytes()));
+    }
     platform::save_files(out, "results", files)
 }
 

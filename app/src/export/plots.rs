@@ -9,6 +9,7 @@ use crate::palette::{self, Rgb};
 use crate::platform::{self, render_figure as render};
 use plotters::prelude::*;
 use wsa_core::experiment::connect::{ConnectResult, MethodResult};
+use wsa_core::experiment::seeds::{PathSpread, mean_std};
 
 type Result<T> = crate::AppResult<T>;
 
@@ -53,19 +54,26 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> AppError {
     AppError::figure("a figure", format!("{e:?}"))
 }
 
-/// Test loss and accuracy against alpha, one line per method, with the barriers in the legend.
+/// Test loss and accuracy against alpha, one line per method, with the barriers in the legend;
+/// for a run over several seeds the mean line, the band from the lowest to the highest seed,
+/// and the barriers as mean ± std.
 pub fn paths(result: &ConnectResult) -> Result<Figure> {
+    let shown = result.shown(None);
     render!((1200u32, 480u32), |root| {
-        let title = format!("{} · pair differs in {}", result.dataset, result.difference);
+        let mut title = format!("{} · pair differs in {}", result.dataset, result.difference);
+        if result.seeds.len() > 1 {
+            title.push_str(&format!(" · mean and min-max band over {}", result.seeds_label()));
+        }
         let root = root.titled(&title, ("sans-serif", 20)).map_err(draw_err)?;
         let panels = root.split_evenly((1, 2));
-        let alphas: Vec<f64> = result.methods.iter().flat_map(|v| v.path.iter().map(|p| p.alpha)).collect();
+        let alphas: Vec<f64> = shown.iter().flat_map(|v| v.path.iter().map(|p| p.alpha)).collect();
         let (a0, a1) = alphas.iter().fold((0.0f64, 1.0f64), |(lo, hi), &a| (lo.min(a), hi.max(a)));
         for (panel, is_loss) in panels.iter().zip([true, false]) {
-            let value = |p: &wsa_core::merge::PathPoint| if is_loss { p.loss } else { p.accuracy };
-            let values: Vec<f64> = result.methods.iter().flat_map(|v| v.path.iter().map(value)).collect();
-            let (lo, hi) =
-                values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let value = |p: &PathSpread| if is_loss { p.loss } else { p.accuracy };
+            let (lo, hi) = shown
+                .iter()
+                .flat_map(|v| v.path.iter().map(value))
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x.min), hi.max(x.max)));
             let pad = ((hi - lo) * 0.08).max(1e-3);
             let (lo, hi) =
                 if is_loss { ((lo - pad).max(0.0), hi + pad) } else { ((lo - pad).max(0.0), (hi + pad).min(1.0)) };
@@ -86,20 +94,30 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()
                 .map_err(draw_err)?;
-            for v in &result.methods {
+            for v in &shown {
                 let color = rgb(palette::method(v.name));
-                let label = if is_loss {
-                    format!("{} (λ={}) barrier {:.3}", v.name, v.lambda, v.barriers.loss)
-                } else {
-                    format!("{} (λ={}) barrier {:.3}", v.name, v.lambda, v.barriers.accuracy)
-                };
+                let barrier = if is_loss { &v.loss_barrier } else { &v.accuracy_barrier };
+                let label = format!("{} (λ={}) barrier {}", v.name, v.lambda, mean_std(barrier, 3));
+                if barrier.n > 1 {
+                    let upper = v.path.iter().map(|p| (p.alpha, value(p).max));
+                    let lower = v.path.iter().rev().map(|p| (p.alpha, value(p).min));
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(
+                            upper.chain(lower).collect::<Vec<_>>(),
+                            color.mix(0.18),
+                        )))
+                        .map_err(draw_err)?;
+                }
                 chart
-                    .draw_series(LineSeries::new(v.path.iter().map(|p| (p.alpha, value(p))), color.stroke_width(3)))
+                    .draw_series(LineSeries::new(
+                        v.path.iter().map(|p| (p.alpha, value(p).mean)),
+                        color.stroke_width(3),
+                    ))
                     .map_err(draw_err)?
                     .label(label)
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3)));
                 chart
-                    .draw_series(v.path.iter().map(|p| Circle::new((p.alpha, value(p)), 3, color.filled())))
+                    .draw_series(v.path.iter().map(|p| Circle::new((p.alpha, value(p).mean), 3, color.filled())))
                     .map_err(draw_err)?;
             }
             chart

@@ -305,6 +305,8 @@ mod tests {
             JobMessage::Event(Event::Epoch { pair: outcome.result.pairs[0].training, epochs: 1, record }),
             JobMessage::Event(Event::Round { run: "fedavg".into(), round: 1, rounds: 2, test_accuracy: 0.5 }),
             JobMessage::Event(Event::PathPoint { method: Method::DEFAULT[2], index: 0, total: 3 }),
+            JobMessage::Event(Event::Seed { index: 1, total: 3, seed: 7 }),
+            JobMessage::Event(Event::SeedResult(Box::new(outcome.result.clone()))),
             JobMessage::Finished(Err(AppError::InWorker("failed".into()))),
             JobMessage::Finished(Ok(reevaluated)),
             JobMessage::Finished(Ok(JobOutput::Federated(Box::new(fed_outcome)))),

@@ -1,11 +1,14 @@
 //! Loss and accuracy along θ(α) = (1 − α) θ_A + α θ_B for every method, with the barriers.
-//! Clicking a point (or moving the slider) selects that merged model for every other view.
+//! A run over several seeds shows the mean line with the band from the lowest to the highest
+//! seed and the table as mean ± std; each seed is one click away. Clicking a point (or moving
+//! the slider) selects that merged model for every other view (those show the first seed).
 
 use super::View;
 use super::{method_color, png_button, swatch};
 use egui::Ui;
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
+use egui_plot::{FilledArea, Legend, Line, Plot, PlotPoints, Points, VLine};
 use wsa_core::experiment::connect::ConnectResult;
+use wsa_core::experiment::seeds::{MethodSpread, PathSpread, Summary, mean_std};
 use wsa_core::merge::PathPoint;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
@@ -19,7 +22,10 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     }
     let selected = app.settings.alpha_index.min(points - 1);
     ui.label(format!("{} · A and B differ in {} · {}", result.dataset, result.difference, result.device));
-    barrier_table(ui, result);
+    let mut path_seed = app.settings.path_seed.filter(|&k| k < result.seeds.len());
+    seed_choice(ui, result, &mut path_seed);
+    let shown = result.shown(path_seed);
+    barrier_table(ui, &shown);
     if let Some(note) = crate::NUMBERS_NOTE {
         ui.label(egui::RichText::new(note).weak());
     }
@@ -28,7 +34,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let mut save = None;
     ui.horizontal(|ui| {
         for (title, value) in
-            [("test loss", (|p: &PathPoint| p.loss) as fn(&PathPoint) -> f64), ("test accuracy", |p| p.accuracy)]
+            [("test loss", (|p: &PathSpread| p.loss) as fn(&PathSpread) -> Summary), ("test accuracy", |p| p.accuracy)]
         {
             ui.vertical(|ui| {
                 ui.label(title);
@@ -40,12 +46,22 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                     .x_axis_label("α  (0 = A, 1 = B)")
                     .allow_scroll(false)
                     .show(ui, |plot| {
-                        for v in &result.methods {
+                        for v in &shown {
                             let color = method_color(v.name);
-                            let pts: Vec<[f64; 2]> = v.path.iter().map(|p| [p.alpha, value(p)]).collect();
-                            // One name for the line and its points: one legend entry, with the barrier.
-                            let barrier = if title == "test loss" { v.barriers.loss } else { v.barriers.accuracy };
-                            let name = format!("{} (λ = {}) barrier {barrier:.3}", v.name, v.lambda);
+                            // One name for the line, its points and its band: one legend entry,
+                            // with the barrier.
+                            let barrier = if title == "test loss" { &v.loss_barrier } else { &v.accuracy_barrier };
+                            let name = format!("{} (λ = {}) barrier {}", v.name, v.lambda, mean_std(barrier, 3));
+                            if barrier.n > 1 {
+                                let alphas: Vec<f64> = v.path.iter().map(|p| p.alpha).collect();
+                                let low: Vec<f64> = v.path.iter().map(|p| value(p).min).collect();
+                                let high: Vec<f64> = v.path.iter().map(|p| value(p).max).collect();
+                                plot.add(
+                                    FilledArea::new(name.clone(), &alphas, &low, &high)
+                                        .fill_color(color.gamma_multiply(0.2)),
+                                );
+                            }
+                            let pts: Vec<[f64; 2]> = v.path.iter().map(|p| [p.alpha, value(p).mean]).collect();
                             plot.line(Line::new(name.clone(), PlotPoints::from(pts.clone())).color(color).width(2.5));
                             plot.points(Points::new(name, PlotPoints::from(pts)).color(color).radius(3.0));
                         }
@@ -61,6 +77,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
             });
         }
     });
+    app.settings.path_seed = path_seed;
     // The plot's save request; pushed as a field (the result above still borrows the settings).
     if let Some(action) = save {
         app.actions.push(action);
@@ -71,7 +88,22 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let mut index = app.settings.alpha_index.min(points - 1);
     ui.add(egui::Slider::new(&mut index, 0..=points - 1).text("selected point on the path").show_value(false));
     app.settings.alpha_index = index;
-    selected_metrics(ui, result, index);
+    selected_metrics(ui, result, &shown, index);
+}
+
+/// "All seeds (mean, band)" or one seed, for a run over several.
+fn seed_choice(ui: &mut Ui, result: &ConnectResult, path_seed: &mut Option<usize>) {
+    if result.seeds.len() < 2 {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Show:");
+        ui.selectable_value(path_seed, None, format!("mean of {} (band: lowest to highest)", result.seeds_label()))
+            .on_hover_text("Each line is the mean over the seeds; the shaded band spans the lowest to the highest seed; the table shows mean ± sample std");
+        for (k, run) in result.seeds.iter().enumerate() {
+            ui.selectable_value(path_seed, Some(k), format!("seed {}", run.seed));
+        }
+    });
 }
 
 fn nearest_index(path: &[PathPoint], alpha: f64) -> usize {
@@ -81,30 +113,45 @@ fn nearest_index(path: &[PathPoint], alpha: f64) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-fn barrier_table(ui: &mut Ui, result: &ConnectResult) {
+fn barrier_table(ui: &mut Ui, shown: &[MethodSpread]) {
     egui::Grid::new("barriers").striped(true).show(ui, |ui| {
         for header in ["method", "λ", "acc A", "acc B", "loss barrier", "accuracy barrier", "scope distance"] {
             ui.strong(header);
         }
         ui.end_row();
-        for v in &result.methods {
+        for v in shown {
             swatch(ui, method_color(v.name), v.name.name()).on_hover_text(v.name.describe());
             ui.label(format!("{}", v.lambda));
-            ui.label(format!("{:.4}", v.endpoint_a.accuracy));
-            ui.label(format!("{:.4}", v.endpoint_b.accuracy));
-            ui.label(format!("{:.4}", v.barriers.loss));
-            ui.label(format!("{:.4}", v.barriers.accuracy));
-            ui.label(format!("{:.5}", v.scope_distance));
+            for (summary, digits) in [
+                (&v.accuracy_a, 4),
+                (&v.accuracy_b, 4),
+                (&v.loss_barrier, 4),
+                (&v.accuracy_barrier, 4),
+                (&v.scope_distance, 5),
+            ] {
+                ui.label(mean_std(summary, digits));
+            }
             ui.end_row();
         }
     });
 }
 
-fn selected_metrics(ui: &mut Ui, result: &ConnectResult, index: usize) {
+fn selected_metrics(ui: &mut Ui, result: &ConnectResult, shown: &[MethodSpread], index: usize) {
     let alpha = result.methods[0].path[index].alpha;
-    ui.label(format!("Selected merged model: α = {alpha:.3}"));
-    for v in &result.methods {
-        let p = v.path[index];
-        ui.label(format!("  {}: test loss {:.4}, test accuracy {:.4}", v.name, p.loss, p.accuracy));
+    let whose = if result.seeds.len() > 1 {
+        format!(" (the other tabs show seed {}, the first)", result.config.seed)
+    } else {
+        String::new()
+    };
+    ui.label(format!("Selected merged model: α = {alpha:.3}{whose}"));
+    for v in shown {
+        if let Some(p) = v.path.get(index) {
+            ui.label(format!(
+                "  {}: test loss {}, test accuracy {}",
+                v.name,
+                mean_std(&p.loss, 4),
+                mean_std(&p.accuracy, 4)
+            ));
+        }
     }
 }

@@ -18,7 +18,11 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     }
     let method = app.settings.method.min(result.methods.len().saturating_sub(1));
     if app.models.get(method).is_none() {
-        ui.label("The trained models are not in memory (they are not stored between sessions): press Run.");
+        ui.label(if app.is_busy() {
+            "The trained models arrive when the run ends (the path shows the seeds finished so far)."
+        } else {
+            "The trained models are not in memory (they are not stored between sessions): press Run."
+        });
         return;
     }
     let index = app.settings.alpha_index.min(result.methods[method].path.len().saturating_sub(1));

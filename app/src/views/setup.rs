@@ -329,6 +329,10 @@ fn training(app: &mut View<'_>, ui: &mut Ui) {
     ui.add(DragValue::new(&mut t.weight_decay).speed(0.0001).range(0.0..=1.0).prefix("weight decay "));
     ui.add(DragValue::new(&mut t.batch_size).range(1..=4096).prefix("batch "));
     ui.add(DragValue::new(&mut t.epochs).range(1..=1000).prefix("epochs "));
-    ui.add(DragValue::new(&mut config.seed).prefix("seed "));
+    ui.horizontal(|ui| {
+        ui.add(DragValue::new(&mut config.seed).prefix("seed "));
+        ui.add(DragValue::new(&mut config.seeds).range(1..=20).prefix("× seeds "))
+            .on_hover_text("Run the experiment at this many seeds (seed, seed + 1, ...): the path shows their mean with a band, the table mean ± std");
+    });
     ui.add(DragValue::new(&mut config.path.points).range(2..=201).prefix("path points "));
 }

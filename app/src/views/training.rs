@@ -17,7 +17,14 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         Vec::new()
     };
     if app.is_busy() {
-        ui.label(format!("{} — {} epochs finished", app.live.stage, app.live.epochs.len()));
+        let seed = app.live.seed.map(|(i, n, seed)| format!(" (seed {seed}, {} of {n})", i + 1)).unwrap_or_default();
+        ui.label(format!("{} — {} epochs finished{seed}", app.live.stage, app.live.epochs.len()));
+    } else if let Some(result) = app.settings.last_result.as_ref().filter(|r| r.seeds.len() > 1) {
+        ui.label(format!(
+            "The curves of seed {}, the first of {} (the Path tab shows all).",
+            result.config.seed,
+            result.seeds_label()
+        ));
     }
     if records.is_empty() {
         ui.label("No training yet.");

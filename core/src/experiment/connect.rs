@@ -4,6 +4,7 @@
 //! linear path evaluated: barriers, per-layer scopes, histograms and the scope distance.
 
 use super::method::{self, Alignment, Method, Training};
+use super::seeds::{MAX_SEEDS, SeedRun};
 use super::versioned::{self, CONNECT_VERSION, Versioned};
 use super::{Event, Observer};
 use crate::align::{self, ParamDistance, PermutationReport, PermutationSpec, WeightMatchingConfig};
@@ -139,6 +140,11 @@ impl PairDifference {
 pub struct ConnectConfig {
     pub version: u32,
     pub seed: u64,
+    /// Run the whole experiment at `seed`, `seed + 1`, ... this many times: the result holds
+    /// every seed's numbers and their spread (see `seeds.rs`). One is the default and is left
+    /// out of files, so configs (and reproduce's cell keys) without the field stay as they were.
+    #[serde(default = "one_seed", skip_serializing_if = "is_one_seed")]
+    pub seeds: usize,
     pub data: DataConfig,
     pub model: ModelConfig,
     pub train: TrainConfig,
@@ -156,6 +162,7 @@ impl Default for ConnectConfig {
         Self {
             version: CONNECT_VERSION,
             seed: 0,
+            seeds: 1,
             data: DataConfig::default(),
             model: ModelConfig::default(),
             train: TrainConfig::default(),
@@ -167,6 +174,14 @@ impl Default for ConnectConfig {
             histogram_bins: 40,
         }
     }
+}
+
+fn one_seed() -> usize {
+    1
+}
+
+fn is_one_seed(seeds: &usize) -> bool {
+    *seeds == 1
 }
 
 /// Config files and links; configs of older versions are migrated (version 1 ran the plain and
@@ -232,11 +247,25 @@ impl ConnectConfig {
                 if frozen_a { 1 } else { 2 }
             })
             .sum();
-        models * self.train.epochs + self.methods.len() * self.path.points
+        (models * self.train.epochs + self.methods.len() * self.path.points) * self.seeds
     }
 
     pub fn validate(&self) -> Result<()> {
         method::validate_list(&self.methods)?;
+        if !(1..=MAX_SEEDS).contains(&self.seeds) {
+            return Err(WsaError::invalid(
+                "seeds",
+                self.seeds,
+                &format!("must be between 1 and {MAX_SEEDS} (`wsa-lab reproduce` runs larger studies, resumably)"),
+            ));
+        }
+        if self.seed.checked_add(self.seeds as u64 - 1).is_none() {
+            return Err(WsaError::invalid(
+                "seed",
+                self.seed,
+                "leaves no room for the other seeds; choose a smaller one",
+            ));
+        }
         self.wsa.validate()?;
         self.weight_matching.validate()?;
         self.path.alphas()?;
@@ -354,6 +383,10 @@ pub struct ConnectResult {
     pub methods: Vec<MethodResult>,
     /// Things a reader of the numbers must know, e.g. an endpoint that never learned.
     pub warnings: Vec<String>,
+    /// Every seed's numbers when the config ran more than one (the first is the seed the rest
+    /// of the result shows); empty for one seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<SeedRun>,
 }
 
 /// summary.json; results of older versions are migrated.
@@ -725,13 +758,55 @@ async fn report(
     Ok((result, TrainedPair { method, a: host_a, b: host_b }))
 }
 
-/// Runs the whole experiment on `device`.
+/// Runs the whole experiment on `device`, once per seed: the outcome is the first seed's,
+/// models included, with every seed's numbers in `result.seeds`.
 pub async fn run(
     config: &ConnectConfig,
     device: &ComputeDevice,
     observer: &mut dyn Observer,
 ) -> Result<ConnectOutcome> {
     config.validate()?;
+    if config.seeds == 1 {
+        return run_seed(config, device, observer).await;
+    }
+    let mut first: Option<ConnectOutcome> = None;
+    let mut seeds = Vec::with_capacity(config.seeds);
+    let mut warnings = Vec::new();
+    for index in 0..config.seeds {
+        let seed = config.seed + index as u64;
+        observer.on_event(&Event::Seed { index, total: config.seeds, seed });
+        let single = ConnectConfig { seed, seeds: 1, ..config.clone() };
+        let outcome = run_seed(&single, device, observer).await?;
+        seeds.push(SeedRun::of(&outcome.result));
+        for warning in &outcome.result.warnings {
+            let warning = format!("seed {seed}: {warning}");
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
+        let kept = first.get_or_insert(outcome);
+        if index + 1 < config.seeds {
+            // The answer so far, so that a viewer shows the first seed at once and the spread
+            // as it grows, instead of waiting for the last seed.
+            observer.on_event(&Event::SeedResult(Box::new(over_seeds(&kept.result, config, &warnings, &seeds))));
+        }
+    }
+    let mut outcome = first.ok_or_else(|| WsaError::invalid("seeds", 0, "must be at least 1"))?;
+    outcome.result = over_seeds(&outcome.result, config, &warnings, &seeds);
+    Ok(outcome)
+}
+
+/// The first seed's result as the result over `seeds`.
+fn over_seeds(first: &ConnectResult, config: &ConnectConfig, warnings: &[String], seeds: &[SeedRun]) -> ConnectResult {
+    ConnectResult { config: config.clone(), warnings: warnings.to_vec(), seeds: seeds.to_vec(), ..first.clone() }
+}
+
+/// Runs the experiment at `config.seed` alone.
+async fn run_seed(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+) -> Result<ConnectOutcome> {
     observer.on_event(&Event::Stage(format!("loading {}", config.data.dataset.label())));
     let split = data::load(&config.data, config.seed)?;
     let layout = Arc::new(ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)?);
@@ -821,6 +896,7 @@ pub async fn run(
         pairs,
         warnings,
         methods,
+        seeds: Vec::new(),
     };
     Ok(ConnectOutcome { result, models })
 }

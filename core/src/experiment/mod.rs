@@ -5,6 +5,7 @@ pub mod connect;
 pub mod federated;
 pub mod method;
 pub mod reproduce;
+pub mod seeds;
 pub mod versioned;
 mod warm_up;
 
@@ -31,6 +32,11 @@ pub enum Event {
     Epoch { pair: method::Training, epochs: usize, record: connect::EpochRecord },
     /// One federated round ended; the global model reached `test_accuracy`.
     Round { run: String, round: usize, rounds: usize, test_accuracy: f64 },
+    /// A run over several seeds starts seed `seed`, the `index`-th of `total` (from 0).
+    Seed { index: usize, total: usize, seed: u64 },
+    /// A run over several seeds finished one that was not the last: the result so far (the
+    /// first seed's details, every finished seed's numbers).
+    SeedResult(Box<connect::ConnectResult>),
     /// One point of a method's interpolation path was evaluated.
     PathPoint { method: method::Method, index: usize, total: usize },
 }

@@ -174,6 +174,13 @@ impl Spec {
                             ));
                         }
                     }
+                    if config.get("seeds").is_some_and(|n| n.as_u64() != Some(1)) {
+                        return Err(WsaError::invalid(
+                            &format!("{place} `seeds`"),
+                            &config["seeds"],
+                            "a reproduce cell is one seed (the spec's `seeds` runs the rest); remove it",
+                        ));
+                    }
                     for seed in 0..self.seeds {
                         config["seed"] = Value::from(seed);
                         let experiment = CellExperiment::from_json(family, &config).map_err(|e| e.within(&place))?;
@@ -561,5 +568,10 @@ mod tests {
         assert_ne!(cells[0].hash(), cells[1].hash(), "the seed is part of the key");
         let CellExperiment::Connect(config) = &cells[1].experiment else { panic!("a connect cell") };
         assert_eq!((config.seed, config.train.epochs, config.methods.clone()), (1, 1, vec![Method::PLAIN]));
+        // A cell is one seed: a row asking a connect config for several is refused, by name.
+        let mut several = good.clone();
+        several.connect[0].rows[0].set = json!({"seeds": 3});
+        let error = several.cells(&[]).expect_err("seeds in a row").to_string();
+        assert!(error.contains("row `ok` `seeds`") && error.contains("one seed"), "{error}");
     }
 }
