@@ -434,6 +434,8 @@ impl WsaLabApp {
                 }
                 JobMessage::Event(Event::SeedResult(result)) => {
                     // The first seed's answer shows at once; later seeds widen the spread.
+                    let shown = format!("shown: the result over {}", result.seeds_label());
+                    self.live.timing.stages.push((shown, started.elapsed().as_secs_f64()));
                     let first = !self.live.showing_partial_result;
                     self.live.showing_partial_result = true;
                     self.show_connect_result(*result, Vec::new(), first);

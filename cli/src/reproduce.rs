@@ -127,11 +127,12 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         missing: cells.len() - records.len(),
         figures: "figures",
     };
-    let written = export::write_reproduce(&args.out, &records, &context)?;
-    print_tallies(&records);
+    let report = reproduce::report::Report::new(&records);
+    let written = export::write_reproduce(&args.out, &report, &records, &context)?;
+    print_tallies(&report);
     println!("wrote {} files to {}", written.len(), args.out.display());
     if let Some(target) = &args.publish {
-        publish(target, &records, &context)?;
+        publish(target, &report, &records, &context)?;
         println!("published the report into {}", target.display());
     }
     println!(
@@ -154,8 +155,7 @@ fn flops_per_step(cell: &Cell) -> Option<f64> {
 }
 
 /// The report's tallies in the terminal: per family and comparison, how the rows came out.
-fn print_tallies(records: &[CellRecord]) {
-    let report = reproduce::report::Report::new(records);
+fn print_tallies(report: &reproduce::report::Report) {
     for family in &report.families {
         println!("{}:", family.family.title());
         for t in family.tallies() {
@@ -175,7 +175,12 @@ fn print_tallies(records: &[CellRecord]) {
 
 /// Writes the report into `target` below its generated-part marker (the whole file when it has
 /// none yet), with figures in `img/results-<family>.png` beside it.
-fn publish(target: &Path, records: &[CellRecord], context: &reproduce::report::Context) -> Result<()> {
+fn publish(
+    target: &Path,
+    report: &reproduce::report::Report,
+    records: &[CellRecord],
+    context: &reproduce::report::Context,
+) -> Result<()> {
     let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let kept = match std::fs::read_to_string(target) {
         Ok(text) => match text.find(GENERATED_MARKER) {
@@ -191,7 +196,7 @@ fn publish(target: &Path, records: &[CellRecord], context: &reproduce::report::C
     let figures = "img/results";
     let published = reproduce::report::Context { figures, ..*context };
     let staging = dir.join(".reproduce-publish");
-    export::write_reproduce(&staging, records, &published)?;
+    export::write_reproduce(&staging, report, records, &published)?;
     for family in Family::ALL {
         let from = staging.join(figures).join(format!("{}.png", family.name()));
         if from.exists() {

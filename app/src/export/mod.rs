@@ -204,17 +204,17 @@ pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> 
 
 /// What `wsa-lab reproduce` leaves beside its cells: results.md, summary.json (every summary
 /// and paired difference), cells.csv (every number of every cell) and one figure per family
-/// under `figures`. Returns the file names written.
+/// under `figures`, from `summary` (the report of `records`). Returns the file names written.
 pub fn write_reproduce(
     out: &Path,
+    summary: &wsa_core::experiment::reproduce::report::Report,
     records: &[wsa_core::experiment::reproduce::CellRecord],
     context: &wsa_core::experiment::reproduce::report::Context,
 ) -> AppResult<Vec<String>> {
-    use wsa_core::experiment::reproduce::report::{self, Report};
-    let summary = Report::new(records);
+    use wsa_core::experiment::reproduce::report;
     let mut files = vec![
-        bytes("results.md", report::markdown(&summary, records, context).into_bytes()),
-        bytes("summary.json", json(&summary)?),
+        bytes("results.md", report::markdown(summary, records, context).into_bytes()),
+        bytes("summary.json", json(summary)?),
         bytes("cells.csv", csv_cells(records).into_bytes()),
     ];
     for family in &summary.families {

@@ -174,13 +174,7 @@ impl Report {
             if mine.is_empty() {
                 continue;
             }
-            let mut keys: Vec<(&str, &str)> = Vec::new();
-            for r in &mine {
-                let key = (r.cell.group.as_str(), r.cell.row.as_str());
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
-            }
+            let keys = distinct(mine.iter().map(|r| (r.cell.group.as_str(), r.cell.row.as_str())));
             let cells_of = |group: &str, row: &str| -> Vec<&CellRecord> {
                 mine.iter().copied().filter(|r| r.cell.group == group && r.cell.row == row).collect()
             };
@@ -220,14 +214,7 @@ impl Report {
     pub fn figure(&self, family: Family) -> Option<FigureData> {
         let report = self.family(family)?;
         let (metric, y_label) = view(family).figure;
-        let mut variants: Vec<String> = Vec::new();
-        for r in &report.rows {
-            for v in &r.variants {
-                if !variants.contains(v) {
-                    variants.push(v.clone());
-                }
-            }
-        }
+        let variants = distinct(report.rows.iter().flat_map(|r| r.variants.iter().cloned()));
         let series = variants
             .into_iter()
             .map(|v| {
@@ -244,25 +231,20 @@ impl Report {
     }
 }
 
+/// The distinct items in the order they first come.
+fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut kept = Vec::new();
+    for item in items {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    kept
+}
+
 fn row_report(family: Family, group: &str, row: &str, cells: &[&CellRecord]) -> RowReport {
-    let mut variants: Vec<String> = Vec::new();
-    for c in cells {
-        for v in &c.variants {
-            if !variants.contains(&v.variant) {
-                variants.push(v.variant.clone());
-            }
-        }
-    }
-    let mut metrics: Vec<String> = Vec::new();
-    for c in cells {
-        for v in &c.variants {
-            for m in v.metrics.keys() {
-                if !metrics.contains(m) {
-                    metrics.push(m.clone());
-                }
-            }
-        }
-    }
+    let variants = distinct(cells.iter().flat_map(|c| c.variants.iter().map(|v| v.variant.clone())));
+    let metrics = distinct(cells.iter().flat_map(|c| c.variants.iter().flat_map(|v| v.metrics.keys().cloned())));
     let of = |variant: &str, metric: &str| values(cells, variant, metric);
     let mut aggregates = Vec::new();
     for v in &variants {
