@@ -323,7 +323,7 @@ pub fn seed_summary(data: &wsa_core::experiment::reproduce::report::FigureData) 
         chart
             .configure_mesh()
             .x_desc(x_desc)
-            .x_label_formatter(&|t| tick_label(axis.from_axis(*t)))
+            .x_label_formatter(&|t| tick_label(axis.value_at(*t)))
             .disable_y_mesh()
             .y_labels(rows)
             .y_label_style(("sans-serif", 13))
@@ -341,7 +341,7 @@ pub fn seed_summary(data: &wsa_core::experiment::reproduce::report::FigureData) 
             let offset = (k as f64 - (n - 1.0) / 2.0) * (0.7 / n);
             let placed: Vec<(f64, Summary)> =
                 summaries.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i as f64 + offset, s))).collect();
-            let at = |x: f64| axis.to_axis(x).clamp(lo, hi);
+            let at = |x: f64| axis.axis_of(x).clamp(lo, hi);
             chart
                 .draw_series(placed.iter().map(|&(y, s)| {
                     PathElement::new(vec![(at(s.mean - s.std), y), (at(s.mean + s.std), y)], color.stroke_width(2))
@@ -389,14 +389,14 @@ impl ValueAxis {
         Self { symlog: (widest > 100.0 * median).then_some(median / 10.0) }
     }
 
-    fn to_axis(self, x: f64) -> f64 {
+    fn axis_of(self, x: f64) -> f64 {
         match self.symlog {
             None => x,
             Some(c) => x.signum() * (1.0 + x.abs() / c).log10(),
         }
     }
 
-    fn from_axis(self, t: f64) -> f64 {
+    fn value_at(self, t: f64) -> f64 {
         match self.symlog {
             None => t,
             Some(c) => t.signum() * (10f64.powf(t.abs()) - 1.0) * c,
@@ -409,7 +409,7 @@ impl ValueAxis {
             .iter()
             .filter(|s| s.mean.is_finite() && s.std.is_finite())
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
-                (lo.min(self.to_axis(s.mean - s.std)), hi.max(self.to_axis(s.mean + s.std)))
+                (lo.min(self.axis_of(s.mean - s.std)), hi.max(self.axis_of(s.mean + s.std)))
             });
         let (lo, hi) = if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let pad = ((hi - lo) * 0.06).max(1e-3);
@@ -422,7 +422,7 @@ impl ValueAxis {
     fn ticks(self, lo: f64, hi: f64) -> Vec<f64> {
         match self.symlog {
             Some(_) => {
-                let (a, b) = (self.from_axis(lo), self.from_axis(hi));
+                let (a, b) = (self.value_at(lo), self.value_at(hi));
                 let top = a.abs().max(b.abs()).max(f64::MIN_POSITIVE).log10().ceil() as i32;
                 let gap = (hi - lo) / 20.0;
                 let mut ticks = vec![0.0];
@@ -430,8 +430,8 @@ impl ValueAxis {
                     // From the largest power down, each kept only when clear of the last kept.
                     let mut last = f64::INFINITY;
                     for k in (top - 8..=top).rev() {
-                        let t = self.to_axis(sign * 10f64.powi(k));
-                        if (a..=b).contains(&self.from_axis(t)) && (last - t).abs() >= gap && t.abs() >= gap {
+                        let t = self.axis_of(sign * 10f64.powi(k));
+                        if (a..=b).contains(&self.value_at(t)) && (last - t).abs() >= gap && t.abs() >= gap {
                             ticks.push(t);
                             last = t;
                         }
@@ -511,11 +511,11 @@ mod tests {
         let c = axis.symlog.expect("symmetric log");
         assert!((c - 0.003).abs() < 1e-12, "{c}");
         for x in [-3.0, -0.01, 0.0, 0.002, 0.5, 250.0] {
-            assert!((axis.from_axis(axis.to_axis(x)) - x).abs() < 1e-9 * f64::max(x.abs(), 1.0), "{x}");
+            assert!((axis.value_at(axis.axis_of(x)) - x).abs() < 1e-9 * f64::max(x.abs(), 1.0), "{x}");
         }
         let (lo, hi) = axis.range(&rows);
-        assert!(axis.from_axis(hi) > 250.0 + 212.0 && axis.from_axis(lo) < 0.01 - 0.0141, "every interval on the axis");
-        let ticks: Vec<String> = axis.ticks(lo, hi).iter().map(|&t| tick_label(axis.from_axis(t))).collect();
+        assert!(axis.value_at(hi) > 250.0 + 212.0 && axis.value_at(lo) < 0.01 - 0.0141, "every interval on the axis");
+        let ticks: Vec<String> = axis.ticks(lo, hi).iter().map(|&t| tick_label(axis.value_at(t))).collect();
         for expected in ["0", "0.1", "1", "100"] {
             assert!(ticks.iter().any(|t| t == expected), "{expected} not in {ticks:?}");
         }
