@@ -778,27 +778,23 @@ pub async fn run(
         let single = ConnectConfig { seed, seeds: 1, ..config.clone() };
         let outcome = run_seed(&single, device, observer).await?;
         seeds.push(SeedRun::of(&outcome.result));
-        for warning in &outcome.result.warnings {
-            let warning = format!("seed {seed}: {warning}");
-            if !warnings.contains(&warning) {
-                warnings.push(warning);
-            }
-        }
+        warnings.extend(outcome.result.warnings.iter().map(|w| format!("seed {seed}: {w}")));
         let kept = first.get_or_insert(outcome);
         if index + 1 < config.seeds {
             // The answer so far, so that a viewer shows the first seed at once and the spread
             // as it grows, instead of waiting for the last seed.
-            observer.on_event(&Event::SeedResult(Box::new(over_seeds(&kept.result, config, &warnings, &seeds))));
+            let so_far = over_seeds(kept.result.clone(), config, &warnings, &seeds);
+            observer.on_event(&Event::SeedResult(Box::new(so_far)));
         }
     }
     let mut outcome = first.ok_or_else(|| WsaError::invalid("seeds", 0, "must be at least 1"))?;
-    outcome.result = over_seeds(&outcome.result, config, &warnings, &seeds);
+    outcome.result = over_seeds(outcome.result, config, &warnings, &seeds);
     Ok(outcome)
 }
 
 /// The first seed's result as the result over `seeds`.
-fn over_seeds(first: &ConnectResult, config: &ConnectConfig, warnings: &[String], seeds: &[SeedRun]) -> ConnectResult {
-    ConnectResult { config: config.clone(), warnings: warnings.to_vec(), seeds: seeds.to_vec(), ..first.clone() }
+fn over_seeds(first: ConnectResult, config: &ConnectConfig, warnings: &[String], seeds: &[SeedRun]) -> ConnectResult {
+    ConnectResult { config: config.clone(), warnings: warnings.to_vec(), seeds: seeds.to_vec(), ..first }
 }
 
 /// Runs the experiment at `config.seed` alone.
