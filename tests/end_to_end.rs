@@ -284,3 +284,46 @@ fn version_1_configs_and_summaries_load() {
     let again = ConnectResult::from_json(&serde_json::to_string(&result).expect("json")).expect("v2 reads");
     assert_eq!(again, result);
 }
+
+/// Between two different random starts on the digits, a trained Bezier (and polygonal) curve
+/// finds the low-loss path the straight line misses: its mean loss and its barrier are below the
+/// line's, and it runs through A and B.
+#[test]
+fn a_trained_curve_goes_around_the_barrier_of_the_line() {
+    use wsa_core::experiment::curve::{CurveConfig, CurveKind};
+    for kind in [CurveKind::Bezier, CurveKind::Polychain] {
+        let config = ConnectConfig {
+            pair: PairDifference::Seed { same_init: false },
+            methods: vec![Method::PLAIN],
+            curve: Some(CurveConfig { kind, ..CurveConfig::default() }),
+            ..ConnectConfig::default()
+        };
+        let result = run(&config);
+        let line = &result.methods[0];
+        let curve = line.curve.as_ref().expect("a curve");
+        assert_eq!(curve.kind, kind);
+        assert!(line.barriers.loss > 0.2, "{kind:?}: the line should have a barrier here: {:?}", line.barriers);
+        assert!(
+            curve.mean_loss < 0.8 * curve.line_mean_loss,
+            "{kind:?}: mean loss along the curve {} vs the line {}",
+            curve.mean_loss,
+            curve.line_mean_loss
+        );
+        assert!(
+            curve.barriers.loss < 0.5 * line.barriers.loss,
+            "{kind:?}: {:?} vs {:?}",
+            curve.barriers,
+            line.barriers
+        );
+        assert_eq!(curve.path.len(), line.path.len());
+        let (first, last) = (curve.path[0], curve.path[curve.path.len() - 1]);
+        assert!((first.loss - line.endpoint_a.loss).abs() < 1e-5 && (last.loss - line.endpoint_b.loss).abs() < 1e-5);
+    }
+    let mut bad =
+        ConnectConfig { curve: Some(CurveConfig { epochs: 0, ..CurveConfig::default() }), ..Default::default() };
+    let err = wsa_core::wait(connect::run(&bad, &device::cpu(), &mut Silent)).expect_err("0 epochs");
+    assert!(err.to_string().contains("curve.epochs"), "{err}");
+    bad.curve = Some(CurveConfig { learning_rate: -1.0, ..CurveConfig::default() });
+    let err = wsa_core::wait(connect::run(&bad, &device::cpu(), &mut Silent)).expect_err("negative rate");
+    assert!(err.to_string().contains("curve.learning_rate"), "{err}");
+}

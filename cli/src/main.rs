@@ -14,6 +14,7 @@ use std::time::Instant;
 use wsa_core::data::{DataConfig, DatasetSpec};
 use wsa_core::device::{self, DeviceChoice};
 use wsa_core::experiment::connect::{self, ConnectConfig, PairDifference};
+use wsa_core::experiment::curve::{CurveConfig, CurveKind};
 use wsa_core::experiment::federated::FedConfig;
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::{Event, Observer, Versioned};
@@ -177,6 +178,12 @@ struct ConnectArgs {
     /// over them (overrides the config; one seed is an anecdote).
     #[arg(long)]
     seeds: Option<usize>,
+    /// Train a mode-connecting curve beside every method's line: bezier or polychain.
+    #[arg(long)]
+    curve: Option<String>,
+    /// Epochs of the curve's control point (with --curve; default 5).
+    #[arg(long)]
+    curve_epochs: Option<usize>,
     /// What differs between A and B: learning-rate, different-init, same-init, batch-size,
     /// weight-decay, optimizer, non-iid-data, disjoint-data.
     #[arg(long)]
@@ -275,6 +282,16 @@ fn effective_config(args: &ConnectArgs) -> Result<ConnectConfig> {
         }
         if let Some(methods) = &args.methods {
             config.methods = Method::parse_list(methods).context("in --methods")?;
+        }
+        if let Some(kind) = &args.curve {
+            let kind = CurveKind::from_name(kind).context("in --curve")?;
+            config.curve = Some(CurveConfig { kind, ..config.curve.clone().unwrap_or_default() });
+        }
+        if let Some(epochs) = args.curve_epochs {
+            let Some(curve) = &mut config.curve else {
+                bail!("--curve-epochs needs --curve (or a curve in the config)")
+            };
+            curve.epochs = epochs;
         }
         if let Some(seeds) = args.seeds {
             config.seeds = seeds;

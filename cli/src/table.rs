@@ -31,6 +31,34 @@ pub fn table(result: &ConnectResult) -> String {
     if seeds > 1 {
         let _ = writeln!(s, "(mean ± sample std over {}; every seed's numbers in seeds.csv)", result.seeds_label());
     }
+    let curves: Vec<_> = result.methods.iter().filter_map(|m| m.curve.as_ref().map(|c| (m, c))).collect();
+    if let Some((_, first)) = curves.first() {
+        let _ = writeln!(s, "\n{} curves ({}):", first.kind.name(), result.seeds_label());
+        let _ = writeln!(
+            s,
+            "{:<11} {:>13} {:>13} {:>12} {:>12} {:>15} {:>15}",
+            "method",
+            "line loss b.",
+            "curve loss b.",
+            "line acc b.",
+            "curve acc b.",
+            "line mean loss",
+            "curve mean loss"
+        );
+        for (m, c) in curves {
+            let _ = writeln!(
+                s,
+                "{:<11} {:>13.4} {:>13.4} {:>12.4} {:>12.4} {:>15.4} {:>15.4}",
+                m.name.name(),
+                m.barriers.loss,
+                c.barriers.loss,
+                m.barriers.accuracy,
+                c.barriers.accuracy,
+                c.line_mean_loss,
+                c.mean_loss
+            );
+        }
+    }
     s
 }
 

@@ -287,54 +287,87 @@ impl Trainer {
                 wsa_grads[i] = Some(g);
             }
         }
-        self.loss_sum = Some(match self.loss_sum.take() {
-            Some(s) => s + loss,
-            None => loss,
-        });
-        self.loss_steps += 1;
-        let cfg = &self.config;
-        let (lr, wd) = (cfg.learning_rate, cfg.weight_decay);
+        self.record_loss(loss);
         for (i, leaf) in leaves.iter().enumerate() {
             let Some(mut g) = leaf.grad(&grads) else { continue };
             if let Some(extra) = wsa_grads[i].take() {
                 g = g + extra;
             }
-            let w = self.params.tensors[i].clone();
-            if wd > 0.0 {
-                g = g + w.clone() * wd;
-            }
-            if let Some((anchor, mu)) = &self.proximal {
-                g = g + (w.clone() - anchor[i].clone()) * *mu;
-            }
-            let update = match &mut self.state {
-                OptimizerState::Sgd { velocity } => {
-                    let v = match velocity[i].take() {
-                        Some(v) if cfg.momentum > 0.0 => v * cfg.momentum + g,
-                        _ => g,
-                    };
-                    velocity[i] = Some(v.clone());
-                    v * lr
-                }
-                OptimizerState::Adam { m, v, t } => {
-                    let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
-                    let step = *t + 1;
-                    let mi = match m[i].take() {
-                        Some(prev) => prev * b1 + g.clone() * (1.0 - b1),
-                        None => g.clone() * (1.0 - b1),
-                    };
-                    let vi = match v[i].take() {
-                        Some(prev) => prev * b2 + g.square() * (1.0 - b2),
-                        None => g.square() * (1.0 - b2),
-                    };
-                    m[i] = Some(mi.clone());
-                    v[i] = Some(vi.clone());
-                    let m_hat = mi / (1.0 - b1.powi(step));
-                    let v_hat = vi / (1.0 - b2.powi(step));
-                    m_hat / (v_hat.sqrt() + eps) * lr
-                }
-            };
-            self.params.tensors[i] = w - update;
+            self.apply_gradient(i, g);
         }
+        self.end_step();
+    }
+
+    /// One optimisation step on the next mini-batch of a model computed from the trained
+    /// parameters: `model` maps them (as autodiff leaves) to the parameters the loss is taken at,
+    /// e.g. a point on a curve through them and two fixed models. The gradient reaches the trained
+    /// parameters through `model`.
+    pub fn train_step_through(&mut self, data: &DeviceData, model: impl FnOnce(&[Tensor<1>]) -> Vec<Tensor<1>>) {
+        let batch = self.next_batch();
+        let (x, y) = data.rows(&batch);
+        let leaves: Vec<Tensor<1>> = self.params.tensors.iter().map(|t| t.clone().autodiff().require_grad()).collect();
+        let at = model(&leaves);
+        let loss = cross_entropy_sum(forward(&self.params.layout, &at, x.autodiff()), y) / batch.len() as f64;
+        let grads = loss.backward();
+        self.record_loss(loss.inner().detach());
+        for (i, leaf) in leaves.iter().enumerate() {
+            if let Some(g) = leaf.grad(&grads) {
+                self.apply_gradient(i, g);
+            }
+        }
+        self.end_step();
+    }
+
+    fn record_loss(&mut self, loss: Tensor<1>) {
+        self.loss_sum = Some(match self.loss_sum.take() {
+            Some(s) => s + loss,
+            None => loss,
+        });
+        self.loss_steps += 1;
+    }
+
+    /// Updates parameter `i` with its loss gradient `g`, adding weight decay and FedProx's term.
+    fn apply_gradient(&mut self, i: usize, mut g: Tensor<1>) {
+        let cfg = &self.config;
+        let (lr, wd) = (cfg.learning_rate, cfg.weight_decay);
+        let w = self.params.tensors[i].clone();
+        if wd > 0.0 {
+            g = g + w.clone() * wd;
+        }
+        if let Some((anchor, mu)) = &self.proximal {
+            g = g + (w.clone() - anchor[i].clone()) * *mu;
+        }
+        let update = match &mut self.state {
+            OptimizerState::Sgd { velocity } => {
+                let v = match velocity[i].take() {
+                    Some(v) if cfg.momentum > 0.0 => v * cfg.momentum + g,
+                    _ => g,
+                };
+                velocity[i] = Some(v.clone());
+                v * lr
+            }
+            OptimizerState::Adam { m, v, t } => {
+                let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
+                let step = *t + 1;
+                let mi = match m[i].take() {
+                    Some(prev) => prev * b1 + g.clone() * (1.0 - b1),
+                    None => g.clone() * (1.0 - b1),
+                };
+                let vi = match v[i].take() {
+                    Some(prev) => prev * b2 + g.square() * (1.0 - b2),
+                    None => g.square() * (1.0 - b2),
+                };
+                m[i] = Some(mi.clone());
+                v[i] = Some(vi.clone());
+                let m_hat = mi / (1.0 - b1.powi(step));
+                let v_hat = vi / (1.0 - b2.powi(step));
+                m_hat / (v_hat.sqrt() + eps) * lr
+            }
+        };
+        self.params.tensors[i] = w - update;
+    }
+
+    fn end_step(&mut self) {
         if let OptimizerState::Adam { t, .. } = &mut self.state {
             *t += 1;
         }

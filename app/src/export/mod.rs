@@ -23,6 +23,19 @@ fn csv_paths(result: &ConnectResult) -> String {
     s
 }
 
+/// Each method's curve, one row per alpha (the first seed's, like paths.csv).
+fn csv_curve_paths(result: &ConnectResult) -> String {
+    let mut s = String::from("method,curve,alpha,loss,accuracy\n");
+    for v in &result.methods {
+        if let Some(c) = &v.curve {
+            for p in &c.path {
+                let _ = writeln!(s, "{},{},{},{},{}", v.name, c.kind.name(), p.alpha, p.loss, p.accuracy);
+            }
+        }
+    }
+    s
+}
+
 /// Every seed's numbers, one row per seed and method (a run over several seeds).
 fn csv_seeds(result: &ConnectResult) -> String {
     let mut s = String::from("seed,method,lambda,accuracy_a,accuracy_b,loss_barrier,accuracy_barrier,scope_distance\n");
@@ -110,6 +123,9 @@ pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) ->
         bytes("layers.csv", csv_layers(result).into_bytes()),
         bytes("curves.csv", csv_curves(result).into_bytes()),
     ];
+    if result.methods.iter().any(|m| m.curve.is_some()) {
+        files.push(bytes("curve-paths.csv", csv_curve_paths(result).into_bytes()));
+    }
     if !result.seeds.is_empty() {
         files.push(bytes("seeds.csv", csv_seeds(result).into_bytes()));
         files.push(bytes("seed-paths.csv", csv_seed_paths(result).into_bytes()));

@@ -74,6 +74,12 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
                 .iter()
                 .flat_map(|v| v.path.iter().map(value))
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x.min), hi.max(x.max)));
+            let (lo, hi) = result
+                .methods
+                .iter()
+                .filter_map(|m| m.curve.as_ref())
+                .flat_map(|c| c.path.iter().map(|p| if is_loss { p.loss } else { p.accuracy }))
+                .fold((lo, hi), |(lo, hi), x| (lo.min(x), hi.max(x)));
             let pad = ((hi - lo) * 0.08).max(1e-3);
             let (lo, hi) =
                 if is_loss { ((lo - pad).max(0.0), hi + pad) } else { ((lo - pad).max(0.0), (hi + pad).min(1.0)) };
@@ -119,6 +125,18 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
                 chart
                     .draw_series(v.path.iter().map(|p| Circle::new((p.alpha, value(p).mean), 3, color.filled())))
                     .map_err(draw_err)?;
+            }
+            // Each method's trained curve (the first seed's), dashed in the method's colour.
+            for m in &result.methods {
+                let Some(curve) = &m.curve else { continue };
+                let color = rgb(palette::method(m.name));
+                let barrier = if is_loss { curve.barriers.loss } else { curve.barriers.accuracy };
+                let point = |p: &wsa_core::merge::PathPoint| (p.alpha, if is_loss { p.loss } else { p.accuracy });
+                chart
+                    .draw_series(DashedLineSeries::new(curve.path.iter().map(point), 8, 5, color.stroke_width(2)))
+                    .map_err(draw_err)?
+                    .label(format!("{} {} curve barrier {barrier:.3}", m.name, curve.kind.name()))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], color.stroke_width(2)));
             }
             chart
                 .configure_series_labels()

@@ -3,6 +3,7 @@
 //! aligned to A as each method says (not at all, weight matching, rescaling), and each method's
 //! linear path evaluated: barriers, per-layer scopes, histograms and the scope distance.
 
+use super::curve::{self, CurveConfig, CurveResult};
 use super::method::{self, Alignment, Method, Training};
 use super::seeds::{MAX_SEEDS, SeedRun};
 use super::versioned::{self, CONNECT_VERSION, Versioned};
@@ -155,6 +156,10 @@ pub struct ConnectConfig {
     pub weight_matching: WeightMatchingConfig,
     pub path: PathGrid,
     pub histogram_bins: usize,
+    /// A mode-connecting curve for every method beside its straight line; off when `None` (the
+    /// default, left out of files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve: Option<CurveConfig>,
 }
 
 impl Default for ConnectConfig {
@@ -172,6 +177,7 @@ impl Default for ConnectConfig {
             weight_matching: WeightMatchingConfig::default(),
             path: PathGrid::default(),
             histogram_bins: 40,
+            curve: None,
         }
     }
 }
@@ -268,6 +274,9 @@ impl ConnectConfig {
         }
         self.wsa.validate()?;
         self.weight_matching.validate()?;
+        if let Some(curve) = &self.curve {
+            curve.validate()?;
+        }
         self.path.alphas()?;
         if !(1..=MAX_HISTOGRAM_BINS).contains(&self.histogram_bins) {
             return Err(WsaError::invalid(
@@ -357,6 +366,9 @@ pub struct MethodResult {
     pub layers: Vec<LayerComparison>,
     #[serde(default)]
     pub alignment: Option<AlignmentReport>,
+    /// The trained curve between the same A and B (`ConnectConfig::curve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve: Option<CurveResult>,
 }
 
 /// The training curves of one trained pair, shared by the methods that use it.
@@ -754,6 +766,7 @@ async fn report(
         scope_distance: scope::scope_distance(&scopes_a, &scopes_b),
         layers: comparisons,
         alignment: pair.report,
+        curve: None,
     };
     Ok((result, TrainedPair { method, a: host_a, b: host_b }))
 }
@@ -872,7 +885,10 @@ async fn run_seed(
             return Err(WsaError::invalid("methods", method, "its pair was not trained"));
         };
         let aligned = align_pair(config, &layers, method, run, observer).await?;
-        let (result, trained) = report(config, &layers, &setup.test, method, aligned, observer).await?;
+        let (mut result, trained) = report(config, &layers, &setup.test, method, aligned, observer).await?;
+        if let Some(curve) = &config.curve {
+            result.curve = Some(method_curve(config, curve, &setup, &result, &trained, observer).await?);
+        }
         methods.push(result);
         models.push(trained);
     }
@@ -895,6 +911,26 @@ async fn run_seed(
         seeds: Vec::new(),
     };
     Ok(ConnectOutcome { result, models })
+}
+
+/// The curve between a method's A and B (B as the method aligned it), trained on A's data.
+async fn method_curve(
+    config: &ConnectConfig,
+    curve: &CurveConfig,
+    setup: &Setup<'_>,
+    result: &MethodResult,
+    pair: &TrainedPair,
+    observer: &mut dyn Observer,
+) -> Result<CurveResult> {
+    observer.on_event(&Event::Stage(format!("{}: training a {} curve", result.name, curve.kind.name())));
+    let dev = &setup.device.device;
+    let (a, b) = (pair.a.to_device(dev), pair.b.to_device(dev));
+    let theta =
+        curve::train_control_point(curve, config.train.batch_size, &a, &b, &setup.train_a, config.seed, observer)
+            .await?;
+    observer.on_event(&Event::Stage(format!("{}: evaluating the {} curve", result.name, curve.kind.name())));
+    let endpoints = (result.endpoint_a, result.endpoint_b);
+    curve::evaluate_curve(curve.kind, &a, &theta, &b, &result.path, endpoints, &setup.test).await
 }
 
 /// A warning for every endpoint that ended near chance accuracy: its barriers say little.

@@ -2,6 +2,7 @@
 //! may cancel. The CLI, the app and saved files all carry the same structs.
 
 pub mod connect;
+pub mod curve;
 pub mod federated;
 pub mod method;
 pub mod reproduce;

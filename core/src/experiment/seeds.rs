@@ -196,6 +196,7 @@ mod tests {
                 scope_distance: first.scope_distance,
                 layers: Vec::new(),
                 alignment: None,
+                curve: None,
             }],
             warnings: Vec::new(),
             seeds: Vec::new(),
