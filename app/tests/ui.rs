@@ -313,3 +313,26 @@ fn the_regions_view_never_blocks_a_frame() {
     eprintln!("regions view: {} frames, slowest UI build {slowest:.2} ms", frames.len());
     assert!(slowest < 16.0, "a frame took {slowest:.1} ms to build: {frames:?}");
 }
+
+#[test]
+fn curves_are_trained_from_the_setup_and_shown_per_seed() {
+    let mut harness = with_preset("Different random starts");
+    harness.state_mut().settings.config.train.epochs = 3;
+    harness.get_by_label("a trained curve beside each line").click();
+    harness.run_steps(2);
+    assert!(harness.state().settings.config.curve.is_some(), "the checkbox turns curves on");
+    harness.get_by_label("Run").click();
+    harness.step();
+    wait_for_job(&mut harness);
+    let result = harness.state().settings.last_result.clone().expect("a result");
+    assert!(result.methods.iter().all(|m| m.curve.is_some()), "every method has its curve");
+    // Over three seeds the mean view has no curve (they are not averaged) and says where they are.
+    harness.get_by_label_contains("Curves are drawn per seed");
+    harness.get_by_label(&format!("seed {}", result.seeds[0].seed)).click();
+    harness.run_steps(2);
+    harness.get_by_label("loss barrier: line → curve");
+    let plain = &result.seeds[0].methods[0];
+    let curve = plain.curve.as_ref().expect("seed 0's plain curve");
+    let cell = format!("{:.4} → {:.4}", plain.barriers.loss, curve.barriers.loss);
+    assert!(harness.query_all_by_label(&cell).count() >= 1, "`{cell}` not shown");
+}

@@ -6,8 +6,10 @@
 use super::View;
 use super::{method_color, png_button, swatch};
 use egui::Ui;
-use egui_plot::{FilledArea, Legend, Line, Plot, PlotPoints, Points, VLine};
+use egui_plot::{FilledArea, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
 use wsa_core::experiment::connect::ConnectResult;
+use wsa_core::experiment::curve::CurveResult;
+use wsa_core::experiment::method::Method;
 use wsa_core::experiment::seeds::{MethodSpread, PathSpread, Summary, mean_std};
 use wsa_core::merge::PathPoint;
 
@@ -25,7 +27,12 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let mut path_seed = app.settings.path_seed.filter(|&k| k < result.seeds.len());
     seed_choice(ui, result, &mut path_seed);
     let shown = result.shown(path_seed);
+    let curves = result.curves_shown(path_seed);
     barrier_table(ui, &shown);
+    curve_table(ui, &shown, &curves);
+    if curves.is_empty() && result.methods.iter().any(|m| m.curve.is_some()) {
+        ui.label("Curves are drawn per seed: pick one above to see its curves.");
+    }
     if let Some(note) = crate::NUMBERS_NOTE {
         ui.label(egui::RichText::new(note).weak());
     }
@@ -64,6 +71,22 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                             let pts: Vec<[f64; 2]> = v.path.iter().map(|p| [p.alpha, value(p).mean]).collect();
                             plot.line(Line::new(name.clone(), PlotPoints::from(pts.clone())).color(color).width(2.5));
                             plot.points(Points::new(name, PlotPoints::from(pts)).color(color).radius(3.0));
+                        }
+                        for (name, curve) in &curves {
+                            let pts: Vec<[f64; 2]> = curve
+                                .path
+                                .iter()
+                                .map(|p| [p.alpha, if title == "test loss" { p.loss } else { p.accuracy }])
+                                .collect();
+                            let barrier =
+                                if title == "test loss" { curve.barriers.loss } else { curve.barriers.accuracy };
+                            let label = format!("{name} {} curve, barrier {barrier:.3}", curve.kind.name());
+                            plot.line(
+                                Line::new(label, PlotPoints::from(pts))
+                                    .color(method_color(*name))
+                                    .width(2.0)
+                                    .style(LineStyle::dashed_dense()),
+                            );
                         }
                         plot.vline(VLine::new("selected α", alpha).color(egui::Color32::GRAY));
                         (plot.response().clicked(), plot.pointer_coordinate())
@@ -131,6 +154,35 @@ fn barrier_table(ui: &mut Ui, shown: &[MethodSpread]) {
             ] {
                 ui.label(mean_std(summary, digits));
             }
+            ui.end_row();
+        }
+    });
+}
+
+/// Line against curve for every method with a curve: barriers and the mean loss along each.
+fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveResult)]) {
+    if curves.is_empty() {
+        return;
+    }
+    ui.add_space(4.0);
+    egui::Grid::new("curves").striped(true).show(ui, |ui| {
+        for header in [
+            "method",
+            "curve",
+            "loss barrier: line → curve",
+            "accuracy barrier: line → curve",
+            "mean loss: line → curve",
+        ] {
+            ui.strong(header);
+        }
+        ui.end_row();
+        for (name, curve) in curves {
+            let Some(line) = shown.iter().find(|v| v.name == *name) else { continue };
+            swatch(ui, method_color(*name), name.name());
+            ui.label(curve.kind.name());
+            ui.label(format!("{:.4} → {:.4}", line.loss_barrier.mean, curve.barriers.loss));
+            ui.label(format!("{:.4} → {:.4}", line.accuracy_barrier.mean, curve.barriers.accuracy));
+            ui.label(format!("{:.4} → {:.4}", curve.line_mean_loss, curve.mean_loss));
             ui.end_row();
         }
     });

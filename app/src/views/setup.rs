@@ -7,6 +7,7 @@ use crate::state::Preset;
 use egui::{DragValue, Ui};
 use wsa_core::data::{DatasetSpec, SyntheticKind};
 use wsa_core::experiment::connect::{DataDifference, PairDifference};
+use wsa_core::experiment::curve::{CurveConfig, CurveKind};
 use wsa_core::experiment::method::{Alignment, Method, Training};
 use wsa_core::model::{Activation, Initializer, ModelConfig, Norm};
 use wsa_core::scope::FusionRule;
@@ -253,6 +254,23 @@ fn methods(app: &mut View<'_>, ui: &mut Ui) {
                 .range(1..=10_000)
                 .prefix("weight matching: at most ")
                 .suffix(" sweeps"),
+        );
+    }
+    let mut with_curve = config.curve.is_some();
+    ui.checkbox(&mut with_curve, "a trained curve beside each line").on_hover_text(
+        "A mode-connecting curve through a control point trained with A and B frozen (Garipov et al. 2018)",
+    );
+    if with_curve != config.curve.is_some() {
+        config.curve = with_curve.then(CurveConfig::default);
+    }
+    if let Some(curve) = &mut config.curve {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut curve.kind, CurveKind::Bezier, "Bezier");
+            ui.selectable_value(&mut curve.kind, CurveKind::Polychain, "polygonal chain");
+        });
+        ui.add(DragValue::new(&mut curve.epochs).range(1..=1000).prefix("curve epochs "));
+        ui.add(
+            DragValue::new(&mut curve.learning_rate).speed(0.001).range(0.0001..=10.0).prefix("curve learning rate "),
         );
     }
 }

@@ -253,7 +253,8 @@ impl ConnectConfig {
                 if frozen_a { 1 } else { 2 }
             })
             .sum();
-        (models * self.train.epochs + self.methods.len() * self.path.points) * self.seeds
+        let paths = if self.curve.is_some() { 2 } else { 1 };
+        (models * self.train.epochs + paths * self.methods.len() * self.path.points) * self.seeds
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -930,7 +931,8 @@ async fn method_curve(
             .await?;
     observer.on_event(&Event::Stage(format!("{}: evaluating the {} curve", result.name, curve.kind.name())));
     let endpoints = (result.endpoint_a, result.endpoint_b);
-    curve::evaluate_curve(curve.kind, &a, &theta, &b, &result.path, endpoints, &setup.test).await
+    curve::evaluate_curve(result.name, curve.kind, (&a, &theta, &b), &result.path, endpoints, &setup.test, observer)
+        .await
 }
 
 /// A warning for every endpoint that ended near chance accuracy: its barriers say little.

@@ -12,7 +12,8 @@ use crate::train::{DeviceData, Metrics, OptimizerKind, TrainConfig, Trainer, eva
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::Observer;
+use super::method::Method;
+use super::{Event, Observer};
 
 /// The shape of the curve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,19 +149,24 @@ pub async fn train_control_point(
 /// The curve through `theta` evaluated at every alpha of `line` (the straight path's points, so
 /// both sit on one grid), with its barriers against the endpoints.
 pub async fn evaluate_curve(
+    method: Method,
     kind: CurveKind,
-    a: &Params,
-    theta: &Params,
-    b: &Params,
+    (a, theta, b): (&Params, &Params, &Params),
     line: &[PathPoint],
     endpoints: (Metrics, Metrics),
     test: &DeviceData,
+    observer: &mut dyn Observer,
 ) -> Result<CurveResult> {
     let mut path = Vec::with_capacity(line.len());
-    for p in line {
+    for (index, p) in line.iter().enumerate() {
+        if observer.is_cancelled() {
+            return Err(WsaError::Cancelled);
+        }
         let at = point(kind, a, theta, b, p.alpha.clamp(0.0, 1.0))?;
         let m = evaluate(&at.layout, &at.tensors, test).await?;
         path.push(PathPoint { alpha: p.alpha, loss: m.loss, accuracy: m.accuracy });
+        observer.on_event(&Event::PathPoint { method, index, total: line.len() });
+        observer.pause().await;
     }
     let mean = |points: &[PathPoint]| {
         let inside: Vec<f64> = points.iter().filter(|p| (0.0..=1.0).contains(&p.alpha)).map(|p| p.loss).collect();

@@ -5,6 +5,7 @@
 //! else (layers, histograms, curves, models) for the views that show one pair.
 
 use super::connect::{ConnectResult, MethodResult};
+use super::curve::CurveResult;
 use super::method::Method;
 pub use super::reproduce::stats::Summary;
 use super::reproduce::stats::summarize;
@@ -23,6 +24,9 @@ pub struct SeedMethod {
     pub path: Vec<PathPoint>,
     pub barriers: Barriers,
     pub scope_distance: f64,
+    /// The method's trained curve at this seed, when the config trains curves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve: Option<CurveResult>,
 }
 
 impl From<&MethodResult> for SeedMethod {
@@ -33,6 +37,7 @@ impl From<&MethodResult> for SeedMethod {
             path: m.path.clone(),
             barriers: m.barriers,
             scope_distance: m.scope_distance,
+            curve: m.curve.clone(),
         }
     }
 }
@@ -127,6 +132,18 @@ impl ConnectResult {
             .collect()
     }
 
+    /// Each method's trained curve as a view shows it: seed index `Some(k)`'s, or for `None` the
+    /// one seed's of a single-seed result; curves are not averaged, so the spread over several
+    /// seeds has none (empty).
+    pub fn curves_shown(&self, seed: Option<usize>) -> Vec<(Method, &CurveResult)> {
+        let names = self.methods.iter().map(|m| m.name);
+        match seed.and_then(|k| self.seeds.get(k)) {
+            Some(run) => names.zip(&run.methods).filter_map(|(n, m)| Some((n, m.curve.as_ref()?))).collect(),
+            None if self.seeds.len() > 1 => Vec::new(),
+            None => self.methods.iter().filter_map(|m| Some((m.name, m.curve.as_ref()?))).collect(),
+        }
+    }
+
     /// The seeds this result summarises, e.g. "seeds 0-2" or "seed 4".
     pub fn seeds_label(&self) -> String {
         match (self.seeds.first(), self.seeds.last()) {
@@ -162,6 +179,7 @@ mod tests {
                 .collect(),
             barriers: Barriers { loss: barrier, accuracy: barrier / 2.0 },
             scope_distance: 0.01,
+            curve: None,
         }
     }
 
