@@ -327,3 +327,70 @@ fn a_trained_curve_goes_around_the_barrier_of_the_line() {
     let err = wsa_core::wait(connect::run(&bad, &device::cpu(), &mut Silent)).expect_err("negative rate");
     assert!(err.to_string().contains("curve.learning_rate"), "{err}");
 }
+
+/// The loss plane through A, B and a trained curve's control point: the models sit where the
+/// basis puts them, and the grid's loss at A and B is their own loss evaluated directly.
+#[test]
+fn the_loss_plane_holds_the_models_where_they_are() {
+    use wsa_core::experiment::curve::{self, CurveConfig, CurveKind};
+    use wsa_core::experiment::plane::{self, PlaneConfig};
+    use wsa_core::train::{DeviceData, evaluate};
+    let config = ConnectConfig {
+        pair: PairDifference::Seed { same_init: false },
+        methods: vec![Method::PLAIN],
+        ..ConnectConfig::default()
+    };
+    let cpu = device::cpu();
+    let outcome = wsa_core::wait(connect::run(&config, &cpu, &mut Silent)).expect("connect runs");
+    let pair = &outcome.models[0];
+    let split = wsa_core::data::load(&config.data, config.seed).expect("data");
+    let (train, test) = (DeviceData::upload(&split.train, &cpu.device), DeviceData::upload(&split.test, &cpu.device));
+    let (a, b) = (pair.a.to_device(&cpu.device), pair.b.to_device(&cpu.device));
+    let theta = wsa_core::wait(curve::train_control_point(&CurveConfig::default(), 64, &a, &b, &train, 0, &mut Silent))
+        .expect("a curve");
+    let theta = wsa_core::wait(theta.to_host()).expect("to host");
+    // Margin 0 and a 2 x 2 grid: the corners are the extremes of the three models' coordinates.
+    let tight = PlaneConfig { grid: 2, margin: 0.0 };
+    let models = (&pair.a, &pair.b, &theta);
+    let plane = wsa_core::wait(plane::evaluate_plane(
+        &tight,
+        models,
+        "θ",
+        Some(CurveKind::Bezier),
+        &test,
+        &cpu.device,
+        &mut Silent,
+    ))
+    .expect("a plane");
+    let [pa, pb, pt] = [&plane.models[0], &plane.models[1], &plane.models[2]];
+    assert_eq!((pa.x, pa.y, pb.y), (0.0, 0.0, 0.0));
+    assert!(pt.y > 0.0 && (0.0..=pb.x).contains(&pt.x), "θ between A and B, off the line: {pt:?} {pb:?}");
+    assert_eq!((plane.xs[0], plane.xs[1], plane.ys[0]), (0.0, pb.x, 0.0));
+    for (k, model) in [(0, &a), (1, &b)] {
+        let direct = wsa_core::wait(evaluate(&model.layout, &model.tensors, &test)).expect("evaluate");
+        let on_grid = plane.loss[k];
+        assert!(
+            (on_grid - direct.loss).abs() < 1e-4 * direct.loss.max(1.0),
+            "grid {on_grid} vs direct {}",
+            direct.loss
+        );
+    }
+    // The curve runs from A to B through the plane, as far from the line as half θ's height.
+    let (_, path) = plane.curve.as_ref().expect("the curve");
+    let (first, middle, last) = (path[0], path[path.len() / 2], path[path.len() - 1]);
+    assert_eq!(first, [0.0, 0.0]);
+    assert!((last[0] - pb.x).abs() < 1e-9 && last[1].abs() < 1e-9);
+    assert!((middle[1] - 0.5 * pt.y).abs() < 1e-9, "{middle:?} vs θ {pt:?}");
+    // A bad grid and a third model on the line are refused by name.
+    let err = wsa_core::wait(plane::evaluate_plane(
+        &PlaneConfig { grid: 0, margin: 0.2 },
+        models,
+        "θ",
+        None,
+        &test,
+        &cpu.device,
+        &mut Silent,
+    ))
+    .expect_err("grid 0");
+    assert!(err.to_string().contains("plane.grid"), "{err}");
+}

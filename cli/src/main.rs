@@ -3,6 +3,7 @@
 //! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
 
 mod bench;
+mod plane;
 mod reproduce;
 mod table;
 
@@ -46,6 +47,9 @@ enum Command {
     /// The paper's claims over seeds: every cell of a spec (mode connectivity, federated,
     /// ablations, Gaussianity), resumable, then a report with paired confidence intervals.
     Reproduce(reproduce::ReproduceArgs),
+    /// The 2-D loss plane through a method's A, B and a third model (a trained curve's control
+    /// point, or a model file): plane.csv, plane.png, summary.json.
+    Plane(plane::PlaneArgs),
     /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
     Devices,
     /// Measure our kernels, training throughput and the time to the first step (GPU vs CPU).
@@ -188,9 +192,10 @@ struct ConnectArgs {
     /// weight-decay, optimizer, non-iid-data, disjoint-data.
     #[arg(long)]
     pair: Option<String>,
-    /// Folder for the results (summary.json, CSVs, PNGs, models).
-    #[arg(long, default_value = "out/connect")]
-    out: PathBuf,
+    /// Folder for the results (summary.json, CSVs, PNGs, models; default out/connect, for
+    /// `plane` out/plane).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -241,6 +246,7 @@ fn main() {
         Some(Command::Connect(args)) => run_connect(args),
         Some(Command::Fed(args)) => run_fed(args),
         Some(Command::Reproduce(args)) => reproduce::run(args),
+        Some(Command::Plane(args)) => plane::run(args),
         Some(Command::Devices) => list_devices(),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::BenchFirstStep(args)) => bench::first_step(args),
@@ -369,6 +375,7 @@ impl Progress {
 
 fn run_connect(args: ConnectArgs) -> Result<()> {
     let config = effective_config(&args)?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("out/connect"));
     if args.common.printed(&config)? {
         return Ok(());
     }
@@ -397,9 +404,9 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     if progress.tty {
         eprintln!();
     }
-    let mut written = export::write_tables(&args.out, &outcome.result, Some(seconds))?;
-    written.extend(export::write_figures(&args.out, &outcome.result)?);
-    written.extend(export::write_models(&args.out, &outcome.models)?);
+    let mut written = export::write_tables(&out, &outcome.result, Some(seconds))?;
+    written.extend(export::write_figures(&out, &outcome.result)?);
+    written.extend(export::write_models(&out, &outcome.models)?);
     println!("{}", table::table(&outcome.result));
     for warning in &outcome.result.warnings {
         println!("warning: {warning}");
@@ -412,7 +419,7 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
         outcome.result.parameters,
         seconds
     );
-    println!("wrote {} files to {}", written.len(), args.out.display());
+    println!("wrote {} files to {}", written.len(), out.display());
     if outcome.result.methods.is_empty() {
         bail!("no method was evaluated");
     }

@@ -298,3 +298,52 @@ fn an_interrupted_reproduce_recomputes_only_the_missing_cells() {
     }
     assert_eq!(std::fs::read_dir(&cells).expect("cells").count(), 6);
 }
+
+#[test]
+fn plane_writes_its_grid_figure_and_summary_and_refuses_bad_thirds() {
+    let dir = temp_dir("plane");
+    let out = dir.join("out");
+    let (stdout, stderr) = run_ok(
+        wsa_lab()
+            .args(["plane", "--device", "cpu", "--pair", "different-init", "--epochs", "3", "--grid", "7", "--out"])
+            .arg(&out),
+    );
+    assert!(stdout.contains("7 x 7 plane") && stdout.contains("θ (bezier control point)"), "{stdout}\n{stderr}");
+    let csv = std::fs::read_to_string(out.join("plane.csv")).expect("plane.csv");
+    assert_eq!(csv.lines().count(), 1 + 49, "a header and one row per grid point");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(summary["plane"]["loss"].as_array().map(Vec::len), Some(49));
+    assert_eq!(summary["method"], "plain");
+    assert!(out.join("plane.png").is_file());
+    // A third model that is no file, and one of another architecture, are refused by name.
+    let missing =
+        wsa_lab().args(["plane", "--third", "nowhere.safetensors", "--out"]).arg(dir.join("x")).output().expect("run");
+    let message = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && message.contains("--third `nowhere.safetensors`"), "{message}");
+    // A model of another architecture (hidden widths 8 instead of 64, 64).
+    let printed = wsa_lab().args(["connect", "--print-config"]).output().expect("run");
+    let mut config: serde_json::Value = serde_json::from_slice(&printed.stdout).expect("config json");
+    config["model"]["hidden"] = serde_json::json!([8]);
+    let config_path = dir.join("small.json");
+    std::fs::write(&config_path, config.to_string()).expect("write");
+    let small = dir.join("small");
+    run_ok(
+        wsa_lab()
+            .args(["connect", "--epochs", "1", "--methods", "plain", "--config"])
+            .arg(&config_path)
+            .arg("--out")
+            .arg(&small),
+    );
+    let other = wsa_lab()
+        .args(["plane", "--epochs", "1", "--third"])
+        .arg(small.join("models/plain-a.safetensors"))
+        .arg("--out")
+        .arg(dir.join("y"))
+        .output()
+        .expect("run");
+    let message = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && message.contains("third model"), "{message}");
+    assert!(!dir.join("y").exists(), "nothing written for a refused plane");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -218,6 +218,29 @@ pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> 
     platform::save_files(out, "federated", files)
 }
 
+/// What `wsa-lab plane` leaves: summary.json (`summary`: the plane with its settings),
+/// plane.csv (one row per grid point) and plane.png (the test loss as a heat map with the
+/// models, the line A-B and the curve). Returns the file names written.
+pub fn write_plane(
+    out: &Path,
+    plane: &wsa_core::experiment::plane::Plane,
+    summary: &serde_json::Value,
+) -> AppResult<Vec<String>> {
+    let mut csv = String::from("x,y,loss,accuracy\n");
+    for (j, y) in plane.ys.iter().enumerate() {
+        for (i, x) in plane.xs.iter().enumerate() {
+            let k = j * plane.xs.len() + i;
+            let _ = writeln!(csv, "{x},{y},{},{}", plane.loss[k], plane.accuracy[k]);
+        }
+    }
+    let files = vec![
+        bytes("summary.json", json(summary)?),
+        bytes("plane.csv", csv.into_bytes()),
+        ("plane.png".to_string(), Content::Figure(plots::plane(plane)?)),
+    ];
+    platform::save_files(out, "plane", files)
+}
+
 /// What `wsa-lab reproduce` leaves beside its cells: results.md, summary.json (every summary
 /// and paired difference), cells.csv (every number of every cell) and one figure per family
 /// under `figures`, from `summary` (the report of `records`). Returns the file names written.

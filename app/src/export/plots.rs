@@ -150,6 +150,101 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
     })
 }
 
+/// The loss plane: test loss on the grid as a heat map (log scale, viridis-like, with its colour
+/// bar), the line A-B, the curve when there is one, and the three models labelled.
+pub fn plane(plane: &wsa_core::experiment::plane::Plane) -> Result<Figure> {
+    let (nx, ny) = (plane.xs.len(), plane.ys.len());
+    let logs: Vec<f64> = plane.loss.iter().map(|l| l.max(1e-6).ln()).collect();
+    let (lo, hi) = logs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+    let shade = |x: f64| {
+        let t = if hi > lo { (x - lo) / (hi - lo) } else { 0.0 };
+        // Dark blue (low loss) through teal and green to yellow (high loss).
+        let stops =
+            [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
+        let at = t.clamp(0.0, 1.0) * (stops.len() - 1) as f64;
+        let (k, f) = ((at.floor() as usize).min(stops.len() - 2), at - at.floor());
+        let mix = |a: f64, b: f64| (a + (b - a) * f).round() as u8;
+        RGBColor(mix(stops[k].0, stops[k + 1].0), mix(stops[k].1, stops[k + 1].1), mix(stops[k].2, stops[k + 1].2))
+    };
+    let step = |v: &[f64]| if v.len() > 1 { v[1] - v[0] } else { 1.0 };
+    let (dx, dy) = (step(&plane.xs), step(&plane.ys));
+    render!((900u32, 760u32), |root| {
+        let (main, bar) = root.split_horizontally(790);
+        let mut chart = ChartBuilder::on(&main)
+            .margin(14)
+            .caption("test loss on the plane through A, B and the third model", ("sans-serif", 18))
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(
+                (plane.xs[0] - dx / 2.0)..(plane.xs[nx - 1] + dx / 2.0),
+                (plane.ys[0] - dy / 2.0)..(plane.ys[ny - 1] + dy / 2.0),
+            )
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("along B − A")
+            .y_desc("toward the third model")
+            .disable_mesh()
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series((0..ny).flat_map(|j| (0..nx).map(move |i| (i, j))).map(|(i, j)| {
+                let (x, y) = (plane.xs[i], plane.ys[j]);
+                Rectangle::new(
+                    [(x - dx / 2.0, y - dy / 2.0), (x + dx / 2.0, y + dy / 2.0)],
+                    shade(logs[j * nx + i]).filled(),
+                )
+            }))
+            .map_err(draw_err)?;
+        let a = &plane.models[0];
+        let b = &plane.models[1];
+        chart
+            .draw_series(std::iter::once(PathElement::new(vec![(a.x, a.y), (b.x, b.y)], WHITE.stroke_width(2))))
+            .map_err(draw_err)?;
+        if let Some((_, path)) = &plane.curve {
+            chart
+                .draw_series(DashedLineSeries::new(path.iter().map(|p| (p[0], p[1])), 8, 5, WHITE.stroke_width(2)))
+                .map_err(draw_err)?;
+        }
+        // Each label a little above and right of its point (in data units: a share of the axes).
+        let (offset_x, offset_y) = ((plane.xs[nx - 1] - plane.xs[0]) * 0.012, (plane.ys[ny - 1] - plane.ys[0]) * 0.025);
+        for m in &plane.models {
+            chart.draw_series(std::iter::once(Circle::new((m.x, m.y), 6, WHITE.filled()))).map_err(draw_err)?;
+            let at = (m.x + offset_x, m.y + offset_y);
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    m.label.clone(),
+                    at,
+                    ("sans-serif", 18).into_font().color(&WHITE),
+                )))
+                .map_err(draw_err)?;
+        }
+        // The colour bar: loss on the same log scale.
+        let mut scale = ChartBuilder::on(&bar)
+            .margin_top(44)
+            .margin_bottom(54)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..1.0, lo.exp()..hi.exp())
+            .map_err(draw_err)?;
+        scale
+            .configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_desc("test loss")
+            .y_label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 14))
+            .draw()
+            .map_err(draw_err)?;
+        let rows = 100;
+        scale
+            .draw_series((0..rows).map(|r| {
+                let (l0, l1) = (lo + (hi - lo) * r as f64 / rows as f64, lo + (hi - lo) * (r + 1) as f64 / rows as f64);
+                Rectangle::new([(0.0, l0.exp()), (1.0, l1.exp())], shade((l0 + l1) / 2.0).filled())
+            }))
+            .map_err(draw_err)?;
+    })
+}
+
 /// One panel per layer: histograms of A, B (and B before alignment, when the method aligned it)
 /// and the midpoint, with the target Gaussian.
 pub fn histograms(variant: &MethodResult) -> Result<Figure> {

@@ -1,0 +1,129 @@
+//! `wsa-lab plane`: the 2-D loss plane through one method's A and B (B as the method aligned it)
+//! and a third model: by default the control point of a curve trained between them, or a model
+//! from a file. On the digits by default, like `connect`.
+
+use super::{ConnectArgs, Progress, effective_config};
+use anyhow::{Context, Result, bail};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+use wsa_core::data;
+use wsa_core::device::{self, DeviceChoice};
+use wsa_core::experiment::connect;
+use wsa_core::experiment::curve::{self, CurveKind};
+use wsa_core::experiment::method::Method;
+use wsa_core::experiment::plane::{self, PlaneConfig};
+use wsa_core::train::DeviceData;
+use wsa_lab_app::export;
+
+#[derive(clap::Args)]
+pub struct PlaneArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// The method whose A and B span the plane (default: the config's first).
+    #[arg(long)]
+    method: Option<String>,
+    /// The third model: `curve` (the control point of a curve trained between A and B; its kind
+    /// from --curve, Bezier by default) or a safetensors file of the same architecture.
+    #[arg(long, default_value = "curve")]
+    third: String,
+    /// Grid points per side (the plane costs grid² evaluations of the test set).
+    #[arg(long, default_value_t = 25)]
+    grid: usize,
+    /// Margin around the three models, as a share of their extent.
+    #[arg(long, default_value_t = 0.2)]
+    margin: f64,
+}
+
+pub fn run(args: PlaneArgs) -> Result<()> {
+    let mut config = effective_config(&args.connect)?;
+    let plane_config = PlaneConfig { grid: args.grid, margin: args.margin };
+    plane_config.validate()?;
+    let method = match &args.method {
+        Some(name) => Method::from_name(name).context("in --method")?,
+        None => *config.methods.first().context("the config lists no method")?,
+    };
+    let curve_config = config.curve.take().unwrap_or_default();
+    config.methods = vec![method];
+    config.seeds = 1;
+    if args.connect.common.printed(&config)? {
+        return Ok(());
+    }
+    let out = args.connect.out.clone().unwrap_or_else(|| PathBuf::from("out/plane"));
+    let choice: DeviceChoice = args.connect.common.device.parse()?;
+    let device = device::select_for(choice, config.flops_per_step())?;
+    eprintln!("device: {}", device.description);
+    let started = Instant::now();
+    let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };
+    let outcome = wsa_core::wait(connect::run(&config, &device, &mut progress))?;
+    let pair = outcome.models.first().context("the run returned no trained pair")?;
+    let dev = &device.device;
+    let split = data::load(&config.data, config.seed)?;
+    let test = DeviceData::upload(&split.test, dev);
+    let (third, label, kind): (_, String, Option<CurveKind>) = if args.third == "curve" {
+        let train = DeviceData::upload(&split.train, dev);
+        let (a, b) = (pair.a.to_device(dev), pair.b.to_device(dev));
+        eprintln!("training a {} curve between {method}'s A and B", curve_config.kind.name());
+        let theta = wsa_core::wait(curve::train_control_point(
+            &curve_config,
+            config.train.batch_size,
+            &a,
+            &b,
+            &train,
+            config.seed,
+            &mut progress,
+        ))?;
+        (
+            wsa_core::wait(theta.to_host())?,
+            format!("θ ({} control point)", curve_config.kind.name()),
+            Some(curve_config.kind),
+        )
+    } else {
+        let path = PathBuf::from(&args.third);
+        if !path.is_file() {
+            bail!("--third `{}`: neither `curve` nor a model file that exists", args.third);
+        }
+        let loaded = wsa_core::io::load_model_for(&path, &pair.a.layout)
+            .with_context(|| format!("--third {}: the plane's third model", path.display()))?;
+        let name = path.file_stem().map_or("third".to_string(), |s| s.to_string_lossy().to_string());
+        (loaded.params, name, None)
+    };
+    eprintln!("evaluating the {0} x {0} plane", plane_config.grid);
+    let computed = Instant::now();
+    let plane = wsa_core::wait(plane::evaluate_plane(
+        &plane_config,
+        (&pair.a, &pair.b, &third),
+        &label,
+        kind,
+        &test,
+        dev,
+        &mut progress,
+    ))?;
+    let plane_seconds = computed.elapsed().as_secs_f64();
+    let seconds = started.elapsed().as_secs_f64();
+    if progress.tty {
+        eprintln!();
+    }
+    let (best, worst) = plane.loss.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+    let summary = serde_json::json!({
+        "config": config,
+        "method": method.name(),
+        "third": label,
+        "curve": kind.map(|_| &curve_config),
+        "plane_config": plane_config,
+        "plane": plane,
+        "seconds": seconds,
+        "plane_seconds": plane_seconds,
+        "device": device.description,
+    });
+    let written = export::write_plane(&out, &plane, &summary)?;
+    for m in &plane.models {
+        println!("{:<28} at ({:>9.4}, {:>9.4})", m.label, m.x, m.y);
+    }
+    let (grid, barrier) = (plane_config.grid, outcome.result.methods[0].barriers.loss);
+    println!(
+        "{method}: {grid} x {grid} plane, test loss {best:.4} to {worst:.4}; line barrier {barrier:.4}; {plane_seconds:.2} s for the plane, {seconds:.1} s in all"
+    );
+    println!("wrote {} files to {}", written.len(), out.display());
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The 2-D loss plane through three models (Garipov et al. 2018, figure 1): origin A, first axis
+//! toward B, second axis toward the third model (a curve's control point, a model from a file)
+//! made orthogonal to the first by Gram-Schmidt. Test loss and accuracy on a grid around the
+//! three points, with the models, the line A-B and the curve projected on it.
+
+use super::curve::CurveKind;
+use super::{Event, Observer};
+use crate::error::{Result, WsaError};
+use crate::model::{HostParams, Params};
+use crate::train::{DeviceData, evaluate};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The largest grid side: a plane costs grid² evaluations of the test set.
+pub const MAX_GRID: usize = 201;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlaneConfig {
+    /// Points per side of the grid.
+    pub grid: usize,
+    /// Margin around the three models on each side, as a share of their extent.
+    pub margin: f64,
+}
+
+impl Default for PlaneConfig {
+    fn default() -> Self {
+        Self { grid: 25, margin: 0.2 }
+    }
+}
+
+impl PlaneConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(2..=MAX_GRID).contains(&self.grid) {
+            return Err(WsaError::invalid(
+                "plane.grid",
+                self.grid,
+                &format!("must be between 2 and {MAX_GRID} (the plane costs grid² evaluations)"),
+            ));
+        }
+        if !(self.margin.is_finite() && (0.0..=5.0).contains(&self.margin)) {
+            return Err(WsaError::invalid("plane.margin", self.margin, "must be between 0 and 5"));
+        }
+        Ok(())
+    }
+}
+
+/// A named point of the plane.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanePoint {
+    pub label: String,
+    pub x: f64,
+    pub y: f64,
+}
+
+/// The plane's grid and what lies on it. `loss[j * xs.len() + i]` is at (`xs[i]`, `ys[j]`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plane {
+    pub xs: Vec<f64>,
+    pub ys: Vec<f64>,
+    pub loss: Vec<f64>,
+    pub accuracy: Vec<f64>,
+    /// A, B and the third model.
+    pub models: Vec<PlanePoint>,
+    /// The curve through the third model (when it is a control point), on its t grid.
+    pub curve: Option<(CurveKind, Vec<[f64; 2]>)>,
+}
+
+/// Flattened parameters in f64, for the basis and the projections.
+fn flat(p: &HostParams) -> Vec<f64> {
+    p.values.iter().flatten().map(|&v| f64::from(v)).collect()
+}
+
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    x.iter().zip(y).map(|(a, b)| a * b).sum()
+}
+
+/// The orthonormal basis (u, v) of the plane through `a`, `b` and `c`, and the coordinates of
+/// `b` and `c` in it (`a` is the origin).
+pub struct Basis {
+    pub u: Vec<f64>,
+    pub v: Vec<f64>,
+    pub b: [f64; 2],
+    pub c: [f64; 2],
+}
+
+impl Basis {
+    pub fn new(a: &HostParams, b: &HostParams, c: &HostParams) -> Result<Self> {
+        a.layout.check_compatible(&b.layout)?;
+        a.layout.check_compatible(&c.layout)?;
+        for p in [a, b, c] {
+            p.check_finite()?;
+        }
+        let (fa, fb, fc) = (flat(a), flat(b), flat(c));
+        let db: Vec<f64> = fb.iter().zip(&fa).map(|(x, y)| x - y).collect();
+        let dc: Vec<f64> = fc.iter().zip(&fa).map(|(x, y)| x - y).collect();
+        let length_b = dot(&db, &db).sqrt();
+        if length_b == 0.0 {
+            return Err(WsaError::invalid("plane", "A and B", "are the same model: there is no plane through them"));
+        }
+        let u: Vec<f64> = db.iter().map(|x| x / length_b).collect();
+        let along = dot(&dc, &u);
+        let mut v: Vec<f64> = dc.iter().zip(&u).map(|(x, e)| x - along * e).collect();
+        let across = dot(&v, &v).sqrt();
+        // Relative to the models' distance: f32 rounding leaves ~1e-7 of a collinear third model.
+        if across <= 1e-6 * length_b.max(dot(&dc, &dc).sqrt()) {
+            return Err(WsaError::invalid(
+                "plane",
+                "the third model",
+                "lies on the line through A and B (e.g. their own midpoint): pick a model off it, such as a curve's control point",
+            ));
+        }
+        v.iter_mut().for_each(|x| *x /= across);
+        Ok(Self { u, v, b: [length_b, 0.0], c: [along, across] })
+    }
+
+    /// The coordinates of `p` projected on the plane (A at the origin).
+    pub fn project(&self, a: &HostParams, p: &HostParams) -> [f64; 2] {
+        let d: Vec<f64> = flat(p).iter().zip(flat(a)).map(|(x, y)| x - y).collect();
+        [dot(&d, &self.u), dot(&d, &self.v)]
+    }
+
+    /// A basis vector as parameters on `device`, shaped as `like`.
+    fn to_device(&self, axis: &[f64], like: &HostParams, device: &Device) -> Params {
+        let mut offset = 0;
+        let values = like
+            .values
+            .iter()
+            .map(|t| {
+                let part = axis[offset..offset + t.len()].iter().map(|&x| x as f32).collect();
+                offset += t.len();
+                part
+            })
+            .collect();
+        HostParams { layout: like.layout.clone(), values }.to_device(device)
+    }
+}
+
+/// `n` evenly spaced values from `low` to `high`.
+fn spaced(low: f64, high: f64, n: usize) -> Vec<f64> {
+    (0..n).map(|i| low + (high - low) * i as f64 / (n - 1) as f64).collect()
+}
+
+/// Evaluates the plane through `a`, `b` and `third` on `test` (a grid² evaluation, with a
+/// `PathPoint` event per grid row for progress and a check for Cancel). `curve`: the third model
+/// is this kind of curve's control point, whose path is then drawn on the plane.
+pub async fn evaluate_plane(
+    config: &PlaneConfig,
+    (a, b, third): (&HostParams, &HostParams, &HostParams),
+    third_label: &str,
+    curve: Option<CurveKind>,
+    test: &DeviceData,
+    device: &Device,
+    observer: &mut dyn Observer,
+) -> Result<Plane> {
+    config.validate()?;
+    let basis = Basis::new(a, b, third)?;
+    let corners = [[0.0, 0.0], basis.b, basis.c];
+    let (x0, x1) = corners.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p[0]), h.max(p[0])));
+    let (y0, y1) = corners.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p[1]), h.max(p[1])));
+    let (mx, my) = ((x1 - x0) * config.margin, (y1 - y0) * config.margin);
+    let xs = spaced(x0 - mx, x1 + mx, config.grid);
+    let ys = spaced(y0 - my, y1 + my, config.grid);
+    let origin = a.to_device(device);
+    let (u, v) = (basis.to_device(&basis.u, a, device), basis.to_device(&basis.v, a, device));
+    let mut loss = Vec::with_capacity(xs.len() * ys.len());
+    let mut accuracy = Vec::with_capacity(xs.len() * ys.len());
+    for (row, &y) in ys.iter().enumerate() {
+        for &x in &xs {
+            if observer.is_cancelled() {
+                return Err(WsaError::Cancelled);
+            }
+            let tensors: Vec<Tensor<1>> = origin
+                .tensors
+                .iter()
+                .zip(&u.tensors)
+                .zip(&v.tensors)
+                .map(|((o, du), dv)| o.clone() + du.clone() * x + dv.clone() * y)
+                .collect();
+            let m = evaluate(&origin.layout, &tensors, test).await?;
+            loss.push(m.loss);
+            accuracy.push(m.accuracy);
+            observer.pause().await;
+        }
+        observer.on_event(&Event::Stage(format!("loss plane: row {} of {}", row + 1, ys.len())));
+    }
+    let curve = curve.map(|kind| {
+        // φ(t) − A = w_θ (θ − A) + w_B (B − A): its coordinates are the same mix of θ's and B's.
+        let path = spaced(0.0, 1.0, 41)
+            .into_iter()
+            .map(|t| {
+                let [_, wt, wb] = kind.weights(t);
+                [wt * basis.c[0] + wb * basis.b[0], wt * basis.c[1] + wb * basis.b[1]]
+            })
+            .collect();
+        (kind, path)
+    });
+    let point = |label: &str, [x, y]: [f64; 2]| PlanePoint { label: label.to_string(), x, y };
+    Ok(Plane {
+        models: vec![point("A", [0.0, 0.0]), point("B", basis.b), point(third_label, basis.c)],
+        xs,
+        ys,
+        loss,
+        accuracy,
+        curve,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelConfig, ModelLayout};
+    use crate::rng::Rng;
+    use std::sync::Arc;
+
+    fn model(seed: u64) -> HostParams {
+        let layout = Arc::new(ModelLayout::new(&ModelConfig::mlp(vec![8]), &[4], 3).expect("layout"));
+        layout.init(&mut Rng::new(seed))
+    }
+
+    #[test]
+    fn the_basis_is_orthonormal_and_projects_the_models_where_they_are() {
+        let (a, b, c) = (model(1), model(2), model(3));
+        let basis = Basis::new(&a, &b, &c).expect("a plane");
+        assert!((dot(&basis.u, &basis.u) - 1.0).abs() < 1e-9);
+        assert!((dot(&basis.v, &basis.v) - 1.0).abs() < 1e-9);
+        assert!(dot(&basis.u, &basis.v).abs() < 1e-9);
+        for (p, expected) in [(&a, [0.0, 0.0]), (&b, basis.b), (&c, basis.c)] {
+            let at = basis.project(&a, p);
+            assert!((at[0] - expected[0]).abs() < 1e-6 && (at[1] - expected[1]).abs() < 1e-6, "{at:?} vs {expected:?}");
+        }
+        assert!(basis.b[0] > 0.0 && basis.c[1] > 0.0);
+    }
+
+    #[test]
+    fn a_degenerate_plane_is_refused_with_the_reason() {
+        let (a, b) = (model(1), model(2));
+        let mid = HostParams {
+            layout: a.layout.clone(),
+            values: a
+                .values
+                .iter()
+                .zip(&b.values)
+                .map(|(x, y)| x.iter().zip(y).map(|(p, q)| 0.5 * (p + q)).collect())
+                .collect(),
+        };
+        let err = Basis::new(&a, &b, &mid).err().expect("collinear");
+        assert!(err.to_string().contains("lies on the line through A and B"), "{err}");
+        let err = Basis::new(&a, &a, &b).err().expect("A = B");
+        assert!(err.to_string().contains("same model"), "{err}");
+        let other = {
+            let layout = Arc::new(ModelLayout::new(&ModelConfig::mlp(vec![9]), &[4], 3).expect("layout"));
+            layout.init(&mut Rng::new(4))
+        };
+        assert!(Basis::new(&a, &b, &other).is_err(), "another architecture");
+        for grid in [0, 1, MAX_GRID + 1] {
+            let err = PlaneConfig { grid, ..Default::default() }.validate().expect_err("bad grid");
+            assert!(err.to_string().contains("plane.grid"), "{err}");
+        }
+    }
+}
