@@ -322,11 +322,28 @@ impl WsaLabApp {
         self.job = Some(Job::start(JobRequest::Reevaluate { config, method_index, pair }, target, wake(ctx)));
     }
 
+    /// The loss plane through the selected method's A and B and a curve's control point.
+    fn start_plane(&mut self, ctx: &egui::Context) {
+        let Some(result) = &self.settings.last_result else { return };
+        let Some(pair) = self.models.get(self.settings.method).cloned() else {
+            return self.notify("The trained models are not in memory: press Run first.".into(), true);
+        };
+        let config = result.config.clone();
+        if let Err(e) = self.settings.plane.validate() {
+            return self.notify(e.to_string(), true);
+        }
+        self.live = LiveRun::default();
+        let target = self.device_target(config.flops_per_step());
+        let request = JobRequest::Plane { config, pair, plane: self.settings.plane.clone() };
+        self.job = Some(Job::start(request, target, wake(ctx)));
+    }
+
     /// Carries out what a view asked for.
     fn apply(&mut self, action: Action, ctx: &egui::Context) {
         match action {
             Action::Run => self.start_run(ctx),
             Action::RunFederated => self.start_federated(ctx),
+            Action::RunPlane => self.start_plane(ctx),
             Action::Cancel => {
                 if let Some(job) = &self.job {
                     job.cancel();
@@ -483,6 +500,10 @@ impl WsaLabApp {
                 platform::publish_result(&result, &self.live.timing);
                 let first = !self.live.showing_partial_result;
                 self.show_connect_result(result, models, first);
+            }
+            Ok(JobOutput::Plane { method, plane }) => {
+                self.settings.plane_result = Some((method, *plane));
+                self.settings.tab = Tab::Plane;
             }
             Ok(JobOutput::Federated(outcome)) => {
                 self.settings.fed_result = Some(outcome.result);

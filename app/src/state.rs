@@ -7,6 +7,8 @@ use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult, DataDifference, PairDifference};
 use wsa_core::experiment::federated::{FedConfig, FedResult};
+use wsa_core::experiment::method::Method;
+use wsa_core::experiment::plane::{Plane, PlaneConfig};
 use wsa_core::model::ModelConfig;
 use wsa_core::train::OptimizerKind;
 
@@ -20,6 +22,7 @@ pub enum Tab {
     Training,
     Regions,
     Federated,
+    Plane,
     Files,
 }
 
@@ -49,6 +52,9 @@ pub struct Settings {
     /// Run FedAvg, FedAvg+WSA, FedProx and FedProx+WSA side by side.
     pub fed_compare: bool,
     pub fed_result: Option<FedResult>,
+    /// The Plane tab's grid, and its last plane (of the method named).
+    pub plane: PlaneConfig,
+    pub plane_result: Option<(Method, Plane)>,
 }
 
 impl Default for Settings {
@@ -69,6 +75,8 @@ impl Default for Settings {
             fed: FedConfig { use_wsa: true, ..FedConfig::default() },
             fed_compare: true,
             fed_result: None,
+            plane: PlaneConfig::default(),
+            plane_result: None,
         }
     }
 }

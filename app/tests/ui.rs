@@ -336,3 +336,31 @@ fn curves_are_trained_from_the_setup_and_shown_per_seed() {
     let cell = format!("{:.4} → {:.4}", plain.barriers.loss, curve.barriers.loss);
     assert!(harness.query_all_by_label(&cell).count() >= 1, "`{cell}` not shown");
 }
+
+#[test]
+fn the_loss_plane_is_computed_in_the_background_and_drawn() {
+    let mut harness = with_preset("Different random starts");
+    harness.state_mut().settings.config.train.epochs = 3;
+    harness.state_mut().settings.config.seeds = 1;
+    harness.get_by_label("Run").click();
+    harness.step();
+    wait_for_job(&mut harness);
+    harness.get_by_label("Loss plane").click();
+    harness.run_steps(2);
+    harness.state_mut().settings.plane.grid = 6;
+    harness.get_by_label("Compute the plane").click();
+    harness.step();
+    assert!(harness.state().is_busy(), "the plane is a background job");
+    wait_for_job(&mut harness);
+    let notices = &harness.state().notices;
+    assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
+    let (method, plane) = harness.state().settings.plane_result.clone().expect("a plane");
+    assert_eq!(
+        method,
+        harness.state().settings.last_result.as_ref().expect("result").methods[harness.state().settings.method].name
+    );
+    assert_eq!((plane.xs.len(), plane.ys.len(), plane.loss.len()), (6, 6, 36));
+    assert!(plane.loss.iter().all(|l| l.is_finite() && *l > 0.0));
+    assert!(plane.curve.is_some() && plane.models.len() == 3);
+    harness.get_by_label_contains("over 36 points");
+}

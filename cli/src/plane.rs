@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use wsa_core::data;
 use wsa_core::device::{self, DeviceChoice};
-use wsa_core::experiment::connect;
-use wsa_core::experiment::curve::{self, CurveKind};
+use wsa_core::experiment::connect::{self, ConnectConfig};
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::plane::{self, PlaneConfig};
 use wsa_core::train::DeviceData;
@@ -57,27 +56,15 @@ pub fn run(args: PlaneArgs) -> Result<()> {
     let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };
     let outcome = wsa_core::wait(connect::run(&config, &device, &mut progress))?;
     let pair = outcome.models.first().context("the run returned no trained pair")?;
-    let dev = &device.device;
-    let split = data::load(&config.data, config.seed)?;
-    let test = DeviceData::upload(&split.test, dev);
-    let (third, label, kind): (_, String, Option<CurveKind>) = if args.third == "curve" {
-        let train = DeviceData::upload(&split.train, dev);
-        let (a, b) = (pair.a.to_device(dev), pair.b.to_device(dev));
-        eprintln!("training a {} curve between {method}'s A and B", curve_config.kind.name());
-        let theta = wsa_core::wait(curve::train_control_point(
-            &curve_config,
-            config.train.batch_size,
-            &a,
-            &b,
-            &train,
-            config.seed,
-            &mut progress,
-        ))?;
-        (
-            wsa_core::wait(theta.to_host())?,
-            format!("θ ({} control point)", curve_config.kind.name()),
-            Some(curve_config.kind),
-        )
+    let computed = Instant::now();
+    let plane = if args.third == "curve" {
+        eprintln!(
+            "training a {} curve between {method}'s A and B, then the {1} x {1} plane",
+            curve_config.kind.name(),
+            plane_config.grid
+        );
+        let with_curve = ConnectConfig { curve: Some(curve_config.clone()), ..config.clone() };
+        wsa_core::wait(plane::through_curve(&with_curve, pair, &plane_config, &device, &mut progress))?
     } else {
         let path = PathBuf::from(&args.third);
         if !path.is_file() {
@@ -86,19 +73,20 @@ pub fn run(args: PlaneArgs) -> Result<()> {
         let loaded = wsa_core::io::load_model_for(&path, &pair.a.layout)
             .with_context(|| format!("--third {}: the plane's third model", path.display()))?;
         let name = path.file_stem().map_or("third".to_string(), |s| s.to_string_lossy().to_string());
-        (loaded.params, name, None)
+        let test = DeviceData::upload(&data::load(&config.data, config.seed)?.test, &device.device);
+        eprintln!("evaluating the {0} x {0} plane", plane_config.grid);
+        wsa_core::wait(plane::evaluate_plane(
+            &plane_config,
+            (&pair.a, &pair.b, &loaded.params),
+            &name,
+            None,
+            &test,
+            &device.device,
+            &mut progress,
+        ))?
     };
-    eprintln!("evaluating the {0} x {0} plane", plane_config.grid);
-    let computed = Instant::now();
-    let plane = wsa_core::wait(plane::evaluate_plane(
-        &plane_config,
-        (&pair.a, &pair.b, &third),
-        &label,
-        kind,
-        &test,
-        dev,
-        &mut progress,
-    ))?;
+    let label = plane.models[2].label.clone();
+    let kind = plane.curve.as_ref().map(|(kind, _)| *kind);
     let plane_seconds = computed.elapsed().as_secs_f64();
     let seconds = started.elapsed().as_secs_f64();
     if progress.tty {

@@ -154,7 +154,7 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
 /// bar), the line A-B, the curve when there is one, and the three models labelled.
 pub fn plane(plane: &wsa_core::experiment::plane::Plane) -> Result<Figure> {
     let (nx, ny) = (plane.xs.len(), plane.ys.len());
-    let logs: Vec<f64> = plane.loss.iter().map(|l| l.max(1e-6).ln()).collect();
+    let logs = plane.log_loss();
     let (lo, hi) = logs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
     let shade = |x: f64| {
         let t = if hi > lo { (x - lo) / (hi - lo) } else { 0.0 };

@@ -17,6 +17,8 @@ use wsa_core::data::DataConfig;
 use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, MethodResult, TrainedPair};
 use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
+use wsa_core::experiment::method::Method;
+use wsa_core::experiment::plane::{Plane, PlaneConfig};
 use wsa_core::experiment::{Event, Observer};
 
 /// What a job is asked to do: plain data, so that it can be handed to a thread or posted to the
@@ -30,6 +32,8 @@ pub enum JobRequest {
     /// Re-evaluate method `method_index` with new endpoints `pair` (B aligned to A again as the
     /// method says).
     Reevaluate { config: ConnectConfig, method_index: usize, pair: TrainedPair },
+    /// The loss plane through `pair`'s A and B and a curve's control point trained between them.
+    Plane { config: ConnectConfig, pair: TrainedPair, plane: PlaneConfig },
 }
 
 impl JobRequest {
@@ -39,13 +43,16 @@ impl JobRequest {
             JobRequest::Connect(_) => "training",
             JobRequest::Federated { .. } => "federated training",
             JobRequest::Reevaluate { .. } => "evaluating the loaded pair",
+            JobRequest::Plane { .. } => "computing the loss plane",
         }
     }
 
     /// The data the job trains or evaluates on.
     pub fn data(&self) -> &DataConfig {
         match self {
-            JobRequest::Connect(config) | JobRequest::Reevaluate { config, .. } => &config.data,
+            JobRequest::Connect(config) | JobRequest::Reevaluate { config, .. } | JobRequest::Plane { config, .. } => {
+                &config.data
+            }
             JobRequest::Federated { config, .. } => &config.data,
         }
     }
@@ -61,6 +68,11 @@ pub enum JobOutput {
         method_index: usize,
         result: Box<MethodResult>,
         pair: Box<TrainedPair>,
+    },
+    /// The loss plane of a method's pair.
+    Plane {
+        method: Method,
+        plane: Box<Plane>,
     },
 }
 
@@ -197,6 +209,13 @@ pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobOb
             })
             .await?;
             Ok(JobOutput::Reevaluated { method_index, result: Box::new(result), pair: Box::new(pair) })
+        }
+        JobRequest::Plane { config, pair, plane } => {
+            let computed = with_cpu_fallback(device, observer, async |device, observer| {
+                wsa_core::experiment::plane::through_curve(&config, &pair, &plane, device, observer).await
+            })
+            .await?;
+            Ok(JobOutput::Plane { method: pair.method, plane: Box::new(computed) })
         }
     }
 }

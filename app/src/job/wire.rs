@@ -16,6 +16,7 @@ use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectOutcome, ConnectResult, MethodResult, TrainedPair};
 use wsa_core::experiment::federated::{Aggregation, FedConfig, FedOutcome, FedResult};
 use wsa_core::experiment::method::Method;
+use wsa_core::experiment::plane::{Plane, PlaneConfig};
 use wsa_core::model::{HostParams, ModelLayout};
 
 /// A message in two parts: its JSON, and the weights it refers to by index.
@@ -60,6 +61,7 @@ enum RequestData {
     Connect(ConnectConfig),
     Federated { config: FedConfig, variants: Vec<(Aggregation, bool)> },
     Reevaluate { config: ConnectConfig, method_index: usize, pair: PairRef },
+    Plane { config: ConnectConfig, pair: PairRef, plane: PlaneConfig },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -73,6 +75,7 @@ enum OutputData {
     Connect { result: ConnectResult, models: Vec<PairRef> },
     Federated { result: FedResult, initial: ModelRef, finals: Vec<(String, ModelRef)> },
     Reevaluated { method_index: usize, result: MethodResult, pair: PairRef },
+    Plane { method: Method, plane: Plane },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -173,6 +176,9 @@ impl ToWorker {
                         method_index: *method_index,
                         pair: packer.pair(pair),
                     },
+                    JobRequest::Plane { config, pair, plane } => {
+                        RequestData::Plane { config: config.clone(), pair: packer.pair(pair), plane: plane.clone() }
+                    }
                 },
             },
         };
@@ -194,6 +200,9 @@ impl ToWorker {
                     RequestData::Federated { config, variants } => JobRequest::Federated { config, variants },
                     RequestData::Reevaluate { config, method_index, pair } => {
                         JobRequest::Reevaluate { config, method_index, pair: unpacker.pair(pair)? }
+                    }
+                    RequestData::Plane { config, pair, plane } => {
+                        JobRequest::Plane { config, pair: unpacker.pair(pair)?, plane }
                     }
                 },
             },
@@ -226,6 +235,9 @@ impl FromWorker {
                     result: result.as_ref().clone(),
                     pair: packer.pair(pair),
                 },
+                JobOutput::Plane { method, plane } => {
+                    OutputData::Plane { method: *method, plane: plane.as_ref().clone() }
+                }
             })),
         };
         let json = serde_json::to_string(&FromWorkerData { job: self.job, message });
@@ -258,6 +270,7 @@ impl FromWorker {
                     result: Box::new(result),
                     pair: Box::new(unpacker.pair(pair)?),
                 },
+                OutputData::Plane { method, plane } => JobOutput::Plane { method, plane: Box::new(plane) },
             })),
         };
         Ok(FromWorker { job: data.job, message })
@@ -309,6 +322,17 @@ mod tests {
             JobMessage::Event(Event::SeedResult(Box::new(outcome.result.clone()))),
             JobMessage::Finished(Err(AppError::InWorker("failed".into()))),
             JobMessage::Finished(Ok(reevaluated)),
+            JobMessage::Finished(Ok(JobOutput::Plane {
+                method: Method::WSA,
+                plane: Box::new(wsa_core::experiment::plane::Plane {
+                    xs: vec![-1.0, 0.5],
+                    ys: vec![0.0, 2.0],
+                    loss: vec![0.1, 0.2, 0.3, f64::NAN],
+                    accuracy: vec![0.9, 0.8, 0.7, 0.0],
+                    models: vec![wsa_core::experiment::plane::PlanePoint { label: "A".into(), x: 0.0, y: 0.0 }],
+                    curve: Some((wsa_core::experiment::curve::CurveKind::Bezier, vec![[0.0, 0.0], [0.5, 1.0]])),
+                }),
+            })),
             JobMessage::Finished(Ok(JobOutput::Federated(Box::new(fed_outcome)))),
             JobMessage::Finished(Ok(JobOutput::Connect(Box::new(outcome)))),
         ];
@@ -341,6 +365,11 @@ mod tests {
         let requests = vec![
             JobRequest::Connect(config.clone()),
             JobRequest::Federated { config: FedConfig::default(), variants: federated::comparison(0.01) },
+            JobRequest::Plane {
+                config: config.clone(),
+                pair: outcome.models[1].clone(),
+                plane: wsa_core::experiment::plane::PlaneConfig { grid: 3, margin: 0.5 },
+            },
             JobRequest::Reevaluate { config, method_index: 2, pair: outcome.models[2].clone() },
         ];
         for (job, request) in requests.into_iter().enumerate() {

@@ -7,6 +7,7 @@
 pub mod federated;
 pub mod files;
 pub mod path;
+pub mod plane;
 pub mod regions;
 pub mod scopes;
 pub mod setup;
@@ -71,6 +72,8 @@ pub enum Action {
     },
     /// Dismiss notice number `index`.
     Dismiss(usize),
+    /// Compute the loss plane of the selected method's pair.
+    RunPlane,
 }
 
 /// The files the Files tab saves.
@@ -150,6 +153,7 @@ pub fn show(mut view: View<'_>, ui: &mut egui::Ui) -> Vec<Action> {
             Tab::Training => training::show(app, ui),
             Tab::Regions => regions::show(app, ui),
             Tab::Federated => federated::show(app, ui),
+            Tab::Plane => plane::show(app, ui),
             Tab::Files => files::show(app, ui),
         });
     });
@@ -213,6 +217,7 @@ fn tabs(app: &mut View<'_>, ui: &mut egui::Ui) {
             (Tab::Training, "Training"),
             (Tab::Regions, "Decision regions"),
             (Tab::Federated, "Federated"),
+            (Tab::Plane, "Loss plane"),
             (Tab::Files, "Files"),
         ] {
             let response = ui.selectable_value(&mut app.settings.tab, tab, label);

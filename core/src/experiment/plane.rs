@@ -3,8 +3,11 @@
 //! made orthogonal to the first by Gram-Schmidt. Test loss and accuracy on a grid around the
 //! three points, with the models, the line A-B and the curve projected on it.
 
-use super::curve::CurveKind;
+use super::connect::{ConnectConfig, TrainedPair};
+use super::curve::{CurveKind, train_control_point};
 use super::{Event, Observer};
+use crate::data;
+use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
 use crate::model::{HostParams, Params};
 use crate::train::{DeviceData, evaluate};
@@ -58,12 +61,39 @@ pub struct PlanePoint {
 pub struct Plane {
     pub xs: Vec<f64>,
     pub ys: Vec<f64>,
+    /// Far from the models the loss can overflow: a non-finite value is written as `null` (JSON
+    /// has no NaN) and read back as NaN.
+    #[serde(with = "non_finite_as_null")]
     pub loss: Vec<f64>,
+    #[serde(with = "non_finite_as_null")]
     pub accuracy: Vec<f64>,
     /// A, B and the third model.
     pub models: Vec<PlanePoint>,
     /// The curve through the third model (when it is a control point), on its t grid.
     pub curve: Option<(CurveKind, Vec<[f64; 2]>)>,
+}
+
+impl Plane {
+    /// ln(loss) at every grid point for a colour scale, a non-finite loss (an overflow far from
+    /// the models) at the largest finite value: drawn as the worst, never as the best.
+    pub fn log_loss(&self) -> Vec<f64> {
+        let logs: Vec<f64> = self.loss.iter().map(|l| l.max(1e-12).ln()).collect();
+        let worst = logs.iter().copied().filter(|x| x.is_finite()).fold(0.0, f64::max);
+        self.loss.iter().zip(logs).map(|(l, x)| if l.is_finite() && x.is_finite() { x } else { worst }).collect()
+    }
+}
+
+mod non_finite_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f64], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter().map(|v| v.is_finite().then_some(*v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
+        let values = Vec::<Option<f64>>::deserialize(deserializer)?;
+        Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    }
 }
 
 /// Flattened parameters in f64, for the basis and the projections.
@@ -206,6 +236,33 @@ pub async fn evaluate_plane(
     })
 }
 
+/// The plane through a trained pair's A and B and the control point of a curve (the config's
+/// `curve`, Bezier by default) trained between them on the config's training data: what
+/// `wsa-lab plane` and the app's Plane view compute.
+pub async fn through_curve(
+    config: &ConnectConfig,
+    pair: &TrainedPair,
+    plane: &PlaneConfig,
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+) -> Result<Plane> {
+    plane.validate()?;
+    let curve = config.curve.clone().unwrap_or_default();
+    let split = data::load(&config.data, config.seed)?;
+    let dev = &device.device;
+    let (train, test) = (DeviceData::upload(&split.train, dev), DeviceData::upload(&split.test, dev));
+    let (a, b) = (pair.a.to_device(dev), pair.b.to_device(dev));
+    observer.on_event(&Event::Stage(format!(
+        "{}: training a {} curve between A and B",
+        pair.method,
+        curve.kind.name()
+    )));
+    let theta = train_control_point(&curve, config.train.batch_size, &a, &b, &train, config.seed, observer).await?;
+    let theta = theta.to_host().await?;
+    let label = format!("θ ({} control point)", curve.kind.name());
+    evaluate_plane(plane, (&pair.a, &pair.b, &theta), &label, Some(curve.kind), &test, dev, observer).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +310,16 @@ mod tests {
             layout.init(&mut Rng::new(4))
         };
         assert!(Basis::new(&a, &b, &other).is_err(), "another architecture");
+        // An overflowed grid point is drawn as the worst, not the best.
+        let plane = Plane {
+            xs: vec![0.0, 1.0],
+            ys: vec![0.0],
+            loss: vec![f64::NAN, 2.0],
+            accuracy: vec![0.0, 0.5],
+            models: Vec::new(),
+            curve: None,
+        };
+        assert_eq!(plane.log_loss(), vec![2f64.ln(), 2f64.ln()]);
         for grid in [0, 1, MAX_GRID + 1] {
             let err = PlaneConfig { grid, ..Default::default() }.validate().expect_err("bad grid");
             assert!(err.to_string().contains("plane.grid"), "{err}");
