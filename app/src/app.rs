@@ -443,6 +443,10 @@ impl WsaLabApp {
                 }
                 JobMessage::Event(Event::Epoch { pair, record, .. }) => self.live.epochs.push((pair, record)),
                 JobMessage::Event(Event::PathPoint { .. }) => self.live.path_points_done += 1,
+                JobMessage::Event(Event::PlaneRow { row, rows }) => {
+                    self.live.stage = format!("loss plane: row {} of {rows}", row + 1);
+                    (self.live.path_points_done, self.live.total) = (row + 1, rows);
+                }
                 JobMessage::Event(Event::Seed { index, total, seed }) => {
                     // The live curves show the seed in flight; the progress keeps the others.
                     self.live.epochs_of_earlier_seeds += self.live.epochs.len();

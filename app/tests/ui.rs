@@ -363,4 +363,6 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
     assert!(plane.loss.iter().all(|l| l.is_finite() && *l > 0.0));
     assert!(plane.curve.is_some() && plane.models.len() == 3);
     harness.get_by_label_contains("over 36 points");
+    // The progress counted the grid's rows.
+    assert_eq!((harness.state().live.path_points_done, harness.state().live.total), (6, 6));
 }

@@ -334,6 +334,11 @@ impl Observer for Progress {
             }
             // The table comes at the end, over every seed.
             Event::SeedResult(_) => {}
+            Event::PlaneRow { row, rows } => {
+                if self.tty {
+                    eprint!("\r\x1b[2K[{t:6.1}s] loss plane row {}/{rows}", row + 1);
+                }
+            }
             Event::PathPoint { method, index, total } => {
                 if self.tty {
                     eprint!("\r\x1b[2K[{t:6.1}s] {method} path {}/{total}", index + 1);

@@ -353,7 +353,7 @@ impl Observer for Bar {
             }
             Event::Round { run, round, rounds, .. } => format!(" · {run} round {round}/{rounds}"),
             Event::PathPoint { method, index, total } => format!(" · {method} path {}/{total}", index + 1),
-            Event::Stage(_) | Event::Seed { .. } | Event::SeedResult(_) => return,
+            Event::Stage(_) | Event::Seed { .. } | Event::SeedResult(_) | Event::PlaneRow { .. } => return,
         };
         self.show(&self.line(&detail));
     }

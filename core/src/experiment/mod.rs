@@ -39,6 +39,8 @@ pub enum Event {
     /// A run over several seeds finished one that was not the last: the result so far (the
     /// first seed's details, every finished seed's numbers).
     SeedResult(Box<connect::ConnectResult>),
+    /// Row `row` (from 0) of the `rows` of a loss plane's grid was evaluated.
+    PlaneRow { row: usize, rows: usize },
     /// One point of a method's interpolation path was evaluated.
     PathPoint { method: method::Method, index: usize, total: usize },
 }

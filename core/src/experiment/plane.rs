@@ -212,7 +212,7 @@ pub async fn evaluate_plane(
             accuracy.push(m.accuracy);
             observer.pause().await;
         }
-        observer.on_event(&Event::Stage(format!("loss plane: row {} of {}", row + 1, ys.len())));
+        observer.on_event(&Event::PlaneRow { row, rows: ys.len() });
     }
     let curve = curve.map(|kind| {
         // φ(t) − A = w_θ (θ − A) + w_B (B − A): its coordinates are the same mix of θ's and B's.
