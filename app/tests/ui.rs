@@ -36,6 +36,17 @@ fn wait_for_job(harness: &mut Harness<'_, WsaLabApp>) {
     harness.step();
 }
 
+/// Clicks the button labelled `button`, checks that it started a background job and waits for
+/// the job to end without an error notice.
+fn run_job(harness: &mut Harness<'_, WsaLabApp>, button: &str) {
+    harness.get_by_label(button).click();
+    harness.step();
+    assert!(harness.state().is_busy(), "`{button}` starts a background job");
+    wait_for_job(harness);
+    let notices = &harness.state().notices;
+    assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
+}
+
 /// Whether a wgpu adapter exists; without one a test says loudly that it did not run, and with
 /// WSA_REQUIRE_GPU=1 (set by .ci/run) that is a failure.
 fn wgpu_adapter_present(test: &str) -> bool {
@@ -60,12 +71,7 @@ fn preset_run_select_a_point_and_export() {
     let methods = &harness.state().settings.config.methods;
     assert_eq!(methods, &[Method::PLAIN, Method::WSA, Method::WM, Method::WM_WSA, Method::RESCALE]);
 
-    harness.get_by_label("Run").click();
-    harness.step();
-    assert!(harness.state().is_busy(), "Run starts a background job");
-    wait_for_job(&mut harness);
-    let notices = &harness.state().notices;
-    assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
+    run_job(&mut harness, "Run");
     let result = harness.state().settings.last_result.clone().expect("a result after the run");
 
     // The preset runs over three seeds, and the path view shows both barriers of every method
@@ -321,9 +327,7 @@ fn curves_are_trained_from_the_setup_and_shown_per_seed() {
     harness.get_by_label("a trained curve beside each line").click();
     harness.run_steps(2);
     assert!(harness.state().settings.config.curve.is_some(), "the checkbox turns curves on");
-    harness.get_by_label("Run").click();
-    harness.step();
-    wait_for_job(&mut harness);
+    run_job(&mut harness, "Run");
     let result = harness.state().settings.last_result.clone().expect("a result");
     assert!(result.methods.iter().all(|m| m.curve.is_some()), "every method has its curve");
     // Over three seeds the mean view has no curve (they are not averaged) and says where they are.
@@ -342,18 +346,11 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
     let mut harness = with_preset("Different random starts");
     harness.state_mut().settings.config.train.epochs = 3;
     harness.state_mut().settings.config.seeds = 1;
-    harness.get_by_label("Run").click();
-    harness.step();
-    wait_for_job(&mut harness);
+    run_job(&mut harness, "Run");
     harness.get_by_label("Loss plane").click();
     harness.run_steps(2);
     harness.state_mut().settings.plane.grid = 6;
-    harness.get_by_label("Compute the plane").click();
-    harness.step();
-    assert!(harness.state().is_busy(), "the plane is a background job");
-    wait_for_job(&mut harness);
-    let notices = &harness.state().notices;
-    assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
+    run_job(&mut harness, "Compute the plane");
     let (method, plane) = harness.state().settings.plane_result.clone().expect("a plane");
     assert_eq!(
         method,

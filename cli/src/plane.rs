@@ -42,6 +42,11 @@ pub fn run(args: PlaneArgs) -> Result<()> {
         Some(name) => Method::from_name(name).context("in --method")?,
         None => *config.methods.first().context("the config lists no method")?,
     };
+    // A third model from a file is checked before the pair trains, not after.
+    let third_file = (args.third != "curve").then(|| PathBuf::from(&args.third));
+    if let Some(path) = third_file.as_ref().filter(|p| !p.is_file()) {
+        bail!("--third `{}`: neither `curve` nor a model file that exists", path.display());
+    }
     let curve_config = config.curve.take().unwrap_or_default();
     config.methods = vec![method];
     config.seeds = 1;
@@ -57,20 +62,8 @@ pub fn run(args: PlaneArgs) -> Result<()> {
     let outcome = wsa_core::wait(connect::run(&config, &device, &mut progress))?;
     let pair = outcome.models.first().context("the run returned no trained pair")?;
     let computed = Instant::now();
-    let plane = if args.third == "curve" {
-        eprintln!(
-            "training a {} curve between {method}'s A and B, then the {1} x {1} plane",
-            curve_config.kind.name(),
-            plane_config.grid
-        );
-        let with_curve = ConnectConfig { curve: Some(curve_config.clone()), ..config.clone() };
-        wsa_core::wait(plane::through_curve(&with_curve, pair, &plane_config, &device, &mut progress))?
-    } else {
-        let path = PathBuf::from(&args.third);
-        if !path.is_file() {
-            bail!("--third `{}`: neither `curve` nor a model file that exists", args.third);
-        }
-        let loaded = wsa_core::io::load_model_for(&path, &pair.a.layout)
+    let plane = if let Some(path) = &third_file {
+        let loaded = wsa_core::io::load_model_for(path, &pair.a.layout)
             .with_context(|| format!("--third {}: the plane's third model", path.display()))?;
         let name = path.file_stem().map_or("third".to_string(), |s| s.to_string_lossy().to_string());
         let test = DeviceData::upload(&data::load(&config.data, config.seed)?.test, &device.device);
@@ -84,6 +77,14 @@ pub fn run(args: PlaneArgs) -> Result<()> {
             &device.device,
             &mut progress,
         ))?
+    } else {
+        eprintln!(
+            "training a {} curve between {method}'s A and B, then the {1} x {1} plane",
+            curve_config.kind.name(),
+            plane_config.grid
+        );
+        let with_curve = ConnectConfig { curve: Some(curve_config.clone()), ..config.clone() };
+        wsa_core::wait(plane::through_curve(&with_curve, pair, &plane_config, &device, &mut progress))?
     };
     let label = plane.models[2].label.clone();
     let kind = plane.curve.as_ref().map(|(kind, _)| *kind);
@@ -92,7 +93,7 @@ pub fn run(args: PlaneArgs) -> Result<()> {
     if progress.tty {
         eprintln!();
     }
-    let (best, worst) = plane.loss.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
+    let (best, worst) = plane.loss_range();
     let summary = serde_json::json!({
         "config": config,
         "method": method.name(),

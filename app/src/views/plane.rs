@@ -31,21 +31,9 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         ui.label(&app.live.stage);
     }
     let Some((of, plane)) = &app.settings.plane_result else { return };
-    ui.label(format!(
-        "{of}: test loss {:.4} to {:.4} over {} points",
-        min(&plane.loss),
-        max(&plane.loss),
-        plane.loss.len()
-    ));
+    let (best, worst) = plane.loss_range();
+    ui.label(format!("{of}: test loss {best:.4} to {worst:.4} over {} points", plane.loss.len()));
     draw(ui, plane);
-}
-
-fn min(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn max(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
 fn draw(ui: &mut Ui, plane: &Plane) {

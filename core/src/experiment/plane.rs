@@ -74,6 +74,14 @@ pub struct Plane {
 }
 
 impl Plane {
+    /// The lowest and highest finite test loss on the grid.
+    pub fn loss_range(&self) -> (f64, f64) {
+        self.loss
+            .iter()
+            .filter(|l| l.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &l| (low.min(l), high.max(l)))
+    }
+
     /// ln(loss) at every grid point for a colour scale, a non-finite loss (an overflow far from
     /// the models) at the largest finite value: drawn as the worst, never as the best.
     pub fn log_loss(&self) -> Vec<f64> {
@@ -320,6 +328,7 @@ mod tests {
             curve: None,
         };
         assert_eq!(plane.log_loss(), vec![2f64.ln(), 2f64.ln()]);
+        assert_eq!(plane.loss_range(), (2.0, 2.0));
         for grid in [0, 1, MAX_GRID + 1] {
             let err = PlaneConfig { grid, ..Default::default() }.validate().expect_err("bad grid");
             assert!(err.to_string().contains("plane.grid"), "{err}");
