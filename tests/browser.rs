@@ -3,10 +3,13 @@
 //! headless browser has no WebGPU adapter), on Chromium's SwiftShader WebGPU, and on WebGPU with
 //! a kernel that fails validation mid-run (the page must redo the run on the CPU), publishes its
 //! barriers, and they must agree with the native library on the same config. After the CPU run
-//! the Files tab is driven by clicks: figures, results and models download and are checked, and
+//! the loss plane of the WSA pair is computed and a point of it selected by clicks (its time is
+//! printed), and the Files tab is driven by clicks: figures, results and models download and are checked, and
 //! a downloaded model loads back through the browser's file picker. A long run is cancelled by a
 //! click: the page must go idle without a result, and keep drawing while it trained (the jobs run
-//! in the page's worker). Every run prints the page's time breakdown: when the module was ready,
+//! in the page's worker). The tour is walked as a class would: the page opens at `#tour=1`, each
+//! step runs with its button, its claims must hold on the page's own numbers, a screenshot per
+//! step lands in out/web/tour-N.png, and Next leads on. Every run prints the page's time breakdown: when the module was ready,
 //! when each stage began, the frames drawn meanwhile (timing is printed, never asserted).
 //!
 //! Needs the bundle (`scripts/build-web.sh`), `node`, `/usr/bin/chromium` and playwright-core
@@ -41,8 +44,9 @@ fn missing() -> Option<String> {
 
 /// What the browser driver does after opening the page with the experiment.
 enum Drive<'a> {
-    /// Waits for the result; with a folder, then exercises the Files tab, downloading there.
-    ToResult(Option<&'a Path>),
+    /// Waits for the result; with `plane`, then computes the loss plane and selects a point of
+    /// it; with `files`, then exercises the Files tab, downloading into that folder.
+    ToResult { plane: bool, files: Option<&'a Path> },
     /// Clicks Cancel once the run is under way.
     Cancel,
 }
@@ -59,10 +63,14 @@ fn run_page(path: &str, config: &ConnectConfig, drive: Drive) -> serde_json::Val
     command.arg(repo().join("web/tests/browser.mjs")).args(["--path", path, "--config"]).arg(&config_file);
     command.arg("--screenshot").arg(&screenshot);
     match drive {
-        Drive::ToResult(Some(dir)) => {
-            command.arg("--files").arg(dir);
+        Drive::ToResult { plane, files } => {
+            if plane {
+                command.arg("--plane").arg(out.join(format!("page-{path}-plane.png")));
+            }
+            if let Some(dir) = files {
+                command.arg("--files").arg(dir);
+            }
         }
-        Drive::ToResult(None) => {}
         Drive::Cancel => {
             command.args(["--cancel", "yes"]);
         }
@@ -90,7 +98,7 @@ fn check_against_native(
     files: Option<&Path>,
 ) -> serde_json::Value {
     let native = wsa_core::wait(connect::run(config, &device::cpu(), &mut Silent)).expect("native run").result;
-    let page = run_page(path, config, Drive::ToResult(files));
+    let page = run_page(path, config, Drive::ToResult { plane: files.is_some(), files });
     // The page drew while it trained: the run is off the drawing thread, not between frames.
     let frames = page["timing"]["frames"].as_u64().unwrap_or(0);
     assert!(frames > 0, "{path}: no frame was drawn during the run: {}", page["timing"]);
@@ -261,6 +269,48 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
     }
 }
 
+/// Walks the tour in the page (`browser.mjs --tour`): every step answered, every claim held on
+/// the page's own numbers; prints each step's time from Run to the answer.
+fn walk_tour() {
+    let steps = wsa_lab_app::tour::Tour::shipped().steps.len();
+    let out = repo().join("out/web");
+    std::fs::create_dir_all(&out).expect("out/web");
+    let output = Command::new("node")
+        .arg(repo().join("web/tests/browser.mjs"))
+        .args(["--path", "cpu", "--tour", &steps.to_string(), "--shots"])
+        .arg(&out)
+        .output()
+        .expect("node runs");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the tour failed in the page:\n{}", String::from_utf8_lossy(&output.stderr));
+    let walked: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the tour's result is JSON");
+    let walked = walked["tour"].as_array().expect("tour");
+    assert_eq!(walked.len(), steps, "every step was reached");
+    for step in walked {
+        assert!(out.join(format!("tour-{}.png", step["step"])).is_file(), "screenshot of {step}");
+        // "held/claims": every claim of the step held on every seed of the page's run.
+        if let Some((held, of)) = step["claims"].as_str().and_then(|c| c.split_once('/')) {
+            assert_eq!(held, of, "tour step {}: a claim of its text did not hold in the page", step["step"]);
+        }
+    }
+}
+
+/// The loss plane the page computed for the selected (WSA) pair: the default 25 x 25 grid, a
+/// finite loss everywhere near the models, A at the origin, B on the first axis and the curve's
+/// control point off it (`plane::Basis`).
+fn check_plane(plane: &serde_json::Value) {
+    assert_eq!(plane["grid"], serde_json::json!([25, 25]), "{plane}");
+    let (low, high) = (plane["loss_min"].as_f64().unwrap_or(f64::NAN), plane["loss_max"].as_f64().unwrap_or(f64::NAN));
+    assert!(low > 0.0 && low < high && high.is_finite(), "loss range {low}..{high}");
+    let models = plane["models"].as_array().expect("models");
+    let at = |i: usize| [models[i]["x"].as_f64().unwrap_or(f64::NAN), models[i]["y"].as_f64().unwrap_or(f64::NAN)];
+    assert_eq!(models.len(), 3, "{plane}");
+    assert_eq!(at(0), [0.0, 0.0], "A is the origin");
+    assert!(at(1)[0] > 0.0 && at(1)[1] == 0.0, "B on the first axis: {:?}", at(1));
+    assert!(at(2)[1] > 0.0, "the control point off the line: {:?}", at(2));
+    assert!(models[2]["label"].as_str().is_some_and(|l| l.contains("control point")), "{plane}");
+}
+
 #[test]
 fn the_page_runs_the_experiment_on_both_paths() {
     if let Some(what) = missing() {
@@ -278,6 +328,7 @@ fn the_page_runs_the_experiment_on_both_paths() {
     // drift, merging and evaluating the page's own models, `check_files` holds to 1e-4.
     // Cancel stops a long run: the page is idle again, publishes no result, and it kept drawing
     // while the run went on.
+    walk_tour();
     let mut long = ConnectConfig::default();
     long.train.epochs = 500;
     let cancel = &run_page("cpu", &long, Drive::Cancel)["cancel"];
@@ -288,6 +339,7 @@ fn the_page_runs_the_experiment_on_both_paths() {
     let downloads = repo().join("out/web/downloads");
     let _ = std::fs::remove_dir_all(&downloads);
     let page = check_against_native("cpu", &ConnectConfig::default(), 0.03, 0.08, Some(&downloads));
+    check_plane(&page["plane"]);
     check_files(&page, &downloads, &ConnectConfig::default());
     // SwiftShader's WebGPU emulates a GPU on the CPU (~0.3 s a step here): a shorter run, which
     // must match the native run to the GPU-vs-CPU tolerance of the desktop test.

@@ -5,7 +5,8 @@ use crate::derived::Derived;
 use crate::job::{DeviceTarget, Job, JobMessage, JobOutput, JobRequest, Wake};
 use crate::platform::{self, PickedModel};
 use crate::state::{self, Settings, Tab};
-use crate::views::{self, Action, Export, View, ViewState};
+use crate::tour::{Highlight, StepRun, Tour};
+use crate::views::{self, Action, Export, TourAction, View, ViewState};
 use crate::{AppError, AppResult};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -14,7 +15,10 @@ use web_time::Instant;
 use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{ConnectOutcome, ConnectResult, EpochRecord, TrainedPair};
-use wsa_core::experiment::method::Training;
+use wsa_core::experiment::federated::{Aggregation, FedConfig};
+use wsa_core::experiment::method::{Method, Training};
+use wsa_core::experiment::plane::PlaneOutcome;
+use wsa_core::model::HostParams;
 
 /// The time between frames while a job runs and nothing else asks for one (input still draws at
 /// once): 10 per second keep the curves live, and in a browser without a GPU, where a frame is
@@ -137,6 +141,9 @@ pub struct WsaLabApp {
     /// The merged (or loaded) models of `settings.last_result`, one pair per method. Not stored:
     /// after a restart the results come back, the models after the next run.
     pub models: Vec<TrainedPair>,
+    /// The third model of `settings.plane_result` (a trained control point), which turns a
+    /// clicked grid point into a model. Not stored, like `models`.
+    pub plane_third: Option<HostParams>,
     pub device_label: String,
     pub notices: Vec<Notice>,
     pub frames: FrameStats,
@@ -157,6 +164,14 @@ pub struct WsaLabApp {
     /// Model files the user handed over (a typed path, or a file picked in the browser),
     /// loaded by the next `logic()`.
     pub(crate) model_inbox: platform::ModelInbox,
+    /// The guided tour (`tour.ron`); `settings.tour` says which step is open.
+    pub tour: Tour,
+    /// A tour step that shows a loss plane ran its experiment: the plane follows when it is in.
+    tour_plane_pending: bool,
+    /// When the open tour step's run was started, until its answer is on screen; then how long
+    /// that took (for a plane step the experiment and the plane together).
+    tour_run_started: Option<Instant>,
+    pub tour_run_seconds: Option<f64>,
 }
 
 impl WsaLabApp {
@@ -189,6 +204,7 @@ impl WsaLabApp {
             job: None,
             live: LiveRun::default(),
             models: Vec::new(),
+            plane_third: None,
             device_label: String::new(),
             notices: Vec::new(),
             frames: FrameStats::default(),
@@ -198,6 +214,10 @@ impl WsaLabApp {
             last_frame_log: None,
             warmed_for: None,
             model_inbox: Arc::default(),
+            tour: Tour::shipped(),
+            tour_plane_pending: false,
+            tour_run_started: None,
+            tour_run_seconds: None,
             gpu: platform::RendererGpu::new(None),
             inbox: Arc::new(Mutex::new(Vec::new())),
         }
@@ -304,9 +324,126 @@ impl WsaLabApp {
             return;
         }
         let variants = config.variants(self.settings.fed_compare, 0.01);
+        self.start_federated_job(ctx, config, variants);
+    }
+
+    fn start_federated_job(&mut self, ctx: &egui::Context, config: FedConfig, variants: Vec<(Aggregation, bool)>) {
         self.live = LiveRun { rounds_total: config.rounds * variants.len(), ..LiveRun::default() };
         let target = self.device_target(config.flops_per_step());
         self.job = Some(Job::start(JobRequest::Federated { config, variants }, target, wake(ctx)));
+    }
+
+    /// Opens the tour at the step a link or `--tour N` names (counted from 1); a step that does
+    /// not exist opens the first, with a notice.
+    pub fn open_tour_link(&mut self, step: &str) {
+        match crate::tour::step_from_link(step, self.tour.steps.len()) {
+            Ok(index) => self.enter_tour_step(index),
+            Err(notice) => {
+                self.enter_tour_step(0);
+                self.notify(notice, true);
+            }
+        }
+    }
+
+    /// Opens tour step `index`: its experiment in the setup, its view, its marked element.
+    pub fn enter_tour_step(&mut self, index: usize) {
+        let index = index.min(self.tour.steps.len().saturating_sub(1));
+        self.settings.tour = Some(index);
+        (self.tour_run_started, self.tour_run_seconds) = (None, None);
+        let step = &self.tour.steps[index];
+        match (step.connect_config(), step.fed_config()) {
+            (Ok(Some(config)), _) => self.open_config(config),
+            (_, Ok(Some(fed))) => {
+                // The federation runs on the setup's data, model and seed (`start_federated`).
+                self.settings.config.data = fed.data.clone();
+                self.settings.config.model = fed.model.clone();
+                self.settings.config.seed = fed.seed;
+                self.view_state.widths_text = crate::state::widths_text(&fed.model);
+                self.settings.fed = fed;
+            }
+            _ => {}
+        }
+        self.show_tour_step();
+    }
+
+    /// The tour's state for the browser test: the step, whether it is answered, how long its run
+    /// took, and how many of its claims held on every seed.
+    fn publish_tour(&self) {
+        let step = self.settings.tour.and_then(|i| self.tour.steps.get(i));
+        let answered = self.tour_step_answered();
+        let claims = step.filter(|_| answered).zip(self.settings.last_result.as_ref()).map(|(step, result)| {
+            let checks = step.check_claims(result);
+            (checks.iter().filter(|c| c.holds_everywhere()).count(), checks.len())
+        });
+        platform::publish_tour(self.settings.tour, answered, self.tour_run_seconds, claims);
+    }
+
+    /// Leaves the tour; the app keeps the last step's experiment and results.
+    pub fn leave_tour(&mut self) {
+        self.settings.tour = None;
+        self.tour_plane_pending = false;
+    }
+
+    /// The open tour step's view and marked element, when its run is on screen (or before it
+    /// runs: the view it will answer in).
+    fn show_tour_step(&mut self) {
+        let Some(step) = self.settings.tour.and_then(|i| self.tour.steps.get(i)) else { return };
+        self.settings.tab = step.view;
+        // Indices into the methods on screen: the step's result's once it is in, else the
+        // step's config's (the same list).
+        let methods: Vec<Method> = match &self.settings.last_result {
+            Some(result) if step.is_answered_by(Some(result), None) => result.methods.iter().map(|m| m.name).collect(),
+            _ => self.settings.config.methods.clone(),
+        };
+        let index_of = |m| methods.iter().position(|x| *x == m);
+        match &step.highlight {
+            Highlight::Method(m) => {
+                self.settings.method = index_of(*m).unwrap_or(self.settings.method);
+                self.settings.path_seed = None;
+            }
+            Highlight::Layer { method, layer } => {
+                self.settings.method = index_of(*method).unwrap_or(self.settings.method);
+                self.settings.layer = *layer;
+                self.settings.plane_point = None;
+            }
+            // Curves are drawn per seed: the first seed's.
+            Highlight::Curve(m) => {
+                self.settings.method = index_of(*m).unwrap_or(self.settings.method);
+                self.settings.path_seed = Some(0);
+            }
+            Highlight::FedRun(_) | Highlight::Setup => {}
+        }
+    }
+
+    /// Runs the open tour step's experiment (and, for a plane step, the plane after it).
+    fn run_tour_step(&mut self, ctx: &egui::Context) {
+        let Some(step) = self.settings.tour.and_then(|i| self.tour.steps.get(i)).cloned() else { return };
+        if self.job.is_some() {
+            return;
+        }
+        (self.tour_run_started, self.tour_run_seconds) = (Some(Instant::now()), None);
+        match &step.run {
+            StepRun::Connect(_) | StepRun::ConnectThenPlane(_) => {
+                if let Ok(Some(config)) = step.connect_config() {
+                    self.open_config(config);
+                }
+                self.tour_plane_pending = matches!(step.run, StepRun::ConnectThenPlane(_));
+                self.start_run(ctx);
+            }
+            StepRun::Federated(_) => {
+                let Ok(Some(config)) = step.fed_config() else { return };
+                self.settings.fed = config.clone();
+                // FedAvg with and without WSA, on one split and start.
+                let variants = vec![(Aggregation::FedAvg, false), (Aggregation::FedAvg, true)];
+                self.start_federated_job(ctx, config, variants);
+            }
+            StepRun::Free => {}
+        }
+    }
+
+    /// Whether the open tour step's run is on screen (for a plane step: the plane too).
+    pub fn tour_step_answered(&self) -> bool {
+        self.settings.tour.and_then(|i| self.tour.steps.get(i)).is_some_and(|step| step.answered(&self.settings))
     }
 
     /// Re-evaluates method `method_index` with the pair `pair` (one of its models replaced).
@@ -344,6 +481,9 @@ impl WsaLabApp {
             Action::Run => self.start_run(ctx),
             Action::RunFederated => self.start_federated(ctx),
             Action::RunPlane => self.start_plane(ctx),
+            Action::Tour(TourAction::Go(index)) => self.enter_tour_step(index),
+            Action::Tour(TourAction::Run) => self.run_tour_step(ctx),
+            Action::Tour(TourAction::Leave) => self.leave_tour(),
             Action::Cancel => {
                 if let Some(job) = &self.job {
                     job.cancel();
@@ -472,6 +612,13 @@ impl WsaLabApp {
         }
     }
 
+    /// Drops the loss plane and its selected point: the models it went through are gone.
+    fn forget_plane(&mut self) {
+        self.settings.plane_result = None;
+        self.settings.plane_point = None;
+        self.plane_third = None;
+    }
+
     /// Shows a connect result (and its models, when it has them); `first` when it is the first
     /// result of this run: the selections are then brought in range and the path view opens.
     fn show_connect_result(&mut self, result: ConnectResult, models: Vec<TrainedPair>, first: bool) {
@@ -484,9 +631,14 @@ impl WsaLabApp {
             self.settings.layer = 0;
             self.settings.path_seed = None;
             self.settings.tab = Tab::Path;
+            // A plane belongs to the pair it was computed from: a new run has other models.
+            self.forget_plane();
         }
         self.models = models;
         self.settings.last_result = Some(result);
+        if first {
+            self.show_tour_step();
+        }
     }
 
     fn finish(&mut self, outcome: AppResult<JobOutput>) {
@@ -505,13 +657,18 @@ impl WsaLabApp {
                 let first = !self.live.showing_partial_result;
                 self.show_connect_result(result, models, first);
             }
-            Ok(JobOutput::Plane { method, plane }) => {
-                self.settings.plane_result = Some((method, *plane));
+            Ok(JobOutput::Plane { method, outcome }) => {
+                let PlaneOutcome { plane, third } = *outcome;
+                platform::publish_plane(&plane, &self.live.timing);
+                self.settings.plane_result = Some((method, plane));
+                self.settings.plane_point = None;
+                self.plane_third = Some(third);
                 self.settings.tab = Tab::Plane;
             }
             Ok(JobOutput::Federated(outcome)) => {
                 self.settings.fed_result = Some(outcome.result);
                 self.settings.tab = Tab::Federated;
+                self.show_tour_step();
             }
             Ok(JobOutput::Reevaluated { method_index, result, pair }) => {
                 if let Some(last) = &mut self.settings.last_result
@@ -521,6 +678,9 @@ impl WsaLabApp {
                     // The loaded pair is no seed's: what is shown is that pair, not a spread.
                     last.seeds.clear();
                     self.settings.path_seed = None;
+                }
+                if self.settings.plane_result.as_ref().is_some_and(|(of, _)| *of == pair.method) {
+                    self.forget_plane();
                 }
                 if let Some(slot) = self.models.get_mut(method_index) {
                     *slot = *pair;
@@ -562,9 +722,27 @@ impl WsaLabApp {
 impl eframe::App for WsaLabApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_job();
+        if self.tour_plane_pending && self.job.is_none() {
+            // The plane step's experiment is in (or failed): its plane follows.
+            self.tour_plane_pending = false;
+            let step = self.settings.tour.and_then(|i| self.tour.steps.get(i));
+            if step.is_some_and(|s| s.is_answered_by(self.settings.last_result.as_ref(), None)) {
+                self.start_plane(ctx);
+            }
+        }
+        if self.job.is_none()
+            && !self.tour_plane_pending
+            && let Some(started) = self.tour_run_started.take()
+            && self.tour_step_answered()
+        {
+            self.tour_run_seconds = Some(started.elapsed().as_secs_f64());
+        }
+        if platform::PUBLISHES_STATE {
+            self.publish_tour();
+        }
         self.warm_up_when_idle();
-        platform::publish_state(&self.settings.config, self.job.is_some());
-        self.derived.update(&self.settings, &self.models, ctx);
+        platform::publish_state(&self.settings.config, self.settings.tour, self.job.is_some());
+        self.derived.update(&self.settings, &self.models, self.plane_third.as_ref(), ctx);
         let picked = self.model_inbox.lock().map(|mut inbox| std::mem::take(&mut *inbox)).unwrap_or_default();
         for model in picked {
             self.load_model_into(ctx, model);
@@ -583,6 +761,7 @@ impl eframe::App for WsaLabApp {
             &self.notices,
             &self.frames,
             &self.device_label,
+            &self.tour,
         );
         let actions = views::show(view, ui);
         self.record_frame(started);

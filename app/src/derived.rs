@@ -26,7 +26,7 @@ pub struct RegionMap {
     pub test: Dataset,
 }
 
-/// One layer of the merged model at the selected α.
+/// One layer of the merged model at the selected α, or of the selected loss-plane point's model.
 #[derive(Clone)]
 pub struct MergedLayer {
     pub report: LayerReport,
@@ -38,6 +38,9 @@ pub struct MergedLayer {
 /// (method, point on the path): what a derived value was computed for.
 type Selection = (usize, usize);
 
+/// (method, point on the path, layer, plane grid point): what the scopes view's model is.
+type MergedKey = (usize, usize, usize, Option<(usize, usize)>);
+
 #[derive(Default)]
 pub struct Derived {
     /// The decision regions of the selected merged model, while the Regions tab is open.
@@ -45,16 +48,23 @@ pub struct Derived {
     /// The regions as a texture of one pixel per grid cell in its class's colour: one image
     /// for the plot to draw, not 8,100 cells every frame.
     regions_image: Option<(Selection, egui::TextureHandle)>,
-    /// The selected layer of the selected merged model (with the layer's index).
-    merged: Option<((usize, usize, usize), Option<MergedLayer>)>,
+    /// The selected layer of the selected merged model or plane point.
+    merged: Option<(MergedKey, Option<MergedLayer>)>,
     /// The fetched data set's folder when it is not on disk, for the data set and folder chosen.
     missing_data: Option<((data::DatasetSpec, PathBuf), Option<PathBuf>)>,
 }
 
 impl Derived {
     /// Brings everything the open view shows up to date with `settings` and `models`; cheap
-    /// when nothing changed. `wake` repaints when a background result arrives.
-    pub fn update(&mut self, settings: &Settings, models: &[TrainedPair], wake: &egui::Context) {
+    /// when nothing changed. `plane_third`: the third model of `settings.plane_result`, when in
+    /// memory. `wake` repaints when a background result arrives.
+    pub fn update(
+        &mut self,
+        settings: &Settings,
+        models: &[TrainedPair],
+        plane_third: Option<&HostParams>,
+        wake: &egui::Context,
+    ) {
         self.update_missing_data(&settings.config);
         let Some(result) = &settings.last_result else { return };
         let method = settings.method.min(result.methods.len().saturating_sub(1));
@@ -81,10 +91,22 @@ impl Derived {
             self.regions_image = Some((*key, texture));
         }
         // Keyed as the scopes view asks (the stored selection; the values above are clamped).
-        let key = (settings.method, settings.alpha_index, settings.layer);
+        let point = settings.plane_point_of(method);
+        let key = (settings.method, settings.alpha_index, settings.layer, point);
         if settings.tab == Tab::Scopes && self.merged.as_ref().is_none_or(|(k, _)| *k != key) {
             let layer = result.methods[method].layers.get(settings.layer);
-            let merged = layer.zip(models.get(method)).and_then(|(layer, pair)| merged_layer(pair, layer, alpha));
+            let merged = layer.zip(models.get(method)).and_then(|(layer, pair)| match point {
+                None => {
+                    let (a, b) = (pair.a.get(&layer.path)?, pair.b.get(&layer.path)?);
+                    Some(layer_summary(layer, &wsa_core::model::lerp_values(a, b, alpha)))
+                }
+                Some((i, j)) => {
+                    let (_, plane) = settings.plane_result.as_ref()?;
+                    let (x, y) = (*plane.xs.get(i)?, *plane.ys.get(j)?);
+                    let model = plane.model_at((&pair.a, &pair.b, plane_third?), x, y).ok()?;
+                    Some(layer_summary(layer, model.get(&layer.path)?))
+                }
+            });
             self.merged = Some((key, merged));
         }
     }
@@ -105,10 +127,19 @@ impl Derived {
         self.regions_image.as_ref().filter(|(key, _)| *key == (method, index)).map(|(_, texture)| texture)
     }
 
-    /// The merged model's layer for the stored selection (`method`, `index`, `layer`), when the
-    /// models are in memory.
-    pub fn merged_layer(&self, method: usize, index: usize, layer: usize) -> Option<&MergedLayer> {
-        self.merged.as_ref().filter(|(key, _)| *key == (method, index, layer)).and_then(|(_, m)| m.as_ref())
+    /// The layer of the merged model (or the plane point's model) for the stored selection
+    /// (`method`, `index`, `layer`, `plane_point`), when the models are in memory.
+    pub fn merged_layer(
+        &self,
+        method: usize,
+        index: usize,
+        layer: usize,
+        plane_point: Option<(usize, usize)>,
+    ) -> Option<&MergedLayer> {
+        self.merged
+            .as_ref()
+            .filter(|(key, _)| *key == (method, index, layer, plane_point))
+            .and_then(|(_, m)| m.as_ref())
     }
 
     /// Where the chosen fetched data set should be, when it is not there.
@@ -129,26 +160,20 @@ impl Derived {
     }
 }
 
-/// The layer `layer` of the pair's model at `alpha`: its scope, fit and histogram (over the
-/// stored histogram's range, widened to hold every weight).
-fn merged_layer(
-    pair: &TrainedPair,
-    layer: &wsa_core::experiment::connect::LayerComparison,
-    alpha: f64,
-) -> Option<MergedLayer> {
-    let (a, b) = (pair.a.get(&layer.path)?, pair.b.get(&layer.path)?);
-    let values = wsa_core::model::lerp_values(a, b, alpha);
+/// The scope, fit and histogram of `values`, a model's weights of `layer` (over the stored
+/// histogram's range, widened to hold every weight).
+fn layer_summary(layer: &wsa_core::experiment::connect::LayerComparison, values: &[f32]) -> MergedLayer {
     let (low, high) = values
         .iter()
         .fold((layer.histogram.low, layer.histogram.high), |(lo, hi), &v| (lo.min(f64::from(v)), hi.max(f64::from(v))));
-    let counts = scope::histogram(&values, low, high, layer.histogram.a.len());
+    let counts = scope::histogram(values, low, high, layer.histogram.a.len());
     let report = LayerReport {
         path: layer.path.clone(),
         count: values.len(),
-        scope: scope::scope_of(&values),
-        fit: scope::gaussian_fit(&values),
+        scope: scope::scope_of(values),
+        fit: scope::gaussian_fit(values),
     };
-    Some(MergedLayer { report, counts, low, high })
+    MergedLayer { report, counts, low, high }
 }
 
 /// How much of a class's colour a region shows, so that the test points stand out on it.

@@ -15,6 +15,7 @@ pub mod link;
 pub mod palette;
 mod platform;
 pub mod state;
+pub mod tour;
 mod views;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
@@ -79,23 +80,33 @@ pub struct LaunchOptions {
     pub autorun: bool,
     /// Print frame-time statistics to stderr every two seconds.
     pub frame_log: bool,
+    /// Open the tour at this step (counted from 1, as in the page's `#tour=N`).
+    pub tour: Option<String>,
+    /// Classroom mode: only the controls a tour step needs.
+    pub classroom: bool,
 }
 
 impl LaunchOptions {
     pub fn from_args(args: impl IntoIterator<Item = String>) -> AppResult<Self> {
         let mut options = Self::default();
-        let mut args = args.into_iter();
+        let mut args = args.into_iter().peekable();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--autorun" => options.autorun = true,
                 "--frame-log" => options.frame_log = true,
+                "--classroom" => options.classroom = true,
+                "--tour" => {
+                    // An optional step number: `--tour` alone opens the first step.
+                    let step = args.next_if(|a| !a.starts_with("--")).unwrap_or_else(|| "1".into());
+                    options.tour = Some(step);
+                }
                 "--config" => {
                     let path = args.next().ok_or_else(|| AppError::Usage("--config needs a file".into()))?;
                     options.config = Some(read_config(std::path::Path::new(&path))?);
                 }
                 other => {
                     return Err(AppError::Usage(format!(
-                        "unknown argument `{other}` (known: --config FILE, --autorun, --frame-log)"
+                        "unknown argument `{other}` (known: --config FILE, --autorun, --frame-log, --tour [N], --classroom)"
                     )));
                 }
             }
@@ -122,6 +133,10 @@ pub fn run_native(options: LaunchOptions) -> eframe::Result {
             if let Some(config) = options.config {
                 app.open_config(config);
             }
+            if let Some(step) = &options.tour {
+                app.open_tour_link(step);
+            }
+            app.settings.classroom |= options.classroom;
             if options.autorun {
                 app.start_run(&cc.egui_ctx);
             }

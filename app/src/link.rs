@@ -1,6 +1,7 @@
 //! Experiment links: the page's address carries its experiment as `#v1=<config JSON,
-//! URI-encoded>`, so that a copied link reproduces the setup, seed included. Pure Rust, so that
-//! the reading is tested (and fuzzed) natively; the page only reads and writes its address.
+//! URI-encoded>`, so that a copied link reproduces the setup, seed included; during the tour it
+//! carries the step instead, `#tour=N` (the step holds its experiment). Pure Rust, so that the
+//! reading is tested (and fuzzed) natively; the page only reads and writes its address.
 
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::ConnectConfig;
@@ -8,6 +9,32 @@ use wsa_core::experiment::connect::ConnectConfig;
 /// The version of the links. A link of another version, or one that does not read, opens the
 /// defaults with a notice.
 pub const PREFIX: &str = "#v1=";
+
+/// A tour step's link: `#tour=N`, N counted from 1.
+pub const TOUR_PREFIX: &str = "#tour=";
+
+/// What a link opens.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Link {
+    Experiment(Box<ConnectConfig>),
+    /// The tour at the step written after `#tour=` (read by `tour::step_from_link`, which
+    /// knows how many steps there are).
+    Tour(String),
+}
+
+/// The link fragment of tour step `index` (from 0).
+pub fn tour_fragment(index: usize) -> String {
+    format!("{TOUR_PREFIX}{}", index + 1)
+}
+
+/// What a link fragment opens: `Ok(None)` without one, `Err` with the notice to show (the page
+/// then opens the defaults).
+pub fn open(fragment: &str) -> Result<Option<Link>, String> {
+    if let Some(step) = fragment.strip_prefix(TOUR_PREFIX) {
+        return Ok(Some(Link::Tour(step.to_string())));
+    }
+    read(fragment).map(|config| config.map(|c| Link::Experiment(Box::new(c))))
+}
 
 /// The link fragment (`#v1=...`) of `config`, encoded as JavaScript's `encodeURIComponent`
 /// does (letters, digits and `-_.!~*'()` stay, every other UTF-8 byte becomes `%XX`).
@@ -80,5 +107,9 @@ mod tests {
         assert!(read("#v1=%7B%2").expect_err("cut escape").contains("bad encoding"));
         assert!(read("#v1=%FF%FE").expect_err("not UTF-8").contains("bad encoding"));
         assert!(read("#v1=%7B%7D%7D").expect_err("bad JSON").contains("could not be read"));
+        assert_eq!(open(&tour_fragment(2)), Ok(Some(Link::Tour("3".into()))));
+        let back = read(&link).expect("reads").expect("an experiment");
+        assert_eq!(open(&link), Ok(Some(Link::Experiment(Box::new(back)))));
+        assert_eq!(open(""), Ok(None));
     }
 }

@@ -55,6 +55,14 @@ pub struct Settings {
     /// The Plane tab's grid, and its last plane (of the method named).
     pub plane: PlaneConfig,
     pub plane_result: Option<(Method, Plane)>,
+    /// The grid point (column, row) of the plane clicked in the Plane tab: while set, the
+    /// Weight scopes tab shows that point's model in place of the path's merged model.
+    pub plane_point: Option<(usize, usize)>,
+    /// The tour step open (from 0), while the tour is; it survives a restart or a reload.
+    pub tour: Option<usize>,
+    /// Classroom mode: the setup shows only what a tour step needs (no WSA switches, optimiser
+    /// details or files), for a projector.
+    pub classroom: bool,
 }
 
 impl Default for Settings {
@@ -77,7 +85,19 @@ impl Default for Settings {
             fed_result: None,
             plane: PlaneConfig::default(),
             plane_result: None,
+            plane_point: None,
+            tour: None,
+            classroom: false,
         }
+    }
+}
+
+impl Settings {
+    /// The selected plane point when the plane is of the method at `method` (an index into the
+    /// last result's methods): then that point's model stands for the merged model.
+    pub fn plane_point_of(&self, method: usize) -> Option<(usize, usize)> {
+        let name = self.last_result.as_ref()?.methods.get(method)?.name;
+        self.plane_result.as_ref().filter(|(of, _)| *of == name).and(self.plane_point)
     }
 }
 

@@ -362,4 +362,130 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
     harness.get_by_label_contains("over 36 points");
     // The progress counted the grid's rows.
     assert_eq!((harness.state().live.path_points_done, harness.state().live.total), (6, 6));
+
+    // A click on the plane (below the line above it, in the heat map) selects the nearest grid
+    // point, whose model the Weight scopes tab then shows in place of the merged model.
+    let above = harness.get_by_label("No point selected.").rect();
+    let at = egui::pos2(above.center().x.max(600.0), above.bottom() + 150.0);
+    harness.hover_at(at);
+    for pressed in [true, false] {
+        harness.event(egui::Event::PointerButton {
+            pos: at,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::default(),
+        });
+    }
+    harness.run_steps(2);
+    let (i, j) = harness.state().settings.plane_point.expect("the click selected a grid point");
+    harness.get_by_label_contains("selected (");
+    harness.get_by_label("Show its weight scopes").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().settings.tab, wsa_lab_app::state::Tab::Scopes);
+    harness.get_by_label_contains("in place of the merged model");
+    // The table's row is that point's model: A + w_B (B − A) + w_θ (θ − A), computed here.
+    let state = harness.state();
+    let pair = &state.models[state.settings.method];
+    let third = state.plane_third.as_ref().expect("the plane's control point is in memory");
+    let model = plane.model_at((&pair.a, &pair.b, third), plane.xs[i], plane.ys[j]).expect("the point's model");
+    let layer = &state.settings.last_result.as_ref().expect("result").methods[state.settings.method].layers[0].path;
+    let scope = wsa_core::scope::scope_of(model.get(layer).expect("the layer"));
+    let row = format!("plane point ({:.2}, {:.2})", plane.xs[i], plane.ys[j]);
+    // (The row's name is also the histogram's legend entry.)
+    for shown in [row.clone(), format!("{:+.5}", scope.mean), format!("{:.5}", scope.std)] {
+        assert!(harness.query_all_by_label(&shown).count() >= 1, "`{shown}` not shown");
+    }
+    // Choosing a point on the path again brings the merged model back.
+    harness.get_by_label("Show the path's merged model").click();
+    harness.run_steps(3);
+    assert_eq!(harness.state().settings.plane_point, None);
+    assert_eq!(harness.query_all_by_label(&row).count(), 0);
+}
+
+#[test]
+fn the_tour_walks_through_every_step_and_its_claims_hold() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("Tour").click();
+    harness.run_steps(2);
+    let steps = harness.state().tour.steps.clone();
+    let mut timings = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        assert_eq!(harness.state().settings.tour, Some(i), "step {}", i + 1);
+        harness.get_by_label(&step.title);
+        harness.get_by_label(&step.text);
+        if let Ok(Some(config)) = step.connect_config() {
+            assert_eq!(harness.state().settings.config, config, "step {} loads its experiment", i + 1);
+        }
+        if !matches!(step.run, wsa_lab_app::tour::StepRun::Free) {
+            // A step whose experiment is already on screen (the same as the step before) is answered.
+            if !step.answered(&harness.state().settings) {
+                assert!(harness.query_all_by_label(&step.predict).count() >= 1, "step {}: the question", i + 1);
+                harness.get_by_label("Run this step").click();
+                let started = Instant::now();
+                // A plane step's plane follows its experiment as a second job.
+                while !step.answered(&harness.state().settings) || harness.state().is_busy() {
+                    assert!(started.elapsed() < Duration::from_secs(300), "step {} did not finish", i + 1);
+                    std::thread::sleep(Duration::from_millis(20));
+                    harness.step();
+                }
+                harness.run_steps(3);
+                timings.push((i + 1, harness.state().tour_run_seconds.expect("the step's run was timed")));
+            }
+            let notices = &harness.state().notices;
+            assert!(notices.iter().all(|n| !n.is_error), "step {}: {notices:?}", i + 1);
+            assert_eq!(harness.state().settings.tab, step.view, "step {} opens its view", i + 1);
+            // The marked element is in the view, beside the step's result.
+            assert!(
+                harness.query_all_by_label_contains("▶ look here").count() >= 1,
+                "step {}: nothing marked in {:?}",
+                i + 1,
+                step.view
+            );
+            harness.get_by_label(&step.look);
+            // Every claim the text makes held on every seed (or histogram) of this run.
+            if let Some(result) = &harness.state().settings.last_result {
+                for check in step.check_claims(result) {
+                    assert!(check.holds_everywhere(), "step {}: {}", i + 1, check.line());
+                }
+            }
+            assert_eq!(
+                harness.query_all_by_label_contains("In this run:").count(),
+                step.claims.len(),
+                "step {}: one checked line per claim",
+                i + 1
+            );
+        }
+        if i + 1 < steps.len() {
+            harness.get_by_label("Next ▶").click();
+            harness.run_steps(2);
+        }
+    }
+    eprintln!("tour, natively (seconds from Run to the answer): {timings:?}");
+    // Leaving keeps the last experiment; a link to a step that does not exist opens the first.
+    harness.get_by_label("Leave the tour").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.tour, None);
+    harness.state_mut().open_tour_link("99");
+    harness.run_steps(2);
+    assert_eq!(harness.state().settings.tour, Some(0));
+    assert!(harness.state().notices.iter().any(|n| n.text.contains("does not exist")), "a notice");
+}
+
+#[test]
+fn classroom_mode_hides_the_advanced_controls_until_switched_off() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.state_mut().settings.classroom = true;
+    harness.run_steps(2);
+    for hidden in ["Files", "debug overlay"] {
+        assert_eq!(harness.query_all_by_label(hidden).count(), 0, "`{hidden}` shown in classroom mode");
+    }
+    assert_eq!(harness.query_all_by_label_contains("Weight Scope Alignment").count(), 0);
+    assert_eq!(harness.query_all_by_label_contains("momentum").count(), 0);
+    harness.get_by_label("classroom mode").click();
+    harness.run_steps(2);
+    assert!(!harness.state().settings.classroom);
+    harness.get_by_label("Files");
+    harness.get_by_label("Weight Scope Alignment");
 }

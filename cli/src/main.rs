@@ -48,7 +48,7 @@ enum Command {
     /// ablations, Gaussianity), resumable, then a report with paired confidence intervals.
     Reproduce(reproduce::ReproduceArgs),
     /// The 2-D loss plane through a method's A, B and a third model (a trained curve's control
-    /// point, or a model file): plane.csv, plane.png, summary.json.
+    /// point, or a model file): plane.csv, plane.png, summary.json and the models spanning it.
     Plane(plane::PlaneArgs),
     /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
     Devices,
@@ -68,6 +68,12 @@ enum Command {
         /// Print frame-time statistics to stderr every two seconds.
         #[arg(long)]
         frame_log: bool,
+        /// Open the guided tour, at step N (default 1).
+        #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "N")]
+        tour: Option<String>,
+        /// Classroom mode: hide the advanced controls (switch it off in the app).
+        #[arg(long)]
+        classroom: bool,
     },
 }
 
@@ -250,7 +256,9 @@ fn main() {
         Some(Command::Devices) => list_devices(),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::BenchFirstStep(args)) => bench::first_step(args),
-        Some(Command::App { config, autorun, frame_log }) => open_app(config, autorun, frame_log),
+        Some(Command::App { config, autorun, frame_log, tour, classroom }) => {
+            open_app(config, wsa_lab_app::LaunchOptions { autorun, frame_log, tour, classroom, config: None })
+        }
         None => run_connect(cli.connect),
     };
     if let Err(error) = outcome {
@@ -259,9 +267,10 @@ fn main() {
     }
 }
 
-fn open_app(config: Option<PathBuf>, autorun: bool, frame_log: bool) -> Result<()> {
+/// `options` with the experiment of the file `config`, if one is given.
+fn open_app(config: Option<PathBuf>, options: wsa_lab_app::LaunchOptions) -> Result<()> {
     let config = config.map(|path| ConnectConfig::read_file(&path)).transpose()?;
-    wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { config, autorun, frame_log })
+    wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { config, ..options })
         .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
 }
 

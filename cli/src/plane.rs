@@ -62,13 +62,14 @@ pub fn run(args: PlaneArgs) -> Result<()> {
     let outcome = wsa_core::wait(connect::run(&config, &device, &mut progress))?;
     let pair = outcome.models.first().context("the run returned no trained pair")?;
     let computed = Instant::now();
-    let plane = if let Some(path) = &third_file {
+    // The plane and its third model (a file's is not written again).
+    let (plane, third) = if let Some(path) = &third_file {
         let loaded = wsa_core::io::load_model_for(path, &pair.a.layout)
             .with_context(|| format!("--third {}: the plane's third model", path.display()))?;
         let name = path.file_stem().map_or("third".to_string(), |s| s.to_string_lossy().to_string());
         let test = DeviceData::upload(&data::load(&config.data, config.seed)?.test, &device.device);
         eprintln!("evaluating the {0} x {0} plane", plane_config.grid);
-        wsa_core::wait(plane::evaluate_plane(
+        let computed = wsa_core::wait(plane::evaluate_plane(
             &plane_config,
             (&pair.a, &pair.b, &loaded.params),
             &name,
@@ -76,7 +77,8 @@ pub fn run(args: PlaneArgs) -> Result<()> {
             &test,
             &device.device,
             &mut progress,
-        ))?
+        ))?;
+        (computed, None)
     } else {
         eprintln!(
             "training a {} curve between {method}'s A and B, then the {1} x {1} plane",
@@ -84,7 +86,8 @@ pub fn run(args: PlaneArgs) -> Result<()> {
             plane_config.grid
         );
         let with_curve = ConnectConfig { curve: Some(curve_config.clone()), ..config.clone() };
-        wsa_core::wait(plane::through_curve(&with_curve, pair, &plane_config, &device, &mut progress))?
+        let outcome = wsa_core::wait(plane::through_curve(&with_curve, pair, &plane_config, &device, &mut progress))?;
+        (outcome.plane, Some(outcome.third))
     };
     let label = plane.models[2].label.clone();
     let kind = plane.curve.as_ref().map(|(kind, _)| *kind);
@@ -105,7 +108,11 @@ pub fn run(args: PlaneArgs) -> Result<()> {
         "plane_seconds": plane_seconds,
         "device": device.description,
     });
-    let written = export::write_plane(&out, &plane, &summary)?;
+    // The models that span the plane, so that any grid point can be rebuilt from them
+    // (A + w_B (B − A) + w_θ (θ − A), `Plane::model_at`) or the plane computed again.
+    let models: Vec<(&str, &wsa_core::model::HostParams)> =
+        [("A", &pair.a), ("B", &pair.b)].into_iter().chain(third.as_ref().map(|t| ("theta", t))).collect();
+    let written = export::write_plane(&out, &plane, &summary, &models)?;
     for m in &plane.models {
         println!("{:<28} at ({:>9.4}, {:>9.4})", m.label, m.x, m.y);
     }

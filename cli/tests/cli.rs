@@ -316,6 +316,24 @@ fn plane_writes_its_grid_figure_and_summary_and_refuses_bad_thirds() {
     assert_eq!(summary["plane"]["loss"].as_array().map(Vec::len), Some(49));
     assert_eq!(summary["method"], "plain");
     assert!(out.join("plane.png").is_file());
+    // The models spanning the plane are written: the saved control point given back as the
+    // third model spans the same plane, every grid point's loss the same.
+    for model in ["A", "B", "theta"] {
+        assert!(out.join(format!("{model}.safetensors")).is_file(), "{model}.safetensors");
+    }
+    let again = dir.join("again");
+    run_ok(
+        wsa_lab()
+            .args(["plane", "--device", "cpu", "--pair", "different-init", "--epochs", "3", "--grid", "7", "--third"])
+            .arg(out.join("theta.safetensors"))
+            .arg("--out")
+            .arg(&again),
+    );
+    let from_file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(again.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(from_file["plane"]["loss"], summary["plane"]["loss"], "the plane through the saved θ");
+    assert_eq!(from_file["third"], "theta");
+    assert!(!again.join("theta.safetensors").exists(), "a third model from a file is not written again");
     // A third model that is no file, and one of another architecture, are refused by name.
     let missing =
         wsa_lab().args(["plane", "--third", "nowhere.safetensors", "--out"]).arg(dir.join("x")).output().expect("run");

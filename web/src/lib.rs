@@ -13,18 +13,24 @@ mod page {
     use wasm_bindgen::JsCast;
     use wasm_bindgen::prelude::*;
 
-    /// The app with the experiment of the page's link (`#v1=...`), on the device of
-    /// `?device=...`, started at once with `?autorun`. A link that does not read opens the defaults, with a notice saying why.
+    /// The app with the experiment of the page's link (`#v1=...`) or at the tour step it names
+    /// (`#tour=N`), in classroom mode with `?classroom`, on the device of `?device=...`,
+    /// started at once with `?autorun`. A link that does not read opens the defaults (a tour
+    /// step that does not exist, the tour's first step), with a notice saying why.
     fn open_app(cc: &eframe::CreationContext<'_>) -> wsa_lab_app::WsaLabApp {
         wsa_lab_app::web::worker::prepare();
         let mut app = wsa_lab_app::WsaLabApp::new(cc);
-        match wsa_lab_app::web::config_from_link() {
-            Ok(Some(config)) => app.open_config(config),
+        match wsa_lab_app::web::opened_link() {
+            Ok(Some(wsa_lab_app::link::Link::Experiment(config))) => app.open_config(*config),
+            Ok(Some(wsa_lab_app::link::Link::Tour(step))) => app.open_tour_link(&step),
             Ok(None) => {}
             Err(notice) => {
                 app.open_config(Default::default());
                 app.notify(notice, true);
             }
+        }
+        if wsa_lab_app::web::classroom_requested() {
+            app.settings.classroom = true;
         }
         if let Some(device) = wsa_lab_app::web::device_requested() {
             app.settings.device = device;

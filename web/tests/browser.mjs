@@ -22,6 +22,14 @@
 // merged model into slot A through the file picker and waits for the re-evaluated pair; the
 // result JSON then also holds "downloads" (names and sizes) and "reloaded" (the page's result
 // after the load).
+// With --plane <file.png>, after the run the test opens the Loss plane tab, computes the plane of
+// the selected method's pair, saves a screenshot to <file.png>, clicks the middle of the plane to
+// select that point's model and opens its weight scopes (a second screenshot, "-scopes.png");
+// the result JSON then also holds "plane" (the page's plane summary, its timing included).
+// With --tour <steps> --shots <dir>, the page opens at #tour=1 (no experiment, no autorun) and
+// the test goes through every step like a class: runs the step (the "Run this step" button)
+// unless its answer is already on screen, waits for the answer, saves <dir>/tour-N.png and clicks
+// Next. The result JSON is then {"tour": [{step, seconds, claims}], "load": ...}.
 // Exit status 0 with the result, 1 with a message on stderr.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -126,6 +134,57 @@ async function exerciseFiles(page, dir) {
   return { downloads: saved, reloaded: JSON.parse(await page.textContent('#wsa-lab-result')) };
 }
 
+// The Loss plane tab end to end: compute, look, click a point, see its model's scopes.
+async function exercisePlane(page, screenshot) {
+  await click(page, 'plane-tab');
+  await click(page, 'compute-plane');
+  await page.waitForFunction(() => document.body.dataset.wsaLabPlane === 'done' || document.body.dataset.wsaLab === 'failed',
+    null, { timeout: timeoutMs, polling: 100 });
+  if (await page.evaluate(() => document.body.dataset.wsaLab) === 'failed') {
+    throw new Error(`the plane failed: ${await page.textContent('#wsa-lab-result')}`);
+  }
+  const plane = JSON.parse(await page.textContent('#wsa-lab-plane'));
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: screenshot });
+  await click(page, 'plane-plot');
+  await click(page, 'plane-point-scopes');
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '-scopes.png') });
+  const t = plane.timing;
+  console.error(`plane: ${plane.grid.join(' x ')} grid in ${t.seconds.toFixed(2)} s (job start to result)`
+    + t.stages.map(([stage, at]) => `\n  ${at.toFixed(2).padStart(7)} s  ${stage}`).join(''));
+  return plane;
+}
+
+// The tour, step by step: the step's state, its run, its screenshot, Next.
+async function walkTour(page, steps, dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const state = () => page.evaluate(() => document.body.dataset.wsaLabTour ?? '');
+  const walked = [];
+  for (let n = 1; n <= steps; n += 1) {
+    await page.waitForFunction((n) => (document.body.dataset.wsaLabTour ?? '').startsWith(`${n}:`), n,
+      { timeout: 30000, polling: 50 });
+    let seconds = null;
+    if ((await state()) === `${n}:pending`) {
+      await click(page, 'tour-run');
+      await page.waitForFunction((n) => document.body.dataset.wsaLabTour === `${n}:answered`
+        && document.body.dataset.wsaLabBusy === 'no' && document.body.dataset.wsaLabTourSeconds !== ''
+        || document.body.dataset.wsaLab === 'failed', n, { timeout: timeoutMs, polling: 50 });
+      if (await page.evaluate(() => document.body.dataset.wsaLab) === 'failed') {
+        throw new Error(`tour step ${n} failed: ${await page.textContent('#wsa-lab-result')}`);
+      }
+      seconds = Number(await page.evaluate(() => document.body.dataset.wsaLabTourSeconds));
+    }
+    await page.waitForTimeout(400);
+    await page.screenshot({ path: path.join(dir, `tour-${n}.png`) });
+    const claims = await page.evaluate(() => document.body.dataset.wsaLabTourClaims ?? '');
+    walked.push({ step: n, seconds, claims });
+    console.error(`tour step ${n}: ${seconds === null ? 'answered already' : `${seconds.toFixed(2)} s from Run to the answer`}${claims ? `, claims held ${claims}` : ''}`);
+    if (n < steps) await click(page, 'tour-next');
+  }
+  return walked;
+}
+
 // When the module was ready and what its download cost, from the page's own clock.
 async function loadTimes(page) {
   return page.evaluate(() => {
@@ -192,6 +251,14 @@ try {
     console_lines.push(`[pageerror] ${e.message}`);
     if (e.message.includes('unreachable')) crashed(new Error('the page panicked'));
   });
+  if (args.tour) {
+    await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu#tour=1`);
+    const tour = await walkTour(page, Number(args.tour), args.shots ?? 'out/web');
+    console.log(JSON.stringify({ tour, load: await loadTimes(page), console: console_lines.slice(-20) }));
+    await browser.close();
+    server.close();
+    process.exit(0);
+  }
   const config = fs.readFileSync(args.config, 'utf8');
   // Both paths ask for the GPU: the plain browser has none, so the page must fall back.
   const url = `http://127.0.0.1:${port}/index.html?autorun&device=gpu#v1=${encodeURIComponent(config)}`;
@@ -220,8 +287,9 @@ try {
     const load = await loadTimes(page);
     printBreakdown(load, result.timing, seconds);
     if (args.screenshot) await page.screenshot({ path: args.screenshot });
+    const plane = args.plane ? { plane: await exercisePlane(page, args.plane) } : {};
     const files = args.files ? await exerciseFiles(page, args.files) : {};
-    console.log(JSON.stringify({ ...result, ...files, load, seconds_to_result: seconds, console: console_lines.slice(-20) }));
+    console.log(JSON.stringify({ ...result, ...plane, ...files, load, seconds_to_result: seconds, console: console_lines.slice(-20) }));
   }
 } catch (e) {
   const page = browser.pages()[0];

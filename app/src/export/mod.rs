@@ -12,6 +12,7 @@ use std::path::Path;
 use wsa_core::experiment::connect::{ConnectResult, TrainedPair};
 use wsa_core::experiment::federated::FedResult;
 use wsa_core::io::model_bytes;
+use wsa_core::model::HostParams;
 
 fn csv_paths(result: &ConnectResult) -> String {
     let mut s = String::from("method,alpha,loss,accuracy\n");
@@ -219,12 +220,14 @@ pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> 
 }
 
 /// What `wsa-lab plane` leaves: summary.json (`summary`: the plane with its settings),
-/// plane.csv (one row per grid point) and plane.png (the test loss as a heat map with the
-/// models, the line A-B and the curve). Returns the file names written.
+/// plane.csv (one row per grid point), plane.png (the test loss as a heat map with the models,
+/// the line A-B and the curve) and `<name>.safetensors` of each of `models` (those spanning the
+/// plane). Returns the file names written.
 pub fn write_plane(
     out: &Path,
     plane: &wsa_core::experiment::plane::Plane,
     summary: &serde_json::Value,
+    models: &[(&str, &HostParams)],
 ) -> AppResult<Vec<String>> {
     let mut csv = String::from("x,y,loss,accuracy\n");
     for (j, y) in plane.ys.iter().enumerate() {
@@ -233,11 +236,14 @@ pub fn write_plane(
             let _ = writeln!(csv, "{x},{y},{},{}", plane.loss[k], plane.accuracy[k]);
         }
     }
-    let files = vec![
+    let mut files = vec![
         bytes("summary.json", json(summary)?),
         bytes("plane.csv", csv.into_bytes()),
         ("plane.png".to_string(), Content::Figure(plots::plane(plane)?)),
     ];
+    for (name, params) in models {
+        files.push(bytes(&format!("{name}.safetensors"), model_bytes(params)?));
+    }
     platform::save_files(out, "plane", files)
 }
 

@@ -18,7 +18,7 @@ use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, MethodResult, TrainedPair};
 use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
 use wsa_core::experiment::method::Method;
-use wsa_core::experiment::plane::{Plane, PlaneConfig};
+use wsa_core::experiment::plane::{PlaneConfig, PlaneOutcome};
 use wsa_core::experiment::{Event, Observer};
 
 /// What a job is asked to do: plain data, so that it can be handed to a thread or posted to the
@@ -69,10 +69,10 @@ pub enum JobOutput {
         result: Box<MethodResult>,
         pair: Box<TrainedPair>,
     },
-    /// The loss plane of a method's pair.
+    /// The loss plane of a method's pair, with the third model it goes through.
     Plane {
         method: Method,
-        plane: Box<Plane>,
+        outcome: Box<PlaneOutcome>,
     },
 }
 
@@ -215,7 +215,7 @@ pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobOb
                 wsa_core::experiment::plane::through_curve(&config, &pair, &plane, device, observer).await
             })
             .await?;
-            Ok(JobOutput::Plane { method: pair.method, plane: Box::new(computed) })
+            Ok(JobOutput::Plane { method: pair.method, outcome: Box::new(computed) })
         }
     }
 }

@@ -16,7 +16,7 @@ use wsa_core::experiment::Event;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectOutcome, ConnectResult, MethodResult, TrainedPair};
 use wsa_core::experiment::federated::{Aggregation, FedConfig, FedOutcome, FedResult};
 use wsa_core::experiment::method::Method;
-use wsa_core::experiment::plane::{Plane, PlaneConfig};
+use wsa_core::experiment::plane::{Plane, PlaneConfig, PlaneOutcome};
 use wsa_core::model::{HostParams, ModelLayout};
 
 /// A message in two parts: its JSON, and the weights it refers to by index.
@@ -75,7 +75,7 @@ enum OutputData {
     Connect { result: ConnectResult, models: Vec<PairRef> },
     Federated { result: FedResult, initial: ModelRef, finals: Vec<(String, ModelRef)> },
     Reevaluated { method_index: usize, result: MethodResult, pair: PairRef },
-    Plane { method: Method, plane: Plane },
+    Plane { method: Method, plane: Plane, third: ModelRef },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -235,9 +235,11 @@ impl FromWorker {
                     result: result.as_ref().clone(),
                     pair: packer.pair(pair),
                 },
-                JobOutput::Plane { method, plane } => {
-                    OutputData::Plane { method: *method, plane: plane.as_ref().clone() }
-                }
+                JobOutput::Plane { method, outcome } => OutputData::Plane {
+                    method: *method,
+                    plane: outcome.plane.clone(),
+                    third: packer.model(&outcome.third),
+                },
             })),
         };
         let json = serde_json::to_string(&FromWorkerData { job: self.job, message });
@@ -270,7 +272,10 @@ impl FromWorker {
                     result: Box::new(result),
                     pair: Box::new(unpacker.pair(pair)?),
                 },
-                OutputData::Plane { method, plane } => JobOutput::Plane { method, plane: Box::new(plane) },
+                OutputData::Plane { method, plane, third } => JobOutput::Plane {
+                    method,
+                    outcome: Box::new(PlaneOutcome { plane, third: unpacker.model(third)? }),
+                },
             })),
         };
         Ok(FromWorker { job: data.job, message })
@@ -324,13 +329,16 @@ mod tests {
             JobMessage::Finished(Ok(reevaluated)),
             JobMessage::Finished(Ok(JobOutput::Plane {
                 method: Method::WSA,
-                plane: Box::new(wsa_core::experiment::plane::Plane {
-                    xs: vec![-1.0, 0.5],
-                    ys: vec![0.0, 2.0],
-                    loss: vec![0.1, 0.2, 0.3, f64::NAN],
-                    accuracy: vec![0.9, 0.8, 0.7, 0.0],
-                    models: vec![wsa_core::experiment::plane::PlanePoint { label: "A".into(), x: 0.0, y: 0.0 }],
-                    curve: Some((wsa_core::experiment::curve::CurveKind::Bezier, vec![[0.0, 0.0], [0.5, 1.0]])),
+                outcome: Box::new(PlaneOutcome {
+                    third: outcome.models[2].a.clone(),
+                    plane: wsa_core::experiment::plane::Plane {
+                        xs: vec![-1.0, 0.5],
+                        ys: vec![0.0, 2.0],
+                        loss: vec![0.1, 0.2, 0.3, f64::NAN],
+                        accuracy: vec![0.9, 0.8, 0.7, 0.0],
+                        models: vec![wsa_core::experiment::plane::PlanePoint { label: "A".into(), x: 0.0, y: 0.0 }],
+                        curve: Some((wsa_core::experiment::curve::CurveKind::Bezier, vec![[0.0, 0.0], [0.5, 1.0]])),
+                    },
                 }),
             })),
             JobMessage::Finished(Ok(JobOutput::Federated(Box::new(fed_outcome)))),

@@ -17,6 +17,8 @@ use wsa_core::experiment::connect::ConnectConfig;
 /// A page cannot write into a folder: exports download through the browser.
 pub const EXPORTS_TO_FOLDER: bool = false;
 
+/// Whether the app publishes its state for scripts and tests (the page does, into its DOM).
+pub const PUBLISHES_STATE: bool = true;
 /// The fetched data sets are too large for a page: only the embedded and generated ones.
 pub const READS_FETCHED_DATA: bool = false;
 
@@ -62,13 +64,20 @@ pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult, tim
     crate::web::publish_result(result, Some(timing));
 }
 
+pub fn publish_plane(plane: &wsa_core::experiment::plane::Plane, timing: &crate::app::RunTiming) {
+    crate::web::publish_plane(plane, timing);
+}
+
+pub use crate::web::publish_tour;
+
 pub fn publish_failure(error: &crate::AppError) {
     crate::web::publish_failure(&error.to_string());
 }
 
-/// Keeps the address bar's link equal to the experiment on screen and says whether a job runs.
-pub fn publish_state(config: &wsa_core::experiment::connect::ConnectConfig, busy: bool) {
-    crate::web::keep_link_current(config);
+/// Keeps the address bar's link equal to the experiment on screen (or the tour step) and says
+/// whether a job runs.
+pub fn publish_state(config: &wsa_core::experiment::connect::ConnectConfig, tour_step: Option<usize>, busy: bool) {
+    crate::web::keep_link_current(config, tour_step);
     crate::web::publish_busy(busy);
 }
 

@@ -17,6 +17,8 @@ use wsa_core::experiment::connect::ConnectConfig;
 /// Exports are written into a folder the user chooses (the Files tab's export folder).
 pub const EXPORTS_TO_FOLDER: bool = true;
 
+/// Whether the app publishes its state for scripts and tests (the page does, into its DOM).
+pub const PUBLISHES_STATE: bool = false;
 /// The fetched data sets (full MNIST, Fashion-MNIST) can be read here.
 pub const READS_FETCHED_DATA: bool = true;
 
@@ -57,8 +59,10 @@ pub fn publish_target(_name: &str, _at: egui::Pos2) {}
 
 /// Only the page publishes its state for scripts: natively nothing.
 pub fn publish_result(_result: &wsa_core::experiment::connect::ConnectResult, _timing: &crate::app::RunTiming) {}
+pub fn publish_plane(_plane: &wsa_core::experiment::plane::Plane, _timing: &crate::app::RunTiming) {}
 pub fn publish_failure(_error: &crate::AppError) {}
-pub fn publish_state(_config: &wsa_core::experiment::connect::ConnectConfig, _busy: bool) {}
+pub fn publish_tour(_step: Option<usize>, _answered: bool, _seconds: Option<f64>, _claims: Option<(usize, usize)>) {}
+pub fn publish_state(_config: &wsa_core::experiment::connect::ConnectConfig, _tour_step: Option<usize>, _busy: bool) {}
 
 /// Saves one file as `out/name`, written atomically.
 pub fn save_file(out: &Path, name: &str, bytes: &[u8]) -> AppResult<()> {

@@ -70,13 +70,19 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         ui.label("No federated results yet: press Run federated.");
         return;
     };
-    summary_table(ui, &result);
+    // What an answered tour step marks: one run's row and line.
+    let marked = match app.tour_step().filter(|s| s.answered(app.settings)).map(|s| &s.highlight) {
+        Some(crate::tour::Highlight::FedRun(name)) => Some(name.clone()),
+        _ => None,
+    };
+    summary_table(ui, &result, marked.as_deref());
     ui.label("Global test accuracy per round");
     let r = ui.scope(|ui| {
         Plot::new("fed_accuracy").height(240.0).legend(Legend::default()).x_axis_label("round").show(ui, |plot| {
             for (i, run) in result.runs.iter().enumerate() {
                 let pts: Vec<[f64; 2]> = run.rounds.iter().map(|r| [r.round as f64, r.test_accuracy]).collect();
-                plot.line(Line::new(run.name.clone(), PlotPoints::from(pts)).color(RUN_COLORS[i % 4]).width(2.0));
+                let width = if marked.as_deref() == Some(run.name.as_str()) { 4.5 } else { 2.0 };
+                plot.line(Line::new(run.name.clone(), PlotPoints::from(pts)).color(RUN_COLORS[i % 4]).width(width));
             }
         })
     });
@@ -123,7 +129,8 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     }
 }
 
-fn summary_table(ui: &mut Ui, result: &FedResult) {
+/// The runs' accuracies; the row of `marked` (a tour step's run) carries the mark.
+fn summary_table(ui: &mut Ui, result: &FedResult, marked: Option<&str>) {
     egui::Grid::new("fed_table").striped(true).show(ui, |ui| {
         for header in ["method", "final accuracy", "best accuracy", "rounds to target"] {
             ui.strong(header);
@@ -134,6 +141,9 @@ fn summary_table(ui: &mut Ui, result: &FedResult) {
             ui.label(format!("{:.4}", run.final_accuracy));
             ui.label(format!("{:.4}", run.best_accuracy));
             ui.label(run.rounds_to_target.map_or("-".to_string(), |r| r.to_string()));
+            if marked == Some(run.name.as_str()) {
+                super::tour::mark_label(ui, "look here");
+            }
             ui.end_row();
         }
     });

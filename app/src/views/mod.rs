@@ -11,6 +11,7 @@ pub mod plane;
 pub mod regions;
 pub mod scopes;
 pub mod setup;
+pub mod tour;
 pub mod training;
 
 use crate::app::{FrameStats, LiveRun, Notice};
@@ -74,6 +75,17 @@ pub enum Action {
     Dismiss(usize),
     /// Compute the loss plane of the selected method's pair.
     RunPlane,
+    Tour(TourAction),
+}
+
+/// What the tour's controls ask for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TourAction {
+    /// Open step number (from 0).
+    Go(usize),
+    /// Run the open step's experiment.
+    Run,
+    Leave,
 }
 
 /// The files the Files tab saves.
@@ -107,6 +119,7 @@ pub struct View<'a> {
     pub notices: &'a [Notice],
     pub frames: &'a FrameStats,
     pub device_label: &'a str,
+    pub tour: &'a crate::tour::Tour,
     /// What the view asks for; [`View::act`] adds to it.
     actions: Vec<Action>,
 }
@@ -123,8 +136,14 @@ impl<'a> View<'a> {
         notices: &'a [Notice],
         frames: &'a FrameStats,
         device_label: &'a str,
+        tour: &'a crate::tour::Tour,
     ) -> Self {
-        Self { settings, state, live, job, models, derived, notices, frames, device_label, actions: Vec::new() }
+        Self { settings, state, live, job, models, derived, notices, frames, device_label, tour, actions: Vec::new() }
+    }
+
+    /// The open tour step, while the tour is open.
+    pub fn tour_step(&self) -> Option<&crate::tour::Step> {
+        tour::open_step(self).map(|(_, step)| step)
     }
 
     pub fn is_busy(&self) -> bool {
@@ -140,6 +159,9 @@ impl<'a> View<'a> {
 pub fn show(mut view: View<'_>, ui: &mut egui::Ui) -> Vec<Action> {
     let app = &mut view;
     egui::Panel::top("top_bar").show(ui, |ui| top_bar(app, ui));
+    if app.settings.tour.is_some() {
+        egui::Panel::top("tour").show(ui, |ui| tour::panel(app, ui));
+    }
     egui::Panel::left("setup").default_size(300.0).show(ui, |ui| {
         egui::ScrollArea::vertical().show(ui, |ui| setup::show(app, ui));
     });
@@ -147,6 +169,9 @@ pub fn show(mut view: View<'_>, ui: &mut egui::Ui) -> Vec<Action> {
         notices(app, ui);
         tabs(app, ui);
         ui.separator();
+        if tour::waiting_for_run(app, ui) {
+            return;
+        }
         egui::ScrollArea::vertical().show(ui, |ui| match app.settings.tab {
             Tab::Path => path::show(app, ui),
             Tab::Scopes => scopes::show(app, ui),
@@ -173,7 +198,16 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
             .on_hover_text("Train A and B for the chosen methods, align B to A as each says, then evaluate every path")
             .clicked()
         {
-            app.act(Action::Run);
+            // In the tour, Run runs the open step (a plane or a federation included).
+            let in_tour = app.tour_step().is_some_and(|s| !matches!(s.run, crate::tour::StepRun::Free));
+            app.act(if in_tour { Action::Tour(TourAction::Run) } else { Action::Run });
+        }
+        if app.settings.tour.is_none() {
+            let start = ui.button("Tour").on_hover_text("A guided tour of mode connectivity, weight scopes and WSA");
+            publish_target("tour-start", &start);
+            if start.clicked() {
+                app.act(Action::Tour(TourAction::Go(0)));
+            }
         }
         if let Some(job) = app.job {
             let cancel = ui.button("Cancel");
@@ -196,7 +230,11 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
             ui.label(RichText::new(app.device_label).weak());
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            ui.checkbox(&mut app.settings.debug_overlay, "debug overlay");
+            if !app.settings.classroom {
+                ui.checkbox(&mut app.settings.debug_overlay, "debug overlay");
+            }
+            ui.checkbox(&mut app.settings.classroom, "classroom mode")
+                .on_hover_text("Show only what the experiment needs: no WSA switches, optimiser details or files");
         });
     });
 }
@@ -220,9 +258,14 @@ fn tabs(app: &mut View<'_>, ui: &mut egui::Ui) {
             (Tab::Plane, "Loss plane"),
             (Tab::Files, "Files"),
         ] {
+            if app.settings.classroom && tab == Tab::Files {
+                continue;
+            }
             let response = ui.selectable_value(&mut app.settings.tab, tab, label);
-            if tab == Tab::Files {
-                publish_target("files-tab", &response);
+            match tab {
+                Tab::Files => publish_target("files-tab", &response),
+                Tab::Plane => publish_target("plane-tab", &response),
+                _ => {}
             }
         }
     });

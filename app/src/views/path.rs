@@ -4,7 +4,9 @@
 //! the slider) selects that merged model for every other view (those show the first seed).
 
 use super::View;
+use super::tour::mark_label;
 use super::{method_color, png_button, swatch};
+use crate::tour::Highlight;
 use egui::Ui;
 use egui_plot::{FilledArea, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
 use wsa_core::experiment::connect::ConnectResult;
@@ -28,8 +30,18 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     seed_choice(ui, result, &mut path_seed);
     let shown = result.shown(path_seed);
     let curves = result.curves_shown(path_seed);
-    barrier_table(ui, &shown);
-    curve_table(ui, &shown, &curves);
+    // What an answered tour step marks: a method's line and row, or its curve.
+    let marked = app.tour_step().filter(|s| s.answered(app.settings)).map(|s| s.highlight.clone());
+    let marked_line = match marked {
+        Some(Highlight::Method(m)) => Some(m),
+        _ => None,
+    };
+    let marked_curve = match marked {
+        Some(Highlight::Curve(m)) => Some(m),
+        _ => None,
+    };
+    barrier_table(ui, &shown, marked_line);
+    curve_table(ui, &shown, &curves, marked_curve);
     if curves.is_empty() && result.methods.iter().any(|m| m.curve.is_some()) {
         ui.label("Curves are drawn per seed: pick one above to see its curves.");
     }
@@ -69,7 +81,8 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                                 );
                             }
                             let pts: Vec<[f64; 2]> = v.path.iter().map(|p| [p.alpha, value(p).mean]).collect();
-                            plot.line(Line::new(name.clone(), PlotPoints::from(pts.clone())).color(color).width(2.5));
+                            let width = if marked_line == Some(v.name) { 5.0 } else { 2.5 };
+                            plot.line(Line::new(name.clone(), PlotPoints::from(pts.clone())).color(color).width(width));
                             plot.points(Points::new(name, PlotPoints::from(pts)).color(color).radius(3.0));
                         }
                         for (name, curve) in &curves {
@@ -84,7 +97,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                             plot.line(
                                 Line::new(label, PlotPoints::from(pts))
                                     .color(method_color(*name))
-                                    .width(2.0)
+                                    .width(if marked_curve == Some(*name) { 4.0 } else { 2.0 })
                                     .style(LineStyle::dashed_dense()),
                             );
                         }
@@ -110,6 +123,10 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     }
     let mut index = app.settings.alpha_index.min(points - 1);
     ui.add(egui::Slider::new(&mut index, 0..=points - 1).text("selected point on the path").show_value(false));
+    // Choosing a point on the path makes the merged model the one the scopes show again.
+    if clicked.is_some() || index != app.settings.alpha_index {
+        app.settings.plane_point = None;
+    }
     app.settings.alpha_index = index;
     selected_metrics(ui, result, &shown, index);
 }
@@ -136,7 +153,8 @@ fn nearest_index(path: &[PathPoint], alpha: f64) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-fn barrier_table(ui: &mut Ui, shown: &[MethodSpread]) {
+/// The barrier table; the row of `marked` (a tour step's method) carries the mark.
+fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
     egui::Grid::new("barriers").striped(true).show(ui, |ui| {
         for header in ["method", "λ", "acc A", "acc B", "loss barrier", "accuracy barrier", "scope distance"] {
             ui.strong(header);
@@ -154,13 +172,17 @@ fn barrier_table(ui: &mut Ui, shown: &[MethodSpread]) {
             ] {
                 ui.label(mean_std(summary, digits));
             }
+            if marked == Some(v.name) {
+                mark_label(ui, "look here");
+            }
             ui.end_row();
         }
     });
 }
 
-/// Line against curve for every method with a curve: barriers and the mean loss along each.
-fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveResult)]) {
+/// Line against curve for every method with a curve: barriers and the mean loss along each;
+/// the row of `marked` (a tour step's curve) carries the mark.
+fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveResult)], marked: Option<Method>) {
     if curves.is_empty() {
         return;
     }
@@ -183,6 +205,9 @@ fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveRes
             ui.label(format!("{:.4} → {:.4}", line.loss_barrier.mean, curve.barriers.loss));
             ui.label(format!("{:.4} → {:.4}", line.accuracy_barrier.mean, curve.barriers.accuracy));
             ui.label(format!("{:.4} → {:.4}", curve.line_mean_loss, curve.mean_loss));
+            if marked == Some(*name) {
+                mark_label(ui, "look here: the curve");
+            }
             ui.end_row();
         }
     });

@@ -26,15 +26,50 @@ fn gaussian(target: Scope, low: f64, high: f64) -> Vec<[f64; 2]> {
         .collect()
 }
 
-/// The selected merged model's layer: from the trained models when they are in memory (any
-/// α, computed by `derived`), otherwise the stored midpoint (α = 0.5).
-fn merged_layer(app: &View<'_>, method: usize, layer: &LayerComparison) -> (LayerReport, Vec<u64>, f64, f64, bool) {
-    match app.derived.merged_layer(method, app.settings.alpha_index, app.settings.layer) {
-        Some(m) => (m.report.clone(), m.counts.clone(), m.low, m.high, true),
-        None => {
-            (layer.merged.clone(), layer.histogram.merged.clone(), layer.histogram.low, layer.histogram.high, false)
-        }
+/// The layer of the model the scopes view compares with A and B, and its label: the selected
+/// loss-plane point's model when one is selected for this method (needs the plane's models in
+/// memory), otherwise the merged model at the selected α — computed by `derived` from the
+/// trained models when they are in memory, else the stored midpoint (α = 0.5).
+fn merged_layer(
+    app: &View<'_>,
+    method: usize,
+    layer: &LayerComparison,
+    alpha: f64,
+) -> (LayerReport, Vec<u64>, f64, f64, String) {
+    let point = app.settings.plane_point_of(method);
+    let computed = app.derived.merged_layer(method, app.settings.alpha_index, app.settings.layer, point);
+    if let (Some(m), Some((i, j)), Some((_, plane))) = (computed, point, &app.settings.plane_result) {
+        let (x, y) = (plane.xs[i], plane.ys[j]);
+        return (m.report.clone(), m.counts.clone(), m.low, m.high, format!("plane point ({x:.2}, {y:.2})"));
     }
+    match computed {
+        Some(m) => (m.report.clone(), m.counts.clone(), m.low, m.high, format!("merged, α = {alpha:.2}")),
+        None => (
+            layer.merged.clone(),
+            layer.histogram.merged.clone(),
+            layer.histogram.low,
+            layer.histogram.high,
+            "merged, α = 0.5 (rerun for other α)".to_string(),
+        ),
+    }
+}
+
+/// Says which model stands for "merged" when a plane point is selected, with the way back to
+/// the path's merged model.
+fn plane_point_notice(app: &mut View<'_>, ui: &mut Ui, method: usize) {
+    let Some((i, j)) = app.settings.plane_point_of(method) else { return };
+    let in_memory =
+        app.derived.merged_layer(method, app.settings.alpha_index, app.settings.layer, Some((i, j))).is_some();
+    ui.horizontal(|ui| {
+        if in_memory {
+            ui.label("Showing the model of the point selected on the loss plane in place of the merged model.");
+        } else {
+            ui.label("The point selected on the loss plane needs the plane's models, which are not kept between sessions: compute the plane again.");
+        }
+        if ui.button("Show the path's merged model").clicked() {
+            app.settings.plane_point = None;
+        }
+    });
 }
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
@@ -63,11 +98,17 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let Some(layer) = method.layers.get(app.settings.layer) else { return };
     let path = &method.path;
     let alpha = path.get(app.settings.alpha_index).map_or(0.5, |p| p.alpha);
-    let (merged, merged_counts, low, high, exact) = merged_layer(app, app.settings.method, layer);
-    let merged_label =
-        if exact { format!("merged, α = {alpha:.2}") } else { "merged, α = 0.5 (rerun for other α)".to_string() };
+    let (merged, merged_counts, low, high, merged_label) = merged_layer(app, app.settings.method, layer, alpha);
 
     ui.label(format!("{} of {} (λ = {}), {} weights", layer.path, method.name, method.lambda, layer.a.count));
+    plane_point_notice(app, ui, app.settings.method);
+    // An answered tour step that marks this layer of this method.
+    let marked = app.tour_step().filter(|s| s.answered(app.settings)).is_some_and(|s| {
+        s.highlight == crate::tour::Highlight::Layer { method: method.name, layer: app.settings.layer }
+    });
+    if marked {
+        super::tour::mark_label(ui, "look here: this layer's histograms of A and B, and their Gaussian fits");
+    }
     if let Some(report) = &method.alignment {
         alignment_summary(ui, report, &layer.path);
     }

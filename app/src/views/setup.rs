@@ -1,6 +1,7 @@
 //! The experiment setup: presets, data, model, what differs between A and B, the methods to
 //! compare, the WSA and weight-matching switches, training and the seed. Edits change
-//! `settings.config`, the same struct the CLI runs.
+//! `settings.config`, the same struct the CLI runs. In classroom mode the WSA switches and the
+//! optimiser details are hidden: a projector shows what a lesson needs.
 
 use super::View;
 use crate::state::Preset;
@@ -21,7 +22,17 @@ fn parse_widths(text: &str) -> Option<Vec<usize>> {
 }
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
-    let enabled = !app.is_busy();
+    // A tour step sets its own experiment: the setup shows it, read-only, until the last step.
+    let set_by_tour = app.tour_step().is_some_and(|s| !matches!(s.run, crate::tour::StepRun::Free));
+    if set_by_tour {
+        ui.label(
+            egui::RichText::new(
+                "This tour step sets the experiment below; leave the tour (or go to its last step) to change it.",
+            )
+            .weak(),
+        );
+    }
+    let enabled = !app.is_busy() && !set_by_tour;
     ui.add_enabled_ui(enabled, |ui| {
         ui.heading("Experiment");
         ui.label("Presets:");
@@ -39,8 +50,10 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         pair(app, ui);
         ui.separator();
         methods(app, ui);
-        ui.separator();
-        wsa(app, ui);
+        if !app.settings.classroom {
+            ui.separator();
+            wsa(app, ui);
+        }
         ui.separator();
         training(app, ui);
     });
@@ -335,17 +348,20 @@ fn wsa(app: &mut View<'_>, ui: &mut Ui) {
 }
 
 fn training(app: &mut View<'_>, ui: &mut Ui) {
+    let classroom = app.settings.classroom;
     let config = &mut app.settings.config;
     let t = &mut config.train;
     ui.strong("Training");
-    ui.horizontal(|ui| {
-        ui.selectable_value(&mut t.optimizer, OptimizerKind::Sgd, "SGD");
-        ui.selectable_value(&mut t.optimizer, OptimizerKind::Adam, "Adam");
-    });
-    ui.add(DragValue::new(&mut t.learning_rate).speed(0.001).range(0.0001..=10.0).prefix("learning rate "));
-    ui.add(DragValue::new(&mut t.momentum).speed(0.01).range(0.0..=0.99).prefix("momentum "));
-    ui.add(DragValue::new(&mut t.weight_decay).speed(0.0001).range(0.0..=1.0).prefix("weight decay "));
-    ui.add(DragValue::new(&mut t.batch_size).range(1..=4096).prefix("batch "));
+    if !classroom {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut t.optimizer, OptimizerKind::Sgd, "SGD");
+            ui.selectable_value(&mut t.optimizer, OptimizerKind::Adam, "Adam");
+        });
+        ui.add(DragValue::new(&mut t.learning_rate).speed(0.001).range(0.0001..=10.0).prefix("learning rate "));
+        ui.add(DragValue::new(&mut t.momentum).speed(0.01).range(0.0..=0.99).prefix("momentum "));
+        ui.add(DragValue::new(&mut t.weight_decay).speed(0.0001).range(0.0..=1.0).prefix("weight decay "));
+        ui.add(DragValue::new(&mut t.batch_size).range(1..=4096).prefix("batch "));
+    }
     ui.add(DragValue::new(&mut t.epochs).range(1..=1000).prefix("epochs "));
     ui.horizontal(|ui| {
         ui.add(DragValue::new(&mut config.seed).prefix("seed "));

@@ -58,20 +58,27 @@ fn window() -> Option<web_sys::Window> {
     web_sys::window()
 }
 
-/// The experiment the page's link carries (`link::read`): `Ok(None)` without one, `Err` with
-/// the notice to show.
-pub fn config_from_link() -> Result<Option<wsa_core::experiment::connect::ConnectConfig>, String> {
-    crate::link::read(&window().and_then(|w| w.location().hash().ok()).unwrap_or_default())
+/// What the page's link opens (`link::open`): an experiment or a tour step; `Ok(None)` without
+/// one, `Err` with the notice to show.
+pub fn opened_link() -> Result<Option<crate::link::Link>, String> {
+    crate::link::open(&window().and_then(|w| w.location().hash().ok()).unwrap_or_default())
 }
 
 thread_local! {
     static LINKED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-/// Keeps the address bar's link equal to the experiment on screen (without a new history entry),
-/// so that copying it reproduces the setup, seed included.
-pub fn keep_link_current(config: &wsa_core::experiment::connect::ConnectConfig) {
-    let Some(hash) = crate::link::fragment(config) else { return };
+/// Keeps the address bar's link equal to the experiment on screen, or the tour step while the
+/// tour is open (without a new history entry), so that copying it reproduces the setup, seed
+/// included, or opens the same step.
+pub fn keep_link_current(config: &wsa_core::experiment::connect::ConnectConfig, tour_step: Option<usize>) {
+    let hash = match tour_step {
+        Some(step) => crate::link::tour_fragment(step),
+        None => {
+            let Some(hash) = crate::link::fragment(config) else { return };
+            hash
+        }
+    };
     if LINKED.with(|l| *l.borrow() == hash) {
         return;
     }
@@ -97,16 +104,30 @@ pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult, tim
             "accuracy_b": v.endpoint_b.accuracy,
         })).collect::<Vec<_>>(),
     });
-    publish(&summary, "done");
+    publish("wsa-lab-result", "data-wsa-lab", &summary, "done");
 }
 
-/// Writes `summary` into the hidden `<pre id="wsa-lab-result">` and `state` into the body's
-/// `data-wsa-lab`.
-fn publish(summary: &serde_json::Value, state: &str) {
+/// Puts a finished loss plane into the page for scripts and tests: the hidden
+/// `<pre id="wsa-lab-plane">` gets its grid, loss range, models and time, and the body's
+/// `data-wsa-lab-plane` becomes "done".
+pub fn publish_plane(plane: &wsa_core::experiment::plane::Plane, timing: &crate::app::RunTiming) {
+    let (best, worst) = plane.loss_range();
+    let summary = serde_json::json!({
+        "timing": timing,
+        "grid": [plane.xs.len(), plane.ys.len()],
+        "loss_min": best,
+        "loss_max": worst,
+        "models": plane.models,
+    });
+    publish("wsa-lab-plane", "data-wsa-lab-plane", &summary, "done");
+}
+
+/// Writes `summary` into the hidden `<pre id="{id}">` and `state` into the body's `attribute`.
+fn publish(id: &str, attribute: &str, summary: &serde_json::Value, state: &str) {
     let Some(document) = window().and_then(|w| w.document()) else { return };
-    let element = document.get_element_by_id("wsa-lab-result").or_else(|| {
+    let element = document.get_element_by_id(id).or_else(|| {
         let pre = document.create_element("pre").ok()?;
-        pre.set_id("wsa-lab-result");
+        pre.set_id(id);
         let _ = pre.set_attribute("hidden", "");
         document.body()?.append_child(&pre).ok()?;
         Some(pre)
@@ -115,14 +136,14 @@ fn publish(summary: &serde_json::Value, state: &str) {
         element.set_text_content(Some(&summary.to_string()));
     }
     if let Some(body) = document.body() {
-        let _ = body.set_attribute("data-wsa-lab", state);
+        let _ = body.set_attribute(attribute, state);
     }
 }
 
 /// Puts a failed job's message into the page for scripts and tests (`{"error": ...}` in
 /// `<pre id="wsa-lab-result">`), and sets the body's `data-wsa-lab` to "failed".
 pub fn publish_failure(message: &str) {
-    publish(&serde_json::json!({ "error": message }), "failed");
+    publish("wsa-lab-result", "data-wsa-lab", &serde_json::json!({ "error": message }), "failed");
 }
 
 /// Publishes the centre of a named control, in CSS pixels of the canvas, as the body attribute
@@ -137,6 +158,25 @@ pub fn publish_target(name: &str, centre: egui::Pos2) {
     }
 }
 
+/// Publishes the tour's state for the browser test: the body attribute `data-wsa-lab-tour` is
+/// "N:answered" or "N:pending" for step N (from 1), "off" outside the tour; the seconds the
+/// step's run took to its answer go into `data-wsa-lab-tour-seconds`, and how many of its claims
+/// held on every seed ("held/claims") into `data-wsa-lab-tour-claims`. Written only when changed.
+pub fn publish_tour(step: Option<usize>, answered: bool, seconds: Option<f64>, claims: Option<(usize, usize)>) {
+    let Some(body) = window().and_then(|w| w.document()).and_then(|d| d.body()) else { return };
+    let state =
+        step.map_or("off".to_string(), |s| format!("{}:{}", s + 1, if answered { "answered" } else { "pending" }));
+    let seconds = seconds.map_or(String::new(), |s| format!("{s:.2}"));
+    let claims = claims.map_or(String::new(), |(held, of)| format!("{held}/{of}"));
+    for (attribute, value) in
+        [("data-wsa-lab-tour", state), ("data-wsa-lab-tour-seconds", seconds), ("data-wsa-lab-tour-claims", claims)]
+    {
+        if body.get_attribute(attribute).as_deref() != Some(value.as_str()) {
+            let _ = body.set_attribute(attribute, &value);
+        }
+    }
+}
+
 /// Publishes whether a job runs, as the body attribute `data-wsa-lab-busy` ("yes"/"no"): the
 /// browser test watches a Cancel take effect. Written only when it changed.
 pub fn publish_busy(busy: bool) {
@@ -145,6 +185,11 @@ pub fn publish_busy(busy: bool) {
     if body.get_attribute("data-wsa-lab-busy").as_deref() != Some(value) {
         let _ = body.set_attribute("data-wsa-lab-busy", value);
     }
+}
+
+/// Whether the page's address asks for classroom mode (`?classroom`).
+pub fn classroom_requested() -> bool {
+    window().and_then(|w| w.location().search().ok()).is_some_and(|s| s.contains("classroom"))
 }
 
 /// Whether the page's address asks to start the experiment at once (`?autorun`).

@@ -89,6 +89,76 @@ impl Plane {
         let worst = logs.iter().copied().filter(|x| x.is_finite()).fold(0.0, f64::max);
         self.loss.iter().zip(logs).map(|(l, x)| if l.is_finite() && x.is_finite() { x } else { worst }).collect()
     }
+
+    /// The index into `loss` and `accuracy` of the grid point (`i`, `j`) (column, row).
+    pub fn index(&self, i: usize, j: usize) -> Option<usize> {
+        (i < self.xs.len() && j < self.ys.len()).then(|| j * self.xs.len() + i)
+    }
+
+    /// The grid point (column, row) nearest to (`x`, `y`), when that lies within half a grid
+    /// step of the grid.
+    pub fn nearest(&self, x: f64, y: f64) -> Option<(usize, usize)> {
+        let step = |values: &[f64], at: f64| {
+            let (first, last) = (*values.first()?, *values.last()?);
+            let delta = (last - first) / (values.len().max(2) - 1) as f64;
+            let k = ((at - first) / delta).round();
+            (delta > 0.0 && (0.0..values.len() as f64).contains(&k)).then_some(k as usize)
+        };
+        Some((step(&self.xs, x)?, step(&self.ys, y)?))
+    }
+
+    /// The weights (w_B, w_third) that make the point (`x`, `y`) of the plane the model
+    /// A + w_B (B − A) + w_third (third − A). B lies on the first axis at (b, 0) and the third
+    /// model at (c_x, c_y), so y fixes w_third = y / c_y and x what is left along B. `None` for
+    /// a plane without its three models.
+    pub fn mix_at(&self, x: f64, y: f64) -> Option<[f64; 2]> {
+        let (b, third) = (self.models.get(1)?, self.models.get(2)?);
+        if b.x == 0.0 || third.y == 0.0 {
+            return None;
+        }
+        let w_third = y / third.y;
+        Some([(x - w_third * third.x) / b.x, w_third])
+    }
+
+    /// The model at the point (`x`, `y`) of this plane through `a`, `b` and `third` (the models
+    /// it was computed from), e.g. to look at the weight scopes of a grid point.
+    pub fn model_at(
+        &self,
+        (a, b, third): (&HostParams, &HostParams, &HostParams),
+        x: f64,
+        y: f64,
+    ) -> Result<HostParams> {
+        a.layout.check_compatible(&b.layout)?;
+        a.layout.check_compatible(&third.layout)?;
+        let [wb, wt] = self.mix_at(x, y).ok_or_else(|| {
+            WsaError::invalid("plane", "its models", "are missing: the plane has no point to make a model of")
+        })?;
+        let values = a
+            .values
+            .iter()
+            .zip(&b.values)
+            .zip(&third.values)
+            .map(|((a, b), t)| {
+                a.iter()
+                    .zip(b)
+                    .zip(t)
+                    .map(|((&a, &b), &t)| {
+                        let a = f64::from(a);
+                        (a + wb * (f64::from(b) - a) + wt * (f64::from(t) - a)) as f32
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(HostParams { layout: a.layout.clone(), values })
+    }
+}
+
+/// A plane and the third model it was computed through (a trained control point): what is
+/// needed to turn any of its points into a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlaneOutcome {
+    pub plane: Plane,
+    pub third: HostParams,
 }
 
 mod non_finite_as_null {
@@ -246,14 +316,14 @@ pub async fn evaluate_plane(
 
 /// The plane through a trained pair's A and B and the control point of a curve (the config's
 /// `curve`, Bezier by default) trained between them on the config's training data: what
-/// `wsa-lab plane` and the app's Plane view compute.
+/// `wsa-lab plane` and the app's Plane view compute, with the trained control point.
 pub async fn through_curve(
     config: &ConnectConfig,
     pair: &TrainedPair,
     plane: &PlaneConfig,
     device: &ComputeDevice,
     observer: &mut dyn Observer,
-) -> Result<Plane> {
+) -> Result<PlaneOutcome> {
     plane.validate()?;
     let curve = config.curve.clone().unwrap_or_default();
     let split = data::load(&config.data, config.seed)?;
@@ -268,7 +338,9 @@ pub async fn through_curve(
     let theta = train_control_point(&curve, config.train.batch_size, &a, &b, &train, config.seed, observer).await?;
     let theta = theta.to_host().await?;
     let label = format!("θ ({} control point)", curve.kind.name());
-    evaluate_plane(plane, (&pair.a, &pair.b, &theta), &label, Some(curve.kind), &test, dev, observer).await
+    let plane =
+        evaluate_plane(plane, (&pair.a, &pair.b, &theta), &label, Some(curve.kind), &test, dev, observer).await?;
+    Ok(PlaneOutcome { plane, third: theta })
 }
 
 #[cfg(test)]
@@ -295,6 +367,40 @@ mod tests {
             assert!((at[0] - expected[0]).abs() < 1e-6 && (at[1] - expected[1]).abs() < 1e-6, "{at:?} vs {expected:?}");
         }
         assert!(basis.b[0] > 0.0 && basis.c[1] > 0.0);
+    }
+
+    #[test]
+    fn every_point_of_the_plane_is_a_model_that_projects_back_onto_it() {
+        let (a, b, c) = (model(1), model(2), model(3));
+        let basis = Basis::new(&a, &b, &c).expect("a plane");
+        let point = |label: &str, [x, y]: [f64; 2]| PlanePoint { label: label.into(), x, y };
+        let plane = Plane {
+            xs: Vec::new(),
+            ys: Vec::new(),
+            loss: Vec::new(),
+            accuracy: Vec::new(),
+            models: vec![point("A", [0.0, 0.0]), point("B", basis.b), point("C", basis.c)],
+            curve: None,
+        };
+        let close = |p: &HostParams, q: &HostParams| {
+            p.values.iter().flatten().zip(q.values.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-5)
+        };
+        let models = (&a, &b, &c);
+        assert!(close(&plane.model_at(models, 0.0, 0.0).expect("A"), &a));
+        assert!(close(&plane.model_at(models, basis.b[0], basis.b[1]).expect("B"), &b));
+        assert!(close(&plane.model_at(models, basis.c[0], basis.c[1]).expect("C"), &c));
+        for at in [[0.3, -0.7], [-1.5, 2.0], [basis.b[0] * 1.2, basis.c[1] * 0.4]] {
+            let m = plane.model_at(models, at[0], at[1]).expect("a point");
+            let back = basis.project(&a, &m);
+            assert!((back[0] - at[0]).abs() < 1e-4 && (back[1] - at[1]).abs() < 1e-4, "{back:?} vs {at:?}");
+        }
+        let grid = Plane { xs: spaced(-1.0, 1.0, 5), ys: spaced(0.0, 2.0, 3), ..plane.clone() };
+        assert_eq!(grid.nearest(0.4, 1.1), Some((3, 1)));
+        assert_eq!(grid.nearest(-1.2, 0.2), Some((0, 0)), "within half a step of the grid");
+        assert_eq!(grid.nearest(1.3, 1.0), None, "beyond half a step");
+        assert_eq!((grid.index(4, 2), grid.index(5, 0)), (Some(14), None));
+        let lacking = Plane { models: plane.models[..2].to_vec(), ..plane.clone() };
+        assert!(lacking.model_at(models, 0.1, 0.1).is_err(), "a plane without its third model");
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub struct MethodSpread {
 }
 
 impl ConnectResult {
+    /// Every seed's numbers: those of each seed of a run over several, or this result's own.
+    pub fn seed_runs(&self) -> Vec<SeedRun> {
+        if self.seeds.is_empty() { vec![SeedRun::of(self)] } else { self.seeds.clone() }
+    }
+
     /// Each method summarised over the result's seeds; `None` for a single-seed result.
     pub fn over_seeds(&self) -> Option<Vec<MethodSpread>> {
         if self.seeds.len() < 2 {

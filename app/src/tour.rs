@@ -1,0 +1,455 @@
+//! The guided tour for teaching: steps of one idea each, read from one data file
+//! (`app/tour.ron`, compiled in) so that a teacher edits or translates a step without touching
+//! UI code. A step loads an experiment (a patch on the default experiment, in the JSON of config
+//! files and links), opens a view with the thing to look at marked, asks for a prediction before
+//! the run and, after it, says what to look at and checks its claim on the run's own numbers,
+//! seed by seed — so a step's text never says more than its run shows. Pure Rust: the views draw
+//! it, tests walk it.
+
+use crate::state::Tab;
+use serde::Deserialize;
+use wsa_core::experiment::Versioned;
+use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
+use wsa_core::experiment::federated::{FedConfig, FedResult};
+use wsa_core::experiment::method::Method;
+use wsa_core::experiment::reproduce::merge;
+use wsa_core::experiment::reproduce::stats::summarize;
+use wsa_core::experiment::seeds::{SeedMethod, mean_std};
+
+/// The tour as shipped.
+pub const TOUR_FILE: &str = include_str!("../tour.ron");
+
+/// The most words of a step's text (its main paragraph): one idea, read aloud in a minute.
+pub const MAX_WORDS: usize = 120;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Tour {
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Step {
+    pub title: String,
+    /// The idea, in plain language.
+    pub text: String,
+    /// The question asked before the run ("predict, then run").
+    pub predict: String,
+    /// What to look at once the run has answered.
+    pub look: String,
+    pub run: StepRun,
+    /// The tab the step opens.
+    pub view: Tab,
+    pub highlight: Highlight,
+    /// What the step's text claims about its run, each checked on every seed of it.
+    #[serde(default)]
+    pub claims: Vec<Claim>,
+}
+
+/// What a step runs.
+#[derive(Clone, Debug, Deserialize)]
+pub enum StepRun {
+    /// A connect experiment: a patch (JSON) on the default experiment.
+    Connect(String),
+    /// A connect experiment, then the loss plane of the highlighted method's pair.
+    ConnectThenPlane(String),
+    /// FedAvg with and without WSA on the same split: a patch (JSON) on the default federated
+    /// settings.
+    Federated(String),
+    /// Nothing: the step hands over the full setup.
+    Free,
+}
+
+/// The thing a step marks in its view.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub enum Highlight {
+    /// A method's path and its row of the barrier table.
+    Method(Method),
+    /// A layer (by index) of a method: its histograms in the scopes view.
+    Layer { method: Method, layer: usize },
+    /// A method's trained curve beside its line.
+    Curve(Method),
+    /// A federated run's accuracy curve, by name ("fedavg+wsa").
+    FedRun(String),
+    /// The setup panel.
+    Setup,
+}
+
+/// A claim about a step's run, checked on each of its seeds (the claims about one layer's
+/// histograms: on the seed the scopes view shows, the first).
+#[derive(Clone, Debug, Deserialize)]
+pub enum Claim {
+    /// Both of `method`'s models reach at least this test accuracy.
+    Accurate { method: Method, at_least: f64 },
+    /// `method`'s loss barrier is at least `at_least`.
+    BarrierAtLeast { method: Method, at_least: f64 },
+    /// The test loss along `method`'s line peaks between α = 0.25 and 0.75.
+    PeakInTheMiddle(Method),
+    /// `method`'s loss barrier is below `than`'s.
+    LowerBarrier { method: Method, than: Method },
+    /// `method`'s A and B end with closer scopes (mean symmetric KL over layers) than `than`'s.
+    CloserScopes { method: Method, than: Method },
+    /// `method`'s A and B end with scopes at least `at_least` apart (mean symmetric KL).
+    ScopesApart { method: Method, at_least: f64 },
+    /// `method`'s trained curve has a lower loss barrier than its straight line.
+    CurveBelowLine(Method),
+    /// A's and B's weights of `layer` have heavier tails than a Gaussian (excess kurtosis > 0).
+    HeavyTails { method: Method, layer: usize },
+    /// B's weights of `layer` spread wider than A's (a larger std).
+    WiderInB { method: Method, layer: usize },
+}
+
+/// A claim checked on a run: on how many of the cases it covers it held (each seed, or each
+/// histogram of the seed shown), and the numbers behind it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimCheck {
+    pub statement: String,
+    pub held: usize,
+    pub cases: usize,
+    /// What a case is: "seeds", "histograms of seed 0".
+    pub unit: String,
+    pub numbers: String,
+}
+
+impl ClaimCheck {
+    pub fn holds_everywhere(&self) -> bool {
+        self.cases > 0 && self.held == self.cases
+    }
+
+    /// One line for the page: the claim, where it held, the numbers. One seed is an anecdote,
+    /// and the line says so.
+    pub fn line(&self) -> String {
+        let anecdote =
+            if self.unit == "seeds" && self.cases == 1 { " (one seed is an anecdote: run more)" } else { "" };
+        format!("{}: held on {} of {} {}{anecdote}. {}", self.statement, self.held, self.cases, self.unit, self.numbers)
+    }
+}
+
+impl Tour {
+    /// The shipped tour; a broken file is a build defect, which the tests catch.
+    pub fn shipped() -> Tour {
+        Tour::parse(TOUR_FILE).unwrap_or_else(|e| Tour { steps: vec![Step::broken(&e)] })
+    }
+
+    pub fn parse(text: &str) -> Result<Tour, String> {
+        let tour: Tour = ron::from_str(text).map_err(|e| format!("the tour file does not read: {e}"))?;
+        if tour.steps.is_empty() {
+            return Err("the tour file has no steps".into());
+        }
+        for (i, step) in tour.steps.iter().enumerate() {
+            step.check().map_err(|e| format!("tour step {} ({}): {e}", i + 1, step.title))?;
+        }
+        Ok(tour)
+    }
+}
+
+impl Step {
+    /// A step that says the tour could not be read, so that the app still opens.
+    fn broken(error: &str) -> Step {
+        Step {
+            title: "The tour could not be read".into(),
+            text: error.into(),
+            predict: String::new(),
+            look: String::new(),
+            run: StepRun::Free,
+            view: Tab::Path,
+            highlight: Highlight::Setup,
+            claims: Vec::new(),
+        }
+    }
+
+    /// What makes a step usable: a text of at most `MAX_WORDS`, a config that reads and
+    /// validates, a highlighted method the config runs.
+    fn check(&self) -> Result<(), String> {
+        let words = self.text.split_whitespace().count();
+        if words > MAX_WORDS {
+            return Err(format!("its text has {words} words; at most {MAX_WORDS}"));
+        }
+        if let Some(config) = self.connect_config()? {
+            let runs = |method: &Method| config.methods.contains(method);
+            let marked = match &self.highlight {
+                Highlight::Method(m) | Highlight::Curve(m) | Highlight::Layer { method: m, .. } => Some(*m),
+                Highlight::FedRun(_) | Highlight::Setup => None,
+            };
+            let named = marked.into_iter().chain(self.claims.iter().flat_map(Claim::methods)).find(|m| !runs(m));
+            if let Some(m) = named {
+                return Err(format!("it marks or claims about `{m}`, which its config does not run"));
+            }
+            if matches!(self.highlight, Highlight::Curve(_)) && config.curve.is_none() {
+                return Err("it marks a curve, but its config trains none".into());
+            }
+        }
+        if let Some(config) = self.fed_config()? {
+            config.validate().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The connect experiment the step runs, if it runs one.
+    pub fn connect_config(&self) -> Result<Option<ConnectConfig>, String> {
+        let patch = match &self.run {
+            StepRun::Connect(patch) | StepRun::ConnectThenPlane(patch) => patch,
+            StepRun::Federated(_) | StepRun::Free => return Ok(None),
+        };
+        let config: ConnectConfig = patched(ConnectConfig::default(), patch)?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(Some(config))
+    }
+
+    /// The federated settings the step runs, if it runs a federation.
+    pub fn fed_config(&self) -> Result<Option<FedConfig>, String> {
+        match &self.run {
+            StepRun::Federated(patch) => patched(FedConfig::default(), patch).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether `result` is this step's run (its experiment, whatever ran it).
+    pub fn is_answered_by(&self, result: Option<&ConnectResult>, fed: Option<&FedResult>) -> bool {
+        match &self.run {
+            StepRun::Connect(_) | StepRun::ConnectThenPlane(_) => result
+                .is_some_and(|r| self.connect_config().ok().flatten().is_some_and(|c| same_experiment(&c, &r.config))),
+            StepRun::Federated(_) => fed.is_some_and(|r| {
+                self.fed_config().ok().flatten().is_some_and(|c| {
+                    let mut ran = r.config.clone();
+                    ran.data.data_dir.clone_from(&c.data.data_dir);
+                    ran == c
+                })
+            }),
+            StepRun::Free => true,
+        }
+    }
+
+    /// Whether the step's answer is on screen: its run's result (for a plane step, the plane
+    /// too), or nothing to run.
+    pub fn answered(&self, settings: &crate::state::Settings) -> bool {
+        let answered = self.is_answered_by(settings.last_result.as_ref(), settings.fed_result.as_ref());
+        answered && (!matches!(self.run, StepRun::ConnectThenPlane(_)) || settings.plane_result.is_some())
+    }
+
+    /// The step's claims checked on `result`.
+    pub fn check_claims(&self, result: &ConnectResult) -> Vec<ClaimCheck> {
+        self.claims.iter().map(|claim| claim.check(result)).collect()
+    }
+}
+
+/// The same experiment, wherever its data lives.
+fn same_experiment(a: &ConnectConfig, b: &ConnectConfig) -> bool {
+    let mut b = b.clone();
+    b.data.data_dir.clone_from(&a.data.data_dir);
+    *a == b
+}
+
+/// `base` with the JSON `patch` merged in, read back through the versioned reader.
+fn patched<T: Versioned + serde::Serialize>(base: T, patch: &str) -> Result<T, String> {
+    let patch: serde_json::Value =
+        serde_json::from_str(patch).map_err(|e| format!("its config patch is not JSON: {e}"))?;
+    let mut value = serde_json::to_value(base).map_err(|e| e.to_string())?;
+    merge(&mut value, &patch);
+    T::from_json(&value.to_string()).map_err(|e| format!("its config patch does not make a config: {e}"))
+}
+
+impl Claim {
+    fn methods(&self) -> Vec<Method> {
+        match self {
+            Claim::BarrierAtLeast { method, .. }
+            | Claim::Accurate { method, .. }
+            | Claim::HeavyTails { method, .. }
+            | Claim::WiderInB { method, .. }
+            | Claim::ScopesApart { method, .. }
+            | Claim::PeakInTheMiddle(method)
+            | Claim::CurveBelowLine(method) => vec![*method],
+            Claim::LowerBarrier { method, than } | Claim::CloserScopes { method, than } => vec![*method, *than],
+        }
+    }
+
+    /// Checks the claim on every seed of `result`.
+    pub fn check(&self, result: &ConnectResult) -> ClaimCheck {
+        let runs = result.seed_runs();
+        let index = |m: &Method| result.methods.iter().position(|r| r.name == *m);
+        let values = |m: &Method, f: &dyn Fn(&SeedMethod) -> f64| -> Vec<f64> {
+            index(m).map_or(Vec::new(), |k| runs.iter().filter_map(|r| r.methods.get(k)).map(f).collect())
+        };
+        let barrier = |m: &Method| values(m, &|s| s.barriers.loss);
+        let distance = |m: &Method| values(m, &|s| s.scope_distance);
+        let spread = |v: &[f64], digits| summarize(v).map_or("–".to_string(), |s| mean_std(&s, digits));
+        let count = |held: Vec<bool>| (held.iter().filter(|h| **h).count(), held.len());
+        // The first seed's layer `layer` of `method` (A's and B's reports), for the histogram
+        // claims: the scopes view shows that seed.
+        let layer_of = |m: &Method, layer: usize| {
+            result
+                .methods
+                .iter()
+                .find(|r| r.name == *m)
+                .and_then(|r| r.layers.get(layer))
+                .map(|l| (&l.path, &l.a, &l.b))
+        };
+        let first_seed = format!("histograms of seed {}", result.config.seed);
+        let mut unit = "seeds".to_string();
+        let (statement, (held, cases), numbers) = match self {
+            Claim::Accurate { method, at_least } => {
+                let (a, b) = (values(method, &|s| s.endpoint_a.accuracy), values(method, &|s| s.endpoint_b.accuracy));
+                (
+                    format!("both of {method}'s models get at least {:.0}% of the test set right", at_least * 100.0),
+                    count(a.iter().zip(&b).map(|(a, b)| a.min(*b) >= *at_least).collect()),
+                    format!("test accuracy A {}, B {}", spread(&a, 3), spread(&b, 3)),
+                )
+            }
+            Claim::HeavyTails { method, layer } => {
+                unit = first_seed;
+                let Some((path, a, b)) = layer_of(method, *layer) else {
+                    return ClaimCheck {
+                        statement: format!("{method} has no layer {layer}"),
+                        held: 0,
+                        cases: 0,
+                        unit,
+                        numbers: String::new(),
+                    };
+                };
+                let (ka, kb) = (a.fit.excess_kurtosis, b.fit.excess_kurtosis);
+                (
+                    format!("{path}'s weights in A and B have heavier tails than a Gaussian"),
+                    count(vec![ka > 0.0, kb > 0.0]),
+                    format!("excess kurtosis A {ka:+.2}, B {kb:+.2} (a Gaussian's is 0)"),
+                )
+            }
+            Claim::WiderInB { method, layer } => {
+                unit = first_seed;
+                let Some((path, a, b)) = layer_of(method, *layer) else {
+                    return ClaimCheck {
+                        statement: format!("{method} has no layer {layer}"),
+                        held: 0,
+                        cases: 0,
+                        unit,
+                        numbers: String::new(),
+                    };
+                };
+                let (sa, sb) = (a.scope.std, b.scope.std);
+                (
+                    format!("{path}'s weights spread wider in B than in A"),
+                    count(vec![sb > sa]),
+                    format!("std A {sa:.3}, B {sb:.3}"),
+                )
+            }
+            Claim::BarrierAtLeast { method, at_least } => {
+                let b = barrier(method);
+                (
+                    format!("{method}'s loss barrier is at least {at_least}"),
+                    count(b.iter().map(|v| v >= at_least).collect()),
+                    format!("{method}: {}", spread(&b, 3)),
+                )
+            }
+            Claim::PeakInTheMiddle(method) => {
+                let peaks: Vec<f64> = index(method).map_or(Vec::new(), |k| {
+                    runs.iter().filter_map(|r| r.methods.get(k)).map(|s| peak_alpha(&s.path)).collect()
+                });
+                (
+                    format!("the test loss along {method}'s line peaks between α = 0.25 and 0.75"),
+                    count(peaks.iter().map(|a| (0.25..=0.75).contains(a)).collect()),
+                    format!("peak at α = {}", peaks.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", ")),
+                )
+            }
+            Claim::LowerBarrier { method, than } => {
+                let (b, t) = (barrier(method), barrier(than));
+                (
+                    format!("{method}'s loss barrier is lower than {than}'s"),
+                    count(b.iter().zip(&t).map(|(b, t)| b < t).collect()),
+                    format!("{method}: {}, {than}: {}", spread(&b, 3), spread(&t, 3)),
+                )
+            }
+            Claim::CloserScopes { method, than } => {
+                let (d, t) = (distance(method), distance(than));
+                (
+                    format!("{method}'s A and B end with closer scopes than {than}'s"),
+                    count(d.iter().zip(&t).map(|(d, t)| d < t).collect()),
+                    format!(
+                        "scope distance (mean symmetric KL) {method}: {}, {than}: {}",
+                        spread(&d, 4),
+                        spread(&t, 4)
+                    ),
+                )
+            }
+            Claim::ScopesApart { method, at_least } => {
+                let d = distance(method);
+                (
+                    format!("{method}'s A and B end with scopes apart (mean symmetric KL at least {at_least})"),
+                    count(d.iter().map(|v| v >= at_least).collect()),
+                    format!("scope distance {method}: {}", spread(&d, 4)),
+                )
+            }
+            Claim::CurveBelowLine(method) => {
+                let pairs: Vec<(f64, f64)> = index(method).map_or(Vec::new(), |k| {
+                    runs.iter()
+                        .filter_map(|r| r.methods.get(k))
+                        .filter_map(|s| Some((s.barriers.loss, s.curve.as_ref()?.barriers.loss)))
+                        .collect()
+                });
+                let (line, curve): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+                (
+                    format!("the trained curve's loss barrier is below {method}'s straight line's"),
+                    count(pairs.iter().map(|(l, c)| c < l).collect()),
+                    format!("line {}, curve {}", spread(&line, 3), spread(&curve, 3)),
+                )
+            }
+        };
+        ClaimCheck { statement, held, cases, unit, numbers }
+    }
+}
+
+/// The α where the test loss along a path is highest.
+fn peak_alpha(path: &[wsa_core::merge::PathPoint]) -> f64 {
+    path.iter().max_by(|a, b| a.loss.total_cmp(&b.loss)).map_or(f64::NAN, |p| p.alpha)
+}
+
+/// Reads the step number of a tour link (`#tour=N`, counted from 1): `Ok(index)` from 0, or the
+/// notice for a step that does not exist (the tour then opens at its first step).
+pub fn step_from_link(number: &str, steps: usize) -> Result<usize, String> {
+    match number.trim().parse::<usize>() {
+        Ok(n) if (1..=steps).contains(&n) => Ok(n - 1),
+        _ => Err(format!(
+            "This link asks for tour step `{number}`, which does not exist (the tour has {steps} steps): opened step 1."
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_tour_reads_and_every_step_is_usable() {
+        let tour = Tour::parse(TOUR_FILE).unwrap_or_else(|e| panic!("{e}"));
+        assert!((7..=9).contains(&tour.steps.len()), "{} steps", tour.steps.len());
+        for step in &tour.steps {
+            assert!(!step.title.is_empty() && !step.text.is_empty(), "{step:?}");
+        }
+    }
+
+    #[test]
+    fn bad_steps_are_refused_with_the_reason() {
+        let step = |text: &str, run: &str, highlight: &str| {
+            format!(
+                "(steps: [(title: \"t\", text: \"{text}\", predict: \"p\", look: \"l\", run: {run}, view: Path, highlight: {highlight})])"
+            )
+        };
+        let long = "word ".repeat(MAX_WORDS + 1);
+        let err = Tour::parse(&step(&long, "Free", "Setup")).expect_err("too long");
+        assert!(err.contains("words"), "{err}");
+        let err = Tour::parse(&step("x", r#"Connect("{not json")"#, "Setup")).expect_err("bad JSON");
+        assert!(err.contains("not JSON"), "{err}");
+        let err = Tour::parse(&step("x", r#"Connect("{\"seeds\": 0}")"#, "Setup")).expect_err("bad config");
+        assert!(err.contains("seeds"), "{err}");
+        let err = Tour::parse(&step("x", r#"Connect("{\"methods\": [\"plain\"]}")"#, "Method(\"wm\")"))
+            .expect_err("a method the config does not run");
+        assert!(err.contains("`wm`"), "{err}");
+        assert!(Tour::parse("(steps: [])").expect_err("empty").contains("no steps"));
+        assert!(Tour::parse("not ron").expect_err("unreadable").contains("does not read"));
+    }
+
+    #[test]
+    fn links_to_missing_steps_open_the_first() {
+        assert_eq!(step_from_link("3", 8), Ok(2));
+        for bad in ["0", "9", "x", "-1", ""] {
+            assert!(step_from_link(bad, 8).expect_err(bad).contains("opened step 1"));
+        }
+    }
+}

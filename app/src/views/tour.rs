@@ -1,0 +1,104 @@
+//! The tour's panel above the views: the step's idea, the question to answer before running,
+//! Run, then what to look at and the step's claim checked on the run's own seeds; Back, Next,
+//! Restart and Leave. The step's text comes from `tour.ron`; nothing here says anything about
+//! the method.
+
+use super::{Action, TourAction, View, publish_target};
+use crate::tour::{Step, StepRun};
+use egui::{Color32, RichText, Ui};
+
+/// The colour that marks what a step asks to look at.
+pub const MARK: Color32 = Color32::from_rgb(230, 120, 20);
+
+/// The open step, if the tour is open.
+pub fn open_step<'a>(app: &'a View<'_>) -> Option<(usize, &'a Step)> {
+    let index = app.settings.tour?;
+    Some((index, app.tour.steps.get(index)?))
+}
+
+pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
+    let Some((index, step)) = open_step(app) else { return };
+    let step = step.clone();
+    let total = app.tour.steps.len();
+    let answered = step.answered(app.settings);
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(format!("Tour · step {} of {total}", index + 1)).strong());
+        ui.heading(&step.title);
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if ui.button("Leave the tour").clicked() {
+                app.act(Action::Tour(TourAction::Leave));
+            }
+            let next = ui.add_enabled(index + 1 < total, egui::Button::new("Next ▶"));
+            publish_target("tour-next", &next);
+            if next.clicked() {
+                app.act(Action::Tour(TourAction::Go(index + 1)));
+            }
+            if ui.add_enabled(index > 0, egui::Button::new("◀ Back")).clicked() {
+                app.act(Action::Tour(TourAction::Go(index - 1)));
+            }
+            if ui.add_enabled(index > 0, egui::Button::new("Restart")).clicked() {
+                app.act(Action::Tour(TourAction::Go(0)));
+            }
+        });
+    });
+    ui.label(&step.text);
+    if !step.predict.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("Predict:").strong().color(MARK));
+            ui.label(&step.predict);
+        });
+    }
+    let runs = !matches!(step.run, StepRun::Free);
+    ui.horizontal(|ui| {
+        if runs {
+            let label = if answered { "Run this step again" } else { "Run this step" };
+            let run = ui.add_enabled(!app.is_busy(), egui::Button::new(RichText::new(label).strong()));
+            publish_target("tour-run", &run);
+            if run.clicked() {
+                app.act(Action::Tour(TourAction::Run));
+            }
+        }
+        if app.is_busy() {
+            ui.label(RichText::new(format!("running… {}", app.live.stage)).weak());
+        }
+    });
+    if answered && !step.look.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("Look:").strong().color(MARK));
+            ui.label(&step.look);
+        });
+        let checks = app.settings.last_result.as_ref().map(|r| step.check_claims(r)).unwrap_or_default();
+        for check in checks {
+            let (mark, color) = if check.holds_everywhere() {
+                ("✔", Color32::from_rgb(40, 150, 60))
+            } else {
+                ("✘", Color32::from_rgb(200, 60, 40))
+            };
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(format!("{mark} In this run:")).strong().color(color));
+                ui.label(check.line());
+            });
+        }
+    }
+}
+
+/// What the views show instead of a tab while the open step has not run: the question first.
+/// `true` when it drew that.
+pub fn waiting_for_run(app: &View<'_>, ui: &mut Ui) -> bool {
+    let Some((_, step)) = open_step(app) else { return false };
+    if app.is_busy() || step.answered(app.settings) {
+        return false;
+    }
+    ui.add_space(40.0);
+    ui.vertical_centered(|ui| {
+        ui.label(RichText::new(&step.predict).size(20.0));
+        ui.add_space(10.0);
+        ui.label(RichText::new("Think about it, then press “Run this step” above.").weak());
+    });
+    true
+}
+
+/// A label beside the marked element: "▶ look here", in the mark's colour.
+pub fn mark_label(ui: &mut Ui, text: &str) {
+    ui.label(RichText::new(format!("▶ {text}")).strong().color(MARK));
+}
