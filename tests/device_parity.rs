@@ -1,6 +1,6 @@
 //! One suite, run on every available device: the CPU (flex) always, wgpu where an adapter
-//! exists (on CI: Mesa's lavapipe). The same small training run, scopes and merges must agree
-//! within stated tolerances.
+//! exists (on CI: Mesa's lavapipe). The same small training run, scopes, merges, a trained
+//! curve's control point and a loss plane must agree within stated tolerances.
 //!
 //! Everything GPU-side runs in this one test process on one device, so the shader compilation
 //! is paid once. Where no adapter exists the test says so loudly; with `WSA_REQUIRE_GPU=1` (set
@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::Instant;
 use wsa_core::data::{self, DataConfig};
 use wsa_core::device::{self, ComputeDevice, DeviceChoice};
+use wsa_core::experiment::Silent;
+use wsa_core::experiment::curve::{CurveConfig, train_control_point};
+use wsa_core::experiment::plane::{PlaneConfig, evaluate_plane};
 use wsa_core::kernels::{MAX_HISTOGRAM_BINS, layer_stats, lerp, weighted_sum};
 use wsa_core::merge::{interpolate, weighted_average};
 use wsa_core::model::{Activation, HostParams, ModelConfig, ModelLayout, Norm};
@@ -28,6 +31,10 @@ struct Outcome {
     midpoint: HostParams,
     average: HostParams,
     cnn_metrics: Metrics,
+    /// The control point of a Bezier curve trained between the trained model and B's start.
+    theta: HostParams,
+    /// The test loss on a 3 x 3 grid of the plane through them.
+    plane_loss: Vec<f64>,
 }
 
 fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
@@ -68,7 +75,25 @@ fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
     };
     let cnn_layout = Arc::new(ModelLayout::new(&cnn, &split.train.sample_shape, 10).expect("cnn layout"));
     let cnn_params = cnn_layout.init(&mut Rng::new(4)).to_device(&device.device);
+    // A curve's control point, trained for one epoch (8 steps) with its ends frozen, and the
+    // plane through the ends and it: the curve's points are built on the device.
+    let curve = CurveConfig { epochs: 1, ..CurveConfig::default() };
+    let theta = wait(train_control_point(&curve, 32, &trained, &other, &train, 9, &mut Silent)).expect("curve");
+    let theta = wait(theta.to_host()).expect("read back");
+    let ends = (wait(trained.to_host()).expect("read back"), init_b.clone());
+    let plane = wait(evaluate_plane(
+        &PlaneConfig { grid: 3, margin: 0.2 },
+        (&ends.0, &ends.1, &theta),
+        "θ",
+        Some(curve.kind),
+        &test,
+        &device.device,
+        &mut Silent,
+    ))
+    .expect("plane");
     Outcome {
+        theta,
+        plane_loss: plane.loss,
         metrics: wait(evaluate(&layout, &trained.tensors, &test)).expect("evaluate"),
         scopes: wait(device_scopes(&trained, &layers)).expect("scopes"),
         trained: wait(trained.to_host()).expect("read back"),
@@ -254,6 +279,12 @@ fn cpu_and_gpu_agree() {
         assert_close("test loss", cpu_out.metrics.loss, gpu_out.metrics.loss, 1e-4);
         assert_close("test accuracy", cpu_out.metrics.accuracy, gpu_out.metrics.accuracy, 1.0 / 128.0 + 1e-9);
         assert_close("CNN test loss", cpu_out.cnn_metrics.loss, gpu_out.cnn_metrics.loss, 1e-4);
+        let d = max_abs_diff(&cpu_out.theta, &gpu_out.theta);
+        assert!(d < 1e-4, "{optimizer:?}: the curve's control point differs by {d}");
+        assert_eq!(cpu_out.plane_loss.len(), 9);
+        for (c, g) in cpu_out.plane_loss.iter().zip(&gpu_out.plane_loss) {
+            assert_close("plane test loss", *c, *g, 1e-4 * c.abs().max(1.0));
+        }
         for (c, g) in cpu_out.scopes.iter().zip(&gpu_out.scopes) {
             assert_close("scope mean", c.mean, g.mean, 1e-6);
             assert_close("scope std", c.std, g.std, 1e-6 + 1e-5 * c.std);

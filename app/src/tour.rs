@@ -313,7 +313,7 @@ impl Claim {
                 )
             }
             Claim::WiderInB { method, layer } => {
-                unit = first_seed;
+                unit = format!("pairs of histograms of seed {}", result.config.seed);
                 let Some((path, a, b)) = layer_of(method, *layer) else {
                     return ClaimCheck {
                         statement: format!("{method} has no layer {layer}"),

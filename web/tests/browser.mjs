@@ -29,7 +29,8 @@
 // With --tour <steps> --shots <dir>, the page opens at #tour=1 (no experiment, no autorun) and
 // the test goes through every step like a class: runs the step (the "Run this step" button)
 // unless its answer is already on screen, waits for the answer, saves <dir>/tour-N.png and clicks
-// Next. The result JSON is then {"tour": [{step, seconds, claims}], "load": ...}.
+// Next; after step 2 it reloads the page, which must come back at step 2. The result JSON is then
+// {"tour": [{step, seconds, claims}], "load": ...}.
 // Exit status 0 with the result, 1 with a message on stderr.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -180,6 +181,13 @@ async function walkTour(page, steps, dir) {
     const claims = await page.evaluate(() => document.body.dataset.wsaLabTourClaims ?? '');
     walked.push({ step: n, seconds, claims });
     console.error(`tour step ${n}: ${seconds === null ? 'answered already' : `${seconds.toFixed(2)} s from Run to the answer`}${claims ? `, claims held ${claims}` : ''}`);
+    if (n === 2) {
+      // The tour survives a reload: the address holds the step, and the page opens it again.
+      await page.reload();
+      await page.waitForFunction((n) => (document.body.dataset.wsaLabTour ?? '').startsWith(`${n}:`), n,
+        { timeout: 30000, polling: 50 });
+      if (!page.url().endsWith(`#tour=${n}`)) throw new Error(`after a reload the address is ${page.url()}`);
+    }
     if (n < steps) await click(page, 'tour-next');
   }
   return walked;
