@@ -283,7 +283,6 @@ impl Claim {
                 .and_then(|r| r.layers.get(layer))
                 .map(|l| (&l.path, &l.a, &l.b))
         };
-        let first_seed = format!("histograms of seed {}", result.config.seed);
         let mut unit = "seeds".to_string();
         let (statement, (held, cases), numbers) = match self {
             Claim::Accurate { method, at_least } => {
@@ -295,40 +294,32 @@ impl Claim {
                 )
             }
             Claim::HeavyTails { method, layer } => {
-                unit = first_seed;
-                let Some((path, a, b)) = layer_of(method, *layer) else {
-                    return ClaimCheck {
-                        statement: format!("{method} has no layer {layer}"),
-                        held: 0,
-                        cases: 0,
-                        unit,
-                        numbers: String::new(),
-                    };
-                };
-                let (ka, kb) = (a.fit.excess_kurtosis, b.fit.excess_kurtosis);
-                (
-                    format!("{path}'s weights in A and B have heavier tails than a Gaussian"),
-                    count(vec![ka > 0.0, kb > 0.0]),
-                    format!("excess kurtosis A {ka:+.2}, B {kb:+.2} (a Gaussian's is 0)"),
-                )
+                unit = format!("histograms of seed {}", result.config.seed);
+                match layer_of(method, *layer) {
+                    None => missing_layer(method, *layer),
+                    Some((path, a, b)) => {
+                        let (ka, kb) = (a.fit.excess_kurtosis, b.fit.excess_kurtosis);
+                        (
+                            format!("{path}'s weights in A and B have heavier tails than a Gaussian"),
+                            count(vec![ka > 0.0, kb > 0.0]),
+                            format!("excess kurtosis A {ka:+.2}, B {kb:+.2} (a Gaussian's is 0)"),
+                        )
+                    }
+                }
             }
             Claim::WiderInB { method, layer } => {
                 unit = format!("pairs of histograms of seed {}", result.config.seed);
-                let Some((path, a, b)) = layer_of(method, *layer) else {
-                    return ClaimCheck {
-                        statement: format!("{method} has no layer {layer}"),
-                        held: 0,
-                        cases: 0,
-                        unit,
-                        numbers: String::new(),
-                    };
-                };
-                let (sa, sb) = (a.scope.std, b.scope.std);
-                (
-                    format!("{path}'s weights spread wider in B than in A"),
-                    count(vec![sb > sa]),
-                    format!("std A {sa:.3}, B {sb:.3}"),
-                )
+                match layer_of(method, *layer) {
+                    None => missing_layer(method, *layer),
+                    Some((path, a, b)) => {
+                        let (sa, sb) = (a.scope.std, b.scope.std);
+                        (
+                            format!("{path}'s weights spread wider in B than in A"),
+                            count(vec![sb > sa]),
+                            format!("std A {sa:.3}, B {sb:.3}"),
+                        )
+                    }
+                }
             }
             Claim::BarrierAtLeast { method, at_least } => {
                 let b = barrier(method);
@@ -395,6 +386,11 @@ impl Claim {
     }
 }
 
+/// What a claim about a layer the run does not have shows: held on none of no cases.
+fn missing_layer(method: &Method, layer: usize) -> (String, (usize, usize), String) {
+    (format!("{method} has no layer {layer}"), (0, 0), String::new())
+}
+
 /// The α where the test loss along a path is highest.
 fn peak_alpha(path: &[wsa_core::merge::PathPoint]) -> f64 {
     path.iter().max_by(|a, b| a.loss.total_cmp(&b.loss)).map_or(f64::NAN, |p| p.alpha)
@@ -443,6 +439,36 @@ mod tests {
         assert!(err.contains("`wm`"), "{err}");
         assert!(Tour::parse("(steps: [])").expect_err("empty").contains("no steps"));
         assert!(Tour::parse("not ron").expect_err("unreadable").contains("does not read"));
+    }
+
+    /// Claims are checked, not echoed: on a real (tiny) run over two seeds, claims that cannot
+    /// hold are reported as not held, with the numbers, and one that must hold, held.
+    #[test]
+    fn claims_that_do_not_hold_are_reported_as_such() {
+        let mut config =
+            ConnectConfig { seeds: 2, methods: vec![Method::PLAIN, Method::WSA], ..ConnectConfig::default() };
+        config.train.epochs = 1;
+        config.data.max_train = Some(200);
+        config.path.points = 5;
+        let result = wsa_core::wait(wsa_core::experiment::connect::run(
+            &config,
+            &wsa_core::device::cpu(),
+            &mut wsa_core::experiment::Silent,
+        ))
+        .expect("a run")
+        .result;
+        let check = |claim: Claim| claim.check(&result);
+        let impossible = check(Claim::BarrierAtLeast { method: Method::PLAIN, at_least: 1e9 });
+        assert_eq!((impossible.held, impossible.cases, impossible.unit.as_str()), (0, 2, "seeds"));
+        assert!(!impossible.holds_everywhere() && impossible.line().contains("held on 0 of 2 seeds"), "{impossible:?}");
+        let strict = check(Claim::LowerBarrier { method: Method::WSA, than: Method::WSA });
+        assert_eq!(strict.held, 0, "a barrier is not lower than itself");
+        let trivial = check(Claim::BarrierAtLeast { method: Method::PLAIN, at_least: -1e9 });
+        assert!(trivial.holds_everywhere(), "{trivial:?}");
+        let missing = check(Claim::HeavyTails { method: Method::PLAIN, layer: 99 });
+        assert!(!missing.holds_everywhere() && missing.statement.contains("no layer 99"), "{missing:?}");
+        let one_seed = ClaimCheck { cases: 1, held: 1, ..trivial };
+        assert!(one_seed.line().contains("one seed is an anecdote"), "{}", one_seed.line());
     }
 
     #[test]
