@@ -351,9 +351,9 @@ impl WsaLabApp {
         self.settings.tour = Some(index);
         (self.tour_run_started, self.tour_run_seconds) = (None, None);
         let step = &self.tour.steps[index];
-        match (step.connect_config(), step.fed_config()) {
-            (Ok(Some(config)), _) => self.open_config(config),
-            (_, Ok(Some(fed))) => {
+        match (step.connect_config().cloned(), step.fed_config().cloned()) {
+            (Some(config), _) => self.open_config(config),
+            (_, Some(fed)) => {
                 // The federation runs on the setup's data, model and seed (`start_federated`).
                 self.settings.config.data = fed.data.clone();
                 self.settings.config.model = fed.model.clone();
@@ -424,14 +424,14 @@ impl WsaLabApp {
         (self.tour_run_started, self.tour_run_seconds) = (Some(Instant::now()), None);
         match &step.run {
             StepRun::Connect(_) | StepRun::ConnectThenPlane(_) => {
-                if let Ok(Some(config)) = step.connect_config() {
-                    self.open_config(config);
+                if let Some(config) = step.connect_config() {
+                    self.open_config(config.clone());
                 }
                 self.tour_plane_pending = matches!(step.run, StepRun::ConnectThenPlane(_));
                 self.start_run(ctx);
             }
             StepRun::Federated(_) => {
-                let Ok(Some(config)) = step.fed_config() else { return };
+                let Some(config) = step.fed_config().cloned() else { return };
                 self.settings.fed = config.clone();
                 // FedAvg with and without WSA, on one split and start.
                 let variants = vec![(Aggregation::FedAvg, false), (Aggregation::FedAvg, true)];

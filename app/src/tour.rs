@@ -43,6 +43,18 @@ pub struct Step {
     /// What the step's text claims about its run, each checked on every seed of it.
     #[serde(default)]
     pub claims: Vec<Claim>,
+    /// The experiment `run` describes, read once when the tour is read (views ask every frame).
+    #[serde(skip)]
+    experiment: Experiment,
+}
+
+/// A step's experiment, read and validated.
+#[derive(Clone, Debug, Default)]
+enum Experiment {
+    #[default]
+    None,
+    Connect(Box<ConnectConfig>),
+    Federated(Box<FedConfig>),
 }
 
 /// What a step runs.
@@ -131,12 +143,12 @@ impl Tour {
     }
 
     pub fn parse(text: &str) -> Result<Tour, String> {
-        let tour: Tour = ron::from_str(text).map_err(|e| format!("the tour file does not read: {e}"))?;
+        let mut tour: Tour = ron::from_str(text).map_err(|e| format!("the tour file does not read: {e}"))?;
         if tour.steps.is_empty() {
             return Err("the tour file has no steps".into());
         }
-        for (i, step) in tour.steps.iter().enumerate() {
-            step.check().map_err(|e| format!("tour step {} ({}): {e}", i + 1, step.title))?;
+        for (i, step) in tour.steps.iter_mut().enumerate() {
+            step.prepare().map_err(|e| format!("tour step {} ({}): {e}", i + 1, step.title))?;
         }
         Ok(tour)
     }
@@ -154,17 +166,31 @@ impl Step {
             view: Tab::Path,
             highlight: Highlight::Setup,
             claims: Vec::new(),
+            experiment: Experiment::None,
         }
     }
 
-    /// What makes a step usable: a text of at most `MAX_WORDS`, a config that reads and
-    /// validates, a highlighted method the config runs.
-    fn check(&self) -> Result<(), String> {
+    /// Reads the step's experiment and checks that the step is usable: a text of at most
+    /// `MAX_WORDS`, a config that reads and validates, marks and claims about methods it runs.
+    fn prepare(&mut self) -> Result<(), String> {
         let words = self.text.split_whitespace().count();
         if words > MAX_WORDS {
             return Err(format!("its text has {words} words; at most {MAX_WORDS}"));
         }
-        if let Some(config) = self.connect_config()? {
+        self.experiment = match &self.run {
+            StepRun::Connect(patch) | StepRun::ConnectThenPlane(patch) => {
+                let config: ConnectConfig = patched(ConnectConfig::default(), patch)?;
+                config.validate().map_err(|e| e.to_string())?;
+                Experiment::Connect(Box::new(config))
+            }
+            StepRun::Federated(patch) => {
+                let config: FedConfig = patched(FedConfig::default(), patch)?;
+                config.validate().map_err(|e| e.to_string())?;
+                Experiment::Federated(Box::new(config))
+            }
+            StepRun::Free => Experiment::None,
+        };
+        if let Some(config) = self.connect_config() {
             let runs = |method: &Method| config.methods.contains(method);
             let marked = match &self.highlight {
                 Highlight::Method(m) | Highlight::Curve(m) | Highlight::Layer { method: m, .. } => Some(*m),
@@ -178,44 +204,31 @@ impl Step {
                 return Err("it marks a curve, but its config trains none".into());
             }
         }
-        if let Some(config) = self.fed_config()? {
-            config.validate().map_err(|e| e.to_string())?;
-        }
         Ok(())
     }
 
     /// The connect experiment the step runs, if it runs one.
-    pub fn connect_config(&self) -> Result<Option<ConnectConfig>, String> {
-        let patch = match &self.run {
-            StepRun::Connect(patch) | StepRun::ConnectThenPlane(patch) => patch,
-            StepRun::Federated(_) | StepRun::Free => return Ok(None),
-        };
-        let config: ConnectConfig = patched(ConnectConfig::default(), patch)?;
-        config.validate().map_err(|e| e.to_string())?;
-        Ok(Some(config))
-    }
-
-    /// The federated settings the step runs, if it runs a federation.
-    pub fn fed_config(&self) -> Result<Option<FedConfig>, String> {
-        match &self.run {
-            StepRun::Federated(patch) => patched(FedConfig::default(), patch).map(Some),
-            _ => Ok(None),
+    pub fn connect_config(&self) -> Option<&ConnectConfig> {
+        match &self.experiment {
+            Experiment::Connect(config) => Some(config),
+            _ => None,
         }
     }
 
-    /// Whether `result` is this step's run (its experiment, whatever ran it).
+    /// The federated settings the step runs, if it runs a federation.
+    pub fn fed_config(&self) -> Option<&FedConfig> {
+        match &self.experiment {
+            Experiment::Federated(config) => Some(config),
+            _ => None,
+        }
+    }
+
+    /// Whether `result` (or `fed`) is this step's run: the result of its experiment.
     pub fn is_answered_by(&self, result: Option<&ConnectResult>, fed: Option<&FedResult>) -> bool {
-        match &self.run {
-            StepRun::Connect(_) | StepRun::ConnectThenPlane(_) => result
-                .is_some_and(|r| self.connect_config().ok().flatten().is_some_and(|c| same_experiment(&c, &r.config))),
-            StepRun::Federated(_) => fed.is_some_and(|r| {
-                self.fed_config().ok().flatten().is_some_and(|c| {
-                    let mut ran = r.config.clone();
-                    ran.data.data_dir.clone_from(&c.data.data_dir);
-                    ran == c
-                })
-            }),
-            StepRun::Free => true,
+        match &self.experiment {
+            Experiment::Connect(config) => result.is_some_and(|r| r.config == **config),
+            Experiment::Federated(config) => fed.is_some_and(|r| r.config == **config),
+            Experiment::None => true,
         }
     }
 
@@ -230,13 +243,6 @@ impl Step {
     pub fn check_claims(&self, result: &ConnectResult) -> Vec<ClaimCheck> {
         self.claims.iter().map(|claim| claim.check(result)).collect()
     }
-}
-
-/// The same experiment, wherever its data lives.
-fn same_experiment(a: &ConnectConfig, b: &ConnectConfig) -> bool {
-    let mut b = b.clone();
-    b.data.data_dir.clone_from(&a.data.data_dir);
-    *a == b
 }
 
 /// `base` with the JSON `patch` merged in, read back through the versioned reader.
