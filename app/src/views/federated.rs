@@ -71,7 +71,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         return;
     };
     // What an answered tour step marks: one run's row and line.
-    let marked = match app.tour_step().filter(|s| s.answered(app.settings)).map(|s| &s.highlight) {
+    let marked = match app.answered_tour_step().map(|s| &s.highlight) {
         Some(crate::tour::Highlight::FedRun(name)) => Some(name.clone()),
         _ => None,
     };

@@ -146,6 +146,11 @@ impl<'a> View<'a> {
         tour::open_step(self).map(|(_, step)| step)
     }
 
+    /// The open tour step once its answer is on screen: the views then mark its element.
+    pub fn answered_tour_step(&self) -> Option<&crate::tour::Step> {
+        self.tour_step().filter(|step| step.answered(self.settings))
+    }
+
     pub fn is_busy(&self) -> bool {
         self.job.is_some()
     }

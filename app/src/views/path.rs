@@ -31,7 +31,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let shown = result.shown(path_seed);
     let curves = result.curves_shown(path_seed);
     // What an answered tour step marks: a method's line and row, or its curve.
-    let marked = app.tour_step().filter(|s| s.answered(app.settings)).map(|s| s.highlight.clone());
+    let marked = app.answered_tour_step().map(|s| s.highlight.clone());
     let marked_line = match marked {
         Some(Highlight::Method(m)) => Some(m),
         _ => None,

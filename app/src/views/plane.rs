@@ -40,7 +40,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         plane.loss.len()
     ));
     let of = *of;
-    if app.tour_step().is_some_and(|s| s.view == Tab::Plane && s.answered(app.settings)) {
+    if app.answered_tour_step().is_some_and(|s| s.view == Tab::Plane) {
         super::tour::mark_label(ui, "look here: the straight line A-B and the dashed curve through θ");
     }
     // The selected point's line stays above the plot (a line appearing under it would move the

@@ -103,7 +103,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     ui.label(format!("{} of {} (λ = {}), {} weights", layer.path, method.name, method.lambda, layer.a.count));
     plane_point_notice(app, ui, app.settings.method);
     // An answered tour step that marks this layer of this method.
-    let marked = app.tour_step().filter(|s| s.answered(app.settings)).is_some_and(|s| {
+    let marked = app.answered_tour_step().is_some_and(|s| {
         s.highlight == crate::tour::Highlight::Layer { method: method.name, layer: app.settings.layer }
     });
     if marked {

@@ -78,9 +78,10 @@ pub struct MethodSpread {
 }
 
 impl ConnectResult {
-    /// Every seed's numbers: those of each seed of a run over several, or this result's own.
-    pub fn seed_runs(&self) -> Vec<SeedRun> {
-        if self.seeds.is_empty() { vec![SeedRun::of(self)] } else { self.seeds.clone() }
+    /// Every seed's numbers: those of each seed of a run over several (borrowed: the tour checks
+    /// its claims every frame), or this result's own.
+    pub fn seed_runs(&self) -> std::borrow::Cow<'_, [SeedRun]> {
+        if self.seeds.is_empty() { vec![SeedRun::of(self)].into() } else { self.seeds.as_slice().into() }
     }
 
     /// Each method summarised over the result's seeds; `None` for a single-seed result.
