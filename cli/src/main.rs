@@ -3,6 +3,7 @@
 //! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
 
 mod bench;
+mod flower;
 mod plane;
 mod reproduce;
 mod table;
@@ -44,6 +45,9 @@ enum Command {
     Connect(ConnectArgs),
     /// Federated learning: Dirichlet-split clients, FedAvg/FedProx, with or without WSA.
     Fed(FedArgs),
+    /// The steps of a federated run that the Flower apps in `flower/` hand to the engine: the
+    /// server's start and end of round, a client's local training (files in, files out).
+    Flower(flower::FlowerArgs),
     /// The paper's claims over seeds: every cell of a spec (mode connectivity, federated,
     /// ablations, Gaussianity), resumable, then a report with paired confidence intervals.
     Reproduce(reproduce::ReproduceArgs),
@@ -251,6 +255,7 @@ fn main() {
     let outcome = match cli.command {
         Some(Command::Connect(args)) => run_connect(args),
         Some(Command::Fed(args)) => run_fed(args),
+        Some(Command::Flower(args)) => flower::run(args),
         Some(Command::Reproduce(args)) => reproduce::run(args),
         Some(Command::Plane(args)) => plane::run(args),
         Some(Command::Devices) => list_devices(),

@@ -7,14 +7,14 @@
 
 use super::versioned::{FED_VERSION, Versioned};
 use super::{Event, Observer};
-use crate::data::{self, DataConfig, Dataset};
+use crate::data::{self, DataConfig, DataSplit, Dataset};
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
 use crate::merge::weighted_average;
 use crate::model::{HostParams, ModelConfig, ModelLayout, Params};
 use crate::rng::Rng;
 use crate::scope::{Scope, device_scopes, fuse, symmetric_kl};
-use crate::train::{DeviceData, TrainConfig, Trainer, evaluate};
+use crate::train::{DeviceData, Metrics, TrainConfig, Trainer, evaluate};
 use crate::wsa::{WsaConfig, WsaTerm};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -295,6 +295,105 @@ impl FedConfig {
     }
 }
 
+/// The parts of a federation every process taking part derives alike from the config: the
+/// data split, the model layout, the layers with a scope, each client's samples and who takes
+/// part. `run` builds it once; the Flower bridge builds it in the server and in every client,
+/// which is how they agree on the split without sending it.
+pub struct Federation {
+    pub split: DataSplit,
+    pub layout: Arc<ModelLayout>,
+    /// Indices into the layout of the layers with a scope (`wsa.layers`).
+    pub layers: Vec<usize>,
+    /// Client k's sample indices into `split.train`.
+    pub assignment: Vec<Vec<usize>>,
+    pub summaries: Vec<ClientSummary>,
+    /// The clients that take part (not dropped, not empty), ascending.
+    pub active: Vec<usize>,
+}
+
+impl Federation {
+    pub fn prepare(config: &FedConfig) -> Result<Self> {
+        config.validate()?;
+        let split = data::load(&config.data, config.seed)?;
+        let layout = Arc::new(ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)?);
+        let layers = config.wsa.layers.select(&layout);
+        let assignment = split_clients(&split.train, config.clients, config.split, config.seed)?;
+        let summaries: Vec<ClientSummary> = assignment
+            .iter()
+            .map(|indices| {
+                let mut label_counts = vec![0; split.train.num_classes];
+                for &i in indices {
+                    label_counts[split.train.labels[i] as usize] += 1;
+                }
+                let too_small = config.small_clients == SmallClients::Drop && indices.len() < config.min_client_samples;
+                let participates = !(indices.is_empty() || too_small);
+                ClientSummary { samples: indices.len(), label_counts, participates }
+            })
+            .collect();
+        let active: Vec<usize> = (0..config.clients).filter(|&k| summaries[k].participates).collect();
+        if active.is_empty() {
+            return Err(WsaError::invalid(
+                "clients",
+                config.clients,
+                "no client has enough samples; lower min_client_samples",
+            ));
+        }
+        Ok(Self { split, layout, layers, assignment, summaries, active })
+    }
+
+    /// The common starting model of every run on this config.
+    pub fn initial_model(&self, config: &FedConfig) -> HostParams {
+        self.layout.init(&mut Rng::derive(config.seed, "federated-init"))
+    }
+
+    /// Client k's training samples.
+    pub fn client_data(&self, client: usize) -> Dataset {
+        self.split.train.subset(&self.assignment[client])
+    }
+
+    /// The paths of the layers with a scope, in the order of every scope list.
+    pub fn layer_paths(&self) -> Vec<String> {
+        self.layers.iter().map(|&i| self.layout.params[i].path.clone()).collect()
+    }
+
+    /// summary.json's content for `runs` of this federation.
+    pub fn result(&self, config: &FedConfig, device: &str, runs: Vec<FedRun>) -> FedResult {
+        FedResult {
+            version: FED_VERSION,
+            config: config.clone(),
+            dataset: self.split.name.clone(),
+            device: device.to_string(),
+            layers: self.layer_paths(),
+            clients: self.summaries.clone(),
+            runs,
+        }
+    }
+}
+
+/// A run's name in results and file names, e.g. "fedavg", "fedprox+wsa".
+pub fn run_name(aggregation: Aggregation, use_wsa: bool) -> String {
+    format!("{}{}", aggregation.label(), if use_wsa { "+wsa" } else { "" })
+}
+
+/// A finished run's headline numbers from its rounds.
+pub fn finish_run(config: &FedConfig, name: String, rounds: Vec<RoundRecord>) -> FedRun {
+    let final_accuracy = rounds.last().map_or(0.0, |r| r.test_accuracy);
+    let best_accuracy = rounds.iter().map(|r| r.test_accuracy).fold(0.0, f64::max);
+    let rounds_to_target =
+        config.target_accuracy.and_then(|t| rounds.iter().find(|r| r.test_accuracy >= t).map(|r| r.round));
+    FedRun { name, rounds, final_accuracy, best_accuracy, rounds_to_target }
+}
+
+/// Per layer, the mean over the clients of the symmetric KL between a client's scope and the
+/// fused target: how far the clients' scopes spread around it.
+pub fn client_spread(client_scopes: &[Vec<Scope>], target: &[Scope]) -> Vec<f64> {
+    (0..target.len())
+        .map(|l| {
+            client_scopes.iter().map(|s| symmetric_kl(s[l], target[l])).sum::<f64>() / client_scopes.len().max(1) as f64
+        })
+        .collect()
+}
+
 /// Runs `variants` (aggregation, with WSA) on one split, one initial model and one seed.
 pub async fn run(
     config: &FedConfig,
@@ -302,50 +401,27 @@ pub async fn run(
     device: &ComputeDevice,
     observer: &mut dyn Observer,
 ) -> Result<FedOutcome> {
-    config.validate()?;
     observer.on_event(&Event::Stage(format!("loading {}", config.data.dataset.label())));
-    let split = data::load(&config.data, config.seed)?;
-    let layout = Arc::new(ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)?);
-    let layers = config.wsa.layers.select(&layout);
-    let assignment = split_clients(&split.train, config.clients, config.split, config.seed)?;
-    let summaries: Vec<ClientSummary> = assignment
-        .iter()
-        .map(|indices| {
-            let mut label_counts = vec![0; split.train.num_classes];
-            for &i in indices {
-                label_counts[split.train.labels[i] as usize] += 1;
-            }
-            let too_small = config.small_clients == SmallClients::Drop && indices.len() < config.min_client_samples;
-            let participates = !(indices.is_empty() || too_small);
-            ClientSummary { samples: indices.len(), label_counts, participates }
-        })
-        .collect();
-    let active: Vec<usize> = (0..config.clients).filter(|&k| summaries[k].participates).collect();
-    if active.is_empty() {
-        return Err(WsaError::invalid(
-            "clients",
-            config.clients,
-            "no client has enough samples; lower min_client_samples",
-        ));
-    }
+    let federation = Federation::prepare(config)?;
+    let Federation { layout, layers, summaries, active, .. } = &federation;
     let dev = &device.device;
     // Client data is uploaded once and reused by every round of every variant.
     let client_data: Vec<Option<DeviceData>> = (0..config.clients)
-        .map(|k| summaries[k].participates.then(|| DeviceData::upload(&split.train.subset(&assignment[k]), dev)))
+        .map(|k| summaries[k].participates.then(|| DeviceData::upload(&federation.client_data(k), dev)))
         .collect();
-    let test = DeviceData::upload(&split.test, dev);
-    let initial = layout.init(&mut Rng::derive(config.seed, "federated-init"));
+    let test = DeviceData::upload(&federation.split.test, dev);
+    let initial = federation.initial_model(config);
     let init = initial.to_device(dev);
     let per_round = ((config.fraction * config.clients as f64).round() as usize).clamp(1, active.len());
 
     let mut runs = Vec::new();
     let mut finals = Vec::new();
     for &(aggregation, use_wsa) in variants {
-        let name = format!("{}{}", aggregation.label(), if use_wsa { "+wsa" } else { "" });
+        let name = run_name(aggregation, use_wsa);
         observer.on_event(&Event::Stage(format!("federated training: {name}")));
         let mut rng = Rng::derive(config.seed, "client-sampling");
         let mut global = init.clone();
-        let mut target = device_scopes(&global, &layers).await?;
+        let mut target = device_scopes(&global, layers).await?;
         let mut rounds = Vec::with_capacity(config.rounds);
         for round in 1..=config.rounds {
             if observer.is_cancelled() {
@@ -355,7 +431,7 @@ pub async fn run(
             rng.shuffle(&mut pool);
             let mut chosen = pool[..per_round].to_vec();
             chosen.sort_unstable();
-            let term = config.wsa.term(config.wsa.lambda, &layers, &target);
+            let term = config.wsa.term(config.wsa.lambda, layers, &target);
             let mut updated = Vec::with_capacity(chosen.len());
             let mut weights = Vec::with_capacity(chosen.len());
             for &k in &chosen {
@@ -367,72 +443,66 @@ pub async fn run(
             }
             let mut client_scopes: Vec<Vec<Scope>> = Vec::with_capacity(updated.len());
             for p in &updated {
-                client_scopes.push(device_scopes(p, &layers).await?);
+                client_scopes.push(device_scopes(p, layers).await?);
             }
             let refs: Vec<&Params> = updated.iter().collect();
             global = weighted_average(&refs, &weights)?;
             // The next target fuses the clients' scopes, never the scope of the averaged model
             // (averaging shrinks the spread round after round).
             target = fuse(&client_scopes, &weights, config.wsa.fusion)?;
-            let client_spread = (0..layers.len())
-                .map(|l| {
-                    client_scopes.iter().map(|s| symmetric_kl(s[l], target[l])).sum::<f64>()
-                        / client_scopes.len() as f64
-                })
-                .collect();
-            let metrics = evaluate(&layout, &global.tensors, &test).await?;
-            if !metrics.loss.is_finite() {
-                return Err(WsaError::Diverged {
-                    model: format!("{name} global"),
-                    step: round,
-                    value: metrics.loss as f32,
-                });
-            }
+            let metrics = evaluate(layout, &global.tensors, &test).await?;
+            let record = round_record(round, chosen, metrics, target.clone(), client_scopes, &name)?;
             observer.on_event(&Event::Round {
                 run: name.clone(),
                 round,
                 rounds: config.rounds,
                 test_accuracy: metrics.accuracy,
             });
-            rounds.push(RoundRecord {
-                round,
-                clients: chosen,
-                test_loss: metrics.loss,
-                test_accuracy: metrics.accuracy,
-                target: target.clone(),
-                client_spread,
-                client_scopes,
-            });
+            rounds.push(record);
         }
-        let final_accuracy = rounds.last().map_or(0.0, |r| r.test_accuracy);
-        let best_accuracy = rounds.iter().map(|r| r.test_accuracy).fold(0.0, f64::max);
-        let rounds_to_target =
-            config.target_accuracy.and_then(|t| rounds.iter().find(|r| r.test_accuracy >= t).map(|r| r.round));
         finals.push((name.clone(), global.to_host().await?));
-        runs.push(FedRun { name, rounds, final_accuracy, best_accuracy, rounds_to_target });
+        runs.push(finish_run(config, name, rounds));
     }
-    let result = FedResult {
-        version: FED_VERSION,
-        config: config.clone(),
-        dataset: split.name,
-        device: device.description.clone(),
-        layers: layers.iter().map(|&i| layout.params[i].path.clone()).collect(),
-        clients: summaries,
-        runs,
-    };
+    let result = federation.result(config, &device.description, runs);
     Ok(FedOutcome { result, initial, finals })
 }
 
-/// Who trains locally, how, and in which round.
-struct LocalRun<'a> {
-    aggregation: Aggregation,
-    wsa: Option<&'a WsaTerm>,
+/// A round's record from the global model's test metrics, the fused target and the scopes the
+/// clients returned; a global model whose loss is not finite ends the run (`run`: its name).
+pub fn round_record(
     round: usize,
-    client: usize,
+    clients: Vec<usize>,
+    metrics: Metrics,
+    target: Vec<Scope>,
+    client_scopes: Vec<Vec<Scope>>,
+    run: &str,
+) -> Result<RoundRecord> {
+    if !metrics.loss.is_finite() {
+        return Err(WsaError::Diverged { model: format!("{run} global"), step: round, value: metrics.loss as f32 });
+    }
+    Ok(RoundRecord {
+        round,
+        clients,
+        test_loss: metrics.loss,
+        test_accuracy: metrics.accuracy,
+        client_spread: client_spread(&client_scopes, &target),
+        target,
+        client_scopes,
+    })
 }
 
-/// One client's local training from the global weights; E = 0 returns them unchanged.
-async fn local_update(
+/// Who trains locally, how, and in which round.
+pub struct LocalRun<'a> {
+    pub aggregation: Aggregation,
+    /// The WSA term toward the broadcast target, when the run uses WSA.
+    pub wsa: Option<&'a WsaTerm>,
+    pub round: usize,
+    pub client: usize,
+}
+
+/// One client's local training from the global weights; E = 0 returns them unchanged. Its data
+/// order is seeded by (seed, round, client), so a client trains the same wherever it runs.
+pub async fn local_update(
     config: &FedConfig,
     run: &LocalRun<'_>,
     global: &Params,

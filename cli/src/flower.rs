@@ -1,0 +1,325 @@
+//! `wsa-lab flower`: the steps of a federated run that the Flower apps in `flower/` hand to the
+//! engine, one process per step and everything through files, so that every number of a Flower
+//! federation comes from the same code as `wsa-lab fed`:
+//!
+//! - `init` (server): the initial global model and target scope;
+//! - `train` (a client): local training from the broadcast model toward the broadcast target,
+//!   on the client's shard of the seeded split (or on its own data), returning the model, its
+//!   sample count and its scopes;
+//! - `round` (server): the test metrics of the global model the strategy averaged, and the
+//!   round's record, written as `wsa-lab fed` writes its results (summary.json, rounds.csv, ...).
+//!
+//! Server and clients read the same config and derive the same split from its seed
+//! ([`Federation::prepare`]); only models and scopes travel.
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use wsa_core::data::{self, DataConfig};
+use wsa_core::device::{self, ComputeDevice};
+use wsa_core::experiment::Silent;
+use wsa_core::experiment::Versioned;
+use wsa_core::experiment::federated::{self, FedConfig, Federation, LocalRun, RoundRecord};
+use wsa_core::io::{load_model_for, save_model, write_atomic};
+use wsa_core::model::HostParams;
+use wsa_core::scope::{Scope, device_scopes};
+use wsa_core::train::{DeviceData, evaluate};
+use wsa_lab_app::export;
+
+#[derive(clap::Args)]
+pub struct FlowerArgs {
+    #[command(subcommand)]
+    step: Step,
+}
+
+#[derive(clap::Subcommand)]
+enum Step {
+    /// The server's start: writes `global.safetensors` (the initial model) and `target.json`
+    /// (its scopes, the first target) into --out.
+    Init {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// One client's local training in one round: reads the global model and the target, writes
+    /// `params.safetensors` and `reply.json` (sample count, scopes) into --out.
+    Train {
+        #[command(flatten)]
+        run: RunArgs,
+        /// This client's index in the split (Flower's partition-id).
+        #[arg(long)]
+        client: usize,
+        #[arg(long)]
+        round: usize,
+        #[arg(long)]
+        global: PathBuf,
+        #[arg(long)]
+        target: PathBuf,
+        /// Train on the whole training set of the config's dataset read from this folder (a
+        /// deployment's own data, laid out as `scripts/fetch-data.sh` does) instead of the
+        /// client's shard of the seeded split.
+        #[arg(long)]
+        own_data: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The server's end of a round: evaluates the averaged global model on the test set and
+    /// adds the round to the results in --out (the files of `wsa-lab fed`, plus
+    /// `flower-rounds.json`, the rounds so far); prints the metrics as JSON.
+    Round {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long)]
+        round: usize,
+        /// The global model the strategy averaged from the replies.
+        #[arg(long)]
+        global: PathBuf,
+        /// The replies that went into it (`reply.json` of each client, as a JSON list).
+        #[arg(long)]
+        replies: PathBuf,
+        /// The target the strategy fused from the replies' scopes (for the next round).
+        #[arg(long)]
+        target: PathBuf,
+        /// Wall time of the federation so far, for summary.json.
+        #[arg(long)]
+        seconds: Option<f64>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// What every step reads: the federation's config and where to compute.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The federated config (as `wsa-lab fed --print-config` writes): the same file for the
+    /// server and every client.
+    #[arg(long)]
+    config: PathBuf,
+    /// auto, cpu or gpu.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl RunArgs {
+    fn prepare(&self) -> Result<(FedConfig, Federation, ComputeDevice)> {
+        let config = FedConfig::read_file(&self.config)?;
+        let federation = Federation::prepare(&config)?;
+        let device = device::select_for(self.device.parse()?, config.flops_per_step())?;
+        Ok((config, federation, device))
+    }
+}
+
+/// `target.json`: a scope per layer, with the layers' paths so that a target of another model
+/// is refused by name rather than misapplied.
+#[derive(Serialize, Deserialize)]
+struct Target {
+    layers: Vec<String>,
+    scopes: Vec<Scope>,
+}
+
+/// `reply.json`: what a client returns beside its model.
+#[derive(Clone, Serialize, Deserialize)]
+struct Reply {
+    client: usize,
+    round: usize,
+    /// Its training samples: the weight of its model and scopes at the server.
+    samples: usize,
+    /// Its trained model's scope per layer (the layers of `target.json`).
+    scopes: Vec<Scope>,
+    /// Seconds of local training.
+    seconds: f64,
+}
+
+pub fn run(args: FlowerArgs) -> Result<()> {
+    match args.step {
+        Step::Init { run, out } => init(&run, &out),
+        Step::Train { run, client, round, global, target, own_data, out } => {
+            train(&run, &ClientStep { client, round, global, target, own_data }, &out)
+        }
+        Step::Round { run, round, global, replies, target, seconds, out } => {
+            end_round(&run, &RoundStep { round, global, replies, target, seconds }, &out)
+        }
+    }
+}
+
+fn init(run: &RunArgs, out: &Path) -> Result<()> {
+    let (config, federation, device) = run.prepare()?;
+    let initial = federation.initial_model(&config);
+    let scopes = wsa_core::wait(device_scopes(&initial.to_device(&device.device), &federation.layers))?;
+    save_model(&out.join("global.safetensors"), &initial)?;
+    write_json(&out.join("target.json"), &Target { layers: federation.layer_paths(), scopes })?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "clients": config.clients,
+            "active": federation.active,
+            "layers": federation.layer_paths(),
+            "run": federated::run_name(config.aggregation, config.use_wsa),
+        })
+    );
+    Ok(())
+}
+
+struct ClientStep {
+    client: usize,
+    round: usize,
+    global: PathBuf,
+    target: PathBuf,
+    own_data: Option<PathBuf>,
+}
+
+fn train(run: &RunArgs, step: &ClientStep, out: &Path) -> Result<()> {
+    let started = Instant::now();
+    let (config, federation, device) = run.prepare()?;
+    let client = step.client;
+    if client >= config.clients {
+        bail!(
+            "client {client} does not exist: the config splits the data among {} clients (0..{}); check the \
+             SuperNode's partition-id",
+            config.clients,
+            config.clients - 1
+        );
+    }
+    if step.round == 0 {
+        bail!("--round counts from 1");
+    }
+    let data = match &step.own_data {
+        Some(dir) => own_training_set(&config.data, dir, config.seed)?,
+        None if !federation.summaries[client].participates => bail!(
+            "client {client} takes no part in this federation (it holds {} samples; min_client_samples is {})",
+            federation.summaries[client].samples,
+            config.min_client_samples
+        ),
+        None => federation.client_data(client),
+    };
+    let global = load_model_for(&step.global, &federation.layout)
+        .with_context(|| format!("the global model the server sent ({})", step.global.display()))?
+        .params;
+    global.check_finite()?;
+    let target = read_target(&step.target, &federation)?;
+    let dev = &device.device;
+    let data = DeviceData::upload(&data, dev);
+    let term = config.wsa.term(config.wsa.lambda, &federation.layers, &target.scopes);
+    let local =
+        LocalRun { aggregation: config.aggregation, wsa: config.use_wsa.then_some(&term), round: step.round, client };
+    let trained = wsa_core::wait(federated::local_update(&config, &local, &global.to_device(dev), &data, &mut Silent))?;
+    let scopes = wsa_core::wait(device_scopes(&trained, &federation.layers))?;
+    let trained: HostParams = wsa_core::wait(trained.to_host())?;
+    save_model(&out.join("params.safetensors"), &trained)?;
+    let reply =
+        Reply { client, round: step.round, samples: data.len, scopes, seconds: started.elapsed().as_secs_f64() };
+    write_json(&out.join("reply.json"), &reply)?;
+    Ok(())
+}
+
+/// A deployment's own training data: the whole training set of the config's (fetched) dataset
+/// in `dir`, normalised by its own statistics.
+fn own_training_set(data: &DataConfig, dir: &Path, seed: u64) -> Result<wsa_core::data::Dataset> {
+    if !data.dataset.is_fetched() {
+        bail!(
+            "--own-data reads a dataset from a folder, but the config's dataset `{}` is embedded in the program; \
+             use mnist or fashion-mnist, or leave --own-data out to train on the seeded split",
+            data.dataset.label()
+        );
+    }
+    let own = DataConfig { data_dir: dir.to_path_buf(), max_train: None, ..data.clone() };
+    Ok(data::load(&own, seed).with_context(|| format!("reading this client's own data in {}", dir.display()))?.train)
+}
+
+struct RoundStep {
+    round: usize,
+    global: PathBuf,
+    replies: PathBuf,
+    target: PathBuf,
+    seconds: Option<f64>,
+}
+
+/// The rounds so far, kept in --out between the server's calls.
+const ROUNDS_FILE: &str = "flower-rounds.json";
+
+fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
+    let (config, federation, device) = run.prepare()?;
+    let replies: Vec<Reply> = read_json(&step.replies)?;
+    if replies.is_empty() {
+        bail!("round {}: no client replied, so there is no model to evaluate", step.round);
+    }
+    let target = read_target(&step.target, &federation)?;
+    for reply in &replies {
+        if reply.round != step.round || reply.scopes.len() != federation.layers.len() {
+            bail!(
+                "the reply of client {} is for round {} with {} scopes; expected round {} with {} (one per layer)",
+                reply.client,
+                reply.round,
+                reply.scopes.len(),
+                step.round,
+                federation.layers.len()
+            );
+        }
+    }
+    let mut rounds: Vec<RoundRecord> = if step.round == 1 { Vec::new() } else { read_json(&out.join(ROUNDS_FILE))? };
+    if rounds.len() + 1 != step.round {
+        bail!(
+            "{} holds {} round(s) but this is round {}: it belongs to another run; give the server a new output folder",
+            out.join(ROUNDS_FILE).display(),
+            rounds.len(),
+            step.round
+        );
+    }
+    let global = load_model_for(&step.global, &federation.layout)
+        .with_context(|| format!("the averaged global model ({})", step.global.display()))?
+        .params;
+    let dev = &device.device;
+    let test = DeviceData::upload(&federation.split.test, dev);
+    let metrics = wsa_core::wait(evaluate(&federation.layout, &global.to_device(dev).tensors, &test))?;
+    let name = federated::run_name(config.aggregation, config.use_wsa);
+    let clients = replies.iter().map(|r| r.client).collect();
+    let client_scopes = replies.iter().map(|r| r.scopes.clone()).collect();
+    let record = federated::round_record(step.round, clients, metrics, target.scopes, client_scopes, &name)?;
+    let spread = record.client_spread.iter().sum::<f64>() / record.client_spread.len().max(1) as f64;
+    rounds.push(record);
+    write_json(&out.join(ROUNDS_FILE), &rounds)?;
+    let result =
+        federation.result(&config, &device.description, vec![federated::finish_run(&config, name.clone(), rounds)]);
+    export::write_federated(out, &result, step.seconds)?;
+    save_model(&out.join(format!("models/{name}.safetensors")), &global)?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "round": step.round,
+            "test_loss": metrics.loss,
+            "test_accuracy": metrics.accuracy,
+            "mean_client_spread": spread,
+        })
+    );
+    Ok(())
+}
+
+fn read_target(path: &Path, federation: &Federation) -> Result<Target> {
+    let target: Target = read_json(path)?;
+    let expected = federation.layer_paths();
+    if target.layers != expected || target.scopes.len() != expected.len() {
+        bail!(
+            "{}: a target scope for layers {:?}, but this model's scoped layers are {:?}: server and clients must \
+             run the same config",
+            path.display(),
+            target.layers,
+            expected
+        );
+    }
+    if target.scopes.iter().any(|s| !(s.mean.is_finite() && s.std.is_finite() && s.std >= 0.0)) {
+        bail!("{}: a target scope is not finite (or has a negative std)", path.display());
+    }
+    Ok(target)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not what this step expects", path.display()))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, &serde_json::to_vec_pretty(value)?)?;
+    Ok(())
+}

@@ -1,0 +1,67 @@
+"""The ServerApp: starts the federation from WSA Lab's initial model and target scope and runs
+the config's rounds with WsaFedAvg."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import OrderedDict
+from logging import INFO
+from pathlib import Path
+
+from flwr.app import Array, ArrayRecord, Context
+from flwr.common import log
+from flwr.serverapp import Grid, ServerApp
+
+from . import bridge
+from .strategy import WsaFedAvg
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    settings = context.run_config
+    program = bridge.find_program(str(settings.get("wsa-lab", "")))
+    device = str(settings.get("device", "auto"))
+    out_dir = Path(str(settings.get("out-dir", "out/flower"))).resolve()
+    with tempfile.TemporaryDirectory(prefix="wsa-flower-server-") as work:
+        work = Path(work)
+        config_path = Path(str(settings.get("fed-config", "")))
+        if not str(settings.get("fed-config", "")):
+            # wsa-lab's defaults, written out so that clients receive the same text.
+            config_path = work / "fed-config.json"
+            bridge.write_atomic(config_path, bridge.default_config(program).encode())
+        elif not config_path.is_file():
+            raise bridge.BridgeError(f"fed-config {config_path} does not exist (give an absolute path)")
+        start = json.loads(
+            bridge.run_step(program, "init", "--config", str(config_path), "--device", device, "--out", str(work))
+        )
+        target = json.loads((work / "target.json").read_text())
+        initial = bridge.read_safetensors(work / "global.safetensors")
+        rounds = int(json.loads(config_path.read_text()).get("rounds", 10))
+        log(
+            INFO,
+            "WSA Lab federation: %s, %d clients in the split (%d take part), %d rounds; results in %s",
+            start["run"],
+            start["clients"],
+            len(start["active"]),
+            rounds,
+            out_dir,
+        )
+        strategy = WsaFedAvg(
+            program=program,
+            config_path=config_path,
+            device=device,
+            out_dir=out_dir,
+            layers=target["layers"],
+            target=[(s["mean"], s["std"]) for s in target["scopes"]],
+            min_clients=int(settings.get("min-clients", 2)),
+        )
+        strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord(OrderedDict((name, Array(values)) for name, values in initial.items())),
+            num_rounds=rounds,
+            timeout=float(settings.get("round-timeout", 600)),
+        )
+    log(INFO, "WSA Lab federation finished: %s", out_dir)

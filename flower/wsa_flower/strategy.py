@@ -1,0 +1,159 @@
+"""WsaFedAvg: FedAvg (or FedProx's aggregation, the same average) by sample count, plus WSA's
+target scope: broadcast with the global model each round and fused from the scopes the clients
+return, never from the averaged model (averaging shrinks the spread round after round)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import OrderedDict
+from logging import INFO, WARNING
+from pathlib import Path
+from typing import Iterable
+
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.common import log
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from . import bridge
+from .scopes import fuse, weighted_average
+
+
+class WsaFedAvg(FedAvg):
+    """FedAvg whose rounds carry a WSA target scope and end in WSA Lab's evaluation.
+
+    The clients reply with their model, `num-examples`, `partition-id` and their scope per layer
+    (`scope-mean`, `scope-std`). Each round the server averages the models, fuses the scopes with
+    the config's fusion rule, and hands both to `wsa-lab flower round`, which evaluates the model
+    on the test set and writes the results to `out_dir` as `wsa-lab fed` does.
+    """
+
+    def __init__(
+        self,
+        *,
+        program: str,
+        config_path: Path,
+        device: str,
+        out_dir: Path,
+        layers: "list[str]",
+        target: "list[tuple[float, float]]",
+        min_clients: int,
+    ) -> None:
+        config_text = Path(config_path).read_text()
+        config = json.loads(config_text)
+        super().__init__(
+            fraction_train=float(config.get("fraction", 1.0)),
+            fraction_evaluate=0.0,  # the server evaluates on its own test set
+            min_train_nodes=min_clients,
+            min_available_nodes=min_clients,
+        )
+        self.program = program
+        self.config_path = Path(config_path)
+        self.config_text = config_text
+        self.fusion = config.get("wsa", {}).get("fusion", "moment-matching")
+        self.device = device
+        self.out_dir = Path(out_dir)
+        self.layers = layers
+        self.target = target
+        self.started = time.monotonic()
+        self.history: "list[dict]" = []
+
+    def summary(self) -> None:
+        super().summary()
+        log(INFO, "\t└──> WSA: %d layers with a scope, fusion %s", len(self.layers), self.fusion)
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        # Every client gets the config (they derive the same split from its seed) and the target.
+        config["fed-config"] = self.config_text
+        config["device"] = self.device
+        config["target-layers"] = self.layers
+        config["target-mean"] = [mean for mean, _ in self.target]
+        config["target-std"] = [std for _, std in self.target]
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> "tuple[ArrayRecord | None, MetricRecord | None]":
+        valid, failed = self._check_and_log_replies(replies, is_train=True)
+        for msg in failed:
+            log(
+                WARNING,
+                "round %d: node %d left out (%s)",
+                server_round,
+                msg.metadata.src_node_id,
+                " ".join(msg.error.reason.split()) or "no reason given",
+            )
+        if not valid:
+            log(WARNING, "round %d: no client replied; the global model and target stay as they were", server_round)
+            return None, None
+        # Client order as the engine's: by index in the split.
+        valid.sort(key=lambda msg: int(msg.content["metrics"]["partition-id"]))
+        names = list(valid[0].content["arrays"].keys())
+        models, weights, scopes, replies_json = [], [], [], []
+        for msg in valid:
+            metrics = msg.content["metrics"]
+            arrays = msg.content["arrays"]
+            models.append([arrays[name].numpy() for name in names])
+            weights.append(float(metrics["num-examples"]))
+            client_scopes = list(zip(metrics["scope-mean"], metrics["scope-std"]))
+            if len(client_scopes) != len(self.layers):
+                raise bridge.BridgeError(
+                    f"client {metrics['partition-id']} returned {len(client_scopes)} scopes for {len(self.layers)} layers"
+                )
+            scopes.append(client_scopes)
+            replies_json.append(
+                {
+                    "client": int(metrics["partition-id"]),
+                    "round": server_round,
+                    "samples": int(metrics["num-examples"]),
+                    "scopes": [{"mean": m, "std": s} for m, s in client_scopes],
+                    "seconds": float(metrics["train-seconds"]),
+                }
+            )
+        averaged = weighted_average(models, weights)
+        self.target = fuse(scopes, weights, self.fusion)
+        with tempfile.TemporaryDirectory(prefix="wsa-flower-round-") as work:
+            work = Path(work)
+            bridge.write_safetensors(work / "global.safetensors", OrderedDict(zip(names, averaged)))
+            bridge.write_json(work / "replies.json", replies_json)
+            bridge.write_json(
+                work / "target.json",
+                {"layers": self.layers, "scopes": [{"mean": m, "std": s} for m, s in self.target]},
+            )
+            output = bridge.run_step(
+                self.program,
+                "round",
+                "--config", str(self.config_path),
+                "--device", self.device,
+                "--round", str(server_round),
+                "--global", str(work / "global.safetensors"),
+                "--replies", str(work / "replies.json"),
+                "--target", str(work / "target.json"),
+                "--seconds", f"{time.monotonic() - self.started:.3f}",
+                "--out", str(self.out_dir),
+            )
+        evaluation = json.loads(output)
+        self.history.append(evaluation)
+        log(
+            INFO,
+            "round %d: %d clients, test accuracy %.4f, loss %.4f, mean client spread %.3g",
+            server_round,
+            len(valid),
+            evaluation["test_accuracy"],
+            evaluation["test_loss"],
+            evaluation["mean_client_spread"],
+        )
+        arrays = ArrayRecord(OrderedDict((name, Array(values)) for name, values in zip(names, averaged)))
+        metrics = MetricRecord(
+            {
+                "test-accuracy": evaluation["test_accuracy"],
+                "test-loss": evaluation["test_loss"],
+                "mean-client-spread": evaluation["mean_client_spread"],
+                "clients": len(valid),
+            }
+        )
+        return arrays, metrics
