@@ -258,12 +258,14 @@ fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
             );
         }
     }
-    let mut rounds: Vec<RoundRecord> = if step.round == 1 { Vec::new() } else { read_json(&out.join(ROUNDS_FILE))? };
-    if rounds.len() + 1 != step.round {
+    // Rounds so far; a round no client answered has no record, so the last one may be older
+    // than the previous round.
+    let rounds_file = out.join(ROUNDS_FILE);
+    let mut rounds: Vec<RoundRecord> = if step.round == 1 { Vec::new() } else { read_json(&rounds_file)? };
+    if rounds.last().is_some_and(|last| last.round >= step.round) {
         bail!(
-            "{} holds {} round(s) but this is round {}: it belongs to another run; give the server a new output folder",
-            out.join(ROUNDS_FILE).display(),
-            rounds.len(),
+            "{} already holds round {}: it belongs to another run; give the server a new output folder",
+            rounds_file.display(),
             step.round
         );
     }
@@ -279,7 +281,7 @@ fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
     let record = federated::round_record(step.round, clients, metrics, target.scopes, client_scopes, &name)?;
     let spread = record.client_spread.iter().sum::<f64>() / record.client_spread.len().max(1) as f64;
     rounds.push(record);
-    write_json(&out.join(ROUNDS_FILE), &rounds)?;
+    write_json(&rounds_file, &rounds)?;
     let result =
         federation.result(&config, &device.description, vec![federated::finish_run(&config, name.clone(), rounds)]);
     export::write_federated(out, &result, step.seconds)?;

@@ -53,7 +53,7 @@ def _run(program: str, *args: str) -> str:
 _DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16}
 
 
-def read_safetensors(path: Path) -> "OrderedDict[str, np.ndarray]":
+def read_safetensors(path: Path) -> OrderedDict[str, np.ndarray]:
     """The tensors of a safetensors file, in file order."""
     raw = Path(path).read_bytes()
     if len(raw) < 8:
@@ -72,7 +72,7 @@ def read_safetensors(path: Path) -> "OrderedDict[str, np.ndarray]":
     return tensors
 
 
-def write_safetensors(path: Path, tensors: "dict[str, np.ndarray]") -> None:
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
     """Writes float32 tensors as safetensors, atomically (a temporary file and a rename)."""
     header: dict = {}
     chunks = []

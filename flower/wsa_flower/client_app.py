@@ -42,17 +42,26 @@ def train(msg: Message, context: Context) -> Message:
             work / "target.json",
             {
                 "layers": list(config["target-layers"]),
-                "scopes": [{"mean": m, "std": s} for m, s in zip(config["target-mean"], config["target-std"])],
+                "scopes": [
+                    {"mean": m, "std": s} for m, s in zip(config["target-mean"], config["target-std"])
+                ],
             },
         )
         args = [
-            "--config", str(work / "fed-config.json"),
-            "--device", str(config.get("device", "auto")),
-            "--client", str(client),
-            "--round", str(int(config["server-round"])),
-            "--global", str(work / "global.safetensors"),
-            "--target", str(work / "target.json"),
-            "--out", str(work / "reply"),
+            "--config",
+            str(work / "fed-config.json"),
+            "--device",
+            str(config.get("device", "auto")),
+            "--client",
+            str(client),
+            "--round",
+            str(int(config["server-round"])),
+            "--global",
+            str(work / "global.safetensors"),
+            "--target",
+            str(work / "target.json"),
+            "--out",
+            str(work / "reply"),
         ]
         if node.get("data-dir"):
             args += ["--own-data", str(node["data-dir"])]

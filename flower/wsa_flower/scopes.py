@@ -19,7 +19,7 @@ STD_EPS = 1e-8
 FUSION_RULES = ("moment-matching", "plain-average", "std-average", "precision-weighted")
 
 
-def _normalised(weights: "list[float]") -> "list[float]":
+def _normalised(weights: list[float]) -> list[float]:
     total = 0.0
     for w in weights:  # a left fold, as the engine sums (not math.fsum)
         total += w
@@ -28,7 +28,7 @@ def _normalised(weights: "list[float]") -> "list[float]":
     return [w / total for w in weights]
 
 
-def weighted_average(models: "list[list[np.ndarray]]", weights: "list[float]") -> "list[np.ndarray]":
+def weighted_average(models: list[list[np.ndarray]], weights: list[float]) -> list[np.ndarray]:
     """sum_k w_k models[k] with the weights normalised to sum to one, tensor by tensor."""
     if not models or len(models) != len(weights):
         raise ValueError("need one weight per model, at least one model")
@@ -42,7 +42,9 @@ def weighted_average(models: "list[list[np.ndarray]]", weights: "list[float]") -
     return averaged
 
 
-def fuse(scopes: "list[list[tuple[float, float]]]", weights: "list[float]", rule: str) -> "list[tuple[float, float]]":
+def fuse(
+    scopes: list[list[tuple[float, float]]], weights: list[float], rule: str
+) -> list[tuple[float, float]]:
     """Fuses per-client scope lists (`scopes[k][l]` = (mean, std) of client k's layer l) into one
     target (mean, std) per layer, with the clients' weights (sample counts)."""
     if not scopes or len(scopes) != len(weights) or any(len(s) != len(scopes[0]) for s in scopes):

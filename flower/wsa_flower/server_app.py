@@ -35,7 +35,9 @@ def main(grid: Grid, context: Context) -> None:
         elif not config_path.is_file():
             raise bridge.BridgeError(f"fed-config {config_path} does not exist (give an absolute path)")
         start = json.loads(
-            bridge.run_step(program, "init", "--config", str(config_path), "--device", device, "--out", str(work))
+            bridge.run_step(
+                program, "init", "--config", str(config_path), "--device", device, "--out", str(work)
+            )
         )
         target = json.loads((work / "target.json").read_text())
         initial = bridge.read_safetensors(work / "global.safetensors")
@@ -60,7 +62,9 @@ def main(grid: Grid, context: Context) -> None:
         )
         strategy.start(
             grid=grid,
-            initial_arrays=ArrayRecord(OrderedDict((name, Array(values)) for name, values in initial.items())),
+            initial_arrays=ArrayRecord(
+                OrderedDict((name, Array(values)) for name, values in initial.items())
+            ),
             num_rounds=rounds,
             timeout=float(settings.get("round-timeout", 600)),
         )

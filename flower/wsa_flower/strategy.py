@@ -8,9 +8,9 @@ import json
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from logging import INFO, WARNING
 from pathlib import Path
-from typing import Iterable
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.common import log
@@ -37,8 +37,8 @@ class WsaFedAvg(FedAvg):
         config_path: Path,
         device: str,
         out_dir: Path,
-        layers: "list[str]",
-        target: "list[tuple[float, float]]",
+        layers: list[str],
+        target: list[tuple[float, float]],
         min_clients: int,
     ) -> None:
         config_text = Path(config_path).read_text()
@@ -58,7 +58,13 @@ class WsaFedAvg(FedAvg):
         self.layers = layers
         self.target = target
         self.started = time.monotonic()
-        self.history: "list[dict]" = []
+        self.history: list[dict] = []
+        # Who was asked this round, and which client of the split each node has been so far:
+        # for saying who is missing.
+        self.asked: set[int] = set()
+        # The tensors' names, from the initial model: every reply must carry exactly these.
+        self.layout_names: list[str] = []
+        self.client_of_node: dict[int, int] = {}
 
     def summary(self) -> None:
         super().summary()
@@ -73,37 +79,60 @@ class WsaFedAvg(FedAvg):
         config["target-layers"] = self.layers
         config["target-mean"] = [mean for mean, _ in self.target]
         config["target-std"] = [std for _, std in self.target]
-        return super().configure_train(server_round, arrays, config, grid)
+        self.layout_names = self.layout_names or list(arrays.keys())
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.asked = {msg.metadata.dst_node_id for msg in messages}
+        return messages
+
+    def _node(self, node_id: int) -> str:
+        client = self.client_of_node.get(node_id)
+        return f"node {node_id}" + (f" (client {client})" if client is not None else "")
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
-    ) -> "tuple[ArrayRecord | None, MetricRecord | None]":
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
         valid, failed = self._check_and_log_replies(replies, is_train=True)
+        for msg in valid:
+            self.client_of_node[msg.metadata.src_node_id] = int(msg.content["metrics"]["partition-id"])
+        # A node that died gets its error reply from the SuperLink, not from itself: what such
+        # replies say is told of every node that was asked and did not answer.
+        reason_of = lambda msg: " ".join(msg.error.reason.split()) or "no reason given"
+        on_behalf = sorted({reason_of(msg) for msg in failed if msg.metadata.src_node_id not in self.asked})
         for msg in failed:
-            log(
-                WARNING,
-                "round %d: node %d left out (%s)",
-                server_round,
-                msg.metadata.src_node_id,
-                " ".join(msg.error.reason.split()) or "no reason given",
-            )
-        if not valid:
-            log(WARNING, "round %d: no client replied; the global model and target stay as they were", server_round)
-            return None, None
+            if msg.metadata.src_node_id in self.asked:
+                log(
+                    WARNING,
+                    "round %d: %s left out: %s",
+                    server_round,
+                    self._node(msg.metadata.src_node_id),
+                    reason_of(msg),
+                )
+        for node_id in sorted(self.asked - {msg.metadata.src_node_id for msg in replies}):
+            why = "; ".join(on_behalf) or "no answer within the round's timeout"
+            log(WARNING, "round %d: %s left out: %s", server_round, self._node(node_id), why)
         # Client order as the engine's: by index in the split.
         valid.sort(key=lambda msg: int(msg.content["metrics"]["partition-id"]))
-        names = list(valid[0].content["arrays"].keys())
+        names = self.layout_names
         models, weights, scopes, replies_json = [], [], [], []
         for msg in valid:
             metrics = msg.content["metrics"]
             arrays = msg.content["arrays"]
+            client_scopes = list(zip(metrics["scope-mean"], metrics["scope-std"]))
+            if len(client_scopes) != len(self.layers) or sorted(arrays.keys()) != sorted(names):
+                log(
+                    WARNING,
+                    "round %d: %s left out: it returned %d scopes and %d tensors; expected %d and %d",
+                    server_round,
+                    self._node(msg.metadata.src_node_id),
+                    len(client_scopes),
+                    len(arrays),
+                    len(self.layers),
+                    len(names),
+                )
+                continue
             models.append([arrays[name].numpy() for name in names])
             weights.append(float(metrics["num-examples"]))
-            client_scopes = list(zip(metrics["scope-mean"], metrics["scope-std"]))
-            if len(client_scopes) != len(self.layers):
-                raise bridge.BridgeError(
-                    f"client {metrics['partition-id']} returned {len(client_scopes)} scopes for {len(self.layers)} layers"
-                )
             scopes.append(client_scopes)
             replies_json.append(
                 {
@@ -114,6 +143,13 @@ class WsaFedAvg(FedAvg):
                     "seconds": float(metrics["train-seconds"]),
                 }
             )
+        if not models:
+            log(
+                WARNING,
+                "round %d: no client replied; the global model and target stay as they were",
+                server_round,
+            )
+            return None, None
         averaged = weighted_average(models, weights)
         self.target = fuse(scopes, weights, self.fusion)
         with tempfile.TemporaryDirectory(prefix="wsa-flower-round-") as work:
@@ -127,14 +163,22 @@ class WsaFedAvg(FedAvg):
             output = bridge.run_step(
                 self.program,
                 "round",
-                "--config", str(self.config_path),
-                "--device", self.device,
-                "--round", str(server_round),
-                "--global", str(work / "global.safetensors"),
-                "--replies", str(work / "replies.json"),
-                "--target", str(work / "target.json"),
-                "--seconds", f"{time.monotonic() - self.started:.3f}",
-                "--out", str(self.out_dir),
+                "--config",
+                str(self.config_path),
+                "--device",
+                self.device,
+                "--round",
+                str(server_round),
+                "--global",
+                str(work / "global.safetensors"),
+                "--replies",
+                str(work / "replies.json"),
+                "--target",
+                str(work / "target.json"),
+                "--seconds",
+                f"{time.monotonic() - self.started:.3f}",
+                "--out",
+                str(self.out_dir),
             )
         evaluation = json.loads(output)
         self.history.append(evaluation)

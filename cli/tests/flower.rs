@@ -1,0 +1,290 @@
+//! A real Flower federation (flower/, scripts/flower-local.sh): a SuperLink and SuperNodes as
+//! processes on loopback, clients training with `wsa-lab flower train`, the WsaFedAvg strategy
+//! averaging and fusing scopes. It must give `wsa-lab fed`'s numbers, survive a client that
+//! dies or fails, and its NumPy arithmetic must be the engine's.
+//!
+//! Needs a Python with Flower (`FLOWER_PYTHON`, set by `.ci/run`). Without one these tests say
+//! so loudly and pass; with `WSA_REQUIRE_FLOWER=1` (set by `.ci/run`) that is a failure.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wsa_core::model::{HostParams, ModelConfig, ModelLayout};
+use wsa_core::rng::Rng;
+use wsa_core::scope::{FusionRule, Scope, fuse};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+}
+
+fn wsa_lab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wsa-lab"))
+}
+
+/// The Python with Flower, or `None` (after saying so) when this machine has none.
+fn flower_python() -> Option<PathBuf> {
+    let python = std::env::var_os("FLOWER_PYTHON").map(PathBuf::from);
+    let usable = python
+        .as_ref()
+        .is_some_and(|p| Command::new(p).args(["-c", "import flwr, numpy"]).output().is_ok_and(|o| o.status.success()));
+    if usable {
+        return python;
+    }
+    let msg = "!!! FLOWER TESTS NOT RUN: set FLOWER_PYTHON to a Python with flwr 1.42.0 (as .ci/run does) !!!";
+    assert!(!std::env::var("WSA_REQUIRE_FLOWER").is_ok_and(|v| v == "1"), "{msg}");
+    eprintln!("\n{msg}\n");
+    None
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsa-lab-flower-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    dir
+}
+
+/// A federated config: the digits, `clients` clients, three rounds, WSA on, one local epoch.
+fn write_config(dir: &Path, clients: usize) -> PathBuf {
+    let printed = wsa_lab()
+        .args(["fed", "--print-config", "--wsa", "--rounds", "3", "--local-epochs", "1", "--seed", "4"])
+        .args(["--clients", &clients.to_string()])
+        .output()
+        .expect("run wsa-lab");
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let path = dir.join("fed.json");
+    std::fs::write(&path, &printed.stdout).expect("write config");
+    path
+}
+
+/// Runs scripts/flower-local.sh with `args`; returns its output (stdout and stderr together).
+fn flower_local(python: &Path, args: &[&str]) -> String {
+    let run = Command::new(repo().join("scripts/flower-local.sh"))
+        .args(args)
+        .env("FLOWER_PYTHON", python)
+        .env("WSA_LAB", env!("CARGO_BIN_EXE_wsa-lab"))
+        .output()
+        .expect("run scripts/flower-local.sh");
+    let output = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "flower-local.sh failed:\n{output}");
+    output
+}
+
+fn rounds_of(summary_dir: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(summary_dir.join("summary.json")).expect("summary.json");
+    let summary: Value = serde_json::from_str(&text).expect("summary.json is JSON");
+    let run = &summary["runs"][0];
+    assert_eq!(run["name"], "fedavg+wsa", "{summary}");
+    run["rounds"].as_array().expect("rounds").clone()
+}
+
+/// No SuperLink, SuperNode or ClientApp of ours is left running.
+fn assert_no_flower_processes_left(out: &Path) {
+    let listed = Command::new("ps").args(["-eo", "args"]).output().expect("ps");
+    let processes = String::from_utf8_lossy(&listed.stdout);
+    let marker = out.to_string_lossy();
+    let left: Vec<&str> = processes
+        .lines()
+        .filter(|l| l.contains("flower-super") || l.contains("flwr-") || l.contains(marker.as_ref()))
+        .filter(|l| l.contains(marker.as_ref()) || l.contains("flwr-home"))
+        .collect();
+    assert!(left.is_empty(), "processes left running: {left:#?}");
+}
+
+#[test]
+fn a_flower_federation_gives_the_numbers_of_wsa_lab_fed() {
+    let Some(python) = flower_python() else { return };
+    let dir = temp_dir("parity");
+    let config = write_config(&dir, 3);
+    let reference = dir.join("fed");
+    let fed = wsa_lab().args(["fed", "--device", "cpu", "--config"]).arg(&config).arg("--out").arg(&reference).output();
+    assert!(fed.expect("run wsa-lab fed").status.success());
+    let out = dir.join("flower");
+    let config_arg = config.to_string_lossy().into_owned();
+    let out_arg = out.to_string_lossy().into_owned();
+    let log = flower_local(&python, &["--config", &config_arg, "--out", &out_arg, "--device", "cpu"]);
+    assert!(log.contains("3 SuperNodes"), "{log}");
+
+    let (ours, theirs) = (rounds_of(&reference), rounds_of(&out));
+    assert_eq!(theirs.len(), 3, "three rounds through Flower");
+    for (a, b) in ours.iter().zip(&theirs) {
+        // The same operations in the same order: equal, not merely close.
+        for key in ["round", "clients", "test_loss", "test_accuracy", "target", "client_scopes", "client_spread"] {
+            assert_eq!(a[key], b[key], "round {}: `{key}` differs between wsa-lab fed and Flower", a["round"]);
+        }
+    }
+    let model = |dir: &Path| wsa_core::io::load_model(&dir.join("models/fedavg+wsa.safetensors")).expect("model");
+    assert_eq!(model(&reference).values, model(&out).values, "the final global models differ");
+    assert!(out.join("rounds.csv").is_file() && out.join("clients.csv").is_file());
+    assert_no_flower_processes_left(&out);
+}
+
+#[test]
+fn a_client_that_dies_or_fails_leaves_its_round_to_the_others() {
+    let Some(python) = flower_python() else { return };
+    let dir = temp_dir("failure");
+    let config = write_config(&dir, 3);
+    let out = dir.join("flower");
+    let config_arg = config.to_string_lossy().into_owned();
+    let out_arg = out.to_string_lossy().into_owned();
+    // Clients 0-2, a fourth SuperNode whose partition does not exist (every round it is bad
+    // input to the bridge), and client 2 killed as soon as round 1 is written.
+    let log = flower_local(
+        &python,
+        &[
+            "--config",
+            &config_arg,
+            "--out",
+            &out_arg,
+            "--device",
+            "cpu",
+            "--extra-node",
+            "partition-id=9",
+            "--stop-client",
+            "2",
+            "--after-round",
+            "1",
+            "--round-timeout",
+            "45",
+        ],
+    );
+    let rounds = rounds_of(&out);
+    let clients = |r: &Value| -> Vec<u64> {
+        r["clients"].as_array().expect("clients").iter().filter_map(Value::as_u64).collect()
+    };
+    assert_eq!(rounds.len(), 3, "every round completed:\n{log}");
+    assert_eq!(clients(&rounds[0]), [0, 1, 2], "round 1 had every client");
+    for round in &rounds[1..] {
+        assert_eq!(clients(round), [0, 1], "round {} went on without the dead client", round["round"]);
+        assert!(round["test_loss"].as_f64().is_some_and(f64::is_finite), "{round}");
+    }
+    // The server said why each reply was missing: the bridge's own message for the bad node,
+    // and which client went silent.
+    assert!(log.contains("left out: ") && log.contains("client 9 does not exist"), "{log}");
+    assert!(log.lines().any(|l| l.contains("round 2: node") && l.contains("(client 2) left out")), "{log}");
+    assert_no_flower_processes_left(&out);
+}
+
+fn run_python(python: &Path, code: &str, input: &Value) -> Value {
+    use std::io::Write;
+    let mut child = Command::new(python)
+        .args(["-c", code])
+        .env("PYTHONPATH", repo().join("flower"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start python");
+    child.stdin.take().expect("stdin").write_all(input.to_string().as_bytes()).expect("write");
+    let done = child.wait_with_output().expect("python");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    serde_json::from_slice(&done.stdout).expect("python printed JSON")
+}
+
+#[test]
+fn the_strategys_fusion_and_average_are_the_engines() {
+    let Some(python) = flower_python() else { return };
+    let mut rng = Rng::new(11);
+    // Five clients, four layers, scopes of different sizes; one weight zero.
+    let scopes: Vec<Vec<Scope>> = (0..5)
+        .map(|_| {
+            (0..4)
+                .map(|l| Scope { mean: (rng.uniform() - 0.5) * 0.1 * (l + 1) as f64, std: 0.01 + rng.uniform() * 0.2 })
+                .collect()
+        })
+        .collect();
+    let weights = [120.0, 37.0, 0.0, 501.0, 88.0];
+    let input = serde_json::json!({
+        "scopes": scopes.iter().map(|s| s.iter().map(|x| [x.mean, x.std]).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        "weights": weights,
+    });
+    for (rule, name) in [
+        (FusionRule::MomentMatching, "moment-matching"),
+        (FusionRule::PlainAverage, "plain-average"),
+        (FusionRule::StdAverage, "std-average"),
+        (FusionRule::PrecisionWeighted, "precision-weighted"),
+    ] {
+        let code = format!(
+            "import json, sys\nfrom wsa_flower.scopes import fuse\nd = json.load(sys.stdin)\n\
+             print(json.dumps(fuse(d['scopes'], d['weights'], '{name}')))"
+        );
+        let theirs = run_python(&python, &code, &input);
+        let ours = fuse(&scopes, &weights, rule).expect("fuse");
+        let theirs: Vec<(f64, f64)> = serde_json::from_value(theirs).expect("pairs");
+        assert_eq!(theirs.len(), ours.len());
+        for (l, (t, o)) in theirs.iter().zip(&ours).enumerate() {
+            assert_eq!(*t, (o.mean, o.std), "{name}, layer {l}");
+        }
+    }
+    // The average of five models (two passes of the engine's four-input kernel) on the CPU.
+    let layout = std::sync::Arc::new(ModelLayout::new(&ModelConfig::mlp(vec![7]), &[1, 3, 3], 4).expect("layout"));
+    let models: Vec<HostParams> = (0..5).map(|_| layout.init(&mut rng)).collect();
+    let device = wsa_core::device::cpu();
+    let on_device: Vec<_> = models.iter().map(|m| m.to_device(&device.device)).collect();
+    let refs: Vec<_> = on_device.iter().collect();
+    let averaged =
+        wsa_core::wait(wsa_core::merge::weighted_average(&refs, &weights).expect("average").to_host()).expect("host");
+    let input = serde_json::json!({
+        "models": models.iter().map(|m| m.values.clone()).collect::<Vec<_>>(),
+        "weights": weights,
+    });
+    let code = "import json, sys\nimport numpy as np\nfrom wsa_flower.scopes import weighted_average\n\
+                d = json.load(sys.stdin)\nmodels = [[np.array(t, dtype=np.float32) for t in m] for m in d['models']]\n\
+                print(json.dumps([t.astype(float).tolist() for t in weighted_average(models, d['weights'])]))";
+    let theirs: Vec<Vec<f32>> = serde_json::from_value(run_python(&python, code, &input)).expect("tensors");
+    assert_eq!(theirs, averaged.values, "NumPy's average differs from the engine's");
+}
+
+/// The bridge's steps without Flower: a client trains from `init`'s model, and bad input (a
+/// model of another architecture, a target of other layers, a client that does not exist, own
+/// data for an embedded set) is refused with a message that names it, writing nothing.
+#[test]
+fn the_bridge_trains_a_client_and_refuses_bad_input_by_name() {
+    let dir = temp_dir("bridge");
+    let config = write_config(&dir, 3);
+    let step = |args: &[&str]| {
+        let done = wsa_lab().arg("flower").args(args).args(["--device", "cpu"]).output().expect("run wsa-lab flower");
+        (done.status.success(), String::from_utf8_lossy(&done.stderr).into_owned())
+    };
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let (config_arg, start) = (path(&config), dir.join("start"));
+    let (ok, err) = step(&["init", "--config", &config_arg, "--out", &path(&start)]);
+    assert!(ok, "{err}");
+    let (global, target) = (path(&start.join("global.safetensors")), path(&start.join("target.json")));
+    let train = |client: &str, global: &str, target: &str, extra: &[&str], out: &Path| {
+        let mut args = vec!["train", "--config", &config_arg, "--client", client, "--round", "1"];
+        args.extend(["--global", global, "--target", target]);
+        args.extend(extra);
+        let out = path(out);
+        args.extend(["--out", &out]);
+        step(&args)
+    };
+    let reply_dir = dir.join("reply");
+    let (ok, err) = train("1", &global, &target, &[], &reply_dir);
+    assert!(ok, "{err}");
+    let reply: Value = serde_json::from_str(&std::fs::read_to_string(reply_dir.join("reply.json")).expect("reply"))
+        .expect("reply.json is JSON");
+    assert_eq!(reply["client"], 1);
+    assert_eq!(reply["scopes"].as_array().map(Vec::len), Some(3), "{reply}");
+    assert!(reply["samples"].as_u64().is_some_and(|n| n > 0), "{reply}");
+    wsa_core::io::load_model(&reply_dir.join("params.safetensors")).expect("the trained model reads back");
+
+    // A model of another architecture (a wider hidden layer).
+    let other = dir.join("other");
+    let printed = wsa_lab().args(["fed", "--print-config"]).output().expect("print");
+    let mut other_config: Value = serde_json::from_slice(&printed.stdout).expect("json");
+    other_config["model"]["hidden"] = serde_json::json!([32]);
+    let other_config_path = dir.join("other.json");
+    std::fs::write(&other_config_path, other_config.to_string()).expect("write");
+    let (ok, err) = step(&["init", "--config", &path(&other_config_path), "--out", &path(&other)]);
+    assert!(ok, "{err}");
+    let refused = dir.join("refused");
+    let (ok, err) = train("0", &path(&other.join("global.safetensors")), &target, &[], &refused);
+    assert!(!ok && err.contains("the global model the server sent"), "{err}");
+    let (ok, err) = train("0", &global, &path(&other.join("target.json")), &[], &refused);
+    assert!(!ok && err.contains("server and clients must run the same config"), "{err}");
+    let (ok, err) = train("3", &global, &target, &[], &refused);
+    assert!(!ok && err.contains("client 3 does not exist"), "{err}");
+    let (ok, err) = train("0", &global, &target, &["--own-data", "/nonexistent"], &refused);
+    assert!(!ok && err.contains("embedded in the program"), "{err}");
+    assert!(!refused.exists(), "a refused step wrote {}", refused.display());
+}
