@@ -52,16 +52,7 @@ if [ -z "${WSA_LAB:-}" ]; then
   fi
 fi
 export WSA_LAB
-if [ -z "${FLOWER_PYTHON:-}" ]; then
-  FLOWER_PYTHON="$root/.venv-flower/bin/python"
-  if [ ! -x "$FLOWER_PYTHON" ]; then
-    echo "[flower] creating .venv-flower with the pinned Flower"
-    python3 -m venv "$root/.venv-flower"
-    # The app's dependencies only: the app itself travels to the SuperLink as a Flower bundle.
-    mapfile -t deps < <(python3 -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' "$root/flower/pyproject.toml")
-    "$FLOWER_PYTHON" -m pip install -q "${deps[@]}"
-  fi
-fi
+FLOWER_PYTHON="${FLOWER_PYTHON:-$("$root/scripts/flower-venv.sh" "$root/.venv-flower")}"
 bin="$(dirname "$FLOWER_PYTHON")"
 # The SuperLink and SuperNodes start Flower's other programs (flower-superexec) by name.
 export PATH="$bin:$PATH"
