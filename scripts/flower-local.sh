@@ -93,6 +93,7 @@ start() { # log-file command...
   local log="$1"; shift
   setsid "$@" > "$log" 2>&1 &
   pgids+=("$!")
+  disown "$!" # stopped by stop_all, without the shell reporting each as killed
 }
 
 export FLWR_HOME="$work/flwr-home"

@@ -191,6 +191,8 @@ class WsaFedAvg(FedAvg):
             evaluation["test_loss"],
             evaluation["mean_client_spread"],
         )
+        for layer, (mean, std) in zip(self.layers, self.target):
+            log(INFO, "\t  next target %s: N(%.4g, %.4g²)", layer, mean, std)
         arrays = ArrayRecord(OrderedDict((name, Array(values)) for name, values in zip(names, averaged)))
         metrics = MetricRecord(
             {
