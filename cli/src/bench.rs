@@ -40,6 +40,11 @@ pub struct BenchArgs {
     /// Timed repetitions per kernel measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// The Python whose PyTorch runs the twin of the training rows on the CPU
+    /// (scripts/torch_twin.py; default: $TORCH_PYTHON, else python3); the bench says so when it
+    /// cannot import torch.
+    #[arg(long)]
+    pub torch_python: Option<String>,
     /// Where the JSON with every number goes.
     #[arg(long, default_value = "out/bench/bench.json")]
     pub out: PathBuf,
@@ -65,7 +70,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for part in &args.only {
         let value = match part.as_str() {
             "kernels" => kernels(&devices, &args.sizes, args.repeats.max(1))?,
-            "train" => training(&devices, &args.batches)?,
+            "train" => {
+                let python = args.torch_python.clone().or_else(|| std::env::var("TORCH_PYTHON").ok());
+                training(&devices, &args.batches, python.as_deref().unwrap_or("python3"))?
+            }
             "startup" => startup(&devices)?,
             "align" => alignment(args.repeats.max(1))?,
             other => bail!("unknown bench part {other:?}: choose among kernels, train, startup, align"),
@@ -325,12 +333,42 @@ fn steps_per_second(trainer: &mut Trainer, data: &DeviceData, wsa: Option<&WsaTe
     Ok(steps as f64 / started.elapsed().as_secs_f64())
 }
 
-fn training(devices: &[ComputeDevice], batches: &[usize]) -> Result<Value> {
+/// PyTorch's samples/s for the same rows on the CPU, with as many threads as rayon gives our
+/// backend: `scripts/torch_twin.py` run by `python`. `None` (and a line saying why) when it
+/// cannot run.
+fn torch_twin(python: &str, batches: &[usize]) -> Option<Value> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batches = batches.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let run = std::process::Command::new(python)
+        .args(["-c", include_str!("../../scripts/torch_twin.py"), "--device", "cpu"])
+        .args(["--threads", &threads.to_string(), "--batches", &batches])
+        .output();
+    let why = match run {
+        Ok(out) if out.status.success() => match serde_json::from_slice::<Value>(&out.stdout) {
+            Ok(twin) => return Some(twin),
+            Err(e) => format!("its output is not JSON ({e})"),
+        },
+        Ok(out) => String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("it failed").to_string(),
+        Err(e) => format!("{python} could not be started ({e})"),
+    };
+    println!("PyTorch twin not run: {why} (set TORCH_PYTHON or --torch-python to a Python with torch)");
+    None
+}
+
+fn training(devices: &[ComputeDevice], batches: &[usize], torch_python: &str) -> Result<Value> {
     let data = fashion_sized(4096);
+    let twin = devices.iter().any(|d| !d.is_gpu).then(|| torch_twin(torch_python, batches)).flatten();
+    let torch_rate = |model: &str, batch: usize| {
+        twin.as_ref()?["rows"].as_array()?.iter().find(|r| r["model"] == model && r["batch"] == batch)?["samples_per_second"]
+            .as_f64()
+    };
     println!("\ntraining throughput (Adam, Fashion-MNIST-sized 28x28 inputs, samples/s)");
+    if let Some(twin) = &twin {
+        println!("PyTorch {} on the CPU with {} threads beside ours", twin["torch"], twin["threads"]);
+    }
     println!(
-        "{:<18} {:>6} {:>10} {:>10} {:>10} {:>9}   device",
-        "model", "batch", "plain", "WSA closed", "WSA autodf", "GPU/CPU"
+        "{:<18} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10} {:>8}   device",
+        "model", "batch", "plain", "WSA closed", "WSA autodf", "GPU/CPU", "PyTorch", "ours/PT"
     );
     let mut rows = Vec::new();
     for (name, config) in bench_models() {
@@ -349,23 +387,28 @@ fn training(devices: &[ComputeDevice], batches: &[usize]) -> Result<Value> {
                 let closed = wsa_rate(WsaGradient::ClosedForm)?;
                 let autodiff = wsa_rate(WsaGradient::Autodiff)?;
                 let vs_cpu = if compute.is_gpu { cpu_rate.map(|c| plain_rate / c) } else { None };
+                let torch = if compute.is_gpu { None } else { torch_rate(name, batch) };
                 if !compute.is_gpu {
                     cpu_rate = Some(plain_rate);
                 }
+                let shown = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
                 println!(
-                    "{name:<18} {batch:>6} {plain_rate:>10.0} {closed:>10.0} {autodiff:>10.0} {:>9}   {}",
-                    vs_cpu.map_or("-".to_string(), |r| format!("{r:.2}x")),
+                    "{name:<18} {batch:>6} {plain_rate:>10.0} {closed:>10.0} {autodiff:>10.0} {:>9} {:>10} {:>8}   {}",
+                    shown(vs_cpu, &|r| format!("{r:.2}x")),
+                    shown(torch, &|t| format!("{t:.0}")),
+                    shown(torch, &|t| format!("{:.2}x", plain_rate / t)),
                     compute.description
                 );
                 rows.push(json!({
                     "model": name, "batch": batch, "device": compute.description,
                     "samples_per_second": plain_rate, "samples_per_second_wsa_closed_form": closed,
                     "samples_per_second_wsa_autodiff": autodiff, "gpu_over_cpu": vs_cpu,
+                    "torch_samples_per_second": torch, "ours_over_torch": torch.map(|t| plain_rate / t),
                 }));
             }
         }
     }
-    Ok(Value::Array(rows))
+    Ok(json!({ "rows": rows, "torch_twin": twin }))
 }
 
 /// Time to the first training step in fresh processes: the first with empty shader caches

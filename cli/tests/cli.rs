@@ -365,3 +365,34 @@ fn plane_writes_its_grid_figure_and_summary_and_refuses_bad_thirds() {
     assert!(!dir.join("y").exists(), "nothing written for a refused plane");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The CPU backend runs convolutions, pooling and matrix products on rayon's threads; no sum is
+/// split between threads, so one thread and two give the same numbers, bit for bit: a CNN pair
+/// (convolutions, pooling, WSA) and a federated MLP run (matrix products, averaging).
+#[test]
+fn one_thread_and_two_give_the_same_numbers() {
+    let dir = temp_dir("threads");
+    let printed = wsa_lab()
+        .args(["connect", "--print-config", "--epochs", "2", "--max-train", "600", "--methods", "plain,wsa"])
+        .output()
+        .expect("run");
+    let mut config: serde_json::Value = serde_json::from_slice(&printed.stdout).expect("config");
+    config["model"] = serde_json::json!({ "kind": "cnn", "channels": [8, 16] });
+    let config_path = dir.join("cnn.json");
+    std::fs::write(&config_path, config.to_string()).expect("write config");
+    let summary = |threads: &str, command: &[&str]| -> serde_json::Value {
+        let out = dir.join(format!("{}-{threads}", command[0]));
+        run_ok(wsa_lab().args(command).args(["--device", "cpu", "--out"]).arg(&out).env("RAYON_NUM_THREADS", threads));
+        let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
+        let mut summary: serde_json::Value = serde_json::from_str(&text).expect("json");
+        summary.as_object_mut().expect("object").remove("seconds");
+        summary
+    };
+    let connect = ["connect", "--config", config_path.to_str().expect("utf-8 path")];
+    let (one, two) = (summary("1", &connect), summary("2", &connect));
+    assert!(one["methods"].as_array().is_some_and(|m| m.len() == 2), "{one}");
+    assert_eq!(one, two, "the CNN pair differs between one thread and two");
+    let fed = ["fed", "--clients", "4", "--rounds", "3", "--wsa"];
+    assert_eq!(summary("1", &fed), summary("2", &fed), "the federated run differs between one thread and two");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -14,6 +14,14 @@ use wsa_core::device::{ComputeDevice, DeviceChoice};
 use wsa_core::experiment::Pause;
 use wsa_core::experiment::connect::ConnectConfig;
 
+/// The process's allocator, for every program that links this crate (the app, the CLI and their
+/// tests). glibc's hands each freed block above its mmap threshold (at most 32 MiB) back to the
+/// OS, so a training step whose activations and im2col buffers are that large (the CNN at batch
+/// 128 and more) faulted in and cleared fresh pages every step: ~30% of the CNN's CPU step
+/// (measured with perf, docs/benchmarks.md). mimalloc keeps them for the next step.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exports are written into a folder the user chooses (the Files tab's export folder).
 pub const EXPORTS_TO_FOLDER: bool = true;
 

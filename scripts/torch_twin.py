@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""PyTorch twin of `wsa-lab bench --only train`: the same models, shapes, optimiser and batch
+sizes, timed the same way, so that the bench can print ours and PyTorch's samples/s side by
+side. Run by `wsa-lab bench --torch` (and scripts/bench-gpu.sh); prints one JSON object.
+
+Models (as `ModelConfig::default()` and `ModelConfig::cnn(vec![16, 32])` on 1x28x28 inputs):
+  MLP 784-64-64-10: linear-relu-linear-relu-linear
+  CNN 16-32 conv3: [conv3x3 (padding 1) - relu - maxpool 2x2] x 2, then linear to 10 classes
+Adam (lr 1e-3), cross-entropy, random normal inputs of 4096 samples, batches taken in order.
+Timing: two untimed steps, then steps until 1.5 s have passed or 200 steps ran (at least 3).
+"""
+
+import argparse
+import json
+import sys
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
+    parser.add_argument("--batches", default="32,128,512")
+    args = parser.parse_args()
+    import torch
+    from torch import nn
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(1)
+    data = torch.randn(4096, 1, 28, 28, device=device)
+    labels = torch.arange(4096, device=device) % 10
+
+    def mlp():
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
+        )
+
+    def cnn():
+        return nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
+        )  # fmt: skip
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    rows = []
+    for name, build in [("MLP 784-64-64-10", mlp), ("CNN 16-32 conv3", cnn)]:
+        for batch in [int(b) for b in args.batches.split(",")]:
+            model = build().to(device)
+            optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+            loss_fn = nn.CrossEntropyLoss()
+            position = 0
+
+            def step():
+                nonlocal position
+                if position + batch > len(data):
+                    position = 0
+                x, y = data[position : position + batch], labels[position : position + batch]
+                position += batch
+                optimiser.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y)
+                loss.backward()
+                optimiser.step()
+                return loss
+
+            for _ in range(2):
+                step()
+            sync()
+            started = time.perf_counter()
+            steps = 0
+            while steps < 3 or (steps < 200 and time.perf_counter() - started < 1.5):
+                step()
+                steps += 1
+            sync()
+            rate = steps * batch / (time.perf_counter() - started)
+            rows.append({"model": name, "batch": batch, "samples_per_second": rate})
+    json.dump(
+        {
+            "torch": torch.__version__,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "rows": rows,
+        },
+        sys.stdout,
+    )
+
+
+if __name__ == "__main__":
+    main()
