@@ -298,13 +298,7 @@ fn bench_training(batch: usize) -> TrainConfig {
 fn trainer_for(config: &ModelConfig, batch: usize, data: &Dataset, device: &Device) -> Result<(Trainer, WsaTerm)> {
     let layout = Arc::new(ModelLayout::new(config, &data.sample_shape, data.num_classes)?);
     let init = layout.init(&mut Rng::new(1));
-    let train = TrainConfig {
-        optimizer: OptimizerKind::Adam,
-        learning_rate: 1e-3,
-        batch_size: batch,
-        epochs: 1000,
-        ..TrainConfig::default()
-    };
+    let train = bench_training(batch);
     let layers = LayerSelection::default().select(&layout);
     let target: Vec<Scope> = layers.iter().map(|_| Scope { mean: 0.0, std: 0.05 }).collect();
     let term = WsaConfig::default().term(1.0, &layers, &target);
