@@ -74,6 +74,7 @@ min_clients="${min_clients:-$(( clients < 2 ? 1 : 2 ))}"
 work="$(mktemp -d -t wsa-flower.XXXXXX)"
 logs="$out/logs"
 mkdir -p "$logs"
+# The rounds of an earlier run in the same folder would end --stop-client's wait at once.
 rm -f "$out/flower-rounds.json"
 pgids=()
 watcher=""
