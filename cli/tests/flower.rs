@@ -56,10 +56,16 @@ fn write_config(dir: &Path, clients: usize) -> PathBuf {
     path
 }
 
-/// Runs scripts/flower-local.sh with `args`; returns its output (stdout and stderr together).
-fn flower_local(python: &Path, args: &[&str]) -> String {
+/// Runs scripts/flower-local.sh on `config` into `out` on the CPU, with `extra` options;
+/// returns its output (stdout and stderr together).
+fn flower_local(python: &Path, config: &Path, out: &Path, extra: &[&str]) -> String {
     let run = Command::new(repo().join("scripts/flower-local.sh"))
-        .args(args)
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .args(["--device", "cpu"])
+        .args(extra)
         .env("FLOWER_PYTHON", python)
         .env("WSA_LAB", env!("CARGO_BIN_EXE_wsa-lab"))
         .output()
@@ -99,9 +105,7 @@ fn a_flower_federation_gives_the_numbers_of_wsa_lab_fed() {
     let fed = wsa_lab().args(["fed", "--device", "cpu", "--config"]).arg(&config).arg("--out").arg(&reference).output();
     assert!(fed.expect("run wsa-lab fed").status.success());
     let out = dir.join("flower");
-    let config_arg = config.to_string_lossy().into_owned();
-    let out_arg = out.to_string_lossy().into_owned();
-    let log = flower_local(&python, &["--config", &config_arg, "--out", &out_arg, "--device", "cpu"]);
+    let log = flower_local(&python, &config, &out, &[]);
     assert!(log.contains("3 SuperNodes"), "{log}");
 
     let (ours, theirs) = (rounds_of(&reference), rounds_of(&out));
@@ -124,28 +128,13 @@ fn a_client_that_dies_or_fails_leaves_its_round_to_the_others() {
     let dir = temp_dir("failure");
     let config = write_config(&dir, 3);
     let out = dir.join("flower");
-    let config_arg = config.to_string_lossy().into_owned();
-    let out_arg = out.to_string_lossy().into_owned();
     // Clients 0-2, a fourth SuperNode whose partition does not exist (every round it is bad
     // input to the bridge), and client 2 killed as soon as round 1 is written.
     let log = flower_local(
         &python,
-        &[
-            "--config",
-            &config_arg,
-            "--out",
-            &out_arg,
-            "--device",
-            "cpu",
-            "--extra-node",
-            "partition-id=9",
-            "--stop-client",
-            "2",
-            "--after-round",
-            "1",
-            "--round-timeout",
-            "45",
-        ],
+        &config,
+        &out,
+        &["--extra-node", "partition-id=9", "--stop-client", "2", "--after-round", "1", "--round-timeout", "45"],
     );
     let rounds = rounds_of(&out);
     let clients = |r: &Value| -> Vec<u64> {
