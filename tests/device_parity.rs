@@ -30,6 +30,9 @@ struct Outcome {
     scopes: Vec<Scope>,
     midpoint: HostParams,
     average: HostParams,
+    /// A CNN after four training steps (our CPU convolution and pool with their backward
+    /// passes on one side, burn's on the GPU), and its test metrics.
+    cnn_trained: HostParams,
     cnn_metrics: Metrics,
     /// The control point of a Bezier curve trained between the trained model and B's start.
     theta: HostParams,
@@ -56,7 +59,7 @@ fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
     let term = WsaConfig::default().term(0.5, &layers, &target);
     let train_config =
         TrainConfig { optimizer, learning_rate: 0.02, batch_size: 32, epochs: 1, ..TrainConfig::default() };
-    let mut trainer = Trainer::new("A", train_config, &init_a, train.len, &device.device, 9).expect("trainer");
+    let mut trainer = Trainer::new("A", train_config.clone(), &init_a, train.len, &device.device, 9).expect("trainer");
     for _ in 0..6 {
         trainer.train_step(&train, Some(&term));
     }
@@ -74,7 +77,13 @@ fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
         init: Default::default(),
     };
     let cnn_layout = Arc::new(ModelLayout::new(&cnn, &split.train.sample_shape, 10).expect("cnn layout"));
-    let cnn_params = cnn_layout.init(&mut Rng::new(4)).to_device(&device.device);
+    let mut cnn_trainer =
+        Trainer::new("CNN", train_config, &cnn_layout.init(&mut Rng::new(4)), train.len, &device.device, 9)
+            .expect("cnn trainer");
+    for _ in 0..4 {
+        cnn_trainer.train_step(&train, None);
+    }
+    let cnn_params = cnn_trainer.params.clone();
     // A curve's control point, trained for one epoch (8 steps) with its ends frozen, and the
     // plane through the ends and it: the curve's points are built on the device.
     let curve = CurveConfig { epochs: 1, ..CurveConfig::default() };
@@ -100,6 +109,7 @@ fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
         midpoint: wait(midpoint.to_host()).expect("read back"),
         average: wait(average.to_host()).expect("read back"),
         cnn_metrics: wait(evaluate(&cnn_layout, &cnn_params.tensors, &test)).expect("cnn evaluate"),
+        cnn_trained: wait(cnn_params.to_host()).expect("read back"),
     }
 }
 
@@ -278,6 +288,8 @@ fn cpu_and_gpu_agree() {
         assert!(max_abs_diff(&cpu_out.average, &gpu_out.average) < 1e-4, "weighted average differs");
         assert_close("test loss", cpu_out.metrics.loss, gpu_out.metrics.loss, 1e-4);
         assert_close("test accuracy", cpu_out.metrics.accuracy, gpu_out.metrics.accuracy, 1.0 / 128.0 + 1e-9);
+        let d = max_abs_diff(&cpu_out.cnn_trained, &gpu_out.cnn_trained);
+        assert!(d < 1e-4, "{optimizer:?}: the trained CNN's weights differ by {d}");
         assert_close("CNN test loss", cpu_out.cnn_metrics.loss, gpu_out.cnn_metrics.loss, 1e-4);
         let d = max_abs_diff(&cpu_out.theta, &gpu_out.theta);
         assert!(d < 1e-4, "{optimizer:?}: the curve's control point differs by {d}");

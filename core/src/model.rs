@@ -11,8 +11,6 @@
 use crate::error::{Result, WsaError};
 use crate::rng::Rng;
 use burn::tensor::activation;
-use burn::tensor::module::{conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -600,7 +598,7 @@ pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tens
             for _ in channels {
                 let (shape, w, b, n) = next_layer(*norm != Norm::None);
                 let w = w.reshape([shape[0], shape[1], shape[2], shape[3]]);
-                h = conv2d(h, w, Some(b), ConvOptions::new([1, 1], [pad, pad], [1, 1], 1));
+                h = crate::conv::conv_stride1(h, w, b, pad);
                 if let Some((gamma, beta)) = n {
                     let [bb, cc, y, x] = h.dims();
                     h = group_norm(h.reshape([bb, cc, y * x]), norm.groups(), gamma, beta).reshape([bb, cc, y, x]);
@@ -608,7 +606,7 @@ pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tens
                 h = activate(h, *activation);
                 let [_, _, y, x] = h.dims();
                 if y >= 2 && x >= 2 {
-                    h = max_pool2d(h, MaxPoolOptions::new([2, 2]));
+                    h = crate::conv::max_pool_2x2(h);
                 }
             }
             let [bb, cc, y, x] = h.dims();

@@ -1,0 +1,762 @@
+//! The CNN's convolution (stride 1, the same zero padding on every side) and its 2x2 max-pool,
+//! with their backward passes, behind one function each. On the CPU (flex) backend our own
+//! kernels run; on the GPU backends burn's (the trait's default bodies), so the GPU path is
+//! what it was.
+//!
+//! Why our own on the CPU: burn's flex backend ran the CNN at 0.4-0.6x PyTorch's CPU speed,
+//! and slower per sample as the batch grew (docs/benchmarks.md): its pool kept indices through
+//! a generic 3-D path, its weight gradient was a convolution over swapped dimensions with
+//! copies, and its unfolded inputs outgrew the caches. Here every operation works on a task of
+//! a few samples whose unfolded input (a `[taps, samples * pixels]` matrix) fits in a core's
+//! cache, and each of the forward pass, the input gradient and the weight gradient is one
+//! matrix product per task (burn's flex matmul: gemm), the batch folded into the product's long
+//! dimension.
+//!
+//! Determinism: the tasks' size depends only on the shapes, never on the number of threads,
+//! and the weight and bias gradients add the tasks' partial sums in task order, so one thread
+//! and many give the same numbers.
+
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::flex::ops::matmul::matmul;
+use burn::backend::ops::ModuleOps;
+use burn::backend::wgpu::CubeBackend;
+use burn::backend::{
+    Backend, Dispatch, Flex, TensorMetadata, backend_extension, get_or_init_device_settings, tensor::FloatTensor,
+    tensor::IntTensor,
+};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Shape, Tensor, TensorData};
+
+/// The unfolded input of one task stays under this many bytes: about half of a core's L2
+/// cache on the machines we measure, so the matrix product reads it from cache.
+const UNFOLDED_BYTES_PER_TASK: usize = 512 * 1024;
+/// Planes (sample x channel) per task of the pool.
+const PLANES_PER_POOL_TASK: usize = 64;
+
+#[backend_extension(Cube, Flex, Fusion, Autodiff)]
+pub trait CnnKernels: Backend {
+    /// `x: [batch, channels, h, w]` convolved with `weight: [out, channels, k, k]` at stride 1,
+    /// `padding` zeros on every side, plus `bias: [out]`.
+    #[fusion(default)]
+    fn conv_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), stride1(padding))
+    }
+
+    /// The gradient of [`CnnKernels::conv_stride1`] with respect to `x`, given the output's.
+    #[fusion(default)]
+    fn conv_stride1_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, output_grad, stride1(padding))
+    }
+
+    /// The gradient with respect to the weight.
+    #[fusion(default)]
+    fn conv_stride1_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, output_grad, stride1(padding))
+    }
+
+    /// The gradient with respect to the bias: the output's gradient summed per channel.
+    #[fusion(default)]
+    fn conv_stride1_bias_grad(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_bias_backward(x, bias, output_grad)
+    }
+
+    /// 2x2 max-pool at stride 2 (a last odd row or column is dropped).
+    #[fusion(default)]
+    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
+    }
+
+    /// The pool and, per output, which input it took (in the backend's own encoding, read only
+    /// by [`CnnKernels::max_pool_2x2_grad`]).
+    #[fusion(default)]
+    fn max_pool_2x2_with_indices(x: FloatTensor<Self>) -> (FloatTensor<Self>, IntTensor<Self>) {
+        let int_dtype = get_or_init_device_settings::<Self>(&x.device()).int_dtype;
+        let pooled = Self::max_pool2d_with_indices(x, [2, 2], [2, 2], [0, 0], [1, 1], false, int_dtype);
+        (pooled.output, pooled.indices)
+    }
+
+    /// The gradient of the pool with respect to `x`, given the output's and the indices.
+    #[fusion(default)]
+    fn max_pool_2x2_grad(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::max_pool2d_with_indices_backward(x, [2, 2], [2, 2], [0, 0], [1, 1], false, output_grad, indices).x_grad
+    }
+}
+
+fn stride1(padding: usize) -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [padding, padding], [1, 1], 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The functions the model calls.
+
+/// See [`CnnKernels::conv_stride1`].
+pub fn conv_stride1(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, padding: usize) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as CnnKernels>::conv_stride1(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        padding,
+    ))
+}
+
+/// See [`CnnKernels::max_pool_2x2`].
+pub fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as CnnKernels>::max_pool_2x2(x.into_dispatch()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The GPU backends: burn's operations (the default bodies).
+
+impl CnnKernels for CubeBackend {}
+
+// ---------------------------------------------------------------------------------------------
+// Autodiff: the backward steps call the inner backend's gradient kernels.
+
+impl<B: Backend + CnnKernels, C: CheckpointStrategy> CnnKernels for Autodiff<B, C> {
+    fn conv_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ConvStride1Backward;
+
+        impl<B: Backend + CnnKernels> Backward<B, 3> for ConvStride1Backward {
+            /// The input, the weight, the bias and the padding.
+            type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, usize);
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+                let [node_x, node_weight, node_bias] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, weight, bias, padding) = ops.state;
+                if let Some(node) = node_x {
+                    let g = B::conv_stride1_input_grad(x.clone(), weight.clone(), grad.clone(), padding);
+                    grads.register::<B>(node.id, g);
+                }
+                if let Some(node) = node_weight {
+                    let g = B::conv_stride1_weight_grad(x.clone(), weight, grad.clone(), padding);
+                    grads.register::<B>(node.id, g);
+                }
+                if let Some(node) = node_bias {
+                    grads.register::<B>(node.id, B::conv_stride1_bias_grad(x, bias, grad));
+                }
+            }
+        }
+
+        match ConvStride1Backward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, weight, bias) = (x.into_primitive(), weight.into_primitive(), bias.into_primitive());
+                let output = B::conv_stride1(x.clone(), weight.clone(), bias.clone(), padding);
+                prep.finish((x, weight, bias, padding), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv_stride1(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                padding,
+            )),
+        }
+    }
+
+    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct MaxPool2x2Backward;
+
+        impl<B: Backend + CnnKernels> Backward<B, 1> for MaxPool2x2Backward {
+            /// The input and the indices of the maxima.
+            type State = (FloatTensor<B>, IntTensor<B>);
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+                let [node_x] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, indices) = ops.state;
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, B::max_pool_2x2_grad(x, grad, indices));
+                }
+            }
+        }
+
+        match MaxPool2x2Backward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive();
+                let (output, indices) = B::max_pool_2x2_with_indices(x.clone());
+                prep.finish((x, indices), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool_2x2(x.into_primitive())),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CPU (flex) backend: our kernels for float32, burn's for other types.
+
+impl CnnKernels for Flex {
+    fn conv_stride1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return Self::conv2d(x, weight, Some(bias), stride1(padding));
+        }
+        let shape = ConvShape::new(&x, &weight, padding);
+        let (x, weight, bias) = (contiguous(x), contiguous(weight), contiguous(bias));
+        let output = cpu::conv_forward(&shape, f32s(&x), weight, f32s(&bias));
+        tensor(output, shape.output_shape())
+    }
+
+    fn conv_stride1_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        if !all_f32(&[&x, &weight, &output_grad]) {
+            return Self::conv2d_x_backward(x, weight, output_grad, stride1(padding));
+        }
+        let shape = ConvShape::new(&x, &weight, padding);
+        let grad = contiguous(output_grad);
+        let input_grad = cpu::conv_input_grad(&shape, contiguous(weight), f32s(&grad));
+        tensor(input_grad, shape.input_shape())
+    }
+
+    fn conv_stride1_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        padding: usize,
+    ) -> FloatTensor<Self> {
+        if !all_f32(&[&x, &weight, &output_grad]) {
+            return Self::conv2d_weight_backward(x, weight, output_grad, stride1(padding));
+        }
+        let shape = ConvShape::new(&x, &weight, padding);
+        let (x, grad) = (contiguous(x), contiguous(output_grad));
+        let weight_grad = cpu::conv_weight_grad(&shape, f32s(&x), f32s(&grad));
+        tensor(weight_grad, shape.weight_shape())
+    }
+
+    fn conv_stride1_bias_grad(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        if !all_f32(&[&output_grad]) {
+            return Self::conv2d_bias_backward(x, bias, output_grad);
+        }
+        let dims = output_grad.layout().shape().clone();
+        let grad = contiguous(output_grad);
+        let bias_grad = cpu::channel_sums(f32s(&grad), dims[0], dims[1], dims[2] * dims[3]);
+        tensor(bias_grad, Shape::new([dims[1]]))
+    }
+
+    fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::max_pool_2x2_with_indices(x).0
+    }
+
+    fn max_pool_2x2_with_indices(x: FloatTensor<Self>) -> (FloatTensor<Self>, IntTensor<Self>) {
+        if !all_f32(&[&x]) {
+            let int_dtype = get_or_init_device_settings::<Self>(&x.device()).int_dtype;
+            let pooled = Self::max_pool2d_with_indices(x, [2, 2], [2, 2], [0, 0], [1, 1], false, int_dtype);
+            return (pooled.output, pooled.indices);
+        }
+        let dims = x.layout().shape().clone();
+        let x = contiguous(x);
+        let (output, corners) = cpu::max_pool_2x2(f32s(&x), dims[0] * dims[1], dims[2], dims[3]);
+        let pooled = Shape::new([dims[0], dims[1], dims[2] / 2, dims[3] / 2]);
+        (tensor(output, pooled.clone()), FlexTensor::from_data(TensorData::new(corners, pooled)))
+    }
+
+    fn max_pool_2x2_grad(
+        x: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        indices: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        if indices.dtype() != DType::U8 {
+            // Indices from burn's pool (a tensor type other than float32 took that path).
+            return Self::max_pool2d_with_indices_backward(
+                x,
+                [2, 2],
+                [2, 2],
+                [0, 0],
+                [1, 1],
+                false,
+                output_grad,
+                indices,
+            )
+            .x_grad;
+        }
+        let dims = x.layout().shape().clone();
+        let (grad, indices) = (contiguous(output_grad), contiguous(indices));
+        let input_grad =
+            cpu::max_pool_2x2_grad(f32s(&grad), indices.storage::<u8>(), dims[0] * dims[1], dims[2], dims[3]);
+        tensor(input_grad, dims)
+    }
+}
+
+/// The shapes of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct ConvShape {
+    batch: usize,
+    channels: usize,
+    height: usize,
+    width: usize,
+    out_channels: usize,
+    kernel: usize,
+    padding: usize,
+    out_height: usize,
+    out_width: usize,
+}
+
+impl ConvShape {
+    fn new(x: &FlexTensor, weight: &FlexTensor, padding: usize) -> Self {
+        let (x, w) = (x.layout().shape(), weight.layout().shape());
+        assert_eq!(x[1], w[1], "conv: input channels {} vs weight channels {}", x[1], w[1]);
+        assert_eq!(w[2], w[3], "conv: square kernels only");
+        let out = |size: usize| {
+            (size + 2 * padding + 1).checked_sub(w[2]).expect("conv: kernel larger than the padded input")
+        };
+        ConvShape {
+            batch: x[0],
+            channels: x[1],
+            height: x[2],
+            width: x[3],
+            out_channels: w[0],
+            kernel: w[2],
+            padding,
+            out_height: out(x[2]),
+            out_width: out(x[3]),
+        }
+    }
+
+    /// Rows of the unfolded input: one per (channel, kernel row, kernel column).
+    fn taps(&self) -> usize {
+        self.channels * self.kernel * self.kernel
+    }
+
+    fn in_pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    fn out_pixels(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
+    /// Samples per task: as many as keep the task's unfolded input within
+    /// [`UNFOLDED_BYTES_PER_TASK`], at least one.
+    fn samples_per_task(&self) -> usize {
+        let per_sample = self.taps() * self.out_pixels() * std::mem::size_of::<f32>();
+        (UNFOLDED_BYTES_PER_TASK / per_sample.max(1)).clamp(1, self.batch.max(1))
+    }
+
+    fn input_shape(&self) -> Shape {
+        Shape::new([self.batch, self.channels, self.height, self.width])
+    }
+
+    fn output_shape(&self) -> Shape {
+        Shape::new([self.batch, self.out_channels, self.out_height, self.out_width])
+    }
+
+    fn weight_shape(&self) -> Shape {
+        Shape::new([self.out_channels, self.channels, self.kernel, self.kernel])
+    }
+}
+
+fn all_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+fn contiguous(t: FlexTensor) -> FlexTensor {
+    if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
+}
+
+fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous float32 tensor")
+}
+
+fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// The kernels on plain slices (row-major, NCHW).
+mod cpu {
+    use super::{ConvShape, FlexTensor, PLANES_PER_POOL_TASK, f32s, matmul, tensor};
+    use burn::tensor::Shape;
+
+    /// Runs `task(index, chunk)` on consecutive `chunk_len`-long chunks of `out`, on rayon's
+    /// threads natively (wasm32 has none).
+    fn for_each_chunk<T: Send>(out: &mut [T], chunk_len: usize, task: impl Fn(usize, &mut [T]) + Sync + Send) {
+        let chunk_len = chunk_len.max(1);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            out.par_chunks_mut(chunk_len).enumerate().for_each(|(i, chunk)| task(i, chunk));
+        }
+        #[cfg(target_arch = "wasm32")]
+        out.chunks_mut(chunk_len).enumerate().for_each(|(i, chunk)| task(i, chunk));
+    }
+
+    /// `task(i)` for i in 0..count, the results in order of i.
+    fn map_tasks<T: Send>(count: usize, task: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            (0..count).into_par_iter().map(task).collect()
+        }
+        #[cfg(target_arch = "wasm32")]
+        (0..count).map(task).collect()
+    }
+
+    /// Where row `r` of an unfolded image reads: for output row `y` the input row
+    /// `y + kernel_row - padding`, and for output columns `lo..hi` the input columns from
+    /// `lo + kernel_col - padding` on (outside them the padding's zeros).
+    struct Tap {
+        row_shift: isize,
+        lo: usize,
+        hi: usize,
+        first_col: usize,
+    }
+
+    fn tap(s: &ConvShape, kernel_row: usize, kernel_col: usize) -> Tap {
+        let lo = s.padding.saturating_sub(kernel_col).min(s.out_width);
+        let hi = (s.width + s.padding).saturating_sub(kernel_col).min(s.out_width).max(lo);
+        Tap {
+            row_shift: kernel_row as isize - s.padding as isize,
+            lo,
+            hi,
+            first_col: (lo + kernel_col).saturating_sub(s.padding),
+        }
+    }
+
+    impl Tap {
+        /// The input row for output row `y`, if inside the image.
+        fn source_row(&self, y: usize, height: usize) -> Option<usize> {
+            let row = y as isize + self.row_shift;
+            (0..height as isize).contains(&row).then_some(row as usize)
+        }
+    }
+
+    /// The unfolded input of `samples` consecutive images (`x` starts at the first) as a
+    /// `[taps, samples * out_pixels]` matrix: row (c, ky, kx), column (sample, y, x) holds
+    /// image[c, y + ky - padding, x + kx - padding], zero outside the image.
+    fn unfold(s: &ConvShape, x: &[f32], samples: usize) -> Vec<f32> {
+        let row_len = samples * s.out_pixels();
+        let mut cols = vec![0.0f32; s.taps() * row_len];
+        let k = s.kernel;
+        for (row, dst_row) in cols.chunks_exact_mut(row_len).enumerate() {
+            let (c, ky, kx) = (row / (k * k), row / k % k, row % k);
+            let t = tap(s, ky, kx);
+            for sample in 0..samples {
+                let plane = &x[(sample * s.channels + c) * s.in_pixels()..][..s.in_pixels()];
+                let dst = &mut dst_row[sample * s.out_pixels()..][..s.out_pixels()];
+                for y in 0..s.out_height {
+                    if let Some(sy) = t.source_row(y, s.height) {
+                        let src = &plane[sy * s.width + t.first_col..][..t.hi - t.lo];
+                        dst[y * s.out_width + t.lo..][..t.hi - t.lo].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+        cols
+    }
+
+    /// The adjoint of [`unfold`]: adds each entry of `cols` (`[taps, samples * out_pixels]`)
+    /// into the image position it was read from; `x` (`samples` images) starts zeroed.
+    fn fold_add(s: &ConvShape, cols: &[f32], samples: usize, x: &mut [f32]) {
+        let row_len = samples * s.out_pixels();
+        let k = s.kernel;
+        for (row, src_row) in cols.chunks_exact(row_len).enumerate() {
+            let (c, ky, kx) = (row / (k * k), row / k % k, row % k);
+            let t = tap(s, ky, kx);
+            for sample in 0..samples {
+                let plane = &mut x[(sample * s.channels + c) * s.in_pixels()..][..s.in_pixels()];
+                let src = &src_row[sample * s.out_pixels()..][..s.out_pixels()];
+                for y in 0..s.out_height {
+                    if let Some(sy) = t.source_row(y, s.height) {
+                        let dst = &mut plane[sy * s.width + t.first_col..][..t.hi - t.lo];
+                        for (d, v) in dst.iter_mut().zip(&src[y * s.out_width + t.lo..][..t.hi - t.lo]) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `grad` of `samples` images (`[samples, out_channels, out_pixels]`) as the
+    /// `[out_channels, samples * out_pixels]` matrix the products need.
+    fn channels_first(s: &ConvShape, grad: &[f32], samples: usize) -> FlexTensor {
+        let p = s.out_pixels();
+        let mut t = vec![0.0f32; grad.len()];
+        for sample in 0..samples {
+            for o in 0..s.out_channels {
+                t[(o * samples + sample) * p..][..p].copy_from_slice(&grad[(sample * s.out_channels + o) * p..][..p]);
+            }
+        }
+        tensor(t, Shape::new([s.out_channels, samples * p]))
+    }
+
+    fn weight_matrix(s: &ConvShape, weight: FlexTensor) -> FlexTensor {
+        weight.reshape(Shape::new([s.out_channels, s.taps()]))
+    }
+
+    pub(super) fn conv_forward(s: &ConvShape, x: &[f32], weight: FlexTensor, bias: &[f32]) -> Vec<f32> {
+        let w = weight_matrix(s, weight);
+        let (p, per_task) = (s.out_pixels(), s.samples_per_task());
+        let mut out = vec![0.0f32; s.batch * s.out_channels * p];
+        for_each_chunk(&mut out, per_task * s.out_channels * p, |task, out| {
+            let samples = out.len() / (s.out_channels * p);
+            let first = task * per_task;
+            let x = &x[first * s.channels * s.in_pixels()..][..samples * s.channels * s.in_pixels()];
+            let cols = tensor(unfold(s, x, samples), Shape::new([s.taps(), samples * p]));
+            let product = matmul(w.clone(), cols);
+            let product = f32s(&product);
+            for sample in 0..samples {
+                for (o, &b) in bias.iter().enumerate() {
+                    let src = &product[(o * samples + sample) * p..][..p];
+                    for (d, v) in out[(sample * s.out_channels + o) * p..][..p].iter_mut().zip(src) {
+                        *d = v + b;
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    pub(super) fn conv_input_grad(s: &ConvShape, weight: FlexTensor, grad: &[f32]) -> Vec<f32> {
+        let w_t = weight_matrix(s, weight).transpose(0, 1);
+        let (p, per_task) = (s.out_pixels(), s.samples_per_task());
+        let sample_len = s.channels * s.in_pixels();
+        let mut input_grad = vec![0.0f32; s.batch * sample_len];
+        for_each_chunk(&mut input_grad, per_task * sample_len, |task, input_grad| {
+            let samples = input_grad.len() / sample_len;
+            let grad = &grad[task * per_task * s.out_channels * p..][..samples * s.out_channels * p];
+            let cols = matmul(w_t.clone(), channels_first(s, grad, samples));
+            fold_add(s, f32s(&cols), samples, input_grad);
+        });
+        input_grad
+    }
+
+    pub(super) fn conv_weight_grad(s: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
+        let (p, per_task) = (s.out_pixels(), s.samples_per_task());
+        let tasks = s.batch.div_ceil(per_task);
+        let partials = map_tasks(tasks, |task| {
+            let first = task * per_task;
+            let samples = per_task.min(s.batch - first);
+            let x = &x[first * s.channels * s.in_pixels()..][..samples * s.channels * s.in_pixels()];
+            let grad = &grad[first * s.out_channels * p..][..samples * s.out_channels * p];
+            let cols = tensor(unfold(s, x, samples), Shape::new([s.taps(), samples * p]));
+            let product = matmul(channels_first(s, grad, samples), cols.transpose(0, 1));
+            f32s(&product).to_vec()
+        });
+        sum_in_order(partials)
+    }
+
+    /// Sums of `grad: [batch, channels, pixels]` per channel; the same task split as the
+    /// weight gradient, added in task order.
+    pub(super) fn channel_sums(grad: &[f32], batch: usize, channels: usize, pixels: usize) -> Vec<f32> {
+        let per_task = (super::UNFOLDED_BYTES_PER_TASK / (channels * pixels * 4).max(1)).clamp(1, batch.max(1));
+        let partials = map_tasks(batch.div_ceil(per_task), |task| {
+            let mut sums = vec![0.0f32; channels];
+            for sample in task * per_task..((task + 1) * per_task).min(batch) {
+                for (c, sum) in sums.iter_mut().enumerate() {
+                    *sum += grad[(sample * channels + c) * pixels..][..pixels].iter().sum::<f32>();
+                }
+            }
+            sums
+        });
+        sum_in_order(partials)
+    }
+
+    fn sum_in_order(partials: Vec<Vec<f32>>) -> Vec<f32> {
+        let mut parts = partials.into_iter();
+        let mut total = parts.next().unwrap_or_default();
+        for part in parts {
+            for (t, v) in total.iter_mut().zip(part) {
+                *t += v;
+            }
+        }
+        total
+    }
+
+    /// The 2x2 pool of `planes` planes of `height x width`; per output, the corner of its
+    /// window that held the maximum (0 top left, 1 top right, 2 bottom left, 3 bottom right;
+    /// the first of equal values, a NaN over any number).
+    pub(super) fn max_pool_2x2(x: &[f32], planes: usize, height: usize, width: usize) -> (Vec<f32>, Vec<u8>) {
+        let (oh, ow) = (height / 2, width / 2);
+        let mut out = vec![0.0f32; planes * oh * ow];
+        let mut corners = vec![0u8; planes * oh * ow];
+        let plane_out = oh * ow;
+        let mut pairs: Vec<(&mut [f32], &mut [u8])> = out
+            .chunks_mut((PLANES_PER_POOL_TASK * plane_out).max(1))
+            .zip(corners.chunks_mut((PLANES_PER_POOL_TASK * plane_out).max(1)))
+            .collect();
+        for_each_chunk(&mut pairs, 1, |task, pair| {
+            let (out, corners) = &mut pair[0];
+            for (i, (o, c)) in out.iter_mut().zip(corners.iter_mut()).enumerate() {
+                let plane = task * PLANES_PER_POOL_TASK + i / plane_out;
+                let (y, xx) = (i % plane_out / ow, i % ow);
+                let at = plane * height * width + 2 * y * width + 2 * xx;
+                let window = [x[at], x[at + 1], x[at + width], x[at + width + 1]];
+                let mut best = 0;
+                for (corner, &v) in window.iter().enumerate().skip(1) {
+                    if !window[best].is_nan() && (v > window[best] || v.is_nan()) {
+                        best = corner;
+                    }
+                }
+                *o = window[best];
+                *c = best as u8;
+            }
+        });
+        (out, corners)
+    }
+
+    /// The pool's input gradient: each output's gradient goes to the input it took.
+    pub(super) fn max_pool_2x2_grad(
+        grad: &[f32],
+        corners: &[u8],
+        planes: usize,
+        height: usize,
+        width: usize,
+    ) -> Vec<f32> {
+        let (oh, ow) = (height / 2, width / 2);
+        let mut input_grad = vec![0.0f32; planes * height * width];
+        for_each_chunk(&mut input_grad, PLANES_PER_POOL_TASK * height * width, |task, input_grad| {
+            let first = task * PLANES_PER_POOL_TASK;
+            for plane in 0..input_grad.len() / (height * width) {
+                for y in 0..oh {
+                    for xx in 0..ow {
+                        let i = ((first + plane) * oh + y) * ow + xx;
+                        let corner = usize::from(corners[i]);
+                        let at = plane * height * width + (2 * y + corner / 2) * width + 2 * xx + corner % 2;
+                        input_grad[at] = grad[i];
+                    }
+                }
+            }
+        });
+        input_grad
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use burn::tensor::module::{conv2d, max_pool2d};
+    use burn::tensor::ops::MaxPoolOptions;
+    use burn::tensor::{Device, Distribution};
+
+    fn random<const D: usize>(shape: [usize; D], rng: &mut Rng, device: &Device) -> Tensor<D> {
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.uniform_range(-1.0, 1.0) as f32).collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    fn assert_close<const D: usize>(ours: Tensor<D>, burns: Tensor<D>, what: &str) {
+        assert_eq!(ours.dims(), burns.dims(), "{what}: shapes");
+        let (a, b) =
+            (ours.into_data().try_to_vec::<f32>().expect("f32"), burns.into_data().try_to_vec::<f32>().expect("f32"));
+        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 2e-5 * scale, "{what}[{i}]: ours {x}, burn's {y}");
+        }
+    }
+
+    #[test]
+    fn the_cpu_convolution_and_its_gradients_are_burns() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(5);
+        // (batch, channels, height, width, out channels, kernel, padding): several tasks per
+        // batch, one channel, kernels of 1 to 5, no padding, an even kernel, a one-pixel image.
+        let cases = [
+            (20, 16, 14, 14, 8, 3, 1),
+            (3, 1, 28, 28, 16, 3, 1),
+            (5, 3, 7, 6, 4, 5, 2),
+            (2, 4, 6, 5, 3, 1, 0),
+            (4, 2, 6, 7, 3, 3, 0),
+            (3, 2, 5, 5, 2, 2, 1),
+            (2, 3, 1, 1, 2, 3, 1),
+        ];
+        for (batch, channels, height, width, out, kernel, padding) in cases {
+            let what = format!(
+                "x [{batch}, {channels}, {height}, {width}], w [{out}, {channels}, {kernel}, {kernel}], padding {padding}"
+            );
+            let x = random([batch, channels, height, width], &mut rng, &device).require_grad();
+            let w = random([out, channels, kernel, kernel], &mut rng, &device).require_grad();
+            let b = random([out], &mut rng, &device).require_grad();
+            let ours = conv_stride1(x.clone(), w.clone(), b.clone(), padding);
+            let burns = conv2d(x.clone(), w.clone(), Some(b.clone()), stride1(padding));
+            // A random weighting of the outputs, so every output's gradient differs.
+            let r = Tensor::random(burns.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+            let our_grads = (ours.clone() * r.clone()).sum().backward();
+            let burn_grads = (burns.clone() * r).sum().backward();
+            assert_close(ours, burns, &format!("{what}: output"));
+            assert_close(x.grad(&our_grads).expect("x"), x.grad(&burn_grads).expect("x"), &format!("{what}: dx"));
+            assert_close(w.grad(&our_grads).expect("w"), w.grad(&burn_grads).expect("w"), &format!("{what}: dw"));
+            assert_close(b.grad(&our_grads).expect("b"), b.grad(&burn_grads).expect("b"), &format!("{what}: db"));
+        }
+    }
+
+    #[test]
+    fn the_cpu_pool_and_its_gradient_are_burns() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(8);
+        // Odd sizes drop the last row or column; 130 planes make three tasks.
+        for shape in [[2, 3, 4, 4], [1, 2, 5, 7], [5, 26, 6, 8], [1, 1, 1, 3]] {
+            let x = random(shape, &mut rng, &device).require_grad();
+            let ours = max_pool_2x2(x.clone());
+            let burns = max_pool2d(x.clone(), MaxPoolOptions::new([2, 2]));
+            let r = Tensor::random(burns.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+            let our_grads = (ours.clone() * r.clone()).sum().backward();
+            let burn_grads = (burns.clone() * r).sum().backward();
+            assert_close(ours, burns, &format!("{shape:?}: output"));
+            assert_close(x.grad(&our_grads).expect("x"), x.grad(&burn_grads).expect("x"), &format!("{shape:?}: dx"));
+        }
+    }
+
+    #[test]
+    fn the_cpu_pool_keeps_the_first_of_equal_maxima_and_passes_nan_on() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 3.0, 0.0, f32::NAN, 3.0, 2.0, 7.0, 1.0], [1, 1, 2, 4]),
+            &device,
+        )
+        .require_grad();
+        let pooled = max_pool_2x2(x.clone());
+        let values = pooled.clone().into_data().try_to_vec::<f32>().expect("f32");
+        assert_eq!(values[0], 3.0);
+        assert!(values[1].is_nan(), "a NaN in the window gives NaN: {values:?}");
+        let grads = pooled.sum().backward();
+        let dx = x.grad(&grads).expect("x").into_data().try_to_vec::<f32>().expect("f32");
+        // The first 3 (top right) takes its window's gradient, not the second (bottom left);
+        // the NaN takes the other's.
+        assert_eq!(dx, [0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0], "{dx:?}");
+    }
+}
