@@ -468,19 +468,22 @@ mod cpu {
     /// `[taps, samples * out_pixels]` matrix: row (c, ky, kx), column (sample, y, x) holds
     /// image[c, y + ky - padding, x + kx - padding], zero outside the image.
     fn unfold(s: &ConvShape, x: &[f32], samples: usize) -> Vec<f32> {
-        let row_len = samples * s.out_pixels();
-        let mut cols = vec![0.0f32; s.taps() * row_len];
+        let mut cols = Vec::with_capacity(s.taps() * samples * s.out_pixels());
         let k = s.kernel;
-        for (row, dst_row) in cols.chunks_exact_mut(row_len).enumerate() {
+        // Written in order, each entry once: no zeroing pass before.
+        for row in 0..s.taps() {
             let (c, ky, kx) = (row / (k * k), row / k % k, row % k);
             let t = tap(s, ky, kx);
             for sample in 0..samples {
                 let plane = &x[(sample * s.channels + c) * s.in_pixels()..][..s.in_pixels()];
-                let dst = &mut dst_row[sample * s.out_pixels()..][..s.out_pixels()];
                 for y in 0..s.out_height {
-                    if let Some(sy) = t.source_row(y, s.height) {
-                        let src = &plane[sy * s.width + t.first_col..][..t.hi - t.lo];
-                        dst[y * s.out_width + t.lo..][..t.hi - t.lo].copy_from_slice(src);
+                    match t.source_row(y, s.height) {
+                        Some(sy) => {
+                            cols.resize(cols.len() + t.lo, 0.0);
+                            cols.extend_from_slice(&plane[sy * s.width + t.first_col..][..t.hi - t.lo]);
+                            cols.resize(cols.len() + s.out_width - t.hi, 0.0);
+                        }
+                        None => cols.resize(cols.len() + s.out_width, 0.0),
                     }
                 }
             }
@@ -588,12 +591,26 @@ mod cpu {
             let mut sums = vec![0.0f32; channels];
             for sample in task * per_task..((task + 1) * per_task).min(batch) {
                 for (c, sum) in sums.iter_mut().enumerate() {
-                    *sum += grad[(sample * channels + c) * pixels..][..pixels].iter().sum::<f32>();
+                    *sum += lane_sum(&grad[(sample * channels + c) * pixels..][..pixels]);
                 }
             }
             sums
         });
         sum_in_order(partials)
+    }
+
+    /// The sum of `values` in eight interleaved running sums added at the end: a fixed order
+    /// the compiler can vectorise (one running sum waits on each addition's latency).
+    fn lane_sum(values: &[f32]) -> f32 {
+        let mut lanes = [0.0f32; 8];
+        let chunks = values.chunks_exact(8);
+        let rest: f32 = chunks.remainder().iter().sum();
+        for chunk in chunks {
+            for (lane, v) in lanes.iter_mut().zip(chunk) {
+                *lane += v;
+            }
+        }
+        lanes.iter().sum::<f32>() + rest
     }
 
     fn sum_in_order(partials: Vec<Vec<f32>>) -> Vec<f32> {
@@ -612,28 +629,32 @@ mod cpu {
     /// the first of equal values, a NaN over any number).
     pub(super) fn max_pool_2x2(x: &[f32], planes: usize, height: usize, width: usize) -> (Vec<f32>, Vec<u8>) {
         let (oh, ow) = (height / 2, width / 2);
-        let mut out = vec![0.0f32; planes * oh * ow];
-        let mut corners = vec![0u8; planes * oh * ow];
-        let plane_out = oh * ow;
-        let mut pairs: Vec<(&mut [f32], &mut [u8])> = out
-            .chunks_mut((PLANES_PER_POOL_TASK * plane_out).max(1))
-            .zip(corners.chunks_mut((PLANES_PER_POOL_TASK * plane_out).max(1)))
-            .collect();
-        for_each_chunk(&mut pairs, 1, |task, pair| {
+        let (plane_in, plane_out) = (height * width, oh * ow);
+        let mut out = vec![0.0f32; planes * plane_out];
+        let mut corners = vec![0u8; planes * plane_out];
+        let task_len = (PLANES_PER_POOL_TASK * plane_out).max(1);
+        let mut tasks: Vec<(&mut [f32], &mut [u8])> =
+            out.chunks_mut(task_len).zip(corners.chunks_mut(task_len)).collect();
+        for_each_chunk(&mut tasks, 1, |task, pair| {
             let (out, corners) = &mut pair[0];
-            for (i, (o, c)) in out.iter_mut().zip(corners.iter_mut()).enumerate() {
-                let plane = task * PLANES_PER_POOL_TASK + i / plane_out;
-                let (y, xx) = (i % plane_out / ow, i % ow);
-                let at = plane * height * width + 2 * y * width + 2 * xx;
-                let window = [x[at], x[at + 1], x[at + width], x[at + width + 1]];
-                let mut best = 0;
-                for (corner, &v) in window.iter().enumerate().skip(1) {
-                    if !window[best].is_nan() && (v > window[best] || v.is_nan()) {
-                        best = corner;
+            let x = &x[task * PLANES_PER_POOL_TASK * plane_in..];
+            for (row, (out, corners)) in
+                out.chunks_exact_mut(ow.max(1)).zip(corners.chunks_exact_mut(ow.max(1))).enumerate()
+            {
+                // Output row `row` of its plane reads input rows 2 * (row % oh) and the next.
+                let top = &x[row / oh * plane_in + 2 * (row % oh) * width..][..2 * width];
+                let (upper, lower) = top.split_at(width);
+                for (j, (o, c)) in out.iter_mut().zip(corners.iter_mut()).enumerate() {
+                    let window = [upper[2 * j], upper[2 * j + 1], lower[2 * j], lower[2 * j + 1]];
+                    let mut best = 0;
+                    for (corner, &v) in window.iter().enumerate().skip(1) {
+                        if !window[best].is_nan() && (v > window[best] || v.is_nan()) {
+                            best = corner;
+                        }
                     }
+                    *o = window[best];
+                    *c = best as u8;
                 }
-                *o = window[best];
-                *c = best as u8;
             }
         });
         (out, corners)
@@ -648,16 +669,18 @@ mod cpu {
         width: usize,
     ) -> Vec<f32> {
         let (oh, ow) = (height / 2, width / 2);
-        let mut input_grad = vec![0.0f32; planes * height * width];
-        for_each_chunk(&mut input_grad, PLANES_PER_POOL_TASK * height * width, |task, input_grad| {
-            let first = task * PLANES_PER_POOL_TASK;
-            for plane in 0..input_grad.len() / (height * width) {
+        let plane_in = height * width;
+        let mut input_grad = vec![0.0f32; planes * plane_in];
+        for_each_chunk(&mut input_grad, (PLANES_PER_POOL_TASK * plane_in).max(1), |task, input_grad| {
+            let first = task * PLANES_PER_POOL_TASK * oh * ow;
+            for (plane, input_grad) in input_grad.chunks_exact_mut(plane_in).enumerate() {
                 for y in 0..oh {
-                    for xx in 0..ow {
-                        let i = ((first + plane) * oh + y) * ow + xx;
-                        let corner = usize::from(corners[i]);
-                        let at = plane * height * width + (2 * y + corner / 2) * width + 2 * xx + corner % 2;
-                        input_grad[at] = grad[i];
+                    let at = first + (plane * oh + y) * ow;
+                    let (grad, corners) = (&grad[at..][..ow], &corners[at..][..ow]);
+                    let (upper, lower) = input_grad[2 * y * width..][..2 * width].split_at_mut(width);
+                    for (j, (&g, &corner)) in grad.iter().zip(corners).enumerate() {
+                        let row = if corner < 2 { &mut *upper } else { &mut *lower };
+                        row[2 * j + usize::from(corner & 1)] = g;
                     }
                 }
             }
