@@ -244,8 +244,8 @@ impl CnnKernels for Flex {
             return Self::conv2d_x_backward(x, weight, output_grad, stride1(padding));
         }
         let shape = ConvShape::new(&x, &weight, padding);
-        let grad = contiguous(output_grad);
-        let input_grad = cpu::conv_input_grad(&shape, contiguous(weight), f32s(&grad));
+        let grad = contiguous(output_grad).reshape(Shape::new([shape.batch, shape.out_channels, shape.out_pixels()]));
+        let input_grad = cpu::conv_input_grad(&shape, contiguous(weight), &grad);
         tensor(input_grad, shape.input_shape())
     }
 
@@ -259,8 +259,9 @@ impl CnnKernels for Flex {
             return Self::conv2d_weight_backward(x, weight, output_grad, stride1(padding));
         }
         let shape = ConvShape::new(&x, &weight, padding);
-        let (x, grad) = (contiguous(x), contiguous(output_grad));
-        let weight_grad = cpu::conv_weight_grad(&shape, f32s(&x), f32s(&grad));
+        let x = contiguous(x);
+        let grad = contiguous(output_grad).reshape(Shape::new([shape.batch, shape.out_channels, shape.out_pixels()]));
+        let weight_grad = cpu::conv_weight_grad(&shape, f32s(&x), &grad);
         tensor(weight_grad, shape.weight_shape())
     }
 
@@ -408,7 +409,7 @@ fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
 
 /// The kernels on plain slices (row-major, NCHW).
 mod cpu {
-    use super::{ConvShape, FlexTensor, PLANES_PER_POOL_TASK, f32s, matmul, tensor};
+    use super::{ConvShape, FlexTensor, PLANES_PER_POOL_TASK, contiguous, f32s, matmul, tensor};
     use burn::tensor::Shape;
 
     /// Runs `task(index, chunk)` on consecutive `chunk_len`-long chunks of `out`, on rayon's
@@ -464,121 +465,122 @@ mod cpu {
         }
     }
 
-    /// The unfolded input of `samples` consecutive images (`x` starts at the first) as a
-    /// `[taps, samples * out_pixels]` matrix: row (c, ky, kx), column (sample, y, x) holds
-    /// image[c, y + ky - padding, x + kx - padding], zero outside the image.
+    /// The unfolded inputs of `samples` consecutive images (`x` starts at the first) as a
+    /// `[samples, taps, out_pixels]` array: row (c, ky, kx) of a sample holds, at output pixel
+    /// (y, x), image[c, y + ky - padding, x + kx - padding], zero outside the image.
     fn unfold(s: &ConvShape, x: &[f32], samples: usize) -> Vec<f32> {
-        let mut cols = Vec::with_capacity(s.taps() * samples * s.out_pixels());
+        let mut cols = vec![0.0f32; samples * s.taps() * s.out_pixels()];
         let k = s.kernel;
-        // Written in order, each entry once: no zeroing pass before.
-        for row in 0..s.taps() {
+        let sample_len = s.channels * s.in_pixels();
+        for (i, dst) in cols.chunks_exact_mut(s.out_pixels()).enumerate() {
+            let (sample, row) = (i / s.taps(), i % s.taps());
             let (c, ky, kx) = (row / (k * k), row / k % k, row % k);
             let t = tap(s, ky, kx);
-            for sample in 0..samples {
-                let plane = &x[(sample * s.channels + c) * s.in_pixels()..][..s.in_pixels()];
-                for y in 0..s.out_height {
-                    match t.source_row(y, s.height) {
-                        Some(sy) => {
-                            cols.resize(cols.len() + t.lo, 0.0);
-                            cols.extend_from_slice(&plane[sy * s.width + t.first_col..][..t.hi - t.lo]);
-                            cols.resize(cols.len() + s.out_width - t.hi, 0.0);
-                        }
-                        None => cols.resize(cols.len() + s.out_width, 0.0),
-                    }
+            let rows = (0..s.out_height).filter_map(|y| t.source_row(y, s.height).map(|sy| (y, sy)));
+            let (Some((first_y, first_sy)), Some((last_y, _))) = (rows.clone().next(), rows.clone().last()) else {
+                continue;
+            };
+            let plane = &x[sample * sample_len + c * s.in_pixels()..][..s.in_pixels()];
+            let len = t.hi - t.lo;
+            if s.out_width == s.width && len > 0 {
+                // Output and input rows are equally long (padding (k - 1) / 2): one copy for
+                // all rows, then the entries it carried across row ends back to the padding's
+                // zeros. One call instead of one per row of ~14 numbers.
+                let run = (last_y - first_y) * s.width + len;
+                dst[first_y * s.width + t.lo..][..run]
+                    .copy_from_slice(&plane[first_sy * s.width + t.first_col..][..run]);
+                for y in first_y..last_y {
+                    dst[y * s.width + t.hi..(y + 1) * s.width + t.lo].fill(0.0);
+                }
+            } else {
+                for (y, sy) in rows {
+                    dst[y * s.out_width + t.lo..][..len].copy_from_slice(&plane[sy * s.width + t.first_col..][..len]);
                 }
             }
         }
         cols
     }
 
-    /// The adjoint of [`unfold`]: adds each entry of `cols` (`[taps, samples * out_pixels]`)
+    /// The adjoint of [`unfold`]: adds each entry of `cols` (`[samples, taps, out_pixels]`)
     /// into the image position it was read from; `x` (`samples` images) starts zeroed.
-    fn fold_add(s: &ConvShape, cols: &[f32], samples: usize, x: &mut [f32]) {
-        let row_len = samples * s.out_pixels();
+    fn fold_add(s: &ConvShape, cols: &[f32], x: &mut [f32]) {
         let k = s.kernel;
-        for (row, src_row) in cols.chunks_exact(row_len).enumerate() {
+        let sample_len = s.channels * s.in_pixels();
+        for (i, src) in cols.chunks_exact(s.out_pixels()).enumerate() {
+            let (sample, row) = (i / s.taps(), i % s.taps());
             let (c, ky, kx) = (row / (k * k), row / k % k, row % k);
             let t = tap(s, ky, kx);
-            for sample in 0..samples {
-                let plane = &mut x[(sample * s.channels + c) * s.in_pixels()..][..s.in_pixels()];
-                let src = &src_row[sample * s.out_pixels()..][..s.out_pixels()];
-                for y in 0..s.out_height {
-                    if let Some(sy) = t.source_row(y, s.height) {
-                        let dst = &mut plane[sy * s.width + t.first_col..][..t.hi - t.lo];
-                        for (d, v) in dst.iter_mut().zip(&src[y * s.out_width + t.lo..][..t.hi - t.lo]) {
-                            *d += v;
-                        }
+            let plane = &mut x[sample * sample_len + c * s.in_pixels()..][..s.in_pixels()];
+            for y in 0..s.out_height {
+                if let Some(sy) = t.source_row(y, s.height) {
+                    let dst = &mut plane[sy * s.width + t.first_col..][..t.hi - t.lo];
+                    for (d, v) in dst.iter_mut().zip(&src[y * s.out_width + t.lo..][..t.hi - t.lo]) {
+                        *d += v;
                     }
                 }
             }
         }
-    }
-
-    /// `grad` of `samples` images (`[samples, out_channels, out_pixels]`) as the
-    /// `[out_channels, samples * out_pixels]` matrix the products need.
-    fn channels_first(s: &ConvShape, grad: &[f32], samples: usize) -> FlexTensor {
-        let p = s.out_pixels();
-        let mut t = Vec::with_capacity(grad.len());
-        for o in 0..s.out_channels {
-            for sample in 0..samples {
-                t.extend_from_slice(&grad[(sample * s.out_channels + o) * p..][..p]);
-            }
-        }
-        tensor(t, Shape::new([s.out_channels, samples * p]))
     }
 
     fn weight_matrix(s: &ConvShape, weight: FlexTensor) -> FlexTensor {
         weight.reshape(Shape::new([s.out_channels, s.taps()]))
     }
 
+    /// `samples` samples from `first` on of `grad: [batch, out_channels, out_pixels]`, a view.
+    fn grad_chunk(grad: &FlexTensor, first: usize, samples: usize) -> FlexTensor {
+        grad.narrow(0, first, samples)
+    }
+
     pub(super) fn conv_forward(s: &ConvShape, x: &[f32], weight: FlexTensor, bias: &[f32]) -> Vec<f32> {
         let w = weight_matrix(s, weight);
         let (p, per_task) = (s.out_pixels(), s.samples_per_task());
+        let sample_len = s.channels * s.in_pixels();
         let mut out = vec![0.0f32; s.batch * s.out_channels * p];
         for_each_chunk(&mut out, per_task * s.out_channels * p, |task, out| {
             let samples = out.len() / (s.out_channels * p);
-            let first = task * per_task;
-            let x = &x[first * s.channels * s.in_pixels()..][..samples * s.channels * s.in_pixels()];
-            let cols = tensor(unfold(s, x, samples), Shape::new([s.taps(), samples * p]));
+            let x = &x[task * per_task * sample_len..][..samples * sample_len];
+            let cols = tensor(unfold(s, x, samples), Shape::new([samples, s.taps(), p]));
+            // [out, taps] x [samples, taps, pixels]: the output's own layout.
             let product = matmul(w.clone(), cols);
-            let product = f32s(&product);
-            for sample in 0..samples {
-                for (o, &b) in bias.iter().enumerate() {
-                    let src = &product[(o * samples + sample) * p..][..p];
-                    for (d, v) in out[(sample * s.out_channels + o) * p..][..p].iter_mut().zip(src) {
-                        *d = v + b;
-                    }
+            for (channel, (out, product)) in out.chunks_exact_mut(p).zip(f32s(&product).chunks_exact(p)).enumerate() {
+                let b = bias[channel % s.out_channels];
+                for (d, v) in out.iter_mut().zip(product) {
+                    *d = v + b;
                 }
             }
         });
         out
     }
 
-    pub(super) fn conv_input_grad(s: &ConvShape, weight: FlexTensor, grad: &[f32]) -> Vec<f32> {
+    /// `grad`: the output's gradient, `[batch, out_channels, out_pixels]`.
+    pub(super) fn conv_input_grad(s: &ConvShape, weight: FlexTensor, grad: &FlexTensor) -> Vec<f32> {
         let w_t = weight_matrix(s, weight).transpose(0, 1);
-        let (p, per_task) = (s.out_pixels(), s.samples_per_task());
+        let per_task = s.samples_per_task();
         let sample_len = s.channels * s.in_pixels();
         let mut input_grad = vec![0.0f32; s.batch * sample_len];
         for_each_chunk(&mut input_grad, per_task * sample_len, |task, input_grad| {
             let samples = input_grad.len() / sample_len;
-            let grad = &grad[task * per_task * s.out_channels * p..][..samples * s.out_channels * p];
-            let cols = matmul(w_t.clone(), channels_first(s, grad, samples));
-            fold_add(s, f32s(&cols), samples, input_grad);
+            // [taps, out] x [samples, out, pixels] -> [samples, taps, pixels].
+            let cols = matmul(w_t.clone(), grad_chunk(grad, task * per_task, samples));
+            fold_add(s, f32s(&contiguous(cols)), input_grad);
         });
         input_grad
     }
 
-    pub(super) fn conv_weight_grad(s: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    /// `grad` as in [`conv_input_grad`].
+    pub(super) fn conv_weight_grad(s: &ConvShape, x: &[f32], grad: &FlexTensor) -> Vec<f32> {
         let (p, per_task) = (s.out_pixels(), s.samples_per_task());
-        let tasks = s.batch.div_ceil(per_task);
-        let partials = map_tasks(tasks, |task| {
+        let sample_len = s.channels * s.in_pixels();
+        let partials = map_tasks(s.batch.div_ceil(per_task), |task| {
             let first = task * per_task;
             let samples = per_task.min(s.batch - first);
-            let x = &x[first * s.channels * s.in_pixels()..][..samples * s.channels * s.in_pixels()];
-            let grad = &grad[first * s.out_channels * p..][..samples * s.out_channels * p];
-            let cols = tensor(unfold(s, x, samples), Shape::new([s.taps(), samples * p]));
-            let product = matmul(channels_first(s, grad, samples), cols.transpose(0, 1));
-            f32s(&product).to_vec()
+            let x = &x[first * sample_len..][..samples * sample_len];
+            let cols = tensor(unfold(s, x, samples), Shape::new([samples, s.taps(), p]));
+            // [samples, out, pixels] x [samples, pixels, taps], then summed over the samples.
+            let product = matmul(grad_chunk(grad, first, samples), cols.transpose(1, 2));
+            sum_in_order(
+                f32s(&contiguous(product)).chunks_exact(s.out_channels * s.taps()).map(<[f32]>::to_vec).collect(),
+            )
         });
         sum_in_order(partials)
     }
