@@ -477,7 +477,7 @@ mod cpu {
             let (c, ky, kx) = (row / (k * k), row / k % k, row % k);
             let t = tap(s, ky, kx);
             let rows = (0..s.out_height).filter_map(|y| t.source_row(y, s.height).map(|sy| (y, sy)));
-            let (Some((first_y, first_sy)), Some((last_y, _))) = (rows.clone().next(), rows.clone().last()) else {
+            let (Some((first_y, first_sy)), Some((last_y, _))) = (rows.clone().next(), rows.clone().next_back()) else {
                 continue;
             };
             let plane = &x[sample * sample_len + c * s.in_pixels()..][..s.in_pixels()];
