@@ -331,7 +331,7 @@ fn steps_per_second(trainer: &mut Trainer, data: &DeviceData, wsa: Option<&WsaTe
 /// backend: `scripts/torch_twin.py` run by `python`. `None` (and a line saying why) when it
 /// cannot run.
 fn torch_twin(python: &str, batches: &[usize]) -> Option<Value> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = device::cpu_threads();
     let batches = batches.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     let run = std::process::Command::new(python)
         .args(["-c", include_str!("../../scripts/torch_twin.py"), "--device", "cpu"])
@@ -358,7 +358,9 @@ fn training(devices: &[ComputeDevice], batches: &[usize], torch_python: &str) ->
     };
     println!("\ntraining throughput (Adam, Fashion-MNIST-sized 28x28 inputs, samples/s)");
     if let Some(twin) = &twin {
-        println!("PyTorch {} on the CPU with {} threads beside ours", twin["torch"], twin["threads"]);
+        let threads = twin["threads"].as_u64().unwrap_or(0);
+        let plural = if threads == 1 { "" } else { "s" };
+        println!("PyTorch {} on the CPU with {threads} thread{plural}, as ours", twin["torch"]);
     }
     println!(
         "{:<18} {:>6} {:>10} {:>10} {:>10} {:>9} {:>10} {:>8}   device",

@@ -90,6 +90,15 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .collect()
 }
 
+/// Threads the CPU backend computes on: rayon's pool natively (`RAYON_NUM_THREADS`, else one
+/// per core), one in a browser.
+pub fn cpu_threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rayon::current_num_threads();
+    #[cfg(target_arch = "wasm32")]
+    1
+}
+
 pub fn cpu() -> ComputeDevice {
     ComputeDevice {
         device: Device::flex(),
