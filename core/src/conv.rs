@@ -7,14 +7,14 @@
 //! and slower per sample as the batch grew (docs/benchmarks.md): its pool kept indices through
 //! a generic 3-D path, its weight gradient was a convolution over swapped dimensions with
 //! copies, and its unfolded inputs outgrew the caches. Here every operation works on a task of
-//! a few samples whose unfolded input (a `[taps, samples * pixels]` matrix) fits in a core's
-//! cache, and each of the forward pass, the input gradient and the weight gradient is one
-//! matrix product per task (burn's flex matmul: gemm), the batch folded into the product's long
-//! dimension.
+//! a few samples whose unfolded input (`[samples, taps, pixels]`) fits in a core's cache, and
+//! each of the forward pass, the input gradient and the weight gradient is one batched matrix
+//! product per task (burn's flex matmul: gemm) in the layout the next step reads: the output
+//! comes out in NCHW and the output's gradient is read in place, without transposed copies.
 //!
 //! Determinism: the tasks' size depends only on the shapes, never on the number of threads,
-//! and the weight and bias gradients add the tasks' partial sums in task order, so one thread
-//! and many give the same numbers.
+//! and the weight and bias gradients add the samples' and then the tasks' partial sums in
+//! order, so one thread and many give the same numbers.
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -244,7 +244,7 @@ impl CnnKernels for Flex {
             return Self::conv2d_x_backward(x, weight, output_grad, stride1(padding));
         }
         let shape = ConvShape::new(&x, &weight, padding);
-        let grad = contiguous(output_grad).reshape(Shape::new([shape.batch, shape.out_channels, shape.out_pixels()]));
+        let grad = shape.gradient_rows(output_grad);
         let input_grad = cpu::conv_input_grad(&shape, contiguous(weight), &grad);
         tensor(input_grad, shape.input_shape())
     }
@@ -260,7 +260,7 @@ impl CnnKernels for Flex {
         }
         let shape = ConvShape::new(&x, &weight, padding);
         let x = contiguous(x);
-        let grad = contiguous(output_grad).reshape(Shape::new([shape.batch, shape.out_channels, shape.out_pixels()]));
+        let grad = shape.gradient_rows(output_grad);
         let weight_grad = cpu::conv_weight_grad(&shape, f32s(&x), &grad);
         tensor(weight_grad, shape.weight_shape())
     }
@@ -384,6 +384,12 @@ impl ConvShape {
 
     fn output_shape(&self) -> Shape {
         Shape::new([self.batch, self.out_channels, self.out_height, self.out_width])
+    }
+
+    /// The output's gradient as `[batch, out_channels, out_pixels]`, contiguous: the kernels
+    /// take views of a few samples of it.
+    fn gradient_rows(&self, output_grad: FlexTensor) -> FlexTensor {
+        contiguous(output_grad).reshape(Shape::new([self.batch, self.out_channels, self.out_pixels()]))
     }
 
     fn weight_shape(&self) -> Shape {
