@@ -532,11 +532,6 @@ mod cpu {
         weight.reshape(Shape::new([s.out_channels, s.taps()]))
     }
 
-    /// `samples` samples from `first` on of `grad: [batch, out_channels, out_pixels]`, a view.
-    fn grad_chunk(grad: &FlexTensor, first: usize, samples: usize) -> FlexTensor {
-        grad.narrow(0, first, samples)
-    }
-
     pub(super) fn conv_forward(s: &ConvShape, x: &[f32], weight: FlexTensor, bias: &[f32]) -> Vec<f32> {
         let w = weight_matrix(s, weight);
         let (p, per_task) = (s.out_pixels(), s.samples_per_task());
@@ -567,7 +562,7 @@ mod cpu {
         for_each_chunk(&mut input_grad, per_task * sample_len, |task, input_grad| {
             let samples = input_grad.len() / sample_len;
             // [taps, out] x [samples, out, pixels] -> [samples, taps, pixels].
-            let cols = matmul(w_t.clone(), grad_chunk(grad, task * per_task, samples));
+            let cols = matmul(w_t.clone(), grad.narrow(0, task * per_task, samples));
             fold_add(s, f32s(&contiguous(cols)), input_grad);
         });
         input_grad
@@ -583,18 +578,17 @@ mod cpu {
             let x = &x[first * sample_len..][..samples * sample_len];
             let cols = tensor(unfold(s, x, samples), Shape::new([samples, s.taps(), p]));
             // [samples, out, pixels] x [samples, pixels, taps], then summed over the samples.
-            let product = matmul(grad_chunk(grad, first, samples), cols.transpose(1, 2));
-            sum_in_order(
-                f32s(&contiguous(product)).chunks_exact(s.out_channels * s.taps()).map(<[f32]>::to_vec).collect(),
-            )
+            let product = contiguous(matmul(grad.narrow(0, first, samples), cols.transpose(1, 2)));
+            sum_in_order(f32s(&product).chunks_exact(s.out_channels * s.taps()))
         });
         sum_in_order(partials)
     }
 
-    /// Sums of `grad: [batch, channels, pixels]` per channel; the same task split as the
-    /// weight gradient, added in task order.
+    /// Sums of `grad: [batch, channels, pixels]` per channel, over tasks of a shape-given
+    /// number of samples, added in task order.
     pub(super) fn channel_sums(grad: &[f32], batch: usize, channels: usize, pixels: usize) -> Vec<f32> {
-        let per_task = (super::UNFOLDED_BYTES_PER_TASK / (channels * pixels * 4).max(1)).clamp(1, batch.max(1));
+        let per_task = (super::UNFOLDED_BYTES_PER_TASK / (channels * pixels * std::mem::size_of::<f32>()).max(1))
+            .clamp(1, batch.max(1));
         let partials = map_tasks(batch.div_ceil(per_task), |task| {
             let mut sums = vec![0.0f32; channels];
             for sample in task * per_task..((task + 1) * per_task).min(batch) {
@@ -621,11 +615,12 @@ mod cpu {
         lanes.iter().sum::<f32>() + rest
     }
 
-    fn sum_in_order(partials: Vec<Vec<f32>>) -> Vec<f32> {
-        let mut parts = partials.into_iter();
-        let mut total = parts.next().unwrap_or_default();
+    /// The element-wise sum of equally long parts, added in the order given.
+    fn sum_in_order<P: AsRef<[f32]>>(parts: impl IntoIterator<Item = P>) -> Vec<f32> {
+        let mut parts = parts.into_iter();
+        let mut total = parts.next().map(|first| first.as_ref().to_vec()).unwrap_or_default();
         for part in parts {
-            for (t, v) in total.iter_mut().zip(part) {
+            for (t, v) in total.iter_mut().zip(part.as_ref()) {
                 *t += v;
             }
         }
