@@ -253,6 +253,29 @@ fn check_stats_and_histograms(gpu: &ComputeDevice) {
     }
 }
 
+/// `device::count_launches` (the bench's launches per training step) counts what the GPU runs
+/// and nothing on the CPU.
+fn check_launch_counts(gpu: &ComputeDevice) {
+    let product = |device: &ComputeDevice| {
+        device::count_launches(|| {
+            let a = Tensor::<2>::from_data(TensorData::new(kernel_inputs(64 * 48, 3), [64, 48]), &device.device);
+            let b = Tensor::<2>::from_data(TensorData::new(kernel_inputs(48 * 32, 4), [48, 32]), &device.device);
+            let values = read((a.matmul(b) * 2.0).reshape([64 * 32]));
+            assert_eq!(values.len(), 64 * 32);
+        })
+        .1
+    };
+    let on_gpu = product(gpu);
+    assert!(
+        on_gpu.by_kernel.keys().any(|kernel| kernel.contains("Matmul")),
+        "a matrix product on the GPU counted no matmul kernel: {:?}",
+        on_gpu.by_kernel
+    );
+    assert!(on_gpu.total() >= 2, "a product and a scaling counted {} launches", on_gpu.total());
+    let on_cpu = product(&device::cpu());
+    assert_eq!(on_cpu.total(), 0, "the CPU backend launches no GPU kernels: {:?}", on_cpu.by_kernel);
+}
+
 #[test]
 fn cpu_and_gpu_agree() {
     let require = std::env::var("WSA_REQUIRE_GPU").is_ok_and(|v| v == "1");
@@ -274,6 +297,7 @@ fn cpu_and_gpu_agree() {
     wait(wsa_core::experiment::warm_up(&config, &device::cpu())).expect("warm-up on the CPU");
     check_weighted_sums(&gpu);
     check_stats_and_histograms(&gpu);
+    check_launch_counts(&gpu);
     eprintln!("kernel checks took {:.1} s", started.elapsed().as_secs_f64());
     for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam] {
         let cpu_out = compute(&device::cpu(), optimizer);

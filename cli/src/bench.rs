@@ -34,8 +34,8 @@ pub struct BenchArgs {
     /// Batch sizes for the training benchmarks.
     #[arg(long, value_delimiter = ',', default_value = "32,128,512")]
     pub batches: Vec<usize>,
-    /// Which parts: kernels, train, startup, align (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "kernels,train,startup,align")]
+    /// Which parts: kernels, train, dispatches, startup, align (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "kernels,train,dispatches,startup,align")]
     pub only: Vec<String>,
     /// Timed repetitions per kernel measurement (the median is reported).
     #[arg(long, default_value_t = 5)]
@@ -74,9 +74,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let python = args.torch_python.clone().or_else(|| std::env::var("TORCH_PYTHON").ok());
                 training(&devices, &args.batches, python.as_deref().unwrap_or("python3"))?
             }
+            "dispatches" => dispatches(&devices, &args.batches)?,
             "startup" => startup(&devices)?,
             "align" => alignment(args.repeats.max(1))?,
-            other => bail!("unknown bench part {other:?}: choose among kernels, train, startup, align"),
+            other => bail!("unknown bench part {other:?}: choose among kernels, train, dispatches, startup, align"),
         };
         report.insert(part.clone(), value);
     }
@@ -405,6 +406,72 @@ fn training(devices: &[ComputeDevice], batches: &[usize], torch_python: &str) ->
         }
     }
     Ok(json!({ "rows": rows, "torch_twin": twin }))
+}
+
+/// GPU kernel launches per training step, for each model, batch size and way of training (plain,
+/// the WSA term's closed-form gradient, the WSA term through autodiff), with the kernels that
+/// launch most. Each launch pays a fixed cost on the GPU, which dominates small models' steps.
+fn dispatches(devices: &[ComputeDevice], batches: &[usize]) -> Result<Value> {
+    const STEPS: usize = 10;
+    let Some(compute) = devices.iter().find(|d| d.is_gpu) else {
+        println!("\nGPU launches per training step: no GPU among the devices benchmarked, nothing to count");
+        return Ok(Value::Null);
+    };
+    let dev = &compute.device;
+    let data = fashion_sized(4096);
+    let uploaded = DeviceData::upload(&data, dev);
+    println!(
+        "\nGPU launches per training step (Adam, mean over {STEPS} steps after 3 untimed ones), {}",
+        compute.description
+    );
+    println!("{:<18} {:>6} {:<12} {:>9}   most launched (per step)", "model", "batch", "training", "launches");
+    let mut rows = Vec::new();
+    for (name, config) in bench_models() {
+        for &batch in batches {
+            for (training, gradient) in [
+                ("plain", None),
+                ("WSA closed", Some(WsaGradient::ClosedForm)),
+                ("WSA autodf", Some(WsaGradient::Autodiff)),
+            ] {
+                let (mut trainer, term) = trainer_for(&config, batch, &data, dev)?;
+                trainer.wsa_gradient = gradient.unwrap_or_default();
+                let wsa = gradient.map(|_| &term);
+                for _ in 0..3 {
+                    trainer.train_step(&uploaded, wsa);
+                }
+                wait(trainer.take_mean_loss())?;
+                sync(dev)?;
+                let (finished, counts) = device::count_launches(|| -> Result<()> {
+                    for _ in 0..STEPS {
+                        trainer.train_step(&uploaded, wsa);
+                    }
+                    wait(trainer.take_mean_loss())?;
+                    sync(dev)
+                });
+                finished?;
+                let per_step = counts.total() as f64 / STEPS as f64;
+                let mut top: Vec<(&String, &usize)> = counts.by_kernel.iter().collect();
+                top.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                let shown: Vec<String> = top
+                    .iter()
+                    .take(4)
+                    .map(|(k, n)| format!("{:.1} {}", **n as f64 / STEPS as f64, short_kernel_name(k)))
+                    .collect();
+                println!("{name:<18} {batch:>6} {training:<12} {per_step:>9.1}   {}", shown.join(", "));
+                rows.push(json!({
+                    "model": name, "batch": batch, "training": training, "device": compute.description,
+                    "steps": STEPS, "launches_per_step": per_step, "launches_by_kernel": counts.by_kernel,
+                }));
+            }
+        }
+    }
+    Ok(Value::Array(rows))
+}
+
+/// A kernel's name with its first type argument only ("KernelBinop | MulOp"): cubecl lists every
+/// generic argument, which for a matrix product is some twenty.
+fn short_kernel_name(name: &str) -> String {
+    name.split(" | ").take(2).collect::<Vec<_>>().join(" | ")
 }
 
 /// Time to the first training step in fresh processes: the first with empty shader caches

@@ -8,6 +8,7 @@ use burn::tensor::DeviceKind;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -97,6 +98,53 @@ pub fn cpu_threads() -> usize {
     return rayon::current_num_threads();
     #[cfg(target_arch = "wasm32")]
     1
+}
+
+/// The GPU kernels launched while a piece of work ran, by kernel: what a training step costs in
+/// dispatches, each of which pays the driver's fixed launch cost on top of its work.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LaunchCounts {
+    /// Launches per kernel, named the way cubecl names kernels in its profiles (generic
+    /// arguments dropped).
+    pub by_kernel: BTreeMap<String, usize>,
+}
+
+impl LaunchCounts {
+    pub fn total(&self) -> usize {
+        self.by_kernel.values().sum()
+    }
+}
+
+/// Counts the GPU kernels issued while `work` runs, on any thread and any GPU device (the CPU
+/// backend launches none). The count is taken where cubecl issues a launch, so it includes
+/// the kernels that burn's fusion compiles on the fly; a launch counts when it is issued, so
+/// `work` should end with a sync or a read for every launch it caused to have been issued.
+/// cubecl keeps one launch observer per process: counts must not overlap.
+pub fn count_launches<T>(work: impl FnOnce() -> T) -> (T, LaunchCounts) {
+    use burn::cubecl::config::{TypeNameFormatLevel, type_name_format};
+    use burn::cubecl::logging::{LaunchObservation, LaunchObserver};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Tally(Mutex<BTreeMap<&'static str, usize>>);
+    impl LaunchObserver for Tally {
+        fn launched(&self, kernel: &'static str) {
+            // A poisoned lock only means another launch panicked mid-count; its tally is intact.
+            let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *counts.entry(kernel).or_default() += 1;
+        }
+    }
+
+    let tally = Arc::new(Tally::default());
+    let observation = LaunchObservation::new(tally.clone());
+    let out = work();
+    drop(observation);
+    let counts = std::mem::take(&mut *tally.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    let mut by_kernel = BTreeMap::new();
+    for (kernel, n) in counts {
+        *by_kernel.entry(type_name_format(kernel, TypeNameFormatLevel::Balanced)).or_default() += n;
+    }
+    (out, LaunchCounts { by_kernel })
 }
 
 pub fn cpu() -> ComputeDevice {
