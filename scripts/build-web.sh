@@ -3,8 +3,11 @@
 # by wasm-bindgen (installed here on first use, the version the lockfile pins). Then serve the
 # repository root (scripts/serve-web.sh) and open index.html.
 #
-# The page's worker script (web/worker.js) instantiates the same module; the image subsets stay
-# in assets/ and are downloaded by the page on first use, so serve the root with both folders.
+# Two modules, one crate: wsa_lab_web (the page, and its worker's engine on the CPU; what every
+# visitor downloads) and wsa_lab_web_gpu (built with the `gpu` feature: the engine with its
+# WebGPU backend, which the page's worker, web/worker.js, fetches only for a job that wants a GPU
+# in a browser with a WebGPU adapter). The image subsets stay in assets/ and are downloaded by
+# the page on first use, so serve the root with both folders.
 #
 # wasm-opt runs only with WSA_WASM_OPT=1 and a wasm-opt on the PATH: Debian bookworm's binaryen
 # (108) breaks wasm-bindgen 0.2.130's reference-type tables ("WebAssembly.Table.set(): Argument
@@ -21,20 +24,29 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $version\$"; then
     cargo install wasm-bindgen-cli --version "$version"
 fi
 target="${CARGO_TARGET_DIR:-target}"
-# The `web` profile (Cargo.toml): size over speed, with LTO.
-cargo build --profile web --target wasm32-unknown-unknown -p wsa-lab-web
 rm -rf web/pkg.new
+# One module: the `web` profile (Cargo.toml: size over speed, with LTO), then wasm-bindgen.
 # Function names only serve stack traces in the console; without them the module is 8 MB smaller.
-wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
-    --out-dir web/pkg.new "$target/wasm32-unknown-unknown/web/wsa_lab_web.wasm"
-if [ "${WSA_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
-    before=$(du -k web/pkg.new/wsa_lab_web_bg.wasm | cut -f1)
-    wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-        --enable-reference-types --enable-multivalue --enable-mutable-globals --enable-simd \
-        -o web/pkg.new/wsa_lab_web_bg.wasm web/pkg.new/wsa_lab_web_bg.wasm
-    echo "wasm-opt: $before KiB -> $(du -k web/pkg.new/wsa_lab_web_bg.wasm | cut -f1) KiB" >&2
-fi
+bundle() {
+    local name=$1
+    shift
+    cargo build --profile web --target wasm32-unknown-unknown -p wsa-lab-web "$@"
+    wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+        --out-dir web/pkg.new --out-name "$name" "$target/wasm32-unknown-unknown/web/wsa_lab_web.wasm"
+    local wasm="web/pkg.new/${name}_bg.wasm"
+    if [ "${WSA_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
+        local before
+        before=$(du -k "$wasm" | cut -f1)
+        wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+            --enable-reference-types --enable-multivalue --enable-mutable-globals --enable-simd \
+            -o "$wasm" "$wasm"
+        echo "wasm-opt: $before KiB -> $(du -k "$wasm" | cut -f1) KiB" >&2
+    fi
+}
+bundle wsa_lab_web
+bundle wsa_lab_web_gpu --features gpu
 # Replace the old bundle only once the new one is complete.
 rm -rf web/pkg && mv web/pkg.new web/pkg
-wasm=web/pkg/wsa_lab_web_bg.wasm
-echo "web/pkg: wasm $(du -k "$wasm" | cut -f1) KiB, gzipped $(gzip -9c "$wasm" | wc -c | awk '{printf "%d", $1/1024}') KiB" >&2
+for wasm in web/pkg/*_bg.wasm; do
+    echo "$wasm: $(du -k "$wasm" | cut -f1) KiB, gzipped $(gzip -9c "$wasm" | wc -c | awk '{printf "%d", $1/1024}') KiB" >&2
+done

@@ -30,7 +30,10 @@ fn repo() -> PathBuf {
 fn missing() -> Option<String> {
     let root = repo();
     let checks = [
-        (root.join("web/pkg/wsa_lab_web_bg.wasm").exists(), "the web bundle (run scripts/build-web.sh)"),
+        (
+            ["wsa_lab_web_bg.wasm", "wsa_lab_web_gpu_bg.wasm"].iter().all(|m| root.join("web/pkg").join(m).exists()),
+            "the web bundle's two modules (run scripts/build-web.sh)",
+        ),
         (Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success()), "node"),
         (Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium (apt install chromium)"),
         (

@@ -179,7 +179,7 @@ impl WsaLabApp {
         let stored = cc.storage.and_then(|s| s.get_string(state::STORAGE_KEY));
         let (settings, notice) = state::load(stored);
         let mut app = Self::with_settings(settings);
-        app.gpu = platform::RendererGpu::new(cc.wgpu_render_state.clone());
+        app.gpu = platform::RendererGpu::of_renderer(cc);
         // Error texts may quote anything (wgpu's shader messages draw boxes); egui's built-in
         // fonts lack those glyphs and would panic, so a wide-coverage font backs them up.
         let fallback = |family| egui::epaint::text::InsertFontFamily {
@@ -218,7 +218,7 @@ impl WsaLabApp {
             tour_plane_pending: false,
             tour_run_started: None,
             tour_run_seconds: None,
-            gpu: platform::RendererGpu::new(None),
+            gpu: platform::RendererGpu::none(),
             inbox: Arc::new(Mutex::new(Vec::new())),
         }
     }

@@ -4,8 +4,6 @@
 //! WSA in the background, and explore weight-scope histograms, interpolation paths, barriers and
 //! decision regions. This crate holds the UI; `src/main.rs` (and `wsa-lab app`) only wrap it.
 
-use egui_wgpu::wgpu;
-
 mod app;
 mod derived;
 pub mod error;
@@ -26,8 +24,11 @@ pub use error::{AppError, AppResult};
 /// The wgpu device eframe renders with, created so that burn can compute on it too: burn's
 /// kernels are compiled for what the *adapter* supports (e.g. 64-bit integers), so the device
 /// must enable the adapter's features and limits, as burn does for a device of its own.
-/// Experimental features stay off: the WGSL kernels do not use them.
+/// Experimental features stay off: the WGSL kernels do not use them. Natively only: the page
+/// draws with WebGL and computes in its worker.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn wgpu_configuration() -> egui_wgpu::WgpuConfiguration {
+    use egui_wgpu::wgpu;
     let mut config = egui_wgpu::WgpuConfiguration::default();
     if let egui_wgpu::WgpuSetup::CreateNew(create) = &mut config.wgpu_setup {
         create.device_descriptor = std::sync::Arc::new(|adapter| wgpu::DeviceDescriptor {

@@ -23,6 +23,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::flex::ops::matmul::matmul;
 use burn::backend::ops::ModuleOps;
+#[cfg(gpu)]
 use burn::backend::wgpu::CubeBackend;
 use burn::backend::{
     Backend, Dispatch, Flex, TensorMetadata, backend_extension, get_or_init_device_settings, tensor::FloatTensor,
@@ -37,7 +38,7 @@ const UNFOLDED_BYTES_PER_TASK: usize = 512 * 1024;
 /// Planes (sample x channel) per task of the pool.
 const PLANES_PER_POOL_TASK: usize = 64;
 
-#[backend_extension(Cube, Flex, Fusion, Autodiff)]
+#[backend_extension(Cube: cfg(gpu), Flex, Fusion: cfg(gpu), Autodiff)]
 pub trait CnnKernels: Backend {
     /// `x: [batch, channels, h, w]` convolved with `weight: [out, channels, k, k]` at stride 1,
     /// `padding` zeros on every side, plus `bias: [out]`.
@@ -134,6 +135,7 @@ pub fn max_pool_2x2(x: Tensor<4>) -> Tensor<4> {
 // ---------------------------------------------------------------------------------------------
 // The GPU backends: burn's operations (the default bodies).
 
+#[cfg(gpu)]
 impl CnnKernels for CubeBackend {}
 
 // ---------------------------------------------------------------------------------------------

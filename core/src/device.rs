@@ -1,5 +1,6 @@
 //! The one module that chooses the compute backend: burn's wgpu backend on a GPU adapter, or
-//! burn's flex backend on the CPU. Nothing else in the workspace names a backend.
+//! burn's flex backend on the CPU. Nothing else in the workspace names a backend. The GPU
+//! backend exists where `cfg(gpu)` is set (`build.rs`: natively, and in the page's WebGPU module).
 
 use crate::error::{Result, WsaError};
 #[cfg(not(target_arch = "wasm32"))]
@@ -120,6 +121,7 @@ impl LaunchCounts {
 /// the kernels that burn's fusion compiles on the fly; a launch counts when it is issued, so
 /// `work` should end with a sync or a read for every launch it caused to have been issued.
 /// cubecl keeps one launch observer per process: counts must not overlap.
+#[cfg(gpu)]
 pub fn count_launches<T>(work: impl FnOnce() -> T) -> (T, LaunchCounts) {
     use burn::cubecl::config::{TypeNameFormatLevel, type_name_format};
     use burn::cubecl::logging::{LaunchObservation, LaunchObserver};
@@ -216,7 +218,9 @@ pub(crate) fn read_data(
 
 /// The device for `choice` in a browser, never failing: WebGPU when the browser offers an
 /// adapter (created asynchronously, as WebGPU requires) and `choice` and the work allow it,
-/// else the CPU backend, with the reason in the description that the page shows.
+/// else the CPU backend, with the reason in the description that the page shows. Without the
+/// GPU backend (the page's first module) always the CPU: the page runs GPU work in its WebGPU
+/// module, which has it.
 #[cfg(target_arch = "wasm32")]
 pub async fn select_in_browser(choice: DeviceChoice, flops_per_step: Option<f64>) -> ComputeDevice {
     let mut chosen = cpu();
@@ -226,6 +230,7 @@ pub async fn select_in_browser(choice: DeviceChoice, flops_per_step: Option<f64>
             "the model is small ({:.1} MFLOP per step): the CPU is faster than launching GPU kernels for it",
             flops_per_step.unwrap_or(0.0) / 1e6
         ),
+        #[cfg(gpu)]
         _ => match Device::wgpu_options().init_with_setup_async().await {
             Ok((device, setup)) => {
                 // CubeCL's handler panics on the first such error, and a panic aborts the whole
@@ -237,6 +242,8 @@ pub async fn select_in_browser(choice: DeviceChoice, flops_per_step: Option<f64>
             }
             Err(e) => format!("this browser offers no usable WebGPU adapter ({e})"),
         },
+        #[cfg(not(gpu))]
+        _ => "this module of the page computes on the CPU only (the page's WebGPU module was not loaded)".to_string(),
     };
     chosen.description = format!("{} — {why}", chosen.description);
     chosen

@@ -9,28 +9,19 @@ use crate::error::{Result, WsaError};
 use crate::scope::{histogram as host_histogram, scope_of};
 use burn::backend::flex::FlexTensor;
 use burn::backend::ops::FloatTensorOps;
-use burn::backend::wgpu::{
-    CubeBackend, CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
-};
 use burn::backend::{Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor, tensor::IntTensor};
-use burn::cubecl::{CubeCount, prelude::KernelId, server::KernelArguments};
-use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
+#[cfg(gpu)]
+use burn::tensor::{DType, Shape};
+use burn::tensor::{Int, Tensor, TensorData};
 
-const MOMENTS_WGSL: &str = include_str!("../../shaders/moments.wgsl");
-const SCOPE_PARTIALS_WGSL: &str = include_str!("../../shaders/scope_partials.wgsl");
-const SCOPE_FINALIZE_WGSL: &str = include_str!("../../shaders/scope_finalize.wgsl");
-const HISTOGRAM_WGSL: &str = include_str!("../../shaders/histogram.wgsl");
-const WEIGHTED_SUM_WGSL: &str = include_str!("../../shaders/weighted_sum.wgsl");
-
+#[cfg(gpu)]
 const WORKGROUP_SIZE: u32 = 256;
-/// The largest workgroup count WebGPU allows in one dimension.
-const MAX_GROUPS_PER_DIM: u32 = 65_535;
 /// Workgroups of the statistics pass: enough to fill a large GPU (1024 x 256 threads), few
 /// enough that the partials stay a few kilobytes.
+#[cfg(gpu)]
 const MAX_PARTIALS: u32 = 1024;
-/// Workgroups of the histogram pass: each adds its counters to the global ones once.
-const MAX_HISTOGRAM_GROUPS: u32 = 256;
 /// Entries each thread handles at least before another workgroup is worth launching.
+#[cfg(gpu)]
 const ENTRIES_PER_THREAD: u32 = 4;
 /// The most bins a histogram may have: its workgroup counters must fit WebGPU's guaranteed
 /// 16 KiB of workgroup memory.
@@ -57,7 +48,7 @@ pub struct LayerStats {
 // ---------------------------------------------------------------------------------------------
 // The backend extension: one method per kernel launch.
 
-#[backend_extension(Cube, Flex, Fusion)]
+#[backend_extension(Cube: cfg(gpu), Flex, Fusion: cfg(gpu))]
 pub trait WsaKernels: Backend {
     /// Partial (count, mean - shift, M2, min, max, shift) summaries of one flat layer,
     /// `PARTIAL_LEN` numbers each.
@@ -86,179 +77,201 @@ pub trait WsaKernels: Backend {
 }
 
 /// Workgroups (and so partials) of the statistics pass for a layer of `n` entries.
+#[cfg(gpu)]
 fn partial_count(n: usize) -> usize {
     let groups = (n as u64).div_ceil(u64::from(WORKGROUP_SIZE * ENTRIES_PER_THREAD));
     groups.clamp(1, u64::from(MAX_PARTIALS)) as usize
 }
 
 // ---------------------------------------------------------------------------------------------
-// The wgpu (CubeCL) backend: our shaders.
+// The wgpu (CubeCL) backend: our shaders, where the crate has its GPU backend (`build.rs`).
 
-/// A WGSL source and the values of its template slots; `variant` tells kernels of one source
-/// apart in CubeCL's compiled-kernel cache.
-struct Wgsl {
-    main: &'static str,
-    with_moments: bool,
-    slots: Vec<(&'static str, String)>,
-    variant: String,
-}
+#[cfg(gpu)]
+mod cube {
+    use super::*;
+    use burn::backend::wgpu::{
+        CubeBackend, CubeDim, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
+    };
+    use burn::cubecl::{CubeCount, prelude::KernelId, server::KernelArguments};
 
-impl Wgsl {
-    fn new(main: &'static str, variant: impl Into<String>) -> Self {
-        Self { main, with_moments: false, slots: Vec::new(), variant: variant.into() }
+    const MOMENTS_WGSL: &str = include_str!("../../shaders/moments.wgsl");
+    const SCOPE_PARTIALS_WGSL: &str = include_str!("../../shaders/scope_partials.wgsl");
+    const SCOPE_FINALIZE_WGSL: &str = include_str!("../../shaders/scope_finalize.wgsl");
+    const HISTOGRAM_WGSL: &str = include_str!("../../shaders/histogram.wgsl");
+    const WEIGHTED_SUM_WGSL: &str = include_str!("../../shaders/weighted_sum.wgsl");
+
+    /// The largest workgroup count WebGPU allows in one dimension.
+    const MAX_GROUPS_PER_DIM: u32 = 65_535;
+    /// Workgroups of the histogram pass: each adds its counters to the global ones once.
+    const MAX_HISTOGRAM_GROUPS: u32 = 256;
+
+    /// A WGSL source and the values of its template slots; `variant` tells kernels of one source
+    /// apart in CubeCL's compiled-kernel cache.
+    struct Wgsl {
+        main: &'static str,
+        with_moments: bool,
+        slots: Vec<(&'static str, String)>,
+        variant: String,
     }
 
-    /// Appends `shaders/moments.wgsl`, whose functions the statistics shaders call.
-    fn with_moments(self) -> Self {
-        Self { with_moments: true, ..self }
-    }
-
-    fn register(mut self, slot: &'static str, value: impl Into<String>) -> Self {
-        self.slots.push((slot, value.into()));
-        self
-    }
-}
-
-impl KernelSource for Wgsl {
-    fn source(&self) -> SourceTemplate {
-        let mut source = SourceTemplate::new(self.main);
-        if self.with_moments {
-            source = source.add_template(MOMENTS_WGSL);
+    impl Wgsl {
+        fn new(main: &'static str, variant: impl Into<String>) -> Self {
+            Self { main, with_moments: false, slots: Vec::new(), variant: variant.into() }
         }
-        source = source.register("workgroup_size", WORKGROUP_SIZE.to_string());
-        for (slot, value) in &self.slots {
-            source = source.register(*slot, value.clone());
+
+        /// Appends `shaders/moments.wgsl`, whose functions the statistics shaders call.
+        fn with_moments(self) -> Self {
+            Self { with_moments: true, ..self }
         }
-        source
+
+        fn register(mut self, slot: &'static str, value: impl Into<String>) -> Self {
+            self.slots.push((slot, value.into()));
+            self
+        }
     }
 
-    fn id(&self) -> KernelId {
-        KernelId::new::<Self>().info(self.variant.clone())
+    impl KernelSource for Wgsl {
+        fn source(&self) -> SourceTemplate {
+            let mut source = SourceTemplate::new(self.main);
+            if self.with_moments {
+                source = source.add_template(MOMENTS_WGSL);
+            }
+            source = source.register("workgroup_size", WORKGROUP_SIZE.to_string());
+            for (slot, value) in &self.slots {
+                source = source.register(*slot, value.clone());
+            }
+            source
+        }
+
+        fn id(&self) -> KernelId {
+            KernelId::new::<Self>().info(self.variant.clone())
+        }
+
+        fn lang(&self) -> &'static str {
+            "wgsl"
+        }
     }
 
-    fn lang(&self) -> &'static str {
-        "wgsl"
-    }
-}
-
-/// A 2-D grid of workgroups with one thread per entry, for `n` entries.
-fn grid_for(n: usize) -> CubeCount {
-    let groups = (n as u32).div_ceil(WORKGROUP_SIZE).max(1);
-    let x = groups.min(MAX_GROUPS_PER_DIM);
-    CubeCount::Static(x, groups.div_ceil(x), 1)
-}
-
-fn words(values: &[u32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn launch(
-    kernel: Wgsl,
-    grid: CubeCount,
-    like: &CubeTensor,
-    buffers: Vec<&CubeTensor>,
-    params: &[u8],
-    out: &CubeTensor,
-) {
-    let params = like.client.create_from_slice(params);
-    let mut bindings: Vec<_> = buffers.into_iter().map(|t| t.handle.clone().binding()).collect();
-    bindings.push(params.binding());
-    bindings.push(out.handle.clone().binding());
-    like.client.launch(
-        Box::new(SourceKernel::new(kernel, CubeDim::new_1d(WORKGROUP_SIZE))),
-        grid,
-        KernelArguments::new().with_buffers(bindings),
-    );
-}
-
-fn empty_like(like: &CubeTensor, len: usize, dtype: DType) -> CubeTensor {
-    CubeTensor::new_contiguous(
-        like.client.clone(),
-        like.device.clone(),
-        Shape::new([len]),
-        like.client.empty(len * 4),
-        dtype,
-    )
-}
-
-impl WsaKernels for CubeBackend {
-    fn scope_partials(values: FloatTensor<Self>) -> FloatTensor<Self> {
-        let values = into_contiguous(values);
-        let n = values.meta.shape().num_elements();
-        let groups = partial_count(n);
-        let out = empty_like(&values, groups * PARTIAL_LEN, values.dtype);
-        let kernel = Wgsl::new(SCOPE_PARTIALS_WGSL, "partials").with_moments();
-        launch(kernel, CubeCount::Static(groups as u32, 1, 1), &values, vec![&values], &words(&[n as u32]), &out);
-        out
+    /// A 2-D grid of workgroups with one thread per entry, for `n` entries.
+    fn grid_for(n: usize) -> CubeCount {
+        let groups = (n as u32).div_ceil(WORKGROUP_SIZE).max(1);
+        let x = groups.min(MAX_GROUPS_PER_DIM);
+        CubeCount::Static(x, groups.div_ceil(x), 1)
     }
 
-    fn scope_finalize(partials: FloatTensor<Self>, table: Vec<u32>) -> FloatTensor<Self> {
-        let partials = into_contiguous(partials);
-        let layers = table.len() / 2;
-        let out = empty_like(&partials, layers * STATS_LEN, partials.dtype);
-        // The table travels as the kernel's params binding: it is the only host input.
-        let kernel = Wgsl::new(SCOPE_FINALIZE_WGSL, "finalize").with_moments();
-        launch(kernel, CubeCount::Static(layers as u32, 1, 1), &partials, vec![&partials], &words(&table), &out);
-        out
+    fn words(values: &[u32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
     }
 
-    fn histogram(values: FloatTensor<Self>, range: FloatTensor<Self>, bins: u32) -> IntTensor<Self> {
-        let values = into_contiguous(values);
-        let range = into_contiguous(range);
-        let n = values.meta.shape().num_elements();
-        // The counters are added to atomically, so they start from zero.
-        let zeros = values.client.create_from_slice(&vec![0u8; bins as usize * 4]);
-        let out = CubeTensor::new_contiguous(
-            values.client.clone(),
-            values.device.clone(),
-            Shape::new([bins as usize]),
-            zeros,
-            DType::I32,
+    fn launch(
+        kernel: Wgsl,
+        grid: CubeCount,
+        like: &CubeTensor,
+        buffers: Vec<&CubeTensor>,
+        params: &[u8],
+        out: &CubeTensor,
+    ) {
+        let params = like.client.create_from_slice(params);
+        let mut bindings: Vec<_> = buffers.into_iter().map(|t| t.handle.clone().binding()).collect();
+        bindings.push(params.binding());
+        bindings.push(out.handle.clone().binding());
+        like.client.launch(
+            Box::new(SourceKernel::new(kernel, CubeDim::new_1d(WORKGROUP_SIZE))),
+            grid,
+            KernelArguments::new().with_buffers(bindings),
         );
-        let groups = partial_count(n).min(MAX_HISTOGRAM_GROUPS as usize) as u32;
-        let kernel = Wgsl::new(HISTOGRAM_WGSL, "histogram").register("max_bins", MAX_HISTOGRAM_BINS.to_string());
-        launch(
-            kernel,
-            CubeCount::Static(groups, 1, 1),
-            &values,
-            vec![&values, &range],
-            &words(&[n as u32, bins]),
-            &out,
-        );
-        out
     }
 
-    fn weighted_sum(
-        x0: FloatTensor<Self>,
-        x1: FloatTensor<Self>,
-        x2: FloatTensor<Self>,
-        x3: FloatTensor<Self>,
-        weights: Vec<f32>,
-    ) -> FloatTensor<Self> {
-        let k = weights.len();
-        let inputs: Vec<CubeTensor> = [x0, x1, x2, x3].into_iter().take(k).map(into_contiguous).collect();
-        let shape = inputs[0].meta.shape().clone();
-        let n = shape.num_elements();
-        let declarations: String =
-            (0..k).map(|i| format!("@group(0) @binding({i}) var<storage, read_write> x{i}: array<f32>;\n")).collect();
-        let sum = (0..k).map(|i| format!("params[{}] * x{i}[i]", i + 1)).collect::<Vec<_>>().join(" + ");
-        let kernel = Wgsl::new(WEIGHTED_SUM_WGSL, format!("sum{k}"))
-            .register("inputs", declarations)
-            .register("sum", sum)
-            .register("params_binding", k.to_string())
-            .register("out_binding", (k + 1).to_string());
-        let mut params = (n as u32).to_le_bytes().to_vec();
-        params.extend(weights.iter().flat_map(|w| w.to_le_bytes()));
-        let first = &inputs[0];
-        let out = CubeTensor::new_contiguous(
-            first.client.clone(),
-            first.device.clone(),
-            shape,
-            first.client.empty(n * 4),
-            first.dtype,
-        );
-        launch(kernel, grid_for(n), first, inputs.iter().collect(), &params, &out);
-        out
+    fn empty_like(like: &CubeTensor, len: usize, dtype: DType) -> CubeTensor {
+        CubeTensor::new_contiguous(
+            like.client.clone(),
+            like.device.clone(),
+            Shape::new([len]),
+            like.client.empty(len * 4),
+            dtype,
+        )
+    }
+
+    impl WsaKernels for CubeBackend {
+        fn scope_partials(values: FloatTensor<Self>) -> FloatTensor<Self> {
+            let values = into_contiguous(values);
+            let n = values.meta.shape().num_elements();
+            let groups = partial_count(n);
+            let out = empty_like(&values, groups * PARTIAL_LEN, values.dtype);
+            let kernel = Wgsl::new(SCOPE_PARTIALS_WGSL, "partials").with_moments();
+            launch(kernel, CubeCount::Static(groups as u32, 1, 1), &values, vec![&values], &words(&[n as u32]), &out);
+            out
+        }
+
+        fn scope_finalize(partials: FloatTensor<Self>, table: Vec<u32>) -> FloatTensor<Self> {
+            let partials = into_contiguous(partials);
+            let layers = table.len() / 2;
+            let out = empty_like(&partials, layers * STATS_LEN, partials.dtype);
+            // The table travels as the kernel's params binding: it is the only host input.
+            let kernel = Wgsl::new(SCOPE_FINALIZE_WGSL, "finalize").with_moments();
+            launch(kernel, CubeCount::Static(layers as u32, 1, 1), &partials, vec![&partials], &words(&table), &out);
+            out
+        }
+
+        fn histogram(values: FloatTensor<Self>, range: FloatTensor<Self>, bins: u32) -> IntTensor<Self> {
+            let values = into_contiguous(values);
+            let range = into_contiguous(range);
+            let n = values.meta.shape().num_elements();
+            // The counters are added to atomically, so they start from zero.
+            let zeros = values.client.create_from_slice(&vec![0u8; bins as usize * 4]);
+            let out = CubeTensor::new_contiguous(
+                values.client.clone(),
+                values.device.clone(),
+                Shape::new([bins as usize]),
+                zeros,
+                DType::I32,
+            );
+            let groups = partial_count(n).min(MAX_HISTOGRAM_GROUPS as usize) as u32;
+            let kernel = Wgsl::new(HISTOGRAM_WGSL, "histogram").register("max_bins", MAX_HISTOGRAM_BINS.to_string());
+            launch(
+                kernel,
+                CubeCount::Static(groups, 1, 1),
+                &values,
+                vec![&values, &range],
+                &words(&[n as u32, bins]),
+                &out,
+            );
+            out
+        }
+
+        fn weighted_sum(
+            x0: FloatTensor<Self>,
+            x1: FloatTensor<Self>,
+            x2: FloatTensor<Self>,
+            x3: FloatTensor<Self>,
+            weights: Vec<f32>,
+        ) -> FloatTensor<Self> {
+            let k = weights.len();
+            let inputs: Vec<CubeTensor> = [x0, x1, x2, x3].into_iter().take(k).map(into_contiguous).collect();
+            let shape = inputs[0].meta.shape().clone();
+            let n = shape.num_elements();
+            let declarations: String = (0..k)
+                .map(|i| format!("@group(0) @binding({i}) var<storage, read_write> x{i}: array<f32>;\n"))
+                .collect();
+            let sum = (0..k).map(|i| format!("params[{}] * x{i}[i]", i + 1)).collect::<Vec<_>>().join(" + ");
+            let kernel = Wgsl::new(WEIGHTED_SUM_WGSL, format!("sum{k}"))
+                .register("inputs", declarations)
+                .register("sum", sum)
+                .register("params_binding", k.to_string())
+                .register("out_binding", (k + 1).to_string());
+            let mut params = (n as u32).to_le_bytes().to_vec();
+            params.extend(weights.iter().flat_map(|w| w.to_le_bytes()));
+            let first = &inputs[0];
+            let out = CubeTensor::new_contiguous(
+                first.client.clone(),
+                first.device.clone(),
+                shape,
+                first.client.empty(n * 4),
+                first.dtype,
+            );
+            launch(kernel, grid_for(n), first, inputs.iter().collect(), &params, &out);
+            out
+        }
     }
 }
 

@@ -168,7 +168,11 @@ pub fn pause(last_yield: &mut web_time::Instant) -> Pause<'_> {
 pub struct RendererGpu;
 
 impl RendererGpu {
-    pub fn new(_render: Option<egui_wgpu::RenderState>) -> Self {
+    pub fn none() -> Self {
+        Self
+    }
+
+    pub fn of_renderer(_creation: &eframe::CreationContext<'_>) -> Self {
         Self
     }
 

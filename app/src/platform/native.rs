@@ -221,8 +221,14 @@ pub struct RendererGpu {
 }
 
 impl RendererGpu {
-    pub fn new(render: Option<egui_wgpu::RenderState>) -> Self {
-        Self { render, shared: None }
+    /// No renderer to share (an app made without a window, e.g. in tests).
+    pub fn none() -> Self {
+        Self { render: None, shared: None }
+    }
+
+    /// The device eframe renders with, if it renders with wgpu.
+    pub fn of_renderer(creation: &eframe::CreationContext<'_>) -> Self {
+        Self { render: creation.wgpu_render_state.clone(), shared: None }
     }
 
     /// Where a job of `flops_per_step` per training step computes for `choice`: the renderer's

@@ -26,19 +26,35 @@ pub async fn yield_to_event_loop() {
 thread_local! {
     /// The worker's WebGPU device once created: WebGPU lets burn register its runtime only once.
     static WEBGPU: std::cell::RefCell<Option<wsa_core::device::ComputeDevice>> = const { std::cell::RefCell::new(None) };
+    /// Why the page's worker runs GPU work in this module although it has no GPU backend: the
+    /// worker found no WebGPU adapter, or could not load the WebGPU module (`web/worker.js`).
+    static NO_WEBGPU_BECAUSE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Keeps the worker's reason for computing GPU work in the page's first module (CPU only).
+pub(crate) fn note_no_webgpu(reason: String) {
+    NO_WEBGPU_BECAUSE.with(|because| *because.borrow_mut() = Some(reason));
 }
 
 /// The device a job computes on in the page's worker: the WebGPU device made by an earlier job when
 /// `choice` and the work call for a GPU, else a new choice (`select_in_browser`). A WebGPU
 /// device that failed stays failed, and burn cannot register another: the CPU from then on.
+/// In the page's first module, which has no GPU backend, the CPU with the worker's reason.
 pub async fn device(
     choice: wsa_core::device::DeviceChoice,
     flops_per_step: Option<f64>,
 ) -> wsa_core::device::ComputeDevice {
     // Browsers do not say whether their WebGPU adapter is hardware; count it as one.
-    if choice.wants_gpu(true, flops_per_step)
-        && let Some(device) = WEBGPU.with(|d| d.borrow().clone())
+    let wants_gpu = choice.wants_gpu(true, flops_per_step);
+    if !cfg!(feature = "gpu")
+        && wants_gpu
+        && let Some(reason) = NO_WEBGPU_BECAUSE.with(|because| because.borrow().clone())
     {
+        let mut cpu = wsa_core::device::cpu();
+        cpu.description = format!("{} — {reason}", cpu.description);
+        return cpu;
+    }
+    if wants_gpu && let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
         let Some(reason) = device.fault.reason() else { return device };
         let mut cpu = wsa_core::device::cpu();
         cpu.description = format!(

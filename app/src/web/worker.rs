@@ -167,8 +167,17 @@ impl PageWorker {
         Ok(Self { worker, route, broken, _on_message: on_message, _on_error: on_error })
     }
 
+    /// Posts `message`, with what `web/worker.js` routes it by beside the pack: the job's number
+    /// and, for a run, whether it wants a GPU (then the worker runs it in the WebGPU module).
     fn post(&self, message: &ToWorker) -> AppResult<()> {
         let (value, transfer) = to_js(message.pack()?);
+        let (job, wants_gpu) = match message {
+            ToWorker::Run { job, device, flops_per_step, .. } => (*job, device.wants_gpu(true, *flops_per_step)),
+            ToWorker::Cancel { job } => (*job, false),
+        };
+        // Job numbers stay far below 2^53, so a JS number holds them exactly.
+        let _ = Reflect::set(&value, &key("job"), &JsValue::from_f64(job as f64));
+        let _ = Reflect::set(&value, &key("wants_gpu"), &JsValue::from_bool(wants_gpu));
         self.worker
             .post_message_with_transfer(&value, &transfer)
             .map_err(|e| AppError::Worker(format!("could not reach it: {e:?}")))
@@ -243,6 +252,9 @@ pub fn receive(data: JsValue) {
     if let Some(base) = Reflect::get(&data, &key("base")).ok().and_then(|b| b.as_string()) {
         PAGE_ADDRESS.with(|address| *address.borrow_mut() = base);
         return;
+    }
+    if let Some(reason) = Reflect::get(&data, &key("no_webgpu_because")).ok().and_then(|r| r.as_string()) {
+        crate::web::note_no_webgpu(reason);
     }
     match from_js(&data).and_then(ToWorker::unpack) {
         Ok(ToWorker::Cancel { job }) => RUNNING.with(|running| {
