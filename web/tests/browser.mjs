@@ -16,7 +16,9 @@
 // The result JSON holds "load" (when the module was ready, the module's transfer) and the page's
 // "timing" (each stage of the run, the frames drawn meanwhile), printed to stderr as a breakdown.
 // With --cancel, the run is cancelled by a click once it is under way: the JSON then holds
-// "cancel" (seconds from the click to an idle page, frames drawn during the run) instead.
+// "cancel" (seconds from the driver's click to an idle page; milliseconds from the pointer
+// reaching the page to the page being idle, by the page's clock; frames drawn during the run)
+// instead.
 // With --files, after the run the test clicks the Files tab's buttons where the page says they
 // are (body[data-wsa-lab-target-*]), saves every download into <dir>, then loads the saved
 // merged model into slot A through the file picker and waits for the re-evaluated pair; the
@@ -231,13 +233,26 @@ async function cancelRun(page) {
     const tick = () => { n += 1; if (performance.now() < end) requestAnimationFrame(tick); else ok(n); };
     requestAnimationFrame(tick);
   }));
+  // The page's own clock: when the click reached the page and when the page said it was idle,
+  // so the latency of the page itself is told apart from the driver's round trips.
+  await page.evaluate(() => {
+    window.wsaLabCancel = {};
+    document.querySelector('canvas').addEventListener('pointerdown', () => {
+      window.wsaLabCancel.pointer_down_ms ??= performance.now();
+    }, { capture: true });
+    new MutationObserver(() => {
+      if (document.body.dataset.wsaLabBusy === 'no') window.wsaLabCancel.idle_ms ??= performance.now();
+    }).observe(document.body, { attributes: true, attributeFilter: ['data-wsa-lab-busy'] });
+  });
   const clicked = Date.now();
   await click(page, 'cancel');
   await page.waitForFunction(() => document.body.dataset.wsaLabBusy === 'no', null, { timeout: 30000, polling: 10 });
   const seconds_to_idle = (Date.now() - clicked) / 1000;
+  const inPage = await page.evaluate(() => window.wsaLabCancel);
+  const page_ms_from_pointer_to_idle = Math.round(inPage.idle_ms - inPage.pointer_down_ms);
   await page.waitForTimeout(1000);
   const result_published = await page.evaluate(() => document.body.dataset.wsaLab === 'done');
-  return { seconds_to_idle, animation_frames_in_one_second: frames, result_published };
+  return { seconds_to_idle, page_ms_from_pointer_to_idle, animation_frames_in_one_second: frames, result_published };
 }
 
 // What the page logged, for the messages of a failure.
