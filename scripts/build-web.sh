@@ -12,9 +12,9 @@
 # wasm-opt runs only with WSA_WASM_OPT=1 and a wasm-opt on the PATH: Debian bookworm's binaryen
 # (108) breaks wasm-bindgen 0.2.130's reference-type tables ("WebAssembly.Table.set(): Argument
 # 1 is invalid" when the page loads), and npm's binaryen 132 (compiled to wasm itself) ran more
-# than 14 minutes on this module on 2 cores without finishing. A native binaryen 116 (the
-# `wasm-opt` crate) took 2.8 min for -Oz: 25.5 MB -> 20.7 MB, but 6.41 MB -> 6.61 MB gzipped,
-# which is what visitors download; so it stays optional.
+# than 14 minutes on the single module of 2026-12-02 on 2 cores without finishing. A native
+# binaryen 116 (the `wasm-opt` crate) took 2.8 min for -Oz on it: 25.5 MB -> 20.7 MB, but
+# 6.41 MB -> 6.61 MB gzipped, which is what visitors download; so it stays optional.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
@@ -25,7 +25,8 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $version\$"; then
 fi
 target="${CARGO_TARGET_DIR:-target}"
 rm -rf web/pkg.new
-# One module: the `web` profile (Cargo.toml: size over speed, with LTO), then wasm-bindgen.
+# One module (its name, then cargo's arguments): the `web` profile (Cargo.toml: size over speed,
+# with LTO), then wasm-bindgen.
 # Function names only serve stack traces in the console; without them the module is 8 MB smaller.
 bundle() {
     local name=$1

@@ -119,6 +119,12 @@ fn check_against_native(
         ),
         _ => assert!(device.contains("no usable WebGPU adapter"), "no fallback notice: {device}"),
     }
+    // The page's module always; the WebGPU module only where the browser has an adapter.
+    let served: Vec<&str> =
+        page["served_modules"].as_array().expect("served_modules").iter().filter_map(|m| m.as_str()).collect();
+    assert_eq!(served.first(), Some(&"web/pkg/wsa_lab_web_bg.wasm"), "{path}: modules fetched: {served:?}");
+    let gpu_module = served.contains(&"web/pkg/wsa_lab_web_gpu_bg.wasm");
+    assert_eq!(gpu_module, path != "cpu", "{path}: the WebGPU module fetched: {gpu_module} ({served:?})");
     let methods = page["methods"].as_array().expect("methods");
     assert_eq!(methods.len(), native.methods.len(), "{path}: {page}");
     for (p, n) in methods.iter().zip(&native.methods) {

@@ -1,8 +1,10 @@
 //! The web page's entry point: starts the WSA Lab app on the page's canvas. Built with
 //! `scripts/build-web.sh` (cargo for wasm32, then wasm-bindgen) and loaded by `index.html`.
 //!
-//! The page runs its jobs in a Web Worker (`web/worker.js`, `wsa_lab_app::web::worker`): this same
-//! module instantiated a second time, so that training never waits for a frame.
+//! The page runs its jobs in a Web Worker (`web/worker.js`, `wsa_lab_app::web::worker`), so that
+//! training never waits for a frame: this same module instantiated a second time, or, for GPU
+//! work, this crate built with the `gpu` feature (the engine's WebGPU backend), a module the
+//! worker fetches only then. Without that feature the module computes on the CPU only.
 //!
 //! Drawing goes through eframe's glow renderer (WebGL2): it draws in real and in headless
 //! browsers alike, where eframe's WebGPU renderer gave blank headless screenshots. Training and
@@ -41,14 +43,14 @@ mod page {
         app
     }
 
-    /// Starts the app on the page. In the page's worker (no window), which instantiates this same
-    /// module, there is nothing to start: it waits for jobs (`worker_receive`).
     /// Called by `web/worker.js` with each message the page posts to its worker.
     #[wasm_bindgen]
     pub fn worker_receive(message: JsValue) {
         wsa_lab_app::web::worker::receive(message);
     }
 
+    /// Starts the app on the page. In the page's worker (no window), which instantiates one of
+    /// the page's modules, there is nothing to start: it waits for jobs (`worker_receive`).
     #[wasm_bindgen(start)]
     pub fn start() {
         if web_sys::window().is_none() {

@@ -13,8 +13,9 @@
 // mid-run, as in the issue's probe — so the page must notice and redo the run on the CPU. The
 // jobs run in the page's worker (web/worker.js), so the test server puts the shader hook at the
 // top of that script.
-// The result JSON holds "load" (when the module was ready, the module's transfer) and the page's
-// "timing" (each stage of the run, the frames drawn meanwhile), printed to stderr as a breakdown.
+// The result JSON holds "load" (when the module was ready, the module's transfer), the page's
+// "timing" (each stage of the run, the frames drawn meanwhile), printed to stderr as a breakdown,
+// and "served_modules" (the .wasm files the page and its worker fetched).
 // With --cancel, the run is cancelled by a click once it is under way: the JSON then holds
 // "cancel" (seconds from the driver's click to an idle page; milliseconds from the pointer
 // reaching the page to the page being idle, by the page's clock; frames drawn during the run)
@@ -70,6 +71,9 @@ function shaderHook(breakModule) {
   };
 }
 
+// The modules the page and its worker fetched, in order: the WebGPU one only for GPU work where
+// the browser has an adapter.
+const servedModules = [];
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 const server = http.createServer((req, res) => {
   const file = path.join(root, decodeURIComponent(new URL(req.url, 'http://x').pathname));
@@ -78,6 +82,7 @@ const server = http.createServer((req, res) => {
     if (fs.existsSync(index)) { res.writeHead(200, { 'content-type': 'text/html' }); return fs.createReadStream(index).pipe(res); }
     res.writeHead(404); return res.end();
   }
+  if (file.endsWith('.wasm')) servedModules.push(path.relative(root, file));
   res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream' });
   if (file === path.join(root, 'web/worker.js') && args.path.startsWith('webgpu')) {
     return res.end(`(${shaderHook.toString()})(${args.path === 'webgpu-fault' ? 12 : 0});\n${fs.readFileSync(file, 'utf8')}`);
@@ -312,7 +317,8 @@ try {
     if (args.screenshot) await page.screenshot({ path: args.screenshot });
     const plane = args.plane ? { plane: await exercisePlane(page, args.plane) } : {};
     const files = args.files ? await exerciseFiles(page, args.files) : {};
-    console.log(JSON.stringify({ ...result, ...plane, ...files, load, seconds_to_result: seconds, console: console_lines.slice(-20) }));
+    console.log(JSON.stringify({ ...result, ...plane, ...files, load, seconds_to_result: seconds,
+      served_modules: servedModules, console: console_lines.slice(-20) }));
   }
 } catch (e) {
   const page = browser.pages()[0];

@@ -1,7 +1,9 @@
 //! The page's worker: the engine in a dedicated Web Worker, a second instance of the page's own
 //! module (`web/worker.js` instantiates the compiled module the page hands it, so nothing is
-//! downloaded or compiled twice). Training runs beside the drawing instead of between frames:
-//! with both on one thread, every training step waited for a software-drawn frame.
+//! downloaded or compiled twice), or of the page's WebGPU module for jobs that want a GPU where
+//! the browser has an adapter (the worker script routes each job by its `wants_gpu`). Training
+//! runs beside the drawing instead of between frames: with both on one thread, every training
+//! step waited for a software-drawn frame.
 //!
 //! The page side ([`submit`], [`cancel`]) posts jobs and routes the worker's messages into the
 //! running job's channel; the worker side ([`receive`]) runs them with `job::run`. Messages are
