@@ -21,7 +21,7 @@ use wsa_core::rng::Rng;
 use wsa_core::scope::{LayerSelection, Scope, device_histograms, device_scopes, histogram, scope_of};
 use wsa_core::train::{DeviceData, Metrics, OptimizerKind, TrainConfig, Trainer, evaluate};
 use wsa_core::wait;
-use wsa_core::wsa::WsaConfig;
+use wsa_core::wsa::{KlDirection, LayerReduction, WsaConfig, WsaTerm};
 
 /// What one device computes from the same inputs.
 struct Outcome {
@@ -253,6 +253,48 @@ fn check_stats_and_histograms(gpu: &ComputeDevice) {
     }
 }
 
+/// The WSA term's closed form (our statistics, coefficient and gradient kernels on the GPU; the
+/// same f32 operations on the CPU), both KL directions: the value and every layer's gradient
+/// agree. Layers of every length class around the workgroup size, and one with a mean far from
+/// zero.
+fn check_wsa_closed_form(gpu: &ComputeDevice) {
+    let mut rng = Rng::new(23);
+    let mut layers: Vec<Vec<f32>> = [1usize, 255, 256, 257, 100_003]
+        .iter()
+        .map(|&n| (0..n).map(|_| (0.02 + 0.1 * rng.normal()) as f32).collect())
+        .collect();
+    layers.push((0..5000).map(|_| (300.0 + 20.0 * rng.normal()) as f32).collect());
+    let target: Vec<Scope> =
+        (0..layers.len()).map(|l| Scope { mean: 0.01 * l as f64, std: 0.05 + 0.1 * l as f64 }).collect();
+    for direction in [KlDirection::ModelToTarget, KlDirection::TargetToModel] {
+        let term = WsaTerm {
+            lambda: 0.8,
+            direction,
+            reduction: LayerReduction::Mean,
+            layers: (0..layers.len()).collect(),
+            target: target.clone(),
+        };
+        let closed_form = |device: &ComputeDevice| {
+            let tensors: Vec<Tensor<1>> = layers.iter().map(|v| upload(v, device)).collect();
+            let closed = term.closed_form(&tensors).expect("regularised layers");
+            (f64::from(read(closed.value)[0]), closed.gradients.into_iter().map(read).collect::<Vec<_>>())
+        };
+        let (cpu_value, cpu_gradients) = closed_form(&device::cpu());
+        let (gpu_value, gpu_gradients) = closed_form(gpu);
+        assert_close(&format!("{direction:?}: WSA penalty"), cpu_value, gpu_value, 1e-4 * cpu_value.abs().max(1.0));
+        for (l, (c, g)) in cpu_gradients.iter().zip(&gpu_gradients).enumerate() {
+            assert_eq!(c.len(), g.len());
+            let largest = c.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let differ = c.iter().zip(g).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                differ <= 1e-3 * largest,
+                "{direction:?}, layer {l} ({} entries): the gradients differ by {differ} (largest {largest})",
+                c.len()
+            );
+        }
+    }
+}
+
 /// `device::count_launches` (the bench's launches per training step) counts what the GPU runs
 /// and nothing on the CPU.
 fn check_launch_counts(gpu: &ComputeDevice) {
@@ -298,6 +340,7 @@ fn cpu_and_gpu_agree() {
     check_weighted_sums(&gpu);
     check_stats_and_histograms(&gpu);
     check_launch_counts(&gpu);
+    check_wsa_closed_form(&gpu);
     eprintln!("kernel checks took {:.1} s", started.elapsed().as_secs_f64());
     for optimizer in [OptimizerKind::Sgd, OptimizerKind::Adam] {
         let cpu_out = compute(&device::cpu(), optimizer);

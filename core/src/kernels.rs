@@ -1,6 +1,6 @@
 //! Our own WGSL compute kernels (`shaders/*.wgsl`) for the operations that define this product:
-//! per-layer scope statistics, histograms, and weighted sums of models (the K-model average and
-//! the interpolation path). They plug into burn through a backend extension: on the wgpu
+//! per-layer scope statistics, histograms, weighted sums of models (the K-model average and
+//! the interpolation path), and the WSA penalty's closed-form gradient. They plug into burn through a backend extension: on the wgpu
 //! (CubeCL) backend the hand-written shaders run; on the CPU (flex) backend the Rust
 //! implementations of [`crate::scope`] or tensor operations compute the same numbers. Callers
 //! see one function per operation and never name a backend.
@@ -31,6 +31,12 @@ pub const MAX_HISTOGRAM_BINS: usize = 1024;
 const MAX_INPUTS_PER_PASS: usize = 4;
 /// Numbers per partial of the statistics pass.
 const PARTIAL_LEN: usize = 6;
+/// Numbers per layer in [`wsa_coefficients`]' result: (m, b, a, KL).
+pub const COEFFICIENTS_LEN: usize = 4;
+/// Where the KL divergence sits among a layer's coefficients.
+pub const COEFFICIENTS_KL: usize = 3;
+/// Numbers before the per-layer ones in the coefficients' params.
+const COEFFICIENT_PARAMS_HEADER: usize = 4;
 /// Numbers per layer in [`layer_stats_on_device`]'s result, and where min and max sit.
 pub const STATS_LEN: usize = 4;
 pub const STATS_MIN: usize = 2;
@@ -74,6 +80,17 @@ pub trait WsaKernels: Backend {
         x3: FloatTensor<Self>,
         weights: Vec<f32>,
     ) -> FloatTensor<Self>;
+
+    /// The WSA penalty's (m, b, a, KL) per layer (`COEFFICIENTS_LEN` numbers each; see
+    /// `shaders/wsa_coefficients.wgsl`) from `stats` ([`layer_stats_on_device`]'s layout) and
+    /// `params` (that shader's layout, built by [`wsa_coefficients`]).
+    #[fusion(dtype = stats, shape = Shape::new([stats.num_elements() / STATS_LEN * COEFFICIENTS_LEN]))]
+    fn wsa_coefficients(stats: FloatTensor<Self>, params: Vec<u32>) -> FloatTensor<Self>;
+
+    /// (w - m) b + a for every entry w of `values`, with (m, b, a) of layer `layer` of
+    /// `coefficients`.
+    #[fusion(dtype = values, shape = values)]
+    fn wsa_gradient(values: FloatTensor<Self>, coefficients: FloatTensor<Self>, layer: u32) -> FloatTensor<Self>;
 }
 
 /// Workgroups (and so partials) of the statistics pass for a layer of `n` entries.
@@ -99,6 +116,8 @@ mod cube {
     const SCOPE_FINALIZE_WGSL: &str = include_str!("../../shaders/scope_finalize.wgsl");
     const HISTOGRAM_WGSL: &str = include_str!("../../shaders/histogram.wgsl");
     const WEIGHTED_SUM_WGSL: &str = include_str!("../../shaders/weighted_sum.wgsl");
+    const WSA_COEFFICIENTS_WGSL: &str = include_str!("../../shaders/wsa_coefficients.wgsl");
+    const WSA_GRADIENT_WGSL: &str = include_str!("../../shaders/wsa_gradient.wgsl");
 
     /// The largest workgroup count WebGPU allows in one dimension.
     const MAX_GROUPS_PER_DIM: u32 = 65_535;
@@ -272,6 +291,27 @@ mod cube {
             launch(kernel, grid_for(n), first, inputs.iter().collect(), &params, &out);
             out
         }
+
+        fn wsa_coefficients(stats: FloatTensor<Self>, params: Vec<u32>) -> FloatTensor<Self> {
+            let stats = into_contiguous(stats);
+            let layers = params[0];
+            let out = empty_like(&stats, layers as usize * COEFFICIENTS_LEN, stats.dtype);
+            let kernel = Wgsl::new(WSA_COEFFICIENTS_WGSL, "coefficients");
+            let groups = layers.div_ceil(WORKGROUP_SIZE).max(1);
+            launch(kernel, CubeCount::Static(groups, 1, 1), &stats, vec![&stats], &words(&params), &out);
+            out
+        }
+
+        fn wsa_gradient(values: FloatTensor<Self>, coefficients: FloatTensor<Self>, layer: u32) -> FloatTensor<Self> {
+            let values = into_contiguous(values);
+            let coefficients = into_contiguous(coefficients);
+            let n = values.meta.shape().num_elements();
+            let out = empty_like(&values, n, values.dtype);
+            let kernel = Wgsl::new(WSA_GRADIENT_WGSL, "gradient");
+            let params = words(&[n as u32, layer]);
+            launch(kernel, grid_for(n), &values, vec![&values, &coefficients], &params, &out);
+            out
+        }
     }
 }
 
@@ -347,6 +387,46 @@ impl WsaKernels for Flex {
             .reduce(Flex::float_add)
             .expect("weighted_sum takes at least one weight")
     }
+
+    fn wsa_coefficients(stats: FloatTensor<Self>, params: Vec<u32>) -> FloatTensor<Self> {
+        host_tensor(coefficients_on_host(&host_values(stats), &params))
+    }
+
+    fn wsa_gradient(values: FloatTensor<Self>, coefficients: FloatTensor<Self>, layer: u32) -> FloatTensor<Self> {
+        let c = host_values(coefficients);
+        let [m, b, a] = [0, 1, 2].map(|k| c[layer as usize * COEFFICIENTS_LEN + k]);
+        host_tensor(host_values(values).into_iter().map(|w| (w - m) * b + a).collect())
+    }
+}
+
+/// `shaders/wsa_coefficients.wgsl` on the host: the same f32 operations in the same order, so
+/// the CPU backend's WSA gradients are the very numbers its tensor operations gave before.
+fn coefficients_on_host(stats: &[f32], params: &[u32]) -> Vec<f32> {
+    let float = |i: usize| f32::from_bits(params[i]);
+    let model_to_target = params[1] == 0;
+    let (variance_eps, std_eps) = (float(2), float(3));
+    let layers = params[0] as usize;
+    let mut out = Vec::with_capacity(layers * COEFFICIENTS_LEN);
+    for (layer, s) in stats.chunks_exact(STATS_LEN).take(layers).enumerate() {
+        let at = COEFFICIENT_PARAMS_HEADER + layer * 3;
+        let (mean, variance) = (s[0], s[1]);
+        let (target_mean, target_std, per_entry) = (float(at), float(at + 1), float(at + 2));
+        let root = (variance + variance_eps).sqrt();
+        let model_std = root + std_eps;
+        let dm = mean - target_mean;
+        let (kl, d_mean, d_std) = if model_to_target {
+            let target_var = target_std * target_std;
+            let kl = target_std.ln() - model_std.ln() + (model_std * model_std + dm * dm) / (target_var * 2.0) - 0.5;
+            (kl, dm / target_var, -(1.0 / model_std) + model_std / target_var)
+        } else {
+            let model_var = model_std * model_std;
+            let numerator = target_std * target_std + dm * dm;
+            let kl = model_std.ln() - target_std.ln() + numerator / (model_var * 2.0) - 0.5;
+            (kl, dm / model_var, 1.0 / model_std - numerator / (model_var * model_std))
+        };
+        out.extend([mean, d_std / root * per_entry, d_mean * per_entry, kl]);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,4 +519,42 @@ pub fn weighted_sum(tensors: &[Tensor<1>], weights: &[f32]) -> Tensor<1> {
 /// (1 - alpha) a + alpha b: the interpolation path, one pass of the weighted sum.
 pub fn lerp(a: Tensor<1>, b: Tensor<1>, alpha: f32) -> Tensor<1> {
     weighted_sum(&[a, b], &[1.0 - alpha, alpha])
+}
+
+/// What [`wsa_coefficients`] needs to know of one regularised layer besides its statistics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PenaltyLayer {
+    pub target_mean: f32,
+    /// The target's std plus the std epsilon.
+    pub target_std: f32,
+    /// The penalty's scale over the layer's number of entries.
+    pub scale_per_entry: f32,
+}
+
+/// The WSA penalty's (m, b, a, KL) of every layer, `COEFFICIENTS_LEN` numbers each (see
+/// `shaders/wsa_coefficients.wgsl`), from `stats` ([`layer_stats_on_device`] of those layers):
+/// one launch on a GPU. `model_to_target` picks KL(model || target), else KL(target || model).
+pub fn wsa_coefficients(
+    stats: Tensor<1>,
+    model_to_target: bool,
+    variance_eps: f32,
+    std_eps: f32,
+    layers: &[PenaltyLayer],
+) -> Tensor<1> {
+    let mut params = vec![layers.len() as u32, u32::from(!model_to_target), variance_eps.to_bits(), std_eps.to_bits()];
+    debug_assert_eq!(params.len(), COEFFICIENT_PARAMS_HEADER);
+    for layer in layers {
+        params.extend([layer.target_mean.to_bits(), layer.target_std.to_bits(), layer.scale_per_entry.to_bits()]);
+    }
+    Tensor::from_dispatch(<Dispatch as WsaKernels>::wsa_coefficients(stats.into_dispatch(), params))
+}
+
+/// The WSA penalty's gradient (w - m) b + a at every entry of `values`, layer `layer` of
+/// `coefficients` ([`wsa_coefficients`]): one launch on a GPU.
+pub fn wsa_gradient(values: Tensor<1>, coefficients: Tensor<1>, layer: usize) -> Tensor<1> {
+    Tensor::from_dispatch(<Dispatch as WsaKernels>::wsa_gradient(
+        values.into_dispatch(),
+        coefficients.into_dispatch(),
+        layer as u32,
+    ))
 }

@@ -4,7 +4,7 @@
 use crate::error::{Result, WsaError};
 use crate::kernels;
 use crate::scope::{FusionRule, LayerSelection, STD_EPS, Scope};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -157,10 +157,13 @@ impl WsaTerm {
 
 /// The penalty's value and its gradient for each regularised parameter, in closed form and
 /// without autodiff. The penalty depends on a layer only through its mean m and population
-/// variance v, so d/dw_i = (dP/dm) / n + (dP/dv) 2 (w_i - m) / n: our statistics kernels give
-/// every layer's (m, v) in two dispatches, a handful of ops on [layers]-long tensors give the
-/// coefficients, and one fused multiply-add per layer gives the gradient. Same formulas and
-/// epsilons as [`WsaTerm::penalty`] (which the tests check it against); nothing is read back.
+/// variance v, so d/dw_i = (dP/dm) / n + (dP/dv) 2 (w_i - m) / n = a + b (w_i - m), with
+/// a = scale dKL/dm / n and, since dv/dw_i = 2 (w_i - m) / n and d std/dv = 1 / (2 sqrt(v)),
+/// b = scale dKL/dstd / (sqrt(v) n). On a GPU: our statistics kernels give every layer's (m, v)
+/// (a launch per layer and one for all), `shaders/wsa_coefficients.wgsl` every layer's (m, b, a,
+/// KL) in one launch, `shaders/wsa_gradient.wgsl` each layer's gradient in one more, and the KLs
+/// are summed into the value; nothing is read back. Same formulas and epsilons as
+/// [`WsaTerm::penalty`] (which the tests check it against).
 pub struct ClosedForm {
     /// The penalty (a one-element tensor), for the reported loss.
     pub value: Tensor<1>,
@@ -171,51 +174,31 @@ pub struct ClosedForm {
 impl WsaTerm {
     pub fn closed_form(&self, params: &[Tensor<1>]) -> Option<ClosedForm> {
         let layers = self.layers.len();
-        let first = params.get(*self.layers.first()?)?;
-        let device = first.device();
+        self.layers.first()?;
         let selected: Vec<Tensor<1>> = self.layers.iter().map(|&i| params[i].clone()).collect();
-        let stats = kernels::layer_stats_on_device(&selected).reshape([layers, kernels::STATS_LEN]);
-        let mean: Tensor<1> = stats.clone().narrow(1, 0, 1).reshape([layers]);
-        let var: Tensor<1> = stats.narrow(1, 1, 1).reshape([layers]);
-        let host = |f: &dyn Fn(usize) -> f64| -> Tensor<1> {
-            let values: Vec<f32> = (0..layers).map(|l| f(l) as f32).collect();
-            Tensor::from_data(TensorData::new(values, [layers]), &device)
-        };
-        let target_mean = host(&|l| self.target[l].mean);
-        let target_std = host(&|l| self.target[l].std + STD_EPS);
         let scale = match self.reduction {
             LayerReduction::Mean => self.lambda / layers as f64,
             LayerReduction::Sum => self.lambda,
         };
-        // (scale / n) per layer, folding the 1/n of dm/dw and dv/dw.
-        let per_entry = host(&|l| scale / selected[l].dims()[0] as f64);
-        let root = (var + 1e-16).sqrt();
-        let std = root.clone() + STD_EPS;
-        let dm = mean.clone() - target_mean;
-        let (kl, d_mean, d_std) = match self.direction {
-            KlDirection::ModelToTarget => {
-                let tvar = target_std.clone().square();
-                let kl = target_std.log() - std.clone().log()
-                    + (std.clone().square() + dm.clone().square()) / (tvar.clone() * 2.0)
-                    - 0.5;
-                (kl, dm / tvar.clone(), std.clone().recip().neg() + std / tvar)
-            }
-            KlDirection::TargetToModel => {
-                let svar = std.clone().square();
-                let numerator = target_std.clone().square() + dm.clone().square();
-                let kl = std.clone().log() - target_std.log() + numerator.clone() / (svar.clone() * 2.0) - 0.5;
-                (kl, dm / svar.clone(), std.clone().recip() - numerator / (svar * std))
-            }
-        };
-        // dP/dw_i = a + b (w_i - m), with a = scale dKL/dm / n and, since dv/dw_i = 2 (w_i - m) / n
-        // and d std/dv = 1 / (2 root), b = scale dKL/dstd / (root n).
-        let a = d_mean * per_entry.clone();
-        let b = d_std / root * per_entry;
-        let gradients = selected
-            .into_iter()
-            .enumerate()
-            .map(|(l, w)| (w - mean.clone().narrow(0, l, 1)) * b.clone().narrow(0, l, 1) + a.clone().narrow(0, l, 1))
+        let penalty_layers: Vec<kernels::PenaltyLayer> = self
+            .target
+            .iter()
+            .zip(&selected)
+            .map(|(target, w)| kernels::PenaltyLayer {
+                target_mean: target.mean as f32,
+                target_std: (target.std + STD_EPS) as f32,
+                scale_per_entry: (scale / w.dims()[0] as f64) as f32,
+            })
             .collect();
+        let stats = kernels::layer_stats_on_device(&selected);
+        let model_to_target = self.direction == KlDirection::ModelToTarget;
+        // The epsilons as the tensor operations of `penalty` apply them: f64 rounded to f32.
+        let coefficients =
+            kernels::wsa_coefficients(stats, model_to_target, 1e-16_f64 as f32, STD_EPS as f32, &penalty_layers);
+        let kl =
+            coefficients.clone().reshape([layers, kernels::COEFFICIENTS_LEN]).narrow(1, kernels::COEFFICIENTS_KL, 1);
+        let gradients =
+            selected.into_iter().enumerate().map(|(l, w)| kernels::wsa_gradient(w, coefficients.clone(), l)).collect();
         Some(ClosedForm { value: kl.sum() * scale, gradients })
     }
 }
