@@ -176,7 +176,7 @@ pub struct Trainer {
 /// Two ways to the WSA term's gradient, equal up to f32 rounding (a unit test checks it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum WsaGradient {
-    /// [`WsaTerm::closed_form`]: our statistics kernels and a few fused ops. The default: it is
+    /// [`WsaTerm::closed_form`]: our statistics, coefficient and gradient kernels. The default: it is
     /// the faster (`wsa-lab bench --only train` measures both; numbers in docs/benchmarks.md).
     #[default]
     ClosedForm,
