@@ -104,6 +104,10 @@ impl WsaConfig {
     }
 }
 
+/// Added to a layer's variance before its square root: the model's std is
+/// sqrt(var + VARIANCE_EPS) + STD_EPS, so that a constant layer has a finite gradient.
+const VARIANCE_EPS: f64 = 1e-16;
+
 /// The regulariser for one model: which parameters, toward which scopes, how.
 #[derive(Clone, Debug)]
 pub struct WsaTerm {
@@ -126,7 +130,7 @@ impl WsaTerm {
             let w = params[i].clone();
             let mean = w.clone().mean();
             let var = (w - mean.clone()).square().mean();
-            let std_eps = (var + 1e-16).sqrt() + STD_EPS;
+            let std_eps = (var + VARIANCE_EPS).sqrt() + STD_EPS;
             let target_std = target.std + STD_EPS;
             let kl = match self.direction {
                 KlDirection::ModelToTarget => {
@@ -194,7 +198,7 @@ impl WsaTerm {
         let model_to_target = self.direction == KlDirection::ModelToTarget;
         // The epsilons as the tensor operations of `penalty` apply them: f64 rounded to f32.
         let coefficients =
-            kernels::wsa_coefficients(stats, model_to_target, 1e-16_f64 as f32, STD_EPS as f32, &penalty_layers);
+            kernels::wsa_coefficients(stats, model_to_target, VARIANCE_EPS as f32, STD_EPS as f32, &penalty_layers);
         let kl =
             coefficients.clone().reshape([layers, kernels::COEFFICIENTS_LEN]).narrow(1, kernels::COEFFICIENTS_KL, 1);
         let gradients =
@@ -211,7 +215,7 @@ pub fn penalty_host(term: &WsaTerm, values: &[Vec<f64>]) -> f64 {
         let n = w.len() as f64;
         let mean = w.iter().sum::<f64>() / n;
         let var = w.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-        let s = (var + 1e-16).sqrt() + STD_EPS;
+        let s = (var + VARIANCE_EPS).sqrt() + STD_EPS;
         let st = target.std + STD_EPS;
         total += match term.direction {
             KlDirection::ModelToTarget => {
