@@ -308,11 +308,7 @@ fn trainer_for(config: &ModelConfig, batch: usize, data: &Dataset, device: &Devi
 
 /// Steps per second of one trainer: two untimed steps, then steps until 1.5 s or 200 steps.
 fn steps_per_second(trainer: &mut Trainer, data: &DeviceData, wsa: Option<&WsaTerm>, device: &Device) -> Result<f64> {
-    for _ in 0..2 {
-        trainer.train_step(data, wsa);
-    }
-    wait(trainer.take_mean_loss())?;
-    sync(device)?;
+    finished_steps(trainer, data, wsa, device, 2)?;
     let started = Instant::now();
     let mut steps = 0;
     while steps < 3 || (steps < 200 && started.elapsed().as_secs_f64() < 1.5) {
@@ -326,6 +322,21 @@ fn steps_per_second(trainer: &mut Trainer, data: &DeviceData, wsa: Option<&WsaTe
     wait(trainer.take_mean_loss())?;
     sync(device)?;
     Ok(steps as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `steps` training steps, finished on the device: their loss read and the queue synced.
+fn finished_steps(
+    trainer: &mut Trainer,
+    data: &DeviceData,
+    wsa: Option<&WsaTerm>,
+    device: &Device,
+    steps: usize,
+) -> Result<()> {
+    for _ in 0..steps {
+        trainer.train_step(data, wsa);
+    }
+    wait(trainer.take_mean_loss())?;
+    sync(device)
 }
 
 /// PyTorch's samples/s for the same rows on the CPU, with as many threads as rayon gives our
@@ -436,18 +447,9 @@ fn dispatches(devices: &[ComputeDevice], batches: &[usize]) -> Result<Value> {
                 let (mut trainer, term) = trainer_for(&config, batch, &data, dev)?;
                 trainer.wsa_gradient = gradient.unwrap_or_default();
                 let wsa = gradient.map(|_| &term);
-                for _ in 0..3 {
-                    trainer.train_step(&uploaded, wsa);
-                }
-                wait(trainer.take_mean_loss())?;
-                sync(dev)?;
-                let (finished, counts) = device::count_launches(|| -> Result<()> {
-                    for _ in 0..STEPS {
-                        trainer.train_step(&uploaded, wsa);
-                    }
-                    wait(trainer.take_mean_loss())?;
-                    sync(dev)
-                });
+                finished_steps(&mut trainer, &uploaded, wsa, dev, 3)?;
+                let (finished, counts) =
+                    device::count_launches(|| finished_steps(&mut trainer, &uploaded, wsa, dev, STEPS));
                 finished?;
                 let per_step = counts.total() as f64 / STEPS as f64;
                 let mut top: Vec<(&String, &usize)> = counts.by_kernel.iter().collect();

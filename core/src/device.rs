@@ -9,6 +9,7 @@ use burn::tensor::DeviceKind;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+#[cfg(gpu)]
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -103,6 +104,7 @@ pub fn cpu_threads() -> usize {
 
 /// The GPU kernels launched while a piece of work ran, by kernel: what a training step costs in
 /// dispatches, each of which pays the driver's fixed launch cost on top of its work.
+#[cfg(gpu)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LaunchCounts {
     /// Launches per kernel, named the way cubecl names kernels in its profiles (generic
@@ -110,6 +112,7 @@ pub struct LaunchCounts {
     pub by_kernel: BTreeMap<String, usize>,
 }
 
+#[cfg(gpu)]
 impl LaunchCounts {
     pub fn total(&self) -> usize {
         self.by_kernel.values().sum()

@@ -1,9 +1,10 @@
 //! Our own WGSL compute kernels (`shaders/*.wgsl`) for the operations that define this product:
 //! per-layer scope statistics, histograms, weighted sums of models (the K-model average and
-//! the interpolation path), and the WSA penalty's closed-form gradient. They plug into burn through a backend extension: on the wgpu
-//! (CubeCL) backend the hand-written shaders run; on the CPU (flex) backend the Rust
-//! implementations of [`crate::scope`] or tensor operations compute the same numbers. Callers
-//! see one function per operation and never name a backend.
+//! the interpolation path), and the WSA penalty's closed-form gradient. They plug into burn
+//! through a backend extension: on the wgpu (CubeCL) backend the hand-written shaders run; on
+//! the CPU (flex) backend the Rust implementations of [`crate::scope`], tensor operations or
+//! host code repeating a shader's operations compute the same numbers. Callers see one function
+//! per operation and never name a backend.
 
 use crate::error::{Result, WsaError};
 use crate::scope::{histogram as host_histogram, scope_of};
