@@ -31,6 +31,10 @@ pub enum AppError {
     #[error("the browser could not {action}: {reason}")]
     Browser { action: String, reason: String },
 
+    /// No native window: no display, or the windowing system refused one.
+    #[error("{0}")]
+    NoWindow(String),
+
     /// What the user asked for cannot be done as asked: a command-line argument of the app's
     /// binary, decision regions of a data set that is not 2-D.
     #[error("{0}")]

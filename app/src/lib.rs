@@ -124,7 +124,8 @@ pub fn read_config(path: &std::path::Path) -> AppResult<wsa_core::experiment::co
 
 /// Opens the app in a native window and returns when it closes.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn run_native(options: LaunchOptions) -> eframe::Result {
+pub fn run_native(options: LaunchOptions) -> AppResult<()> {
+    platform::check_display()?;
     eframe::run_native(
         "WSA Lab",
         native_options(),
@@ -144,4 +145,5 @@ pub fn run_native(options: LaunchOptions) -> eframe::Result {
             Ok(Box::new(app))
         }),
     )
+    .map_err(|e| platform::window_error(&e))
 }

@@ -9,7 +9,7 @@ fn main() {
         }
     };
     if let Err(e) = wsa_lab_app::run_native(options) {
-        eprintln!("error: the window could not be opened: {e}");
+        eprintln!("error: {e}");
         std::process::exit(1);
     }
 }

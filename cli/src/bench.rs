@@ -29,16 +29,16 @@ pub struct BenchArgs {
     #[arg(long, default_value = "both")]
     pub device: String,
     /// Model sizes for the kernel benchmarks, in millions of parameters.
-    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100", value_parser = crate::args::whole::<usize>)]
     pub sizes: Vec<usize>,
     /// Batch sizes for the training benchmarks.
-    #[arg(long, value_delimiter = ',', default_value = "32,128,512")]
+    #[arg(long, value_delimiter = ',', default_value = "32,128,512", value_parser = crate::args::whole::<usize>)]
     pub batches: Vec<usize>,
     /// Which parts: kernels, train, dispatches, startup, align (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "kernels,train,dispatches,startup,align")]
     pub only: Vec<String>,
     /// Timed repetitions per kernel measurement (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::args::whole::<usize>)]
     pub repeats: usize,
     /// The Python whose PyTorch runs the twin of the training rows on the CPU
     /// (scripts/torch_twin.py; default: $TORCH_PYTHON, else python3); the bench says so when it

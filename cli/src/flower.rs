@@ -49,9 +49,9 @@ enum Step {
         #[command(flatten)]
         run: RunArgs,
         /// This client's index in the split (Flower's partition-id).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::whole::<usize>)]
         client: usize,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::whole::<usize>)]
         round: usize,
         #[arg(long)]
         global: PathBuf,
@@ -71,7 +71,7 @@ enum Step {
     Round {
         #[command(flatten)]
         run: RunArgs,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::whole::<usize>)]
         round: usize,
         /// The global model the strategy averaged from the replies.
         #[arg(long)]
@@ -83,7 +83,7 @@ enum Step {
         #[arg(long)]
         target: PathBuf,
         /// Wall time of the federation so far, for summary.json.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::args::number)]
         seconds: Option<f64>,
         #[arg(long)]
         out: PathBuf,

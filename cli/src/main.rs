@@ -2,6 +2,7 @@
 //!
 //! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
 
+mod args;
 mod bench;
 mod flower;
 mod plane;
@@ -11,6 +12,7 @@ mod table;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Instant;
 use wsa_core::data::{DataConfig, DatasetSpec};
@@ -96,13 +98,13 @@ struct CommonArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Use at most this many training samples (a seeded subset).
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<usize>)]
     max_train: Option<usize>,
     /// Seed of everything random: initialisation, data order, splits.
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<u64>)]
     seed: Option<u64>,
     /// WSA strength (overrides the config).
-    #[arg(long)]
+    #[arg(long, value_parser = args::number)]
     lambda: Option<f64>,
     /// auto: a hardware GPU if there is one, else the CPU.
     #[arg(long, default_value = "auto")]
@@ -182,7 +184,7 @@ struct ConnectArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Epochs per model (overrides the config).
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<usize>)]
     epochs: Option<usize>,
     /// The methods to compare, comma-separated: plain, wsa, wm (weight matching), wm+wsa,
     /// rescale (post-hoc scope rescaling, a baseline), rescale+wsa.
@@ -190,13 +192,13 @@ struct ConnectArgs {
     methods: Option<String>,
     /// Run the experiment at this many seeds (seed, seed + 1, ...) and report the mean ± std
     /// over them (overrides the config; one seed is an anecdote).
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<usize>)]
     seeds: Option<usize>,
     /// Train a mode-connecting curve beside every method's line: bezier or polychain.
     #[arg(long)]
     curve: Option<String>,
     /// Epochs of the curve's control point (with --curve; default 5).
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<usize>)]
     curve_epochs: Option<usize>,
     /// What differs between A and B: learning-rate, different-init, same-init, batch-size,
     /// weight-decay, optimizer, non-iid-data, disjoint-data.
@@ -212,30 +214,30 @@ struct ConnectArgs {
 struct FedArgs {
     #[command(flatten)]
     common: CommonArgs,
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<usize>)]
     clients: Option<usize>,
     /// Share of the clients sampled each round.
-    #[arg(long)]
+    #[arg(long, value_parser = args::number)]
     fraction: Option<f64>,
     /// Local epochs per round (0: clients return the global model).
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<usize>)]
     local_epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<usize>)]
     rounds: Option<usize>,
     /// Label skew of the client split (0.1 strong, 0.5 usual, >= 10 near IID).
-    #[arg(long)]
+    #[arg(long, value_parser = args::number)]
     dirichlet_alpha: Option<f64>,
     /// fedavg or fedprox.
     #[arg(long)]
     method: Option<String>,
     /// FedProx's mu.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = args::number)]
     mu: f64,
     /// Clients add the WSA term toward the fused target scope.
     #[arg(long)]
     wsa: bool,
     /// Clients with fewer samples are small (see --drop-small).
-    #[arg(long)]
+    #[arg(long, value_parser = args::whole::<usize>)]
     min_client_samples: Option<usize>,
     /// Leave small clients out of every round instead of keeping them.
     #[arg(long)]
@@ -244,14 +246,14 @@ struct FedArgs {
     #[arg(long)]
     compare: bool,
     /// Report the first round reaching this test accuracy.
-    #[arg(long)]
+    #[arg(long, value_parser = args::number)]
     target_accuracy: Option<f64>,
     #[arg(long, default_value = "out/fed")]
     out: PathBuf,
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = args::parse();
     let outcome = match cli.command {
         Some(Command::Connect(args)) => run_connect(args),
         Some(Command::Fed(args)) => run_fed(args),
@@ -267,7 +269,7 @@ fn main() {
         None => run_connect(cli.connect),
     };
     if let Err(error) = outcome {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", args::one_line(&error));
         std::process::exit(1);
     }
 }
@@ -275,8 +277,16 @@ fn main() {
 /// `options` with the experiment of the file `config`, if one is given.
 fn open_app(config: Option<PathBuf>, options: wsa_lab_app::LaunchOptions) -> Result<()> {
     let config = config.map(|path| ConnectConfig::read_file(&path)).transpose()?;
-    wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { config, ..options })
-        .map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))
+    Ok(wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { config, ..options })?)
+}
+
+/// Refuses an --out that names a file before anything is computed (the results are a folder of
+/// files; a run that trained for minutes must not fail at its first write).
+fn check_out_folder(out: &Path) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        bail!("--out {} is a file: name a folder for the results (it is created when missing)", out.display());
+    }
+    Ok(())
 }
 
 fn list_devices() -> Result<()> {
@@ -398,6 +408,7 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     if args.common.printed(&config)? {
         return Ok(());
     }
+    check_out_folder(&out)?;
     let choice: DeviceChoice = args.common.device.parse()?;
     let device = device::select_for(choice, config.flops_per_step())?;
     eprintln!("device: {}", device.description);
@@ -487,6 +498,7 @@ fn run_fed(args: FedArgs) -> Result<()> {
     if args.common.printed(&config)? {
         return Ok(());
     }
+    check_out_folder(&args.out)?;
     let variants = config.variants(args.compare, args.mu);
     let device = device::select_for(args.common.device.parse()?, config.flops_per_step())?;
     eprintln!("device: {}", device.description);

@@ -27,10 +27,10 @@ pub struct PlaneArgs {
     #[arg(long, default_value = "curve")]
     third: String,
     /// Grid points per side (the plane costs grid² evaluations of the test set).
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 25, value_parser = crate::args::whole::<usize>)]
     grid: usize,
     /// Margin around the three models, as a share of their extent.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, value_parser = crate::args::number)]
     margin: f64,
 }
 
@@ -54,6 +54,7 @@ pub fn run(args: PlaneArgs) -> Result<()> {
         return Ok(());
     }
     let out = args.connect.out.clone().unwrap_or_else(|| PathBuf::from("out/plane"));
+    super::check_out_folder(&out)?;
     let choice: DeviceChoice = args.connect.common.device.parse()?;
     let device = device::select_for(choice, config.flops_per_step())?;
     eprintln!("device: {}", device.description);

@@ -6,7 +6,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wsa_core::device::{self, DeviceChoice};
-use wsa_core::experiment::reproduce::{self, Cell, CellExperiment, CellProgress, CellRecord, Family, Spec, Store};
+use wsa_core::experiment::reproduce::{
+    self, Cell, CellExperiment, CellProgress, CellRecord, Family, Quarantined, Spec, Store, Stored,
+};
 use wsa_core::experiment::{Event, Observer, Versioned};
 use wsa_lab_app::export;
 
@@ -20,7 +22,7 @@ pub struct ReproduceArgs {
     #[arg(long)]
     spec: Option<PathBuf>,
     /// Seeds per row (overrides the spec's).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::whole::<u64>)]
     seeds: Option<u64>,
     /// Only these families, comma-separated: connect, fed, ablation, gaussianity.
     #[arg(long)]
@@ -84,6 +86,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let biggest =
         cells.iter().filter_map(flops_per_step).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
     let device = device::select_for(args.device.parse::<DeviceChoice>()?, biggest)?;
+    super::check_out_folder(&args.out)?;
     let store = Store::new(&args.out);
     eprintln!("device: {}", device.description);
     eprintln!(
@@ -94,26 +97,31 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         store.dir().display()
     );
     let started = Instant::now();
-    let (records, computed) = if args.report_only {
-        let mut finished = Vec::new();
-        for cell in &cells {
-            finished.extend(store.load(cell)?);
+    // One pass over the store first: what is finished, and damaged files set aside (named once
+    // here; their cells count as still to compute).
+    let mut finished = Vec::with_capacity(cells.len());
+    for cell in &cells {
+        let stored = store.load(cell)?;
+        if let Stored::SetAside(set_aside) = &stored {
+            warn_set_aside(cell, set_aside);
         }
+        finished.push(stored.finished());
+    }
+    let (records, computed) = if args.report_only {
+        let finished: Vec<CellRecord> = finished.into_iter().flatten().collect();
         if finished.is_empty() {
             bail!("no cell of this spec has finished in {}: run without --report-only first", store.dir().display());
         }
         (finished, 0)
     } else {
         // The ETA counts only the cells still to compute, not those a rerun reads back.
-        let mut to_compute = Vec::with_capacity(cells.len());
-        for cell in &cells {
-            to_compute.push(store.load(cell)?.is_none());
-        }
+        let to_compute: Vec<bool> = finished.iter().map(Option::is_none).collect();
         let mut progress = Bar::new(&cells, &to_compute, started);
         let records = wsa_core::wait(reproduce::run_all(&cells, &store, &device, &mut progress))?;
         progress.finish();
         (records, progress.computed)
     };
+    let quarantined = store.quarantined();
     let command = command_line(&args, &spec);
     let date = today();
     let machine = machine();
@@ -125,6 +133,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         description: &spec.description,
         wall_seconds: started.elapsed().as_secs_f64(),
         missing: cells.len() - records.len(),
+        quarantined: &quarantined,
         figures: "figures",
     };
     let report = reproduce::report::Report::new(&records);
@@ -152,6 +161,16 @@ fn flops_per_step(cell: &Cell) -> Option<f64> {
         CellExperiment::Connect(c) => c.flops_per_step(),
         CellExperiment::Fed(c) => c.flops_per_step(),
     }
+}
+
+/// The one line that names a damaged cell file when the store sets it aside.
+fn warn_set_aside(cell: &Cell, set_aside: &Quarantined) {
+    eprintln!(
+        "warning: the file of cell {} was damaged ({}); it is now {} and the cell is computed again",
+        cell.label(),
+        set_aside.reason,
+        set_aside.file.display()
+    );
 }
 
 /// The report's tallies in the terminal: per family and comparison, how the rows came out.
@@ -362,6 +381,13 @@ impl Observer for Bar {
 impl CellProgress for Bar {
     fn seconds(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
+    }
+
+    fn cell_set_aside(&mut self, cell: &Cell, set_aside: &Quarantined) {
+        if self.tty {
+            eprintln!();
+        }
+        warn_set_aside(cell, set_aside);
     }
 
     fn cell_started(&mut self, _index: usize, _total: usize, cell: &Cell, cached: bool) {

@@ -396,3 +396,201 @@ fn one_thread_and_two_give_the_same_numbers() {
     assert_eq!(summary("1", &fed), summary("2", &fed), "the federated run differs between one thread and two");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The spec of the store tests: 4 small digits rows × 2 seeds, a fraction of a second a cell.
+fn small_spec(dir: &Path) -> std::path::PathBuf {
+    let spec = serde_json::json!({
+        "version": 1,
+        "seeds": 2,
+        "connect": [{
+            "label": "small",
+            "base": {
+                "model": { "kind": "mlp", "hidden": [16] },
+                "train": { "epochs": 2 },
+                "data": { "max_train": 600 },
+                "methods": ["plain", "wsa"],
+                "path": { "points": 5 }
+            },
+            "rows": [
+                { "label": "lr", "set": {} },
+                { "label": "same init", "set": { "pair": { "kind": "seed", "same_init": true } } },
+                { "label": "different init", "set": { "pair": { "kind": "seed", "same_init": false } } },
+                { "label": "wd", "set": { "pair": { "kind": "weight-decay", "a": 0.0, "b": 0.001 } } }
+            ]
+        }]
+    });
+    let path = dir.join("spec.json");
+    std::fs::write(&path, spec.to_string()).expect("spec");
+    path
+}
+
+fn cell_files(out: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(out.join("cells"))
+        .expect("cells")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_damaged_cell_file_is_quarantined_named_once_and_recomputed() {
+    let dir = temp_dir("reproduce-heal");
+    let out = dir.join("out");
+    let spec = small_spec(&dir);
+    let reproduce = || {
+        let mut command = wsa_lab();
+        command.args(["reproduce", "--device", "cpu", "--spec"]).arg(&spec).arg("--out").arg(&out);
+        command
+    };
+    run_ok(&mut reproduce());
+    let files = cell_files(&out);
+    assert_eq!(files.len(), 8);
+    let truncated = &files[3];
+    let whole = std::fs::read(truncated).expect("read");
+    std::fs::write(truncated, &whole[..whole.len() / 3]).expect("truncate");
+
+    let (stdout, stderr) = run_ok(&mut reproduce());
+    assert_eq!(computed_now(&stdout), 1, "only the damaged cell runs again: {stdout}");
+    let name = truncated.file_name().expect("name").to_string_lossy().into_owned();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "named once: {stderr}");
+    assert!(warnings[0].contains(&name) && warnings[0].contains("computed again"), "{stderr}");
+    let kept = out.join("cells/quarantine").join(&name);
+    assert_eq!(std::fs::read(&kept).expect("quarantined"), &whole[..whole.len() / 3], "kept as it was");
+    let recomputed: serde_json::Value = serde_json::from_slice(&std::fs::read(truncated).expect("cell")).expect("json");
+    let original: serde_json::Value = serde_json::from_slice(&whole).expect("json");
+    assert_eq!(recomputed["variants"], original["variants"], "the same numbers again");
+    let report = std::fs::read_to_string(out.join("results.md")).expect("report");
+    assert!(report.contains(&format!("`cells/quarantine/{name}`")), "the report names it: {report}");
+
+    // A rerun finds nothing damaged and names nothing.
+    let (again, stderr) = run_ok(&mut reproduce());
+    assert_eq!(computed_now(&again), 0, "{again}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+
+    // A store from a newer build stops the run, naming the file, and is left as it was.
+    let mut newer: serde_json::Value = serde_json::from_slice(&std::fs::read(&files[0]).expect("read")).expect("json");
+    newer["version"] = serde_json::json!(99);
+    std::fs::write(&files[0], newer.to_string()).expect("write");
+    let refused = reproduce().output().expect("run");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&files[0].display().to_string()) && stderr.contains("newer build"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_reproduce_killed_at_random_moments_leaves_a_store_the_next_run_completes() {
+    let dir = temp_dir("reproduce-kill");
+    let out = dir.join("out");
+    let spec = small_spec(&dir);
+    let reproduce = || {
+        let mut command = wsa_lab();
+        command.args(["reproduce", "--device", "cpu", "--spec"]).arg(&spec).arg("--out").arg(&out);
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        command
+    };
+    // The uninterrupted run's numbers, in a store of its own, to compare with; its time sets
+    // the kill moments, so that they fall within cells on a fast machine and a slow one alike.
+    let reference = dir.join("reference");
+    let started = std::time::Instant::now();
+    run_ok(wsa_lab().args(["reproduce", "--device", "cpu", "--spec"]).arg(&spec).arg("--out").arg(&reference));
+    let per_cell = started.elapsed().as_secs_f64() / 8.0;
+
+    // SIGKILL (what `Child::kill` sends on Unix) at seeded moments between a fifth of a cell's
+    // time and two cells' time: before the first cell, within cells, between them, during writes.
+    let mut state: u64 = 0x5eed_0033;
+    let mut killed = 0;
+    for _ in 0..8 {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let share = 0.2 + 1.8 * ((state >> 11) as f64 / (1u64 << 53) as f64);
+        let mut child = reproduce().spawn().expect("spawn");
+        std::thread::sleep(std::time::Duration::from_secs_f64(per_cell * share));
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("kill");
+            killed += 1;
+        }
+        child.wait().expect("reap");
+    }
+    assert!(killed >= 4, "most runs must be killed mid-way to test anything ({killed} of 8)");
+
+    let (stdout, stderr) =
+        run_ok(wsa_lab().args(["reproduce", "--device", "cpu", "--spec"]).arg(&spec).arg("--out").arg(&out));
+    assert!(stdout.contains("8 of 8 cells"), "{stdout}\n{stderr}");
+    let files = cell_files(&out);
+    assert_eq!(files.len(), 8);
+    for (file, expected) in files.iter().zip(cell_files(&reference)) {
+        let read = |path: &Path| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(path).expect("cell")).expect("every cell file is whole JSON")
+        };
+        assert_eq!(read(file)["variants"], read(&expected)["variants"], "{}", file.display());
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Runs `wsa-lab` with `args` expecting it to refuse; returns stderr after checking what every
+/// error must be: one `error:` line, no clap usage block, no clause twice, no source path.
+fn refused(args: &[&str], envs_removed: &[&str]) -> String {
+    let mut command = wsa_lab();
+    command.args(args);
+    for name in envs_removed {
+        command.env_remove(name);
+    }
+    let run = command.output().expect("run");
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(!run.status.success(), "{args:?} was accepted: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: one error line, got\n{stderr}");
+    let line = errors[0];
+    assert!(!stderr.contains("Usage:"), "{args:?}: a usage block for a bad value:\n{stderr}");
+    assert!(line.matches("os error").count() <= 1, "{args:?}: {line}");
+    assert!(!stderr.contains(".cargo/registry") && !stderr.contains(".rs:"), "{args:?}: {stderr}");
+    // No clause of the message repeated ("A: B: B").
+    let clauses: Vec<&str> = line.split(": ").map(str::trim).filter(|c| c.len() > 12).collect();
+    for (i, clause) in clauses.iter().enumerate() {
+        assert!(!clauses[i + 1..].contains(clause), "{args:?}: `{clause}` twice in {line}");
+    }
+    line.to_string()
+}
+
+#[test]
+fn every_refusal_is_one_sentence_of_problem_and_fix() {
+    let dir = temp_dir("messages");
+    let not_json = dir.join("config.json");
+    std::fs::write(&not_json, "{\"version\": 2, \"train\": ").expect("write");
+    let a_file = dir.join("results");
+    std::fs::write(&a_file, "not a folder").expect("write");
+    let config = not_json.to_string_lossy().into_owned();
+    let out = a_file.to_string_lossy().into_owned();
+
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["connect", "--config", &config], vec!["not valid JSON", &config]),
+        (
+            vec!["connect", "--device", "cpu", "--epochs", "1", "--out", &out],
+            vec!["--out", "is a file", "name a folder"],
+        ),
+        (vec!["fed", "--device", "cpu", "--rounds", "1", "--out", &out], vec!["is a file"]),
+        (vec!["connect", "--lambda", "-1", "--print-config"], vec!["wsa.lambda = -1", "[0, 10000]"]),
+        (vec!["plane", "--margin", "-1", "--print-config"], vec!["margin"]),
+        (vec!["connect", "--seeds", "abc"], vec!["--seeds `abc` is not a whole number"]),
+        (vec!["connect", "--seeds", "-1"], vec!["--seeds `-1` must be 0 or more"]),
+        (vec!["connect", "--epochs", "2.5"], vec!["--epochs `2.5` is not a whole number"]),
+        (vec!["fed", "--fraction", "-0.5", "--print-config"], vec!["fraction", "-0.5"]),
+        (vec!["fed", "--dirichlet-alpha", "-1", "--print-config"], vec!["-1"]),
+        (vec!["reproduce", "--seeds", "-3"], vec!["--seeds `-3` must be 0 or more"]),
+        (vec!["connect", "--lambda", "fast"], vec!["--lambda `fast` is not a number"]),
+    ];
+    for (args, expected) in &cases {
+        let line = refused(args, &[]);
+        for text in expected {
+            assert!(line.contains(text), "{args:?}: `{text}` not in {line}");
+        }
+    }
+    // No display: said in a sentence, before winit names its own source files.
+    let line = refused(&["app"], &["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]);
+    assert!(line.contains("no display") && line.contains("Xvfb"), "{line}");
+    assert!(!a_file.is_dir(), "nothing was written over the file");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,7 +1,9 @@
 //! A real Flower federation (flower/, scripts/flower-local.sh): a SuperLink and SuperNodes as
 //! processes on loopback, clients training with `wsa-lab flower train`, the WsaFedAvg strategy
 //! averaging and fusing scopes. It must give `wsa-lab fed`'s numbers, survive a client that
-//! dies or fails, and its NumPy arithmetic must be the engine's.
+//! dies or fails, refuse a SuperNode whose key was not registered (TLS and SuperNode
+//! authentication), go on with the same numbers after its SuperLink was killed and restarted,
+//! and its NumPy arithmetic must be the engine's.
 //!
 //! Needs a Python with Flower (`FLOWER_PYTHON`, set by `.ci/run`). Without one these tests say
 //! so loudly and pass; with `WSA_REQUIRE_FLOWER=1` (set by `.ci/run`) that is a failure.
@@ -56,10 +58,16 @@ fn write_config(dir: &Path, clients: usize) -> PathBuf {
     path
 }
 
+/// The longest a federation of these tests may take (3 clients x 3 rounds take about a minute on
+/// two cores); past it the script is stopped (it then stops everything it started) and the test
+/// fails rather than hang.
+const FEDERATION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// Runs scripts/flower-local.sh on `config` into `out` on the CPU, with `extra` options;
 /// returns its output (stdout and stderr together).
 fn flower_local(python: &Path, config: &Path, out: &Path, extra: &[&str]) -> String {
-    let run = Command::new(repo().join("scripts/flower-local.sh"))
+    use std::io::Read;
+    let mut child = Command::new(repo().join("scripts/flower-local.sh"))
         .arg("--config")
         .arg(config)
         .arg("--out")
@@ -68,11 +76,62 @@ fn flower_local(python: &Path, config: &Path, out: &Path, extra: &[&str]) -> Str
         .args(extra)
         .env("FLOWER_PYTHON", python)
         .env("WSA_LAB", env!("CARGO_BIN_EXE_wsa-lab"))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run scripts/flower-local.sh");
-    let output = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
-    assert!(run.status.success(), "flower-local.sh failed:\n{output}");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            pipe.read_to_end(&mut text).ok();
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for flower-local.sh") {
+            break Some(status);
+        }
+        if started.elapsed() > FEDERATION_DEADLINE {
+            // SIGTERM, not SIGKILL: the script's trap stops the processes it started.
+            Command::new("kill").args(["-TERM", &child.id().to_string()]).status().ok();
+            child.wait().ok();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let output = format!("{}{}", stdout.join().expect("stdout"), stderr.join().expect("stderr"));
+    let Some(status) = status else { panic!("flower-local.sh ran past {FEDERATION_DEADLINE:?}:\n{output}") };
+    assert!(status.success(), "flower-local.sh failed:\n{output}");
     output
+}
+
+/// `wsa-lab fed`'s results for `config`, in `dir/fed`: the numbers every Flower run must give.
+fn reference_run(dir: &Path, config: &Path) -> PathBuf {
+    let reference = dir.join("fed");
+    let fed = wsa_lab().args(["fed", "--device", "cpu", "--config"]).arg(config).arg("--out").arg(&reference).output();
+    assert!(fed.expect("run wsa-lab fed").status.success());
+    reference
+}
+
+/// The same operations in the same order: equal, not merely close, round by round and in the
+/// final global model.
+fn assert_same_numbers(reference: &Path, out: &Path, what: &str) {
+    let (ours, theirs) = (rounds_of(reference), rounds_of(out));
+    assert_eq!(theirs.len(), ours.len(), "{what}: every round");
+    for (a, b) in ours.iter().zip(&theirs) {
+        for key in ["round", "clients", "test_loss", "test_accuracy", "target", "client_scopes", "client_spread"] {
+            assert_eq!(a[key], b[key], "round {}: `{key}` differs between wsa-lab fed and {what}", a["round"]);
+        }
+    }
+    let model = |dir: &Path| wsa_core::io::load_model(&dir.join("models/fedavg+wsa.safetensors")).expect("model");
+    assert_eq!(model(reference).values, model(out).values, "{what}: the final global models differ");
+}
+
+fn read_log(out: &Path, name: &str) -> String {
+    std::fs::read_to_string(out.join("logs").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn rounds_of(summary_dir: &Path) -> Vec<Value> {
@@ -101,24 +160,101 @@ fn a_flower_federation_gives_the_numbers_of_wsa_lab_fed() {
     let Some(python) = flower_python() else { return };
     let dir = temp_dir("parity");
     let config = write_config(&dir, 3);
-    let reference = dir.join("fed");
-    let fed = wsa_lab().args(["fed", "--device", "cpu", "--config"]).arg(&config).arg("--out").arg(&reference).output();
-    assert!(fed.expect("run wsa-lab fed").status.success());
+    let reference = reference_run(&dir, &config);
     let out = dir.join("flower");
     let log = flower_local(&python, &config, &out, &[]);
     assert!(log.contains("3 SuperNodes"), "{log}");
-
-    let (ours, theirs) = (rounds_of(&reference), rounds_of(&out));
-    assert_eq!(theirs.len(), 3, "three rounds through Flower");
-    for (a, b) in ours.iter().zip(&theirs) {
-        // The same operations in the same order: equal, not merely close.
-        for key in ["round", "clients", "test_loss", "test_accuracy", "target", "client_scopes", "client_spread"] {
-            assert_eq!(a[key], b[key], "round {}: `{key}` differs between wsa-lab fed and Flower", a["round"]);
-        }
-    }
-    let model = |dir: &Path| wsa_core::io::load_model(&dir.join("models/fedavg+wsa.safetensors")).expect("model");
-    assert_eq!(model(&reference).values, model(&out).values, "the final global models differ");
+    assert_eq!(rounds_of(&out).len(), 3, "three rounds through Flower");
+    assert_same_numbers(&reference, &out, "Flower");
     assert!(out.join("rounds.csv").is_file() && out.join("clients.csv").is_file());
+    assert_no_flower_processes_left(&out);
+}
+
+/// The clients of each round, in order.
+fn clients_of(round: &Value) -> Vec<u64> {
+    round["clients"].as_array().expect("clients").iter().filter_map(Value::as_u64).collect()
+}
+
+/// Flower 1.42's SuperNode authentication: the SuperLink runs with TLS and
+/// `--enable-supernode-auth`, each SuperNode's public key is registered through its Control API
+/// (`flwr supernode register`) and the SuperNode signs its requests with the private half
+/// (`--auth-supernode-private-key`). A fourth SuperNode, posing as client 0 with a key of its
+/// own that nobody registered, must be turned away, by key, and change nothing.
+#[test]
+fn a_secured_federation_refuses_an_unregistered_node_by_its_key_and_gives_the_same_numbers() {
+    let Some(python) = flower_python() else { return };
+    let dir = temp_dir("secure");
+    let config = write_config(&dir, 3);
+    let reference = reference_run(&dir, &config);
+    let out = dir.join("flower");
+    let log = flower_local(&python, &config, &out, &["--secure", "--rogue-node"]);
+    for k in 0..3 {
+        assert!(log.contains(&format!("registered supernode-{k}'s key")), "{log}");
+    }
+    let superlink = read_log(&out, "superlink.log");
+    assert!(
+        superlink.contains("Uvicorn running on https://127.0.0.1"),
+        "the SuperLink did not serve TLS:\n{superlink}"
+    );
+
+    // The SuperLink names the refused key (its PEM, newlines escaped) in the line that refuses it.
+    let pem = std::fs::read_to_string(out.join("pki/supernode-rogue.pem")).expect("the rogue node's public key");
+    let key_in_log = pem.trim_end().replace('\n', "\\n");
+    let refusal = superlink.lines().find(|l| l.contains(&key_in_log));
+    assert!(
+        refusal
+            .is_some_and(|l| l.contains("activate-node") && l.contains("No SuperNode found with the given public key")),
+        "the SuperLink's log does not refuse the unregistered key {key_in_log}:\n{superlink}"
+    );
+    let rogue = read_log(&out, "supernode-rogue.log");
+    assert!(rogue.contains("Failed to activate SuperNode"), "{rogue}");
+    assert!(log.contains("the SuperLink refused the unregistered SuperNode"), "{log}");
+
+    // Only the registered nodes trained: client 0 once, not twice.
+    for round in rounds_of(&out) {
+        assert_eq!(clients_of(&round), [0, 1, 2], "round {}", round["round"]);
+    }
+    assert_same_numbers(&reference, &out, "the secured Flower federation");
+    assert_no_flower_processes_left(&out);
+}
+
+/// Flower 1.42 keeps no ServerApp state: a SuperLink that dies takes the run with it, and a
+/// restarted one marks the run failed. The SuperLink keeps its SuperNodes in a state file
+/// (`--database`), so they reconnect to the restarted one by themselves; the server checkpoints
+/// every round, and a new run with `resume=true` goes on from the last one written, with the same
+/// numbers as a federation that was never interrupted.
+#[test]
+fn a_superlink_killed_after_a_round_restarts_and_the_federation_resumes_with_the_same_numbers() {
+    let Some(python) = flower_python() else { return };
+    let dir = temp_dir("restart");
+    let config = write_config(&dir, 3);
+    let reference = reference_run(&dir, &config);
+    let out = dir.join("flower");
+    let log = flower_local(&python, &config, &out, &["--secure", "--restart-superlink-after-round", "1"]);
+    assert!(log.contains("killed the SuperLink (and the ServerApp it ran) after round 1"), "{log}");
+    assert!(log.contains("the federation stopped after round 1 of 3: rounds 1..1 are kept"), "{log}");
+    assert!(log.contains("restarting the SuperLink"), "{log}");
+
+    // Round 1 was kept, not computed again; rounds 2 and 3 came after the restart. (What the
+    // killed ServerApp logged last may not have reached `flwr run` before the SuperLink went.)
+    let server = read_log(&out, "server.log");
+    let (_, resumed) = server.split_once("resuming after round 1 of 3").expect("the run resumed after round 1");
+    let round_lines = |r: usize| resumed.lines().filter(|l| l.contains(&format!("round {r}: 3 clients"))).count();
+    assert_eq!((round_lines(1), round_lines(2), round_lines(3)), (0, 1, 1), "{server}");
+
+    // The restarted SuperLink knew the registered SuperNodes: the same SuperNode processes, with
+    // the node IDs they got once, served the run before the restart and the one after it.
+    let superlink = read_log(&out, "superlink.log");
+    assert!(superlink.contains("--- SuperLink restarted ---"), "{superlink}");
+    for k in 0..3 {
+        let node = read_log(&out, &format!("supernode-{k}.log"));
+        assert_eq!(node.matches("SuperNode ID:").count(), 1, "supernode-{k} connected more than once:\n{node}");
+        let runs: std::collections::BTreeSet<&str> =
+            node.lines().filter_map(|l| l.split("[RUN ").nth(1)).filter_map(|r| r.split(']').next()).collect();
+        assert!(runs.len() >= 2, "supernode-{k} did not serve the resumed run: {runs:?}\n{node}");
+    }
+
+    assert_same_numbers(&reference, &out, "the federation resumed after the SuperLink's restart");
     assert_no_flower_processes_left(&out);
 }
 
@@ -137,9 +273,7 @@ fn a_client_that_dies_or_fails_leaves_its_round_to_the_others() {
         &["--extra-node", "partition-id=9", "--stop-client", "2", "--after-round", "1", "--round-timeout", "45"],
     );
     let rounds = rounds_of(&out);
-    let clients = |r: &Value| -> Vec<u64> {
-        r["clients"].as_array().expect("clients").iter().filter_map(Value::as_u64).collect()
-    };
+    let clients = clients_of;
     assert_eq!(rounds.len(), 3, "every round completed:\n{log}");
     assert_eq!(clients(&rounds[0]), [0, 1, 2], "round 1 had every client");
     for round in &rounds[1..] {
@@ -153,11 +287,46 @@ fn a_client_that_dies_or_fails_leaves_its_round_to_the_others() {
     assert_no_flower_processes_left(&out);
 }
 
+/// The server's checkpoint (flower/wsa_flower/checkpoint.py): the model and target of the last
+/// round read back exactly, a rounds file is cut back to the checkpoint's round (a round written
+/// but not checkpointed runs again), and a checkpoint of another config is refused.
+#[test]
+fn the_servers_checkpoint_reads_back_exactly_and_refuses_another_config() {
+    let Some(python) = flower_python() else { return };
+    let dir = temp_dir("checkpoint");
+    let code = "import json, sys\nfrom collections import OrderedDict\nfrom pathlib import Path\nimport numpy as np\n\
+                from wsa_flower import bridge, checkpoint\nd = json.load(sys.stdin)\nout = Path(d['out'])\n\
+                model = OrderedDict((k, np.array(v, dtype=np.float32)) for k, v in d['model'].items())\n\
+                checkpoint.save(out, config_text='{\"rounds\": 5}', round=2, rounds=5, model=model, layers=['a', 'b'],\n\
+                                target=[tuple(t) for t in d['target']], seconds=1.5)\n\
+                bridge.write_json(out / 'flower-rounds.json', [{'round': r, 'x': 0.1 * r} for r in (1, 2, 3)])\n\
+                back = checkpoint.load(out, '{\"rounds\": 5}', ['a', 'b'])\n\
+                dropped = checkpoint.keep_rounds_up_to(out, back.round)\n\
+                try:\n    checkpoint.load(out, '{\"rounds\": 6}', ['a', 'b'])\n    refused = ''\n\
+                except bridge.BridgeError as e:\n    refused = str(e)\n\
+                print(json.dumps({'round': back.round, 'complete': back.complete, 'dropped': dropped,\n\
+                    'model': {k: v.astype(float).tolist() for k, v in back.model.items()}, 'target': back.target,\n\
+                    'rounds': json.loads((out / 'flower-rounds.json').read_text()), 'refused': refused}))";
+    let model = serde_json::json!({ "a": [0.1f32, -3.25e-7f32, 1.0f32 / 3.0], "b": [[2.5f32], [f32::MIN_POSITIVE]] });
+    let target = serde_json::json!([[0.1f64 / 3.0, 0.2f64.sqrt()], [-1e-300, 7.0]]);
+    let input = serde_json::json!({ "out": dir.join("out"), "model": model, "target": target });
+    let back = run_python(&python, code, &input);
+    assert_eq!(back["round"], 2);
+    assert_eq!(back["complete"], false);
+    assert_eq!(back["model"], model, "the model did not read back exactly");
+    assert_eq!(back["target"], target, "the target did not read back exactly");
+    assert_eq!(back["dropped"], serde_json::json!([3]));
+    assert_eq!(back["rounds"], serde_json::json!([{ "round": 1, "x": 0.1 }, { "round": 2, "x": 0.2 }]));
+    assert!(back["refused"].as_str().is_some_and(|m| m.contains("another config")), "{back}");
+}
+
 fn run_python(python: &Path, code: &str, input: &Value) -> Value {
     use std::io::Write;
     let mut child = Command::new(python)
         .args(["-c", code])
         .env("PYTHONPATH", repo().join("flower"))
+        // No __pycache__ left in flower/, the source tree `flwr run` bundles.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

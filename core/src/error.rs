@@ -16,6 +16,14 @@ pub enum WsaError {
     #[error("invalid config: {field} = {value}: {reason}")]
     InvalidConfig { field: String, value: String, reason: String },
 
+    /// A document that is not JSON at all (cut short, or another kind of file).
+    #[error("not valid JSON ({detail}); a {what} is a JSON file as WSA Lab writes it")]
+    NotJson { what: String, detail: String },
+
+    /// A JSON document with a field of the wrong type or an unknown name.
+    #[error("{what} field `{field}`: {reason}")]
+    BadField { what: String, field: String, reason: String },
+
     #[error("model file {path} could not be read: {reason}")]
     CorruptModel { path: PathBuf, reason: String },
 

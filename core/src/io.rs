@@ -13,13 +13,21 @@ const LAYOUT_KEY: &str = "wsa_lab.layout";
 const FORMAT_KEY: &str = "format";
 const FORMAT: &str = "wsa-lab/1";
 
+/// What names [`write_atomic`]'s temporary files: `.<name>.tmp-<pid>`.
+const TEMPORARY_MARK: &str = ".tmp-";
+
+/// Whether `path` is a temporary file of [`write_atomic`] (one that a killed process can leave).
+pub fn is_atomic_temporary(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') && n.contains(TEMPORARY_MARK))
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
 /// reader never sees half a file and a failed write leaves the old file in place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| WsaError::io(dir, e))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp: PathBuf = dir.join(format!(".{name}{TEMPORARY_MARK}{}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

@@ -1,5 +1,6 @@
-"""The ServerApp: starts the federation from WSA Lab's initial model and target scope and runs
-the config's rounds with WsaFedAvg."""
+"""The ServerApp: starts the federation from WSA Lab's initial model and target scope (or, with
+`resume=true`, from the checkpoint an interrupted run left in out-dir) and runs the config's
+rounds with WsaFedAvg."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from flwr.app import Array, ArrayRecord, Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
-from . import bridge
+from . import bridge, checkpoint
 from .strategy import WsaFedAvg
 
 app = ServerApp()
@@ -41,7 +42,8 @@ def main(grid: Grid, context: Context) -> None:
         )
         target = json.loads((work / "target.json").read_text())
         initial = bridge.read_safetensors(work / "global.safetensors")
-        rounds = int(json.loads(config_path.read_text()).get("rounds", 10))
+        config_text = config_path.read_text()
+        rounds = int(json.loads(config_text).get("rounds", 10))
         log(
             INFO,
             "WSA Lab federation: %s, %d clients in the split (%d take part), %d rounds; results in %s",
@@ -51,21 +53,53 @@ def main(grid: Grid, context: Context) -> None:
             rounds,
             out_dir,
         )
+        target_scopes = [(s["mean"], s["std"]) for s in target["scopes"]]
+        done, seconds_before = 0, 0.0
+        saved = None
+        if bool(settings.get("resume", False)):
+            saved = checkpoint.load(out_dir, config_text, target["layers"])
+            if saved is None:
+                log(INFO, "resume: no checkpoint in %s, so the federation starts at round 1", out_dir)
+        else:
+            checkpoint.clear(out_dir)
+        if saved is not None:
+            done, seconds_before = saved.round, saved.seconds
+            if done >= rounds:
+                log(INFO, "resume: all %d rounds are already in %s; nothing to do", rounds, out_dir)
+                checkpoint.mark_complete(out_dir)
+                return
+            initial, target_scopes = saved.model, saved.target
+            dropped = checkpoint.keep_rounds_up_to(out_dir, done)
+            log(
+                INFO,
+                "resuming after round %d of %d from the checkpoint in %s: rounds %d..%d follow "
+                "(Flower counts them from 1)%s",
+                done,
+                rounds,
+                out_dir,
+                done + 1,
+                rounds,
+                f"; round(s) {dropped} had no checkpoint and run again" if dropped else "",
+            )
         strategy = WsaFedAvg(
             program=program,
             config_path=config_path,
             device=device,
             out_dir=out_dir,
             layers=target["layers"],
-            target=[(s["mean"], s["std"]) for s in target["scopes"]],
+            target=target_scopes,
             min_clients=int(settings.get("min-clients", 2)),
+            rounds=rounds,
+            rounds_done=done,
+            seconds_before=seconds_before,
         )
         strategy.start(
             grid=grid,
             initial_arrays=ArrayRecord(
                 OrderedDict((name, Array(values)) for name, values in initial.items())
             ),
-            num_rounds=rounds,
+            num_rounds=rounds - done,
             timeout=float(settings.get("round-timeout", 600)),
         )
+        checkpoint.mark_complete(out_dir)
     log(INFO, "WSA Lab federation finished: %s", out_dir)

@@ -17,7 +17,7 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from . import bridge
+from . import bridge, checkpoint
 from .scopes import fuse, weighted_average
 
 
@@ -27,7 +27,11 @@ class WsaFedAvg(FedAvg):
     The clients reply with their model, `num-examples`, `partition-id` and their scope per layer
     (`scope-mean`, `scope-std`). Each round the server averages the models, fuses the scopes with
     the config's fusion rule, and hands both to `wsa-lab flower round`, which evaluates the model
-    on the test set and writes the results to `out_dir` as `wsa-lab fed` does.
+    on the test set and writes the results to `out_dir` as `wsa-lab fed` does, then the round's
+    checkpoint (checkpoint.py) from which a run with `resume=true` goes on.
+
+    `rounds_done` rounds of an earlier, interrupted run precede this one: Flower counts this run's
+    rounds from 1, the clients, the results and the logs count the federation's.
     """
 
     def __init__(
@@ -40,6 +44,9 @@ class WsaFedAvg(FedAvg):
         layers: list[str],
         target: list[tuple[float, float]],
         min_clients: int,
+        rounds: int,
+        rounds_done: int = 0,
+        seconds_before: float = 0.0,
     ) -> None:
         config_text = Path(config_path).read_text()
         config = json.loads(config_text)
@@ -57,7 +64,11 @@ class WsaFedAvg(FedAvg):
         self.out_dir = Path(out_dir)
         self.layers = layers
         self.target = target
-        self.started = time.monotonic()
+        self.rounds = rounds
+        self.rounds_done = rounds_done
+        # Wall time of the federation: this run's plus that of the run it resumes.
+        self.started = time.monotonic() - seconds_before
+        self.round_started = self.started
         self.history: list[dict] = []
         # Who was asked this round, and which client of the split each node has been so far:
         # for saying who is missing.
@@ -73,6 +84,8 @@ class WsaFedAvg(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round += self.rounds_done
+        self.round_started = time.monotonic()
         # Every client gets the config (they derive the same split from its seed) and the target.
         config["fed-config"] = self.config_text
         config["device"] = self.device
@@ -91,6 +104,7 @@ class WsaFedAvg(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round += self.rounds_done
         replies = list(replies)
         valid, failed = self._check_and_log_replies(replies, is_train=True)
         for msg in valid:
@@ -182,14 +196,25 @@ class WsaFedAvg(FedAvg):
             )
         evaluation = json.loads(output)
         self.history.append(evaluation)
+        checkpoint.save(
+            self.out_dir,
+            config_text=self.config_text,
+            round=server_round,
+            rounds=self.rounds,
+            model=OrderedDict(zip(names, averaged)),
+            layers=self.layers,
+            target=self.target,
+            seconds=time.monotonic() - self.started,
+        )
         log(
             INFO,
-            "round %d: %d clients, test accuracy %.4f, loss %.4f, mean client spread %.3g",
+            "round %d: %d clients, test accuracy %.4f, loss %.4f, mean client spread %.3g; %.2f s",
             server_round,
             len(valid),
             evaluation["test_accuracy"],
             evaluation["test_loss"],
             evaluation["mean_client_spread"],
+            time.monotonic() - self.round_started,
         )
         for layer, (mean, std) in zip(self.layers, self.target):
             log(INFO, "\t  next target %s: N(%.4g, %.4g²)", layer, mean, std)

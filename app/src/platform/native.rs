@@ -22,6 +22,28 @@ use wsa_core::experiment::connect::ConnectConfig;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Refuses before winit tries when no window can be opened: on Linux and the BSDs a window needs
+/// an X11 or Wayland display, and winit's own error names a file in its source instead.
+pub fn check_display() -> AppResult<()> {
+    let needs_display = cfg!(all(unix, not(any(target_os = "macos", target_os = "ios", target_os = "android"))));
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if needs_display && !set("DISPLAY") && !set("WAYLAND_DISPLAY") && !set("WAYLAND_SOCKET") {
+        return Err(AppError::NoWindow(
+            "no display: set DISPLAY (or WAYLAND_DISPLAY), or run under Xvfb (`xvfb-run wsa-lab app`)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A windowing error as a user reads it: winit prefixes some errors with the place in its source
+/// ("os error at /…/winit-0.30/src/…/mod.rs:773: …"), which says nothing to them.
+pub fn window_error(error: &eframe::Error) -> AppError {
+    let text = error.to_string();
+    let readable: Vec<&str> =
+        text.split(": ").filter(|part| !part.contains(".rs:") && !part.contains("/.cargo/")).collect();
+    AppError::NoWindow(format!("the window could not be opened: {}", readable.join(": ")))
+}
+
 /// Exports are written into a folder the user chooses (the Files tab's export folder).
 pub const EXPORTS_TO_FOLDER: bool = true;
 

@@ -47,8 +47,8 @@ fn read<T: DeserializeOwned>(
     current: u32,
     migrate: fn(&mut Value, u32) -> Result<()>,
 ) -> Result<T> {
-    let mut value: Value = serde_json::from_str(text)
-        .map_err(|e| WsaError::invalid(what, "in the file", &format!("not valid JSON: {e}")))?;
+    let mut value: Value =
+        serde_json::from_str(text).map_err(|e| WsaError::NotJson { what: what.to_string(), detail: e.to_string() })?;
     let version = match value.get("version") {
         None => current,
         Some(v) => v
@@ -67,8 +67,10 @@ fn read<T: DeserializeOwned>(
         migrate(&mut value, version)?;
         value["version"] = json!(current);
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        WsaError::invalid(&format!("{what} field `{}`", e.path()), "in the file", &format!("{}", e.inner()))
+    serde_path_to_error::deserialize(value).map_err(|e| WsaError::BadField {
+        what: what.to_string(),
+        field: e.path().to_string(),
+        reason: e.inner().to_string(),
     })
 }
 

@@ -345,6 +345,8 @@ pub struct Context<'a> {
     pub wall_seconds: f64,
     /// Cells of the spec not finished yet (`--report-only` before a run completed).
     pub missing: usize,
+    /// Damaged cell files the store set aside (their cells were computed again).
+    pub quarantined: &'a [super::Quarantined],
     /// Folder of the figures, relative to the Markdown file (e.g. `figures`).
     pub figures: &'a str,
 }
@@ -379,6 +381,17 @@ pub fn markdown(report: &Report, records: &[CellRecord], context: &Context) -> S
             context.missing,
             context.missing + records.len()
         );
+    }
+    if !context.quarantined.is_empty() {
+        let _ = writeln!(
+            s,
+            "- {} damaged cell file(s) were set aside and their cells computed again:",
+            context.quarantined.len()
+        );
+        for set_aside in context.quarantined {
+            let name = set_aside.file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            let _ = writeln!(s, "  - `cells/quarantine/{name}`: {}", set_aside.reason);
+        }
     }
     let _ = writeln!(
         s,
@@ -564,6 +577,7 @@ mod tests {
             description: "",
             wall_seconds: 5.0,
             missing: 0,
+            quarantined: &[],
             figures: "figures",
         };
         let md = markdown(&report, &records, &context);
