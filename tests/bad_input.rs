@@ -131,7 +131,7 @@ fn absurd_configs_are_refused_with_the_field_named() {
     c.train.learning_rate = f64::NAN;
     assert!(matches!(run_err(&c), WsaError::InvalidConfig { .. }));
     let mut c = base.clone();
-    c.pair = PairDifference::LearningRate { a: 0.1, b: 0.0 };
+    c.pair = PairDifference::LearningRate { a: 0.1, b: 0.0, different_init: false };
     assert!(run_err(&c).to_string().contains("train.learning_rate"));
     let mut c = base.clone();
     c.path.points = 0;

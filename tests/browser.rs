@@ -233,8 +233,8 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
             read(&name, &models[&name])
         });
         let as_saved = wsa_core::experiment::method::Method {
-            training: method.training,
             alignment: wsa_core::experiment::method::Alignment::None,
+            ..*method
         };
         let (native, _) = wsa_core::wait(connect::evaluate_pair(config, &device::cpu(), as_saved, &a, &b, &mut Silent))
             .expect("evaluates");

@@ -12,7 +12,8 @@ pub fn small_connect_config(epochs: usize) -> ConnectConfig {
     config.model = wsa_core::model::ModelConfig::mlp(vec![32, 32]);
     config.train.epochs = epochs;
     // Same start, different learning rates: both learn within a few epochs, their scopes drift.
-    config.pair = wsa_core::experiment::connect::PairDifference::LearningRate { a: 0.03, b: 0.2 };
+    config.pair =
+        wsa_core::experiment::connect::PairDifference::LearningRate { a: 0.03, b: 0.2, different_init: false };
     config.path.points = 11;
     config
 }

@@ -34,12 +34,16 @@ pub const RUNS: [Rgb; 4] = [[200, 60, 50], [40, 100, 200], MODEL_A, MODEL_B];
 
 /// One fixed colour per method, so that toggling methods never recolours the others.
 pub fn method(m: Method) -> Rgb {
-    match (m.alignment, m.training) {
-        (Alignment::None, Training::Plain) => [200, 60, 50],
-        (Alignment::None, Training::Wsa) => [40, 100, 200],
-        (Alignment::WeightMatching, Training::Plain) => [0, 150, 140],
-        (Alignment::WeightMatching, Training::Wsa) => [120, 50, 160],
-        (Alignment::Rescale, Training::Plain) => [150, 115, 50],
-        (Alignment::Rescale, Training::Wsa) => [210, 100, 170],
+    match (m.alignment, m.training, m.repair) {
+        (Alignment::None, Training::Plain, false) => [200, 60, 50],
+        (Alignment::None, Training::Wsa, false) => [40, 100, 200],
+        (Alignment::WeightMatching, Training::Plain, false) => [0, 150, 140],
+        (Alignment::WeightMatching, Training::Wsa, false) => [120, 50, 160],
+        (Alignment::Rescale, Training::Plain, _) => [150, 115, 50],
+        (Alignment::Rescale, Training::Wsa, _) => [210, 100, 170],
+        (Alignment::None, Training::Plain, true) => [230, 159, 0],
+        (Alignment::None, Training::Wsa, true) => [86, 180, 233],
+        (Alignment::WeightMatching, Training::Plain, true) => [110, 110, 110],
+        (Alignment::WeightMatching, Training::Wsa, true) => [20, 20, 20],
     }
 }

@@ -145,7 +145,9 @@ impl Preset {
     pub fn config(self) -> ConnectConfig {
         let mut c = ConnectConfig { seeds: SMALL_SET_SEEDS, ..ConnectConfig::default() };
         match self {
-            Preset::DifferentLearningRates => c.pair = PairDifference::LearningRate { a: 0.01, b: 0.2 },
+            Preset::DifferentLearningRates => {
+                c.pair = PairDifference::LearningRate { a: 0.01, b: 0.2, different_init: false }
+            }
             Preset::DifferentRandomStarts => c.pair = PairDifference::Seed { same_init: false },
             Preset::SgdVersusAdam => {
                 c.pair = PairDifference::Optimizer {

@@ -13,8 +13,8 @@ use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
 use wsa_core::experiment::federated::{FedConfig, FedResult};
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::reproduce::merge;
-use wsa_core::experiment::reproduce::stats::summarize;
 use wsa_core::experiment::seeds::{SeedMethod, mean_std};
+use wsa_core::experiment::stats::summarize;
 
 /// The tour as shipped.
 pub const TOUR_FILE: &str = include_str!("../tour.ron");

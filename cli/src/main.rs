@@ -187,7 +187,9 @@ struct ConnectArgs {
     #[arg(long, value_parser = args::whole::<usize>)]
     epochs: Option<usize>,
     /// The methods to compare, comma-separated: plain, wsa, wm (weight matching), wm+wsa,
-    /// rescale (post-hoc scope rescaling, a baseline), rescale+wsa.
+    /// rescale (post-hoc scope rescaling, a baseline), rescale+wsa, and with REPAIR (each merged
+    /// unit's activation statistics reset to A's and B's interpolation) repair, wsa+repair,
+    /// wm+repair, wm+wsa+repair.
     #[arg(long)]
     methods: Option<String>,
     /// Run the experiment at this many seeds (seed, seed + 1, ...) and report the mean ± std

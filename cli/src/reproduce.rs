@@ -136,7 +136,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         quarantined: &quarantined,
         figures: "figures",
     };
-    let report = reproduce::report::Report::new(&records);
+    let report = reproduce::report::Report::new(&records, &spec.rules, &spec.pools);
     let written = export::write_reproduce(&args.out, &report, &records, &context)?;
     print_tallies(&report);
     println!("wrote {} files to {}", written.len(), args.out.display());
@@ -173,20 +173,45 @@ fn warn_set_aside(cell: &Cell, set_aside: &Quarantined) {
     );
 }
 
-/// The report's tallies in the terminal: per family and comparison, how the rows came out.
+/// The report's pooled claims and tallies in the terminal: per family and comparison, how the
+/// rows came out (after Holm's correction).
 fn print_tallies(report: &reproduce::report::Report) {
+    for pool in &report.pools {
+        for c in &pool.claims {
+            let interval =
+                c.absolute.map_or("–".to_string(), |p| format!("{:+.4} [{:+.4}, {:+.4}]", p.mean, p.low, p.high));
+            println!(
+                "pool {}: {} − {} {} {}: {} over {} rows ({} pairs, {} below / {} above 0): {}",
+                pool.label,
+                c.claim.variant,
+                c.claim.baseline,
+                c.claim.metric,
+                match c.claim.direction {
+                    reproduce::Direction::Lower => "lower",
+                    reproduce::Direction::Higher => "higher",
+                },
+                interval,
+                c.rows.len(),
+                c.pairs,
+                c.below,
+                c.above,
+                c.verdict.label()
+            );
+        }
+    }
     for family in &report.families {
         println!("{}:", family.family.title());
         for t in family.tallies() {
             println!(
-                "  {:>12} − {:<8} {:<18} lower in {}, higher in {}, no significant difference in {}{}",
+                "  {:>12} − {:<8} {:<18} lower in {}, higher in {}, no significant difference in {}{}{}",
                 t.variant,
                 t.baseline,
                 t.metric,
                 t.lower,
                 t.higher,
                 t.no_significant_difference,
-                if t.too_few_seeds > 0 { format!(", too few seeds in {}", t.too_few_seeds) } else { String::new() }
+                if t.too_few_seeds > 0 { format!(", too few seeds in {}", t.too_few_seeds) } else { String::new() },
+                if t.not_counted > 0 { format!(" ({} rows not counted)", t.not_counted) } else { String::new() }
             );
         }
     }

@@ -19,6 +19,7 @@ pub mod io;
 pub mod kernels;
 pub mod merge;
 pub mod model;
+pub mod repair;
 pub mod rng;
 pub mod scope;
 pub mod train;

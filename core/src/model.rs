@@ -561,6 +561,18 @@ fn group_norm(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) ->
 /// Logits for a batch `x: [batch, features]`, with `params` in layout order. `params` may live
 /// on an autodiff device; the forward is then differentiable with respect to them.
 pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tensor<2> {
+    forward_tapped(layout, params, x, None)
+}
+
+/// [`forward`], handing `tap` (when given) each hidden layer's output before its activation (after its norm,
+/// where it has one) as `[batch, units, positions]` (positions 1 for a dense layer): what REPAIR
+/// measures and corrects. Layers are counted from 0, the classifier not among them.
+pub fn forward_tapped(
+    layout: &ModelLayout,
+    params: &[Tensor<1>],
+    x: Tensor<2>,
+    mut tap: Option<&mut dyn FnMut(usize, Tensor<3>)>,
+) -> Tensor<2> {
     let [batch, _] = x.dims();
     let mut i = 0;
     // Takes the parameters of the next layer: weight, bias and, with a norm, its gamma and beta.
@@ -579,12 +591,15 @@ pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tens
     match &layout.config {
         ModelConfig::Mlp { hidden, activation, norm, .. } => {
             let mut h = x;
-            for _ in hidden {
+            for layer in 0..hidden.len() {
                 let (shape, w, b, n) = next_layer(*norm != Norm::None);
                 h = linear(h, &shape, w, b);
+                let width = shape[0];
                 if let Some((gamma, beta)) = n {
-                    let width = shape[0];
                     h = group_norm(h.reshape([batch, width, 1]), norm.groups(), gamma, beta).reshape([batch, width]);
+                }
+                if let Some(tap) = tap.as_mut() {
+                    tap(layer, h.clone().reshape([batch, width, 1]));
                 }
                 h = activate(h, *activation);
             }
@@ -595,7 +610,7 @@ pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tens
             let [c, hh, ww] = [layout.sample_shape[0], layout.sample_shape[1], layout.sample_shape[2]];
             let mut h = x.reshape([batch, c, hh, ww]);
             let pad = kernel_size / 2;
-            for _ in channels {
+            for layer in 0..channels.len() {
                 let (shape, w, b, n) = next_layer(*norm != Norm::None);
                 let w = w.reshape([shape[0], shape[1], shape[2], shape[3]]);
                 h = crate::conv::conv_stride1(h, w, b, pad);
@@ -603,7 +618,10 @@ pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tens
                     let [bb, cc, y, x] = h.dims();
                     h = group_norm(h.reshape([bb, cc, y * x]), norm.groups(), gamma, beta).reshape([bb, cc, y, x]);
                 }
-                let [_, _, y, x] = h.dims();
+                let [bb, cc, y, x] = h.dims();
+                if let Some(tap) = tap.as_mut() {
+                    tap(layer, h.clone().reshape([bb, cc, y * x]));
+                }
                 let pooled = y >= 2 && x >= 2;
                 if pooled && *activation == Activation::Relu {
                     // relu(max(window)) = max(relu(window)), and the gradients agree too (the

@@ -410,22 +410,35 @@ pub fn client_labels(result: &wsa_core::experiment::federated::FedResult) -> Res
 }
 
 /// A family of `wsa-lab reproduce` as a forest plot: one line per row of the family (labels on
-/// the left), a point per variant at its mean over seeds with a bar of ± one standard
-/// deviation, the variants of a row stacked around its line.
+/// the left, as wide as the longest needs), a point per variant at its mean over seeds with a bar
+/// from the lowest to the highest seed (never below a barrier's zero, as mean ± std can be), the
+/// variants of a row stacked around its line, and the legend in a column of its own to the right
+/// of the data.
 pub fn seed_summary(data: &wsa_core::experiment::reproduce::report::FigureData) -> Result<Figure> {
-    use wsa_core::experiment::reproduce::stats::Summary;
+    use wsa_core::experiment::stats::Summary;
+    /// Width of a character of the row labels (13 px sans-serif), generously.
+    const LABEL_CHAR_PX: usize = 7;
+    const LEGEND_PX: u32 = 190;
     let rows = data.rows.len().max(1);
     let height = (120 + 34 * rows).clamp(320, 2400) as u32;
+    let label_px =
+        (data.rows.iter().map(|l| l.chars().count()).max().unwrap_or(10) * LABEL_CHAR_PX + 24).clamp(200, 900);
+    let width = 730 + label_px as u32 + LEGEND_PX;
     let all: Vec<Summary> = data.series.iter().flat_map(|(_, s)| s.iter().flatten().copied()).collect();
+    // The bars span the seeds' range: the axis must hold min and max, which `range` reads as
+    // mean ± std, so each summary is handed to it as its range.
+    let spans: Vec<Summary> =
+        all.iter().map(|s| Summary { mean: 0.5 * (s.min + s.max), std: 0.5 * (s.max - s.min), ..*s }).collect();
     let axis = ValueAxis::for_values(&all);
-    render!((1200u32, height), |root| {
-        let (lo, hi) = axis.range(&all);
+    render!((width, height), |root| {
+        let (lo, hi) = axis.range(&spans);
+        let (plot, legend) = root.split_horizontally((width - LEGEND_PX) as i32);
         // Row 0 at the top.
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&plot)
             .margin(14)
             .caption(&data.title, ("sans-serif", 20))
             .x_label_area_size(40)
-            .y_label_area_size(470)
+            .y_label_area_size(label_px as u32)
             .build_cartesian_2d(TickedRange { range: lo..hi, ticks: axis.ticks(lo, hi) }, (rows as f64 - 0.5)..-0.5)
             .map_err(draw_err)?;
         let labels = data.rows.clone();
@@ -456,23 +469,22 @@ pub fn seed_summary(data: &wsa_core::experiment::reproduce::report::FigureData) 
                 summaries.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i as f64 + offset, s))).collect();
             let at = |x: f64| axis.axis_of(x).clamp(lo, hi);
             chart
-                .draw_series(placed.iter().map(|&(y, s)| {
-                    PathElement::new(vec![(at(s.mean - s.std), y), (at(s.mean + s.std), y)], color.stroke_width(2))
-                }))
+                .draw_series(
+                    placed
+                        .iter()
+                        .map(|&(y, s)| PathElement::new(vec![(at(s.min), y), (at(s.max), y)], color.stroke_width(2))),
+                )
                 .map_err(draw_err)?;
             chart
                 .draw_series(placed.iter().map(|&(y, s)| Circle::new((at(s.mean), y), 4, color.filled())))
-                .map_err(draw_err)?
-                .label(variant.as_str())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+                .map_err(draw_err)?;
+            let y = 60 + 24 * k as i32;
+            legend.draw(&Circle::new((16, y), 5, color.filled())).map_err(draw_err)?;
+            legend.draw(&Text::new(variant.clone(), (28, y - 8), ("sans-serif", 15))).map_err(draw_err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 14))
-            .draw()
+        let note = "mean over seeds; bar: lowest to highest seed";
+        legend
+            .draw(&Text::new(note, (8, 60 + 24 * data.series.len() as i32 + 8), ("sans-serif", 11)))
             .map_err(draw_err)?;
     })
 }
@@ -490,7 +502,7 @@ struct ValueAxis {
 impl ValueAxis {
     /// Symmetric-log when the widest interval end is over 100 times the median |mean|, with `c`
     /// a tenth of that median (so the typical row sits on the logarithmic part).
-    fn for_values(summaries: &[wsa_core::experiment::reproduce::stats::Summary]) -> Self {
+    fn for_values(summaries: &[wsa_core::experiment::stats::Summary]) -> Self {
         let mut magnitudes: Vec<f64> =
             summaries.iter().map(|s| s.mean.abs()).filter(|m| m.is_finite() && *m > 0.0).collect();
         if magnitudes.is_empty() {
@@ -517,7 +529,7 @@ impl ValueAxis {
     }
 
     /// The axis range (in axis units) holding every mean ± std, padded.
-    fn range(self, summaries: &[wsa_core::experiment::reproduce::stats::Summary]) -> (f64, f64) {
+    fn range(self, summaries: &[wsa_core::experiment::stats::Summary]) -> (f64, f64) {
         let (lo, hi) = summaries
             .iter()
             .filter(|s| s.mean.is_finite() && s.std.is_finite())
@@ -611,7 +623,7 @@ fn series_color(variant: &str, k: usize) -> RGBColor {
 #[cfg(test)]
 mod tests {
     use super::{ValueAxis, tick_label};
-    use wsa_core::experiment::reproduce::stats::summarize;
+    use wsa_core::experiment::stats::summarize;
 
     #[test]
     fn values_spanning_orders_of_magnitude_get_a_symmetric_log_axis() {

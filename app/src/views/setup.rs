@@ -203,13 +203,13 @@ fn pair(app: &mut View<'_>, ui: &mut Ui) {
         PairDifference::Seed { same_init } => {
             ui.checkbox(same_init, "same initialisation");
         }
-        PairDifference::LearningRate { a, b } | PairDifference::WeightDecay { a, b } => {
+        PairDifference::LearningRate { a, b, .. } | PairDifference::WeightDecay { a, b } => {
             ui.horizontal(|ui| {
                 ui.add(DragValue::new(a).speed(0.001).range(0.0..=10.0).prefix("A "));
                 ui.add(DragValue::new(b).speed(0.001).range(0.0..=10.0).prefix("B "));
             });
         }
-        PairDifference::BatchSize { a, b } => {
+        PairDifference::BatchSize { a, b, .. } => {
             ui.horizontal(|ui| {
                 ui.add(DragValue::new(a).range(1..=4096).prefix("A "));
                 ui.add(DragValue::new(b).range(1..=4096).prefix("B "));
@@ -242,14 +242,21 @@ fn methods(app: &mut View<'_>, ui: &mut Ui) {
     let config = &mut app.settings.config;
     egui::Grid::new("methods").show(ui, |ui| {
         ui.label("");
-        for heading in ["no alignment", "weight matching", "rescaling"] {
+        for heading in ["no alignment", "weight matching", "rescaling", "REPAIR", "weight matching + REPAIR"] {
             ui.label(heading);
         }
         ui.end_row();
+        let columns = [
+            (Alignment::None, false),
+            (Alignment::WeightMatching, false),
+            (Alignment::Rescale, false),
+            (Alignment::None, true),
+            (Alignment::WeightMatching, true),
+        ];
         for training in Training::ALL {
             ui.label(if training == Training::Plain { "plain" } else { "WSA" });
-            for alignment in [Alignment::None, Alignment::WeightMatching, Alignment::Rescale] {
-                let method = Method { training, alignment };
+            for (alignment, repair) in columns {
+                let method = Method::of(training, alignment, repair);
                 let mut on = config.methods.contains(&method);
                 let only = on && config.methods.len() == 1;
                 let response =

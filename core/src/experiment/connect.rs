@@ -16,6 +16,7 @@ use crate::io;
 use crate::kernels::MAX_HISTOGRAM_BINS;
 use crate::merge::{Barriers, PathGrid, PathPoint, barriers, evaluate_path, interpolate};
 use crate::model::{HostParams, ModelConfig, ModelLayout, Params};
+use crate::repair::{self, LayerStats, RepairConfig};
 use crate::rng::Rng;
 use crate::scope::{self, FusionRule, LayerReport, Scope, device_scopes, fuse};
 use crate::train::{DeviceData, Metrics, OptimizerKind, TrainConfig, Trainer, evaluate};
@@ -31,13 +32,21 @@ pub enum PairDifference {
     Seed {
         same_init: bool,
     },
+    /// `different_init` also starts A and B from different initialisations: both sources of
+    /// mismatch at once (permutations and scopes), where WM and WSA can combine.
     LearningRate {
         a: f64,
         b: f64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        different_init: bool,
     },
+    /// `scale_learning_rate` scales each model's learning rate with its batch (linear scaling
+    /// from `train.learning_rate` at `train.batch_size`), so that both models train.
     BatchSize {
         a: usize,
         b: usize,
+        #[serde(default, skip_serializing_if = "is_false")]
+        scale_learning_rate: bool,
     },
     WeightDecay {
         a: f64,
@@ -72,18 +81,18 @@ impl Default for PairDifference {
     /// "Same start, different learning rates": the scopes drift apart (B's spreads more), which
     /// is the situation WSA addresses.
     fn default() -> Self {
-        PairDifference::LearningRate { a: 0.01, b: 0.2 }
+        PairDifference::LearningRate { a: 0.01, b: 0.2, different_init: false }
     }
 }
 
 impl PairDifference {
     /// Named pairs for `wsa-lab connect --pair` and the app's menu, each with telling values.
     pub const NAMED: [(&'static str, PairDifference); 8] = [
-        ("learning-rate", PairDifference::LearningRate { a: 0.01, b: 0.2 }),
+        ("learning-rate", PairDifference::LearningRate { a: 0.01, b: 0.2, different_init: false }),
         // Where permutation alignment matters: the barrier is mostly a reordering of units.
         ("different-init", PairDifference::Seed { same_init: false }),
         ("same-init", PairDifference::Seed { same_init: true }),
-        ("batch-size", PairDifference::BatchSize { a: 16, b: 256 }),
+        ("batch-size", PairDifference::BatchSize { a: 16, b: 256, scale_learning_rate: false }),
         ("weight-decay", PairDifference::WeightDecay { a: 0.0, b: 0.01 }),
         (
             "optimizer",
@@ -121,8 +130,15 @@ impl PairDifference {
         match self {
             PairDifference::Seed { same_init: true } => "seed (same init, different data order)".into(),
             PairDifference::Seed { same_init: false } => "seed (different init and data order)".into(),
-            PairDifference::LearningRate { a, b } => format!("learning rate {a} vs {b}"),
-            PairDifference::BatchSize { a, b } => format!("batch size {a} vs {b}"),
+            PairDifference::LearningRate { a, b, different_init } => {
+                format!("learning rate {a} vs {b}{}", if *different_init { ", different init" } else { "" })
+            }
+            PairDifference::BatchSize { a, b, scale_learning_rate } => {
+                format!(
+                    "batch size {a} vs {b}{}",
+                    if *scale_learning_rate { ", learning rate scaled with it" } else { "" }
+                )
+            }
             PairDifference::WeightDecay { a, b } => format!("weight decay {a} vs {b}"),
             PairDifference::Optimizer { a, b, learning_rate_a, learning_rate_b } => {
                 let lr = |l: &Option<f64>| l.map(|v| format!(" (lr {v})")).unwrap_or_default();
@@ -160,6 +176,14 @@ pub struct ConnectConfig {
     /// default, left out of files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub curve: Option<CurveConfig>,
+    /// The samples REPAIR measures on, for the methods with REPAIR; left out of files at its
+    /// default, so configs (and reproduce's cell keys) from before REPAIR stay as they were.
+    #[serde(default, skip_serializing_if = "is_default_repair")]
+    pub repair: RepairConfig,
+}
+
+fn is_default_repair(config: &RepairConfig) -> bool {
+    *config == RepairConfig::default()
 }
 
 impl Default for ConnectConfig {
@@ -178,6 +202,7 @@ impl Default for ConnectConfig {
             path: PathGrid::default(),
             histogram_bins: 40,
             curve: None,
+            repair: RepairConfig::default(),
         }
     }
 }
@@ -192,6 +217,12 @@ fn is_one_seed(seeds: &usize) -> bool {
 
 /// Config files and links; configs of older versions are migrated (version 1 ran the plain and
 /// the WSA pair).
+/// For `skip_serializing_if`: a switch left off is not written, so configs (and the keys of
+/// reproduce cells) from before it existed read and hash as they did.
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 impl Versioned for ConnectConfig {
     const KIND: &'static str = "connect config";
     const VERSION: u32 = CONNECT_VERSION;
@@ -212,8 +243,14 @@ impl ConnectConfig {
     fn train_configs(&self) -> (TrainConfig, TrainConfig) {
         let (mut a, mut b) = (self.train.clone(), self.train.clone());
         match &self.pair {
-            PairDifference::LearningRate { a: la, b: lb } => (a.learning_rate, b.learning_rate) = (*la, *lb),
-            PairDifference::BatchSize { a: ba, b: bb } => (a.batch_size, b.batch_size) = (*ba, *bb),
+            PairDifference::LearningRate { a: la, b: lb, .. } => (a.learning_rate, b.learning_rate) = (*la, *lb),
+            PairDifference::BatchSize { a: ba, b: bb, scale_learning_rate } => {
+                if *scale_learning_rate {
+                    let per_sample = self.train.learning_rate / self.train.batch_size.max(1) as f64;
+                    (a.learning_rate, b.learning_rate) = (per_sample * *ba as f64, per_sample * *bb as f64);
+                }
+                (a.batch_size, b.batch_size) = (*ba, *bb);
+            }
             PairDifference::WeightDecay { a: wa, b: wb } => (a.weight_decay, b.weight_decay) = (*wa, *wb),
             PairDifference::Optimizer { a: oa, b: ob, learning_rate_a, learning_rate_b } => {
                 (a.optimizer, b.optimizer) = (*oa, *ob);
@@ -278,6 +315,7 @@ impl ConnectConfig {
         if let Some(curve) = &self.curve {
             curve.validate()?;
         }
+        self.repair.validate()?;
         self.path.alphas()?;
         if !(1..=MAX_HISTOGRAM_BINS).contains(&self.histogram_bins) {
             return Err(WsaError::invalid(
@@ -436,7 +474,10 @@ pub struct ConnectOutcome {
 /// The starting points of A and B: one initialisation for both unless the pair differs in it.
 pub fn initial_params(config: &ConnectConfig, layout: &Arc<ModelLayout>) -> (HostParams, HostParams) {
     let init_a = layout.init(&mut Rng::derive(config.seed, "init-a"));
-    let same_init = !matches!(config.pair, PairDifference::Seed { same_init: false });
+    let same_init = !matches!(
+        config.pair,
+        PairDifference::Seed { same_init: false } | PairDifference::LearningRate { different_init: true, .. }
+    );
     let init_b = if same_init { init_a.clone() } else { layout.init(&mut Rng::derive(config.seed, "init-b")) };
     (init_a, init_b)
 }
@@ -699,6 +740,7 @@ async fn report(
     config: &ConnectConfig,
     layers: &[usize],
     test: &DeviceData,
+    repair_data: Option<&DeviceData>,
     method: Method,
     pair: AlignedPair,
     observer: &mut dyn Observer,
@@ -707,22 +749,44 @@ async fn report(
     let alphas = config.path.alphas()?;
     let endpoint_a = evaluate(&pair.a.layout, &pair.a.tensors, test).await?;
     let endpoint_b = evaluate(&pair.b.layout, &pair.b.tensors, test).await?;
+    let host_a = pair.a.to_host().await?;
+    let host_b = pair.b.to_host().await?;
+    host_a.check_finite()?;
+    host_b.check_finite()?;
+    let repairer = if let Some(repair_data) = repair_data.filter(|_| method.repair) {
+        observer.on_event(&Event::Stage(format!("{method}: measuring A's and B's units for REPAIR")));
+        let samples = config.repair.samples;
+        Some(Repairer {
+            a: repair::unit_stats(&pair.a, repair_data, samples).await?,
+            b: repair::unit_stats(&pair.b, repair_data, samples).await?,
+            data: repair_data,
+            config: config.repair,
+        })
+    } else {
+        None
+    };
     let mut path = Vec::with_capacity(alphas.len());
     for (index, &alpha) in alphas.iter().enumerate() {
         if observer.is_cancelled() {
             return Err(WsaError::Cancelled);
         }
-        path.extend(evaluate_path(&pair.a, &pair.b, &[alpha], test).await?);
+        match &repairer {
+            None => path.extend(evaluate_path(&pair.a, &pair.b, &[alpha], test).await?),
+            Some(r) => {
+                let merged = r.merged(&host_a, &host_b, alpha, &pair.a.device(), observer).await?;
+                let m = evaluate(&merged.layout, &merged.tensors, test).await?;
+                path.push(PathPoint { alpha, loss: m.loss, accuracy: m.accuracy });
+            }
+        }
         observer.on_event(&Event::PathPoint { method, index, total: alphas.len() });
         observer.pause().await;
     }
     // The midpoint is made once, on the device, for the histograms there and the fit statistics
     // (kurtosis, KS) on the host.
-    let midpoint = interpolate(&pair.a, &pair.b, 0.5)?;
-    let host_a = pair.a.to_host().await?;
-    let host_b = pair.b.to_host().await?;
-    host_a.check_finite()?;
-    host_b.check_finite()?;
+    let midpoint = match &repairer {
+        None => interpolate(&pair.a, &pair.b, 0.5)?,
+        Some(r) => r.merged(&host_a, &host_b, 0.5, &pair.a.device(), observer).await?,
+    };
     let merged = midpoint.to_host().await?;
     let (ra, rb, rm) = (
         scope::layer_reports(&host_a, layers),
@@ -770,6 +834,39 @@ async fn report(
         curve: None,
     };
     Ok((result, TrainedPair { method, a: host_a, b: host_b }))
+}
+
+/// What REPAIR needs to correct a merged model: A's and B's unit statistics and the samples
+/// they were measured on.
+struct Repairer<'a> {
+    a: Vec<LayerStats>,
+    b: Vec<LayerStats>,
+    data: &'a DeviceData,
+    config: RepairConfig,
+}
+
+impl Repairer<'_> {
+    /// The α-interpolation of A and B, repaired, on `device`.
+    async fn merged(
+        &self,
+        a: &HostParams,
+        b: &HostParams,
+        alpha: f64,
+        device: &burn::tensor::Device,
+        observer: &mut dyn Observer,
+    ) -> Result<Params> {
+        let merged = a.interpolate(b, alpha)?;
+        let repaired =
+            repair::repair(&merged, &self.a, &self.b, alpha, self.data, &self.config, device, observer).await?;
+        Ok(repaired.to_device(device))
+    }
+}
+
+/// The first training samples of the seeded split, where REPAIR measures (`None` when no
+/// method uses REPAIR).
+fn repair_samples(config: &ConnectConfig, train: &Dataset, device: &burn::tensor::Device) -> Option<DeviceData> {
+    let rows: Vec<usize> = (0..config.repair.samples.min(train.len())).collect();
+    config.methods.iter().any(|m| m.repair).then(|| DeviceData::upload(&train.subset(&rows), device))
 }
 
 /// Runs the whole experiment on `device`, once per seed: the outcome is the first seed's,
@@ -862,6 +959,7 @@ async fn run_seed(
         test: DeviceData::upload(&split.test, dev),
         order_seeds,
     };
+    let repair_data = repair_samples(config, &split.train, dev);
 
     let mut runs: Vec<(Training, PairRun)> = Vec::new();
     let mut pairs = Vec::new();
@@ -886,7 +984,8 @@ async fn run_seed(
             return Err(WsaError::invalid("methods", method, "its pair was not trained"));
         };
         let aligned = align_pair(config, &layers, method, run, observer).await?;
-        let (mut result, trained) = report(config, &layers, &setup.test, method, aligned, observer).await?;
+        let (mut result, trained) =
+            report(config, &layers, &setup.test, repair_data.as_ref(), method, aligned, observer).await?;
         if let Some(curve) = &config.curve {
             result.curve = Some(method_curve(config, curve, &setup, &result, &trained, observer).await?);
         }
@@ -985,5 +1084,6 @@ pub async fn evaluate_pair(
     let test = DeviceData::upload(&split.test, &device.device);
     let run = PairRun { a: a.to_device(&device.device), b: b.to_device(&device.device), target };
     let aligned = align_pair(config, &layers, method, &run, observer).await?;
-    report(config, &layers, &test, method, aligned, observer).await
+    let repair_data = repair_samples(config, &split.train, &device.device);
+    report(config, &layers, &test, repair_data.as_ref(), method, aligned, observer).await
 }

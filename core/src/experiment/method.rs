@@ -41,36 +41,69 @@ pub enum Alignment {
 }
 
 /// One merging method. Written in configs and results as its name: `plain`, `wsa`, `wm`,
-/// `wm+wsa`, `rescale`, `rescale+wsa`.
+/// `wm+wsa`, `rescale`, `rescale+wsa`, and with REPAIR `repair`, `wsa+repair`, `wm+repair`,
+/// `wm+wsa+repair`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Method {
     pub training: Training,
     pub alignment: Alignment,
+    /// REPAIR (Jordan et al. 2023) on every merged model: each hidden unit's activation mean and
+    /// std reset to the interpolation of A's and B's (`crate::repair`). Not with rescaling, which
+    /// already sets the merged weights' scopes by hand.
+    pub repair: bool,
 }
 
 impl Method {
-    pub const PLAIN: Method = Method { training: Training::Plain, alignment: Alignment::None };
-    pub const WSA: Method = Method { training: Training::Wsa, alignment: Alignment::None };
-    pub const WM: Method = Method { training: Training::Plain, alignment: Alignment::WeightMatching };
-    pub const WM_WSA: Method = Method { training: Training::Wsa, alignment: Alignment::WeightMatching };
-    pub const RESCALE: Method = Method { training: Training::Plain, alignment: Alignment::Rescale };
-    pub const RESCALE_WSA: Method = Method { training: Training::Wsa, alignment: Alignment::Rescale };
+    pub const PLAIN: Method = Method::of(Training::Plain, Alignment::None, false);
+    pub const WSA: Method = Method::of(Training::Wsa, Alignment::None, false);
+    pub const WM: Method = Method::of(Training::Plain, Alignment::WeightMatching, false);
+    pub const WM_WSA: Method = Method::of(Training::Wsa, Alignment::WeightMatching, false);
+    pub const RESCALE: Method = Method::of(Training::Plain, Alignment::Rescale, false);
+    pub const RESCALE_WSA: Method = Method::of(Training::Wsa, Alignment::Rescale, false);
+    pub const REPAIR: Method = Method::of(Training::Plain, Alignment::None, true);
+    pub const WSA_REPAIR: Method = Method::of(Training::Wsa, Alignment::None, true);
+    pub const WM_REPAIR: Method = Method::of(Training::Plain, Alignment::WeightMatching, true);
+    pub const WM_WSA_REPAIR: Method = Method::of(Training::Wsa, Alignment::WeightMatching, true);
 
     /// Every method, in the order tables and menus show them.
-    pub const ALL: [Method; 6] =
-        [Method::PLAIN, Method::WSA, Method::WM, Method::WM_WSA, Method::RESCALE, Method::RESCALE_WSA];
+    pub const ALL: [Method; 10] = [
+        Method::PLAIN,
+        Method::WSA,
+        Method::WM,
+        Method::WM_WSA,
+        Method::RESCALE,
+        Method::RESCALE_WSA,
+        Method::REPAIR,
+        Method::WSA_REPAIR,
+        Method::WM_REPAIR,
+        Method::WM_WSA_REPAIR,
+    ];
+
+    pub const fn of(training: Training, alignment: Alignment, repair: bool) -> Method {
+        Method { training, alignment, repair }
+    }
+
+    /// The method with REPAIR switched `on`, where it applies (not after rescaling).
+    pub fn with_repair(self, on: bool) -> Option<Method> {
+        let method = Method { repair: on, ..self };
+        Method::ALL.contains(&method).then_some(method)
+    }
 
     /// The default comparison: the paper's four combinations (method.md section 5).
     pub const DEFAULT: [Method; 4] = [Method::PLAIN, Method::WSA, Method::WM, Method::WM_WSA];
 
     pub fn name(self) -> &'static str {
-        match (self.alignment, self.training) {
-            (Alignment::None, Training::Plain) => "plain",
-            (Alignment::None, Training::Wsa) => "wsa",
-            (Alignment::WeightMatching, Training::Plain) => "wm",
-            (Alignment::WeightMatching, Training::Wsa) => "wm+wsa",
-            (Alignment::Rescale, Training::Plain) => "rescale",
-            (Alignment::Rescale, Training::Wsa) => "rescale+wsa",
+        match (self.alignment, self.training, self.repair) {
+            (Alignment::None, Training::Plain, false) => "plain",
+            (Alignment::None, Training::Wsa, false) => "wsa",
+            (Alignment::WeightMatching, Training::Plain, false) => "wm",
+            (Alignment::WeightMatching, Training::Wsa, false) => "wm+wsa",
+            (Alignment::Rescale, Training::Plain, _) => "rescale",
+            (Alignment::Rescale, Training::Wsa, _) => "rescale+wsa",
+            (Alignment::None, Training::Plain, true) => "repair",
+            (Alignment::None, Training::Wsa, true) => "wsa+repair",
+            (Alignment::WeightMatching, Training::Plain, true) => "wm+repair",
+            (Alignment::WeightMatching, Training::Wsa, true) => "wm+wsa+repair",
         }
     }
 
@@ -90,6 +123,20 @@ impl Method {
 
     /// What the method addresses, in a sentence.
     pub fn describe(self) -> &'static str {
+        if self.repair {
+            return match (self.alignment, self.training) {
+                (Alignment::WeightMatching, Training::Plain) => {
+                    "weight matching, then REPAIR: each merged unit's activation mean and std reset to A's and B's interpolation"
+                }
+                (Alignment::WeightMatching, Training::Wsa) => {
+                    "WSA training, weight matching, then REPAIR: scopes at training time and activations at test time"
+                }
+                (_, Training::Wsa) => "WSA training, then REPAIR on the merged model, without alignment",
+                (_, Training::Plain) => {
+                    "REPAIR without alignment: each merged unit's activation mean and std reset (a test-time correction)"
+                }
+            };
+        }
         match (self.alignment, self.training) {
             (Alignment::None, Training::Plain) => "plain training, plain averaging: the baseline",
             (Alignment::None, Training::Wsa) => {
@@ -165,5 +212,9 @@ mod tests {
         assert!(Method::parse_list("").expect_err("empty").to_string().contains("at least one"));
         assert!(Method::parse_list("wsa,plain,wsa").expect_err("twice").to_string().contains("twice"));
         assert!(serde_json::from_str::<Method>("\"bogus\"").is_err());
+        // REPAIR applies to every method but the rescaled ones, which set their scopes by hand.
+        assert_eq!(Method::WM_WSA.with_repair(true), Some(Method::WM_WSA_REPAIR));
+        assert_eq!(Method::RESCALE.with_repair(true), None);
+        assert_eq!(Method::from_name("wm+wsa+repair").expect("known"), Method::WM_WSA_REPAIR);
     }
 }

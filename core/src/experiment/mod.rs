@@ -8,6 +8,7 @@ pub mod method;
 pub mod plane;
 pub mod reproduce;
 pub mod seeds;
+pub mod stats;
 pub mod versioned;
 mod warm_up;
 

@@ -7,8 +7,8 @@
 use super::connect::{ConnectResult, MethodResult};
 use super::curve::CurveResult;
 use super::method::Method;
-pub use super::reproduce::stats::Summary;
-use super::reproduce::stats::summarize;
+pub use super::stats::Summary;
+use super::stats::summarize;
 use crate::merge::{Barriers, PathPoint};
 use crate::train::Metrics;
 use serde::{Deserialize, Serialize};

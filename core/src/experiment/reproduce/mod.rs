@@ -7,7 +7,6 @@
 //! where it stopped. [`report`] turns the cells into tables with paired confidence intervals.
 
 pub mod report;
-pub mod stats;
 
 use super::connect::{self, ConnectConfig, ConnectResult};
 use super::federated::{self, FedConfig, FedResult};
@@ -118,6 +117,81 @@ pub struct Spec {
     pub ablation: Vec<Group>,
     #[serde(default)]
     pub gaussianity: Vec<Group>,
+    /// How the report judges cells, rows and claims: fixed in the spec before any cell runs.
+    #[serde(default)]
+    pub rules: Rules,
+    /// Rows that replicate one condition, pooled for each claim they test.
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+}
+
+/// The report's rules, stated before the numbers are seen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    /// A cell whose endpoint (A or B of any method) scores a test accuracy below this multiple of
+    /// chance (1 / classes) did not learn: its barrier measures nothing, and it is left out of
+    /// every summary, interval and count (listed under its row).
+    pub learned_over_chance: f64,
+    /// A row with fewer valid seeds than this reads "invalid" instead of a verdict.
+    pub min_valid_seeds: usize,
+    /// A row whose plain pair's mean scope distance is below this has no scope mismatch for WSA
+    /// to remove: it is shown, but kept out of the WSA comparisons' counts and pools.
+    pub scope_mismatch_below: f64,
+    /// The level of every test, after Holm's correction within a family.
+    pub alpha: f64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self { learned_over_chance: 2.0, min_valid_seeds: 3, scope_mismatch_below: 0.05, alpha: 0.05 }
+    }
+}
+
+/// Rows of one family that replicate one condition (e.g. "hyperparameter pairs": learning rate,
+/// weight decay, optimizer and batch size across data sets and models), and the claims their
+/// pooled differences test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub label: String,
+    pub family: Family,
+    /// Row labels; a trailing `*` matches any ending.
+    pub rows: Vec<String>,
+    /// Group labels to take the rows from (same patterns); empty: every group of the family.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub claims: Vec<PoolClaim>,
+}
+
+/// A claim a pool tests: `variant - baseline` of `metric` goes in `direction`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolClaim {
+    pub variant: String,
+    pub baseline: String,
+    pub metric: String,
+    pub direction: Direction,
+}
+
+/// The direction a claim expects a difference to go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Lower,
+    Higher,
+}
+
+impl Pool {
+    /// Whether the row `row` of group `group` belongs to the pool.
+    pub fn takes(&self, group: &str, row: &str) -> bool {
+        let matches = |pattern: &str, label: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => label.starts_with(prefix),
+            None => label == pattern,
+        };
+        (self.groups.is_empty() || self.groups.iter().any(|g| matches(g, group)))
+            && self.rows.iter().any(|r| matches(r, row))
+    }
 }
 
 impl Versioned for Spec {
@@ -315,6 +389,13 @@ pub mod metric {
     pub const LOSS_BARRIER: &str = "loss_barrier";
     pub const ACCURACY_BARRIER: &str = "accuracy_barrier";
     pub const SCOPE_DISTANCE: &str = "scope_distance";
+    /// The merged model itself at α = 0.5 (the path point nearest it), and what it is judged
+    /// against where A and B saw different data (a barrier is floored at 0 there): the mean of
+    /// the endpoints and the better endpoint.
+    pub const MIDPOINT_LOSS: &str = "midpoint_loss";
+    pub const MIDPOINT_ACCURACY: &str = "midpoint_accuracy";
+    pub const MIDPOINT_OVER_ENDPOINTS_ACCURACY: &str = "midpoint_over_endpoints_accuracy";
+    pub const MIDPOINT_OVER_BEST_ACCURACY: &str = "midpoint_over_best_accuracy";
     pub const FINAL_ACCURACY: &str = "final_accuracy";
     pub const BEST_ACCURACY: &str = "best_accuracy";
     pub const LAST10_ACCURACY: &str = "last10_accuracy";
@@ -521,15 +602,23 @@ fn connect_outcomes(result: &ConnectResult) -> Vec<VariantOutcome> {
     result
         .methods
         .iter()
-        .map(|m| VariantOutcome {
-            variant: m.name.name().to_string(),
-            metrics: BTreeMap::from([
+        .map(|m| {
+            let mut metrics = BTreeMap::from([
                 (metric::ACCURACY_A.into(), m.endpoint_a.accuracy),
                 (metric::ACCURACY_B.into(), m.endpoint_b.accuracy),
                 (metric::LOSS_BARRIER.into(), m.barriers.loss),
                 (metric::ACCURACY_BARRIER.into(), m.barriers.accuracy),
                 (metric::SCOPE_DISTANCE.into(), m.scope_distance),
-            ]),
+            ]);
+            let midpoint = m.path.iter().min_by(|p, q| (p.alpha - 0.5).abs().total_cmp(&(q.alpha - 0.5).abs()));
+            if let Some(mid) = midpoint {
+                let (a, b) = (m.endpoint_a.accuracy, m.endpoint_b.accuracy);
+                metrics.insert(metric::MIDPOINT_LOSS.into(), mid.loss);
+                metrics.insert(metric::MIDPOINT_ACCURACY.into(), mid.accuracy);
+                metrics.insert(metric::MIDPOINT_OVER_ENDPOINTS_ACCURACY.into(), mid.accuracy - 0.5 * (a + b));
+                metrics.insert(metric::MIDPOINT_OVER_BEST_ACCURACY.into(), mid.accuracy - a.max(b));
+            }
+            VariantOutcome { variant: m.name.name().to_string(), metrics }
         })
         .collect()
 }
@@ -757,6 +846,8 @@ mod tests {
             fed: vec![],
             ablation: vec![],
             gaussianity: vec![],
+            rules: Rules::default(),
+            pools: vec![],
         };
         let error = spec.cells(&[]).expect_err("bad row").to_string();
         assert!(error.contains("row `broken`") && error.contains("learning_rate"), "{error}");
