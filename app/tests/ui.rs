@@ -11,41 +11,8 @@ use wsa_core::experiment::seeds::mean_std;
 use wsa_lab_app::WsaLabApp;
 use wsa_lab_app::state::SMALL_SET_SEEDS;
 
-fn harness() -> Harness<'static, WsaLabApp> {
-    Harness::builder().with_size([1280.0, 900.0]).build_eframe(|cc| WsaLabApp::new(cc))
-}
-
-/// A fresh app with the preset labelled `preset` chosen by a click.
-fn with_preset(preset: &str) -> Harness<'static, WsaLabApp> {
-    let mut harness = harness();
-    harness.run_steps(2);
-    harness.get_by_label(preset).click();
-    harness.run_steps(2);
-    harness
-}
-
-/// Steps frames until the background job ends (the worker runs on its own thread).
-fn wait_for_job(harness: &mut Harness<'_, WsaLabApp>) {
-    let started = Instant::now();
-    while harness.state().is_busy() {
-        assert!(started.elapsed() < Duration::from_secs(120), "the experiment did not finish in 2 minutes");
-        std::thread::sleep(Duration::from_millis(20));
-        harness.step();
-    }
-    harness.step();
-    harness.step();
-}
-
-/// Clicks the button labelled `button`, checks that it started a background job and waits for
-/// the job to end without an error notice.
-fn run_job(harness: &mut Harness<'_, WsaLabApp>, button: &str) {
-    harness.get_by_label(button).click();
-    harness.step();
-    assert!(harness.state().is_busy(), "`{button}` starts a background job");
-    wait_for_job(harness);
-    let notices = &harness.state().notices;
-    assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
-}
+mod common;
+use common::{harness, run_job, wait_for_job, with_preset};
 
 /// Whether a wgpu adapter exists; without one a test says loudly that it did not run, and with
 /// WSA_REQUIRE_GPU=1 (set by .ci/run) that is a failure.
@@ -488,49 +455,4 @@ fn classroom_mode_hides_the_advanced_controls_until_switched_off() {
     assert!(!harness.state().settings.classroom);
     harness.get_by_label("Files");
     harness.get_by_label("Weight Scope Alignment");
-}
-
-/// Resident memory of this process in bytes (Linux: /proc/self/statm's second field, in pages).
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
-}
-
-/// A researcher's long session: 50 experiments back to back in one app, each with its own seed,
-/// looking at the path and the scopes between runs. Resident memory is recorded after every run.
-/// It swings by ±10 MiB from run to run (the allocator's pools), so the check compares the mean of
-/// the last ten runs with that of runs 6-15 (after the first five have warmed fonts and caches):
-/// a bound of 16 MiB over those 35 runs catches anything kept per run of 0.5 MiB or more (a
-/// result kept per run would be that: each holds paths, histograms and per-seed layers).
-#[test]
-fn fifty_experiments_in_a_row_do_not_grow_memory() {
-    const GROWTH_BOUND_MIB: f64 = 16.0;
-    if resident_bytes().is_none() {
-        eprintln!("no /proc/self/statm: the soak test measures Linux's resident memory only");
-        return;
-    }
-    let mut harness = with_preset("Same start, different learning rates");
-    harness.state_mut().settings.config.train.epochs = 2;
-    harness.state_mut().settings.config.seeds = 1;
-    let mut resident = Vec::new();
-    for run in 0..50u64 {
-        harness.state_mut().settings.config.seed = run;
-        run_job(&mut harness, "Run");
-        let tab = if run % 2 == 0 { "Weight scopes" } else { "Interpolation path" };
-        harness.get_by_label(tab).click();
-        harness.run_steps(2);
-        resident.push(resident_bytes().expect("statm"));
-    }
-    let mib: Vec<f64> = resident.iter().map(|b| *b as f64 / (1 << 20) as f64).collect();
-    let listed: Vec<String> = mib.iter().map(|m| format!("{m:.1}")).collect();
-    eprintln!("soak: resident MiB after each of 50 runs: {}", listed.join(" "));
-    let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len() as f64;
-    let (settled, last) = (mean(&mib[5..15]), mean(&mib[40..]));
-    assert!(
-        last - settled <= GROWTH_BOUND_MIB,
-        "resident memory grew from {settled:.1} MiB (runs 6-15) to {last:.1} MiB (runs 41-50), more than {GROWTH_BOUND_MIB} MiB: {}",
-        listed.join(" ")
-    );
-    assert_eq!(harness.state().settings.last_result.as_ref().map(|r| r.config.seed), Some(49));
 }

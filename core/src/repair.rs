@@ -156,7 +156,16 @@ pub async fn unit_stats(params: &Params, data: &DeviceData, samples: usize) -> R
     measure(params, data, samples, None).await
 }
 
-/// The α-interpolation of two layers' statistics: REPAIR's target.
+/// What a merged model's statistics are reset to: the α-interpolation of A's and B's, layer by
+/// layer (each from [`unit_stats`] on the same samples).
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    pub a: &'a [LayerStats],
+    pub b: &'a [LayerStats],
+    pub alpha: f64,
+}
+
+/// The α-interpolation of two layers' statistics: REPAIR's target for one layer.
 fn target(a: &LayerStats, b: &LayerStats, alpha: f64) -> LayerStats {
     let lerp = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(x, y)| (1.0 - alpha) * x + alpha * y).collect();
     LayerStats { mean: lerp(&a.mean, &b.mean), std: lerp(&a.std, &b.std) }
@@ -185,19 +194,17 @@ fn fold(params: &mut HostParams, layer: &HiddenLayer, measured: &LayerStats, wan
 }
 
 /// `merged` (the α-interpolation of A and B, B aligned) with every hidden unit's activation
-/// statistics reset to the α-interpolation of `a`'s and `b`'s (from [`unit_stats`] on the same
-/// samples). Yields to the caller between layers (the page stays responsive) and stops when it
-/// is cancelled.
+/// statistics reset to `target`, measured on the first samples of `data`. Yields to the caller
+/// between layers (the page stays responsive) and stops when it is cancelled.
 pub async fn repair(
     merged: &HostParams,
-    a: &[LayerStats],
-    b: &[LayerStats],
-    alpha: f64,
+    target: Target<'_>,
     data: &DeviceData,
     config: &RepairConfig,
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<HostParams> {
+    let Target { a, b, alpha } = target;
     let layers = hidden_layers(&merged.layout);
     if a.len() != layers.len() || b.len() != layers.len() {
         return Err(WsaError::invalid(
@@ -214,7 +221,7 @@ pub async fn repair(
         let on_device = repaired.to_device(device);
         let measured = measure(&on_device, data, config.samples, Some(l)).await?;
         let measured = measured.into_iter().next().ok_or_else(|| WsaError::Device("no statistics".into()))?;
-        fold(&mut repaired, layer, &measured, &target(&a[l], &b[l], alpha));
+        fold(&mut repaired, layer, &measured, &self::target(&a[l], &b[l], alpha));
         observer.pause().await;
     }
     repaired.check_finite()?;
@@ -266,8 +273,9 @@ mod tests {
             let (sa, sb) = (stats(&a), stats(&b));
             let merged = a.interpolate(&b, 0.5).expect("merged");
             let before = stats(&merged);
+            let halfway = Target { a: &sa, b: &sb, alpha: 0.5 };
             let repaired =
-                crate::wait(repair(&merged, &sa, &sb, 0.5, &data, &RepairConfig { samples }, &device, &mut Silent))
+                crate::wait(repair(&merged, halfway, &data, &RepairConfig { samples }, &device, &mut Silent))
                     .expect("repair");
             let after = stats(&repaired);
             let mut collapsed = 0.0;
@@ -290,9 +298,9 @@ mod tests {
             assert!(collapsed > 0.0, "{config:?}: averaging two initialisations shrinks the activations' spread");
 
             for (alpha, end) in [(0.0, &a), (1.0, &b)] {
-                let at_end =
-                    crate::wait(repair(end, &sa, &sb, alpha, &data, &RepairConfig { samples }, &device, &mut Silent))
-                        .expect("repair");
+                let at = Target { a: &sa, b: &sb, alpha };
+                let at_end = crate::wait(repair(end, at, &data, &RepairConfig { samples }, &device, &mut Silent))
+                    .expect("repair");
                 for (x, y) in at_end.values.iter().flatten().zip(end.values.iter().flatten()) {
                     assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{config:?} α = {alpha}: {x} vs {y}");
                 }

@@ -236,36 +236,41 @@ fn pair(app: &mut View<'_>, ui: &mut Ui) {
     }
 }
 
+/// A method's checkbox; the last method left cannot be switched off.
+fn method_toggle(ui: &mut Ui, methods: &mut Vec<Method>, method: Method) {
+    let mut on = methods.contains(&method);
+    let only = on && methods.len() == 1;
+    let response = ui.add_enabled(!only, egui::Checkbox::new(&mut on, method.name())).on_hover_text(method.describe());
+    if response.changed() {
+        set_method(methods, method, on);
+    }
+}
+
 /// The methods to compare: how the pair is trained (rows) by how B is aligned to A (columns).
 fn methods(app: &mut View<'_>, ui: &mut Ui) {
     ui.strong("Methods to compare");
     let config = &mut app.settings.config;
     egui::Grid::new("methods").show(ui, |ui| {
         ui.label("");
-        for heading in ["no alignment", "weight matching", "rescaling", "REPAIR", "weight matching + REPAIR"] {
+        for heading in ["no alignment", "weight matching", "rescaling"] {
             ui.label(heading);
         }
         ui.end_row();
-        let columns = [
-            (Alignment::None, false),
-            (Alignment::WeightMatching, false),
-            (Alignment::Rescale, false),
-            (Alignment::None, true),
-            (Alignment::WeightMatching, true),
-        ];
         for training in Training::ALL {
             ui.label(if training == Training::Plain { "plain" } else { "WSA" });
-            for (alignment, repair) in columns {
-                let method = Method::of(training, alignment, repair);
-                let mut on = config.methods.contains(&method);
-                let only = on && config.methods.len() == 1;
-                let response =
-                    ui.add_enabled(!only, egui::Checkbox::new(&mut on, method.name())).on_hover_text(method.describe());
-                if response.changed() {
-                    set_method(&mut config.methods, method, on);
-                }
+            for alignment in [Alignment::None, Alignment::WeightMatching, Alignment::Rescale] {
+                method_toggle(ui, &mut config.methods, Method::of(training, alignment, false));
             }
             ui.end_row();
+        }
+    });
+    // REPAIR on a line of its own, so that the grid stays as narrow as the panel.
+    ui.horizontal_wrapped(|ui| {
+        ui.label("with REPAIR:").on_hover_text(
+            "REPAIR (Jordan et al. 2023): each merged unit's activation mean and std reset to A's and B's interpolation",
+        );
+        for method in [Method::REPAIR, Method::WSA_REPAIR, Method::WM_REPAIR, Method::WM_WSA_REPAIR] {
+            method_toggle(ui, &mut config.methods, method);
         }
     });
     if config.methods.iter().any(|m| m.alignment == Alignment::WeightMatching) {

@@ -856,8 +856,8 @@ impl Repairer<'_> {
         observer: &mut dyn Observer,
     ) -> Result<Params> {
         let merged = a.interpolate(b, alpha)?;
-        let repaired =
-            repair::repair(&merged, &self.a, &self.b, alpha, self.data, &self.config, device, observer).await?;
+        let target = repair::Target { a: &self.a, b: &self.b, alpha };
+        let repaired = repair::repair(&merged, target, self.data, &self.config, device, observer).await?;
         Ok(repaired.to_device(device))
     }
 }

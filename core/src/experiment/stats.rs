@@ -6,7 +6,7 @@
 //! condition. An interval that contains zero is "no significant difference", never a win.
 //!
 //! The distributions are computed, not tabulated: Student's t from the regularised incomplete
-//! beta function (a continued fraction), the normal from the error function.
+//! beta function (a continued fraction), the normal from the error function (`scope`'s).
 
 use serde::{Deserialize, Serialize};
 
@@ -131,20 +131,8 @@ pub fn t_quantile_975(df: usize) -> f64 {
     if df == 0 { f64::INFINITY } else { t_quantile(0.975, df) }
 }
 
-/// P(Z <= z) for the standard normal (erfc by the Numerical-Recipes Chebyshev fit, 1.2e-7).
-pub fn normal_cdf(z: f64) -> f64 {
-    let x = z.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.5 * x);
-    let poly = -x * x - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * poly.exp();
-    if z >= 0.0 { 1.0 - 0.5 * erfc } else { 0.5 * erfc }
-}
+/// P(Z <= z) for the standard normal (the scope statistics' own, 1.2e-7).
+pub use crate::scope::normal_cdf;
 
 // --- paired differences ----------------------------------------------------------------------
 

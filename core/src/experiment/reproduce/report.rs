@@ -420,7 +420,7 @@ fn not_learned(record: &CellRecord, rules: &Rules) -> Option<String> {
         .iter()
         .flat_map(|v| {
             [(metric::ACCURACY_A, "A"), (metric::ACCURACY_B, "B")].into_iter().filter_map(move |(m, slot)| {
-                v.metrics.get(m).filter(|a| !(**a >= floor)).map(|a| format!("{} {slot} {a:.3}", v.variant))
+                v.metrics.get(m).filter(|a| a.is_nan() || **a < floor).map(|a| format!("{} {slot} {a:.3}", v.variant))
             })
         })
         .collect();
