@@ -12,18 +12,66 @@
 //! step lands in out/web/tour-N.png, and Next leads on. Every run prints the page's time breakdown: when the module was ready,
 //! when each stage began, the frames drawn meanwhile (timing is printed, never asserted).
 //!
+//! On every path the page runs under its Content-Security-Policy (index.html's `<meta>` tag, sent
+//! as a header by the driver's server as by `scripts/serve-web.py`): no violation may be heard in
+//! the page or its worker, the policy must be in force in both, and no request may leave the
+//! page's origin (`check_security`). A soak presses Run twenty times in one page and bounds the
+//! growth of its memory after the fifth run (`the_page_does_not_grow_over_twenty_runs`).
+//!
 //! Needs the bundle (`scripts/build-web.sh`), `node`, `/usr/bin/chromium` and playwright-core
 //! in `web/tests/node_modules` (`.ci/run` provides all four). Where one is missing the test says
 //! so loudly; with `WSA_REQUIRE_BROWSER=1` (set by `.ci/run`) that is a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use wsa_core::device;
 use wsa_core::experiment::Silent;
 use wsa_core::experiment::connect::{self, ConnectConfig};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+}
+
+/// One browser at a time: the tests of this file share two cores, and each prints timings.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+/// The policy of index.html's `<meta http-equiv="Content-Security-Policy">` tag, as the servers
+/// read it (`scripts/serve-web.py`, `web/tests/browser.mjs`).
+fn page_policy() -> String {
+    let html = std::fs::read_to_string(repo().join("index.html")).expect("index.html");
+    let tag = r#"<meta http-equiv="Content-Security-Policy" content=""#;
+    let start = html.find(tag).expect("index.html has a Content-Security-Policy <meta> tag") + tag.len();
+    html[start..].split('"').next().expect("the tag's content").to_string()
+}
+
+/// What the driver reported of the policy on one path (its "security"): the policy served is
+/// index.html's, no violation was heard in the page or its worker, a string evaluated as code was
+/// refused in both (the policy is in force there) and those refusals were heard (the listeners
+/// work), the recording heard a request of the worker's own, and no request left the page's
+/// origin.
+fn check_security(what: &str, page: &serde_json::Value) {
+    let security = &page["security"];
+    assert_eq!(security["policy"].as_str(), Some(page_policy().as_str()), "{what}: the policy served");
+    assert_eq!(security["violations"], serde_json::json!([]), "{what}: the policy was violated");
+    assert_eq!(security["enforced"]["page"], true, "{what}: the policy is not in force in the page: {security}");
+    let workers = security["enforced"]["workers"].as_array().expect("workers");
+    assert!(
+        !workers.is_empty() && workers.iter().all(|w| w == true),
+        "{what}: the policy is not in force in the worker: {security}"
+    );
+    assert_eq!(
+        security["probes_heard"],
+        serde_json::json!({"page": true, "worker": true}),
+        "{what}: the probe's refusal was not heard, so a violation would not be either: {security}"
+    );
+    assert_eq!(security["worker_probe_heard"], true, "{what}: the worker's requests were not recorded: {security}");
+    assert_eq!(security["foreign"], serde_json::json!([]), "{what}: requests left the page's origin");
+    eprintln!(
+        "{what}: no policy violation; {} requests, to {} addresses, all on the page's origin",
+        security["requests"],
+        security["paths"].as_array().map_or(0, Vec::len)
+    );
 }
 
 /// What is missing to run the browser test, if anything.
@@ -88,7 +136,9 @@ fn run_page(path: &str, config: &ConnectConfig, drive: Drive) -> serde_json::Val
         String::from_utf8_lossy(&output.stdout)
     );
     eprintln!("{path}: screenshot {}", screenshot.display());
-    serde_json::from_slice(&output.stdout).expect("the page's result is JSON")
+    let page = serde_json::from_slice(&output.stdout).expect("the page's result is JSON");
+    check_security(path, &page);
+    page
 }
 
 /// Runs `config` on the page and checks its barriers and endpoint accuracies against the native
@@ -293,6 +343,7 @@ fn walk_tour() {
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "the tour failed in the page:\n{}", String::from_utf8_lossy(&output.stderr));
     let walked: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the tour's result is JSON");
+    check_security("tour", &walked);
     let walked = walked["tour"].as_array().expect("tour");
     assert_eq!(walked.len(), steps, "every step was reached");
     for step in walked {
@@ -328,6 +379,7 @@ fn the_page_runs_the_experiment_on_both_paths() {
         eprintln!("\n{msg}\n");
         return;
     }
+    let _one_browser = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     // The CPU fallback runs the default experiment with the flex backend, as natively, but
     // compiled for wasm32's 128-bit SIMD instead of the host's: f32 sums in another order, and
     // over ~1700 SGD steps (B at learning rate 0.2) that grows to about 1e-2 (measured
@@ -359,4 +411,142 @@ fn the_page_runs_the_experiment_on_both_paths() {
     // A kernel that fails validation: the run is redone on the CPU (wasm's, so the tolerance of
     // the CPU path, though this shorter run drifts less), never NaN.
     check_against_native("webgpu-fault", &short, 1e-2, 1e-2, None);
+}
+
+/// The page's policy allows nothing from another origin and no code from strings: every source
+/// is a keyword or a local scheme, scripts compile wasm but evaluate no strings, and the worker,
+/// fetches and scripts are named (not left to a looser default).
+#[test]
+fn the_page_policy_names_no_other_origin() {
+    let policy = page_policy();
+    let directives: std::collections::BTreeMap<&str, Vec<&str>> = policy
+        .split(';')
+        .filter_map(|d| {
+            let mut words = d.split_whitespace();
+            Some((words.next()?, words.collect()))
+        })
+        .collect();
+    for name in ["default-src", "script-src", "worker-src", "connect-src", "object-src", "base-uri"] {
+        assert!(directives.contains_key(name), "the policy has no {name}: {policy}");
+    }
+    assert_eq!(directives["default-src"], ["'self'"], "{policy}");
+    assert_eq!(directives["script-src"], ["'self'", "'wasm-unsafe-eval'"], "{policy}");
+    assert_eq!(directives["worker-src"], ["'self'"], "{policy}");
+    let local = ["'self'", "'none'", "'wasm-unsafe-eval'", "'unsafe-inline'", "blob:", "data:"];
+    for (name, sources) in &directives {
+        for source in sources {
+            assert!(local.contains(source), "{name} allows {source}, which is not the page's own: {policy}");
+        }
+    }
+    assert!(!directives["script-src"].contains(&"'unsafe-inline'"), "inline scripts allowed: {policy}");
+}
+
+/// `scripts/serve-web.py` (what `scripts/serve-web.sh` runs) sends index.html's policy as a
+/// header, on the page and on the worker's script alike.
+#[test]
+fn the_serve_script_sends_the_page_policy() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let Ok(mut server) = Command::new("python3")
+        .arg(repo().join("scripts/serve-web.py"))
+        .arg("0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        eprintln!("\n!!! SERVE SCRIPT NOT TESTED: no python3 !!!\n");
+        return;
+    };
+    // "serving <root> at http://127.0.0.1:<port>/ ...": the port it bound.
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("the server's line");
+    let port: u16 = line
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in the server's line: {line:?}"));
+    let headers = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
+        let mut response = String::new();
+        // The body of index.html and worker.js is text too.
+        stream.read_to_string(&mut response).expect("response");
+        response.split("\r\n\r\n").next().unwrap_or_default().to_string()
+    };
+    let expected = format!("Content-Security-Policy: {}", page_policy());
+    let answers = ["/index.html", "/web/worker.js", "/web/main.js"].map(|path| (path, headers(path)));
+    let _ = server.kill();
+    let _ = server.wait();
+    for (path, head) in answers {
+        assert!(head.starts_with("HTTP/1.0 200"), "{path}: {head}");
+        assert!(head.lines().any(|l| l == expected), "{path} came without the page's policy:\n{head}");
+    }
+}
+
+/// The page over a long session (a class leaving it open): the default experiment run twenty
+/// times in one page by pressing Run, the memory recorded after each run (printed as a series).
+/// From the fifth run on the memory must stay flat: each wasm instance (the page's, the
+/// worker's) may not grow past 5% above its size after run 5, nor the page's JS heap (measured
+/// after a full collection) by more than 5 MB. Wasm memory never shrinks, so a leak of the
+/// results or models of each run would show as steady growth; the first runs may grow while the
+/// allocators reach their working size. Measured 2026-12-04 (default run, CPU, three soaks): the
+/// page's instance 5.94 MB after run 1, then 6.25 or 6.31 MB, and 6.31 MB from run 7 at the
+/// latest to run 20; the worker's 5.44 MB throughout; the page's JS heap 3.36, 3.43 and 3.46 MB
+/// after runs 1, 5 and 20. The worker's JS heap is not measured (Chromium's workers have no
+/// `performance.memory`); its state is in its wasm instance.
+#[test]
+fn the_page_does_not_grow_over_twenty_runs() {
+    const RUNS: usize = 20;
+    const SETTLED: usize = 5;
+    const WASM_GROWTH: f64 = 0.05;
+    const JS_HEAP_GROWTH_BYTES: f64 = 5.0 * 1024.0 * 1024.0;
+    if let Some(what) = missing() {
+        let msg = format!("!!! BROWSER SOAK NOT RUN: missing {what} !!!");
+        assert!(!std::env::var("WSA_REQUIRE_BROWSER").is_ok_and(|v| v == "1"), "{msg}");
+        eprintln!("\n{msg}\n");
+        return;
+    }
+    let _one_browser = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let out = repo().join("out/web");
+    std::fs::create_dir_all(&out).expect("out/web");
+    let config_file = out.join("config-soak.json");
+    std::fs::write(&config_file, serde_json::to_string(&ConnectConfig::default()).expect("config JSON"))
+        .expect("config file");
+    let output = Command::new("node")
+        .arg(repo().join("web/tests/browser.mjs"))
+        .args(["--path", "cpu", "--soak", &RUNS.to_string(), "--config"])
+        .arg(&config_file)
+        .arg("--screenshot")
+        .arg(out.join("page-soak.png"))
+        .output()
+        .expect("node runs");
+    // The series, one line per run.
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the soak failed in the page:\n{}", String::from_utf8_lossy(&output.stderr));
+    let page: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the soak's result is JSON");
+    check_security("soak", &page);
+    let series = page["soak"].as_array().expect("soak");
+    assert_eq!(series.len(), RUNS, "every run finished");
+    let at = |run: &serde_json::Value, key: &str| {
+        run[key].as_f64().unwrap_or_else(|| panic!("run {}: no {key} in {run}", run["run"]))
+    };
+    let settled = &series[SETTLED - 1];
+    for run in &series[SETTLED..] {
+        for key in ["page_wasm_bytes", "worker_wasm_bytes"] {
+            let (then, now) = (at(settled, key), at(run, key));
+            assert!(
+                now <= then * (1.0 + WASM_GROWTH),
+                "{key} grew from {then} after run {SETTLED} to {now} after run {} (more than {:.0}%)",
+                run["run"],
+                WASM_GROWTH * 100.0
+            );
+        }
+        let (then, now) = (at(settled, "page_js_heap_bytes"), at(run, "page_js_heap_bytes"));
+        assert!(
+            now - then <= JS_HEAP_GROWTH_BYTES,
+            "the page's JS heap grew from {then} after run {SETTLED} to {now} after run {} (more than {} MB)",
+            run["run"],
+            JS_HEAP_GROWTH_BYTES / 1024.0 / 1024.0
+        );
+    }
 }

@@ -16,6 +16,7 @@ let hello;
 let cpuEngine, gpuEngine;
 // Which module runs (or ran) which job, for its Cancel.
 const engineOfJob = new Map();
+const JOBS_REMEMBERED = 64;
 let queue = Promise.resolve();
 
 const cpu = () => cpuEngine ??= initCpu({ module_or_path: hello.module }).then(() => {
@@ -55,6 +56,10 @@ async function route(data) {
       }
     }
     engineOfJob.set(data.job, receive);
+    // The worker never hears that a job ended (its results go straight to the page), so the
+    // oldest entries go: a Cancel only ever follows one of the latest jobs, and a page open all
+    // morning must not keep one entry per run.
+    while (engineOfJob.size > JOBS_REMEMBERED) engineOfJob.delete(engineOfJob.keys().next().value);
   }
   receive(data);
 }

@@ -34,6 +34,16 @@
 // unless its answer is already on screen, waits for the answer, saves <dir>/tour-N.png and clicks
 // Next; after step 2 it reloads the page, which must come back at step 2. The result JSON is then
 // {"tour": [{step, seconds, claims}], "load": ...}.
+// With --soak <runs>, the page opens with the experiment (no autorun) and the test presses Run
+// <runs> times in that one page, waiting for each result; after each it collects garbage (page
+// and worker) and records the wasm memory of the page's and the worker's instances and the JS
+// heaps; the result JSON is then {"soak": [{run, seconds, page_wasm_bytes, ...}], "load": ...}
+// and the series is printed to stderr.
+// Every mode serves the page's Content-Security-Policy (index.html's <meta> tag) as a header, as
+// scripts/serve-web.py does, listens for policy violations in the page and its worker, records
+// every request the page and its worker make, and at the end checks that the policy is in force
+// in both (a string evaluated as code must be refused); the result JSON holds it all as
+// "security" (tests/browser.rs asserts on it).
 // Exit status 0 with the result, 1 with a message on stderr.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -71,21 +81,37 @@ function shaderHook(breakModule) {
   };
 }
 
+// The page's policy, from index.html's <meta> tag as scripts/serve-web.py reads it, sent as a
+// header on every response: the header is what puts the worker under it.
+const policy = fs.readFileSync(path.join(root, 'index.html'), 'utf8')
+  .match(/<meta http-equiv="Content-Security-Policy" content="([^"]+)"/)?.[1];
+if (!policy) { console.error('index.html has no Content-Security-Policy <meta> tag'); process.exit(1); }
+
+// Put at the top of the worker's script on every path: a policy violation in the worker is
+// logged where the driver reads the worker's console (a page's listeners do not see a worker's
+// violations, and the driver cannot add an init script to a worker).
+function violationListener() {
+  self.addEventListener('securitypolicyviolation', (e) => console.error(
+    `test: CSP violation in the worker: ${e.violatedDirective} refused ${e.blockedURI || '(inline)'} (${e.sourceFile}:${e.lineNumber})`));
+}
+
 // The modules the page and its worker fetched, in order: the WebGPU one only for GPU work where
 // the browser has an adapter.
 const servedModules = [];
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
 const server = http.createServer((req, res) => {
+  const headers = (type) => ({ 'content-type': type, 'content-security-policy': policy });
   const file = path.join(root, decodeURIComponent(new URL(req.url, 'http://x').pathname));
   if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
     const index = path.join(file, 'index.html');
-    if (fs.existsSync(index)) { res.writeHead(200, { 'content-type': 'text/html' }); return fs.createReadStream(index).pipe(res); }
-    res.writeHead(404); return res.end();
+    if (fs.existsSync(index)) { res.writeHead(200, headers('text/html')); return fs.createReadStream(index).pipe(res); }
+    res.writeHead(404, { 'content-security-policy': policy }); return res.end();
   }
   if (file.endsWith('.wasm')) servedModules.push(path.relative(root, file));
-  res.writeHead(200, { 'content-type': types[path.extname(file)] ?? 'application/octet-stream' });
-  if (file === path.join(root, 'web/worker.js') && args.path.startsWith('webgpu')) {
-    return res.end(`(${shaderHook.toString()})(${args.path === 'webgpu-fault' ? 12 : 0});\n${fs.readFileSync(file, 'utf8')}`);
+  res.writeHead(200, headers(types[path.extname(file)] ?? 'application/octet-stream'));
+  if (file === path.join(root, 'web/worker.js')) {
+    const hook = args.path.startsWith('webgpu') ? `(${shaderHook.toString()})(${args.path === 'webgpu-fault' ? 12 : 0});\n` : '';
+    return res.end(`(${violationListener.toString()})();\n${hook}${fs.readFileSync(file, 'utf8')}`);
   }
   fs.createReadStream(file).pipe(res);
 });
@@ -96,14 +122,56 @@ const base = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const webgpu = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
   '--use-webgpu-adapter=swiftshader'];
+// The soak reads exact heap sizes (Chromium rounds performance.memory without the first flag)
+// after collecting garbage itself (gc(), which the second one gives page and worker alike).
+const soakFlags = ['--enable-precise-memory-info', '--js-flags=--expose-gc'];
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-lab-chromium-'));
 const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
-  args: args.path.startsWith('webgpu') ? [...base, ...webgpu] : base,
+  args: [...base, ...(args.path.startsWith('webgpu') ? webgpu : []), ...(args.soak ? soakFlags : [])],
   acceptDownloads: true,
   viewport: { width: 1280, height: 820 },
 });
+
+// What the policy refused: the page's securitypolicyviolation events (an init script, so they are
+// heard from the page's first script on and after a reload), the worker's (violationListener, in
+// its console) and Chromium's console messages about the policy.
+const violations = [];
+const violationMessage = /Content Security Policy|CSP violation/i;
+await browser.exposeFunction('wsaLabTestViolation', (text) => violations.push(`page: ${text}`));
+await browser.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => window.wsaLabTestViolation(
+  `${e.violatedDirective} refused ${e.blockedURI || '(inline)'} (${e.sourceFile}:${e.lineNumber})`)));
+// Every request the page and its worker made (downloads, data: and blob: URLs included).
+const requests = [];
+browser.on('request', (r) => requests.push(r.url()));
+
+// The policy in force and what the page did under it: the violations heard, whether a string
+// evaluated as code is refused in the page and in each worker (it must be: no 'unsafe-eval'),
+// and every request, with those that left the page's origin. The probes run after the violations
+// are taken, since their refusals are violations too; a request from each worker checks that the
+// recording hears the worker's requests.
+async function security(page) {
+  const heard = [...violations];
+  // From a task of the realm's own: code the driver evaluates may evaluate strings whatever the
+  // policy says (the DevTools protocol allows it during an evaluation).
+  const refuses = () => new Promise((ok) => setTimeout(() => {
+    try { new Function('return 1')(); ok(false); } catch (e) { ok(e instanceof EvalError); }
+  }, 0));
+  const workers = page.workers();
+  const enforced = { page: await page.evaluate(refuses), workers: await Promise.all(workers.map((w) => w.evaluate(refuses))) };
+  const probe = '/index.html?request-probe=worker';
+  await Promise.all(workers.map((w) => w.evaluate((p) => fetch(p).then((r) => r.status), probe)));
+  await page.waitForTimeout(200);
+  // The probes' refusals, as the listeners heard them: proof that a violation would be heard.
+  const probes = violations.slice(heard.length);
+  const probes_heard = { page: probes.some((v) => v.startsWith('page:')), worker: probes.some((v) => v.includes('in the worker')) };
+  const origin = new URL(page.url()).origin;
+  const foreign = requests.filter((u) => { const url = new URL(u); return url.protocol !== 'data:' && url.origin !== origin; });
+  const paths = [...new Set(requests.filter((u) => !foreign.includes(u)).map((u) => { const url = new URL(u); return url.protocol === 'http:' ? url.pathname + url.search : url.protocol; }))];
+  return { policy, violations: heard, enforced, probes_heard, requests: requests.length, paths, foreign,
+    worker_probe_heard: paths.includes(probe) };
+}
 // Clicks the control the page published as `name` (its centre, in canvas CSS pixels).
 async function click(page, name) {
   const attribute = `data-wsa-lab-target-${name}`;
@@ -260,40 +328,114 @@ async function cancelRun(page) {
   return { seconds_to_idle, page_ms_from_pointer_to_idle, animation_frames_in_one_second: frames, result_published };
 }
 
+// Presses Run in the top bar: at its published centre (`run`) once the app publishes one; until
+// then Run is the button just left of Tour ("tour-start"), whose centre is RUN_LEFT_OF_TOUR CSS
+// pixels left of Tour's (measured on a screenshot of 2026-12-04: Run spans x 100-138, Tour
+// 147-189). A click that misses starts nothing, which the soak reports as such.
+const RUN_LEFT_OF_TOUR = 49;
+async function clickRun(page) {
+  if (await page.evaluate(() => document.body.hasAttribute('data-wsa-lab-target-run'))) return click(page, 'run');
+  await page.waitForFunction(() => document.body.hasAttribute('data-wsa-lab-target-tour-start'), null, { timeout: 20000 });
+  const [x, y] = (await page.getAttribute('body', 'data-wsa-lab-target-tour-start')).split(',').map(Number);
+  const canvas = await page.locator('canvas').first().boundingBox();
+  await page.mouse.click(canvas.x + x - RUN_LEFT_OF_TOUR, canvas.y + y);
+}
+
+// The memory of the realm it runs in (the page, or a worker), after a full collection: its
+// instance's wasm memory (the exports of the bundle's module, which its glue hands back once the
+// instance is up, without starting another) and the JS heap in use, where the realm has
+// performance.memory (Chromium's pages; not its workers).
+async function realmMemory() {
+  globalThis.gc?.();
+  const glue = await import(new URL('/web/pkg/wsa_lab_web.js', location.href).href);
+  const wasm = await glue.default();
+  return { wasm: wasm.memory.buffer.byteLength, js: globalThis.performance?.memory?.usedJSHeapSize ?? null };
+}
+
+// Presses Run `runs` times in one page, each once the last result is in, and records the
+// memory of the page and of its worker after each run.
+async function soak(page, runs) {
+  await page.waitForFunction(() => document.body.dataset.wsaLabModuleMs !== undefined, null, { timeout: 60000 });
+  const series = [];
+  const mb = (bytes) => (bytes === null ? '—' : (bytes / 2 ** 20).toFixed(2));
+  console.error('soak: run  seconds  page wasm MB  worker wasm MB  page JS heap MB  worker JS heap MB');
+  for (let run = 1; run <= runs; run += 1) {
+    await page.evaluate(() => { delete document.body.dataset.wsaLab; });
+    const started = Date.now();
+    await clickRun(page);
+    await page.waitForFunction(() => document.body.dataset.wsaLabBusy === 'yes' || document.body.dataset.wsaLab,
+      null, { timeout: 15000, polling: 20 }).catch(() => {
+      throw new Error(`run ${run}: pressing Run started nothing (the test clicked beside the button?)`);
+    });
+    await page.waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.wsaLab)
+      && document.body.dataset.wsaLabBusy === 'no', null, { timeout: timeoutMs, polling: 50 });
+    if (await page.evaluate(() => document.body.dataset.wsaLab) === 'failed') {
+      throw new Error(`run ${run} failed: ${await page.textContent('#wsa-lab-result')}`);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const workers = page.workers();
+    if (workers.length !== 1) throw new Error(`run ${run}: the page has ${workers.length} workers, not one`);
+    const inPage = await page.evaluate(realmMemory);
+    const inWorker = await workers[0].evaluate(realmMemory);
+    const point = { run, seconds, page_wasm_bytes: inPage.wasm, worker_wasm_bytes: inWorker.wasm,
+      page_js_heap_bytes: inPage.js, worker_js_heap_bytes: inWorker.js };
+    series.push(point);
+    console.error(`soak: ${String(run).padStart(3)}  ${seconds.toFixed(2).padStart(7)}  ${mb(point.page_wasm_bytes).padStart(12)}  `
+      + `${mb(point.worker_wasm_bytes).padStart(14)}  ${mb(point.page_js_heap_bytes).padStart(15)}  ${mb(point.worker_js_heap_bytes).padStart(17)}`);
+  }
+  return series;
+}
+
 // What the page logged, for the messages of a failure.
 const console_lines = [];
 const fail = async (message) => {
   console.error(message);
+  if (violations.length) console.error(`policy violations:\n${violations.join('\n')}`);
   await browser.close();
   server.close();
   process.exit(1);
 };
 try {
   const page = browser.pages()[0] ?? await browser.newPage();
-  page.on('console', (m) => console_lines.push(`[${m.type()}] ${m.text()}`));
-  page.on('worker', (w) => w.on('console', (m) => console_lines.push(`[worker ${m.type()}] ${m.text()}`)));
+  const heard = (where, text) => {
+    console_lines.push(`[${where}] ${text}`);
+    if (violationMessage.test(text)) violations.push(`${where} console: ${text}`);
+  };
+  page.on('console', (m) => heard(m.type(), m.text()));
+  page.on('worker', (w) => w.on('console', (m) => heard(`worker ${m.type()}`, m.text())));
   // A Rust panic in the page aborts the wasm instance ("unreachable"): nothing more will come.
   let crashed;
   const crash = new Promise((_, reject) => { crashed = reject; });
   page.on('pageerror', (e) => {
-    console_lines.push(`[pageerror] ${e.message}`);
+    heard('pageerror', e.message);
     if (e.message.includes('unreachable')) crashed(new Error('the page panicked'));
   });
   if (args.tour) {
     await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu#tour=1`);
     const tour = await walkTour(page, Number(args.tour), args.shots ?? 'out/web');
-    console.log(JSON.stringify({ tour, load: await loadTimes(page), console: console_lines.slice(-20) }));
+    console.log(JSON.stringify({ tour, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
     await browser.close();
     server.close();
     process.exit(0);
   }
   const config = fs.readFileSync(args.config, 'utf8');
+  if (args.soak) {
+    // The experiment of the link, on the CPU (the soak measures the page, not a GPU), not started:
+    // every run is a press of Run.
+    await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu#v1=${encodeURIComponent(config)}`);
+    const series = await soak(page, Number(args.soak));
+    if (args.screenshot) await page.screenshot({ path: args.screenshot });
+    console.log(JSON.stringify({ soak: series, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
+    await browser.close();
+    server.close();
+    process.exit(0);
+  }
   // Both paths ask for the GPU: the plain browser has none, so the page must fall back.
   const url = `http://127.0.0.1:${port}/index.html?autorun&device=gpu#v1=${encodeURIComponent(config)}`;
   const started = Date.now();
   await page.goto(url);
   if (args.cancel) {
-    console.log(JSON.stringify({ cancel: await cancelRun(page), console: console_lines.slice(-20) }));
+    console.log(JSON.stringify({ cancel: await cancelRun(page), security: await security(page), console: console_lines.slice(-20) }));
   } else {
     try {
       // Done, failed, or the loader's error message (then there is nothing to wait for).
@@ -318,7 +460,7 @@ try {
     const plane = args.plane ? { plane: await exercisePlane(page, args.plane) } : {};
     const files = args.files ? await exerciseFiles(page, args.files) : {};
     console.log(JSON.stringify({ ...result, ...plane, ...files, load, seconds_to_result: seconds,
-      served_modules: servedModules, console: console_lines.slice(-20) }));
+      served_modules: servedModules, security: await security(page), console: console_lines.slice(-20) }));
   }
 } catch (e) {
   const page = browser.pages()[0];

@@ -482,10 +482,10 @@ pub fn seed_summary(data: &wsa_core::experiment::reproduce::report::FigureData) 
             legend.draw(&Circle::new((16, y), 5, color.filled())).map_err(draw_err)?;
             legend.draw(&Text::new(variant.clone(), (28, y - 8), ("sans-serif", 15))).map_err(draw_err)?;
         }
-        let note = "mean over seeds; bar: lowest to highest seed";
-        legend
-            .draw(&Text::new(note, (8, 60 + 24 * data.series.len() as i32 + 8), ("sans-serif", 11)))
-            .map_err(draw_err)?;
+        for (i, line) in ["dot: mean over seeds", "bar: lowest to highest seed"].into_iter().enumerate() {
+            let y = 60 + 24 * data.series.len() as i32 + 8 + 16 * i as i32;
+            legend.draw(&Text::new(line, (8, y), ("sans-serif", 12))).map_err(draw_err)?;
+        }
     })
 }
 

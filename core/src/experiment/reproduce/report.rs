@@ -46,7 +46,7 @@ fn view(family: Family) -> FamilyView {
                 ("wm+wsa+repair", "wm+repair"),
             ],
             compared_metrics: &[metric::LOSS_BARRIER, metric::ACCURACY_BARRIER],
-            figure: (metric::LOSS_BARRIER, "loss barrier (mean ± std over seeds)"),
+            figure: (metric::LOSS_BARRIER, "loss barrier (mean over seeds, bar from the lowest to the highest seed)"),
         },
         Family::Fed => FamilyView {
             metrics: &[
@@ -63,7 +63,7 @@ fn view(family: Family) -> FamilyView {
             metrics: CONNECT_METRICS,
             comparisons: &[("wsa", "plain")],
             compared_metrics: &[metric::LOSS_BARRIER, metric::ACCURACY_BARRIER],
-            figure: (metric::LOSS_BARRIER, "loss barrier (mean ± std over seeds)"),
+            figure: (metric::LOSS_BARRIER, "loss barrier (mean over seeds, bar from the lowest to the highest seed)"),
         },
         Family::Gaussianity => FamilyView {
             metrics: &[(metric::MEAN_ABS_KURTOSIS, "mean abs excess kurtosis"), (metric::MEAN_KS, "mean KS distance")],
