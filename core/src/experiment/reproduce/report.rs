@@ -375,7 +375,7 @@ impl Report {
             .filter_map(|pool| {
                 let family = families.iter().find(|f| f.family == pool.family)?;
                 let rows: Vec<&RowReport> = family.rows.iter().filter(|r| pool.takes(&r.group, &r.row)).collect();
-                let claims = pool.claims.iter().map(|claim| pool_claim(claim, &rows, records, rules)).collect();
+                let claims = pool.claims.iter().map(|claim| pool_claim(claim, &rows, records)).collect();
                 Some(PoolReport { label: pool.label.clone(), family: pool.family, claims })
             })
             .collect();
@@ -480,11 +480,15 @@ fn correct_with_holm(rows: &mut [RowReport], alpha: f64) {
 
 /// Pools `claim` over `rows` (those that count for it): each row's mean paired difference with
 /// its variance (std² / n), absolute and relative to the row's baseline mean.
-fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord], rules: &Rules) -> PooledClaim {
+fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord]) -> PooledClaim {
     let mut used = Vec::new();
     let (mut absolute, mut relative, mut all_relative) = (Vec::new(), Vec::new(), Vec::new());
     let (mut below, mut above, mut pairs_total) = (0, 0, 0);
     let mut against = Vec::new();
+    let wrong_way = match claim.direction {
+        Direction::Lower => Verdict::Higher,
+        Direction::Higher => Verdict::Lower,
+    };
     for r in rows.iter().filter(|r| r.counts_for(&claim.variant, &claim.baseline)) {
         let Some(c) = r
             .comparisons
@@ -499,12 +503,8 @@ fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord], ru
         }
         let cells: Vec<&CellRecord> = records
             .iter()
-            .filter(|x| {
-                x.cell.group == r.group
-                    && x.cell.row == r.row
-                    && r.seeds.contains(&x.cell.seed)
-                    && not_learned(x, rules).is_none()
-            })
+            // The row's seeds are its valid ones: the cells the rules left out are not among them.
+            .filter(|x| x.cell.group == r.group && x.cell.row == r.row && r.seeds.contains(&x.cell.seed))
             .collect();
         let pairs =
             paired(&values(&cells, &claim.variant, &claim.metric), &values(&cells, &claim.baseline, &claim.metric));
@@ -518,10 +518,6 @@ fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord], ru
         below += d.below;
         above += d.above;
         pairs_total += d.n;
-        let wrong_way = match claim.direction {
-            Direction::Lower => Verdict::Higher,
-            Direction::Higher => Verdict::Lower,
-        };
         if c.corrected == wrong_way {
             against.push(r.label());
         }
@@ -1078,18 +1074,7 @@ mod tests {
         let t = tallies.iter().find(|t| t.variant == "wsa" && t.metric == metric::LOSS_BARRIER).expect("tally");
         assert_eq!((t.lower, t.higher, t.no_significant_difference), (1, 0, 0));
 
-        let context = Context {
-            command: "wsa-lab reproduce",
-            date: "2026-12-02",
-            machine: "test",
-            device: "CPU",
-            description: "",
-            wall_seconds: 5.0,
-            missing: 0,
-            quarantined: &[],
-            figures: "figures",
-        };
-        let md = markdown(&report, &records, &context);
+        let md = markdown(&report, &records, &context());
         assert!(md.contains("## Mode connectivity (`connect`)"), "{md}");
         assert!(
             md.contains("| g | lr | wsa − plain | loss barrier | -0.200 | [-0.396, -0.004] | 0.047 | 0.047 | 0.263 | 5 | **lower** |"),
