@@ -19,6 +19,7 @@ use wsa_core::experiment::federated::{Aggregation, FedConfig};
 use wsa_core::experiment::method::{Method, Training};
 use wsa_core::experiment::plane::PlaneOutcome;
 use wsa_core::model::HostParams;
+use wsa_figures::files;
 
 /// The time between frames while a job runs and nothing else asks for one (input still draws at
 /// once): 10 per second keep the curves live, and in a browser without a GPU, where a frame is
@@ -188,7 +189,7 @@ impl WsaLabApp {
         };
         cc.egui_ctx.add_font(egui::epaint::text::FontInsert::new(
             "DejaVuSans",
-            egui::FontData::from_static(crate::export::plots::FONT),
+            egui::FontData::from_static(wsa_figures::FONT),
             vec![fallback(egui::FontFamily::Proportional), fallback(egui::FontFamily::Monospace)],
         ));
         if let Some(text) = notice {
@@ -236,7 +237,8 @@ impl WsaLabApp {
             let region = image.region(&rect, Some(pixels_per_point));
             let [width, height] = region.size;
             let rgba: Vec<u8> = region.pixels.iter().flat_map(|c| c.to_array()).collect();
-            let written = crate::export::plots::encode_rgba(&rgba, width as u32, height as u32)
+            let written = wsa_figures::render::encode_rgba(&rgba, width as u32, height as u32)
+                .map_err(AppError::from)
                 .and_then(|bytes| platform::save_file(&dir, &file, &bytes));
             let notice = match written {
                 Ok(()) => Notice { text: format!("Wrote {}", path.display()), is_error: false },
@@ -507,9 +509,13 @@ impl WsaLabApp {
         let dir = PathBuf::from(&self.settings.export_dir);
         let Some(result) = &self.settings.last_result else { return };
         let outcome = match export {
-            Export::Figures => crate::export::write_figures(&dir, result),
-            Export::Results => crate::export::write_tables(&dir, result, None),
-            Export::Models => crate::export::write_models(&dir, &self.models),
+            Export::Figures => platform::save_files(&dir, "figures", files::connect_figures(result)),
+            Export::Results => files::connect_tables(result, None)
+                .map_err(AppError::from)
+                .and_then(|f| platform::save_files(&dir, "results", f)),
+            Export::Models => files::models(&self.models)
+                .map_err(AppError::from)
+                .and_then(|f| platform::save_files(&dir, "models", f)),
             Export::Merged { method, index } => {
                 let (Some(pair), Some(m)) = (self.models.get(method), result.methods.get(method)) else { return };
                 let alpha = m.path.get(index).map_or(0.5, |p| p.alpha);

@@ -186,8 +186,9 @@ fn region_image(map: &RegionMap) -> egui::ColorImage {
         .rev()
         .flat_map(|row| &map.classes[row * GRID..(row + 1) * GRID])
         .map(|&class| {
-            let [r, g, b] = crate::palette::CLASSES[(class.max(0.0) as usize) % crate::palette::CLASSES.len()];
-            egui::Color32::from_rgb(r, g, b).gamma_multiply(REGION_OPACITY)
+            let [r, g, b] =
+                wsa_figures::palette::CLASSES[(class.max(0.0) as usize) % wsa_figures::palette::CLASSES.len()];
+            crate::views::figure::color([r, g, b]).gamma_multiply(REGION_OPACITY)
         })
         .collect();
     egui::ColorImage::new([GRID, GRID], pixels)

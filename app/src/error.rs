@@ -56,6 +56,16 @@ impl AppError {
     }
 }
 
+/// A figure or file set that could not be made: the engine's errors stay the engine's.
+impl From<wsa_figures::FigureError> for AppError {
+    fn from(error: wsa_figures::FigureError) -> Self {
+        match error {
+            wsa_figures::FigureError::Engine(e) => AppError::Engine(e),
+            wsa_figures::FigureError::Draw { figure, reason } => AppError::Figure { figure, reason },
+        }
+    }
+}
+
 pub type AppResult<T> = Result<T, AppError>;
 
 /// Errors are compared by their message: what a user sees (and what the worker carries across).

@@ -7,10 +7,8 @@
 mod app;
 mod derived;
 pub mod error;
-pub mod export;
 mod job;
 pub mod link;
-pub mod palette;
 mod platform;
 pub mod state;
 pub mod tour;
@@ -47,8 +45,8 @@ pub fn wgpu_configuration() -> egui_wgpu::WgpuConfiguration {
 
 /// Said beside the results where they are not computed as on the desktop. In a browser the CPU
 /// backend sums f32 products in another order (wasm's 128-bit SIMD lanes, not the host's), and
-/// over a thousand SGD steps rounding grows into visible differences (the README's "The web
-/// page" has the measured ones; tests/browser.rs bounds them).
+/// over a thousand SGD steps rounding grows into visible differences (docs/page.md has the
+/// measured ones; tests/browser.rs bounds them).
 pub const NUMBERS_NOTE: Option<&str> = if cfg!(target_arch = "wasm32") {
     Some(
         "Computed in this browser, where f32 sums run in another order than on the desktop: training drifts a little, so accuracies agree with the desktop app and the CLI to about 1% (a few test samples) and barriers to a few hundredths.",

@@ -25,7 +25,7 @@ use wsa_core::io::{load_model_for, save_model, write_atomic};
 use wsa_core::model::HostParams;
 use wsa_core::scope::{Scope, device_scopes};
 use wsa_core::train::{DeviceData, evaluate};
-use wsa_lab_app::export;
+use wsa_figures::files;
 
 #[derive(clap::Args)]
 pub struct FlowerArgs {
@@ -284,7 +284,7 @@ fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
     write_json(&rounds_file, &rounds)?;
     let result =
         federation.result(&config, &device.description, vec![federated::finish_run(&config, name.clone(), rounds)]);
-    export::write_federated(out, &result, step.seconds)?;
+    files::write(out, files::federated(&result, step.seconds)?)?;
     save_model(&out.join(format!("models/{name}.safetensors")), &global)?;
     println!(
         "{}",

@@ -9,6 +9,14 @@ mod plane;
 mod reproduce;
 mod table;
 
+/// The process's allocator. glibc's hands each freed block above its mmap threshold (at most
+/// 32 MiB) back to the OS, so a training step whose activations and im2col buffers are that
+/// large (the CNN at batch 128 and more) faulted in and cleared fresh pages every step: ~30% of
+/// the CNN's CPU step (measured with perf, docs/benchmarks.md). mimalloc keeps them for the next
+/// step. Declared by each binary (this one, `wsa-lab`), not by a library they link.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -23,7 +31,7 @@ use wsa_core::experiment::federated::FedConfig;
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::{Event, Observer, Versioned};
 use wsa_core::wsa::WsaConfig;
-use wsa_lab_app::export;
+use wsa_figures::files;
 
 #[derive(Parser)]
 #[command(
@@ -266,7 +274,7 @@ fn main() {
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::BenchFirstStep(args)) => bench::first_step(args),
         Some(Command::App { config, autorun, frame_log, tour, classroom }) => {
-            open_app(config, wsa_lab_app::LaunchOptions { autorun, frame_log, tour, classroom, config: None })
+            open_app(AppLaunch { config, autorun, frame_log, tour, classroom })
         }
         None => run_connect(cli.connect),
     };
@@ -276,10 +284,49 @@ fn main() {
     }
 }
 
-/// `options` with the experiment of the file `config`, if one is given.
-fn open_app(config: Option<PathBuf>, options: wsa_lab_app::LaunchOptions) -> Result<()> {
-    let config = config.map(|path| ConnectConfig::read_file(&path)).transpose()?;
-    Ok(wsa_lab_app::run_native(wsa_lab_app::LaunchOptions { config, ..options })?)
+/// What `wsa-lab app` hands to the app's binary.
+struct AppLaunch {
+    config: Option<PathBuf>,
+    autorun: bool,
+    frame_log: bool,
+    tour: Option<String>,
+    classroom: bool,
+}
+
+/// The app's binary, `wsa-lab-app`, is built and installed beside this one.
+const APP_BINARY: &str = "wsa-lab-app";
+
+/// Starts the desktop app's own binary (the CLI links no GUI) and exits as it does; it prints
+/// its own errors (no display, a bad config), so only a missing binary is said here.
+fn open_app(launch: AppLaunch) -> Result<()> {
+    if let Some(path) = &launch.config {
+        // Read here first, so that a bad file is refused in the CLI's words before a window opens.
+        ConnectConfig::read_file(path)?;
+    }
+    let here = std::env::current_exe().context("finding this program's folder")?;
+    let app = here.with_file_name(format!("{APP_BINARY}{}", std::env::consts::EXE_SUFFIX));
+    if !app.is_file() {
+        bail!(
+            "the desktop app is not built: {} is missing; build it with `cargo build --release --bin {APP_BINARY}`",
+            app.display()
+        );
+    }
+    let mut command = std::process::Command::new(&app);
+    if let Some(path) = &launch.config {
+        command.arg("--config").arg(path);
+    }
+    for (on, flag) in
+        [(launch.autorun, "--autorun"), (launch.frame_log, "--frame-log"), (launch.classroom, "--classroom")]
+    {
+        if on {
+            command.arg(flag);
+        }
+    }
+    if let Some(step) = &launch.tour {
+        command.arg("--tour").arg(step);
+    }
+    let status = command.status().with_context(|| format!("starting {}", app.display()))?;
+    std::process::exit(status.code().unwrap_or(1));
 }
 
 /// Refuses an --out that names a file before anything is computed (the results are a folder of
@@ -436,9 +483,9 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
     if progress.tty {
         eprintln!();
     }
-    let mut written = export::write_tables(&out, &outcome.result, Some(seconds))?;
-    written.extend(export::write_figures(&out, &outcome.result)?);
-    written.extend(export::write_models(&out, &outcome.models)?);
+    let mut written = files::write(&out, files::connect_tables(&outcome.result, Some(seconds))?)?;
+    written.extend(files::write(&out, files::connect_figures(&outcome.result))?);
+    written.extend(files::write(&out, files::models(&outcome.models)?)?);
     println!("{}", table::table(&outcome.result));
     for warning in &outcome.result.warnings {
         println!("warning: {warning}");
@@ -522,7 +569,7 @@ fn run_fed(args: FedArgs) -> Result<()> {
     if progress.tty {
         eprintln!();
     }
-    let mut written = export::write_federated(&args.out, result, Some(seconds))?;
+    let mut written = files::write(&args.out, files::federated(result, Some(seconds))?)?;
     for (name, model) in &outcome.finals {
         let file = format!("models/{name}.safetensors");
         wsa_core::io::save_model(&args.out.join(&file), model)?;

@@ -13,7 +13,7 @@ use wsa_core::experiment::connect::{self, ConnectConfig};
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::plane::{self, PlaneConfig};
 use wsa_core::train::DeviceData;
-use wsa_lab_app::export;
+use wsa_figures::files;
 
 #[derive(clap::Args)]
 pub struct PlaneArgs {
@@ -113,7 +113,7 @@ pub fn run(args: PlaneArgs) -> Result<()> {
     // (A + w_B (B − A) + w_θ (θ − A), `Plane::model_at`) or the plane computed again.
     let models: Vec<(&str, &wsa_core::model::HostParams)> =
         [("A", &pair.a), ("B", &pair.b)].into_iter().chain(third.as_ref().map(|t| ("theta", t))).collect();
-    let written = export::write_plane(&out, &plane, &summary, &models)?;
+    let written = files::write(&out, files::plane(&plane, &summary, &models)?)?;
     for m in &plane.models {
         println!("{:<28} at ({:>9.4}, {:>9.4})", m.label, m.x, m.y);
     }

@@ -10,7 +10,7 @@ use wsa_core::experiment::reproduce::{
     self, Cell, CellExperiment, CellProgress, CellRecord, Family, Quarantined, Spec, Store, Stored,
 };
 use wsa_core::experiment::{Event, Observer, Versioned};
-use wsa_lab_app::export;
+use wsa_figures::files;
 
 #[derive(clap::Args)]
 pub struct ReproduceArgs {
@@ -137,7 +137,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         figures: "figures",
     };
     let report = reproduce::report::Report::new(&records, &spec.rules, &spec.pools);
-    let written = export::write_reproduce(&args.out, &report, &records, &context)?;
+    let written = files::write(&args.out, files::reproduce(&report, &records, &context)?)?;
     print_tallies(&report);
     println!("wrote {} files to {}", written.len(), args.out.display());
     if let Some(target) = &args.publish {
@@ -240,7 +240,7 @@ fn publish(
     let figures = "img/results";
     let published = reproduce::report::Context { figures, ..*context };
     let staging = dir.join(".reproduce-publish");
-    export::write_reproduce(&staging, report, records, &published)?;
+    files::write(&staging, files::reproduce(report, records, &published)?)?;
     for family in Family::ALL {
         let from = staging.join(figures).join(format!("{}.png", family.name()));
         if from.exists() {

@@ -41,8 +41,8 @@ pub fn weighted_average(models: &[&Params], weights: &[f64]) -> Result<Params> {
     Ok(Params { layout: Arc::clone(&first.layout), tensors })
 }
 
-/// theta(alpha) = (1 - alpha) a + alpha b, on the parameters' device (our `shaders/lerp.wgsl`
-/// on a GPU). Extrapolates for alpha outside [0, 1].
+/// theta(alpha) = (1 - alpha) a + alpha b, on the parameters' device (`kernels::lerp`: our
+/// `shaders/weighted_sum.wgsl` with two models on a GPU). Extrapolates for alpha outside [0, 1].
 pub fn interpolate(a: &Params, b: &Params, alpha: f64) -> Result<Params> {
     a.layout.check_compatible(&b.layout)?;
     let tensors = a.tensors.iter().zip(&b.tensors).map(|(ta, tb)| lerp(ta.clone(), tb.clone(), alpha as f32)).collect();

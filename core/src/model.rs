@@ -25,6 +25,13 @@ pub enum Activation {
     LeakyRelu,
 }
 
+crate::choices!(Activation, "activation" {
+    Relu => "relu", "ReLU",
+    Tanh => "tanh", "tanh",
+    Gelu => "gelu", "GELU",
+    LeakyRelu => "leaky-relu", "leaky ReLU",
+});
+
 /// Normalisation after each hidden layer. BatchNorm is deliberately absent: interpolated models
 /// would need their statistics recomputed at every alpha (method.md section 5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -54,17 +61,13 @@ pub enum Initializer {
     Orthogonal,
 }
 
+crate::choices!(Initializer, "initialisation" {
+    Uniform => "uniform", "uniform (PyTorch's default)",
+    Normal => "normal", "He normal",
+    Orthogonal => "orthogonal", "orthogonal",
+});
+
 impl Initializer {
-    pub const ALL: [Initializer; 3] = [Initializer::Uniform, Initializer::Normal, Initializer::Orthogonal];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Initializer::Uniform => "uniform",
-            Initializer::Normal => "normal",
-            Initializer::Orthogonal => "orthogonal",
-        }
-    }
-
     /// Standard deviation of a weight's initial distribution (for the fixed WSA target).
     fn weight_std(self, spec: &ParamSpec) -> f64 {
         let fan_in = spec.fan_in as f64;

@@ -227,6 +227,13 @@ pub enum FusionRule {
     PrecisionWeighted,
 }
 
+crate::choices!(FusionRule, "fusion rule" {
+    MomentMatching => "moment-matching", "moment matching",
+    PlainAverage => "plain-average", "plain average",
+    StdAverage => "std-average", "std average",
+    PrecisionWeighted => "precision-weighted", "precision weighted",
+});
+
 /// Fuses per-model scope lists (`scopes[k][l]`, model k, layer l) with weights `p_k`
 /// (normalised here; sample counts in federated learning, equal otherwise).
 pub fn fuse(scopes: &[Vec<Scope>], weights: &[f64], rule: FusionRule) -> Result<Vec<Scope>> {

@@ -22,6 +22,11 @@ pub enum OptimizerKind {
     Adam,
 }
 
+crate::choices!(OptimizerKind, "optimizer" {
+    Sgd => "sgd", "SGD",
+    Adam => "adam", "Adam",
+});
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {

@@ -18,6 +18,11 @@ pub enum KlDirection {
     TargetToModel,
 }
 
+crate::choices!(KlDirection, "KL direction" {
+    ModelToTarget => "model-to-target", "KL(model ‖ target)",
+    TargetToModel => "target-to-model", "KL(target ‖ model)",
+});
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum LayerReduction {
@@ -25,6 +30,11 @@ pub enum LayerReduction {
     Mean,
     Sum,
 }
+
+crate::choices!(LayerReduction, "layer reduction" {
+    Mean => "mean", "mean",
+    Sum => "sum", "sum",
+});
 
 /// Where the target scope comes from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

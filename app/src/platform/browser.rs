@@ -4,7 +4,6 @@
 
 use super::{ModelInbox, PickedModel};
 use crate::AppResult;
-use crate::export::Content;
 use crate::job::{DeviceTarget, JobMessage, JobRequest, Wake};
 use std::path::Path;
 use std::sync::Arc;
@@ -22,15 +21,10 @@ pub const PUBLISHES_STATE: bool = true;
 /// The fetched data sets are too large for a page: only the embedded and generated ones.
 pub const READS_FETCHED_DATA: bool = false;
 
-/// A drawn figure: an SVG document, and the size in pixels of the PNG the page draws from it
-/// (plotters' wasm build cannot draw text into a bitmap; the browser draws the SVG's text with
-/// its own fonts).
-pub type FigureImage = (String, (u32, u32));
-
 /// Saves a set of files as one download, `wsa-lab-<set>.zip`: a page that saves several files
 /// at once makes the browser ask first (and headless Chromium dropped all downloads after the
 /// tenth). Returns what was saved, for the notice.
-pub fn save_files(_out: &Path, set: &str, files: Vec<(String, Content)>) -> AppResult<Vec<String>> {
+pub fn save_files(_out: &Path, set: &str, files: wsa_figures::files::Files) -> AppResult<Vec<String>> {
     let archive = format!("wsa-lab-{set}.zip");
     let names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
     crate::web::download_archive(&archive, files);
@@ -85,23 +79,6 @@ pub fn publish_state(config: &wsa_core::experiment::connect::ConnectConfig, tour
 pub fn save_file(_out: &Path, name: &str, bytes: &[u8]) -> AppResult<()> {
     crate::web::download(&name.replace('/', "-"), bytes)
 }
-
-/// Draws a figure of `$size` (width, height) pixels as an SVG document, which the page turns
-/// into a PNG when it saves it (`web::download_archive`). See the native `render_figure`.
-macro_rules! render_figure {
-    ($size:expr, |$root:ident| $draw:block) => {{
-        let (w, h): (u32, u32) = $size;
-        let mut svg = String::new();
-        {
-            let $root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-            $root.fill(&WHITE).map_err(draw_err)?;
-            $draw
-            $root.present().map_err(draw_err)?;
-        }
-        Ok(Figure { image: (svg, (w, h)) })
-    }};
-}
-pub(crate) use render_figure;
 
 /// A page reads a file only when the user picks it in the browser's dialog.
 pub const PICKS_FILES_IN_DIALOG: bool = true;

@@ -4,7 +4,6 @@
 use super::{ModelInbox, PickedModel};
 use crate::AppError;
 use crate::AppResult;
-use crate::export::Content;
 use crate::job::{DeviceTarget, JobMessage, JobObserver, JobRequest, Wake};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,14 +12,6 @@ use std::sync::mpsc::Receiver;
 use wsa_core::device::{ComputeDevice, DeviceChoice};
 use wsa_core::experiment::Pause;
 use wsa_core::experiment::connect::ConnectConfig;
-
-/// The process's allocator, for every program that links this crate (the app, the CLI and their
-/// tests). glibc's hands each freed block above its mmap threshold (at most 32 MiB) back to the
-/// OS, so a training step whose activations and im2col buffers are that large (the CNN at batch
-/// 128 and more) faulted in and cleared fresh pages every step: ~30% of the CNN's CPU step
-/// (measured with perf, docs/benchmarks.md). mimalloc keeps them for the next step.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Refuses before winit tries when no window can be opened: on Linux and the BSDs a window needs
 /// an X11 or Wayland display, and winit's own error names a file in its source instead.
@@ -52,20 +43,10 @@ pub const PUBLISHES_STATE: bool = false;
 /// The fetched data sets (full MNIST, Fashion-MNIST) can be read here.
 pub const READS_FETCHED_DATA: bool = true;
 
-/// A drawn figure: the PNG file.
-pub type FigureImage = Vec<u8>;
-
 /// Saves a set of files (`set`, e.g. "figures") under `out`, each written atomically; returns
 /// what was saved, for the notice.
-pub fn save_files(out: &Path, _set: &str, files: Vec<(String, Content)>) -> AppResult<Vec<String>> {
-    for (name, content) in &files {
-        let bytes = match content {
-            Content::Bytes(bytes) => bytes,
-            Content::Figure(figure) => &figure.image,
-        };
-        wsa_core::io::write_atomic(&out.join(name), bytes)?;
-    }
-    Ok(files.into_iter().map(|(name, _)| name).collect())
+pub fn save_files(out: &Path, _set: &str, files: wsa_figures::files::Files) -> AppResult<Vec<String>> {
+    Ok(wsa_figures::files::write(out, files)?)
 }
 
 /// What the notice says once `names` were saved into `dir`.
@@ -98,39 +79,6 @@ pub fn publish_state(_config: &wsa_core::experiment::connect::ConnectConfig, _to
 pub fn save_file(out: &Path, name: &str, bytes: &[u8]) -> AppResult<()> {
     Ok(wsa_core::io::write_atomic(&out.join(name), bytes)?)
 }
-
-/// Registers the plots' embedded font once, so that bitmap figures have text on every machine.
-pub fn ensure_font() {
-    static REGISTER_FONT: std::sync::Once = std::sync::Once::new();
-    REGISTER_FONT.call_once(|| {
-        // The font is embedded and known to be valid; a failure would only lose the labels.
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            plotters::style::FontStyle::Normal,
-            crate::export::plots::FONT,
-        );
-    });
-}
-
-/// Draws a figure of `$size` (width, height) pixels into a bitmap and encodes it as a PNG:
-/// `$draw` is a block that draws on `$root`, a white drawing area, and may return early with an
-/// error. A macro rather than a function because the block is compiled for this platform's
-/// plotters backend (a closure cannot be generic over the backend).
-macro_rules! render_figure {
-    ($size:expr, |$root:ident| $draw:block) => {{
-        let (w, h): (u32, u32) = $size;
-        crate::platform::ensure_font();
-        let mut buffer = vec![0u8; (w * h * 3) as usize];
-        {
-            let $root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();
-            $root.fill(&WHITE).map_err(draw_err)?;
-            $draw
-            $root.present().map_err(draw_err)?;
-        }
-        Ok(Figure { image: crate::export::plots::encode_png(&buffer, w, h, png::ColorType::Rgb)? })
-    }};
-}
-pub(crate) use render_figure;
 
 /// Model files are named by a path typed into the Files tab.
 pub const PICKS_FILES_IN_DIALOG: bool = false;

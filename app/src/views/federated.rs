@@ -3,10 +3,11 @@
 //! the client scopes of a layer across rounds.
 
 use super::View;
-use super::{Action, CLASS_COLORS, RUN_COLORS, png_button};
+use super::figure::{self, Size};
+use super::{Action, png_button};
 use egui::{DragValue, Ui};
-use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 use wsa_core::experiment::federated::{Aggregation, ClientSplit, FedResult};
+use wsa_figures::describe;
 
 fn settings(app: &mut View<'_>, ui: &mut Ui) {
     let fed = &mut app.settings.fed;
@@ -54,16 +55,8 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let mut saves = Vec::new();
     // Live accuracy while a federated job runs.
     if app.is_busy() && app.live.rounds_total > 0 {
-        let r = Plot::new("fed_live").height(240.0).legend(Legend::default()).x_axis_label("round").show(ui, |plot| {
-            let mut names: Vec<&String> = app.live.rounds.iter().map(|(n, _, _)| n).collect();
-            names.dedup();
-            for (i, name) in names.into_iter().enumerate() {
-                let pts: Vec<[f64; 2]> =
-                    app.live.rounds.iter().filter(|(n, _, _)| n == name).map(|(_, r, a)| [*r as f64, *a]).collect();
-                plot.line(Line::new(name.clone(), PlotPoints::from(pts)).color(RUN_COLORS[i % 4]).width(2.0));
-            }
-        });
-        let _ = r;
+        let panel = describe::live_rounds(&app.live.rounds);
+        figure::draw(ui, "fed_live", &panel, Size::height(240.0), |_| ());
         return;
     }
     let Some(result) = app.settings.fed_result.clone() else {
@@ -77,18 +70,20 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     };
     summary_table(ui, &result, marked.as_deref());
     ui.label("Global test accuracy per round");
+    let accuracy = describe::fed_accuracy(&result, marked.as_deref());
     let r = ui.scope(|ui| {
-        Plot::new("fed_accuracy").height(240.0).legend(Legend::default()).x_axis_label("round").show(ui, |plot| {
-            for (i, run) in result.runs.iter().enumerate() {
-                let pts: Vec<[f64; 2]> = run.rounds.iter().map(|r| [r.round as f64, r.test_accuracy]).collect();
-                let width = if marked.as_deref() == Some(run.name.as_str()) { 4.5 } else { 2.0 };
-                plot.line(Line::new(run.name.clone(), PlotPoints::from(pts)).color(RUN_COLORS[i % 4]).width(width));
-            }
-        })
+        if let Some(panel) = accuracy.panels.first() {
+            figure::draw(ui, "fed_accuracy", panel, Size::height(240.0), |_| ());
+        }
     });
     saves.extend(png_button(ui, "fed-accuracy", r.response.rect));
     ui.label("Label distribution of the clients (stacked by class; faded: dropped)");
-    let r = ui.scope(|ui| client_bars(ui, &result));
+    let clients = describe::client_labels(&result);
+    let r = ui.scope(|ui| {
+        if let Some(panel) = clients.panels.first() {
+            figure::draw(ui, "fed_clients", panel, Size::height(220.0), |_| ());
+        }
+    });
     saves.extend(png_button(ui, "fed-clients", r.response.rect));
     let layers = result.layers.len();
     if layers > 0 {
@@ -100,28 +95,8 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         });
         let layer = app.settings.fed_layer;
         ui.label("Scope std of this layer across rounds: the fused target (line) and the clients' (points)");
-        let r = ui.scope(|ui| {
-            Plot::new("fed_scopes").height(240.0).legend(Legend::default()).x_axis_label("round").show(ui, |plot| {
-                for (i, run) in result.runs.iter().enumerate() {
-                    let color = RUN_COLORS[i % 4];
-                    let target: Vec<[f64; 2]> =
-                        run.rounds.iter().map(|r| [r.round as f64, r.target[layer].std]).collect();
-                    plot.line(
-                        Line::new(format!("{} target", run.name), PlotPoints::from(target)).color(color).width(2.0),
-                    );
-                    let clients: Vec<[f64; 2]> = run
-                        .rounds
-                        .iter()
-                        .flat_map(|r| r.client_scopes.iter().map(move |s| [r.round as f64, s[layer].std]))
-                        .collect();
-                    plot.points(
-                        Points::new(format!("{} clients", run.name), PlotPoints::from(clients))
-                            .color(color)
-                            .radius(2.0),
-                    );
-                }
-            })
-        });
+        let panel = describe::fed_scopes(&result, layer);
+        let r = ui.scope(|ui| figure::draw(ui, "fed_scopes", &panel, Size::height(240.0), |_| ()));
         saves.extend(png_button(ui, "fed-scopes", r.response.rect));
     }
     for action in saves {
@@ -145,35 +120,6 @@ fn summary_table(ui: &mut Ui, result: &FedResult, marked: Option<&str>) {
                 super::tour::mark_label(ui, "look here");
             }
             ui.end_row();
-        }
-    });
-}
-
-fn client_bars(ui: &mut Ui, result: &FedResult) {
-    let classes = result.clients.first().map_or(0, |c| c.label_counts.len());
-    Plot::new("fed_clients").height(220.0).legend(Legend::default()).x_axis_label("client").show(ui, |plot| {
-        let mut charts: Vec<BarChart> = Vec::new();
-        for class in 0..classes {
-            let bars = result
-                .clients
-                .iter()
-                .enumerate()
-                .map(|(k, c)| {
-                    let color = CLASS_COLORS[class % 10];
-                    Bar::new(k as f64, c.label_counts[class] as f64).width(0.8).fill(if c.participates {
-                        color
-                    } else {
-                        color.gamma_multiply(0.3)
-                    })
-                })
-                .collect();
-            let chart = BarChart::new(format!("class {class}"), bars).color(CLASS_COLORS[class % 10]);
-            let below: Vec<&BarChart> = charts.iter().collect();
-            let chart = chart.stack_on(&below);
-            charts.push(chart);
-        }
-        for chart in charts {
-            plot.bar_chart(chart);
         }
     });
 }

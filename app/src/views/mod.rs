@@ -2,9 +2,12 @@
 //! settings (the selections and the experiment being set up) and the views' own editing state.
 //! What a click asks for — run, cancel, export, load a model, save a plot — a view returns as
 //! an [`Action`], which the app carries out after the frame is drawn. Derived data (decision
-//! regions, merged-model histograms, file checks) comes ready from `derived`; no view computes.
+//! regions, merged-model histograms, file checks) comes ready from `derived`; what a view
+//! computes is only the description of its figures (`wsa_figures::describe`, drawn by
+//! [`figure`]) and its tables, from results already in memory.
 
 pub mod federated;
+pub mod figure;
 pub mod files;
 pub mod path;
 pub mod plane;
@@ -17,39 +20,14 @@ pub mod training;
 use crate::app::{FrameStats, LiveRun, Notice};
 use crate::derived::Derived;
 use crate::job::Job;
-use crate::palette;
 use crate::state::{Settings, Tab};
 use egui::{Color32, RichText};
 use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::method::Method;
-
-pub const A_COLOR: Color32 = color(palette::MODEL_A);
-pub const B_COLOR: Color32 = color(palette::MODEL_B);
-pub const MERGED_COLOR: Color32 = color(palette::MERGED);
-pub const TARGET_COLOR: Color32 = color(palette::TARGET);
-pub const B_UNALIGNED_COLOR: Color32 = color(palette::B_UNALIGNED);
-
-/// One colour per class (up to 10), for decision regions and label distributions.
-pub const CLASS_COLORS: [Color32; 10] = {
-    let mut colors = [Color32::BLACK; 10];
-    let mut i = 0;
-    while i < 10 {
-        colors[i] = color(palette::CLASSES[i]);
-        i += 1;
-    }
-    colors
-};
-
-/// The federated runs of a comparison, in order.
-pub const RUN_COLORS: [Color32; 4] =
-    [color(palette::RUNS[0]), color(palette::RUNS[1]), color(palette::RUNS[2]), color(palette::RUNS[3])];
-
-const fn color([r, g, b]: palette::Rgb) -> Color32 {
-    Color32::from_rgb(r, g, b)
-}
+use wsa_figures::palette;
 
 pub fn method_color(method: Method) -> Color32 {
-    color(palette::method(method))
+    figure::color(palette::method(method))
 }
 
 /// What a click in a view asks the app to do.
@@ -286,7 +264,7 @@ fn notices(app: &mut View<'_>, ui: &mut egui::Ui) {
     let mut dismissed = None;
     for (i, Notice { text, is_error }) in app.notices.iter().enumerate() {
         ui.horizontal(|ui| {
-            let color = if *is_error { Color32::from_rgb(200, 40, 40) } else { ui.visuals().text_color() };
+            let color = if *is_error { figure::color(palette::ERROR) } else { ui.visuals().text_color() };
             ui.label(RichText::new(text).color(color));
             if ui.small_button("dismiss").on_hover_text("dismiss").clicked() {
                 dismissed = Some(i);

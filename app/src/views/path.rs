@@ -4,16 +4,19 @@
 //! the slider) selects that merged model for every other view (those show the first seed).
 
 use super::View;
+use super::figure::{self, Size};
 use super::tour::mark_label;
 use super::{method_color, png_button, swatch};
 use crate::tour::Highlight;
 use egui::Ui;
-use egui_plot::{FilledArea, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
+use egui_plot::VLine;
 use wsa_core::experiment::connect::ConnectResult;
 use wsa_core::experiment::curve::CurveResult;
 use wsa_core::experiment::method::Method;
-use wsa_core::experiment::seeds::{MethodSpread, PathSpread, Summary, mean_std};
+use wsa_core::experiment::seeds::{MethodSpread, mean_std};
 use wsa_core::merge::PathPoint;
+use wsa_figures::describe::{self, Marked, Measure};
+use wsa_figures::palette;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let Some(result) = &app.settings.last_result else {
@@ -49,65 +52,26 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         ui.label(egui::RichText::new(note).weak());
     }
     let width = (ui.available_width() / 2.0 - 8.0).max(200.0);
+    let marked = marked_line.map(Marked::Line).or(marked_curve.map(Marked::Curve));
     let mut clicked = None;
     let mut save = None;
     ui.horizontal(|ui| {
-        for (title, value) in
-            [("test loss", (|p: &PathSpread| p.loss) as fn(&PathSpread) -> Summary), ("test accuracy", |p| p.accuracy)]
-        {
+        for measure in Measure::ALL {
             ui.vertical(|ui| {
-                ui.label(title);
+                ui.label(measure.name());
                 let alpha = result.methods[0].path[selected].alpha;
-                let response = Plot::new(title)
-                    .width(width)
-                    .height(280.0)
-                    .legend(Legend::default())
-                    .x_axis_label("α  (0 = A, 1 = B)")
-                    .allow_scroll(false)
-                    .show(ui, |plot| {
-                        for v in &shown {
-                            let color = method_color(v.name);
-                            // One name for the line, its points and its band: one legend entry,
-                            // with the barrier.
-                            let barrier = if title == "test loss" { &v.loss_barrier } else { &v.accuracy_barrier };
-                            let name = format!("{} (λ = {}) barrier {}", v.name, v.lambda, mean_std(barrier, 3));
-                            if barrier.n > 1 {
-                                let alphas: Vec<f64> = v.path.iter().map(|p| p.alpha).collect();
-                                let low: Vec<f64> = v.path.iter().map(|p| value(p).min).collect();
-                                let high: Vec<f64> = v.path.iter().map(|p| value(p).max).collect();
-                                plot.add(
-                                    FilledArea::new(name.clone(), &alphas, &low, &high)
-                                        .fill_color(color.gamma_multiply(0.2)),
-                                );
-                            }
-                            let pts: Vec<[f64; 2]> = v.path.iter().map(|p| [p.alpha, value(p).mean]).collect();
-                            let width = if marked_line == Some(v.name) { 5.0 } else { 2.5 };
-                            plot.line(Line::new(name.clone(), PlotPoints::from(pts.clone())).color(color).width(width));
-                            plot.points(Points::new(name, PlotPoints::from(pts)).color(color).radius(3.0));
-                        }
-                        for (name, curve) in &curves {
-                            let pts: Vec<[f64; 2]> = curve
-                                .path
-                                .iter()
-                                .map(|p| [p.alpha, if title == "test loss" { p.loss } else { p.accuracy }])
-                                .collect();
-                            let barrier =
-                                if title == "test loss" { curve.barriers.loss } else { curve.barriers.accuracy };
-                            let label = format!("{name} {} curve, barrier {barrier:.3}", curve.kind.name());
-                            plot.line(
-                                Line::new(label, PlotPoints::from(pts))
-                                    .color(method_color(*name))
-                                    .width(if marked_curve == Some(*name) { 4.0 } else { 2.0 })
-                                    .style(LineStyle::dashed_dense()),
-                            );
-                        }
-                        plot.vline(VLine::new("selected α", alpha).color(egui::Color32::GRAY));
+                let panel = describe::path_panel(result, path_seed, measure, marked);
+                let response =
+                    figure::draw(ui, measure.name(), &panel, Size { height: 280.0, width: Some(width) }, |plot| {
+                        plot.vline(VLine::new("selected α", alpha).color(figure::color(palette::SELECTED_ALPHA)));
                         (plot.response().clicked(), plot.pointer_coordinate())
                     });
                 if let (true, Some(at)) = response.inner {
                     clicked = Some(at.x);
                 }
-                if let Some(request) = png_button(ui, &format!("path-{}", title.replace(' ', "-")), ui.min_rect()) {
+                if let Some(request) =
+                    png_button(ui, &format!("path-{}", measure.name().replace(' ', "-")), ui.min_rect())
+                {
                     save = Some(request);
                 }
             });

@@ -3,10 +3,10 @@
 //! hovering shows the loss and accuracy of the nearest grid point, a click selects that point's
 //! model (the Weight scopes tab then shows its histograms). Computed in a background job.
 
+use super::figure::{self, Size};
 use super::{Action, View, publish_target};
 use crate::state::Tab;
-use egui::{Color32, Ui};
-use egui_plot::{Heatmap, Legend, Line, LineStyle, Plot, PlotPoint, PlotPoints, Points, Text};
+use egui::Ui;
 use wsa_core::experiment::plane::{MAX_GRID, Plane};
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
@@ -80,61 +80,10 @@ fn draw(ui: &mut Ui, plane: &Plane, selected: Option<(usize, usize)>) -> Option<
     if nx < 2 || ny < 2 || plane.loss.len() != nx * ny {
         return None;
     }
-    let (dx, dy) = (plane.xs[1] - plane.xs[0], plane.ys[1] - plane.ys[0]);
-    let logs = plane.log_loss();
-    // Dark blue (low loss) to yellow (high), as in plane.png.
-    let palette = [
-        Color32::from_rgb(68, 1, 84),
-        Color32::from_rgb(59, 82, 139),
-        Color32::from_rgb(33, 145, 140),
-        Color32::from_rgb(94, 201, 98),
-        Color32::from_rgb(253, 231, 37),
-    ];
-    let response = Plot::new("loss plane")
-        .height(ui.available_height().clamp(300.0, 620.0) - 40.0)
-        .legend(Legend::default())
-        .x_axis_label("along B − A")
-        .y_axis_label("toward θ")
-        .show(ui, |plot| {
-            plot.add(
-                Heatmap::new(logs, nx)
-                    .palette(&palette)
-                    .show_labels(false)
-                    .at(PlotPoint::new(plane.xs[0] - dx / 2.0, plane.ys[0] - dy / 2.0))
-                    .tile_size(dx as f32, dy as f32)
-                    .name("log test loss"),
-            );
-            let (a, b) = (&plane.models[0], &plane.models[1]);
-            plot.line(
-                Line::new("line A-B", PlotPoints::from(vec![[a.x, a.y], [b.x, b.y]])).color(Color32::WHITE).width(2.0),
-            );
-            if let Some((kind, path)) = &plane.curve {
-                plot.line(
-                    Line::new(format!("{} curve", kind.name()), PlotPoints::from(path.clone()))
-                        .color(Color32::WHITE)
-                        .width(2.0)
-                        .style(LineStyle::dashed_dense()),
-                );
-            }
-            for m in &plane.models {
-                plot.points(
-                    Points::new(m.label.clone(), PlotPoints::from(vec![[m.x, m.y]])).color(Color32::WHITE).radius(5.0),
-                );
-                plot.text(
-                    Text::new(m.label.clone(), PlotPoint::new(m.x, m.y + dy * 0.8), m.label.clone())
-                        .color(Color32::WHITE),
-                );
-            }
-            if let Some((i, j)) = selected.filter(|&(i, j)| i < nx && j < ny) {
-                plot.points(
-                    Points::new("selected point", PlotPoints::from(vec![[plane.xs[i], plane.ys[j]]]))
-                        .color(Color32::from_rgb(255, 80, 80))
-                        .shape(egui_plot::MarkerShape::Diamond)
-                        .radius(7.0),
-                );
-            }
-            plot.pointer_coordinate()
-        });
+    let described = wsa_figures::describe::plane(plane, selected);
+    let panel = described.panels.first()?;
+    let height = ui.available_height().clamp(300.0, 620.0) - 40.0;
+    let response = figure::draw(ui, "loss plane", panel, Size::height(height), |plot| plot.pointer_coordinate());
     publish_target("plane-plot", &response.response);
     // The nearest grid point to the pointer, with its numbers; a click selects it.
     let hovered = response.inner.and_then(|at| plane.nearest(at.x, at.y));

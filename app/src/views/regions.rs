@@ -2,10 +2,12 @@
 //! with the test points on top — the view that makes a barrier visible.
 
 use super::View;
-use super::{CLASS_COLORS, png_button};
-use egui::{Color32, Ui};
+use super::figure::color;
+use super::png_button;
+use egui::Ui;
 use egui_plot::{Plot, PlotImage, PlotPoint, PlotPoints, Points};
 use wsa_core::data;
+use wsa_figures::palette;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let Some(result) = &app.settings.last_result else {
@@ -51,7 +53,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                             .collect();
                         plot.points(
                             Points::new(format!("class {class}"), PlotPoints::from(pts))
-                                .color(CLASS_COLORS[class % 10])
+                                .color(color(palette::CLASSES[class % palette::CLASSES.len()]))
                                 .radius(2.5),
                         );
                     }
@@ -64,7 +66,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
             );
         }
         Some(Err(e)) => {
-            ui.colored_label(Color32::from_rgb(200, 40, 40), e.to_string());
+            ui.colored_label(super::figure::color(wsa_figures::palette::ERROR), e.to_string());
         }
         None => {
             ui.horizontal(|ui| {

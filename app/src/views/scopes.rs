@@ -3,28 +3,13 @@
 //! mean, std and Gaussian fit, what the alignment did, and the scope trajectories over training.
 
 use super::View;
-use super::{A_COLOR, B_COLOR, B_UNALIGNED_COLOR, MERGED_COLOR, TARGET_COLOR, png_button};
+use super::figure::{self, Size};
+use super::png_button;
 use egui::Ui;
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
 use wsa_core::experiment::connect::{AlignmentReport, EpochRecord, LayerComparison};
 use wsa_core::experiment::method::Alignment;
-use wsa_core::scope::{LayerReport, Scope};
-
-fn density(counts: &[u64], low: f64, high: f64) -> Vec<[f64; 2]> {
-    let total = counts.iter().sum::<u64>().max(1) as f64;
-    let width = ((high - low) / counts.len().max(1) as f64).max(1e-12);
-    counts.iter().enumerate().map(|(i, &c)| [low + (i as f64 + 0.5) * width, c as f64 / (total * width)]).collect()
-}
-
-fn gaussian(target: Scope, low: f64, high: f64) -> Vec<[f64; 2]> {
-    let s = target.std.max(1e-12);
-    (0..=200)
-        .map(|i| {
-            let x = low + (high - low) * f64::from(i) / 200.0;
-            [x, (-(x - target.mean).powi(2) / (2.0 * s * s)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt())]
-        })
-        .collect()
-}
+use wsa_core::scope::LayerReport;
+use wsa_figures::describe::{self, MergedHistogram};
 
 /// The layer of the model the scopes view compares with A and B, and its label: the selected
 /// loss-plane point's model when one is selected for this method (needs the plane's models in
@@ -112,41 +97,9 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     if let Some(report) = &method.alignment {
         alignment_summary(ui, report, &layer.path);
     }
-    let plot_response = ui.scope(|ui| {
-        Plot::new("histogram").height(300.0).legend(Legend::default()).x_axis_label("weight value").show(ui, |plot| {
-            let h = &layer.histogram;
-            plot.line(Line::new("A", PlotPoints::from(density(&h.a, h.low, h.high))).color(A_COLOR).width(2.0));
-            plot.line(Line::new("B", PlotPoints::from(density(&h.b, h.low, h.high))).color(B_COLOR).width(2.0));
-            if let Some(counts) = &h.b_unaligned {
-                plot.line(
-                    Line::new("B before alignment", PlotPoints::from(density(counts, h.low, h.high)))
-                        .color(B_UNALIGNED_COLOR)
-                        .style(LineStyle::dashed_loose())
-                        .width(2.0),
-                );
-            }
-            plot.line(
-                Line::new(merged_label.clone(), PlotPoints::from(density(&merged_counts, low, high)))
-                    .color(MERGED_COLOR)
-                    .width(2.0),
-            );
-            plot.line(
-                Line::new(
-                    "target N(μ*, σ*²)",
-                    PlotPoints::from(gaussian(layer.target, low.min(h.low), high.max(h.high))),
-                )
-                .color(TARGET_COLOR)
-                .style(LineStyle::dashed_dense()),
-            );
-            for (report, color, name) in [(&layer.a, A_COLOR, "A fit"), (&layer.b, B_COLOR, "B fit")] {
-                plot.line(
-                    Line::new(name, PlotPoints::from(gaussian(report.scope, h.low, h.high)))
-                        .color(color.gamma_multiply(0.5))
-                        .style(LineStyle::dotted_dense()),
-                );
-            }
-        })
-    });
+    let merged_histogram = MergedHistogram { counts: &merged_counts, low, high, label: merged_label.clone() };
+    let panel = describe::histogram_panel(layer, &merged_histogram);
+    let plot_response = ui.scope(|ui| figure::draw(ui, "histogram", &panel, Size::height(300.0), |_| ()));
     let save_histogram =
         png_button(ui, &format!("histogram-{}-{}", method.name, layer.path), plot_response.response.rect);
     scope_table(ui, layer, &merged, &merged_label);
@@ -213,20 +166,7 @@ fn trajectories(ui: &mut Ui, curves: &[EpochRecord], layer: usize, name: &str) -
     }
     ui.separator();
     ui.label("Scope trajectory over training (this layer's std; dashed: mean)");
-    let plot_response = ui.scope(|ui| {
-        Plot::new("trajectory").height(200.0).legend(Legend::default()).x_axis_label("epoch").show(ui, |plot| {
-            for (model, color) in [("A", A_COLOR), ("B", B_COLOR)] {
-                let records: Vec<_> = curves.iter().filter(|c| c.model == model && c.scopes.len() > layer).collect();
-                let std: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].std]).collect();
-                let mean: Vec<[f64; 2]> = records.iter().map(|c| [c.epoch as f64, c.scopes[layer].mean]).collect();
-                plot.line(Line::new(format!("{model} std"), PlotPoints::from(std)).color(color).width(2.0));
-                plot.line(
-                    Line::new(format!("{model} mean"), PlotPoints::from(mean))
-                        .color(color)
-                        .style(LineStyle::dashed_loose()),
-                );
-            }
-        })
-    });
+    let panel = describe::trajectory_panel(curves, layer);
+    let plot_response = ui.scope(|ui| figure::draw(ui, "trajectory", &panel, Size::height(200.0), |_| ()));
     png_button(ui, name, plot_response.response.rect)
 }

@@ -6,14 +6,13 @@
 use super::View;
 use crate::state::Preset;
 use egui::{DragValue, Ui};
+use wsa_core::choice::Choice;
 use wsa_core::data::{DatasetSpec, SyntheticKind};
 use wsa_core::experiment::connect::{DataDifference, PairDifference};
-use wsa_core::experiment::curve::{CurveConfig, CurveKind};
+use wsa_core::experiment::curve::CurveConfig;
 use wsa_core::experiment::method::{Alignment, Method, Training};
-use wsa_core::model::{Activation, Initializer, ModelConfig, Norm};
-use wsa_core::scope::FusionRule;
-use wsa_core::train::OptimizerKind;
-use wsa_core::wsa::{KlDirection, LayerReduction, TargetSource};
+use wsa_core::model::{Activation, ModelConfig, Norm};
+use wsa_core::wsa::TargetSource;
 
 fn parse_widths(text: &str) -> Option<Vec<usize>> {
     let widths: Option<Vec<usize>> =
@@ -89,7 +88,7 @@ fn data(app: &mut View<'_>, ui: &mut Ui) {
     if config.data.dataset.is_fetched() {
         if let Some(set_dir) = missing {
             ui.colored_label(
-                egui::Color32::from_rgb(200, 120, 40),
+                super::figure::color(wsa_figures::palette::WARNING),
                 format!("Not found in {}: run scripts/fetch-data.sh first.", set_dir.display()),
             );
         }
@@ -153,16 +152,8 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
             (activation, norm, init)
         }
     };
-    egui::ComboBox::from_label("initialisation").selected_text(init.name()).show_ui(ui, |ui| {
-        for i in Initializer::ALL {
-            ui.selectable_value(init, i, i.name());
-        }
-    });
-    egui::ComboBox::from_label("activation").selected_text(format!("{activation:?}")).show_ui(ui, |ui| {
-        for a in [Activation::Relu, Activation::Tanh, Activation::Gelu, Activation::LeakyRelu] {
-            ui.selectable_value(activation, a, format!("{a:?}"));
-        }
-    });
+    choice(ui, "initialisation", init);
+    choice(ui, "activation", activation);
     egui::ComboBox::from_label("normalisation").selected_text(norm_label(*norm)).show_ui(ui, |ui| {
         for n in [Norm::None, Norm::LayerNorm, Norm::GroupNorm { groups: 4 }] {
             ui.selectable_value(norm, n, norm_label(n));
@@ -216,7 +207,7 @@ fn pair(app: &mut View<'_>, ui: &mut Ui) {
             });
         }
         PairDifference::Optimizer { a, b, learning_rate_b, .. } => {
-            ui.label(format!("A: {a:?}, B: {b:?}"));
+            ui.label(format!("A: {}, B: {}", a.label(), b.label()));
             let mut lr = learning_rate_b.unwrap_or(0.01);
             ui.add(DragValue::new(&mut lr).speed(0.001).range(0.0001..=1.0).prefix("B learning rate "));
             *learning_rate_b = Some(lr);
@@ -252,13 +243,13 @@ fn methods(app: &mut View<'_>, ui: &mut Ui) {
     let config = &mut app.settings.config;
     egui::Grid::new("methods").show(ui, |ui| {
         ui.label("");
-        for heading in ["no alignment", "weight matching", "rescaling"] {
-            ui.label(heading);
+        for alignment in Alignment::ALL {
+            ui.label(alignment.label());
         }
         ui.end_row();
         for training in Training::ALL {
-            ui.label(if training == Training::Plain { "plain" } else { "WSA" });
-            for alignment in [Alignment::None, Alignment::WeightMatching, Alignment::Rescale] {
+            ui.label(training.label());
+            for alignment in Alignment::ALL {
                 method_toggle(ui, &mut config.methods, Method::of(training, alignment, false));
             }
             ui.end_row();
@@ -289,10 +280,7 @@ fn methods(app: &mut View<'_>, ui: &mut Ui) {
         config.curve = with_curve.then(CurveConfig::default);
     }
     if let Some(curve) = &mut config.curve {
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut curve.kind, CurveKind::Bezier, "Bezier");
-            ui.selectable_value(&mut curve.kind, CurveKind::Polychain, "polygonal chain");
-        });
+        ui.horizontal(|ui| choice_buttons(ui, &mut curve.kind));
         ui.add(DragValue::new(&mut curve.epochs).range(1..=1000).prefix("curve epochs "));
         ui.add(
             DragValue::new(&mut curve.learning_rate).speed(0.001).range(0.0001..=10.0).prefix("curve learning rate "),
@@ -336,24 +324,9 @@ fn wsa(app: &mut View<'_>, ui: &mut Ui) {
     if let TargetSource::Fused { sync_every } = &mut w.target {
         ui.add(DragValue::new(sync_every).range(1..=10_000).prefix("refresh every ").suffix(" steps"));
     }
-    egui::ComboBox::from_label("KL direction").selected_text(format!("{:?}", w.direction)).show_ui(ui, |ui| {
-        ui.selectable_value(&mut w.direction, KlDirection::ModelToTarget, "ModelToTarget");
-        ui.selectable_value(&mut w.direction, KlDirection::TargetToModel, "TargetToModel");
-    });
-    egui::ComboBox::from_label("over layers").selected_text(format!("{:?}", w.reduction)).show_ui(ui, |ui| {
-        ui.selectable_value(&mut w.reduction, LayerReduction::Mean, "Mean");
-        ui.selectable_value(&mut w.reduction, LayerReduction::Sum, "Sum");
-    });
-    egui::ComboBox::from_label("fusion").selected_text(format!("{:?}", w.fusion)).show_ui(ui, |ui| {
-        for rule in [
-            FusionRule::MomentMatching,
-            FusionRule::PlainAverage,
-            FusionRule::StdAverage,
-            FusionRule::PrecisionWeighted,
-        ] {
-            ui.selectable_value(&mut w.fusion, rule, format!("{rule:?}"));
-        }
-    });
+    choice(ui, "KL direction", &mut w.direction);
+    choice(ui, "over layers", &mut w.reduction);
+    choice(ui, "fusion", &mut w.fusion);
     ui.checkbox(&mut w.layers.include_biases, "biases as scopes");
     ui.checkbox(&mut w.layers.include_norm, "norm parameters as scopes");
     ui.checkbox(&mut w.layers.exclude_classifier, "leave out the classifier");
@@ -365,10 +338,7 @@ fn training(app: &mut View<'_>, ui: &mut Ui) {
     let t = &mut config.train;
     ui.strong("Training");
     if !classroom {
-        ui.horizontal(|ui| {
-            ui.selectable_value(&mut t.optimizer, OptimizerKind::Sgd, "SGD");
-            ui.selectable_value(&mut t.optimizer, OptimizerKind::Adam, "Adam");
-        });
+        ui.horizontal(|ui| choice_buttons(ui, &mut t.optimizer));
         ui.add(DragValue::new(&mut t.learning_rate).speed(0.001).range(0.0001..=10.0).prefix("learning rate "));
         ui.add(DragValue::new(&mut t.momentum).speed(0.01).range(0.0..=0.99).prefix("momentum "));
         ui.add(DragValue::new(&mut t.weight_decay).speed(0.0001).range(0.0..=1.0).prefix("weight decay "));
@@ -381,4 +351,16 @@ fn training(app: &mut View<'_>, ui: &mut Ui) {
             .on_hover_text("Run the experiment at this many seeds (seed, seed + 1, ...): the path shows their mean with a band, the table mean ± std");
     });
     ui.add(DragValue::new(&mut config.path.points).range(2..=201).prefix("path points "));
+}
+
+/// A drop-down of every value of a choice, by its label.
+fn choice<T: Choice>(ui: &mut Ui, label: &str, value: &mut T) {
+    egui::ComboBox::from_label(label).selected_text(value.label()).show_ui(ui, |ui| choice_buttons(ui, value));
+}
+
+/// One button per value of a choice, by its label.
+fn choice_buttons<T: Choice>(ui: &mut Ui, value: &mut T) {
+    for &option in T::ALL {
+        ui.selectable_value(value, option, option.label());
+    }
 }

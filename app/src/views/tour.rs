@@ -8,7 +8,7 @@ use crate::tour::{Step, StepRun};
 use egui::{Color32, RichText, Ui};
 
 /// The colour that marks what a step asks to look at.
-pub const MARK: Color32 = Color32::from_rgb(230, 120, 20);
+pub const MARK: Color32 = super::figure::color(wsa_figures::palette::MARK);
 
 /// The open step, if the tour is open.
 pub fn open_step<'a>(app: &'a View<'_>) -> Option<(usize, &'a Step)> {
@@ -70,9 +70,9 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
         let checks = app.settings.last_result.as_ref().map(|r| step.check_claims(r)).unwrap_or_default();
         for check in checks {
             let (mark, color) = if check.holds_everywhere() {
-                ("✔", Color32::from_rgb(40, 150, 60))
+                ("✔", super::figure::color(wsa_figures::palette::HELD))
             } else {
-                ("✘", Color32::from_rgb(200, 60, 40))
+                ("✘", super::figure::color(wsa_figures::palette::NOT_HELD))
             };
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(format!("{mark} In this run:")).strong().color(color));

@@ -2,11 +2,13 @@
 //! pair, plain and WSA), from the running job or, when idle, from the last result.
 
 use super::View;
-use super::{A_COLOR, B_COLOR, png_button};
+use super::figure::color;
+use super::png_button;
 use egui::Ui;
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
 use wsa_core::experiment::connect::EpochRecord;
 use wsa_core::experiment::method::Training;
+use wsa_figures::palette;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let records: Vec<(Training, EpochRecord)> = if app.is_busy() {
@@ -55,7 +57,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                                 if pts.is_empty() {
                                     continue;
                                 }
-                                let color = if model == "A" { A_COLOR } else { B_COLOR };
+                                let color = color(if model == "A" { palette::MODEL_A } else { palette::MODEL_B });
                                 let style =
                                     if pair == Training::Plain { LineStyle::dashed_loose() } else { LineStyle::Solid };
                                 plot.line(

@@ -255,7 +255,7 @@ fn click_download_link(href: &str, name: &str) -> Option<()> {
 /// browser first (with its fonts: plotters cannot draw text into a bitmap in wasm), so the
 /// download starts a moment later; what fails then is logged to the console, since the export
 /// that asked has returned.
-pub fn download_archive(name: &str, files: Vec<(String, crate::export::Content)>) {
+pub fn download_archive(name: &str, files: wsa_figures::files::Files) {
     let name = name.to_string();
     wasm_bindgen_futures::spawn_local(async move {
         let saved = archive(files).await.map_err(|e| crate::AppError::browser("build the archive", e));
@@ -266,14 +266,17 @@ pub fn download_archive(name: &str, files: Vec<(String, crate::export::Content)>
 }
 
 /// The files as a ZIP archive (deflated), figures as PNGs.
-async fn archive(files: Vec<(String, crate::export::Content)>) -> Result<Vec<u8>, String> {
+async fn archive(files: wsa_figures::files::Files) -> Result<Vec<u8>, String> {
     use std::io::Write as _;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, content) in files {
         let bytes = match content {
-            crate::export::Content::Bytes(bytes) => bytes,
-            crate::export::Content::Figure(figure) => svg_to_png(&figure.image.0, figure.image.1).await?,
+            wsa_figures::files::Content::Bytes(bytes) => bytes,
+            wsa_figures::files::Content::Image(image) => {
+                let svg = wsa_figures::render::svg(&image).map_err(|e| e.to_string())?;
+                svg_to_png(&svg, image.size()).await?
+            }
         };
         zip.start_file(name.as_str(), options).map_err(|e| format!("archiving {name}: {e}"))?;
         zip.write_all(&bytes).map_err(|e| format!("archiving {name}: {e}"))?;

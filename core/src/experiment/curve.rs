@@ -25,22 +25,12 @@ pub enum CurveKind {
     Polychain,
 }
 
+crate::choices!(CurveKind, "curve" {
+    Bezier => "bezier", "Bezier",
+    Polychain => "polychain", "polygonal chain",
+});
+
 impl CurveKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            CurveKind::Bezier => "bezier",
-            CurveKind::Polychain => "polychain",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "bezier" => Ok(CurveKind::Bezier),
-            "polychain" => Ok(CurveKind::Polychain),
-            other => Err(WsaError::invalid("curve", format!("`{other}`"), "choose bezier or polychain")),
-        }
-    }
-
     /// The weights of A, θ and B in φ(t); they sum to 1.
     pub fn weights(self, t: f64) -> [f64; 3] {
         match self {

@@ -31,6 +31,17 @@ pub enum ClientSplit {
     Shards { classes_per_client: usize },
 }
 
+impl ClientSplit {
+    /// In words, for figure titles and tables.
+    pub fn describe(&self) -> String {
+        match self {
+            ClientSplit::Dirichlet { alpha } => format!("Dirichlet α = {alpha}"),
+            ClientSplit::Iid => "IID".to_string(),
+            ClientSplit::Shards { classes_per_client } => format!("shards of {classes_per_client} classes per client"),
+        }
+    }
+}
+
 /// What to do with clients that got fewer than `min_client_samples` samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]

@@ -17,16 +17,10 @@ pub enum Training {
     Wsa,
 }
 
-impl Training {
-    pub const ALL: [Training; 2] = [Training::Plain, Training::Wsa];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Training::Plain => "plain",
-            Training::Wsa => "wsa",
-        }
-    }
-}
+crate::choices!(Training, "training" {
+    Plain => "plain", "plain",
+    Wsa => "wsa", "WSA",
+});
 
 /// How B is aligned to A before merging.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,6 +33,12 @@ pub enum Alignment {
     /// not the paper's method).
     Rescale,
 }
+
+crate::choices!(Alignment, "alignment" {
+    None => "none", "no alignment",
+    WeightMatching => "weight-matching", "weight matching",
+    Rescale => "rescale", "rescaling",
+});
 
 /// One merging method. Written in configs and results as its name: `plain`, `wsa`, `wm`,
 /// `wm+wsa`, `rescale`, `rescale+wsa`, and with REPAIR `repair`, `wsa+repair`, `wm+repair`,

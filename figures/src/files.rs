@@ -1,18 +1,20 @@
-//! Files a connect run leaves behind — summary.json, config.json, CSVs, PNG figures and the
-//! models — shared by the CLI and the app's export buttons. Where they go is the platform's
-//! (`platform::save_files`): files written atomically under the export folder natively, one
-//! ZIP download per set in a browser.
+//! The files a run leaves behind — summary.json, config.json, CSVs, figures and models — as
+//! named contents, shared by the CLI and the app's export buttons. Where they go is the caller's:
+//! [`write`] puts them into a folder (the CLI, the desktop app); the page zips them into a
+//! download.
 
-pub mod plots;
-
-use crate::AppResult;
-use crate::platform;
+use crate::describe;
+use crate::render::Image;
+use crate::{FigureError, Result};
 use std::fmt::Write as _;
-use std::path::Path;
+
 use wsa_core::experiment::connect::{ConnectResult, TrainedPair};
 use wsa_core::experiment::federated::FedResult;
 use wsa_core::io::model_bytes;
 use wsa_core::model::HostParams;
+
+/// A set of files: each name (a path relative to the folder) and what it holds.
+pub type Files = Vec<(String, Content)>;
 
 fn csv_paths(result: &ConnectResult) -> String {
     let mut s = String::from("method,alpha,loss,accuracy\n");
@@ -100,12 +102,13 @@ fn csv_curves(result: &ConnectResult) -> String {
     s
 }
 
-fn json<T: serde::Serialize>(value: &T) -> AppResult<Vec<u8>> {
-    serde_json::to_vec_pretty(value).map_err(|e| wsa_core::WsaError::serialize("a result as JSON", e).into())
+fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value)
+        .map_err(|e| FigureError::from(wsa_core::WsaError::serialize("a result as JSON", e)))
 }
 
 /// A result as pretty JSON, with the run's wall time when known.
-fn summary_json<T: serde::Serialize>(result: &T, seconds: Option<f64>) -> AppResult<Vec<u8>> {
+fn summary_json<T: serde::Serialize>(result: &T, seconds: Option<f64>) -> Result<Vec<u8>> {
     let mut summary = serde_json::to_value(result).map_err(|e| wsa_core::WsaError::serialize("a result as JSON", e))?;
     if let Some(seconds) = seconds {
         summary["seconds"] = serde_json::json!(seconds);
@@ -115,8 +118,8 @@ fn summary_json<T: serde::Serialize>(result: &T, seconds: Option<f64>) -> AppRes
 
 /// The results as JSON and CSV: summary.json (with `seconds` when known), config.json,
 /// paths.csv, layers.csv, curves.csv (these three of the first seed), and for a run over
-/// several seeds seeds.csv and seed-paths.csv. Returns the file names written.
-pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) -> AppResult<Vec<String>> {
+/// several seeds seeds.csv and seed-paths.csv.
+pub fn connect_tables(result: &ConnectResult, seconds: Option<f64>) -> Result<Files> {
     let mut files = vec![
         bytes("summary.json", summary_json(result, seconds)?),
         bytes("config.json", json(&result.config)?),
@@ -131,32 +134,36 @@ pub fn write_tables(out: &Path, result: &ConnectResult, seconds: Option<f64>) ->
         files.push(bytes("seeds.csv", csv_seeds(result).into_bytes()));
         files.push(bytes("seed-paths.csv", csv_seed_paths(result).into_bytes()));
     }
-    platform::save_files(out, "results", files)
+    Ok(files)
 }
 
 /// What one exported file holds.
 pub enum Content {
     Bytes(Vec<u8>),
-    /// A figure, saved as a PNG (drawn into one by the browser on the page: `plots`).
-    Figure(plots::Figure),
+    /// A figure, saved as a PNG (natively drawn by [`crate::render::png`]; on the page drawn as
+    /// SVG and turned into a PNG by the browser).
+    Image(Image),
 }
 
 fn bytes(name: &str, bytes: Vec<u8>) -> (String, Content) {
     (name.to_string(), Content::Bytes(bytes))
 }
 
-/// The figures: paths.png and histograms-<method>.png. Returns the file names written.
-pub fn write_figures(out: &Path, result: &ConnectResult) -> AppResult<Vec<String>> {
-    let mut files = vec![("paths.png".to_string(), Content::Figure(plots::paths(result)?))];
+fn image(name: &str, figure: crate::figure::Figure) -> (String, Content) {
+    (name.to_string(), Content::Image(Image::Figure(figure)))
+}
+
+/// The figures: paths.png and histograms-<method>.png.
+pub fn connect_figures(result: &ConnectResult) -> Files {
+    let mut files = vec![image("paths.png", describe::paths(result, None, None))];
     for v in &result.methods {
-        files.push((format!("histograms-{}.png", v.name), Content::Figure(plots::histograms(v)?)));
+        files.push(image(&format!("histograms-{}.png", v.name), describe::histograms(v)));
     }
-    platform::save_files(out, "figures", files)
+    files
 }
 
 /// The merged models as models/<method>-{a,b}.safetensors (B after the method's alignment).
-/// Returns the file names written.
-pub fn write_models(out: &Path, models: &[TrainedPair]) -> AppResult<Vec<String>> {
+pub fn models(models: &[TrainedPair]) -> Result<Files> {
     let mut files = Vec::new();
     for pair in models {
         for (side, params) in [("a", &pair.a), ("b", &pair.b)] {
@@ -164,7 +171,7 @@ pub fn write_models(out: &Path, models: &[TrainedPair]) -> AppResult<Vec<String>
             files.push(bytes(&name, model_bytes(params)?));
         }
     }
-    platform::save_files(out, "models", files)
+    Ok(files)
 }
 
 fn csv_rounds(result: &FedResult) -> String {
@@ -206,29 +213,28 @@ fn csv_clients(result: &FedResult) -> String {
 }
 
 /// Everything a federated run leaves behind: summary.json, config.json, rounds.csv,
-/// clients.csv, accuracy.png and clients.png. Returns the file names written.
-pub fn write_federated(out: &Path, result: &FedResult, seconds: Option<f64>) -> AppResult<Vec<String>> {
+/// clients.csv, accuracy.png and clients.png.
+pub fn federated(result: &FedResult, seconds: Option<f64>) -> Result<Files> {
     let files = vec![
         bytes("summary.json", summary_json(result, seconds)?),
         bytes("config.json", json(&result.config)?),
         bytes("rounds.csv", csv_rounds(result).into_bytes()),
         bytes("clients.csv", csv_clients(result).into_bytes()),
-        ("accuracy.png".to_string(), Content::Figure(plots::fed_accuracy(result)?)),
-        ("clients.png".to_string(), Content::Figure(plots::client_labels(result)?)),
+        image("accuracy.png", describe::fed_accuracy(result, None)),
+        image("clients.png", describe::client_labels(result)),
     ];
-    platform::save_files(out, "federated", files)
+    Ok(files)
 }
 
 /// What `wsa-lab plane` leaves: summary.json (`summary`: the plane with its settings),
 /// plane.csv (one row per grid point), plane.png (the test loss as a heat map with the models,
 /// the line A-B and the curve) and `<name>.safetensors` of each of `models` (those spanning the
-/// plane). Returns the file names written.
-pub fn write_plane(
-    out: &Path,
+/// plane).
+pub fn plane(
     plane: &wsa_core::experiment::plane::Plane,
     summary: &serde_json::Value,
     models: &[(&str, &HostParams)],
-) -> AppResult<Vec<String>> {
+) -> Result<Files> {
     let mut csv = String::from("x,y,loss,accuracy\n");
     for (j, y) in plane.ys.iter().enumerate() {
         for (i, x) in plane.xs.iter().enumerate() {
@@ -239,23 +245,22 @@ pub fn write_plane(
     let mut files = vec![
         bytes("summary.json", json(summary)?),
         bytes("plane.csv", csv.into_bytes()),
-        ("plane.png".to_string(), Content::Figure(plots::plane(plane)?)),
+        image("plane.png", describe::plane(plane, None)),
     ];
     for (name, params) in models {
         files.push(bytes(&format!("{name}.safetensors"), model_bytes(params)?));
     }
-    platform::save_files(out, "plane", files)
+    Ok(files)
 }
 
 /// What `wsa-lab reproduce` leaves beside its cells: results.md, summary.json (every summary
 /// and paired difference), cells.csv (every number of every cell) and one figure per family
-/// under `figures`, from `summary` (the report of `records`). Returns the file names written.
-pub fn write_reproduce(
-    out: &Path,
+/// under `figures`, from `summary` (the report of `records`).
+pub fn reproduce(
     summary: &wsa_core::experiment::reproduce::report::Report,
     records: &[wsa_core::experiment::reproduce::CellRecord],
     context: &wsa_core::experiment::reproduce::report::Context,
-) -> AppResult<Vec<String>> {
+) -> Result<Files> {
     use wsa_core::experiment::reproduce::report;
     let mut files = vec![
         bytes("results.md", report::markdown(summary, records, context).into_bytes()),
@@ -265,10 +270,28 @@ pub fn write_reproduce(
     for family in &summary.families {
         if let Some(data) = summary.figure(family.family) {
             let name = format!("{}/{}.png", context.figures, family.family.name());
-            files.push((name, Content::Figure(plots::seed_summary(&data)?)));
+            files.push((name, Content::Image(Image::Forest(crate::forest::Forest { data }))));
         }
     }
-    platform::save_files(out, "reproduce", files)
+    Ok(files)
+}
+
+/// Writes `files` into the folder `out` (each atomically: a reader never sees half a file;
+/// folders created as needed), figures as PNG. Returns the names written.
+#[cfg(feature = "png")]
+pub fn write(out: &std::path::Path, files: Files) -> Result<Vec<String>> {
+    for (name, content) in &files {
+        let png;
+        let bytes = match content {
+            Content::Bytes(bytes) => bytes,
+            Content::Image(image) => {
+                png = crate::render::png(image)?;
+                &png
+            }
+        };
+        wsa_core::io::write_atomic(&out.join(name), bytes)?;
+    }
+    Ok(files.into_iter().map(|(name, _)| name).collect())
 }
 
 fn csv_cells(records: &[wsa_core::experiment::reproduce::CellRecord]) -> String {

@@ -1,5 +1,5 @@
-//! The colours of every figure: the app's plots and the exported PNGs use the same ones, so a
-//! method looks the same on screen and on paper.
+//! Every colour WSA Lab draws with: the figures (on screen and in the exported PNGs, so a
+//! method looks the same on screen and on paper) and the app's marks, warnings and errors.
 
 use wsa_core::experiment::method::{Alignment, Method, Training};
 
@@ -28,6 +28,36 @@ pub const CLASSES: [Rgb; 10] = [
     [160, 120, 70],
     [60, 90, 120],
 ];
+
+/// The heat map's colour scale (viridis-like): dark blue (low) through teal and green to yellow
+/// (high), evenly spaced.
+pub const SEQUENTIAL: [Rgb; 5] = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+
+/// What is drawn over the heat map (the line A-B, the curve, the models and their names).
+pub const ON_HEATMAP: Rgb = [255, 255, 255];
+/// The grid point selected on the plane.
+pub const SELECTED_POINT: Rgb = [255, 80, 80];
+/// The selected α on the path.
+pub const SELECTED_ALPHA: Rgb = [160, 160, 160];
+/// The figures' light grid lines.
+pub const GRID: Rgb = [235, 235, 235];
+/// Text and frames on white.
+pub const INK: Rgb = [0, 0, 0];
+/// A figure's background.
+pub const PAPER: Rgb = [255, 255, 255];
+
+/// How strongly a seed band is filled (its method's colour at this opacity).
+pub const BAND_OPACITY: f32 = 0.2;
+/// How strongly what is left out (a client that does not take part) is drawn.
+pub const FADED_OPACITY: f32 = 0.3;
+
+/// A tour step's "look here" mark.
+pub const MARK: Rgb = [230, 120, 20];
+/// A claim held / not held, an error, a warning.
+pub const HELD: Rgb = [40, 150, 60];
+pub const NOT_HELD: Rgb = [200, 60, 40];
+pub const ERROR: Rgb = [200, 40, 40];
+pub const WARNING: Rgb = [200, 120, 40];
 
 /// The federated runs of a comparison (FedAvg, FedAvg+WSA, FedProx, FedProx+WSA), in order.
 pub const RUNS: [Rgb; 4] = [[200, 60, 50], [40, 100, 200], MODEL_A, MODEL_B];

@@ -1,0 +1,265 @@
+//! Draws figures with plotters: into a bitmap encoded as PNG natively (`png` feature), or as
+//! SVG, which the page turns into a PNG (plotters' wasm build measures text with the browser's
+//! canvas and cannot draw text into a bitmap; the browser draws an SVG's text with its own
+//! fonts). The app draws the same descriptions with egui_plot.
+
+use crate::figure::{Dash, Figure, LegendPlace, Panel};
+use crate::forest::Forest;
+use crate::palette::{self, Rgb};
+use crate::{FigureError, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// A figure ready to be drawn by either backend: a described figure, or a forest plot (a
+/// layout of its own, drawn only here).
+pub enum Image {
+    Figure(Figure),
+    Forest(Forest),
+}
+
+impl Image {
+    pub fn size(&self) -> (u32, u32) {
+        match self {
+            Image::Figure(f) => (f.size[0], f.size[1]),
+            Image::Forest(f) => f.size(),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        root.fill(&WHITE).map_err(draw_err)?;
+        match self {
+            Image::Figure(f) => draw_figure(root, f)?,
+            Image::Forest(f) => f.draw(root)?,
+        }
+        root.present().map_err(draw_err)
+    }
+}
+
+/// The image as SVG, and its size in pixels.
+pub fn svg(image: &Image) -> Result<String> {
+    let (w, h) = image.size();
+    let mut svg = String::new();
+    image.draw(&SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area())?;
+    Ok(svg)
+}
+
+/// The image drawn into a bitmap, as PNG.
+#[cfg(feature = "png")]
+pub fn png(image: &Image) -> Result<Vec<u8>> {
+    register_font();
+    let (w, h) = image.size();
+    let mut buffer = vec![0u8; (w * h * 3) as usize];
+    image.draw(&BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area())?;
+    encode_png(&buffer, w, h, ::png::ColorType::Rgb)
+}
+
+/// Registers the embedded font once, so that bitmap figures have text on every machine.
+#[cfg(feature = "png")]
+fn register_font() {
+    static REGISTER_FONT: std::sync::Once = std::sync::Once::new();
+    REGISTER_FONT.call_once(|| {
+        // The font is embedded and known to be valid; a failure would only lose the labels.
+        let _ = plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, crate::FONT);
+    });
+}
+
+/// A PNG of 8-bit RGBA pixels, e.g. a region of a screenshot of the app.
+pub fn encode_rgba(buffer: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    encode_png(buffer, width, height, ::png::ColorType::Rgba)
+}
+
+fn encode_png(buffer: &[u8], width: u32, height: u32, color: ::png::ColorType) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut encoder = ::png::Encoder::new(&mut bytes, width, height);
+    encoder.set_color(color);
+    encoder.set_depth(::png::BitDepth::Eight);
+    let png_err = |e: ::png::EncodingError| FigureError::draw("a PNG", e);
+    let mut writer = encoder.write_header().map_err(png_err)?;
+    writer.write_image_data(buffer).map_err(png_err)?;
+    writer.finish().map_err(png_err)?;
+    Ok(bytes)
+}
+
+pub(crate) fn draw_err<E: std::fmt::Debug>(e: E) -> FigureError {
+    FigureError::draw("a figure", format!("{e:?}"))
+}
+
+pub(crate) const fn rgb([r, g, b]: Rgb) -> RGBColor {
+    RGBColor(r, g, b)
+}
+
+/// Width of the colour bar beside a heat map.
+const COLOR_BAR_PX: u32 = 110;
+
+fn draw_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> Result<()> {
+    let root = if figure.title.is_empty() {
+        root.clone()
+    } else {
+        root.titled(&figure.title, ("sans-serif", 20)).map_err(draw_err)?
+    };
+    let columns = figure.columns.max(1);
+    let rows = figure.panels.len().div_ceil(columns).max(1);
+    let small = figure.panels.len() > 2;
+    for (area, panel) in root.split_evenly((rows, columns)).iter().zip(&figure.panels) {
+        draw_panel(area, panel, small)?;
+    }
+    Ok(())
+}
+
+/// One panel; `small` when the figure has many (smaller type and margins).
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, small: bool) -> Result<()> {
+    let (plot, bar) = match &panel.heatmap {
+        Some(_) => {
+            let (w, _) = area.dim_in_pixel();
+            let (plot, bar) = area.split_horizontally(w.saturating_sub(COLOR_BAR_PX));
+            (plot, Some(bar))
+        }
+        None => (area.clone(), None),
+    };
+    let [x0, x1] = panel.x.range;
+    let [y0, y1] = panel.y.range;
+    let mut chart = ChartBuilder::on(&plot)
+        .margin(if small { 10 } else { 12 })
+        .x_label_area_size(if small { 30 } else { 40 })
+        .y_label_area_size(if small { 50 } else { 56 })
+        .caption(&panel.title, ("sans-serif", if small { 15 } else { 18 }))
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(draw_err)?;
+    {
+        let whole = |v: &f64| format!("{v:.0}");
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(panel.x.label.as_str())
+            .y_desc(panel.y.label.as_str())
+            .light_line_style(rgb(palette::GRID))
+            .x_labels(if small { 5 } else { 10 })
+            .y_labels(if small { 4 } else { 10 });
+        if panel.x.whole_numbers {
+            mesh.x_label_formatter(&whole);
+        }
+        if panel.y.whole_numbers {
+            mesh.y_label_formatter(&whole);
+        }
+        if panel.heatmap.is_some() || !panel.bars.is_empty() {
+            mesh.disable_x_mesh();
+        }
+        if panel.heatmap.is_some() {
+            mesh.disable_y_mesh();
+        }
+        mesh.draw().map_err(draw_err)?;
+    }
+    if let Some(heatmap) = &panel.heatmap {
+        let [dx, dy] = heatmap.cell;
+        let cells = heatmap.values.iter().enumerate().map(|(k, &v)| {
+            let (i, j) = (k % heatmap.columns.max(1), k / heatmap.columns.max(1));
+            let (x, y) = (heatmap.origin[0] + i as f64 * dx, heatmap.origin[1] + j as f64 * dy);
+            Rectangle::new(
+                [(x - dx / 2.0, y - dy / 2.0), (x + dx / 2.0, y + dy / 2.0)],
+                rgb(heatmap.color_of(v)).filled(),
+            )
+        });
+        chart.draw_series(cells).map_err(draw_err)?;
+    }
+    for group in &panel.bars {
+        let color = rgb(group.color);
+        let half = group.width / 2.0;
+        chart
+            .draw_series(group.bars.iter().map(|b| {
+                let style =
+                    if b.faded { color.mix(f64::from(palette::FADED_OPACITY)).filled() } else { color.filled() };
+                Rectangle::new([(b.x - half, b.bottom), (b.x + half, b.bottom + b.height)], style)
+            }))
+            .map_err(draw_err)?;
+    }
+    for series in &panel.series {
+        let color = rgb(series.color).mix(f64::from(series.opacity));
+        if let Some(band) = &series.band {
+            let upper = band.iter().map(|b| (b[0], b[2]));
+            let lower = band.iter().rev().map(|b| (b[0], b[1]));
+            let fill = rgb(series.color).mix(f64::from(palette::BAND_OPACITY) * f64::from(series.opacity));
+            chart
+                .draw_series(std::iter::once(Polygon::new(upper.chain(lower).collect::<Vec<_>>(), fill)))
+                .map_err(draw_err)?;
+        }
+        let width = series.width.round().max(1.0) as u32;
+        let style = color.stroke_width(width);
+        let points = series.points.iter().map(|p| (p[0], p[1]));
+        let legend = series.in_legend && panel.legend != LegendPlace::Hidden;
+        if series.width > 0.0 {
+            let line = match series.dash {
+                Dash::Solid => chart.draw_series(LineSeries::new(points, style)).map_err(draw_err)?,
+                Dash::Dashed => chart.draw_series(DashedLineSeries::new(points, 8, 5, style)).map_err(draw_err)?,
+                Dash::Dotted => chart.draw_series(DashedLineSeries::new(points, 2, 4, style)).map_err(draw_err)?,
+            };
+            if legend {
+                // The legend's swatch is the line's own stroke (short for a dashed one).
+                let swatch = if series.dash == Dash::Solid { 18 } else { 8 };
+                line.label(series.name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + swatch, y)], style));
+            }
+        }
+        if series.marker > 0.0 {
+            let radius = series.marker.round() as i32;
+            let dots = chart
+                .draw_series(series.points.iter().map(|p| Circle::new((p[0], p[1]), radius, color.filled())))
+                .map_err(draw_err)?;
+            if legend && series.width <= 0.0 {
+                dots.label(series.name.as_str()).legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+            }
+        }
+    }
+    for label in &panel.labels {
+        let color = rgb(label.color);
+        let at = (label.at[0], label.at[1]);
+        chart.draw_series(std::iter::once(Circle::new(at, 6, color.filled()))).map_err(draw_err)?;
+        let text_at = (label.at[0] + label.offset[0], label.at[1] + label.offset[1]);
+        let font = ("sans-serif", 18).into_font().color(&color);
+        chart.draw_series(std::iter::once(Text::new(label.text.clone(), text_at, font))).map_err(draw_err)?;
+    }
+    if panel.legend != LegendPlace::Hidden && panel.series.iter().any(|s| s.in_legend) {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(match panel.legend {
+                LegendPlace::LowerRight => SeriesLabelPosition::LowerRight,
+                _ => SeriesLabelPosition::UpperRight,
+            })
+            .label_font(("sans-serif", if small { 12 } else { 14 }))
+            .draw()
+            .map_err(draw_err)?;
+    }
+    if let (Some(heatmap), Some(bar)) = (&panel.heatmap, bar) {
+        color_bar(&bar, heatmap)?;
+    }
+    Ok(())
+}
+
+/// The heat map's scale: its values (exp of them for a log scale) against their colours.
+fn color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, heatmap: &crate::figure::Heatmap) -> Result<()> {
+    let [lo, hi] = heatmap.range;
+    let shown = |v: f64| if heatmap.log { v.exp() } else { v };
+    let mut scale = ChartBuilder::on(area)
+        .margin_top(44)
+        .margin_bottom(54)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..1.0, shown(lo)..shown(hi))
+        .map_err(draw_err)?;
+    scale
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc(heatmap.label.as_str())
+        .y_label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()
+        .map_err(draw_err)?;
+    let rows = 100;
+    scale
+        .draw_series((0..rows).map(|r| {
+            let l0 = lo + (hi - lo) * f64::from(r) / f64::from(rows);
+            let l1 = lo + (hi - lo) * f64::from(r + 1) / f64::from(rows);
+            Rectangle::new([(0.0, shown(l0)), (1.0, shown(l1))], rgb(heatmap.color_of((l0 + l1) / 2.0)).filled())
+        }))
+        .map_err(draw_err)?;
+    Ok(())
+}
