@@ -25,8 +25,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use wsa_core::cancel::Silent;
 use wsa_core::device;
-use wsa_core::experiment::Silent;
 use wsa_core::experiment::connect::{self, ConnectConfig};
 
 fn repo() -> PathBuf {

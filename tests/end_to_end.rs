@@ -1,11 +1,12 @@
 //! The whole mode-connectivity experiment on the embedded digits, on the CPU.
 
+use wsa_core::cancel::{Cancel, Silent};
 use wsa_core::device;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectResult, MethodResult, PairDifference};
 use wsa_core::experiment::method::{Alignment, Method, Training};
 use wsa_core::experiment::seeds::SeedRun;
-use wsa_core::experiment::{Event, Observer, Silent};
+use wsa_core::experiment::{Event, Observer};
 use wsa_lab_tests::small_connect_config;
 
 fn run(config: &connect::ConnectConfig) -> ConnectResult {
@@ -63,6 +64,7 @@ fn wsa_brings_the_scopes_of_a_and_b_together() {
 /// Keeps every event.
 #[derive(Default)]
 struct Collect(Vec<Event>);
+impl Cancel for Collect {}
 impl Observer for Collect {
     fn on_event(&mut self, event: &Event) {
         self.0.push(event.clone());

@@ -459,7 +459,7 @@ mod tests {
         let result = wsa_core::wait(wsa_core::experiment::connect::run(
             &config,
             &wsa_core::device::cpu(),
-            &mut wsa_core::experiment::Silent,
+            &mut wsa_core::cancel::Silent,
         ))
         .expect("a run")
         .result;

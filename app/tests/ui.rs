@@ -189,7 +189,7 @@ fn a_gpu_job_shares_the_renderers_device() {
     let cpu = wsa_core::wait(wsa_core::experiment::connect::run(
         &result.config,
         &wsa_core::device::cpu(),
-        &mut wsa_core::experiment::Silent,
+        &mut wsa_core::cancel::Silent,
     ))
     .expect("CPU run")
     .result;

@@ -342,6 +342,8 @@ struct Progress {
     started: Instant,
 }
 
+impl wsa_core::cancel::Cancel for Progress {}
+
 impl Observer for Progress {
     fn on_event(&mut self, event: &Event) {
         let t = self.started.elapsed().as_secs_f64();

@@ -385,6 +385,8 @@ fn duration(seconds: f64) -> String {
     if s >= 3600 { format!("{}h{:02}m", s / 3600, (s % 3600) / 60) } else { format!("{}m{:02}s", s / 60, s % 60) }
 }
 
+impl wsa_core::cancel::Cancel for Bar {}
+
 impl Observer for Bar {
     fn on_event(&mut self, event: &Event) {
         // Within a cell, only a terminal gets the epoch/round detail (a log gets a line per cell).

@@ -10,6 +10,7 @@
 //! [`io`] saves models as safetensors.
 
 pub mod align;
+pub mod cancel;
 pub mod conv;
 pub mod data;
 pub mod device;
