@@ -271,7 +271,7 @@ impl Claim {
     /// Checks the claim on every seed of `result`.
     pub fn check(&self, result: &ConnectResult) -> ClaimCheck {
         let runs = result.seed_runs();
-        let index = |m: &Method| result.methods.iter().position(|r| r.name == *m);
+        let index = |m: &Method| result.methods.iter().position(|r| r.method == *m);
         let values = |m: &Method, f: &dyn Fn(&SeedMethod) -> f64| -> Vec<f64> {
             index(m).map_or(Vec::new(), |k| runs.iter().filter_map(|r| r.methods.get(k)).map(f).collect())
         };
@@ -285,7 +285,7 @@ impl Claim {
             result
                 .methods
                 .iter()
-                .find(|r| r.name == *m)
+                .find(|r| r.method == *m)
                 .and_then(|r| r.layers.get(layer))
                 .map(|l| (&l.path, &l.a, &l.b))
         };

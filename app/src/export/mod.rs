@@ -18,7 +18,7 @@ fn csv_paths(result: &ConnectResult) -> String {
     let mut s = String::from("method,alpha,loss,accuracy\n");
     for v in &result.methods {
         for p in &v.path {
-            let _ = writeln!(s, "{},{},{},{}", v.name, p.alpha, p.loss, p.accuracy);
+            let _ = writeln!(s, "{},{},{},{}", v.method, p.alpha, p.loss, p.accuracy);
         }
     }
     s
@@ -30,7 +30,7 @@ fn csv_curve_paths(result: &ConnectResult) -> String {
     for v in &result.methods {
         if let Some(c) = &v.curve {
             for p in &c.path {
-                let _ = writeln!(s, "{},{},{},{},{}", v.name, c.kind.name(), p.alpha, p.loss, p.accuracy);
+                let _ = writeln!(s, "{},{},{},{},{}", v.method, c.kind.name(), p.alpha, p.loss, p.accuracy);
             }
         }
     }
@@ -46,7 +46,7 @@ fn csv_seeds(result: &ConnectResult) -> String {
                 s,
                 "{},{},{},{},{},{},{},{}",
                 run.seed,
-                v.name,
+                v.method,
                 v.lambda,
                 m.endpoint_a.accuracy,
                 m.endpoint_b.accuracy,
@@ -65,7 +65,7 @@ fn csv_seed_paths(result: &ConnectResult) -> String {
     for run in &result.seeds {
         for (v, m) in result.methods.iter().zip(&run.methods) {
             for p in &m.path {
-                let _ = writeln!(s, "{},{},{},{},{}", run.seed, v.name, p.alpha, p.loss, p.accuracy);
+                let _ = writeln!(s, "{},{},{},{},{}", run.seed, v.method, p.alpha, p.loss, p.accuracy);
             }
         }
     }
@@ -81,10 +81,17 @@ fn csv_layers(result: &ConnectResult) -> String {
                 let _ = writeln!(
                     s,
                     "{},{},{},{},{},{},{},{}",
-                    v.name, l.path, model, r.count, r.scope.mean, r.scope.std, r.fit.excess_kurtosis, r.fit.ks_distance
+                    v.method,
+                    l.path,
+                    model,
+                    r.count,
+                    r.scope.mean,
+                    r.scope.std,
+                    r.fit.excess_kurtosis,
+                    r.fit.ks_distance
                 );
             }
-            let _ = writeln!(s, "{},{},target,,{},{},,", v.name, l.path, l.target.mean, l.target.std);
+            let _ = writeln!(s, "{},{},target,,{},{},,", v.method, l.path, l.target.mean, l.target.std);
         }
     }
     s
@@ -149,7 +156,7 @@ fn bytes(name: &str, bytes: Vec<u8>) -> (String, Content) {
 pub fn write_figures(out: &Path, result: &ConnectResult) -> AppResult<Vec<String>> {
     let mut files = vec![("paths.png".to_string(), Content::Figure(plots::paths(result)?))];
     for v in &result.methods {
-        files.push((format!("histograms-{}.png", v.name), Content::Figure(plots::histograms(v)?)));
+        files.push((format!("histograms-{}.png", v.method), Content::Figure(plots::histograms(v)?)));
     }
     platform::save_files(out, "figures", files)
 }

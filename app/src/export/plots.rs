@@ -101,9 +101,9 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
                 .draw()
                 .map_err(draw_err)?;
             for v in &shown {
-                let color = rgb(palette::method(v.name));
+                let color = rgb(palette::method(v.method));
                 let barrier = if is_loss { &v.loss_barrier } else { &v.accuracy_barrier };
-                let label = format!("{} (λ={}) barrier {}", v.name, v.lambda, mean_std(barrier, 3));
+                let label = format!("{} (λ={}) barrier {}", v.method, v.lambda, mean_std(barrier, 3));
                 if barrier.n > 1 {
                     let upper = v.path.iter().map(|p| (p.alpha, value(p).max));
                     let lower = v.path.iter().rev().map(|p| (p.alpha, value(p).min));
@@ -129,13 +129,13 @@ pub fn paths(result: &ConnectResult) -> Result<Figure> {
             // Each method's trained curve (the first seed's), dashed in the method's colour.
             for m in &result.methods {
                 let Some(curve) = &m.curve else { continue };
-                let color = rgb(palette::method(m.name));
+                let color = rgb(palette::method(m.method));
                 let barrier = if is_loss { curve.barriers.loss } else { curve.barriers.accuracy };
                 let point = |p: &wsa_core::merge::PathPoint| (p.alpha, if is_loss { p.loss } else { p.accuracy });
                 chart
                     .draw_series(DashedLineSeries::new(curve.path.iter().map(point), 8, 5, color.stroke_width(2)))
                     .map_err(draw_err)?
-                    .label(format!("{} {} curve barrier {barrier:.3}", m.name, curve.kind.name()))
+                    .label(format!("{} {} curve barrier {barrier:.3}", m.method, curve.kind.name()))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y)], color.stroke_width(2)));
             }
             chart
@@ -252,7 +252,7 @@ pub fn histograms(variant: &MethodResult) -> Result<Figure> {
     let cols = n.min(3);
     let rows = n.div_ceil(cols);
     render!((440 * cols as u32, 320 * rows as u32 + 40), |root| {
-        let title = format!("weight scopes · {} (λ = {}) · A, B, midpoint and target", variant.name, variant.lambda);
+        let title = format!("weight scopes · {} (λ = {}) · A, B, midpoint and target", variant.method, variant.lambda);
         let root = root.titled(&title, ("sans-serif", 20)).map_err(draw_err)?;
         for (panel, layer) in root.split_evenly((rows, cols)).iter().zip(&variant.layers) {
             let hist = &layer.histogram;

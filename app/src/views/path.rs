@@ -66,11 +66,11 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                     .allow_scroll(false)
                     .show(ui, |plot| {
                         for v in &shown {
-                            let color = method_color(v.name);
+                            let color = method_color(v.method);
                             // One name for the line, its points and its band: one legend entry,
                             // with the barrier.
                             let barrier = if title == "test loss" { &v.loss_barrier } else { &v.accuracy_barrier };
-                            let name = format!("{} (λ = {}) barrier {}", v.name, v.lambda, mean_std(barrier, 3));
+                            let name = format!("{} (λ = {}) barrier {}", v.method, v.lambda, mean_std(barrier, 3));
                             if barrier.n > 1 {
                                 let alphas: Vec<f64> = v.path.iter().map(|p| p.alpha).collect();
                                 let low: Vec<f64> = v.path.iter().map(|p| value(p).min).collect();
@@ -81,7 +81,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                                 );
                             }
                             let pts: Vec<[f64; 2]> = v.path.iter().map(|p| [p.alpha, value(p).mean]).collect();
-                            let width = if marked_line == Some(v.name) { 5.0 } else { 2.5 };
+                            let width = if marked_line == Some(v.method) { 5.0 } else { 2.5 };
                             plot.line(Line::new(name.clone(), PlotPoints::from(pts.clone())).color(color).width(width));
                             plot.points(Points::new(name, PlotPoints::from(pts)).color(color).radius(3.0));
                         }
@@ -161,7 +161,7 @@ fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
         }
         ui.end_row();
         for v in shown {
-            swatch(ui, method_color(v.name), v.name.name()).on_hover_text(v.name.describe());
+            swatch(ui, method_color(v.method), v.method.name()).on_hover_text(v.method.describe());
             ui.label(format!("{}", v.lambda));
             for (summary, digits) in [
                 (&v.accuracy_a, 4),
@@ -172,7 +172,7 @@ fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
             ] {
                 ui.label(mean_std(summary, digits));
             }
-            if marked == Some(v.name) {
+            if marked == Some(v.method) {
                 mark_label(ui, "look here");
             }
             ui.end_row();
@@ -199,7 +199,7 @@ fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveRes
         }
         ui.end_row();
         for (name, curve) in curves {
-            let Some(line) = shown.iter().find(|v| v.name == *name) else { continue };
+            let Some(line) = shown.iter().find(|v| v.method == *name) else { continue };
             swatch(ui, method_color(*name), name.name());
             ui.label(curve.kind.name());
             ui.label(format!("{:.4} → {:.4}", line.loss_barrier.mean, curve.barriers.loss));
@@ -225,7 +225,7 @@ fn selected_metrics(ui: &mut Ui, result: &ConnectResult, shown: &[MethodSpread],
         if let Some(p) = v.path.get(index) {
             ui.label(format!(
                 "  {}: test loss {}, test accuracy {}",
-                v.name,
+                v.method,
                 mean_std(&p.loss, 4),
                 mean_std(&p.accuracy, 4)
             ));

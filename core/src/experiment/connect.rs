@@ -393,7 +393,10 @@ pub struct AlignmentReport {
 /// One method's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MethodResult {
-    pub name: Method,
+    /// Written as `name`, the field's name before it said what it holds: result files users
+    /// saved and the app's store carry that key, and must read back (and be written) as they were.
+    #[serde(rename = "name")]
+    pub method: Method,
     /// The WSA strength its pair was trained with (0 for plain training).
     pub lambda: f64,
     pub endpoint_a: Metrics,
@@ -822,7 +825,7 @@ async fn report(
     let scopes_a: Vec<Scope> = ra.iter().map(|r| r.scope).collect();
     let scopes_b: Vec<Scope> = rb.iter().map(|r| r.scope).collect();
     let result = MethodResult {
-        name: method,
+        method,
         lambda: config.lambda(method.training),
         barriers: barriers(&path, endpoint_a, endpoint_b),
         endpoint_a,
@@ -1022,15 +1025,15 @@ async fn method_curve(
     pair: &TrainedPair,
     observer: &mut dyn Observer,
 ) -> Result<CurveResult> {
-    observer.on_event(&Event::Stage(format!("{}: training a {} curve", result.name, curve.kind.name())));
+    observer.on_event(&Event::Stage(format!("{}: training a {} curve", result.method, curve.kind.name())));
     let dev = &setup.device.device;
     let (a, b) = (pair.a.to_device(dev), pair.b.to_device(dev));
     let theta =
         curve::train_control_point(curve, config.train.batch_size, &a, &b, &setup.train_a, config.seed, observer)
             .await?;
-    observer.on_event(&Event::Stage(format!("{}: evaluating the {} curve", result.name, curve.kind.name())));
+    observer.on_event(&Event::Stage(format!("{}: evaluating the {} curve", result.method, curve.kind.name())));
     let endpoints = (result.endpoint_a, result.endpoint_b);
-    curve::evaluate_curve(result.name, curve.kind, (&a, &theta, &b), &result.path, endpoints, &setup.test, observer)
+    curve::evaluate_curve(result.method, curve.kind, (&a, &theta, &b), &result.path, endpoints, &setup.test, observer)
         .await
 }
 
@@ -1044,9 +1047,9 @@ fn chance_warnings(methods: &[MethodResult], classes: usize) -> Vec<String> {
             if metrics.accuracy >= 1.5 * chance {
                 continue;
             }
-            let whose = match m.name.alignment {
-                Alignment::Rescale => format!("{} model {model} (after rescaling)", m.name),
-                Alignment::None | Alignment::WeightMatching => format!("{} model {model}", m.name.training.name()),
+            let whose = match m.method.alignment {
+                Alignment::Rescale => format!("{} model {model} (after rescaling)", m.method),
+                Alignment::None | Alignment::WeightMatching => format!("{} model {model}", m.method.training.name()),
             };
             let warning = format!(
                 "{whose} ended near chance accuracy ({:.3}): it did not learn (learning rate too high or too low?), so the barriers of the methods using it say little",

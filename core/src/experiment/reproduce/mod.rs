@@ -618,7 +618,7 @@ fn connect_outcomes(result: &ConnectResult) -> Vec<VariantOutcome> {
                 metrics.insert(metric::MIDPOINT_OVER_ENDPOINTS_ACCURACY.into(), mid.accuracy - 0.5 * (a + b));
                 metrics.insert(metric::MIDPOINT_OVER_BEST_ACCURACY.into(), mid.accuracy - a.max(b));
             }
-            VariantOutcome { variant: m.name.name().to_string(), metrics }
+            VariantOutcome { variant: m.method.name().to_string(), metrics }
         })
         .collect()
 }
@@ -649,7 +649,7 @@ pub const TRAINED: &str = "trained";
 /// Kurtosis and KS distance of each scoped layer of model A at initialisation and trained
 /// (plain training: the first method's A).
 fn gaussianity_outcomes(config: &ConnectConfig, result: &ConnectResult) -> Result<Vec<VariantOutcome>> {
-    let plain = result.methods.iter().find(|m| m.name == Method::PLAIN).ok_or_else(|| {
+    let plain = result.methods.iter().find(|m| m.method == Method::PLAIN).ok_or_else(|| {
         WsaError::invalid(
             "gaussianity cell `methods`",
             "its list",
