@@ -12,7 +12,7 @@ use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
 use wsa_core::experiment::federated::{FedConfig, FedResult};
 use wsa_core::experiment::method::Method;
-use wsa_core::experiment::reproduce::merge;
+use wsa_core::experiment::patch::merge_patch;
 use wsa_core::experiment::seeds::{SeedMethod, mean_std};
 use wsa_core::experiment::stats::summarize;
 
@@ -250,7 +250,7 @@ fn patched<T: Versioned + serde::Serialize>(base: T, patch: &str) -> Result<T, S
     let patch: serde_json::Value =
         serde_json::from_str(patch).map_err(|e| format!("its config patch is not JSON: {e}"))?;
     let mut value = serde_json::to_value(base).map_err(|e| e.to_string())?;
-    merge(&mut value, &patch);
+    merge_patch(&mut value, &patch);
     T::from_json(&value.to_string()).map_err(|e| format!("its config patch does not make a config: {e}"))
 }
 

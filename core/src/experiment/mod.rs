@@ -5,6 +5,7 @@ pub mod connect;
 pub mod curve;
 pub mod federated;
 pub mod method;
+pub mod patch;
 pub mod plane;
 pub mod reproduce;
 pub mod seeds;
