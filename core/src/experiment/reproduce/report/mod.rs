@@ -512,11 +512,11 @@ fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord]) ->
             .collect();
         let pairs =
             paired(&values(&cells, &claim.variant, &claim.metric), &values(&cells, &claim.baseline, &claim.metric));
-        let scale = pairs.iter().map(|p| p.1).sum::<f64>() / pairs.len().max(1) as f64;
-        let n = d.n as f64;
-        absolute.push((d.mean, d.std * d.std / n));
+        let baseline: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let scale = stats::summarize(&baseline).map_or(0.0, |s| s.mean);
+        absolute.push(d.estimate());
         if scale.abs() > 1e-12 {
-            relative.push((d.mean / scale.abs(), (d.std / scale.abs()).powi(2) / n));
+            relative.push(d.relative_estimate(scale));
             all_relative.extend(pairs.iter().map(|(x, y)| (x - y) / scale.abs()));
         }
         below += d.below;
