@@ -233,7 +233,7 @@ struct FedArgs {
     #[arg(long)]
     method: Option<String>,
     /// FedProx's mu.
-    #[arg(long, default_value_t = 0.01, value_parser = args::number)]
+    #[arg(long, default_value_t = wsa_core::experiment::federated::DEFAULT_MU, value_parser = args::number)]
     mu: f64,
     /// Clients add the WSA term toward the fused target scope.
     #[arg(long)]
@@ -461,7 +461,7 @@ fn run_connect(args: ConnectArgs) -> Result<()> {
 }
 
 fn run_fed(args: FedArgs) -> Result<()> {
-    use wsa_core::experiment::federated::{self, Aggregation, ClientSplit};
+    use wsa_core::experiment::federated::{self, AggregationKind, ClientSplit};
     let config = args.common.config(|config: &mut FedConfig| {
         if let Some(v) = args.clients {
             config.clients = v;
@@ -479,11 +479,7 @@ fn run_fed(args: FedArgs) -> Result<()> {
             config.split = ClientSplit::Dirichlet { alpha };
         }
         if let Some(method) = &args.method {
-            config.aggregation = match method.as_str() {
-                "fedavg" => Aggregation::FedAvg,
-                "fedprox" => Aggregation::FedProx { mu: args.mu },
-                other => bail!("unknown --method `{other}`: choose fedavg or fedprox"),
-            };
+            config.aggregation = AggregationKind::from_name(method).context("in --method")?.with_mu(args.mu);
         }
         if args.wsa {
             config.use_wsa = true;
