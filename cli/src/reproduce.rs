@@ -186,10 +186,7 @@ fn print_tallies(report: &reproduce::report::Report) {
                 c.claim.variant,
                 c.claim.baseline,
                 c.claim.metric,
-                match c.claim.direction {
-                    reproduce::Direction::Lower => "lower",
-                    reproduce::Direction::Higher => "higher",
-                },
+                c.claim.direction.name(),
                 interval,
                 c.rows.len(),
                 c.pairs,

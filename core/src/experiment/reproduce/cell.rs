@@ -1,7 +1,7 @@
 //! A cell, one experiment of a spec at one seed, with its key (the hash of its config), and what
 //! a finished cell records: a few numbers per variant.
 
-use super::{Family, REPRODUCE_VERSION};
+use super::{Family, Metric, REPRODUCE_VERSION, Variant};
 use crate::error::Result;
 use crate::experiment::Versioned;
 use crate::experiment::connect::ConnectConfig;
@@ -33,9 +33,6 @@ impl CellExperiment {
             Ok(CellExperiment::Connect(config))
         }
     }
-
-    /// FedProx's mu for the comparison when the base config names FedAvg.
-    pub(super) const DEFAULT_MU: f64 = 0.01;
 }
 
 /// One experiment at one seed.
@@ -76,10 +73,25 @@ impl Cell {
 /// The numbers of one variant (a method, a federated run, or a model's state) of a cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VariantOutcome {
-    pub variant: String,
-    /// Metric name to value; a metric that does not apply (a target accuracy never reached)
-    /// is absent.
+    pub variant: Variant,
+    /// Metric name to value: a [`Metric`]'s name, or a per-layer key of the Gaussianity family
+    /// (`metric::kurtosis_of`); the keys stay text, so that the files list them in the order
+    /// they always had. A metric that does not apply (a target accuracy never reached) is absent.
     pub metrics: BTreeMap<String, f64>,
+}
+
+impl VariantOutcome {
+    pub fn new(variant: Variant) -> Self {
+        Self { variant, metrics: BTreeMap::new() }
+    }
+
+    pub fn metric(&self, metric: Metric) -> Option<f64> {
+        self.metrics.get(metric.name()).copied()
+    }
+
+    pub fn set(&mut self, metric: Metric, value: f64) {
+        self.metrics.insert(metric.name().to_string(), value);
+    }
 }
 
 /// A finished cell, as written to `cells/<hash>.json`.
@@ -102,31 +114,7 @@ impl Versioned for CellRecord {
 }
 
 impl CellRecord {
-    pub fn variant(&self, name: &str) -> Option<&VariantOutcome> {
-        self.variants.iter().find(|v| v.variant == name)
+    pub fn variant(&self, variant: Variant) -> Option<&VariantOutcome> {
+        self.variants.iter().find(|v| v.variant == variant)
     }
-}
-
-/// Metric names, shared by the runs that write them and the report that reads them.
-pub mod metric {
-    pub const ACCURACY_A: &str = "accuracy_a";
-    pub const ACCURACY_B: &str = "accuracy_b";
-    pub const LOSS_BARRIER: &str = "loss_barrier";
-    pub const ACCURACY_BARRIER: &str = "accuracy_barrier";
-    pub const SCOPE_DISTANCE: &str = "scope_distance";
-    /// The merged model itself at α = 0.5 (the path point nearest it), and what it is judged
-    /// against where A and B saw different data (a barrier is floored at 0 there): the mean of
-    /// the endpoints and the better endpoint.
-    pub const MIDPOINT_LOSS: &str = "midpoint_loss";
-    pub const MIDPOINT_ACCURACY: &str = "midpoint_accuracy";
-    pub const MIDPOINT_OVER_ENDPOINTS_ACCURACY: &str = "midpoint_over_endpoints_accuracy";
-    pub const MIDPOINT_OVER_BEST_ACCURACY: &str = "midpoint_over_best_accuracy";
-    pub const FINAL_ACCURACY: &str = "final_accuracy";
-    pub const BEST_ACCURACY: &str = "best_accuracy";
-    pub const LAST10_ACCURACY: &str = "last10_accuracy";
-    pub const ROUNDS_TO_TARGET: &str = "rounds_to_target";
-    /// Mean over the scoped layers of |excess kurtosis| and of the KS distance to the fitted
-    /// Gaussian; per layer as `kurtosis:<path>` and `ks:<path>`.
-    pub const MEAN_ABS_KURTOSIS: &str = "mean_abs_kurtosis";
-    pub const MEAN_KS: &str = "mean_ks";
 }

@@ -7,15 +7,19 @@
 //! where it stopped. [`report`] turns the cells into tables with paired confidence intervals.
 
 mod cell;
+pub mod metric;
 pub mod report;
 mod runner;
 mod spec;
 mod store;
+mod variant;
 
-pub use cell::{Cell, CellExperiment, CellRecord, VariantOutcome, metric};
-pub use runner::{AT_INIT, CellProgress, TRAINED, run_all, run_cell};
+pub use cell::{Cell, CellExperiment, CellRecord, VariantOutcome};
+pub use metric::Metric;
+pub use runner::{CellProgress, run_all, run_cell};
 pub use spec::{Direction, FULL_SPEC, Family, Group, Pool, PoolClaim, QUICK_SPEC, Row, Rules, Spec};
 pub use store::{Quarantined, Store, Stored};
+pub use variant::Variant;
 
 /// The version of specs and cell files this build writes.
 pub const REPRODUCE_VERSION: u32 = 1;

@@ -2,17 +2,17 @@
 //! spec that the store does not hold yet, each saved as it finishes.
 
 use super::{
-    Cell, CellExperiment, CellRecord, Family, Quarantined, REPRODUCE_VERSION, Store, Stored, VariantOutcome, metric,
+    Cell, CellExperiment, CellRecord, Family, Metric, Quarantined, REPRODUCE_VERSION, Store, Stored, Variant,
+    VariantOutcome, metric,
 };
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
 use crate::experiment::Observer;
 use crate::experiment::connect::{self, ConnectConfig, ConnectResult};
-use crate::experiment::federated::{self, FedResult};
+use crate::experiment::federated::{self, Aggregation, FedResult};
 use crate::experiment::method::Method;
 use crate::model::ModelLayout;
 use crate::scope;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Runs one cell on `device`; `seconds` is left at zero for the caller, who has the clock.
@@ -27,9 +27,10 @@ pub async fn run_cell(cell: &Cell, device: &ComputeDevice, observer: &mut dyn Ob
             (connect_outcomes(&outcome.result), outcome.result.warnings, outcome.result.device)
         }
         CellExperiment::Fed(config) => {
-            let variants = config.variants(true, CellExperiment::DEFAULT_MU);
+            // FedProx's mu is the config's, or the default when the base config names FedAvg.
+            let variants = config.variants(true, federated::DEFAULT_MU);
             let outcome = federated::run(config, &variants, device, observer).await?;
-            (fed_outcomes(&outcome.result), Vec::new(), outcome.result.device)
+            (fed_outcomes(&outcome.result, &variants), Vec::new(), outcome.result.device)
         }
     };
     Ok(CellRecord {
@@ -48,48 +49,44 @@ fn connect_outcomes(result: &ConnectResult) -> Vec<VariantOutcome> {
         .methods
         .iter()
         .map(|m| {
-            let mut metrics = BTreeMap::from([
-                (metric::ACCURACY_A.into(), m.endpoint_a.accuracy),
-                (metric::ACCURACY_B.into(), m.endpoint_b.accuracy),
-                (metric::LOSS_BARRIER.into(), m.barriers.loss),
-                (metric::ACCURACY_BARRIER.into(), m.barriers.accuracy),
-                (metric::SCOPE_DISTANCE.into(), m.scope_distance),
-            ]);
+            let mut outcome = VariantOutcome::new(Variant::Method(m.method));
+            outcome.set(Metric::AccuracyA, m.endpoint_a.accuracy);
+            outcome.set(Metric::AccuracyB, m.endpoint_b.accuracy);
+            outcome.set(Metric::LossBarrier, m.barriers.loss);
+            outcome.set(Metric::AccuracyBarrier, m.barriers.accuracy);
+            outcome.set(Metric::ScopeDistance, m.scope_distance);
             let midpoint = m.path.iter().min_by(|p, q| (p.alpha - 0.5).abs().total_cmp(&(q.alpha - 0.5).abs()));
             if let Some(mid) = midpoint {
                 let (a, b) = (m.endpoint_a.accuracy, m.endpoint_b.accuracy);
-                metrics.insert(metric::MIDPOINT_LOSS.into(), mid.loss);
-                metrics.insert(metric::MIDPOINT_ACCURACY.into(), mid.accuracy);
-                metrics.insert(metric::MIDPOINT_OVER_ENDPOINTS_ACCURACY.into(), mid.accuracy - 0.5 * (a + b));
-                metrics.insert(metric::MIDPOINT_OVER_BEST_ACCURACY.into(), mid.accuracy - a.max(b));
+                outcome.set(Metric::MidpointLoss, mid.loss);
+                outcome.set(Metric::MidpointAccuracy, mid.accuracy);
+                outcome.set(Metric::MidpointOverEndpointsAccuracy, mid.accuracy - 0.5 * (a + b));
+                outcome.set(Metric::MidpointOverBestAccuracy, mid.accuracy - a.max(b));
             }
-            VariantOutcome { variant: m.method.name().to_string(), metrics }
+            outcome
         })
         .collect()
 }
 
-fn fed_outcomes(result: &FedResult) -> Vec<VariantOutcome> {
+/// The runs of `result`, run as `variants` (aggregation, with WSA) say, in their order.
+fn fed_outcomes(result: &FedResult, variants: &[(Aggregation, bool)]) -> Vec<VariantOutcome> {
     result
         .runs
         .iter()
-        .map(|run| {
+        .zip(variants)
+        .map(|(run, &(aggregation, wsa))| {
+            let mut outcome = VariantOutcome::new(Variant::Federated { aggregation: aggregation.kind(), wsa });
             let last: Vec<f64> = run.rounds.iter().rev().take(10).map(|r| r.test_accuracy).collect();
-            let mut metrics = BTreeMap::from([
-                (metric::FINAL_ACCURACY.into(), run.final_accuracy),
-                (metric::BEST_ACCURACY.into(), run.best_accuracy),
-                (metric::LAST10_ACCURACY.into(), last.iter().sum::<f64>() / last.len().max(1) as f64),
-            ]);
+            outcome.set(Metric::FinalAccuracy, run.final_accuracy);
+            outcome.set(Metric::BestAccuracy, run.best_accuracy);
+            outcome.set(Metric::Last10Accuracy, last.iter().sum::<f64>() / last.len().max(1) as f64);
             if let Some(round) = run.rounds_to_target {
-                metrics.insert(metric::ROUNDS_TO_TARGET.into(), round as f64);
+                outcome.set(Metric::RoundsToTarget, round as f64);
             }
-            VariantOutcome { variant: run.name.clone(), metrics }
+            outcome
         })
         .collect()
 }
-
-/// Variant names of the gaussianity family: model A before and after training.
-pub const AT_INIT: &str = "init";
-pub const TRAINED: &str = "trained";
 
 /// Kurtosis and KS distance of each scoped layer of model A at initialisation and trained
 /// (plain training: the first method's A).
@@ -107,21 +104,18 @@ fn gaussianity_outcomes(config: &ConnectConfig, result: &ConnectResult) -> Resul
     let layers = config.wsa.layers.select(&layout);
     let at_init = scope::layer_reports(&init, &layers);
     let trained: Vec<scope::LayerReport> = plain.layers.iter().map(|l| l.a.clone()).collect();
-    let outcome = |variant: &str, reports: &[scope::LayerReport]| {
-        let mut metrics = BTreeMap::new();
+    let outcome = |variant: Variant, reports: &[scope::LayerReport]| {
+        let mut outcome = VariantOutcome::new(variant);
         for r in reports {
-            metrics.insert(format!("kurtosis:{}", r.path), r.fit.excess_kurtosis);
-            metrics.insert(format!("ks:{}", r.path), r.fit.ks_distance);
+            outcome.metrics.insert(metric::kurtosis_of(&r.path), r.fit.excess_kurtosis);
+            outcome.metrics.insert(metric::ks_of(&r.path), r.fit.ks_distance);
         }
         let n = reports.len().max(1) as f64;
-        metrics.insert(
-            metric::MEAN_ABS_KURTOSIS.into(),
-            reports.iter().map(|r| r.fit.excess_kurtosis.abs()).sum::<f64>() / n,
-        );
-        metrics.insert(metric::MEAN_KS.into(), reports.iter().map(|r| r.fit.ks_distance).sum::<f64>() / n);
-        VariantOutcome { variant: variant.to_string(), metrics }
+        outcome.set(Metric::MeanAbsKurtosis, reports.iter().map(|r| r.fit.excess_kurtosis.abs()).sum::<f64>() / n);
+        outcome.set(Metric::MeanKs, reports.iter().map(|r| r.fit.ks_distance).sum::<f64>() / n);
+        outcome
     };
-    Ok(vec![outcome(AT_INIT, &at_init), outcome(TRAINED, &trained)])
+    Ok(vec![outcome(Variant::AtInit, &at_init), outcome(Variant::Trained, &trained)])
 }
 
 /// What [`run_all`] reports besides the cells' own events.

@@ -2,7 +2,7 @@
 //! judges by and the pools of rows it tests claims on, fixed before any cell runs; and its
 //! expansion into cells, one per row and seed.
 
-use super::{Cell, CellExperiment, REPRODUCE_VERSION};
+use super::{Cell, CellExperiment, Metric, REPRODUCE_VERSION, Variant};
 use crate::error::{Result, WsaError};
 use crate::experiment::Versioned;
 use crate::experiment::patch::merge_patch;
@@ -151,9 +151,9 @@ pub struct Pool {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolClaim {
-    pub variant: String,
-    pub baseline: String,
-    pub metric: String,
+    pub variant: Variant,
+    pub baseline: Variant,
+    pub metric: Metric,
     pub direction: Direction,
 }
 
@@ -163,6 +163,15 @@ pub struct PoolClaim {
 pub enum Direction {
     Lower,
     Higher,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Lower => "lower",
+            Direction::Higher => "higher",
+        }
+    }
 }
 
 impl Pool {

@@ -174,7 +174,8 @@ fn newer_version(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::reproduce::{QUICK_SPEC, Spec, VariantOutcome};
+    use crate::experiment::method::Method;
+    use crate::experiment::reproduce::{QUICK_SPEC, Spec, Variant, VariantOutcome};
     use std::collections::BTreeMap;
 
     fn a_store_with_one_finished_cell(name: &str) -> (PathBuf, Store, Cell, PathBuf) {
@@ -188,7 +189,10 @@ mod tests {
             cell: cell.clone(),
             device: "CPU".into(),
             seconds: 1.0,
-            variants: vec![VariantOutcome { variant: "plain".into(), metrics: BTreeMap::from([("x".into(), 0.5)]) }],
+            variants: vec![VariantOutcome {
+                variant: Variant::Method(Method::PLAIN),
+                metrics: BTreeMap::from([("x".into(), 0.5)]),
+            }],
             warnings: Vec::new(),
         };
         store.save(&record).expect("save");

@@ -2,7 +2,7 @@
 //! by, the pooled claims, then per family its figure, tally, summaries and paired differences.
 
 use super::{ClaimVerdict, FamilyReport, Report, RowReport, RowStatus, distinct, view};
-use crate::experiment::reproduce::{AT_INIT, CellRecord, Direction, Family, Quarantined, Rules, TRAINED, metric};
+use crate::experiment::reproduce::{CellRecord, Family, Metric, Quarantined, Rules, Variant, metric};
 use crate::experiment::stats::{Summary, Verdict};
 use std::fmt::Write as _;
 
@@ -32,15 +32,6 @@ fn mean_std(s: Option<Summary>) -> String {
             format!("{} ± {}", number_like(s.mean, scale), number_like(s.std, scale))
         }
     }
-}
-
-fn heading(metric: &str) -> String {
-    for family in Family::ALL {
-        if let Some((_, label)) = view(family).metrics.iter().find(|(m, _)| *m == metric) {
-            return (*label).to_string();
-        }
-    }
-    metric.replace('_', " ")
 }
 
 /// How a report was made, for its first section.
@@ -161,10 +152,7 @@ fn pools_section(s: &mut String, report: &Report) {
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
     for pool in &report.pools {
         for c in &pool.claims {
-            let direction = match c.claim.direction {
-                Direction::Lower => "lower",
-                Direction::Higher => "higher",
-            };
+            let direction = c.claim.direction.name();
             let absolute = c.absolute.map_or("–".to_string(), |p| {
                 let scale = p.low.abs().max(p.high.abs());
                 format!(
@@ -189,7 +177,7 @@ fn pools_section(s: &mut String, report: &Report) {
                 pool.family.name(),
                 c.claim.variant,
                 c.claim.baseline,
-                heading(&c.claim.metric),
+                c.claim.metric.label(),
                 c.rows.len(),
                 c.pairs,
                 c.below,
@@ -227,7 +215,7 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
                 "| {} − {} | {} | {} | {} | {} | {} | {} |",
                 t.variant,
                 t.baseline,
-                heading(&t.metric),
+                t.metric.label(),
                 t.lower,
                 t.higher,
                 t.no_significant_difference,
@@ -242,16 +230,16 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
         );
     }
     let _ = write!(s, "| group | row | variant | seeds |");
-    for (_, label) in fv.metrics {
-        let _ = write!(s, " {label} |");
+    for m in fv.metrics {
+        let _ = write!(s, " {} |", m.label());
     }
     let _ = writeln!(s);
     let _ = writeln!(s, "|---|---|---|---|{}", "---|".repeat(fv.metrics.len()));
     for r in &f.rows {
-        for v in &r.variants {
-            let n = fv.metrics.iter().filter_map(|(m, _)| r.summary(v, m)).map(|x| x.n).max().unwrap_or(0);
+        for &v in &r.variants {
+            let n = fv.metrics.iter().filter_map(|&m| r.summary(v, m)).map(|x| x.n).max().unwrap_or(0);
             let _ = write!(s, "| {} | {}{} | {} | {} |", r.group, r.row, status_note(r), v, n);
-            for (m, _) in fv.metrics {
+            for &m in fv.metrics {
                 let _ = write!(s, " {} |", mean_std(r.summary(v, m)));
             }
             let _ = writeln!(s);
@@ -277,17 +265,17 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
         );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|");
         for r in split {
-            for v in &r.variants {
+            for &v in &r.variants {
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} | {} | {} |",
                     r.group,
                     r.row,
                     v,
-                    mean_std(r.summary(v, metric::MIDPOINT_ACCURACY)),
-                    mean_std(r.summary(v, metric::MIDPOINT_OVER_ENDPOINTS_ACCURACY)),
-                    mean_std(r.summary(v, metric::MIDPOINT_OVER_BEST_ACCURACY)),
-                    mean_std(r.summary(v, metric::MIDPOINT_LOSS)),
+                    mean_std(r.summary(v, Metric::MidpointAccuracy)),
+                    mean_std(r.summary(v, Metric::MidpointOverEndpointsAccuracy)),
+                    mean_std(r.summary(v, Metric::MidpointOverBestAccuracy)),
+                    mean_std(r.summary(v, Metric::MidpointLoss)),
                 );
             }
         }
@@ -311,7 +299,7 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
                 (
                     format!("[{}, {}]", number_like(d.low, scale), number_like(d.high, scale)),
                     p_value(d.p),
-                    if r.counts_for(&c.variant, &c.baseline) { p_value(c.holm_p) } else { "not counted".to_string() },
+                    if r.counts_for(c.variant, &c.baseline) { p_value(c.holm_p) } else { "not counted".to_string() },
                     number_like(c.detectable, scale),
                 )
             };
@@ -330,7 +318,7 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
                 r.row,
                 c.variant,
                 c.baseline,
-                heading(&c.metric),
+                c.metric.label(),
                 number(d.mean),
                 ci,
                 p,
@@ -359,21 +347,25 @@ fn layer_table(s: &mut String, f: &FamilyReport) {
     let _ = writeln!(s, "| group | row | layer | kurtosis at init | kurtosis trained | KS at init | KS trained |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for r in &f.rows {
-        let layers: Vec<&str> =
-            r.aggregates.iter().filter(|a| a.variant == TRAINED).filter_map(|a| a.metric.strip_prefix("ks:")).collect();
+        let layers: Vec<&str> = r
+            .aggregates
+            .iter()
+            .filter(|a| a.variant == Variant::Trained)
+            .filter_map(|a| metric::layer_of_ks(&a.metric))
+            .collect();
         for layer in layers {
-            let k = format!("kurtosis:{layer}");
-            let ks = format!("ks:{layer}");
+            let k = metric::kurtosis_of(layer);
+            let ks = metric::ks_of(layer);
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 r.group,
                 r.row,
                 layer,
-                mean_std(r.summary(AT_INIT, &k)),
-                mean_std(r.summary(TRAINED, &k)),
-                mean_std(r.summary(AT_INIT, &ks)),
-                mean_std(r.summary(TRAINED, &ks))
+                mean_std(r.summary_of(Variant::AtInit, &k)),
+                mean_std(r.summary_of(Variant::Trained, &k)),
+                mean_std(r.summary_of(Variant::AtInit, &ks)),
+                mean_std(r.summary_of(Variant::Trained, &ks))
             );
         }
     }
