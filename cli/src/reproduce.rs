@@ -1,5 +1,6 @@
 //! `wsa-lab reproduce`: every cell of a spec over its seeds, resumable, with one progress bar
-//! and an ETA (`progress`); then the report (results.md, summary.json, cells.csv, one figure per family).
+//! and an ETA (`progress`); then the report (results.md, summary.json, cells.csv, one figure per
+//! family).
 
 use crate::common::check_out_folder;
 use crate::progress::{Progress, warn_set_aside};
