@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use wsa_core::WsaError;
+use wsa_core::cancel::Silent;
 use wsa_core::data::{DataConfig, DatasetSpec};
 use wsa_core::device;
-use wsa_core::experiment::Silent;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{self, ConnectConfig, PairDifference};
 use wsa_core::experiment::method::Method;

@@ -25,8 +25,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use wsa_core::cancel::Silent;
 use wsa_core::device;
-use wsa_core::experiment::Silent;
 use wsa_core::experiment::connect::{self, ConnectConfig};
 
 fn repo() -> PathBuf {
@@ -178,21 +178,21 @@ fn check_against_native(
     let methods = page["methods"].as_array().expect("methods");
     assert_eq!(methods.len(), native.methods.len(), "{path}: {page}");
     for (p, n) in methods.iter().zip(&native.methods) {
-        assert_eq!(p["name"].as_str(), Some(n.name.name()), "{path}: methods in the config's order");
+        assert_eq!(p["name"].as_str(), Some(n.method.name()), "{path}: methods in the config's order");
         let expected = [
             ("loss_barrier", n.barriers.loss),
             ("accuracy_barrier", n.barriers.accuracy),
             ("accuracy_a", n.endpoint_a.accuracy),
             ("accuracy_b", n.endpoint_b.accuracy),
         ];
-        let is_aligned = n.name.alignment != wsa_core::experiment::method::Alignment::None;
+        let is_aligned = n.method.alignment != wsa_core::experiment::method::Alignment::None;
         for (key, expected) in expected {
             let got = p[key].as_f64().unwrap_or(f64::NAN);
             let tolerance = if is_aligned && key.ends_with("barrier") { aligned_tolerance } else { tolerance };
             assert!(
                 (got - expected).abs() <= tolerance,
                 "{path}, {} {key}: page {got} vs native {expected} (tolerance {tolerance})",
-                n.name
+                n.method
             );
         }
     }

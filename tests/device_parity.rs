@@ -9,9 +9,9 @@
 use burn::tensor::{Tensor, TensorData};
 use std::sync::Arc;
 use std::time::Instant;
+use wsa_core::cancel::Silent;
 use wsa_core::data::{self, DataConfig};
 use wsa_core::device::{self, ComputeDevice, DeviceChoice};
-use wsa_core::experiment::Silent;
 use wsa_core::experiment::curve::{CurveConfig, train_control_point};
 use wsa_core::experiment::plane::{PlaneConfig, evaluate_plane};
 use wsa_core::kernels::{MAX_HISTOGRAM_BINS, layer_stats, lerp, weighted_sum};

@@ -1,11 +1,12 @@
 //! The whole mode-connectivity experiment on the embedded digits, on the CPU.
 
+use wsa_core::cancel::{Cancel, Silent};
 use wsa_core::device;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectResult, MethodResult, PairDifference};
 use wsa_core::experiment::method::{Alignment, Method, Training};
 use wsa_core::experiment::seeds::SeedRun;
-use wsa_core::experiment::{Event, Observer, Silent};
+use wsa_core::experiment::{Event, Observer};
 use wsa_lab_tests::small_connect_config;
 
 fn run(config: &connect::ConnectConfig) -> ConnectResult {
@@ -13,7 +14,7 @@ fn run(config: &connect::ConnectConfig) -> ConnectResult {
 }
 
 fn method(result: &ConnectResult, method: Method) -> &MethodResult {
-    result.methods.iter().find(|m| m.name == method).unwrap_or_else(|| panic!("{method} missing"))
+    result.methods.iter().find(|m| m.method == method).unwrap_or_else(|| panic!("{method} missing"))
 }
 
 /// The property the method must have: training with WSA brings the per-layer scopes of A and
@@ -21,7 +22,7 @@ fn method(result: &ConnectResult, method: Method) -> &MethodResult {
 #[test]
 fn wsa_brings_the_scopes_of_a_and_b_together() {
     let result = run(&small_connect_config(5));
-    let names: Vec<Method> = result.methods.iter().map(|m| m.name).collect();
+    let names: Vec<Method> = result.methods.iter().map(|m| m.method).collect();
     assert_eq!(names, Method::DEFAULT, "one result per configured method, in order");
     let trained: Vec<Training> = result.pairs.iter().map(|p| p.training).collect();
     assert_eq!(trained, [Training::Plain, Training::Wsa], "one pair per training, shared by its methods");
@@ -37,7 +38,7 @@ fn wsa_brings_the_scopes_of_a_and_b_together() {
         assert!(
             v.endpoint_a.accuracy > 0.8 && v.endpoint_b.accuracy > 0.8,
             "{}: {:?} {:?}",
-            v.name,
+            v.method,
             v.endpoint_a,
             v.endpoint_b
         );
@@ -49,7 +50,7 @@ fn wsa_brings_the_scopes_of_a_and_b_together() {
             .iter()
             .map(|p| p.loss - ((1.0 - p.alpha) * v.endpoint_a.loss + p.alpha * v.endpoint_b.loss))
             .fold(f64::NEG_INFINITY, f64::max);
-        assert!((v.barriers.loss - rise).abs() < 1e-9, "{}: {} vs {rise}", v.name, v.barriers.loss);
+        assert!((v.barriers.loss - rise).abs() < 1e-9, "{}: {} vs {rise}", v.method, v.barriers.loss);
         // The path's ends are the models themselves.
         assert!((v.path[0].accuracy - v.endpoint_a.accuracy).abs() < 1e-9);
         assert!((v.path[10].loss - v.endpoint_b.loss).abs() < 1e-5);
@@ -63,6 +64,7 @@ fn wsa_brings_the_scopes_of_a_and_b_together() {
 /// Keeps every event.
 #[derive(Default)]
 struct Collect(Vec<Event>);
+impl Cancel for Collect {}
 impl Observer for Collect {
     fn on_event(&mut self, event: &Event) {
         self.0.push(event.clone());
@@ -273,10 +275,10 @@ fn version_1_configs_and_summaries_load() {
     let old: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(result.methods.len(), 2);
     for (new, old) in result.methods.iter().zip(old["variants"].as_array().expect("variants")) {
-        assert_eq!(new.name.name(), old["name"].as_str().expect("name"));
+        assert_eq!(new.method.name(), old["name"].as_str().expect("name"));
         assert_eq!(Some(new.barriers.loss), old["barriers"]["loss"].as_f64());
         assert!(new.alignment.is_none());
-        let pair = result.pairs.iter().find(|p| p.training == new.name.training).expect("pair");
+        let pair = result.pairs.iter().find(|p| p.training == new.method.training).expect("pair");
         assert_eq!(pair.curves.len(), old["curves"].as_array().expect("curves").len());
     }
     assert_eq!(result.config.methods, [Method::PLAIN, Method::WSA]);

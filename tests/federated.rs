@@ -1,8 +1,8 @@
 //! Federated learning on the embedded digits with a few clients (method.md section 6).
 
 use std::sync::Arc;
+use wsa_core::cancel::Silent;
 use wsa_core::device;
-use wsa_core::experiment::Silent;
 use wsa_core::experiment::federated::{self, Aggregation, ClientSplit, FedConfig, FedOutcome};
 use wsa_core::merge::weighted_average;
 use wsa_core::model::{ModelConfig, ModelLayout};

@@ -394,7 +394,9 @@ impl WsaLabApp {
         // Indices into the methods on screen: the step's result's once it is in, else the
         // step's config's (the same list).
         let methods: Vec<Method> = match &self.settings.last_result {
-            Some(result) if step.is_answered_by(Some(result), None) => result.methods.iter().map(|m| m.name).collect(),
+            Some(result) if step.is_answered_by(Some(result), None) => {
+                result.methods.iter().map(|m| m.method).collect()
+            }
             _ => self.settings.config.methods.clone(),
         };
         let index_of = |m| methods.iter().position(|x| *x == m);
@@ -519,7 +521,7 @@ impl WsaLabApp {
             Export::Merged { method, index } => {
                 let (Some(pair), Some(m)) = (self.models.get(method), result.methods.get(method)) else { return };
                 let alpha = m.path.get(index).map_or(0.5, |p| p.alpha);
-                let file = format!("models/{}-merged-alpha{alpha:.2}.safetensors", m.name);
+                let file = format!("models/{}-merged-alpha{alpha:.2}.safetensors", m.method);
                 pair.a
                     .interpolate(&pair.b, alpha)
                     .and_then(|merged| wsa_core::io::model_bytes(&merged))

@@ -96,7 +96,7 @@ impl Settings {
     /// The selected plane point when the plane is of the method at `method` (an index into the
     /// last result's methods): then that point's model stands for the merged model.
     pub fn plane_point_of(&self, method: usize) -> Option<(usize, usize)> {
-        let name = self.last_result.as_ref()?.methods.get(method)?.name;
+        let name = self.last_result.as_ref()?.methods.get(method)?.method;
         self.plane_result.as_ref().filter(|(of, _)| *of == name).and(self.plane_point)
     }
 }

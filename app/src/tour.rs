@@ -12,7 +12,7 @@ use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
 use wsa_core::experiment::federated::{FedConfig, FedResult};
 use wsa_core::experiment::method::Method;
-use wsa_core::experiment::reproduce::merge;
+use wsa_core::experiment::patch::merge_patch;
 use wsa_core::experiment::seeds::{SeedMethod, mean_std};
 use wsa_core::experiment::stats::summarize;
 
@@ -250,7 +250,7 @@ fn patched<T: Versioned + serde::Serialize>(base: T, patch: &str) -> Result<T, S
     let patch: serde_json::Value =
         serde_json::from_str(patch).map_err(|e| format!("its config patch is not JSON: {e}"))?;
     let mut value = serde_json::to_value(base).map_err(|e| e.to_string())?;
-    merge(&mut value, &patch);
+    merge_patch(&mut value, &patch);
     T::from_json(&value.to_string()).map_err(|e| format!("its config patch does not make a config: {e}"))
 }
 
@@ -271,7 +271,7 @@ impl Claim {
     /// Checks the claim on every seed of `result`.
     pub fn check(&self, result: &ConnectResult) -> ClaimCheck {
         let runs = result.seed_runs();
-        let index = |m: &Method| result.methods.iter().position(|r| r.name == *m);
+        let index = |m: &Method| result.methods.iter().position(|r| r.method == *m);
         let values = |m: &Method, f: &dyn Fn(&SeedMethod) -> f64| -> Vec<f64> {
             index(m).map_or(Vec::new(), |k| runs.iter().filter_map(|r| r.methods.get(k)).map(f).collect())
         };
@@ -285,7 +285,7 @@ impl Claim {
             result
                 .methods
                 .iter()
-                .find(|r| r.name == *m)
+                .find(|r| r.method == *m)
                 .and_then(|r| r.layers.get(layer))
                 .map(|l| (&l.path, &l.a, &l.b))
         };
@@ -459,7 +459,7 @@ mod tests {
         let result = wsa_core::wait(wsa_core::experiment::connect::run(
             &config,
             &wsa_core::device::cpu(),
-            &mut wsa_core::experiment::Silent,
+            &mut wsa_core::cancel::Silent,
         ))
         .expect("a run")
         .result;

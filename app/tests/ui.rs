@@ -51,7 +51,7 @@ fn preset_run_select_a_point_and_export() {
         let loss = mean_std(&v.loss_barrier, 4);
         let accuracy = mean_std(&v.accuracy_barrier, 4);
         assert!(loss.contains(" ± "), "{loss}");
-        assert!(harness.query_all_by_label(&loss).count() >= 1, "loss barrier {loss} of {} not shown", v.name);
+        assert!(harness.query_all_by_label(&loss).count() >= 1, "loss barrier {loss} of {} not shown", v.method);
         assert!(harness.query_all_by_label(&accuracy).count() >= 1, "accuracy barrier {accuracy} not shown");
     }
     // One seed is one click away: the table then shows its own barriers.
@@ -61,7 +61,11 @@ fn preset_run_select_a_point_and_export() {
     assert_eq!(harness.state().settings.path_seed, Some(1));
     for (v, m) in result.methods.iter().zip(&second.methods) {
         let loss = format!("{:.4}", m.barriers.loss);
-        assert!(harness.query_all_by_label(&loss).count() >= 1, "seed 1's loss barrier {loss} of {} not shown", v.name);
+        assert!(
+            harness.query_all_by_label(&loss).count() >= 1,
+            "seed 1's loss barrier {loss} of {} not shown",
+            v.method
+        );
     }
     harness.get_by_label_contains("mean of seeds").click();
     harness.run_steps(2);
@@ -189,17 +193,17 @@ fn a_gpu_job_shares_the_renderers_device() {
     let cpu = wsa_core::wait(wsa_core::experiment::connect::run(
         &result.config,
         &wsa_core::device::cpu(),
-        &mut wsa_core::experiment::Silent,
+        &mut wsa_core::cancel::Silent,
     ))
     .expect("CPU run")
     .result;
     let one_sample = 1.0 / result.test_samples as f64;
     for (gpu, cpu) in result.methods.iter().zip(&cpu.methods) {
         for (g, c) in [(gpu.endpoint_a, cpu.endpoint_a), (gpu.endpoint_b, cpu.endpoint_b)] {
-            assert!((g.accuracy - c.accuracy).abs() <= one_sample + 1e-9, "{}: GPU {g:?} vs CPU {c:?}", gpu.name);
-            assert!((g.loss - c.loss).abs() < 1e-3, "{}: GPU {g:?} vs CPU {c:?}", gpu.name);
+            assert!((g.accuracy - c.accuracy).abs() <= one_sample + 1e-9, "{}: GPU {g:?} vs CPU {c:?}", gpu.method);
+            assert!((g.loss - c.loss).abs() < 1e-3, "{}: GPU {g:?} vs CPU {c:?}", gpu.method);
         }
-        assert!((gpu.barriers.loss - cpu.barriers.loss).abs() < 1e-3, "{}", gpu.name);
+        assert!((gpu.barriers.loss - cpu.barriers.loss).abs() < 1e-3, "{}", gpu.method);
     }
 }
 
@@ -321,7 +325,7 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
     let (method, plane) = harness.state().settings.plane_result.clone().expect("a plane");
     assert_eq!(
         method,
-        harness.state().settings.last_result.as_ref().expect("result").methods[harness.state().settings.method].name
+        harness.state().settings.last_result.as_ref().expect("result").methods[harness.state().settings.method].method
     );
     assert_eq!((plane.xs.len(), plane.ys.len(), plane.loss.len()), (6, 6, 36));
     assert!(plane.loss.iter().all(|l| l.is_finite() && *l > 0.0));

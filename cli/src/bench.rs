@@ -238,7 +238,7 @@ fn kernels(devices: &[ComputeDevice], sizes: &[usize], repeats: usize) -> Result
 /// coordinate descent needs more sweeps than for two trained models of one task.
 fn alignment(repeats: usize) -> Result<Value> {
     use wsa_core::align::{WeightMatchingConfig, weight_matching};
-    use wsa_core::experiment::Silent;
+    use wsa_core::cancel::Silent;
     let models = [("MLP 784-512-512-10", ModelConfig::mlp(vec![512, 512])), bench_models().swap_remove(1)];
     let mut rows = Vec::new();
     for (label, config) in models {

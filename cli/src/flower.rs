@@ -16,9 +16,9 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use wsa_core::cancel::Silent;
 use wsa_core::data::{self, DataConfig};
 use wsa_core::device::{self, ComputeDevice};
-use wsa_core::experiment::Silent;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::federated::{self, FedConfig, Federation, LocalRun, RoundRecord};
 use wsa_core::io::{load_model_for, save_model, write_atomic};
@@ -156,7 +156,7 @@ fn init(run: &RunArgs, out: &Path) -> Result<()> {
             "clients": config.clients,
             "active": federation.active,
             "layers": federation.layer_paths(),
-            "run": federated::run_name(config.aggregation, config.use_wsa),
+            "run": federated::run_name(config.aggregation.kind(), config.use_wsa),
         })
     );
     Ok(())
@@ -275,7 +275,7 @@ fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
     let dev = &device.device;
     let test = DeviceData::upload(&federation.split.test, dev);
     let metrics = wsa_core::wait(evaluate(&federation.layout, &global.to_device(dev).tensors, &test))?;
-    let name = federated::run_name(config.aggregation, config.use_wsa);
+    let name = federated::run_name(config.aggregation.kind(), config.use_wsa);
     let clients = replies.iter().map(|r| r.client).collect();
     let client_scopes = replies.iter().map(|r| r.scopes.clone()).collect();
     let record = federated::round_record(step.round, clients, metrics, target.scopes, client_scopes, &name)?;

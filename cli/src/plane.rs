@@ -2,9 +2,10 @@
 //! and a third model: by default the control point of a curve trained between them, or a model
 //! from a file. On the digits by default, like `connect`.
 
-use super::{ConnectArgs, Progress, effective_config};
+use crate::common::check_out_folder;
+use crate::connect::{ConnectArgs, effective_config};
+use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 use wsa_core::data;
@@ -54,12 +55,11 @@ pub fn run(args: PlaneArgs) -> Result<()> {
         return Ok(());
     }
     let out = args.connect.out.clone().unwrap_or_else(|| PathBuf::from("out/plane"));
-    super::check_out_folder(&out)?;
+    check_out_folder(&out)?;
     let choice: DeviceChoice = args.connect.common.device.parse()?;
     let device = device::select_for(choice, config.flops_per_step())?;
     eprintln!("device: {}", device.description);
-    let started = Instant::now();
-    let mut progress = Progress { tty: std::io::stderr().is_terminal(), started };
+    let mut progress = Progress::new();
     let outcome = wsa_core::wait(connect::run(&config, &device, &mut progress))?;
     let pair = outcome.models.first().context("the run returned no trained pair")?;
     let computed = Instant::now();
@@ -93,10 +93,8 @@ pub fn run(args: PlaneArgs) -> Result<()> {
     let label = plane.models[2].label.clone();
     let kind = plane.curve.as_ref().map(|(kind, _)| *kind);
     let plane_seconds = computed.elapsed().as_secs_f64();
-    let seconds = started.elapsed().as_secs_f64();
-    if progress.tty {
-        eprintln!();
-    }
+    let seconds = progress.seconds();
+    progress.finish();
     let (best, worst) = plane.loss_range();
     let summary = serde_json::json!({
         "config": config,

@@ -1,15 +1,15 @@
 //! `wsa-lab reproduce`: every cell of a spec over its seeds, resumable, with one progress bar
-//! and an ETA; then the report (results.md, summary.json, cells.csv, one figure per family).
+//! and an ETA (`progress`); then the report (results.md, summary.json, cells.csv, one figure per
+//! family).
 
+use crate::common::check_out_folder;
+use crate::progress::{Progress, warn_set_aside};
 use anyhow::{Context as _, Result, bail};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wsa_core::device::{self, DeviceChoice};
-use wsa_core::experiment::reproduce::{
-    self, Cell, CellExperiment, CellProgress, CellRecord, Family, Quarantined, Spec, Store, Stored,
-};
-use wsa_core::experiment::{Event, Observer, Versioned};
+use wsa_core::experiment::Versioned;
+use wsa_core::experiment::reproduce::{self, Cell, CellExperiment, CellRecord, Family, Spec, Store, Stored};
 use wsa_figures::files;
 
 #[derive(clap::Args)]
@@ -86,7 +86,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let biggest =
         cells.iter().filter_map(flops_per_step).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
     let device = device::select_for(args.device.parse::<DeviceChoice>()?, biggest)?;
-    super::check_out_folder(&args.out)?;
+    check_out_folder(&args.out)?;
     let store = Store::new(&args.out);
     eprintln!("device: {}", device.description);
     eprintln!(
@@ -116,10 +116,10 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     } else {
         // The ETA counts only the cells still to compute, not those a rerun reads back.
         let to_compute: Vec<bool> = finished.iter().map(Option::is_none).collect();
-        let mut progress = Bar::new(&cells, &to_compute, started);
+        let mut progress = Progress::over_cells(&cells, &to_compute, started);
         let records = wsa_core::wait(reproduce::run_all(&cells, &store, &device, &mut progress))?;
         progress.finish();
-        (records, progress.computed)
+        (records, progress.computed())
     };
     let quarantined = store.quarantined();
     let command = command_line(&args, &spec);
@@ -163,16 +163,6 @@ fn flops_per_step(cell: &Cell) -> Option<f64> {
     }
 }
 
-/// The one line that names a damaged cell file when the store sets it aside.
-fn warn_set_aside(cell: &Cell, set_aside: &Quarantined) {
-    eprintln!(
-        "warning: the file of cell {} was damaged ({}); it is now {} and the cell is computed again",
-        cell.label(),
-        set_aside.reason,
-        set_aside.file.display()
-    );
-}
-
 /// The report's pooled claims and tallies in the terminal: per family and comparison, how the
 /// rows came out (after Holm's correction).
 fn print_tallies(report: &reproduce::report::Report) {
@@ -186,10 +176,7 @@ fn print_tallies(report: &reproduce::report::Report) {
                 c.claim.variant,
                 c.claim.baseline,
                 c.claim.metric,
-                match c.claim.direction {
-                    reproduce::Direction::Lower => "lower",
-                    reproduce::Direction::Higher => "higher",
-                },
+                c.claim.direction.name(),
                 interval,
                 c.rows.len(),
                 c.pairs,
@@ -200,7 +187,7 @@ fn print_tallies(report: &reproduce::report::Report) {
         }
     }
     for family in &report.families {
-        println!("{}:", family.family.title());
+        println!("{}:", family.family.label());
         for t in family.tallies() {
             println!(
                 "  {:>12} − {:<8} {:<18} lower in {}, higher in {}, no significant difference in {}{}{}",
@@ -304,142 +291,4 @@ fn machine() -> String {
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     format!("{cpu}, {threads} threads, {}", std::env::consts::OS)
-}
-
-/// One progress bar over all cells with an ETA from the cells computed so far (per family,
-/// since a federated cell and a gaussianity cell differ tenfold).
-struct Bar {
-    tty: bool,
-    started: Instant,
-    total: usize,
-    /// The family of every cell still to compute, in order, and how many of them have been.
-    to_compute: Vec<Family>,
-    done: usize,
-    computed: usize,
-    /// Seconds of the computed cells per family.
-    seconds: Vec<(Family, f64, usize)>,
-    current: String,
-}
-
-impl Bar {
-    fn new(cells: &[Cell], to_compute: &[bool], started: Instant) -> Self {
-        Self {
-            tty: std::io::stderr().is_terminal(),
-            started,
-            total: cells.len(),
-            to_compute: cells.iter().zip(to_compute).filter(|(_, todo)| **todo).map(|(c, _)| c.family).collect(),
-            done: 0,
-            computed: 0,
-            seconds: Vec::new(),
-            current: String::new(),
-        }
-    }
-
-    /// Seconds left: each remaining cell at its family's mean so far (else the overall mean).
-    fn eta(&self) -> Option<f64> {
-        let (sum, n) = self.seconds.iter().fold((0.0, 0), |(s, n), (_, t, k)| (s + t, n + k));
-        if n == 0 {
-            return None;
-        }
-        let overall = sum / n as f64;
-        Some(
-            self.to_compute[self.computed.min(self.to_compute.len())..]
-                .iter()
-                .map(|f| self.seconds.iter().find(|(g, _, _)| g == f).map_or(overall, |(_, t, k)| t / *k as f64))
-                .sum(),
-        )
-    }
-
-    fn line(&self, extra: &str) -> String {
-        let width = 24;
-        let filled = (width * self.done) / self.total.max(1);
-        let eta = self.eta().map_or("ETA –".to_string(), |s| format!("ETA {}", duration(s)));
-        format!(
-            "[{}{}] {}/{} cells · {} · {eta} · {}{extra}",
-            "#".repeat(filled),
-            ".".repeat(width - filled),
-            self.done,
-            self.total,
-            duration(self.started.elapsed().as_secs_f64()),
-            self.current
-        )
-    }
-
-    fn show(&self, line: &str) {
-        if self.tty {
-            eprint!("\r\x1b[2K{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
-}
-
-fn duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    if s >= 3600 { format!("{}h{:02}m", s / 3600, (s % 3600) / 60) } else { format!("{}m{:02}s", s / 60, s % 60) }
-}
-
-impl Observer for Bar {
-    fn on_event(&mut self, event: &Event) {
-        // Within a cell, only a terminal gets the epoch/round detail (a log gets a line per cell).
-        if !self.tty {
-            return;
-        }
-        let detail = match event {
-            Event::Epoch { pair, epochs, record } => {
-                format!(" · {} {} epoch {}/{epochs}", pair.name(), record.model, record.epoch)
-            }
-            Event::Round { run, round, rounds, .. } => format!(" · {run} round {round}/{rounds}"),
-            Event::PathPoint { method, index, total } => format!(" · {method} path {}/{total}", index + 1),
-            Event::Stage(_) | Event::Seed { .. } | Event::SeedResult(_) | Event::PlaneRow { .. } => return,
-        };
-        self.show(&self.line(&detail));
-    }
-}
-
-impl CellProgress for Bar {
-    fn seconds(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
-    }
-
-    fn cell_set_aside(&mut self, cell: &Cell, set_aside: &Quarantined) {
-        if self.tty {
-            eprintln!();
-        }
-        warn_set_aside(cell, set_aside);
-    }
-
-    fn cell_started(&mut self, _index: usize, _total: usize, cell: &Cell, cached: bool) {
-        self.current = cell.label();
-        if !cached && self.tty {
-            self.show(&self.line(""));
-        }
-    }
-
-    fn cell_finished(&mut self, _index: usize, _total: usize, record: &CellRecord, cached: bool) {
-        self.done += 1;
-        if !cached {
-            self.computed += 1;
-            let family = record.cell.family;
-            match self.seconds.iter_mut().find(|(f, _, _)| *f == family) {
-                Some(entry) => {
-                    entry.1 += record.seconds;
-                    entry.2 += 1;
-                }
-                None => self.seconds.push((family, record.seconds, 1)),
-            }
-        }
-        let how = if cached { "read back".to_string() } else { format!("{:.1} s", record.seconds) };
-        if self.tty {
-            self.show(&self.line(&format!(" · {how}")));
-        } else {
-            eprintln!("{}", self.line(&format!(" · {how}")));
-        }
-    }
 }

@@ -19,7 +19,7 @@ pub fn table(result: &ConnectResult) -> String {
         let _ = writeln!(
             s,
             "{:<11} {:>7} {:>wide$} {:>wide$} {:>wide$} {:>wide$} {:>wide$}",
-            v.name.name(),
+            v.method.name(),
             v.lambda,
             mean_std(&v.accuracy_a, digits),
             mean_std(&v.accuracy_b, digits),
@@ -49,7 +49,7 @@ pub fn table(result: &ConnectResult) -> String {
             let _ = writeln!(
                 s,
                 "{:<11} {:>13.4} {:>13.4} {:>12.4} {:>12.4} {:>15.4} {:>15.4}",
-                m.name.name(),
+                m.method.name(),
                 m.barriers.loss,
                 c.barriers.loss,
                 m.barriers.accuracy,

@@ -17,9 +17,13 @@ pub trait Choice: Copy + PartialEq + 'static {
 
     /// The value named `name`; an unknown name is refused with the list of known ones.
     fn parse(name: &str) -> Result<Self> {
-        Self::ALL.iter().copied().find(|c| c.name() == name).ok_or_else(|| {
+        Self::ALL.iter().copied().find(|c| c.name() == name.trim()).ok_or_else(|| {
             let known: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
-            WsaError::invalid(Self::WHAT, format!("`{name}`"), &format!("choose one of {}", known.join(", ")))
+            let choose = match known.as_slice() {
+                [a, b] => format!("unknown {}; choose {a} or {b}", Self::WHAT),
+                _ => format!("unknown {}; choose one of {}", Self::WHAT, known.join(", ")),
+            };
+            WsaError::invalid(Self::WHAT, format!("`{name}`"), &choose)
         })
     }
 }
@@ -98,5 +102,16 @@ mod tests {
         names_are_serdes::<crate::experiment::curve::CurveKind>();
         names_are_serdes::<crate::experiment::method::Training>();
         names_are_serdes::<crate::experiment::method::Alignment>();
+    }
+
+    #[test]
+    fn an_unknown_name_is_refused_with_the_known_ones() {
+        use crate::experiment::federated::AggregationKind;
+        use crate::experiment::reproduce::Metric;
+        let two = AggregationKind::from_name("fedsgd").expect_err("unknown").to_string();
+        assert!(two.contains("`fedsgd`") && two.contains("choose fedavg or fedprox"), "{two}");
+        let many = Metric::from_name("barrier").expect_err("unknown").to_string();
+        assert!(many.contains("choose one of accuracy_a, accuracy_b,"), "{many}");
+        assert_eq!(Metric::from_name(" loss_barrier ").ok(), Some(Metric::LossBarrier));
     }
 }

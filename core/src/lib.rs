@@ -10,6 +10,7 @@
 //! [`io`] saves models as safetensors.
 
 pub mod align;
+pub mod cancel;
 pub mod choice;
 pub mod conv;
 pub mod data;

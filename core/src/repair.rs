@@ -11,9 +11,9 @@
 //! It addresses the symptom WSA addresses (scales that averaging destroys), at test time instead
 //! of training time.
 
+use crate::cancel::Cancel;
 use crate::device::read_f64;
 use crate::error::{Result, WsaError};
-use crate::experiment::Observer;
 use crate::model::{HostParams, ModelLayout, ParamRole, Params, forward_tapped};
 use crate::train::DeviceData;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -202,7 +202,7 @@ pub async fn repair(
     data: &DeviceData,
     config: &RepairConfig,
     device: &Device,
-    observer: &mut dyn Observer,
+    cancel: &mut dyn Cancel,
 ) -> Result<HostParams> {
     let Target { a, b, alpha } = target;
     let layers = hidden_layers(&merged.layout);
@@ -215,14 +215,14 @@ pub async fn repair(
     }
     let mut repaired = merged.clone();
     for (l, layer) in layers.iter().enumerate() {
-        if observer.is_cancelled() {
+        if cancel.is_cancelled() {
             return Err(WsaError::Cancelled);
         }
         let on_device = repaired.to_device(device);
         let measured = measure(&on_device, data, config.samples, Some(l)).await?;
         let measured = measured.into_iter().next().ok_or_else(|| WsaError::Device("no statistics".into()))?;
         fold(&mut repaired, layer, &measured, &self::target(&a[l], &b[l], alpha));
-        observer.pause().await;
+        cancel.pause().await;
     }
     repaired.check_finite()?;
     Ok(repaired)
@@ -231,9 +231,9 @@ pub async fn repair(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cancel::Silent;
     use crate::data::{self, DataConfig, DatasetSpec};
     use crate::device;
-    use crate::experiment::Silent;
     use crate::model::{Activation, Initializer, ModelConfig, Norm};
     use crate::rng::Rng;
     use std::sync::Arc;

@@ -82,10 +82,10 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
             Measure::Accuracy => &v.accuracy_barrier,
         };
         let value = |p: &PathSpread| measure.of_spread(p);
-        let width = if marked == Some(Marked::Line(v.name)) { MARKED_LINE } else { LINE };
+        let width = if marked == Some(Marked::Line(v.method)) { MARKED_LINE } else { LINE };
         let mut line = Series::line(
-            format!("{} (λ = {}) barrier {}", v.name, v.lambda, mean_std(barrier, 3)),
-            palette::method(v.name),
+            format!("{} (λ = {}) barrier {}", v.method, v.lambda, mean_std(barrier, 3)),
+            palette::method(v.method),
             width,
             v.path.iter().map(|p| [p.alpha, value(p).mean]).collect(),
         )
@@ -208,7 +208,7 @@ pub fn histograms(method: &MethodResult) -> Figure {
     let columns = n.min(3);
     let rows = n.div_ceil(columns);
     Figure {
-        title: format!("weight scopes · {} (λ = {}) · A, B, midpoint and target", method.name, method.lambda),
+        title: format!("weight scopes · {} (λ = {}) · A, B, midpoint and target", method.method, method.lambda),
         size: [440 * columns as u32, 320 * rows as u32 + 40],
         columns,
         panels: method.layers.iter().map(|l| histogram_panel(l, &MergedHistogram::stored(l))).collect(),

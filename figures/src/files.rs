@@ -20,7 +20,7 @@ fn csv_paths(result: &ConnectResult) -> String {
     let mut s = String::from("method,alpha,loss,accuracy\n");
     for v in &result.methods {
         for p in &v.path {
-            let _ = writeln!(s, "{},{},{},{}", v.name, p.alpha, p.loss, p.accuracy);
+            let _ = writeln!(s, "{},{},{},{}", v.method, p.alpha, p.loss, p.accuracy);
         }
     }
     s
@@ -32,7 +32,7 @@ fn csv_curve_paths(result: &ConnectResult) -> String {
     for v in &result.methods {
         if let Some(c) = &v.curve {
             for p in &c.path {
-                let _ = writeln!(s, "{},{},{},{},{}", v.name, c.kind.name(), p.alpha, p.loss, p.accuracy);
+                let _ = writeln!(s, "{},{},{},{},{}", v.method, c.kind.name(), p.alpha, p.loss, p.accuracy);
             }
         }
     }
@@ -48,7 +48,7 @@ fn csv_seeds(result: &ConnectResult) -> String {
                 s,
                 "{},{},{},{},{},{},{},{}",
                 run.seed,
-                v.name,
+                v.method,
                 v.lambda,
                 m.endpoint_a.accuracy,
                 m.endpoint_b.accuracy,
@@ -67,7 +67,7 @@ fn csv_seed_paths(result: &ConnectResult) -> String {
     for run in &result.seeds {
         for (v, m) in result.methods.iter().zip(&run.methods) {
             for p in &m.path {
-                let _ = writeln!(s, "{},{},{},{},{}", run.seed, v.name, p.alpha, p.loss, p.accuracy);
+                let _ = writeln!(s, "{},{},{},{},{}", run.seed, v.method, p.alpha, p.loss, p.accuracy);
             }
         }
     }
@@ -83,10 +83,17 @@ fn csv_layers(result: &ConnectResult) -> String {
                 let _ = writeln!(
                     s,
                     "{},{},{},{},{},{},{},{}",
-                    v.name, l.path, model, r.count, r.scope.mean, r.scope.std, r.fit.excess_kurtosis, r.fit.ks_distance
+                    v.method,
+                    l.path,
+                    model,
+                    r.count,
+                    r.scope.mean,
+                    r.scope.std,
+                    r.fit.excess_kurtosis,
+                    r.fit.ks_distance
                 );
             }
-            let _ = writeln!(s, "{},{},target,,{},{},,", v.name, l.path, l.target.mean, l.target.std);
+            let _ = writeln!(s, "{},{},target,,{},{},,", v.method, l.path, l.target.mean, l.target.std);
         }
     }
     s
@@ -117,8 +124,9 @@ fn summary_json<T: serde::Serialize>(result: &T, seconds: Option<f64>) -> Result
 }
 
 /// The results as JSON and CSV: summary.json (with `seconds` when known), config.json,
-/// paths.csv, layers.csv, curves.csv (these three of the first seed), and for a run over
-/// several seeds seeds.csv and seed-paths.csv.
+/// paths.csv, layers.csv, curves.csv (the training curves; these three of the first seed),
+/// curve-paths.csv when methods trained a mode-connecting curve, and for a run over several
+/// seeds seeds.csv and seed-paths.csv.
 pub fn connect_tables(result: &ConnectResult, seconds: Option<f64>) -> Result<Files> {
     let mut files = vec![
         bytes("summary.json", summary_json(result, seconds)?),
@@ -157,7 +165,7 @@ fn image(name: &str, figure: crate::figure::Figure) -> (String, Content) {
 pub fn connect_figures(result: &ConnectResult) -> Files {
     let mut files = vec![image("paths.png", describe::paths(result, None, None))];
     for v in &result.methods {
-        files.push(image(&format!("histograms-{}.png", v.name), describe::histograms(v)));
+        files.push(image(&format!("histograms-{}.png", v.method), describe::histograms(v)));
     }
     files
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use web_time::Instant;
+use wsa_core::cancel::Cancel;
 use wsa_core::data::DataConfig;
 use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, MethodResult, TrainedPair};
@@ -139,12 +140,14 @@ impl Observer for JobObserver {
     fn on_event(&mut self, event: &Event) {
         self.send(JobMessage::Event(event.clone()));
     }
+}
 
+impl Cancel for JobObserver {
     fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed) || self.device_fault.reason().is_some()
     }
 
-    fn pause(&mut self) -> wsa_core::experiment::Pause<'_> {
+    fn pause(&mut self) -> wsa_core::cancel::Pause<'_> {
         crate::platform::pause(&mut self.last_yield)
     }
 }

@@ -285,8 +285,8 @@ impl FromWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsa_core::cancel::Silent;
     use wsa_core::device;
-    use wsa_core::experiment::Silent;
     use wsa_core::experiment::connect;
     use wsa_core::experiment::federated;
 

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Receiver;
+use wsa_core::cancel::Pause;
 use wsa_core::device::{ComputeDevice, DeviceChoice};
-use wsa_core::experiment::Pause;
 use wsa_core::experiment::connect::ConnectConfig;
 
 /// A page cannot write into a folder: exports download through the browser.

@@ -6,7 +6,7 @@ use super::View;
 use super::figure::{self, Size};
 use super::{Action, png_button};
 use egui::{DragValue, Ui};
-use wsa_core::experiment::federated::{Aggregation, ClientSplit, FedResult};
+use wsa_core::experiment::federated::{self, Aggregation, AggregationKind, ClientSplit, FedResult};
 use wsa_figures::describe;
 
 fn settings(app: &mut View<'_>, ui: &mut Ui) {
@@ -28,12 +28,12 @@ fn settings(app: &mut View<'_>, ui: &mut Ui) {
         ui.checkbox(&mut app.settings.fed_compare, "compare FedAvg, FedAvg+WSA, FedProx, FedProx+WSA");
         if !app.settings.fed_compare {
             let fed = &mut app.settings.fed;
-            let is_prox = matches!(fed.aggregation, Aggregation::FedProx { .. });
-            if ui.selectable_label(!is_prox, "FedAvg").clicked() {
-                fed.aggregation = Aggregation::FedAvg;
-            }
-            if ui.selectable_label(is_prox, "FedProx").clicked() && !is_prox {
-                fed.aggregation = Aggregation::FedProx { mu: 0.01 };
+            let current = fed.aggregation.kind();
+            for kind in AggregationKind::ALL {
+                // A click on the current rule keeps its settings (FedProx's mu).
+                if ui.selectable_label(kind == current, kind.label()).clicked() && kind != current {
+                    fed.aggregation = kind.with_mu(federated::DEFAULT_MU);
+                }
             }
             ui.checkbox(&mut fed.use_wsa, "with WSA");
         }

@@ -36,7 +36,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         }
     });
     let method = app.settings.method.min(result.methods.len().saturating_sub(1));
-    let name = result.methods[method].name;
+    let name = result.methods[method].method;
     let index = app.settings.alpha_index.min(result.methods[method].path.len().saturating_sub(1));
     let alpha = result.methods[method].path[index].alpha;
     if app.models.get(method).is_some() {

@@ -125,7 +125,7 @@ fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
         }
         ui.end_row();
         for v in shown {
-            swatch(ui, method_color(v.name), v.name.name()).on_hover_text(v.name.describe());
+            swatch(ui, method_color(v.method), v.method.name()).on_hover_text(v.method.describe());
             ui.label(format!("{}", v.lambda));
             for (summary, digits) in [
                 (&v.accuracy_a, 4),
@@ -136,7 +136,7 @@ fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
             ] {
                 ui.label(mean_std(summary, digits));
             }
-            if marked == Some(v.name) {
+            if marked == Some(v.method) {
                 mark_label(ui, "look here");
             }
             ui.end_row();
@@ -163,7 +163,7 @@ fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveRes
         }
         ui.end_row();
         for (name, curve) in curves {
-            let Some(line) = shown.iter().find(|v| v.name == *name) else { continue };
+            let Some(line) = shown.iter().find(|v| v.method == *name) else { continue };
             swatch(ui, method_color(*name), name.name());
             ui.label(curve.kind.name());
             ui.label(format!("{:.4} → {:.4}", line.loss_barrier.mean, curve.barriers.loss));
@@ -189,7 +189,7 @@ fn selected_metrics(ui: &mut Ui, result: &ConnectResult, shown: &[MethodSpread],
         if let Some(p) = v.path.get(index) {
             ui.label(format!(
                 "  {}: test loss {}, test accuracy {}",
-                v.name,
+                v.method,
                 mean_std(&p.loss, 4),
                 mean_std(&p.accuracy, 4)
             ));

@@ -15,8 +15,8 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         return;
     };
     let method = app.settings.method.min(result.methods.len().saturating_sub(1));
-    let name = result.methods[method].name;
-    let methods: Vec<_> = result.methods.iter().map(|m| m.name).collect();
+    let name = result.methods[method].method;
+    let methods: Vec<_> = result.methods.iter().map(|m| m.method).collect();
     ui.horizontal(|ui| {
         ui.label(format!("The plane through {name}'s A and B and a trained curve's control point θ"));
         ui.add(egui::DragValue::new(&mut app.settings.plane.grid).range(2..=MAX_GRID).prefix("grid "));

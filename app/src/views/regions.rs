@@ -31,7 +31,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let alpha = result.methods[method].path[index].alpha;
     ui.horizontal(|ui| {
         for (i, m) in result.methods.iter().enumerate() {
-            ui.selectable_value(&mut app.settings.method, i, m.name.name());
+            ui.selectable_value(&mut app.settings.method, i, m.method.name());
         }
         ui.label(format!("merged model at α = {alpha:.2} (select the point on the Interpolation path tab)"));
     });
@@ -61,7 +61,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
             });
             save = png_button(
                 ui,
-                &format!("regions-{}-alpha{alpha:.2}", result.methods[method].name),
+                &format!("regions-{}-alpha{alpha:.2}", result.methods[method].method),
                 plot_response.response.rect,
             );
         }

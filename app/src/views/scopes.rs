@@ -64,10 +64,10 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     };
     ui.horizontal(|ui| {
         egui::ComboBox::from_label("method")
-            .selected_text(result.methods.get(app.settings.method).map_or("?", |m| m.name.name()))
+            .selected_text(result.methods.get(app.settings.method).map_or("?", |m| m.method.name()))
             .show_ui(ui, |ui| {
                 for (i, m) in result.methods.iter().enumerate() {
-                    ui.selectable_value(&mut app.settings.method, i, m.name.name());
+                    ui.selectable_value(&mut app.settings.method, i, m.method.name());
                 }
             });
         let Some(first) = result.methods.first() else { return };
@@ -85,11 +85,11 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let alpha = path.get(app.settings.alpha_index).map_or(0.5, |p| p.alpha);
     let (merged, merged_counts, low, high, merged_label) = merged_layer(app, app.settings.method, layer, alpha);
 
-    ui.label(format!("{} of {} (λ = {}), {} weights", layer.path, method.name, method.lambda, layer.a.count));
+    ui.label(format!("{} of {} (λ = {}), {} weights", layer.path, method.method, method.lambda, layer.a.count));
     plane_point_notice(app, ui, app.settings.method);
     // An answered tour step that marks this layer of this method.
     let marked = app.answered_tour_step().is_some_and(|s| {
-        s.highlight == crate::tour::Highlight::Layer { method: method.name, layer: app.settings.layer }
+        s.highlight == crate::tour::Highlight::Layer { method: method.method, layer: app.settings.layer }
     });
     if marked {
         super::tour::mark_label(ui, "look here: this layer's histograms of A and B, and their Gaussian fits");
@@ -101,10 +101,10 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let panel = describe::histogram_panel(layer, &merged_histogram);
     let plot_response = ui.scope(|ui| figure::draw(ui, "histogram", &panel, Size::height(300.0), |_| ()));
     let save_histogram =
-        png_button(ui, &format!("histogram-{}-{}", method.name, layer.path), plot_response.response.rect);
+        png_button(ui, &format!("histogram-{}-{}", method.method, layer.path), plot_response.response.rect);
     scope_table(ui, layer, &merged, &merged_label);
-    let name = format!("trajectory-{}-{}", method.name, layer.path);
-    let save_trajectory = trajectories(ui, result.curves(method.name.training), app.settings.layer, &name);
+    let name = format!("trajectory-{}-{}", method.method, layer.path);
+    let save_trajectory = trajectories(ui, result.curves(method.method.training), app.settings.layer, &name);
     for action in save_histogram.into_iter().chain(save_trajectory) {
         app.act(action);
     }

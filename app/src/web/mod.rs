@@ -113,7 +113,7 @@ pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult, tim
         "device": result.device,
         "dataset": result.dataset,
         "methods": result.methods.iter().map(|v| serde_json::json!({
-            "name": v.name,
+            "name": v.method,
             "loss_barrier": v.barriers.loss,
             "accuracy_barrier": v.barriers.accuracy,
             "accuracy_a": v.endpoint_a.accuracy,

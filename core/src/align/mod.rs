@@ -10,8 +10,8 @@
 
 pub mod lap;
 
+use crate::cancel::Cancel;
 use crate::error::{Result, WsaError};
-use crate::experiment::Observer;
 use crate::model::{HostParams, ModelConfig, ModelLayout, Norm};
 use crate::rng::Rng;
 use crate::scope::{self, FusionRule, Scope};
@@ -276,14 +276,14 @@ pub struct Matching {
 /// Weight matching: coordinate descent over the groups' permutations in a seeded random order,
 /// each step the best permutation of one group with the others held (an assignment problem),
 /// until a whole sweep improves nothing or `max_sweeps` is reached. A step is kept only if it
-/// raises the objective, so the objective never decreases. Yields to the observer after every
-/// step (a browser's page stays responsive) and stops when it cancels.
+/// raises the objective, so the objective never decreases. Yields to `cancel` after every step
+/// (a browser's page stays responsive) and stops when it is cancelled.
 pub async fn weight_matching(
     a: &HostParams,
     b: &HostParams,
     config: &WeightMatchingConfig,
     rng: &mut Rng,
-    observer: &mut dyn Observer,
+    cancel: &mut dyn Cancel,
 ) -> Result<Matching> {
     config.validate()?;
     a.layout.check_compatible(&b.layout)?;
@@ -299,7 +299,7 @@ pub async fn weight_matching(
         rng.shuffle(&mut order);
         let mut improved = false;
         for g in order {
-            if observer.is_cancelled() {
+            if cancel.is_cancelled() {
                 return Err(WsaError::Cancelled);
             }
             let group = &spec.groups[g];
@@ -312,7 +312,7 @@ pub async fn weight_matching(
                 improved = true;
             }
             objective.push(self::objective(a, &permute(b, &spec, &perms)));
-            observer.pause().await;
+            cancel.pause().await;
         }
         if !improved {
             break;
@@ -387,7 +387,7 @@ pub fn distances(a: &HostParams, b: &HostParams, a_after: &HostParams, b_after: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::Silent;
+    use crate::cancel::Silent;
     use crate::model::{Activation, ModelConfig, Norm, Params};
 
     fn layout(model: ModelConfig, shape: &[usize]) -> Arc<ModelLayout> {

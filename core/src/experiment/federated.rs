@@ -64,10 +64,39 @@ pub enum Aggregation {
 }
 
 impl Aggregation {
-    pub fn label(&self) -> &'static str {
+    /// The rule without its parameter.
+    pub fn kind(&self) -> AggregationKind {
         match self {
-            Aggregation::FedAvg => "fedavg",
-            Aggregation::FedProx { .. } => "fedprox",
+            Aggregation::FedAvg => AggregationKind::FedAvg,
+            Aggregation::FedProx { .. } => AggregationKind::FedProx,
+        }
+    }
+}
+
+/// FedProx's mu where nothing else sets it (`wsa-lab fed --mu`, the app, reproduce's comparison
+/// when the base config names FedAvg).
+pub const DEFAULT_MU: f64 = 0.01;
+
+/// An aggregation rule without its parameter: what a user chooses (`wsa-lab fed --method`, the
+/// app's buttons) and what a run is named after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AggregationKind {
+    FedAvg,
+    FedProx,
+}
+
+// Names: in run names, file names and on the command line; labels: as people write them.
+crate::choices!(AggregationKind, "aggregation" {
+    FedAvg => "fedavg", "FedAvg",
+    FedProx => "fedprox", "FedProx",
+});
+
+impl AggregationKind {
+    /// The rule, with `mu` as FedProx's proximal weight (FedAvg has none).
+    pub fn with_mu(self, mu: f64) -> Aggregation {
+        match self {
+            AggregationKind::FedAvg => Aggregation::FedAvg,
+            AggregationKind::FedProx => Aggregation::FedProx { mu },
         }
     }
 }
@@ -382,8 +411,8 @@ impl Federation {
 }
 
 /// A run's name in results and file names, e.g. "fedavg", "fedprox+wsa".
-pub fn run_name(aggregation: Aggregation, use_wsa: bool) -> String {
-    format!("{}{}", aggregation.label(), if use_wsa { "+wsa" } else { "" })
+pub fn run_name(aggregation: AggregationKind, use_wsa: bool) -> String {
+    format!("{}{}", aggregation.name(), if use_wsa { "+wsa" } else { "" })
 }
 
 /// A finished run's headline numbers from its rounds.
@@ -428,7 +457,7 @@ pub async fn run(
     let mut runs = Vec::new();
     let mut finals = Vec::new();
     for &(aggregation, use_wsa) in variants {
-        let name = run_name(aggregation, use_wsa);
+        let name = run_name(aggregation.kind(), use_wsa);
         observer.on_event(&Event::Stage(format!("federated training: {name}")));
         let mut rng = Rng::derive(config.seed, "client-sampling");
         let mut global = init.clone();
@@ -587,5 +616,17 @@ mod tests {
         };
         assert!(max_share(1000.0) < 0.13, "alpha 1000: {}", max_share(1000.0));
         assert!(max_share(0.05) > 0.6, "alpha 0.05: {}", max_share(0.05));
+    }
+
+    #[test]
+    fn aggregation_kinds_read_back_from_their_names() {
+        for kind in AggregationKind::ALL {
+            assert_eq!(AggregationKind::from_name(kind.name()).expect("known"), kind);
+            assert_eq!(kind.with_mu(0.1).kind(), kind);
+        }
+        assert_eq!(AggregationKind::FedProx.with_mu(0.1), Aggregation::FedProx { mu: 0.1 });
+        let error = AggregationKind::from_name("fedsgd").expect_err("unknown").to_string();
+        assert!(error.contains("fedsgd") && error.contains("fedavg or fedprox"), "{error}");
+        assert_eq!(run_name(AggregationKind::FedProx, true), "fedprox+wsa");
     }
 }

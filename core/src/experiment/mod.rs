@@ -1,10 +1,11 @@
-//! Experiments as plain serde configs with a seed, run with an observer that sees progress and
-//! may cancel. The CLI, the app and saved files all carry the same structs.
+//! Experiments as plain serde configs with a seed, run with an observer that sees their events
+//! and may cancel. The CLI, the app and saved files all carry the same structs.
 
 pub mod connect;
 pub mod curve;
 pub mod federated;
 pub mod method;
+pub mod patch;
 pub mod plane;
 pub mod reproduce;
 pub mod seeds;
@@ -15,6 +16,7 @@ mod warm_up;
 pub use versioned::Versioned;
 pub use warm_up::warm_up;
 
+use crate::cancel::{Cancel, Silent};
 use crate::data::DatasetSpec;
 use crate::model::{ModelConfig, ModelLayout};
 
@@ -46,24 +48,10 @@ pub enum Event {
     PathPoint { method: method::Method, index: usize, total: usize },
 }
 
-/// Receives events and may ask the run to stop (checked between steps).
-pub trait Observer {
+/// Receives an experiment's events; through [`Cancel`] it may also stop the run (checked
+/// between steps).
+pub trait Observer: Cancel {
     fn on_event(&mut self, _event: &Event) {}
-    fn is_cancelled(&self) -> bool {
-        false
-    }
-    /// Called after every training step, alignment step and path point: in the page's worker it
-    /// hands the thread back to the event loop now and then, so that a Cancel posted by the page
-    /// is seen; natively (a thread of its own, cancelled through an atomic) there is nothing to
-    /// wait for.
-    fn pause(&mut self) -> Pause<'_> {
-        Box::pin(std::future::ready(()))
-    }
 }
 
-/// What [`Observer::pause`] returns.
-pub type Pause<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
-
-/// Ignores everything; never cancels.
-pub struct Silent;
 impl Observer for Silent {}

@@ -67,7 +67,7 @@ pub struct PathSpread {
 /// sample std, min and max.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MethodSpread {
-    pub name: Method,
+    pub method: Method,
     pub lambda: f64,
     pub accuracy_a: Summary,
     pub accuracy_b: Summary,
@@ -125,7 +125,7 @@ impl ConnectResult {
                     })
                     .collect::<Option<Vec<_>>>()?;
                 Some(MethodSpread {
-                    name: method.name,
+                    method: method.method,
                     lambda: method.lambda,
                     accuracy_a: over(&|r| Some(r.endpoint_a.accuracy))?,
                     accuracy_b: over(&|r| Some(r.endpoint_b.accuracy))?,
@@ -142,11 +142,11 @@ impl ConnectResult {
     /// one seed's of a single-seed result; curves are not averaged, so the spread over several
     /// seeds has none (empty).
     pub fn curves_shown(&self, seed: Option<usize>) -> Vec<(Method, &CurveResult)> {
-        let names = self.methods.iter().map(|m| m.name);
+        let names = self.methods.iter().map(|m| m.method);
         match seed.and_then(|k| self.seeds.get(k)) {
             Some(run) => names.zip(&run.methods).filter_map(|(n, m)| Some((n, m.curve.as_ref()?))).collect(),
             None if self.seeds.len() > 1 => Vec::new(),
-            None => self.methods.iter().filter_map(|m| Some((m.name, m.curve.as_ref()?))).collect(),
+            None => self.methods.iter().filter_map(|m| Some((m.method, m.curve.as_ref()?))).collect(),
         }
     }
 
@@ -211,7 +211,7 @@ mod tests {
             difference: "seed".into(),
             pairs: Vec::new(),
             methods: vec![MethodResult {
-                name: Method::PLAIN,
+                method: Method::PLAIN,
                 lambda: 0.0,
                 endpoint_a: first.endpoint_a,
                 endpoint_b: first.endpoint_b,

@@ -196,6 +196,20 @@ fn one() -> f64 {
     1.0
 }
 
+impl PairedDifference {
+    /// The mean difference and the variance of that mean (std² / n): one row's estimate for
+    /// [`random_effects`].
+    pub fn estimate(&self) -> (f64, f64) {
+        (self.mean, self.std * self.std / self.n as f64)
+    }
+
+    /// [`PairedDifference::estimate`] relative to `scale` (e.g. the row's baseline mean): the mean
+    /// and its standard error divided by |scale|.
+    pub fn relative_estimate(&self, scale: f64) -> (f64, f64) {
+        (self.mean / scale.abs(), (self.std / scale.abs()).powi(2) / self.n as f64)
+    }
+}
+
 /// The paired difference of `pairs` (x, y): both measured on the same seed. `None` for no pairs.
 pub fn paired_difference(pairs: &[(f64, f64)]) -> Option<PairedDifference> {
     let diffs: Vec<f64> = pairs.iter().map(|(x, y)| x - y).collect();
@@ -403,6 +417,12 @@ mod tests {
         assert!(close(d.low, 0.2 - 0.196_324, 1e-5) && close(d.high, 0.2 + 0.196_324, 1e-5), "{d:?}");
         assert!(close(d.p, 0.047_421, 1e-5), "{}", d.p);
         assert_eq!(d.verdict, Verdict::Higher);
+        // As a row of a pool: the mean and the squared standard error 0.070711² = 0.005, and
+        // relative to a baseline mean of -2 (its size), both scaled by 1/2 and 1/4.
+        let (mean, variance) = d.estimate();
+        assert!(close(mean, 0.2, 1e-12) && close(variance, 0.005, 1e-12), "{mean} {variance}");
+        let (mean, variance) = d.relative_estimate(-2.0);
+        assert!(close(mean, 0.1, 1e-12) && close(variance, 0.001_25, 1e-12), "{mean} {variance}");
 
         // The same mean with more spread: the interval contains zero.
         let noisy = paired_difference(&[(0.9, 0.0), (-0.5, 0.0), (0.2, 0.0)]).expect("pairs");

@@ -1,75 +1,82 @@
 //! From finished cells to the report: every metric of every variant summarised over seeds, the
 //! paired differences each family is about (WSA minus its baseline on the same seed) with 95%
-//! confidence intervals, a tally per comparison, and the Markdown of `results.md`. Figures are
-//! drawn by the app's exporter from [`Report::figure`].
+//! confidence intervals and Holm's correction, a tally per comparison, and the pooled claims;
+//! [`markdown`] renders it as `results.md`. Figures are drawn by the app's exporter from
+//! [`Report::figure`].
 
-use super::{AT_INIT, CellExperiment, CellRecord, Direction, Family, Pool, PoolClaim, Rules, TRAINED, metric};
+mod markdown;
+
+pub use markdown::{Context, markdown};
+
+use super::{CellExperiment, CellRecord, Direction, Family, Metric, Pool, PoolClaim, Rules, Variant};
 use crate::experiment::connect::PairDifference;
+use crate::experiment::federated::AggregationKind;
 use crate::experiment::method::{Method, Training};
 use crate::experiment::stats::{self, PairedDifference, Pooled, SignedRank, Summary, Verdict};
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 
 /// What a family's tables show and compare.
 struct FamilyView {
-    /// (metric, column heading).
-    metrics: &'static [(&'static str, &'static str)],
+    /// The columns of the family's table.
+    metrics: &'static [Metric],
     /// (variant, baseline): differences variant minus baseline.
-    comparisons: &'static [(&'static str, &'static str)],
-    compared_metrics: &'static [&'static str],
+    comparisons: &'static [(Variant, Variant)],
+    compared_metrics: &'static [Metric],
     /// The metric of the family's figure, and its axis label.
-    figure: (&'static str, &'static str),
+    figure: (Metric, &'static str),
 }
 
-const CONNECT_METRICS: &[(&str, &str)] = &[
-    (metric::ACCURACY_A, "acc A"),
-    (metric::ACCURACY_B, "acc B"),
-    (metric::LOSS_BARRIER, "loss barrier"),
-    (metric::ACCURACY_BARRIER, "acc barrier"),
-    (metric::SCOPE_DISTANCE, "scope distance"),
-];
+const CONNECT_METRICS: &[Metric] =
+    &[Metric::AccuracyA, Metric::AccuracyB, Metric::LossBarrier, Metric::AccuracyBarrier, Metric::ScopeDistance];
+
+const PLAIN: Variant = Variant::Method(Method::PLAIN);
+const WSA: Variant = Variant::Method(Method::WSA);
+const WM: Variant = Variant::Method(Method::WM);
+const WM_REPAIR: Variant = Variant::Method(Method::WM_REPAIR);
+const RESCALE: Variant = Variant::Method(Method::RESCALE);
+const FEDAVG: Variant = Variant::Federated { aggregation: AggregationKind::FedAvg, wsa: false };
+const FEDPROX: Variant = Variant::Federated { aggregation: AggregationKind::FedProx, wsa: false };
 
 fn view(family: Family) -> FamilyView {
     match family {
         Family::Connect => FamilyView {
             metrics: CONNECT_METRICS,
             comparisons: &[
-                ("wsa", "plain"),
-                ("wm", "plain"),
-                ("wm+wsa", "wm"),
-                ("wm+wsa", "plain"),
-                ("rescale", "plain"),
-                ("rescale+wsa", "rescale"),
-                ("repair", "plain"),
-                ("wm+repair", "wm"),
-                ("wm+wsa", "wm+repair"),
-                ("wm+wsa+repair", "wm+repair"),
+                (WSA, PLAIN),
+                (WM, PLAIN),
+                (Variant::Method(Method::WM_WSA), WM),
+                (Variant::Method(Method::WM_WSA), PLAIN),
+                (RESCALE, PLAIN),
+                (Variant::Method(Method::RESCALE_WSA), RESCALE),
+                (Variant::Method(Method::REPAIR), PLAIN),
+                (WM_REPAIR, WM),
+                (Variant::Method(Method::WM_WSA), WM_REPAIR),
+                (Variant::Method(Method::WM_WSA_REPAIR), WM_REPAIR),
             ],
-            compared_metrics: &[metric::LOSS_BARRIER, metric::ACCURACY_BARRIER],
-            figure: (metric::LOSS_BARRIER, "loss barrier (mean over seeds, bar from the lowest to the highest seed)"),
+            compared_metrics: &[Metric::LossBarrier, Metric::AccuracyBarrier],
+            figure: (Metric::LossBarrier, "loss barrier (mean over seeds, bar from the lowest to the highest seed)"),
         },
         Family::Fed => FamilyView {
-            metrics: &[
-                (metric::FINAL_ACCURACY, "final acc"),
-                (metric::BEST_ACCURACY, "best acc"),
-                (metric::LAST10_ACCURACY, "last-10 mean acc"),
-                (metric::ROUNDS_TO_TARGET, "rounds to target"),
+            metrics: &[Metric::FinalAccuracy, Metric::BestAccuracy, Metric::Last10Accuracy, Metric::RoundsToTarget],
+            comparisons: &[
+                (Variant::Federated { aggregation: AggregationKind::FedAvg, wsa: true }, FEDAVG),
+                (Variant::Federated { aggregation: AggregationKind::FedProx, wsa: true }, FEDPROX),
+                (FEDPROX, FEDAVG),
             ],
-            comparisons: &[("fedavg+wsa", "fedavg"), ("fedprox+wsa", "fedprox"), ("fedprox", "fedavg")],
-            compared_metrics: &[metric::LAST10_ACCURACY, metric::FINAL_ACCURACY, metric::BEST_ACCURACY],
-            figure: (metric::LAST10_ACCURACY, "mean test accuracy of the last 10 rounds"),
+            compared_metrics: &[Metric::Last10Accuracy, Metric::FinalAccuracy, Metric::BestAccuracy],
+            figure: (Metric::Last10Accuracy, "mean test accuracy of the last 10 rounds"),
         },
         Family::Ablation => FamilyView {
             metrics: CONNECT_METRICS,
-            comparisons: &[("wsa", "plain")],
-            compared_metrics: &[metric::LOSS_BARRIER, metric::ACCURACY_BARRIER],
-            figure: (metric::LOSS_BARRIER, "loss barrier (mean over seeds, bar from the lowest to the highest seed)"),
+            comparisons: &[(WSA, PLAIN)],
+            compared_metrics: &[Metric::LossBarrier, Metric::AccuracyBarrier],
+            figure: (Metric::LossBarrier, "loss barrier (mean over seeds, bar from the lowest to the highest seed)"),
         },
         Family::Gaussianity => FamilyView {
-            metrics: &[(metric::MEAN_ABS_KURTOSIS, "mean abs excess kurtosis"), (metric::MEAN_KS, "mean KS distance")],
-            comparisons: &[(TRAINED, AT_INIT)],
-            compared_metrics: &[metric::MEAN_KS, metric::MEAN_ABS_KURTOSIS],
-            figure: (metric::MEAN_KS, "mean KS distance to the fitted Gaussian"),
+            metrics: &[Metric::MeanAbsKurtosis, Metric::MeanKs],
+            comparisons: &[(Variant::Trained, Variant::AtInit)],
+            compared_metrics: &[Metric::MeanKs, Metric::MeanAbsKurtosis],
+            figure: (Metric::MeanKs, "mean KS distance to the fitted Gaussian"),
         },
     }
 }
@@ -77,7 +84,8 @@ fn view(family: Family) -> FamilyView {
 /// One metric of one variant of one row, over seeds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Aggregate {
-    pub variant: String,
+    pub variant: Variant,
+    /// A [`Metric`]'s name, or a per-layer key of the Gaussianity family (`metric::ks_of`).
     pub metric: String,
     pub summary: Summary,
 }
@@ -85,9 +93,9 @@ pub struct Aggregate {
 /// A paired difference `variant - baseline` of one metric in one row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
-    pub variant: String,
-    pub baseline: String,
-    pub metric: String,
+    pub variant: Variant,
+    pub baseline: Baseline,
+    pub metric: Metric,
     pub difference: PairedDifference,
     /// The p-value after Holm's correction over the family's rows of this comparison and metric.
     #[serde(default = "one")]
@@ -98,6 +106,44 @@ pub struct Comparison {
     /// The smallest true difference this row could detect with 80% power.
     #[serde(default)]
     pub detectable: f64,
+}
+
+/// What a comparison measures its variant against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    /// Another variant of the same row, on the same seeds.
+    Variant(Variant),
+    /// The same variant in another row of the group, on the same seeds (an ablation against the
+    /// group's first row, its default settings).
+    Row { variant: Variant, row: String },
+}
+
+/// "wm", or "wsa with `row`"; padded as the formatter asks (the CLI's tallies align it).
+impl std::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Baseline::Variant(variant) => f.pad(&variant.name()),
+            Baseline::Row { variant, row } => f.pad(&format!("{} with `{row}`", variant.name())),
+        }
+    }
+}
+
+/// Written as it reads ([`Baseline`]'s `Display`), as summary.json always had it.
+impl Serialize for Baseline {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Baseline {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let variant = |name: &str| Variant::from_name(name).map_err(serde::de::Error::custom);
+        match text.split_once(" with `").and_then(|(v, rest)| Some((v, rest.strip_suffix('`')?))) {
+            Some((v, row)) => Ok(Baseline::Row { variant: variant(v)?, row: row.to_string() }),
+            None => Ok(Baseline::Variant(variant(&text)?)),
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -135,7 +181,7 @@ pub struct RowReport {
     /// The valid seeds (those the summaries and comparisons use).
     pub seeds: Vec<u64>,
     /// Variants in the order the cells list them.
-    pub variants: Vec<String>,
+    pub variants: Vec<Variant>,
     pub aggregates: Vec<Aggregate>,
     pub comparisons: Vec<Comparison>,
     pub seconds: f64,
@@ -154,14 +200,19 @@ fn valid() -> RowStatus {
 }
 
 impl RowReport {
-    pub fn summary(&self, variant: &str, metric: &str) -> Option<Summary> {
-        self.aggregates.iter().find(|a| a.variant == variant && a.metric == metric).map(|a| a.summary)
+    pub fn summary(&self, variant: Variant, metric: Metric) -> Option<Summary> {
+        self.summary_of(variant, metric.name())
+    }
+
+    /// The summary of a metric by its key (a per-layer key too).
+    pub fn summary_of(&self, variant: Variant, key: &str) -> Option<Summary> {
+        self.aggregates.iter().find(|a| a.variant == variant && a.metric == key).map(|a| a.summary)
     }
 
     /// Whether the row's `variant - baseline` comparisons count toward tallies and pools: the
     /// row is valid, and a comparison of WSA against its own method without WSA needs a scope
     /// mismatch to remove.
-    pub fn counts_for(&self, variant: &str, baseline: &str) -> bool {
+    pub fn counts_for(&self, variant: Variant, baseline: &Baseline) -> bool {
         match self.status {
             RowStatus::Valid => true,
             RowStatus::Invalid => false,
@@ -175,9 +226,9 @@ impl RowReport {
 }
 
 /// Whether `variant` is `baseline` with WSA training added (wsa vs plain, wm+wsa vs wm, ...).
-fn adds_wsa(variant: &str, baseline: &str) -> bool {
-    match (Method::from_name(variant), Method::from_name(baseline)) {
-        (Ok(v), Ok(b)) => {
+fn adds_wsa(variant: Variant, baseline: &Baseline) -> bool {
+    match (variant, baseline) {
+        (Variant::Method(v), Baseline::Variant(Variant::Method(b))) => {
             v.training == Training::Wsa
                 && b.training == Training::Plain
                 && v.alignment == b.alignment
@@ -194,11 +245,11 @@ pub struct FamilyReport {
 }
 
 /// How often a comparison came out each way over a family's rows (after Holm's correction).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tally {
-    pub variant: String,
-    pub baseline: String,
-    pub metric: String,
+    pub variant: Variant,
+    pub baseline: Baseline,
+    pub metric: Metric,
     pub lower: usize,
     pub higher: usize,
     pub no_significant_difference: usize,
@@ -213,13 +264,21 @@ impl FamilyReport {
     pub fn tallies(&self) -> Vec<Tally> {
         let mut out = Vec::new();
         for (variant, baseline, m) in comparison_keys(&self.rows) {
-            let mut t =
-                Tally { variant: variant.clone(), baseline: baseline.clone(), metric: m.clone(), ..Tally::default() };
+            let mut t = Tally {
+                variant,
+                baseline: baseline.clone(),
+                metric: m,
+                lower: 0,
+                higher: 0,
+                no_significant_difference: 0,
+                too_few_seeds: 0,
+                not_counted: 0,
+            };
             for r in &self.rows {
                 for c in
                     r.comparisons.iter().filter(|c| c.variant == variant && c.baseline == baseline && c.metric == m)
                 {
-                    if !r.counts_for(&c.variant, &c.baseline) {
+                    if !r.counts_for(c.variant, &c.baseline) {
                         t.not_counted += 1;
                         continue;
                     }
@@ -238,11 +297,8 @@ impl FamilyReport {
 }
 
 /// The distinct (variant, baseline, metric) of `rows`' comparisons, in order of appearance.
-fn comparison_keys(rows: &[RowReport]) -> Vec<(String, String, String)> {
-    distinct(
-        rows.iter()
-            .flat_map(|r| r.comparisons.iter().map(|c| (c.variant.clone(), c.baseline.clone(), c.metric.clone()))),
-    )
+fn comparison_keys(rows: &[RowReport]) -> Vec<(Variant, Baseline, Metric)> {
+    distinct(rows.iter().flat_map(|r| r.comparisons.iter().map(|c| (c.variant, c.baseline.clone(), c.metric))))
 }
 
 /// What a pool says of one claim.
@@ -360,9 +416,10 @@ impl Report {
                     }
                     let (mine, reference) = (cells_of(group, row).0, cells_of(group, first).0);
                     for &m in compared_metrics(family, report.data_split) {
-                        let pairs = paired(&values(&mine, "wsa", m), &values(&reference, "wsa", m));
+                        let pairs = paired(&values(&mine, WSA, m.name()), &values(&reference, WSA, m.name()));
                         if let Some(difference) = stats::paired_difference(&pairs) {
-                            report.comparisons.push(comparison("wsa", &format!("wsa with `{first}`"), m, difference));
+                            let baseline = Baseline::Row { variant: WSA, row: first.to_string() };
+                            report.comparisons.push(comparison(WSA, baseline, m, difference));
                         }
                     }
                 }
@@ -389,16 +446,16 @@ impl Report {
     pub fn figure(&self, family: Family) -> Option<FigureData> {
         let report = self.family(family)?;
         let (metric, y_label) = view(family).figure;
-        let variants = distinct(report.rows.iter().flat_map(|r| r.variants.iter().cloned()));
+        let variants = distinct(report.rows.iter().flat_map(|r| r.variants.iter().copied()));
         let series = variants
             .into_iter()
             .map(|v| {
-                let points = report.rows.iter().map(|r| r.summary(&v, metric)).collect();
-                (v, points)
+                let points = report.rows.iter().map(|r| r.summary(v, metric)).collect();
+                (v.name(), points)
             })
             .collect();
         Some(FigureData {
-            title: family.title().to_string(),
+            title: family.label().to_string(),
             y_label: y_label.to_string(),
             rows: report.rows.iter().map(RowReport::label).collect(),
             series,
@@ -419,8 +476,8 @@ fn not_learned(record: &CellRecord, rules: &Rules) -> Option<String> {
         .variants
         .iter()
         .flat_map(|v| {
-            [(metric::ACCURACY_A, "A"), (metric::ACCURACY_B, "B")].into_iter().filter_map(move |(m, slot)| {
-                v.metrics.get(m).filter(|a| a.is_nan() || **a < floor).map(|a| format!("{} {slot} {a:.3}", v.variant))
+            [(Metric::AccuracyA, "A"), (Metric::AccuracyB, "B")].into_iter().filter_map(move |(m, slot)| {
+                v.metric(m).filter(|a| a.is_nan() || *a < floor).map(|a| format!("{} {slot} {a:.3}", v.variant))
             })
         })
         .collect();
@@ -435,18 +492,18 @@ fn not_learned(record: &CellRecord, rules: &Rules) -> Option<String> {
 
 /// The metrics a row's comparisons test: the barriers, or for a data-split pair the merged
 /// model itself.
-fn compared_metrics(family: Family, data_split: bool) -> &'static [&'static str] {
+fn compared_metrics(family: Family, data_split: bool) -> &'static [Metric] {
     match family {
-        Family::Connect | Family::Ablation if data_split => &[metric::MIDPOINT_LOSS, metric::MIDPOINT_ACCURACY],
+        Family::Connect | Family::Ablation if data_split => &[Metric::MidpointLoss, Metric::MidpointAccuracy],
         _ => view(family).compared_metrics,
     }
 }
 
-fn comparison(variant: &str, baseline: &str, metric: &str, difference: PairedDifference) -> Comparison {
+fn comparison(variant: Variant, baseline: Baseline, metric: Metric, difference: PairedDifference) -> Comparison {
     Comparison {
-        variant: variant.into(),
-        baseline: baseline.into(),
-        metric: metric.into(),
+        variant,
+        baseline,
+        metric,
         difference,
         holm_p: difference.p,
         corrected: difference.verdict,
@@ -460,7 +517,7 @@ fn correct_with_holm(rows: &mut [RowReport], alpha: f64) {
     for (variant, baseline, m) in comparison_keys(rows) {
         let mut places = Vec::new();
         for (i, r) in rows.iter().enumerate() {
-            if !r.counts_for(&variant, &baseline) {
+            if !r.counts_for(variant, &baseline) {
                 continue;
             }
             for (j, c) in r.comparisons.iter().enumerate() {
@@ -489,11 +546,12 @@ fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord]) ->
         Direction::Lower => Verdict::Higher,
         Direction::Higher => Verdict::Lower,
     };
-    for r in rows.iter().filter(|r| r.counts_for(&claim.variant, &claim.baseline)) {
+    let baseline = Baseline::Variant(claim.baseline);
+    for r in rows.iter().filter(|r| r.counts_for(claim.variant, &baseline)) {
         let Some(c) = r
             .comparisons
             .iter()
-            .find(|c| c.variant == claim.variant && c.baseline == claim.baseline && c.metric == claim.metric)
+            .find(|c| c.variant == claim.variant && c.baseline == baseline && c.metric == claim.metric)
         else {
             continue;
         };
@@ -506,13 +564,13 @@ fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord]) ->
             // The row's seeds are its valid ones: the cells the rules left out are not among them.
             .filter(|x| x.cell.group == r.group && x.cell.row == r.row && r.seeds.contains(&x.cell.seed))
             .collect();
-        let pairs =
-            paired(&values(&cells, &claim.variant, &claim.metric), &values(&cells, &claim.baseline, &claim.metric));
-        let scale = pairs.iter().map(|p| p.1).sum::<f64>() / pairs.len().max(1) as f64;
-        let n = d.n as f64;
-        absolute.push((d.mean, d.std * d.std / n));
+        let metric = claim.metric.name();
+        let pairs = paired(&values(&cells, claim.variant, metric), &values(&cells, claim.baseline, metric));
+        let baseline_values: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let scale = stats::summarize(&baseline_values).map_or(0.0, |s| s.mean);
+        absolute.push(d.estimate());
         if scale.abs() > 1e-12 {
-            relative.push((d.mean / scale.abs(), (d.std / scale.abs()).powi(2) / n));
+            relative.push(d.relative_estimate(scale));
             all_relative.extend(pairs.iter().map(|(x, y)| (x - y) / scale.abs()));
         }
         below += d.below;
@@ -568,15 +626,15 @@ fn row_report(
     invalid: Vec<InvalidCell>,
     rules: &Rules,
 ) -> RowReport {
-    let variants = distinct(cells.iter().flat_map(|c| c.variants.iter().map(|v| v.variant.clone())));
+    let variants = distinct(cells.iter().flat_map(|c| c.variants.iter().map(|v| v.variant)));
     let metrics = distinct(cells.iter().flat_map(|c| c.variants.iter().flat_map(|v| v.metrics.keys().cloned())));
-    let of = |variant: &str, metric: &str| values(cells, variant, metric);
+    let of = |variant: Variant, key: &str| values(cells, variant, key);
     let mut aggregates = Vec::new();
-    for v in &variants {
+    for &v in &variants {
         for m in &metrics {
             let xs: Vec<f64> = of(v, m).into_iter().map(|(_, x)| x).collect();
             if let Some(summary) = stats::summarize(&xs) {
-                aggregates.push(Aggregate { variant: v.clone(), metric: m.clone(), summary });
+                aggregates.push(Aggregate { variant: v, metric: m.clone(), summary });
             }
         }
     }
@@ -584,9 +642,9 @@ fn row_report(
     let mut comparisons = Vec::new();
     for &(variant, baseline) in view(family).comparisons {
         for &m in compared_metrics(family, data_split) {
-            let pairs = paired(&of(variant, m), &of(baseline, m));
+            let pairs = paired(&of(variant, m.name()), &of(baseline, m.name()));
             if let Some(difference) = stats::paired_difference(&pairs) {
-                comparisons.push(comparison(variant, baseline, m, difference));
+                comparisons.push(comparison(variant, Baseline::Variant(baseline), m, difference));
             }
         }
     }
@@ -595,7 +653,7 @@ fn row_report(
     seeds.dedup();
     let plain_scope = aggregates
         .iter()
-        .find(|a| a.variant == Method::PLAIN.name() && a.metric == metric::SCOPE_DISTANCE)
+        .find(|a| a.variant == PLAIN && a.metric == Metric::ScopeDistance.name())
         .map(|a| a.summary.mean);
     let status = if matches!(family, Family::Connect | Family::Ablation) && seeds.len() < rules.min_valid_seeds {
         RowStatus::Invalid
@@ -623,391 +681,17 @@ fn is_data_split(record: &CellRecord) -> bool {
     matches!(&record.cell.experiment, CellExperiment::Connect(c) if matches!(c.pair, PairDifference::Data { .. }))
 }
 
-/// (seed, value) of `metric` of `variant` in each of `cells` that has it.
-fn values(cells: &[&CellRecord], variant: &str, metric: &str) -> Vec<(u64, f64)> {
+/// (seed, value) of the metric `key` of `variant` in each of `cells` that has it.
+fn values(cells: &[&CellRecord], variant: Variant, key: &str) -> Vec<(u64, f64)> {
     cells
         .iter()
-        .filter_map(|c| c.variant(variant).and_then(|v| v.metrics.get(metric)).map(|&x| (c.cell.seed, x)))
+        .filter_map(|c| c.variant(variant).and_then(|v| v.metrics.get(key)).map(|&x| (c.cell.seed, x)))
         .collect()
 }
 
 /// (x, y) for every seed that both lists have.
 fn paired(xs: &[(u64, f64)], ys: &[(u64, f64)]) -> Vec<(f64, f64)> {
     xs.iter().filter_map(|&(seed, x)| ys.iter().find(|(s, _)| *s == seed).map(|&(_, y)| (x, y))).collect()
-}
-
-/// A number for a table: three decimals, or two significant digits in scientific notation for
-/// small non-zero values (scope distances); round-off below 1e-12 is zero.
-pub fn number(x: f64) -> String {
-    number_like(x, x)
-}
-
-/// `x` in the notation `scale` calls for, so that a mean and its std read alike.
-fn number_like(x: f64, scale: f64) -> String {
-    if x.abs() < 1e-12 {
-        "0".into()
-    } else if scale.abs() < 0.01 {
-        format!("{x:.2e}")
-    } else {
-        format!("{x:.3}")
-    }
-}
-
-fn mean_std(s: Option<Summary>) -> String {
-    match s {
-        None => "–".into(),
-        Some(s) if s.n < 2 => number(s.mean),
-        Some(s) => {
-            let scale = s.mean.abs().max(s.std);
-            format!("{} ± {}", number_like(s.mean, scale), number_like(s.std, scale))
-        }
-    }
-}
-
-fn heading(metric: &str) -> String {
-    for family in Family::ALL {
-        if let Some((_, label)) = view(family).metrics.iter().find(|(m, _)| *m == metric) {
-            return (*label).to_string();
-        }
-    }
-    metric.replace('_', " ")
-}
-
-/// How a report was made, for its first section.
-pub struct Context<'a> {
-    pub command: &'a str,
-    pub date: &'a str,
-    pub machine: &'a str,
-    pub device: &'a str,
-    pub description: &'a str,
-    /// Wall time of this invocation and summed over all cells (earlier runs included).
-    pub wall_seconds: f64,
-    /// Cells of the spec not finished yet (`--report-only` before a run completed).
-    pub missing: usize,
-    /// Damaged cell files the store set aside (their cells were computed again).
-    pub quarantined: &'a [super::Quarantined],
-    /// Folder of the figures, relative to the Markdown file (e.g. `figures`).
-    pub figures: &'a str,
-}
-
-/// The Markdown report: how it was made, the rules it judges by, the pooled claims, then per
-/// family a figure, the tally, the summaries (with the cells left out) and the paired
-/// differences.
-pub fn markdown(report: &Report, records: &[CellRecord], context: &Context) -> String {
-    let mut s = String::new();
-    let cell_seconds: f64 = records.iter().map(|r| r.seconds).sum();
-    let seeds = records.iter().map(|r| r.cell.seed).max().map_or(0, |m| m + 1);
-    let _ = writeln!(s, "## How these numbers were made\n");
-    if !context.description.is_empty() {
-        let _ = writeln!(s, "{}\n", context.description);
-    }
-    let _ = writeln!(s, "- command: `{}`", context.command);
-    let _ = writeln!(s, "- date: {}", context.date);
-    let _ = writeln!(s, "- machine: {}; device: {}", context.machine, context.device);
-    let _ = writeln!(
-        s,
-        "- {} cells over seeds 0..{}; compute time summed over cells {:.0} s ({:.2} h); this invocation's wall time {:.0} s",
-        records.len(),
-        seeds,
-        cell_seconds,
-        cell_seconds / 3600.0,
-        context.wall_seconds
-    );
-    if context.missing > 0 {
-        let _ = writeln!(
-            s,
-            "- **{} of the spec's {} cells have not run yet**: this report covers the finished ones; the same \
-             command without `--report-only` runs the rest (finished cells are kept)",
-            context.missing,
-            context.missing + records.len()
-        );
-    }
-    if !context.quarantined.is_empty() {
-        let _ = writeln!(
-            s,
-            "- {} damaged cell file(s) were set aside and their cells computed again:",
-            context.quarantined.len()
-        );
-        for set_aside in context.quarantined {
-            let name = set_aside.file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-            let _ = writeln!(s, "  - `cells/quarantine/{name}`: {}", set_aside.reason);
-        }
-    }
-    let _ = writeln!(s, "- every cell's config and numbers: `cells/<hash>.json`; all summaries: `summary.json`\n");
-    rules_section(&mut s, &report.rules);
-    pools_section(&mut s, report);
-    for f in &report.families {
-        family_section(&mut s, f, context);
-    }
-    s
-}
-
-/// The rules, stated before any table (they are the spec's, fixed before the cells ran).
-fn rules_section(s: &mut String, rules: &Rules) {
-    let _ = writeln!(s, "## How rows and claims are judged\n");
-    let _ = writeln!(
-        s,
-        "These rules come from the spec and were fixed before its cells ran.\n\n\
-         - **Entries** are mean ± sample std over a row's valid seeds. A **comparison** is the *paired* difference \
-         (variant minus baseline on the same seed, data split and initialisation) with its 95% t-interval and \
-         two-sided p-value; \"detectable\" is the smallest true difference the row's test finds with 80% power \
-         ((t(0.975, n−1) + t(0.8, n−1)) · sd / √n).\n\
-         - **Invalid cells**: a cell where an endpoint (A or B of any method) scores a test accuracy below \
-         {}× chance did not learn; it is left out of every summary, interval and count, and listed under its row. \
-         A connect or ablation row with fewer than {} valid seeds reads **invalid**.\n\
-         - **No scope mismatch to remove**: a row whose plain pair's mean scope distance is below {} is shown, \
-         but its WSA comparisons (a method with WSA against the same method without) are not counted or pooled.\n\
-         - **Data-split pairs** (A and B on different halves of the data) are judged by the merged model itself: \
-         its loss and accuracy at α = 0.5, against the other methods' and against the endpoints' mean and the \
-         better endpoint; a barrier measured against the endpoints is floored at zero there.\n\
-         - **Multiple comparisons**: within a family, the rows of one comparison and metric are one family of \
-         tests, corrected by Holm's step-down method; a row is significant when its corrected p is below {}. \
-         Tables show the raw interval and p and the corrected p; tallies count corrected verdicts.\n\
-         - **Pools**: rows that replicate one condition are pooled per claim by a random-effects meta-analysis \
-         (DerSimonian-Laird between-row variance; Hartung-Knapp 95% interval with k−1 degrees of freedom, since \
-         the rows are few and differ in data and model, so their true effects may differ), absolute and relative \
-         to each row's baseline mean; with the count of seed pairs below and above zero and Wilcoxon's \
-         signed-rank p over every pair's relative difference.\n\
-         - **A claim is supported** when its pooled interval excludes zero in the claimed direction and no counted \
-         row goes significantly against it (after Holm); **contradicted** when the pooled interval excludes zero \
-         the other way; otherwise **not shown**.\n",
-        rules.learned_over_chance,
-        rules.min_valid_seeds,
-        number(rules.scope_mismatch_below),
-        rules.alpha,
-    );
-}
-
-/// Each pool's claims: the pooled differences and the verdict.
-fn pools_section(s: &mut String, report: &Report) {
-    if report.pools.is_empty() {
-        return;
-    }
-    let _ = writeln!(s, "## Pooled claims\n");
-    let _ = writeln!(
-        s,
-        "| pool | claim | rows | pairs | pooled difference [95% CI] | relative to baseline [95% CI] | pairs below / above 0 | Wilcoxon p | rows against | verdict |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
-    for pool in &report.pools {
-        for c in &pool.claims {
-            let direction = match c.claim.direction {
-                Direction::Lower => "lower",
-                Direction::Higher => "higher",
-            };
-            let absolute = c.absolute.map_or("–".to_string(), |p| {
-                let scale = p.low.abs().max(p.high.abs());
-                format!(
-                    "{} [{}, {}]",
-                    number_like(p.mean, scale),
-                    number_like(p.low, scale),
-                    number_like(p.high, scale)
-                )
-            });
-            let relative = c.relative.map_or("–".to_string(), |p| {
-                format!("{:+.1}% [{:+.1}%, {:+.1}%]", 100.0 * p.mean, 100.0 * p.low, 100.0 * p.high)
-            });
-            let wilcoxon = c.signed_rank.map_or("–".to_string(), |w| p_value(w.p));
-            let verdict = match c.verdict {
-                ClaimVerdict::Supported | ClaimVerdict::Contradicted => format!("**{}**", c.verdict.label()),
-                _ => c.verdict.label().to_string(),
-            };
-            let _ = writeln!(
-                s,
-                "| {} ({}) | {} − {} {} is {direction} | {} | {} | {absolute} | {relative} | {} / {} | {wilcoxon} | {} | {verdict} |",
-                pool.label,
-                pool.family.name(),
-                c.claim.variant,
-                c.claim.baseline,
-                heading(&c.claim.metric),
-                c.rows.len(),
-                c.pairs,
-                c.below,
-                c.above,
-                if c.against.is_empty() { "none".to_string() } else { c.against.join("; ") }
-            );
-        }
-    }
-    let _ = writeln!(s, "\nRows of each pool:\n");
-    for pool in &report.pools {
-        let rows = distinct(pool.claims.iter().flat_map(|c| c.rows.iter().cloned()));
-        let _ = writeln!(s, "- {}: {}", pool.label, if rows.is_empty() { "none".to_string() } else { rows.join("; ") });
-    }
-    let _ = writeln!(s);
-}
-
-fn p_value(p: f64) -> String {
-    if p < 0.001 { "< 0.001".to_string() } else { format!("{p:.3}") }
-}
-
-fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
-    let fv = view(f.family);
-    let _ = writeln!(s, "## {} (`{}`)\n", f.family.title(), f.family.name());
-    let _ = writeln!(s, "![{}]({}/{}.png)\n", f.family.title(), context.figures, f.family.name());
-    let tallies = f.tallies();
-    if !tallies.is_empty() {
-        let _ = writeln!(
-            s,
-            "| comparison | metric | lower | higher | no significant difference | too few seeds | not counted |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-        for t in &tallies {
-            let _ = writeln!(
-                s,
-                "| {} − {} | {} | {} | {} | {} | {} | {} |",
-                t.variant,
-                t.baseline,
-                heading(&t.metric),
-                t.lower,
-                t.higher,
-                t.no_significant_difference,
-                t.too_few_seeds,
-                t.not_counted
-            );
-        }
-        let _ = writeln!(
-            s,
-            "\n(rows where the difference is significantly below / above zero after Holm's correction; not \
-             counted: invalid rows, and rows without a scope mismatch for a WSA comparison)\n"
-        );
-    }
-    let _ = write!(s, "| group | row | variant | seeds |");
-    for (_, label) in fv.metrics {
-        let _ = write!(s, " {label} |");
-    }
-    let _ = writeln!(s);
-    let _ = writeln!(s, "|---|---|---|---|{}", "---|".repeat(fv.metrics.len()));
-    for r in &f.rows {
-        for v in &r.variants {
-            let n = fv.metrics.iter().filter_map(|(m, _)| r.summary(v, m)).map(|x| x.n).max().unwrap_or(0);
-            let _ = write!(s, "| {} | {}{} | {} | {} |", r.group, r.row, status_note(r), v, n);
-            for (m, _) in fv.metrics {
-                let _ = write!(s, " {} |", mean_std(r.summary(v, m)));
-            }
-            let _ = writeln!(s);
-        }
-    }
-    let _ = writeln!(s);
-    let left_out: Vec<&RowReport> = f.rows.iter().filter(|r| !r.invalid.is_empty()).collect();
-    if !left_out.is_empty() {
-        let _ = writeln!(s, "Cells left out (invalid):\n");
-        for r in left_out {
-            for cell in &r.invalid {
-                let _ = writeln!(s, "- {} · {} · seed {}: {}", r.group, r.row, cell.seed, cell.reason);
-            }
-        }
-        let _ = writeln!(s);
-    }
-    let split: Vec<&RowReport> = f.rows.iter().filter(|r| r.data_split).collect();
-    if !split.is_empty() {
-        let _ = writeln!(s, "Data-split rows, the merged model (α = 0.5) against its endpoints:\n");
-        let _ = writeln!(
-            s,
-            "| group | row | variant | midpoint acc | midpoint − endpoints' mean acc | midpoint − better endpoint acc | midpoint loss |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-        for r in split {
-            for v in &r.variants {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    r.group,
-                    r.row,
-                    v,
-                    mean_std(r.summary(v, metric::MIDPOINT_ACCURACY)),
-                    mean_std(r.summary(v, metric::MIDPOINT_OVER_ENDPOINTS_ACCURACY)),
-                    mean_std(r.summary(v, metric::MIDPOINT_OVER_BEST_ACCURACY)),
-                    mean_std(r.summary(v, metric::MIDPOINT_LOSS)),
-                );
-            }
-        }
-        let _ = writeln!(s);
-    }
-    if f.family == Family::Gaussianity {
-        layer_table(s, f);
-    }
-    let _ = writeln!(
-        s,
-        "| group | row | difference | metric | mean | 95% CI | p | Holm p | detectable (80%) | seeds | verdict |"
-    );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in &f.rows {
-        for c in &r.comparisons {
-            let d = &c.difference;
-            let scale = d.low.abs().max(d.high.abs());
-            let (ci, p, holm, detectable) = if d.n < 2 {
-                ("–".to_string(), "–".to_string(), "–".to_string(), "–".to_string())
-            } else {
-                (
-                    format!("[{}, {}]", number_like(d.low, scale), number_like(d.high, scale)),
-                    p_value(d.p),
-                    if r.counts_for(&c.variant, &c.baseline) { p_value(c.holm_p) } else { "not counted".to_string() },
-                    number_like(c.detectable, scale),
-                )
-            };
-            let verdict = match (r.status, c.corrected) {
-                (RowStatus::Invalid, _) => "invalid".to_string(),
-                (_, Verdict::Lower | Verdict::Higher) => format!("**{}**", c.corrected.label()),
-                (_, v) if d.verdict != Verdict::NoSignificantDifference && d.verdict != v => {
-                    format!("{} (raw: {})", v.label(), d.verdict.label())
-                }
-                (_, v) => v.label().to_string(),
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} − {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.group,
-                r.row,
-                c.variant,
-                c.baseline,
-                heading(&c.metric),
-                number(d.mean),
-                ci,
-                p,
-                holm,
-                detectable,
-                d.n,
-                verdict
-            );
-        }
-    }
-    let _ = writeln!(s);
-}
-
-/// What a row's label carries besides its name: why it is not judged as the others.
-fn status_note(r: &RowReport) -> &'static str {
-    match r.status {
-        RowStatus::Valid => "",
-        RowStatus::Invalid => " (invalid: too few valid seeds)",
-        RowStatus::NoScopeMismatch => " (no scope mismatch to remove)",
-    }
-}
-
-/// Gaussianity per layer: excess kurtosis and KS distance at init and trained.
-fn layer_table(s: &mut String, f: &FamilyReport) {
-    let _ = writeln!(s, "Per layer (model A):\n");
-    let _ = writeln!(s, "| group | row | layer | kurtosis at init | kurtosis trained | KS at init | KS trained |");
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-    for r in &f.rows {
-        let layers: Vec<&str> =
-            r.aggregates.iter().filter(|a| a.variant == TRAINED).filter_map(|a| a.metric.strip_prefix("ks:")).collect();
-        for layer in layers {
-            let k = format!("kurtosis:{layer}");
-            let ks = format!("ks:{layer}");
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                r.group,
-                r.row,
-                layer,
-                mean_std(r.summary(AT_INIT, &k)),
-                mean_std(r.summary(TRAINED, &k)),
-                mean_std(r.summary(AT_INIT, &ks)),
-                mean_std(r.summary(TRAINED, &ks))
-            );
-        }
-    }
-    let _ = writeln!(s);
 }
 
 #[cfg(test)]
@@ -1034,8 +718,8 @@ mod tests {
             variants: barriers
                 .iter()
                 .map(|&(variant, b)| VariantOutcome {
-                    variant: variant.into(),
-                    metrics: BTreeMap::from([(metric::LOSS_BARRIER.to_string(), b)]),
+                    variant: Variant::from_name(variant).expect("a variant"),
+                    metrics: BTreeMap::from([(Metric::LossBarrier.name().to_string(), b)]),
                 })
                 .collect(),
             warnings: Vec::new(),
@@ -1057,21 +741,21 @@ mod tests {
         let report = Report::new(&records, &Rules::default(), &[]);
         let row = &report.family(Family::Connect).expect("connect").rows[0];
         assert_eq!(row.seeds, vec![0, 1, 2, 3, 4]);
-        assert_eq!(row.variants, vec!["plain", "wsa", "wm"]);
-        let summary = row.summary("plain", metric::LOSS_BARRIER).expect("plain");
+        assert_eq!(row.variants, vec![PLAIN, WSA, WM]);
+        let summary = row.summary(PLAIN, Metric::LossBarrier).expect("plain");
         assert!((summary.mean - 1.3).abs() < 1e-12 && summary.n == 5, "{summary:?}");
         let wsa = row
             .comparisons
             .iter()
-            .find(|c| c.variant == "wsa" && c.baseline == "plain" && c.metric == metric::LOSS_BARRIER)
+            .find(|c| c.variant == WSA && c.baseline == Baseline::Variant(PLAIN) && c.metric == Metric::LossBarrier)
             .expect("wsa - plain");
         assert!((wsa.difference.mean + 0.2).abs() < 1e-12, "{wsa:?}");
         assert!((wsa.difference.high - (-0.2 + 0.196_324)).abs() < 1e-5, "{wsa:?}");
         assert_eq!(wsa.difference.verdict, Verdict::Lower);
-        let wm = row.comparisons.iter().find(|c| c.variant == "wm").expect("wm - plain");
+        let wm = row.comparisons.iter().find(|c| c.variant == WM).expect("wm - plain");
         assert_eq!(wm.difference.verdict, Verdict::NoSignificantDifference);
         let tallies = report.families[0].tallies();
-        let t = tallies.iter().find(|t| t.variant == "wsa" && t.metric == metric::LOSS_BARRIER).expect("tally");
+        let t = tallies.iter().find(|t| t.variant == WSA && t.metric == Metric::LossBarrier).expect("tally");
         assert_eq!((t.lower, t.higher, t.no_significant_difference), (1, 0, 0));
 
         let md = markdown(&report, &records, &context());
@@ -1084,13 +768,13 @@ mod tests {
     }
 
     /// A connect cell on the digits (10 classes) with these metrics per variant.
-    fn cell(row: &str, seed: u64, variants: &[(&str, &[(&str, f64)])]) -> CellRecord {
+    fn cell(row: &str, seed: u64, variants: &[(&str, &[(Metric, f64)])]) -> CellRecord {
         let mut r = record(Family::Connect, row, seed, &[]);
         r.variants = variants
             .iter()
             .map(|(v, metrics)| VariantOutcome {
-                variant: (*v).into(),
-                metrics: metrics.iter().map(|(m, x)| ((*m).to_string(), *x)).collect(),
+                variant: Variant::from_name(v).expect("a variant"),
+                metrics: metrics.iter().map(|(m, x)| (m.name().to_string(), *x)).collect(),
             })
             .collect();
         r
@@ -1106,8 +790,8 @@ mod tests {
             .map(|s| {
                 let b = if s == 3 { 0.10 } else { 0.9 };
                 let p = plain[s as usize];
-                let m = |barrier: f64| -> Vec<(&str, f64)> {
-                    vec![(metric::LOSS_BARRIER, barrier), (metric::ACCURACY_A, 0.9), (metric::ACCURACY_B, b)]
+                let m = |barrier: f64| -> Vec<(Metric, f64)> {
+                    vec![(Metric::LossBarrier, barrier), (Metric::AccuracyA, 0.9), (Metric::AccuracyB, b)]
                 };
                 let (pm, wm) = (m(p), m(p - drop[s as usize]));
                 cell("lr", s, &[("plain", &pm), ("wsa", &wm)])
@@ -1123,8 +807,8 @@ mod tests {
             "{:?}",
             row.invalid
         );
-        assert_eq!(row.summary("plain", metric::LOSS_BARRIER).expect("plain").n, 4);
-        let wsa = row.comparisons.iter().find(|c| c.variant == "wsa").expect("wsa");
+        assert_eq!(row.summary(PLAIN, Metric::LossBarrier).expect("plain").n, 4);
+        let wsa = row.comparisons.iter().find(|c| c.variant == WSA).expect("wsa");
         assert_eq!(wsa.difference.n, 4);
         assert!((wsa.difference.mean + 0.15).abs() < 1e-12, "{wsa:?}");
         assert_eq!(row.status, RowStatus::Valid);
@@ -1132,7 +816,7 @@ mod tests {
         // With two of five at chance, three remain: still a row; with three, it is invalid.
         let mut worse = records.clone();
         for s in [0, 1] {
-            worse[s].variants[0].metrics.insert(metric::ACCURACY_A.into(), 0.05);
+            worse[s].variants[0].set(Metric::AccuracyA, 0.05);
         }
         let report = Report::new(&worse, &Rules::default(), &[]);
         let row = &report.family(Family::Connect).expect("connect").rows[0];
@@ -1173,18 +857,14 @@ mod tests {
                 (0..5u64).map(move |s| {
                     let scope = if *row == "different init" { 0.001 } else { 0.4 };
                     let p = 1.0 + 0.1 * s as f64;
-                    let pm = [(metric::LOSS_BARRIER, p), (metric::SCOPE_DISTANCE, scope)];
-                    let wm = [(metric::LOSS_BARRIER, p - drop[s as usize]), (metric::SCOPE_DISTANCE, scope)];
+                    let pm = [(Metric::LossBarrier, p), (Metric::ScopeDistance, scope)];
+                    let wm = [(Metric::LossBarrier, p - drop[s as usize]), (Metric::ScopeDistance, scope)];
                     cell(row, s, &[("plain", &pm), ("wsa", &wm)])
                 })
             })
             .collect();
-        let claim = PoolClaim {
-            variant: "wsa".into(),
-            baseline: "plain".into(),
-            metric: metric::LOSS_BARRIER.into(),
-            direction: Direction::Lower,
-        };
+        let claim =
+            PoolClaim { variant: WSA, baseline: PLAIN, metric: Metric::LossBarrier, direction: Direction::Lower };
         let pool = Pool {
             label: "hyperparameter pairs".into(),
             family: Family::Connect,
@@ -1195,7 +875,7 @@ mod tests {
         let report = Report::new(&records, &Rules::default(), std::slice::from_ref(&pool));
         let rows = &report.family(Family::Connect).expect("connect").rows;
         assert_eq!(rows[3].status, RowStatus::NoScopeMismatch);
-        let a = rows[0].comparisons.iter().find(|c| c.variant == "wsa").expect("a");
+        let a = rows[0].comparisons.iter().find(|c| c.variant == WSA).expect("a");
         assert_eq!(a.difference.verdict, Verdict::Lower);
         // Holm over the three counted rows: row a has the smallest p, times 3.
         assert!((a.holm_p - (3.0 * a.difference.p).min(1.0)).abs() < 1e-12, "{a:?}");
@@ -1211,7 +891,7 @@ mod tests {
             &rows[..3]
                 .iter()
                 .map(|r| {
-                    let d = r.comparisons.iter().find(|c| c.variant == "wsa").expect("wsa").difference;
+                    let d = r.comparisons.iter().find(|c| c.variant == WSA).expect("wsa").difference;
                     (d.mean, d.std * d.std / d.n as f64)
                 })
                 .collect::<Vec<_>>(),
@@ -1242,13 +922,23 @@ mod tests {
             .collect();
         let report = Report::new(&records, &Rules::default(), &[]);
         let rows = &report.family(Family::Ablation).expect("ablation").rows;
-        assert!(rows[0].comparisons.iter().all(|c| c.baseline == "plain"), "the first row is the reference");
+        assert!(
+            rows[0].comparisons.iter().all(|c| c.baseline == Baseline::Variant(PLAIN)),
+            "the first row is the reference"
+        );
         let against_default = rows[1]
             .comparisons
             .iter()
-            .find(|c| c.baseline == "wsa with `default`" && c.metric == metric::LOSS_BARRIER)
+            .find(|c| {
+                c.baseline == Baseline::Row { variant: WSA, row: "default".into() } && c.metric == Metric::LossBarrier
+            })
             .expect("fixed vs default");
         assert!((against_default.difference.mean - 0.41).abs() < 1e-9, "{against_default:?}");
         assert_eq!(against_default.difference.verdict, Verdict::Higher);
+        // Written as it reads, and read back.
+        let json = serde_json::to_value(&against_default.baseline).expect("serialise");
+        assert_eq!(json, "wsa with `default`");
+        assert_eq!(serde_json::from_value::<Baseline>(json).expect("read back"), against_default.baseline);
+        assert_eq!(format!("{:<22}|", against_default.baseline), "wsa with `default`    |");
     }
 }

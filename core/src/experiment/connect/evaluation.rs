@@ -1,0 +1,181 @@
+//! Evaluating an aligned pair as one method: the merged models along the path (repaired when the
+//! method uses REPAIR), the barriers, per-layer scopes and histograms, and a warning for every
+//! endpoint that never learned.
+
+use super::alignment::AlignedPair;
+use super::{ConnectConfig, Histograms, LayerComparison, MethodResult, TrainedPair};
+use crate::data::Dataset;
+use crate::error::{Result, WsaError};
+use crate::experiment::method::{Alignment, Method};
+use crate::experiment::{Event, Observer};
+use crate::merge::{PathPoint, barriers, evaluate_path, interpolate};
+use crate::model::{HostParams, Params};
+use crate::repair::{self, LayerStats, RepairConfig};
+use crate::scope::{self, Scope};
+use crate::train::{DeviceData, evaluate};
+use burn::tensor::Tensor;
+
+/// Evaluates an aligned pair on the test set: the path, both barriers, per-layer scopes and
+/// histograms of A, B (before and after alignment) and their midpoint.
+pub(super) async fn evaluate_method(
+    config: &ConnectConfig,
+    layers: &[usize],
+    test: &DeviceData,
+    repair_data: Option<&DeviceData>,
+    method: Method,
+    pair: AlignedPair,
+    observer: &mut dyn Observer,
+) -> Result<(MethodResult, TrainedPair)> {
+    observer.on_event(&Event::Stage(format!("evaluating the {method} path")));
+    let alphas = config.path.alphas()?;
+    let endpoint_a = evaluate(&pair.a.layout, &pair.a.tensors, test).await?;
+    let endpoint_b = evaluate(&pair.b.layout, &pair.b.tensors, test).await?;
+    let host_a = pair.a.to_host().await?;
+    let host_b = pair.b.to_host().await?;
+    host_a.check_finite()?;
+    host_b.check_finite()?;
+    let repairer = if let Some(repair_data) = repair_data.filter(|_| method.repair) {
+        observer.on_event(&Event::Stage(format!("{method}: measuring A's and B's units for REPAIR")));
+        let samples = config.repair.samples;
+        Some(Repairer {
+            a: repair::unit_stats(&pair.a, repair_data, samples).await?,
+            b: repair::unit_stats(&pair.b, repair_data, samples).await?,
+            data: repair_data,
+            config: config.repair,
+        })
+    } else {
+        None
+    };
+    let mut path = Vec::with_capacity(alphas.len());
+    for (index, &alpha) in alphas.iter().enumerate() {
+        if observer.is_cancelled() {
+            return Err(WsaError::Cancelled);
+        }
+        match &repairer {
+            None => path.extend(evaluate_path(&pair.a, &pair.b, &[alpha], test).await?),
+            Some(r) => {
+                let merged = r.merged(&host_a, &host_b, alpha, &pair.a.device(), observer).await?;
+                let m = evaluate(&merged.layout, &merged.tensors, test).await?;
+                path.push(PathPoint { alpha, loss: m.loss, accuracy: m.accuracy });
+            }
+        }
+        observer.on_event(&Event::PathPoint { method, index, total: alphas.len() });
+        observer.pause().await;
+    }
+    // The midpoint is made once, on the device, for the histograms there and the fit statistics
+    // (kurtosis, KS) on the host.
+    let midpoint = match &repairer {
+        None => interpolate(&pair.a, &pair.b, 0.5)?,
+        Some(r) => r.merged(&host_a, &host_b, 0.5, &pair.a.device(), observer).await?,
+    };
+    let merged = midpoint.to_host().await?;
+    let (ra, rb, rm) = (
+        scope::layer_reports(&host_a, layers),
+        scope::layer_reports(&host_b, layers),
+        scope::layer_reports(&merged, layers),
+    );
+    let mut histogrammed: Vec<&[Tensor<1>]> = vec![&pair.a.tensors, &pair.b.tensors, &midpoint.tensors];
+    let mut unaligned_reports = None;
+    if let Some(b) = &pair.b_unaligned {
+        histogrammed.push(&b.tensors);
+        unaligned_reports = Some(scope::layer_reports(&b.to_host().await?, layers));
+    }
+    let histograms = scope::device_histograms(&histogrammed, layers, config.histogram_bins).await?;
+    let comparisons = histograms
+        .into_iter()
+        .enumerate()
+        .map(|(k, h)| {
+            let mut counts = h.counts.into_iter();
+            let mut next = || counts.next().unwrap_or_default();
+            let (a, b, merged) = (next(), next(), next());
+            let b_unaligned = unaligned_reports.as_ref().map(|_| next());
+            LayerComparison {
+                path: ra[k].path.clone(),
+                a: ra[k].clone(),
+                b: rb[k].clone(),
+                merged: rm[k].clone(),
+                b_unaligned: unaligned_reports.as_ref().map(|r| r[k].clone()),
+                target: pair.target[k],
+                histogram: Histograms { low: h.low, high: h.high, a, b, merged, b_unaligned },
+            }
+        })
+        .collect();
+    let scopes_a: Vec<Scope> = ra.iter().map(|r| r.scope).collect();
+    let scopes_b: Vec<Scope> = rb.iter().map(|r| r.scope).collect();
+    let result = MethodResult {
+        method,
+        lambda: config.lambda(method.training),
+        barriers: barriers(&path, endpoint_a, endpoint_b),
+        endpoint_a,
+        endpoint_b,
+        path,
+        scope_distance: scope::scope_distance(&scopes_a, &scopes_b),
+        layers: comparisons,
+        alignment: pair.report,
+        curve: None,
+    };
+    Ok((result, TrainedPair { method, a: host_a, b: host_b }))
+}
+
+/// What REPAIR needs to correct a merged model: A's and B's unit statistics and the samples
+/// they were measured on.
+struct Repairer<'a> {
+    a: Vec<LayerStats>,
+    b: Vec<LayerStats>,
+    data: &'a DeviceData,
+    config: RepairConfig,
+}
+
+impl Repairer<'_> {
+    /// The α-interpolation of A and B, repaired, on `device`.
+    async fn merged(
+        &self,
+        a: &HostParams,
+        b: &HostParams,
+        alpha: f64,
+        device: &burn::tensor::Device,
+        observer: &mut dyn Observer,
+    ) -> Result<Params> {
+        let merged = a.interpolate(b, alpha)?;
+        let target = repair::Target { a: &self.a, b: &self.b, alpha };
+        let repaired = repair::repair(&merged, target, self.data, &self.config, device, observer).await?;
+        Ok(repaired.to_device(device))
+    }
+}
+
+/// The first training samples of the seeded split, where REPAIR measures (`None` when no
+/// method uses REPAIR).
+pub(super) fn repair_samples(
+    config: &ConnectConfig,
+    train: &Dataset,
+    device: &burn::tensor::Device,
+) -> Option<DeviceData> {
+    let rows: Vec<usize> = (0..config.repair.samples.min(train.len())).collect();
+    config.methods.iter().any(|m| m.repair).then(|| DeviceData::upload(&train.subset(&rows), device))
+}
+
+/// A warning for every endpoint that ended near chance accuracy: its barriers say little.
+/// Methods sharing a pair share the warning (weight matching does not change what B computes).
+pub(super) fn chance_warnings(methods: &[MethodResult], classes: usize) -> Vec<String> {
+    let chance = 1.0 / classes as f64;
+    let mut warnings = Vec::new();
+    for m in methods {
+        for (model, metrics) in [("A", m.endpoint_a), ("B", m.endpoint_b)] {
+            if metrics.accuracy >= 1.5 * chance {
+                continue;
+            }
+            let whose = match m.method.alignment {
+                Alignment::Rescale => format!("{} model {model} (after rescaling)", m.method),
+                Alignment::None | Alignment::WeightMatching => format!("{} model {model}", m.method.training.name()),
+            };
+            let warning = format!(
+                "{whose} ended near chance accuracy ({:.3}): it did not learn (learning rate too high or too low?), so the barriers of the methods using it say little",
+                metrics.accuracy
+            );
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
+    }
+    warnings
+}

@@ -1,0 +1,24 @@
+//! The mode-connectivity experiment (method.md section 5): a pair A, B that differ in one
+//! condition, trained once for each training the configured methods need (plain, WSA), B
+//! aligned to A as each method says (not at all, weight matching, rescaling), and each method's
+//! linear path evaluated: barriers, per-layer scopes, histograms and the scope distance.
+//!
+//! Its parts: `pair` (what A and B differ in), `config`, `training` (A and B side by side, with or
+//! without WSA), `alignment` (B to A as a method says), `evaluation` (a method's path, barriers
+//! and scopes), `result` (what it returns) and `run` (the experiment over its seeds).
+
+mod alignment;
+mod config;
+mod evaluation;
+mod pair;
+mod result;
+mod run;
+mod training;
+
+pub use config::ConnectConfig;
+pub use pair::{DataDifference, PairDifference, initial_params};
+pub use result::{
+    AlignmentReport, ConnectOutcome, ConnectResult, EpochRecord, Histograms, LayerComparison, MethodResult, PairCurves,
+    TrainedPair,
+};
+pub use run::{evaluate_pair, run};

@@ -1,0 +1,216 @@
+//! Running the connect experiment: once per seed, each seed training the pairs the methods need,
+//! aligning and evaluating every method (with its curve when the config asks for one); and
+//! re-evaluating a given pair as one method.
+
+use super::alignment::align_pair;
+use super::evaluation::{chance_warnings, evaluate_method, repair_samples};
+use super::pair::{PairDifference, initial_params, pair_data};
+use super::training::{PairRun, Setup};
+use super::{ConnectConfig, ConnectOutcome, ConnectResult, EpochRecord, MethodResult, PairCurves, TrainedPair};
+use crate::data;
+use crate::device::ComputeDevice;
+use crate::error::{Result, WsaError};
+use crate::experiment::curve::{self, CurveConfig, CurveResult};
+use crate::experiment::method::{Method, Training};
+use crate::experiment::seeds::SeedRun;
+use crate::experiment::versioned::CONNECT_VERSION;
+use crate::experiment::{Event, Observer};
+use crate::io;
+use crate::model::{HostParams, ModelLayout};
+use crate::scope::{self, FusionRule, fuse};
+use crate::train::DeviceData;
+use crate::wsa::TargetSource;
+use std::sync::Arc;
+
+/// Runs the whole experiment on `device`, once per seed: the outcome is the first seed's,
+/// models included, with every seed's numbers in `result.seeds`.
+pub async fn run(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+) -> Result<ConnectOutcome> {
+    config.validate()?;
+    if config.seeds == 1 {
+        return run_seed(config, device, observer).await;
+    }
+    let mut first: Option<ConnectOutcome> = None;
+    let mut seeds = Vec::with_capacity(config.seeds);
+    let mut warnings = Vec::new();
+    for index in 0..config.seeds {
+        let seed = config.seed + index as u64;
+        observer.on_event(&Event::Seed { index, total: config.seeds, seed });
+        let single = ConnectConfig { seed, seeds: 1, ..config.clone() };
+        let outcome = run_seed(&single, device, observer).await?;
+        seeds.push(SeedRun::of(&outcome.result));
+        warnings.extend(outcome.result.warnings.iter().map(|w| format!("seed {seed}: {w}")));
+        let kept = first.get_or_insert(outcome);
+        if index + 1 < config.seeds {
+            // The answer so far, so that a viewer shows the first seed at once and the spread
+            // as it grows, instead of waiting for the last seed.
+            let so_far = over_seeds(kept.result.clone(), config, &warnings, &seeds);
+            observer.on_event(&Event::SeedResult(Box::new(so_far)));
+        }
+    }
+    let mut outcome = first.ok_or_else(|| WsaError::invalid("seeds", 0, "must be at least 1"))?;
+    outcome.result = over_seeds(outcome.result, config, &warnings, &seeds);
+    Ok(outcome)
+}
+
+/// The first seed's result as the result over `seeds`.
+fn over_seeds(first: ConnectResult, config: &ConnectConfig, warnings: &[String], seeds: &[SeedRun]) -> ConnectResult {
+    ConnectResult { config: config.clone(), warnings: warnings.to_vec(), seeds: seeds.to_vec(), ..first }
+}
+
+/// Runs the experiment at `config.seed` alone.
+async fn run_seed(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+) -> Result<ConnectOutcome> {
+    observer.on_event(&Event::Stage(format!("loading {}", config.data.dataset.label())));
+    let split = data::load(&config.data, config.seed)?;
+    let layout = Arc::new(ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)?);
+    let layers = config.wsa.layers.select(&layout);
+    if layers.is_empty() {
+        return Err(WsaError::invalid("wsa.layers", "selection", "selects no parameter; include at least the weights"));
+    }
+    let dev = &device.device;
+    let (train_a, train_b) = match pair_data(config, &split)? {
+        None => {
+            let shared = DeviceData::upload(&split.train, dev);
+            (shared.clone(), shared)
+        }
+        Some((a, b)) => (DeviceData::upload(&a, dev), DeviceData::upload(&b, dev)),
+    };
+    let (ca, cb) = config.train_configs();
+    ca.validate(train_a.len)?;
+    cb.validate(train_b.len)?;
+    let (init_a, init_b) = initial_params(config, &layout);
+    let order_seeds = match config.pair {
+        PairDifference::Seed { .. } => (config.seed.wrapping_mul(2), config.seed.wrapping_mul(2).wrapping_add(1)),
+        _ => (config.seed, config.seed),
+    };
+    let mut warnings = Vec::new();
+    let reference = match &config.wsa.target {
+        TargetSource::Reference { model: Some(path) } => {
+            let loaded = io::load_model_for(path, &layout)?;
+            if let Some(notice) = loaded.report.notice() {
+                warnings.push(format!("reference model {}: {notice}", path.display()));
+            }
+            Some(layers.iter().map(|&i| scope::scope_of(&loaded.params.values[i])).collect::<Vec<_>>())
+        }
+        _ => None,
+    };
+    let setup = Setup {
+        config,
+        device,
+        layers: layers.clone(),
+        init_a,
+        init_b,
+        train_a,
+        train_b,
+        test: DeviceData::upload(&split.test, dev),
+        order_seeds,
+    };
+    let repair_data = repair_samples(config, &split.train, dev);
+
+    let mut runs: Vec<(Training, PairRun)> = Vec::new();
+    let mut pairs = Vec::new();
+    for training in config.trainings() {
+        let mut curves = Vec::new();
+        let plain = runs.iter().find(|(t, _)| *t == Training::Plain).map(|(_, r)| r);
+        let run = setup.train(training, plain, reference.clone(), &mut curves, observer).await?;
+        if training == Training::Wsa && matches!(config.wsa.target, TargetSource::Reference { model: None }) {
+            // The frozen A's curves are the plain A's.
+            let plain_curves: &[EpochRecord] =
+                pairs.iter().find(|p: &&PairCurves| p.training == Training::Plain).map_or(&[], |p| &p.curves);
+            curves.extend(plain_curves.iter().filter(|c| c.model == "A").cloned());
+        }
+        pairs.push(PairCurves { training, lambda: config.lambda(training), curves });
+        runs.push((training, run));
+    }
+
+    let mut methods = Vec::with_capacity(config.methods.len());
+    let mut models = Vec::with_capacity(config.methods.len());
+    for &method in &config.methods {
+        let Some((_, run)) = runs.iter().find(|(t, _)| *t == method.training) else {
+            return Err(WsaError::invalid("methods", method, "its pair was not trained"));
+        };
+        let aligned = align_pair(config, &layers, method, run, observer).await?;
+        let (mut result, trained) =
+            evaluate_method(config, &layers, &setup.test, repair_data.as_ref(), method, aligned, observer).await?;
+        if let Some(curve) = &config.curve {
+            result.curve = Some(method_curve(config, curve, &setup, &result, &trained, observer).await?);
+        }
+        methods.push(result);
+        models.push(trained);
+    }
+    // Only the pairs some method uses are reported (a plain pair trained as WSA's reference
+    // stays in the WSA pair's curves).
+    pairs.retain(|p| config.methods.iter().any(|m| m.training == p.training));
+    warnings.extend(chance_warnings(&methods, split.train.num_classes));
+    let result = ConnectResult {
+        version: CONNECT_VERSION,
+        config: config.clone(),
+        dataset: split.name.clone(),
+        train_samples: split.train.len(),
+        test_samples: split.test.len(),
+        parameters: layout.num_parameters(),
+        device: device.description.clone(),
+        difference: config.pair.describe(),
+        pairs,
+        warnings,
+        methods,
+        seeds: Vec::new(),
+    };
+    Ok(ConnectOutcome { result, models })
+}
+
+/// The curve between a method's A and B (B as the method aligned it), trained on A's data.
+async fn method_curve(
+    config: &ConnectConfig,
+    curve: &CurveConfig,
+    setup: &Setup<'_>,
+    result: &MethodResult,
+    pair: &TrainedPair,
+    observer: &mut dyn Observer,
+) -> Result<CurveResult> {
+    observer.on_event(&Event::Stage(format!("{}: training a {} curve", result.method, curve.kind.name())));
+    let dev = &setup.device.device;
+    let (a, b) = (pair.a.to_device(dev), pair.b.to_device(dev));
+    let theta =
+        curve::train_control_point(curve, config.train.batch_size, &a, &b, &setup.train_a, config.seed, observer)
+            .await?;
+    observer.on_event(&Event::Stage(format!("{}: evaluating the {} curve", result.method, curve.kind.name())));
+    let endpoints = (result.endpoint_a, result.endpoint_b);
+    curve::evaluate_curve(result.method, curve.kind, (&a, &theta, &b), &result.path, endpoints, &setup.test, observer)
+        .await
+}
+
+/// Re-evaluates a pair that did not come out of [`run`] (e.g. a model loaded into slot A or B)
+/// with `method`'s alignment: the path, barriers and scopes on the config's test set, with the
+/// fused scope of A and B as the reported target. The pair must fit the config's architecture.
+pub async fn evaluate_pair(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    method: Method,
+    a: &HostParams,
+    b: &HostParams,
+    observer: &mut dyn Observer,
+) -> Result<(MethodResult, TrainedPair)> {
+    config.validate()?;
+    a.layout.check_compatible(&b.layout)?;
+    a.check_finite()?;
+    b.check_finite()?;
+    let split = data::load(&config.data, config.seed)?;
+    let expected = ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)?;
+    expected.check_compatible(&a.layout)?;
+    let layers = config.wsa.layers.select(&a.layout);
+    let scopes = |p: &HostParams| layers.iter().map(|&i| scope::scope_of(&p.values[i])).collect::<Vec<_>>();
+    let target = fuse(&[scopes(a), scopes(b)], &[1.0, 1.0], FusionRule::MomentMatching)?;
+    let test = DeviceData::upload(&split.test, &device.device);
+    let run = PairRun { a: a.to_device(&device.device), b: b.to_device(&device.device), target };
+    let aligned = align_pair(config, &layers, method, &run, observer).await?;
+    let repair_data = repair_samples(config, &split.train, &device.device);
+    evaluate_method(config, &layers, &test, repair_data.as_ref(), method, aligned, observer).await
+}

@@ -1,0 +1,169 @@
+//! Running cells: one cell's experiment reduced to its numbers per variant, and every cell of a
+//! spec that the store does not hold yet, each saved as it finishes.
+
+use super::{
+    Cell, CellExperiment, CellRecord, Family, Metric, Quarantined, REPRODUCE_VERSION, Store, Stored, Variant,
+    VariantOutcome, metric,
+};
+use crate::device::ComputeDevice;
+use crate::error::{Result, WsaError};
+use crate::experiment::Observer;
+use crate::experiment::connect::{self, ConnectConfig, ConnectResult};
+use crate::experiment::federated::{self, Aggregation, FedResult};
+use crate::experiment::method::Method;
+use crate::model::ModelLayout;
+use crate::scope;
+use std::sync::Arc;
+
+/// Runs one cell on `device`; `seconds` is left at zero for the caller, who has the clock.
+pub async fn run_cell(cell: &Cell, device: &ComputeDevice, observer: &mut dyn Observer) -> Result<CellRecord> {
+    let (variants, warnings, device_name) = match &cell.experiment {
+        CellExperiment::Connect(config) if cell.family == Family::Gaussianity => {
+            let outcome = connect::run(config, device, observer).await?;
+            (gaussianity_outcomes(config, &outcome.result)?, outcome.result.warnings, outcome.result.device)
+        }
+        CellExperiment::Connect(config) => {
+            let outcome = connect::run(config, device, observer).await?;
+            (connect_outcomes(&outcome.result), outcome.result.warnings, outcome.result.device)
+        }
+        CellExperiment::Fed(config) => {
+            // FedProx's mu is the config's, or the default when the base config names FedAvg.
+            let variants = config.variants(true, federated::DEFAULT_MU);
+            let outcome = federated::run(config, &variants, device, observer).await?;
+            (fed_outcomes(&outcome.result, &variants), Vec::new(), outcome.result.device)
+        }
+    };
+    Ok(CellRecord {
+        version: REPRODUCE_VERSION,
+        hash: cell.hash(),
+        cell: cell.clone(),
+        device: device_name,
+        seconds: 0.0,
+        variants,
+        warnings,
+    })
+}
+
+fn connect_outcomes(result: &ConnectResult) -> Vec<VariantOutcome> {
+    result
+        .methods
+        .iter()
+        .map(|m| {
+            let mut outcome = VariantOutcome::new(Variant::Method(m.method));
+            outcome.set(Metric::AccuracyA, m.endpoint_a.accuracy);
+            outcome.set(Metric::AccuracyB, m.endpoint_b.accuracy);
+            outcome.set(Metric::LossBarrier, m.barriers.loss);
+            outcome.set(Metric::AccuracyBarrier, m.barriers.accuracy);
+            outcome.set(Metric::ScopeDistance, m.scope_distance);
+            let midpoint = m.path.iter().min_by(|p, q| (p.alpha - 0.5).abs().total_cmp(&(q.alpha - 0.5).abs()));
+            if let Some(mid) = midpoint {
+                let (a, b) = (m.endpoint_a.accuracy, m.endpoint_b.accuracy);
+                outcome.set(Metric::MidpointLoss, mid.loss);
+                outcome.set(Metric::MidpointAccuracy, mid.accuracy);
+                outcome.set(Metric::MidpointOverEndpointsAccuracy, mid.accuracy - 0.5 * (a + b));
+                outcome.set(Metric::MidpointOverBestAccuracy, mid.accuracy - a.max(b));
+            }
+            outcome
+        })
+        .collect()
+}
+
+/// The runs of `result`, run as `variants` (aggregation, with WSA) say, in their order.
+fn fed_outcomes(result: &FedResult, variants: &[(Aggregation, bool)]) -> Vec<VariantOutcome> {
+    result
+        .runs
+        .iter()
+        .zip(variants)
+        .map(|(run, &(aggregation, wsa))| {
+            let mut outcome = VariantOutcome::new(Variant::Federated { aggregation: aggregation.kind(), wsa });
+            let last: Vec<f64> = run.rounds.iter().rev().take(10).map(|r| r.test_accuracy).collect();
+            outcome.set(Metric::FinalAccuracy, run.final_accuracy);
+            outcome.set(Metric::BestAccuracy, run.best_accuracy);
+            outcome.set(Metric::Last10Accuracy, last.iter().sum::<f64>() / last.len().max(1) as f64);
+            if let Some(round) = run.rounds_to_target {
+                outcome.set(Metric::RoundsToTarget, round as f64);
+            }
+            outcome
+        })
+        .collect()
+}
+
+/// Kurtosis and KS distance of each scoped layer of model A at initialisation and trained
+/// (plain training: the first method's A).
+fn gaussianity_outcomes(config: &ConnectConfig, result: &ConnectResult) -> Result<Vec<VariantOutcome>> {
+    let plain = result.methods.iter().find(|m| m.method == Method::PLAIN).ok_or_else(|| {
+        WsaError::invalid(
+            "gaussianity cell `methods`",
+            "its list",
+            "must include `plain` (model A trained without WSA)",
+        )
+    })?;
+    let (shape, classes) = config.data.dataset.sample_shape_and_classes();
+    let layout = Arc::new(ModelLayout::new(&config.model, &shape, classes)?);
+    let (init, _) = connect::initial_params(config, &layout);
+    let layers = config.wsa.layers.select(&layout);
+    let at_init = scope::layer_reports(&init, &layers);
+    let trained: Vec<scope::LayerReport> = plain.layers.iter().map(|l| l.a.clone()).collect();
+    let outcome = |variant: Variant, reports: &[scope::LayerReport]| {
+        let mut outcome = VariantOutcome::new(variant);
+        for r in reports {
+            outcome.metrics.insert(metric::kurtosis_of(&r.path), r.fit.excess_kurtosis);
+            outcome.metrics.insert(metric::ks_of(&r.path), r.fit.ks_distance);
+        }
+        let n = reports.len().max(1) as f64;
+        outcome.set(Metric::MeanAbsKurtosis, reports.iter().map(|r| r.fit.excess_kurtosis.abs()).sum::<f64>() / n);
+        outcome.set(Metric::MeanKs, reports.iter().map(|r| r.fit.ks_distance).sum::<f64>() / n);
+        outcome
+    };
+    Ok(vec![outcome(Variant::AtInit, &at_init), outcome(Variant::Trained, &trained)])
+}
+
+/// What [`run_all`] reports besides the cells' own events.
+pub trait CellProgress: Observer {
+    /// Seconds on the caller's clock (the core has none): a cell's wall time is the difference.
+    fn seconds(&self) -> f64;
+    /// Cell `index` of `total` starts (`cached`: it finished in an earlier run and is read back).
+    fn cell_started(&mut self, _index: usize, _total: usize, _cell: &Cell, _cached: bool) {}
+    fn cell_finished(&mut self, _index: usize, _total: usize, _record: &CellRecord, _cached: bool) {}
+    /// The cell's file was damaged and is now in the quarantine; the cell is computed again.
+    fn cell_set_aside(&mut self, _cell: &Cell, _set_aside: &Quarantined) {}
+}
+
+/// Runs every cell that `store` does not hold yet, saving each as it finishes; returns all the
+/// records, in the cells' order. Stops at the first failing cell (the finished ones stay saved);
+/// a damaged cell file is set aside and its cell computed again.
+pub async fn run_all(
+    cells: &[Cell],
+    store: &Store,
+    device: &ComputeDevice,
+    progress: &mut dyn CellProgress,
+) -> Result<Vec<CellRecord>> {
+    let mut records = Vec::with_capacity(cells.len());
+    for (index, cell) in cells.iter().enumerate() {
+        if progress.is_cancelled() {
+            return Err(WsaError::Cancelled);
+        }
+        let cached = match store.load(cell)? {
+            Stored::Finished(record) => Some(*record),
+            Stored::Missing => None,
+            Stored::SetAside(set_aside) => {
+                progress.cell_set_aside(cell, &set_aside);
+                None
+            }
+        };
+        progress.cell_started(index, cells.len(), cell, cached.is_some());
+        let (record, was_cached) = match cached {
+            Some(record) => (record, true),
+            None => {
+                let started = progress.seconds();
+                let mut record = run_cell(cell, device, &mut *progress).await.map_err(|e| e.within(cell.label()))?;
+                record.seconds = progress.seconds() - started;
+                store.save(&record)?;
+                (record, false)
+            }
+        };
+        progress.cell_finished(index, cells.len(), &record, was_cached);
+        records.push(record);
+    }
+    Ok(records)
+}
