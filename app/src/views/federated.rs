@@ -66,7 +66,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         let _ = r;
         return;
     }
-    let Some(result) = app.settings.fed_result.clone() else {
+    let Some(result) = app.results.federated() else {
         ui.label("No federated results yet: press Run federated.");
         return;
     };
@@ -75,7 +75,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         Some(crate::tour::Highlight::FedRun(name)) => Some(name.clone()),
         _ => None,
     };
-    summary_table(ui, &result, marked.as_deref());
+    summary_table(ui, result, marked.as_deref());
     ui.label("Global test accuracy per round");
     let r = ui.scope(|ui| {
         Plot::new("fed_accuracy").height(240.0).legend(Legend::default()).x_axis_label("round").show(ui, |plot| {
@@ -88,7 +88,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     });
     saves.extend(png_button(ui, "fed-accuracy", r.response.rect));
     ui.label("Label distribution of the clients (stacked by class; faded: dropped)");
-    let r = ui.scope(|ui| client_bars(ui, &result));
+    let r = ui.scope(|ui| client_bars(ui, result));
     saves.extend(png_button(ui, "fed-clients", r.response.rect));
     let layers = result.layers.len();
     if layers > 0 {

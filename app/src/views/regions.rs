@@ -8,7 +8,7 @@ use egui_plot::{Plot, PlotImage, PlotPoint, PlotPoints, Points};
 use wsa_core::data;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
-    let Some(result) = &app.settings.last_result else {
+    let Some(result) = app.results.connect() else {
         ui.label("No results yet: choose the Moons preset and press Run.");
         return;
     };
