@@ -209,7 +209,7 @@ fn saved_app_settings() {
     fuzz(
         "saved settings",
         &[stored],
-        |bytes| wsa_lab_app::state::load(Some(text(bytes))).1,
+        |bytes| wsa_lab_app::state::load(Some(text(bytes))).notice,
         |notice| notice.contains("starting with defaults"),
     );
 }

@@ -5,12 +5,14 @@
 //! data set generated again and ~8,000 predictions) are computed off the UI thread
 //! (`platform::compute`).
 
+use crate::app::Models;
 use crate::platform::{self, Pending};
+use crate::results::Results;
 use crate::state::{Settings, Tab};
 use crate::{AppError, AppResult};
 use std::path::PathBuf;
 use wsa_core::data::{self, Dataset};
-use wsa_core::experiment::connect::{ConnectConfig, TrainedPair};
+use wsa_core::experiment::connect::ConnectConfig;
 use wsa_core::model::HostParams;
 use wsa_core::scope::{self, LayerReport};
 
@@ -55,18 +57,13 @@ pub struct Derived {
 }
 
 impl Derived {
-    /// Brings everything the open view shows up to date with `settings` and `models`; cheap
-    /// when nothing changed. `plane_third`: the third model of `settings.plane_result`, when in
-    /// memory. `wake` repaints when a background result arrives.
-    pub fn update(
-        &mut self,
-        settings: &Settings,
-        models: &[TrainedPair],
-        plane_third: Option<&HostParams>,
-        wake: &egui::Context,
-    ) {
+    /// Brings everything the open view shows up to date with `settings`, `results` and the
+    /// trained `models` in memory; cheap when nothing changed. `wake` repaints when a background
+    /// result arrives.
+    pub fn update(&mut self, settings: &Settings, results: &Results, models: &Models, wake: &egui::Context) {
         self.update_missing_data(&settings.config);
-        let Some(result) = &settings.last_result else { return };
+        let Some(result) = results.connect() else { return };
+        let (plane_third, models) = (models.plane_third.as_ref(), &models.pairs);
         let method = settings.method.min(result.methods.len().saturating_sub(1));
         let Some(path) = result.methods.get(method).map(|m| &m.path) else { return };
         let index = settings.alpha_index.min(path.len().saturating_sub(1));
@@ -76,10 +73,11 @@ impl Derived {
             && self.regions.as_ref().is_none_or(|(key, _)| *key != selection)
             && matches!(result.config.data.dataset, data::DatasetSpec::Synthetic { .. })
             && let Some(pair) = models.get(method)
+            && let Some(shared) = results.shared_connect()
         {
-            let (config, pair) = (result.config.clone(), pair.clone());
+            let pair = pair.clone();
             let pending = platform::compute(wake, move || {
-                pair.a.interpolate(&pair.b, alpha).map_err(AppError::from).and_then(|m| regions(&config, &m))
+                pair.a.interpolate(&pair.b, alpha).map_err(AppError::from).and_then(|m| regions(&shared.config, &m))
             });
             self.regions = Some((selection, pending));
         }
@@ -91,7 +89,7 @@ impl Derived {
             self.regions_image = Some((*key, texture));
         }
         // Keyed as the scopes view asks (the stored selection; the values above are clamped).
-        let point = settings.plane_point_of(method);
+        let point = settings.plane_point_of(results, method);
         let key = (settings.method, settings.alpha_index, settings.layer, point);
         if settings.tab == Tab::Scopes && self.merged.as_ref().is_none_or(|(k, _)| *k != key) {
             let layer = result.methods[method].layers.get(settings.layer);
@@ -101,7 +99,7 @@ impl Derived {
                     Some(layer_summary(layer, &wsa_core::model::lerp_values(a, b, alpha)))
                 }
                 Some((i, j)) => {
-                    let (_, plane) = settings.plane_result.as_ref()?;
+                    let plane = &results.plane()?.plane;
                     let (x, y) = (*plane.xs.get(i)?, *plane.ys.get(j)?);
                     let model = plane.model_at((&pair.a, &pair.b, plane_third?), x, y).ok()?;
                     Some(layer_summary(layer, model.get(&layer.path)?))

@@ -10,6 +10,7 @@ pub mod error;
 mod job;
 pub mod link;
 mod platform;
+pub mod results;
 pub mod state;
 pub mod tour;
 mod views;
@@ -17,6 +18,10 @@ mod views;
 pub mod web;
 
 pub use app::{Notice, WsaLabApp};
+
+/// The app's name: the native window's title, and what eframe names the folder the app's
+/// settings and results are kept in.
+pub const APP_NAME: &str = "WSA Lab";
 pub use error::{AppError, AppResult};
 
 /// The wgpu device eframe renders with, created so that burn can compute on it too: burn's
@@ -64,7 +69,7 @@ pub fn native_options() -> eframe::NativeOptions {
     };
     eframe::NativeOptions {
         renderer,
-        viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 820.0]).with_title("WSA Lab"),
+        viewport: egui::ViewportBuilder::default().with_inner_size([1280.0, 820.0]).with_title(APP_NAME),
         wgpu_options: wgpu_configuration(),
         ..Default::default()
     }
@@ -125,7 +130,7 @@ pub fn read_config(path: &std::path::Path) -> AppResult<wsa_core::experiment::co
 pub fn run_native(options: LaunchOptions) -> AppResult<()> {
     platform::check_display()?;
     eframe::run_native(
-        "WSA Lab",
+        APP_NAME,
         native_options(),
         Box::new(move |cc| {
             let mut app = WsaLabApp::new(cc);

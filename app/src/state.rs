@@ -1,12 +1,15 @@
-//! What the app remembers between runs: one plain serde struct, stored by eframe. Runtime
-//! handles (the job, trained models, caches) live beside it in the app and are never stored.
+//! What the app remembers between sessions of the user's own making: the experiment being set
+//! up, preferences and selections, in one plain serde struct stored by eframe. The results of
+//! the runs are kept apart (`results`), saved when a run finishes; runtime handles (the job,
+//! trained models, caches) live beside both in the app and are never stored.
 
+use crate::results::{PlaneResult, Results};
 use serde::{Deserialize, Serialize};
 use wsa_core::data::{DataConfig, DatasetSpec, SyntheticKind};
 use wsa_core::device::DeviceChoice;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult, DataDifference, PairDifference};
-use wsa_core::experiment::federated::{FedConfig, FedResult};
+use wsa_core::experiment::federated::FedConfig;
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::plane::{Plane, PlaneConfig};
 use wsa_core::model::ModelConfig;
@@ -46,19 +49,17 @@ pub struct Settings {
     pub export_dir: String,
     pub model_path: String,
     pub debug_overlay: bool,
-    pub last_result: Option<ConnectResult>,
     /// Federated settings; data, model and seed come from `config` when a run starts.
     pub fed: FedConfig,
     /// Run FedAvg, FedAvg+WSA, FedProx and FedProx+WSA side by side.
     pub fed_compare: bool,
-    pub fed_result: Option<FedResult>,
-    /// The Plane tab's grid, and its last plane (of the method named).
+    /// The Plane tab's grid.
     pub plane: PlaneConfig,
-    pub plane_result: Option<(Method, Plane)>,
     /// The grid point (column, row) of the plane clicked in the Plane tab: while set, the
     /// Weight scopes tab shows that point's model in place of the path's merged model.
     pub plane_point: Option<(usize, usize)>,
-    /// The tour step open (from 0), while the tour is; it survives a restart or a reload.
+    /// The tour step open (from 0), while the tour is: the app's tour guide holds it, and it is
+    /// written here when the settings are saved, so that it survives a restart or a reload.
     pub tour: Option<usize>,
     /// Classroom mode: the setup shows only what a tour step needs (no WSA switches, optimiser
     /// details or files), for a projector.
@@ -79,12 +80,9 @@ impl Default for Settings {
             export_dir: "out/app".into(),
             model_path: String::new(),
             debug_overlay: false,
-            last_result: None,
             fed: FedConfig { use_wsa: true, ..FedConfig::default() },
             fed_compare: true,
-            fed_result: None,
             plane: PlaneConfig::default(),
-            plane_result: None,
             plane_point: None,
             tour: None,
             classroom: false,
@@ -93,11 +91,10 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The selected plane point when the plane is of the method at `method` (an index into the
-    /// last result's methods): then that point's model stands for the merged model.
-    pub fn plane_point_of(&self, method: usize) -> Option<(usize, usize)> {
-        let name = self.last_result.as_ref()?.methods.get(method)?.method;
-        self.plane_result.as_ref().filter(|(of, _)| *of == name).and(self.plane_point)
+    /// The selected plane point when `results`' plane is of the method at `method` (an index
+    /// into the connect result's methods): then that point's model stands for the merged model.
+    pub fn plane_point_of(&self, results: &Results, method: usize) -> Option<(usize, usize)> {
+        results.plane_point_of(method, self.plane_point)
     }
 }
 
@@ -194,20 +191,35 @@ pub fn widths_text(model: &ModelConfig) -> String {
     widths.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// What [`load`] read.
+pub struct Loaded {
+    pub settings: Settings,
+    /// The results a store written by an older build held inside the settings (the last
+    /// connect result, federation and plane): the app takes them over into its results store
+    /// once, and the settings are saved without them from then on.
+    pub results: Results,
+    /// Why the store could not be read, for the user.
+    pub notice: Option<String>,
+}
+
 /// Reads stored settings; a missing store gives defaults, a corrupt one defaults and a notice.
-/// The experiment and the last result inside are read through core's versioned loaders, so a
-/// store written by an older build is migrated, not dropped.
-pub fn load(stored: Option<String>) -> (Settings, Option<String>) {
-    let Some(text) = stored else { return (Settings::default(), None) };
+/// The experiment and the results of an older build inside are read through core's versioned
+/// loaders, so a store written by an older build is migrated, not dropped.
+pub fn load(stored: Option<String>) -> Loaded {
+    let Some(text) = stored else {
+        return Loaded { settings: Settings::default(), results: Results::default(), notice: None };
+    };
     match parse(&text) {
-        Ok(settings) => (settings, None),
-        Err(e) => {
-            (Settings::default(), Some(format!("The saved settings could not be read ({e}); starting with defaults.")))
-        }
+        Ok((settings, results)) => Loaded { settings, results, notice: None },
+        Err(e) => Loaded {
+            settings: Settings::default(),
+            results: Results::default(),
+            notice: Some(format!("The saved settings could not be read ({e}); starting with defaults.")),
+        },
     }
 }
 
-fn parse(text: &str) -> wsa_core::Result<Settings> {
+fn parse(text: &str) -> wsa_core::Result<(Settings, Results)> {
     let unreadable =
         |e: serde_json::Error| wsa_core::WsaError::invalid("saved settings", "in the store", &e.to_string());
     let mut value: serde_json::Value = serde_json::from_str(text).map_err(unreadable)?;
@@ -215,32 +227,95 @@ fn parse(text: &str) -> wsa_core::Result<Settings> {
         let migrated = ConnectConfig::from_json(&config.to_string())?;
         *config = serde_json::to_value(migrated).map_err(unreadable)?;
     }
-    if let Some(result) = value.get_mut("last_result").filter(|r| !r.is_null()) {
-        let migrated = ConnectResult::from_json(&result.to_string())?;
-        *result = serde_json::to_value(migrated).map_err(unreadable)?;
+    let results = match value.as_object_mut() {
+        Some(fields) => older_results(fields)?,
+        None => Results::default(),
+    };
+    Ok((serde_json::from_value(value).map_err(unreadable)?, results))
+}
+
+/// Takes the results an older build stored among the settings (`last_result`, `fed_result`,
+/// `plane_result`) out of `settings`, read as that build read them.
+fn older_results(settings: &mut serde_json::Map<String, serde_json::Value>) -> wsa_core::Result<Results> {
+    let unreadable = |field: &str, e: serde_json::Error| {
+        wsa_core::WsaError::invalid(&format!("saved settings field `{field}`"), "in the store", &e.to_string())
+    };
+    let mut take = |field: &str| settings.remove(field).filter(|v| !v.is_null());
+    let mut results = Results::default();
+    if let Some(value) = take("last_result") {
+        results.set_connect(ConnectResult::from_json(&value.to_string())?);
     }
-    serde_json::from_value(value).map_err(unreadable)
+    if let Some(value) = take("fed_result") {
+        results.set_federated(serde_json::from_value(value).map_err(|e| unreadable("fed_result", e))?);
+    }
+    if let Some(value) = take("plane_result") {
+        let (method, plane): (Method, Plane) =
+            serde_json::from_value(value).map_err(|e| unreadable("plane_result", e))?;
+        results.set_plane(Some(PlaneResult::new(method, plane)));
+    }
+    Ok(results)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wsa_core::experiment::federated::FedResult;
 
     #[test]
     fn settings_round_trip_and_a_corrupt_store_falls_back_to_defaults() {
         let mut settings = Settings { layer: 2, ..Settings::default() };
         settings.config.seed = 9;
         let text = serde_json::to_string(&settings).expect("json");
-        let (back, notice) = load(Some(text));
-        assert_eq!(back, settings);
-        assert!(notice.is_none());
-        let (fallback, notice) = load(Some("{ this is not json".into()));
-        assert_eq!(fallback, Settings::default());
-        assert!(notice.is_some_and(|n| n.contains("could not be read")));
+        let loaded = load(Some(text));
+        assert_eq!(loaded.settings, settings);
+        assert!(loaded.notice.is_none());
+        let fallback = load(Some("{ this is not json".into()));
+        assert_eq!(fallback.settings, Settings::default());
+        assert!(fallback.notice.is_some_and(|n| n.contains("could not be read")));
         // A store from an older build with fields missing still loads what it has.
-        let (partial, notice) = load(Some("{\"layer\": 1}".into()));
-        assert_eq!(partial.layer, 1);
-        assert!(notice.is_none());
+        let partial = load(Some("{\"layer\": 1}".into()));
+        assert_eq!(partial.settings.layer, 1);
+        assert!(partial.notice.is_none());
+    }
+
+    /// Settings stored by a build that kept the results inside them still load: the results
+    /// come out of them, to be saved apart once.
+    #[test]
+    fn settings_holding_results_of_an_older_build_load_and_hand_them_over() {
+        let plane = Plane {
+            xs: vec![0.0],
+            ys: vec![0.0],
+            loss: vec![f64::NAN],
+            accuracy: vec![0.5],
+            models: Vec::new(),
+            curve: None,
+        };
+        let fed = FedResult {
+            version: FedResult::VERSION,
+            config: FedConfig::default(),
+            dataset: "digits".into(),
+            device: "cpu".into(),
+            layers: Vec::new(),
+            clients: Vec::new(),
+            runs: Vec::new(),
+        };
+        let mut stored = serde_json::to_value(Settings { layer: 2, ..Settings::default() }).expect("json");
+        stored["fed_result"] = serde_json::to_value(&fed).expect("json");
+        stored["plane_result"] = serde_json::to_value((Method::WSA, &plane)).expect("json");
+        stored["last_result"] = serde_json::Value::Null;
+        let loaded = load(Some(stored.to_string()));
+        assert_eq!(loaded.settings.layer, 2);
+        assert!(loaded.notice.is_none(), "{:?}", loaded.notice);
+        assert_eq!(loaded.results.federated(), Some(&fed));
+        assert!(loaded.results.connect().is_none());
+        assert_eq!(loaded.results.plane().map(|p| p.method), Some(Method::WSA));
+        assert!(!serde_json::to_string(&loaded.settings).expect("json").contains("fed_result"));
+
+        // As before, a result in them that does not read makes the store unreadable.
+        stored["last_result"] = serde_json::json!({ "version": 2, "config": 7 });
+        let loaded = load(Some(stored.to_string()));
+        assert_eq!(loaded.settings, Settings::default());
+        assert!(loaded.notice.is_some_and(|n| n.contains("starting with defaults")));
     }
 
     #[test]

@@ -43,7 +43,8 @@ pub struct Step {
     /// What the step's text claims about its run, each checked on every seed of it.
     #[serde(default)]
     pub claims: Vec<Claim>,
-    /// The experiment `run` describes, read once when the tour is read (views ask every frame).
+    /// The experiment `run` describes, read once when the tour is read (the tour guide asks
+    /// whenever the results change).
     #[serde(skip)]
     experiment: Experiment,
 }
@@ -234,9 +235,9 @@ impl Step {
 
     /// Whether the step's answer is on screen: its run's result (for a plane step, the plane
     /// too), or nothing to run.
-    pub fn answered(&self, settings: &crate::state::Settings) -> bool {
-        let answered = self.is_answered_by(settings.last_result.as_ref(), settings.fed_result.as_ref());
-        answered && (!matches!(self.run, StepRun::ConnectThenPlane(_)) || settings.plane_result.is_some())
+    pub fn answered(&self, results: &crate::results::Results) -> bool {
+        let answered = self.is_answered_by(results.connect(), results.federated());
+        answered && (!matches!(self.run, StepRun::ConnectThenPlane(_)) || results.plane().is_some())
     }
 
     /// The step's claims checked on `result`.

@@ -47,5 +47,5 @@ fn fifty_experiments_in_a_row_do_not_grow_memory() {
         "resident memory grew from {settled:.1} MiB (runs 6-15) to {last:.1} MiB (runs 41-50), more than {GROWTH_BOUND_MIB} MiB: {}",
         listed.join(" ")
     );
-    assert_eq!(harness.state().settings.last_result.as_ref().map(|r| r.config.seed), Some(49));
+    assert_eq!(harness.state().results.connect().map(|r| r.config.seed), Some(49));
 }

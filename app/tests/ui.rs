@@ -39,7 +39,7 @@ fn preset_run_select_a_point_and_export() {
     assert_eq!(methods, &[Method::PLAIN, Method::WSA, Method::WM, Method::WM_WSA, Method::RESCALE]);
 
     run_job(&mut harness, "Run");
-    let result = harness.state().settings.last_result.clone().expect("a result after the run");
+    let result = harness.state().results.connect().cloned().expect("a result after the run");
 
     // The preset runs over three seeds, and the path view shows both barriers of every method
     // as mean ± std over them.
@@ -153,14 +153,14 @@ fn a_model_that_does_not_fit_is_refused_with_a_message() {
     assert!(!harness.state().is_busy(), "nothing was started");
 
     // The right architecture loads and the pair is re-evaluated in the background.
-    let own = harness.state().models[1].a.clone();
+    let own = harness.state().models.pairs[1].a.clone();
     let file = dir.join("own.safetensors");
     wsa_core::io::save_model(&file, &own).expect("save");
     harness.state_mut().settings.model_path = file.display().to_string();
     harness.get_by_label("Load into B").click();
     harness.step();
     wait_for_job(&mut harness);
-    let result = harness.state().settings.last_result.clone().expect("result");
+    let result = harness.state().results.connect().cloned().expect("result");
     // B is now a copy of A: the path is flat and both barriers vanish.
     assert!(result.methods[1].barriers.loss.abs() < 1e-9 && result.methods[1].barriers.accuracy.abs() < 1e-9);
     std::fs::remove_dir_all(&dir).ok();
@@ -186,8 +186,8 @@ fn a_gpu_job_shares_the_renderers_device() {
     wait_for_job(&mut harness);
     let state = harness.state();
     assert!(state.notices.iter().all(|n| !n.is_error), "{:?}", state.notices);
-    assert!(state.device_label.contains("shared with the renderer"), "trained on: {}", state.device_label);
-    let result = state.settings.last_result.as_ref().expect("result");
+    assert!(state.jobs.device_label.contains("shared with the renderer"), "trained on: {}", state.jobs.device_label);
+    let result = state.results.connect().expect("result");
     assert!(result.device.contains("shared with the renderer"));
     // The same experiment on the CPU gives the same numbers, to f32 rounding.
     let cpu = wsa_core::wait(wsa_core::experiment::connect::run(
@@ -255,7 +255,7 @@ fn federated_comparison_from_the_app() {
     wait_for_job(&mut harness);
     let notices = &harness.state().notices;
     assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
-    let result = harness.state().settings.fed_result.clone().expect("federated result");
+    let result = harness.state().results.federated().cloned().expect("federated result");
     assert_eq!(result.runs.len(), 4);
     for run in &result.runs {
         assert!(harness.query_all_by_label(&run.name).count() >= 1, "{} not shown", run.name);
@@ -299,7 +299,7 @@ fn curves_are_trained_from_the_setup_and_shown_per_seed() {
     harness.run_steps(2);
     assert!(harness.state().settings.config.curve.is_some(), "the checkbox turns curves on");
     run_job(&mut harness, "Run");
-    let result = harness.state().settings.last_result.clone().expect("a result");
+    let result = harness.state().results.connect().cloned().expect("a result");
     assert!(result.methods.iter().all(|m| m.curve.is_some()), "every method has its curve");
     // Over three seeds the mean view has no curve (they are not averaged) and says where they are.
     harness.get_by_label_contains("Curves are drawn per seed");
@@ -322,17 +322,18 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
     harness.run_steps(2);
     harness.state_mut().settings.plane.grid = 6;
     run_job(&mut harness, "Compute the plane");
-    let (method, plane) = harness.state().settings.plane_result.clone().expect("a plane");
+    let wsa_lab_app::results::PlaneResult { method, plane, .. } =
+        harness.state().results.plane().cloned().expect("a plane");
     assert_eq!(
         method,
-        harness.state().settings.last_result.as_ref().expect("result").methods[harness.state().settings.method].method
+        harness.state().results.connect().expect("result").methods[harness.state().settings.method].method
     );
     assert_eq!((plane.xs.len(), plane.ys.len(), plane.loss.len()), (6, 6, 36));
     assert!(plane.loss.iter().all(|l| l.is_finite() && *l > 0.0));
     assert!(plane.curve.is_some() && plane.models.len() == 3);
     harness.get_by_label_contains("over 36 points");
     // The progress counted the grid's rows.
-    assert_eq!((harness.state().live.path_points_done, harness.state().live.total), (6, 6));
+    assert_eq!((harness.state().jobs.live.path_points_done, harness.state().jobs.live.total), (6, 6));
 
     // A click on the plane (below the line above it, in the heat map) selects the nearest grid
     // point, whose model the Weight scopes tab then shows in place of the merged model.
@@ -356,10 +357,10 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
     harness.get_by_label_contains("in place of the merged model");
     // The table's row is that point's model: A + w_B (B − A) + w_θ (θ − A), computed here.
     let state = harness.state();
-    let pair = &state.models[state.settings.method];
-    let third = state.plane_third.as_ref().expect("the plane's control point is in memory");
+    let pair = &state.models.pairs[state.settings.method];
+    let third = state.models.plane_third.as_ref().expect("the plane's control point is in memory");
     let model = plane.model_at((&pair.a, &pair.b, third), plane.xs[i], plane.ys[j]).expect("the point's model");
-    let layer = &state.settings.last_result.as_ref().expect("result").methods[state.settings.method].layers[0].path;
+    let layer = &state.results.connect().expect("result").methods[state.settings.method].layers[0].path;
     let scope = wsa_core::scope::scope_of(model.get(layer).expect("the layer"));
     let row = format!("plane point ({:.2}, {:.2})", plane.xs[i], plane.ys[j]);
     // (The row's name is also the histogram's legend entry.)
@@ -379,10 +380,10 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
     harness.run_steps(2);
     harness.get_by_label("Tour").click();
     harness.run_steps(2);
-    let steps = harness.state().tour.steps.clone();
+    let steps = harness.state().tour.steps().to_vec();
     let mut timings = Vec::new();
     for (i, step) in steps.iter().enumerate() {
-        assert_eq!(harness.state().settings.tour, Some(i), "step {}", i + 1);
+        assert_eq!(harness.state().tour.step(), Some(i), "step {}", i + 1);
         harness.get_by_label(&step.title);
         harness.get_by_label(&step.text);
         if let Some(config) = step.connect_config() {
@@ -390,18 +391,18 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
         }
         if !matches!(step.run, wsa_lab_app::tour::StepRun::Free) {
             // A step whose experiment is already on screen (the same as the step before) is answered.
-            if !step.answered(&harness.state().settings) {
+            if !step.answered(&harness.state().results) {
                 assert!(harness.query_all_by_label(&step.predict).count() >= 1, "step {}: the question", i + 1);
                 harness.get_by_label("Run this step").click();
                 let started = Instant::now();
                 // A plane step's plane follows its experiment as a second job.
-                while !step.answered(&harness.state().settings) || harness.state().is_busy() {
+                while !step.answered(&harness.state().results) || harness.state().is_busy() {
                     assert!(started.elapsed() < Duration::from_secs(300), "step {} did not finish", i + 1);
                     std::thread::sleep(Duration::from_millis(20));
                     harness.step();
                 }
                 harness.run_steps(3);
-                timings.push((i + 1, harness.state().tour_run_seconds.expect("the step's run was timed")));
+                timings.push((i + 1, harness.state().tour.run_seconds().expect("the step's run was timed")));
             }
             let notices = &harness.state().notices;
             assert!(notices.iter().all(|n| !n.is_error), "step {}: {notices:?}", i + 1);
@@ -415,7 +416,7 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
             );
             harness.get_by_label(&step.look);
             // Every claim the text makes held on every seed (or histogram) of this run.
-            if let Some(result) = &harness.state().settings.last_result {
+            if let Some(result) = harness.state().results.connect() {
                 for check in step.check_claims(result) {
                     assert!(check.holds_everywhere(), "step {}: {}", i + 1, check.line());
                 }
@@ -436,10 +437,10 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
     // Leaving keeps the last experiment; a link to a step that does not exist opens the first.
     harness.get_by_label("Leave the tour").click();
     harness.run_steps(2);
-    assert_eq!(harness.state().settings.tour, None);
+    assert_eq!(harness.state().tour.step(), None);
     harness.state_mut().open_tour_link("99");
     harness.run_steps(2);
-    assert_eq!(harness.state().settings.tour, Some(0));
+    assert_eq!(harness.state().tour.step(), Some(0));
     assert!(harness.state().notices.iter().any(|n| n.text.contains("does not exist")), "a notice");
 }
 

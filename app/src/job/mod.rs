@@ -48,6 +48,16 @@ impl JobRequest {
         }
     }
 
+    /// The work of one training step, which the device is chosen for (`select_for`).
+    pub fn flops_per_step(&self) -> Option<f64> {
+        match self {
+            JobRequest::Connect(config) | JobRequest::Reevaluate { config, .. } | JobRequest::Plane { config, .. } => {
+                config.flops_per_step()
+            }
+            JobRequest::Federated { config, .. } => config.flops_per_step(),
+        }
+    }
+
     /// The data the job trains or evaluates on.
     pub fn data(&self) -> &DataConfig {
         match self {

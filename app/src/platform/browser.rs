@@ -1,23 +1,23 @@
 //! The web page: exports are downloads (a set of files as one ZIP archive), figures SVGs the
-//! browser draws into PNGs, model files picked in the browser's dialog; the page publishes its
-//! state for scripts and tests (`web`).
+//! browser draws into PNGs, model files picked in the browser's dialog, results kept in the
+//! browser's local storage; the page publishes its state for scripts and tests (`web`).
 
 use super::{ModelInbox, PickedModel};
-use crate::AppResult;
+use crate::app::{RunTiming, TourProgress};
 use crate::job::{DeviceTarget, JobMessage, JobRequest, Wake};
+use crate::{AppError, AppResult};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Receiver;
 use wsa_core::cancel::Pause;
 use wsa_core::device::{ComputeDevice, DeviceChoice};
-use wsa_core::experiment::connect::ConnectConfig;
+use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
+use wsa_core::experiment::plane::Plane;
 
 /// A page cannot write into a folder: exports download through the browser.
 pub const EXPORTS_TO_FOLDER: bool = false;
 
-/// Whether the app publishes its state for scripts and tests (the page does, into its DOM).
-pub const PUBLISHES_STATE: bool = true;
 /// The fetched data sets are too large for a page: only the embedded and generated ones.
 pub const READS_FETCHED_DATA: bool = false;
 
@@ -54,25 +54,89 @@ pub fn pick_model(inbox: &ModelInbox, _typed_path: &str, method: usize, slot: &'
 
 pub use crate::web::publish_target;
 
-pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult, timing: &crate::app::RunTiming) {
-    crate::web::publish_result(result, Some(timing));
+/// Publishes into the page's DOM for scripts and tests (`web`).
+pub struct Publisher;
+
+impl super::Publish for Publisher {
+    fn result(&self, result: &ConnectResult, timing: &RunTiming) {
+        crate::web::publish_result(result, Some(timing));
+    }
+
+    fn plane(&self, plane: &Plane, timing: &RunTiming) {
+        crate::web::publish_plane(plane, timing);
+    }
+
+    fn failure(&self, error: &AppError) {
+        crate::web::publish_failure(&error.to_string());
+    }
+
+    fn tour(&self, progress: &TourProgress) {
+        crate::web::publish_tour(progress.step, progress.answered, progress.seconds, progress.claims);
+    }
+
+    /// Keeps the address bar's link equal to the experiment on screen (or the tour step) and
+    /// says whether a job runs.
+    fn state(&self, config: &ConnectConfig, tour_step: Option<usize>, busy: bool) {
+        crate::web::keep_link_current(config, tour_step);
+        crate::web::publish_busy(busy);
+    }
 }
 
-pub fn publish_plane(plane: &wsa_core::experiment::plane::Plane, timing: &crate::app::RunTiming) {
-    crate::web::publish_plane(plane, timing);
+/// Where the results are kept between sessions: the browser's local storage, where eframe keeps
+/// the settings, under keys of their own (`wsa-lab/results/<name>`).
+pub struct Shelf {
+    storage: web_sys::Storage,
 }
 
-pub use crate::web::publish_tour;
+impl Shelf {
+    const PREFIX: &'static str = "wsa-lab/results/";
 
-pub fn publish_failure(error: &crate::AppError) {
-    crate::web::publish_failure(&error.to_string());
-}
+    /// The page's local storage, when the browser gives one.
+    pub fn of_app() -> Option<Shelf> {
+        let storage = web_sys::window()?.local_storage().ok()??;
+        Some(Shelf { storage })
+    }
 
-/// Keeps the address bar's link equal to the experiment on screen (or the tour step) and says
-/// whether a job runs.
-pub fn publish_state(config: &wsa_core::experiment::connect::ConnectConfig, tour_step: Option<usize>, busy: bool) {
-    crate::web::keep_link_current(config, tour_step);
-    crate::web::publish_busy(busy);
+    fn key(name: &str) -> String {
+        format!("{}{name}", Self::PREFIX)
+    }
+
+    /// The text saved as `name`; `None` when nothing is.
+    pub fn read(&self, name: &str) -> AppResult<Option<String>> {
+        self.storage
+            .get_item(&Self::key(name))
+            .map_err(|e| AppError::browser(&format!("read the saved {name}"), format!("{e:?}")))
+    }
+
+    /// Saves `text` as `name`; a full storage refuses it.
+    pub fn write(&self, name: &str, text: &str) -> AppResult<()> {
+        self.storage
+            .set_item(&Self::key(name), text)
+            .map_err(|e| AppError::browser(&format!("keep {name} in its storage"), format!("{e:?}")))
+    }
+
+    /// Removes what is saved as `name`, if anything is.
+    pub fn remove(&self, name: &str) -> AppResult<()> {
+        self.storage
+            .remove_item(&Self::key(name))
+            .map_err(|e| AppError::browser(&format!("remove the saved {name}"), format!("{e:?}")))
+    }
+
+    /// Moves what is saved as `name` out of the way, to `<name>.unreadable` (over an older one);
+    /// says where it went.
+    pub fn set_aside(&self, name: &str) -> AppResult<String> {
+        let aside = format!("{name}.unreadable");
+        if let Some(text) = self.read(name)? {
+            self.write(&aside, &text)?;
+        }
+        self.remove(name)?;
+        Ok(format!("`{}` in the browser's storage", Self::key(&aside)))
+    }
+
+    /// Where `name` is saved, for messages.
+    pub fn describe(&self, name: &str) -> String {
+        format!("`{}` in the browser's storage", Self::key(name))
+    }
 }
 
 /// Saves one file as a download named after `name`, its folders joined with '-'.

@@ -1,8 +1,14 @@
 //! Everything that differs between the desktop app and the web page, behind one set of names:
 //! where exports go (files in a folder, or downloads), how a figure becomes an image, how the
 //! user hands over a model file, where a job runs (a thread, or the page's worker), how its
-//! work yields and picks its device, how derived data is computed in the background, what the
-//! page publishes for scripts and tests. Views, exports and jobs call these and hold no `cfg`.
+//! work yields and picks its device, how derived data is computed in the background, where
+//! results are kept between sessions (`Shelf`), what the page publishes for scripts and tests
+//! (`Publisher`). Views, exports and jobs call these and hold no `cfg`.
+
+use crate::AppError;
+use crate::app::{RunTiming, TourProgress};
+use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
+use wsa_core::experiment::plane::Plane;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
@@ -35,4 +41,19 @@ impl<T> Pending<T> {
     pub fn get(&self) -> Option<&T> {
         self.0.get()
     }
+}
+
+/// What the app tells scripts and tests about itself as it goes: the page publishes it into its
+/// DOM (`web`), the desktop app has nobody to tell. Each platform's `Publisher` implements it.
+pub trait Publish {
+    /// A connect run finished (or a loaded pair was evaluated): its result and where its time went.
+    fn result(&self, result: &ConnectResult, timing: &RunTiming);
+    /// A loss plane finished.
+    fn plane(&self, plane: &Plane, timing: &RunTiming);
+    /// A job failed.
+    fn failure(&self, error: &AppError);
+    /// The tour's progress, every frame.
+    fn tour(&self, progress: &TourProgress);
+    /// The experiment on screen, the open tour step and whether a job runs, every frame.
+    fn state(&self, config: &ConnectConfig, tour_step: Option<usize>, busy: bool);
 }

@@ -1,17 +1,20 @@
 //! The desktop: exports are files written atomically into the export folder, figures PNGs drawn
-//! here, model files read from a typed path.
+//! here, model files read from a typed path, results kept in a folder beside eframe's storage;
+//! nothing is published.
 
 use super::{ModelInbox, PickedModel};
 use crate::AppError;
 use crate::AppResult;
+use crate::app::{RunTiming, TourProgress};
 use crate::job::{DeviceTarget, JobMessage, JobObserver, JobRequest, Wake};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Receiver;
 use wsa_core::cancel::Pause;
 use wsa_core::device::{ComputeDevice, DeviceChoice};
-use wsa_core::experiment::connect::ConnectConfig;
+use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
+use wsa_core::experiment::plane::Plane;
 
 /// Refuses before winit tries when no window can be opened: on Linux and the BSDs a window needs
 /// an X11 or Wayland display, and winit's own error names a file in its source instead.
@@ -38,8 +41,6 @@ pub fn window_error(error: &eframe::Error) -> AppError {
 /// Exports are written into a folder the user chooses (the Files tab's export folder).
 pub const EXPORTS_TO_FOLDER: bool = true;
 
-/// Whether the app publishes its state for scripts and tests (the page does, into its DOM).
-pub const PUBLISHES_STATE: bool = false;
 /// The fetched data sets (full MNIST, Fashion-MNIST) can be read here.
 pub const READS_FETCHED_DATA: bool = true;
 
@@ -68,12 +69,72 @@ pub fn pick_model(inbox: &ModelInbox, typed_path: &str, method: usize, slot: &'s
 /// Only the page publishes where controls are (its canvas has no DOM elements to click).
 pub fn publish_target(_name: &str, _at: egui::Pos2) {}
 
-/// Only the page publishes its state for scripts: natively nothing.
-pub fn publish_result(_result: &wsa_core::experiment::connect::ConnectResult, _timing: &crate::app::RunTiming) {}
-pub fn publish_plane(_plane: &wsa_core::experiment::plane::Plane, _timing: &crate::app::RunTiming) {}
-pub fn publish_failure(_error: &crate::AppError) {}
-pub fn publish_tour(_step: Option<usize>, _answered: bool, _seconds: Option<f64>, _claims: Option<(usize, usize)>) {}
-pub fn publish_state(_config: &wsa_core::experiment::connect::ConnectConfig, _tour_step: Option<usize>, _busy: bool) {}
+/// Only the page publishes its state for scripts: natively nobody listens.
+pub struct Publisher;
+
+impl super::Publish for Publisher {
+    fn result(&self, _result: &ConnectResult, _timing: &RunTiming) {}
+    fn plane(&self, _plane: &Plane, _timing: &RunTiming) {}
+    fn failure(&self, _error: &AppError) {}
+    fn tour(&self, _tour: &TourProgress) {}
+    fn state(&self, _config: &ConnectConfig, _tour_step: Option<usize>, _busy: bool) {}
+}
+
+/// Where the results are kept between sessions: files in a folder, `results` beside eframe's
+/// own storage of the app (on Linux `~/.local/share/wsalab/results`).
+pub struct Shelf {
+    dir: PathBuf,
+}
+
+impl Shelf {
+    /// The app's results folder, where the system has a place for an app's data.
+    pub fn of_app() -> Option<Shelf> {
+        eframe::storage_dir(crate::APP_NAME).map(|dir| Shelf { dir: dir.join("results") })
+    }
+
+    /// A shelf in `dir` (the tests').
+    #[cfg(test)]
+    pub fn in_folder(dir: PathBuf) -> Shelf {
+        Shelf { dir }
+    }
+
+    /// The text saved as `name`; `None` when nothing is.
+    pub fn read(&self, name: &str) -> AppResult<Option<String>> {
+        let path = self.dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(wsa_core::WsaError::io(&path, e).into()),
+        }
+    }
+
+    /// Saves `text` as `name`, written atomically.
+    pub fn write(&self, name: &str, text: &str) -> AppResult<()> {
+        save_file(&self.dir, name, text.as_bytes())
+    }
+
+    /// Removes what is saved as `name`, if anything is.
+    pub fn remove(&self, name: &str) -> AppResult<()> {
+        let path = self.dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(wsa_core::WsaError::io(&path, e).into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves what is saved as `name` out of the way, to `<name>.unreadable` (over an older one);
+    /// says where it went.
+    pub fn set_aside(&self, name: &str) -> AppResult<String> {
+        let (from, to) = (self.dir.join(name), self.dir.join(format!("{name}.unreadable")));
+        std::fs::rename(&from, &to).map_err(|e| wsa_core::WsaError::io(&from, e))?;
+        Ok(to.display().to_string())
+    }
+
+    /// Where `name` is saved, for messages.
+    pub fn describe(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
 
 /// Saves one file as `out/name`, written atomically.
 pub fn save_file(out: &Path, name: &str, bytes: &[u8]) -> AppResult<()> {

@@ -59,7 +59,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         figure::draw(ui, "fed_live", &panel, Size::height(240.0), |_| ());
         return;
     }
-    let Some(result) = app.settings.fed_result.clone() else {
+    let Some(result) = app.results.federated() else {
         ui.label("No federated results yet: press Run federated.");
         return;
     };
@@ -68,9 +68,9 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         Some(crate::tour::Highlight::FedRun(name)) => Some(name.clone()),
         _ => None,
     };
-    summary_table(ui, &result, marked.as_deref());
+    summary_table(ui, result, marked.as_deref());
     ui.label("Global test accuracy per round");
-    let accuracy = describe::fed_accuracy(&result, marked.as_deref());
+    let accuracy = describe::fed_accuracy(result, marked.as_deref());
     let r = ui.scope(|ui| {
         if let Some(panel) = accuracy.panels.first() {
             figure::draw(ui, "fed_accuracy", panel, Size::height(240.0), |_| ());
@@ -78,7 +78,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     });
     saves.extend(png_button(ui, "fed-accuracy", r.response.rect));
     ui.label("Label distribution of the clients (stacked by class; faded: dropped)");
-    let clients = describe::client_labels(&result);
+    let clients = describe::client_labels(result);
     let r = ui.scope(|ui| {
         if let Some(panel) = clients.panels.first() {
             figure::draw(ui, "fed_clients", panel, Size::height(220.0), |_| ());
@@ -95,7 +95,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         });
         let layer = app.settings.fed_layer;
         ui.label("Scope std of this layer across rounds: the fused target (line) and the clients' (points)");
-        let panel = describe::fed_scopes(&result, layer);
+        let panel = describe::fed_scopes(result, layer);
         let r = ui.scope(|ui| figure::draw(ui, "fed_scopes", &panel, Size::height(240.0), |_| ()));
         saves.extend(png_button(ui, "fed-scopes", r.response.rect));
     }

@@ -14,7 +14,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
             ui.text_edit_singleline(&mut app.settings.export_dir).labelled_by(name.id);
         });
     }
-    let Some(result) = app.settings.last_result.clone() else {
+    let Some(result) = app.results.connect() else {
         ui.label("No results yet: press Run.");
         return;
     };

@@ -1,5 +1,6 @@
-//! The views. Each draws from a [`View`]: the app's state at this frame, read-only, except the
-//! settings (the selections and the experiment being set up) and the views' own editing state.
+//! The views. Each draws from a [`View`]: the app's state at this frame, read-only (the results
+//! too: shared, never copied), except the settings (the selections and the experiment being set
+//! up) and the views' own editing state.
 //! What a click asks for — run, cancel, export, load a model, save a plot — a view returns as
 //! an [`Action`], which the app carries out after the frame is drawn. Derived data (decision
 //! regions, merged-model histograms, file checks) comes ready from `derived`; what a view
@@ -17,9 +18,10 @@ pub mod setup;
 pub mod tour;
 pub mod training;
 
-use crate::app::{FrameStats, LiveRun, Notice};
+use crate::app::{FrameStats, LiveRun, Notice, TourGuide};
 use crate::derived::Derived;
 use crate::job::Job;
+use crate::results::Results;
 use crate::state::{Settings, Tab};
 use egui::{Color32, RichText};
 use wsa_core::device::DeviceChoice;
@@ -90,6 +92,7 @@ pub struct ViewState {
 pub struct View<'a> {
     pub settings: &'a mut Settings,
     pub state: &'a mut ViewState,
+    pub results: &'a Results,
     pub live: &'a LiveRun,
     pub job: Option<&'a Job>,
     pub models: &'a [wsa_core::experiment::connect::TrainedPair],
@@ -97,7 +100,7 @@ pub struct View<'a> {
     pub notices: &'a [Notice],
     pub frames: &'a FrameStats,
     pub device_label: &'a str,
-    pub tour: &'a crate::tour::Tour,
+    pub tour: &'a TourGuide,
     /// What the view asks for; [`View::act`] adds to it.
     actions: Vec<Action>,
 }
@@ -107,6 +110,7 @@ impl<'a> View<'a> {
     pub fn new(
         settings: &'a mut Settings,
         state: &'a mut ViewState,
+        results: &'a Results,
         live: &'a LiveRun,
         job: Option<&'a Job>,
         models: &'a [wsa_core::experiment::connect::TrainedPair],
@@ -114,19 +118,32 @@ impl<'a> View<'a> {
         notices: &'a [Notice],
         frames: &'a FrameStats,
         device_label: &'a str,
-        tour: &'a crate::tour::Tour,
+        tour: &'a TourGuide,
     ) -> Self {
-        Self { settings, state, live, job, models, derived, notices, frames, device_label, tour, actions: Vec::new() }
+        Self {
+            settings,
+            state,
+            results,
+            live,
+            job,
+            models,
+            derived,
+            notices,
+            frames,
+            device_label,
+            tour,
+            actions: Vec::new(),
+        }
     }
 
     /// The open tour step, while the tour is open.
-    pub fn tour_step(&self) -> Option<&crate::tour::Step> {
-        tour::open_step(self).map(|(_, step)| step)
+    pub fn tour_step(&self) -> Option<&'a crate::tour::Step> {
+        self.tour.open_step().map(|(_, step)| step)
     }
 
     /// The open tour step once its answer is on screen: the views then mark its element.
-    pub fn answered_tour_step(&self) -> Option<&crate::tour::Step> {
-        self.tour_step().filter(|step| step.answered(self.settings))
+    pub fn answered_tour_step(&self) -> Option<&'a crate::tour::Step> {
+        self.tour.answered_step()
     }
 
     pub fn is_busy(&self) -> bool {
@@ -142,7 +159,7 @@ impl<'a> View<'a> {
 pub fn show(mut view: View<'_>, ui: &mut egui::Ui) -> Vec<Action> {
     let app = &mut view;
     egui::Panel::top("top_bar").show(ui, |ui| top_bar(app, ui));
-    if app.settings.tour.is_some() {
+    if app.tour.step().is_some() {
         egui::Panel::top("tour").show(ui, |ui| tour::panel(app, ui));
     }
     egui::Panel::left("setup").default_size(300.0).show(ui, |ui| {
@@ -185,7 +202,7 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
             let in_tour = app.tour_step().is_some_and(|s| !matches!(s.run, crate::tour::StepRun::Free));
             app.act(if in_tour { Action::Tour(TourAction::Run) } else { Action::Run });
         }
-        if app.settings.tour.is_none() {
+        if app.tour.step().is_none() {
             let start = ui.button("Tour").on_hover_text("A guided tour of mode connectivity, weight scopes and WSA");
             publish_target("tour-start", &start);
             if start.clicked() {

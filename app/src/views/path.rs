@@ -19,7 +19,7 @@ use wsa_figures::describe::{self, Marked, Measure};
 use wsa_figures::palette;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
-    let Some(result) = &app.settings.last_result else {
+    let Some(result) = app.results.connect() else {
         ui.label("No results yet: choose a preset and press Run.");
         return;
     };
@@ -78,9 +78,8 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         }
     });
     app.settings.path_seed = path_seed;
-    // The plot's save request; pushed as a field (the result above still borrows the settings).
     if let Some(action) = save {
-        app.actions.push(action);
+        app.act(action);
     }
     if let Some(x) = clicked {
         app.settings.alpha_index = nearest_index(&result.methods[0].path, x);

@@ -5,12 +5,13 @@
 
 use super::figure::{self, Size};
 use super::{Action, View, publish_target};
+use crate::results::PlaneResult;
 use crate::state::Tab;
 use egui::Ui;
 use wsa_core::experiment::plane::{MAX_GRID, Plane};
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
-    let Some(result) = &app.settings.last_result else {
+    let Some(result) = app.results.connect() else {
         ui.label("No results yet: choose a preset and press Run, then compute the plane of a method's pair.");
         return;
     };
@@ -33,7 +34,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     if app.is_busy() {
         ui.label(&app.live.stage);
     }
-    let Some((of, plane)) = &app.settings.plane_result else { return };
+    let Some(PlaneResult { method: of, plane, .. }) = app.results.plane() else { return };
     let (best, worst) = plane.loss_range();
     ui.label(format!(
         "{of}: test loss {best:.4} to {worst:.4} over {} points. Click a point to look at its model's weight scopes.",

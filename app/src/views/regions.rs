@@ -10,7 +10,7 @@ use wsa_core::data;
 use wsa_figures::palette;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
-    let Some(result) = &app.settings.last_result else {
+    let Some(result) = app.results.connect() else {
         ui.label("No results yet: choose the Moons preset and press Run.");
         return;
     };

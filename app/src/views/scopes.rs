@@ -5,6 +5,7 @@
 use super::View;
 use super::figure::{self, Size};
 use super::png_button;
+use crate::results::PlaneResult;
 use egui::Ui;
 use wsa_core::experiment::connect::{AlignmentReport, EpochRecord, LayerComparison};
 use wsa_core::experiment::method::Alignment;
@@ -21,9 +22,9 @@ fn merged_layer(
     layer: &LayerComparison,
     alpha: f64,
 ) -> (LayerReport, Vec<u64>, f64, f64, String) {
-    let point = app.settings.plane_point_of(method);
+    let point = app.settings.plane_point_of(app.results, method);
     let computed = app.derived.merged_layer(method, app.settings.alpha_index, app.settings.layer, point);
-    if let (Some(m), Some((i, j)), Some((_, plane))) = (computed, point, &app.settings.plane_result) {
+    if let (Some(m), Some((i, j)), Some(PlaneResult { plane, .. })) = (computed, point, app.results.plane()) {
         let (x, y) = (plane.xs[i], plane.ys[j]);
         return (m.report.clone(), m.counts.clone(), m.low, m.high, format!("plane point ({x:.2}, {y:.2})"));
     }
@@ -42,7 +43,7 @@ fn merged_layer(
 /// Says which model stands for "merged" when a plane point is selected, with the way back to
 /// the path's merged model.
 fn plane_point_notice(app: &mut View<'_>, ui: &mut Ui, method: usize) {
-    let Some((i, j)) = app.settings.plane_point_of(method) else { return };
+    let Some((i, j)) = app.settings.plane_point_of(app.results, method) else { return };
     let in_memory =
         app.derived.merged_layer(method, app.settings.alpha_index, app.settings.layer, Some((i, j))).is_some();
     ui.horizontal(|ui| {
@@ -58,7 +59,7 @@ fn plane_point_notice(app: &mut View<'_>, ui: &mut Ui, method: usize) {
 }
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
-    let Some(result) = app.settings.last_result.clone() else {
+    let Some(result) = app.results.connect() else {
         ui.label("No results yet: press Run.");
         return;
     };

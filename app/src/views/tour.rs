@@ -4,23 +4,17 @@
 //! the method.
 
 use super::{Action, TourAction, View, publish_target};
-use crate::tour::{Step, StepRun};
+use crate::tour::StepRun;
 use egui::{Color32, RichText, Ui};
 
 /// The colour that marks what a step asks to look at.
 pub const MARK: Color32 = super::figure::color(wsa_figures::palette::MARK);
 
-/// The open step, if the tour is open.
-pub fn open_step<'a>(app: &'a View<'_>) -> Option<(usize, &'a Step)> {
-    let index = app.settings.tour?;
-    Some((index, app.tour.steps.get(index)?))
-}
-
 pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
-    let Some((index, step)) = open_step(app) else { return };
-    let step = step.clone();
-    let total = app.tour.steps.len();
-    let answered = step.answered(app.settings);
+    let guide = app.tour;
+    let Some((index, step)) = guide.open_step() else { return };
+    let total = guide.steps().len();
+    let answered = guide.answered();
     ui.horizontal(|ui| {
         ui.label(RichText::new(format!("Tour · step {} of {total}", index + 1)).strong());
         ui.heading(&step.title);
@@ -67,8 +61,7 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             ui.label(RichText::new("Look:").strong().color(MARK));
             ui.label(&step.look);
         });
-        let checks = app.settings.last_result.as_ref().map(|r| step.check_claims(r)).unwrap_or_default();
-        for check in checks {
+        for check in guide.checks() {
             let (mark, color) = if check.holds_everywhere() {
                 ("✔", super::figure::color(wsa_figures::palette::HELD))
             } else {
@@ -85,8 +78,8 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
 /// What the views show instead of a tab while the open step has not run: the question first.
 /// `true` when it drew that.
 pub fn waiting_for_run(app: &View<'_>, ui: &mut Ui) -> bool {
-    let Some((_, step)) = open_step(app) else { return false };
-    if app.is_busy() || step.answered(app.settings) {
+    let Some((_, step)) = app.tour.open_step() else { return false };
+    if app.is_busy() || app.tour.answered() {
         return false;
     }
     ui.add_space(40.0);

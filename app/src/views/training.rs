@@ -11,17 +11,17 @@ use wsa_core::experiment::method::Training;
 use wsa_figures::palette;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
-    let records: Vec<(Training, EpochRecord)> = if app.is_busy() {
-        app.live.epochs.clone()
-    } else if let Some(result) = &app.settings.last_result {
-        result.pairs.iter().flat_map(|p| p.curves.iter().map(|c| (p.training, c.clone()))).collect()
+    let records: Vec<(Training, &EpochRecord)> = if app.is_busy() {
+        app.live.epochs.iter().map(|(pair, record)| (*pair, record)).collect()
+    } else if let Some(result) = app.results.connect() {
+        result.pairs.iter().flat_map(|p| p.curves.iter().map(move |c| (p.training, c))).collect()
     } else {
         Vec::new()
     };
     if app.is_busy() {
         let seed = app.live.seed.map(|(i, n, seed)| format!(" (seed {seed}, {} of {n})", i + 1)).unwrap_or_default();
         ui.label(format!("{} — {} epochs finished{seed}", app.live.stage, app.live.epochs.len()));
-    } else if let Some(result) = app.settings.last_result.as_ref().filter(|r| r.seeds.len() > 1) {
+    } else if let Some(result) = app.results.connect().filter(|r| r.seeds.len() > 1) {
         ui.label(format!(
             "The curves of seed {}, the first of {} (the Path tab shows all).",
             result.config.seed,
