@@ -106,7 +106,8 @@ impl LiveRun {
     }
 }
 
-/// Frame timing for the debug overlay: the time between frames and the time spent building one.
+/// Frame timing for the debug overlay: the time between frames and the time spent building one
+/// (the app's whole frame as eframe runs it: `logic()`, `ui()` and the actions the views asked for).
 #[derive(Default)]
 pub struct FrameStats {
     pub intervals_ms: VecDeque<f32>,
@@ -152,6 +153,8 @@ pub struct WsaLabApp {
     /// What the views show that is computed from the results and models (`derived`).
     pub derived: Derived,
     last_frame: Option<Instant>,
+    /// When this frame's `logic()` began: a frame's build time counts from there.
+    frame_started: Option<Instant>,
     /// Print frame statistics to stderr every few seconds (`--frame-log`).
     pub frame_log: bool,
     /// The renderer's GPU, which GPU jobs share natively.
@@ -210,6 +213,7 @@ impl WsaLabApp {
             frames: FrameStats::default(),
             derived: Derived::default(),
             last_frame: None,
+            frame_started: None,
             frame_log: false,
             last_frame_log: None,
             warmed_for: None,
@@ -721,6 +725,7 @@ impl WsaLabApp {
 
 impl eframe::App for WsaLabApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.frame_started = Some(Instant::now());
         self.poll_job();
         if self.tour_plane_pending && self.job.is_none() {
             // The plane step's experiment is in (or failed): its plane follows.
@@ -750,7 +755,9 @@ impl eframe::App for WsaLabApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let started = Instant::now();
+        // eframe calls `logic()` just before; without it (a caller that only draws) the frame
+        // counts from here.
+        let started = self.frame_started.take().unwrap_or_else(Instant::now);
         let view = View::new(
             &mut self.settings,
             &mut self.view_state,
@@ -764,10 +771,10 @@ impl eframe::App for WsaLabApp {
             &self.tour,
         );
         let actions = views::show(view, ui);
-        self.record_frame(started);
         for action in actions {
             self.apply(action, ui.ctx());
         }
+        self.record_frame(started);
         if self.frame_log {
             ui.ctx().request_repaint();
         } else if self.job.is_some() {

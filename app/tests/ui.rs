@@ -261,8 +261,9 @@ fn federated_comparison_from_the_app() {
 }
 
 /// Views only draw: with a 2-D preset's decision regions open, the map is computed off the UI
-/// thread, and no frame spends more than 16 ms building the UI (the app's own frame log), the
-/// frame that asked for the map included.
+/// thread, and no frame takes more than 16 ms (the app's own frame log, which times the whole
+/// frame as eframe runs it: `logic()`, where derived data is brought up to date, and `ui()`),
+/// the frame that asked for the map included.
 #[test]
 fn the_regions_view_never_blocks_a_frame() {
     let mut harness = with_preset("Moons (2-D): different random starts");
@@ -283,8 +284,8 @@ fn the_regions_view_never_blocks_a_frame() {
     let frames: Vec<f32> = build_ms.iter().copied().collect();
     assert!(frames.len() >= 2, "{frames:?}");
     let slowest = frames.iter().copied().fold(0.0, f32::max);
-    eprintln!("regions view: {} frames, slowest UI build {slowest:.2} ms", frames.len());
-    assert!(slowest < 16.0, "a frame took {slowest:.1} ms to build: {frames:?}");
+    eprintln!("regions view: {} frames, slowest {slowest:.2} ms (logic and UI)", frames.len());
+    assert!(slowest < 16.0, "a frame took {slowest:.1} ms: {frames:?}");
 }
 
 #[test]
