@@ -115,16 +115,13 @@ fn cpu_runs_are_deterministic() {
     assert!(ConnectConfig::from_json(&serde_json::to_string(&both.config).expect("json")).is_ok_and(|c| c.seeds == 2));
 }
 
-/// The fetched real sets load with their official sizes and first labels (data.md). `.ci/run`
-/// fetches them and sets WSA_DATA_DIR; elsewhere the test says loudly that it did not run.
+/// The fetched real sets load with their official sizes and first labels (data.md). Ignored
+/// unless asked for (`--include-ignored`): `.ci/run` fetches the sets, sets WSA_DATA_DIR and asks.
 #[test]
+#[ignore = "needs Fashion-MNIST and MNIST fetched (WSA_DATA_DIR); CI runs it"]
 fn fetched_sets_have_their_official_sizes_and_labels() {
-    let Some(dir) = std::env::var_os("WSA_DATA_DIR") else {
-        eprintln!(
-            "\n!!! WSA_DATA_DIR is not set: Fashion-MNIST/MNIST checks did NOT run (run scripts/fetch-data.sh and set it) !!!\n"
-        );
-        return;
-    };
+    let dir = std::env::var_os("WSA_DATA_DIR")
+        .expect("WSA_DATA_DIR names the folder scripts/fetch-data.sh fetched Fashion-MNIST and MNIST into");
     let expected = [
         (wsa_core::data::DatasetSpec::FashionMnist, [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]),
         (wsa_core::data::DatasetSpec::Mnist, [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]),

@@ -25,3 +25,51 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
 }
+
+/// A costly set-up that several cases of one test binary share (a warmed GPU's results, a page
+/// driven in a browser): the first case that needs it runs it, the others wait for it and reuse
+/// it. A set-up that panics is not run again for each case: every case that needs it fails with
+/// its message.
+pub struct Shared<T> {
+    outcome: std::sync::OnceLock<Result<T, SetUpFailed>>,
+}
+
+/// Why a shared set-up did not finish: its panic message.
+#[derive(Debug)]
+pub struct SetUpFailed(pub String);
+
+impl<T> Shared<T> {
+    pub const fn new() -> Self {
+        Self { outcome: std::sync::OnceLock::new() }
+    }
+
+    /// The set-up's value, running `set_up` if no case has yet; `what` names it in a failure.
+    pub fn get(&self, what: &str, set_up: impl FnOnce() -> T) -> &T {
+        let outcome = self.outcome.get_or_init(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(set_up)).map_err(|payload| {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "(no message)".into());
+                SetUpFailed(message)
+            })
+        });
+        match outcome {
+            Ok(value) => value,
+            Err(SetUpFailed(message)) => panic!("{what} failed, so this case could not run: {message}"),
+        }
+    }
+}
+
+impl<T> Default for Shared<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs one case at a time through `turn` (cases that share one GPU or one pair of cores and
+/// must not overlap): a case that failed while holding it leaves it usable for the next.
+pub fn one_at_a_time(turn: &std::sync::Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
+    turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -2,9 +2,10 @@
 //! `scipy.stats.ttest_rel` (p-value and 95% interval) and `stats::wilcoxon_signed_rank` against
 //! `scipy.stats.wilcoxon` (its defaults: zeros dropped, exact without ties up to 50 pairs, else
 //! the normal approximation without continuity correction). SciPy runs from `STATS_PYTHON`
-//! (`.ci/run` installs SciPy into the Flower venv and points this at it); without it the test
-//! says so loudly, and with `WSA_REQUIRE_SCIPY=1` (set by `.ci/run`) that is a failure. The same
-//! functions are checked against hand-computed values in their own unit tests.
+//! (`.ci/run` installs SciPy into the Flower venv and points this at it). The test is ignored
+//! unless asked for (`--include-ignored`, as `.ci/run` does); asked for, it fails without
+//! `STATS_PYTHON`. The same functions are checked against hand-computed values in their own
+//! unit tests.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -32,13 +33,10 @@ fn table() -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs SciPy (STATS_PYTHON); CI runs it"]
 fn paired_t_and_signed_rank_agree_with_scipy() {
-    let Some(python) = std::env::var_os("STATS_PYTHON") else {
-        let msg = "!!! STATS_PYTHON not set: the SciPy cross-check of the statistics did NOT run !!!";
-        assert!(std::env::var("WSA_REQUIRE_SCIPY").as_deref() != Ok("1"), "{msg}");
-        eprintln!("\n{msg}\n");
-        return;
-    };
+    let python = std::env::var_os("STATS_PYTHON")
+        .expect("STATS_PYTHON names a Python with SciPy 1.14 (.ci/run installs it into the Flower venv)");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stats_reference.py");
     let table = table();
     let mut child = Command::new(python)

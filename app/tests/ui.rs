@@ -14,16 +14,13 @@ use wsa_lab_app::state::SMALL_SET_SEEDS;
 mod common;
 use common::{harness, run_job, wait_for_job, with_preset};
 
-/// Whether a wgpu adapter exists; without one a test says loudly that it did not run, and with
-/// WSA_REQUIRE_GPU=1 (set by .ci/run) that is a failure.
-fn wgpu_adapter_present(test: &str) -> bool {
-    if !wsa_core::device::list_adapters().is_empty() {
-        return true;
-    }
-    let msg = format!("!!! no wgpu adapter: {test} did NOT run !!!");
-    assert!(std::env::var("WSA_REQUIRE_GPU").as_deref() != Ok("1"), "{msg}");
-    eprintln!("\n{msg}\n");
-    false
+/// The cases that draw through wgpu are ignored unless asked for (`--include-ignored`, as
+/// `.ci/run` does); asked for, they fail where no wgpu adapter exists.
+fn require_wgpu_adapter() {
+    assert!(
+        !wsa_core::device::list_adapters().is_empty(),
+        "this case draws through wgpu, and this machine has no wgpu adapter (on Debian: mesa-vulkan-drivers, lavapipe)"
+    );
 }
 
 #[test]
@@ -169,10 +166,9 @@ fn a_model_that_does_not_fit_is_refused_with_a_message() {
 /// With eframe drawing through wgpu, a GPU job trains on the renderer's own device: one GPU
 /// device for drawing and training. Runs on any wgpu adapter (lavapipe on CI).
 #[test]
+#[ignore = "needs a wgpu adapter; CI runs it (lavapipe)"]
 fn a_gpu_job_shares_the_renderers_device() {
-    if !wgpu_adapter_present("the shared-device test") {
-        return;
-    }
+    require_wgpu_adapter();
     // The test renderer's device is created the way the app creates its window's.
     let setup = wsa_lab_app::wgpu_configuration().wgpu_setup;
     let mut harness =
@@ -209,10 +205,9 @@ fn a_gpu_job_shares_the_renderers_device() {
 
 /// "Save PNG" under a plot writes that plot, as drawn, into the export folder.
 #[test]
+#[ignore = "needs a wgpu adapter; CI runs it (lavapipe)"]
 fn a_plot_is_saved_as_png_as_shown() {
-    if !wgpu_adapter_present("the plot-PNG test") {
-        return;
-    }
+    require_wgpu_adapter();
     let mut harness = Harness::builder().with_size([1280.0, 900.0]).wgpu().build_eframe(|cc| WsaLabApp::new(cc));
     harness.state_mut().settings.config.train.epochs = 1;
     let dir = std::env::temp_dir().join(format!("wsa-lab-ui-png-{}", std::process::id()));
@@ -265,8 +260,9 @@ fn federated_comparison_from_the_app() {
 }
 
 /// Views only draw: with a 2-D preset's decision regions open, the map is computed off the UI
-/// thread, and no frame spends more than 16 ms building the UI (the app's own frame log), the
-/// frame that asked for the map included.
+/// thread, and no frame takes more than 16 ms (the app's own frame log, which times the whole
+/// frame as eframe runs it: `logic()`, where derived data is brought up to date, and `ui()`),
+/// the frame that asked for the map included.
 #[test]
 fn the_regions_view_never_blocks_a_frame() {
     let mut harness = with_preset("Moons (2-D): different random starts");
@@ -287,8 +283,8 @@ fn the_regions_view_never_blocks_a_frame() {
     let frames: Vec<f32> = build_ms.iter().copied().collect();
     assert!(frames.len() >= 2, "{frames:?}");
     let slowest = frames.iter().copied().fold(0.0, f32::max);
-    eprintln!("regions view: {} frames, slowest UI build {slowest:.2} ms", frames.len());
-    assert!(slowest < 16.0, "a frame took {slowest:.1} ms to build: {frames:?}");
+    eprintln!("regions view: {} frames, slowest {slowest:.2} ms (logic and UI)", frames.len());
+    assert!(slowest < 16.0, "a frame took {slowest:.1} ms: {frames:?}");
 }
 
 #[test]

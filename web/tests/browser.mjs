@@ -29,6 +29,9 @@
 // the selected method's pair, saves a screenshot to <file.png>, clicks the middle of the plane to
 // select that point's model and opens its weight scopes (a second screenshot, "-scopes.png");
 // the result JSON then also holds "plane" (the page's plane summary, its timing included).
+// The plane (first) and the Files tab are parts of their own: where one fails, the result JSON
+// holds "plane_error" or "files_error" (the message and the page's last console lines) instead,
+// and the driver goes on with the next part and exits 0 with the run's result.
 // With --tour <steps> --shots <dir>, the page opens at #tour=1 (no experiment, no autorun) and
 // the test goes through every step like a class: runs the step (the "Run this step" button)
 // unless its answer is already on screen, waits for the answer, saves <dir>/tour-N.png and clicks
@@ -457,8 +460,17 @@ try {
     const load = await loadTimes(page);
     printBreakdown(load, result.timing, seconds);
     if (args.screenshot) await page.screenshot({ path: args.screenshot });
-    const plane = args.plane ? { plane: await exercisePlane(page, args.plane) } : {};
-    const files = args.files ? await exerciseFiles(page, args.files) : {};
+    // The plane and the Files tab are checked as cases of their own (tests/browser.rs): one that
+    // fails is reported as "<part>_error" and the next still runs.
+    const part = async (name, run) => {
+      try { return await run(); } catch (e) {
+        console.error(`the ${name} part failed: ${e.stack ?? e}`);
+        if (args.screenshot) await page.screenshot({ path: args.screenshot.replace(/\.png$/, `-${name}-failed.png`) }).catch(() => {});
+        return { [`${name}_error`]: `${e.stack ?? e}\nconsole:\n${console_lines.slice(-15).join('\n')}` };
+      }
+    };
+    const plane = args.plane ? await part('plane', async () => ({ plane: await exercisePlane(page, args.plane) })) : {};
+    const files = args.files ? await part('files', () => exerciseFiles(page, args.files)) : {};
     console.log(JSON.stringify({ ...result, ...plane, ...files, load, seconds_to_result: seconds,
       served_modules: servedModules, security: await security(page), console: console_lines.slice(-20) }));
   }

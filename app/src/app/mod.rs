@@ -41,7 +41,8 @@ pub struct Notice {
     pub is_error: bool,
 }
 
-/// Frame timing for the debug overlay: the time between frames and the time spent building one.
+/// Frame timing for the debug overlay: the time between frames and the time spent building one
+/// (the app's whole frame as eframe runs it: `logic()`, `ui()` and the actions the views asked for).
 #[derive(Default)]
 pub struct FrameStats {
     pub intervals_ms: VecDeque<f32>,
@@ -90,6 +91,8 @@ pub struct WsaLabApp {
     /// What the views show that is computed from the results and models (`derived`).
     pub derived: Derived,
     last_frame: Option<Instant>,
+    /// When this frame's `logic()` began: a frame's build time counts from there.
+    frame_started: Option<Instant>,
     /// Print frame statistics to stderr every few seconds (`--frame-log`).
     pub frame_log: bool,
     last_frame_log: Option<Instant>,
@@ -142,6 +145,7 @@ impl WsaLabApp {
             frames: FrameStats::default(),
             derived: Derived::default(),
             last_frame: None,
+            frame_started: None,
             frame_log: false,
             last_frame_log: None,
         }
@@ -471,6 +475,7 @@ impl WsaLabApp {
 
 impl eframe::App for WsaLabApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.frame_started = Some(Instant::now());
         self.poll_job();
         if !self.is_busy() && self.tour.plane_is_due(&self.results) {
             // The plane step's experiment is in: its plane follows.
@@ -489,7 +494,9 @@ impl eframe::App for WsaLabApp {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        let started = Instant::now();
+        // eframe calls `logic()` just before; without it (a caller that only draws) the frame
+        // counts from here.
+        let started = self.frame_started.take().unwrap_or_else(Instant::now);
         let view = View::new(
             &mut self.settings,
             &mut self.view_state,
@@ -504,10 +511,10 @@ impl eframe::App for WsaLabApp {
             &self.tour,
         );
         let actions = views::show(view, ui);
-        self.record_frame(started);
         for action in actions {
             self.apply(action, ui.ctx());
         }
+        self.record_frame(started);
         if self.frame_log {
             ui.ctx().request_repaint();
         } else if self.is_busy() {

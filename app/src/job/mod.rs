@@ -305,17 +305,12 @@ mod tests {
 
     /// A bad file is the user's to fix, not the GPU's fault: the job fails with the file's
     /// error on the GPU it was given, nothing restarts on the CPU, and the GPU stays usable.
+    /// Ignored unless asked for (`--include-ignored`, as `.ci/run` does); asked for, it fails
+    /// without a GPU adapter.
     #[test]
+    #[ignore = "needs a wgpu adapter; CI runs it (lavapipe)"]
     fn a_corrupt_model_file_leaves_the_gpu_in_use() {
-        let gpu = match wsa_core::device::select(DeviceChoice::Gpu) {
-            Ok(gpu) => gpu,
-            Err(e) => {
-                let required = std::env::var("WSA_REQUIRE_GPU").is_ok_and(|v| v == "1");
-                assert!(!required, "WSA_REQUIRE_GPU=1 but no GPU adapter: {e}");
-                eprintln!("no GPU adapter ({e}): skipped");
-                return;
-            }
-        };
+        let gpu = wsa_core::device::select(DeviceChoice::Gpu).unwrap_or_else(|e| panic!("no GPU adapter: {e}"));
         let dir = std::env::temp_dir().join(format!("wsa-lab-job-corrupt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let corrupt = dir.join("reference.safetensors");
