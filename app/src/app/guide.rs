@@ -191,7 +191,9 @@ impl TourGuide {
         // Indices into the methods on screen: the step's result's once it is in, else the
         // step's config's (the same list).
         let methods: Vec<Method> = match results.connect() {
-            Some(result) if step.is_answered_by(Some(result), None) => result.methods.iter().map(|m| m.method).collect(),
+            Some(result) if step.is_answered_by(Some(result), None) => {
+                result.methods.iter().map(|m| m.method).collect()
+            }
             _ => settings.config.methods.clone(),
         };
         let index_of = |m| methods.iter().position(|x| *x == m);

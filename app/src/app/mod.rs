@@ -573,7 +573,7 @@ mod tests {
         config.train.epochs = 1;
         config.data.max_train = Some(200);
         config.path.points = 5;
-        let (cpu, mut silent) = (wsa_core::device::cpu(), wsa_core::experiment::Silent);
+        let (cpu, mut silent) = (wsa_core::device::cpu(), wsa_core::cancel::Silent);
         wsa_core::wait(wsa_core::experiment::connect::run(&config, &cpu, &mut silent)).expect("a run").result
     }
 
