@@ -54,7 +54,8 @@ pub enum Dash {
 /// A line (and/or its points) with an optional band around it.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Series {
-    /// The legend's entry; the line, its points and its band share it.
+    /// The legend's entry (every series has one unless the panel hides its legend); the line, its
+    /// points and its band share it.
     pub name: String,
     pub color: Rgb,
     /// Drawn at this share of full strength (1 = the colour itself).
@@ -67,12 +68,11 @@ pub struct Series {
     pub marker: f32,
     /// (x, low, high): the band drawn under the line.
     pub band: Option<Vec<[f64; 3]>>,
-    pub in_legend: bool,
 }
 
 impl Series {
     pub fn line(name: impl Into<String>, color: Rgb, width: f32, points: Vec<[f64; 2]>) -> Self {
-        Self { name: name.into(), color, opacity: 1.0, width, points, in_legend: true, ..Self::default() }
+        Self { name: name.into(), color, opacity: 1.0, width, points, ..Self::default() }
     }
 
     pub fn dashed(self, dash: Dash) -> Self {

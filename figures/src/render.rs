@@ -26,7 +26,7 @@ impl Image {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
-        root.fill(&WHITE).map_err(draw_err)?;
+        root.fill(&rgb(palette::PAPER)).map_err(draw_err)?;
         match self {
             Image::Figure(f) => draw_figure(root, f)?,
             Image::Forest(f) => f.draw(root)?,
@@ -183,7 +183,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
         let width = series.width.round().max(1.0) as u32;
         let style = color.stroke_width(width);
         let points = series.points.iter().map(|p| (p[0], p[1]));
-        let legend = series.in_legend && panel.legend != LegendPlace::Hidden;
+        let legend = panel.legend != LegendPlace::Hidden;
         if series.width > 0.0 {
             let line = match series.dash {
                 Dash::Solid => chart.draw_series(LineSeries::new(points, style)).map_err(draw_err)?,
@@ -215,11 +215,11 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
         let font = ("sans-serif", 18).into_font().color(&color);
         chart.draw_series(std::iter::once(Text::new(label.text.clone(), text_at, font))).map_err(draw_err)?;
     }
-    if panel.legend != LegendPlace::Hidden && panel.series.iter().any(|s| s.in_legend) {
+    if panel.legend != LegendPlace::Hidden && !panel.series.is_empty() {
         chart
             .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
+            .background_style(rgb(palette::PAPER).mix(0.85))
+            .border_style(rgb(palette::INK))
             .position(match panel.legend {
                 LegendPlace::LowerRight => SeriesLabelPosition::LowerRight,
                 _ => SeriesLabelPosition::UpperRight,
