@@ -195,7 +195,7 @@ fn page_links() {
     fuzz(
         "page links",
         &[link.into_bytes()],
-        |bytes| wsa_lab_app::link::read(&text(bytes)).err(),
+        |bytes| wsa_lab_app::link::read(&text(bytes)).err().map(|e| e.to_string()),
         |message| message.contains("opened the defaults instead"),
     );
 }

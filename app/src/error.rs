@@ -1,10 +1,12 @@
 //! The app's error: the engine's typed [`WsaError`] (files, configs, data, the device), and
-//! what only the app does (figures, the page's worker, the browser). Every message names what
-//! failed and, where there is one, the fix.
+//! what only the app does (figures, the page's worker, the browser, its links and tour). Every
+//! message names what failed and, where there is one, the fix.
 
+use serde::{Deserialize, Serialize};
 use wsa_core::WsaError;
 
-#[derive(Debug, thiserror::Error)]
+/// Serde, so that the page's worker posts a job's error to the page as it is (`job::wire`).
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum AppError {
     /// From the engine: a bad file or config, missing data, a failed device, a cancel.
     #[error(transparent)]
@@ -23,10 +25,6 @@ pub enum AppError {
     #[error("the background worker failed: {0}; reload the page (or restart the app) and run again")]
     Worker(String),
 
-    /// A job in the page's worker ended with this error: its message, carried across as text.
-    #[error("{0}")]
-    InWorker(String),
-
     /// Something the browser refused: a download, a file, a fetch.
     #[error("the browser could not {action}: {reason}")]
     Browser { action: String, reason: String },
@@ -39,6 +37,15 @@ pub enum AppError {
     /// binary, decision regions of a data set that is not 2-D.
     #[error("{0}")]
     Usage(String),
+
+    /// A page link that does not open what it names (`link`): its notice says what opened
+    /// instead.
+    #[error(transparent)]
+    Link(#[from] crate::link::LinkError),
+
+    /// The tour file does not make a usable tour (`tour`): a build defect, which the tests catch.
+    #[error(transparent)]
+    Tour(#[from] crate::tour::TourError),
 }
 
 impl AppError {
@@ -68,7 +75,7 @@ impl From<wsa_figures::FigureError> for AppError {
 
 pub type AppResult<T> = Result<T, AppError>;
 
-/// Errors are compared by their message: what a user sees (and what the worker carries across).
+/// Errors are compared by their message: what a user sees.
 impl PartialEq for AppError {
     fn eq(&self, other: &Self) -> bool {
         self.to_string() == other.to_string()

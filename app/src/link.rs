@@ -3,6 +3,9 @@
 //! carries the step instead, `#tour=N` (the step holds its experiment). Pure Rust, so that the
 //! reading is tested (and fuzzed) natively; the page only reads and writes its address.
 
+use crate::error::AppResult;
+use serde::{Deserialize, Serialize};
+use wsa_core::WsaError;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::ConnectConfig;
 
@@ -12,6 +15,29 @@ pub const PREFIX: &str = "#v1=";
 
 /// A tour step's link: `#tour=N`, N counted from 1.
 pub const TOUR_PREFIX: &str = "#tour=";
+
+/// Why a link opens something other than what it names: each message is the notice the page
+/// shows, saying what opened instead.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum LinkError {
+    /// A link of another version: its first characters.
+    #[error(
+        "This link's experiment is in a format this version does not read ({start}…); opened the defaults instead."
+    )]
+    OtherVersion { start: String },
+
+    /// A `%XX` sequence that is cut or not hex, or bytes that are not UTF-8.
+    #[error("This link's experiment is damaged (bad encoding); opened the defaults instead.")]
+    BadEncoding,
+
+    /// The experiment's JSON does not read as a config.
+    #[error("This link's experiment could not be read ({0}); opened the defaults instead.")]
+    BadConfig(#[source] WsaError),
+
+    /// `#tour=N` names a step the tour (of `steps`) does not have (`tour::step_from_link`).
+    #[error("This link asks for tour step `{step}`, which does not exist (the tour has {steps} steps): opened step 1.")]
+    NoSuchStep { step: String, steps: usize },
+}
 
 /// What a link opens.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,7 +55,7 @@ pub fn tour_fragment(index: usize) -> String {
 
 /// What a link fragment opens: `Ok(None)` without one, `Err` with the notice to show (the page
 /// then opens the defaults).
-pub fn open(fragment: &str) -> Result<Option<Link>, String> {
+pub fn open(fragment: &str) -> AppResult<Option<Link>> {
     if let Some(step) = fragment.strip_prefix(TOUR_PREFIX) {
         return Ok(Some(Link::Tour(step.to_string())));
     }
@@ -54,21 +80,15 @@ pub fn fragment(config: &ConnectConfig) -> Option<String> {
 
 /// The experiment a link fragment carries: `Ok(None)` without one, `Err` with the notice to
 /// show (the page then opens the defaults).
-pub fn read(fragment: &str) -> Result<Option<ConnectConfig>, String> {
+pub fn read(fragment: &str) -> AppResult<Option<ConnectConfig>> {
     if fragment.is_empty() || fragment == "#" {
         return Ok(None);
     }
     let Some(encoded) = fragment.strip_prefix(PREFIX) else {
-        return Err(format!(
-            "This link's experiment is in a format this version does not read ({}…); opened the defaults instead.",
-            fragment.chars().take(12).collect::<String>()
-        ));
+        return Err(LinkError::OtherVersion { start: fragment.chars().take(12).collect() }.into());
     };
-    let json = percent_decode(encoded)
-        .ok_or_else(|| "This link's experiment is damaged (bad encoding); opened the defaults instead.".to_string())?;
-    ConnectConfig::from_json(&json)
-        .map(Some)
-        .map_err(|e| format!("This link's experiment could not be read ({e}); opened the defaults instead."))
+    let json = percent_decode(encoded).ok_or(LinkError::BadEncoding)?;
+    Ok(Some(ConnectConfig::from_json(&json).map_err(LinkError::BadConfig)?))
 }
 
 /// `%XX` sequences to bytes, read as UTF-8 (what `decodeURIComponent` accepts); `None` for a
@@ -103,10 +123,11 @@ mod tests {
         assert!(link.starts_with(PREFIX) && !link[PREFIX.len()..].contains(['{', '"', ' ', 'ü']), "{link}");
         assert_eq!(read(&link), Ok(Some(config)));
         assert_eq!(read(""), Ok(None));
-        assert!(read("#v0=abc").expect_err("old version").contains("format this version does not read"));
-        assert!(read("#v1=%7B%2").expect_err("cut escape").contains("bad encoding"));
-        assert!(read("#v1=%FF%FE").expect_err("not UTF-8").contains("bad encoding"));
-        assert!(read("#v1=%7B%7D%7D").expect_err("bad JSON").contains("could not be read"));
+        let refused = |fragment: &str| read(fragment).expect_err(fragment).to_string();
+        assert!(refused("#v0=abc").contains("format this version does not read"));
+        assert!(refused("#v1=%7B%2").contains("bad encoding"));
+        assert!(refused("#v1=%FF%FE").contains("bad encoding"));
+        assert!(refused("#v1=%7B%7D%7D").contains("could not be read"));
         assert_eq!(open(&tour_fragment(2)), Ok(Some(Link::Tour("3".into()))));
         let back = read(&link).expect("reads").expect("an experiment");
         assert_eq!(open(&link), Ok(Some(Link::Experiment(Box::new(back)))));

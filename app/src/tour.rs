@@ -6,8 +6,10 @@
 //! seed by seed — so a step's text never says more than its run shows. Pure Rust: the views draw
 //! it, tests walk it.
 
+use crate::error::{AppError, AppResult};
 use crate::state::Tab;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use wsa_core::WsaError;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
 use wsa_core::experiment::federated::{FedConfig, FedResult};
@@ -21,6 +23,45 @@ pub const TOUR_FILE: &str = include_str!("../tour.ron");
 
 /// The most words of a step's text (its main paragraph): one idea, read aloud in a minute.
 pub const MAX_WORDS: usize = 120;
+
+/// Why the tour file does not make a usable tour.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+pub enum TourError {
+    #[error("the tour file does not read: {reason}")]
+    Unreadable { reason: String },
+
+    #[error("the tour file has no steps")]
+    NoSteps,
+
+    /// Step `number` (from 1) is not usable: `source` says why.
+    #[error("tour step {number} ({title}): {source}")]
+    Step {
+        number: usize,
+        title: String,
+        #[source]
+        source: Box<TourError>,
+    },
+
+    #[error("its text has {words} words; at most {}", MAX_WORDS)]
+    TooLong { words: usize },
+
+    #[error("its config patch is not JSON: {reason}")]
+    PatchNotJson { reason: String },
+
+    /// The default config with the patch merged in does not read back as a config.
+    #[error("its config patch does not make a config: {0}")]
+    PatchNotConfig(#[source] WsaError),
+
+    /// The step's config does not validate.
+    #[error(transparent)]
+    Config(WsaError),
+
+    #[error("it marks or claims about `{0}`, which its config does not run")]
+    MethodNotRun(Method),
+
+    #[error("it marks a curve, but its config trains none")]
+    CurveNotTrained,
+}
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct Tour {
@@ -143,13 +184,17 @@ impl Tour {
         Tour::parse(TOUR_FILE).unwrap_or_else(|e| Tour { steps: vec![Step::broken(&e)] })
     }
 
-    pub fn parse(text: &str) -> Result<Tour, String> {
-        let mut tour: Tour = ron::from_str(text).map_err(|e| format!("the tour file does not read: {e}"))?;
+    pub fn parse(text: &str) -> AppResult<Tour> {
+        let mut tour: Tour = ron::from_str(text).map_err(|e| TourError::Unreadable { reason: e.to_string() })?;
         if tour.steps.is_empty() {
-            return Err("the tour file has no steps".into());
+            return Err(TourError::NoSteps.into());
         }
         for (i, step) in tour.steps.iter_mut().enumerate() {
-            step.prepare().map_err(|e| format!("tour step {} ({}): {e}", i + 1, step.title))?;
+            step.prepare().map_err(|e| TourError::Step {
+                number: i + 1,
+                title: step.title.clone(),
+                source: Box::new(e),
+            })?;
         }
         Ok(tour)
     }
@@ -157,10 +202,10 @@ impl Tour {
 
 impl Step {
     /// A step that says the tour could not be read, so that the app still opens.
-    fn broken(error: &str) -> Step {
+    fn broken(error: &AppError) -> Step {
         Step {
             title: "The tour could not be read".into(),
-            text: error.into(),
+            text: error.to_string(),
             predict: String::new(),
             look: String::new(),
             run: StepRun::Free,
@@ -173,20 +218,20 @@ impl Step {
 
     /// Reads the step's experiment and checks that the step is usable: a text of at most
     /// `MAX_WORDS`, a config that reads and validates, marks and claims about methods it runs.
-    fn prepare(&mut self) -> Result<(), String> {
+    fn prepare(&mut self) -> Result<(), TourError> {
         let words = self.text.split_whitespace().count();
         if words > MAX_WORDS {
-            return Err(format!("its text has {words} words; at most {MAX_WORDS}"));
+            return Err(TourError::TooLong { words });
         }
         self.experiment = match &self.run {
             StepRun::Connect(patch) | StepRun::ConnectThenPlane(patch) => {
                 let config: ConnectConfig = patched(ConnectConfig::default(), patch)?;
-                config.validate().map_err(|e| e.to_string())?;
+                config.validate().map_err(TourError::Config)?;
                 Experiment::Connect(Box::new(config))
             }
             StepRun::Federated(patch) => {
                 let config: FedConfig = patched(FedConfig::default(), patch)?;
-                config.validate().map_err(|e| e.to_string())?;
+                config.validate().map_err(TourError::Config)?;
                 Experiment::Federated(Box::new(config))
             }
             StepRun::Free => Experiment::None,
@@ -199,10 +244,10 @@ impl Step {
             };
             let named = marked.into_iter().chain(self.claims.iter().flat_map(Claim::methods)).find(|m| !runs(m));
             if let Some(m) = named {
-                return Err(format!("it marks or claims about `{m}`, which its config does not run"));
+                return Err(TourError::MethodNotRun(m));
             }
             if matches!(self.highlight, Highlight::Curve(_)) && config.curve.is_none() {
-                return Err("it marks a curve, but its config trains none".into());
+                return Err(TourError::CurveNotTrained);
             }
         }
         Ok(())
@@ -247,12 +292,13 @@ impl Step {
 }
 
 /// `base` with the JSON `patch` merged in, read back through the versioned reader.
-fn patched<T: Versioned + serde::Serialize>(base: T, patch: &str) -> Result<T, String> {
+fn patched<T: Versioned + Serialize>(base: T, patch: &str) -> Result<T, TourError> {
     let patch: serde_json::Value =
-        serde_json::from_str(patch).map_err(|e| format!("its config patch is not JSON: {e}"))?;
-    let mut value = serde_json::to_value(base).map_err(|e| e.to_string())?;
+        serde_json::from_str(patch).map_err(|e| TourError::PatchNotJson { reason: e.to_string() })?;
+    let mut value =
+        serde_json::to_value(base).map_err(|e| TourError::Config(WsaError::serialize("the default config", e)))?;
     merge_patch(&mut value, &patch);
-    T::from_json(&value.to_string()).map_err(|e| format!("its config patch does not make a config: {e}"))
+    T::from_json(&value.to_string()).map_err(TourError::PatchNotConfig)
 }
 
 impl Claim {
@@ -405,12 +451,10 @@ fn peak_alpha(path: &[wsa_core::merge::PathPoint]) -> f64 {
 
 /// Reads the step number of a tour link (`#tour=N`, counted from 1): `Ok(index)` from 0, or the
 /// notice for a step that does not exist (the tour then opens at its first step).
-pub fn step_from_link(number: &str, steps: usize) -> Result<usize, String> {
+pub fn step_from_link(number: &str, steps: usize) -> AppResult<usize> {
     match number.trim().parse::<usize>() {
         Ok(n) if (1..=steps).contains(&n) => Ok(n - 1),
-        _ => Err(format!(
-            "This link asks for tour step `{number}`, which does not exist (the tour has {steps} steps): opened step 1."
-        )),
+        _ => Err(crate::link::LinkError::NoSuchStep { step: number.to_string(), steps }.into()),
     }
 }
 
@@ -435,17 +479,20 @@ mod tests {
             )
         };
         let long = "word ".repeat(MAX_WORDS + 1);
-        let err = Tour::parse(&step(&long, "Free", "Setup")).expect_err("too long");
+        let refused = |text: &str, why: &str| Tour::parse(text).expect_err(why).to_string();
+        let err = refused(&step(&long, "Free", "Setup"), "too long");
         assert!(err.contains("words"), "{err}");
-        let err = Tour::parse(&step("x", r#"Connect("{not json")"#, "Setup")).expect_err("bad JSON");
+        let err = refused(&step("x", r#"Connect("{not json")"#, "Setup"), "bad JSON");
         assert!(err.contains("not JSON"), "{err}");
-        let err = Tour::parse(&step("x", r#"Connect("{\"seeds\": 0}")"#, "Setup")).expect_err("bad config");
+        let err = refused(&step("x", r#"Connect("{\"seeds\": 0}")"#, "Setup"), "bad config");
         assert!(err.contains("seeds"), "{err}");
-        let err = Tour::parse(&step("x", r#"Connect("{\"methods\": [\"plain\"]}")"#, "Method(\"wm\")"))
-            .expect_err("a method the config does not run");
+        let err = refused(
+            &step("x", r#"Connect("{\"methods\": [\"plain\"]}")"#, "Method(\"wm\")"),
+            "a method the config does not run",
+        );
         assert!(err.contains("`wm`"), "{err}");
-        assert!(Tour::parse("(steps: [])").expect_err("empty").contains("no steps"));
-        assert!(Tour::parse("not ron").expect_err("unreadable").contains("does not read"));
+        assert!(refused("(steps: [])", "empty").contains("no steps"));
+        assert!(refused("not ron", "unreadable").contains("does not read"));
     }
 
     /// Claims are checked, not echoed: on a real (tiny) run over two seeds, claims that cannot
@@ -482,7 +529,7 @@ mod tests {
     fn links_to_missing_steps_open_the_first() {
         assert_eq!(step_from_link("3", 8), Ok(2));
         for bad in ["0", "9", "x", "-1", ""] {
-            assert!(step_from_link(bad, 8).expect_err(bad).contains("opened step 1"));
+            assert!(step_from_link(bad, 8).expect_err(bad).to_string().contains("opened step 1"));
         }
     }
 }

@@ -95,7 +95,7 @@ impl Progress {
             Event::Epoch { pair, epochs, record } => self.status(&format!(
                 "[{t:6.1}s] {:5} {} epoch {:>3}/{epochs}  train loss {:.4}  test acc {:.4}",
                 pair.name(),
-                record.model,
+                record.model.label(),
                 record.epoch,
                 record.train_loss,
                 record.test_accuracy
@@ -122,7 +122,7 @@ impl Observer for Progress {
         }
         let detail = match event {
             Event::Epoch { pair, epochs, record } => {
-                format!(" · {} {} epoch {}/{epochs}", pair.name(), record.model, record.epoch)
+                format!(" · {} {} epoch {}/{epochs}", pair.name(), record.model.label(), record.epoch)
             }
             Event::Round { run, round, rounds, .. } => format!(" · {run} round {round}/{rounds}"),
             Event::PathPoint { method, index, total } => format!(" · {method} path {}/{total}", index + 1),

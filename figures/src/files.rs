@@ -103,7 +103,15 @@ fn csv_curves(result: &ConnectResult) -> String {
     let mut s = String::from("training,model,epoch,train_loss,test_accuracy\n");
     for p in &result.pairs {
         for c in &p.curves {
-            let _ = writeln!(s, "{},{},{},{},{}", p.training.name(), c.model, c.epoch, c.train_loss, c.test_accuracy);
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{}",
+                p.training.name(),
+                c.model.name(),
+                c.epoch,
+                c.train_loss,
+                c.test_accuracy
+            );
         }
     }
     s

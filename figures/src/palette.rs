@@ -1,6 +1,7 @@
 //! Every colour WSA Lab draws with: the figures (on screen and in the exported PNGs, so a
 //! method looks the same on screen and on paper) and the app's marks, warnings and errors.
 
+use wsa_core::experiment::connect::Endpoint;
 use wsa_core::experiment::method::{Alignment, Method, Training};
 
 /// An sRGB colour.
@@ -8,6 +9,13 @@ pub type Rgb = [u8; 3];
 
 pub const MODEL_A: Rgb = [230, 140, 20];
 pub const MODEL_B: Rgb = [40, 150, 90];
+pub fn endpoint(endpoint: Endpoint) -> Rgb {
+    match endpoint {
+        Endpoint::A => MODEL_A,
+        Endpoint::B => MODEL_B,
+    }
+}
+
 /// The merged model (a point on the path).
 pub const MERGED: Rgb = [150, 80, 200];
 /// The target Gaussian.

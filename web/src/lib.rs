@@ -28,7 +28,7 @@ mod page {
             Ok(None) => {}
             Err(notice) => {
                 app.open_config(Default::default());
-                app.notify(notice, true);
+                app.notify(notice.to_string(), true);
             }
         }
         if wsa_lab_app::web::classroom_requested() {

@@ -256,7 +256,7 @@ impl WsaLabApp {
             Ok(index) => self.enter_tour_step(index),
             Err(notice) => {
                 self.enter_tour_step(0);
-                self.notify(notice, true);
+                self.notify(notice.to_string(), true);
             }
         }
     }

@@ -7,7 +7,7 @@
 use super::Notice;
 use crate::AppResult;
 use crate::platform::{self, ModelInbox, PickedModel};
-use wsa_core::experiment::connect::TrainedPair;
+use wsa_core::experiment::connect::{Endpoint, TrainedPair};
 use wsa_core::model::HostParams;
 
 #[derive(Default)]
@@ -33,7 +33,7 @@ pub struct LoadedPair {
 impl Models {
     /// Asks for a model file for slot `slot` of method `method`'s pair: the file at
     /// `typed_path` natively, the browser's file picker on the page.
-    pub fn pick(&self, method: usize, slot: &'static str, typed_path: &str, ctx: &egui::Context) {
+    pub fn pick(&self, method: usize, slot: Endpoint, typed_path: &str, ctx: &egui::Context) {
         platform::pick_model(&self.picked, typed_path, method, slot, ctx);
     }
 
@@ -52,12 +52,11 @@ impl Models {
             return Err(error("Loading needs the trained pair in memory: press Run first.".into()));
         };
         let model = wsa_core::io::params_from_safetensors(&bytes, &pair.a.layout, &origin)
-            .map_err(|e| error(format!("Could not load {} into slot {slot}: {e}", origin.display())))?;
+            .map_err(|e| error(format!("Could not load {} into slot {}: {e}", origin.display(), slot.label())))?;
         let notice = model
             .report
             .notice()
             .map(|notice| Notice { text: format!("{}: {notice}", origin.display()), is_error: false });
-        let (a, b) = if slot == "A" { (model.params, pair.b.clone()) } else { (pair.a.clone(), model.params) };
-        Ok(LoadedPair { method, pair: TrainedPair { method: pair.method, a, b }, notice })
+        Ok(LoadedPair { method, pair: pair.replaced(slot, model.params), notice })
     }
 }

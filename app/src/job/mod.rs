@@ -2,13 +2,15 @@
 //! re-evaluation starts from) carried out by [`run`]: natively on a thread of its own, in a
 //! browser in the page's worker (`web::worker`, a second instance of the same module), so that
 //! training never shares a thread with drawing. Either way the UI only reads the messages the
-//! work sends through a channel, and can cancel it.
+//! work sends through a channel, and can cancel it. Requests, outputs and messages are serde:
+//! the page's worker protocol (`wire`) posts them as they are.
 
 // Natively jobs run on threads, and only the tests use the worker protocol.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 pub mod wire;
 
 use crate::error::{AppError, AppResult};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -24,7 +26,7 @@ use wsa_core::experiment::{Event, Observer};
 
 /// What a job is asked to do: plain data, so that it can be handed to a thread or posted to the
 /// page's worker.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum JobRequest {
     /// Train and evaluate a connect experiment.
     Connect(ConnectConfig),
@@ -70,7 +72,7 @@ impl JobRequest {
 }
 
 /// What a job hands back when it ends.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub enum JobOutput {
     Connect(Box<ConnectOutcome>),
     Federated(Box<FedOutcome>),
@@ -87,7 +89,8 @@ pub enum JobOutput {
     },
 }
 
-#[derive(Debug, PartialEq)]
+/// What the work tells the UI while a job runs, and how it ended.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub enum JobMessage {
     Device(String),
     /// The GPU failed (`failure`, whole) and the work starts again on `device`: drop the progress.

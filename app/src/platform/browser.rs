@@ -39,7 +39,13 @@ pub fn saved_notice(names: &[String], _dir: &Path) -> String {
 
 /// Opens the browser's file picker for a model for slot `slot` of method `method`'s pair; the
 /// file lands in `inbox` and wakes the app. A cancelled picker leaves nothing behind.
-pub fn pick_model(inbox: &ModelInbox, _typed_path: &str, method: usize, slot: &'static str, ctx: &egui::Context) {
+pub fn pick_model(
+    inbox: &ModelInbox,
+    _typed_path: &str,
+    method: usize,
+    slot: wsa_core::experiment::connect::Endpoint,
+    ctx: &egui::Context,
+) {
     let inbox = std::sync::Arc::clone(inbox);
     let ctx = ctx.clone();
     wasm_bindgen_futures::spawn_local(async move {

@@ -25,7 +25,7 @@ pub use browser::*;
 pub struct PickedModel {
     /// Index into the result's methods.
     pub method: usize,
-    pub slot: &'static str,
+    pub slot: wsa_core::experiment::connect::Endpoint,
     /// Where it came from, for messages: a path, or the picked file's name.
     pub origin: std::path::PathBuf,
     pub bytes: Vec<u8>,

@@ -56,7 +56,13 @@ pub fn saved_notice(names: &[String], dir: &Path) -> String {
 }
 
 /// Reads the model file at `typed_path` into `inbox` for slot `slot` of method `method`'s pair.
-pub fn pick_model(inbox: &ModelInbox, typed_path: &str, method: usize, slot: &'static str, _ctx: &egui::Context) {
+pub fn pick_model(
+    inbox: &ModelInbox,
+    typed_path: &str,
+    method: usize,
+    slot: wsa_core::experiment::connect::Endpoint,
+    _ctx: &egui::Context,
+) {
     let origin = std::path::PathBuf::from(typed_path.trim());
     let picked = std::fs::read(&origin)
         .map(|bytes| PickedModel { method, slot, origin: origin.clone(), bytes })

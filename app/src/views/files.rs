@@ -4,6 +4,7 @@
 use super::{Action, Export, View};
 use crate::platform;
 use egui::Ui;
+use wsa_core::experiment::connect::Endpoint;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     if !platform::EXPORTS_TO_FOLDER {
@@ -57,16 +58,16 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         });
     }
     ui.horizontal(|ui| {
-        for slot in ["A", "B"] {
+        for slot in Endpoint::ALL {
             let enabled = !app.is_busy() && app.models.get(method).is_some();
             // Where the button opens a file dialog, the file arrives a frame later.
             let label = if platform::PICKS_FILES_IN_DIALOG {
-                format!("Load into {slot}…")
+                format!("Load into {}…", slot.label())
             } else {
-                format!("Load into {slot}")
+                format!("Load into {}", slot.label())
             };
             let load = ui.add_enabled(enabled, egui::Button::new(label));
-            super::publish_target(&format!("load-{}", slot.to_lowercase()), &load);
+            super::publish_target(&format!("load-{}", slot.name().to_ascii_lowercase()), &load);
             if load.clicked() {
                 app.act(Action::LoadModel { method, slot });
             }

@@ -25,6 +25,7 @@ use crate::results::Results;
 use crate::state::{Settings, Tab};
 use egui::{Color32, RichText};
 use wsa_core::device::DeviceChoice;
+use wsa_core::experiment::connect::Endpoint;
 use wsa_core::experiment::method::Method;
 use wsa_figures::palette;
 
@@ -46,10 +47,10 @@ pub enum Action {
         rect: egui::Rect,
     },
     Export(Export),
-    /// Load a model file into slot "A" or "B" of method `method`'s pair.
+    /// Load a model file into slot A or B of method `method`'s pair.
     LoadModel {
         method: usize,
-        slot: &'static str,
+        slot: Endpoint,
     },
     /// Dismiss notice number `index`.
     Dismiss(usize),

@@ -6,7 +6,7 @@ use super::figure::color;
 use super::png_button;
 use egui::Ui;
 use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
-use wsa_core::experiment::connect::EpochRecord;
+use wsa_core::experiment::connect::{Endpoint, EpochRecord};
 use wsa_core::experiment::method::Training;
 use wsa_figures::palette;
 
@@ -48,7 +48,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                     .x_axis_label("epoch")
                     .show(ui, |plot| {
                         for pair in Training::ALL {
-                            for model in ["A", "B"] {
+                            for model in Endpoint::ALL {
                                 let pts: Vec<[f64; 2]> = records
                                     .iter()
                                     .filter(|(p, r)| *p == pair && r.model == model)
@@ -57,11 +57,11 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                                 if pts.is_empty() {
                                     continue;
                                 }
-                                let color = color(if model == "A" { palette::MODEL_A } else { palette::MODEL_B });
+                                let color = color(palette::endpoint(model));
                                 let style =
                                     if pair == Training::Plain { LineStyle::dashed_loose() } else { LineStyle::Solid };
                                 plot.line(
-                                    Line::new(format!("{} {model}", pair.name()), PlotPoints::from(pts))
+                                    Line::new(format!("{} {}", pair.name(), model.label()), PlotPoints::from(pts))
                                         .color(color)
                                         .style(style)
                                         .width(2.0),

@@ -76,7 +76,7 @@ fn window() -> Option<web_sys::Window> {
 
 /// What the page's link opens (`link::open`): an experiment or a tour step; `Ok(None)` without
 /// one, `Err` with the notice to show.
-pub fn opened_link() -> Result<Option<crate::link::Link>, String> {
+pub fn opened_link() -> crate::AppResult<Option<crate::link::Link>> {
     crate::link::open(&window().and_then(|w| w.location().hash().ok()).unwrap_or_default())
 }
 
@@ -258,15 +258,19 @@ fn click_download_link(href: &str, name: &str) -> Option<()> {
 pub fn download_archive(name: &str, files: wsa_figures::files::Files) {
     let name = name.to_string();
     wasm_bindgen_futures::spawn_local(async move {
-        let saved = archive(files).await.map_err(|e| crate::AppError::browser("build the archive", e));
-        if let Err(e) = saved.and_then(|zip| download(&name, &zip)) {
+        if let Err(e) = archive(files).await.and_then(|zip| download(&name, &zip)) {
             web_sys::console::error_1(&format!("WSA Lab: {name} was not saved: {e}").into());
         }
     });
 }
 
+/// Why an archive could not be built: the browser refused a step of it (`reason`).
+fn archive_failed(reason: impl std::fmt::Display) -> crate::AppError {
+    crate::AppError::browser("build the archive", reason)
+}
+
 /// The files as a ZIP archive (deflated), figures as PNGs.
-async fn archive(files: wsa_figures::files::Files) -> Result<Vec<u8>, String> {
+async fn archive(files: wsa_figures::files::Files) -> crate::AppResult<Vec<u8>> {
     use std::io::Write as _;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
@@ -274,48 +278,61 @@ async fn archive(files: wsa_figures::files::Files) -> Result<Vec<u8>, String> {
         let bytes = match content {
             wsa_figures::files::Content::Bytes(bytes) => bytes,
             wsa_figures::files::Content::Image(image) => {
-                let svg = wsa_figures::render::svg(&image).map_err(|e| e.to_string())?;
+                let svg = wsa_figures::render::svg(&image)?;
                 svg_to_png(&svg, image.size()).await?
             }
         };
-        zip.start_file(name.as_str(), options).map_err(|e| format!("archiving {name}: {e}"))?;
-        zip.write_all(&bytes).map_err(|e| format!("archiving {name}: {e}"))?;
+        zip.start_file(name.as_str(), options).map_err(|e| archive_failed(format!("archiving {name}: {e}")))?;
+        zip.write_all(&bytes).map_err(|e| archive_failed(format!("archiving {name}: {e}")))?;
     }
-    Ok(zip.finish().map_err(|e| format!("finishing the archive: {e}"))?.into_inner())
+    Ok(zip.finish().map_err(|e| archive_failed(format!("finishing the archive: {e}")))?.into_inner())
 }
 
 /// An SVG document drawn by the browser on a canvas of `size` pixels, as PNG bytes.
-async fn svg_to_png(svg: &str, size: (u32, u32)) -> Result<Vec<u8>, String> {
+async fn svg_to_png(svg: &str, size: (u32, u32)) -> crate::AppResult<Vec<u8>> {
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("image/svg+xml");
     let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(svg));
-    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).map_err(|_| "no SVG blob")?;
-    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "no object URL")?;
-    let image = web_sys::HtmlImageElement::new_with_width_and_height(size.0, size.1).map_err(|_| "no image")?;
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options)
+        .map_err(|_| archive_failed("no SVG blob"))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| archive_failed("no object URL"))?;
+    let image =
+        web_sys::HtmlImageElement::new_with_width_and_height(size.0, size.1).map_err(|_| archive_failed("no image"))?;
     image.set_src(&url);
     let drawn = draw_as_png(&image, size).await;
     let _ = web_sys::Url::revoke_object_url(&url);
     // "data:image/png;base64,<data>"; atob gives one char per byte.
     let data_url = drawn?;
-    let base64 = data_url.split_once(',').map(|(_, data)| data).ok_or("no PNG data")?;
-    let binary = window().ok_or("no window")?.atob(base64).map_err(|_| "undecodable PNG data")?;
+    let base64 = data_url.split_once(',').map(|(_, data)| data).ok_or_else(|| archive_failed("no PNG data"))?;
+    let binary = window()
+        .ok_or_else(|| archive_failed("no window"))?
+        .atob(base64)
+        .map_err(|_| archive_failed("undecodable PNG data"))?;
     Ok(binary.chars().map(|c| c as u8).collect())
 }
 
 /// The decoded `image` drawn on a canvas of `size`, as a PNG data URL.
-async fn draw_as_png(image: &web_sys::HtmlImageElement, size: (u32, u32)) -> Result<String, String> {
-    wasm_bindgen_futures::JsFuture::from(image.decode()).await.map_err(|e| format!("decoding the SVG: {e:?}"))?;
+async fn draw_as_png(image: &web_sys::HtmlImageElement, size: (u32, u32)) -> crate::AppResult<String> {
+    wasm_bindgen_futures::JsFuture::from(image.decode())
+        .await
+        .map_err(|e| archive_failed(format!("decoding the SVG: {e:?}")))?;
     let canvas: web_sys::HtmlCanvasElement = window()
         .and_then(|w| w.document())
         .and_then(|d| d.create_element("canvas").ok())
         .and_then(|e| e.dyn_into().ok())
-        .ok_or("no canvas")?;
+        .ok_or_else(|| archive_failed("no canvas"))?;
     canvas.set_width(size.0);
     canvas.set_height(size.1);
-    let context: web_sys::CanvasRenderingContext2d =
-        canvas.get_context("2d").ok().flatten().and_then(|c| c.dyn_into().ok()).ok_or("no 2-D context")?;
-    context.draw_image_with_html_image_element(image, 0.0, 0.0).map_err(|e| format!("drawing: {e:?}"))?;
-    canvas.to_data_url_with_type("image/png").map_err(|e| format!("encoding the PNG: {e:?}"))
+    let context: web_sys::CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into().ok())
+        .ok_or_else(|| archive_failed("no 2-D context"))?;
+    context
+        .draw_image_with_html_image_element(image, 0.0, 0.0)
+        .map_err(|e| archive_failed(format!("drawing: {e:?}")))?;
+    canvas.to_data_url_with_type("image/png").map_err(|e| archive_failed(format!("encoding the PNG: {e:?}")))
 }
 
 /// Asks the user for a file (`accept`: e.g. ".safetensors") through the browser's file picker;

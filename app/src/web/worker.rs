@@ -7,12 +7,12 @@
 //!
 //! The page side ([`submit`], [`cancel`]) posts jobs and routes the worker's messages into the
 //! running job's channel; the worker side ([`receive`]) runs them with `job::run`. Messages are
-//! `job::wire` packs: a JSON string and one `Float32Array` per model, moved rather than copied.
+//! `job::wire` packs: one `Uint8Array` each, whose buffer is moved rather than copied.
 
 use crate::error::{AppError, AppResult};
-use crate::job::wire::{FromWorker, Packed, ToWorker};
+use crate::job::wire::{self, FromWorker, ToWorker};
 use crate::job::{self, DeviceTarget, JobMessage, JobObserver, JobRequest, Wake};
-use js_sys::{Array, Float32Array, Reflect};
+use js_sys::{Array, Reflect, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -32,37 +32,21 @@ fn key(name: &str) -> JsValue {
     JsValue::from_str(name)
 }
 
-/// A pack as a JS object `{json, arrays}`, and the buffers to move with it.
-fn to_js(packed: Packed) -> (JsValue, Array) {
+/// A pack as a JS object `{bytes}`, and the buffer to move with it.
+fn to_js(packed: &[u8]) -> (JsValue, Array) {
     let object = js_sys::Object::new();
-    let arrays = Array::new();
-    let transfer = Array::new();
-    for values in &packed.arrays {
-        let typed = Float32Array::from(values.as_slice());
-        transfer.push(&typed.buffer());
-        arrays.push(&typed);
-    }
-    let _ = Reflect::set(&object, &key("json"), &JsValue::from_str(&packed.json));
-    let _ = Reflect::set(&object, &key("arrays"), &arrays);
-    (object.into(), transfer)
+    let bytes = Uint8Array::from(packed);
+    let _ = Reflect::set(&object, &key("bytes"), &bytes);
+    (object.into(), Array::of1(&bytes.buffer()))
 }
 
-fn from_js(value: &JsValue) -> AppResult<Packed> {
-    from_js_parts(value).map_err(|e| AppError::Worker(e.to_string()))
-}
-
-fn from_js_parts(value: &JsValue) -> Result<Packed, &'static str> {
-    let json = Reflect::get(value, &key("json"))
+/// The pack a JS object `{bytes}` holds.
+fn from_js(value: &JsValue) -> AppResult<Vec<u8>> {
+    Reflect::get(value, &key("bytes"))
         .ok()
-        .and_then(|json| json.as_string())
-        .ok_or("a message without JSON reached the page's worker protocol")?;
-    let arrays = Reflect::get(value, &key("arrays")).map_err(|_| "a message without weight arrays")?;
-    let arrays = Array::from(&arrays)
-        .iter()
-        .map(|array| array.dyn_into::<Float32Array>().map(|typed| typed.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| "a weight array of a message is no Float32Array")?;
-    Ok(Packed { json, arrays })
+        .and_then(|bytes| bytes.dyn_into::<Uint8Array>().ok())
+        .map(|bytes| bytes.to_vec())
+        .ok_or_else(|| AppError::Worker("a message without its bytes reached the page's worker protocol".into()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -146,7 +130,7 @@ impl PageWorker {
                 let text = format!("{failed} (the next run starts a new worker)");
                 return finish_route(&messages, JobMessage::Finished(Err(AppError::Worker(text))));
             }
-            match from_js(&data).and_then(FromWorker::unpack) {
+            match from_js(&data).and_then(|bytes| wire::unpack(&bytes)) {
                 Ok(FromWorker { job, message }) => deliver_to_job(&messages, job, message),
                 Err(e) => finish_route(&messages, JobMessage::Finished(Err(e))),
             }
@@ -172,7 +156,7 @@ impl PageWorker {
     /// Posts `message`, with what `web/worker.js` routes it by beside the pack: the job's number
     /// and, for a run, whether it wants a GPU (then the worker runs it in the WebGPU module).
     fn post(&self, message: &ToWorker) -> AppResult<()> {
-        let (value, transfer) = to_js(message.pack()?);
+        let (value, transfer) = to_js(&wire::pack(message)?);
         let (job, wants_gpu) = match message {
             ToWorker::Run { job, device, flops_per_step, .. } => (*job, device.wants_gpu(true, *flops_per_step)),
             ToWorker::Cancel { job } => (*job, false),
@@ -258,7 +242,7 @@ pub fn receive(data: JsValue) {
     if let Some(reason) = Reflect::get(&data, &key("no_webgpu_because")).ok().and_then(|r| r.as_string()) {
         crate::web::note_no_webgpu(reason);
     }
-    match from_js(&data).and_then(ToWorker::unpack) {
+    match from_js(&data).and_then(|bytes| wire::unpack(&bytes)) {
         Ok(ToWorker::Cancel { job }) => RUNNING.with(|running| {
             if let Some(flag) = running.borrow().get(&job) {
                 flag.store(true, Ordering::Relaxed);
@@ -286,11 +270,10 @@ async fn run_job(job: u64, request: JobRequest, device: DeviceChoice, flops_per_
 
 /// Posts a message of job `job` to the page; `false` if it could not be posted.
 fn post_to_page(job: u64, message: JobMessage) -> bool {
-    let packed = FromWorker { job, message }
-        .pack()
-        .or_else(|e| FromWorker { job, message: JobMessage::Finished(Err(e)) }.pack());
+    let packed = wire::pack(&FromWorker { job, message })
+        .or_else(|e| wire::pack(&FromWorker { job, message: JobMessage::Finished(Err(e)) }));
     let Ok(packed) = packed else { return false };
-    let (value, transfer) = to_js(packed);
+    let (value, transfer) = to_js(&packed);
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     scope.post_message_with_transfer(&value, &transfer).is_ok()
 }
@@ -308,16 +291,17 @@ async fn download_data(data: &DataConfig, observer: &mut JobObserver) -> AppResu
         let path = format!("{}/{name}", set.dir());
         let url = web_sys::Url::new_with_base(&path, &base).map(|u| u.href()).unwrap_or(path.clone());
         let what = format!("downloading {} ({name})", data.dataset.label());
-        let bytes = download(&url, &what, observer).await.map_err(|e| {
+        let refused = |reason: String| {
             AppError::browser(
                 &format!("download {url}"),
                 format!(
-                    "{e}; the page reads {} from its folder {} on first use: check the connection (or that the page is served with that folder) and run again",
+                    "{reason}; the page reads {} from its folder {} on first use: check the connection (or that the page is served with that folder) and run again",
                     data.dataset.label(),
                     set.dir()
                 ),
             )
-        })?;
+        };
+        let bytes = download(&url, &what, observer, refused).await?;
         files.push(bytes);
     }
     let labels = files.pop().unwrap_or_default();
@@ -325,31 +309,37 @@ async fn download_data(data: &DataConfig, observer: &mut JobObserver) -> AppResu
     Ok(wsa_core::data::provide_small(set, images, labels)?)
 }
 
-/// The bytes at `url`, with a progress line (`what: x of y MB`) as they arrive.
-async fn download(url: &str, what: &str, observer: &mut JobObserver) -> Result<Vec<u8>, String> {
+/// The bytes at `url`, with a progress line (`what: x of y MB`) as they arrive; what the browser
+/// refused is the error `refused` makes of its reason.
+async fn download(
+    url: &str,
+    what: &str,
+    observer: &mut JobObserver,
+    refused: impl Fn(String) -> AppError,
+) -> AppResult<Vec<u8>> {
     use wasm_bindgen_futures::JsFuture;
     let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
     let response: web_sys::Response = JsFuture::from(scope.fetch_with_str(url))
         .await
-        .map_err(|e| format!("{e:?}"))?
+        .map_err(|e| refused(format!("{e:?}")))?
         .dyn_into()
-        .map_err(|_| "no response")?;
+        .map_err(|_| refused("no response".into()))?;
     if !response.ok() {
-        return Err(format!("HTTP {} {}", response.status(), response.status_text()));
+        return Err(refused(format!("HTTP {} {}", response.status(), response.status_text())));
     }
     let total: Option<f64> =
         response.headers().get("content-length").ok().flatten().and_then(|length| length.parse().ok());
-    let body = response.body().ok_or("an empty response")?;
+    let body = response.body().ok_or_else(|| refused("an empty response".into()))?;
     let reader: web_sys::ReadableStreamDefaultReader =
-        body.get_reader().dyn_into().map_err(|_| "an unreadable response")?;
+        body.get_reader().dyn_into().map_err(|_| refused("an unreadable response".into()))?;
     let mut bytes = Vec::new();
     let mut reported = 0.0;
     loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(|e| format!("{e:?}"))?;
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| refused(format!("{e:?}")))?;
         if Reflect::get(&chunk, &key("done")).ok().and_then(|done| done.as_bool()).unwrap_or(true) {
             break;
         }
-        let value = Reflect::get(&chunk, &key("value")).map_err(|_| "a chunk without data")?;
+        let value = Reflect::get(&chunk, &key("value")).map_err(|_| refused("a chunk without data".into()))?;
         bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
         let megabytes = bytes.len() as f64 / 1e6;
         if megabytes - reported >= 0.25 {

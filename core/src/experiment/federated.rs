@@ -298,7 +298,8 @@ pub struct FedResult {
 }
 
 /// The result and the models: the common starting point and each run's final global model.
-#[derive(Debug, PartialEq)]
+/// Serde, so that the page's worker can post it.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct FedOutcome {
     pub result: FedResult,
     pub initial: HostParams,

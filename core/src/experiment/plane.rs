@@ -154,8 +154,8 @@ impl Plane {
 }
 
 /// A plane and the third model it was computed through (a trained control point): what is
-/// needed to turn any of its points into a model.
-#[derive(Clone, Debug, PartialEq)]
+/// needed to turn any of its points into a model. Serde, so that the page's worker can post it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlaneOutcome {
     pub plane: Plane,
     pub third: HostParams,

@@ -3,7 +3,7 @@
 //! endpoint that never learned.
 
 use super::alignment::AlignedPair;
-use super::{ConnectConfig, Histograms, LayerComparison, MethodResult, TrainedPair};
+use super::{ConnectConfig, Endpoint, Histograms, LayerComparison, MethodResult, TrainedPair};
 use crate::data::Dataset;
 use crate::error::{Result, WsaError};
 use crate::experiment::method::{Alignment, Method};
@@ -160,7 +160,8 @@ pub(super) fn chance_warnings(methods: &[MethodResult], classes: usize) -> Vec<S
     let chance = 1.0 / classes as f64;
     let mut warnings = Vec::new();
     for m in methods {
-        for (model, metrics) in [("A", m.endpoint_a), ("B", m.endpoint_b)] {
+        for (model, metrics) in [(Endpoint::A, m.endpoint_a), (Endpoint::B, m.endpoint_b)] {
+            let model = model.label();
             if metrics.accuracy >= 1.5 * chance {
                 continue;
             }

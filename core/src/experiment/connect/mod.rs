@@ -18,7 +18,7 @@ mod training;
 pub use config::ConnectConfig;
 pub use pair::{DataDifference, PairDifference, initial_params};
 pub use result::{
-    AlignmentReport, ConnectOutcome, ConnectResult, EpochRecord, Histograms, LayerComparison, MethodResult, PairCurves,
-    TrainedPair,
+    AlignmentReport, ConnectOutcome, ConnectResult, Endpoint, EpochRecord, Histograms, LayerComparison, MethodResult,
+    PairCurves, TrainedPair,
 };
 pub use run::{evaluate_pair, run};

@@ -45,9 +45,22 @@ pub struct Histograms {
     pub b_unaligned: Option<Vec<u64>>,
 }
 
+/// One of the two models of a pair: A, the reference, or B, the one aligned to it (the slot a
+/// loaded model goes into).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endpoint {
+    A,
+    B,
+}
+
+crate::choices!(Endpoint, "model of the pair" {
+    A => "A", "A",
+    B => "B", "B",
+});
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
-    pub model: String,
+    pub model: Endpoint,
     pub epoch: usize,
     pub train_loss: f64,
     pub test_accuracy: f64,
@@ -143,14 +156,34 @@ impl ConnectResult {
 }
 
 /// The models a method merged (B after alignment), for saving.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainedPair {
     pub method: Method,
     pub a: HostParams,
     pub b: HostParams,
 }
 
-#[derive(Debug, PartialEq)]
+impl TrainedPair {
+    pub fn model(&self, endpoint: Endpoint) -> &HostParams {
+        match endpoint {
+            Endpoint::A => &self.a,
+            Endpoint::B => &self.b,
+        }
+    }
+
+    /// This pair with `params` in the place of its model `endpoint`.
+    pub fn replaced(&self, endpoint: Endpoint, params: HostParams) -> TrainedPair {
+        let mut pair = self.clone();
+        match endpoint {
+            Endpoint::A => pair.a = params,
+            Endpoint::B => pair.b = params,
+        }
+        pair
+    }
+}
+
+/// The result and the models it merged. Serde, so that the page's worker can post it.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConnectOutcome {
     pub result: ConnectResult,
     pub models: Vec<TrainedPair>,

@@ -6,7 +6,9 @@ use super::alignment::align_pair;
 use super::evaluation::{chance_warnings, evaluate_method, repair_samples};
 use super::pair::{PairDifference, initial_params, pair_data};
 use super::training::{PairRun, Setup};
-use super::{ConnectConfig, ConnectOutcome, ConnectResult, EpochRecord, MethodResult, PairCurves, TrainedPair};
+use super::{
+    ConnectConfig, ConnectOutcome, ConnectResult, Endpoint, EpochRecord, MethodResult, PairCurves, TrainedPair,
+};
 use crate::data;
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
@@ -124,7 +126,7 @@ async fn run_seed(
             // The frozen A's curves are the plain A's.
             let plain_curves: &[EpochRecord] =
                 pairs.iter().find(|p: &&PairCurves| p.training == Training::Plain).map_or(&[], |p| &p.curves);
-            curves.extend(plain_curves.iter().filter(|c| c.model == "A").cloned());
+            curves.extend(plain_curves.iter().filter(|c| c.model == Endpoint::A).cloned());
         }
         pairs.push(PairCurves { training, lambda: config.lambda(training), curves });
         runs.push((training, run));

@@ -2,7 +2,7 @@
 //! (fused from A and B every few steps, fixed, or a reference model's), with the training curves
 //! recorded per epoch.
 
-use super::{ConnectConfig, EpochRecord};
+use super::{ConnectConfig, Endpoint, EpochRecord};
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
 use crate::experiment::method::Training;
@@ -35,8 +35,23 @@ pub(super) struct Setup<'a> {
 impl Setup<'_> {
     fn trainers(&self) -> Result<(Trainer, Trainer)> {
         let (ca, cb) = self.config.train_configs();
-        let a = Trainer::new("A", ca, &self.init_a, self.train_a.len, &self.device.device, self.order_seeds.0)?;
-        let b = Trainer::new("B", cb, &self.init_b, self.train_b.len, &self.device.device, self.order_seeds.1)?;
+        let name = |endpoint: Endpoint| endpoint.name();
+        let a = Trainer::new(
+            name(Endpoint::A),
+            ca,
+            &self.init_a,
+            self.train_a.len,
+            &self.device.device,
+            self.order_seeds.0,
+        )?;
+        let b = Trainer::new(
+            name(Endpoint::B),
+            cb,
+            &self.init_b,
+            self.train_b.len,
+            &self.device.device,
+            self.order_seeds.1,
+        )?;
         Ok((a, b))
     }
 
@@ -82,7 +97,11 @@ impl Setup<'_> {
                 target = self.fused(&a, &b, rule).await?;
             }
             let term = self.config.wsa.term(lambda, &self.layers, &target);
-            for (trainer, data, on) in [(&mut a, &self.train_a, regularise.0), (&mut b, &self.train_b, regularise.1)] {
+            let sides = [
+                (Endpoint::A, &mut a, &self.train_a, regularise.0),
+                (Endpoint::B, &mut b, &self.train_b, regularise.1),
+            ];
+            for (endpoint, trainer, data, on) in sides {
                 if trainer.finished() {
                     continue;
                 }
@@ -93,7 +112,7 @@ impl Setup<'_> {
                         evaluate(&trainer.params.layout, &trainer.params.tensors, &self.test).await?.accuracy;
                     let epoch = trainer.step / trainer.steps_per_epoch;
                     let record = EpochRecord {
-                        model: trainer.name.clone(),
+                        model: endpoint,
                         epoch,
                         train_loss,
                         test_accuracy,
