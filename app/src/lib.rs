@@ -88,6 +88,8 @@ pub struct LaunchOptions {
     pub tour: Option<String>,
     /// Classroom mode: only the controls a tour step needs.
     pub classroom: bool,
+    /// Classroom mode that cannot be switched off (`--classroom-locked`).
+    pub classroom_locked: bool,
 }
 
 impl LaunchOptions {
@@ -99,6 +101,10 @@ impl LaunchOptions {
                 "--autorun" => options.autorun = true,
                 "--frame-log" => options.frame_log = true,
                 "--classroom" => options.classroom = true,
+                "--classroom-locked" => {
+                    options.classroom = true;
+                    options.classroom_locked = true;
+                }
                 "--tour" => {
                     // An optional step number: `--tour` alone opens the first step.
                     let step = args.next_if(|a| !a.starts_with("--")).unwrap_or_else(|| "1".into());
@@ -110,7 +116,7 @@ impl LaunchOptions {
                 }
                 other => {
                     return Err(AppError::Usage(format!(
-                        "unknown argument `{other}` (known: --config FILE, --autorun, --frame-log, --tour [N], --classroom)"
+                        "unknown argument `{other}` (known: --config FILE, --autorun, --frame-log, --tour [N], --classroom, --classroom-locked)"
                     )));
                 }
             }
@@ -142,6 +148,7 @@ pub fn run_native(options: LaunchOptions) -> AppResult<()> {
                 app.open_tour_link(step);
             }
             app.settings.classroom |= options.classroom;
+            app.settings.classroom_locked = options.classroom_locked;
             if options.autorun {
                 app.start_run(&cc.egui_ctx);
             }

@@ -64,6 +64,11 @@ pub struct Settings {
     /// Classroom mode: the setup shows only what a tour step needs (no WSA switches, optimiser
     /// details or files), for a projector.
     pub classroom: bool,
+    /// Classroom mode asked for by the address (`?classroom=locked`) or the command line
+    /// (`--classroom-locked`): students cannot switch it off. Never saved: it belongs to that
+    /// opening of the page, not to the user's preferences.
+    #[serde(skip)]
+    pub classroom_locked: bool,
 }
 
 impl Default for Settings {
@@ -86,11 +91,26 @@ impl Default for Settings {
             plane_point: None,
             tour: None,
             classroom: false,
+            classroom_locked: false,
         }
     }
 }
 
 impl Settings {
+    /// The defaults, keeping what is not the experiment's: the device, classroom mode (and its
+    /// lock), the tour's step and the folders typed in.
+    pub fn reset_experiment(&mut self) {
+        *self = Settings {
+            device: self.device,
+            classroom: self.classroom,
+            classroom_locked: self.classroom_locked,
+            tour: self.tour,
+            export_dir: std::mem::take(&mut self.export_dir),
+            model_path: std::mem::take(&mut self.model_path),
+            ..Settings::default()
+        };
+    }
+
     /// The selected plane point when `results`' plane is of the method at `method` (an index
     /// into the connect result's methods): then that point's model stands for the merged model.
     pub fn plane_point_of(&self, results: &Results, method: usize) -> Option<(usize, usize)> {

@@ -21,6 +21,15 @@ use wsa_core::experiment::stats::summarize;
 /// The tour as shipped.
 pub const TOUR_FILE: &str = include_str!("../tour.ron");
 
+/// The tour's keys and what they do, as the tour's list of keys shows them (`views::tour`).
+pub const KEYS: [(&str, &str); 5] = [
+    ("→", "next step"),
+    ("←", "previous step"),
+    ("R", "run this step"),
+    ("Esc", "leave the tour"),
+    ("?", "show or hide this list"),
+];
+
 /// The most words of a step's text (its main paragraph): one idea, read aloud in a minute.
 pub const MAX_WORDS: usize = 120;
 

@@ -457,3 +457,63 @@ fn classroom_mode_hides_the_advanced_controls_until_switched_off() {
     harness.get_by_label("Files");
     harness.get_by_label("Weight Scope Alignment");
 }
+
+/// A locked classroom mode (`?classroom=locked`, `--classroom-locked`) has no switch to leave
+/// it; "Reset to defaults" brings back the default experiment and keeps classroom mode.
+#[test]
+fn a_locked_classroom_stays_and_reset_restores_the_default_experiment() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    let default = harness.state().settings.config.clone();
+    assert_eq!(harness.query_all_by_role_and_label(Role::CheckBox, "classroom mode").count(), 1);
+    harness.state_mut().settings.classroom = true;
+    harness.state_mut().settings.classroom_locked = true;
+    harness.state_mut().settings.config.train.epochs = 7;
+    harness.state_mut().settings.config.seeds = 2;
+    harness.run_steps(2);
+    harness.get_by_label("classroom mode");
+    assert_eq!(
+        harness.query_all_by_role_and_label(Role::CheckBox, "classroom mode").count(),
+        0,
+        "a locked classroom mode has no switch"
+    );
+    harness.get_by_label("Reset to defaults").click();
+    harness.run_steps(2);
+    let settings = &harness.state().settings;
+    assert_eq!(settings.config, default);
+    assert!(settings.classroom && settings.classroom_locked);
+    // The lock belongs to this opening of the app: it is never saved.
+    let saved = serde_json::to_string(settings).expect("settings serialise");
+    assert!(!saved.contains("classroom_locked"), "{saved}");
+}
+
+/// The tour from the keyboard alone: → and ← move between steps, R runs the open step, ? lists
+/// the keys and Esc leaves.
+#[test]
+fn the_tour_is_driven_by_the_keyboard() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("Tour").click();
+    harness.run_steps(2);
+    let press = |harness: &mut Harness<'static, WsaLabApp>, key: egui::Key| {
+        harness.key_press(key);
+        harness.run_steps(2);
+    };
+    press(&mut harness, egui::Key::ArrowRight);
+    assert_eq!(harness.state().tour.step(), Some(1));
+    press(&mut harness, egui::Key::ArrowRight);
+    assert_eq!(harness.state().tour.step(), Some(2));
+    press(&mut harness, egui::Key::ArrowLeft);
+    assert_eq!(harness.state().tour.step(), Some(1));
+    press(&mut harness, egui::Key::Questionmark);
+    for (key, what) in wsa_lab_app::tour::KEYS {
+        assert!(harness.query_all_by_label(key).count() >= 1, "the key {key} is not listed");
+        assert!(harness.query_all_by_label(what).count() >= 1, "`{what}` is not listed");
+    }
+    press(&mut harness, egui::Key::R);
+    assert!(harness.state().is_busy(), "R starts the step's run");
+    wait_for_job(&mut harness);
+    assert!(harness.state().tour.answered(), "the step's run answers it");
+    press(&mut harness, egui::Key::Escape);
+    assert_eq!(harness.state().tour.step(), None, "Esc leaves the tour");
+}

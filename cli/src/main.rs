@@ -87,6 +87,9 @@ enum Command {
         /// Classroom mode: hide the advanced controls (switch it off in the app).
         #[arg(long)]
         classroom: bool,
+        /// Classroom mode that cannot be switched off in the app (for students' machines).
+        #[arg(long)]
+        classroom_locked: bool,
     },
 }
 
@@ -101,8 +104,8 @@ fn main() {
         Some(Command::Devices) => list_devices(),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::BenchFirstStep(args)) => bench::first_step(args),
-        Some(Command::App { config, autorun, frame_log, tour, classroom }) => {
-            open_app(AppLaunch { config, autorun, frame_log, tour, classroom })
+        Some(Command::App { config, autorun, frame_log, tour, classroom, classroom_locked }) => {
+            open_app(AppLaunch { config, autorun, frame_log, tour, classroom, classroom_locked })
         }
         None => connect::run(cli.connect),
     };
@@ -119,6 +122,7 @@ struct AppLaunch {
     frame_log: bool,
     tour: Option<String>,
     classroom: bool,
+    classroom_locked: bool,
 }
 
 /// The app's binary, `wsa-lab-app`, is built and installed beside this one.
@@ -143,9 +147,13 @@ fn open_app(launch: AppLaunch) -> Result<()> {
     if let Some(path) = &launch.config {
         command.arg("--config").arg(path);
     }
-    for (on, flag) in
-        [(launch.autorun, "--autorun"), (launch.frame_log, "--frame-log"), (launch.classroom, "--classroom")]
-    {
+    let flags = [
+        (launch.autorun, "--autorun"),
+        (launch.frame_log, "--frame-log"),
+        (launch.classroom, "--classroom"),
+        (launch.classroom_locked, "--classroom-locked"),
+    ];
+    for (on, flag) in flags {
         if on {
             command.arg(flag);
         }

@@ -6,7 +6,7 @@ use crate::figure::{Axis, Bar, BarGroup, Dash, Figure, Heatmap, Label, LegendPla
 use crate::palette::{self, Rgb};
 use wsa_core::experiment::connect::{ConnectResult, Endpoint, EpochRecord, LayerComparison, MethodResult};
 use wsa_core::experiment::federated::FedResult;
-use wsa_core::experiment::method::Method;
+use wsa_core::experiment::method::{Method, Training};
 use wsa_core::experiment::plane::Plane;
 use wsa_core::experiment::seeds::{PathSpread, Summary, mean_std};
 
@@ -57,7 +57,8 @@ impl Measure {
 
 /// Test loss and accuracy against α, one line per method with the barrier in its legend entry:
 /// for a run over several seeds shown together (`seed` None) the mean line and a band from the
-/// lowest to the highest seed, barriers as mean ± std; each method's trained curve dashed.
+/// lowest to the highest seed, barriers as mean ± std; each method's trained curve dashed; and,
+/// dotted, each method's chord between its ends, which its barrier is measured from.
 pub fn paths(result: &ConnectResult, seed: Option<usize>, marked: Option<Marked>) -> Figure {
     let mut title = format!("{} · pair differs in {}", result.dataset, result.difference);
     if result.seeds.len() > 1 && seed.is_none() {
@@ -94,6 +95,12 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
             line.band = Some(v.path.iter().map(|p| [p.alpha, value(p).min, value(p).max]).collect());
         }
         series.push(line);
+        let at = |alpha: f64| v.path.iter().find(|p| (p.alpha - alpha).abs() < 1e-9).map(|p| value(p).mean);
+        if let (Some(a), Some(b)) = (at(0.0), at(1.0)) {
+            // No legend entry: the panel's title says what the dotted lines are.
+            series
+                .push(Series::line("", palette::method(v.method), 1.5, vec![[0.0, a], [1.0, b]]).dashed(Dash::Dotted));
+        }
     }
     for (method, curve) in &curves {
         let barrier = match measure {
@@ -123,7 +130,7 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
         Measure::Accuracy => (hi + pad).min(1.0),
     };
     Panel {
-        title: format!("{} along the path", measure.name()),
+        title: format!("{} along the path · dotted: the chord between the ends", measure.name()),
         x: Axis::new("α (0 = A, 1 = B)", [alphas[0].min(0.0), alphas[1].max(1.0)]),
         y: Axis::new(
             match measure {
@@ -160,9 +167,10 @@ impl<'a> MergedHistogram<'a> {
 }
 
 /// One layer's weight scopes: histograms of A, B (and of B before alignment, dashed, when the
-/// method aligned it) and of `merged`, as densities, with the target Gaussian (dashed) and the
-/// Gaussian fits of A and B (dotted, faded).
-pub fn histogram_panel(layer: &LayerComparison, merged: &MergedHistogram<'_>) -> Panel {
+/// method aligned it) and of `merged`, as densities, with the Gaussian fits of A and B (dotted,
+/// faded) and, where A and B were trained with WSA, the target Gaussian they were pulled toward
+/// (dashed): a plain pair had no target, and drawing one would suggest it had.
+pub fn histogram_panel(layer: &LayerComparison, merged: &MergedHistogram<'_>, training: Training) -> Panel {
     let h = &layer.histogram;
     let mut series = vec![
         Series::line("A", palette::MODEL_A, 2.0, density(&h.a, h.low, h.high)),
@@ -181,10 +189,12 @@ pub fn histogram_panel(layer: &LayerComparison, merged: &MergedHistogram<'_>) ->
         density(merged.counts, merged.low, merged.high),
     ));
     let (low, high) = (merged.low.min(h.low), merged.high.max(h.high));
-    series.push(
-        Series::line("target N(μ*, σ*²)", palette::TARGET, 1.5, crate::figure::gaussian(layer.target, low, high))
-            .dashed(Dash::Dashed),
-    );
+    if training == Training::Wsa {
+        series.push(
+            Series::line("target N(μ*, σ*²)", palette::TARGET, 1.5, crate::figure::gaussian(layer.target, low, high))
+                .dashed(Dash::Dashed),
+        );
+    }
     for (report, color, name) in [(&layer.a, palette::MODEL_A, "A fit"), (&layer.b, palette::MODEL_B, "B fit")] {
         series.push(
             Series::line(name, color, 1.5, crate::figure::gaussian(report.scope, h.low, h.high))
@@ -208,10 +218,19 @@ pub fn histograms(method: &MethodResult) -> Figure {
     let columns = n.min(3);
     let rows = n.div_ceil(columns);
     Figure {
-        title: format!("weight scopes · {} (λ = {}) · A, B, midpoint and target", method.method, method.lambda),
+        title: format!(
+            "weight scopes · {} (λ = {}) · A, B, midpoint{}",
+            method.method,
+            method.lambda,
+            if method.method.training == Training::Wsa { " and target" } else { "" }
+        ),
         size: [440 * columns as u32, 320 * rows as u32 + 40],
         columns,
-        panels: method.layers.iter().map(|l| histogram_panel(l, &MergedHistogram::stored(l))).collect(),
+        panels: method
+            .layers
+            .iter()
+            .map(|l| histogram_panel(l, &MergedHistogram::stored(l), method.method.training))
+            .collect(),
     }
 }
 

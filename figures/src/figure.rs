@@ -54,8 +54,8 @@ pub enum Dash {
 /// A line (and/or its points) with an optional band around it.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Series {
-    /// The legend's entry (every series has one unless the panel hides its legend); the line, its
-    /// points and its band share it.
+    /// The legend's entry (every named series has one unless the panel hides its legend; an
+    /// empty name has none); the line, its points and its band share it.
     pub name: String,
     pub color: Rgb,
     /// Drawn at this share of full strength (1 = the colour itself).

@@ -7,8 +7,13 @@ use wsa_core::experiment::method::{Alignment, Method, Training};
 /// An sRGB colour.
 pub type Rgb = [u8; 3];
 
-pub const MODEL_A: Rgb = [230, 140, 20];
-pub const MODEL_B: Rgb = [40, 150, 90];
+// The figures' colours are Okabe and Ito's colour-blind-safe set (orange, sky blue, bluish
+// green, blue, vermillion, reddish purple, black) with a few darker tones beside it: every pair
+// drawn together stays apart under deuteranopia and protanopia (the test below simulates both).
+
+pub const MODEL_A: Rgb = [230, 159, 0];
+pub const MODEL_B: Rgb = [0, 114, 178];
+
 pub fn endpoint(endpoint: Endpoint) -> Rgb {
     match endpoint {
         Endpoint::A => MODEL_A,
@@ -17,7 +22,7 @@ pub fn endpoint(endpoint: Endpoint) -> Rgb {
 }
 
 /// The merged model (a point on the path).
-pub const MERGED: Rgb = [150, 80, 200];
+pub const MERGED: Rgb = [204, 121, 167];
 /// The target Gaussian.
 pub const TARGET: Rgb = [90, 90, 90];
 /// B before it was aligned to A.
@@ -67,21 +72,102 @@ pub const NOT_HELD: Rgb = [200, 60, 40];
 pub const ERROR: Rgb = [200, 40, 40];
 pub const WARNING: Rgb = [200, 120, 40];
 
-/// The federated runs of a comparison (FedAvg, FedAvg+WSA, FedProx, FedProx+WSA), in order.
-pub const RUNS: [Rgb; 4] = [[200, 60, 50], [40, 100, 200], MODEL_A, MODEL_B];
+const VERMILLION: Rgb = [213, 94, 0];
+const BLUE: Rgb = [0, 114, 178];
+const BLUISH_GREEN: Rgb = [0, 158, 115];
+const REDDISH_PURPLE: Rgb = [204, 121, 167];
+
+/// The federated runs of a comparison (FedAvg, FedAvg+WSA, FedProx, FedProx+WSA), in order: the
+/// colours of plain, WSA, weight matching and both, so that "+WSA" reads alike everywhere.
+pub const RUNS: [Rgb; 4] = [VERMILLION, BLUE, BLUISH_GREEN, REDDISH_PURPLE];
 
 /// One fixed colour per method, so that toggling methods never recolours the others.
 pub fn method(m: Method) -> Rgb {
     match (m.alignment, m.training, m.repair) {
-        (Alignment::None, Training::Plain, false) => [200, 60, 50],
-        (Alignment::None, Training::Wsa, false) => [40, 100, 200],
-        (Alignment::WeightMatching, Training::Plain, false) => [0, 150, 140],
-        (Alignment::WeightMatching, Training::Wsa, false) => [120, 50, 160],
-        (Alignment::Rescale, Training::Plain, _) => [150, 115, 50],
-        (Alignment::Rescale, Training::Wsa, _) => [210, 100, 170],
+        (Alignment::None, Training::Plain, false) => VERMILLION,
+        (Alignment::None, Training::Wsa, false) => BLUE,
+        (Alignment::WeightMatching, Training::Plain, false) => BLUISH_GREEN,
+        (Alignment::WeightMatching, Training::Wsa, false) => REDDISH_PURPLE,
+        (Alignment::Rescale, Training::Plain, _) => [140, 80, 30],
+        (Alignment::Rescale, Training::Wsa, _) => [20, 40, 110],
         (Alignment::None, Training::Plain, true) => [230, 159, 0],
         (Alignment::None, Training::Wsa, true) => [86, 180, 233],
-        (Alignment::WeightMatching, Training::Plain, true) => [110, 110, 110],
-        (Alignment::WeightMatching, Training::Wsa, true) => [20, 20, 20],
+        (Alignment::WeightMatching, Training::Plain, true) => [70, 70, 70],
+        (Alignment::WeightMatching, Training::Wsa, true) => [0, 0, 0],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest colour difference (CIE76 ΔE in CIELAB) allowed between two colours drawn
+    /// side by side, for every viewer: 15 is about where two thin lines stop being confused; the
+    /// old palette's plain and rescale were 2.6 apart under deuteranopia.
+    const MIN_DELTA_E: f64 = 15.0;
+
+    /// Machado, Oliveira and Fernandes (2009), severity 1, on linear RGB: what a viewer with
+    /// deuteranopia or protanopia sees; and the identity for everyone else.
+    const VIEWERS: [(&str, [[f64; 3]; 3]); 3] = [
+        ("typical vision", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+        (
+            "deuteranopia",
+            [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+        ),
+        (
+            "protanopia",
+            [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+        ),
+    ];
+
+    /// `color` as `viewer` sees it, in CIELAB (D65).
+    fn lab(color: Rgb, viewer: &[[f64; 3]; 3]) -> [f64; 3] {
+        let linear = color.map(|c| {
+            let c = f64::from(c) / 255.0;
+            if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        });
+        let seen: Vec<f64> =
+            viewer.iter().map(|row| row.iter().zip(&linear).map(|(m, c)| m * c).sum::<f64>().clamp(0.0, 1.0)).collect();
+        let (r, g, b) = (seen[0], seen[1], seen[2]);
+        let x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047;
+        let y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        let z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883;
+        let f = |t: f64| if t > 216.0 / 24389.0 { t.cbrt() } else { (24389.0 / 27.0 * t + 16.0) / 116.0 };
+        [116.0 * f(y) - 16.0, 500.0 * (f(x) - f(y)), 200.0 * (f(y) - f(z))]
+    }
+
+    /// Every pair of `colors` at least MIN_DELTA_E apart for every viewer.
+    fn assert_apart(what: &str, colors: &[(String, Rgb)]) {
+        for (name, viewer) in &VIEWERS {
+            for (i, (a, ca)) in colors.iter().enumerate() {
+                for (b, cb) in &colors[i + 1..] {
+                    let (la, lb) = (lab(*ca, viewer), lab(*cb, viewer));
+                    let delta = la.iter().zip(&lb).map(|(p, q)| (p - q).powi(2)).sum::<f64>().sqrt();
+                    assert!(delta >= MIN_DELTA_E, "{what}: {a} and {b} are {delta:.1} apart under {name}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn colours_drawn_together_stay_apart_under_colour_vision_deficiencies() {
+        let mut methods = Vec::new();
+        for alignment in Alignment::ALL {
+            for training in Training::ALL {
+                for repair in [false, true] {
+                    // Rescaling does not combine with REPAIR: one colour for both.
+                    if !(alignment == Alignment::Rescale && repair) {
+                        let m = Method { alignment, training, repair };
+                        methods.push((m.to_string(), method(m)));
+                    }
+                }
+            }
+        }
+        assert_eq!(methods.len(), 10);
+        assert_apart("methods", &methods);
+        let runs = ["FedAvg", "FedAvg+WSA", "FedProx", "FedProx+WSA"];
+        assert_apart("federated runs", &runs.iter().map(|r| r.to_string()).zip(RUNS).collect::<Vec<_>>());
+        let models = [("A", MODEL_A), ("B", MODEL_B), ("merged", MERGED), ("target", TARGET)];
+        assert_apart("a layer's histograms", &models.map(|(n, c)| (n.to_string(), c)));
     }
 }

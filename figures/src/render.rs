@@ -183,7 +183,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
         let width = series.width.round().max(1.0) as u32;
         let style = color.stroke_width(width);
         let points = series.points.iter().map(|p| (p[0], p[1]));
-        let legend = panel.legend != LegendPlace::Hidden;
+        let legend = panel.legend != LegendPlace::Hidden && !series.name.is_empty();
         if series.width > 0.0 {
             let line = match series.dash {
                 Dash::Solid => chart.draw_series(LineSeries::new(points, style)).map_err(draw_err)?,

@@ -33,6 +33,7 @@ mod page {
         }
         if wsa_lab_app::web::classroom_requested() {
             app.settings.classroom = true;
+            app.settings.classroom_locked = wsa_lab_app::web::classroom_locked();
         }
         if let Some(device) = wsa_lab_app::web::device_requested() {
             app.settings.device = device;

@@ -132,7 +132,10 @@ impl WsaLabApp {
         let results = Results::default();
         tour.reopen(settings.tour, &results);
         Self {
-            view_state: ViewState { widths_text: crate::state::widths_text(&settings.config.model) },
+            view_state: ViewState {
+                widths_text: crate::state::widths_text(&settings.config.model),
+                ..ViewState::default()
+            },
             settings,
             results,
             store: ResultStore::in_memory(),
@@ -330,6 +333,10 @@ impl WsaLabApp {
                 if index < self.notices.len() {
                     self.notices.remove(index);
                 }
+            }
+            Action::ResetToDefaults => {
+                self.settings.reset_experiment();
+                self.open_config(self.settings.config.clone());
             }
         }
     }

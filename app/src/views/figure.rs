@@ -4,8 +4,8 @@
 
 use egui::{Color32, Ui};
 use egui_plot::{
-    Bar, BarChart, Corner, FilledArea, Heatmap, Legend, Line, LineStyle, Plot, PlotPoint, PlotPoints, PlotResponse,
-    PlotUi, Points, Text,
+    Bar, BarChart, ColorConflictHandling, Corner, FilledArea, Heatmap, Legend, Line, LineStyle, Plot, PlotPoint,
+    PlotPoints, PlotResponse, PlotUi, Points, Text,
 };
 use wsa_figures::figure::{Dash, LegendPlace, Panel};
 use wsa_figures::palette::{self, Rgb};
@@ -49,9 +49,13 @@ pub fn draw<'a, R>(
     if let Some(width) = size.width {
         plot = plot.width(width);
     }
+    // A series' band, line and points share one legend entry. egui_plot greys an entry whose
+    // items differ in colour (the band is the line's colour, faint): the last item drawn, the
+    // line or its points, gives the swatch its series' colour instead.
+    let legend = Legend::default().color_conflict_handling(ColorConflictHandling::PickLast);
     match panel.legend {
-        LegendPlace::UpperRight => plot = plot.legend(Legend::default().position(Corner::RightTop)),
-        LegendPlace::LowerRight => plot = plot.legend(Legend::default().position(Corner::RightBottom)),
+        LegendPlace::UpperRight => plot = plot.legend(legend.position(Corner::RightTop)),
+        LegendPlace::LowerRight => plot = plot.legend(legend.position(Corner::RightBottom)),
         LegendPlace::Hidden => {}
     }
     plot.show(ui, move |plot| {
@@ -120,4 +124,52 @@ pub fn draw<'a, R>(
         }
         extra(plot)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsa_figures::figure::Series;
+
+    /// With seed bands on, each legend swatch is drawn in its series' colour (egui_plot greyed
+    /// an entry whose band and line differ in colour, so a legend identified nothing). The data
+    /// lie in the lower left, so every pixel of these colours in the upper right, where the
+    /// legend is, is a swatch.
+    #[test]
+    #[ignore = "needs a wgpu adapter; CI runs it (lavapipe)"]
+    fn legend_swatches_keep_their_series_colours_with_bands() {
+        let colors: [Rgb; 2] = [[200, 60, 50], [40, 100, 200]];
+        let series = colors
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| {
+                let y = 0.1 + 0.05 * k as f64;
+                let mut s = Series::line(format!("run {k}"), c, 2.0, vec![[0.0, y], [0.2, y]]);
+                s.band = Some(vec![[0.0, y - 0.02, y + 0.02], [0.2, y - 0.02, y + 0.02]]);
+                s
+            })
+            .collect();
+        let panel = Panel {
+            x: wsa_figures::figure::Axis::new("x", [0.0, 1.0]),
+            y: wsa_figures::figure::Axis::new("y", [0.0, 1.0]),
+            series,
+            legend: LegendPlace::UpperRight,
+            ..Panel::default()
+        };
+        let mut harness = egui_kittest::Harness::builder().with_size([600.0, 400.0]).build_ui(move |ui| {
+            let _ = draw(ui, "legend", &panel, Size::height(380.0), |_| ());
+        });
+        harness.run();
+        let image = harness.render().expect("renders (a wgpu adapter is needed)");
+        let (width, height) = (image.width(), image.height());
+        for (k, &[r, g, b]) in colors.iter().enumerate() {
+            let near =
+                |p: &[u8; 4]| [(p[0], r), (p[1], g), (p[2], b)].iter().all(|&(have, want)| have.abs_diff(want) <= 12);
+            let in_legend = (width / 2..width)
+                .flat_map(|x| (0..height / 3).map(move |y| (x, y)))
+                .filter(|&(x, y)| near(&image.get_pixel(x, y).0))
+                .count();
+            assert!(in_legend >= 4, "run {k}'s legend swatch is not drawn in its colour {:?}", colors[k]);
+        }
+    }
 }

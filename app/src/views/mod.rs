@@ -54,6 +54,8 @@ pub enum Action {
     },
     /// Dismiss notice number `index`.
     Dismiss(usize),
+    /// Every experiment setting back to its default (`Settings::reset_experiment`).
+    ResetToDefaults,
     /// Compute the loss plane of the selected method's pair.
     RunPlane,
     Tour(TourAction),
@@ -87,6 +89,8 @@ pub enum Export {
 pub struct ViewState {
     /// The hidden widths / conv channels as typed, applied when valid.
     pub widths_text: String,
+    /// The tour's list of keys is open (`?`).
+    pub tour_keys_open: bool,
 }
 
 /// A frame's view of the app (see the module's documentation).
@@ -234,8 +238,20 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
             if !app.settings.classroom {
                 ui.checkbox(&mut app.settings.debug_overlay, "debug overlay");
             }
-            ui.checkbox(&mut app.settings.classroom, "classroom mode")
-                .on_hover_text("Show only what the experiment needs: no WSA switches, optimiser details or files");
+            if app.settings.classroom_locked {
+                app.settings.classroom = true;
+                ui.label(RichText::new("classroom mode").weak())
+                    .on_hover_text("Set by the page's address (?classroom=locked): a reload without it leaves it");
+            } else {
+                ui.checkbox(&mut app.settings.classroom, "classroom mode")
+                    .on_hover_text("Show only what the experiment needs: no WSA switches, optimiser details or files");
+            }
+            let reset = ui
+                .add_enabled(!app.is_busy(), egui::Button::new("Reset to defaults"))
+                .on_hover_text("Every experiment setting back to its default (the device and classroom mode stay)");
+            if reset.clicked() {
+                app.act(Action::ResetToDefaults);
+            }
         });
     });
 }

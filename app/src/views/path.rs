@@ -58,9 +58,9 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     ui.horizontal(|ui| {
         for measure in Measure::ALL {
             ui.vertical(|ui| {
-                ui.label(measure.name());
                 let alpha = result.methods[0].path[selected].alpha;
                 let panel = describe::path_panel(result, path_seed, measure, marked);
+                ui.label(&panel.title);
                 let response =
                     figure::draw(ui, measure.name(), &panel, Size { height: 280.0, width: Some(width) }, |plot| {
                         plot.vline(VLine::new("selected α", alpha).color(figure::color(palette::SELECTED_ALPHA)));

@@ -99,7 +99,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         alignment_summary(ui, report, &layer.path);
     }
     let merged_histogram = MergedHistogram { counts: &merged_counts, low, high, label: merged_label.clone() };
-    let panel = describe::histogram_panel(layer, &merged_histogram);
+    let panel = describe::histogram_panel(layer, &merged_histogram, method.method.training);
     let plot_response = ui.scope(|ui| figure::draw(ui, "histogram", &panel, Size::height(300.0), |_| ()));
     let save_histogram =
         png_button(ui, &format!("histogram-{}-{}", method.method, layer.path), plot_response.response.rect);

@@ -274,7 +274,7 @@ fn methods(app: &mut View<'_>, ui: &mut Ui) {
     }
     let mut with_curve = config.curve.is_some();
     ui.checkbox(&mut with_curve, "a trained curve beside each line").on_hover_text(
-        "A mode-connecting curve through a control point trained with A and B frozen (Garipov et al. 2018)",
+        "A mode-connecting curve shaped by a control point θ trained with A and B frozen (Garipov et al. 2018): a Bezier curve bends toward θ, a polygonal chain passes through it",
     );
     if with_curve != config.curve.is_some() {
         config.curve = with_curve.then(CurveConfig::default);

@@ -1,20 +1,57 @@
 //! The tour's panel above the views: the step's idea, the question to answer before running,
 //! Run, then what to look at and the step's claim checked on the run's own seeds; Back, Next,
-//! Restart and Leave. The step's text comes from `tour.ron`; nothing here says anything about
-//! the method.
+//! Restart and Leave, each also on a key ([`KEYS`]), so that a teacher at a projector drives
+//! the tour from the keyboard. The step's text comes from `tour.ron`; nothing here says anything
+//! about the method.
 
 use super::{Action, TourAction, View, publish_target};
-use crate::tour::StepRun;
-use egui::{Color32, RichText, Ui};
+use crate::tour::{KEYS, StepRun};
+use egui::{Color32, Key, RichText, Ui};
 
 /// The colour that marks what a step asks to look at.
 pub const MARK: Color32 = super::figure::color(wsa_figures::palette::MARK);
+
+/// What the tour's keys ask for this frame. Keys typed into a text field (a file path, the
+/// hidden widths) stay there.
+fn keys(app: &mut View<'_>, ui: &Ui, index: usize, total: usize, runs: bool) {
+    if ui.ctx().egui_wants_keyboard_input() {
+        return;
+    }
+    let pressed = |key: Key| ui.input(|i| i.key_pressed(key));
+    if pressed(Key::ArrowRight) && index + 1 < total {
+        app.act(Action::Tour(TourAction::Go(index + 1)));
+    } else if pressed(Key::ArrowLeft) && index > 0 {
+        app.act(Action::Tour(TourAction::Go(index - 1)));
+    } else if pressed(Key::R) && runs && !app.is_busy() {
+        app.act(Action::Tour(TourAction::Run));
+    } else if pressed(Key::Escape) {
+        app.act(Action::Tour(TourAction::Leave));
+    }
+    if pressed(Key::Questionmark) {
+        app.state.tour_keys_open = !app.state.tour_keys_open;
+    }
+}
 
 pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
     let guide = app.tour;
     let Some((index, step)) = guide.open_step() else { return };
     let total = guide.steps().len();
     let answered = guide.answered();
+    let runs = !matches!(step.run, StepRun::Free);
+    keys(app, ui, index, total, runs);
+    if app.state.tour_keys_open {
+        let mut open = true;
+        egui::Window::new("Tour keys").open(&mut open).collapsible(false).resizable(false).show(ui.ctx(), |ui| {
+            egui::Grid::new("tour-keys").show(ui, |ui| {
+                for (key, what) in KEYS {
+                    ui.label(RichText::new(key).strong().monospace());
+                    ui.label(what);
+                    ui.end_row();
+                }
+            });
+        });
+        app.state.tour_keys_open = open;
+    }
     ui.horizontal(|ui| {
         ui.label(RichText::new(format!("Tour · step {} of {total}", index + 1)).strong());
         ui.heading(&step.title);
@@ -33,6 +70,10 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             if ui.add_enabled(index > 0, egui::Button::new("Restart")).clicked() {
                 app.act(Action::Tour(TourAction::Go(0)));
             }
+            let keys_button = ui.button("Keys (?)").on_hover_text("The tour's keyboard shortcuts");
+            if keys_button.clicked() {
+                app.state.tour_keys_open = !app.state.tour_keys_open;
+            }
         });
     });
     ui.label(&step.text);
@@ -42,7 +83,6 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             ui.label(&step.predict);
         });
     }
-    let runs = !matches!(step.run, StepRun::Free);
     ui.horizontal(|ui| {
         if runs {
             let label = if answered { "Run this step again" } else { "Run this step" };

@@ -208,6 +208,12 @@ pub fn classroom_requested() -> bool {
     window().and_then(|w| w.location().search().ok()).is_some_and(|s| s.contains("classroom"))
 }
 
+/// Whether the page's address locks classroom mode on (`?classroom=locked`), so that students
+/// cannot leave it.
+pub fn classroom_locked() -> bool {
+    window().and_then(|w| w.location().search().ok()).is_some_and(|s| s.contains("classroom=locked"))
+}
+
 /// Whether the page's address asks to start the experiment at once (`?autorun`).
 pub fn autorun_requested() -> bool {
     window().and_then(|w| w.location().search().ok()).is_some_and(|s| s.contains("autorun"))

@@ -35,23 +35,9 @@ pub(super) struct Setup<'a> {
 impl Setup<'_> {
     fn trainers(&self) -> Result<(Trainer, Trainer)> {
         let (ca, cb) = self.config.train_configs();
-        let name = |endpoint: Endpoint| endpoint.name();
-        let a = Trainer::new(
-            name(Endpoint::A),
-            ca,
-            &self.init_a,
-            self.train_a.len,
-            &self.device.device,
-            self.order_seeds.0,
-        )?;
-        let b = Trainer::new(
-            name(Endpoint::B),
-            cb,
-            &self.init_b,
-            self.train_b.len,
-            &self.device.device,
-            self.order_seeds.1,
-        )?;
+        let device = &self.device.device;
+        let a = Trainer::new(Endpoint::A.name(), ca, &self.init_a, self.train_a.len, device, self.order_seeds.0)?;
+        let b = Trainer::new(Endpoint::B.name(), cb, &self.init_b, self.train_b.len, device, self.order_seeds.1)?;
         Ok((a, b))
     }
 
