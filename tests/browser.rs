@@ -356,7 +356,8 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
 /// Walks the tour in the page (`browser.mjs --tour`): every step answered, every claim held on
 /// the page's own numbers; prints each step's time from Run to the answer.
 fn walk_tour() {
-    let steps = wsa_lab_app::tour::Tour::shipped().steps.len();
+    let tour = wsa_lab_app::tour::Tour::shipped();
+    let steps = tour.steps.len();
     let out = repo().join("out/web");
     std::fs::create_dir_all(&out).expect("out/web");
     let output = Command::new("node")
@@ -376,6 +377,20 @@ fn walk_tour() {
     for step in walked {
         if !out.join(format!("tour-{}.png", step["step"])).is_file() {
             faults.push(format!("no screenshot of {step}"));
+        }
+        // A screen reader reaches the step: its title, its text and its question are in the
+        // page's accessibility tree.
+        let aria = step["aria"].as_str().unwrap_or_default();
+        let number = step["step"].as_u64().unwrap_or(0) as usize;
+        if let Some(shipped) = number.checked_sub(1).and_then(|i| tour.steps.get(i)) {
+            for (what, words) in [("title", &shipped.title), ("text", &shipped.text), ("question", &shipped.predict)] {
+                // The snapshot quotes text as YAML: compare a stretch without quotes or colons.
+                let stretch: String =
+                    words.split([':', '"', '\'']).next().unwrap_or_default().chars().take(40).collect();
+                if !aria.contains(stretch.trim()) {
+                    faults.push(format!("tour step {number}: its {what} is not in the accessibility tree: {aria}"));
+                }
+            }
         }
         // "held/claims": every claim of the step held on every seed of the page's run.
         if let Some((held, of)) = step["claims"].as_str().and_then(|c| c.split_once('/'))

@@ -257,7 +257,9 @@ async function walkTour(page, steps, dir) {
     await page.waitForTimeout(400);
     await page.screenshot({ path: path.join(dir, `tour-${n}.png`) });
     const claims = await page.evaluate(() => document.body.dataset.wsaLabTourClaims ?? '');
-    walked.push({ step: n, seconds, claims });
+    // What a screen reader finds: the accessibility tree's snapshot of the tour's live region.
+    const aria = await page.locator('#wsa-lab-tour-text').ariaSnapshot();
+    walked.push({ step: n, seconds, claims, aria });
     console.error(`tour step ${n}: ${seconds === null ? 'answered already' : `${seconds.toFixed(2)} s from Run to the answer`}${claims ? `, claims held ${claims}` : ''}`);
     if (n === 2) {
       // The tour survives a reload: the address holds the step, and the page opens it again.

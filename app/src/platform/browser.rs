@@ -78,6 +78,7 @@ impl super::Publish for Publisher {
 
     fn tour(&self, progress: &TourProgress) {
         crate::web::publish_tour(progress.step, progress.answered, progress.seconds, progress.claims);
+        crate::web::mirror_tour(&progress.words);
     }
 
     /// Keeps the address bar's link equal to the experiment on screen (or the tour step) and

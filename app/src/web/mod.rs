@@ -193,6 +193,19 @@ pub fn publish_tour(step: Option<usize>, answered: bool, seconds: Option<f64>, c
     }
 }
 
+/// Mirrors the tour's words (`TourProgress::words`) into the page's element
+/// `#wsa-lab-tour-text`, an ARIA live region beside the canvas: the canvas is pixels, so this is
+/// what a screen reader reads, and what a browser can translate. Written only when changed.
+pub fn mirror_tour(words: &str) {
+    let Some(element) = window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("wsa-lab-tour-text"))
+    else {
+        return;
+    };
+    if element.text_content().as_deref() != Some(words) {
+        element.set_text_content(Some(words));
+    }
+}
+
 /// Publishes whether a job runs, as the body attribute `data-wsa-lab-busy` ("yes"/"no"): the
 /// browser test watches a Cancel take effect. Written only when it changed.
 pub fn publish_busy(busy: bool) {
