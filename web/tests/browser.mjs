@@ -245,7 +245,9 @@ async function walkTour(page, steps, dir) {
       { timeout: 30000, polling: 50 });
     let seconds = null;
     if ((await state()) === `${n}:pending`) {
-      await click(page, 'tour-run');
+      // The keyboard alone drives the tour: R runs the step, → goes on (the canvas has focus).
+      await page.focus('canvas#wsa-lab');
+      await page.keyboard.press('r');
       await page.waitForFunction((n) => document.body.dataset.wsaLabTour === `${n}:answered`
         && document.body.dataset.wsaLabBusy === 'no' && document.body.dataset.wsaLabTourSeconds !== ''
         || document.body.dataset.wsaLab === 'failed', n, { timeout: timeoutMs, polling: 50 });
@@ -268,7 +270,10 @@ async function walkTour(page, steps, dir) {
         { timeout: 30000, polling: 50 });
       if (!page.url().endsWith(`#tour=${n}`)) throw new Error(`after a reload the address is ${page.url()}`);
     }
-    if (n < steps) await click(page, 'tour-next');
+    if (n < steps) {
+      await page.focus('canvas#wsa-lab');
+      await page.keyboard.press('ArrowRight');
+    }
   }
   return walked;
 }

@@ -4,7 +4,7 @@
 //! the tour from the keyboard. The step's text comes from `tour.ron`; nothing here says anything
 //! about the method.
 
-use super::{Action, TourAction, View, publish_target};
+use super::{Action, TourAction, View};
 use crate::tour::{KEYS, StepRun};
 use egui::{Color32, Key, RichText, Ui};
 
@@ -59,9 +59,7 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             if ui.button("Leave the tour").clicked() {
                 app.act(Action::Tour(TourAction::Leave));
             }
-            let next = ui.add_enabled(index + 1 < total, egui::Button::new("Next ▶"));
-            publish_target("tour-next", &next);
-            if next.clicked() {
+            if ui.add_enabled(index + 1 < total, egui::Button::new("Next ▶")).clicked() {
                 app.act(Action::Tour(TourAction::Go(index + 1)));
             }
             if ui.add_enabled(index > 0, egui::Button::new("◀ Back")).clicked() {
@@ -86,9 +84,7 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
     ui.horizontal(|ui| {
         if runs {
             let label = if answered { "Run this step again" } else { "Run this step" };
-            let run = ui.add_enabled(!app.is_busy(), egui::Button::new(RichText::new(label).strong()));
-            publish_target("tour-run", &run);
-            if run.clicked() {
+            if ui.add_enabled(!app.is_busy(), egui::Button::new(RichText::new(label).strong())).clicked() {
                 app.act(Action::Tour(TourAction::Run));
             }
         }
