@@ -517,3 +517,21 @@ fn the_tour_is_driven_by_the_keyboard() {
     press(&mut harness, egui::Key::Escape);
     assert_eq!(harness.state().tour.step(), None, "Esc leaves the tour");
 }
+
+/// In classroom mode a projector scale sizes everything drawn: the slider sets egui's zoom.
+#[test]
+fn classroom_mode_has_a_projector_scale() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    assert_eq!(harness.query_all_by_role_and_label(Role::Slider, "size").count(), 0, "only in classroom mode");
+    harness.state_mut().settings.classroom = true;
+    harness.run_steps(2);
+    for _ in 0..4 {
+        harness.get_by_role_and_label(Role::Slider, "size").focus();
+        harness.run_steps(1);
+        harness.key_press(egui::Key::ArrowRight);
+        harness.run_steps(2);
+    }
+    let zoom = harness.ctx.zoom_factor();
+    assert!((zoom - 1.2).abs() < 1e-3, "four steps of 0.05 from 1: zoom {zoom}");
+}

@@ -246,6 +246,9 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
                 ui.checkbox(&mut app.settings.classroom, "classroom mode")
                     .on_hover_text("Show only what the experiment needs: no WSA switches, optimiser details or files");
             }
+            if app.settings.classroom {
+                projector_scale(ui);
+            }
             let reset = ui
                 .add_enabled(!app.is_busy(), egui::Button::new("Reset to defaults"))
                 .on_hover_text("Every experiment setting back to its default (the device and classroom mode stay)");
@@ -254,6 +257,22 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
             }
         });
     });
+}
+
+/// The size of everything drawn (text, controls, figures) for a projector: egui's zoom, which
+/// Ctrl +/− also sets (natively; in a browser those keys zoom the page, to the same effect).
+fn projector_scale(ui: &mut egui::Ui) {
+    let mut zoom = ui.ctx().zoom_factor();
+    let slider = egui::Slider::new(&mut zoom, 0.75..=2.5).step_by(0.05).fixed_decimals(2).suffix("×");
+    let label = ui.label("size");
+    if ui
+        .add(slider)
+        .labelled_by(label.id)
+        .on_hover_text("Text and figures larger for a projector (also Ctrl +/−)")
+        .changed()
+    {
+        ui.ctx().set_zoom_factor(zoom);
+    }
 }
 
 fn device_label(choice: DeviceChoice) -> &'static str {
