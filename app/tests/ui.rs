@@ -328,6 +328,12 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
     assert!(plane.loss.iter().all(|l| l.is_finite() && *l > 0.0));
     assert!(plane.curve.is_some() && plane.models.len() == 3);
     harness.get_by_label_contains("over 36 points");
+    // The colour bar reads a colour as a loss: its ends are the plane's lowest and highest loss.
+    harness.get_by_label("test loss (log scale):");
+    let (best, worst) = plane.loss_range();
+    for end in [best, worst] {
+        assert!(harness.query_all_by_label(&format!("{end:.3}")).count() >= 1, "colour bar end {end:.3} not shown");
+    }
     // The progress counted the grid's rows.
     assert_eq!((harness.state().jobs.live.path_points_done, harness.state().jobs.live.total), (6, 6));
 

@@ -7,7 +7,7 @@ use egui_plot::{
     Bar, BarChart, ColorConflictHandling, Corner, FilledArea, Heatmap, Legend, Line, LineStyle, Plot, PlotPoint,
     PlotPoints, PlotResponse, PlotUi, Points, Text,
 };
-use wsa_figures::figure::{Dash, LegendPlace, Panel};
+use wsa_figures::figure::{Dash, Heatmap as HeatmapDescription, LegendPlace, Panel};
 use wsa_figures::palette::{self, Rgb};
 
 pub const fn color([r, g, b]: Rgb) -> Color32 {
@@ -124,6 +124,30 @@ pub fn draw<'a, R>(
         }
         extra(plot)
     })
+}
+
+/// The colour scale of `heatmap`, as the exported figure draws it beside the plot: a strip from
+/// its lowest to its highest value with the values at both ends and the middle (exp of them for
+/// a log scale), so that a colour on the plot reads as a number.
+pub fn colour_bar(ui: &mut Ui, heatmap: &HeatmapDescription) {
+    let [low, high] = heatmap.range;
+    let shown = |v: f64| if heatmap.log { v.exp() } else { v };
+    let scale = if heatmap.log { " (log scale)" } else { "" };
+    ui.horizontal(|ui| {
+        ui.label(format!("{}{scale}:", heatmap.label));
+        ui.label(format!("{:.3}", shown(low)));
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(240.0, 14.0), egui::Sense::hover());
+        const SEGMENTS: usize = 48;
+        for k in 0..SEGMENTS {
+            let t = (k as f64 + 0.5) / SEGMENTS as f64;
+            let left = rect.left() + rect.width() * k as f32 / SEGMENTS as f32;
+            let right = rect.left() + rect.width() * (k + 1) as f32 / SEGMENTS as f32;
+            let segment = egui::Rect::from_min_max(egui::pos2(left, rect.top()), egui::pos2(right, rect.bottom()));
+            ui.painter().rect_filled(segment, 0.0, color(wsa_figures::figure::sequential(t)));
+        }
+        ui.label(format!("{:.3}", shown(high)));
+        ui.label(egui::RichText::new(format!("(middle {:.3})", shown((low + high) / 2.0))).weak());
+    });
 }
 
 #[cfg(test)]

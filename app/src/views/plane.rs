@@ -84,6 +84,9 @@ fn draw(ui: &mut Ui, plane: &Plane, selected: Option<(usize, usize)>) -> Option<
     let described = wsa_figures::describe::plane(plane, selected);
     let panel = described.panels.first()?;
     let height = ui.available_height().clamp(300.0, 620.0) - 40.0;
+    if let Some(heatmap) = &panel.heatmap {
+        figure::colour_bar(ui, heatmap);
+    }
     let response = figure::draw(ui, "loss plane", panel, Size::height(height), |plot| plot.pointer_coordinate());
     publish_target("plane-plot", &response.response);
     // The nearest grid point to the pointer, with its numbers; a click selects it.
