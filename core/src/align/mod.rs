@@ -703,10 +703,8 @@ mod tests {
     }
 
     /// The benchmark's case, MLP 784-512-512-10 of two random starts (18 sweeps): about a second
-    /// in release, so run on demand: `cargo test --release --workspace --lib -- --ignored
-    /// weight_matching_agrees_with_the_reference_at_benchmark_size`.
+    /// in release.
     #[test]
-    #[ignore]
     fn weight_matching_agrees_with_the_reference_at_benchmark_size() {
         let layout = Arc::new(ModelLayout::new(&ModelConfig::mlp(vec![512, 512]), &[1, 28, 28], 10).expect("layout"));
         let (a, b) = (layout.init(&mut Rng::new(1)), layout.init(&mut Rng::new(2)));
