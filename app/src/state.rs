@@ -97,8 +97,8 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The defaults, keeping what is not the experiment's: the device, classroom mode (and its
-    /// lock), the tour's step and the folders typed in.
+    /// The defaults, keeping the device, classroom mode (and its lock), the tour's step and the
+    /// folders typed in; the experiment, the open tab and what is selected in it start over.
     pub fn reset_experiment(&mut self) {
         *self = Settings {
             device: self.device,

@@ -494,7 +494,7 @@ fn a_locked_classroom_stays_and_reset_restores_the_default_experiment() {
 }
 
 /// The tour from the keyboard alone: → and ← move between steps, R runs the open step, ? lists
-/// the keys and Esc leaves.
+/// the keys, Esc closes that list and then leaves.
 #[test]
 fn the_tour_is_driven_by_the_keyboard() {
     let mut harness = harness();
@@ -520,6 +520,10 @@ fn the_tour_is_driven_by_the_keyboard() {
     assert!(harness.state().is_busy(), "R starts the step's run");
     wait_for_job(&mut harness);
     assert!(harness.state().tour.answered(), "the step's run answers it");
+    // Esc closes the list of keys first, then leaves the tour.
+    press(&mut harness, egui::Key::Escape);
+    assert_eq!(harness.query_all_by_label("show or hide this list").count(), 0, "Esc closes the list of keys");
+    assert_eq!(harness.state().tour.step(), Some(1));
     press(&mut harness, egui::Key::Escape);
     assert_eq!(harness.state().tour.step(), None, "Esc leaves the tour");
 }

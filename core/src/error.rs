@@ -45,7 +45,13 @@ pub enum WsaError {
     #[error(
         "training diverged: the loss became {value} at step {step} of model {model}; lower the learning rate or lambda"
     )]
-    Diverged { model: String, step: usize, value: f32 },
+    Diverged {
+        model: String,
+        step: usize,
+        /// NaN or infinite, which JSON numbers cannot carry: written as text.
+        #[serde(with = "non_finite_as_text")]
+        value: f32,
+    },
 
     #[error("no GPU adapter is available{detail}; use --device cpu (or auto, which falls back to the CPU)")]
     NoGpu { detail: String },
@@ -125,6 +131,21 @@ mod io_error {
     }
 }
 
+/// A loss that may be NaN or infinite (a divergence), as a JSON string: "NaN", "inf", "-inf" or
+/// the number's text, so that the error crosses the page's worker protocol saying what it was.
+mod non_finite_as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f32, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|_| serde::de::Error::custom(format!("`{text}` is not a loss")))
+    }
+}
+
 impl WsaError {
     pub fn invalid(field: &str, value: impl std::fmt::Display, reason: &str) -> Self {
         WsaError::InvalidConfig { field: field.to_string(), value: value.to_string(), reason: reason.to_string() }
@@ -168,6 +189,8 @@ mod tests {
             WsaError::io("data/x.gz", missing).within("cell 3"),
             WsaError::invalid("seeds", 0, "at least 1"),
             WsaError::Diverged { model: "a".into(), step: 7, value: 1.5e30 },
+            WsaError::Diverged { model: "A".into(), step: 3, value: f32::NAN },
+            WsaError::Diverged { model: "fedavg global".into(), step: 2, value: f32::INFINITY },
             WsaError::Cancelled,
         ];
         for error in errors {

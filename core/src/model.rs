@@ -485,8 +485,11 @@ impl<'de> Deserialize<'de> for HostParams {
                 layout.params.len()
             )));
         }
-        if let Some((spec, block)) = layout.params.iter().zip(&values).find(|(spec, block)| block.len() != spec.numel())
-        {
+        // A damaged shape's product can overflow: checked, so that it is refused, not wrapped.
+        let fits = |spec: &ParamSpec, block: &Vec<f32>| {
+            spec.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) == Some(block.len())
+        };
+        if let Some((spec, block)) = layout.params.iter().zip(&values).find(|(spec, block)| !fits(spec, block)) {
             return Err(D::Error::custom(format!(
                 "parameter `{}` holds {} weights; its shape {:?} has {}",
                 spec.path,

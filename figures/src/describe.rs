@@ -6,7 +6,7 @@ use crate::figure::{Axis, Bar, BarGroup, Dash, Figure, Heatmap, Label, LegendPla
 use crate::palette::{self, Rgb};
 use wsa_core::experiment::connect::{ConnectResult, Endpoint, EpochRecord, LayerComparison, MethodResult};
 use wsa_core::experiment::federated::FedResult;
-use wsa_core::experiment::method::{Method, Training};
+use wsa_core::experiment::method::{Alignment, Method, Training};
 use wsa_core::experiment::plane::Plane;
 use wsa_core::experiment::seeds::{PathSpread, Summary, mean_std};
 
@@ -77,6 +77,7 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
     let shown = result.shown(seed);
     let curves = result.curves_shown(seed);
     let mut series = Vec::new();
+    let mut chords = false;
     for v in &shown {
         let barrier = match measure {
             Measure::Loss => &v.loss_barrier,
@@ -100,6 +101,7 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
             // No legend entry: the panel's title says what the dotted lines are.
             series
                 .push(Series::line("", palette::method(v.method), 1.5, vec![[0.0, a], [1.0, b]]).dashed(Dash::Dotted));
+            chords = true;
         }
     }
     for (method, curve) in &curves {
@@ -130,7 +132,12 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
         Measure::Accuracy => (hi + pad).min(1.0),
     };
     Panel {
-        title: format!("{} along the path · dotted: the chord between the ends", measure.name()),
+        title: format!(
+            "{} along the path{}",
+            measure.name(),
+            // A path whose grid misses α = 0 or 1 has no chord drawn.
+            if chords { " · dotted: the chord between the ends" } else { "" }
+        ),
         x: Axis::new("α (0 = A, 1 = B)", [alphas[0].min(0.0), alphas[1].max(1.0)]),
         y: Axis::new(
             match measure {
@@ -168,9 +175,10 @@ impl<'a> MergedHistogram<'a> {
 
 /// One layer's weight scopes: histograms of A, B (and of B before alignment, dashed, when the
 /// method aligned it) and of `merged`, as densities, with the Gaussian fits of A and B (dotted,
-/// faded) and, where A and B were trained with WSA, the target Gaussian they were pulled toward
-/// (dashed): a plain pair had no target, and drawing one would suggest it had.
-pub fn histogram_panel(layer: &LayerComparison, merged: &MergedHistogram<'_>, training: Training) -> Panel {
+/// faded) and, where the method has a target scope, its Gaussian (dashed): the one WSA trained A
+/// and B toward, or the one rescaling mapped them onto. A plain pair had none, and drawing one
+/// would suggest it had.
+pub fn histogram_panel(layer: &LayerComparison, merged: &MergedHistogram<'_>, method: Method) -> Panel {
     let h = &layer.histogram;
     let mut series = vec![
         Series::line("A", palette::MODEL_A, 2.0, density(&h.a, h.low, h.high)),
@@ -189,7 +197,7 @@ pub fn histogram_panel(layer: &LayerComparison, merged: &MergedHistogram<'_>, tr
         density(merged.counts, merged.low, merged.high),
     ));
     let (low, high) = (merged.low.min(h.low), merged.high.max(h.high));
-    if training == Training::Wsa {
+    if has_target(method) {
         series.push(
             Series::line("target N(μ*, σ*²)", palette::TARGET, 1.5, crate::figure::gaussian(layer.target, low, high))
                 .dashed(Dash::Dashed),
@@ -212,6 +220,12 @@ pub fn histogram_panel(layer: &LayerComparison, merged: &MergedHistogram<'_>, tr
     }
 }
 
+/// Whether `method`'s A and B had a target scope: WSA's, trained toward, or rescaling's, mapped
+/// onto.
+pub fn has_target(method: Method) -> bool {
+    method.training == Training::Wsa || method.alignment == Alignment::Rescale
+}
+
 /// A method's weight scopes, one panel per layer with its stored midpoint.
 pub fn histograms(method: &MethodResult) -> Figure {
     let n = method.layers.len().max(1);
@@ -222,15 +236,11 @@ pub fn histograms(method: &MethodResult) -> Figure {
             "weight scopes · {} (λ = {}) · A, B, midpoint{}",
             method.method,
             method.lambda,
-            if method.method.training == Training::Wsa { " and target" } else { "" }
+            if has_target(method.method) { " and target" } else { "" }
         ),
         size: [440 * columns as u32, 320 * rows as u32 + 40],
         columns,
-        panels: method
-            .layers
-            .iter()
-            .map(|l| histogram_panel(l, &MergedHistogram::stored(l), method.method.training))
-            .collect(),
+        panels: method.layers.iter().map(|l| histogram_panel(l, &MergedHistogram::stored(l), method.method)).collect(),
     }
 }
 
@@ -428,4 +438,39 @@ pub fn client_labels(result: &FedResult) -> Figure {
         ..Panel::default()
     };
     Figure { title: String::new(), size: [900, 480], columns: 1, panels: vec![panel] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsa_core::cancel::Silent;
+    use wsa_core::experiment::connect::{self, ConnectConfig};
+
+    /// A tiny real run of every kind of method: which have a target scope to draw, and the path
+    /// panels' dotted chords from each line's ends.
+    #[test]
+    fn only_methods_with_a_target_draw_one_and_each_line_has_its_chord() {
+        let mut config = ConnectConfig::default();
+        config.train.epochs = 1;
+        config.data.max_train = Some(200);
+        config.data.max_test = Some(100);
+        config.path.points = 5;
+        config.methods = vec![Method::PLAIN, Method::WSA, Method::RESCALE];
+        let result =
+            wsa_core::wait(connect::run(&config, &wsa_core::device::cpu(), &mut Silent)).expect("connect run").result;
+        for method in &result.methods {
+            let figure = histograms(method);
+            let targets = figure.panels[0].series.iter().filter(|s| s.name.starts_with("target")).count();
+            let expected = usize::from(method.method != Method::PLAIN);
+            assert_eq!(targets, expected, "{}: {targets} target Gaussians", method.method);
+        }
+        let panel = path_panel(&result, None, Measure::Loss, None);
+        let chords: Vec<_> = panel.series.iter().filter(|s| s.name.is_empty()).collect();
+        assert_eq!(chords.len(), result.methods.len());
+        for (chord, method) in chords.iter().zip(&result.methods) {
+            let (first, last) = (method.path[0], method.path[method.path.len() - 1]);
+            assert_eq!(chord.points, vec![[0.0, first.loss], [1.0, last.loss]], "{}", method.method);
+        }
+        assert!(panel.title.contains("dotted: the chord"));
+    }
 }

@@ -25,8 +25,8 @@ pub fn endpoint(endpoint: Endpoint) -> Rgb {
 pub const MERGED: Rgb = [204, 121, 167];
 /// The target Gaussian.
 pub const TARGET: Rgb = [90, 90, 90];
-/// B before it was aligned to A.
-pub const B_UNALIGNED: Rgb = [150, 150, 150];
+/// B before it was aligned to A (drawn dashed): a lighter blue beside B's.
+pub const B_UNALIGNED: Rgb = [86, 180, 233];
 
 /// One colour per class (up to 10), for decision regions and label distributions.
 pub const CLASSES: [Rgb; 10] = [
@@ -167,7 +167,13 @@ mod tests {
         assert_apart("methods", &methods);
         let runs = ["FedAvg", "FedAvg+WSA", "FedProx", "FedProx+WSA"];
         assert_apart("federated runs", &runs.iter().map(|r| r.to_string()).zip(RUNS).collect::<Vec<_>>());
-        let models = [("A", MODEL_A), ("B", MODEL_B), ("merged", MERGED), ("target", TARGET)];
+        let models = [
+            ("A", MODEL_A),
+            ("B", MODEL_B),
+            ("B before alignment", B_UNALIGNED),
+            ("merged", MERGED),
+            ("target", TARGET),
+        ];
         assert_apart("a layer's histograms", &models.map(|(n, c)| (n.to_string(), c)));
     }
 }

@@ -2,10 +2,11 @@
 //! cross as one block of JSON bytes, which the page posts as a transferred buffer (moved, not
 //! copied). The job types serialise themselves, down to the engine's models, whose weights go as
 //! base64 blocks of little-endian bytes (`wsa_core::model::HostParams`): they read back bit for
-//! bit, NaN included; errors read back as the typed errors they were. JSON rather than a binary
+//! bit, NaN included; errors read back as the typed errors they were (an i/o error with its kind
+//! where it is one of the common kinds, else as `Other`). JSON rather than a binary
 //! format because the page already carries serde_json's code for every one of these types (its
-//! results and settings are JSON): MessagePack added 5.7% to the compressed page, JSON nothing
-//! but the base64 coder.
+//! results and settings are JSON): MessagePack added 5.7% to the compressed page, JSON 0.9% (the
+//! errors' serde and the base64 coder).
 //! Pure Rust, so that it is tested natively; `web::worker` only moves the bytes.
 
 use super::{JobMessage, JobRequest};
@@ -98,6 +99,8 @@ mod tests {
             JobMessage::Event(Event::SeedResult(Box::new(outcome.result.clone()))),
             JobMessage::Finished(Err(WsaError::io("assets/x/images.gz", missing).within("seed 2").into())),
             JobMessage::Finished(Err(AppError::browser("download x", "HTTP 404"))),
+            // A divergence's loss is NaN or infinite, which JSON numbers cannot carry.
+            JobMessage::Finished(Err(WsaError::Diverged { model: "B".into(), step: 40, value: f32::NAN }.into())),
             JobMessage::Finished(Ok(reevaluated)),
             JobMessage::Finished(Ok(JobOutput::Plane {
                 method: Method::WSA,

@@ -91,6 +91,10 @@ pub struct ViewState {
     pub widths_text: String,
     /// The tour's list of keys is open (`?`).
     pub tour_keys_open: bool,
+    /// A widget had the keyboard's focus at the end of the last frame: the tour's keys are then
+    /// that widget's (egui drops the focus on Esc before this frame's widgets run, so this
+    /// frame's focus alone would let the Esc that ends an edit also leave the tour).
+    pub focus_last_frame: bool,
 }
 
 /// A frame's view of the app (see the module's documentation).
@@ -240,8 +244,9 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
             }
             if app.settings.classroom_locked {
                 app.settings.classroom = true;
-                ui.label(RichText::new("classroom mode").weak())
-                    .on_hover_text("Set by the page's address (?classroom=locked): a reload without it leaves it");
+                ui.label(RichText::new("classroom mode").weak()).on_hover_text(
+                    "Locked on for this class (?classroom=locked in the page, --classroom-locked natively)",
+                );
             } else {
                 ui.checkbox(&mut app.settings.classroom, "classroom mode")
                     .on_hover_text("Show only what the experiment needs: no WSA switches, optimiser details or files");

@@ -1,5 +1,6 @@
 //! Weight scopes of one layer: histograms of A, B (before and after alignment, for methods that
-//! align) and the selected merged model with the target Gaussian drawn over them, a table of
+//! align) and the selected merged model, with the target Gaussian where the method has one
+//! (WSA, rescaling), a table of
 //! mean, std and Gaussian fit, what the alignment did, and the scope trajectories over training.
 
 use super::View;
@@ -99,11 +100,11 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         alignment_summary(ui, report, &layer.path);
     }
     let merged_histogram = MergedHistogram { counts: &merged_counts, low, high, label: merged_label.clone() };
-    let panel = describe::histogram_panel(layer, &merged_histogram, method.method.training);
+    let panel = describe::histogram_panel(layer, &merged_histogram, method.method);
     let plot_response = ui.scope(|ui| figure::draw(ui, "histogram", &panel, Size::height(300.0), |_| ()));
     let save_histogram =
         png_button(ui, &format!("histogram-{}-{}", method.method, layer.path), plot_response.response.rect);
-    scope_table(ui, layer, &merged, &merged_label);
+    scope_table(ui, layer, &merged, &merged_label, describe::has_target(method.method));
     let name = format!("trajectory-{}-{}", method.method, layer.path);
     let save_trajectory = trajectories(ui, result.curves(method.method.training), app.settings.layer, &name);
     for action in save_histogram.into_iter().chain(save_trajectory) {
@@ -111,7 +112,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     }
 }
 
-fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merged_label: &str) {
+fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merged_label: &str, has_target: bool) {
     egui::Grid::new("scope_table").striped(true).show(ui, |ui| {
         for header in ["model", "mean", "std", "excess kurtosis", "KS distance to its Gaussian"] {
             ui.strong(header);
@@ -127,7 +128,8 @@ fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merge
             ui.label(format!("{:.4}", r.fit.ks_distance));
             ui.end_row();
         }
-        ui.label("target");
+        // A plain pair was not trained toward this scope: it is only A's and B's fused.
+        ui.label(if has_target { "target" } else { "fused scope (not a target here)" });
         ui.label(format!("{:+.5}", layer.target.mean));
         ui.label(format!("{:.5}", layer.target.std));
         ui.end_row();

@@ -11,14 +11,26 @@ use egui::{Color32, Key, RichText, Ui};
 /// The colour that marks what a step asks to look at.
 pub const MARK: Color32 = super::figure::color(wsa_figures::palette::MARK);
 
-/// What the tour's keys ask for this frame. Keys typed into a text field (a file path, the
-/// hidden widths) stay there.
+/// What the tour's keys ask for this frame. Keys meant for a widget stay there: typed into a
+/// text field (a file path, the hidden widths), moving a focused slider, in an open drop-down
+/// list, or held with Ctrl, Alt or Cmd (the browser's and the system's shortcuts).
 fn keys(app: &mut View<'_>, ui: &Ui, index: usize, total: usize, runs: bool) {
-    if ui.ctx().egui_wants_keyboard_input() {
+    let ctx = ui.ctx();
+    let widget_has_keys = std::mem::replace(&mut app.state.focus_last_frame, ctx.memory(|m| m.focused().is_some()))
+        || ctx.egui_wants_keyboard_input()
+        || egui::Popup::is_any_open(ctx);
+    let shortcut_of_another = ui.input(|i| i.modifiers.ctrl || i.modifiers.alt || i.modifiers.command);
+    if widget_has_keys || shortcut_of_another {
         return;
     }
-    let pressed = |key: Key| ui.input(|i| i.key_pressed(key));
-    if pressed(Key::ArrowRight) && index + 1 < total {
+    // Shift is let through: ? is Shift+/ on many keyboards.
+    let pressed = |key: Key| ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, key));
+    // (Each check consumes its key: the list's state is asked first, so that an Esc meant to
+    // leave is not consumed by it.)
+    if app.state.tour_keys_open && pressed(Key::Escape) {
+        // Esc closes the list of keys first.
+        app.state.tour_keys_open = false;
+    } else if pressed(Key::ArrowRight) && index + 1 < total {
         app.act(Action::Tour(TourAction::Go(index + 1)));
     } else if pressed(Key::ArrowLeft) && index > 0 {
         app.act(Action::Tour(TourAction::Go(index - 1)));

@@ -251,8 +251,16 @@ pub fn receive(data: JsValue) {
         Ok(ToWorker::Run { job, request, device, flops_per_step }) => {
             wasm_bindgen_futures::spawn_local(run_job(job, request, device, flops_per_step));
         }
-        // Nothing to route it to: the page's job then ends with "the worker stopped".
-        Err(e) => web_sys::console::error_1(&format!("WSA Lab worker: {e}").into()),
+        // A job whose number did not read either: the page ends its running job with this (and
+        // starts a new worker for the next run), instead of waiting for an answer that never comes.
+        Err(e) => {
+            let failed = js_sys::Object::new();
+            let _ = Reflect::set(&failed, &key("failed"), &JsValue::from_str(&format!("a job did not reach it: {e}")));
+            let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+            if scope.post_message(&failed).is_err() {
+                web_sys::console::error_1(&format!("WSA Lab worker: {e}").into());
+            }
+        }
     }
 }
 

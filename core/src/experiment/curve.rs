@@ -1,6 +1,7 @@
 //! Mode-connecting curves (Garipov et al., NeurIPS 2018): between two trained models A and B,
-//! a curve φ(t) through a trained control point θ, which can join minima whose straight line
-//! has a high barrier. θ starts at the midpoint of A and B and is trained with A and B frozen to
+//! a curve φ(t) shaped by a trained control point θ (a quadratic Bezier curve bends toward θ; a
+//! polygonal chain passes through it), which can join minima whose straight line has a high
+//! barrier. θ starts at the midpoint of A and B and is trained with A and B frozen to
 //! minimise the loss at φ(t), one t ~ U[0, 1] per mini-batch; the curve is then evaluated on the
 //! same grid as the line.
 
@@ -187,7 +188,7 @@ mod tests {
             assert_eq!(kind.weights(0.0), [1.0, 0.0, 0.0]);
             assert_eq!(kind.weights(1.0), [0.0, 0.0, 1.0]);
         }
-        // The Bezier curve passes closest to θ at t = 1/2 (weight 1/2); the chain goes through it.
+        // The Bezier curve gives θ its largest weight at t = 1/2 (a half); the chain goes through it.
         assert_eq!(CurveKind::Bezier.weights(0.5), [0.25, 0.5, 0.25]);
         assert_eq!(CurveKind::Polychain.weights(0.5), [0.0, 1.0, 0.0]);
         assert_eq!(CurveKind::from_name("polychain").ok(), Some(CurveKind::Polychain));
