@@ -375,8 +375,10 @@ fn walk_tour() {
     // Every step's faults, not only the first one's.
     let mut faults = Vec::new();
     for step in walked {
-        if !out.join(format!("tour-{}.png", step["step"])).is_file() {
-            faults.push(format!("no screenshot of {step}"));
+        for shot in [format!("tour-{}.png", step["step"]), format!("tour-{}-narrow.png", step["step"])] {
+            if !out.join(&shot).is_file() {
+                faults.push(format!("no screenshot {shot} of {step}"));
+            }
         }
         // A screen reader reaches the step: its title, its text and its question are in the
         // page's accessibility tree.

@@ -545,3 +545,20 @@ fn classroom_mode_has_a_projector_scale() {
     let zoom = harness.ctx.zoom_factor();
     assert!((zoom - 1.2).abs() < 1e-3, "four steps of 0.05 from 1: zoom {zoom}");
 }
+
+/// On a phone held upright (390 x 844) the setup and the views take turns in one column: the
+/// views first, the setup one button away, and back.
+#[test]
+fn a_narrow_screen_shows_the_setup_and_the_views_in_turn() {
+    let mut harness = Harness::builder().with_size([390.0, 844.0]).build_eframe(|cc| WsaLabApp::new(cc));
+    harness.run_steps(2);
+    assert_eq!(harness.query_all_by_label("Presets:").count(), 0, "the setup is not beside the views");
+    harness.get_by_label("Interpolation path");
+    harness.get_by_label("Show setup").click();
+    harness.run_steps(2);
+    harness.get_by_label("Presets:");
+    assert_eq!(harness.query_all_by_label("Interpolation path").count(), 0);
+    harness.get_by_label("Show results").click();
+    harness.run_steps(2);
+    harness.get_by_label("Interpolation path");
+}

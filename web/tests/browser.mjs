@@ -258,6 +258,13 @@ async function walkTour(page, steps, dir) {
     }
     await page.waitForTimeout(400);
     await page.screenshot({ path: path.join(dir, `tour-${n}.png`) });
+    // The same step on a phone held upright: the page lays itself out in one column.
+    const wide = page.viewportSize();
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(400);
+    await page.screenshot({ path: path.join(dir, `tour-${n}-narrow.png`) });
+    await page.setViewportSize(wide);
+    await page.waitForTimeout(200);
     const claims = await page.evaluate(() => document.body.dataset.wsaLabTourClaims ?? '');
     // What a screen reader finds: the accessibility tree's snapshot of the tour's live region.
     const aria = await page.locator('#wsa-lab-tour-text').ariaSnapshot();

@@ -91,6 +91,8 @@ pub struct ViewState {
     pub widths_text: String,
     /// The tour's list of keys is open (`?`).
     pub tour_keys_open: bool,
+    /// On a narrow screen (a phone), the setup is shown in place of the views.
+    pub setup_open: bool,
     /// A widget had the keyboard's focus at the end of the last frame: the tour's keys are then
     /// that widget's (egui drops the focus on Esc before this frame's widgets run, so this
     /// frame's focus alone would let the Esc that ends an edit also leave the tour).
@@ -164,16 +166,55 @@ impl<'a> View<'a> {
     }
 }
 
+/// Below this width (in points) the setup and the views take turns in one column: a phone held
+/// upright (390 points) has no room for the setup's 300 beside a figure.
+const NARROW: f32 = 700.0;
+
+/// Whether `ui` is too narrow for the setup beside the views, and for rows with controls at
+/// their right end.
+pub(super) fn is_narrow(ui: &egui::Ui) -> bool {
+    ui.ctx().content_rect().width() < NARROW
+}
+
+/// A row of controls: one line, or lines that wrap on a narrow screen.
+pub(super) fn row<R>(ui: &mut egui::Ui, narrow: bool, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
+    if narrow { ui.horizontal_wrapped(add).inner } else { ui.horizontal(add).inner }
+}
+
+/// Adds `add` at the right end of the row; on a narrow screen, where the row wraps, in its flow
+/// instead (a right-to-left block in a wrapping row is drawn over what comes before it).
+pub(super) fn at_right_end<R>(ui: &mut egui::Ui, narrow: bool, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
+    if narrow { add(ui) } else { ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), add).inner }
+}
+
 /// Draws every view; returns what the user asked for.
 pub fn show(mut view: View<'_>, ui: &mut egui::Ui) -> Vec<Action> {
     let app = &mut view;
-    egui::Panel::top("top_bar").show(ui, |ui| top_bar(app, ui));
+    let narrow = is_narrow(ui);
+    egui::Panel::top("top_bar").show(ui, |ui| top_bar(app, ui, narrow));
     if app.tour.step().is_some() {
         egui::Panel::top("tour").show(ui, |ui| tour::panel(app, ui));
     }
-    egui::Panel::left("setup").default_size(300.0).show(ui, |ui| {
-        egui::ScrollArea::vertical().show(ui, |ui| setup::show(app, ui));
-    });
+    if narrow && app.state.setup_open {
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| setup::show(app, ui));
+        });
+    } else {
+        if !narrow {
+            egui::Panel::left("setup").default_size(300.0).show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| setup::show(app, ui));
+            });
+        }
+        central(app, ui);
+    }
+    if app.settings.debug_overlay {
+        debug_overlay(app, ui.ctx());
+    }
+    view.actions
+}
+
+/// The notices, the tabs and the open tab's view.
+fn central(app: &mut View<'_>, ui: &mut egui::Ui) {
     egui::CentralPanel::default().show(ui, |ui| {
         notices(app, ui);
         tabs(app, ui);
@@ -191,16 +232,18 @@ pub fn show(mut view: View<'_>, ui: &mut egui::Ui) -> Vec<Action> {
             Tab::Files => files::show(app, ui),
         });
     });
-    if app.settings.debug_overlay {
-        debug_overlay(app, ui.ctx());
-    }
-    view.actions
 }
 
-fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
+fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui, narrow: bool) {
+    row(ui, narrow, |ui| {
         ui.heading("WSA Lab");
         ui.separator();
+        if narrow {
+            let label = if app.state.setup_open { "Show results" } else { "Show setup" };
+            if ui.button(label).clicked() {
+                app.state.setup_open = !app.state.setup_open;
+            }
+        }
         let busy = app.is_busy();
         if ui
             .add_enabled(!busy, egui::Button::new("Run"))
@@ -238,7 +281,7 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui) {
         if !app.device_label.is_empty() {
             ui.label(RichText::new(app.device_label).weak());
         }
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+        at_right_end(ui, narrow, |ui| {
             if !app.settings.classroom {
                 ui.checkbox(&mut app.settings.debug_overlay, "debug overlay");
             }
@@ -289,7 +332,8 @@ fn device_label(choice: DeviceChoice) -> &'static str {
 }
 
 fn tabs(app: &mut View<'_>, ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
+    // Wrapped: on a narrow screen the tabs take two or three lines.
+    ui.horizontal_wrapped(|ui| {
         for (tab, label) in [
             (Tab::Path, "Interpolation path"),
             (Tab::Scopes, "Weight scopes"),

@@ -64,10 +64,11 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
         });
         app.state.tour_keys_open = open;
     }
-    ui.horizontal(|ui| {
+    let narrow = super::is_narrow(ui);
+    super::row(ui, narrow, |ui| {
         ui.label(RichText::new(format!("Tour · step {} of {total}", index + 1)).strong());
         ui.heading(&step.title);
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+        super::at_right_end(ui, narrow, |ui| {
             if ui.button("Leave the tour").clicked() {
                 app.act(Action::Tour(TourAction::Leave));
             }
