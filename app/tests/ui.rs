@@ -562,3 +562,24 @@ fn a_narrow_screen_shows_the_setup_and_the_views_in_turn() {
     harness.run_steps(2);
     harness.get_by_label("Interpolation path");
 }
+
+/// A student writes a prediction before the run; it is shown beside the answer, and can no
+/// longer be changed once the answer is on screen.
+#[test]
+fn a_prediction_is_written_before_the_run_and_shown_beside_the_answer() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("Tour").click();
+    harness.run_steps(2);
+    harness.get_by_label("Your prediction:").click();
+    harness.run_steps(1);
+    harness.get_by_label("Your prediction:").type_text("in the middle, about 0.3");
+    harness.run_steps(2);
+    harness.get_by_label("Run this step").click();
+    harness.step();
+    wait_for_job(&mut harness);
+    harness.run_steps(3);
+    assert!(harness.state().tour.answered());
+    harness.get_by_label("You predicted:");
+    assert!(harness.query_all_by_label("in the middle, about 0.3").count() >= 1, "the prediction beside the answer");
+}

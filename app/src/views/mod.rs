@@ -93,6 +93,9 @@ pub struct ViewState {
     pub tour_keys_open: bool,
     /// On a narrow screen (a phone), the setup is shown in place of the views.
     pub setup_open: bool,
+    /// What the student predicted at each tour step (by index), shown beside the answer. Kept
+    /// for this session only: a class's answers are not the user's preferences.
+    pub predictions: std::collections::BTreeMap<usize, String>,
     /// A widget had the keyboard's focus at the end of the last frame: the tour's keys are then
     /// that widget's (egui drops the focus on Esc before this frame's widgets run, so this
     /// frame's focus alone would let the Esc that ends an edit also leave the tour).

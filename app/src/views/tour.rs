@@ -93,6 +93,13 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             ui.label(RichText::new("Predict:").strong().color(MARK));
             ui.label(&step.predict);
         });
+        // Written down before the run, so that the answer is compared with it, not with memory.
+        ui.horizontal(|ui| {
+            let label = ui.label("Your prediction:");
+            let prediction = app.state.predictions.entry(index).or_default();
+            let field = egui::TextEdit::singleline(prediction).hint_text("a number, a place on the plot, a yes or no");
+            ui.add_enabled(!answered, field).labelled_by(label.id);
+        });
     }
     ui.horizontal(|ui| {
         if runs {
@@ -110,6 +117,12 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             ui.label(RichText::new("Look:").strong().color(MARK));
             ui.label(&step.look);
         });
+        if let Some(prediction) = app.state.predictions.get(&index).filter(|p| !p.trim().is_empty()) {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new("You predicted:").strong());
+                ui.label(prediction.as_str());
+            });
+        }
         for check in guide.checks() {
             let (mark, color) = if check.holds_everywhere() {
                 ("✔", super::figure::color(wsa_figures::palette::HELD))
