@@ -70,11 +70,25 @@ pub enum TourError {
 
     #[error("it marks a curve, but its config trains none")]
     CurveNotTrained,
+
+    /// A glossary term that no step's text uses: nothing would lead to it.
+    #[error("the glossary's term `{0}` appears in no step's text")]
+    UnusedTerm(String),
 }
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct Tour {
     pub steps: Vec<Step>,
+    /// The words the steps use, explained; a step lists those its text uses.
+    #[serde(default)]
+    pub glossary: Vec<Term>,
+}
+
+/// A glossary entry: a term as the steps write it, and what it means.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Term {
+    pub term: String,
+    pub meaning: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -190,7 +204,7 @@ impl ClaimCheck {
 impl Tour {
     /// The shipped tour; a broken file is a build defect, which the tests catch.
     pub fn shipped() -> Tour {
-        Tour::parse(TOUR_FILE).unwrap_or_else(|e| Tour { steps: vec![Step::broken(&e)] })
+        Tour::parse(TOUR_FILE).unwrap_or_else(|e| Tour { steps: vec![Step::broken(&e)], glossary: Vec::new() })
     }
 
     pub fn parse(text: &str) -> AppResult<Tour> {
@@ -205,11 +219,34 @@ impl Tour {
                 source: Box::new(e),
             })?;
         }
+        if let Some(unused) = tour.glossary.iter().find(|t| tour.steps.iter().all(|s| !s.uses(t))) {
+            return Err(TourError::UnusedTerm(unused.term.clone()).into());
+        }
         Ok(tour)
+    }
+
+    /// The glossary's terms that `step`'s text, question or answer uses, in the glossary's order.
+    pub fn terms_of(&self, step: &Step) -> Vec<&Term> {
+        self.glossary.iter().filter(|t| step.uses(t)).collect()
     }
 }
 
 impl Step {
+    /// Whether the step's text, question or what it asks to look at uses `term` (as a word or
+    /// words, in any case).
+    fn uses(&self, term: &Term) -> bool {
+        let wanted = term.term.to_lowercase();
+        [&self.text, &self.predict, &self.look].iter().any(|text| {
+            let text = text.to_lowercase();
+            text.match_indices(&wanted).any(|(at, _)| {
+                let before = text[..at].chars().next_back();
+                let after = text[at + wanted.len()..].chars().next();
+                // A plural counts ("barriers" uses "barrier").
+                !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(|c| c.is_alphanumeric() && c != 's')
+            })
+        })
+    }
+
     /// A step that says the tour could not be read, so that the app still opens.
     fn broken(error: &AppError) -> Step {
         Step {
@@ -489,6 +526,18 @@ mod tests {
         };
         let long = "word ".repeat(MAX_WORDS + 1);
         let refused = |text: &str, why: &str| Tour::parse(text).expect_err(why).to_string();
+        // Glossary terms are found as words, plurals included, and one no step uses is refused.
+        let with_glossary = |text: &str, term: &str| {
+            step(text, "Free", "Setup").replacen(
+                ")])",
+                &format!(")], glossary: [(term: \"{term}\", meaning: \"m\")])"),
+                1,
+            )
+        };
+        let tour = Tour::parse(&with_glossary("two barriers here", "barrier")).expect("a used plural");
+        assert_eq!(tour.terms_of(&tour.steps[0]).len(), 1);
+        let err = refused(&with_glossary("no barriers", "arrier"), "a term inside a word is not its use");
+        assert!(err.contains("`arrier` appears in no step"), "{err}");
         let err = refused(&step(&long, "Free", "Setup"), "too long");
         assert!(err.contains("words"), "{err}");
         let err = refused(&step("x", r#"Connect("{not json")"#, "Setup"), "bad JSON");

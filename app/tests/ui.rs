@@ -583,3 +583,21 @@ fn a_prediction_is_written_before_the_run_and_shown_beside_the_answer() {
     harness.get_by_label("You predicted:");
     assert!(harness.query_all_by_label("in the middle, about 0.3").count() >= 1, "the prediction beside the answer");
 }
+
+/// Each step lists the glossary's terms its texts use; a click opens the glossary at the term,
+/// with what it means.
+#[test]
+fn a_steps_terms_open_the_glossary() {
+    let mut harness = harness();
+    harness.run_steps(2);
+    harness.get_by_label("Tour").click();
+    harness.run_steps(2);
+    let tour = harness.state().tour.tour().clone();
+    let step = &tour.steps[0];
+    let terms = tour.terms_of(step);
+    assert!(terms.iter().any(|t| t.term == "loss barrier"), "step 1 defines the loss barrier");
+    let term = terms[0].clone();
+    harness.get_by_role_and_label(Role::Button, &term.term).click();
+    harness.run_steps(3);
+    harness.get_by_label(&term.meaning);
+}

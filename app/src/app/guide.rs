@@ -58,6 +58,11 @@ pub struct TourGuide {
 }
 
 impl TourGuide {
+    /// The tour's steps and glossary.
+    pub fn tour(&self) -> &Tour {
+        &self.tour
+    }
+
     pub fn new(tour: Tour) -> Self {
         Self { tour, open: None, run: StepRunState::Idle, answer: Answer::default() }
     }

@@ -93,6 +93,11 @@ pub struct ViewState {
     pub tour_keys_open: bool,
     /// On a narrow screen (a phone), the setup is shown in place of the views.
     pub setup_open: bool,
+    /// The tour's glossary is open, at this term when one was clicked.
+    pub glossary_open: bool,
+    pub glossary_term: Option<String>,
+    /// The glossary still has to scroll to `glossary_term` (once, then the reader scrolls).
+    pub glossary_scroll: bool,
     /// What the student predicted at each tour step (by index), shown beside the answer. Kept
     /// for this session only: a class's answers are not the user's preferences.
     pub predictions: std::collections::BTreeMap<usize, String>,

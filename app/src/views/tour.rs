@@ -81,6 +81,10 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             if ui.add_enabled(index > 0, egui::Button::new("Restart")).clicked() {
                 app.act(Action::Tour(TourAction::Go(0)));
             }
+            if ui.button("Glossary").on_hover_text("The tour's terms, explained").clicked() {
+                app.state.glossary_open = !app.state.glossary_open;
+                app.state.glossary_term = None;
+            }
             let keys_button = ui.button("Keys (?)").on_hover_text("The tour's keyboard shortcuts");
             if keys_button.clicked() {
                 app.state.tour_keys_open = !app.state.tour_keys_open;
@@ -88,6 +92,20 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
         });
     });
     ui.label(&step.text);
+    let terms = guide.tour().terms_of(step);
+    if !terms.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("Terms:").weak());
+            for term in terms {
+                if ui.small_button(&term.term).on_hover_text(&term.meaning).clicked() {
+                    app.state.glossary_open = true;
+                    app.state.glossary_term = Some(term.term.clone());
+                    app.state.glossary_scroll = true;
+                }
+            }
+        });
+    }
+    glossary(app, ui);
     if !step.predict.is_empty() {
         ui.horizontal_wrapped(|ui| {
             ui.label(RichText::new("Predict:").strong().color(MARK));
@@ -135,6 +153,29 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             });
         }
     }
+}
+
+/// The tour's glossary in a window of its own, the term clicked (if any) marked.
+fn glossary(app: &mut View<'_>, ui: &Ui) {
+    if !app.state.glossary_open {
+        return;
+    }
+    let mut open = true;
+    let chosen = app.state.glossary_term.clone();
+    let scroll = std::mem::take(&mut app.state.glossary_scroll);
+    egui::Window::new("Glossary").open(&mut open).default_width(460.0).vscroll(true).show(ui.ctx(), |ui| {
+        for term in &app.tour.tour().glossary {
+            let name = RichText::new(&term.term).strong();
+            let name = if chosen.as_deref() == Some(term.term.as_str()) { name.color(MARK) } else { name };
+            let heading = ui.label(name);
+            if scroll && chosen.as_deref() == Some(term.term.as_str()) {
+                heading.scroll_to_me(Some(egui::Align::TOP));
+            }
+            ui.label(&term.meaning);
+            ui.add_space(6.0);
+        }
+    });
+    app.state.glossary_open = open;
 }
 
 /// What the views show instead of a tab while the open step has not run: the question first.
