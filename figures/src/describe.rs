@@ -131,7 +131,7 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
         Measure::Loss => hi + pad,
         Measure::Accuracy => (hi + pad).min(1.0),
     };
-    Panel {
+    let panel = Panel {
         title: format!(
             "{} along the path{}",
             measure.name(),
@@ -147,12 +147,13 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
             [(lo - pad).max(0.0), top],
         ),
         series,
-        legend: match measure {
-            Measure::Loss => LegendPlace::UpperRight,
-            Measure::Accuracy => LegendPlace::LowerRight,
-        },
         ..Panel::default()
-    }
+    };
+    let preferred = match measure {
+        Measure::Loss => LegendPlace::UpperRight,
+        Measure::Accuracy => LegendPlace::LowerRight,
+    };
+    Panel { legend: LegendPlace::least_covering(&panel, preferred), ..panel }
 }
 
 /// The histogram of the model compared with A and B in a scopes panel: the midpoint stored in
@@ -211,13 +212,14 @@ pub fn histogram_panel(layer: &LayerComparison, merged: &MergedHistogram<'_>, me
         );
     }
     let peak = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p[1])), [0.0, 1.0])[1];
-    Panel {
+    let panel = Panel {
         title: format!("{} (n = {})", layer.path, layer.a.count),
         x: Axis::new("weight value", [low, high]),
         y: Axis::new("density", [0.0, peak * 1.1]),
         series,
         ..Panel::default()
-    }
+    };
+    Panel { legend: LegendPlace::least_covering(&panel, LegendPlace::UpperRight), ..panel }
 }
 
 /// Whether `method`'s A and B had a target scope: WSA's, trained toward, or rescaling's, mapped
@@ -349,9 +351,9 @@ pub fn fed_accuracy(result: &FedResult, marked: Option<&str>) -> Figure {
         x: Axis { whole_numbers: true, ..Axis::new("round", [0.0, (result.config.rounds as f64).max(1.0)]) },
         y: Axis::new("test accuracy", [(lo - 0.02).max(0.0), 1.0]),
         series,
-        legend: LegendPlace::LowerRight,
         ..Panel::default()
     };
+    let panel = Panel { legend: LegendPlace::least_covering(&panel, LegendPlace::LowerRight), ..panel };
     Figure {
         title: format!("{} · {} clients", result.dataset, result.config.clients),
         size: [900, 520],

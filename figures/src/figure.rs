@@ -144,8 +144,51 @@ pub enum LegendPlace {
     #[default]
     UpperRight,
     LowerRight,
+    UpperLeft,
+    LowerLeft,
     /// No legend: the panel's title or a colour bar says what is drawn.
     Hidden,
+}
+
+impl LegendPlace {
+    const CORNERS: [LegendPlace; 4] =
+        [LegendPlace::UpperRight, LegendPlace::LowerRight, LegendPlace::UpperLeft, LegendPlace::LowerLeft];
+
+    /// The corner of `panel` whose legend would cover the least of its data (points and bands),
+    /// `preferred` on a tie: a legend over the lines hides what the figure is for, most of all
+    /// on a projector. A legend is taken to cover 45% of the width and 35% of the height.
+    pub fn least_covering(panel: &Panel, preferred: LegendPlace) -> LegendPlace {
+        let ([x0, x1], [y0, y1]) = (panel.x.range, panel.y.range);
+        let (width, height) = ((x1 - x0).max(f64::MIN_POSITIVE), (y1 - y0).max(f64::MIN_POSITIVE));
+        let points: Vec<[f64; 2]> = panel
+            .series
+            .iter()
+            .flat_map(|s| {
+                let band = s.band.iter().flatten().flat_map(|b| [[b[0], b[1]], [b[0], b[2]]]);
+                s.points.iter().copied().chain(band)
+            })
+            .map(|[x, y]| [(x - x0) / width, (y - y0) / height])
+            .collect();
+        let covered = |corner: LegendPlace| {
+            let right = matches!(corner, LegendPlace::UpperRight | LegendPlace::LowerRight);
+            let upper = matches!(corner, LegendPlace::UpperRight | LegendPlace::UpperLeft);
+            points
+                .iter()
+                .filter(|[x, y]| {
+                    let across = if right { *x >= 0.55 } else { *x <= 0.45 };
+                    let up = if upper { *y >= 0.65 } else { *y <= 0.35 };
+                    across && up
+                })
+                .count()
+        };
+        let mut best = preferred;
+        for corner in std::iter::once(preferred).chain(Self::CORNERS) {
+            if covered(corner) < covered(best) {
+                best = corner;
+            }
+        }
+        best
+    }
 }
 
 /// A colour of the sequential scale, `t` from 0 (low) to 1 (high).
@@ -189,6 +232,22 @@ pub fn extent(values: impl IntoIterator<Item = f64>, fallback: [f64; 2]) -> [f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The legend goes to the emptiest corner, the preferred one when it is as empty as any.
+    #[test]
+    fn the_legend_goes_where_it_covers_the_least() {
+        let panel = |points: Vec<[f64; 2]>| Panel {
+            x: Axis::new("x", [0.0, 1.0]),
+            y: Axis::new("y", [0.0, 1.0]),
+            series: vec![Series::line("s", [0, 0, 0], 1.0, points)],
+            ..Panel::default()
+        };
+        // A peak in the upper right and along the top: the lower left is empty.
+        let peaked = panel(vec![[0.9, 0.9], [0.8, 0.95], [0.2, 0.9], [0.7, 0.2]]);
+        assert_eq!(LegendPlace::least_covering(&peaked, LegendPlace::UpperRight), LegendPlace::LowerLeft);
+        let empty = panel(vec![[0.5, 0.5]]);
+        assert_eq!(LegendPlace::least_covering(&empty, LegendPlace::LowerRight), LegendPlace::LowerRight);
+    }
 
     #[test]
     fn a_density_integrates_to_one_and_the_scale_ends_at_its_stops() {

@@ -222,7 +222,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
             .border_style(rgb(palette::INK))
             .position(match panel.legend {
                 LegendPlace::LowerRight => SeriesLabelPosition::LowerRight,
-                _ => SeriesLabelPosition::UpperRight,
+                LegendPlace::UpperLeft => SeriesLabelPosition::UpperLeft,
+                LegendPlace::LowerLeft => SeriesLabelPosition::LowerLeft,
+                LegendPlace::UpperRight | LegendPlace::Hidden => SeriesLabelPosition::UpperRight,
             })
             .label_font(("sans-serif", if small { 12 } else { 14 }))
             .draw()

@@ -56,6 +56,8 @@ pub fn draw<'a, R>(
     match panel.legend {
         LegendPlace::UpperRight => plot = plot.legend(legend.position(Corner::RightTop)),
         LegendPlace::LowerRight => plot = plot.legend(legend.position(Corner::RightBottom)),
+        LegendPlace::UpperLeft => plot = plot.legend(legend.position(Corner::LeftTop)),
+        LegendPlace::LowerLeft => plot = plot.legend(legend.position(Corner::LeftBottom)),
         LegendPlace::Hidden => {}
     }
     plot.show(ui, move |plot| {
