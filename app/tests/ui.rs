@@ -12,7 +12,7 @@ use wsa_lab_app::WsaLabApp;
 use wsa_lab_app::state::SMALL_SET_SEEDS;
 
 mod common;
-use common::{harness, run_job, wait_for_job, with_preset};
+use common::{harness, in_the_tour, run_job, wait_for_job, with_preset};
 
 /// The cases that draw through wgpu are ignored unless asked for (`--include-ignored`, as
 /// `.ci/run` does); asked for, they fail where no wgpu adapter exists.
@@ -378,10 +378,7 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
 
 #[test]
 fn the_tour_walks_through_every_step_and_its_claims_hold() {
-    let mut harness = harness();
-    harness.run_steps(2);
-    harness.get_by_label("Tour").click();
-    harness.run_steps(2);
+    let mut harness = in_the_tour();
     let steps = harness.state().tour.steps().to_vec();
     let mut timings = Vec::new();
     for (i, step) in steps.iter().enumerate() {
@@ -497,10 +494,7 @@ fn a_locked_classroom_stays_and_reset_restores_the_default_experiment() {
 /// the keys, Esc closes that list and then leaves.
 #[test]
 fn the_tour_is_driven_by_the_keyboard() {
-    let mut harness = harness();
-    harness.run_steps(2);
-    harness.get_by_label("Tour").click();
-    harness.run_steps(2);
+    let mut harness = in_the_tour();
     let press = |harness: &mut Harness<'static, WsaLabApp>, key: egui::Key| {
         harness.key_press(key);
         harness.run_steps(2);
@@ -567,10 +561,7 @@ fn a_narrow_screen_shows_the_setup_and_the_views_in_turn() {
 /// longer be changed once the answer is on screen.
 #[test]
 fn a_prediction_is_written_before_the_run_and_shown_beside_the_answer() {
-    let mut harness = harness();
-    harness.run_steps(2);
-    harness.get_by_label("Tour").click();
-    harness.run_steps(2);
+    let mut harness = in_the_tour();
     harness.get_by_label("Your prediction:").click();
     harness.run_steps(1);
     harness.get_by_label("Your prediction:").type_text("in the middle, about 0.3");
@@ -588,10 +579,7 @@ fn a_prediction_is_written_before_the_run_and_shown_beside_the_answer() {
 /// with what it means.
 #[test]
 fn a_steps_terms_open_the_glossary() {
-    let mut harness = harness();
-    harness.run_steps(2);
-    harness.get_by_label("Tour").click();
-    harness.run_steps(2);
+    let mut harness = in_the_tour();
     let tour = harness.state().tour.tour().clone();
     let step = &tour.steps[0];
     let terms = tour.terms_of(step);

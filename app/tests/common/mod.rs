@@ -11,13 +11,23 @@ pub fn harness() -> Harness<'static, WsaLabApp> {
     Harness::builder().with_size([1280.0, 900.0]).build_eframe(|cc| WsaLabApp::new(cc))
 }
 
-/// A fresh app with the preset labelled `preset` chosen by a click.
-pub fn with_preset(preset: &str) -> Harness<'static, WsaLabApp> {
+/// A fresh app after a click on the control labelled `label`.
+fn after_clicking(label: &str) -> Harness<'static, WsaLabApp> {
     let mut harness = harness();
     harness.run_steps(2);
-    harness.get_by_label(preset).click();
+    harness.get_by_label(label).click();
     harness.run_steps(2);
     harness
+}
+
+/// A fresh app with the preset labelled `preset` chosen by a click.
+pub fn with_preset(preset: &str) -> Harness<'static, WsaLabApp> {
+    after_clicking(preset)
+}
+
+/// A fresh app in the tour, at its first step.
+pub fn in_the_tour() -> Harness<'static, WsaLabApp> {
+    after_clicking("Tour")
 }
 
 /// Steps frames until the background job ends (the worker runs on its own thread).
