@@ -106,7 +106,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
 
 /// The runs' accuracies; the row of `marked` (a tour step's run) carries the mark.
 fn summary_table(ui: &mut Ui, result: &FedResult, marked: Option<&str>) {
-    egui::Grid::new("fed_table").striped(true).show(ui, |ui| {
+    super::table(ui, "fed_table", |ui| {
         for header in ["method", "final accuracy", "best accuracy", "rounds to target"] {
             ui.strong(header);
         }

@@ -184,6 +184,15 @@ pub(super) fn is_narrow(ui: &egui::Ui) -> bool {
     ui.ctx().content_rect().width() < NARROW
 }
 
+/// A striped table that scrolls sideways where it is wider than the view (a phone), instead of
+/// being cut at the edge.
+pub(super) fn table<R>(ui: &mut egui::Ui, id: &str, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
+    egui::ScrollArea::horizontal()
+        .id_salt(id)
+        .show(ui, |ui| egui::Grid::new(id).striped(true).show(ui, add).inner)
+        .inner
+}
+
 /// A row of controls: one line, or lines that wrap on a narrow screen.
 pub(super) fn row<R>(ui: &mut egui::Ui, narrow: bool, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
     if narrow { ui.horizontal_wrapped(add).inner } else { ui.horizontal(add).inner }

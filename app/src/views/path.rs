@@ -118,7 +118,7 @@ fn nearest_index(path: &[PathPoint], alpha: f64) -> usize {
 
 /// The barrier table; the row of `marked` (a tour step's method) carries the mark.
 fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
-    egui::Grid::new("barriers").striped(true).show(ui, |ui| {
+    super::table(ui, "barriers", |ui| {
         for header in ["method", "λ", "acc A", "acc B", "loss barrier", "accuracy barrier", "scope distance"] {
             ui.strong(header);
         }
@@ -150,7 +150,7 @@ fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveRes
         return;
     }
     ui.add_space(4.0);
-    egui::Grid::new("curves").striped(true).show(ui, |ui| {
+    super::table(ui, "curves", |ui| {
         for header in [
             "method",
             "curve",

@@ -113,7 +113,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
 }
 
 fn scope_table(ui: &mut Ui, layer: &LayerComparison, merged: &LayerReport, merged_label: &str, has_target: bool) {
-    egui::Grid::new("scope_table").striped(true).show(ui, |ui| {
+    super::table(ui, "scope_table", |ui| {
         for header in ["model", "mean", "std", "excess kurtosis", "KS distance to its Gaussian"] {
             ui.strong(header);
         }
