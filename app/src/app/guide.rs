@@ -21,9 +21,6 @@ pub struct TourProgress {
     pub seconds: Option<f64>,
     /// How many of the step's claims held on every seed of its answer, and how many it makes.
     pub claims: Option<(usize, usize)>,
-    /// What the tour's panel says, as text in its order (empty outside the tour): the page
-    /// mirrors it into its DOM, where a screen reader reads it and a browser can translate it.
-    pub words: String,
 }
 
 /// Where the open step's run is.
@@ -187,18 +184,13 @@ impl TourGuide {
             .as_ref()
             .filter(|_| self.answered())
             .map(|checks| (checks.iter().filter(|c| c.holds_everywhere()).count(), checks.len()));
-        TourProgress {
-            step: self.open,
-            answered: self.answered(),
-            seconds: self.run_seconds(),
-            claims,
-            words: self.words(),
-        }
+        TourProgress { step: self.open, answered: self.answered(), seconds: self.run_seconds(), claims }
     }
 
     /// The open step's title, text and question, and once it is answered what to look at and each
-    /// claim checked: what the tour's panel shows, one paragraph a line.
-    fn words(&self) -> String {
+    /// claim checked: what the tour's panel shows, one paragraph a line (empty outside the tour).
+    /// The page mirrors it into its DOM, where a screen reader reads it.
+    pub fn words(&self) -> String {
         let Some((index, step)) = self.open_step() else { return String::new() };
         let mut lines = vec![format!("Tour step {} of {}: {}", index + 1, self.tour.steps.len(), step.title)];
         lines.push(step.text.clone());

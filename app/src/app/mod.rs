@@ -12,7 +12,7 @@ mod guide;
 mod jobs;
 mod models;
 
-pub use guide::{TourGuide, TourProgress};
+pub use guide::TourGuide;
 pub use jobs::{Jobs, LiveRun, RunTiming};
 pub use models::Models;
 
@@ -489,7 +489,7 @@ impl eframe::App for WsaLabApp {
             self.start_plane(ctx);
         }
         self.tour.update(&self.results, self.is_busy());
-        self.publisher.tour(&self.tour.progress());
+        self.publisher.tour(&self.tour);
         if let Some(notice) = self.jobs.warm_up_when_idle(self.settings.device, &self.settings.config) {
             self.notices.push(notice);
         }
@@ -570,7 +570,7 @@ mod tests {
         fn failure(&self, error: &crate::AppError) {
             self.push(format!("failure: {error}"));
         }
-        fn tour(&self, _progress: &TourProgress) {}
+        fn tour(&self, _guide: &TourGuide) {}
         fn state(&self, _config: &ConnectConfig, _tour_step: Option<usize>, _busy: bool) {}
     }
 

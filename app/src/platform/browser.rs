@@ -3,7 +3,7 @@
 //! browser's local storage; the page publishes its state for scripts and tests (`web`).
 
 use super::{ModelInbox, PickedModel};
-use crate::app::{RunTiming, TourProgress};
+use crate::app::{RunTiming, TourGuide};
 use crate::job::{DeviceTarget, JobMessage, JobRequest, Wake};
 use crate::{AppError, AppResult};
 use std::path::Path;
@@ -76,9 +76,10 @@ impl super::Publish for Publisher {
         crate::web::publish_failure(&error.to_string());
     }
 
-    fn tour(&self, progress: &TourProgress) {
+    fn tour(&self, guide: &TourGuide) {
+        let progress = guide.progress();
         crate::web::publish_tour(progress.step, progress.answered, progress.seconds, progress.claims);
-        crate::web::mirror_tour(&progress.words);
+        crate::web::mirror_tour(&guide.words());
     }
 
     /// Keeps the address bar's link equal to the experiment on screen (or the tour step) and

@@ -6,7 +6,7 @@
 //! (`Publisher`). Views, exports and jobs call these and hold no `cfg`.
 
 use crate::AppError;
-use crate::app::{RunTiming, TourProgress};
+use crate::app::{RunTiming, TourGuide};
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
 use wsa_core::experiment::plane::Plane;
 
@@ -52,8 +52,9 @@ pub trait Publish {
     fn plane(&self, plane: &Plane, timing: &RunTiming);
     /// A job failed.
     fn failure(&self, error: &AppError);
-    /// The tour's progress, every frame.
-    fn tour(&self, progress: &TourProgress);
+    /// The tour's state, every frame: each platform takes from the guide what it publishes, so
+    /// that one with nobody to tell computes nothing.
+    fn tour(&self, guide: &TourGuide);
     /// The experiment on screen, the open tour step and whether a job runs, every frame.
     fn state(&self, config: &ConnectConfig, tour_step: Option<usize>, busy: bool);
 }

@@ -5,7 +5,7 @@
 use super::{ModelInbox, PickedModel};
 use crate::AppError;
 use crate::AppResult;
-use crate::app::{RunTiming, TourProgress};
+use crate::app::{RunTiming, TourGuide};
 use crate::job::{DeviceTarget, JobMessage, JobObserver, JobRequest, Wake};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,7 +82,7 @@ impl super::Publish for Publisher {
     fn result(&self, _result: &ConnectResult, _timing: &RunTiming) {}
     fn plane(&self, _plane: &Plane, _timing: &RunTiming) {}
     fn failure(&self, _error: &AppError) {}
-    fn tour(&self, _tour: &TourProgress) {}
+    fn tour(&self, _guide: &TourGuide) {}
     fn state(&self, _config: &ConnectConfig, _tour_step: Option<usize>, _busy: bool) {}
 }
 

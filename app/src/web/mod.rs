@@ -193,7 +193,7 @@ pub fn publish_tour(step: Option<usize>, answered: bool, seconds: Option<f64>, c
     }
 }
 
-/// Mirrors the tour's words (`TourProgress::words`) into the page's element
+/// Mirrors the tour's words (`TourGuide::words`) into the page's element
 /// `#wsa-lab-tour-text`, an ARIA live region beside the canvas: the canvas is pixels, so this is
 /// what a screen reader reads, and what a browser can translate. Written only when changed.
 pub fn mirror_tour(words: &str) {
