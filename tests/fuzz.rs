@@ -1,4 +1,5 @@
-//! The loaders fuzzed: every reader of outside bytes (model files, IDX data files, experiment
+//! The loaders fuzzed: every reader of outside bytes (model files, checkpoints of any
+//! architecture, IDX data files, experiment
 //! configs, the page's link, the app's saved settings) is fed mutated real inputs and random
 //! bytes, `CASES` each. None may panic; every error says what is wrong, naming the file where
 //! there is one. Deterministic (our seeded generator), so a failure names a case that repeats.
@@ -116,6 +117,45 @@ fn model_files() {
         |message| message.contains("fuzzed.safetensors"),
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn checkpoints_of_any_architecture() {
+    use std::io::Cursor;
+    use wsa_core::checkpoint::{self, MergeOptions, StoredType};
+    // A real model file (float32, with the lab's metadata) and a float16 + int64 one.
+    let params = Arc::new(
+        wsa_core::model::ModelLayout::new(&wsa_core::model::ModelConfig::mlp(vec![8]), &[12], 3).expect("layout"),
+    )
+    .init(&mut Rng::new(2));
+    let mut halves = Vec::new();
+    StoredType::F16.encode(&params.values[0], &mut halves);
+    let header = format!(
+        r#"{{"w":{{"dtype":"F16","shape":[8,12],"data_offsets":[0,{n}]}},"steps":{{"dtype":"I64","shape":[],"data_offsets":[{n},{m}]}}}}"#,
+        n = halves.len(),
+        m = halves.len() + 8
+    );
+    let mut half_file = (header.len() as u64).to_le_bytes().to_vec();
+    half_file.extend_from_slice(header.as_bytes());
+    half_file.extend_from_slice(&halves);
+    half_file.extend_from_slice(&7i64.to_le_bytes());
+    let seeds = vec![wsa_core::io::model_bytes(&params).expect("a model file"), half_file];
+    let origin = Path::new("fuzzed.safetensors");
+    let files = [origin, origin];
+    let options = MergeOptions { alpha: 0.5, rescale: true, fusion: Default::default() };
+    let refused = fuzz(
+        "checkpoints",
+        &seeds,
+        |bytes| {
+            let compared = checkpoint::compare(files, [&mut Cursor::new(bytes), &mut Cursor::new(bytes)], 16);
+            let merged =
+                checkpoint::merge(files, [&mut Cursor::new(bytes), &mut Cursor::new(bytes)], options, &mut Vec::new());
+            assert_eq!(compared.is_ok(), merged.is_ok(), "reading and merging agree on whether the file is whole");
+            compared.err().map(|e| e.to_string())
+        },
+        |message| message.contains("fuzzed.safetensors"),
+    );
+    assert!(refused > CASES / 2, "most damaged files must be refused ({refused})");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
 //! Here: the subcommands and the two small ones (`devices`, `app`); every other command is a
-//! module of its own (`connect`, `fed`, `plane`, `reproduce`, `flower`, `bench`), sharing the
+//! module of its own (`connect`, `fed`, `plane`, `reproduce`, `scopes`, `flower`, `bench`), sharing the
 //! options that make a config (`common`), one progress printer (`progress`), the tables
 //! (`table`) and how numbers are read and errors printed (`args`).
 
@@ -15,6 +15,7 @@ mod flower;
 mod plane;
 mod progress;
 mod reproduce;
+mod scopes;
 mod table;
 
 /// The process's allocator. glibc's hands each freed block above its mmap threshold (at most
@@ -63,6 +64,9 @@ enum Command {
     /// The 2-D loss plane through a method's A, B and a third model (a trained curve's control
     /// point, or a model file): plane.csv, plane.png, summary.json and the models spanning it.
     Plane(plane::PlaneArgs),
+    /// The weight scopes of every tensor of two checkpoints of any architecture (safetensors),
+    /// those that differ most first; with --out the files and the merged checkpoint.
+    Scopes(scopes::ScopesArgs),
     /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
     Devices,
     /// Measure our kernels, training throughput and the time to the first step (GPU vs CPU).
@@ -101,6 +105,7 @@ fn main() {
         Some(Command::Flower(args)) => flower::run(args),
         Some(Command::Reproduce(args)) => reproduce::run(args),
         Some(Command::Plane(args)) => plane::run(args),
+        Some(Command::Scopes(args)) => scopes::run(args),
         Some(Command::Devices) => list_devices(),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::BenchFirstStep(args)) => bench::first_step(args),

@@ -37,6 +37,12 @@ pub enum WsaError {
     #[error("architectures differ at parameter `{path}`: {detail}; both models must come from the same model config")]
     ArchitectureMismatch { path: String, detail: String },
 
+    /// Two checkpoints of any architecture (`wsa-lab scopes`) that do not hold the same tensors.
+    #[error(
+        "the checkpoints differ at tensor `{name}`: {detail}; scopes are compared and merged tensor by tensor, so both files must hold the same tensor names and shapes"
+    )]
+    CheckpointMismatch { name: String, detail: String },
+
     #[error(
         "parameter `{path}` holds {count} non-finite value(s) (NaN or infinity); the model is unusable: retrain it, e.g. with a smaller learning rate"
     )]

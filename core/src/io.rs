@@ -1,6 +1,7 @@
 //! Files: atomic writes, and models as safetensors keyed by parameter path (PyTorch names and
 //! layouts), with the model layout in the metadata so that a file describes itself.
 
+use crate::checkpoint::StoredType;
 use crate::error::{Result, WsaError};
 use crate::model::{HostParams, ModelLayout};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -24,21 +25,29 @@ pub fn is_atomic_temporary(path: &Path) -> bool {
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
 /// reader never sees half a file and a failed write leaves the old file in place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |out| out.write_all(bytes).map_err(|e| WsaError::io(path, e)))
+}
+
+/// [`write_atomic`] for a file written in pieces (a merged checkpoint larger than memory):
+/// `write` streams into the temporary file, which replaces `path` only once `write` succeeded
+/// and the data reached the disk; on any error the temporary file is removed.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| WsaError::io(dir, e))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{name}{TEMPORARY_MARK}{}", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        let file = std::fs::File::create(&tmp).map_err(|e| WsaError::io(path, e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|e| WsaError::io(path, e.into_error()))?;
+        file.sync_all().map_err(|e| WsaError::io(path, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| WsaError::io(path, e))
     })();
-    if let Err(e) = result {
+    if result.is_err() {
         std::fs::remove_file(&tmp).ok();
-        return Err(WsaError::io(path, e));
     }
-    Ok(())
+    result
 }
 
 /// Serialises parameters as safetensors bytes (f32, PyTorch shapes).
@@ -111,32 +120,16 @@ pub struct LoadedModel {
 /// Decodes a tensor's little-endian bytes as f32: float32 as is, float64, float16 and bfloat16
 /// converted (the types PyTorch saves weights in). `None` for any other type.
 fn floats_of(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
-    let halves = || bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-    Some(match dtype {
-        Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F64 => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
-        Dtype::F16 => halves().map(f16_to_f32).collect(),
-        // bfloat16 is the upper half of a float32.
-        Dtype::BF16 => halves().map(|h| f32::from_bits(u32::from(h) << 16)).collect(),
+    let stored = match dtype {
+        Dtype::F32 => StoredType::F32,
+        Dtype::F64 => StoredType::F64,
+        Dtype::F16 => StoredType::F16,
+        Dtype::BF16 => StoredType::BF16,
         _ => return None,
-    })
-}
-
-/// IEEE 754 half precision to single, exactly (every half is a float32), incl. subnormals,
-/// infinities and NaN.
-fn f16_to_f32(half: u16) -> f32 {
-    let sign = if half & 0x8000 == 0 { 1.0 } else { -1.0 };
-    let exponent = i32::from((half >> 10) & 0x1f);
-    let fraction = f32::from(half & 0x3ff);
-    match exponent {
-        0 => sign * fraction * 2f32.powi(-24),
-        0x1f if fraction == 0.0 => sign * f32::INFINITY,
-        0x1f => f32::NAN,
-        _ => sign * (1.0 + fraction / 1024.0) * 2f32.powi(exponent - 15),
-    }
+    };
+    let mut values = Vec::with_capacity(bytes.len() / stored.bytes());
+    stored.decode(bytes, &mut values);
+    Some(values)
 }
 
 /// Reads a model whose architecture is known (e.g. trained elsewhere with the same names).
@@ -147,6 +140,9 @@ fn f16_to_f32(half: u16) -> f32 {
 /// architecture. The report says what was converted and left out.
 pub fn params_from_safetensors(bytes: &[u8], layout: &Arc<ModelLayout>, origin: &Path) -> Result<LoadedModel> {
     let bad = |reason: String| WsaError::CorruptModel { path: origin.to_path_buf(), reason };
+    if crate::checkpoint::header::is_pickle(bytes) {
+        return Err(bad(crate::checkpoint::header::pickle_advice(origin)));
+    }
     let file = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
     let mut report = LoadReport::default();
     let mut values = Vec::with_capacity(layout.params.len());
@@ -226,22 +222,4 @@ pub fn load_model(path: &Path) -> Result<HostParams> {
         .and_then(|rebuilt| rebuilt.check_compatible(&layout).map(|()| rebuilt))
         .map_err(|e| bad(format!("its layout metadata describes no valid model ({e})")))?;
     Ok(params_from_safetensors(&bytes, &Arc::new(rebuilt), path)?.params)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::f16_to_f32;
-
-    #[test]
-    fn half_precision_decodes_exactly() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x0400), 2f32.powi(-14));
-        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
-        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
-        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
-        assert!(f16_to_f32(0x7e00).is_nan());
-    }
 }

@@ -7,10 +7,12 @@
 //! Data flow: [`data`] loads a split → [`model`] builds a layout and seeded parameters →
 //! [`train`] trains them (with the [`wsa`] term toward scopes from [`scope`]) → [`merge`]
 //! interpolates and averages them → [`experiment`] ties it together and returns serde results;
-//! [`io`] saves models as safetensors.
+//! [`io`] saves models as safetensors; [`checkpoint`] compares and merges checkpoints of any
+//! architecture, tensor by tensor.
 
 pub mod align;
 pub mod cancel;
+pub mod checkpoint;
 pub mod choice;
 pub mod conv;
 pub mod data;

@@ -1,9 +1,10 @@
 //! The figures of WSA Lab's results, described once: the path and the barriers, the weight
 //! scopes of a layer, the scope trajectories, the loss plane, the federated rounds and the
-//! clients' labels. The exported files and the app's views draw these same descriptions.
+//! clients' labels; the scopes of two checkpoints of any architecture. The exported files and the app's views draw these same descriptions.
 
 use crate::figure::{Axis, Bar, BarGroup, Dash, Figure, Heatmap, Label, LegendPlace, Panel, Series, density, extent};
 use crate::palette::{self, Rgb};
+use wsa_core::checkpoint::{Comparison, TensorComparison};
 use wsa_core::experiment::connect::{ConnectResult, Endpoint, EpochRecord, LayerComparison, MethodResult};
 use wsa_core::experiment::federated::FedResult;
 use wsa_core::experiment::method::{Alignment, Method, Training};
@@ -243,6 +244,48 @@ pub fn histograms(method: &MethodResult) -> Figure {
         size: [440 * columns as u32, 320 * rows as u32 + 40],
         columns,
         panels: method.layers.iter().map(|l| histogram_panel(l, &MergedHistogram::stored(l), method.method)).collect(),
+    }
+}
+
+/// The tensors of two checkpoints whose scopes differ most (`top` of them, the largest
+/// symmetric KL first): per tensor A's and B's histograms as densities, with their Gaussian
+/// fits dotted, so a reader sees which layers an averaging merge will hurt and how.
+pub fn checkpoint_scopes(comparison: &Comparison, top: usize) -> Figure {
+    let shown: Vec<&TensorComparison> = comparison.by_difference().into_iter().take(top.max(1)).collect();
+    let n = shown.len().max(1);
+    let columns = n.min(3);
+    let rows = n.div_ceil(columns);
+    let panels = shown
+        .iter()
+        .map(|t| {
+            let (low, high) = (t.histogram_low, t.histogram_high);
+            let mut series = vec![
+                Series::line("A", palette::MODEL_A, 2.0, density(&t.histogram_a, low, high)),
+                Series::line("B", palette::MODEL_B, 2.0, density(&t.histogram_b, low, high)),
+            ];
+            for (stats, color, name) in [(&t.a, palette::MODEL_A, "A fit"), (&t.b, palette::MODEL_B, "B fit")] {
+                series.push(
+                    Series::line(name, color, 1.5, crate::figure::gaussian(stats.scope(), low, high))
+                        .dashed(Dash::Dotted)
+                        .with_opacity(0.5),
+                );
+            }
+            let peak = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p[1])), [0.0, 1.0])[1];
+            let panel = Panel {
+                title: format!("{} · sym. KL {:.3}", t.name, t.symmetric_kl),
+                x: Axis::new("weight value", [low, high]),
+                y: Axis::new("density", [0.0, peak * 1.1]),
+                series,
+                ..Panel::default()
+            };
+            Panel { legend: LegendPlace::least_covering(&panel, LegendPlace::UpperRight), ..panel }
+        })
+        .collect();
+    Figure {
+        title: format!("weight scopes · the {} tensors whose scopes differ most · A and B", shown.len()),
+        size: [440 * columns as u32, 320 * rows as u32 + 40],
+        columns,
+        panels,
     }
 }
 

@@ -8,6 +8,7 @@ use crate::render::Image;
 use crate::{FigureError, Result};
 use std::fmt::Write as _;
 
+use wsa_core::checkpoint::Comparison;
 use wsa_core::experiment::connect::{ConnectResult, TrainedPair};
 use wsa_core::experiment::federated::FedResult;
 use wsa_core::io::model_bytes;
@@ -288,6 +289,41 @@ pub fn reproduce(
             let name = format!("{}/{}.png", context.figures, family.family.name());
             files.push((name, Content::Image(Image::Forest(crate::forest::Forest { data }))));
         }
+    }
+    Ok(files)
+}
+
+/// What `wsa-lab scopes` leaves: scopes.json (everything, histograms included), scopes.csv (one
+/// row per tensor, those whose scopes differ most first) and scopes.png (the `top` of them).
+pub fn checkpoint_scopes(comparison: &Comparison, top: usize) -> Result<Files> {
+    let mut csv = String::from(
+        "tensor,shape,dtype_a,dtype_b,symmetric_kl,mean_a,std_a,excess_kurtosis_a,ks_a,non_finite_a,mean_b,std_b,excess_kurtosis_b,ks_b,non_finite_b\n",
+    );
+    for t in comparison.by_difference() {
+        let shape: Vec<String> = t.shape.iter().map(usize::to_string).collect();
+        let _ = writeln!(
+            csv,
+            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            t.name.replace('"', "\"\""),
+            shape.join("x"),
+            t.dtypes[0],
+            t.dtypes[1],
+            t.symmetric_kl,
+            t.a.mean,
+            t.a.std,
+            t.a.excess_kurtosis,
+            t.a.ks_distance,
+            t.a.non_finite,
+            t.b.mean,
+            t.b.std,
+            t.b.excess_kurtosis,
+            t.b.ks_distance,
+            t.b.non_finite
+        );
+    }
+    let mut files = vec![bytes("scopes.json", json(comparison)?), bytes("scopes.csv", csv.into_bytes())];
+    if !comparison.tensors.is_empty() {
+        files.push(image("scopes.png", describe::checkpoint_scopes(comparison, top)));
     }
     Ok(files)
 }
