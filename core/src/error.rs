@@ -15,6 +15,11 @@ pub enum WsaError {
     #[error("dataset file {path} is not valid: {reason}; delete it and run `scripts/fetch-data.sh` again")]
     CorruptDataset { path: PathBuf, reason: String },
 
+    /// A data file the user brought (a CSV, a NumPy array, a folder of images...) that cannot
+    /// be read as a data set: the file, then what is wrong and where (line, column, sample).
+    #[error("data file {path}: {reason}")]
+    BadDataFile { path: PathBuf, reason: String },
+
     #[error("invalid config: {field} = {value}: {reason}")]
     InvalidConfig { field: String, value: String, reason: String },
 
