@@ -59,10 +59,12 @@ fn decode_png(bytes: &[u8], origin: &Path) -> Result<Image> {
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = decoder.read_info().map_err(failed)?;
     let (width, height) = (reader.info().width as usize, reader.info().height as usize);
-    let size = reader.output_buffer_size();
-    if size > MAX_PIXEL_BYTES || width.saturating_mul(height) > MAX_PIXEL_BYTES {
+    // Checked before the decoder computes the size (which could overflow on wasm32): at most 4
+    // bytes a pixel once 16-bit samples are cut to 8.
+    if width.saturating_mul(height).saturating_mul(4) > MAX_PIXEL_BYTES {
         return Err(too_large(origin, width, height));
     }
+    let size = reader.output_buffer_size();
     let mut buffer = vec![0; size];
     let frame = reader.next_frame(&mut buffer).map_err(failed)?;
     let per_pixel = frame.color_type.samples();
@@ -88,7 +90,7 @@ fn decode_jpeg(bytes: &[u8], origin: &Path) -> Result<Image> {
     let mut decoder = zune_jpeg::JpegDecoder::new(ZCursor::new(bytes));
     decoder.decode_headers().map_err(failed)?;
     let (width, height) = decoder.dimensions().map_or((0, 0), |(w, h)| (w, h));
-    if width * height * 3 > MAX_PIXEL_BYTES {
+    if width.saturating_mul(height).saturating_mul(3) > MAX_PIXEL_BYTES {
         return Err(too_large(origin, width, height));
     }
     let gray = decoder.input_colorspace() == Some(ColorSpace::Luma);
