@@ -193,6 +193,7 @@ mod tests {
         let errors = [
             WsaError::io("data/x.gz", missing).within("cell 3"),
             WsaError::invalid("seeds", 0, "at least 1"),
+            WsaError::BadDataFile { path: "iris.csv".into(), reason: "line 3 has 4 cells where line 1 has 5".into() },
             WsaError::Diverged { model: "a".into(), step: 7, value: 1.5e30 },
             WsaError::Diverged { model: "A".into(), step: 3, value: f32::NAN },
             WsaError::Diverged { model: "fedavg global".into(), step: 2, value: f32::INFINITY },
