@@ -1,4 +1,5 @@
-//! Bad input gets a typed error naming the problem, never a panic, and never a half-written file.
+//! Bad input gets a typed error naming the problem, never a panic, and never a half-written file:
+//! model files, configs, and the user's data files.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -306,5 +307,153 @@ fn half_precision_pytorch_files_load_converted_and_their_buffers_are_ignored_wit
             params_from_safetensors(&file, &layout, &PathBuf::from("deeper.safetensors")).expect_err("an extra layer");
         assert!(matches!(&err, WsaError::ArchitectureMismatch { path, .. } if path == "hidden.7.weight"), "{err}");
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A `.npy` file (version 1) of `data`, whose elements are `descr`.
+fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}\n");
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
+/// PNG bytes of a `width` x `height` grayscale image.
+fn gray_png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("png header");
+    writer.write_image_data(&vec![128; (width * height) as usize]).expect("png data");
+    writer.finish().expect("png end");
+    out
+}
+
+/// Every malformed data file of issue 30's checks is refused with one sentence naming the file
+/// and the problem: no panic, and nothing written beside the files.
+#[test]
+fn malformed_data_files_are_refused_naming_the_file_and_the_problem() {
+    use wsa_core::data::files::{ArrayPair, CifarLabels, FileDataset, FileFormat, Header, IdxPair, LabelColumn};
+    let dir = temp_dir("data-files");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&path, bytes).expect("write");
+        path
+    };
+    let csv = |name: &str, text: &str| FileFormat::Csv {
+        train: write(name, text.as_bytes()),
+        test: None,
+        label_column: None,
+        header: Header::Auto,
+    };
+    let f32s = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let pair = |x: &str, y: &str| ArrayPair { features: dir.join(x), labels: dir.join(y) };
+    write("x4.npy", &npy("<f4", &[4, 1], &f32s(&[1.0, 2.0, 3.0, 4.0])));
+    write("y3.npy", &npy("|u1", &[3], &[0, 1, 0]));
+    write("y4.npy", &npy("|u1", &[4], &[0, 1, 0, 1]));
+    write("y4-one.npy", &npy("|u1", &[4], &[2, 2, 2, 2]));
+    write("x4-nan.npy", &npy("<f4", &[4, 1], &f32s(&[1.0, f32::NAN, 3.0, 4.0])));
+    write("mixed/a/small.png", &gray_png(4, 4));
+    write("mixed/b/large.png", &gray_png(5, 4));
+    write("empty-class/a/one.png", &gray_png(4, 4));
+    std::fs::create_dir_all(dir.join("empty-class/b")).expect("mkdir");
+    let idx = |dims: &[u32], data: &[u8]| {
+        let mut v = vec![0, 0, 0x08, dims.len() as u8];
+        v.extend(dims.iter().flat_map(|d| d.to_be_bytes()));
+        v.extend(data);
+        v
+    };
+    write("images-idx3", &idx(&[3, 1, 2], &[1, 2, 3, 4, 5, 6]));
+    write("labels-idx1", &idx(&[2], &[0, 1]));
+
+    let cases: Vec<(FileFormat, &str, &str)> = vec![
+        (csv("ragged.csv", "1,2,0\n3,4,1\n5,1\n"), "ragged.csv", "line 3 has 2 cells where line 1 has 3"),
+        (csv("text.csv", "a,b,c\n1,2,0\n3,four,1\n"), "text.csv", "line 3, column `b`: `four` is not a number"),
+        (
+            FileFormat::Csv {
+                train: write("nolabel.csv", b"a,b\n1,2\n"),
+                test: None,
+                label_column: Some(LabelColumn::Name("label".into())),
+                header: Header::Auto,
+            },
+            "nolabel.csv",
+            "no column named `label`",
+        ),
+        (
+            csv("nan.csv", "1,2,0\n3,NaN,1\n"),
+            "nan.csv",
+            "line 2, column 1 (counted from 0): `NaN` is not a finite number",
+        ),
+        (csv("one.csv", "1,2,cat\n3,4,cat\n"), "one.csv", "every sample is of class cat"),
+        (csv("empty.csv", ""), "empty.csv", "is empty"),
+        (FileFormat::Npy { train: pair("x4.npy", "y3.npy"), test: None }, "y3.npy", "holds 3 labels for the 4 samples"),
+        (FileFormat::Npy { train: pair("x4-nan.npy", "y4.npy"), test: None }, "x4-nan.npy", "sample 1 holds NaN"),
+        (FileFormat::Npy { train: pair("x4.npy", "y4-one.npy"), test: None }, "x4.npy", "every sample is of class 2"),
+        (
+            FileFormat::Idx {
+                train: IdxPair { images: dir.join("images-idx3"), labels: dir.join("labels-idx1") },
+                test: None,
+            },
+            "labels-idx1",
+            "holds 2 labels for the 3 images",
+        ),
+        (
+            FileFormat::Cifar {
+                train: vec![write("data_batch_1.bin", &[3u8; 3073 + 100])],
+                test: None,
+                labels: CifarLabels::Cifar10,
+            },
+            "data_batch_1.bin",
+            "not a whole number of 3073-byte CIFAR-10 records",
+        ),
+        (
+            FileFormat::ImageFolder { train: dir.join("mixed"), test: None },
+            "large.png",
+            "is 1x4x5 (channels x height x width) but",
+        ),
+        (
+            FileFormat::ImageFolder { train: dir.join("empty-class"), test: None },
+            "empty-class/b",
+            "holds no PNG or JPEG images",
+        ),
+        (
+            FileFormat::Npz { train: write("not.npz", b"PK but not really"), test: None, features: None, labels: None },
+            "not.npz",
+            "is not a .npz (ZIP) archive",
+        ),
+    ];
+    let before = entries(&dir);
+    for (format, file, problem) in cases {
+        let data = DataConfig {
+            dataset: DatasetSpec::File(FileDataset { format, normalisation: Default::default() }),
+            ..DataConfig::default()
+        };
+        let err = wsa_core::data::load(&data, 0).expect_err(problem);
+        let message = err.to_string();
+        assert!(matches!(err, WsaError::BadDataFile { .. }), "{message}");
+        assert!(message.starts_with("data file ") && message.contains(file) && message.contains(problem), "{message}");
+        assert!(!message.trim_end_matches('.').contains(". "), "one sentence: {message}");
+    }
+    // The mixed sizes name both files and both sizes.
+    let mixed = DataConfig {
+        dataset: DatasetSpec::File(FileDataset {
+            format: FileFormat::ImageFolder { train: dir.join("mixed"), test: None },
+            normalisation: Default::default(),
+        }),
+        ..DataConfig::default()
+    };
+    let message = wsa_core::data::load(&mixed, 0).expect_err("mixed sizes").to_string();
+    assert!(message.contains("small.png is 1x4x4") && message.contains("large.png"), "{message}");
+    // Through an experiment: the same error, before any training.
+    let mut c = small_connect_config(1);
+    c.data = mixed;
+    assert!(matches!(run_err(&c), WsaError::BadDataFile { .. }));
+    assert_eq!(entries(&dir), before, "nothing written");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,6 +1,6 @@
 //! The loaders fuzzed: every reader of outside bytes (model files, checkpoints of any
-//! architecture, IDX data files, experiment
-//! configs, the page's link, the app's saved settings) is fed mutated real inputs and random
+//! architecture, IDX data files, the user's data files, experiment configs, the page's link, the
+//! app's saved settings) is fed mutated real inputs and random
 //! bytes, `CASES` each. None may panic; every error says what is wrong, naming the file where
 //! there is one. Deterministic (our seeded generator), so a failure names a case that repeats.
 
@@ -252,4 +252,73 @@ fn saved_app_settings() {
         |bytes| wsa_lab_app::state::load(Some(text(bytes))).notice,
         |notice| notice.contains("starting with defaults"),
     );
+}
+
+fn data_fixture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/data").join(name)).expect("data fixture")
+}
+
+/// The readers of a user's data files (issue 30), seeded from the fixtures NumPy, Python's csv and
+/// ImageMagick wrote (`fixtures/data/make.py`) and from CIFAR records written here.
+#[test]
+fn user_data_files() {
+    use wsa_core::data::files::{CifarLabels, CsvOptions, RECORD_PIXELS, decode_image, parse_cifar, parse_csv};
+    use wsa_core::data::files::{parse_npy, parse_npz};
+    let named = |name: &'static str| move |message: &str| message.starts_with(&format!("data file {name}"));
+
+    let csv = [data_fixture("table.csv"), data_fixture("table-test.csv"), b"1,2.5,0\n-3,4e2,1\n".to_vec()];
+    let options = CsvOptions::default();
+    fuzz(
+        "CSV files",
+        &csv,
+        |bytes| parse_csv(bytes, Path::new("fuzzed.csv"), &options).err().map(|e| e.to_string()),
+        named("fuzzed.csv"),
+    );
+
+    let npy = [data_fixture("images.npy"), data_fixture("table-be-fortran.npy"), data_fixture("labels.npy")];
+    let refused = fuzz(
+        ".npy files",
+        &npy,
+        |bytes| parse_npy(bytes, Path::new("fuzzed.npy")).err().map(|e| e.to_string()),
+        named("fuzzed.npy"),
+    );
+    assert!(refused > CASES / 2, "most damaged arrays must be refused ({refused})");
+
+    let npz = [data_fixture("rgb.npz"), data_fixture("keras.npz")];
+    let refused = fuzz(
+        ".npz archives",
+        &npz,
+        |bytes| parse_npz(bytes, Path::new("fuzzed.npz")).err().map(|e| e.to_string()),
+        named("fuzzed.npz"),
+    );
+    assert!(refused > CASES / 2, "most damaged archives must be refused ({refused})");
+
+    let mut rng = Rng::new(3);
+    let cifar10: Vec<u8> =
+        (0..3).flat_map(|_| std::iter::once(rng.below(10) as u8).chain((0..RECORD_PIXELS).map(|i| i as u8))).collect();
+    let cifar100: Vec<u8> = (0..2).flat_map(|_| [7u8, 77].into_iter().chain(vec![9u8; RECORD_PIXELS])).collect();
+    for (name, labels, seed) in [
+        ("CIFAR-10 batches", CifarLabels::Cifar10, cifar10),
+        ("CIFAR-100 batches", CifarLabels::Cifar100Fine, cifar100),
+    ] {
+        fuzz(
+            name,
+            &[seed],
+            |bytes| parse_cifar(bytes, Path::new("fuzzed.bin"), labels).err().map(|e| e.to_string()),
+            named("fuzzed.bin"),
+        );
+    }
+
+    let images = [
+        data_fixture("images/jpeg/cat/0.jpg"),
+        data_fixture("images/jpeg/dog/1.jpg"),
+        data_fixture("images/png16/0/0.png"),
+    ];
+    let refused = fuzz(
+        "PNG and JPEG images",
+        &images,
+        |bytes| decode_image(bytes, Path::new("fuzzed-image")).err().map(|e| e.to_string()),
+        named("fuzzed-image"),
+    );
+    assert!(refused > CASES / 4, "many damaged images must be refused ({refused})");
 }

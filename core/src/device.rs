@@ -335,7 +335,7 @@ mod tests {
     use crate::model::{ModelConfig, ModelLayout};
 
     fn flops(model: &ModelConfig, dataset: &DatasetSpec) -> f64 {
-        let (shape, classes) = dataset.sample_shape_and_classes();
+        let (shape, classes) = dataset.sample_shape_and_classes().expect("a built-in set");
         ModelLayout::new(model, &shape, classes).expect("layout").training_flops_per_sample()
     }
 

@@ -15,6 +15,11 @@ pub enum WsaError {
     #[error("dataset file {path} is not valid: {reason}; delete it and run `scripts/fetch-data.sh` again")]
     CorruptDataset { path: PathBuf, reason: String },
 
+    /// A data file the user brought (a CSV, a NumPy array, a folder of images...) that cannot
+    /// be read as a data set: the file, then what is wrong and where (line, column, sample).
+    #[error("data file {path}: {reason}")]
+    BadDataFile { path: PathBuf, reason: String },
+
     #[error("invalid config: {field} = {value}: {reason}")]
     InvalidConfig { field: String, value: String, reason: String },
 
@@ -194,6 +199,7 @@ mod tests {
         let errors = [
             WsaError::io("data/x.gz", missing).within("cell 3"),
             WsaError::invalid("seeds", 0, "at least 1"),
+            WsaError::BadDataFile { path: "iris.csv".into(), reason: "line 3 has 4 cells where line 1 has 5".into() },
             WsaError::Diverged { model: "a".into(), step: 7, value: 1.5e30 },
             WsaError::Diverged { model: "A".into(), step: 3, value: f32::NAN },
             WsaError::Diverged { model: "fedavg global".into(), step: 2, value: f32::INFINITY },

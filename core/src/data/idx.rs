@@ -1,5 +1,6 @@
 //! The IDX format of MNIST and Fashion-MNIST: `00 00 <type> <ndim>`, ndim big-endian u32
-//! dimensions, then the data. Files may be gzipped (Fashion-MNIST ships them so).
+//! dimensions, then the data. Files may be gzipped (Fashion-MNIST ships them so). Read here for
+//! the fetched and embedded sets; a user's IDX pair goes through the same parser (`files`).
 
 use super::Dataset;
 use crate::error::{Result, WsaError};
@@ -10,6 +11,8 @@ use std::path::Path;
 pub struct IdxArray {
     pub dims: Vec<usize>,
     pub data: Vec<f32>,
+    /// Whether the elements were u8 (pixels 0..=255) rather than f32.
+    pub eight_bit: bool,
 }
 
 /// Parses an IDX byte buffer (u8 or big-endian f32 elements).
@@ -44,7 +47,7 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<IdxArray, String> {
     } else {
         body.chunks_exact(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect()
     };
-    Ok(IdxArray { dims, data })
+    Ok(IdxArray { dims, data, eight_bit: kind == 0x08 })
 }
 
 /// The files `stem` may be in `dir`: as is, or gzipped.
@@ -70,7 +73,12 @@ fn read_idx(dir: &Path, stem: &str, set: &str) -> Result<IdxArray> {
 /// Parses IDX bytes (the file `origin`), gunzipping them first when they start with the gzip
 /// magic; errors name the file.
 pub fn parse_idx_file(raw: &[u8], origin: &Path) -> Result<IdxArray> {
-    let bad = |reason: String| WsaError::CorruptDataset { path: origin.to_path_buf(), reason };
+    parse_idx_bytes(raw, |reason| WsaError::CorruptDataset { path: origin.to_path_buf(), reason })
+}
+
+/// Parses IDX bytes, gunzipped first when they start with the gzip magic; `bad` turns what is
+/// wrong into the error (a fetched file's, or a user's).
+pub(super) fn parse_idx_bytes(raw: &[u8], bad: impl Fn(String) -> WsaError) -> Result<IdxArray> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(raw).read_to_end(&mut out).map_err(|e| bad(format!("gzip: {e}")))?;

@@ -1,17 +1,24 @@
 //! Datasets: the embedded 8x8 digits, the embedded 5000-image subsets of the Fashion-MNIST and
-//! MNIST test sets, seeded synthetic 2-D sets, and the full IDX sets (Fashion-MNIST, MNIST)
-//! fetched by `scripts/fetch-data.sh`. Everything lives on the host as
+//! MNIST test sets, seeded synthetic 2-D sets, the full IDX sets (Fashion-MNIST, MNIST)
+//! fetched by `scripts/fetch-data.sh`, and the user's own files (`files`: CSV, NumPy, IDX,
+//! CIFAR batches, image folders, read through a [`FileSource`]). Everything lives on the host as
 //! `f32` rows; the trainer uploads a split to the compute device once.
 
 mod digits;
+pub mod files;
 mod idx;
 mod small;
+pub mod source;
 mod synthetic;
 
+pub use files::{FileDataset, FileFormat, Normalisation};
 pub use idx::{IdxArray, is_on_disk, parse_idx, parse_idx_file};
 #[cfg(target_arch = "wasm32")]
 pub use small::provide as provide_small;
 pub use small::{SmallSet, load as load_small};
+pub use source::{Disk, FileSource, Memory};
+#[cfg(target_arch = "wasm32")]
+pub use source::{forget_files, provide_file};
 pub use synthetic::SyntheticKind;
 
 use crate::error::{Result, WsaError};
@@ -44,6 +51,10 @@ pub enum DatasetSpec {
         #[serde(default = "default_synthetic_classes")]
         classes: usize,
     },
+    /// The user's own files: `{"name": "file", "format": "csv", "train": "iris.csv", ...}`
+    /// (see [`FileDataset`]). Natively read from the file system; on wasm32 from the files the
+    /// page handed over ([`provide_file`]).
+    File(FileDataset),
 }
 
 fn default_synthetic_samples() -> usize {
@@ -71,7 +82,8 @@ impl DatasetSpec {
     ];
 
     /// Whether the set is read from `data_dir` (fetched by `scripts/fetch-data.sh`), which a
-    /// web page cannot do; the others are embedded or generated.
+    /// web page cannot do; the others are embedded, generated or the user's own files (which a
+    /// page holds in memory).
     pub fn is_fetched(&self) -> bool {
         matches!(self, DatasetSpec::FashionMnist | DatasetSpec::Mnist)
     }
@@ -113,17 +125,19 @@ impl DatasetSpec {
         })
     }
 
-    /// The shape of one sample and the number of classes, known without loading the data
-    /// (the official Fashion-MNIST and MNIST files are 28x28).
-    pub fn sample_shape_and_classes(&self) -> (Vec<usize>, usize) {
-        match self {
+    /// The shape of one sample and the number of classes: for the built-in sets known without
+    /// loading the data (the official Fashion-MNIST and MNIST files are 28x28); the user's files
+    /// are read for it (but CIFAR's, whose format says it), so it fails where they cannot be.
+    pub fn sample_shape_and_classes(&self) -> Result<(Vec<usize>, usize)> {
+        Ok(match self {
             DatasetSpec::Digits => (vec![1, 8, 8], 10),
             DatasetSpec::FashionMnist
             | DatasetSpec::Mnist
             | DatasetSpec::FashionMnistSmall
             | DatasetSpec::MnistSmall => (vec![1, 28, 28], 10),
             DatasetSpec::Synthetic { classes, .. } => (vec![2], *classes),
-        }
+            DatasetSpec::File(set) => return set.sample_shape_and_classes(&*source::default_source()),
+        })
     }
 
     pub fn label(&self) -> String {
@@ -134,6 +148,7 @@ impl DatasetSpec {
             DatasetSpec::FashionMnistSmall => "fashion-mnist-small".into(),
             DatasetSpec::MnistSmall => "mnist-small".into(),
             DatasetSpec::Synthetic { kind, .. } => kind.label().into(),
+            DatasetSpec::File(set) => set.label(),
         }
     }
 }
@@ -242,14 +257,21 @@ pub struct DataSplit {
     pub test: Dataset,
 }
 
-/// Loads, splits (seeded), trims and normalises the data a config names.
+/// Loads, splits (seeded), trims and normalises the data a config names; a file set from the
+/// file system natively, from the files the page handed over on wasm32.
 pub fn load(config: &DataConfig, seed: u64) -> Result<DataSplit> {
+    load_from(config, seed, &*source::default_source())
+}
+
+/// [`load`], with a file set read from `file_source`.
+pub fn load_from(config: &DataConfig, seed: u64, file_source: &dyn FileSource) -> Result<DataSplit> {
     if !(0.0 < config.test_fraction && config.test_fraction < 1.0) {
         return Err(WsaError::invalid("data.test_fraction", config.test_fraction, "must lie strictly between 0 and 1"));
     }
     if config.max_train == Some(0) || config.max_test == Some(0) {
         return Err(WsaError::invalid("data.max_train/max_test", 0, "must be at least 1 (or left out for all)"));
     }
+    let mut standardise = true;
     let (mut train, mut test, images) = match &config.dataset {
         DatasetSpec::Digits => {
             let all = digits::load()?;
@@ -282,6 +304,15 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<DataSplit> {
             let (train, test) = random_split(&all, config.test_fraction, seed);
             (train, test, false)
         }
+        DatasetSpec::File(set) => {
+            let loaded = files::read(set, file_source)?;
+            standardise = loaded.standardise;
+            let (train, test) = match loaded.test {
+                Some(test) => (loaded.train, test),
+                None => random_split(&loaded.train, config.test_fraction, seed),
+            };
+            (train, test, loaded.images)
+        }
     };
     if let Some(n) = config.max_train {
         train = seeded_subset(&train, n, seed, "train-subset");
@@ -289,7 +320,9 @@ pub fn load(config: &DataConfig, seed: u64) -> Result<DataSplit> {
     if let Some(n) = config.max_test {
         test = seeded_subset(&test, n, seed, "test-subset");
     }
-    normalise(&mut train, &mut test, images);
+    if standardise {
+        normalise(&mut train, &mut test, images);
+    }
     Ok(DataSplit { name: config.dataset.label(), train, test })
 }
 

@@ -21,9 +21,9 @@ use crate::data::DatasetSpec;
 use crate::model::{ModelConfig, ModelLayout};
 
 /// Training work per step for `device::select_for`; `None` when the model does not fit the
-/// data (the run itself then reports why).
+/// data or the user's data files cannot be read (the run itself then reports why).
 fn flops_per_step(model: &ModelConfig, dataset: &DatasetSpec, batch: usize) -> Option<f64> {
-    let (shape, classes) = dataset.sample_shape_and_classes();
+    let (shape, classes) = dataset.sample_shape_and_classes().ok()?;
     let layout = ModelLayout::new(model, &shape, classes).ok()?;
     Some(layout.training_flops_per_sample() * batch as f64)
 }

@@ -21,7 +21,7 @@ pub async fn warm_up(config: &ConnectConfig, device: &ComputeDevice) -> Result<(
     if !device.is_gpu {
         return Ok(());
     }
-    let (sample_shape, num_classes) = config.data.dataset.sample_shape_and_classes();
+    let (sample_shape, num_classes) = config.data.dataset.sample_shape_and_classes()?;
     let layout = Arc::new(ModelLayout::new(&config.model, &sample_shape, num_classes)?);
     let batch = config.train.batch_size.max(1);
     let mut rng = Rng::new(0);

@@ -98,7 +98,7 @@ fn gaussianity_outcomes(config: &ConnectConfig, result: &ConnectResult) -> Resul
             "must include `plain` (model A trained without WSA)",
         )
     })?;
-    let (shape, classes) = config.data.dataset.sample_shape_and_classes();
+    let (shape, classes) = config.data.dataset.sample_shape_and_classes()?;
     let layout = Arc::new(ModelLayout::new(&config.model, &shape, classes)?);
     let (init, _) = connect::initial_params(config, &layout);
     let layers = config.wsa.layers.select(&layout);
