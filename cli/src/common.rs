@@ -5,7 +5,8 @@
 use crate::args;
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
-use wsa_core::data::{DataConfig, DatasetSpec};
+use wsa_core::data::files::LabelColumn;
+use wsa_core::data::{DataConfig, DatasetSpec, FileDataset};
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::ConnectConfig;
 use wsa_core::experiment::federated::FedConfig;
@@ -20,8 +21,19 @@ pub struct CommonArgs {
     pub config: Option<PathBuf>,
     /// digits, fashion-mnist-small, mnist-small (embedded), fashion-mnist, mnist (fetched),
     /// moons, circles, spirals or blobs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "data")]
     pub dataset: Option<String>,
+    /// Your own data: a .csv table, a .npz archive, a CIFAR .bin batch or a folder with one
+    /// subfolder of PNG/JPEG images per class (.npy and IDX pairs: in a config file; see
+    /// docs/datasets.md).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// The test split of --data, in its format (without it, --data is split by the seed).
+    #[arg(long, value_name = "PATH", requires = "data")]
+    pub data_test: Option<PathBuf>,
+    /// The label column of a --data CSV: its name or index from 0 (default: the last column).
+    #[arg(long, value_name = "COLUMN", requires = "data")]
+    pub label_column: Option<String>,
     /// Where fetched datasets live.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -80,6 +92,13 @@ impl CommonArgs {
             if data.dataset.is_fetched() {
                 data.max_test = data.max_test.or(Some(10_000));
             }
+        }
+        if let Some(path) = &self.data {
+            let label = self.label_column.as_deref().map(|text| match text.parse::<usize>() {
+                Ok(index) => LabelColumn::Index(index),
+                Err(_) => LabelColumn::Name(text.to_string()),
+            });
+            data.dataset = DatasetSpec::File(FileDataset::from_path(path, self.data_test.as_deref(), label)?);
         }
         if let Some(dir) = &self.data_dir {
             data.data_dir = dir.clone();

@@ -219,8 +219,8 @@ fn train(run: &RunArgs, step: &ClientStep, out: &Path) -> Result<()> {
 fn own_training_set(data: &DataConfig, dir: &Path, seed: u64) -> Result<wsa_core::data::Dataset> {
     if !data.dataset.is_fetched() {
         bail!(
-            "--own-data reads a dataset from a folder, but the config's dataset `{}` is embedded in the program; \
-             use mnist or fashion-mnist, or leave --own-data out to train on the seeded split",
+            "--own-data reads mnist or fashion-mnist from a folder, and the config's dataset `{}` is neither; \
+             use one of them, or leave --own-data out to train on the seeded split",
             data.dataset.label()
         );
     }

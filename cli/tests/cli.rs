@@ -594,3 +594,56 @@ fn every_refusal_is_one_sentence_of_problem_and_fix() {
     assert!(!a_file.is_dir(), "nothing was written over the file");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn own_data_from_the_command_line_trains_and_travels_in_the_config() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/data");
+    let table = fixtures.join("table.csv");
+    let test = fixtures.join("table-test.csv");
+    let dir = temp_dir("own-data");
+    let out = dir.join("out");
+    let flags = [
+        "--data",
+        table.to_str().expect("utf-8"),
+        "--data-test",
+        test.to_str().expect("utf-8"),
+        "--label-column",
+        "species",
+        "--epochs",
+        "2",
+        "--methods",
+        "plain",
+    ];
+    let printed = wsa_lab().arg("connect").args(flags).arg("--print-config").output().expect("run");
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    // Twelve rows: batches of four (the default 64 is refused for so few samples).
+    let mut config: serde_json::Value = serde_json::from_slice(&printed.stdout).expect("config json");
+    config["train"]["batch_size"] = 4.into();
+    let config_path = dir.join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec(&config).expect("json")).expect("write config");
+    let run = wsa_lab()
+        .args(["connect", "--device", "cpu", "--config", config_path.to_str().expect("utf-8")])
+        .args(["--out", out.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{said}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).expect("config.json")).expect("json");
+    let dataset = &config["data"]["dataset"];
+    assert_eq!((dataset["name"].as_str(), dataset["format"].as_str()), (Some("file"), Some("csv")), "{dataset}");
+    assert_eq!(dataset["label_column"], "species");
+    assert!(dataset["test"].as_str().expect("the test file").ends_with("table-test.csv"));
+
+    // Kinds the flag cannot take say what to do instead, in one line.
+    let refusals = [
+        (vec!["--data", "x.npy"], "name them in a config file"),
+        (vec!["--data", "notes.txt"], "no data format WSA Lab reads"),
+        (vec!["--data", table.to_str().expect("utf-8"), "--dataset", "digits"], "cannot be used with"),
+    ];
+    for (flags, needle) in refusals {
+        let run = wsa_lab().arg("connect").args(&flags).arg("--print-config").output().expect("run");
+        let said = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success() && said.contains(needle), "{flags:?}: {said}");
+    }
+}

@@ -444,6 +444,6 @@ fn the_bridge_trains_a_client_and_refuses_bad_input_by_name() {
     let (ok, err) = train("3", &global, &target, &[], &refused);
     assert!(!ok && err.contains("client 3 does not exist"), "{err}");
     let (ok, err) = train("0", &global, &target, &["--own-data", "/nonexistent"], &refused);
-    assert!(!ok && err.contains("embedded in the program"), "{err}");
+    assert!(!ok && err.contains("is neither"), "{err}");
     assert!(!refused.exists(), "a refused step wrote {}", refused.display());
 }

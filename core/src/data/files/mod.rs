@@ -211,6 +211,70 @@ impl FileDataset {
         path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
     }
 
+    /// A data set from one path as a user names it on the command line, the format from its
+    /// kind: a folder of class folders, a `.csv` table (its label column `label_column`, by
+    /// default the last), a `.npz` archive, or CIFAR `.bin` batches (CIFAR-100's `train.bin` and
+    /// `test.bin` by their names, fine labels). `test`, when given, is the test split in the same
+    /// format. The pairs (`.npy`, IDX) need two files per split: those take a config.
+    pub fn from_path(train: &Path, test: Option<&Path>, label_column: Option<LabelColumn>) -> Result<FileDataset> {
+        let kind = |path: &Path| -> Result<&'static str> {
+            if path.is_dir() {
+                return Ok("folder");
+            }
+            let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+            Ok(match extension.as_deref() {
+                Some("csv") => "csv",
+                Some("npz") => "npz",
+                Some("bin") => "bin",
+                Some("npy") | Some("gz") | None | Some("idx") | Some("idx3-ubyte") | Some("idx1-ubyte") => {
+                    return Err(WsaError::invalid(
+                        "--data",
+                        path.display(),
+                        "an .npy or IDX set is two files per split (features and labels): name them in a config file (docs/datasets.md, \"Your own data\")",
+                    ));
+                }
+                Some(other) => {
+                    return Err(WsaError::invalid(
+                        "--data",
+                        path.display(),
+                        &format!(
+                            "a .{other} file is no data format WSA Lab reads; give a .csv, .npz, CIFAR .bin batch or a folder of class folders"
+                        ),
+                    ));
+                }
+            })
+        };
+        let train_kind = kind(train)?;
+        if let Some(test) = test
+            && kind(test)? != train_kind
+        {
+            return Err(WsaError::invalid(
+                "--data-test",
+                test.display(),
+                &format!("must be in the format of --data {}", train.display()),
+            ));
+        }
+        if label_column.is_some() && train_kind != "csv" {
+            return Err(WsaError::invalid(
+                "--label-column",
+                train.display(),
+                "only a CSV table has a label column to choose",
+            ));
+        }
+        let owned = |p: &Path| p.to_path_buf();
+        let format = match train_kind {
+            "folder" => FileFormat::ImageFolder { train: owned(train), test: test.map(owned) },
+            "csv" => FileFormat::Csv { train: owned(train), test: test.map(owned), label_column, header: Header::Auto },
+            "npz" => FileFormat::Npz { train: owned(train), test: test.map(owned), features: None, labels: None },
+            _ => {
+                let cifar_100 = train.file_name().is_some_and(|n| n == "train.bin" || n == "test.bin");
+                let labels = if cifar_100 { CifarLabels::Cifar100Fine } else { CifarLabels::Cifar10 };
+                FileFormat::Cifar { train: vec![owned(train)], test: test.map(|t| vec![owned(t)]), labels }
+            }
+        };
+        Ok(FileDataset { format, normalisation: Normalisation::default() })
+    }
+
     /// The shape of one sample and the number of classes: for CIFAR from the format alone,
     /// otherwise from reading the files.
     pub fn sample_shape_and_classes(&self, source: &dyn FileSource) -> Result<(Vec<usize>, usize)> {
