@@ -144,12 +144,18 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
             match &mut config.model {
                 ModelConfig::Mlp { hidden, .. } => *hidden = widths,
                 ModelConfig::Cnn { channels, .. } => *channels = widths,
+                // A loaded model's layers are its own: nothing to set here.
+                ModelConfig::Stack { .. } => {}
             }
         }
     });
     let (activation, norm, init) = match &mut config.model {
         ModelConfig::Mlp { activation, norm, init, .. } | ModelConfig::Cnn { activation, norm, init, .. } => {
             (activation, norm, init)
+        }
+        ModelConfig::Stack { init, .. } => {
+            choice(ui, "initialisation", init);
+            return;
         }
     };
     choice(ui, "initialisation", init);

@@ -1,0 +1,268 @@
+//! Models written by real PyTorch code (tests/fixtures/torch, made by its make.py) read by their
+//! names and shapes (`wsa_core::infer`): the layouts inferred, the logits equal to PyTorch's, a
+//! model the lab writes loading back into the same PyTorch class, and files that cannot be read
+//! refused with a sentence naming the file, the tensor and the fix.
+//!
+//! The round trip runs PyTorch itself when `TORCH_PYTHON` names a Python with torch and
+//! safetensors (e.g. /var/cache/wsa-lab/torch-venv/bin/python); CI has no torch, so there the
+//! test checks the written file's names and shapes against the state_dict PyTorch wrote.
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::path::{Path, PathBuf};
+use wsa_core::WsaError;
+use wsa_core::infer::{self, LayoutHints};
+use wsa_core::model::{Activation, HostParams, LayerSpec, ModelConfig};
+use wsa_lab_tests::temp_dir;
+
+const MODELS: [&str; 3] = ["sequential_mlp", "batchnorm_cnn", "groupnorm_cnn"];
+
+fn fixture(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torch").join(file)
+}
+
+fn model_file(name: &str) -> PathBuf {
+    fixture(&format!("{name}.safetensors"))
+}
+
+fn load(name: &str) -> HostParams {
+    infer::load_inferred(&model_file(name)).unwrap_or_else(|e| panic!("{name}: {e}")).params
+}
+
+/// The float32 tensor `name` of a safetensors file, with its shape.
+fn tensor(file: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let view = file.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(view.dtype(), Dtype::F32, "{name}");
+    let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    (view.shape().to_vec(), values)
+}
+
+/// Every tensor's name and shape in a safetensors file, sorted by name.
+fn names_and_shapes(bytes: &[u8]) -> Vec<(String, Vec<usize>)> {
+    let file = SafeTensors::deserialize(bytes).expect("safetensors");
+    let mut all: Vec<(String, Vec<usize>)> =
+        file.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect();
+    all.sort();
+    all
+}
+
+fn relu() -> LayerSpec {
+    LayerSpec::Activation { function: Activation::Relu }
+}
+
+fn linear(name: &str, outputs: usize) -> LayerSpec {
+    LayerSpec::Linear { name: name.into(), outputs, bias: true }
+}
+
+fn conv(name: &str, channels: usize, stride: usize, padding: usize) -> LayerSpec {
+    LayerSpec::Conv2d { name: name.into(), channels, kernel: 3, stride, padding, bias: true }
+}
+
+#[test]
+fn inferred_layouts_are_the_models_pytorch_wrote() {
+    let expected: [(&str, Vec<usize>, Vec<LayerSpec>); 3] = [
+        ("sequential_mlp", vec![784], vec![linear("1", 32), relu(), linear("3", 16), relu(), linear("5", 10)]),
+        (
+            "batchnorm_cnn",
+            vec![1, 12, 12],
+            vec![
+                conv("conv1", 4, 1, 0),
+                LayerSpec::BatchNorm { name: "bn1".into() },
+                relu(),
+                conv("conv2", 8, 1, 0),
+                relu(),
+                LayerSpec::MaxPool2d { kernel: 2, stride: None },
+                LayerSpec::Flatten,
+                linear("fc1", 16),
+                relu(),
+                linear("fc2", 10),
+            ],
+        ),
+        (
+            "groupnorm_cnn",
+            vec![3, 16, 16],
+            vec![
+                conv("features.0", 8, 2, 1),
+                LayerSpec::GroupNorm { name: "features.1".into(), groups: 2 },
+                relu(),
+                LayerSpec::MaxPool2d { kernel: 2, stride: None },
+                conv("features.4", 8, 1, 1),
+                LayerSpec::GroupNorm { name: "features.5".into(), groups: 4 },
+                relu(),
+                LayerSpec::AvgPool2d { kernel: 2, stride: None },
+                LayerSpec::Flatten,
+                linear("classifier.0", 12),
+                relu(),
+                linear("classifier.2", 5),
+            ],
+        ),
+    ];
+    for (name, sample_shape, layers) in expected {
+        let params = load(name);
+        let layout = &params.layout;
+        assert_eq!(layout.config, ModelConfig::Stack { layers, init: Default::default() }, "{name}");
+        assert_eq!(layout.sample_shape, sample_shape, "{name}");
+        // Every tensor PyTorch wrote is a parameter of the layout, in its shape, but the
+        // BatchNorm counter.
+        let bytes = std::fs::read(model_file(name)).expect("fixture");
+        let written: Vec<(String, Vec<usize>)> =
+            names_and_shapes(&bytes).into_iter().filter(|(n, _)| !n.ends_with("num_batches_tracked")).collect();
+        let mut ours: Vec<(String, Vec<usize>)> =
+            layout.params.iter().map(|p| (p.path.clone(), p.shape.clone())).collect();
+        ours.sort();
+        assert_eq!(ours, written, "{name}");
+        // The classifier is the last linear layer.
+        let last = layout.params.last().expect("parameters").layer.clone();
+        for p in &layout.params {
+            assert_eq!(p.classifier, p.layer == last, "{name}: {}", p.path);
+        }
+    }
+}
+
+#[test]
+fn the_labs_logits_equal_pytorchs() {
+    let device = wsa_core::device::cpu().device;
+    for name in MODELS {
+        let params = load(name);
+        let io = std::fs::read(fixture(&format!("{name}.io.safetensors"))).expect("io fixture");
+        let io = SafeTensors::deserialize(&io).expect("io safetensors");
+        let (input_shape, input) = tensor(&io, "input");
+        let (_, expected) = tensor(&io, "logits");
+        let rows = input_shape[0];
+        let x = burn::tensor::Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(input.clone(), [rows, input.len() / rows]),
+            &device,
+        );
+        let logits = params.to_device(&device).logits(x).into_data().try_to_vec::<f32>().expect("logits");
+        assert_eq!(logits.len(), expected.len(), "{name}");
+        let worst = logits.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        eprintln!("{name}: the lab's logits differ from PyTorch's by up to {worst}");
+        assert!(worst <= 1e-4, "{name}: the lab's logits differ from PyTorch's by up to {worst}");
+    }
+}
+
+#[test]
+fn a_model_the_lab_writes_loads_back_into_pytorch() {
+    let dir = temp_dir("torch-round-trip");
+    for name in MODELS {
+        let params = load(name);
+        let written = dir.join(format!("{name}.safetensors"));
+        wsa_core::io::save_model(&written, &params).expect("save");
+        // The names and shapes PyTorch's state_dict has (its BatchNorm counter aside, which
+        // load_state_dict fills in when absent), so that load_state_dict(strict=True) takes it.
+        let ours = names_and_shapes(&std::fs::read(&written).expect("written"));
+        let theirs: Vec<(String, Vec<usize>)> = names_and_shapes(&std::fs::read(model_file(name)).expect("fixture"))
+            .into_iter()
+            .filter(|(n, _)| !n.ends_with("num_batches_tracked"))
+            .collect();
+        assert_eq!(ours, theirs, "{name}");
+        // The lab reads its own file back the same, by its metadata.
+        assert_eq!(wsa_core::io::load_model(&written).expect("reads back"), params, "{name}");
+        match std::env::var_os("TORCH_PYTHON") {
+            Some(python) => {
+                let status = std::process::Command::new(python)
+                    .arg(fixture("make.py"))
+                    .args(["check", name])
+                    .arg(&written)
+                    .status()
+                    .expect("run TORCH_PYTHON");
+                assert!(
+                    status.success(),
+                    "{name}: PyTorch did not load the lab's file into its class with the same logits"
+                );
+            }
+            None => eprintln!("{name}: TORCH_PYTHON unset; checked names and shapes only"),
+        }
+    }
+}
+
+/// A safetensors file of float32 zeros with these tensors.
+fn file_with(tensors: &[(&str, Vec<usize>)]) -> Vec<u8> {
+    let data: Vec<Vec<u8>> = tensors.iter().map(|(_, shape)| vec![0; 4 * shape.iter().product::<usize>()]).collect();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .zip(&data)
+        .map(|((name, shape), bytes)| {
+            (name.to_string(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("view"))
+        })
+        .collect();
+    safetensors::serialize(views, None).expect("serialise")
+}
+
+/// The error of inferring `bytes` named `file`, with `hints`; it must name the file.
+fn refusal(bytes: &[u8], hints: Option<&LayoutHints>, file: &Path) -> String {
+    let error = infer::infer_layout(bytes, hints, file).expect_err("refused");
+    let text = error.to_string();
+    eprintln!("{text}");
+    assert!(text.contains(&file.display().to_string()), "names the file: {text}");
+    assert!(!text.contains('\n'), "one sentence: {text}");
+    text
+}
+
+#[test]
+fn unreadable_models_are_refused_with_the_fix() {
+    let cnn = std::fs::read(model_file("batchnorm_cnn")).expect("fixture");
+    let file = Path::new("/models/net.safetensors");
+    // A CNN without its input size: the sizes that fit are listed.
+    let text = refusal(&cnn, None, file);
+    assert!(text.contains("`conv1.weight`") && text.contains("\"input_shape\": [1, 8, 8]"), "{text}");
+    assert!(
+        text.contains(r#""input_shape": [1, 12, 12] with "after": {"conv2": [{"type": "max-pool2d", "kernel": 2}]}"#),
+        "the MNIST example's pooling among the candidates: {text}"
+    );
+    assert!(text.contains("/models/net.layout.json"), "names the layout file: {text}");
+    // A conv followed by a linear layer whose inputs are not channels x height x width for the
+    // listed input shape (the pooling left out): the tensor, and the input shapes that fit.
+    let no_pool = LayoutHints { input_shape: Some(vec![1, 12, 12]), ..LayoutHints::default() };
+    let text = refusal(&cnn, Some(&no_pool), file);
+    assert!(text.contains("`fc1.weight`") && text.contains("[16, 128]") && text.contains("[16, 512]"), "{text}");
+    assert!(text.contains("\"input_shape\": [1, 8, 8];"), "lists the input shape that fits without pooling: {text}");
+    assert!(text.contains(r#"[1, 12, 12] with "after": {"conv2""#), "and the pooling that fits this one: {text}");
+    // A 3-D weight.
+    let text = refusal(&file_with(&[("conv.weight", vec![4, 1, 3]), ("fc.weight", vec![2, 4])]), None, file);
+    assert!(text.contains("`conv.weight` is 3-D"), "{text}");
+    // Two layers that do not chain in any order.
+    let text = refusal(&file_with(&[("a.weight", vec![8, 5]), ("b.weight", vec![3, 7])]), None, file);
+    assert!(text.contains("`b.weight` takes 7 inputs but `a`") && text.contains("\"layers\""), "{text}");
+    // A norm without running statistics: LayerNorm or GroupNorm, the groups listed.
+    let gn = std::fs::read(model_file("groupnorm_cnn")).expect("fixture");
+    let hints = LayoutHints { input_shape: Some(vec![3, 16, 16]), ..LayoutHints::default() };
+    let text = refusal(&gn, Some(&hints), file);
+    assert!(
+        text.contains("`features.1.weight`") && text.contains("\"groups\": G") && text.contains("1, 2, 4, 8"),
+        "{text}"
+    );
+    // A layout file naming a module the file lacks (a typo).
+    let typo = LayoutHints {
+        input_shape: Some(vec![1, 12, 12]),
+        after: [("conv3".to_string(), vec![LayerSpec::MaxPool2d { kernel: 2, stride: None }])].into(),
+        ..LayoutHints::default()
+    };
+    assert!(refusal(&cnn, Some(&typo), file).contains("`conv3`"));
+    // A pickle (PyTorch's .pt) is no safetensors file.
+    let pickle = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.";
+    let error = infer::infer_layout(pickle, None, file).expect_err("a pickle");
+    assert!(matches!(error, WsaError::CorruptModel { .. }), "{error}");
+    assert!(error.to_string().contains("/models/net.safetensors"), "{error}");
+}
+
+#[test]
+fn a_layout_file_beside_the_model_is_read_and_can_list_the_layers() {
+    let dir = temp_dir("torch-layout-file");
+    let model = dir.join("mnist.safetensors");
+    std::fs::copy(model_file("batchnorm_cnn"), &model).expect("copy");
+    // Without its layout file the CNN cannot be read; with the fixture's, it is.
+    assert!(matches!(infer::load_inferred(&model), Err(WsaError::UninferableLayout { .. })));
+    std::fs::copy(fixture("batchnorm_cnn.layout.json"), infer::layout_file_for(&model)).expect("copy");
+    let inferred = infer::load_inferred(&model).expect("with its layout file");
+    // The same layers listed outright.
+    let ModelConfig::Stack { layers, .. } = &inferred.params.layout.config else { panic!("a stack") };
+    let listed =
+        LayoutHints { input_shape: Some(vec![1, 12, 12]), layers: Some(layers.clone()), ..LayoutHints::default() };
+    std::fs::write(infer::layout_file_for(&model), serde_json::to_string_pretty(&listed).expect("json"))
+        .expect("write");
+    assert_eq!(infer::load_inferred(&model).expect("listed layers").params, inferred.params);
+    // A layout file of a newer version is refused, naming it.
+    std::fs::write(infer::layout_file_for(&model), r#"{"version": 2}"#).expect("write");
+    let error = infer::load_inferred(&model).expect_err("version 2").to_string();
+    assert!(error.contains("mnist.layout.json") && error.contains("version"), "{error}");
+}
