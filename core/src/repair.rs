@@ -243,7 +243,7 @@ mod tests {
     use crate::cancel::Silent;
     use crate::data::{self, DataConfig, DatasetSpec};
     use crate::device;
-    use crate::model::{Activation, Initializer, ModelConfig, Norm};
+    use crate::model::{Activation, Initializer, LayerSpec, ModelConfig, Norm};
     use crate::rng::Rng;
     use std::sync::Arc;
 
@@ -275,6 +275,32 @@ mod tests {
                 1e-4,
             ),
             (ModelConfig::cnn(vec![8, 16]), 1e-4),
+            // A stack as a PyTorch model reads: a bias-free conv whose BatchNorm takes the
+            // correction, and a GroupNorm after a linear layer.
+            (
+                ModelConfig::Stack {
+                    layers: vec![
+                        LayerSpec::Conv2d {
+                            name: "conv1".into(),
+                            channels: 8,
+                            kernel: 3,
+                            stride: 1,
+                            padding: 1,
+                            bias: false,
+                        },
+                        LayerSpec::BatchNorm { name: "bn1".into() },
+                        LayerSpec::Activation { function: Activation::Relu },
+                        LayerSpec::MaxPool2d { kernel: 2, stride: None },
+                        LayerSpec::Flatten,
+                        LayerSpec::Linear { name: "fc1".into(), outputs: 32, bias: true },
+                        LayerSpec::GroupNorm { name: "gn1".into(), groups: 4 },
+                        LayerSpec::Activation { function: Activation::Relu },
+                        LayerSpec::Linear { name: "fc2".into(), outputs: 10, bias: true },
+                    ],
+                    init: Initializer::Uniform,
+                },
+                1e-4,
+            ),
         ] {
             let (a, b, data, device) = pair(config.clone());
             let samples = 600;

@@ -592,6 +592,74 @@ mod tests {
         }
     }
 
+    /// A model PyTorch wrote (tests/fixtures/torch), read by its names and shapes.
+    fn pytorch_model(name: &str) -> HostParams {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/torch")
+            .join(format!("{name}.safetensors"));
+        crate::infer::load_inferred(&path).unwrap_or_else(|e| panic!("{name}: {e}")).params
+    }
+
+    /// Inferred stacks: hidden units through Sequential numbering, BatchNorm (its running
+    /// statistics permute with the channels), GroupNorm blocks, max- and average-pooling and the
+    /// flatten into the first linear layer (a channel is a block of its pixels there).
+    #[test]
+    fn permuting_an_inferred_pytorch_model_keeps_its_function() {
+        let mut rng = Rng::new(8);
+        for (name, layers, blocks) in [
+            ("sequential_mlp", vec!["1", "3"], vec![1, 1]),
+            ("batchnorm_cnn", vec!["conv1", "conv2", "fc1"], vec![1, 1, 1]),
+            ("groupnorm_cnn", vec!["features.0", "features.4", "classifier.0"], vec![2, 4, 1]),
+        ] {
+            let params = pytorch_model(name);
+            let layout = Arc::clone(&params.layout);
+            let spec = PermutationSpec::new(&layout).expect("spec");
+            let found: Vec<(&str, usize)> = spec.groups.iter().map(|g| (g.layer.as_str(), g.blocks)).collect();
+            assert_eq!(found, layers.into_iter().zip(blocks).collect::<Vec<_>>(), "{name}");
+            let moved =
+                |g: &PermutationGroup| g.axes.iter().map(|a| layout.params[a.param].path.clone()).collect::<Vec<_>>();
+            if name == "batchnorm_cnn" {
+                assert_eq!(
+                    moved(&spec.groups[0]),
+                    [
+                        "conv1.weight",
+                        "conv1.bias",
+                        "bn1.weight",
+                        "bn1.bias",
+                        "bn1.running_mean",
+                        "bn1.running_var",
+                        "conv2.weight"
+                    ]
+                );
+                // conv2's 8 channels of 4 x 4 pixels reach fc1 flattened.
+                let into_fc1 = spec.groups[1].axes.last().expect("next layer");
+                assert_eq!((into_fc1.outer, into_fc1.units, into_fc1.inner), (16, 8, 16));
+            }
+            let perms = random_perms(&spec, &mut rng);
+            let permuted = permute(&params, &spec, &perms);
+            assert_ne!(permuted.values, params.values, "{name}");
+            let dim: usize = layout.sample_shape.iter().product();
+            let x: Vec<f32> = (0..4 * dim).map(|_| rng.normal() as f32).collect();
+            let (before, after) = (logits(&params, &x, 4), logits(&permuted, &x, 4));
+            for (p, q) in before.iter().zip(&after) {
+                assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{name}: logits {p} vs {q}");
+            }
+            let matching = crate::wait(weight_matching(
+                &params,
+                &permuted,
+                &WeightMatchingConfig::default(),
+                &mut Rng::new(1),
+                &mut Silent,
+            ))
+            .expect("matching");
+            assert_eq!(
+                permute(&permuted, &spec, &matching.perms).values,
+                params.values,
+                "{name}: weight matching undoes it"
+            );
+        }
+    }
+
     #[test]
     fn a_permutation_across_group_norm_blocks_changes_the_function() {
         // The reason for the block constraint: swapping two units of different groups is not a
