@@ -266,3 +266,85 @@ fn a_layout_file_beside_the_model_is_read_and_can_list_the_layers() {
     let error = infer::load_inferred(&model).expect_err("version 2").to_string();
     assert!(error.contains("mnist.layout.json") && error.contains("version"), "{error}");
 }
+
+/// BatchNorm's running statistics are buffers: training (in inference mode) leaves them as
+/// PyTorch wrote them while it moves the weights, and no scope ever selects them.
+#[test]
+fn training_leaves_batchnorm_statistics_and_scopes_leave_them_out() {
+    use wsa_core::model::ParamRole;
+    use wsa_core::train::{DeviceData, TrainConfig, Trainer};
+    let params = load("batchnorm_cnn");
+    let device = wsa_core::device::cpu().device;
+    let mut rng = wsa_core::rng::Rng::new(3);
+    let samples = 64;
+    let dataset = wsa_core::data::Dataset {
+        features: (0..samples * 144).map(|_| rng.normal() as f32).collect(),
+        labels: (0..samples).map(|i| (i % 10) as u32).collect(),
+        sample_shape: vec![1, 12, 12],
+        num_classes: 10,
+    };
+    let data = DeviceData::upload(&dataset, &device);
+    let config = TrainConfig { batch_size: 16, epochs: 1, ..TrainConfig::default() };
+    let mut trainer = Trainer::new("bn", config, &params, samples, &device, 0).expect("trainer");
+    for _ in 0..4 {
+        trainer.train_step(&data, None);
+    }
+    let trained = wsa_core::wait(trainer.params.to_host()).expect("trained");
+    for (spec, (before, after)) in params.layout.params.iter().zip(params.values.iter().zip(&trained.values)) {
+        match spec.role {
+            ParamRole::RunningMean | ParamRole::RunningVar => assert_eq!(before, after, "{} is a buffer", spec.path),
+            ParamRole::Weight => assert_ne!(before, after, "{} is trained", spec.path),
+            _ => {}
+        }
+    }
+    let everything =
+        wsa_core::scope::LayerSelection { include_biases: true, include_norm: true, exclude_classifier: false };
+    let selected = everything.select(&params.layout);
+    assert!(
+        selected
+            .iter()
+            .all(|&i| !matches!(params.layout.params[i].role, ParamRole::RunningMean | ParamRole::RunningVar))
+    );
+    assert_eq!(selected.len(), params.layout.params.len() - 2, "all but the two statistics");
+}
+
+/// The whole experiment on a stack like the BatchNorm CNN (on the digits, 1 x 8 x 8): trained
+/// plain and with WSA, aligned by weight matching, repaired and rescaled, its config read back
+/// from its JSON.
+#[test]
+fn the_experiment_runs_on_a_stack_with_batchnorm() {
+    use wsa_core::experiment::Versioned;
+    use wsa_core::experiment::connect::{self, ConnectConfig};
+    use wsa_core::experiment::method::Method;
+    let mut config = wsa_lab_tests::small_connect_config(2);
+    config.model = ModelConfig::Stack {
+        layers: vec![
+            conv("conv1", 4, 1, 1),
+            LayerSpec::BatchNorm { name: "bn1".into() },
+            relu(),
+            LayerSpec::MaxPool2d { kernel: 2, stride: None },
+            conv("conv2", 8, 1, 1),
+            relu(),
+            LayerSpec::Flatten,
+            linear("fc1", 16),
+            relu(),
+            linear("fc2", 10),
+        ],
+        init: Default::default(),
+    };
+    config.methods = ["plain", "wsa", "wm+wsa+repair", "rescale"]
+        .into_iter()
+        .map(|name| Method::from_name(name).expect("a method"))
+        .collect();
+    let json = serde_json::to_string(&config).expect("json");
+    assert!(json.contains(r#""kind":"stack""#) && json.contains(r#""type":"batch-norm""#), "{json}");
+    assert_eq!(ConnectConfig::from_json(&json).expect("reads back"), config);
+    let outcome = wsa_core::wait(connect::run(&config, &wsa_core::device::cpu(), &mut wsa_core::cancel::Silent))
+        .expect("connect runs on a stack");
+    assert_eq!(outcome.result.methods.len(), 4);
+    for method in &outcome.result.methods {
+        let losses =
+            [method.endpoint_a.loss, method.endpoint_b.loss].into_iter().chain(method.path.iter().map(|p| p.loss));
+        assert!(losses.into_iter().all(f64::is_finite), "{}: finite losses along the path", method.method);
+    }
+}
