@@ -348,3 +348,33 @@ fn the_experiment_runs_on_a_stack_with_batchnorm() {
         assert!(losses.into_iter().all(f64::is_finite), "{}: finite losses along the path", method.method);
     }
 }
+
+/// docs/layout-file.md's example: PyTorch's MNIST CNN (its shapes) with the documented layout
+/// file infers the documented stack config, written as the docs show it.
+#[test]
+fn the_documented_mnist_example_infers_the_documented_stack() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/examples");
+    let bytes = file_with(&[
+        ("conv1.weight", vec![32, 1, 3, 3]),
+        ("conv1.bias", vec![32]),
+        ("conv2.weight", vec![64, 32, 3, 3]),
+        ("conv2.bias", vec![64]),
+        ("fc1.weight", vec![128, 9216]),
+        ("fc1.bias", vec![128]),
+        ("fc2.weight", vec![10, 128]),
+        ("fc2.bias", vec![10]),
+    ]);
+    let file = Path::new("net.safetensors");
+    let text = refusal(&bytes, None, file);
+    assert!(
+        text.contains(r#""input_shape": [1, 28, 28] with "after": {"conv2": [{"type": "max-pool2d", "kernel": 2}]}"#),
+        "{text}"
+    );
+    use wsa_core::experiment::Versioned;
+    let hints = LayoutHints::read_file(&docs.join("pytorch_mnist_cnn.layout.json")).expect("the docs' layout file");
+    let layout = infer::infer_layout(&bytes, Some(&hints), file).expect("inferred");
+    assert_eq!(layout.sample_shape, [1, 28, 28]);
+    let documented = std::fs::read_to_string(docs.join("pytorch_mnist_cnn.stack.json")).expect("the docs' stack");
+    let documented: serde_json::Value = serde_json::from_str(&documented).expect("json");
+    assert_eq!(serde_json::to_value(&layout.config).expect("json"), documented);
+}
