@@ -180,6 +180,15 @@ pub fn plan(layers: &[LayerSpec], sample_shape: &[usize], num_classes: usize) ->
             &format!("samples must be [features] or [channels, height, width], not {sample_shape:?}"),
         )
     })?;
+    let dims_ok = sample_shape.iter().all(|d| (1..=65_536).contains(d))
+        && sample_shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_some_and(|n| n <= 1 << 28);
+    if !dims_ok {
+        return Err(WsaError::invalid(
+            "model",
+            "stack",
+            &format!("samples of shape {sample_shape:?}: each side must be 1..65536 and a sample at most 2^28 values"),
+        ));
+    }
     let Some(last) = layers.last() else {
         return Err(WsaError::invalid("model.layers", "[]", "a stack needs at least its linear classifier"));
     };
@@ -239,8 +248,14 @@ pub fn plan(layers: &[LayerSpec], sample_shape: &[usize], num_classes: usize) ->
                 let Features::Image { channels: c, height, width } = current else {
                     return Err(bad(format!("a conv2d needs an image but gets {current}")));
                 };
-                if !(1..=4096).contains(channels) || !(1..=31).contains(kernel) {
-                    return Err(bad("channels must be 1..4096 and the kernel 1..31".into()));
+                if !(1..=4096).contains(channels)
+                    || !(1..=31).contains(kernel)
+                    || !(1..=64).contains(stride)
+                    || *padding > 64
+                {
+                    return Err(bad(
+                        "channels must be 1..4096, the kernel 1..31, the stride 1..64 and the padding 0..64".into(),
+                    ));
                 }
                 let (Some(h), Some(w)) =
                     (window(height, *kernel, *stride, *padding), window(width, *kernel, *stride, *padding))
@@ -262,6 +277,9 @@ pub fn plan(layers: &[LayerSpec], sample_shape: &[usize], num_classes: usize) ->
                     return Err(bad(format!("pooling needs an image but gets {current}")));
                 };
                 let stride = stride.unwrap_or(*kernel);
+                if !(1..=64).contains(kernel) || !(1..=64).contains(&stride) {
+                    return Err(bad("a pooling window's kernel and stride must be 1..64".into()));
+                }
                 let (Some(h), Some(w)) = (window(height, *kernel, stride, 0), window(width, *kernel, stride, 0)) else {
                     return Err(bad(format!(
                         "a {kernel}x{kernel} window at stride {stride} does not fit a {current} image"
