@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use wsa_core::WsaError;
 use wsa_core::infer::{self, LayoutHints};
 use wsa_core::model::{Activation, HostParams, LayerSpec, ModelConfig};
-use wsa_lab_tests::temp_dir;
+use wsa_lab_tests::{TorchFixture, temp_dir};
 
 const MODELS: [&str; 3] = ["sequential_mlp", "batchnorm_cnn", "groupnorm_cnn"];
 
 fn fixture(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torch").join(file)
+    wsa_lab_tests::torch_fixture_path(file)
 }
 
 fn model_file(name: &str) -> PathBuf {
@@ -25,15 +25,7 @@ fn model_file(name: &str) -> PathBuf {
 }
 
 fn load(name: &str) -> HostParams {
-    infer::load_inferred(&model_file(name)).unwrap_or_else(|e| panic!("{name}: {e}")).params
-}
-
-/// The float32 tensor `name` of a safetensors file, with its shape.
-fn tensor(file: &SafeTensors<'_>, name: &str) -> (Vec<usize>, Vec<f32>) {
-    let view = file.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(view.dtype(), Dtype::F32, "{name}");
-    let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    (view.shape().to_vec(), values)
+    TorchFixture::load(name).params
 }
 
 /// Every tensor's name and shape in a safetensors file, sorted by name.
@@ -122,19 +114,7 @@ fn inferred_layouts_are_the_models_pytorch_wrote() {
 fn the_labs_logits_equal_pytorchs() {
     let device = wsa_core::device::cpu().device;
     for name in MODELS {
-        let params = load(name);
-        let io = std::fs::read(fixture(&format!("{name}.io.safetensors"))).expect("io fixture");
-        let io = SafeTensors::deserialize(&io).expect("io safetensors");
-        let (input_shape, input) = tensor(&io, "input");
-        let (_, expected) = tensor(&io, "logits");
-        let rows = input_shape[0];
-        let x = burn::tensor::Tensor::<2>::from_data(
-            burn::tensor::TensorData::new(input.clone(), [rows, input.len() / rows]),
-            &device,
-        );
-        let logits = params.to_device(&device).logits(x).into_data().try_to_vec::<f32>().expect("logits");
-        assert_eq!(logits.len(), expected.len(), "{name}");
-        let worst = logits.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let (_, worst) = TorchFixture::load(name).logits_on(&device);
         eprintln!("{name}: the lab's logits differ from PyTorch's by up to {worst}");
         assert!(worst <= 1e-4, "{name}: the lab's logits differ from PyTorch's by up to {worst}");
     }
