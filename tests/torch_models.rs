@@ -217,7 +217,14 @@ fn unreadable_models_are_refused_with_the_fix() {
         after: [("conv3".to_string(), vec![LayerSpec::MaxPool2d { kernel: 2, stride: None }])].into(),
         ..LayoutHints::default()
     };
-    assert!(refusal(&cnn, Some(&typo), file).contains("`conv3`"));
+    assert!(refusal(&cnn, Some(&typo), file).contains(r#""after" in /models/net.layout.json names `conv3`"#));
+    // ... or a module of another kind.
+    let wrong_kind = LayoutHints {
+        input_shape: Some(vec![1, 12, 12]),
+        conv: [("fc1".to_string(), Default::default())].into(),
+        ..LayoutHints::default()
+    };
+    assert!(refusal(&cnn, Some(&wrong_kind), file).contains("names `fc1`, which is not a conv layer"));
     // A pickle (PyTorch's .pt) is no safetensors file.
     let pickle = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.";
     let error = infer::infer_layout(pickle, None, file).expect_err("a pickle");

@@ -547,12 +547,26 @@ pub fn infer_layout(bytes: &[u8], hints: Option<&LayoutHints>, origin: &Path) ->
     let default = LayoutHints::default();
     let hints = hints.unwrap_or(&default);
     let modules = reading.modules()?;
-    let known = |name: &String| modules.iter().any(|m| &m.name == name);
-    let named = hints.conv.keys().chain(hints.norm.keys()).chain(hints.after.keys());
-    if let Some(unknown) = named.into_iter().find(|name| !known(name)) {
-        return Err(
-            reading.fail(format!("{} names `{unknown}`, which is no module of the file", reading.layout_file()))
-        );
+    // Each setting must name a module of its kind: a typo would otherwise be ignored.
+    let kind_of = |name: &String| modules.iter().find(|m| &m.name == name).map(|m| &m.kind);
+    let settings = [
+        ("conv", hints.conv.keys().collect::<Vec<_>>(), "a conv layer"),
+        ("norm", hints.norm.keys().collect(), "a norm layer without running statistics"),
+        ("after", hints.after.keys().collect(), "a linear or conv layer"),
+    ];
+    let misnamed = settings.into_iter().find_map(|(field, names, what)| {
+        let fits = |kind: &Kind| match field {
+            "conv" => matches!(kind, Kind::Conv { .. }),
+            "norm" => matches!(kind, Kind::Norm { batch: false, .. }),
+            _ => !matches!(kind, Kind::Norm { .. }),
+        };
+        names.into_iter().find(|name| !kind_of(name).is_some_and(fits)).map(|name| (field, name, what))
+    });
+    if let Some((field, name, what)) = misnamed {
+        return Err(reading.fail(format!(
+            "\"{field}\" in {} names `{name}`, which is not {what} of the file",
+            reading.layout_file()
+        )));
     }
     let (norms, units): (Vec<Module>, Vec<Module>) =
         modules.iter().cloned().partition(|m| matches!(m.kind, Kind::Norm { .. }));

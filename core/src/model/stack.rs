@@ -366,6 +366,14 @@ impl Hidden {
         }
     }
 
+    fn grouped_copy(&self) -> Tensor<3> {
+        match self {
+            Hidden::Image(x) => Hidden::Image(x.clone()),
+            Hidden::Flat(x) => Hidden::Flat(x.clone()),
+        }
+        .grouped()
+    }
+
     /// `x: [batch, units, positions]` back in the shape `like` had.
     fn ungrouped(x: Tensor<3>, like: Features) -> Hidden {
         let [b, _, _] = x.dims();
@@ -474,14 +482,10 @@ pub(super) fn forward(
         let completes_hidden_layer = (layer.has_units() || layer.is_norm())
             && i + 1 < layers.len()
             && !layers.get(i + 1).is_some_and(LayerSpec::is_norm);
-        if completes_hidden_layer && let Some(tap) = tap.as_mut() {
-            let grouped = match &h {
-                Hidden::Image(x) => Hidden::Image(x.clone()).grouped(),
-                Hidden::Flat(x) => Hidden::Flat(x.clone()).grouped(),
-            };
-            tap(tapped, grouped);
-        }
         if completes_hidden_layer {
+            if let Some(tap) = tap.as_mut() {
+                tap(tapped, h.grouped_copy());
+            }
             tapped += 1;
         }
     }
