@@ -459,7 +459,8 @@ impl Reading<'_> {
     }
 
     /// The layout of `layers` on samples of `sample_shape`, checked against every tensor of the
-    /// file; `None` (with the first tensor that differs) when a shape differs.
+    /// file: `Ok(Err(misfit))` when these settings give a tensor another shape (a candidate that
+    /// does not fit), `Err` when the layers and the file disagree whatever the settings.
     fn fit(&self, layers: &[LayerSpec], sample_shape: &[usize]) -> Result<std::result::Result<ModelLayout, Misfit>> {
         let Some(LayerSpec::Linear { outputs, .. }) = layers.last() else {
             return Err(
