@@ -203,6 +203,13 @@ fn unreadable_models_are_refused_with_the_fix() {
     // Two layers that do not chain in any order.
     let text = refusal(&file_with(&[("a.weight", vec![8, 5]), ("b.weight", vec![3, 7])]), None, file);
     assert!(text.contains("`b.weight` takes 7 inputs but `a`") && text.contains("\"layers\""), "{text}");
+    // Layers that chain in two orders, neither the names' (the candidates listed).
+    let text = refusal(
+        &file_with(&[("a.weight", vec![8, 4]), ("b.weight", vec![4, 8]), ("c.weight", vec![4, 8])]),
+        None,
+        file,
+    );
+    assert!(text.contains("chain in 2 orders (b -> a -> c; c -> a -> b)") && text.contains("\"layers\""), "{text}");
     // A norm without running statistics: LayerNorm or GroupNorm, the groups listed.
     let gn = std::fs::read(model_file("groupnorm_cnn")).expect("fixture");
     let hints = LayoutHints { input_shape: Some(vec![3, 16, 16]), ..LayoutHints::default() };
