@@ -388,6 +388,23 @@ fn the_wsa_closed_form_agrees() {
     eprintln!("the WSA closed form took {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// The PyTorch models of tests/fixtures/torch, read by their names and shapes (stacks with
+/// BatchNorm, GroupNorm, strided and padded convs, max- and average-pooling: burn's conv and
+/// pooling on the GPU), give PyTorch's logits on the GPU too.
+#[test]
+#[ignore = "needs a wgpu adapter; CI runs it (lavapipe)"]
+fn inferred_pytorch_models_give_pytorchs_logits() {
+    let (_turn, gpu) = gpu();
+    for name in ["sequential_mlp", "batchnorm_cnn", "groupnorm_cnn"] {
+        let fixture = wsa_lab_tests::TorchFixture::load(name);
+        let (on_gpu, worst) = fixture.logits_on(&gpu.device);
+        let (on_cpu, _) = fixture.logits_on(&device::cpu().device);
+        let apart = on_gpu.iter().zip(&on_cpu).map(|(g, c)| (g - c).abs()).fold(0f32, f32::max);
+        eprintln!("{name}: GPU logits within {worst} of PyTorch's, {apart} of the CPU's");
+        assert!(worst <= 1e-4, "{name}: the GPU's logits differ from PyTorch's by up to {worst}");
+    }
+}
+
 static SGD: Shared<(Outcome, Outcome)> = Shared::new();
 static ADAM: Shared<(Outcome, Outcome)> = Shared::new();
 

@@ -1,6 +1,7 @@
-//! The loaders fuzzed: every reader of outside bytes (model files, checkpoints of any
-//! architecture, IDX data files, the user's data files, experiment configs, the page's link, the
-//! app's saved settings) is fed mutated real inputs and random
+//! The loaders fuzzed: every reader of outside bytes (model files, PyTorch models read by their
+//! names and shapes and their layout files, checkpoints of any architecture, IDX data files, the
+//! user's data files, experiment configs, the page's link, the app's saved settings) is fed
+//! mutated real inputs and random
 //! bytes, `CASES` each. None may panic; every error says what is wrong, naming the file where
 //! there is one. Deterministic (our seeded generator), so a failure names a case that repeats.
 
@@ -115,6 +116,53 @@ fn model_files() {
             wsa_core::io::load_model(&path).err().map(|e| e.to_string())
         },
         |message| message.contains("fuzzed.safetensors"),
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// PyTorch models whose layout is inferred from their names and shapes (the fixtures PyTorch
+/// wrote, mutated), and their layout files.
+#[test]
+fn pytorch_models_and_layout_files() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torch");
+    let read = |name: &str| std::fs::read(fixtures.join(name)).expect("fixture");
+    let hints: Vec<wsa_core::infer::LayoutHints> = ["batchnorm_cnn", "groupnorm_cnn"]
+        .iter()
+        .map(|name| {
+            wsa_core::infer::LayoutHints::read_file(&fixtures.join(format!("{name}.layout.json"))).expect("hints")
+        })
+        .collect();
+    let models =
+        [read("sequential_mlp.safetensors"), read("batchnorm_cnn.safetensors"), read("groupnorm_cnn.safetensors")];
+    let origin = Path::new("fuzzed.safetensors");
+    let mut which = 0;
+    fuzz(
+        "pytorch models",
+        &models,
+        |bytes| {
+            // Case i mutates fixture i % 3: read with its own layout file (the MLP needs none).
+            let hints = [None, Some(&hints[0]), Some(&hints[1])][which % 3];
+            which += 1;
+            match wsa_core::infer::infer_layout(bytes, hints, origin) {
+                Ok(layout) => wsa_core::io::params_from_safetensors(bytes, &Arc::new(layout), origin).err(),
+                Err(e) => Some(e),
+            }
+            .map(|e| e.to_string())
+        },
+        |message| message.contains("fuzzed.safetensors"),
+    );
+    let dir = wsa_lab_tests::temp_dir("fuzz-layout-files");
+    let model = dir.join("fuzzed.safetensors");
+    std::fs::write(&model, &models[2]).expect("write");
+    let seeds = [read("batchnorm_cnn.layout.json"), read("groupnorm_cnn.layout.json")];
+    fuzz(
+        "layout files",
+        &seeds,
+        |bytes| {
+            std::fs::write(wsa_core::infer::layout_file_for(&model), bytes).expect("write");
+            wsa_core::infer::load_inferred(&model).err().map(|e| e.to_string())
+        },
+        |message| message.contains("fuzzed.layout.json") || message.contains("fuzzed.safetensors"),
     );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -73,3 +73,49 @@ impl<T> Default for Shared<T> {
 pub fn one_at_a_time(turn: &std::sync::Mutex<()>) -> std::sync::MutexGuard<'_, ()> {
     turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// The files of tests/fixtures/torch (written by PyTorch: see its make.py).
+pub fn torch_fixture_path(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/torch").join(file)
+}
+
+/// A model PyTorch wrote, read by its names and shapes (and its layout file), with the input
+/// batch saved beside it and PyTorch's logits on that batch.
+pub struct TorchFixture {
+    pub params: wsa_core::model::HostParams,
+    /// `rows` samples, row major.
+    pub input: Vec<f32>,
+    pub rows: usize,
+    pub logits: Vec<f32>,
+}
+
+impl TorchFixture {
+    pub fn load(name: &str) -> Self {
+        let params = wsa_core::infer::load_inferred(&torch_fixture_path(&format!("{name}.safetensors")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .params;
+        let io = std::fs::read(torch_fixture_path(&format!("{name}.io.safetensors"))).expect("io fixture");
+        let io = safetensors::SafeTensors::deserialize(&io).expect("io safetensors");
+        let floats = |tensor: &str| {
+            let view = io.tensor(tensor).unwrap_or_else(|e| panic!("{name} {tensor}: {e}"));
+            let values: Vec<f32> =
+                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            (view.shape()[0], values)
+        };
+        let ((rows, input), (_, logits)) = (floats("input"), floats("logits"));
+        Self { params, input, rows, logits }
+    }
+
+    /// The lab's logits on the saved batch, on `device`, and their largest difference from
+    /// PyTorch's.
+    pub fn logits_on(&self, device: &burn::tensor::Device) -> (Vec<f32>, f32) {
+        let x = burn::tensor::Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(self.input.clone(), [self.rows, self.input.len() / self.rows]),
+            device,
+        );
+        let logits = self.params.to_device(device).logits(x).into_data().try_to_vec::<f32>().expect("logits");
+        assert_eq!(logits.len(), self.logits.len());
+        let worst = logits.iter().zip(&self.logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        (logits, worst)
+    }
+}

@@ -12,7 +12,7 @@ use wsa_core::experiment::connect::{ConnectConfig, ConnectResult, DataDifference
 use wsa_core::experiment::federated::FedConfig;
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::plane::{Plane, PlaneConfig};
-use wsa_core::model::ModelConfig;
+use wsa_core::model::{LayerSpec, ModelConfig};
 use wsa_core::train::OptimizerKind;
 
 pub const STORAGE_KEY: &str = "wsa-lab/settings";
@@ -202,11 +202,20 @@ impl Preset {
     }
 }
 
-/// The hidden widths (MLP) or conv channels (CNN) of `model` as the setup panel shows them.
+/// The hidden widths (MLP), conv channels (CNN) or every linear and conv layer's outputs (a
+/// stack) of `model` as the setup panel shows them.
 pub fn widths_text(model: &ModelConfig) -> String {
     let widths = match model {
-        ModelConfig::Mlp { hidden, .. } => hidden,
-        ModelConfig::Cnn { channels, .. } => channels,
+        ModelConfig::Mlp { hidden, .. } => hidden.clone(),
+        ModelConfig::Cnn { channels, .. } => channels.clone(),
+        ModelConfig::Stack { layers, .. } => layers
+            .iter()
+            .filter_map(|layer| match layer {
+                LayerSpec::Linear { outputs, .. } => Some(*outputs),
+                LayerSpec::Conv2d { channels, .. } => Some(*channels),
+                _ => None,
+            })
+            .collect(),
     };
     widths.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }

@@ -34,6 +34,11 @@ pub enum WsaError {
     #[error("model file {path} could not be read: {reason}")]
     CorruptModel { path: PathBuf, reason: String },
 
+    /// A model file whose layers its names and shapes (and its layout file, if any) do not
+    /// determine: which tensor, and what to write in the layout file.
+    #[error("cannot infer the layout of {path}: {reason}")]
+    UninferableLayout { path: PathBuf, reason: String },
+
     /// Something this build made could not be encoded (a model as safetensors, a result as
     /// JSON): a bug or an absurd value, never the device's fault.
     #[error("could not write {what}: {reason}")]

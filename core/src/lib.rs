@@ -7,8 +7,9 @@
 //! Data flow: [`data`] loads a split → [`model`] builds a layout and seeded parameters →
 //! [`train`] trains them (with the [`wsa`] term toward scopes from [`scope`]) → [`merge`]
 //! interpolates and averages them → [`experiment`] ties it together and returns serde results;
-//! [`io`] saves models as safetensors; [`checkpoint`] compares and merges checkpoints of any
-//! architecture, tensor by tensor.
+//! [`io`] saves models as safetensors; [`infer`] reads a user's PyTorch MLP or CNN by its names
+//! and shapes; [`checkpoint`] compares and merges checkpoints of any architecture, tensor by
+//! tensor.
 
 pub mod align;
 pub mod cancel;
@@ -19,6 +20,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod infer;
 pub mod io;
 pub mod kernels;
 pub mod merge;

@@ -1,4 +1,5 @@
-//! Models built from a serde config: an MLP and a small CNN, as *functional* forwards over a
+//! Models built from a serde config: an MLP, a small CNN and a general stack of PyTorch-style
+//! layers ([`stack`], what a user's own PyTorch model loads as), as *functional* forwards over a
 //! list of path-addressed parameters.
 //!
 //! Why functional rather than burn `Module`s: every operation this product exists for (scopes,
@@ -14,6 +15,10 @@ use burn::tensor::activation;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+pub mod stack;
+
+pub use stack::{Features, LayerSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -154,6 +159,13 @@ pub enum ModelConfig {
         #[serde(default)]
         init: Initializer,
     },
+    /// Layers in forward order under the user's own module names (a PyTorch model's), e.g. as
+    /// [`crate::infer`] reads them from a `state_dict`.
+    Stack {
+        layers: Vec<LayerSpec>,
+        #[serde(default)]
+        init: Initializer,
+    },
 }
 
 fn default_hidden() -> Vec<usize> {
@@ -191,7 +203,7 @@ impl ModelConfig {
 
     pub fn initializer(&self) -> Initializer {
         match self {
-            ModelConfig::Mlp { init, .. } | ModelConfig::Cnn { init, .. } => *init,
+            ModelConfig::Mlp { init, .. } | ModelConfig::Cnn { init, .. } | ModelConfig::Stack { init, .. } => *init,
         }
     }
 
@@ -200,6 +212,10 @@ impl ModelConfig {
         let shape = match self {
             ModelConfig::Mlp { hidden, .. } => format!("MLP {hidden:?}"),
             ModelConfig::Cnn { channels, .. } => format!("CNN {channels:?}"),
+            ModelConfig::Stack { layers, .. } => {
+                let names: Vec<&str> = layers.iter().filter(|l| l.has_units()).filter_map(LayerSpec::name).collect();
+                format!("stack [{}]", names.join(", "))
+            }
         };
         match self.initializer() {
             Initializer::Uniform => shape,
@@ -215,6 +231,10 @@ pub enum ParamRole {
     Bias,
     NormWeight,
     NormBias,
+    /// BatchNorm's running statistics: kept, saved, merged and permuted with the model, never
+    /// trained (the forward detaches them) and never part of a scope.
+    RunningMean,
+    RunningVar,
 }
 
 /// One parameter: its path, shape and what it is.
@@ -242,7 +262,7 @@ impl ParamSpec {
         match self.role {
             ParamRole::Weight => init.weight_std(self),
             ParamRole::Bias => Initializer::Uniform.weight_std(self),
-            ParamRole::NormWeight | ParamRole::NormBias => 0.0,
+            ParamRole::NormWeight | ParamRole::NormBias | ParamRole::RunningMean | ParamRole::RunningVar => 0.0,
         }
     }
 }
@@ -374,6 +394,7 @@ impl ModelLayout {
                 let flat = c_in * hh * ww;
                 push_layer("classifier".into(), vec![num_classes, flat], flat, true, None);
             }
+            ModelConfig::Stack { layers, .. } => params = stack::plan(layers, sample_shape, num_classes)?.params,
         }
         Ok(Self { config: config.clone(), sample_shape: sample_shape.to_vec(), num_classes, params })
     }
@@ -382,6 +403,11 @@ impl ModelLayout {
     /// 2, the backward pass twice the forward. A convolution's weights count once per output
     /// position (same padding, 2x2 pooling after each block, as built above).
     pub fn training_flops_per_sample(&self) -> f64 {
+        if let ModelConfig::Stack { layers, .. } = &self.config {
+            let macs =
+                stack::plan(layers, &self.sample_shape, self.num_classes).map_or(0, |p| p.macs_per_sample(layers));
+            return 6.0 * macs as f64;
+        }
         let mut positions = match (&self.config, self.sample_shape.as_slice()) {
             (ModelConfig::Cnn { .. }, [_, h, w]) => (*h, *w),
             _ => (1, 1),
@@ -446,7 +472,8 @@ impl ModelLayout {
                 ParamRole::Weight => init.weights(spec, rng),
                 ParamRole::Bias => uniform_fan_in(spec, rng),
                 ParamRole::NormWeight => vec![1.0; spec.numel()],
-                ParamRole::NormBias => vec![0.0; spec.numel()],
+                ParamRole::NormBias | ParamRole::RunningMean => vec![0.0; spec.numel()],
+                ParamRole::RunningVar => vec![1.0; spec.numel()],
             })
             .collect();
         HostParams { layout: Arc::clone(self), values }
@@ -739,6 +766,12 @@ pub fn forward_tapped(
             }
             let (shape, w, b, _) = next_layer(false);
             linear(h, &shape, w, b)
+        }
+        ModelConfig::Stack { layers, .. } => {
+            // The layout was built from this plan, so it cannot fail here.
+            let plan = stack::plan(layers, &layout.sample_shape, layout.num_classes)
+                .expect("a stack layout is only built from a valid plan");
+            stack::forward(layers, &plan, params, x, tap)
         }
         ModelConfig::Cnn { channels, kernel_size, activation, norm, .. } => {
             let [c, hh, ww] = [layout.sample_shape[0], layout.sample_shape[1], layout.sample_shape[2]];

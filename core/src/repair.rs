@@ -49,11 +49,12 @@ pub struct LayerStats {
     pub std: Vec<f64>,
 }
 
-/// Where a hidden layer's parameters sit in the layout: its weight and bias, and its norm's
-/// affine parameters if it has a norm (the correction goes there then).
+/// Where a hidden layer's parameters sit in the layout: its weight and bias (a stack's layer may
+/// have none), and its norm's affine parameters if it has a norm (the correction goes there then).
 struct HiddenLayer {
+    name: String,
     weight: usize,
-    bias: usize,
+    bias: Option<usize>,
     norm: Option<(usize, usize)>,
 }
 
@@ -69,8 +70,9 @@ fn hidden_layers(layout: &ModelLayout) -> Vec<HiddenLayer> {
         .filter_map(|name| {
             let find = |role: ParamRole| layout.params.iter().position(|s| s.layer == name && s.role == role);
             Some(HiddenLayer {
+                name: name.to_string(),
                 weight: find(ParamRole::Weight)?,
-                bias: find(ParamRole::Bias)?,
+                bias: find(ParamRole::Bias),
                 norm: find(ParamRole::NormWeight).zip(find(ParamRole::NormBias)),
             })
         })
@@ -176,8 +178,14 @@ const DEAD_UNIT_STD: f64 = 1e-6;
 
 /// Folds the affine map taking `measured` to `wanted` into hidden layer `layer` of `params`:
 /// each unit's output z becomes (z - mean) · std* / std + mean*.
-fn fold(params: &mut HostParams, layer: &HiddenLayer, measured: &LayerStats, wanted: &LayerStats) {
-    let (scale_at, shift_at) = layer.norm.unwrap_or((layer.weight, layer.bias));
+fn fold(params: &mut HostParams, layer: &HiddenLayer, measured: &LayerStats, wanted: &LayerStats) -> Result<()> {
+    let Some((scale_at, shift_at)) = layer.norm.or(layer.bias.map(|bias| (layer.weight, bias))) else {
+        return Err(WsaError::invalid(
+            "REPAIR",
+            &layer.name,
+            "the layer has neither a bias nor a norm to take the correction's shift",
+        ));
+    };
     let units = measured.mean.len();
     let row = params.values[scale_at].len() / units.max(1);
     for u in 0..units {
@@ -191,6 +199,7 @@ fn fold(params: &mut HostParams, layer: &HiddenLayer, measured: &LayerStats, wan
         let shift = &mut params.values[shift_at][u];
         *shift = ((f64::from(*shift) - measured.mean[u]) * scale + wanted.mean[u]) as f32;
     }
+    Ok(())
 }
 
 /// `merged` (the α-interpolation of A and B, B aligned) with every hidden unit's activation
@@ -221,7 +230,7 @@ pub async fn repair(
         let on_device = repaired.to_device(device);
         let measured = measure(&on_device, data, config.samples, Some(l)).await?;
         let measured = measured.into_iter().next().ok_or_else(|| WsaError::Device("no statistics".into()))?;
-        fold(&mut repaired, layer, &measured, &self::target(&a[l], &b[l], alpha));
+        fold(&mut repaired, layer, &measured, &self::target(&a[l], &b[l], alpha))?;
         cancel.pause().await;
     }
     repaired.check_finite()?;
@@ -234,7 +243,7 @@ mod tests {
     use crate::cancel::Silent;
     use crate::data::{self, DataConfig, DatasetSpec};
     use crate::device;
-    use crate::model::{Activation, Initializer, ModelConfig, Norm};
+    use crate::model::{Activation, Initializer, LayerSpec, ModelConfig, Norm};
     use crate::rng::Rng;
     use std::sync::Arc;
 
@@ -266,6 +275,32 @@ mod tests {
                 1e-4,
             ),
             (ModelConfig::cnn(vec![8, 16]), 1e-4),
+            // A stack as a PyTorch model reads: a bias-free conv whose BatchNorm takes the
+            // correction, and a GroupNorm after a linear layer.
+            (
+                ModelConfig::Stack {
+                    layers: vec![
+                        LayerSpec::Conv2d {
+                            name: "conv1".into(),
+                            channels: 8,
+                            kernel: 3,
+                            stride: 1,
+                            padding: 1,
+                            bias: false,
+                        },
+                        LayerSpec::BatchNorm { name: "bn1".into() },
+                        LayerSpec::Activation { function: Activation::Relu },
+                        LayerSpec::MaxPool2d { kernel: 2, stride: None },
+                        LayerSpec::Flatten,
+                        LayerSpec::Linear { name: "fc1".into(), outputs: 32, bias: true },
+                        LayerSpec::GroupNorm { name: "gn1".into(), groups: 4 },
+                        LayerSpec::Activation { function: Activation::Relu },
+                        LayerSpec::Linear { name: "fc2".into(), outputs: 10, bias: true },
+                    ],
+                    init: Initializer::Uniform,
+                },
+                1e-4,
+            ),
         ] {
             let (a, b, data, device) = pair(config.clone());
             let samples = 600;

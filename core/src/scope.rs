@@ -41,6 +41,8 @@ impl LayerSelection {
                     ParamRole::Weight => true,
                     ParamRole::Bias => self.include_biases,
                     ParamRole::NormWeight | ParamRole::NormBias => self.include_norm,
+                    // Statistics of the data, not weights: no scope describes them.
+                    ParamRole::RunningMean | ParamRole::RunningVar => false,
                 };
                 role_ok && !(self.exclude_classifier && p.classifier)
             })

@@ -115,8 +115,9 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
     ui.strong("Model");
     let config = &mut app.settings.config;
     let is_cnn = matches!(config.model, ModelConfig::Cnn { .. });
+    let is_mlp = matches!(config.model, ModelConfig::Mlp { .. });
     ui.horizontal(|ui| {
-        if ui.selectable_label(!is_cnn, "MLP").clicked() && is_cnn {
+        if ui.selectable_label(is_mlp, "MLP").clicked() && !is_mlp {
             let init = config.model.initializer();
             config.model = ModelConfig::default();
             if let ModelConfig::Mlp { init: kept, .. } = &mut config.model {
@@ -134,7 +135,15 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
             };
             app.state.widths_text = crate::state::widths_text(&config.model);
         }
+        if let ModelConfig::Stack { .. } = &config.model {
+            let _ = ui.selectable_label(true, config.model.label());
+        }
     });
+    // A PyTorch model's own layers (docs/layout-file.md) are shown, not edited here.
+    if let ModelConfig::Stack { init, .. } = &mut config.model {
+        choice(ui, "initialisation", init);
+        return;
+    }
     let label = if is_cnn { "conv channels" } else { "hidden widths" };
     ui.horizontal(|ui| {
         let name = ui.label(label);
@@ -144,6 +153,7 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
             match &mut config.model {
                 ModelConfig::Mlp { hidden, .. } => *hidden = widths,
                 ModelConfig::Cnn { channels, .. } => *channels = widths,
+                ModelConfig::Stack { .. } => {}
             }
         }
     });
@@ -151,6 +161,7 @@ fn model(app: &mut View<'_>, ui: &mut Ui) {
         ModelConfig::Mlp { activation, norm, init, .. } | ModelConfig::Cnn { activation, norm, init, .. } => {
             (activation, norm, init)
         }
+        ModelConfig::Stack { .. } => return,
     };
     choice(ui, "initialisation", init);
     choice(ui, "activation", activation);

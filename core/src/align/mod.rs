@@ -12,7 +12,7 @@ pub mod lap;
 
 use crate::cancel::Cancel;
 use crate::error::{Result, WsaError};
-use crate::model::{HostParams, ModelConfig, ModelLayout, Norm};
+use crate::model::{HostParams, LayerSpec, ModelConfig, ModelLayout, Norm, ParamRole};
 use crate::rng::Rng;
 use crate::scope::{self, FusionRule, Scope};
 use burn::tensor::{Tensor, TensorData};
@@ -56,41 +56,39 @@ pub struct PermutationSpec {
 pub type Permutation = Vec<usize>;
 
 impl PermutationSpec {
-    /// Derived from the layout: for each layer but the classifier, its weight and bias rows,
-    /// its norm parameters, and the next layer's input columns (in channel blocks where the
-    /// classifier reads flattened conv features).
+    /// Derived from the layout: for each layer but the classifier, its weight rows and every
+    /// other parameter of the layer (bias, norm parameters, BatchNorm's running statistics), and
+    /// the next layer's input columns (in blocks of a channel's pixels where a linear layer reads
+    /// flattened conv features).
     pub fn new(layout: &ModelLayout) -> Result<Self> {
-        let norm = match &layout.config {
-            ModelConfig::Mlp { norm, .. } | ModelConfig::Cnn { norm, .. } => *norm,
-        };
         let mut layers: Vec<&str> = Vec::new();
         for p in &layout.params {
             if layers.last() != Some(&p.layer.as_str()) {
                 layers.push(&p.layer);
             }
         }
-        let index = |path: String| {
-            layout.index_of(&path).ok_or_else(|| WsaError::ArchitectureMismatch {
-                path,
-                detail: "expected by the layout's permutation symmetry but missing".into(),
+        let weight_of = |layer: &str| {
+            layout.params.iter().position(|p| p.layer == layer && p.role == ParamRole::Weight).ok_or_else(|| {
+                WsaError::ArchitectureMismatch {
+                    path: format!("{layer}.weight"),
+                    detail: "expected by the layout's permutation symmetry but missing".into(),
+                }
             })
         };
         let mut groups = Vec::new();
         for pair in layers.windows(2) {
             let (layer, next) = (pair[0], pair[1]);
-            let weight = index(format!("{layer}.weight"))?;
+            let weight = weight_of(layer)?;
             let shape = &layout.params[weight].shape;
             let units = shape[0];
             let per_unit = shape[1..].iter().product::<usize>();
             let mut axes = vec![UnitAxis { param: weight, outer: 1, units, inner: per_unit }];
-            let mut attached = vec![format!("{layer}.bias")];
-            if norm != Norm::None {
-                attached.extend([format!("{layer}.norm.weight"), format!("{layer}.norm.bias")]);
+            for (param, spec) in layout.params.iter().enumerate() {
+                if spec.layer == layer && spec.role != ParamRole::Weight {
+                    axes.push(UnitAxis { param, outer: 1, units, inner: spec.numel() / units });
+                }
             }
-            for path in attached {
-                axes.push(UnitAxis { param: index(path)?, outer: 1, units, inner: 1 });
-            }
-            let next_weight = index(format!("{next}.weight"))?;
+            let next_weight = weight_of(next)?;
             let next_shape = &layout.params[next_weight].shape;
             let next_inputs = next_shape[1..].iter().product::<usize>();
             if !next_inputs.is_multiple_of(units) {
@@ -100,17 +98,35 @@ impl PermutationSpec {
                 });
             }
             axes.push(UnitAxis { param: next_weight, outer: next_shape[0], units, inner: next_inputs / units });
-            let blocks = match norm {
-                Norm::GroupNorm { groups } => groups,
-                Norm::None | Norm::LayerNorm => 1,
-            };
-            groups.push(PermutationGroup { layer: layer.to_string(), size: units, blocks, axes });
+            groups.push(PermutationGroup {
+                layer: layer.to_string(),
+                size: units,
+                blocks: norm_blocks(layout, layer),
+                axes,
+            });
         }
         Ok(Self { groups })
     }
 
     pub fn identity(&self) -> Vec<Permutation> {
         self.groups.iter().map(|g| (0..g.size).collect()).collect()
+    }
+}
+
+/// The blocks a layer's group normalisation splits its units into (1 without one).
+fn norm_blocks(layout: &ModelLayout, layer: &str) -> usize {
+    match &layout.config {
+        ModelConfig::Mlp { norm: Norm::GroupNorm { groups }, .. }
+        | ModelConfig::Cnn { norm: Norm::GroupNorm { groups }, .. } => *groups,
+        ModelConfig::Mlp { .. } | ModelConfig::Cnn { .. } => 1,
+        ModelConfig::Stack { layers, .. } => {
+            // A norm follows the layer it normalises.
+            let position = layers.iter().position(|l| l.has_units() && l.name() == Some(layer));
+            match position.and_then(|i| layers.get(i + 1)) {
+                Some(LayerSpec::GroupNorm { groups, .. }) => *groups,
+                _ => 1,
+            }
+        }
     }
 }
 
@@ -573,6 +589,74 @@ mod tests {
             for (p, q) in before.iter().zip(&after) {
                 assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{name}: logits {p} vs {q}");
             }
+        }
+    }
+
+    /// A model PyTorch wrote (tests/fixtures/torch), read by its names and shapes.
+    fn pytorch_model(name: &str) -> HostParams {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/torch")
+            .join(format!("{name}.safetensors"));
+        crate::infer::load_inferred(&path).unwrap_or_else(|e| panic!("{name}: {e}")).params
+    }
+
+    /// Inferred stacks: hidden units through Sequential numbering, BatchNorm (its running
+    /// statistics permute with the channels), GroupNorm blocks, max- and average-pooling and the
+    /// flatten into the first linear layer (a channel is a block of its pixels there).
+    #[test]
+    fn permuting_an_inferred_pytorch_model_keeps_its_function() {
+        let mut rng = Rng::new(8);
+        for (name, layers, blocks) in [
+            ("sequential_mlp", vec!["1", "3"], vec![1, 1]),
+            ("batchnorm_cnn", vec!["conv1", "conv2", "fc1"], vec![1, 1, 1]),
+            ("groupnorm_cnn", vec!["features.0", "features.4", "classifier.0"], vec![2, 4, 1]),
+        ] {
+            let params = pytorch_model(name);
+            let layout = Arc::clone(&params.layout);
+            let spec = PermutationSpec::new(&layout).expect("spec");
+            let found: Vec<(&str, usize)> = spec.groups.iter().map(|g| (g.layer.as_str(), g.blocks)).collect();
+            assert_eq!(found, layers.into_iter().zip(blocks).collect::<Vec<_>>(), "{name}");
+            let moved =
+                |g: &PermutationGroup| g.axes.iter().map(|a| layout.params[a.param].path.clone()).collect::<Vec<_>>();
+            if name == "batchnorm_cnn" {
+                assert_eq!(
+                    moved(&spec.groups[0]),
+                    [
+                        "conv1.weight",
+                        "conv1.bias",
+                        "bn1.weight",
+                        "bn1.bias",
+                        "bn1.running_mean",
+                        "bn1.running_var",
+                        "conv2.weight"
+                    ]
+                );
+                // conv2's 8 channels of 4 x 4 pixels reach fc1 flattened.
+                let into_fc1 = spec.groups[1].axes.last().expect("next layer");
+                assert_eq!((into_fc1.outer, into_fc1.units, into_fc1.inner), (16, 8, 16));
+            }
+            let perms = random_perms(&spec, &mut rng);
+            let permuted = permute(&params, &spec, &perms);
+            assert_ne!(permuted.values, params.values, "{name}");
+            let dim: usize = layout.sample_shape.iter().product();
+            let x: Vec<f32> = (0..4 * dim).map(|_| rng.normal() as f32).collect();
+            let (before, after) = (logits(&params, &x, 4), logits(&permuted, &x, 4));
+            for (p, q) in before.iter().zip(&after) {
+                assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{name}: logits {p} vs {q}");
+            }
+            let matching = crate::wait(weight_matching(
+                &params,
+                &permuted,
+                &WeightMatchingConfig::default(),
+                &mut Rng::new(1),
+                &mut Silent,
+            ))
+            .expect("matching");
+            assert_eq!(
+                permute(&permuted, &spec, &matching.perms).values,
+                params.values,
+                "{name}: weight matching undoes it"
+            );
         }
     }
 
