@@ -2,7 +2,7 @@
 //!
 //! With no arguments it runs the default mode-connectivity experiment on the embedded digits.
 //! Here: the subcommands and the two small ones (`devices`, `app`); every other command is a
-//! module of its own (`connect`, `fed`, `plane`, `reproduce`, `scopes`, `flower`, `bench`), sharing the
+//! module of its own (`connect`, `pair`, `fed`, `plane`, `reproduce`, `scopes`, `flower`, `bench`), sharing the
 //! options that make a config (`common`), one progress printer (`progress`), the tables
 //! (`table`) and how numbers are read and errors printed (`args`).
 
@@ -12,6 +12,7 @@ mod common;
 mod connect;
 mod fed;
 mod flower;
+mod pair;
 mod plane;
 mod progress;
 mod reproduce;
@@ -53,6 +54,10 @@ enum Command {
     /// Train a pair A, B (plain, with WSA), align B to A as each method says (weight matching,
     /// rescaling) and evaluate every method's interpolation path and barriers.
     Connect(connect::ConnectArgs),
+    /// Two models you trained (PyTorch MLPs or CNNs as safetensors, or models WSA Lab saved) on
+    /// a dataset: what was inferred, then the path and barriers of every method that needs no
+    /// training (plain, weight matching, rescaling, REPAIR).
+    Pair(pair::PairArgs),
     /// Federated learning: Dirichlet-split clients, FedAvg/FedProx, with or without WSA.
     Fed(fed::FedArgs),
     /// The steps of a federated run that the Flower apps in `flower/` hand to the engine: the
@@ -101,6 +106,7 @@ fn main() {
     let cli: Cli = args::parse();
     let outcome = match cli.command {
         Some(Command::Connect(args)) => connect::run(args),
+        Some(Command::Pair(args)) => pair::run(args),
         Some(Command::Fed(args)) => fed::run(args),
         Some(Command::Flower(args)) => flower::run(args),
         Some(Command::Reproduce(args)) => reproduce::run(args),

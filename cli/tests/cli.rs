@@ -647,3 +647,74 @@ fn own_data_from_the_command_line_trains_and_travels_in_the_config() {
         assert!(!run.status.success() && said.contains(needle), "{flags:?}: {said}");
     }
 }
+
+#[test]
+fn a_given_pair_gives_the_numbers_connect_gave_for_it_and_refuses_data_it_does_not_fit() {
+    let dir = temp_dir("pair");
+    let (trained, given) = (dir.join("connect"), dir.join("pair"));
+    let common = ["--device", "cpu", "--max-train", "600", "--methods", "plain,wm,rescale,repair"];
+    let run = wsa_lab().arg("connect").args(common).arg("--out").arg(&trained).output().expect("run connect");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let models = trained.join("models");
+    let pair = wsa_lab()
+        .arg("pair")
+        .args([models.join("plain-a.safetensors"), models.join("plain-b.safetensors")])
+        .args(common)
+        .arg("--out")
+        .arg(&given)
+        .output()
+        .expect("run pair");
+    let said = String::from_utf8_lossy(&pair.stdout);
+    assert!(pair.status.success(), "{}", String::from_utf8_lossy(&pair.stderr));
+    assert!(said.contains("hidden.0.weight") && said.contains("8970 parameters"), "what was read is shown: {said}");
+    let summary = |dir: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).expect("summary.json")).expect("json")
+    };
+    let (from_training, from_files) = (summary(&trained), summary(&given));
+    for (theirs, ours) in from_training["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .zip(from_files["methods"].as_array().expect("methods"))
+    {
+        assert_eq!(theirs["name"], ours["name"]);
+        for field in ["barriers", "endpoint_a", "endpoint_b", "path", "scope_distance"] {
+            assert_eq!(
+                theirs[field], ours[field],
+                "{} {field}: the saved pair, read back, gives the trained pair's numbers",
+                ours["name"]
+            );
+        }
+    }
+    assert!(given.join("paths.png").is_file());
+
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/torch");
+    let torch = fixtures.join("sequential_mlp.safetensors");
+    let refusals: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["--dataset", "digits"],
+            "the models take 784 inputs ([784]) and give 10 classes, but digits has 64 values per sample",
+        ),
+        (vec!["--dataset", "mnist-small", "--methods", "wm+wsa"], "trains the pair with WSA"),
+        (vec!["--dataset", "mnist-small", "--print-config"], ""),
+    ];
+    for (flags, needle) in refusals {
+        let run = wsa_lab()
+            .arg("pair")
+            .args([&torch, &torch])
+            .args(&flags)
+            .args(["--out"])
+            .arg(dir.join("refused"))
+            .output()
+            .expect("run");
+        let said = String::from_utf8_lossy(&run.stderr);
+        if needle.is_empty() {
+            // The config a given pair runs: the model the file's names and shapes describe.
+            let config: serde_json::Value = serde_json::from_slice(&run.stdout).expect("config json");
+            assert_eq!(config["model"]["kind"], "stack", "{config}");
+        } else {
+            assert!(!run.status.success() && said.contains(needle), "{flags:?}: {said}");
+        }
+        assert!(!dir.join("refused").exists(), "{flags:?}: nothing written");
+    }
+}

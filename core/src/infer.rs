@@ -118,6 +118,17 @@ pub fn load_inferred(path: &Path) -> Result<LoadedModel> {
     io::params_from_safetensors(&bytes, &Arc::new(layout), path)
 }
 
+/// A model file a user brings: one WSA Lab saved (its layout in its metadata) or a PyTorch
+/// state_dict (its layout inferred, [`load_inferred`]).
+pub fn load_user_model(path: &Path) -> Result<LoadedModel> {
+    let mut file = std::fs::File::open(path).map_err(|e| WsaError::io(path, e))?;
+    let header = crate::checkpoint::Header::read(&mut file, path)?;
+    if header.metadata.contains_key(io::LAYOUT_KEY) {
+        return Ok(LoadedModel { params: io::load_model(path)?, report: Default::default() });
+    }
+    load_inferred(path)
+}
+
 /// What a module's tensors say it is.
 #[derive(Clone, Debug, PartialEq)]
 enum Kind {

@@ -10,7 +10,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const LAYOUT_KEY: &str = "wsa_lab.layout";
+/// The metadata key of the layout in a model file WSA Lab wrote.
+pub const LAYOUT_KEY: &str = "wsa_lab.layout";
 const FORMAT_KEY: &str = "format";
 const FORMAT: &str = "wsa-lab/1";
 
