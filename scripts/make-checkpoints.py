@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Writes two float16 checkpoints of a decoder-only transformer's shapes (a Llama-style block:
-attention q/k/v/o, a gated MLP, RMSNorm weights; tied-free embedding and output) with random
+attention q/k/v/o, a gated MLP, RMSNorm weights; an embedding and an untied output layer) with random
 weights, for measuring `wsa-lab scopes` on files of a realistic size and layout.
 
     python scripts/make-checkpoints.py OUT_DIR [--layers 9] [--hidden 2048] [--vocab 32000] [--seed 1]
 
-The defaults give ~530 M parameters: two files of ~1.06 GB each (a.safetensors, b.safetensors).
+The defaults give 594 M parameters in 84 tensors: two files of 1.19 GB each (a.safetensors,
+b.safetensors).
 B's weights have a different scale per layer than A's (as models trained under different
 conditions do), so the report has scopes that differ. `safetensors.numpy.save_file` needs every
 tensor in memory at once, so the script writes the format itself: the header, then each tensor

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The NumPy anchor of `wsa-lab scopes`: what a user would write with `safetensors` and NumPy
 (and SciPy's normal CDF) to get the same per-tensor statistics of two checkpoints. It is both
-the speed and memory baseline of docs/benchmarks.md and the independent reference that
+the speed and memory baseline of docs/checkpoints.md and the independent reference that
 cli/tests/scopes.rs compares our numbers with.
 
     python scripts/scopes_numpy.py A.safetensors B.safetensors [--bins 60] > numpy.json

@@ -42,6 +42,15 @@ pub fn run(args: PairArgs) -> Result<()> {
     let a = wsa_core::infer::load_user_model(&args.a)?;
     let b = wsa_core::infer::load_user_model(&args.b)?;
     a.params.layout.check_compatible(&b.params.layout).context("models A and B")?;
+    // The same parameters can belong to different models (another activation, stride or pooling
+    // in a layout file): B would then be evaluated as A's model.
+    if a.params.layout.config != b.params.layout.config {
+        bail!(
+            "models A and B have the same parameters but different architectures ({} and {}): give both the same layout file",
+            a.params.layout.config.label(),
+            b.params.layout.config.label()
+        );
+    }
     let layout = &a.params.layout;
     for (name, loaded) in [("A", &a), ("B", &b)] {
         if let Some(notice) = loaded.report.notice() {

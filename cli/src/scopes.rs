@@ -29,7 +29,8 @@ pub struct ScopesArgs {
     /// How A's and B's scopes become the rescaling target.
     #[arg(long, default_value = "moment-matching")]
     fusion: String,
-    /// Tensors listed here and drawn in scopes.png, those whose scopes differ most first.
+    /// Tensors listed here and drawn in scopes.png (at most 24), those whose scopes differ most
+    /// first.
     #[arg(long, default_value_t = 9, value_parser = crate::args::whole::<usize>)]
     top: usize,
     /// Histogram bins per tensor.
@@ -39,6 +40,9 @@ pub struct ScopesArgs {
     #[arg(long)]
     out: Option<PathBuf>,
 }
+
+/// The most tensors drawn in scopes.png (8 rows of 3 panels).
+const MAX_TOP: usize = 24;
 
 fn open(path: &Path) -> wsa_core::Result<BufReader<File>> {
     let file = File::open(path).map_err(|e| wsa_core::WsaError::io(path, e))?;
@@ -52,6 +56,9 @@ pub fn run(args: ScopesArgs) -> Result<()> {
         fusion: FusionRule::from_name(&args.fusion).context("in --fusion")?,
     };
     options.check().context("in --alpha")?;
+    if args.top == 0 || args.top > MAX_TOP {
+        anyhow::bail!("--top {} is out of range: list and draw 1 to {MAX_TOP} tensors (scopes.csv has all)", args.top);
+    }
     if args.bins == 0 || args.bins > 10_000 {
         anyhow::bail!("--bins {} is out of range: choose 1 to 10000 bins", args.bins);
     }

@@ -636,9 +636,15 @@ fn own_data_from_the_command_line_trains_and_travels_in_the_config() {
     assert!(dataset["test"].as_str().expect("the test file").ends_with("table-test.csv"));
 
     // Kinds the flag cannot take say what to do instead, in one line.
+    let (npy, notes, archive) = (dir.join("x.npy"), dir.join("notes.txt"), dir.join("cifar-10-binary.tar.gz"));
+    for file in [&npy, &notes, &archive] {
+        std::fs::write(file, b"not data").expect("write");
+    }
     let refusals = [
-        (vec!["--data", "x.npy"], "name them in a config file"),
-        (vec!["--data", "notes.txt"], "no data format WSA Lab reads"),
+        (vec!["--data", npy.to_str().expect("utf-8")], "name them in a config file"),
+        (vec!["--data", notes.to_str().expect("utf-8")], "no data format WSA Lab reads"),
+        (vec!["--data", archive.to_str().expect("utf-8")], "unpack it"),
+        (vec!["--data", "no-such-folder"], "no such file or folder"),
         (vec!["--data", table.to_str().expect("utf-8"), "--dataset", "digits"], "cannot be used with"),
     ];
     for (flags, needle) in refusals {
@@ -671,6 +677,8 @@ fn a_given_pair_gives_the_numbers_connect_gave_for_it_and_refuses_data_it_does_n
         serde_json::from_slice(&std::fs::read(dir.join("summary.json")).expect("summary.json")).expect("json")
     };
     let (from_training, from_files) = (summary(&trained), summary(&given));
+    let count = |s: &serde_json::Value| s["methods"].as_array().map_or(0, Vec::len);
+    assert_eq!((count(&from_training), count(&from_files)), (4, 4), "every method evaluated on both sides");
     for (theirs, ours) in from_training["methods"]
         .as_array()
         .expect("methods")
@@ -690,31 +698,34 @@ fn a_given_pair_gives_the_numbers_connect_gave_for_it_and_refuses_data_it_does_n
 
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/torch");
     let torch = fixtures.join("sequential_mlp.safetensors");
-    let refusals: [(Vec<&str>, &str); 3] = [
+    let refusals: [(Vec<&str>, &str); 2] = [
         (
             vec!["--dataset", "digits"],
             "the models take 784 inputs ([784]) and give 10 classes, but digits has 64 values per sample",
         ),
         (vec!["--dataset", "mnist-small", "--methods", "wm+wsa"], "trains the pair with WSA"),
-        (vec!["--dataset", "mnist-small", "--print-config"], ""),
     ];
     for (flags, needle) in refusals {
         let run = wsa_lab()
             .arg("pair")
             .args([&torch, &torch])
             .args(&flags)
-            .args(["--out"])
+            .arg("--out")
             .arg(dir.join("refused"))
             .output()
             .expect("run");
         let said = String::from_utf8_lossy(&run.stderr);
-        if needle.is_empty() {
-            // The config a given pair runs: the model the file's names and shapes describe.
-            let config: serde_json::Value = serde_json::from_slice(&run.stdout).expect("config json");
-            assert_eq!(config["model"]["kind"], "stack", "{config}");
-        } else {
-            assert!(!run.status.success() && said.contains(needle), "{flags:?}: {said}");
-        }
+        assert!(!run.status.success() && said.contains(needle), "{flags:?}: {said}");
         assert!(!dir.join("refused").exists(), "{flags:?}: nothing written");
     }
+    // The config a given pair runs: the model the file's names and shapes describe.
+    let printed = wsa_lab()
+        .arg("pair")
+        .args([&torch, &torch])
+        .args(["--dataset", "mnist-small", "--print-config"])
+        .output()
+        .expect("run");
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let config: serde_json::Value = serde_json::from_slice(&printed.stdout).expect("config json");
+    assert_eq!(config["model"]["kind"], "stack", "{config}");
 }

@@ -566,6 +566,15 @@ mod tests {
         p.logits(x).into_data().try_to_vec::<f32>().expect("f32 logits")
     }
 
+    /// `a` and `b` give the same logits (to 1e-4) on four random inputs.
+    fn assert_same_function(a: &HostParams, b: &HostParams, rng: &mut Rng, name: &str) {
+        let dim: usize = a.layout.sample_shape.iter().product();
+        let x: Vec<f32> = (0..4 * dim).map(|_| rng.normal() as f32).collect();
+        for (p, q) in logits(a, &x, 4).iter().zip(&logits(b, &x, 4)) {
+            assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{name}: logits {p} vs {q}");
+        }
+    }
+
     #[test]
     fn permuting_a_model_keeps_its_function() {
         let mut rng = Rng::new(3);
@@ -583,12 +592,7 @@ mod tests {
             assert!(perms.iter().any(|p| p.iter().enumerate().any(|(j, k)| j != *k)), "{name}: a real reordering");
             let permuted = permute(&params, &spec, &perms);
             assert_ne!(permuted.values, params.values, "{name}");
-            let dim: usize = layout.sample_shape.iter().product();
-            let x: Vec<f32> = (0..4 * dim).map(|_| rng.normal() as f32).collect();
-            let (before, after) = (logits(&params, &x, 4), logits(&permuted, &x, 4));
-            for (p, q) in before.iter().zip(&after) {
-                assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{name}: logits {p} vs {q}");
-            }
+            assert_same_function(&params, &permuted, &mut rng, name);
         }
     }
 
@@ -638,12 +642,7 @@ mod tests {
             let perms = random_perms(&spec, &mut rng);
             let permuted = permute(&params, &spec, &perms);
             assert_ne!(permuted.values, params.values, "{name}");
-            let dim: usize = layout.sample_shape.iter().product();
-            let x: Vec<f32> = (0..4 * dim).map(|_| rng.normal() as f32).collect();
-            let (before, after) = (logits(&params, &x, 4), logits(&permuted, &x, 4));
-            for (p, q) in before.iter().zip(&after) {
-                assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{name}: logits {p} vs {q}");
-            }
+            assert_same_function(&params, &permuted, &mut rng, name);
             let matching = crate::wait(weight_matching(
                 &params,
                 &permuted,

@@ -46,7 +46,7 @@ pub struct Comparison {
     /// In the order of A's file.
     pub tensors: Vec<TensorComparison>,
     pub skipped: Vec<SkippedTensor>,
-    /// Float values compared in each checkpoint.
+    /// Values of the float tensors in each checkpoint (the non-finite ones included).
     pub values: u64,
 }
 

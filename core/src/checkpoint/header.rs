@@ -104,10 +104,12 @@ impl StoredType {
     }
 }
 
-/// Whether a file starting with `start` is a PyTorch pickle: `torch.save`'s zip archive
-/// (`PK\x03\x04`) or a bare pickle (protocol 2 to 5).
+/// Whether a file starting with `start` (its first 9 bytes or more) is a PyTorch pickle:
+/// `torch.save`'s zip archive (`PK\x03\x04`) or a bare pickle (protocol 2 to 5). A safetensors
+/// file always has its JSON header's `{` at byte 8, which tells it apart from a pickle whose
+/// first bytes happen to read as a header length (640, 896, ... bytes start `80 02`..`80 05`).
 pub fn is_pickle(start: &[u8]) -> bool {
-    start.starts_with(b"PK\x03\x04") || matches!(start, [0x80, 2..=5, ..])
+    start.get(8) != Some(&b'{') && (start.starts_with(b"PK\x03\x04") || matches!(start, [0x80, 2..=5, ..]))
 }
 
 /// Why a pickle is refused and the one line that converts it.
@@ -148,31 +150,33 @@ impl Header {
     /// Reads and checks the header of the safetensors data in `source` (`origin` names it in
     /// errors), leaving the data unread.
     pub fn read(source: &mut impl Source, origin: &Path) -> Result<Header> {
-        let bad = |reason: String| WsaError::CorruptModel {
-            path: origin.to_path_buf(),
-            reason: format!("{reason}; is it a safetensors file, whole?"),
-        };
+        let bad = |reason: String| WsaError::CorruptModel { path: origin.to_path_buf(), reason };
         let io = |e| WsaError::io(origin, e);
         let file_len = source.seek(SeekFrom::End(0)).map_err(io)?;
         source.seek(SeekFrom::Start(0)).map_err(io)?;
         if file_len < 8 {
-            return Err(bad(format!("{file_len} bytes, shorter than the 8-byte header length")));
+            return Err(bad(format!(
+                "{file_len} bytes, shorter than the 8-byte header length: not a safetensors file, or cut short"
+            )));
         }
-        let mut length = [0u8; 8];
-        source.read_exact(&mut length).map_err(io)?;
-        if is_pickle(&length) {
+        let mut start = vec![0u8; file_len.min(9) as usize];
+        source.read_exact(&mut start).map_err(io)?;
+        if is_pickle(&start) {
             return Err(WsaError::CorruptModel { path: origin.to_path_buf(), reason: pickle_advice(origin) });
         }
-        let header_len = u64::from_le_bytes(length);
+        let header_len = u64::from_le_bytes(start[..8].try_into().expect("8 bytes"));
+        source.seek(SeekFrom::Start(8)).map_err(io)?;
         if header_len > MAX_HEADER_BYTES || header_len > file_len - 8 {
-            return Err(bad(format!("a header of {header_len} bytes in a file of {file_len}")));
+            return Err(bad(format!(
+                "a header of {header_len} bytes in a file of {file_len}: not a safetensors file, or cut short"
+            )));
         }
         let mut json = vec![0u8; header_len as usize];
         source.read_exact(&mut json).map_err(io)?;
         let data_start = 8 + header_len;
         let data_len = file_len - data_start;
-        let entries: BTreeMap<String, serde_json::Value> =
-            serde_json::from_slice(&json).map_err(|e| bad(format!("its header is not a JSON object ({e})")))?;
+        let entries: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&json)
+            .map_err(|e| bad(format!("its header is not a JSON object ({e}): not a safetensors file, or damaged")))?;
         let mut metadata = BTreeMap::new();
         let mut tensors = Vec::new();
         for (name, value) in entries {
@@ -202,8 +206,8 @@ impl Header {
     ) -> std::result::Result<TensorEntry, String> {
         let field = |key: &str| value.get(key).ok_or_else(|| format!("tensor `{name}` has no `{key}`"));
         let dtype_name = field("dtype")?.as_str().ok_or_else(|| format!("tensor `{name}`'s dtype is not text"))?;
-        let dtype =
-            StoredType::parse(dtype_name).ok_or_else(|| format!("tensor `{name}` has unknown type `{dtype_name}`"))?;
+        let dtype = StoredType::parse(dtype_name)
+            .ok_or_else(|| format!("tensor `{name}` has type `{dtype_name}`, which WSA Lab does not read"))?;
         let shape: Vec<usize> = serde_json::from_value(field("shape")?.clone())
             .map_err(|_| format!("tensor `{name}`'s shape is not a list of sizes"))?;
         let offsets: [u64; 2] = serde_json::from_value(field("data_offsets")?.clone())
@@ -215,7 +219,7 @@ impl Header {
             .ok_or_else(|| format!("tensor `{name}`'s shape {shape:?} is too large"))?;
         if begin > end || end > data_len {
             return Err(format!(
-                "tensor `{name}` claims bytes {begin}..{end} of {data_len} bytes of data (the file is cut short?)"
+                "tensor `{name}` claims bytes {begin}..{end} of {data_len} bytes of data: the file is cut short or damaged"
             ));
         }
         if end - begin != expected {
@@ -225,6 +229,9 @@ impl Header {
                 end - begin
             ));
         }
+        // The byte count fits a u64; the value count must also fit this platform's usize (wasm32).
+        usize::try_from(expected / dtype.bytes() as u64)
+            .map_err(|_| format!("tensor `{name}`'s shape {shape:?} is too large for this platform"))?;
         Ok(TensorEntry { name, dtype, shape, start: data_start + begin, len: end - begin })
     }
 
@@ -290,7 +297,7 @@ mod tests {
         let cases = [
             (r#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, 8, "needs 12 bytes"),
             (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 4, "cut short"),
-            (r#"{"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#, 8, "unknown type `Q4`"),
+            (r#"{"a":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}"#, 8, "type `Q4`, which WSA Lab does not read"),
             (
                 r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
                 8,
@@ -342,6 +349,17 @@ mod tests {
         let mut bytes = Vec::new();
         StoredType::F16.encode(&[1.0 + 2f32.powi(-11)], &mut bytes);
         assert_eq!(bytes, half::f16::ONE.to_le_bytes());
+    }
+
+    #[test]
+    fn a_header_whose_length_looks_like_a_pickle_is_read() {
+        // Lengths 640 and 896 are stored as `80 02 ..` and `80 03 ..`, a pickle's first bytes.
+        for length in [640usize, 896, 1152, 1408] {
+            let mut header = r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#.to_string();
+            header.push_str(&" ".repeat(length - header.len()));
+            let parsed = read(file(&header, &[0; 4])).expect("a safetensors file, not a pickle");
+            assert_eq!(parsed.tensors[0].name, "a", "header of {length} bytes");
+        }
     }
 
     #[test]

@@ -5,11 +5,12 @@
 //! aligns the scopes while training; the file's metadata says which of the two it holds.
 //!
 //! Written in pieces: the header first (every size is known from A's), then each tensor as it
-//! is computed, so a merge of two checkpoints larger than memory holds a few megabytes.
+//! is computed, piece by piece, so a merge of two checkpoints larger than memory holds a few
+//! megabytes.
 
 use super::Source;
 use super::compare::check_same_tensors;
-use super::header::{Header, StoredType, TensorEntry};
+use super::header::{Header, StoredType, TensorEntry, for_each_piece};
 use super::stats::PIECE_VALUES;
 use crate::error::{Result, WsaError};
 use crate::scope::{FusionRule, Scope, fuse};
@@ -159,10 +160,15 @@ pub fn merge<S: Source>(
         let tb = header_b.get(&ta.name).expect("checked: B has every tensor of A");
         let n = ta.numel();
         if !ta.dtype.is_float() {
-            let mut copy = vec![0u8; ta.len as usize];
-            source_a.seek(SeekFrom::Start(ta.start)).map_err(|e| WsaError::io(file_a, e))?;
-            source_a.read_exact(&mut copy).map_err(|e| WsaError::io(file_a, e))?;
-            out.write_all(&copy).map_err(written)?;
+            let mut failed = None;
+            for_each_piece(source_a, file_a, ta, PIECE_VALUES, |piece| {
+                if failed.is_none() {
+                    failed = out.write_all(piece).err();
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(written(e));
+            }
             report.copied.push(ta.name.clone());
             report.bytes += ta.len;
             continue;

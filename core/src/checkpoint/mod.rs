@@ -2,7 +2,8 @@
 //! far apart they are, and their merge (issue 30 item 4). Unlike [`crate::io`], which reads a
 //! model whose layout the lab knows, nothing here needs a layout: a tensor is a name, a type, a
 //! shape and its bytes, and the files are read tensor by tensor in pieces ([`header`]), so a
-//! checkpoint larger than memory is compared and merged with a few megabytes in hand.
+//! checkpoint larger than memory is compared and merged: float16 and bfloat16 tensors with a few
+//! megabytes in hand, float32 and float64 ones with about 12 bytes per value of the largest.
 //!
 //! [`stats`] summarises one tensor exactly; [`compare`] lines two checkpoints up; [`merge`]
 //! writes their interpolation (optionally rescaled to the fused scope: a baseline, not WSA).

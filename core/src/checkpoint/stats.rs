@@ -5,8 +5,10 @@
 //! 65,536 distinct values, so one pass counting each bit pattern gives the sorted values with
 //! their multiplicities in 512 KB whatever the tensor's size; a float32 or float64 tensor is
 //! held as order-preserving 32-bit keys and radix-sorted (8 bytes per value while it sorts).
-//! Every statistic then walks the distinct values in ascending order. Non-finite values are
-//! counted and left out of every statistic.
+//! Every statistic then walks the values in ascending order (a 16-bit tensor's distinct values
+//! with their counts). Non-finite values are counted and left out of every statistic. float64
+//! values are summarised after rounding to float32 (one above float32's range counts as
+//! infinite).
 
 use super::Source;
 use super::header::{StoredType, TensorEntry, for_each_piece};

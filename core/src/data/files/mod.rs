@@ -221,6 +221,16 @@ impl FileDataset {
             if path.is_dir() {
                 return Ok("folder");
             }
+            if !path.exists() {
+                return Err(WsaError::invalid("--data", path.display(), "no such file or folder"));
+            }
+            if path.to_string_lossy().ends_with(".tar.gz") {
+                return Err(WsaError::invalid(
+                    "--data",
+                    path.display(),
+                    "an archive: unpack it, then give its data files (CIFAR: data_batch_1.bin ...) or folder",
+                ));
+            }
             let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
             Ok(match extension.as_deref() {
                 Some("csv") => "csv",
