@@ -183,12 +183,18 @@ pub fn normal_cdf(z: f64) -> f64 {
 /// Counts of `values` in `bins` equal-width bins over `[low, high]`; values outside are
 /// clamped into the edge bins so that every entry is counted once.
 pub fn histogram(values: &[f32], low: f64, high: f64, bins: usize) -> Vec<u64> {
+    counted_histogram(values.iter().map(|&v| (f64::from(v), 1)), low, high, bins)
+}
+
+/// [`histogram`] of values given with how often each occurs (a checkpoint tensor's distinct
+/// values and their counts): the same bins, the same clamping, NaN in the first bin.
+pub fn counted_histogram(values: impl IntoIterator<Item = (f64, u64)>, low: f64, high: f64, bins: usize) -> Vec<u64> {
     let mut counts = vec![0u64; bins.max(1)];
     let width = (high - low) / counts.len() as f64;
-    for &v in values {
-        let pos = if width > 0.0 { ((f64::from(v) - low) / width).floor() } else { 0.0 };
+    for (v, count) in values {
+        let pos = if width > 0.0 { ((v - low) / width).floor() } else { 0.0 };
         let bin = if pos.is_nan() { 0 } else { pos.clamp(0.0, (counts.len() - 1) as f64) as usize };
-        counts[bin] += 1;
+        counts[bin] += count;
     }
     counts
 }

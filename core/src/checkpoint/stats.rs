@@ -13,7 +13,7 @@
 use super::Source;
 use super::header::{StoredType, TensorEntry, for_each_piece};
 use crate::error::Result;
-use crate::scope::{Scope, normal_cdf};
+use crate::scope::{Scope, counted_histogram, normal_cdf};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -194,14 +194,7 @@ impl Values {
 
     /// Counts in `bins` equal bins over [low, high] (values outside go to the edge bins).
     pub fn histogram(&self, low: f64, high: f64, bins: usize) -> Vec<u64> {
-        let mut counts = vec![0u64; bins.max(1)];
-        let width = (high - low) / counts.len() as f64;
-        let last = (counts.len() - 1) as f64;
-        for (v, c) in self.ascending() {
-            let position = if width > 0.0 { ((v - low) / width).floor() } else { 0.0 };
-            counts[position.clamp(0.0, last) as usize] += c;
-        }
-        counts
+        counted_histogram(self.ascending(), low, high, bins)
     }
 }
 
