@@ -29,6 +29,14 @@ pub enum AppError {
     #[error("the browser could not {action}: {reason}")]
     Browser { action: String, reason: String },
 
+    /// A file handed to the page over the size it keeps in memory.
+    #[error(
+        "{name} holds {} MiB, over the page's limit of {} MiB for one file (it stays in the browser's memory); compare large checkpoints with the desktop app or `wsa-lab scopes`",
+        size >> 20,
+        limit >> 20
+    )]
+    TooLarge { name: String, size: u64, limit: u64 },
+
     /// No native window: no display, or the windowing system refused one.
     #[error("{0}")]
     NoWindow(String),

@@ -27,6 +27,8 @@ pub enum Tab {
     Federated,
     Plane,
     Files,
+    /// Models the user brought (dropped or picked files).
+    Given,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,8 @@ pub struct Settings {
     pub path_seed: Option<usize>,
     pub export_dir: String,
     pub model_path: String,
+    /// The file or folder typed in the Your models tab (natively; the page picks in a dialog).
+    pub given_path: String,
     pub debug_overlay: bool,
     /// Federated settings; data, model and seed come from `config` when a run starts.
     pub fed: FedConfig,
@@ -84,6 +88,7 @@ impl Default for Settings {
             path_seed: None,
             export_dir: "out/app".into(),
             model_path: String::new(),
+            given_path: String::new(),
             debug_overlay: false,
             fed: FedConfig { use_wsa: true, ..FedConfig::default() },
             fed_compare: true,
@@ -107,6 +112,7 @@ impl Settings {
             tour: self.tour,
             export_dir: std::mem::take(&mut self.export_dir),
             model_path: std::mem::take(&mut self.model_path),
+            given_path: std::mem::take(&mut self.given_path),
             ..Settings::default()
         };
     }

@@ -589,3 +589,111 @@ fn a_steps_terms_open_the_glossary() {
     harness.run_steps(3);
     harness.get_by_label(&term.meaning);
 }
+
+/// A file dropped on the window, as eframe hands it over natively: its path.
+#[derive(Debug)]
+struct DroppedOnDisk(std::path::PathBuf);
+
+impl egui::DroppedFile for DroppedOnDisk {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// Steps frames until the files handed over are read (in the background).
+fn wait_for_reading(harness: &mut Harness<'_, WsaLabApp>) {
+    let started = Instant::now();
+    harness.step();
+    while harness.state().given.is_reading() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the files were not read in a minute");
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+    harness.run_steps(2);
+}
+
+/// A user's own pair dropped on the window: two PyTorch MLPs and the CSV they were trained on
+/// (tests/fixtures/pair, written by its make.py). Before anything runs the app shows what it
+/// read (the architecture, the data's samples and classes); Compare evaluates the pair with the
+/// methods that need no training, and the result is the engine's for the same config. A pickle
+/// and a file of no known format are refused with their reasons, and a third model starts a new
+/// pair.
+#[test]
+fn a_pair_and_its_data_dropped_on_the_window_are_read_and_compared() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/pair");
+    let mut harness = harness();
+    harness.run_steps(2);
+    for name in ["mlp_b.safetensors", "blobs.csv", "mlp_a.safetensors"] {
+        harness.input_mut().dropped_files.push(std::sync::Arc::new(DroppedOnDisk(fixtures.join(name))));
+    }
+    wait_for_reading(&mut harness);
+    assert_eq!(harness.state().settings.tab, wsa_lab_app::state::Tab::Given, "the drop opens Your models");
+    for shown in [
+        "Model A: mlp_a.safetensors · layers linear 32 → ReLU → linear 3",
+        "Model B: mlp_b.safetensors · layers linear 32 → ReLU → linear 3 · input [8] · 3 classes · 387 parameters",
+        "Data: blobs.csv · ",
+        "8 values per sample [8] · 3 classes",
+    ] {
+        if harness.query_by_label_contains(shown).is_none() {
+            let labels: Vec<String> = harness.query_all_by_role(Role::Label).map(|n| format!("{n:?}")).collect();
+            panic!("the tab shows `{shown}`: {labels:#?}");
+        }
+    }
+    let notices = &harness.state().notices;
+    assert!(notices.is_empty(), "{notices:?}");
+
+    harness.get_by_label("Compare the pair").click();
+    harness.step();
+    assert!(harness.state().is_busy(), "Compare starts a background job");
+    wait_for_job(&mut harness);
+    let notices = &harness.state().notices;
+    assert!(notices.iter().all(|n| !n.is_error), "{notices:?}");
+    let shown = harness.state().results.connect().cloned().expect("a result");
+    assert_eq!(shown.difference, "a given pair: mlp_a.safetensors and mlp_b.safetensors");
+    let names: Vec<&str> = shown.methods.iter().map(|m| m.method.name()).collect();
+    assert_eq!(names, ["plain", "wm", "rescale", "repair", "wm+repair"]);
+    assert_eq!(harness.state().models.pairs.len(), 5, "the pairs are in memory for the plane and the exports");
+    for m in &shown.methods {
+        assert!(m.endpoint_a.accuracy > 0.9 && m.endpoint_b.accuracy > 0.9, "{}: {:?}", m.method, m.endpoint_a);
+    }
+    // The engine, given the same files and config, gives the same numbers.
+    let read = |name: &str| wsa_core::infer::load_user_model(&fixtures.join(name)).expect("a fixture").params;
+    let pair = wsa_core::experiment::connect::GivenPair::new(
+        read("mlp_a.safetensors"),
+        read("mlp_b.safetensors"),
+        ["mlp_a.safetensors".into(), "mlp_b.safetensors".into()],
+    )
+    .expect("a pair");
+    let (cpu, mut silent) = (wsa_core::device::cpu(), wsa_core::cancel::Silent);
+    let engine = wsa_core::wait(wsa_core::experiment::connect::evaluate_given_pair(
+        &shown.config,
+        &cpu,
+        &pair,
+        &wsa_core::data::Disk,
+        &mut silent,
+    ))
+    .expect("the engine's run");
+    assert_eq!(engine.result.methods, shown.methods);
+
+    // What cannot be taken is said, and a third model starts a new pair.
+    harness.state_mut().settings.tab = wsa_lab_app::state::Tab::Given;
+    let dir = std::env::temp_dir().join(format!("wsa-lab-ui-given-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (name, bytes) in [("model.pt", &b"\x80\x02}q\x00."[..]), ("notes.txt", b"hello")] {
+        std::fs::write(dir.join(name), bytes).expect("write");
+        harness.input_mut().dropped_files.push(std::sync::Arc::new(DroppedOnDisk(dir.join(name))));
+    }
+    harness.input_mut().dropped_files.push(std::sync::Arc::new(DroppedOnDisk(fixtures.join("mlp_b.safetensors"))));
+    wait_for_reading(&mut harness);
+    let refused = harness.state().given.refused.clone();
+    assert!(refused.iter().any(|r| r.contains("model.pt") && r.contains("safetensors")), "{refused:?}");
+    assert!(refused.iter().any(|r| r.contains("notes.txt") && r.contains("no data format")), "{refused:?}");
+    let models: Vec<String> = harness.state().given.model_files().iter().map(|f| f.name()).collect();
+    assert_eq!(models, ["mlp_b.safetensors"], "a third model starts a new pair");
+    assert!(harness.query_by_label_contains("Drop or pick a second model file").is_some());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -701,7 +701,7 @@ fn a_given_pair_gives_the_numbers_connect_gave_for_it_and_refuses_data_it_does_n
     let refusals: [(Vec<&str>, &str); 2] = [
         (
             vec!["--dataset", "digits"],
-            "the models take 784 inputs ([784]) and give 10 classes, but digits has 64 values per sample",
+            "digits does not fit the models: the models take 784 inputs ([784]) and give 10 classes, but the data has 64 values per sample",
         ),
         (vec!["--dataset", "mnist-small", "--methods", "wm+wsa"], "trains the pair with WSA"),
     ];

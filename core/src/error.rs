@@ -47,6 +47,17 @@ pub enum WsaError {
     #[error("architectures differ at parameter `{path}`: {detail}; both models must come from the same model config")]
     ArchitectureMismatch { path: String, detail: String },
 
+    /// Two given models with the same parameters that are not the same model (another
+    /// activation, stride or pooling in a layout file): B would be evaluated as A's model.
+    #[error(
+        "models A and B have the same parameters but different architectures ({a} and {b}): give both the same layout file"
+    )]
+    DifferentArchitectures { a: String, b: String },
+
+    /// A data set that does not fit a given pair of models (their inputs or classes).
+    #[error("{data} does not fit the models: {detail}; choose the data the models were trained for")]
+    DataDoesNotFit { data: String, detail: String },
+
     /// Two checkpoints of any architecture (`wsa-lab scopes`) that do not hold the same tensors.
     #[error(
         "the checkpoints differ at tensor `{name}`: {detail}; scopes are compared and merged tensor by tensor, so both files must hold the same tensor names and shapes"

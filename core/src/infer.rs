@@ -119,14 +119,27 @@ pub fn load_inferred(path: &Path) -> Result<LoadedModel> {
 }
 
 /// A model file a user brings: one WSA Lab saved (its layout in its metadata) or a PyTorch
-/// state_dict (its layout inferred, [`load_inferred`]).
+/// state_dict (its layout inferred, with the layout file beside it if there is one).
 pub fn load_user_model(path: &Path) -> Result<LoadedModel> {
-    let mut file = std::fs::File::open(path).map_err(|e| WsaError::io(path, e))?;
-    let header = crate::checkpoint::Header::read(&mut file, path)?;
-    if header.metadata.contains_key(io::LAYOUT_KEY) {
-        return Ok(LoadedModel { params: io::load_model(path)?, report: Default::default() });
+    let bytes = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
+    read_user_model(&bytes, read_hints(path)?.as_ref(), path)
+}
+
+/// [`load_user_model`] of a file already read (`bytes`, called `origin` in messages), with the
+/// layout file's `hints` where the user gave one: how the app reads a dropped model.
+pub fn read_user_model(bytes: &[u8], hints: Option<&LayoutHints>, origin: &Path) -> Result<LoadedModel> {
+    if is_lab_model(bytes, origin)? {
+        return Ok(LoadedModel { params: io::model_from_bytes(bytes, origin)?, report: Default::default() });
     }
-    load_inferred(path)
+    let layout = infer_layout(bytes, hints, origin)?;
+    io::params_from_safetensors(bytes, &Arc::new(layout), origin)
+}
+
+/// Whether `bytes` is a model WSA Lab saved (its layout in the metadata); a pickle or a file
+/// that is no safetensors is an error that says so.
+fn is_lab_model(bytes: &[u8], origin: &Path) -> Result<bool> {
+    let header = crate::checkpoint::Header::read(&mut std::io::Cursor::new(bytes), origin)?;
+    Ok(header.metadata.contains_key(io::LAYOUT_KEY))
 }
 
 /// What a module's tensors say it is.

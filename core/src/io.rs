@@ -211,8 +211,13 @@ pub fn load_model_for(path: &Path, layout: &Arc<ModelLayout>) -> Result<LoadedMo
 /// the model's parameters, as [`save_model`] writes).
 pub fn load_model(path: &Path) -> Result<HostParams> {
     let bytes = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
+    model_from_bytes(&bytes, path)
+}
+
+/// [`load_model`] of a file already read (`bytes`; `path` names it in messages).
+pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<HostParams> {
     let bad = |reason: String| WsaError::CorruptModel { path: path.to_path_buf(), reason };
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| bad(format!("not a valid safetensors file ({e}); was it truncated?")))?;
     let layout_json = meta.metadata().as_ref().and_then(|m| m.get(LAYOUT_KEY)).ok_or_else(|| {
         bad(format!("no `{LAYOUT_KEY}` metadata: not written by WSA Lab; load it with a model config instead"))
@@ -222,5 +227,5 @@ pub fn load_model(path: &Path) -> Result<HostParams> {
     let rebuilt = ModelLayout::new(&layout.config, &layout.sample_shape, layout.num_classes)
         .and_then(|rebuilt| rebuilt.check_compatible(&layout).map(|()| rebuilt))
         .map_err(|e| bad(format!("its layout metadata describes no valid model ({e})")))?;
-    Ok(params_from_safetensors(&bytes, &Arc::new(rebuilt), path)?.params)
+    Ok(params_from_safetensors(bytes, &Arc::new(rebuilt), path)?.params)
 }

@@ -207,14 +207,15 @@ impl ModelConfig {
         }
     }
 
-    /// What the model is, in a few words: "MLP [64, 64]", "CNN [16, 32] (normal init)".
+    /// What the model is, in a few words: "MLP [64, 64]", "CNN [16, 32] (normal init)", "layers
+    /// linear 32 → ReLU → linear 3".
     pub fn label(&self) -> String {
         let shape = match self {
             ModelConfig::Mlp { hidden, .. } => format!("MLP {hidden:?}"),
             ModelConfig::Cnn { channels, .. } => format!("CNN {channels:?}"),
             ModelConfig::Stack { layers, .. } => {
-                let names: Vec<&str> = layers.iter().filter(|l| l.has_units()).filter_map(LayerSpec::name).collect();
-                format!("stack [{}]", names.join(", "))
+                let parts: Vec<String> = layers.iter().filter_map(LayerSpec::short_label).collect();
+                format!("layers {}", parts.join(" → "))
             }
         };
         match self.initializer() {

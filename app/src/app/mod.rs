@@ -8,10 +8,12 @@
 //! carried out after the frame.
 
 mod exports;
+mod given;
 mod guide;
 mod jobs;
 mod models;
 
+pub use given::{DataSummary, GivenFiles, Reading};
 pub use guide::TourGuide;
 pub use jobs::{Jobs, LiveRun, RunTiming};
 pub use models::Models;
@@ -30,7 +32,7 @@ use models::LoadedPair;
 use std::collections::VecDeque;
 use std::path::Path;
 use web_time::Instant;
-use wsa_core::experiment::connect::{ConnectConfig, ConnectOutcome, ConnectResult, TrainedPair};
+use wsa_core::experiment::connect::{ConnectConfig, ConnectOutcome, ConnectResult, GIVEN_PAIR_METHODS, TrainedPair};
 use wsa_core::experiment::federated::Aggregation;
 use wsa_core::experiment::plane::PlaneOutcome;
 
@@ -81,6 +83,8 @@ pub struct WsaLabApp {
     pub tour: TourGuide,
     /// The trained models in memory (never stored) and the model files handed over.
     pub models: Models,
+    /// The files of models the user brought (Your models), and what was read from them.
+    pub given: GivenFiles,
     exports: Exports,
     /// Where the page publishes its state for scripts and tests (natively nowhere).
     publisher: Box<dyn Publish>,
@@ -142,6 +146,7 @@ impl WsaLabApp {
             jobs: Jobs::new(platform::RendererGpu::none()),
             tour,
             models: Models::default(),
+            given: GivenFiles::default(),
             exports: Exports::default(),
             publisher: Box::new(platform::Publisher),
             notices: Vec::new(),
@@ -239,6 +244,39 @@ impl WsaLabApp {
         self.start_job(JobRequest::Reevaluate { config, method_index, pair }, ctx);
     }
 
+    /// Evaluates the pair of models the user handed over, on their data (or the Experiment
+    /// panel's data set), with every method that needs no training.
+    fn start_given_pair(&mut self, ctx: &egui::Context) {
+        if self.is_busy() {
+            return;
+        }
+        let Some(reading) = self.given.reading() else {
+            return self.notify("The files are still being read.".into(), true);
+        };
+        let pair = match &reading.pair {
+            Some(Ok(pair)) => pair.clone(),
+            Some(Err(e)) => return self.notify(e.to_string(), true),
+            None => return self.notify("Hand over two model files first.".into(), true),
+        };
+        let mut base = self.settings.config.clone();
+        let mut files = None;
+        match &reading.data {
+            Some((_, Ok(data))) => {
+                base.data = data.config.clone();
+                files = data.files.clone();
+            }
+            Some((name, Err(e))) => return self.notify(format!("{name} cannot be used: {e}"), true),
+            None => {}
+        }
+        match pair.config(base, GIVEN_PAIR_METHODS.to_vec()) {
+            Ok(config) => {
+                self.start_job(JobRequest::GivenPair { config, pair, files }, ctx);
+                self.settings.tab = Tab::Training;
+            }
+            Err(e) => self.notify(e.to_string(), true),
+        }
+    }
+
     /// The loss plane through the selected method's A and B and a curve's control point.
     fn start_plane(&mut self, ctx: &egui::Context) {
         let Some(result) = self.results.connect() else { return };
@@ -328,6 +366,9 @@ impl WsaLabApp {
                     self.notices.push(notice);
                 }
             }
+            Action::PickGivenFiles => self.given.pick(&self.settings.given_path, ctx),
+            Action::ClearGivenFiles => self.given.clear(),
+            Action::CompareGivenPair => self.start_given_pair(ctx),
             Action::LoadModel { method, slot } => self.models.pick(method, slot, &self.settings.model_path, ctx),
             Action::Dismiss(index) => {
                 if index < self.notices.len() {
@@ -498,6 +539,10 @@ impl eframe::App for WsaLabApp {
         for model in self.models.take_picked() {
             self.load_model_into(ctx, model);
         }
+        self.given.take_dropped(ctx);
+        if self.given.take_arrived(&self.settings.config.data, self.settings.config.seed, ctx) {
+            self.settings.tab = Tab::Given;
+        }
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
@@ -516,6 +561,7 @@ impl eframe::App for WsaLabApp {
             &self.frames,
             &self.jobs.device_label,
             &self.tour,
+            &self.given,
         );
         let actions = views::show(view, ui);
         for action in actions {

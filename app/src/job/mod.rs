@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use web_time::Instant;
 use wsa_core::cancel::Cancel;
-use wsa_core::data::DataConfig;
+use wsa_core::data::{DataConfig, Disk, FileSource, Memory};
 use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
-use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, MethodResult, TrainedPair};
+use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, GivenPair, MethodResult, TrainedPair};
 use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::plane::{PlaneConfig, PlaneOutcome};
@@ -37,6 +37,10 @@ pub enum JobRequest {
     Reevaluate { config: ConnectConfig, method_index: usize, pair: TrainedPair },
     /// The loss plane through `pair`'s A and B and a curve's control point trained between them.
     Plane { config: ConnectConfig, pair: TrainedPair, plane: PlaneConfig },
+    /// Evaluate two models the user brought with `config`'s methods (none that trains) on
+    /// `config`'s data: its files read from `files` where the page holds them (the worker has
+    /// no other copy), else from the disk.
+    GivenPair { config: ConnectConfig, pair: GivenPair, files: Option<Memory> },
 }
 
 impl JobRequest {
@@ -47,15 +51,17 @@ impl JobRequest {
             JobRequest::Federated { .. } => "federated training",
             JobRequest::Reevaluate { .. } => "evaluating the loaded pair",
             JobRequest::Plane { .. } => "computing the loss plane",
+            JobRequest::GivenPair { .. } => "evaluating your pair",
         }
     }
 
     /// The work of one training step, which the device is chosen for (`select_for`).
     pub fn flops_per_step(&self) -> Option<f64> {
         match self {
-            JobRequest::Connect(config) | JobRequest::Reevaluate { config, .. } | JobRequest::Plane { config, .. } => {
-                config.flops_per_step()
-            }
+            JobRequest::Connect(config)
+            | JobRequest::Reevaluate { config, .. }
+            | JobRequest::Plane { config, .. }
+            | JobRequest::GivenPair { config, .. } => config.flops_per_step(),
             JobRequest::Federated { config, .. } => config.flops_per_step(),
         }
     }
@@ -63,9 +69,10 @@ impl JobRequest {
     /// The data the job trains or evaluates on.
     pub fn data(&self) -> &DataConfig {
         match self {
-            JobRequest::Connect(config) | JobRequest::Reevaluate { config, .. } | JobRequest::Plane { config, .. } => {
-                &config.data
-            }
+            JobRequest::Connect(config)
+            | JobRequest::Reevaluate { config, .. }
+            | JobRequest::Plane { config, .. }
+            | JobRequest::GivenPair { config, .. } => &config.data,
             JobRequest::Federated { config, .. } => &config.data,
         }
     }
@@ -232,6 +239,17 @@ pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobOb
             })
             .await?;
             Ok(JobOutput::Plane { method: pair.method, outcome: Box::new(computed) })
+        }
+        JobRequest::GivenPair { config, pair, files } => {
+            let source: &dyn FileSource = match &files {
+                Some(memory) => memory,
+                None => &Disk,
+            };
+            let outcome = with_cpu_fallback(device, observer, async |device, observer| {
+                connect::evaluate_given_pair(&config, device, &pair, source, observer).await
+            })
+            .await?;
+            Ok(JobOutput::Connect(Box::new(outcome)))
         }
     }
 }

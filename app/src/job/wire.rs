@@ -154,7 +154,22 @@ mod tests {
                 pair: outcome.models[1].clone(),
                 plane: wsa_core::experiment::plane::PlaneConfig { grid: 3, margin: 0.5 },
             },
-            JobRequest::Reevaluate { config, method_index: 2, pair: outcome.models[2].clone() },
+            JobRequest::Reevaluate { config: config.clone(), method_index: 2, pair: outcome.models[2].clone() },
+            // A pair the user brought, with the bytes of a dropped data file (any bytes: a
+            // file's bytes cross as they are).
+            JobRequest::GivenPair {
+                pair: wsa_core::experiment::connect::GivenPair {
+                    a: outcome.models[0].a.clone(),
+                    b: outcome.models[0].b.clone(),
+                    names: ["a.safetensors".into(), "b.safetensors".into()],
+                },
+                files: Some({
+                    let mut files = wsa_core::data::Memory::default();
+                    files.insert("table.csv", (0..=255u8).chain([0, 10, 13]).collect());
+                    files
+                }),
+                config,
+            },
         ];
         for (job, request) in requests.into_iter().enumerate() {
             let sent = ToWorker::Run { job: job as u64, request, device: DeviceChoice::Cpu, flops_per_step: Some(1e6) };

@@ -2,7 +2,7 @@
 //! browser draws into PNGs, model files picked in the browser's dialog, results kept in the
 //! browser's local storage; the page publishes its state for scripts and tests (`web`).
 
-use super::{ModelInbox, PickedModel};
+use super::{FileContent, FileInbox, HandedFile, ModelInbox, PickedModel};
 use crate::app::{RunTiming, TourGuide};
 use crate::job::{DeviceTarget, JobMessage, JobRequest, Wake};
 use crate::{AppError, AppResult};
@@ -56,6 +56,52 @@ pub fn pick_model(
             ctx.request_repaint();
         }
     });
+}
+
+/// The most a handed-over file may hold in the page: it stays in the browser's memory (with a
+/// copy for the worker while a job runs), and a tab's memory is limited.
+pub const HANDED_FILE_LIMIT: Option<u64> = Some(256 << 20);
+
+/// The files dropped on the page, read by the browser (asynchronously: they arrive a frame or
+/// more later). A file over [`HANDED_FILE_LIMIT`] is refused with a message, unread.
+pub fn take_dropped(dropped: Vec<egui::DroppedFileHandle>, inbox: &FileInbox, ctx: &egui::Context) {
+    for file in dropped {
+        let (inbox, ctx) = (Arc::clone(inbox), ctx.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            let origin = file.path().to_path_buf();
+            let handed = file
+                .bytes_async()
+                .await
+                .map_err(|e| AppError::browser(&format!("read {}", origin.display()), e))
+                .and_then(|bytes| within_limit(origin, bytes));
+            hand_over(&inbox, handed, &ctx);
+        });
+    }
+}
+
+/// Files picked in the browser's file dialog (several at once: two models and a data file).
+pub fn pick_files(inbox: &FileInbox, _typed_path: &str, ctx: &egui::Context) {
+    let (inbox, ctx) = (Arc::clone(inbox), ctx.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        for (name, bytes) in crate::web::pick_files(".safetensors,.json,.csv,.npz,.bin").await {
+            hand_over(&inbox, within_limit(name.into(), bytes), &ctx);
+        }
+    });
+}
+
+fn within_limit(origin: std::path::PathBuf, bytes: Vec<u8>) -> AppResult<HandedFile> {
+    let limit = HANDED_FILE_LIMIT.unwrap_or(u64::MAX);
+    if bytes.len() as u64 > limit {
+        return Err(AppError::TooLarge { name: origin.display().to_string(), size: bytes.len() as u64, limit });
+    }
+    Ok(HandedFile { origin, content: FileContent::Bytes(bytes.into()) })
+}
+
+fn hand_over(inbox: &FileInbox, handed: AppResult<HandedFile>, ctx: &egui::Context) {
+    if let Ok(mut waiting) = inbox.lock() {
+        waiting.push(handed);
+    }
+    ctx.request_repaint();
 }
 
 pub use crate::web::publish_target;

@@ -34,6 +34,46 @@ pub struct PickedModel {
 /// Where picked model files wait for the app's next `logic()`.
 pub type ModelInbox = std::sync::Arc<std::sync::Mutex<Vec<crate::AppResult<PickedModel>>>>;
 
+/// A file the user handed over to compare models of their own (dropped on the window, picked,
+/// or natively a typed path): its name, and its bytes or where they are on disk.
+#[derive(Clone, Debug)]
+pub struct HandedFile {
+    /// The path natively; the file's name in the page (a browser gives no path).
+    pub origin: std::path::PathBuf,
+    pub content: FileContent,
+}
+
+#[derive(Clone, Debug)]
+pub enum FileContent {
+    /// Read into memory (the page's files: a page cannot reach the disk).
+    Bytes(std::sync::Arc<[u8]>),
+    /// Read from the disk when needed, so that a checkpoint of gigabytes is streamed rather
+    /// than held; a folder is a data set of class folders.
+    Disk { is_folder: bool, size: u64 },
+}
+
+impl HandedFile {
+    /// The file's name, without its folder.
+    pub fn name(&self) -> String {
+        self.origin.file_name().map_or_else(|| self.origin.display().to_string(), |n| n.to_string_lossy().into_owned())
+    }
+
+    pub fn size(&self) -> u64 {
+        match &self.content {
+            FileContent::Bytes(bytes) => bytes.len() as u64,
+            FileContent::Disk { size, .. } => *size,
+        }
+    }
+
+    pub fn is_folder(&self) -> bool {
+        matches!(self.content, FileContent::Disk { is_folder: true, .. })
+    }
+}
+
+/// Where handed-over files wait for the app's next `logic()` (a browser reads a dropped or
+/// picked file asynchronously: it arrives a frame or more later).
+pub type FileInbox = std::sync::Arc<std::sync::Mutex<Vec<crate::AppResult<HandedFile>>>>;
+
 /// A value computed in the background ([`compute`]): `None` until it is there.
 pub struct Pending<T>(std::sync::Arc<std::sync::OnceLock<T>>);
 

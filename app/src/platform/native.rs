@@ -2,7 +2,7 @@
 //! here, model files read from a typed path, results kept in a folder beside eframe's storage;
 //! nothing is published.
 
-use super::{ModelInbox, PickedModel};
+use super::{FileContent, FileInbox, HandedFile, ModelInbox, PickedModel};
 use crate::AppError;
 use crate::AppResult;
 use crate::app::{RunTiming, TourGuide};
@@ -71,6 +71,33 @@ pub fn pick_model(
         waiting.push(picked);
     }
 }
+
+/// The files dropped on the window, as they are on disk (read when needed).
+pub fn take_dropped(dropped: Vec<egui::DroppedFileHandle>, inbox: &FileInbox, _ctx: &egui::Context) {
+    for file in dropped {
+        hand_over_path(inbox, file.path());
+    }
+}
+
+/// The file or folder at the typed path (natively the app has no file dialog).
+pub fn pick_files(inbox: &FileInbox, typed_path: &str, _ctx: &egui::Context) {
+    hand_over_path(inbox, std::path::Path::new(typed_path.trim()));
+}
+
+fn hand_over_path(inbox: &FileInbox, path: &std::path::Path) {
+    let handed = std::fs::metadata(path)
+        .map(|meta| HandedFile {
+            origin: path.to_path_buf(),
+            content: FileContent::Disk { is_folder: meta.is_dir(), size: meta.len() },
+        })
+        .map_err(|e| wsa_core::WsaError::io(path, e).into());
+    if let Ok(mut waiting) = inbox.lock() {
+        waiting.push(handed);
+    }
+}
+
+/// Natively there is no limit but the disk's: checkpoints are streamed from it.
+pub const HANDED_FILE_LIMIT: Option<u64> = None;
 
 /// Only the page publishes where controls are (its canvas has no DOM elements to click).
 pub fn publish_target(_name: &str, _at: egui::Pos2) {}

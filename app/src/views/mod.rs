@@ -10,6 +10,7 @@
 pub mod federated;
 pub mod figure;
 pub mod files;
+pub mod given;
 pub mod path;
 pub mod plane;
 pub mod regions;
@@ -18,7 +19,7 @@ pub mod setup;
 pub mod tour;
 pub mod training;
 
-use crate::app::{FrameStats, LiveRun, Notice, TourGuide};
+use crate::app::{FrameStats, GivenFiles, LiveRun, Notice, TourGuide};
 use crate::derived::Derived;
 use crate::job::Job;
 use crate::results::Results;
@@ -58,6 +59,12 @@ pub enum Action {
     ResetToDefaults,
     /// Compute the loss plane of the selected method's pair.
     RunPlane,
+    /// Ask for the user's files (Your models tab): a dialog in the page, the typed path natively.
+    PickGivenFiles,
+    /// Forget the files handed over.
+    ClearGivenFiles,
+    /// Evaluate the pair of models handed over.
+    CompareGivenPair,
     Tour(TourAction),
 }
 
@@ -120,6 +127,8 @@ pub struct View<'a> {
     pub frames: &'a FrameStats,
     pub device_label: &'a str,
     pub tour: &'a TourGuide,
+    /// The files of models the user brought, and what was read from them.
+    pub given: &'a GivenFiles,
     /// What the view asks for; [`View::act`] adds to it.
     actions: Vec<Action>,
 }
@@ -138,6 +147,7 @@ impl<'a> View<'a> {
         frames: &'a FrameStats,
         device_label: &'a str,
         tour: &'a TourGuide,
+        given: &'a GivenFiles,
     ) -> Self {
         Self {
             settings,
@@ -151,6 +161,7 @@ impl<'a> View<'a> {
             frames,
             device_label,
             tour,
+            given,
             actions: Vec::new(),
         }
     }
@@ -227,6 +238,7 @@ pub fn show(mut view: View<'_>, ui: &mut egui::Ui) -> Vec<Action> {
     if app.settings.debug_overlay {
         debug_overlay(app, ui.ctx());
     }
+    drop_hint(ui.ctx());
     view.actions
 }
 
@@ -247,6 +259,7 @@ fn central(app: &mut View<'_>, ui: &mut egui::Ui) {
             Tab::Federated => federated::show(app, ui),
             Tab::Plane => plane::show(app, ui),
             Tab::Files => files::show(app, ui),
+            Tab::Given => given::show(app, ui),
         });
     });
 }
@@ -359,14 +372,16 @@ fn tabs(app: &mut View<'_>, ui: &mut egui::Ui) {
             (Tab::Federated, "Federated"),
             (Tab::Plane, "Loss plane"),
             (Tab::Files, "Files"),
+            (Tab::Given, "Your models"),
         ] {
-            if app.settings.classroom && tab == Tab::Files {
+            if app.settings.classroom && matches!(tab, Tab::Files | Tab::Given) {
                 continue;
             }
             let response = ui.selectable_value(&mut app.settings.tab, tab, label);
             match tab {
                 Tab::Files => publish_target("files-tab", &response),
                 Tab::Plane => publish_target("plane-tab", &response),
+                Tab::Given => publish_target("given-tab", &response),
                 _ => {}
             }
         }
@@ -393,6 +408,19 @@ fn notices(app: &mut View<'_>, ui: &mut egui::Ui) {
     if let Some(i) = dismissed {
         app.act(Action::Dismiss(i));
     }
+}
+
+/// While files are dragged over the window: where they go.
+fn drop_hint(ctx: &egui::Context) {
+    let hovering = ctx.input(|i| i.raw.hovered_files.len());
+    if hovering == 0 {
+        return;
+    }
+    egui::Area::new(egui::Id::unique("drop_hint")).anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0]).show(ctx, |ui| {
+        egui::Frame::popup(ui.style()).show(ui, |ui| {
+            ui.heading(format!("Drop {hovering} file(s): two models and their data go to Your models"));
+        });
+    });
 }
 
 fn debug_overlay(app: &View<'_>, ctx: &egui::Context) {

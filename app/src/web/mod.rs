@@ -358,10 +358,46 @@ async fn draw_as_png(image: &web_sys::HtmlImageElement, size: (u32, u32)) -> cra
 /// its name and bytes, or `None` if the browser gave none. A cancelled picker never resolves,
 /// which leaves nothing behind but this idle task.
 pub async fn pick_file(accept: &str) -> Option<(String, Vec<u8>)> {
+    let input = file_input(accept)?;
+    if !chosen(&input).await {
+        return None;
+    }
+    let file = input.files()?.get(0)?;
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.ok()?;
+    Some((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()))
+}
+
+/// Asks the user for files (`accept`: e.g. ".safetensors,.csv") through the browser's file
+/// picker, several at once; their names and bytes, in the order the browser lists them. A
+/// cancelled picker never resolves, which leaves nothing behind but this idle task.
+pub async fn pick_files(accept: &str) -> Vec<(String, Vec<u8>)> {
+    let Some(input) = file_input(accept) else { return Vec::new() };
+    input.set_multiple(true);
+    if !chosen(&input).await {
+        return Vec::new();
+    }
+    let Some(files) = input.files() else { return Vec::new() };
+    let mut read = Vec::new();
+    for index in 0..files.length() {
+        let Some(file) = files.get(index) else { continue };
+        if let Ok(buffer) = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
+            read.push((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()));
+        }
+    }
+    read
+}
+
+/// A file input of the page's, not in its document, taking `accept`.
+fn file_input(accept: &str) -> Option<web_sys::HtmlInputElement> {
     let document = window()?.document()?;
     let input: web_sys::HtmlInputElement = document.create_element("input").ok()?.dyn_into().ok()?;
     input.set_type("file");
     input.set_accept(accept);
+    Some(input)
+}
+
+/// Opens `input`'s picker; true once the user chose.
+async fn chosen(input: &web_sys::HtmlInputElement) -> bool {
     let chosen = js_sys::Promise::new(&mut |resolve, _reject| {
         let on_change = Closure::once_into_js(move |_: web_sys::Event| {
             let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
@@ -369,8 +405,5 @@ pub async fn pick_file(accept: &str) -> Option<(String, Vec<u8>)> {
         input.set_onchange(Some(on_change.unchecked_ref()));
     });
     input.click();
-    wasm_bindgen_futures::JsFuture::from(chosen).await.ok()?;
-    let file = input.files()?.get(0)?;
-    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.ok()?;
-    Some((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()))
+    wasm_bindgen_futures::JsFuture::from(chosen).await.is_ok()
 }

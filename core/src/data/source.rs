@@ -45,10 +45,40 @@ impl FileSource for Disk {
     }
 }
 
-/// Files held in memory by path; a folder is every path below it.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Files held in memory by path; a folder is every path below it. Serde, so that the page can
+/// post the files a user dropped to its worker: each file's bytes as base64 text in JSON.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Memory {
+    #[serde(with = "base64_files")]
     files: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+/// Each file's bytes as one base64 string (a JSON array of numbers would be three to four times
+/// longer and slower to read).
+mod base64_files {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    pub fn serialize<S: Serializer>(files: &BTreeMap<PathBuf, Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        let encoded: BTreeMap<&PathBuf, String> = files.iter().map(|(p, b)| (p, BASE64.encode(b))).collect();
+        encoded.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<PathBuf, Vec<u8>>, D::Error> {
+        let encoded = BTreeMap::<PathBuf, String>::deserialize(deserializer)?;
+        encoded
+            .into_iter()
+            .map(|(path, text)| {
+                let bytes = BASE64
+                    .decode(text)
+                    .map_err(|e| serde::de::Error::custom(format!("file {} is not base64: {e}", path.display())))?;
+                Ok((path, bytes))
+            })
+            .collect()
+    }
 }
 
 impl Memory {

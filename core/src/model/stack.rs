@@ -86,6 +86,25 @@ fn is_true(value: &bool) -> bool {
 }
 
 impl LayerSpec {
+    /// The layer in a word or two, for a model's label ("conv 16 3×3", "ReLU"); `None` for a
+    /// flatten, which the shapes make plain.
+    pub fn short_label(&self) -> Option<String> {
+        Some(match self {
+            LayerSpec::Linear { outputs, .. } => format!("linear {outputs}"),
+            LayerSpec::Conv2d { channels, kernel, stride, .. } if *stride > 1 => {
+                format!("conv {channels} {kernel}×{kernel}/{stride}")
+            }
+            LayerSpec::Conv2d { channels, kernel, .. } => format!("conv {channels} {kernel}×{kernel}"),
+            LayerSpec::MaxPool2d { kernel, .. } => format!("max-pool {kernel}"),
+            LayerSpec::AvgPool2d { kernel, .. } => format!("avg-pool {kernel}"),
+            LayerSpec::Flatten => return None,
+            LayerSpec::Activation { function } => function.label().to_string(),
+            LayerSpec::LayerNorm { .. } => "LayerNorm".into(),
+            LayerSpec::GroupNorm { groups, .. } => format!("GroupNorm {groups}"),
+            LayerSpec::BatchNorm { .. } => "BatchNorm".into(),
+        })
+    }
+
     /// The module name of a layer with parameters.
     pub fn name(&self) -> Option<&str> {
         match self {

@@ -197,6 +197,17 @@ impl Default for Normalisation {
     }
 }
 
+impl Normalisation {
+    /// What is done to the values, in words.
+    pub fn label(&self) -> String {
+        let divided = match self.divide_by {
+            Some(d) => format!("values divided by {d}"),
+            None => "8-bit pixels divided by 255, other values as they are".to_string(),
+        };
+        if self.standardise { format!("{divided}, then standardised on the training split") } else { divided }
+    }
+}
+
 impl FileDataset {
     /// The training file's (or folder's) name.
     pub fn label(&self) -> String {
@@ -217,42 +228,14 @@ impl FileDataset {
     /// `test.bin` by their names, fine labels). `test`, when given, is the test split in the same
     /// format. The pairs (`.npy`, IDX) need two files per split: those take a config.
     pub fn from_path(train: &Path, test: Option<&Path>, label_column: Option<LabelColumn>) -> Result<FileDataset> {
-        let kind = |path: &Path| -> Result<&'static str> {
-            if path.is_dir() {
-                return Ok("folder");
-            }
+        let kind = |path: &Path| -> Result<FileKind> {
             if !path.exists() {
-                return Err(WsaError::invalid("--data", path.display(), "no such file or folder"));
+                return Err(WsaError::BadDataFile {
+                    path: path.to_path_buf(),
+                    reason: "no such file or folder".into(),
+                });
             }
-            if path.to_string_lossy().ends_with(".tar.gz") {
-                return Err(WsaError::invalid(
-                    "--data",
-                    path.display(),
-                    "an archive: unpack it, then give its data files (CIFAR: data_batch_1.bin ...) or folder",
-                ));
-            }
-            let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-            Ok(match extension.as_deref() {
-                Some("csv") => "csv",
-                Some("npz") => "npz",
-                Some("bin") => "bin",
-                Some("npy") | Some("gz") | None | Some("idx") | Some("idx3-ubyte") | Some("idx1-ubyte") => {
-                    return Err(WsaError::invalid(
-                        "--data",
-                        path.display(),
-                        "an .npy or IDX set is two files per split (features and labels): name them in a config file (docs/datasets.md, \"Your own data\")",
-                    ));
-                }
-                Some(other) => {
-                    return Err(WsaError::invalid(
-                        "--data",
-                        path.display(),
-                        &format!(
-                            "a .{other} file is no data format WSA Lab reads; give a .csv, .npz, CIFAR .bin batch or a folder of class folders"
-                        ),
-                    ));
-                }
-            })
+            FileKind::of(path, path.is_dir())
         };
         let train_kind = kind(train)?;
         if let Some(test) = test
@@ -264,25 +247,40 @@ impl FileDataset {
                 &format!("must be in the format of --data {}", train.display()),
             ));
         }
-        if label_column.is_some() && train_kind != "csv" {
+        if label_column.is_some() && train_kind != FileKind::Csv {
             return Err(WsaError::invalid(
                 "--label-column",
                 train.display(),
                 "only a CSV table has a label column to choose",
             ));
         }
+        Ok(Self::of_kind(train_kind, train, test, label_column))
+    }
+
+    /// A data set of one file (or folder, `is_folder`) a user handed over by name, without
+    /// looking on a disk: how the app takes a dropped file, which in the page exists only in
+    /// memory. The rules of [`from_path`](Self::from_path); no test split (the run splits it).
+    pub fn of_given_file(path: &Path, is_folder: bool) -> Result<FileDataset> {
+        Ok(Self::of_kind(FileKind::of(path, is_folder)?, path, None, None))
+    }
+
+    fn of_kind(kind: FileKind, train: &Path, test: Option<&Path>, label_column: Option<LabelColumn>) -> FileDataset {
         let owned = |p: &Path| p.to_path_buf();
-        let format = match train_kind {
-            "folder" => FileFormat::ImageFolder { train: owned(train), test: test.map(owned) },
-            "csv" => FileFormat::Csv { train: owned(train), test: test.map(owned), label_column, header: Header::Auto },
-            "npz" => FileFormat::Npz { train: owned(train), test: test.map(owned), features: None, labels: None },
-            _ => {
+        let format = match kind {
+            FileKind::Folder => FileFormat::ImageFolder { train: owned(train), test: test.map(owned) },
+            FileKind::Csv => {
+                FileFormat::Csv { train: owned(train), test: test.map(owned), label_column, header: Header::Auto }
+            }
+            FileKind::Npz => {
+                FileFormat::Npz { train: owned(train), test: test.map(owned), features: None, labels: None }
+            }
+            FileKind::CifarBatch => {
                 let cifar_100 = train.file_name().is_some_and(|n| n == "train.bin" || n == "test.bin");
                 let labels = if cifar_100 { CifarLabels::Cifar100Fine } else { CifarLabels::Cifar10 };
                 FileFormat::Cifar { train: vec![owned(train)], test: test.map(|t| vec![owned(t)]), labels }
             }
         };
-        Ok(FileDataset { format, normalisation: Normalisation::default() })
+        FileDataset { format, normalisation: Normalisation::default() }
     }
 
     /// The shape of one sample and the number of classes: for CIFAR from the format alone,
@@ -311,6 +309,39 @@ impl FileDataset {
             return Err(WsaError::invalid("data.dataset.train/test", "[]", "must list at least one batch file"));
         }
         Ok(())
+    }
+}
+
+/// What one path given as a data set is, by its name (and whether it is a folder).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FileKind {
+    Folder,
+    Csv,
+    Npz,
+    CifarBatch,
+}
+
+impl FileKind {
+    fn of(path: &Path, is_folder: bool) -> Result<FileKind> {
+        if is_folder {
+            return Ok(FileKind::Folder);
+        }
+        let refused = |reason: &str| Err(WsaError::BadDataFile { path: path.to_path_buf(), reason: reason.into() });
+        if path.to_string_lossy().ends_with(".tar.gz") {
+            return refused("an archive: unpack it, then give its data files (CIFAR: data_batch_1.bin ...) or folder");
+        }
+        let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        match extension.as_deref() {
+            Some("csv") => Ok(FileKind::Csv),
+            Some("npz") => Ok(FileKind::Npz),
+            Some("bin") => Ok(FileKind::CifarBatch),
+            Some("npy") | Some("gz") | None | Some("idx") | Some("idx3-ubyte") | Some("idx1-ubyte") => refused(
+                "an .npy or IDX set is two files per split (features and labels): name them in a config file (docs/datasets.md, \"Your own data\")",
+            ),
+            Some(other) => refused(&format!(
+                "a .{other} file is no data format WSA Lab reads; give a .csv, .npz, CIFAR .bin batch or a folder of class folders"
+            )),
+        }
     }
 }
 

@@ -5,17 +5,20 @@
 //!
 //! Its parts: `pair` (what A and B differ in), `config`, `training` (A and B side by side, with or
 //! without WSA), `alignment` (B to A as a method says), `evaluation` (a method's path, barriers
-//! and scopes), `result` (what it returns) and `run` (the experiment over its seeds).
+//! and scopes), `result` (what it returns), `run` (the experiment over its seeds) and `given` (a pair the user
+//! brings, evaluated with the methods that need no training).
 
 mod alignment;
 mod config;
 mod evaluation;
+mod given;
 mod pair;
 mod result;
 mod run;
 mod training;
 
 pub use config::ConnectConfig;
+pub use given::{GIVEN_PAIR_METHODS, GivenPair, evaluate_given_pair};
 pub use pair::{DataDifference, PairDifference, initial_params};
 pub use result::{
     AlignmentReport, ConnectOutcome, ConnectResult, Endpoint, EpochRecord, Histograms, LayerComparison, MethodResult,

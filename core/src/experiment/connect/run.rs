@@ -201,10 +201,24 @@ pub async fn evaluate_pair(
     observer: &mut dyn Observer,
 ) -> Result<(MethodResult, TrainedPair)> {
     config.validate()?;
+    let split = data::load(&config.data, config.seed)?;
+    evaluate_pair_on(config, device, method, a, b, &split, observer).await
+}
+
+/// [`evaluate_pair`] on the config's data already loaded (`split`), which a caller evaluating
+/// one pair with several methods loads once.
+pub(super) async fn evaluate_pair_on(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    method: Method,
+    a: &HostParams,
+    b: &HostParams,
+    split: &data::DataSplit,
+    observer: &mut dyn Observer,
+) -> Result<(MethodResult, TrainedPair)> {
     a.layout.check_compatible(&b.layout)?;
     a.check_finite()?;
     b.check_finite()?;
-    let split = data::load(&config.data, config.seed)?;
     let expected = ModelLayout::new(&config.model, &split.train.sample_shape, split.train.num_classes)?;
     expected.check_compatible(&a.layout)?;
     let layers = config.wsa.layers.select(&a.layout);
