@@ -44,6 +44,10 @@ use std::path::Path;
 /// WebGPU guarantees, few enough launches that their fixed cost is small.
 pub const DEVICE_PIECE_VALUES: usize = 1 << 22;
 
+/// Values queued on the device before the host waits for them (four pieces: 32 MiB of
+/// float16, 64 MiB of float32 in flight at most).
+const IN_FLIGHT_VALUES: u64 = 4 * DEVICE_PIECE_VALUES as u64;
+
 /// Top bits of a float32 order key that [`key_buckets`] counts by.
 const BUCKET_SHIFT: u32 = 16;
 
@@ -154,9 +158,11 @@ impl Counters {
         Tensor::from_data(TensorData::new(fresh.to_vec(), [fresh.len()]), device)
     }
 
-    /// Makes room for `more` values: reads and restarts the counters when they could overflow.
+    /// Makes room for `more` values: reads and restarts the counters before they could
+    /// overflow, and every [`IN_FLIGHT_VALUES`], so that the read waits for the pieces queued
+    /// so far and their buffers go back to the pool instead of piling up.
     fn room_for(&mut self, more: u64) -> Result<()> {
-        if self.since_read + more > u64::from(u32::MAX) {
+        if self.since_read > 0 && self.since_read + more > IN_FLIGHT_VALUES.min(u64::from(u32::MAX)) {
             self.read()?;
             self.on_device = Self::upload(&self.fresh, &self.device);
         }
