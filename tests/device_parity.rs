@@ -1,7 +1,8 @@
 //! One suite, run on every available device: the CPU (flex) always, wgpu where an adapter
 //! exists (on CI: Mesa's lavapipe). The same small training run, scopes, merges, a trained
 //! curve's control point and a loss plane must agree within stated tolerances; so must our
-//! kernels (weighted sums, layer statistics, histograms, the WSA closed form) with exact values.
+//! kernels (weighted sums, layer statistics, histograms, the WSA closed form) with exact values,
+//! and a checkpoint comparison (`wsa-lab scopes`) computed by them with the CPU path's.
 //!
 //! Each check is a case of its own, so that one disagreement does not hide the others. They share
 //! one GPU device in one test process, so the shader compilation is paid once, and take turns on
@@ -370,6 +371,102 @@ fn layer_statistics_and_histograms_are_the_hosts() {
     let started = Instant::now();
     check_stats_and_histograms(gpu);
     eprintln!("statistics and histograms took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Two checkpoints with every float type and every awkward case: constant tensors, NaN and
+/// infinities, empty tensors, all-NaN, signed zeros and subnormals, spreads of 1e-13 and 1e11,
+/// ties, and 16-bit and float32 tensors longer than one piece sent to the device.
+fn checkpoint_pair() -> [Vec<u8>; 2] {
+    use wsa_core::checkpoint::StoredType::{BF16, F16, F32, F64};
+    let long = wsa_core::checkpoint::on_device::DEVICE_PIECE_VALUES + 4099;
+    [(1u64, 0.02f64), (2, 0.05)].map(|(seed, scale)| {
+        let mut rng = Rng::new(seed);
+        let mut normal = |n: usize, mean: f64, std: f64| -> Vec<f32> {
+            (0..n).map(|_| (mean + std * rng.normal()) as f32).collect()
+        };
+        let heavy: Vec<f32> = normal(5000, 0.0, 1.0).chunks(2).map(|p| p[0] * p[1] * scale as f32).collect();
+        let ties: Vec<f32> = normal(3001, 0.1, 1.0).iter().map(|v| (v * 20.0).round() / 20.0).collect();
+        let mut awkward = normal(997, 0.0, scale);
+        awkward.extend([f32::NAN, f32::INFINITY, -f32::INFINITY, 0.0, -0.0, 1e-40, -1e-42, f32::NAN]);
+        // A spread whose fourth powers underflow f32, values whose fourth powers overflow it.
+        let mut tiny = normal(400, 3e-12, 1e-13);
+        tiny.extend([-0.0f32, 0.0, 1e-45, -1e-45]);
+        let wide = normal(400, 1e12, 3e11);
+        wsa_core::checkpoint::compare::float_file(&[
+            ("long.f16", F16, vec![long], normal(long, 0.001 * seed as f64, scale)),
+            ("long.f32", F32, vec![long / 3, 3], normal(long / 3 * 3, -0.01, scale)),
+            ("heavy.bf16", BF16, vec![50, 50], heavy.clone()),
+            ("heavy.f32", F32, vec![2500], heavy.clone()),
+            ("heavy.f64", F64, vec![2500], heavy),
+            ("ties.f32", F32, vec![3001], ties.clone()),
+            ("ties.f16", F16, vec![3001], ties),
+            ("constant.f32", F32, vec![7, 3], vec![0.375 * seed as f32; 21]),
+            ("constant.bf16", BF16, vec![21], vec![-2.5; 21]),
+            ("awkward.f32", F32, vec![1005], awkward.clone()),
+            ("awkward.f16", F16, vec![1005], awkward.clone()),
+            ("awkward.f64", F64, vec![1005], awkward),
+            ("tiny.f32", F32, vec![404], tiny),
+            ("wide.f64", F64, vec![400], wide),
+            ("nan.f64", F64, vec![3], vec![f32::NAN; 3]),
+            ("empty.f32", F32, vec![0], Vec::new()),
+            ("empty.f16", F16, vec![0, 4], Vec::new()),
+            ("one.f32", F32, vec![1], vec![0.25 * seed as f32]),
+        ])
+    })
+}
+
+/// `wsa-lab scopes`' statistics by our kernels on the GPU against the CPU path. 16-bit
+/// tensors: identical (both derive everything from the same pattern counts). float32 and
+/// float64: the moments come from the device's f32 sums (mean within 1e-6 of the larger of its
+/// size and the spread, std
+/// within 1e-6 relative, excess kurtosis within 1e-4), the extremes and the histograms are
+/// exact (the refinement places every value of a bucket that straddles a bin edge on the CPU:
+/// equal counts, no ±1), and the KS distance is exact for the mean and std it is measured
+/// against, so it differs only as they do (1e-6).
+fn check_checkpoint_statistics(gpu: &ComputeDevice) {
+    use std::io::Cursor;
+    use std::path::Path;
+    use wsa_core::checkpoint::{compare, compare_on_device};
+    let [a, b] = checkpoint_pair();
+    let files = [Path::new("a.safetensors"), Path::new("b.safetensors")];
+    let bins = 37;
+    let on_cpu =
+        compare(files, [&mut Cursor::new(a.clone()), &mut Cursor::new(b.clone())], bins).expect("CPU comparison");
+    let (on_gpu, launches) = device::count_launches(|| {
+        compare_on_device(&gpu.device, files, [&mut Cursor::new(a), &mut Cursor::new(b)], bins).expect("GPU comparison")
+    });
+    assert!(launches.total() >= on_cpu.tensors.len(), "our kernels ran on the GPU: {:?}", launches.by_kernel);
+    assert_eq!(on_gpu.values, on_cpu.values);
+    assert_eq!(on_gpu.tensors.len(), on_cpu.tensors.len());
+    for (g, c) in on_gpu.tensors.iter().zip(&on_cpu.tensors) {
+        let name = &c.name;
+        if matches!(c.dtypes[0].as_str(), "F16" | "BF16") {
+            assert_eq!(g, c, "{name}: a 16-bit tensor's statistics are the CPU's bit for bit");
+            continue;
+        }
+        assert_eq!((&g.name, &g.shape, &g.dtypes), (&c.name, &c.shape, &c.dtypes));
+        for (side, gs, cs) in [("A", &g.a, &c.a), ("B", &g.b, &c.b)] {
+            let what = |stat: &str| format!("{name} {side} {stat}");
+            assert_eq!((gs.count, gs.non_finite), (cs.count, cs.non_finite), "{}", what("counts"));
+            assert_eq!((gs.min.to_bits(), gs.max.to_bits()), (cs.min.to_bits(), cs.max.to_bits()), "{}", what("range"));
+            assert_close(&what("mean"), cs.mean, gs.mean, 1e-6 * cs.std.max(cs.mean.abs()));
+            assert_close(&what("std"), cs.std, gs.std, 1e-6 * cs.std);
+            assert_close(&what("excess kurtosis"), cs.excess_kurtosis, gs.excess_kurtosis, 1e-4);
+            assert_close(&what("KS distance"), cs.ks_distance, gs.ks_distance, 1e-6);
+        }
+        assert_eq!((g.histogram_low, g.histogram_high), (c.histogram_low, c.histogram_high), "{name} range");
+        assert_eq!((&g.histogram_a, &g.histogram_b), (&c.histogram_a, &c.histogram_b), "{name} histograms");
+        assert_close(&format!("{name} symmetric KL"), c.symmetric_kl, g.symmetric_kl, 1e-5 * c.symmetric_kl + 1e-12);
+    }
+}
+
+#[test]
+#[ignore = "needs a wgpu adapter; CI runs it (lavapipe)"]
+fn checkpoint_statistics_on_our_kernels_are_the_cpus() {
+    let (_turn, gpu) = gpu();
+    let started = Instant::now();
+    check_checkpoint_statistics(gpu);
+    eprintln!("checkpoint statistics took {:.1} s", started.elapsed().as_secs_f64());
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `wsa-lab scopes A.safetensors B.safetensors`: the weight scopes of every tensor of two
 //! checkpoints of any architecture, the tensors whose scopes differ most first, and (with
 //! `--out`) the report's files and the merged checkpoint. Both files are read tensor by tensor,
-//! so checkpoints larger than memory are fine.
+//! so checkpoints larger than memory are fine. The statistics are computed on the `--device`
+//! chosen: our WGSL kernels on a GPU, the CPU path otherwise.
 
 use crate::common::check_out_folder;
 use anyhow::{Context, Result};
@@ -10,6 +11,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wsa_core::checkpoint::{self, Comparison, MergeOptions};
+use wsa_core::device::{self, DeviceChoice};
 use wsa_core::scope::FusionRule;
 use wsa_figures::files;
 
@@ -39,6 +41,10 @@ pub struct ScopesArgs {
     /// Write scopes.json, scopes.csv, scopes.png and the merged checkpoint here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where the statistics are computed: gpu (our WGSL kernels on any adapter, lavapipe
+    /// included), cpu, or auto (a hardware GPU if there is one, else the CPU).
+    #[arg(long, default_value = "auto")]
+    device: String,
 }
 
 /// The most tensors drawn in scopes.png (8 rows of 3 panels).
@@ -65,9 +71,16 @@ pub fn run(args: ScopesArgs) -> Result<()> {
     if let Some(out) = &args.out {
         check_out_folder(out)?;
     }
+    let choice: DeviceChoice = args.device.parse()?;
+    let device = device::select(choice)?;
     let started = Instant::now();
     let files = [args.a.as_path(), args.b.as_path()];
-    let comparison = checkpoint::compare(files, [&mut open(&args.a)?, &mut open(&args.b)?], args.bins)?;
+    let sources = [&mut open(&args.a)?, &mut open(&args.b)?];
+    let comparison = if device.is_gpu {
+        checkpoint::compare_on_device(&device.device, files, sources, args.bins)?
+    } else {
+        checkpoint::compare(files, sources, args.bins)?
+    };
     print!("{}", table(&comparison, args.top));
     let compared = started.elapsed().as_secs_f64();
     if let Some(out) = &args.out {
@@ -90,6 +103,8 @@ pub fn run(args: ScopesArgs) -> Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let memory = peak_memory_mib().map(|m| format!("; peak memory {m:.0} MiB")).unwrap_or_default();
+    // On stdout with the timings it explains (stderr holds only a refusal's one sentence).
+    println!("statistics computed on: {}", device.description);
     println!(
         "{} tensors, {} values per checkpoint: compared in {compared:.2} s, {seconds:.2} s in all{memory}",
         comparison.tensors.len(),

@@ -1,11 +1,13 @@
 //! Our own WGSL compute kernels (`shaders/*.wgsl`) for the operations that define this product:
 //! per-layer scope statistics, histograms, weighted sums of models (the K-model average and
-//! the interpolation path), and the WSA penalty's closed-form gradient. They plug into burn
+//! the interpolation path), the WSA penalty's closed-form gradient, and the counts and fourth
+//! moments behind a checkpoint tensor's statistics ([`crate::checkpoint`]). They plug into burn
 //! through a backend extension: on the wgpu (CubeCL) backend the hand-written shaders run; on
 //! the CPU (flex) backend the Rust implementations of [`crate::scope`], tensor operations or
 //! host code repeating a shader's operations compute the same numbers. Callers see one function
 //! per operation and never name a backend.
 
+use crate::checkpoint::stats::order_key32;
 use crate::error::{Result, WsaError};
 use crate::scope::{histogram as host_histogram, scope_of};
 use burn::backend::flex::FlexTensor;
@@ -42,6 +44,14 @@ const COEFFICIENT_PARAMS_HEADER: usize = 4;
 pub const STATS_LEN: usize = 4;
 pub const STATS_MIN: usize = 2;
 pub const STATS_MAX: usize = 3;
+/// Counters of [`pattern_counts`] (one per 16-bit pattern) and of [`key_buckets`] (one per top
+/// 16 bits of a float32 order key).
+pub const VALUE_COUNTERS: usize = 1 << 16;
+/// Where [`key_buckets`] keeps the least and the greatest order key, after the counters.
+pub const LEAST_KEY: usize = VALUE_COUNTERS;
+pub const GREATEST_KEY: usize = VALUE_COUNTERS + 1;
+/// Numbers per partial of [`piece_moments`]' central sums: sum d, d², d³, d⁴.
+pub const CENTRAL_SUMS_LEN: usize = 4;
 
 /// Mean, population variance, minimum and maximum of one layer's entries.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,6 +102,24 @@ pub trait WsaKernels: Backend {
     /// `coefficients`.
     #[fusion(dtype = values, shape = values)]
     fn wsa_gradient(values: FloatTensor<Self>, coefficients: FloatTensor<Self>, layer: u32) -> FloatTensor<Self>;
+
+    /// Adds to `counts` ([`VALUE_COUNTERS`]) how often each bit pattern occurs among the first
+    /// `values` 16-bit values packed two to a word in `packed`; returns `counts`, added to in
+    /// place (the caller owns it, so no copy is made).
+    #[fusion(dtype = counts, shape = counts)]
+    fn pattern_counts(packed: IntTensor<Self>, counts: IntTensor<Self>, values: u32) -> IntTensor<Self>;
+
+    /// Adds to `counts` how many of the finite `values` fall in each bucket of order keys (their
+    /// top 16 bits) and folds their least and greatest key into `counts[LEAST_KEY]` and
+    /// `counts[GREATEST_KEY]`; returns `counts`, added to in place.
+    #[fusion(dtype = counts, shape = counts)]
+    fn key_buckets(values: FloatTensor<Self>, counts: IntTensor<Self>) -> IntTensor<Self>;
+
+    /// Partial sums of d, d², d³ and d⁴ (`CENTRAL_SUMS_LEN` numbers each), d = (entry − mean) /
+    /// [`central_sums_scale`] with `stats` in [`scope_finalize`](WsaKernels::scope_finalize)'s
+    /// layout.
+    #[fusion(dtype = values, shape = Shape::new([partial_count(values.num_elements()) * CENTRAL_SUMS_LEN]))]
+    fn central_sums(values: FloatTensor<Self>, stats: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// Workgroups (and so partials) of the statistics pass for a layer of `n` entries.
@@ -119,6 +147,8 @@ mod cube {
     const WEIGHTED_SUM_WGSL: &str = include_str!("../../shaders/weighted_sum.wgsl");
     const WSA_COEFFICIENTS_WGSL: &str = include_str!("../../shaders/wsa_coefficients.wgsl");
     const WSA_GRADIENT_WGSL: &str = include_str!("../../shaders/wsa_gradient.wgsl");
+    const VALUE_COUNTS_WGSL: &str = include_str!("../../shaders/value_counts.wgsl");
+    const CENTRAL_SUMS_WGSL: &str = include_str!("../../shaders/central_sums.wgsl");
 
     /// The largest workgroup count WebGPU allows in one dimension.
     const MAX_GROUPS_PER_DIM: u32 = 65_535;
@@ -313,6 +343,43 @@ mod cube {
             launch(kernel, grid_for(n), &values, vec![&values, &coefficients], &params, &out);
             out
         }
+
+        fn pattern_counts(packed: IntTensor<Self>, counts: IntTensor<Self>, values: u32) -> IntTensor<Self> {
+            let packed = into_contiguous(packed);
+            let counts = into_contiguous(counts);
+            let groups = partial_count(values as usize) as u32;
+            let kernel = Wgsl::new(VALUE_COUNTS_WGSL, "patterns").register("bits", "16");
+            launch(kernel, CubeCount::Static(groups, 1, 1), &packed, vec![&packed], &words(&[values]), &counts);
+            counts
+        }
+
+        fn key_buckets(values: FloatTensor<Self>, counts: IntTensor<Self>) -> IntTensor<Self> {
+            let values = into_contiguous(values);
+            let counts = into_contiguous(counts);
+            let n = values.meta.shape().num_elements();
+            let groups = partial_count(n) as u32;
+            let kernel = Wgsl::new(VALUE_COUNTS_WGSL, "key-buckets").register("bits", "32");
+            launch(kernel, CubeCount::Static(groups, 1, 1), &values, vec![&values], &words(&[n as u32]), &counts);
+            counts
+        }
+
+        fn central_sums(values: FloatTensor<Self>, stats: FloatTensor<Self>) -> FloatTensor<Self> {
+            let values = into_contiguous(values);
+            let stats = into_contiguous(stats);
+            let n = values.meta.shape().num_elements();
+            let groups = partial_count(n);
+            let out = empty_like(&values, groups * CENTRAL_SUMS_LEN, values.dtype);
+            let kernel = Wgsl::new(CENTRAL_SUMS_WGSL, "central-sums");
+            launch(
+                kernel,
+                CubeCount::Static(groups as u32, 1, 1),
+                &values,
+                vec![&values, &stats],
+                &words(&[n as u32]),
+                &out,
+            );
+            out
+        }
     }
 }
 
@@ -322,6 +389,17 @@ mod cube {
 
 fn host_values(tensor: FlexTensor) -> Vec<f32> {
     tensor.into_data().convert::<f32>().try_into_vec::<f32>().expect("flex tensors hold host f32 data")
+}
+
+/// A flex integer tensor's entries as the u32 words a shader's counters hold.
+fn host_words(tensor: FlexTensor) -> Vec<u32> {
+    let values = tensor.into_data().convert::<i64>().try_into_vec::<i64>().expect("flex tensors hold host data");
+    values.into_iter().map(|v| v as u32).collect()
+}
+
+fn host_word_tensor(words: Vec<u32>) -> FlexTensor {
+    let len = words.len();
+    FlexTensor::from_data(TensorData::new(words.into_iter().map(|w| w as i32).collect::<Vec<i32>>(), [len]))
 }
 
 fn host_tensor(values: Vec<f32>) -> FlexTensor {
@@ -398,6 +476,50 @@ impl WsaKernels for Flex {
         let [m, b, a] = [0, 1, 2].map(|k| c[layer as usize * COEFFICIENTS_LEN + k]);
         host_tensor(host_values(values).into_iter().map(|w| (w - m) * b + a).collect())
     }
+
+    fn pattern_counts(packed: IntTensor<Self>, counts: IntTensor<Self>, values: u32) -> IntTensor<Self> {
+        let packed = host_words(packed);
+        let mut counts = host_words(counts);
+        for i in 0..values as usize {
+            let pattern = (packed[i / 2] >> ((i & 1) * 16)) & 0xffff;
+            counts[pattern as usize] = counts[pattern as usize].wrapping_add(1);
+        }
+        host_word_tensor(counts)
+    }
+
+    fn key_buckets(values: FloatTensor<Self>, counts: IntTensor<Self>) -> IntTensor<Self> {
+        let mut counts = host_words(counts);
+        for v in host_values(values) {
+            let key = order_key32(v.to_bits());
+            let bucket = (key >> 16) as usize;
+            counts[bucket] = counts[bucket].wrapping_add(1);
+            counts[LEAST_KEY] = counts[LEAST_KEY].min(key);
+            counts[GREATEST_KEY] = counts[GREATEST_KEY].max(key);
+        }
+        host_word_tensor(counts)
+    }
+
+    fn central_sums(values: FloatTensor<Self>, stats: FloatTensor<Self>) -> FloatTensor<Self> {
+        // One partial for the whole piece; d in f32 as the shader forms it, the sums in f64.
+        let stats = host_values(stats);
+        let (centre, scale) = (stats[0], central_sums_scale(&stats));
+        let mut sums = [0f64; CENTRAL_SUMS_LEN];
+        for v in host_values(values) {
+            let d = f64::from((v - centre) / scale);
+            let d2 = d * d;
+            for (sum, power) in sums.iter_mut().zip([d, d2, d2 * d, d2 * d2]) {
+                *sum += power;
+            }
+        }
+        host_tensor(sums.map(|s| s as f32).to_vec())
+    }
+}
+
+/// What `shaders/central_sums.wgsl` divides the deviations by, from scope_finalize's (mean,
+/// variance, min, max): half the range, or 1 where that is not a normal f32.
+pub fn central_sums_scale(stats: &[f32]) -> f32 {
+    let scale = 0.5 * stats[STATS_MAX] - 0.5 * stats[STATS_MIN];
+    if scale >= f32::MIN_POSITIVE { scale } else { 1.0 }
 }
 
 /// `shaders/wsa_coefficients.wgsl` on the host: the same f32 operations in the same order, so
@@ -558,4 +680,45 @@ pub fn wsa_gradient(values: Tensor<1>, coefficients: Tensor<1>, layer: usize) ->
         coefficients.into_dispatch(),
         layer as u32,
     ))
+}
+
+/// Adds how often each bit pattern occurs among `values` 16-bit floats packed two to a word in
+/// `packed` to `counts` ([`VALUE_COUNTERS`] counters): one launch on a GPU, no read.
+pub fn pattern_counts(packed: Tensor<1, Int>, counts: Tensor<1, Int>, values: usize) -> Tensor<1, Int> {
+    Tensor::from_dispatch(<Dispatch as WsaKernels>::pattern_counts(
+        packed.into_dispatch(),
+        counts.into_dispatch(),
+        values as u32,
+    ))
+}
+
+/// Adds how many of the finite `values` fall in each bucket of float32 order keys to `counts`
+/// (`VALUE_COUNTERS` + 2 counters, the last two the least and the greatest key so far): one
+/// launch on a GPU, no read.
+pub fn key_buckets(values: Tensor<1>, counts: Tensor<1, Int>) -> Tensor<1, Int> {
+    Tensor::from_dispatch(<Dispatch as WsaKernels>::key_buckets(values.into_dispatch(), counts.into_dispatch()))
+}
+
+/// One flat tensor's moments about its own mean, as one device tensor: (mean, variance, min,
+/// max) as [`layer_stats_on_device`] gives them, then partial sums of d, d², d³, d⁴
+/// (`CENTRAL_SUMS_LEN` numbers each) with d = (entry − that mean) / [`central_sums_scale`]. Three launches
+/// on a GPU, nothing read back.
+pub fn piece_moments(values: Tensor<1>) -> Tensor<1> {
+    let stats = layer_stats_on_device(std::slice::from_ref(&values));
+    let sums = Tensor::from_dispatch(<Dispatch as WsaKernels>::central_sums(
+        values.into_dispatch(),
+        stats.clone().into_dispatch(),
+    ));
+    Tensor::cat(vec![stats, sums], 0)
+}
+
+/// Reads counters ([`pattern_counts`], [`key_buckets`]) back to the host as the u32 words the
+/// shader holds.
+pub async fn read_counters(counts: Tensor<1, Int>) -> Result<Vec<u32>> {
+    let values = crate::device::read_data(counts.into_data_async().await)?
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| WsaError::Device(format!("{e:?}")))?;
+    // An i32 counter past 2^31 reads as negative: its low 32 bits are the count.
+    Ok(values.into_iter().map(|v| v as u32).collect())
 }

@@ -189,14 +189,40 @@ pub fn histogram(values: &[f32], low: f64, high: f64, bins: usize) -> Vec<u64> {
 /// [`histogram`] of values given with how often each occurs (a checkpoint tensor's distinct
 /// values and their counts): the same bins, the same clamping, NaN in the first bin.
 pub fn counted_histogram(values: impl IntoIterator<Item = (f64, u64)>, low: f64, high: f64, bins: usize) -> Vec<u64> {
-    let mut counts = vec![0u64; bins.max(1)];
-    let width = (high - low) / counts.len() as f64;
+    let bins = HistogramBins::new(low, high, bins);
+    let mut counts = vec![0u64; bins.count];
     for (v, count) in values {
-        let pos = if width > 0.0 { ((v - low) / width).floor() } else { 0.0 };
-        let bin = if pos.is_nan() { 0 } else { pos.clamp(0.0, (counts.len() - 1) as f64) as usize };
-        counts[bin] += count;
+        counts[bins.bin(v)] += count;
     }
     counts
+}
+
+/// Equal bins over [low, high] and which one a value falls in: the one rule every histogram of
+/// the CPU follows. The bin is monotone in the value (a subtraction and a division by a positive
+/// width, then a floor), so values between two of the same bin fall in that bin too.
+#[derive(Clone, Copy, Debug)]
+pub struct HistogramBins {
+    low: f64,
+    width: f64,
+    count: usize,
+}
+
+impl HistogramBins {
+    /// `bins` bins (at least one) over [low, high]; with high <= low everything is in the first.
+    pub fn new(low: f64, high: f64, bins: usize) -> Self {
+        let count = bins.max(1);
+        Self { low, width: (high - low) / count as f64, count }
+    }
+
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The bin of `v`: values outside the range in the edge bins, a NaN in the first.
+    pub fn bin(&self, v: f64) -> usize {
+        let pos = if self.width > 0.0 { ((v - self.low) / self.width).floor() } else { 0.0 };
+        if pos.is_nan() { 0 } else { pos.clamp(0.0, (self.count - 1) as f64) as usize }
+    }
 }
 
 /// Everything reported about one layer of one model.

@@ -3,7 +3,7 @@
 //! differ most first, since those are the ones an averaging merge will hurt.
 
 use super::Source;
-use super::header::{Header, TensorEntry};
+use super::header::{Header, StoredType, TensorEntry};
 use super::stats::{TensorStats, Values};
 use crate::error::{Result, WsaError};
 use crate::scope::symmetric_kl;
@@ -84,8 +84,30 @@ pub fn check_same_tensors(a: &Header, b: &Header) -> Result<()> {
 }
 
 /// Compares the checkpoints in `sources` (named by `files` in errors and in the report),
-/// reading one tensor of each at a time.
+/// reading one tensor of each at a time, on the CPU.
 pub fn compare<S: Source>(files: [&Path; 2], sources: [&mut S; 2], bins: usize) -> Result<Comparison> {
+    compare_each(files, sources, |entries, sources| compare_tensor(entries, sources, bins))
+}
+
+/// [`compare`] with the statistics computed on `device` by our kernels ([`on_device`]): the
+/// same report, identical for 16-bit tensors, for float32 ones within the device's f32 sums.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn compare_on_device<S: Source>(
+    device: &burn::tensor::Device,
+    files: [&Path; 2],
+    sources: [&mut S; 2],
+    bins: usize,
+) -> Result<Comparison> {
+    compare_each(files, sources, |entries, sources| compare_tensor_on_device(device, entries, sources, bins))
+}
+
+/// Reads both headers, refuses different tensors, and compares each float tensor pair with
+/// `compare_pair`.
+fn compare_each<'s, S: Source + 's>(
+    files: [&Path; 2],
+    sources: [&'s mut S; 2],
+    mut compare_pair: impl FnMut([&TensorEntry; 2], [(&mut S, &Path); 2]) -> Result<TensorComparison>,
+) -> Result<Comparison> {
     let [file_a, file_b] = files;
     let [source_a, source_b] = sources;
     let header_a = Header::read(source_a, file_a)?;
@@ -104,7 +126,7 @@ pub fn compare<S: Source>(files: [&Path; 2], sources: [&mut S; 2], bins: usize) 
             });
             continue;
         }
-        tensors.push(compare_tensor([ta, tb], [(source_a, file_a), (source_b, file_b)], bins)?);
+        tensors.push(compare_pair([ta, tb], [(&mut *source_a, file_a), (&mut *source_b, file_b)])?);
         values += ta.numel() as u64;
     }
     Ok(Comparison { files: [file_a.to_path_buf(), file_b.to_path_buf()], tensors, skipped, values })
@@ -120,39 +142,96 @@ fn compare_tensor<S: Source>(
     let a = values_a.stats(non_finite_a);
     let (values_b, non_finite_b) = Values::read(source_b, file_b, entries[1])?;
     let b = values_b.stats(non_finite_b);
-    let (low, high) = match (a.count, b.count) {
+    let (low, high) = histogram_range(&a, &b);
+    let histograms = [values_a.histogram(low, high, bins), values_b.histogram(low, high, bins)];
+    Ok(tensor_comparison(entries, [a, b], (low, high), histograms))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn compare_tensor_on_device<S: Source>(
+    device: &burn::tensor::Device,
+    entries: [&TensorEntry; 2],
+    sources: [(&mut S, &Path); 2],
+    bins: usize,
+) -> Result<TensorComparison> {
+    use super::on_device::DeviceSummary;
+    let [(source_a, file_a), (source_b, file_b)] = sources;
+    let summary_a = DeviceSummary::read(device, source_a, file_a, entries[0])?;
+    let summary_b = DeviceSummary::read(device, source_b, file_b, entries[1])?;
+    let (low, high) = histogram_range(&summary_a.stats(), &summary_b.stats());
+    let finish = |summary: DeviceSummary, source: &mut S, file: &Path, entry: &TensorEntry| match summary {
+        DeviceSummary::Patterns { values, non_finite } => {
+            Ok((values.stats(non_finite), values.histogram(low, high, bins)))
+        }
+        DeviceSummary::Keys(keys) => keys.refine(source, file, entry, (low, high, bins)).map(|(s, h, _)| (s, h)),
+    };
+    let (a, histogram_a) = finish(summary_a, source_a, file_a, entries[0])?;
+    let (b, histogram_b) = finish(summary_b, source_b, file_b, entries[1])?;
+    Ok(tensor_comparison(entries, [a, b], (low, high), [histogram_a, histogram_b]))
+}
+
+/// The range both histograms of a tensor share: both tensors' values (one's where the other
+/// has none).
+fn histogram_range(a: &TensorStats, b: &TensorStats) -> (f64, f64) {
+    match (a.count, b.count) {
         (0, 0) => (0.0, 0.0),
         (0, _) => (b.min, b.max),
         (_, 0) => (a.min, a.max),
         _ => (a.min.min(b.min), a.max.max(b.max)),
-    };
-    Ok(TensorComparison {
+    }
+}
+
+fn tensor_comparison(
+    entries: [&TensorEntry; 2],
+    [a, b]: [TensorStats; 2],
+    (low, high): (f64, f64),
+    [histogram_a, histogram_b]: [Vec<u64>; 2],
+) -> TensorComparison {
+    TensorComparison {
         name: entries[0].name.clone(),
         shape: entries[0].shape.clone(),
         dtypes: [entries[0].dtype.name().into(), entries[1].dtype.name().into()],
         symmetric_kl: symmetric_kl(a.scope(), b.scope()),
         histogram_low: low,
         histogram_high: high,
-        histogram_a: values_a.histogram(low, high, bins),
-        histogram_b: values_b.histogram(low, high, bins),
+        histogram_a,
+        histogram_b,
         a,
         b,
-    })
+    }
 }
 
-/// A checkpoint as the bytes of a safetensors file with these float32 tensors (for tests and
-/// for writing small files).
-#[cfg(test)]
-pub(crate) fn f32_file(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let views = tensors.iter().zip(&bytes).map(|((name, shape, _), data)| {
-        (
-            name.to_string(),
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).expect("view"),
-        )
+/// A checkpoint as the bytes of a safetensors file with these float tensors, each stored as its
+/// type (for tests and for writing small files). Panics on a non-float type or a shape that
+/// does not hold the values.
+pub fn float_file(tensors: &[(&str, StoredType, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, dtype, _, values)| {
+            let mut data = Vec::new();
+            dtype.encode(values, &mut data);
+            data
+        })
+        .collect();
+    let views = tensors.iter().zip(&bytes).map(|((name, dtype, shape, _), data)| {
+        let dtype = match dtype {
+            StoredType::F64 => safetensors::Dtype::F64,
+            StoredType::F32 => safetensors::Dtype::F32,
+            StoredType::F16 => safetensors::Dtype::F16,
+            StoredType::BF16 => safetensors::Dtype::BF16,
+            StoredType::Other { name, .. } => panic!("float_file writes float tensors, not {name}"),
+        };
+        (name.to_string(), safetensors::tensor::TensorView::new(dtype, shape.clone(), data).expect("view"))
     });
     safetensors::serialize(views, None).expect("serialise")
+}
+
+/// [`float_file`] with float32 tensors only.
+#[cfg(test)]
+pub(crate) fn f32_file(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    let typed: Vec<_> =
+        tensors.iter().map(|(name, shape, values)| (*name, StoredType::F32, shape.clone(), values.clone())).collect();
+    float_file(&typed)
 }
 
 #[cfg(test)]

@@ -5,14 +5,19 @@
 //! checkpoint larger than memory is compared and merged: float16 and bfloat16 tensors with a few
 //! megabytes in hand, float32 and float64 ones with about 12 bytes per value of the largest.
 //!
-//! [`stats`] summarises one tensor exactly; [`compare`] lines two checkpoints up; [`merge`]
+//! [`stats`] summarises one tensor exactly on the CPU, [`on_device`] on a compute device with
+//! our WGSL kernels (natively); [`compare`] lines two checkpoints up on either; [`merge`]
 //! writes their interpolation (optionally rescaled to the fused scope: a baseline, not WSA).
 
 pub mod compare;
 pub mod header;
 pub mod merge;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod on_device;
 pub mod stats;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use compare::compare_on_device;
 pub use compare::{Comparison, TensorComparison, compare};
 pub use header::{Header, StoredType, TensorEntry};
 pub use merge::{MergeOptions, merge};

@@ -45,12 +45,13 @@ impl TensorStats {
 }
 
 /// Maps a sign-magnitude float's bits to an unsigned key with the same order as the values:
-/// negatives reversed below the positives (−0 just below +0).
-fn order_key32(bits: u32) -> u32 {
+/// negatives reversed below the positives (−0 just below +0). `shaders/value_counts.wgsl` maps
+/// them the same way on a GPU.
+pub(crate) fn order_key32(bits: u32) -> u32 {
     if bits & 0x8000_0000 != 0 { !bits } else { bits | 0x8000_0000 }
 }
 
-fn from_order_key32(key: u32) -> u32 {
+pub(crate) fn from_order_key32(key: u32) -> u32 {
     if key & 0x8000_0000 != 0 { key & 0x7fff_ffff } else { !key }
 }
 
@@ -81,8 +82,8 @@ impl Values {
                         counts[usize::from(u16::from_le_bytes([pair[0], pair[1]]))] += 1;
                     }
                 })?;
-                let values = Values::Patterns { dtype: entry.dtype.clone(), counts };
-                non_finite = values.non_finite_patterns();
+                let (values, patterns_not_finite) = Values::from_patterns(entry.dtype.clone(), counts);
+                non_finite = patterns_not_finite;
                 values
             }
             _ => {
@@ -104,6 +105,13 @@ impl Values {
             }
         };
         Ok((values, non_finite))
+    }
+
+    /// A 16-bit tensor from how often each bit pattern occurs; returns how many were not finite.
+    pub fn from_patterns(dtype: StoredType, counts: Vec<u64>) -> (Values, u64) {
+        let values = Values::Patterns { dtype, counts };
+        let non_finite = values.non_finite_patterns();
+        (values, non_finite)
     }
 
     /// The value of a 16-bit pattern, `None` when it is not finite.
@@ -201,7 +209,7 @@ impl Values {
 /// Sorts 32-bit keys: three stable counting passes over 11-bit digits (a least-significant-
 /// digit radix sort), linear in the length where a comparison sort of a billion-value tensor
 /// would take minutes.
-fn radix_sort(keys: &mut Vec<u32>) {
+pub(super) fn radix_sort(keys: &mut Vec<u32>) {
     if keys.len() < 1024 {
         keys.sort_unstable();
         return;
