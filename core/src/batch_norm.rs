@@ -12,7 +12,7 @@
 //! batches by default, and each running statistic becomes what PyTorch's `momentum=None`
 //! (cumulative average) gives: the mean over the batches of each batch's per-channel mean, and
 //! of its unbiased per-channel variance. Measured through the forward's [`Taps`] with REPAIR's
-//! machinery ([`repair::batches`], [`repair::LayerSums`]). Only layouts with running statistics
+//! machinery (`repair::batches`, `repair::LayerSums`). Only layouts with running statistics
 //! take this path: other models are untouched.
 
 use crate::data::Dataset;

@@ -37,8 +37,9 @@ crate::choices!(Activation, "activation" {
     LeakyRelu => "leaky-relu", "leaky ReLU",
 });
 
-/// Normalisation after each hidden layer. BatchNorm is deliberately absent: interpolated models
-/// would need their statistics recomputed at every alpha (method.md section 5).
+/// Normalisation after each hidden layer. BatchNorm is deliberately absent from the MLP and the
+/// CNN: interpolated models need their statistics recomputed at every alpha (method.md section
+/// 5). The `stack` has it, for the user's PyTorch models, and `crate::batch_norm` recomputes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Norm {
@@ -231,8 +232,9 @@ pub enum ParamRole {
     Bias,
     NormWeight,
     NormBias,
-    /// BatchNorm's running statistics: kept, saved, merged and permuted with the model, never
-    /// trained (the forward detaches them) and never part of a scope.
+    /// BatchNorm's running statistics: kept, saved and permuted with the model, never trained
+    /// (the forward detaches them) and never part of a scope; a merged model's are re-estimated
+    /// on training batches (`crate::batch_norm`), not interpolated.
     RunningMean,
     RunningVar,
 }

@@ -9,7 +9,9 @@
 //! after the layers before it were: a correction changes what the next layer sees.
 //!
 //! It addresses the symptom WSA addresses (scales that averaging destroys), at test time instead
-//! of training time.
+//! of training time. A merged BatchNorm model reaches it with its running statistics already
+//! re-estimated (`crate::batch_norm`, which sums its batches with this module's `batches` and
+//! `LayerSums`); the correction then goes into the BatchNorm's affine parameters.
 
 use crate::cancel::Cancel;
 use crate::device::read_f64;

@@ -6,8 +6,9 @@
 //! Each norm follows the linear or conv layer it normalises, and its parameters belong to that
 //! layer (`ParamSpec::layer`): the layer's units, the norm's parameters and the next layer's
 //! inputs are what one permutation moves together and what REPAIR corrects, as for the MLP and
-//! the CNN. BatchNorm's running statistics are parameters of the layout (saved, merged and
-//! permuted with the rest) that training never changes: the forward detaches them.
+//! the CNN. BatchNorm's running statistics are parameters of the layout (saved and permuted with
+//! the rest) that training never changes: the forward detaches them. A merged model's are
+//! re-estimated by running this forward with BatchNorm in training mode (`crate::batch_norm`).
 
 use super::{Activation, BatchMoments, ParamRole, ParamSpec, Taps, activate, group_norm};
 use crate::error::{Result, WsaError};
