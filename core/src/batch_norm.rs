@@ -193,7 +193,7 @@ mod tests {
 
     /// Training-mode BatchNorm on the host, in f64, over `x: [n][channel][position]`: the
     /// normalised values and the batch's per-channel mean and unbiased variance.
-    fn host_batch_norm(x: &mut [Vec<Vec<f64>>], gamma: &[f32], beta: &[f32]) -> (Vec<f64>, Vec<f64>) {
+    fn host_batch_norm(x: &mut [Vec<Vec<f64>>], gamma: &[f32], beta: &[f32]) -> RunningStats {
         let channels = gamma.len();
         let count = (x.len() * x[0][0].len()) as f64;
         let mut means = vec![0.0; channels];
@@ -207,12 +207,12 @@ mod tests {
             }
             (means[c], unbiased[c]) = (mean, squares / (count - 1.0));
         }
-        (means, unbiased)
+        RunningStats { mean: means, var: unbiased }
     }
 
     /// Per BatchNorm layer, each batch's (mean, unbiased variance) per channel, computed layer by
     /// layer on the host: conv, BatchNorm, ReLU, 2x2 max-pool, linear, BatchNorm.
-    fn host_batch_statistics(params: &HostParams, batch: &[Vec<f64>]) -> [(Vec<f64>, Vec<f64>); 2] {
+    fn host_batch_statistics(params: &HostParams, batch: &[Vec<f64>]) -> [RunningStats; 2] {
         let get = |path: &str| params.get(path).expect(path);
         let (conv, fc, fc_bias) = (get("conv.weight"), get("fc.weight"), get("fc.bias"));
         let side = 8;
@@ -302,16 +302,15 @@ mod tests {
 
         let features = crate::wait(read_f64(data.data.features.clone().reshape([40 * 64]))).expect("read");
         let samples: Vec<Vec<f64>> = features.chunks(64).map(<[f64]>::to_vec).collect();
-        let per_batch: Vec<[(Vec<f64>, Vec<f64>); 2]> =
+        let per_batch: Vec<[RunningStats; 2]> =
             samples.chunks(16).map(|batch| host_batch_statistics(&merged, batch)).collect();
         assert_eq!(stats.len(), 2);
         for (layer, measured) in stats.iter().enumerate() {
             let channels = measured.mean.len();
             for c in 0..channels {
-                let average = |pick: fn(&(Vec<f64>, Vec<f64>)) -> &Vec<f64>| {
-                    per_batch.iter().map(|b| pick(&b[layer])[c]).sum::<f64>() / per_batch.len() as f64
-                };
-                let (mean, var) = (average(|s| &s.0), average(|s| &s.1));
+                let batches = per_batch.len() as f64;
+                let mean = per_batch.iter().map(|b| b[layer].mean[c]).sum::<f64>() / batches;
+                let var = per_batch.iter().map(|b| b[layer].var[c]).sum::<f64>() / batches;
                 assert!((measured.mean[c] - mean).abs() <= 1e-5 * mean.abs().max(1.0), "bn{layer} {c} mean");
                 assert!(
                     (measured.var[c] - var).abs() <= 1e-5 * var.max(1.0),
