@@ -103,6 +103,7 @@ fn compute(device: &ComputeDevice, optimizer: OptimizerKind) -> Outcome {
         "θ",
         Some(curve.kind),
         &test,
+        None,
         &device.device,
         &mut Silent,
     ))

@@ -357,6 +357,7 @@ fn the_loss_plane_holds_the_models_where_they_are() {
         "θ",
         Some(CurveKind::Bezier),
         &test,
+        None,
         &cpu.device,
         &mut Silent,
     ))
@@ -387,6 +388,7 @@ fn the_loss_plane_holds_the_models_where_they_are() {
         "θ",
         None,
         &test,
+        None,
         &cpu.device,
         &mut Silent,
     ))

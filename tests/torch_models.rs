@@ -373,3 +373,86 @@ fn the_documented_mnist_example_infers_the_documented_stack() {
     let documented: serde_json::Value = serde_json::from_str(&documented).expect("json");
     assert_eq!(serde_json::to_value(&layout.config).expect("json"), documented);
 }
+
+/// Issue 30: a merged BatchNorm model's running statistics are re-estimated, not interpolated.
+/// The fixture's BatchNorm follows its first conv, so what it sees is conv1's output, computed
+/// here on the host over the reset's samples. Statistics that are already those exact ones are
+/// left nearly unchanged by a reset, and a merged model's reset statistics are its own conv's,
+/// far from the interpolation of A's and B's.
+#[test]
+fn a_reset_re_estimates_merged_batchnorm_statistics_and_keeps_exact_ones() {
+    use wsa_core::batch_norm::{ResetData, reset_host};
+    let a = load("batchnorm_cnn");
+    let b = a.layout.init(&mut wsa_core::rng::Rng::new(5));
+    let device = wsa_core::device::cpu().device;
+    let mut rng = wsa_core::rng::Rng::new(11);
+    let samples = 640;
+    let dataset = wsa_core::data::Dataset {
+        features: (0..samples * 144).map(|_| rng.normal() as f32).collect(),
+        labels: (0..samples).map(|i| (i % 10) as u32).collect(),
+        sample_shape: vec![1, 12, 12],
+        num_classes: 10,
+    };
+    // 20 batches of 32: every sample.
+    let data = ResetData::new(&a.layout, &dataset, 20, 32, 0, &device).expect("the fixture has BatchNorm");
+    assert_eq!(data.len(), samples);
+    // conv1 (3x3, no padding, 12 -> 10) over every sample: each channel's mean and unbiased variance.
+    let exact = |p: &HostParams| {
+        let (w, bias) = (p.get("conv1.weight").expect("conv1"), p.get("conv1.bias").expect("bias"));
+        (0..4)
+            .map(|c| {
+                let values: Vec<f64> = dataset
+                    .features
+                    .chunks(144)
+                    .flat_map(|image| {
+                        (0..100).map(move |q| {
+                            let (y, x) = (q / 10, q % 10);
+                            let taps = (0..9)
+                                .map(|k| f64::from(w[c * 9 + k]) * f64::from(image[(y + k / 3) * 12 + x + k % 3]));
+                            f64::from(bias[c]) + taps.sum::<f64>()
+                        })
+                    })
+                    .collect();
+                let n = values.len() as f64;
+                let mean = values.iter().sum::<f64>() / n;
+                (mean, values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0))
+            })
+            .collect::<Vec<(f64, f64)>>()
+    };
+    let stats = |p: &HostParams| {
+        let (mean, var) = (p.get("bn1.running_mean").expect("mean"), p.get("bn1.running_var").expect("var"));
+        mean.iter().zip(var).map(|(m, v)| (f64::from(*m), f64::from(*v))).collect::<Vec<(f64, f64)>>()
+    };
+    // The batch average of the means is the mean over all samples; of the unbiased variances, the
+    // variance over all samples up to the spread of the batch means (a fraction of a percent here).
+    let close = |reset: &[(f64, f64)], want: &[(f64, f64)], what: &str| {
+        for (c, ((m, v), (wm, wv))) in reset.iter().zip(want).enumerate() {
+            assert!((m - wm).abs() <= 1e-4 * wv.sqrt().max(1.0), "{what} channel {c}: mean {m} vs {wm}");
+            assert!((v / wv - 1.0).abs() <= 0.02, "{what} channel {c}: variance {v} vs {wv}");
+        }
+    };
+
+    let mut exact_a = a.clone();
+    let want = exact(&a);
+    let slot = |path: &str| a.layout.index_of(path).expect(path);
+    exact_a.values[slot("bn1.running_mean")] = want.iter().map(|(m, _)| *m as f32).collect();
+    exact_a.values[slot("bn1.running_var")] = want.iter().map(|(_, v)| *v as f32).collect();
+    let again = wsa_core::wait(reset_host(&exact_a, &data)).expect("reset");
+    close(&stats(&again), &want, "exact statistics reset");
+    for (spec, (x, y)) in a.layout.params.iter().zip(again.values.iter().zip(&exact_a.values)) {
+        if !spec.path.starts_with("bn1.running") {
+            assert_eq!(x, y, "{} is not a statistic", spec.path);
+        }
+    }
+
+    let merged = a.interpolate(&b, 0.5).expect("merged");
+    let reset = wsa_core::wait(reset_host(&merged, &data)).expect("reset");
+    close(&stats(&reset), &exact(&merged), "merged");
+    let interpolated = stats(&merged);
+    let off = stats(&reset)
+        .iter()
+        .zip(&interpolated)
+        .map(|((m, v), (im, iv))| ((m - im).abs() / v.sqrt()).max((v / iv).ln().abs()))
+        .fold(0.0, f64::max);
+    assert!(off > 0.5, "the interpolated statistics are stale: {interpolated:?} vs reset {:?}", stats(&reset));
+}

@@ -68,7 +68,9 @@ pub fn run(args: PlaneArgs) -> Result<()> {
         let loaded = wsa_core::io::load_model_for(path, &pair.a.layout)
             .with_context(|| format!("--third {}: the plane's third model", path.display()))?;
         let name = path.file_stem().map_or("third".to_string(), |s| s.to_string_lossy().to_string());
-        let test = DeviceData::upload(&data::load(&config.data, config.seed)?.test, &device.device);
+        let split = data::load(&config.data, config.seed)?;
+        let test = DeviceData::upload(&split.test, &device.device);
+        let reset = config.batch_norm_reset(&pair.a.layout, &split.train, &device.device);
         eprintln!("evaluating the {0} x {0} plane", plane_config.grid);
         let computed = wsa_core::wait(plane::evaluate_plane(
             &plane_config,
@@ -76,6 +78,7 @@ pub fn run(args: PlaneArgs) -> Result<()> {
             &name,
             None,
             &test,
+            reset.as_ref(),
             &device.device,
             &mut progress,
         ))?;

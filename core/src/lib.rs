@@ -6,12 +6,14 @@
 //!
 //! Data flow: [`data`] loads a split → [`model`] builds a layout and seeded parameters →
 //! [`train`] trains them (with the [`wsa`] term toward scopes from [`scope`]) → [`merge`]
-//! interpolates and averages them → [`experiment`] ties it together and returns serde results;
+//! interpolates and averages them ([`batch_norm`] re-estimates a merged model's BatchNorm
+//! statistics) → [`experiment`] ties it together and returns serde results;
 //! [`io`] saves models as safetensors; [`infer`] reads a user's PyTorch MLP or CNN by its names
 //! and shapes; [`checkpoint`] compares and merges checkpoints of any architecture, tensor by
 //! tensor.
 
 pub mod align;
+pub mod batch_norm;
 pub mod cancel;
 pub mod checkpoint;
 pub mod choice;

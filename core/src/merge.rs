@@ -1,7 +1,9 @@
 //! Merging over path-addressed parameters (method.md section 5): weighted averages of K models,
-//! the linear path theta(alpha) = (1 - alpha) A + alpha B, its metrics, and the barriers.
+//! the linear path theta(alpha) = (1 - alpha) A + alpha B (BatchNorm statistics re-estimated
+//! for the merged models, `batch_norm`), its metrics, and the barriers.
 //! Merged weights are produced on the device; only metrics come back.
 
+use crate::batch_norm::{self, DEFAULT_RESET_BATCHES, ResetData};
 use crate::error::{Result, WsaError};
 use crate::kernels::{lerp, weighted_sum};
 use crate::model::Params;
@@ -49,18 +51,29 @@ pub fn interpolate(a: &Params, b: &Params, alpha: f64) -> Result<Params> {
     Ok(Params { layout: Arc::clone(&a.layout), tensors })
 }
 
-/// The alpha grid of a path.
+/// The alpha grid of a path, and how its merged models' BatchNorm statistics are made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PathGrid {
     pub points: usize,
     pub start: f64,
     pub end: f64,
+    /// Training batches (of the config's batch size, at most the training set) over which every
+    /// merged model's BatchNorm running statistics are re-estimated before it is evaluated or
+    /// repaired ([`crate::batch_norm`]); 0 interpolates them with the weights instead. Only
+    /// models with BatchNorm are affected. Left out of files at its default, so configs (and
+    /// reproduce's cell keys) from before it stay as they were.
+    #[serde(skip_serializing_if = "is_default_reset")]
+    pub bn_reset_batches: usize,
+}
+
+fn is_default_reset(batches: &usize) -> bool {
+    *batches == DEFAULT_RESET_BATCHES
 }
 
 impl Default for PathGrid {
     fn default() -> Self {
-        Self { points: 21, start: 0.0, end: 1.0 }
+        Self { points: 21, start: 0.0, end: 1.0, bn_reset_batches: DEFAULT_RESET_BATCHES }
     }
 }
 
@@ -118,11 +131,28 @@ pub fn barriers(points: &[PathPoint], a: Metrics, b: Metrics) -> Barriers {
     out
 }
 
-/// Metrics at every alpha of the grid, computed on the device.
-pub async fn evaluate_path(a: &Params, b: &Params, alphas: &[f64], data: &DeviceData) -> Result<Vec<PathPoint>> {
+/// theta(alpha) on the parameters' device with, where `reset` is given and theta(alpha) is
+/// neither A nor B, its BatchNorm statistics re-estimated over `reset`'s batches.
+pub async fn merged(a: &Params, b: &Params, alpha: f64, reset: Option<&ResetData>) -> Result<Params> {
+    let merged = interpolate(a, b, alpha)?;
+    match reset.filter(|_| batch_norm::is_merged(alpha)) {
+        Some(data) => batch_norm::reset(&merged, data).await,
+        None => Ok(merged),
+    }
+}
+
+/// Metrics at every alpha of the grid, computed on the device, each merged model's BatchNorm
+/// statistics reset over `reset`'s batches where it is given.
+pub async fn evaluate_path(
+    a: &Params,
+    b: &Params,
+    alphas: &[f64],
+    data: &DeviceData,
+    reset: Option<&ResetData>,
+) -> Result<Vec<PathPoint>> {
     let mut points = Vec::with_capacity(alphas.len());
     for &alpha in alphas {
-        let merged = interpolate(a, b, alpha)?;
+        let merged = merged(a, b, alpha, reset).await?;
         let m = evaluate(&merged.layout, &merged.tensors, data).await?;
         points.push(PathPoint { alpha, loss: m.loss, accuracy: m.accuracy });
     }
@@ -159,10 +189,10 @@ mod tests {
         let g = PathGrid::default().alphas().expect("grid");
         assert_eq!(g.len(), 21);
         assert!((g[10] - 0.5).abs() < 1e-12 && g[20] == 1.0);
-        let e = PathGrid { points: 5, start: -0.5, end: 1.5 }.alphas().expect("grid");
+        let e = PathGrid { points: 5, start: -0.5, end: 1.5, ..PathGrid::default() }.alphas().expect("grid");
         assert_eq!(e, vec![-0.5, 0.0, 0.5, 1.0, 1.5]);
         assert!(PathGrid { points: 0, ..PathGrid::default() }.alphas().is_err());
-        assert!(PathGrid { points: 3, start: 1.0, end: 0.0 }.alphas().is_err());
-        assert!(PathGrid { points: 3, start: -2.0, end: 1.0 }.alphas().is_err());
+        assert!(PathGrid { points: 3, start: 1.0, end: 0.0, ..PathGrid::default() }.alphas().is_err());
+        assert!(PathGrid { points: 3, start: -2.0, end: 1.0, ..PathGrid::default() }.alphas().is_err());
     }
 }

@@ -37,8 +37,9 @@ crate::choices!(Activation, "activation" {
     LeakyRelu => "leaky-relu", "leaky ReLU",
 });
 
-/// Normalisation after each hidden layer. BatchNorm is deliberately absent: interpolated models
-/// would need their statistics recomputed at every alpha (method.md section 5).
+/// Normalisation after each hidden layer. BatchNorm is deliberately absent from the MLP and the
+/// CNN: interpolated models need their statistics recomputed at every alpha (method.md section
+/// 5). The `stack` has it, for the user's PyTorch models, and `crate::batch_norm` recomputes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Norm {
@@ -232,8 +233,9 @@ pub enum ParamRole {
     Bias,
     NormWeight,
     NormBias,
-    /// BatchNorm's running statistics: kept, saved, merged and permuted with the model, never
-    /// trained (the forward detaches them) and never part of a scope.
+    /// BatchNorm's running statistics: kept, saved and permuted with the model, never trained
+    /// (the forward detaches them) and never part of a scope; a merged model's are re-estimated
+    /// on training batches (`crate::batch_norm`), not interpolated.
     RunningMean,
     RunningVar,
 }
@@ -723,18 +725,36 @@ fn group_norm(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) ->
 /// Logits for a batch `x: [batch, features]`, with `params` in layout order. `params` may live
 /// on an autodiff device; the forward is then differentiable with respect to them.
 pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tensor<2> {
-    forward_tapped(layout, params, x, None)
+    forward_tapped(layout, params, x, Taps::default())
 }
 
-/// [`forward`], handing `tap` (when given) each hidden layer's output before its activation (after its norm,
-/// where it has one) as `[batch, units, positions]` (positions 1 for a dense layer): what REPAIR
-/// measures and corrects. Layers are counted from 0, the classifier not among them.
-pub fn forward_tapped(
-    layout: &ModelLayout,
-    params: &[Tensor<1>],
-    x: Tensor<2>,
-    mut tap: Option<&mut dyn FnMut(usize, Tensor<3>)>,
-) -> Tensor<2> {
+/// One batch's per-channel statistics at a BatchNorm's input, over the samples and positions
+/// of the batch: what training-mode BatchNorm normalises by.
+#[derive(Clone, Debug)]
+pub struct BatchMoments {
+    pub mean: Tensor<1>,
+    /// The biased variance (divided by `count`), as training-mode BatchNorm normalises by.
+    pub variance: Tensor<1>,
+    /// The values per channel: samples times positions.
+    pub count: usize,
+}
+
+/// What a [`forward_tapped`] hands out besides the logits.
+#[derive(Default)]
+pub struct Taps<'a> {
+    /// Each hidden layer's output before its activation (after its norm, where it has one) as
+    /// `[batch, units, positions]` (positions 1 for a dense layer): what REPAIR measures and
+    /// corrects. Layers are counted from 0, the classifier not among them.
+    pub hidden: Option<&'a mut dyn FnMut(usize, Tensor<3>)>,
+    /// When given, BatchNorm runs in training mode: each BatchNorm layer (counted from 0)
+    /// normalises by its batch's own statistics instead of its running ones and hands them here.
+    /// What resetting a merged model's running statistics measures (`crate::batch_norm`).
+    pub batch_norm: Option<&'a mut dyn FnMut(usize, BatchMoments)>,
+}
+
+/// [`forward`], handing out what `taps` asks for.
+pub fn forward_tapped(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>, taps: Taps<'_>) -> Tensor<2> {
+    let Taps { hidden: mut tap, batch_norm } = taps;
     let [batch, _] = x.dims();
     let mut i = 0;
     // Takes the parameters of the next layer: weight, bias and, with a norm, its gamma and beta.
@@ -772,7 +792,7 @@ pub fn forward_tapped(
             // The layout was built from this plan, so it cannot fail here.
             let plan = stack::plan(layers, &layout.sample_shape, layout.num_classes)
                 .expect("a stack layout is only built from a valid plan");
-            stack::forward(layers, &plan, params, x, tap)
+            stack::forward(layers, &plan, params, x, Taps { hidden: tap, batch_norm })
         }
         ModelConfig::Cnn { channels, kernel_size, activation, norm, .. } => {
             let [c, hh, ww] = [layout.sample_shape[0], layout.sample_shape[1], layout.sample_shape[2]];

@@ -9,12 +9,14 @@
 //! after the layers before it were: a correction changes what the next layer sees.
 //!
 //! It addresses the symptom WSA addresses (scales that averaging destroys), at test time instead
-//! of training time.
+//! of training time. A merged BatchNorm model reaches it with its running statistics already
+//! re-estimated (`crate::batch_norm`, which sums its batches with this module's `batches` and
+//! `LayerSums`); the correction then goes into the BatchNorm's affine parameters.
 
 use crate::cancel::Cancel;
 use crate::device::read_f64;
 use crate::error::{Result, WsaError};
-use crate::model::{HostParams, ModelLayout, ParamRole, Params, forward_tapped};
+use crate::model::{HostParams, ModelLayout, ParamRole, Params, Taps, forward_tapped};
 use crate::train::DeviceData;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -79,25 +81,66 @@ fn hidden_layers(layout: &ModelLayout) -> Vec<HiddenLayer> {
         .collect()
 }
 
-/// The rows of `data` REPAIR measures on, in chunks small enough for any device.
-fn chunks(data: &DeviceData, samples: usize) -> Vec<Tensor<2>> {
-    const CHUNK: usize = 1024;
-    let total = samples.min(data.len);
-    (0..total).step_by(CHUNK).map(|start| data.features.clone().narrow(0, start, CHUNK.min(total - start))).collect()
+/// The first `rows` rows of `data` in batches of `size` (the last may be smaller): REPAIR
+/// measures in chunks small enough for any device, a BatchNorm reset in the training batches
+/// it re-estimates over.
+pub(crate) fn batches(data: &DeviceData, rows: usize, size: usize) -> Vec<Tensor<2>> {
+    let total = rows.min(data.len);
+    (0..total)
+        .step_by(size.max(1))
+        .map(|start| data.features.clone().narrow(0, start, size.min(total - start)))
+        .collect()
+}
+
+/// Per layer, a running sum of per-unit values on the device and how many values it adds up;
+/// read back as their means in one read per layer.
+#[derive(Default)]
+pub(crate) struct LayerSums {
+    totals: Vec<Option<Tensor<1>>>,
+    counts: Vec<usize>,
+}
+
+impl LayerSums {
+    /// Adds `sum` (per unit, over `count` values) to layer `layer`'s.
+    pub(crate) fn add(&mut self, layer: usize, sum: Tensor<1>, count: usize) {
+        if self.totals.len() <= layer {
+            self.totals.resize(layer + 1, None);
+            self.counts.resize(layer + 1, 0);
+        }
+        self.totals[layer] = Some(match self.totals[layer].take() {
+            Some(t) => t + sum,
+            None => sum,
+        });
+        self.counts[layer] += count;
+    }
+
+    /// Each layer's per-unit mean (`None` for a layer nothing was added to).
+    pub(crate) async fn means(self) -> Result<Vec<Option<Vec<f64>>>> {
+        let mut per_layer = Vec::with_capacity(self.totals.len());
+        for (total, count) in self.totals.into_iter().zip(self.counts) {
+            per_layer.push(match total {
+                Some(t) => Some(read_f64(t).await?.into_iter().map(|s| s / count.max(1) as f64).collect::<Vec<f64>>()),
+                None => None,
+            });
+        }
+        Ok(per_layer)
+    }
 }
 
 /// The statistics of hidden layer `layer` of `params` (or of every hidden layer, for `None`),
 /// in two passes over the samples (means, then squared deviations from them: no cancellation).
 async fn measure(params: &Params, data: &DeviceData, samples: usize, layer: Option<usize>) -> Result<Vec<LayerStats>> {
-    let chunks = chunks(data, samples);
+    /// Rows per forward: small enough for any device.
+    const CHUNK: usize = 1024;
+    let chunks = batches(data, samples, CHUNK);
     if chunks.is_empty() {
         return Err(WsaError::invalid("REPAIR's training samples", 0, "there are none"));
     }
     let wanted = |l: usize| layer.is_none_or(|w| w == l);
-    // Per layer: the sum over samples and positions of each unit (and the count).
+    // Per layer: the sum over samples and positions of each unit (or of its squared deviation
+    // from `centre`).
     let sums = |centre: Option<&[Option<Tensor<3>>]>| {
-        let mut totals: Vec<Option<Tensor<1>>> = Vec::new();
-        let mut counts: Vec<usize> = Vec::new();
+        let mut sums = LayerSums::default();
         for x in &chunks {
             let mut tap = |l: usize, h: Tensor<3>| {
                 if !wanted(l) {
@@ -108,33 +151,14 @@ async fn measure(params: &Params, data: &DeviceData, samples: usize, layer: Opti
                     None => h,
                     Some(mean) => (h - mean).square(),
                 };
-                let sum = values.sum_dim(2).sum_dim(0).reshape([units]);
-                if totals.len() <= l {
-                    totals.resize(l + 1, None);
-                    counts.resize(l + 1, 0);
-                }
-                totals[l] = Some(match totals[l].take() {
-                    Some(t) => t + sum,
-                    None => sum,
-                });
-                counts[l] += b * positions;
+                sums.add(l, values.sum_dim(2).sum_dim(0).reshape([units]), b * positions);
             };
-            forward_tapped(&params.layout, &params.tensors, x.clone(), Some(&mut tap));
+            let taps = Taps { hidden: Some(&mut tap), ..Taps::default() };
+            forward_tapped(&params.layout, &params.tensors, x.clone(), taps);
         }
-        (totals, counts)
+        sums
     };
-    let read = |totals: Vec<Option<Tensor<1>>>, counts: Vec<usize>| async move {
-        let mut per_layer = Vec::with_capacity(totals.len());
-        for (total, count) in totals.into_iter().zip(counts) {
-            per_layer.push(match total {
-                Some(t) => Some(read_f64(t).await?.into_iter().map(|s| s / count.max(1) as f64).collect::<Vec<f64>>()),
-                None => None,
-            });
-        }
-        Ok::<_, WsaError>(per_layer)
-    };
-    let (totals, counts) = sums(None);
-    let means = read(totals, counts).await?;
+    let means = sums(None).means().await?;
     let device = params.device();
     let centres: Vec<Option<Tensor<3>>> = means
         .iter()
@@ -144,8 +168,7 @@ async fn measure(params: &Params, data: &DeviceData, samples: usize, layer: Opti
             Some(Tensor::<1>::from_data(TensorData::new(m, [units]), &device).reshape([1, units, 1]))
         })
         .collect();
-    let (totals, counts) = sums(Some(&centres));
-    let variances = read(totals, counts).await?;
+    let variances = sums(Some(&centres)).means().await?;
     Ok(means
         .into_iter()
         .zip(variances)

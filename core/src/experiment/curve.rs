@@ -5,6 +5,7 @@
 //! minimise the loss at φ(t), one t ~ U[0, 1] per mini-batch; the curve is then evaluated on the
 //! same grid as the line.
 
+use crate::batch_norm::{self, ResetData};
 use crate::error::{Result, WsaError};
 use crate::merge::{PathPoint, barriers, interpolate, weighted_average};
 use crate::model::Params;
@@ -138,7 +139,9 @@ pub async fn train_control_point(
 }
 
 /// The curve through `theta` evaluated at every alpha of `line` (the straight path's points, so
-/// both sit on one grid), with its barriers against the endpoints.
+/// both sit on one grid), with its barriers against the endpoints; every point but A and B has
+/// its BatchNorm statistics reset over `reset`'s batches where it is given.
+#[allow(clippy::too_many_arguments)]
 pub async fn evaluate_curve(
     method: Method,
     kind: CurveKind,
@@ -146,6 +149,7 @@ pub async fn evaluate_curve(
     line: &[PathPoint],
     endpoints: (Metrics, Metrics),
     test: &DeviceData,
+    reset: Option<&ResetData>,
     observer: &mut dyn Observer,
 ) -> Result<CurveResult> {
     let mut path = Vec::with_capacity(line.len());
@@ -153,7 +157,11 @@ pub async fn evaluate_curve(
         if observer.is_cancelled() {
             return Err(WsaError::Cancelled);
         }
-        let at = point(kind, a, theta, b, p.alpha.clamp(0.0, 1.0))?;
+        let t = p.alpha.clamp(0.0, 1.0);
+        let mut at = point(kind, a, theta, b, t)?;
+        if let Some(data) = reset.filter(|_| batch_norm::is_merged(t)) {
+            at = batch_norm::reset(&at, data).await?;
+        }
         let m = evaluate(&at.layout, &at.tensors, test).await?;
         path.push(PathPoint { alpha: p.alpha, loss: m.loss, accuracy: m.accuracy });
         observer.on_event(&Event::PathPoint { method, index, total: line.len() });

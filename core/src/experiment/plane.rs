@@ -1,11 +1,13 @@
 //! The 2-D loss plane through three models (Garipov et al. 2018, figure 1): origin A, first axis
 //! toward B, second axis toward the third model (a curve's control point, a model from a file)
 //! made orthogonal to the first by Gram-Schmidt. Test loss and accuracy on a grid around the
-//! three points, with the models, the line A-B and the curve projected on it.
+//! three points, with the models, the line A-B and the curve projected on it. A grid point of a
+//! BatchNorm model has its statistics re-estimated before it is evaluated (`batch_norm`).
 
 use super::connect::{ConnectConfig, TrainedPair};
 use super::curve::{CurveKind, train_control_point};
 use super::{Event, Observer};
+use crate::batch_norm::{self, ResetData};
 use crate::data;
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
@@ -13,6 +15,7 @@ use crate::model::{HostParams, Params};
 use crate::train::{DeviceData, evaluate};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The largest grid side: a plane costs grid² evaluations of the test set.
 pub const MAX_GRID: usize = 201;
@@ -251,13 +254,17 @@ fn spaced(low: f64, high: f64, n: usize) -> Vec<f64> {
 
 /// Evaluates the plane through `a`, `b` and `third` on `test` (a grid² evaluation, with a
 /// `PathPoint` event per grid row for progress and a check for Cancel). `curve`: the third model
-/// is this kind of curve's control point, whose path is then drawn on the plane.
+/// is this kind of curve's control point, whose path is then drawn on the plane. Every grid point
+/// is a mix of the three models: where `reset` is given, its BatchNorm statistics are
+/// re-estimated over `reset`'s batches before it is evaluated.
+#[allow(clippy::too_many_arguments)]
 pub async fn evaluate_plane(
     config: &PlaneConfig,
     (a, b, third): (&HostParams, &HostParams, &HostParams),
     third_label: &str,
     curve: Option<CurveKind>,
     test: &DeviceData,
+    reset: Option<&ResetData>,
     device: &Device,
     observer: &mut dyn Observer,
 ) -> Result<Plane> {
@@ -285,7 +292,13 @@ pub async fn evaluate_plane(
                 .zip(&v.tensors)
                 .map(|((o, du), dv)| o.clone() + du.clone() * x + dv.clone() * y)
                 .collect();
-            let m = evaluate(&origin.layout, &tensors, test).await?;
+            let m = match reset {
+                None => evaluate(&origin.layout, &tensors, test).await?,
+                Some(data) => {
+                    let at = batch_norm::reset(&Params { layout: Arc::clone(&origin.layout), tensors }, data).await?;
+                    evaluate(&at.layout, &at.tensors, test).await?
+                }
+            };
             loss.push(m.loss);
             accuracy.push(m.accuracy);
             observer.pause().await;
@@ -338,8 +351,9 @@ pub async fn through_curve(
     let theta = train_control_point(&curve, config.train.batch_size, &a, &b, &train, config.seed, observer).await?;
     let theta = theta.to_host().await?;
     let label = format!("θ ({} control point)", curve.kind.name());
-    let plane =
-        evaluate_plane(plane, (&pair.a, &pair.b, &theta), &label, Some(curve.kind), &test, dev, observer).await?;
+    let reset = config.batch_norm_reset(&pair.a.layout, &split.train, dev);
+    let models = (&pair.a, &pair.b, &theta);
+    let plane = evaluate_plane(plane, models, &label, Some(curve.kind), &test, reset.as_ref(), dev, observer).await?;
     Ok(PlaneOutcome { plane, third: theta })
 }
 
@@ -348,7 +362,6 @@ mod tests {
     use super::*;
     use crate::model::{ModelConfig, ModelLayout};
     use crate::rng::Rng;
-    use std::sync::Arc;
 
     fn model(seed: u64) -> HostParams {
         let layout = Arc::new(ModelLayout::new(&ModelConfig::mlp(vec![8]), &[4], 3).expect("layout"));

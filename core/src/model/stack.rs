@@ -6,10 +6,11 @@
 //! Each norm follows the linear or conv layer it normalises, and its parameters belong to that
 //! layer (`ParamSpec::layer`): the layer's units, the norm's parameters and the next layer's
 //! inputs are what one permutation moves together and what REPAIR corrects, as for the MLP and
-//! the CNN. BatchNorm's running statistics are parameters of the layout (saved, merged and
-//! permuted with the rest) that training never changes: the forward detaches them.
+//! the CNN. BatchNorm's running statistics are parameters of the layout (saved and permuted with
+//! the rest) that training never changes: the forward detaches them. A merged model's are
+//! re-estimated by running this forward with BatchNorm in training mode (`crate::batch_norm`).
 
-use super::{Activation, ParamRole, ParamSpec, activate, group_norm};
+use super::{Activation, BatchMoments, ParamRole, ParamSpec, Taps, activate, group_norm};
 use crate::error::{Result, WsaError};
 use burn::tensor::Tensor;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
@@ -419,15 +420,32 @@ fn batch_norm(x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>, mean: Tensor<1>, 
     x * scale.reshape([1, c, 1]) + shift.reshape([1, c, 1])
 }
 
-/// The stack's logits for `x: [batch, features]`, handing `tap` each hidden linear or conv
-/// layer's output (after its norm, before its activation) as `[batch, units, positions]`.
+/// BatchNorm in training mode over `x: [batch, units, positions]`: normalised by the batch's own
+/// per-channel mean and biased variance (as PyTorch's `BatchNorm` in `train()`), which are
+/// returned beside the output.
+fn batch_norm_training(x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>) -> (Tensor<3>, BatchMoments) {
+    let [b, c, positions] = x.dims();
+    let mean = x.clone().mean_dim(2).mean_dim(0);
+    let centred = x - mean.clone();
+    let variance = centred.clone().square().mean_dim(2).mean_dim(0);
+    let scale = gamma.reshape([1, c, 1]) / (variance.clone() + NORM_EPS).sqrt();
+    let normed = centred * scale + beta.reshape([1, c, 1]);
+    let moments = BatchMoments { mean: mean.reshape([c]), variance: variance.reshape([c]), count: b * positions };
+    (normed, moments)
+}
+
+/// The stack's logits for `x: [batch, features]`, handing `taps.hidden` each hidden linear or
+/// conv layer's output (after its norm, before its activation) as `[batch, units, positions]`,
+/// and running BatchNorm in training mode when `taps.batch_norm` is given (see [`Taps`]).
 pub(super) fn forward(
     layers: &[LayerSpec],
     plan: &StackPlan,
     params: &[Tensor<1>],
     x: Tensor<2>,
-    mut tap: Option<&mut dyn FnMut(usize, Tensor<3>)>,
+    taps: Taps<'_>,
 ) -> Tensor<2> {
+    let Taps { hidden: mut tap, batch_norm: mut batch_stats } = taps;
+    let mut batch_norms = 0;
     let [batch, _] = x.dims();
     let mut h = match plan.inputs.first() {
         Some(Features::Image { channels, height, width }) => {
@@ -493,7 +511,15 @@ pub(super) fn forward(
             }
             LayerSpec::BatchNorm { .. } => {
                 let p = take(4);
-                let normed = batch_norm(h.grouped(), p[0].clone(), p[1].clone(), p[2].clone(), p[3].clone());
+                let normed = match batch_stats.as_mut() {
+                    None => batch_norm(h.grouped(), p[0].clone(), p[1].clone(), p[2].clone(), p[3].clone()),
+                    Some(report) => {
+                        let (normed, moments) = batch_norm_training(h.grouped(), p[0].clone(), p[1].clone());
+                        report(batch_norms, moments);
+                        normed
+                    }
+                };
+                batch_norms += 1;
                 Hidden::ungrouped(normed, output)
             }
         };

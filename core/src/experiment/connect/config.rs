@@ -3,7 +3,8 @@
 
 use super::pair::{DataDifference, PairDifference};
 use crate::align::WeightMatchingConfig;
-use crate::data::DataConfig;
+use crate::batch_norm::{MAX_RESET_BATCHES, ResetData};
+use crate::data::{DataConfig, Dataset};
 use crate::error::{Result, WsaError};
 use crate::experiment::curve::CurveConfig;
 use crate::experiment::method::{self, Method, Training};
@@ -11,10 +12,11 @@ use crate::experiment::seeds::MAX_SEEDS;
 use crate::experiment::versioned::{self, CONNECT_VERSION, Versioned};
 use crate::kernels::MAX_HISTOGRAM_BINS;
 use crate::merge::PathGrid;
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, ModelLayout};
 use crate::repair::RepairConfig;
 use crate::train::TrainConfig;
 use crate::wsa::{TargetSource, WsaConfig};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -98,6 +100,14 @@ impl ConnectConfig {
         crate::experiment::flops_per_step(&self.model, &self.data.dataset, a.batch_size.min(b.batch_size))
     }
 
+    /// The training batches over which the merged models of a pair with `layout` have their
+    /// BatchNorm statistics re-estimated (`path.bn_reset_batches` of `train.batch_size`, drawn
+    /// from `train` by the seed); `None` where the layout has no BatchNorm or the config asks
+    /// for interpolated statistics.
+    pub fn batch_norm_reset(&self, layout: &ModelLayout, train: &Dataset, device: &Device) -> Option<ResetData> {
+        ResetData::new(layout, train, self.path.bn_reset_batches, self.train.batch_size, self.seed, device)
+    }
+
     /// The training settings of A and B after applying the pair's difference.
     pub(super) fn train_configs(&self) -> (TrainConfig, TrainConfig) {
         let (mut a, mut b) = (self.train.clone(), self.train.clone());
@@ -176,6 +186,13 @@ impl ConnectConfig {
         }
         self.repair.validate()?;
         self.path.alphas()?;
+        if self.path.bn_reset_batches > MAX_RESET_BATCHES {
+            return Err(WsaError::invalid(
+                "path.bn_reset_batches",
+                self.path.bn_reset_batches,
+                &format!("must be at most {MAX_RESET_BATCHES} (0 interpolates the statistics instead)"),
+            ));
+        }
         if !(1..=MAX_HISTOGRAM_BINS).contains(&self.histogram_bins) {
             return Err(WsaError::invalid(
                 "histogram_bins",

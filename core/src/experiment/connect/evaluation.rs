@@ -1,14 +1,16 @@
-//! Evaluating an aligned pair as one method: the merged models along the path (repaired when the
-//! method uses REPAIR), the barriers, per-layer scopes and histograms, and a warning for every
+//! Evaluating an aligned pair as one method: the merged models along the path (their BatchNorm
+//! statistics re-estimated where they have BatchNorm, then repaired when the method uses REPAIR),
+//! the barriers, per-layer scopes and histograms, and a warning for every
 //! endpoint that never learned.
 
 use super::alignment::AlignedPair;
 use super::{ConnectConfig, Endpoint, Histograms, LayerComparison, MethodResult, TrainedPair};
+use crate::batch_norm::{self, ResetData};
 use crate::data::Dataset;
 use crate::error::{Result, WsaError};
 use crate::experiment::method::{Alignment, Method};
 use crate::experiment::{Event, Observer};
-use crate::merge::{PathPoint, barriers, evaluate_path, interpolate};
+use crate::merge::{PathPoint, barriers, evaluate_path};
 use crate::model::{HostParams, Params};
 use crate::repair::{self, LayerStats, RepairConfig};
 use crate::scope::{self, Scope};
@@ -16,12 +18,15 @@ use crate::train::{DeviceData, evaluate};
 use burn::tensor::Tensor;
 
 /// Evaluates an aligned pair on the test set: the path, both barriers, per-layer scopes and
-/// histograms of A, B (before and after alignment) and their midpoint.
+/// histograms of A, B (before and after alignment) and their midpoint. Merged models have their
+/// BatchNorm statistics reset over `reset`'s batches where it is given.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn evaluate_method(
     config: &ConnectConfig,
     layers: &[usize],
     test: &DeviceData,
     repair_data: Option<&DeviceData>,
+    reset: Option<&ResetData>,
     method: Method,
     pair: AlignedPair,
     observer: &mut dyn Observer,
@@ -42,6 +47,7 @@ pub(super) async fn evaluate_method(
             b: repair::unit_stats(&pair.b, repair_data, samples).await?,
             data: repair_data,
             config: config.repair,
+            reset,
         })
     } else {
         None
@@ -52,7 +58,7 @@ pub(super) async fn evaluate_method(
             return Err(WsaError::Cancelled);
         }
         match &repairer {
-            None => path.extend(evaluate_path(&pair.a, &pair.b, &[alpha], test).await?),
+            None => path.extend(evaluate_path(&pair.a, &pair.b, &[alpha], test, reset).await?),
             Some(r) => {
                 let merged = r.merged(&host_a, &host_b, alpha, &pair.a.device(), observer).await?;
                 let m = evaluate(&merged.layout, &merged.tensors, test).await?;
@@ -65,7 +71,7 @@ pub(super) async fn evaluate_method(
     // The midpoint is made once, on the device, for the histograms there and the fit statistics
     // (kurtosis, KS) on the host.
     let midpoint = match &repairer {
-        None => interpolate(&pair.a, &pair.b, 0.5)?,
+        None => crate::merge::merged(&pair.a, &pair.b, 0.5, reset).await?,
         Some(r) => r.merged(&host_a, &host_b, 0.5, &pair.a.device(), observer).await?,
     };
     let merged = midpoint.to_host().await?;
@@ -117,17 +123,18 @@ pub(super) async fn evaluate_method(
     Ok((result, TrainedPair { method, a: host_a, b: host_b }))
 }
 
-/// What REPAIR needs to correct a merged model: A's and B's unit statistics and the samples
-/// they were measured on.
+/// What REPAIR needs to correct a merged model: A's and B's unit statistics, the samples they
+/// were measured on, and the batches over which its BatchNorm statistics are reset first.
 struct Repairer<'a> {
     a: Vec<LayerStats>,
     b: Vec<LayerStats>,
     data: &'a DeviceData,
     config: RepairConfig,
+    reset: Option<&'a ResetData>,
 }
 
 impl Repairer<'_> {
-    /// The α-interpolation of A and B, repaired, on `device`.
+    /// The α-interpolation of A and B, its BatchNorm statistics reset, repaired, on `device`.
     async fn merged(
         &self,
         a: &HostParams,
@@ -136,7 +143,10 @@ impl Repairer<'_> {
         device: &burn::tensor::Device,
         observer: &mut dyn Observer,
     ) -> Result<Params> {
-        let merged = a.interpolate(b, alpha)?;
+        let mut merged = a.interpolate(b, alpha)?;
+        if let Some(data) = self.reset.filter(|_| batch_norm::is_merged(alpha)) {
+            merged = batch_norm::reset_host(&merged, data).await?;
+        }
         let target = repair::Target { a: &self.a, b: &self.b, alpha };
         let repaired = repair::repair(&merged, target, self.data, &self.config, device, observer).await?;
         Ok(repaired.to_device(device))

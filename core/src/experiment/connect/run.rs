@@ -9,6 +9,7 @@ use super::training::{PairRun, Setup};
 use super::{
     ConnectConfig, ConnectOutcome, ConnectResult, Endpoint, EpochRecord, MethodResult, PairCurves, TrainedPair,
 };
+use crate::batch_norm::ResetData;
 use crate::data;
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
@@ -115,6 +116,7 @@ async fn run_seed(
         order_seeds,
     };
     let repair_data = repair_samples(config, &split.train, dev);
+    let reset = config.batch_norm_reset(&layout, &split.train, dev);
 
     let mut runs: Vec<(Training, PairRun)> = Vec::new();
     let mut pairs = Vec::new();
@@ -139,10 +141,20 @@ async fn run_seed(
             return Err(WsaError::invalid("methods", method, "its pair was not trained"));
         };
         let aligned = align_pair(config, &layers, method, run, observer).await?;
-        let (mut result, trained) =
-            evaluate_method(config, &layers, &setup.test, repair_data.as_ref(), method, aligned, observer).await?;
+        let (mut result, trained) = evaluate_method(
+            config,
+            &layers,
+            &setup.test,
+            repair_data.as_ref(),
+            reset.as_ref(),
+            method,
+            aligned,
+            observer,
+        )
+        .await?;
         if let Some(curve) = &config.curve {
-            result.curve = Some(method_curve(config, curve, &setup, &result, &trained, observer).await?);
+            result.curve =
+                Some(method_curve(config, curve, &setup, &result, &trained, reset.as_ref(), observer).await?);
         }
         methods.push(result);
         models.push(trained);
@@ -168,13 +180,15 @@ async fn run_seed(
     Ok(ConnectOutcome { result, models })
 }
 
-/// The curve between a method's A and B (B as the method aligned it), trained on A's data.
+/// The curve between a method's A and B (B as the method aligned it), trained on A's data; its
+/// points' BatchNorm statistics reset over `reset`'s batches where it is given.
 async fn method_curve(
     config: &ConnectConfig,
     curve: &CurveConfig,
     setup: &Setup<'_>,
     result: &MethodResult,
     pair: &TrainedPair,
+    reset: Option<&ResetData>,
     observer: &mut dyn Observer,
 ) -> Result<CurveResult> {
     observer.on_event(&Event::Stage(format!("{}: training a {} curve", result.method, curve.kind.name())));
@@ -185,8 +199,18 @@ async fn method_curve(
             .await?;
     observer.on_event(&Event::Stage(format!("{}: evaluating the {} curve", result.method, curve.kind.name())));
     let endpoints = (result.endpoint_a, result.endpoint_b);
-    curve::evaluate_curve(result.method, curve.kind, (&a, &theta, &b), &result.path, endpoints, &setup.test, observer)
-        .await
+    let curve_points = (&a, &theta, &b);
+    curve::evaluate_curve(
+        result.method,
+        curve.kind,
+        curve_points,
+        &result.path,
+        endpoints,
+        &setup.test,
+        reset,
+        observer,
+    )
+    .await
 }
 
 /// Re-evaluates a pair that did not come out of [`run`] (e.g. a model loaded into slot A or B)
@@ -228,5 +252,6 @@ pub(super) async fn evaluate_pair_on(
     let run = PairRun { a: a.to_device(&device.device), b: b.to_device(&device.device), target };
     let aligned = align_pair(config, &layers, method, &run, observer).await?;
     let repair_data = repair_samples(config, &split.train, &device.device);
-    evaluate_method(config, &layers, &test, repair_data.as_ref(), method, aligned, observer).await
+    let reset = config.batch_norm_reset(&a.layout, &split.train, &device.device);
+    evaluate_method(config, &layers, &test, repair_data.as_ref(), reset.as_ref(), method, aligned, observer).await
 }
