@@ -660,3 +660,77 @@ fn the_page_does_not_grow_over_twenty_runs() {
         );
     }
 }
+
+/// The page with files dropped on it (`--drop`): the driver's output, the page's result with
+/// how long the drop took to read and to compare.
+fn drop_on_page(name: &str, files: &[PathBuf]) -> serde_json::Value {
+    let out = repo().join("out/web");
+    std::fs::create_dir_all(&out).expect("out/web");
+    let screenshot = out.join(format!("page-{name}.png"));
+    let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let output = Command::new("node")
+        .arg(repo().join("web/tests/browser.mjs"))
+        .args(["--path", "cpu", "--drop", &list.join(",")])
+        .arg("--screenshot")
+        .arg(&screenshot)
+        .output()
+        .expect("node runs");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "the {name} page failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    eprintln!("{name}: screenshot {}", screenshot.display());
+    serde_json::from_slice(&output.stdout).expect("the page's result is JSON")
+}
+
+/// A user's own pair in the page: two PyTorch MLPs and the CSV they were trained on
+/// (tests/fixtures/pair, written by its make.py), dropped on the page at once. The page reads
+/// them in the browser, compares the pair with the methods that need no training, and gets the
+/// native engine's numbers for the config it ran (its data file read from the same bytes).
+#[test]
+#[ignore = "needs Chromium, node, playwright-core and the web bundle; CI runs it"]
+fn a_pair_and_its_data_dropped_on_the_page_are_compared() {
+    let fixtures = repo().join("tests/fixtures/pair");
+    let files: Vec<PathBuf> =
+        ["mlp_b.safetensors", "mlp_a.safetensors", "blobs.csv"].iter().map(|n| fixtures.join(n)).collect();
+    let page = {
+        let _one_browser = browser();
+        drop_on_page("drop", &files)
+    };
+    eprintln!("drop: {}", page["drop"]);
+    check_security("drop", &page);
+    assert_eq!(page["difference"], "a given pair: mlp_a.safetensors and mlp_b.safetensors", "{page}");
+    assert_eq!(page["dataset"], "blobs.csv", "{page}");
+    let config: ConnectConfig = serde_json::from_value(page["config"].clone()).expect("the page's config");
+    let read = |name: &str| wsa_core::infer::load_user_model(&fixtures.join(name)).expect("a fixture").params;
+    let pair = connect::GivenPair::new(
+        read("mlp_a.safetensors"),
+        read("mlp_b.safetensors"),
+        ["mlp_a.safetensors".into(), "mlp_b.safetensors".into()],
+    )
+    .expect("a pair");
+    let mut held = wsa_core::data::Memory::default();
+    held.insert("blobs.csv", std::fs::read(fixtures.join("blobs.csv")).expect("the CSV"));
+    let native = wsa_core::wait(connect::evaluate_given_pair(&config, &device::cpu(), &pair, &held, &mut Silent))
+        .expect("the native run")
+        .result;
+    let methods = page["methods"].as_array().expect("methods");
+    assert_eq!(methods.len(), 5, "{page}");
+    for (p, n) in methods.iter().zip(&native.methods) {
+        assert_eq!(p["name"].as_str(), Some(n.method.name()));
+        assert!(n.endpoint_a.accuracy > 0.9 && n.endpoint_b.accuracy > 0.9, "{}: the pair scores", n.method);
+        // No training: evaluating given models differs only by wasm32's SIMD sums.
+        for (key, expected) in [
+            ("loss_barrier", n.barriers.loss),
+            ("accuracy_barrier", n.barriers.accuracy),
+            ("accuracy_a", n.endpoint_a.accuracy),
+            ("accuracy_b", n.endpoint_b.accuracy),
+        ] {
+            let got = p[key].as_f64().unwrap_or(f64::NAN);
+            assert!((got - expected).abs() <= 1e-4, "{} {key}: page {got} vs native {expected}", n.method);
+        }
+    }
+}

@@ -52,6 +52,9 @@ pub struct Settings {
     pub model_path: String,
     /// The file or folder typed in the Your models tab (natively; the page picks in a dialog).
     pub given_path: String,
+    /// How the values of a data set handed over in Your models are normalised: as the models
+    /// were trained (a CSV of 0-255 pixels a PyTorch user divided by 255, say).
+    pub given_normalisation: wsa_core::data::Normalisation,
     pub debug_overlay: bool,
     /// Federated settings; data, model and seed come from `config` when a run starts.
     pub fed: FedConfig,
@@ -89,6 +92,7 @@ impl Default for Settings {
             export_dir: "out/app".into(),
             model_path: String::new(),
             given_path: String::new(),
+            given_normalisation: wsa_core::data::Normalisation::default(),
             debug_overlay: false,
             fed: FedConfig { use_wsa: true, ..FedConfig::default() },
             fed_compare: true,

@@ -679,8 +679,17 @@ fn a_pair_and_its_data_dropped_on_the_window_are_read_and_compared() {
     .expect("the engine's run");
     assert_eq!(engine.result.methods, shown.methods);
 
-    // What cannot be taken is said, and a third model starts a new pair.
+    // The data is normalised as the models were trained: unticked, it is read again as is.
     harness.state_mut().settings.tab = wsa_lab_app::state::Tab::Given;
+    harness.run_steps(2);
+    harness.get_by_label("then standardise").click();
+    wait_for_reading(&mut harness);
+    assert!(!harness.state().settings.given_normalisation.standardise);
+    assert!(
+        harness.query_by_label_contains("3 classes · 8-bit pixels divided by 255, other values as they are").is_some()
+    );
+
+    // What cannot be taken is said, and a third model starts a new pair.
     let dir = std::env::temp_dir().join(format!("wsa-lab-ui-given-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     for (name, bytes) in [("model.pt", &b"\x80\x02}q\x00."[..]), ("notes.txt", b"hello")] {

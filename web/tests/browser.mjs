@@ -5,6 +5,7 @@
 //
 //   node web/tests/browser.mjs --path cpu|webgpu|webgpu-fault --config <config.json>
 //        --screenshot <file.png> [--files <dir>]
+//   node web/tests/browser.mjs --path cpu --drop <file,file,...> --screenshot <file.png>
 //
 // The page is asked for the GPU on every path. "cpu": a plain headless browser, which offers no
 // WebGPU adapter, so the page must fall back to the CPU backend. "webgpu": Chromium's
@@ -42,6 +43,11 @@
 // and worker) and records the wasm memory of the page's and the worker's instances and the JS
 // heaps; the result JSON is then {"soak": [{run, seconds, page_wasm_bytes, ...}], "load": ...}
 // and the series is printed to stderr.
+// With --drop <file,file,...>, the page opens without an experiment (no autorun) and the test
+// drops those files on its canvas at once (a synthetic drop event carrying File objects, as a
+// drag from the desktop does), waits until the page has read them and shows "Compare the pair",
+// clicks it and waits for the result: the JSON is the page's result with "drop" (seconds from
+// the drop to the button, and to the result, by the driver's clock).
 // Every mode serves the page's Content-Security-Policy (index.html's <meta> tag) as a header, as
 // scripts/serve-web.py does, listens for policy violations in the page and its worker, records
 // every request the page and its worker make, and at the end checks that the policy is in force
@@ -211,6 +217,40 @@ async function exerciseFiles(page, dir) {
   await page.waitForFunction((b) => document.getElementById('wsa-lab-result').textContent !== b, before,
     { timeout: 60000, polling: 200 });
   return { downloads: saved, reloaded: JSON.parse(await page.textContent('#wsa-lab-result')) };
+}
+
+// Drops `files` on the page's canvas as one drag from the desktop would (a DataTransfer of
+// File objects), then compares the pair the page read: seconds from the drop to the page's
+// "Compare the pair" button, and to its result.
+async function dropAndCompare(page, files) {
+  await page.waitForFunction(() => document.body.hasAttribute('data-wsa-lab-target-tour-start'), null, { timeout: 60000 });
+  const payload = files.map((f) => ({ name: path.basename(f), data: fs.readFileSync(f).toString('base64') }));
+  const started = Date.now();
+  await page.evaluate((payload) => {
+    const transfer = new DataTransfer();
+    for (const f of payload) {
+      const bytes = Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0));
+      transfer.items.add(new File([bytes], f.name));
+    }
+    const canvas = document.querySelector('canvas');
+    for (const type of ['dragenter', 'dragover', 'drop']) {
+      canvas.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }
+  }, payload);
+  await page.waitForFunction(() => document.body.hasAttribute('data-wsa-lab-target-compare-given'), null,
+    { timeout: 60000, polling: 50 });
+  const read = (Date.now() - started) / 1000;
+  // The button is published once drawn: one frame more and it takes the click.
+  await page.waitForTimeout(100);
+  await click(page, 'compare-given');
+  await page.waitForFunction(() => ['done', 'failed'].includes(document.body.dataset.wsaLab), null,
+    { timeout: timeoutMs, polling: 50 });
+  if (await page.evaluate(() => document.body.dataset.wsaLab) === 'failed') {
+    throw new Error(`the comparison failed: ${await page.textContent('#wsa-lab-result')}`);
+  }
+  const result = (Date.now() - started) / 1000;
+  console.error(`drop: ${files.length} files read in ${read.toFixed(2)} s; the pair compared ${result.toFixed(2)} s after the drop`);
+  return { seconds_to_compare_button: read, seconds_to_result: result };
 }
 
 // The Loss plane tab end to end: compute, look, click a point, see its model's scopes.
@@ -431,6 +471,16 @@ try {
     await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu#tour=1`);
     const tour = await walkTour(page, Number(args.tour), args.shots ?? 'out/web');
     console.log(JSON.stringify({ tour, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
+    await browser.close();
+    server.close();
+    process.exit(0);
+  }
+  if (args.drop) {
+    await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu`);
+    const drop = await dropAndCompare(page, args.drop.split(','));
+    if (args.screenshot) await page.screenshot({ path: args.screenshot });
+    const result = JSON.parse(await page.textContent('#wsa-lab-result'));
+    console.log(JSON.stringify({ ...result, drop, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
     await browser.close();
     server.close();
     process.exit(0);

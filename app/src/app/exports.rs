@@ -5,10 +5,12 @@
 
 use super::Notice;
 use crate::views::Export;
-use crate::{AppError, platform};
+use crate::{AppError, AppResult, platform};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use wsa_core::experiment::connect::{ConnectResult, TrainedPair};
+use wsa_core::experiment::method::Method;
+use wsa_core::model::HostParams;
 use wsa_figures::files;
 
 #[derive(Default)]
@@ -64,18 +66,36 @@ impl Exports {
             Export::Merged { method, index } => {
                 let (pair, m) = (models.get(method)?, result.methods.get(method)?);
                 let alpha = m.path.get(index).map_or(0.5, |p| p.alpha);
-                let file = format!("models/{}-merged-alpha{alpha:.2}.safetensors", m.method);
+                let file = merged_file_name(m.method, alpha);
                 pair.a
                     .interpolate(&pair.b, alpha)
-                    .and_then(|merged| wsa_core::io::model_bytes(&merged))
                     .map_err(AppError::from)
-                    .and_then(|bytes| platform::save_file(dir, &file, &bytes))
-                    .map(|()| vec![file])
+                    .and_then(|merged| save_model(dir, &file, &merged))
             }
         };
-        Some(match outcome {
-            Ok(names) => Notice { text: platform::saved_notice(&names, dir), is_error: false },
-            Err(e) => Notice { text: e.to_string(), is_error: true },
-        })
+        Some(saved_notice(outcome, dir))
+    }
+
+    /// Saves a merged model a job formed (its BatchNorm statistics re-estimated) as `file`.
+    pub fn save_merged(&self, dir: &Path, file: &str, model: &HostParams) -> Notice {
+        saved_notice(save_model(dir, file, model), dir)
+    }
+}
+
+/// Where the merged model of `method` at `alpha` is saved, in the export folder.
+pub fn merged_file_name(method: Method, alpha: f64) -> String {
+    format!("models/{method}-merged-alpha{alpha:.2}.safetensors")
+}
+
+fn save_model(dir: &Path, file: &str, model: &HostParams) -> AppResult<Vec<String>> {
+    let bytes = wsa_core::io::model_bytes(model)?;
+    platform::save_file(dir, file, &bytes)?;
+    Ok(vec![file.to_string()])
+}
+
+fn saved_notice(outcome: AppResult<Vec<String>>, dir: &Path) -> Notice {
+    match outcome {
+        Ok(names) => Notice { text: platform::saved_notice(&names, dir), is_error: false },
+        Err(e) => Notice { text: e.to_string(), is_error: true },
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use wsa_core::WsaError;
 use wsa_core::checkpoint::{self, Comparison};
-use wsa_core::data::{self, DataConfig, DatasetSpec, Disk, FileDataset, FileSource, Memory};
+use wsa_core::data::{self, DataConfig, DatasetSpec, Disk, FileDataset, FileSource, Memory, Normalisation};
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::GivenPair;
 use wsa_core::infer::{self, LayoutHints};
@@ -34,6 +34,14 @@ pub struct GivenFiles {
     pub refused: Vec<String>,
     inbox: FileInbox,
     reading: Option<Pending<Reading>>,
+    read_with: Option<DataSplitting>,
+}
+
+/// How a data set handed over is split (the run's seed) and normalised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DataSplitting {
+    pub seed: u64,
+    pub normalisation: Normalisation,
 }
 
 /// What the files hold, read in the background.
@@ -77,7 +85,7 @@ impl GivenFiles {
 
     /// Sorts the files that arrived into their places and starts reading them again with the
     /// data split of `base` (fraction and seed); true when any arrived.
-    pub fn take_arrived(&mut self, base: &DataConfig, seed: u64, ctx: &egui::Context) -> bool {
+    pub fn take_arrived(&mut self, base: &DataConfig, split: DataSplitting, ctx: &egui::Context) -> bool {
         let arrived: Vec<AppResult<HandedFile>> =
             self.inbox.lock().map(|mut inbox| std::mem::take(&mut *inbox)).unwrap_or_default();
         if arrived.is_empty() {
@@ -89,7 +97,7 @@ impl GivenFiles {
                 Err(e) => self.refused.push(e.to_string()),
             }
         }
-        self.read_again(base, seed, ctx);
+        self.read_again(base, split, ctx);
         true
     }
 
@@ -141,20 +149,36 @@ impl GivenFiles {
         self.reading.as_ref().and_then(Pending::get)
     }
 
+    /// The files a run on `data` reads, where the page holds them: those of the data set handed
+    /// over when `data` is it (a job in the page's worker has no other copy).
+    pub fn files_for(&self, data: &DataConfig) -> Option<Memory> {
+        match &self.reading()?.data {
+            Some((_, Ok(summary))) if &summary.config == data => summary.files.clone(),
+            _ => None,
+        }
+    }
+
     /// Whether files are being read.
     pub fn is_reading(&self) -> bool {
         self.reading.as_ref().is_some_and(|r| r.get().is_none())
     }
 
-    /// Reads every file again (in the background): the set changed, or the split did.
-    pub fn read_again(&mut self, base: &DataConfig, seed: u64, ctx: &egui::Context) {
+    /// Reads every file again (in the background): the set changed, or how the data is split
+    /// and normalised did.
+    pub fn read_again(&mut self, base: &DataConfig, split: DataSplitting, ctx: &egui::Context) {
         if self.models.is_empty() && self.data.is_none() {
             self.reading = None;
             return;
         }
         let (models, layouts, data) = (self.models.clone(), self.layouts.clone(), self.data.clone());
         let base = base.clone();
-        self.reading = Some(platform::compute(ctx, move || read(&models, &layouts, data.as_ref(), &base, seed)));
+        self.read_with = Some(split);
+        self.reading = Some(platform::compute(ctx, move || read(&models, &layouts, data.as_ref(), &base, split)));
+    }
+
+    /// How the data was last read, to read it again when that changes.
+    pub fn read_with(&self) -> Option<DataSplitting> {
+        self.read_with
     }
 }
 
@@ -165,7 +189,7 @@ fn read(
     layouts: &[HandedFile],
     data: Option<&HandedFile>,
     base: &DataConfig,
-    seed: u64,
+    split: DataSplitting,
 ) -> Reading {
     let read_models: Vec<(String, AppResult<LoadedModel>)> =
         models.iter().map(|file| (file.name(), read_model(file, layouts))).collect();
@@ -183,7 +207,7 @@ fn read(
         (Some(Err(_)), [a, b]) => Some(compare_checkpoints(a, b)),
         _ => None,
     };
-    let data = data.map(|file| (file.name(), read_data(file, base, seed)));
+    let data = data.map(|file| (file.name(), read_data(file, base, split)));
     Reading { models: read_models, pair, data, checkpoints }
 }
 
@@ -229,9 +253,11 @@ fn bytes_of(file: &HandedFile) -> AppResult<Arc<[u8]>> {
     }
 }
 
-/// The data set in `file`, all of it, split as `base` says.
-fn read_data(file: &HandedFile, base: &DataConfig, seed: u64) -> AppResult<DataSummary> {
-    let dataset = FileDataset::of_given_file(&file.origin, file.is_folder())?;
+/// The data set in `file`, all of it, split as `base` and `split` say.
+fn read_data(file: &HandedFile, base: &DataConfig, split: DataSplitting) -> AppResult<DataSummary> {
+    let mut dataset = FileDataset::of_given_file(&file.origin, file.is_folder())?;
+    dataset.normalisation = split.normalisation;
+    let seed = split.seed;
     let config = DataConfig { dataset: DatasetSpec::File(dataset), max_train: None, max_test: None, ..base.clone() };
     let files = match &file.content {
         FileContent::Bytes(bytes) => {

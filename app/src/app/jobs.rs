@@ -89,6 +89,7 @@ impl LiveRun {
             }
             JobRequest::Reevaluate { config, .. } => LiveRun { total: config.path.points, ..LiveRun::default() },
             JobRequest::Plane { .. } => LiveRun::default(),
+            JobRequest::MergedModel { .. } => LiveRun::default(),
             JobRequest::GivenPair { config, .. } => {
                 LiveRun { total: config.path.points * config.methods.len(), ..LiveRun::default() }
             }

@@ -13,7 +13,7 @@ mod guide;
 mod jobs;
 mod models;
 
-pub use given::{DataSummary, GivenFiles, Reading};
+pub use given::{DataSplitting, DataSummary, GivenFiles, Reading};
 pub use guide::TourGuide;
 pub use jobs::{Jobs, LiveRun, RunTiming};
 pub use models::Models;
@@ -25,7 +25,7 @@ use crate::platform::{self, PickedModel, Publish};
 use crate::results::{Kind, PlaneResult, ResultStore, Results};
 use crate::state::{self, Settings, Tab};
 use crate::tour::{StepRun, Tour};
-use crate::views::{self, Action, TourAction, View, ViewState};
+use crate::views::{self, Action, Export, TourAction, View, ViewState};
 use exports::Exports;
 use jobs::{JobUpdate, LIVE_FRAME_INTERVAL};
 use models::LoadedPair;
@@ -277,6 +277,24 @@ impl WsaLabApp {
         }
     }
 
+    /// Whether the merged model of method `method`'s pair has BatchNorm statistics, which the
+    /// training data re-estimates (in a job) before it is saved.
+    fn merged_needs_data(&self, method: usize) -> bool {
+        self.models.pairs.get(method).is_some_and(|pair| wsa_core::batch_norm::has_running_stats(&pair.a.layout))
+    }
+
+    /// Forms the merged model at path point `index` of method `method` in the background (its
+    /// BatchNorm statistics re-estimated on the run's training data), then saves it.
+    fn start_merged_model(&mut self, method: usize, index: usize, ctx: &egui::Context) {
+        let (Some(result), Some(pair)) = (self.results.connect(), self.models.pairs.get(method)) else { return };
+        let Some(m) = result.methods.get(method) else { return };
+        let alpha = m.path.get(index).map_or(0.5, |p| p.alpha);
+        let file = exports::merged_file_name(m.method, alpha);
+        let (config, pair) = (result.config.clone(), pair.clone());
+        let files = self.given.files_for(&config.data);
+        self.start_job(JobRequest::MergedModel { config, pair, alpha, file, files }, ctx);
+    }
+
     /// The loss plane through the selected method's A and B and a curve's control point.
     fn start_plane(&mut self, ctx: &egui::Context) {
         let Some(result) = self.results.connect() else { return };
@@ -358,6 +376,9 @@ impl WsaLabApp {
             Action::Cancel => self.jobs.cancel(),
             Action::SavePlot { name, rect } => {
                 self.exports.save_plot_png(ctx, Path::new(&self.settings.export_dir), &name, rect);
+            }
+            Action::Export(Export::Merged { method, index }) if self.merged_needs_data(method) => {
+                self.start_merged_model(method, index, ctx);
             }
             Action::Export(export) => {
                 let Some(result) = self.results.connect() else { return };
@@ -463,6 +484,10 @@ impl WsaLabApp {
                 self.settings.tab = Tab::Plane;
                 self.save_results(&[Kind::Plane]);
             }
+            Ok(JobOutput::MergedModel { file, model }) => {
+                let notice = self.exports.save_merged(Path::new(&self.settings.export_dir), &file, &model);
+                self.notices.push(notice);
+            }
             Ok(JobOutput::Federated(outcome)) => {
                 self.results.set_federated(outcome.result);
                 self.settings.tab = Tab::Federated;
@@ -540,8 +565,11 @@ impl eframe::App for WsaLabApp {
             self.load_model_into(ctx, model);
         }
         self.given.take_dropped(ctx);
-        if self.given.take_arrived(&self.settings.config.data, self.settings.config.seed, ctx) {
+        let split = DataSplitting { seed: self.settings.config.seed, normalisation: self.settings.given_normalisation };
+        if self.given.take_arrived(&self.settings.config.data, split, ctx) {
             self.settings.tab = Tab::Given;
+        } else if self.given.read_with().is_some_and(|before| before != split) {
+            self.given.read_again(&self.settings.config.data, split, ctx);
         }
     }
 

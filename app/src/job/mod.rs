@@ -23,6 +23,7 @@ use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::plane::{PlaneConfig, PlaneOutcome};
 use wsa_core::experiment::{Event, Observer};
+use wsa_core::model::HostParams;
 
 /// What a job is asked to do: plain data, so that it can be handed to a thread or posted to the
 /// page's worker.
@@ -41,6 +42,10 @@ pub enum JobRequest {
     /// `config`'s data: its files read from `files` where the page holds them (the worker has
     /// no other copy), else from the disk.
     GivenPair { config: ConnectConfig, pair: GivenPair, files: Option<Memory> },
+    /// The model at `alpha` on `pair`'s path, to be saved as `file` (`connect::merged_model`:
+    /// a model with BatchNorm needs the training data to re-estimate its statistics; its files
+    /// read from `files` where the page holds them).
+    MergedModel { config: ConnectConfig, pair: TrainedPair, alpha: f64, file: String, files: Option<Memory> },
 }
 
 impl JobRequest {
@@ -52,6 +57,7 @@ impl JobRequest {
             JobRequest::Reevaluate { .. } => "evaluating the loaded pair",
             JobRequest::Plane { .. } => "computing the loss plane",
             JobRequest::GivenPair { .. } => "evaluating your pair",
+            JobRequest::MergedModel { .. } => "merging the model to save",
         }
     }
 
@@ -61,7 +67,8 @@ impl JobRequest {
             JobRequest::Connect(config)
             | JobRequest::Reevaluate { config, .. }
             | JobRequest::Plane { config, .. }
-            | JobRequest::GivenPair { config, .. } => config.flops_per_step(),
+            | JobRequest::GivenPair { config, .. }
+            | JobRequest::MergedModel { config, .. } => config.flops_per_step(),
             JobRequest::Federated { config, .. } => config.flops_per_step(),
         }
     }
@@ -72,7 +79,8 @@ impl JobRequest {
             JobRequest::Connect(config)
             | JobRequest::Reevaluate { config, .. }
             | JobRequest::Plane { config, .. }
-            | JobRequest::GivenPair { config, .. } => &config.data,
+            | JobRequest::GivenPair { config, .. }
+            | JobRequest::MergedModel { config, .. } => &config.data,
             JobRequest::Federated { config, .. } => &config.data,
         }
     }
@@ -88,6 +96,11 @@ pub enum JobOutput {
         method_index: usize,
         result: Box<MethodResult>,
         pair: Box<TrainedPair>,
+    },
+    /// A merged model to save as `file`.
+    MergedModel {
+        file: String,
+        model: Box<HostParams>,
     },
     /// The loss plane of a method's pair, with the third model it goes through.
     Plane {
@@ -250,6 +263,17 @@ pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobOb
             })
             .await?;
             Ok(JobOutput::Connect(Box::new(outcome)))
+        }
+        JobRequest::MergedModel { config, pair, alpha, file, files } => {
+            let source: &dyn FileSource = match &files {
+                Some(memory) => memory,
+                None => &Disk,
+            };
+            let model = with_cpu_fallback(device, observer, async |device, _observer| {
+                connect::merged_model(&config, device, &pair, alpha, source).await
+            })
+            .await?;
+            Ok(JobOutput::MergedModel { file, model: Box::new(model) })
         }
     }
 }

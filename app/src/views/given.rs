@@ -133,7 +133,7 @@ fn models(ui: &mut Ui, given: &GivenFiles, reading: &Reading) {
 }
 
 /// The data set handed over, or which of the lab's is used.
-fn data(app: &View<'_>, ui: &mut Ui, reading: &Reading) {
+fn data(app: &mut View<'_>, ui: &mut Ui, reading: &Reading) {
     match &reading.data {
         Some((name, Ok(DataSummary { train, test, sample_shape, classes, config, .. }))) => {
             let normalisation = match &config.dataset {
@@ -147,8 +147,12 @@ fn data(app: &View<'_>, ui: &mut Ui, reading: &Reading) {
                 ))
                 .strong(),
             );
+            normalisation_controls(app, ui);
         }
-        Some((name, Err(e))) => error_line(ui, &format!("Data {name}: {e}")),
+        Some((name, Err(e))) => {
+            error_line(ui, &format!("Data {name}: {e}"));
+            normalisation_controls(app, ui);
+        }
         None => {
             ui.label(format!(
                 "Data: none handed over; the Experiment panel's data set ({}) is used.",
@@ -156,6 +160,24 @@ fn data(app: &View<'_>, ui: &mut Ui, reading: &Reading) {
             ));
         }
     }
+}
+
+/// How the data's values are normalised: as the models were trained. The data is read again
+/// when this changes.
+fn normalisation_controls(app: &mut View<'_>, ui: &mut Ui) {
+    let normalisation = &mut app.settings.given_normalisation;
+    ui.horizontal_wrapped(|ui| {
+        let mut divide = normalisation.divide_by.is_some();
+        ui.checkbox(&mut divide, "divide every value by")
+            .on_hover_text("Off: 8-bit pixels (images, uint8 arrays, CIFAR) are divided by 255, other values are kept");
+        let mut by = normalisation.divide_by.unwrap_or(255.0);
+        ui.add_enabled(divide, egui::DragValue::new(&mut by).range(1e-6..=1e9).speed(1.0));
+        normalisation.divide_by = divide.then_some(by);
+        ui.checkbox(&mut normalisation.standardise, "then standardise").on_hover_text(
+            "Mean 0 and std 1 on the training split: per feature for a table, over all values for images",
+        );
+        ui.label("— as your models were trained.");
+    });
 }
 
 /// What comparing the pair does, and the button that does it.

@@ -112,6 +112,8 @@ pub fn publish_result(result: &wsa_core::experiment::connect::ConnectResult, tim
         "timing": timing,
         "device": result.device,
         "dataset": result.dataset,
+        "difference": result.difference,
+        "config": result.config,
         "methods": result.methods.iter().map(|v| serde_json::json!({
             "name": v.method,
             "loss_barrier": v.barriers.loss,

@@ -360,7 +360,11 @@ fn normalise(train: &mut Dataset, test: &mut Dataset, images: bool) {
             }
         }
         let mean = sum / n.max(1) as f64;
-        let std = ((sq / n.max(1) as f64) - mean * mean).max(0.0).sqrt().max(1e-6);
+        // A feature constant over the training split (a border pixel of a CSV of images) is only
+        // centred, as scikit-learn's StandardScaler does: dividing by its near-zero spread would
+        // blow a test sample's few nonzero values up by a factor of a million.
+        let std = ((sq / n.max(1) as f64) - mean * mean).max(0.0).sqrt();
+        let std = if std < 1e-6 { 1.0 } else { std };
         for set in [&mut *train, &mut *test] {
             for i in 0..set.len() {
                 for &j in &group {
@@ -380,6 +384,31 @@ pub fn dataset_dir(data_dir: &Path, name: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A feature constant over the training split is centred, not divided by its zero spread:
+    /// a test sample's other value stays its difference from the constant.
+    #[test]
+    fn a_feature_constant_in_training_is_only_centred() {
+        let mut files = Memory::default();
+        files.insert("train.csv", b"x,c,label\n1,7,0\n2,7,1\n3,7,0\n4,7,1\n".to_vec());
+        files.insert("test.csv", b"x,c,label\n2.5,9,0\n".to_vec());
+        let dataset = files::FileDataset {
+            format: files::FileFormat::Csv {
+                train: "train.csv".into(),
+                test: Some("test.csv".into()),
+                label_column: None,
+                header: files::Header::Auto,
+            },
+            normalisation: files::Normalisation::default(),
+        };
+        let config = DataConfig { dataset: DatasetSpec::File(dataset), ..DataConfig::default() };
+        let split = load_from(&config, 1, &files).expect("the CSV pair");
+        let constant: Vec<f32> = split.train.features.iter().skip(1).step_by(2).copied().collect();
+        assert_eq!(constant, [0.0; 4], "centred");
+        assert_eq!(split.test.features[1], 2.0, "9 - 7, not divided by a spread of zero");
+        let (mean, std) = (2.5f64, 1.25f64.sqrt());
+        assert!((f64::from(split.test.features[0]) - (2.5 - mean) / std).abs() < 1e-6);
+    }
 
     #[test]
     fn digits_split_is_seeded_normalised_and_complete() {

@@ -93,6 +93,7 @@ pub async fn evaluate_given_pair(
     files: &dyn FileSource,
     observer: &mut dyn Observer,
 ) -> Result<ConnectOutcome> {
+    config.validate()?;
     let split = data::load_from(&config.data, config.seed, files)?;
     pair.check_fits(&split.name, &split)?;
     let mut methods = Vec::new();

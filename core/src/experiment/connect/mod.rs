@@ -24,4 +24,4 @@ pub use result::{
     AlignmentReport, ConnectOutcome, ConnectResult, Endpoint, EpochRecord, Histograms, LayerComparison, MethodResult,
     PairCurves, TrainedPair,
 };
-pub use run::{evaluate_pair, run};
+pub use run::{evaluate_pair, merged_model, run};

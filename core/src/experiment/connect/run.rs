@@ -229,6 +229,27 @@ pub async fn evaluate_pair(
     evaluate_pair_on(config, device, method, a, b, &split, observer).await
 }
 
+/// The model at `alpha` on `pair`'s straight path, as the path evaluated it: the interpolation
+/// of A and B, with its BatchNorm statistics re-estimated on the config's training data (its
+/// files read from `files`) where the model has any. What the app saves as "the merged model".
+pub async fn merged_model(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    pair: &TrainedPair,
+    alpha: f64,
+    files: &dyn data::FileSource,
+) -> Result<HostParams> {
+    let merged = pair.a.interpolate(&pair.b, alpha)?;
+    if !crate::batch_norm::has_running_stats(&merged.layout) || !crate::batch_norm::is_merged(alpha) {
+        return Ok(merged);
+    }
+    let split = data::load_from(&config.data, config.seed, files)?;
+    match config.batch_norm_reset(&merged.layout, &split.train, &device.device) {
+        Some(reset) => crate::batch_norm::reset_host(&merged, &reset).await,
+        None => Ok(merged),
+    }
+}
+
 /// [`evaluate_pair`] on the config's data already loaded (`split`), which a caller evaluating
 /// one pair with several methods loads once.
 pub(super) async fn evaluate_pair_on(
