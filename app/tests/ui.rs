@@ -607,7 +607,8 @@ impl egui::DroppedFile for DroppedOnDisk {
 /// Steps frames until the files handed over are read (in the background).
 fn wait_for_reading(harness: &mut Harness<'_, WsaLabApp>) {
     let started = Instant::now();
-    harness.step();
+    // A click's release, or a file's arrival, is taken in by the frames after it.
+    harness.run_steps(3);
     while harness.state().given.is_reading() {
         assert!(started.elapsed() < Duration::from_secs(60), "the files were not read in a minute");
         std::thread::sleep(Duration::from_millis(20));
@@ -696,13 +697,29 @@ fn a_pair_and_its_data_dropped_on_the_window_are_read_and_compared() {
         std::fs::write(dir.join(name), bytes).expect("write");
         harness.input_mut().dropped_files.push(std::sync::Arc::new(DroppedOnDisk(dir.join(name))));
     }
+    // The same file again (fixed, say) replaces itself: the pair stays.
     harness.input_mut().dropped_files.push(std::sync::Arc::new(DroppedOnDisk(fixtures.join("mlp_b.safetensors"))));
     wait_for_reading(&mut harness);
     let refused = harness.state().given.refused.clone();
     assert!(refused.iter().any(|r| r.contains("model.pt") && r.contains("safetensors")), "{refused:?}");
     assert!(refused.iter().any(|r| r.contains("notes.txt") && r.contains("no data format")), "{refused:?}");
-    let models: Vec<String> = harness.state().given.model_files().iter().map(|f| f.name()).collect();
-    assert_eq!(models, ["mlp_b.safetensors"], "a third model starts a new pair");
-    assert!(harness.query_by_label_contains("Drop or pick a second model file").is_some());
+    let models = |harness: &Harness<'_, WsaLabApp>| -> Vec<String> {
+        harness.state().given.model_files().iter().map(|f| f.name()).collect()
+    };
+    assert_eq!(models(&harness), ["mlp_a.safetensors", "mlp_b.safetensors"], "B dropped again replaces B");
+    let third = dir.join("mlp_c.safetensors");
+    std::fs::copy(fixtures.join("mlp_a.safetensors"), &third).expect("copy");
+    harness.input_mut().dropped_files.push(std::sync::Arc::new(DroppedOnDisk(third)));
+    wait_for_reading(&mut harness);
+    assert_eq!(models(&harness), ["mlp_c.safetensors"], "a third model starts a new pair");
+    // A model of another architecture: why the pair cannot be compared is said.
+    let cnn = fixtures.join("../torch/batchnorm_cnn.safetensors");
+    harness.input_mut().dropped_files.push(std::sync::Arc::new(DroppedOnDisk(cnn)));
+    wait_for_reading(&mut harness);
+    assert!(
+        harness.query_by_label_contains("The pair cannot be compared as models: architectures differ").is_some(),
+        "the mismatch is shown"
+    );
+    assert!(harness.query_by_label_contains("Their tensors could not be compared either").is_some());
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -237,8 +237,11 @@ async function dropAndCompare(page, files) {
       canvas.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
     }
   }, payload);
-  await page.waitForFunction(() => document.body.hasAttribute('data-wsa-lab-target-compare-given'), null,
-    { timeout: 60000, polling: 50 });
+  // Each file is read on its own: the pair can be ready before the data set is.
+  const withData = payload.some((f) => !f.name.endsWith('.safetensors') && !f.name.endsWith('.json'));
+  await page.waitForFunction((withData) => document.body.hasAttribute('data-wsa-lab-target-compare-given')
+    && (!withData || document.body.hasAttribute('data-wsa-lab-target-given-data')),
+    withData, { timeout: 60000, polling: 50 });
   const read = (Date.now() - started) / 1000;
   // The button is published once drawn: one frame more and it takes the click.
   await page.waitForTimeout(100);

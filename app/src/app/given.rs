@@ -37,10 +37,11 @@ pub struct GivenFiles {
     read_with: Option<DataSplitting>,
 }
 
-/// How a data set handed over is split (the run's seed) and normalised.
+/// How a data set handed over is split (the share held out for testing; which samples, the
+/// run's seed, changes no count shown) and normalised.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DataSplitting {
-    pub seed: u64,
+    pub test_fraction: f64,
     pub normalisation: Normalisation,
 }
 
@@ -107,10 +108,11 @@ impl GivenFiles {
         let name = file.name();
         let lower = name.to_ascii_lowercase();
         if lower.ends_with(".safetensors") {
+            // The same file again (after fixing it) replaces itself; a third starts a new pair.
+            self.models.retain(|m| m.origin != file.origin);
             if self.models.len() == 2 {
                 self.models.clear();
             }
-            self.models.retain(|m| m.origin != file.origin);
             self.models.push(file);
             self.models.sort_by_key(HandedFile::name);
         } else if lower.ends_with(".layout.json") {
@@ -257,8 +259,15 @@ fn bytes_of(file: &HandedFile) -> AppResult<Arc<[u8]>> {
 fn read_data(file: &HandedFile, base: &DataConfig, split: DataSplitting) -> AppResult<DataSummary> {
     let mut dataset = FileDataset::of_given_file(&file.origin, file.is_folder())?;
     dataset.normalisation = split.normalisation;
-    let seed = split.seed;
-    let config = DataConfig { dataset: DatasetSpec::File(dataset), max_train: None, max_test: None, ..base.clone() };
+    let config = DataConfig {
+        dataset: DatasetSpec::File(dataset),
+        max_train: None,
+        max_test: None,
+        test_fraction: split.test_fraction,
+        ..base.clone()
+    };
+    // Read to count and check: the samples a run draws follow its own seed.
+    let seed = 0;
     let files = match &file.content {
         FileContent::Bytes(bytes) => {
             let mut memory = Memory::default();

@@ -286,6 +286,9 @@ impl WsaLabApp {
     /// Forms the merged model at path point `index` of method `method` in the background (its
     /// BatchNorm statistics re-estimated on the run's training data), then saves it.
     fn start_merged_model(&mut self, method: usize, index: usize, ctx: &egui::Context) {
+        if self.is_busy() {
+            return self.notify("A job is running: save the merged model when it has finished.".into(), true);
+        }
         let (Some(result), Some(pair)) = (self.results.connect(), self.models.pairs.get(method)) else { return };
         let Some(m) = result.methods.get(method) else { return };
         let alpha = m.path.get(index).map_or(0.5, |p| p.alpha);
@@ -565,10 +568,16 @@ impl eframe::App for WsaLabApp {
             self.load_model_into(ctx, model);
         }
         self.given.take_dropped(ctx);
-        let split = DataSplitting { seed: self.settings.config.seed, normalisation: self.settings.given_normalisation };
-        if self.given.take_arrived(&self.settings.config.data, split, ctx) {
-            self.settings.tab = Tab::Given;
-        } else if self.given.read_with().is_some_and(|before| before != split) {
+        let data = &self.settings.config.data;
+        let split =
+            DataSplitting { test_fraction: data.test_fraction, normalisation: self.settings.given_normalisation };
+        if self.given.take_arrived(data, split, ctx) {
+            // Classroom mode hides the tab: the files wait there for when it is switched off.
+            if !self.settings.classroom {
+                self.settings.tab = Tab::Given;
+            }
+        } else if self.given.read_with().is_some_and(|before| before != split) && !ctx.input(|i| i.pointer.any_down()) {
+            // Read again once a dragged value is let go, not at every frame of the drag.
             self.given.read_again(&self.settings.config.data, split, ctx);
         }
     }

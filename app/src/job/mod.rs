@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use web_time::Instant;
 use wsa_core::cancel::Cancel;
-use wsa_core::data::{DataConfig, Disk, FileSource, Memory};
+use wsa_core::data::{DataConfig, FileSource, Memory};
 use wsa_core::device::{ComputeDevice, DeviceChoice, DeviceFault};
 use wsa_core::experiment::connect::{self, ConnectConfig, ConnectOutcome, GivenPair, MethodResult, TrainedPair};
 use wsa_core::experiment::federated::{self, Aggregation, FedConfig, FedOutcome};
@@ -61,14 +61,19 @@ impl JobRequest {
         }
     }
 
-    /// The work of one training step, which the device is chosen for (`select_for`).
+    /// The work of one training step, which the device is chosen for (`select_for`): from the
+    /// models in hand where the job has them (asking the config would read a user's data file
+    /// on the UI thread to learn its shape).
     pub fn flops_per_step(&self) -> Option<f64> {
+        let of = |layout: &wsa_core::model::ModelLayout, config: &ConnectConfig| {
+            Some(layout.training_flops_per_sample() * config.train.batch_size as f64)
+        };
         match self {
-            JobRequest::Connect(config)
-            | JobRequest::Reevaluate { config, .. }
-            | JobRequest::Plane { config, .. }
-            | JobRequest::GivenPair { config, .. }
-            | JobRequest::MergedModel { config, .. } => config.flops_per_step(),
+            JobRequest::Connect(config) => config.flops_per_step(),
+            JobRequest::Reevaluate { config, pair, .. }
+            | JobRequest::Plane { config, pair, .. }
+            | JobRequest::MergedModel { config, pair, .. } => of(&pair.a.layout, config),
+            JobRequest::GivenPair { config, pair, .. } => of(pair.layout(), config),
             JobRequest::Federated { config, .. } => config.flops_per_step(),
         }
     }
@@ -254,10 +259,8 @@ pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobOb
             Ok(JobOutput::Plane { method: pair.method, outcome: Box::new(computed) })
         }
         JobRequest::GivenPair { config, pair, files } => {
-            let source: &dyn FileSource = match &files {
-                Some(memory) => memory,
-                None => &Disk,
-            };
+            let source = files_of(files);
+            let source = source.as_ref();
             let outcome = with_cpu_fallback(device, observer, async |device, observer| {
                 connect::evaluate_given_pair(&config, device, &pair, source, observer).await
             })
@@ -265,16 +268,27 @@ pub async fn run(request: JobRequest, target: DeviceTarget, observer: &mut JobOb
             Ok(JobOutput::Connect(Box::new(outcome)))
         }
         JobRequest::MergedModel { config, pair, alpha, file, files } => {
-            let source: &dyn FileSource = match &files {
-                Some(memory) => memory,
-                None => &Disk,
-            };
+            let source = files_of(files);
+            let source = source.as_ref();
             let model = with_cpu_fallback(device, observer, async |device, _observer| {
                 connect::merged_model(&config, device, &pair, alpha, source).await
             })
             .await?;
             Ok(JobOutput::MergedModel { file, model: Box::new(model) })
         }
+    }
+}
+
+/// Where a job reads its data files: those it carries (the page's copy of the user's files, which
+/// the worker also keeps for the plane and the re-evaluations that follow: `platform::keep_files`),
+/// else where `data::load` reads them (the disk natively, the files the worker kept in the page).
+fn files_of(carried: Option<Memory>) -> Box<dyn FileSource> {
+    match carried {
+        Some(memory) => {
+            crate::platform::keep_files(&memory);
+            Box::new(memory)
+        }
+        None => wsa_core::data::default_files(),
     }
 }
 

@@ -155,6 +155,13 @@ mod tests {
                 plane: wsa_core::experiment::plane::PlaneConfig { grid: 3, margin: 0.5 },
             },
             JobRequest::Reevaluate { config: config.clone(), method_index: 2, pair: outcome.models[2].clone() },
+            JobRequest::MergedModel {
+                config: config.clone(),
+                pair: outcome.models[1].clone(),
+                alpha: 0.25,
+                file: "models/wsa-merged-alpha0.25.safetensors".into(),
+                files: None,
+            },
             // A pair the user brought, with the bytes of a dropped data file (any bytes: a
             // file's bytes cross as they are).
             JobRequest::GivenPair {

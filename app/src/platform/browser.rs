@@ -62,6 +62,15 @@ pub fn pick_model(
 /// copy for the worker while a job runs), and a tab's memory is limited.
 pub const HANDED_FILE_LIMIT: Option<u64> = Some(256 << 20);
 
+/// Keeps the files a job carried (the user's data set) in this instance of the module (the
+/// page's worker), where `data::load` reads them: the loss plane and the re-evaluations of a
+/// given pair's result carry no files of their own.
+pub fn keep_files(files: &wsa_core::data::Memory) {
+    for (path, bytes) in files.files() {
+        wsa_core::data::provide_file(path, bytes.to_vec());
+    }
+}
+
 /// The files dropped on the page, read by the browser (asynchronously: they arrive a frame or
 /// more later). A file over [`HANDED_FILE_LIMIT`] is refused with a message, unread.
 pub fn take_dropped(dropped: Vec<egui::DroppedFileHandle>, inbox: &FileInbox, ctx: &egui::Context) {

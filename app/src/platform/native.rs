@@ -96,6 +96,9 @@ fn hand_over_path(inbox: &FileInbox, path: &std::path::Path) {
     }
 }
 
+/// Natively a job reads the user's files from the disk: nothing to keep.
+pub fn keep_files(_files: &wsa_core::data::Memory) {}
+
 /// Natively there is no limit but the disk's: checkpoints are streamed from it.
 pub const HANDED_FILE_LIMIT: Option<u64> = None;
 

@@ -105,7 +105,7 @@ fn models(ui: &mut Ui, given: &GivenFiles, reading: &Reading) {
                 if let Some(notice) = report.notice() {
                     ui.label(notice);
                 }
-                egui::CollapsingHeader::new(format!("{name}: {} parameters", layout.params.len()))
+                egui::CollapsingHeader::new(format!("{name}: {} tensors", layout.params.len()))
                     .id_salt(("given-layers", *slot))
                     .show(ui, |ui| {
                         super::table(ui, &format!("given-layers-{slot}"), |ui| {
@@ -140,13 +140,14 @@ fn data(app: &mut View<'_>, ui: &mut Ui, reading: &Reading) {
                 wsa_core::data::DatasetSpec::File(set) => set.normalisation.label(),
                 _ => String::new(),
             };
-            ui.label(
+            let shown = ui.label(
                 RichText::new(format!(
                     "Data: {name} · {train} training and {test} test samples · {} values per sample {sample_shape:?} · {classes} classes · {normalisation}",
                     sample_shape.iter().product::<usize>()
                 ))
                 .strong(),
             );
+            super::publish_target("given-data", &shown);
             normalisation_controls(app, ui);
         }
         Some((name, Err(e))) => {
@@ -196,9 +197,11 @@ fn compare(app: &mut View<'_>, ui: &mut Ui, reading: &Reading) {
                 app.act(Action::CompareGivenPair);
             }
         }
-        Some(Err(e)) if reading.checkpoints.is_none() => error_line(ui, &e.to_string()),
-        Some(Err(_)) => {
-            ui.label("These are no MLP or CNN the lab can run: below, the scopes of their tensors.");
+        Some(Err(e)) => {
+            error_line(ui, &format!("The pair cannot be compared as models: {e}"));
+            if matches!(reading.checkpoints, Some(Ok(_))) {
+                ui.label("Below, the scopes of their tensors, which need no model.");
+            }
         }
         None => {}
     }

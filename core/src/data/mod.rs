@@ -16,7 +16,7 @@ pub use idx::{IdxArray, is_on_disk, parse_idx, parse_idx_file};
 #[cfg(target_arch = "wasm32")]
 pub use small::provide as provide_small;
 pub use small::{SmallSet, load as load_small};
-pub use source::{Disk, FileSource, Memory};
+pub use source::{Disk, FileSource, Memory, default_source as default_files};
 #[cfg(target_arch = "wasm32")]
 pub use source::{forget_files, provide_file};
 pub use synthetic::SyntheticKind;

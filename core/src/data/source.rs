@@ -91,6 +91,11 @@ impl Memory {
         self.files.is_empty()
     }
 
+    /// Every file, by path.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &[u8])> {
+        self.files.iter().map(|(path, bytes)| (path.as_path(), bytes.as_slice()))
+    }
+
     /// Forgets every file.
     pub fn clear(&mut self) {
         self.files.clear();

@@ -229,9 +229,11 @@ pub async fn evaluate_pair(
     evaluate_pair_on(config, device, method, a, b, &split, observer).await
 }
 
-/// The model at `alpha` on `pair`'s straight path, as the path evaluated it: the interpolation
-/// of A and B, with its BatchNorm statistics re-estimated on the config's training data (its
-/// files read from `files`) where the model has any. What the app saves as "the merged model".
+/// The model at `alpha` on `pair`'s straight path: the interpolation of A and B (B aligned as
+/// the pair's method said), with its BatchNorm statistics re-estimated on the config's training
+/// data (its files read from `files`) where the model has any, as the path evaluated it. REPAIR's
+/// correction of the units, which the `repair` methods' paths evaluate, is not applied: what the
+/// app saves as "the merged model" is the merge itself.
 pub async fn merged_model(
     config: &ConnectConfig,
     device: &ComputeDevice,
