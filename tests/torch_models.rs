@@ -260,6 +260,13 @@ fn a_layout_file_beside_the_model_is_read_and_can_list_the_layers() {
     std::fs::write(infer::layout_file_for(&model), r#"{"version": 2}"#).expect("write");
     let error = infer::load_inferred(&model).expect_err("version 2").to_string();
     assert!(error.contains("mnist.layout.json") && error.contains("version"), "{error}");
+    // A model the lab saved carries its layout: a layout file beside it, even a broken one,
+    // is not read.
+    let saved = dir.join("saved.safetensors");
+    wsa_core::io::save_model(&saved, &inferred.params).expect("save");
+    std::fs::write(infer::layout_file_for(&saved), r#"{"version": 2}"#).expect("write");
+    let loaded = infer::load_user_model(&saved).expect("the lab's model, its layout from its metadata");
+    assert_eq!(loaded.params, inferred.params);
 }
 
 /// BatchNorm's running statistics are buffers: training (in inference mode) leaves them as

@@ -41,7 +41,8 @@ pub fn run(args: PairArgs) -> Result<()> {
             eprintln!("model {name}: {notice}");
         }
     }
-    let pair = GivenPair::new(a.params, b.params, [file_name(&args.a), file_name(&args.b)])?;
+    let pair =
+        GivenPair::new(a.params, b.params, [wsa_core::io::file_name(&args.a), wsa_core::io::file_name(&args.b)])?;
     let methods = match args.methods.as_deref() {
         Some(text) => Method::parse_list(text)?,
         None => GIVEN_PAIR_METHODS.to_vec(),
@@ -80,11 +81,6 @@ pub fn run(args: PairArgs) -> Result<()> {
         out.display()
     );
     Ok(())
-}
-
-/// What the result calls a model: its file's name.
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// What was read from model A's file: the architecture, its parameters and their shapes.

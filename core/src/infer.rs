@@ -113,16 +113,18 @@ pub fn read_hints(model: &Path) -> Result<Option<LayoutHints>> {
 /// A PyTorch model file with the layout its names, shapes and layout file (if any) give.
 pub fn load_inferred(path: &Path) -> Result<LoadedModel> {
     let bytes = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
-    let hints = read_hints(path)?;
-    let layout = infer_layout(&bytes, hints.as_ref(), path)?;
-    io::params_from_safetensors(&bytes, &Arc::new(layout), path)
+    read_inferred(&bytes, read_hints(path)?.as_ref(), path)
 }
 
 /// A model file a user brings: one WSA Lab saved (its layout in its metadata) or a PyTorch
-/// state_dict (its layout inferred, with the layout file beside it if there is one).
+/// state_dict (its layout inferred, with the layout file beside it if there is one: read only
+/// then, so a stray layout file never stops a model the lab saved from loading).
 pub fn load_user_model(path: &Path) -> Result<LoadedModel> {
     let bytes = std::fs::read(path).map_err(|e| WsaError::io(path, e))?;
-    read_user_model(&bytes, read_hints(path)?.as_ref(), path)
+    if is_lab_model(&bytes, path)? {
+        return Ok(LoadedModel { params: io::model_from_bytes(&bytes, path)?, report: Default::default() });
+    }
+    read_inferred(&bytes, read_hints(path)?.as_ref(), path)
 }
 
 /// [`load_user_model`] of a file already read (`bytes`, called `origin` in messages), with the
@@ -131,6 +133,11 @@ pub fn read_user_model(bytes: &[u8], hints: Option<&LayoutHints>, origin: &Path)
     if is_lab_model(bytes, origin)? {
         return Ok(LoadedModel { params: io::model_from_bytes(bytes, origin)?, report: Default::default() });
     }
+    read_inferred(bytes, hints, origin)
+}
+
+/// A PyTorch state_dict's bytes as the model its names, shapes and `hints` describe.
+fn read_inferred(bytes: &[u8], hints: Option<&LayoutHints>, origin: &Path) -> Result<LoadedModel> {
     let layout = infer_layout(bytes, hints, origin)?;
     io::params_from_safetensors(bytes, &Arc::new(layout), origin)
 }

@@ -207,6 +207,12 @@ pub fn load_model_for(path: &Path, layout: &Arc<ModelLayout>) -> Result<LoadedMo
     params_from_safetensors(&bytes, layout, path)
 }
 
+/// What messages and results call the file at `path`: its name, without its folder (the whole
+/// path where it has no name, as `..`).
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 /// Reads a model saved by WSA Lab: the layout comes from the file's metadata (float32, only
 /// the model's parameters, as [`save_model`] writes).
 pub fn load_model(path: &Path) -> Result<HostParams> {

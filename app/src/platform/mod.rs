@@ -55,7 +55,7 @@ pub enum FileContent {
 impl HandedFile {
     /// The file's name, without its folder.
     pub fn name(&self) -> String {
-        self.origin.file_name().map_or_else(|| self.origin.display().to_string(), |n| n.to_string_lossy().into_owned())
+        wsa_core::io::file_name(&self.origin)
     }
 
     pub fn size(&self) -> u64 {

@@ -219,7 +219,7 @@ impl FileDataset {
             FileFormat::Idx { train, .. } => train.images.as_path(),
             FileFormat::Cifar { train, .. } => train.first().map_or(Path::new("cifar"), PathBuf::as_path),
         };
-        path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+        crate::io::file_name(path)
     }
 
     /// A data set from one path as a user names it on the command line, the format from its
