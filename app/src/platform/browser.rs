@@ -72,38 +72,49 @@ pub fn keep_files(files: &wsa_core::data::Memory) {
 }
 
 /// The files dropped on the page, read by the browser (asynchronously: they arrive a frame or
-/// more later). A file over [`HANDED_FILE_LIMIT`] is refused with a message, unread.
+/// more later). A file over [`HANDED_FILE_LIMIT`] is refused with a message, unread: its size is
+/// asked of the browser first.
 pub fn take_dropped(dropped: Vec<egui::DroppedFileHandle>, inbox: &FileInbox, ctx: &egui::Context) {
     for file in dropped {
         let (inbox, ctx) = (Arc::clone(inbox), ctx.clone());
         wasm_bindgen_futures::spawn_local(async move {
             let origin = file.path().to_path_buf();
-            let handed = file
-                .bytes_async()
-                .await
-                .map_err(|e| AppError::browser(&format!("read {}", origin.display()), e))
-                .and_then(|bytes| within_limit(origin, bytes));
+            let handed = match file.web_file().and_then(|f| over_limit(&origin, f.size())) {
+                Some(refused) => Err(refused),
+                None => file
+                    .bytes_async()
+                    .await
+                    .map_err(|e| AppError::browser(&format!("read {}", origin.display()), e))
+                    .map(|bytes| HandedFile { origin, content: FileContent::Bytes(bytes.into()) }),
+            };
             hand_over(&inbox, handed, &ctx);
         });
     }
 }
 
-/// Files picked in the browser's file dialog (several at once: two models and a data file).
+/// Files picked in the browser's file dialog (several at once: two models and a data file),
+/// each refused unread when over [`HANDED_FILE_LIMIT`].
 pub fn pick_files(inbox: &FileInbox, _typed_path: &str, ctx: &egui::Context) {
     let (inbox, ctx) = (Arc::clone(inbox), ctx.clone());
     wasm_bindgen_futures::spawn_local(async move {
-        for (name, bytes) in crate::web::pick_files(".safetensors,.json,.csv,.npz,.bin").await {
-            hand_over(&inbox, within_limit(name.into(), bytes), &ctx);
+        for file in crate::web::pick_files(".safetensors,.json,.csv,.npz,.bin").await {
+            let origin = std::path::PathBuf::from(file.name());
+            let handed = match over_limit(&origin, file.size()) {
+                Some(refused) => Err(refused),
+                None => crate::web::file_bytes(&file)
+                    .await
+                    .map(|bytes| HandedFile { origin, content: FileContent::Bytes(bytes.into()) }),
+            };
+            hand_over(&inbox, handed, &ctx);
         }
     });
 }
 
-fn within_limit(origin: std::path::PathBuf, bytes: Vec<u8>) -> AppResult<HandedFile> {
+/// The refusal of a file of `size` bytes (as the browser reports it) over [`HANDED_FILE_LIMIT`].
+fn over_limit(origin: &std::path::Path, size: f64) -> Option<AppError> {
     let limit = HANDED_FILE_LIMIT.unwrap_or(u64::MAX);
-    if bytes.len() as u64 > limit {
-        return Err(AppError::TooLarge { name: origin.display().to_string(), size: bytes.len() as u64, limit });
-    }
-    Ok(HandedFile { origin, content: FileContent::Bytes(bytes.into()) })
+    let size = size.max(0.0) as u64;
+    (size > limit).then(|| AppError::TooLarge { name: origin.display().to_string(), size, limit })
 }
 
 fn hand_over(inbox: &FileInbox, handed: AppResult<HandedFile>, ctx: &egui::Context) {

@@ -365,28 +365,29 @@ pub async fn pick_file(accept: &str) -> Option<(String, Vec<u8>)> {
         return None;
     }
     let file = input.files()?.get(0)?;
-    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.ok()?;
-    Some((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()))
+    Some((file.name(), file_bytes(&file).await.ok()?))
 }
 
 /// Asks the user for files (`accept`: e.g. ".safetensors,.csv") through the browser's file
-/// picker, several at once; their names and bytes, in the order the browser lists them. A
-/// cancelled picker never resolves, which leaves nothing behind but this idle task.
-pub async fn pick_files(accept: &str) -> Vec<(String, Vec<u8>)> {
+/// picker, several at once; the files chosen, unread, in the order the browser lists them (their
+/// sizes can be checked before [`file_bytes`] reads them). A cancelled picker never resolves,
+/// which leaves nothing behind but this idle task.
+pub async fn pick_files(accept: &str) -> Vec<web_sys::File> {
     let Some(input) = file_input(accept) else { return Vec::new() };
     input.set_multiple(true);
     if !chosen(&input).await {
         return Vec::new();
     }
     let Some(files) = input.files() else { return Vec::new() };
-    let mut read = Vec::new();
-    for index in 0..files.length() {
-        let Some(file) = files.get(index) else { continue };
-        if let Ok(buffer) = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
-            read.push((file.name(), js_sys::Uint8Array::new(&buffer).to_vec()));
-        }
-    }
-    read
+    (0..files.length()).filter_map(|index| files.get(index)).collect()
+}
+
+/// The bytes of a file the user chose, or what the browser said when it would not read them.
+pub async fn file_bytes(file: &web_sys::File) -> crate::AppResult<Vec<u8>> {
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|e| crate::AppError::browser(&format!("read {}", file.name()), format!("{e:?}")))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// A file input of the page's, not in its document, taking `accept`.
