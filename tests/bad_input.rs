@@ -14,7 +14,7 @@ use wsa_core::io::{load_model, params_from_safetensors, save_model, to_safetenso
 use wsa_core::merge::{interpolate, weighted_average};
 use wsa_core::model::{Activation, HostParams, ModelConfig, ModelLayout, Norm};
 use wsa_core::rng::Rng;
-use wsa_lab_tests::{small_connect_config, temp_dir};
+use wsa_lab_tests::{f32_le_bytes, npy_file, small_connect_config, temp_dir};
 
 fn mlp(hidden: Vec<usize>) -> Arc<ModelLayout> {
     let config = ModelConfig::mlp(hidden);
@@ -310,18 +310,6 @@ fn half_precision_pytorch_files_load_converted_and_their_buffers_are_ignored_wit
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A `.npy` file (version 1) of `data`, whose elements are `descr`.
-fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}\n");
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    bytes
-}
-
 /// PNG bytes of a `width` x `height` grayscale image.
 fn gray_png(width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();
@@ -352,13 +340,12 @@ fn malformed_data_files_are_refused_naming_the_file_and_the_problem() {
         label_column: None,
         header: Header::Auto,
     };
-    let f32s = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
     let pair = |x: &str, y: &str| ArrayPair { features: dir.join(x), labels: dir.join(y) };
-    write("x4.npy", &npy("<f4", &[4, 1], &f32s(&[1.0, 2.0, 3.0, 4.0])));
-    write("y3.npy", &npy("|u1", &[3], &[0, 1, 0]));
-    write("y4.npy", &npy("|u1", &[4], &[0, 1, 0, 1]));
-    write("y4-one.npy", &npy("|u1", &[4], &[2, 2, 2, 2]));
-    write("x4-nan.npy", &npy("<f4", &[4, 1], &f32s(&[1.0, f32::NAN, 3.0, 4.0])));
+    write("x4.npy", &npy_file("<f4", &[4, 1], &f32_le_bytes(&[1.0, 2.0, 3.0, 4.0])));
+    write("y3.npy", &npy_file("|u1", &[3], &[0, 1, 0]));
+    write("y4.npy", &npy_file("|u1", &[4], &[0, 1, 0, 1]));
+    write("y4-one.npy", &npy_file("|u1", &[4], &[2, 2, 2, 2]));
+    write("x4-nan.npy", &npy_file("<f4", &[4, 1], &f32_le_bytes(&[1.0, f32::NAN, 3.0, 4.0])));
     write("mixed/a/small.png", &gray_png(4, 4));
     write("mixed/b/large.png", &gray_png(5, 4));
     write("empty-class/a/one.png", &gray_png(4, 4));

@@ -28,6 +28,7 @@
 //! ignored unless asked for (`cargo test -- --include-ignored`, as `.ci/run` does), and then a
 //! missing one is a failure. So is the serve script's case without python3.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
@@ -118,11 +119,32 @@ enum Drive<'a> {
     Cancel,
 }
 
+/// Where the drives write their configs, screenshots and downloads.
+fn out_dir() -> PathBuf {
+    let out = repo().join("out/web");
+    std::fs::create_dir_all(&out).expect("out/web");
+    out
+}
+
+/// Runs the browser driver (`web/tests/browser.mjs`) with `args` and returns the JSON it prints;
+/// its stderr (the page's time breakdown, a soak's series) is passed on, and a driver that
+/// fails fails the case with what it said (`what` names the drive).
+fn run_driver(what: &str, args: &[OsString]) -> serde_json::Value {
+    let output = Command::new("node").arg(repo().join("web/tests/browser.mjs")).args(args).output().expect("node runs");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "the {what} page failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("the {what} page's result is not JSON: {e}"))
+}
+
 /// The page's published result for `config` on `path` ("cpu", "webgpu" or "webgpu-fault"), or
 /// what cancelling it showed (`check_security` checks its policy).
 fn run_page(path: &str, config: &ConnectConfig, drive: Drive) -> serde_json::Value {
-    let out = repo().join("out/web");
-    std::fs::create_dir_all(&out).expect("out/web");
+    let out = out_dir();
     // Each drive its own files: the cancelled run is on the CPU path too.
     let name = match drive {
         Drive::Cancel => format!("{path}-cancel"),
@@ -131,33 +153,24 @@ fn run_page(path: &str, config: &ConnectConfig, drive: Drive) -> serde_json::Val
     let config_file = out.join(format!("config-{name}.json"));
     std::fs::write(&config_file, serde_json::to_string(config).expect("config JSON")).expect("config file");
     let screenshot = out.join(format!("page-{name}.png"));
-    let mut command = Command::new("node");
-    command.arg(repo().join("web/tests/browser.mjs")).args(["--path", path, "--config"]).arg(&config_file);
-    command.arg("--screenshot").arg(&screenshot);
+    let plane_shot = out.join(format!("page-{path}-plane.png"));
+    let mut args: Vec<OsString> = vec!["--path".into(), path.into(), "--config".into(), config_file.as_os_str().into()];
+    args.extend(["--screenshot".into(), screenshot.as_os_str().into()]);
     match drive {
         Drive::ToResult { plane, files } => {
             if plane {
-                command.arg("--plane").arg(out.join(format!("page-{path}-plane.png")));
+                args.extend(["--plane".into(), plane_shot.as_os_str().into()]);
             }
             if let Some(dir) = files {
-                command.arg("--files").arg(dir);
+                args.extend(["--files".into(), dir.as_os_str().into()]);
             }
         }
-        Drive::Cancel => {
-            command.args(["--cancel", "yes"]);
-        }
+        Drive::Cancel => args.extend(["--cancel".into(), "yes".into()]),
     }
-    let output = command.output().expect("node runs");
-    // The driver's breakdown of the page's time (loading, stages, frames).
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the {path} page failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
+    // The driver's stderr: the breakdown of the page's time (loading, stages, frames).
+    let page = run_driver(path, &args);
     eprintln!("{name}: screenshot {}", screenshot.display());
-    serde_json::from_slice(&output.stdout).expect("the page's result is JSON")
+    page
 }
 
 /// Fails where the driver reported that its part `name` of the page ("plane", "files") failed
@@ -358,17 +371,12 @@ fn check_files(page: &serde_json::Value, dir: &Path, config: &ConnectConfig) {
 fn walk_tour() {
     let tour = wsa_lab_app::tour::Tour::shipped();
     let steps = tour.steps.len();
-    let out = repo().join("out/web");
-    std::fs::create_dir_all(&out).expect("out/web");
-    let output = Command::new("node")
-        .arg(repo().join("web/tests/browser.mjs"))
-        .args(["--path", "cpu", "--tour", &steps.to_string(), "--shots"])
-        .arg(&out)
-        .output()
-        .expect("node runs");
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "the tour failed in the page:\n{}", String::from_utf8_lossy(&output.stderr));
-    let walked: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the tour's result is JSON");
+    let out = out_dir();
+    let steps_arg = steps.to_string();
+    let walked = run_driver(
+        "tour",
+        &["--path".into(), "cpu".into(), "--tour".into(), steps_arg.into(), "--shots".into(), out.as_os_str().into()],
+    );
     check_security("tour", &walked);
     let walked = walked["tour"].as_array().expect("tour");
     assert_eq!(walked.len(), steps, "every step was reached");
@@ -617,23 +625,25 @@ fn the_page_does_not_grow_over_twenty_runs() {
     const WASM_GROWTH: f64 = 0.05;
     const JS_HEAP_GROWTH_BYTES: f64 = 5.0 * 1024.0 * 1024.0;
     let _one_browser = browser();
-    let out = repo().join("out/web");
-    std::fs::create_dir_all(&out).expect("out/web");
+    let out = out_dir();
     let config_file = out.join("config-soak.json");
     std::fs::write(&config_file, serde_json::to_string(&ConnectConfig::default()).expect("config JSON"))
         .expect("config file");
-    let output = Command::new("node")
-        .arg(repo().join("web/tests/browser.mjs"))
-        .args(["--path", "cpu", "--soak", &RUNS.to_string(), "--config"])
-        .arg(&config_file)
-        .arg("--screenshot")
-        .arg(out.join("page-soak.png"))
-        .output()
-        .expect("node runs");
-    // The series, one line per run.
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "the soak failed in the page:\n{}", String::from_utf8_lossy(&output.stderr));
-    let page: serde_json::Value = serde_json::from_slice(&output.stdout).expect("the soak's result is JSON");
+    let (runs, screenshot) = (RUNS.to_string(), out.join("page-soak.png"));
+    // The driver's stderr: the series, one line per run.
+    let page = run_driver(
+        "soak",
+        &[
+            "--path".into(),
+            "cpu".into(),
+            "--soak".into(),
+            runs.into(),
+            "--config".into(),
+            config_file.as_os_str().into(),
+            "--screenshot".into(),
+            screenshot.as_os_str().into(),
+        ],
+    );
     check_security("soak", &page);
     let series = page["soak"].as_array().expect("soak");
     assert_eq!(series.len(), RUNS, "every run finished");
@@ -664,26 +674,21 @@ fn the_page_does_not_grow_over_twenty_runs() {
 /// The page with files dropped on it (`--drop`): the driver's output, the page's result with
 /// how long the drop took to read and to compare.
 fn drop_on_page(name: &str, files: &[PathBuf]) -> serde_json::Value {
-    let out = repo().join("out/web");
-    std::fs::create_dir_all(&out).expect("out/web");
-    let screenshot = out.join(format!("page-{name}.png"));
-    let list: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let output = Command::new("node")
-        .arg(repo().join("web/tests/browser.mjs"))
-        .args(["--path", "cpu", "--drop", &list.join(",")])
-        .arg("--screenshot")
-        .arg(&screenshot)
-        .output()
-        .expect("node runs");
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(
-        output.status.success(),
-        "the {name} page failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
+    let screenshot = out_dir().join(format!("page-{name}.png"));
+    let list = files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(",");
+    let page = run_driver(
+        name,
+        &[
+            "--path".into(),
+            "cpu".into(),
+            "--drop".into(),
+            list.into(),
+            "--screenshot".into(),
+            screenshot.as_os_str().into(),
+        ],
     );
     eprintln!("{name}: screenshot {}", screenshot.display());
-    serde_json::from_slice(&output.stdout).expect("the page's result is JSON")
+    page
 }
 
 /// A user's own pair in the page: two PyTorch MLPs and the CSV they were trained on

@@ -13,7 +13,7 @@ use wsa_core::data::{
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::ConnectConfig;
 use wsa_core::rng::Rng;
-use wsa_lab_tests::temp_dir;
+use wsa_lab_tests::{f32_le_bytes, npy_file, temp_dir};
 
 /// The values as stored: no division, no standardising.
 const RAW: Normalisation = Normalisation { divide_by: Some(1.0), standardise: false };
@@ -39,26 +39,6 @@ fn assert_close(got: &[f32], want: &[f64], tolerance: f64, what: &str) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!((f64::from(*g) - w).abs() <= tolerance, "{what}[{i}]: {g} vs {w}");
     }
-}
-
-/// A `.npy` file (version 1) of `data`, whose elements are `descr`.
-fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    bytes
-}
-
-fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 #[test]
@@ -329,8 +309,8 @@ fn files_written_here_read_and_split_by_the_seed() {
 
     let x: Vec<f32> = (0..12).map(|v| v as f32 * 0.5).collect();
     let y: Vec<u8> = [0i64, 1, 2, 1, 0, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(dir.join("x.npy"), npy("<f4", &[6, 2], &f32_bytes(&x))).expect("write");
-    std::fs::write(dir.join("y.npy"), npy("<i8", &[6], &y)).expect("write");
+    std::fs::write(dir.join("x.npy"), npy_file("<f4", &[6, 2], &f32_le_bytes(&x))).expect("write");
+    std::fs::write(dir.join("y.npy"), npy_file("<i8", &[6], &y)).expect("write");
     let pair = ArrayPair { features: dir.join("x.npy"), labels: dir.join("y.npy") };
     let npy_set = config(FileFormat::Npy { train: pair.clone(), test: Some(pair) }, RAW);
     let from_npy = load(&npy_set, 0).expect("reads");

@@ -86,14 +86,7 @@ pub fn run(args: PairArgs) -> Result<()> {
 /// What was read from model A's file: the architecture, its parameters and their shapes.
 fn describe(layout: &wsa_core::model::ModelLayout, path: &Path) -> String {
     use std::fmt::Write as _;
-    let mut s = format!(
-        "{}: {} · input {:?} · {} classes · {} parameters\n",
-        path.display(),
-        layout.config.label(),
-        layout.sample_shape,
-        layout.num_classes,
-        layout.num_parameters()
-    );
+    let mut s = format!("{}: {}\n", path.display(), layout.summary());
     for p in &layout.params {
         let _ = writeln!(s, "  {:<32} {:?}", p.path, p.shape);
     }

@@ -430,6 +430,18 @@ impl ModelLayout {
         self.params.iter().map(ParamSpec::numel).sum()
     }
 
+    /// What a model file was read as, in one line: "layers linear 32 → ReLU → linear 3 · input
+    /// [8] · 3 classes · 387 parameters" (`wsa-lab pair` and the app's Your models tab).
+    pub fn summary(&self) -> String {
+        format!(
+            "{} · input {:?} · {} classes · {} parameters",
+            self.config.label(),
+            self.sample_shape,
+            self.num_classes,
+            self.num_parameters()
+        )
+    }
+
     pub fn index_of(&self, path: &str) -> Option<usize> {
         self.params.iter().position(|p| p.path == path)
     }

@@ -92,16 +92,7 @@ fn models(ui: &mut Ui, given: &GivenFiles, reading: &Reading) {
         match read {
             Ok(LoadedModel { params, report }) => {
                 let layout = &params.layout;
-                ui.label(
-                    RichText::new(format!(
-                        "Model {slot}: {name} · {} · input {:?} · {} classes · {} parameters",
-                        layout.config.label(),
-                        layout.sample_shape,
-                        layout.num_classes,
-                        layout.num_parameters()
-                    ))
-                    .strong(),
-                );
+                ui.label(RichText::new(format!("Model {slot}: {name} · {}", layout.summary())).strong());
                 if let Some(notice) = report.notice() {
                     ui.label(notice);
                 }
