@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use wsa_core::cancel::Silent;
 use wsa_core::device;
-use wsa_core::experiment::federated::{self, Aggregation, ClientSplit, FedConfig, FedOutcome};
+use wsa_core::experiment::federated::{self, Aggregation, ClientSplit, FedConfig, FedOutcome, FedTarget};
 use wsa_core::merge::weighted_average;
 use wsa_core::model::{ModelConfig, ModelLayout};
 use wsa_core::rng::Rng;
+use wsa_core::scope::{device_scopes, fuse};
 use wsa_core::train::{DeviceData, evaluate};
 
 fn config(rounds: usize, local_epochs: usize) -> FedConfig {
@@ -73,6 +74,51 @@ fn federated_training_learns_is_deterministic_and_compares_four_methods() {
     let losses: Vec<f64> = result.runs.iter().map(|r| r.rounds[4].test_loss).collect();
     assert!(losses.windows(2).all(|w| w[0] != w[1]), "{losses:?}");
     assert_eq!(run(&c, &variants).result, first.result, "same config and seed, same numbers");
+}
+
+/// Each target source broadcasts what it names: the fusion of the clients' returned scopes, the
+/// averaged global model's scope, or the initial model's scope in every round; the clients'
+/// spread is measured around their fusion whichever target is broadcast.
+#[test]
+fn each_target_source_broadcasts_the_scope_it_names() {
+    let mut c = config(3, 1);
+    let with_wsa = [(Aggregation::FedAvg, true)];
+    let mut outcomes = Vec::new();
+    for target in FedTarget::ALL {
+        c.target = target;
+        outcomes.push((target, run(&c, &with_wsa)));
+    }
+    let dev = device::cpu().device;
+    let layout = Arc::new(ModelLayout::new(&c.model, &[1, 8, 8], 10).expect("layout"));
+    let layers = c.wsa.layers.select(&layout);
+    let initial = wsa_core::wait(device_scopes(&outcomes[0].1.initial.to_device(&dev), &layers)).expect("scopes");
+    for (target, outcome) in &outcomes {
+        let run = &outcome.result.runs[0];
+        for round in &run.rounds {
+            let weights: Vec<f64> = round.clients.iter().map(|&k| outcome.result.clients[k].samples as f64).collect();
+            let fused = fuse(&round.client_scopes, &weights, c.wsa.fusion).expect("fuse");
+            let expected = match target {
+                FedTarget::Fused => &fused,
+                FedTarget::Global => &round.global,
+                FedTarget::Initial => &initial,
+            };
+            assert_eq!(&round.target, expected, "{target:?}, round {}", round.round);
+            assert_eq!(round.client_spread, federated::client_spread(&round.client_scopes, &fused));
+            assert_eq!(round.global.len(), layers.len());
+        }
+        // The global model's scope recorded is the one of the final model.
+        let last = wsa_core::wait(device_scopes(&outcome.finals[0].1.to_device(&dev), &layers)).expect("scopes");
+        assert_eq!(run.rounds.last().expect("a round").global, last);
+    }
+    // The target changes the training: the three runs differ after the first round.
+    let losses: Vec<f64> = outcomes.iter().map(|(_, o)| o.result.runs[0].rounds[2].test_loss).collect();
+    assert!(losses[0] != losses[1] && losses[1] != losses[2] && losses[0] != losses[2], "{losses:?}");
+    // The default stays out of the config file (reproduce keys of older configs are unchanged).
+    let written = |c: &FedConfig| serde_json::to_value(c).expect("json").get("target").cloned();
+    c.target = FedTarget::Fused;
+    assert_eq!(written(&c), None);
+    c.target = FedTarget::Initial;
+    assert_eq!(written(&c), Some(serde_json::json!("initial")));
 }
 
 #[test]

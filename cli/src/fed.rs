@@ -8,7 +8,7 @@ use crate::table;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use wsa_core::device;
-use wsa_core::experiment::federated::{self, AggregationKind, ClientSplit, FedConfig};
+use wsa_core::experiment::federated::{self, AggregationKind, ClientSplit, FedConfig, FedTarget};
 use wsa_figures::files;
 
 #[derive(clap::Args)]
@@ -34,7 +34,7 @@ pub struct FedArgs {
     /// FedProx's mu.
     #[arg(long, default_value_t = federated::DEFAULT_MU, value_parser = args::number)]
     mu: f64,
-    /// Clients add the WSA term toward the fused target scope.
+    /// Clients add the WSA term toward the target scope (see --target).
     #[arg(long)]
     wsa: bool,
     /// Clients with fewer samples are small (see --drop-small).
@@ -43,6 +43,10 @@ pub struct FedArgs {
     /// Leave small clients out of every round instead of keeping them.
     #[arg(long)]
     drop_small: bool,
+    /// Where the WSA target comes from each round: fused (from the clients' scopes), global (the
+    /// global model's scope) or initial (the initial model's scope, fixed).
+    #[arg(long)]
+    target: Option<String>,
     /// Run FedAvg, FedAvg+WSA, FedProx and FedProx+WSA on the same split and seed.
     #[arg(long)]
     compare: bool,
@@ -75,6 +79,9 @@ pub fn run(args: FedArgs) -> Result<()> {
         }
         if args.wsa {
             config.use_wsa = true;
+        }
+        if let Some(target) = &args.target {
+            config.target = FedTarget::from_name(target).context("in --target")?;
         }
         if let Some(n) = args.min_client_samples {
             config.min_client_samples = n;

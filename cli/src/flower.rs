@@ -20,7 +20,7 @@ use wsa_core::cancel::Silent;
 use wsa_core::data::{self, DataConfig};
 use wsa_core::device::{self, ComputeDevice};
 use wsa_core::experiment::Versioned;
-use wsa_core::experiment::federated::{self, FedConfig, Federation, LocalRun, RoundRecord};
+use wsa_core::experiment::federated::{self, FedConfig, FedTarget, Federation, LocalRun, RoundRecord, RoundScopes};
 use wsa_core::io::{load_model_for, save_model, write_atomic};
 use wsa_core::model::HostParams;
 use wsa_core::scope::{Scope, device_scopes};
@@ -105,6 +105,14 @@ struct RunArgs {
 impl RunArgs {
     fn prepare(&self) -> Result<(FedConfig, Federation, ComputeDevice)> {
         let config = FedConfig::read_file(&self.config)?;
+        if config.target != FedTarget::Fused {
+            bail!(
+                "{}: a Flower run's strategy fuses the target from the clients' scopes, so its \
+                 `target` must be `fused` (not `{}`); run other targets with `wsa-lab fed`",
+                self.config.display(),
+                config.target.name()
+            );
+        }
         let federation = Federation::prepare(&config)?;
         let device = device::select_for(self.device.parse()?, config.flops_per_step())?;
         Ok((config, federation, device))
@@ -277,8 +285,13 @@ fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
     let metrics = wsa_core::wait(evaluate(&federation.layout, &global.to_device(dev).tensors, &test))?;
     let name = federated::run_name(config.aggregation.kind(), config.use_wsa);
     let clients = replies.iter().map(|r| r.client).collect();
-    let client_scopes = replies.iter().map(|r| r.scopes.clone()).collect();
-    let record = federated::round_record(step.round, clients, metrics, target.scopes, client_scopes, &name)?;
+    // The strategy's target is the fusion of these replies (`init` refuses any other target).
+    let scopes = RoundScopes {
+        clients: replies.iter().map(|r| r.scopes.clone()).collect(),
+        fused: target.scopes.clone(),
+        global: wsa_core::wait(device_scopes(&global.to_device(dev), &federation.layers))?,
+    };
+    let record = federated::round_record(step.round, clients, metrics, target.scopes, scopes, &name)?;
     let spread = record.client_spread.iter().sum::<f64>() / record.client_spread.len().max(1) as f64;
     rounds.push(record);
     write_json(&rounds_file, &rounds)?;

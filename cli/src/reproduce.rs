@@ -227,13 +227,13 @@ fn publish(
     let figures = "img/results";
     let published = reproduce::report::Context { figures, ..*context };
     let staging = dir.join(".reproduce-publish");
-    files::write(&staging, files::reproduce(report, records, &published)?)?;
-    for family in Family::ALL {
-        let from = staging.join(figures).join(format!("{}.png", family.name()));
-        if from.exists() {
-            let bytes = std::fs::read(&from)?;
-            wsa_core::io::write_atomic(&dir.join(figures).join(format!("{}.png", family.name())), &bytes)?;
-        }
+    let staged = files::reproduce(report, records, &published)?;
+    let figure_files: Vec<String> =
+        staged.iter().map(|(name, _)| name.clone()).filter(|name| name.starts_with(figures)).collect();
+    files::write(&staging, staged)?;
+    for name in figure_files {
+        let bytes = std::fs::read(staging.join(&name))?;
+        wsa_core::io::write_atomic(&dir.join(&name), &bytes)?;
     }
     let generated = std::fs::read_to_string(staging.join("results.md"))?;
     std::fs::remove_dir_all(&staging).ok();

@@ -564,6 +564,9 @@ fn every_refusal_is_one_sentence_of_problem_and_fix() {
     std::fs::write(&a_file, "not a folder").expect("write");
     let config = not_json.to_string_lossy().into_owned();
     let out = a_file.to_string_lossy().into_owned();
+    let initial_target = dir.join("initial-target.json");
+    std::fs::write(&initial_target, "{\"clients\": 2, \"target\": \"initial\"}").expect("write");
+    let initial_target = initial_target.to_string_lossy().into_owned();
 
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec!["connect", "--config", &config], vec!["not valid JSON", &config]),
@@ -581,6 +584,14 @@ fn every_refusal_is_one_sentence_of_problem_and_fix() {
         (vec!["fed", "--dirichlet-alpha", "-1", "--print-config"], vec!["-1"]),
         (vec!["reproduce", "--seeds", "-3"], vec!["--seeds `-3` must be 0 or more"]),
         (vec!["connect", "--lambda", "fast"], vec!["--lambda `fast` is not a number"]),
+        (
+            vec!["fed", "--target", "sideways", "--print-config"],
+            vec!["`sideways`", "unknown federated target; choose one of fused, global, initial"],
+        ),
+        (
+            vec!["flower", "init", "--config", &initial_target, "--out", &out],
+            vec!["`target` must be `fused` (not `initial`)", "wsa-lab fed"],
+        ),
     ];
     for (args, expected) in &cases {
         let line = refused(args, &[]);

@@ -9,6 +9,8 @@ use wsa_core::experiment::connect::{ConnectResult, Endpoint, EpochRecord, LayerC
 use wsa_core::experiment::federated::FedResult;
 use wsa_core::experiment::method::{Alignment, Method, Training};
 use wsa_core::experiment::plane::Plane;
+use wsa_core::experiment::reproduce::report::RowReport;
+use wsa_core::experiment::reproduce::{Metric as ReproduceMetric, SERIES_ACCURACY};
 use wsa_core::experiment::seeds::{PathSpread, Summary, mean_std};
 
 /// A line's width, and a marked one's (a tour step's "look here").
@@ -403,6 +405,49 @@ pub fn fed_accuracy(result: &FedResult, marked: Option<&str>) -> Figure {
         columns: 1,
         panels: vec![panel],
     }
+}
+
+/// A federated row of `wsa-lab reproduce` over its seeds, per round: the global test accuracy,
+/// the global model's std and the clients' spread, one line per run (mean) with a band from the
+/// lowest to the highest seed; runs with WSA dashed.
+pub fn reproduce_rounds(row: &RowReport) -> Figure {
+    let keys = [
+        (SERIES_ACCURACY, "global test accuracy", "test accuracy"),
+        (ReproduceMetric::GlobalStd.name(), "the global model's weight std", "std (mean over layers)"),
+        (ReproduceMetric::ClientSpread.name(), "the clients' spread around their fusion", "symmetric KL"),
+    ];
+    let panels = keys
+        .into_iter()
+        .map(|(key, title, y_label)| {
+            let series: Vec<Series> = row
+                .variants
+                .iter()
+                .enumerate()
+                .filter_map(|(k, &variant)| {
+                    let s = row.round_series(variant, key)?;
+                    let round = |r: usize| (r + 1) as f64;
+                    let points = s.mean.iter().enumerate().map(|(r, &y)| [round(r), y]).collect();
+                    let band = (0..s.mean.len()).map(|r| [round(r), s.min[r], s.max[r]]).collect();
+                    let dash = if variant.name().ends_with("+wsa") { Dash::Dashed } else { Dash::Solid };
+                    Some(Series {
+                        band: Some(band),
+                        ..Series::line(variant.name(), run_color(k), LINE, points).dashed(dash)
+                    })
+                })
+                .collect();
+            let rounds = series.iter().map(|s| s.points.len()).max().unwrap_or(1) as f64;
+            let values = series.iter().flat_map(|s| s.band.iter().flatten().flat_map(|b| [b[1], b[2]]));
+            let panel = Panel {
+                title: title.to_string(),
+                x: Axis { whole_numbers: true, ..Axis::new("round", [1.0, rounds.max(2.0)]) },
+                y: Axis::new(y_label, extent(values, [0.0, 1.0])),
+                series,
+                ..Panel::default()
+            };
+            Panel { legend: LegendPlace::least_covering(&panel, LegendPlace::LowerRight), ..panel }
+        })
+        .collect();
+    Figure { title: row.label(), size: [1500, 480], columns: 3, panels }
 }
 
 /// Accuracy per round as the rounds of a running federated job arrive: (run, round, accuracy).

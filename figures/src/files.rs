@@ -289,6 +289,11 @@ pub fn reproduce(
             let name = format!("{}/{}.png", context.figures, family.family.name());
             files.push((name, Content::Image(Image::Forest(crate::forest::Forest { data }))));
         }
+        for row in &family.rows {
+            if let Some(figure) = row.rounds_figure() {
+                files.push(image(&format!("{}/{figure}", context.figures), describe::reproduce_rounds(row)));
+            }
+        }
     }
     Ok(files)
 }

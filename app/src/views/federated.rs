@@ -42,6 +42,7 @@ fn settings(app: &mut View<'_>, ui: &mut Ui) {
             ui.add(DragValue::new(mu).range(0.0..=10.0).speed(0.001).prefix("μ "));
         }
         ui.add(DragValue::new(&mut fed.wsa.lambda).range(0.0..=100.0).speed(0.05).prefix("λ "));
+        super::setup::choice(ui, "WSA target", &mut fed.target);
     });
     let busy = app.is_busy();
     if ui.add_enabled(!busy, egui::Button::new("Run federated")).clicked() {

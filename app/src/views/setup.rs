@@ -365,7 +365,7 @@ fn training(app: &mut View<'_>, ui: &mut Ui) {
 }
 
 /// A drop-down of every value of a choice, by its label.
-fn choice<T: Choice>(ui: &mut Ui, label: &str, value: &mut T) {
+pub(super) fn choice<T: Choice>(ui: &mut Ui, label: &str, value: &mut T) {
     egui::ComboBox::from_label(label).selected_text(value.label()).show_ui(ui, |ui| choice_buttons(ui, value));
 }
 

@@ -91,6 +91,40 @@ crate::choices!(AggregationKind, "aggregation" {
     FedProx => "fedprox", "FedProx",
 });
 
+/// Where the clients' WSA target comes from each round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FedTarget {
+    /// Fused from the scopes the clients returned in the last round (method.md section 6).
+    #[default]
+    Fused,
+    /// The scope of the global model the server broadcasts (its average of the clients).
+    Global,
+    /// The initial global model's scope, kept for the whole run.
+    Initial,
+}
+
+crate::choices!(FedTarget, "federated target" {
+    Fused => "fused", "fused from the clients",
+    Global => "global", "the global model's scope",
+    Initial => "initial", "the initial scope",
+});
+
+impl FedTarget {
+    fn is_fused(&self) -> bool {
+        *self == FedTarget::Fused
+    }
+
+    /// The target of the next round, from this round's scopes.
+    fn next(self, round: &RoundScopes, initial: &[Scope]) -> Vec<Scope> {
+        match self {
+            FedTarget::Fused => round.fused.clone(),
+            FedTarget::Global => round.global.clone(),
+            FedTarget::Initial => initial.to_vec(),
+        }
+    }
+}
+
 impl AggregationKind {
     /// The rule, with `mu` as FedProx's proximal weight (FedAvg has none).
     pub fn with_mu(self, mu: f64) -> Aggregation {
@@ -121,9 +155,13 @@ pub struct FedConfig {
     pub aggregation: Aggregation,
     /// Whether clients add the WSA term toward the broadcast target.
     pub use_wsa: bool,
-    /// lambda, KL direction, reduction, fusion rule and layer selection (the target is always
-    /// the fusion of the clients' scopes, refreshed every round).
+    /// lambda, KL direction, reduction, fusion rule and layer selection (`wsa.target` is not
+    /// read: `target` below says where a federated target comes from).
     pub wsa: WsaConfig,
+    /// Where the target comes from each round; left out of the file when fused, so that configs
+    /// written before it existed keep their reproduce keys.
+    #[serde(skip_serializing_if = "FedTarget::is_fused")]
+    pub target: FedTarget,
     /// Report the first round reaching this test accuracy.
     pub target_accuracy: Option<f64>,
 }
@@ -145,6 +183,7 @@ impl Default for FedConfig {
             aggregation: Aggregation::FedAvg,
             use_wsa: false,
             wsa: WsaConfig::default(),
+            target: FedTarget::Fused,
             target_accuracy: None,
         }
     }
@@ -266,10 +305,15 @@ pub struct RoundRecord {
     pub clients: Vec<usize>,
     pub test_loss: f64,
     pub test_accuracy: f64,
-    /// The target scope broadcast for the next round: the fusion of this round's client scopes.
+    /// The target scope broadcast for the next round (`FedConfig::target`; by default the
+    /// fusion of this round's client scopes).
     pub target: Vec<Scope>,
+    /// The scope of the global model after this round's aggregation (empty in results written
+    /// before it was recorded).
+    #[serde(default)]
+    pub global: Vec<Scope>,
     /// Per layer, the mean over this round's clients of the symmetric KL between the client's
-    /// scope and the fused target: how far the clients' scopes spread around it.
+    /// scope and their fusion: how far the clients' scopes spread around it.
     pub client_spread: Vec<f64>,
     /// The scopes the clients returned (`client_scopes[i][l]`: the i-th client of `clients`,
     /// layer l).
@@ -425,8 +469,8 @@ pub fn finish_run(config: &FedConfig, name: String, rounds: Vec<RoundRecord>) ->
     FedRun { name, rounds, final_accuracy, best_accuracy, rounds_to_target }
 }
 
-/// Per layer, the mean over the clients of the symmetric KL between a client's scope and the
-/// fused target: how far the clients' scopes spread around it.
+/// Per layer, the mean over the clients of the symmetric KL between a client's scope and their
+/// fusion: how far the clients' scopes spread around it.
 pub fn client_spread(client_scopes: &[Vec<Scope>], target: &[Scope]) -> Vec<f64> {
     (0..target.len())
         .map(|l| {
@@ -462,7 +506,8 @@ pub async fn run(
         observer.on_event(&Event::Stage(format!("federated training: {name}")));
         let mut rng = Rng::derive(config.seed, "client-sampling");
         let mut global = init.clone();
-        let mut target = device_scopes(&global, layers).await?;
+        let initial_scopes = device_scopes(&global, layers).await?;
+        let mut target = initial_scopes.clone();
         let mut rounds = Vec::with_capacity(config.rounds);
         for round in 1..=config.rounds {
             if observer.is_cancelled() {
@@ -488,11 +533,17 @@ pub async fn run(
             }
             let refs: Vec<&Params> = updated.iter().collect();
             global = weighted_average(&refs, &weights)?;
-            // The next target fuses the clients' scopes, never the scope of the averaged model
-            // (averaging shrinks the spread round after round).
-            target = fuse(&client_scopes, &weights, config.wsa.fusion)?;
+            // By default the next target fuses the clients' scopes, not the scope of the averaged
+            // model (averaging shrinks the spread round after round); `config.target` may say
+            // otherwise, for the ablation.
+            let scopes = RoundScopes {
+                fused: fuse(&client_scopes, &weights, config.wsa.fusion)?,
+                global: device_scopes(&global, layers).await?,
+                clients: client_scopes,
+            };
+            target = config.target.next(&scopes, &initial_scopes);
             let metrics = evaluate(layout, &global.tensors, &test).await?;
-            let record = round_record(round, chosen, metrics, target.clone(), client_scopes, &name)?;
+            let record = round_record(round, chosen, metrics, target.clone(), scopes, &name)?;
             observer.on_event(&Event::Round {
                 run: name.clone(),
                 round,
@@ -508,14 +559,24 @@ pub async fn run(
     Ok(FedOutcome { result, initial, finals })
 }
 
-/// A round's record from the global model's test metrics, the fused target and the scopes the
-/// clients returned; a global model whose loss is not finite ends the run (`run`: its name).
+/// The scopes of one round, after the server's aggregation.
+pub struct RoundScopes {
+    /// What each client returned (in the order of the round's clients).
+    pub clients: Vec<Vec<Scope>>,
+    /// Their fusion (`wsa.fusion`).
+    pub fused: Vec<Scope>,
+    /// The averaged global model's.
+    pub global: Vec<Scope>,
+}
+
+/// A round's record from the global model's test metrics, the target for the next round and the
+/// round's scopes; a global model whose loss is not finite ends the run (`run`: its name).
 pub fn round_record(
     round: usize,
     clients: Vec<usize>,
     metrics: Metrics,
     target: Vec<Scope>,
-    client_scopes: Vec<Vec<Scope>>,
+    scopes: RoundScopes,
     run: &str,
 ) -> Result<RoundRecord> {
     if !metrics.loss.is_finite() {
@@ -526,9 +587,10 @@ pub fn round_record(
         clients,
         test_loss: metrics.loss,
         test_accuracy: metrics.accuracy,
-        client_spread: client_spread(&client_scopes, &target),
+        client_spread: client_spread(&scopes.clients, &scopes.fused),
         target,
-        client_scopes,
+        global: scopes.global,
+        client_scopes: scopes.clients,
     })
 }
 

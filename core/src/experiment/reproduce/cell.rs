@@ -78,11 +78,16 @@ pub struct VariantOutcome {
     /// (`metric::kurtosis_of`); the keys stay text, so that the files list them in the order
     /// they always had. A metric that does not apply (a target accuracy never reached) is absent.
     pub metrics: BTreeMap<String, f64>,
+    /// Per-round series of a federated run (`runner::SERIES_ACCURACY` or a [`Metric`]'s name to
+    /// one value per round: the test accuracy, the global model's std, the clients' spread), for the report's figures;
+    /// absent elsewhere and in cells written before it was recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub series: BTreeMap<String, Vec<f64>>,
 }
 
 impl VariantOutcome {
     pub fn new(variant: Variant) -> Self {
-        Self { variant, metrics: BTreeMap::new() }
+        Self { variant, metrics: BTreeMap::new(), series: BTreeMap::new() }
     }
 
     pub fn metric(&self, metric: Metric) -> Option<f64> {

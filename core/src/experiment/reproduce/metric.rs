@@ -24,6 +24,10 @@ pub enum Metric {
     /// The mean test accuracy of the last 10 rounds.
     Last10Accuracy,
     RoundsToTarget,
+    /// A federated run's global model: its std (mean over the scoped layers) after the last
+    /// round, and the clients' spread around their fused scope (mean over layers and rounds).
+    GlobalStd,
+    ClientSpread,
     /// Mean over the scoped layers of |excess kurtosis| and of the KS distance to the fitted
     /// Gaussian.
     MeanAbsKurtosis,
@@ -45,6 +49,8 @@ crate::choices!(Metric, "metric" {
     BestAccuracy => "best_accuracy", "best acc",
     Last10Accuracy => "last10_accuracy", "last-10 mean acc",
     RoundsToTarget => "rounds_to_target", "rounds to target",
+    GlobalStd => "global_std", "global model's std",
+    ClientSpread => "client_spread", "clients' scope spread",
     MeanAbsKurtosis => "mean_abs_kurtosis", "mean abs excess kurtosis",
     MeanKs => "mean_ks", "mean KS distance",
 });

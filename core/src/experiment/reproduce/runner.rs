@@ -83,9 +83,28 @@ fn fed_outcomes(result: &FedResult, variants: &[(Aggregation, bool)]) -> Vec<Var
             if let Some(round) = run.rounds_to_target {
                 outcome.set(Metric::RoundsToTarget, round as f64);
             }
+            // Means over the scoped layers, per round (a run has at least one round and layer).
+            let global_std: Vec<f64> = run.rounds.iter().map(|r| mean(r.global.iter().map(|s| s.std))).collect();
+            let spread: Vec<f64> = run.rounds.iter().map(|r| mean(r.client_spread.iter().copied())).collect();
+            if let Some(&last) = global_std.last() {
+                outcome.set(Metric::GlobalStd, last);
+            }
+            outcome.set(Metric::ClientSpread, mean(spread.iter().copied()));
+            outcome.series.insert(SERIES_ACCURACY.to_string(), run.rounds.iter().map(|r| r.test_accuracy).collect());
+            outcome.series.insert(Metric::GlobalStd.name().to_string(), global_std);
+            outcome.series.insert(Metric::ClientSpread.name().to_string(), spread);
             outcome
         })
         .collect()
+}
+
+/// The key of a federated run's test accuracy per round in [`VariantOutcome::series`].
+pub const SERIES_ACCURACY: &str = "test_accuracy";
+
+/// The mean of `values` (0 when there are none).
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(sum, n), v| (sum + v, n + 1));
+    sum / n.max(1) as f64
 }
 
 /// Kurtosis and KS distance of each scoped layer of model A at initialisation and trained

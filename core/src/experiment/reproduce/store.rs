@@ -192,6 +192,7 @@ mod tests {
             variants: vec![VariantOutcome {
                 variant: Variant::Method(Method::PLAIN),
                 metrics: BTreeMap::from([("x".into(), 0.5)]),
+                series: BTreeMap::new(),
             }],
             warnings: Vec::new(),
         };

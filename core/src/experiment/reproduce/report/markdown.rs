@@ -2,7 +2,7 @@
 //! by, the pooled claims, then per family its figure, tally, summaries and paired differences.
 
 use super::{ClaimVerdict, FamilyReport, Report, RowReport, RowStatus, distinct, view};
-use crate::experiment::reproduce::{CellRecord, Family, Metric, Quarantined, Rules, Variant, metric};
+use crate::experiment::reproduce::{CellRecord, Family, Metric, Quarantined, Rules, SERIES_ACCURACY, Variant, metric};
 use crate::experiment::stats::{Summary, Verdict};
 use std::fmt::Write as _;
 
@@ -284,6 +284,7 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
     if f.family == Family::Gaussianity {
         layer_table(s, f);
     }
+    rounds_section(s, f, context);
     let _ = writeln!(
         s,
         "| group | row | difference | metric | mean | 95% CI | p | Holm p | detectable (80%) | seeds | verdict |"
@@ -330,6 +331,54 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
         }
     }
     let _ = writeln!(s);
+}
+
+/// Federated rows that recorded their rounds: a figure of accuracy, the global model's std and the
+/// clients' spread per round, and the first and last round of each in a table.
+fn rounds_section(s: &mut String, f: &FamilyReport, context: &Context) {
+    let rows: Vec<&RowReport> = f.rows.iter().filter(|r| !r.rounds.is_empty()).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "Per round (mean over seeds): the global test accuracy, the global model's weight std (mean over the \
+         scoped layers) and the clients' spread around their fused scope (mean symmetric KL over layers):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| group | row | variant | seeds | accuracy: round 1 → last | global std: round 1 → last | spread: round 1 → last |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let ends = |r: &RowReport, v: Variant, key: &str| match r.round_series(v, key) {
+        Some(series) => match (series.mean.first(), series.mean.last()) {
+            (Some(&first), Some(&last)) => format!("{} → {}", number(first), number(last)),
+            _ => "–".into(),
+        },
+        None => "–".into(),
+    };
+    for r in &rows {
+        for &v in &r.variants {
+            let seeds = r.round_series(v, SERIES_ACCURACY).map_or(0, |series| series.seeds);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                r.group,
+                r.row,
+                v,
+                seeds,
+                ends(r, v, SERIES_ACCURACY),
+                ends(r, v, Metric::GlobalStd.name()),
+                ends(r, v, Metric::ClientSpread.name())
+            );
+        }
+    }
+    let _ = writeln!(s);
+    for r in rows {
+        if let Some(figure) = r.rounds_figure() {
+            let _ = writeln!(s, "![{}, per round]({}/{figure})\n", r.label(), context.figures);
+        }
+    }
 }
 
 /// What a row's label carries besides its name: why it is not judged as the others.

@@ -57,7 +57,14 @@ fn view(family: Family) -> FamilyView {
             figure: (Metric::LossBarrier, "loss barrier (mean over seeds, bar from the lowest to the highest seed)"),
         },
         Family::Fed => FamilyView {
-            metrics: &[Metric::FinalAccuracy, Metric::BestAccuracy, Metric::Last10Accuracy, Metric::RoundsToTarget],
+            metrics: &[
+                Metric::FinalAccuracy,
+                Metric::BestAccuracy,
+                Metric::Last10Accuracy,
+                Metric::RoundsToTarget,
+                Metric::GlobalStd,
+                Metric::ClientSpread,
+            ],
             comparisons: &[
                 (Variant::Federated { aggregation: AggregationKind::FedAvg, wsa: true }, FEDAVG),
                 (Variant::Federated { aggregation: AggregationKind::FedProx, wsa: true }, FEDPROX),
@@ -193,6 +200,40 @@ pub struct RowReport {
     /// since a barrier measured against the endpoints is floored at zero there.
     #[serde(default)]
     pub data_split: bool,
+    /// Per-round series of the row's federated runs, over its seeds (rows whose cells recorded
+    /// them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rounds: Vec<RoundSeries>,
+}
+
+/// One per-round series of a variant (`key`: `SERIES_ACCURACY` or a [`Metric`]'s name) over a
+/// row's seeds: per round the mean, lowest and highest seed, as far as every seed has rounds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundSeries {
+    pub variant: Variant,
+    pub key: String,
+    pub seeds: usize,
+    pub mean: Vec<f64>,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+}
+
+impl RoundSeries {
+    /// Over the seeds' series (`None` for none); each round over every seed, so the series ends
+    /// where the shortest does.
+    fn over(variant: Variant, key: &str, per_seed: &[&Vec<f64>]) -> Option<RoundSeries> {
+        let rounds = per_seed.iter().map(|s| s.len()).min().filter(|&n| n > 0)?;
+        let at = |r: usize| per_seed.iter().map(move |s| s[r]);
+        let n = per_seed.len() as f64;
+        Some(RoundSeries {
+            variant,
+            key: key.to_string(),
+            seeds: per_seed.len(),
+            mean: (0..rounds).map(|r| at(r).sum::<f64>() / n).collect(),
+            min: (0..rounds).map(|r| at(r).fold(f64::INFINITY, f64::min)).collect(),
+            max: (0..rounds).map(|r| at(r).fold(f64::NEG_INFINITY, f64::max)).collect(),
+        })
+    }
 }
 
 fn valid() -> RowStatus {
@@ -220,8 +261,30 @@ impl RowReport {
         }
     }
 
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         format!("{} · {}", self.group, self.row)
+    }
+
+    /// Where the figure of its per-round series goes, under the report's figures (`None` for a
+    /// row without them): `fed-rounds/` and the row's label in lower-case letters and digits.
+    pub fn rounds_figure(&self) -> Option<String> {
+        if self.rounds.is_empty() {
+            return None;
+        }
+        let mut slug = String::new();
+        for c in self.label().chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if !slug.is_empty() && !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+        Some(format!("fed-rounds/{}.png", slug.trim_end_matches('-')))
+    }
+
+    /// The per-round series of `variant` named `key`.
+    pub fn round_series(&self, variant: Variant, key: &str) -> Option<&RoundSeries> {
+        self.rounds.iter().find(|r| r.variant == variant && r.key == key)
     }
 }
 
@@ -641,6 +704,15 @@ fn row_report(
         }
     }
     let data_split = cells.iter().any(|c| is_data_split(c));
+    let keys = distinct(cells.iter().flat_map(|c| c.variants.iter().flat_map(|v| v.series.keys().cloned())));
+    let mut rounds = Vec::new();
+    for &v in &variants {
+        for key in &keys {
+            let per_seed: Vec<&Vec<f64>> =
+                cells.iter().filter_map(|c| c.variant(v).and_then(|outcome| outcome.series.get(key))).collect();
+            rounds.extend(RoundSeries::over(v, key, &per_seed));
+        }
+    }
     let mut comparisons = Vec::new();
     for &(variant, baseline) in view(family).comparisons {
         for &m in compared_metrics(family, data_split) {
@@ -675,6 +747,7 @@ fn row_report(
         invalid,
         status,
         data_split,
+        rounds,
     }
 }
 
@@ -722,6 +795,7 @@ mod tests {
                 .map(|&(variant, b)| VariantOutcome {
                     variant: Variant::from_name(variant).expect("a variant"),
                     metrics: BTreeMap::from([(Metric::LossBarrier.name().to_string(), b)]),
+                    series: BTreeMap::new(),
                 })
                 .collect(),
             warnings: Vec::new(),
@@ -777,6 +851,7 @@ mod tests {
             .map(|(v, metrics)| VariantOutcome {
                 variant: Variant::from_name(v).expect("a variant"),
                 metrics: metrics.iter().map(|(m, x)| (m.name().to_string(), *x)).collect(),
+                series: BTreeMap::new(),
             })
             .collect();
         r
