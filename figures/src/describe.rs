@@ -130,9 +130,11 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
     });
     let [lo, hi] = extent(values, [0.0, 1.0]);
     let pad = ((hi - lo) * 0.08).max(1e-3);
-    let top = match measure {
-        Measure::Loss => hi + pad,
-        Measure::Accuracy => (hi + pad).min(1.0),
+    // Accuracy from 0 to 1 always: an axis starting near the endpoints' accuracy makes a dip of
+    // a point or two look like a collapse.
+    let (bottom, top) = match measure {
+        Measure::Loss => ((lo - pad).max(0.0), hi + pad),
+        Measure::Accuracy => (0.0, 1.0),
     };
     let panel = Panel {
         title: format!(
@@ -147,7 +149,7 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
                 Measure::Loss => "cross-entropy",
                 Measure::Accuracy => "accuracy",
             },
-            [(lo - pad).max(0.0), top],
+            [bottom, top],
         ),
         series,
         ..Panel::default()
@@ -349,7 +351,11 @@ pub fn plane(plane: &Plane, selected: Option<(usize, usize)>) -> Figure {
         .collect();
     let panel = Panel {
         title: "test loss on the plane through A, B and the third model".to_string(),
-        x: Axis::new("along B − A", [first(&plane.xs) - dx / 2.0, last(&plane.xs) + dx / 2.0]),
+        // Both axes on one scale: units of distance in weight space.
+        x: Axis::new(
+            "along B − A (distance in weight space)",
+            [first(&plane.xs) - dx / 2.0, last(&plane.xs) + dx / 2.0],
+        ),
         y: Axis::new("toward the third model", [first(&plane.ys) - dy / 2.0, last(&plane.ys) + dy / 2.0]),
         series,
         heatmap: Some(Heatmap {
@@ -363,9 +369,14 @@ pub fn plane(plane: &Plane, selected: Option<(usize, usize)>) -> Figure {
         }),
         labels,
         legend: LegendPlace::Hidden,
+        equal_scales: true,
         ..Panel::default()
     };
-    Figure { title: String::new(), size: [900, 760], columns: 1, panels: vec![panel] }
+    // As tall as the plane's shape asks at this width (equal scales), within reason: about 760
+    // pixels of plot across, plus the type, the margins and the colour bar.
+    let (width, height) = (panel.x.range[1] - panel.x.range[0], panel.y.range[1] - panel.y.range[0]);
+    let plot_height = if width > 0.0 { (760.0 * height / width).clamp(260.0, 760.0) } else { 640.0 };
+    Figure { title: String::new(), size: [1000, plot_height as u32 + 120], columns: 1, panels: vec![panel] }
 }
 
 /// The colour of the `k`-th run of a federated comparison.
@@ -390,11 +401,10 @@ pub fn fed_accuracy(result: &FedResult, marked: Option<&str>) -> Figure {
             )
         })
         .collect();
-    let lo = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p[1])), [0.0, 1.0])[0];
     let panel = Panel {
         title: "global test accuracy per round".to_string(),
         x: Axis { whole_numbers: true, ..Axis::new("round", [0.0, (result.config.rounds as f64).max(1.0)]) },
-        y: Axis::new("test accuracy", [(lo - 0.02).max(0.0), 1.0]),
+        y: Axis::new("test accuracy", [0.0, 1.0]),
         series,
         ..Panel::default()
     };
@@ -437,10 +447,11 @@ pub fn reproduce_rounds(row: &RowReport) -> Figure {
                 .collect();
             let rounds = series.iter().map(|s| s.points.len()).max().unwrap_or(1) as f64;
             let values = series.iter().flat_map(|s| s.band.iter().flatten().flat_map(|b| [b[1], b[2]]));
+            let range = if key == SERIES_ACCURACY { [0.0, 1.0] } else { extent(values, [0.0, 1.0]) };
             let panel = Panel {
                 title: title.to_string(),
                 x: Axis { whole_numbers: true, ..Axis::new("round", [1.0, rounds.max(2.0)]) },
-                y: Axis::new(y_label, extent(values, [0.0, 1.0])),
+                y: Axis::new(y_label, range),
                 series,
                 ..Panel::default()
             };

@@ -26,6 +26,9 @@ pub struct Panel {
     pub bars: Vec<BarGroup>,
     pub labels: Vec<Label>,
     pub legend: LegendPlace,
+    /// One unit is as long on the x axis as on the y axis (the loss plane, whose axes are both
+    /// distances in weight space): every renderer widens the shorter range to keep it so.
+    pub equal_scales: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]

@@ -89,13 +89,48 @@ pub(crate) const fn rgb([r, g, b]: Rgb) -> RGBColor {
 }
 
 /// Width of the colour bar beside a heat map.
-const COLOR_BAR_PX: u32 = 110;
+const COLOR_BAR_PX: u32 = 130;
+
+/// Type sizes in pixels, large enough to read from the back of a classroom when the figure is
+/// projected at its own size; the smaller set for figures of more than two panels.
+struct Type {
+    title: u32,
+    caption: u32,
+    axis: u32,
+    ticks: u32,
+    legend: u32,
+    margin: u32,
+    x_labels: u32,
+    y_labels: u32,
+}
+
+const TYPE: Type =
+    Type { title: 24, caption: 21, axis: 18, ticks: 16, legend: 16, margin: 12, x_labels: 56, y_labels: 76 };
+const SMALL_TYPE: Type =
+    Type { title: 24, caption: 18, axis: 16, ticks: 14, legend: 14, margin: 10, x_labels: 48, y_labels: 66 };
+
+/// The ranges of a panel with `equal_scales`: the shorter one widened about its centre until a
+/// unit spans as many pixels on either axis, for a plotting area of `width` x `height` pixels.
+fn equal_scales(x: [f64; 2], y: [f64; 2], width: f64, height: f64) -> ([f64; 2], [f64; 2]) {
+    let (per_px_x, per_px_y) = ((x[1] - x[0]) / width.max(1.0), (y[1] - y[0]) / height.max(1.0));
+    let widen = |r: [f64; 2], span: f64| {
+        let centre = (r[0] + r[1]) / 2.0;
+        [centre - span / 2.0, centre + span / 2.0]
+    };
+    if !(per_px_x > 0.0 && per_px_y > 0.0) {
+        (x, y)
+    } else if per_px_x > per_px_y {
+        (x, widen(y, per_px_x * height))
+    } else {
+        (widen(x, per_px_y * width), y)
+    }
+}
 
 fn draw_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> Result<()> {
     let root = if figure.title.is_empty() {
         root.clone()
     } else {
-        root.titled(&figure.title, ("sans-serif", 20)).map_err(draw_err)?
+        root.titled(&figure.title, ("sans-serif", TYPE.title)).map_err(draw_err)?
     };
     let columns = figure.columns.max(1);
     let rows = figure.panels.len().div_ceil(columns).max(1);
@@ -116,13 +151,23 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
         }
         None => (area.clone(), None),
     };
-    let [x0, x1] = panel.x.range;
-    let [y0, y1] = panel.y.range;
+    let t = if small { &SMALL_TYPE } else { &TYPE };
+    let (x, y) = if panel.equal_scales {
+        // The plotting area is the panel less its margins, tick label areas and caption (about
+        // 1.5 lines of its type).
+        let (w, h) = plot.dim_in_pixel();
+        let width = f64::from(w) - f64::from(2 * t.margin + t.y_labels);
+        let height = f64::from(h) - f64::from(2 * t.margin + t.x_labels) - 1.5 * f64::from(t.caption);
+        equal_scales(panel.x.range, panel.y.range, width, height)
+    } else {
+        (panel.x.range, panel.y.range)
+    };
+    let ([x0, x1], [y0, y1]) = (x, y);
     let mut chart = ChartBuilder::on(&plot)
-        .margin(if small { 10 } else { 12 })
-        .x_label_area_size(if small { 30 } else { 40 })
-        .y_label_area_size(if small { 50 } else { 56 })
-        .caption(&panel.title, ("sans-serif", if small { 15 } else { 18 }))
+        .margin(t.margin)
+        .x_label_area_size(t.x_labels)
+        .y_label_area_size(t.y_labels)
+        .caption(&panel.title, ("sans-serif", t.caption))
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(draw_err)?;
     {
@@ -130,6 +175,8 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(panel.x.label.as_str())
             .y_desc(panel.y.label.as_str())
+            .label_style(("sans-serif", t.ticks))
+            .axis_desc_style(("sans-serif", t.axis))
             .light_line_style(rgb(palette::GRID))
             .x_labels(if small { 5 } else { 10 })
             .y_labels(if small { 4 } else { 10 });
@@ -226,7 +273,7 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
                 LegendPlace::LowerLeft => SeriesLabelPosition::LowerLeft,
                 LegendPlace::UpperRight | LegendPlace::Hidden => SeriesLabelPosition::UpperRight,
             })
-            .label_font(("sans-serif", if small { 12 } else { 14 }))
+            .label_font(("sans-serif", t.legend))
             .draw()
             .map_err(draw_err)?;
     }
@@ -243,7 +290,7 @@ fn color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, heatmap: &crate:
     let mut scale = ChartBuilder::on(area)
         .margin_top(44)
         .margin_bottom(54)
-        .y_label_area_size(50)
+        .y_label_area_size(70)
         .build_cartesian_2d(0.0..1.0, shown(lo)..shown(hi))
         .map_err(draw_err)?;
     scale
@@ -251,8 +298,8 @@ fn color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, heatmap: &crate:
         .disable_mesh()
         .disable_x_axis()
         .y_desc(heatmap.label.as_str())
-        .y_label_style(("sans-serif", 13))
-        .axis_desc_style(("sans-serif", 14))
+        .y_label_style(("sans-serif", TYPE.ticks))
+        .axis_desc_style(("sans-serif", TYPE.axis))
         .draw()
         .map_err(draw_err)?;
     let rows = 100;
@@ -264,4 +311,22 @@ fn color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, heatmap: &crate:
         }))
         .map_err(draw_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit spans as many pixels across as up, the data's ranges kept inside and centred.
+    #[test]
+    fn equal_scales_widen_the_shorter_range_about_its_centre() {
+        let (x, y) = equal_scales([-5.0, 31.0], [-4.0, 5.0], 760.0, 260.0);
+        assert_eq!(x, [-5.0, 31.0]);
+        assert!(((x[1] - x[0]) / 760.0 - (y[1] - y[0]) / 260.0).abs() < 1e-12, "{x:?} {y:?}");
+        assert!((y[0] + y[1] - 1.0).abs() < 1e-12 && y[0] < -4.0 && y[1] > 5.0, "{y:?}");
+        let (x, y) = equal_scales([0.0, 1.0], [0.0, 10.0], 500.0, 500.0);
+        assert_eq!((x, y), ([-4.5, 5.5], [0.0, 10.0]));
+        // Nothing to scale: the ranges as they are.
+        assert_eq!(equal_scales([1.0, 1.0], [0.0, 2.0], 100.0, 100.0), ([1.0, 1.0], [0.0, 2.0]));
+    }
 }

@@ -46,6 +46,9 @@ pub fn draw<'a, R>(
         .include_y(panel.y.range[0])
         .include_y(panel.y.range[1])
         .allow_scroll(false);
+    if panel.equal_scales {
+        plot = plot.data_aspect(1.0);
+    }
     if let Some(width) = size.width {
         plot = plot.width(width);
     }

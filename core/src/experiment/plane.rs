@@ -20,6 +20,11 @@ use std::sync::Arc;
 /// The largest grid side: a plane costs grid² evaluations of the test set.
 pub const MAX_GRID: usize = 201;
 
+/// Each side of the grid spans at least this share of the other: the plane is drawn with equal
+/// scales (both axes are distances in weight space), and a third model close to the line A-B
+/// would otherwise leave a strip too thin to read.
+pub const MIN_SIDE_SHARE: f64 = 0.25;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PlaneConfig {
@@ -177,6 +182,16 @@ mod non_finite_as_null {
     }
 }
 
+/// The two spans, the shorter widened about its centre to [`MIN_SIDE_SHARE`] of the longer.
+fn at_least_a_share_of_each_other(x: [f64; 2], y: [f64; 2]) -> ([f64; 2], [f64; 2]) {
+    let widen = |r: [f64; 2], to: f64| {
+        let (centre, half) = ((r[0] + r[1]) / 2.0, (r[1] - r[0]).max(to) / 2.0);
+        [centre - half, centre + half]
+    };
+    let (w, h) = (x[1] - x[0], y[1] - y[0]);
+    (widen(x, h * MIN_SIDE_SHARE), widen(y, w * MIN_SIDE_SHARE))
+}
+
 /// Flattened parameters in f64, for the basis and the projections.
 fn flat(p: &HostParams) -> Vec<f64> {
     p.values.iter().flatten().map(|&v| f64::from(v)).collect()
@@ -274,8 +289,9 @@ pub async fn evaluate_plane(
     let (x0, x1) = corners.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p[0]), h.max(p[0])));
     let (y0, y1) = corners.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p[1]), h.max(p[1])));
     let (mx, my) = ((x1 - x0) * config.margin, (y1 - y0) * config.margin);
-    let xs = spaced(x0 - mx, x1 + mx, config.grid);
-    let ys = spaced(y0 - my, y1 + my, config.grid);
+    let (x_span, y_span) = at_least_a_share_of_each_other([x0 - mx, x1 + mx], [y0 - my, y1 + my]);
+    let xs = spaced(x_span[0], x_span[1], config.grid);
+    let ys = spaced(y_span[0], y_span[1], config.grid);
     let origin = a.to_device(device);
     let (u, v) = (basis.to_device(&basis.u, a, device), basis.to_device(&basis.v, a, device));
     let mut loss = Vec::with_capacity(xs.len() * ys.len());
@@ -366,6 +382,18 @@ mod tests {
     fn model(seed: u64) -> HostParams {
         let layout = Arc::new(ModelLayout::new(&ModelConfig::mlp(vec![8]), &[4], 3).expect("layout"));
         layout.init(&mut Rng::new(seed))
+    }
+
+    #[test]
+    fn a_thin_grid_is_widened_about_its_centre_to_a_quarter_of_the_other_side() {
+        let (x, y) = at_least_a_share_of_each_other([-5.0, 30.0], [-0.4, 2.4]);
+        assert_eq!(x, [-5.0, 30.0], "the longer side stays");
+        assert!((y[1] - y[0] - 35.0 * MIN_SIDE_SHARE).abs() < 1e-12 && (y[0] + y[1] - 2.0).abs() < 1e-12, "{y:?}");
+        let (x, y) = at_least_a_share_of_each_other([0.0, 1.0], [-10.0, 10.0]);
+        assert!((x[1] - x[0] - 20.0 * MIN_SIDE_SHARE).abs() < 1e-12 && (x[0] + x[1] - 1.0).abs() < 1e-12, "{x:?}");
+        assert_eq!(y, [-10.0, 10.0]);
+        let square = ([0.0, 4.0], [1.0, 4.0]);
+        assert_eq!(at_least_a_share_of_each_other(square.0, square.1), square, "wide enough already");
     }
 
     #[test]
