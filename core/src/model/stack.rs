@@ -803,6 +803,11 @@ mod tests {
         assert!(config.label().starts_with(
             "layers conv 32 3×3 → GroupNorm 8 → ReLU → residual [conv 32 3×3 → GroupNorm 8 → ReLU → conv 32 3×3 → GroupNorm 8] → ReLU → conv 64 3×3/2"
         ), "{}", config.label());
+        // The preset for experiments (docs/layout-file.md) is this network.
+        let preset =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/models/resnet-gn-32-64-128.json");
+        let preset = std::fs::read_to_string(preset).expect("the preset");
+        assert_eq!(serde_json::from_str::<ModelConfig>(&preset).expect("a model config"), config);
         let unrolled: Vec<&str> =
             LayerSpec::unrolled(&layers).into_iter().filter_map(LayerSpec::name).take(6).collect();
         assert_eq!(unrolled, ["stem.0", "stem.1", "stage1.0.conv1", "stage1.0.gn1", "stage1.0.conv2", "stage1.0.gn2"]);
