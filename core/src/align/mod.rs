@@ -36,7 +36,8 @@ pub struct UnitAxis {
 /// together with everything attached to them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PermutationGroup {
-    /// The layer whose outputs are permuted, e.g. `hidden.0` or `conv.1`.
+    /// The layer whose outputs are permuted, e.g. `hidden.0` or `conv.1` (of a residual stream,
+    /// the first layer that writes into it).
     pub layer: String,
     pub size: usize,
     /// Group normalisation splits the units into this many contiguous blocks, each normalised on
@@ -733,8 +734,9 @@ mod tests {
     }
 
     /// Inferred stacks: hidden units through Sequential numbering, BatchNorm (its running
-    /// statistics permute with the channels), GroupNorm blocks, max- and average-pooling and the
-    /// flatten into the first linear layer (a channel is a block of its pixels there).
+    /// statistics permute with the channels), GroupNorm blocks, max- and average-pooling, the
+    /// flatten into the first linear layer (a channel is a block of its pixels there) and
+    /// residual blocks (listed in the model's layout file).
     #[test]
     fn permuting_an_inferred_pytorch_model_keeps_its_function() {
         let mut rng = Rng::new(8);
@@ -742,6 +744,8 @@ mod tests {
             ("sequential_mlp", vec!["1", "3"], vec![1, 1]),
             ("batchnorm_cnn", vec!["conv1", "conv2", "fc1"], vec![1, 1, 1]),
             ("groupnorm_cnn", vec!["features.0", "features.4", "classifier.0"], vec![2, 4, 1]),
+            // Two residual streams (stem and down2) and each block's inner conv.
+            ("residual_gn_cnn", vec!["stem.0", "stage1.0.conv1", "down2.0", "stage2.0.conv1"], vec![2, 2, 4, 4]),
         ] {
             let params = pytorch_model(name);
             let layout = Arc::clone(&params.layout);
