@@ -882,6 +882,55 @@ mod tests {
         assert!(before.iter().zip(&after).any(|(p, q)| (p - q).abs() > 1e-3));
     }
 
+    /// A block inside a block: its stream is the outer block's inner one (written by the outer
+    /// block's first conv and the inner block's last, read by the inner block's first conv and
+    /// the outer block's last).
+    #[test]
+    fn a_nested_residual_block_keeps_its_function_under_permutation() {
+        use crate::model::LayerSpec;
+        let relu = || LayerSpec::Activation { function: Activation::Relu };
+        let conv = |name: &str| LayerSpec::Conv2d {
+            name: name.into(),
+            channels: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            bias: true,
+        };
+        let gn = |name: &str| LayerSpec::GroupNorm { name: name.into(), groups: 2 };
+        let inner = LayerSpec::Residual { layers: vec![conv("in1"), gn("in1_gn"), relu(), conv("in2"), gn("in2_gn")] };
+        let outer = LayerSpec::Residual { layers: vec![conv("out1"), gn("out1_gn"), relu(), inner, conv("out2")] };
+        let layers = vec![
+            conv("stem"),
+            relu(),
+            outer,
+            relu(),
+            LayerSpec::Flatten,
+            LayerSpec::Linear { name: "fc".into(), outputs: 3, bias: true },
+        ];
+        let layout = layout(ModelConfig::Stack { layers, init: Default::default() }, &[2, 4, 4]);
+        let spec = PermutationSpec::new(&layout).expect("spec");
+        let found: Vec<(&str, usize)> = spec.groups.iter().map(|g| (g.layer.as_str(), g.blocks)).collect();
+        assert_eq!(found, [("stem", 1), ("out1", 2), ("in1", 2)]);
+        let weights =
+            |g: &PermutationGroup| g.axes.iter().filter(|a| layout.params[a.param].role == ParamRole::Weight).count();
+        assert_eq!(weights(&spec.groups[1]), 4, "out1 and in2 write it, in1 and out2 read it");
+        let mut rng = Rng::new(17);
+        let params = random_params(&layout, &mut rng);
+        let permuted = permute(&params, &spec, &random_perms(&spec, &mut rng));
+        assert_ne!(permuted.values, params.values);
+        assert_same_function(&params, &permuted, &mut rng, "nested blocks");
+        let matching = crate::wait(weight_matching(
+            &params,
+            &permuted,
+            &WeightMatchingConfig::default(),
+            &mut Rng::new(3),
+            &mut Silent,
+        ))
+        .expect("matching");
+        assert_eq!(permute(&permuted, &spec, &matching.perms).values, params.values);
+    }
+
     #[test]
     fn residual_layouts_weight_matching_cannot_keep_are_refused() {
         use crate::model::LayerSpec;
