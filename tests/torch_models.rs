@@ -14,7 +14,7 @@ use wsa_core::infer::{self, LayoutHints};
 use wsa_core::model::{Activation, HostParams, LayerSpec, ModelConfig};
 use wsa_lab_tests::{TorchFixture, temp_dir};
 
-const MODELS: [&str; 3] = ["sequential_mlp", "batchnorm_cnn", "groupnorm_cnn"];
+const MODELS: [&str; 4] = ["sequential_mlp", "batchnorm_cnn", "groupnorm_cnn", "residual_gn_cnn"];
 
 fn fixture(file: &str) -> PathBuf {
     wsa_lab_tests::torch_fixture_path(file)
@@ -51,7 +51,25 @@ fn conv(name: &str, channels: usize, stride: usize, padding: usize) -> LayerSpec
 
 #[test]
 fn inferred_layouts_are_the_models_pytorch_wrote() {
-    let expected: [(&str, Vec<usize>, Vec<LayerSpec>); 3] = [
+    let gn = |name: &str, groups: usize| LayerSpec::GroupNorm { name: name.into(), groups };
+    let unbiased = |name: &str, channels: usize, stride: usize| LayerSpec::Conv2d {
+        name: name.into(),
+        channels,
+        kernel: 3,
+        stride,
+        padding: 1,
+        bias: false,
+    };
+    let block = |stage: &str, channels: usize, groups: usize| LayerSpec::Residual {
+        layers: vec![
+            unbiased(&format!("{stage}.0.conv1"), channels, 1),
+            gn(&format!("{stage}.0.gn1"), groups),
+            relu(),
+            unbiased(&format!("{stage}.0.conv2"), channels, 1),
+            gn(&format!("{stage}.0.gn2"), groups),
+        ],
+    };
+    let expected: [(&str, Vec<usize>, Vec<LayerSpec>); 4] = [
         ("sequential_mlp", vec![784], vec![linear("1", 32), relu(), linear("3", 16), relu(), linear("5", 10)]),
         (
             "batchnorm_cnn",
@@ -85,6 +103,26 @@ fn inferred_layouts_are_the_models_pytorch_wrote() {
                 linear("classifier.0", 12),
                 relu(),
                 linear("classifier.2", 5),
+            ],
+        ),
+        // Listed in its layout file: residual connections leave no trace in names and shapes.
+        (
+            "residual_gn_cnn",
+            vec![3, 8, 8],
+            vec![
+                unbiased("stem.0", 8, 1),
+                gn("stem.1", 2),
+                relu(),
+                block("stage1", 8, 2),
+                relu(),
+                unbiased("down2.0", 16, 2),
+                gn("down2.1", 4),
+                relu(),
+                block("stage2", 16, 4),
+                relu(),
+                LayerSpec::AvgPool2d { kernel: 4, stride: None },
+                LayerSpec::Flatten,
+                linear("fc", 5),
             ],
         ),
     ];

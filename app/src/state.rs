@@ -213,13 +213,13 @@ impl Preset {
 }
 
 /// The hidden widths (MLP), conv channels (CNN) or every linear and conv layer's outputs (a
-/// stack) of `model` as the setup panel shows them.
+/// stack, residual blocks' layers included) of `model` as the setup panel shows them.
 pub fn widths_text(model: &ModelConfig) -> String {
     let widths = match model {
         ModelConfig::Mlp { hidden, .. } => hidden.clone(),
         ModelConfig::Cnn { channels, .. } => channels.clone(),
-        ModelConfig::Stack { layers, .. } => layers
-            .iter()
+        ModelConfig::Stack { layers, .. } => LayerSpec::unrolled(layers)
+            .into_iter()
             .filter_map(|layer| match layer {
                 LayerSpec::Linear { outputs, .. } => Some(*outputs),
                 LayerSpec::Conv2d { channels, .. } => Some(*channels),

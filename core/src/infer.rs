@@ -619,7 +619,7 @@ pub fn infer_layout(bytes: &[u8], hints: Option<&LayoutHints>, origin: &Path) ->
             reading.layers(&order, &attached, hints)?
         }
     };
-    let first = layers.iter().find(|l| l.has_units()).and_then(LayerSpec::name);
+    let first = LayerSpec::unrolled(&layers).into_iter().find(|l| l.has_units()).and_then(LayerSpec::name);
     let first = units.iter().find(|u| Some(u.name.as_str()) == first).unwrap_or(&units[0]);
     let inferred = hints.layers.is_none();
     let sample_shape = match (&hints.input_shape, &first.kind) {

@@ -407,8 +407,7 @@ impl ModelLayout {
     /// position (same padding, 2x2 pooling after each block, as built above).
     pub fn training_flops_per_sample(&self) -> f64 {
         if let ModelConfig::Stack { layers, .. } = &self.config {
-            let macs =
-                stack::plan(layers, &self.sample_shape, self.num_classes).map_or(0, |p| p.macs_per_sample(layers));
+            let macs = stack::plan(layers, &self.sample_shape, self.num_classes).map_or(0, |p| p.macs_per_sample);
             return 6.0 * macs as f64;
         }
         let mut positions = match (&self.config, self.sample_shape.as_slice()) {

@@ -8,6 +8,12 @@
 //! or LayerNorm affine parameters where it has a norm. Layers are corrected in order, each measured
 //! after the layers before it were: a correction changes what the next layer sees.
 //!
+//! In a residual network every linear or conv layer is corrected at its own output, as Jordan et
+//! al. correct each layer of their ResNets: a layer that writes into a residual stream (the conv
+//! before a block, the block's last conv) through its norm, before the add. The stream itself, a
+//! sum of such outputs, is not measured and corrected as one: it has no parameters of its own,
+//! and each of its addends already has its interpolated statistics.
+//!
 //! It addresses the symptom WSA addresses (scales that averaging destroys), at test time instead
 //! of training time. A merged BatchNorm model reaches it with its running statistics already
 //! re-estimated (`crate::batch_norm`, which sums its batches with this module's `batches` and
@@ -320,6 +326,15 @@ mod tests {
                         LayerSpec::Activation { function: Activation::Relu },
                         LayerSpec::Linear { name: "fc2".into(), outputs: 10, bias: true },
                     ],
+                    init: Initializer::Uniform,
+                },
+                1e-4,
+            ),
+            // A GroupNorm ResNet: each layer writing into a residual stream is corrected at its
+            // own output, the block's last one before the add.
+            (
+                ModelConfig::Stack {
+                    layers: crate::model::stack::residual_stack([8, 16, 32], 4, 2, 10),
                     init: Initializer::Uniform,
                 },
                 1e-4,

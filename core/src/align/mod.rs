@@ -36,7 +36,8 @@ pub struct UnitAxis {
 /// together with everything attached to them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PermutationGroup {
-    /// The layer whose outputs are permuted, e.g. `hidden.0` or `conv.1`.
+    /// The layer whose outputs are permuted, e.g. `hidden.0` or `conv.1` (of a residual stream,
+    /// the first layer that writes into it).
     pub layer: String,
     pub size: usize,
     /// Group normalisation splits the units into this many contiguous blocks, each normalised on
@@ -56,17 +57,12 @@ pub struct PermutationSpec {
 pub type Permutation = Vec<usize>;
 
 impl PermutationSpec {
-    /// Derived from the layout: for each layer but the classifier, its weight rows and every
-    /// other parameter of the layer (bias, norm parameters, BatchNorm's running statistics), and
-    /// the next layer's input columns (in blocks of a channel's pixels where a linear layer reads
-    /// flattened conv features).
+    /// Derived from the layout: one group per set of units that layers write and others read
+    /// (see [`Stream`]): the writers' weight rows and every other parameter of theirs (bias,
+    /// norm parameters, BatchNorm's running statistics), then the readers' input columns (in
+    /// blocks of a channel's pixels where a linear layer reads flattened conv features). The
+    /// network's inputs and the classifier's outputs are not permutable.
     pub fn new(layout: &ModelLayout) -> Result<Self> {
-        let mut layers: Vec<&str> = Vec::new();
-        for p in &layout.params {
-            if layers.last() != Some(&p.layer.as_str()) {
-                layers.push(&p.layer);
-            }
-        }
         let weight_of = |layer: &str| {
             layout.params.iter().position(|p| p.layer == layer && p.role == ParamRole::Weight).ok_or_else(|| {
                 WsaError::ArchitectureMismatch {
@@ -76,32 +72,45 @@ impl PermutationSpec {
             })
         };
         let mut groups = Vec::new();
-        for pair in layers.windows(2) {
-            let (layer, next) = (pair[0], pair[1]);
-            let weight = weight_of(layer)?;
-            let shape = &layout.params[weight].shape;
-            let units = shape[0];
-            let per_unit = shape[1..].iter().product::<usize>();
-            let mut axes = vec![UnitAxis { param: weight, outer: 1, units, inner: per_unit }];
-            for (param, spec) in layout.params.iter().enumerate() {
-                if spec.layer == layer && spec.role != ParamRole::Weight {
-                    axes.push(UnitAxis { param, outer: 1, units, inner: spec.numel() / units });
+        for stream in streams(layout) {
+            let Some(&first) = stream.writers.first() else { continue };
+            let units = layout.params[weight_of(first)?].shape[0];
+            let mut axes = Vec::new();
+            for &layer in &stream.writers {
+                let weight = weight_of(layer)?;
+                let shape = &layout.params[weight].shape;
+                if shape[0] != units {
+                    return Err(WsaError::ArchitectureMismatch {
+                        path: layout.params[weight].path.clone(),
+                        detail: format!("{} outputs added to the {units} of `{first}`", shape[0]),
+                    });
+                }
+                let per_unit = shape[1..].iter().product::<usize>();
+                axes.push(UnitAxis { param: weight, outer: 1, units, inner: per_unit });
+                for (param, spec) in layout.params.iter().enumerate() {
+                    if spec.layer == layer && spec.role != ParamRole::Weight {
+                        axes.push(UnitAxis { param, outer: 1, units, inner: spec.numel() / units });
+                    }
                 }
             }
-            let next_weight = weight_of(next)?;
-            let next_shape = &layout.params[next_weight].shape;
-            let next_inputs = next_shape[1..].iter().product::<usize>();
-            if !next_inputs.is_multiple_of(units) {
-                return Err(WsaError::ArchitectureMismatch {
-                    path: layout.params[next_weight].path.clone(),
-                    detail: format!("{next_inputs} inputs per unit cannot be split over {units} units of `{layer}`"),
-                });
+            for &next in &stream.readers {
+                let next_weight = weight_of(next)?;
+                let next_shape = &layout.params[next_weight].shape;
+                let next_inputs = next_shape[1..].iter().product::<usize>();
+                if !next_inputs.is_multiple_of(units) {
+                    return Err(WsaError::ArchitectureMismatch {
+                        path: layout.params[next_weight].path.clone(),
+                        detail: format!(
+                            "{next_inputs} inputs per unit cannot be split over {units} units of `{first}`"
+                        ),
+                    });
+                }
+                axes.push(UnitAxis { param: next_weight, outer: next_shape[0], units, inner: next_inputs / units });
             }
-            axes.push(UnitAxis { param: next_weight, outer: next_shape[0], units, inner: next_inputs / units });
             groups.push(PermutationGroup {
-                layer: layer.to_string(),
+                layer: first.to_string(),
                 size: units,
-                blocks: norm_blocks(layout, layer),
+                blocks: stream_blocks(layout, &stream.writers)?,
                 axes,
             });
         }
@@ -113,6 +122,76 @@ impl PermutationSpec {
     }
 }
 
+/// Units that one permutation reorders: the layers that write them (a layer's outputs; in a
+/// residual stream, every layer whose output is added into it) and the layers that read them
+/// (the next layer; for a stream, each layer the stream reaches, such as a block's first conv
+/// and the next stage's conv). A residual block's inner layers make streams of their own.
+#[derive(Debug, Default, PartialEq)]
+struct Stream<'a> {
+    writers: Vec<&'a str>,
+    readers: Vec<&'a str>,
+}
+
+/// A layout's streams in the order of their first writers; the network's inputs (which no layer
+/// writes, and any residual stream added to them) are left out.
+fn streams(layout: &ModelLayout) -> Vec<Stream<'_>> {
+    match &layout.config {
+        ModelConfig::Stack { layers, .. } => {
+            let mut walk = StreamWalk { streams: vec![Stream::default()], current: 0 };
+            walk.layers(layers, true);
+            // The first stream is the inputs', with whatever was added to them.
+            walk.streams.into_iter().skip(1).filter(|s| !s.writers.is_empty()).collect()
+        }
+        ModelConfig::Mlp { .. } | ModelConfig::Cnn { .. } => {
+            // One layer after another: each layer's outputs are the next one's inputs.
+            let mut layers: Vec<&str> = Vec::new();
+            for p in &layout.params {
+                if layers.last() != Some(&p.layer.as_str()) {
+                    layers.push(&p.layer);
+                }
+            }
+            layers.windows(2).map(|pair| Stream { writers: vec![pair[0]], readers: vec![pair[1]] }).collect()
+        }
+    }
+}
+
+/// Following a stack's layers to find its streams: `current` is the stream that reaches the
+/// layer at hand.
+struct StreamWalk<'a> {
+    streams: Vec<Stream<'a>>,
+    current: usize,
+}
+
+impl<'a> StreamWalk<'a> {
+    fn layers(&mut self, layers: &'a [LayerSpec], top: bool) {
+        for (i, layer) in layers.iter().enumerate() {
+            match layer {
+                LayerSpec::Linear { name, .. } | LayerSpec::Conv2d { name, .. } => {
+                    self.streams[self.current].readers.push(name);
+                    let classifier = top && i + 1 == layers.len();
+                    if !classifier {
+                        self.streams.push(Stream { writers: vec![name], readers: Vec::new() });
+                        self.current = self.streams.len() - 1;
+                    }
+                }
+                LayerSpec::Residual { layers } => {
+                    let entry = self.current;
+                    self.layers(layers, false);
+                    // What the block makes is added to what reached it: one stream.
+                    let exit = std::mem::replace(&mut self.current, entry);
+                    if exit != entry {
+                        let Stream { writers, readers } = std::mem::take(&mut self.streams[exit]);
+                        self.streams[entry].writers.extend(writers);
+                        self.streams[entry].readers.extend(readers);
+                    }
+                }
+                // Pooling, flattening, activations and norms keep the units where they are.
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The blocks a layer's group normalisation splits its units into (1 without one).
 fn norm_blocks(layout: &ModelLayout, layer: &str) -> usize {
     match &layout.config {
@@ -120,7 +199,8 @@ fn norm_blocks(layout: &ModelLayout, layer: &str) -> usize {
         | ModelConfig::Cnn { norm: Norm::GroupNorm { groups }, .. } => *groups,
         ModelConfig::Mlp { .. } | ModelConfig::Cnn { .. } => 1,
         ModelConfig::Stack { layers, .. } => {
-            // A norm follows the layer it normalises.
+            // A norm follows the layer it normalises (within a residual block too).
+            let layers = LayerSpec::unrolled(layers);
             let position = layers.iter().position(|l| l.has_units() && l.name() == Some(layer));
             match position.and_then(|i| layers.get(i + 1)) {
                 Some(LayerSpec::GroupNorm { groups, .. }) => *groups,
@@ -128,6 +208,31 @@ fn norm_blocks(layout: &ModelLayout, layer: &str) -> usize {
             }
         }
     }
+}
+
+/// The blocks of a stream's units: its writers' group normalisation's (any permutation fits a
+/// writer without one). Writers that split the stream differently are refused: no single block
+/// structure would keep them all.
+fn stream_blocks(layout: &ModelLayout, writers: &[&str]) -> Result<usize> {
+    let mut found: Option<(usize, &str)> = None;
+    for &writer in writers {
+        let blocks = norm_blocks(layout, writer);
+        match found {
+            _ if blocks <= 1 => {}
+            None => found = Some((blocks, writer)),
+            Some((other, by)) if other != blocks => {
+                return Err(WsaError::invalid(
+                    "model.layers",
+                    format!("`{by}` and `{writer}`"),
+                    &format!(
+                        "these layers add into one residual stream but their GroupNorms have {other} and {blocks} groups; permuting the stream needs one grouping of its channels"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(found.map_or(1, |(blocks, _)| blocks))
 }
 
 /// `params` with every group's units reordered by `perms` (one per group of `spec`).
@@ -364,6 +469,29 @@ pub struct Matching {
     pub permutations: Vec<PermutationReport>,
 }
 
+/// Weight matching scores a group linearly: each parameter it touches is compared with B's
+/// reordered by the group along one axis. A residual block with one linear or conv layer reads
+/// and writes the same stream, so that layer's weight would move along two axes of one group
+/// (a quadratic problem the score does not see): refused, naming the layer.
+fn refuse_coupled_axes(spec: &PermutationSpec, layout: &ModelLayout) -> Result<()> {
+    for group in &spec.groups {
+        for (k, axis) in group.axes.iter().enumerate() {
+            if group.axes[..k].iter().any(|earlier| earlier.param == axis.param) {
+                let path = &layout.params[axis.param].path;
+                return Err(WsaError::invalid(
+                    "model.layers",
+                    format!("`{path}`"),
+                    &format!(
+                        "it both reads and writes the residual stream of `{}`, which weight matching cannot align; give the block two linear or conv layers",
+                        group.layer
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Weight matching: coordinate descent over the groups' permutations in a seeded random order,
 /// each step the best permutation of one group with the others held (an assignment problem),
 /// until a whole sweep improves nothing or `max_sweeps` is reached. A step is kept only if it
@@ -381,6 +509,7 @@ pub async fn weight_matching(
     a.check_finite()?;
     b.check_finite()?;
     let spec = PermutationSpec::new(&a.layout)?;
+    refuse_coupled_axes(&spec, &a.layout)?;
     let mut perms = spec.identity();
     let mut scores = Vec::with_capacity(spec.groups.len());
     for g in 0..spec.groups.len() {
@@ -605,8 +734,9 @@ mod tests {
     }
 
     /// Inferred stacks: hidden units through Sequential numbering, BatchNorm (its running
-    /// statistics permute with the channels), GroupNorm blocks, max- and average-pooling and the
-    /// flatten into the first linear layer (a channel is a block of its pixels there).
+    /// statistics permute with the channels), GroupNorm blocks, max- and average-pooling, the
+    /// flatten into the first linear layer (a channel is a block of its pixels there) and
+    /// residual blocks (listed in the model's layout file).
     #[test]
     fn permuting_an_inferred_pytorch_model_keeps_its_function() {
         let mut rng = Rng::new(8);
@@ -614,6 +744,8 @@ mod tests {
             ("sequential_mlp", vec!["1", "3"], vec![1, 1]),
             ("batchnorm_cnn", vec!["conv1", "conv2", "fc1"], vec![1, 1, 1]),
             ("groupnorm_cnn", vec!["features.0", "features.4", "classifier.0"], vec![2, 4, 1]),
+            // Two residual streams (stem and down2) and each block's inner conv.
+            ("residual_gn_cnn", vec!["stem.0", "stage1.0.conv1", "down2.0", "stage2.0.conv1"], vec![2, 2, 4, 4]),
         ] {
             let params = pytorch_model(name);
             let layout = Arc::clone(&params.layout);
@@ -657,6 +789,196 @@ mod tests {
                 "{name}: weight matching undoes it"
             );
         }
+    }
+
+    /// A three-stage GroupNorm ResNet on 8 x 8 images (widths 4-8-16, GroupNorm of 2 groups).
+    fn resnet() -> Arc<ModelLayout> {
+        let layers = crate::model::stack::residual_stack([4, 8, 16], 2, 2, 3);
+        layout(ModelConfig::Stack { layers, init: Default::default() }, &[2, 8, 8])
+    }
+
+    /// A residual stream is one group: the conv into the stage and the block's last conv (and
+    /// their norms) write it, the block's first conv and the next stage's conv (the classifier
+    /// after the last stage) read it; the block's inner conv is a group of its own.
+    #[test]
+    fn a_residual_stream_is_one_permutation_group() {
+        let layout = resnet();
+        let spec = PermutationSpec::new(&layout).expect("spec");
+        let found: Vec<(&str, usize, usize)> =
+            spec.groups.iter().map(|g| (g.layer.as_str(), g.size, g.blocks)).collect();
+        assert_eq!(
+            found,
+            [
+                ("stem.0", 4, 2),
+                ("stage1.0.conv1", 4, 2),
+                ("down2.0", 8, 2),
+                ("stage2.0.conv1", 8, 2),
+                ("down3.0", 16, 2),
+                ("stage3.0.conv1", 16, 2)
+            ]
+        );
+        let moved = |g: &PermutationGroup| {
+            g.axes.iter().map(|a| (layout.params[a.param].path.as_str(), a.outer, a.inner)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            moved(&spec.groups[2]),
+            [
+                ("down2.0.weight", 1, 4 * 9),
+                ("down2.1.weight", 1, 1),
+                ("down2.1.bias", 1, 1),
+                ("stage2.0.conv2.weight", 1, 8 * 9),
+                ("stage2.0.gn2.weight", 1, 1),
+                ("stage2.0.gn2.bias", 1, 1),
+                ("stage2.0.conv1.weight", 8, 9),
+                ("down3.0.weight", 16, 9)
+            ]
+        );
+        assert_eq!(moved(&spec.groups[4]).last(), Some(&("fc.weight", 3, 1)), "the pooled features reach fc");
+        assert_eq!(
+            moved(&spec.groups[3]),
+            [
+                ("stage2.0.conv1.weight", 1, 8 * 9),
+                ("stage2.0.gn1.weight", 1, 1),
+                ("stage2.0.gn1.bias", 1, 1),
+                ("stage2.0.conv2.weight", 8, 9)
+            ]
+        );
+    }
+
+    #[test]
+    fn permuting_a_residual_network_keeps_its_function_and_weight_matching_undoes_it() {
+        let layout = resnet();
+        let spec = PermutationSpec::new(&layout).expect("spec");
+        let mut rng = Rng::new(21);
+        for round in 0..3 {
+            let params = random_params(&layout, &mut rng);
+            // Every group really reordered (a small group's draw can be the identity).
+            let moves_all = |perms: &[Permutation]| perms.iter().all(|p| p.iter().enumerate().any(|(j, k)| j != *k));
+            let perms =
+                std::iter::repeat_with(|| random_perms(&spec, &mut rng)).find(|p| moves_all(p)).expect("a draw");
+            let permuted = permute(&params, &spec, &perms);
+            let x: Vec<f32> = (0..4 * 128).map(|_| rng.normal() as f32).collect();
+            for (p, q) in logits(&params, &x, 4).iter().zip(&logits(&permuted, &x, 4)) {
+                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "round {round}: logits {p} vs {q}");
+            }
+            let matching = crate::wait(weight_matching(
+                &params,
+                &permuted,
+                &WeightMatchingConfig::default(),
+                &mut Rng::new(round),
+                &mut Silent,
+            ))
+            .expect("matching");
+            assert_eq!(permute(&permuted, &spec, &matching.perms).values, params.values, "round {round}");
+        }
+        // Moving a stream's channels in one of its writers only breaks the sum.
+        let params = random_params(&layout, &mut rng);
+        let mut broken = params.clone();
+        let stem = layout.index_of("stem.0.weight").expect("stem");
+        broken.values[stem] =
+            reorder(&params.values[stem], &UnitAxis { param: stem, outer: 1, units: 4, inner: 18 }, &[1, 0, 2, 3]);
+        let x: Vec<f32> = (0..4 * 128).map(|_| rng.normal() as f32).collect();
+        let (before, after) = (logits(&params, &x, 4), logits(&broken, &x, 4));
+        assert!(before.iter().zip(&after).any(|(p, q)| (p - q).abs() > 1e-3));
+    }
+
+    /// A block inside a block: its stream is the outer block's inner one (written by the outer
+    /// block's first conv and the inner block's last, read by the inner block's first conv and
+    /// the outer block's last).
+    #[test]
+    fn a_nested_residual_block_keeps_its_function_under_permutation() {
+        use crate::model::LayerSpec;
+        let relu = || LayerSpec::Activation { function: Activation::Relu };
+        let conv = |name: &str| LayerSpec::Conv2d {
+            name: name.into(),
+            channels: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            bias: true,
+        };
+        let gn = |name: &str| LayerSpec::GroupNorm { name: name.into(), groups: 2 };
+        let inner = LayerSpec::Residual { layers: vec![conv("in1"), gn("in1_gn"), relu(), conv("in2"), gn("in2_gn")] };
+        let outer = LayerSpec::Residual { layers: vec![conv("out1"), gn("out1_gn"), relu(), inner, conv("out2")] };
+        let layers = vec![
+            conv("stem"),
+            relu(),
+            outer,
+            relu(),
+            LayerSpec::Flatten,
+            LayerSpec::Linear { name: "fc".into(), outputs: 3, bias: true },
+        ];
+        let layout = layout(ModelConfig::Stack { layers, init: Default::default() }, &[2, 4, 4]);
+        let spec = PermutationSpec::new(&layout).expect("spec");
+        let found: Vec<(&str, usize)> = spec.groups.iter().map(|g| (g.layer.as_str(), g.blocks)).collect();
+        assert_eq!(found, [("stem", 1), ("out1", 2), ("in1", 2)]);
+        let weights =
+            |g: &PermutationGroup| g.axes.iter().filter(|a| layout.params[a.param].role == ParamRole::Weight).count();
+        assert_eq!(weights(&spec.groups[1]), 4, "out1 and in2 write it, in1 and out2 read it");
+        let mut rng = Rng::new(17);
+        let params = random_params(&layout, &mut rng);
+        let permuted = permute(&params, &spec, &random_perms(&spec, &mut rng));
+        assert_ne!(permuted.values, params.values);
+        assert_same_function(&params, &permuted, &mut rng, "nested blocks");
+        let matching = crate::wait(weight_matching(
+            &params,
+            &permuted,
+            &WeightMatchingConfig::default(),
+            &mut Rng::new(3),
+            &mut Silent,
+        ))
+        .expect("matching");
+        assert_eq!(permute(&permuted, &spec, &matching.perms).values, params.values);
+    }
+
+    #[test]
+    fn residual_layouts_weight_matching_cannot_keep_are_refused() {
+        use crate::model::LayerSpec;
+        let relu = || LayerSpec::Activation { function: Activation::Relu };
+        let conv = |name: &str| LayerSpec::Conv2d {
+            name: name.into(),
+            channels: 4,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            bias: true,
+        };
+        let gn = |name: &str, groups| LayerSpec::GroupNorm { name: name.into(), groups };
+        let stack = |block: Vec<LayerSpec>, stem_groups| {
+            let layers = vec![
+                conv("stem"),
+                gn("stem_gn", stem_groups),
+                relu(),
+                LayerSpec::Residual { layers: block },
+                LayerSpec::Flatten,
+                LayerSpec::Linear { name: "fc".into(), outputs: 3, bias: true },
+            ];
+            layout(ModelConfig::Stack { layers, init: Default::default() }, &[1, 4, 4])
+        };
+        // One conv reads and writes the stream: a permutation of it is still a symmetry, but
+        // not one weight matching's linear score can find.
+        let single = stack(vec![conv("only"), gn("only_gn", 2)], 2);
+        let spec = PermutationSpec::new(&single).expect("spec");
+        let mut rng = Rng::new(2);
+        let params = random_params(&single, &mut rng);
+        let permuted = permute(&params, &spec, &random_perms(&spec, &mut rng));
+        assert_same_function(&params, &permuted, &mut rng, "one-conv block");
+        let err =
+            crate::wait(weight_matching(&params, &permuted, &WeightMatchingConfig::default(), &mut rng, &mut Silent))
+                .expect_err("refused")
+                .to_string();
+        assert!(
+            err.contains("`only.weight`") && err.contains("both reads and writes the residual stream of `stem`"),
+            "{err}"
+        );
+        // Two writers grouping the stream's channels differently.
+        let mixed = stack(vec![conv("a"), gn("a_gn", 2), relu(), conv("b"), gn("b_gn", 4)], 2);
+        let err = PermutationSpec::new(&mixed).expect_err("mixed groups").to_string();
+        assert!(err.contains("`stem` and `b`") && err.contains("2 and 4 groups"), "{err}");
+        // A GroupNorm of one group allows any order.
+        let spec = PermutationSpec::new(&stack(vec![conv("a"), gn("a_gn", 2), relu(), conv("b"), gn("b_gn", 1)], 2))
+            .expect("one group fits any");
+        assert_eq!(spec.groups[0].blocks, 2);
     }
 
     #[test]
@@ -770,6 +1092,7 @@ mod tests {
             ("deep mlp", layout(ModelConfig::mlp(vec![16, 24, 16]), &[6])),
             ("cnn", cnn(Norm::None)),
             ("cnn + group norm", cnn(Norm::GroupNorm { groups: 2 })),
+            ("resnet", resnet()),
         ] {
             for seed in 0..4 {
                 // Unrelated models (many sweeps) and a permuted, noisy copy (few).

@@ -1,7 +1,12 @@
 //! The stack model: a PyTorch-style list of layers (linear, conv, pooling, flatten, activation,
-//! LayerNorm, GroupNorm, BatchNorm in inference mode) addressed by the user's own module names,
-//! so that a PyTorch MLP or CNN `state_dict` loads as it is (see [`crate::infer`], which builds
-//! such a list from a file's names and shapes).
+//! LayerNorm, GroupNorm, BatchNorm in inference mode, residual blocks) addressed by the user's
+//! own module names, so that a PyTorch MLP or CNN `state_dict` loads as it is (see
+//! [`crate::infer`], which builds such a list from a file's names and shapes).
+//!
+//! A residual block adds its input to what its own layers make of it (`x + block(x)`, a ResNet's
+//! basic block without a projection shortcut), so its layers must keep the shape; stages change
+//! width through plain (strided) convs between blocks. The layers that write into the sum and
+//! those that read it share one channel order (see `crate::align::PermutationSpec`).
 //!
 //! Each norm follows the linear or conv layer it normalises, and its parameters belong to that
 //! layer (`ParamSpec::layer`): the layer's units, the norm's parameters and the next layer's
@@ -74,6 +79,12 @@ pub enum LayerSpec {
     BatchNorm {
         name: String,
     },
+    /// A residual block: its input plus what `layers` (run in order) make of it. The layers keep
+    /// their own module names (PyTorch's for a module holding them, e.g. `stage1.0.conv1`) and
+    /// must give back the shape they get.
+    Residual {
+        layers: Vec<LayerSpec>,
+    },
 }
 
 fn yes() -> bool {
@@ -103,7 +114,23 @@ impl LayerSpec {
             LayerSpec::LayerNorm { .. } => "LayerNorm".into(),
             LayerSpec::GroupNorm { groups, .. } => format!("GroupNorm {groups}"),
             LayerSpec::BatchNorm { .. } => "BatchNorm".into(),
+            LayerSpec::Residual { layers } => {
+                let parts: Vec<String> = layers.iter().filter_map(LayerSpec::short_label).collect();
+                format!("residual [{}]", parts.join(" → "))
+            }
         })
+    }
+
+    /// Every layer of `layers` in forward order, a residual block's own layers in its place.
+    pub fn unrolled(layers: &[LayerSpec]) -> Vec<&LayerSpec> {
+        let mut all = Vec::with_capacity(layers.len());
+        for layer in layers {
+            match layer {
+                LayerSpec::Residual { layers } => all.extend(LayerSpec::unrolled(layers)),
+                other => all.push(other),
+            }
+        }
+        all
     }
 
     /// The module name of a layer with parameters.
@@ -158,10 +185,6 @@ impl Features {
             Features::Flat(n) => n,
         }
     }
-
-    fn positions(self) -> usize {
-        self.size() / self.units().max(1)
-    }
 }
 
 impl std::fmt::Display for Features {
@@ -177,10 +200,12 @@ impl std::fmt::Display for Features {
 #[derive(Clone, Debug, PartialEq)]
 pub struct StackPlan {
     pub params: Vec<ParamSpec>,
-    /// What reaches each layer (`inputs[i]` for layer i).
+    /// What reaches each layer (`inputs[i]` for layer i; a residual block counts as one).
     pub inputs: Vec<Features>,
     /// What leaves each layer.
     pub outputs: Vec<Features>,
+    /// Multiply-adds of one sample's forward pass: each weight once per output position.
+    pub macs_per_sample: usize,
 }
 
 /// A window of `kernel` at `stride` (after `padding` on both sides) over `size` positions.
@@ -192,8 +217,7 @@ fn window(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<u
 /// Checks `layers` on samples of `sample_shape` and lists their parameters; the last layer
 /// must be the linear classifier with `num_classes` outputs.
 pub fn plan(layers: &[LayerSpec], sample_shape: &[usize], num_classes: usize) -> Result<StackPlan> {
-    let field = |i: usize| format!("model.layers[{i}]");
-    let mut current = Features::from_sample_shape(sample_shape).ok_or_else(|| {
+    let input = Features::from_sample_shape(sample_shape).ok_or_else(|| {
         WsaError::invalid(
             "model",
             "stack",
@@ -214,148 +238,181 @@ pub fn plan(layers: &[LayerSpec], sample_shape: &[usize], num_classes: usize) ->
     };
     if !matches!(last, LayerSpec::Linear { .. }) {
         return Err(WsaError::invalid(
-            &field(layers.len() - 1),
+            &format!("model.layers[{}]", layers.len() - 1),
             format!("{last:?}"),
             "the last layer must be the linear classifier (the logits)",
         ));
     }
-    let mut names: Vec<&str> = Vec::new();
-    let mut params = Vec::new();
-    let (mut inputs, mut outputs) = (Vec::with_capacity(layers.len()), Vec::with_capacity(layers.len()));
-    // The linear or conv layer a norm right after it normalises (its name and whether it is the
-    // classifier).
-    let mut unit_layer: Option<(String, bool)> = None;
-    for (i, layer) in layers.iter().enumerate() {
-        let bad = |reason: String| WsaError::invalid(&field(i), format!("{layer:?}"), &reason);
-        if let Some(name) = layer.name() {
-            if name.is_empty() || names.contains(&name) {
-                return Err(bad("each layer with parameters needs its own non-empty module name".into()));
-            }
-            names.push(name);
-        }
-        let classifier = i + 1 == layers.len();
-        inputs.push(current);
-        let mut push = |name: &str, leaf: &str, shape: Vec<usize>, role: ParamRole, layer: &str, fan_in: usize| {
-            params.push(ParamSpec {
-                path: format!("{name}.{leaf}"),
-                shape,
-                role,
-                layer: layer.to_string(),
-                classifier,
-                fan_in,
-            });
-        };
-        let follows = unit_layer.take();
-        current = match layer {
-            LayerSpec::Linear { name, outputs, bias } => {
-                let inputs = current.size();
-                if !(1..=65_536).contains(outputs) {
-                    return Err(bad("outputs must be between 1 and 65536".into()));
-                }
-                if classifier && *outputs != num_classes {
-                    return Err(bad(format!(
-                        "the classifier has {outputs} outputs but the data has {num_classes} classes"
-                    )));
-                }
-                push(name, "weight", vec![*outputs, inputs], ParamRole::Weight, name, inputs);
-                if *bias {
-                    push(name, "bias", vec![*outputs], ParamRole::Bias, name, inputs);
-                }
-                unit_layer = Some((name.clone(), classifier));
-                Features::Flat(*outputs)
-            }
-            LayerSpec::Conv2d { name, channels, kernel, stride, padding, bias } => {
-                let Features::Image { channels: c, height, width } = current else {
-                    return Err(bad(format!("a conv2d needs an image but gets {current}")));
-                };
-                if !(1..=4096).contains(channels)
-                    || !(1..=31).contains(kernel)
-                    || !(1..=64).contains(stride)
-                    || *padding > 64
-                {
-                    return Err(bad(
-                        "channels must be 1..4096, the kernel 1..31, the stride 1..64 and the padding 0..64".into(),
-                    ));
-                }
-                let (Some(h), Some(w)) =
-                    (window(height, *kernel, *stride, *padding), window(width, *kernel, *stride, *padding))
-                else {
-                    return Err(bad(format!(
-                        "a {kernel}x{kernel} kernel (stride {stride}, padding {padding}) does not fit a {current} image"
-                    )));
-                };
-                let fan_in = c * kernel * kernel;
-                push(name, "weight", vec![*channels, c, *kernel, *kernel], ParamRole::Weight, name, fan_in);
-                if *bias {
-                    push(name, "bias", vec![*channels], ParamRole::Bias, name, fan_in);
-                }
-                unit_layer = Some((name.clone(), false));
-                Features::Image { channels: *channels, height: h, width: w }
-            }
-            LayerSpec::MaxPool2d { kernel, stride } | LayerSpec::AvgPool2d { kernel, stride } => {
-                let Features::Image { channels, height, width } = current else {
-                    return Err(bad(format!("pooling needs an image but gets {current}")));
-                };
-                let stride = stride.unwrap_or(*kernel);
-                if !(1..=64).contains(kernel) || !(1..=64).contains(&stride) {
-                    return Err(bad("a pooling window's kernel and stride must be 1..64".into()));
-                }
-                let (Some(h), Some(w)) = (window(height, *kernel, stride, 0), window(width, *kernel, stride, 0)) else {
-                    return Err(bad(format!(
-                        "a {kernel}x{kernel} window at stride {stride} does not fit a {current} image"
-                    )));
-                };
-                Features::Image { channels, height: h, width: w }
-            }
-            LayerSpec::Flatten => Features::Flat(current.size()),
-            LayerSpec::Activation { .. } => current,
-            LayerSpec::LayerNorm { name } | LayerSpec::GroupNorm { name, .. } | LayerSpec::BatchNorm { name } => {
-                let Some((owner, owner_is_classifier)) = follows else {
-                    return Err(bad("a norm must come right after the linear or conv layer it normalises".into()));
-                };
-                if owner_is_classifier {
-                    return Err(bad("the classifier's outputs are the logits; nothing may follow it".into()));
-                }
-                let units = current.units();
-                match layer {
-                    LayerSpec::LayerNorm { .. } if matches!(current, Features::Image { .. }) => {
-                        return Err(bad("a LayerNorm over a conv's channels and pixels is not supported; use GroupNorm with 1 group for per-channel affine parameters".into()));
-                    }
-                    LayerSpec::GroupNorm { groups, .. } if *groups == 0 || !units.is_multiple_of(*groups) => {
-                        return Err(bad(format!("the group count must divide the {units} channels")));
-                    }
-                    _ => {}
-                }
-                push(name, "weight", vec![units], ParamRole::NormWeight, &owner, units);
-                push(name, "bias", vec![units], ParamRole::NormBias, &owner, units);
-                if matches!(layer, LayerSpec::BatchNorm { .. }) {
-                    push(name, "running_mean", vec![units], ParamRole::RunningMean, &owner, units);
-                    push(name, "running_var", vec![units], ParamRole::RunningVar, &owner, units);
-                }
-                current
-            }
-        };
-        outputs.push(current);
-    }
-    Ok(StackPlan { params, inputs, outputs })
+    let mut planner = Planner { names: Vec::new(), params: Vec::new(), macs: 0, num_classes };
+    let outputs = planner.layers(layers, "model.layers", input, true)?;
+    let inputs = std::iter::once(input).chain(outputs.iter().copied()).take(layers.len()).collect();
+    Ok(StackPlan { params: planner.params, inputs, outputs, macs_per_sample: planner.macs })
 }
 
-impl StackPlan {
-    /// Multiply-adds of one sample's forward pass: each weight once per output position.
-    pub fn macs_per_sample(&self, layers: &[LayerSpec]) -> usize {
-        let mut params = self.params.iter();
-        let mut macs = 0;
-        for (layer, output) in layers.iter().zip(&self.outputs) {
-            if layer.has_units() {
-                let weight = params.find(|p| p.role == ParamRole::Weight).map_or(0, ParamSpec::numel);
-                macs += weight * output.positions();
+/// What planning a stack has gathered so far, over its residual blocks too.
+struct Planner<'a> {
+    /// The module names taken (each layer with parameters needs its own, blocks included).
+    names: Vec<&'a str>,
+    params: Vec<ParamSpec>,
+    macs: usize,
+    num_classes: usize,
+}
+
+impl<'a> Planner<'a> {
+    /// Plans `layers` (the list at `field`) on `current`, returning what leaves each of them;
+    /// `top` for the stack itself, whose last layer is the classifier.
+    fn layers(
+        &mut self,
+        layers: &'a [LayerSpec],
+        field: &str,
+        mut current: Features,
+        top: bool,
+    ) -> Result<Vec<Features>> {
+        let mut outputs = Vec::with_capacity(layers.len());
+        // The linear or conv layer a norm right after it normalises (its name and whether it is
+        // the classifier). A block starts without one, and a norm after a block has none.
+        let mut unit_layer: Option<(String, bool)> = None;
+        for (i, layer) in layers.iter().enumerate() {
+            let here = format!("{field}[{i}]");
+            let bad = |reason: String| WsaError::invalid(&here, format!("{layer:?}"), &reason);
+            if let Some(name) = layer.name() {
+                if name.is_empty() || self.names.contains(&name) {
+                    return Err(bad("each layer with parameters needs its own non-empty module name".into()));
+                }
+                self.names.push(name);
             }
+            let classifier = top && i + 1 == layers.len();
+            let params = &mut self.params;
+            let mut push = |name: &str, leaf: &str, shape: Vec<usize>, role: ParamRole, layer: &str, fan_in: usize| {
+                params.push(ParamSpec {
+                    path: format!("{name}.{leaf}"),
+                    shape,
+                    role,
+                    layer: layer.to_string(),
+                    classifier,
+                    fan_in,
+                });
+            };
+            let follows = unit_layer.take();
+            current = match layer {
+                LayerSpec::Linear { name, outputs, bias } => {
+                    let inputs = current.size();
+                    if !(1..=65_536).contains(outputs) {
+                        return Err(bad("outputs must be between 1 and 65536".into()));
+                    }
+                    if classifier && *outputs != self.num_classes {
+                        return Err(bad(format!(
+                            "the classifier has {outputs} outputs but the data has {} classes",
+                            self.num_classes
+                        )));
+                    }
+                    push(name, "weight", vec![*outputs, inputs], ParamRole::Weight, name, inputs);
+                    if *bias {
+                        push(name, "bias", vec![*outputs], ParamRole::Bias, name, inputs);
+                    }
+                    self.macs += outputs * inputs;
+                    unit_layer = Some((name.clone(), classifier));
+                    Features::Flat(*outputs)
+                }
+                LayerSpec::Conv2d { name, channels, kernel, stride, padding, bias } => {
+                    let Features::Image { channels: c, height, width } = current else {
+                        return Err(bad(format!("a conv2d needs an image but gets {current}")));
+                    };
+                    if !(1..=4096).contains(channels)
+                        || !(1..=31).contains(kernel)
+                        || !(1..=64).contains(stride)
+                        || *padding > 64
+                    {
+                        return Err(bad(
+                            "channels must be 1..4096, the kernel 1..31, the stride 1..64 and the padding 0..64".into(),
+                        ));
+                    }
+                    let (Some(h), Some(w)) =
+                        (window(height, *kernel, *stride, *padding), window(width, *kernel, *stride, *padding))
+                    else {
+                        return Err(bad(format!(
+                            "a {kernel}x{kernel} kernel (stride {stride}, padding {padding}) does not fit a {current} image"
+                        )));
+                    };
+                    let fan_in = c * kernel * kernel;
+                    push(name, "weight", vec![*channels, c, *kernel, *kernel], ParamRole::Weight, name, fan_in);
+                    if *bias {
+                        push(name, "bias", vec![*channels], ParamRole::Bias, name, fan_in);
+                    }
+                    self.macs += channels * fan_in * h * w;
+                    unit_layer = Some((name.clone(), false));
+                    Features::Image { channels: *channels, height: h, width: w }
+                }
+                LayerSpec::MaxPool2d { kernel, stride } | LayerSpec::AvgPool2d { kernel, stride } => {
+                    let Features::Image { channels, height, width } = current else {
+                        return Err(bad(format!("pooling needs an image but gets {current}")));
+                    };
+                    let stride = stride.unwrap_or(*kernel);
+                    if !(1..=64).contains(kernel) || !(1..=64).contains(&stride) {
+                        return Err(bad("a pooling window's kernel and stride must be 1..64".into()));
+                    }
+                    let (Some(h), Some(w)) = (window(height, *kernel, stride, 0), window(width, *kernel, stride, 0))
+                    else {
+                        return Err(bad(format!(
+                            "a {kernel}x{kernel} window at stride {stride} does not fit a {current} image"
+                        )));
+                    };
+                    Features::Image { channels, height: h, width: w }
+                }
+                LayerSpec::Flatten => Features::Flat(current.size()),
+                LayerSpec::Activation { .. } => current,
+                LayerSpec::LayerNorm { name } | LayerSpec::GroupNorm { name, .. } | LayerSpec::BatchNorm { name } => {
+                    let Some((owner, owner_is_classifier)) = follows else {
+                        return Err(bad("a norm must come right after the linear or conv layer it normalises".into()));
+                    };
+                    if owner_is_classifier {
+                        return Err(bad("the classifier's outputs are the logits; nothing may follow it".into()));
+                    }
+                    let units = current.units();
+                    match layer {
+                        LayerSpec::LayerNorm { .. } if matches!(current, Features::Image { .. }) => {
+                            return Err(bad("a LayerNorm over a conv's channels and pixels is not supported; use GroupNorm with 1 group for per-channel affine parameters".into()));
+                        }
+                        LayerSpec::GroupNorm { groups, .. } if *groups == 0 || !units.is_multiple_of(*groups) => {
+                            return Err(bad(format!("the group count must divide the {units} channels")));
+                        }
+                        _ => {}
+                    }
+                    push(name, "weight", vec![units], ParamRole::NormWeight, &owner, units);
+                    push(name, "bias", vec![units], ParamRole::NormBias, &owner, units);
+                    if matches!(layer, LayerSpec::BatchNorm { .. }) {
+                        push(name, "running_mean", vec![units], ParamRole::RunningMean, &owner, units);
+                        push(name, "running_var", vec![units], ParamRole::RunningVar, &owner, units);
+                    }
+                    current
+                }
+                LayerSpec::Residual { layers: block } => {
+                    let label = layer.short_label().unwrap_or_default();
+                    if block.is_empty() {
+                        return Err(WsaError::invalid(&here, label, "a residual block needs at least one layer"));
+                    }
+                    let made = self.layers(block, &format!("{here}.layers"), current, false)?;
+                    let made = made.last().copied().unwrap_or(current);
+                    if made != current {
+                        return Err(WsaError::invalid(
+                            &here,
+                            label,
+                            &format!(
+                                "the residual block turns its {current} input into {made}, but its output is added to its input, so it must keep the shape (there is no projection shortcut)"
+                            ),
+                        ));
+                    }
+                    current
+                }
+            };
+            outputs.push(current);
         }
-        macs
+        Ok(outputs)
     }
 }
 
 /// What flows through the forward: an image batch or a flat one.
+#[derive(Clone)]
 enum Hidden {
     Image(Tensor<4>),
     Flat(Tensor<2>),
@@ -386,20 +443,27 @@ impl Hidden {
         }
     }
 
-    fn grouped_copy(&self) -> Tensor<3> {
+    /// `f` of this as `[batch, units, positions]` (a norm's view), back in this shape.
+    fn per_unit(self, f: impl FnOnce(Tensor<3>) -> Tensor<3>) -> Hidden {
         match self {
-            Hidden::Image(x) => Hidden::Image(x.clone()),
-            Hidden::Flat(x) => Hidden::Flat(x.clone()),
+            Hidden::Image(x) => {
+                let [b, c, h, w] = x.dims();
+                Hidden::Image(f(x.reshape([b, c, h * w])).reshape([b, c, h, w]))
+            }
+            Hidden::Flat(x) => {
+                let [b, n] = x.dims();
+                Hidden::Flat(f(x.reshape([b, n, 1])).reshape([b, n]))
+            }
         }
-        .grouped()
     }
 
-    /// `x: [batch, units, positions]` back in the shape `like` had.
-    fn ungrouped(x: Tensor<3>, like: Features) -> Hidden {
-        let [b, _, _] = x.dims();
-        match like {
-            Features::Image { channels, height, width } => Hidden::Image(x.reshape([b, channels, height, width])),
-            Features::Flat(n) => Hidden::Flat(x.reshape([b, n])),
+    /// The sum of two of the same shape (a residual block's input and output; the plan checked
+    /// that they match).
+    fn add(self, other: Hidden) -> Hidden {
+        match (self, other) {
+            (Hidden::Image(x), Hidden::Image(y)) => Hidden::Image(x + y),
+            (Hidden::Flat(x), Hidden::Flat(y)) => Hidden::Flat(x + y),
+            _ => unreachable!("plan checked that a residual block keeps its input's shape"),
         }
     }
 
@@ -435,8 +499,9 @@ fn batch_norm_training(x: Tensor<3>, gamma: Tensor<1>, beta: Tensor<1>) -> (Tens
 }
 
 /// The stack's logits for `x: [batch, features]`, handing `taps.hidden` each hidden linear or
-/// conv layer's output (after its norm, before its activation) as `[batch, units, positions]`,
-/// and running BatchNorm in training mode when `taps.batch_norm` is given (see [`Taps`]).
+/// conv layer's output (after its norm, before its activation; inside a residual block, before
+/// the add) as `[batch, units, positions]`, and running BatchNorm in training mode when
+/// `taps.batch_norm` is given (see [`Taps`]).
 pub(super) fn forward(
     layers: &[LayerSpec],
     plan: &StackPlan,
@@ -444,29 +509,58 @@ pub(super) fn forward(
     x: Tensor<2>,
     taps: Taps<'_>,
 ) -> Tensor<2> {
-    let Taps { hidden: mut tap, batch_norm: mut batch_stats } = taps;
-    let mut batch_norms = 0;
     let [batch, _] = x.dims();
-    let mut h = match plan.inputs.first() {
+    let h = match plan.inputs.first() {
         Some(Features::Image { channels, height, width }) => {
             Hidden::Image(x.reshape([batch, *channels, *height, *width]))
         }
         _ => Hidden::Flat(x),
     };
-    let mut next = 0;
-    let mut take = |count: usize| {
-        let taken = params[next..next + count].to_vec();
-        next += count;
+    let mut run = Forward { params, next: 0, taps, tapped: 0, batch_norms: 0 };
+    run.layers(layers, h, true).flat()
+}
+
+/// Where a forward is: the parameters taken so far and the hidden layers and BatchNorms met
+/// (which the taps count).
+struct Forward<'p, 't> {
+    params: &'p [Tensor<1>],
+    next: usize,
+    taps: Taps<'t>,
+    tapped: usize,
+    batch_norms: usize,
+}
+
+impl Forward<'_, '_> {
+    fn take(&mut self, count: usize) -> &[Tensor<1>] {
+        let taken = &self.params[self.next..self.next + count];
+        self.next += count;
         taken
-    };
-    let mut tapped = 0;
-    for (i, layer) in layers.iter().enumerate() {
-        let output = plan.outputs[i];
-        h = match layer {
+    }
+
+    /// `layers` run on `h`; `top` for the stack itself, whose last layer is the classifier.
+    fn layers(&mut self, layers: &[LayerSpec], mut h: Hidden, top: bool) -> Hidden {
+        for (i, layer) in layers.iter().enumerate() {
+            h = self.layer(layer, h);
+            // A hidden layer's output is complete once its norm (if any) has run.
+            let completes_hidden_layer = (layer.has_units() || layer.is_norm())
+                && !(top && i + 1 == layers.len())
+                && !layers.get(i + 1).is_some_and(LayerSpec::is_norm);
+            if completes_hidden_layer {
+                if let Some(tap) = self.taps.hidden.as_mut() {
+                    tap(self.tapped, h.clone().grouped());
+                }
+                self.tapped += 1;
+            }
+        }
+        h
+    }
+
+    fn layer(&mut self, layer: &LayerSpec, h: Hidden) -> Hidden {
+        match layer {
             LayerSpec::Linear { outputs, bias, .. } => {
                 let x = h.flat();
                 let [_, inputs] = x.dims();
-                let p = take(1 + usize::from(*bias));
+                let p = self.take(1 + usize::from(*bias));
                 let w = p[0].clone().reshape([*outputs, inputs]);
                 let y = x.matmul(w.transpose());
                 Hidden::Flat(match p.get(1) {
@@ -477,7 +571,7 @@ pub(super) fn forward(
             LayerSpec::Conv2d { channels, kernel, stride, padding, bias, .. } => {
                 let Hidden::Image(x) = h else { unreachable!("plan checked that a conv gets an image") };
                 let [_, c, _, _] = x.dims();
-                let p = take(1 + usize::from(*bias));
+                let p = self.take(1 + usize::from(*bias));
                 let w = p[0].clone().reshape([*channels, c, *kernel, *kernel]);
                 Hidden::Image(match p.get(1) {
                     // The CNN's own convolution where it applies: our CPU kernels.
@@ -506,33 +600,216 @@ pub(super) fn forward(
                     LayerSpec::GroupNorm { groups, .. } => *groups,
                     _ => 1,
                 };
-                let p = take(2);
-                Hidden::ungrouped(group_norm(h.grouped(), groups, p[0].clone(), p[1].clone()), output)
+                let p = self.take(2);
+                let (gamma, beta) = (p[0].clone(), p[1].clone());
+                h.per_unit(|x| group_norm(x, groups, gamma, beta))
             }
             LayerSpec::BatchNorm { .. } => {
-                let p = take(4);
-                let normed = match batch_stats.as_mut() {
-                    None => batch_norm(h.grouped(), p[0].clone(), p[1].clone(), p[2].clone(), p[3].clone()),
+                let p = self.take(4).to_vec();
+                let index = self.batch_norms;
+                self.batch_norms += 1;
+                let report = self.taps.batch_norm.as_mut();
+                h.per_unit(|x| match report {
+                    None => batch_norm(x, p[0].clone(), p[1].clone(), p[2].clone(), p[3].clone()),
                     Some(report) => {
-                        let (normed, moments) = batch_norm_training(h.grouped(), p[0].clone(), p[1].clone());
-                        report(batch_norms, moments);
+                        let (normed, moments) = batch_norm_training(x, p[0].clone(), p[1].clone());
+                        report(index, moments);
                         normed
                     }
-                };
-                batch_norms += 1;
-                Hidden::ungrouped(normed, output)
+                })
             }
-        };
-        // A hidden layer's output is complete once its norm (if any) has run.
-        let completes_hidden_layer = (layer.has_units() || layer.is_norm())
-            && i + 1 < layers.len()
-            && !layers.get(i + 1).is_some_and(LayerSpec::is_norm);
-        if completes_hidden_layer {
-            if let Some(tap) = tap.as_mut() {
-                tap(tapped, h.grouped_copy());
+            LayerSpec::Residual { layers } => {
+                let block = self.layers(layers, h.clone(), false);
+                h.add(block)
             }
-            tapped += 1;
         }
     }
-    h.flat()
+}
+
+/// A three-stage GroupNorm ResNet as a stack (tests): a stem conv, then per stage a residual
+/// block of two convs, with a strided conv into each later stage, an average pool of `pool` and
+/// the classifier. Names as a PyTorch module with `stem`, `stage{k}.0.conv1`, ... would give.
+#[cfg(test)]
+pub(crate) fn residual_stack(widths: [usize; 3], groups: usize, pool: usize, classes: usize) -> Vec<LayerSpec> {
+    use super::Activation;
+    let relu = || LayerSpec::Activation { function: Activation::Relu };
+    let conv = |name: String, channels: usize, stride: usize| LayerSpec::Conv2d {
+        name,
+        channels,
+        kernel: 3,
+        stride,
+        padding: 1,
+        bias: false,
+    };
+    let norm = |name: String| LayerSpec::GroupNorm { name, groups };
+    let mut layers = Vec::new();
+    for (k, &width) in widths.iter().enumerate() {
+        let (into, stride) = if k == 0 { ("stem".to_string(), 1) } else { (format!("down{}", k + 1), 2) };
+        layers.extend([conv(format!("{into}.0"), width, stride), norm(format!("{into}.1")), relu()]);
+        let block = |leaf: &str| format!("stage{}.0.{leaf}", k + 1);
+        layers.push(LayerSpec::Residual {
+            layers: vec![
+                conv(block("conv1"), width, 1),
+                norm(block("gn1")),
+                relu(),
+                conv(block("conv2"), width, 1),
+                norm(block("gn2")),
+            ],
+        });
+        layers.push(relu());
+    }
+    layers.extend([
+        LayerSpec::AvgPool2d { kernel: pool, stride: None },
+        LayerSpec::Flatten,
+        LayerSpec::Linear { name: "fc".into(), outputs: classes, bias: true },
+    ]);
+    layers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelConfig, ModelLayout};
+    use crate::rng::Rng;
+    use burn::tensor::TensorData;
+    use std::sync::Arc;
+
+    fn layout(layers: Vec<LayerSpec>, shape: &[usize]) -> Result<Arc<ModelLayout>> {
+        ModelLayout::new(&ModelConfig::Stack { layers, init: Default::default() }, shape, 3).map(Arc::new)
+    }
+
+    fn logits(params: &crate::model::HostParams, x: &[f32]) -> Vec<f32> {
+        let device = crate::device::cpu().device;
+        let dim: usize = params.layout.sample_shape.iter().product();
+        let x = Tensor::<2>::from_data(TensorData::new(x.to_vec(), [x.len() / dim, dim]), &device);
+        params.to_device(&device).logits(x).into_data().try_to_vec::<f32>().expect("f32 logits")
+    }
+
+    fn relu() -> LayerSpec {
+        LayerSpec::Activation { function: super::super::Activation::Relu }
+    }
+
+    fn conv(name: &str, channels: usize) -> LayerSpec {
+        LayerSpec::Conv2d { name: name.into(), channels, kernel: 3, stride: 1, padding: 1, bias: true }
+    }
+
+    /// conv, ReLU, `block`, ReLU, flatten, linear.
+    fn around(block: Option<Vec<LayerSpec>>) -> Vec<LayerSpec> {
+        let mut layers = vec![conv("stem", 4), relu()];
+        layers.extend(block.map(|layers| LayerSpec::Residual { layers }));
+        layers.extend([relu(), LayerSpec::Flatten, LayerSpec::Linear { name: "fc".into(), outputs: 3, bias: true }]);
+        layers
+    }
+
+    fn block() -> Vec<LayerSpec> {
+        vec![
+            conv("block.conv1", 4),
+            LayerSpec::GroupNorm { name: "block.gn1".into(), groups: 2 },
+            relu(),
+            conv("block.conv2", 4),
+            LayerSpec::GroupNorm { name: "block.gn2".into(), groups: 2 },
+        ]
+    }
+
+    #[test]
+    fn a_residual_block_adds_its_layers_output_to_its_input() {
+        let with = layout(around(Some(block())), &[2, 5, 5]).expect("layout");
+        let without = layout(around(None), &[2, 5, 5]).expect("layout");
+        let paths: Vec<&str> = with.params.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "stem.weight",
+                "stem.bias",
+                "block.conv1.weight",
+                "block.conv1.bias",
+                "block.gn1.weight",
+                "block.gn1.bias",
+                "block.conv2.weight",
+                "block.conv2.bias",
+                "block.gn2.weight",
+                "block.gn2.bias",
+                "fc.weight",
+                "fc.bias"
+            ],
+            "the block's layers under their own names, in forward order"
+        );
+        let mut rng = Rng::new(4);
+        let mut params = with.init(&mut rng);
+        for v in params.values.iter_mut().flatten() {
+            *v += (0.2 * rng.normal()) as f32;
+        }
+        let x: Vec<f32> = (0..3 * 50).map(|_| rng.normal() as f32).collect();
+        // The same stem and classifier without the block.
+        let keep = |p: &&crate::model::ParamSpec| !p.path.starts_with("block.");
+        let outside: Vec<Vec<f32>> =
+            with.params.iter().zip(&params.values).filter(|(p, _)| keep(p)).map(|(_, v)| v.clone()).collect();
+        let plain = crate::model::HostParams { layout: Arc::clone(&without), values: outside };
+        let (full, skipped) = (logits(&params, &x), logits(&plain, &x));
+        assert!(full.iter().zip(&skipped).any(|(p, q)| (p - q).abs() > 1e-3), "the block changes the logits");
+        // With its last conv and norm zeroed the block adds nothing: the stack without it.
+        for (spec, values) in with.params.iter().zip(&mut params.values) {
+            if spec.path.starts_with("block.conv2.") || spec.path.starts_with("block.gn2.") {
+                values.fill(0.0);
+            }
+        }
+        for (p, q) in logits(&params, &x).iter().zip(&skipped) {
+            assert!((p - q).abs() <= 1e-5 * (1.0 + q.abs()), "{p} vs {q}");
+        }
+    }
+
+    #[test]
+    fn a_block_that_changes_the_shape_is_refused_when_planned() {
+        let mut wider = block();
+        wider[3] = conv("block.conv2", 8);
+        wider[4] = LayerSpec::GroupNorm { name: "block.gn2".into(), groups: 2 };
+        let err = layout(around(Some(wider)), &[2, 5, 5]).expect_err("shape changes").to_string();
+        assert_eq!(
+            err,
+            "invalid config: model.layers[2] = residual [conv 4 3×3 → GroupNorm 2 → ReLU → conv 8 3×3 → GroupNorm 2]: \
+             the residual block turns its 4 x 5 x 5 input into 8 x 5 x 5, but its output is added to its input, so it \
+             must keep the shape (there is no projection shortcut)"
+        );
+        let pooled = vec![conv("block.conv1", 4), LayerSpec::MaxPool2d { kernel: 2, stride: None }];
+        let err = layout(around(Some(pooled)), &[2, 5, 5]).expect_err("pooled").to_string();
+        assert!(err.contains("turns its 4 x 5 x 5 input into 4 x 2 x 2"), "{err}");
+        let err = layout(around(Some(Vec::new())), &[2, 5, 5]).expect_err("empty").to_string();
+        assert!(err.contains("needs at least one layer"), "{err}");
+        // A norm after a block normalises no layer; a block's names are the stack's.
+        let mut normed = around(Some(block()));
+        normed.insert(3, LayerSpec::GroupNorm { name: "after".into(), groups: 2 });
+        let err = layout(normed, &[2, 5, 5]).expect_err("norm after a block").to_string();
+        assert!(err.contains("model.layers[3]") && err.contains("right after"), "{err}");
+        let mut twice = block();
+        twice[0] = conv("stem", 4);
+        let err = layout(around(Some(twice)), &[2, 5, 5]).expect_err("name taken").to_string();
+        assert!(err.contains("model.layers[2].layers[0]") && err.contains("own non-empty module name"), "{err}");
+    }
+
+    #[test]
+    fn a_residual_stack_reads_back_from_json_and_counts_its_blocks_work() {
+        let layers = residual_stack([32, 64, 128], 8, 7, 10);
+        let config = ModelConfig::Stack { layers: layers.clone(), init: Default::default() };
+        let json = serde_json::to_string(&config).expect("json");
+        assert!(json.contains(r#"{"type":"residual","layers":[{"type":"conv2d","name":"stage1.0.conv1""#), "{json}");
+        assert_eq!(serde_json::from_str::<ModelConfig>(&json).expect("back"), config);
+        let layout = ModelLayout::new(&config, &[1, 28, 28], 10).expect("layout");
+        let plan = plan(&layers, &[1, 28, 28], 10).expect("plan");
+        let stages = [(32, 1, 28), (64, 32, 14), (128, 64, 7)];
+        // Each stage: its entry conv and the block's two convs, at the stage's resolution.
+        let convs: usize = stages.iter().map(|&(c, c_in, side)| (c * c_in + 2 * c * c) * 9 * side * side).sum();
+        assert_eq!(plan.macs_per_sample, convs + 128 * 10);
+        assert_eq!(layout.training_flops_per_sample(), 6.0 * plan.macs_per_sample as f64);
+        assert!(config.label().starts_with(
+            "layers conv 32 3×3 → GroupNorm 8 → ReLU → residual [conv 32 3×3 → GroupNorm 8 → ReLU → conv 32 3×3 → GroupNorm 8] → ReLU → conv 64 3×3/2"
+        ), "{}", config.label());
+        // The preset for experiments (docs/layout-file.md) is this network.
+        let preset =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/models/resnet-gn-32-64-128.json");
+        let preset = std::fs::read_to_string(preset).expect("the preset");
+        assert_eq!(serde_json::from_str::<ModelConfig>(&preset).expect("a model config"), config);
+        let unrolled: Vec<&str> =
+            LayerSpec::unrolled(&layers).into_iter().filter_map(LayerSpec::name).take(6).collect();
+        assert_eq!(unrolled, ["stem.0", "stem.1", "stage1.0.conv1", "stage1.0.gn1", "stage1.0.conv2", "stage1.0.gn2"]);
+    }
 }

@@ -278,3 +278,44 @@ pub(super) async fn evaluate_pair_on(
     let reset = config.batch_norm_reset(&a.layout, &split.train, &device.device);
     evaluate_method(config, &layers, &test, repair_data.as_ref(), reset.as_ref(), method, aligned, observer).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cancel::Silent;
+    use crate::data::DataConfig;
+    use crate::model::ModelConfig;
+
+    /// A three-stage GroupNorm ResNet (8-16-32 channels) through one epoch of the experiment on
+    /// the digits, plain, weight-matched and weight-matched with REPAIR: every number finite,
+    /// and weight matching permuting the residual streams.
+    #[test]
+    fn a_residual_network_runs_through_connect() {
+        let mut config = ConnectConfig {
+            data: DataConfig { max_train: Some(300), max_test: Some(150), ..DataConfig::default() },
+            model: ModelConfig::Stack {
+                layers: crate::model::stack::residual_stack([8, 16, 32], 4, 2, 10),
+                init: Default::default(),
+            },
+            // Two starts, so that there is a permutation to find.
+            pair: PairDifference::Seed { same_init: false },
+            methods: vec![Method::PLAIN, Method::WM, Method::WM_REPAIR],
+            ..ConnectConfig::default()
+        };
+        config.train.epochs = 1;
+        config.path.points = 5;
+        config.repair.samples = 64;
+        let result = crate::wait(run(&config, &crate::device::cpu(), &mut Silent)).expect("connect runs").result;
+        assert_eq!(result.methods.iter().map(|m| m.method).collect::<Vec<_>>(), config.methods);
+        for method in &result.methods {
+            let numbers = [method.endpoint_a.loss, method.endpoint_b.loss, method.barriers.loss, method.scope_distance]
+                .into_iter()
+                .chain(method.path.iter().flat_map(|p| [p.loss, p.accuracy]));
+            assert!(numbers.clone().all(f64::is_finite), "{}: {:?}", method.method, numbers.collect::<Vec<_>>());
+        }
+        let matched = result.methods[1].alignment.as_ref().expect("weight matching's report");
+        let layers: Vec<&str> = matched.permutations.iter().map(|p| p.layer.as_str()).collect();
+        assert_eq!(layers, ["stem.0", "stage1.0.conv1", "down2.0", "stage2.0.conv1", "down3.0", "stage3.0.conv1"]);
+        assert!(matched.permutations.iter().any(|p| p.moved > 0), "{:?}", matched.permutations);
+    }
+}
