@@ -348,7 +348,8 @@ fn the_loss_plane_holds_the_models_where_they_are() {
     let theta = wsa_core::wait(curve::train_control_point(&CurveConfig::default(), 64, &a, &b, &train, 0, &mut Silent))
         .expect("a curve");
     let theta = wsa_core::wait(theta.to_host()).expect("to host");
-    // Margin 0 and a 2 x 2 grid: the corners are the extremes of the three models' coordinates.
+    // Margin 0 and a 2 x 2 grid: the corners are the extremes of the three models' coordinates
+    // (a margin of 0 keeps them exactly: no side is widened to a share of the other).
     let tight = PlaneConfig { grid: 2, margin: 0.0 };
     let models = (&pair.a, &pair.b, &theta);
     let plane = wsa_core::wait(plane::evaluate_plane(

@@ -97,19 +97,23 @@ pub fn run(args: FedArgs) -> Result<()> {
     if args.common.printed(&config)? {
         return Ok(());
     }
-    check_out_folder(&args.out)?;
     let variants = config.variants(args.compare, args.mu);
+    if args.target.is_some() && !variants.iter().any(|&(_, wsa)| wsa) {
+        anyhow::bail!("--target says where WSA's target comes from, but this run has no WSA: add --wsa (or --compare)");
+    }
+    check_out_folder(&args.out)?;
     let device = device::select_for(args.common.device.parse()?, config.flops_per_step())?;
     eprintln!("device: {}", device.description);
     eprintln!(
-        "fed: {} · {} clients ({:?}) · C = {} · E = {} · {} rounds · lambda {}",
+        "fed: {} · {} clients ({:?}) · C = {} · E = {} · {} rounds · lambda {} · target {}",
         config.data.dataset.label(),
         config.clients,
         config.split,
         config.fraction,
         config.local.epochs,
         config.rounds,
-        config.wsa.lambda
+        config.wsa.lambda,
+        config.target.label()
     );
     let mut progress = Progress::new();
     let outcome = wsa_core::wait(federated::run(&config, &variants, &device, &mut progress))?;

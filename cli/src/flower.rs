@@ -282,14 +282,15 @@ fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
         .params;
     let dev = &device.device;
     let test = DeviceData::upload(&federation.split.test, dev);
-    let metrics = wsa_core::wait(evaluate(&federation.layout, &global.to_device(dev).tensors, &test))?;
+    let on_device = global.to_device(dev);
+    let metrics = wsa_core::wait(evaluate(&federation.layout, &on_device.tensors, &test))?;
     let name = federated::run_name(config.aggregation.kind(), config.use_wsa);
     let clients = replies.iter().map(|r| r.client).collect();
-    // The strategy's target is the fusion of these replies (`init` refuses any other target).
+    // The strategy's target is the fusion of these replies (every step refuses another target).
     let scopes = RoundScopes {
         clients: replies.iter().map(|r| r.scopes.clone()).collect(),
         fused: target.scopes.clone(),
-        global: wsa_core::wait(device_scopes(&global.to_device(dev), &federation.layers))?,
+        global: wsa_core::wait(device_scopes(&on_device, &federation.layers))?,
     };
     let record = federated::round_record(step.round, clients, metrics, target.scopes, scopes, &name)?;
     let spread = record.client_spread.iter().sum::<f64>() / record.client_spread.len().max(1) as f64;

@@ -205,7 +205,8 @@ fn print_tallies(report: &reproduce::report::Report) {
 }
 
 /// Writes the report into `target` below its generated-part marker (the whole file when it has
-/// none yet), with figures in `img/results-<family>.png` beside it.
+/// none yet), with figures in `img/results/` beside it (`<family>.png`, and `fed-rounds/` the
+/// per-round figures, replaced as a whole so that a renamed row leaves no stale one).
 fn publish(
     target: &Path,
     report: &reproduce::report::Report,
@@ -231,6 +232,10 @@ fn publish(
     let figure_files: Vec<String> =
         staged.iter().map(|(name, _)| name.clone()).filter(|name| name.starts_with(figures)).collect();
     files::write(&staging, staged)?;
+    let per_round = dir.join(figures).join("fed-rounds");
+    if per_round.exists() {
+        std::fs::remove_dir_all(&per_round).with_context(|| format!("replacing {}", per_round.display()))?;
+    }
     for name in figure_files {
         let bytes = std::fs::read(staging.join(&name))?;
         wsa_core::io::write_atomic(&dir.join(&name), &bytes)?;

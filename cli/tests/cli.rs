@@ -191,6 +191,11 @@ fn quick_reproduce_writes_a_report_with_every_family_and_a_rerun_computes_nothin
     {
         assert!(report.contains(expected), "missing `{expected}` in\n{report}");
     }
+    // The federated rows log their rounds: a table and one figure per row.
+    assert!(report.contains("Per round (mean over seeds)"), "{report}");
+    let per_round: Vec<_> = std::fs::read_dir(out.join("figures/fed-rounds")).expect("fed-rounds").collect();
+    assert_eq!(per_round.len(), 3, "one figure per federated row of the quick spec");
+    assert!(report.contains("figures/fed-rounds/00-"), "{report}");
     // Every table row of the summaries has a value for every column (mean ± std over 2 seeds).
     assert!(report.contains(" ± "), "{report}");
     let summary: serde_json::Value =
@@ -584,6 +589,7 @@ fn every_refusal_is_one_sentence_of_problem_and_fix() {
         (vec!["fed", "--dirichlet-alpha", "-1", "--print-config"], vec!["-1"]),
         (vec!["reproduce", "--seeds", "-3"], vec!["--seeds `-3` must be 0 or more"]),
         (vec!["connect", "--lambda", "fast"], vec!["--lambda `fast` is not a number"]),
+        (vec!["fed", "--target", "initial", "--device", "cpu", "--rounds", "1"], vec!["no WSA: add --wsa"]),
         (
             vec!["fed", "--target", "sideways", "--print-config"],
             vec!["`sideways`", "unknown federated target; choose one of fused, global, initial"],

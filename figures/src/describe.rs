@@ -447,7 +447,13 @@ pub fn reproduce_rounds(row: &RowReport) -> Figure {
                 .collect();
             let rounds = series.iter().map(|s| s.points.len()).max().unwrap_or(1) as f64;
             let values = series.iter().flat_map(|s| s.band.iter().flatten().flat_map(|b| [b[1], b[2]]));
-            let range = if key == SERIES_ACCURACY { [0.0, 1.0] } else { extent(values, [0.0, 1.0]) };
+            let range = if key == SERIES_ACCURACY {
+                [0.0, 1.0]
+            } else {
+                let [lo, hi] = extent(values, [0.0, 1.0]);
+                let pad = ((hi - lo) * 0.08).max(1e-3);
+                [(lo - pad).max(0.0), hi + pad]
+            };
             let panel = Panel {
                 title: title.to_string(),
                 x: Axis { whole_numbers: true, ..Axis::new("round", [1.0, rounds.max(2.0)]) },
@@ -483,7 +489,8 @@ pub fn live_rounds(rounds: &[(String, usize, f64)]) -> Panel {
     }
 }
 
-/// One layer's scope std across rounds: each run's fused target (line) and its clients' (dots).
+/// One layer's scope std across rounds: each run's broadcast target (line; `FedConfig::target`
+/// says which) and its clients' (dots).
 pub fn fed_scopes(result: &FedResult, layer: usize) -> Panel {
     let mut series = Vec::new();
     for (k, run) in result.runs.iter().enumerate() {

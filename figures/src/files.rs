@@ -289,8 +289,8 @@ pub fn reproduce(
             let name = format!("{}/{}.png", context.figures, family.family.name());
             files.push((name, Content::Image(Image::Forest(crate::forest::Forest { data }))));
         }
-        for row in &family.rows {
-            if let Some(figure) = row.rounds_figure() {
+        for (index, row) in family.rows.iter().enumerate() {
+            if let Some(figure) = row.rounds_figure(index) {
                 files.push(image(&format!("{}/{figure}", context.figures), describe::reproduce_rounds(row)));
             }
         }

@@ -94,7 +94,6 @@ const COLOR_BAR_PX: u32 = 130;
 /// Type sizes in pixels, large enough to read from the back of a classroom when the figure is
 /// projected at its own size; the smaller set for figures of more than two panels.
 struct Type {
-    title: u32,
     caption: u32,
     axis: u32,
     ticks: u32,
@@ -104,10 +103,10 @@ struct Type {
     y_labels: u32,
 }
 
-const TYPE: Type =
-    Type { title: 24, caption: 21, axis: 18, ticks: 16, legend: 16, margin: 12, x_labels: 56, y_labels: 76 };
-const SMALL_TYPE: Type =
-    Type { title: 24, caption: 18, axis: 16, ticks: 14, legend: 14, margin: 10, x_labels: 48, y_labels: 66 };
+const TYPE: Type = Type { caption: 21, axis: 18, ticks: 16, legend: 16, margin: 12, x_labels: 56, y_labels: 76 };
+const SMALL_TYPE: Type = Type { caption: 18, axis: 16, ticks: 14, legend: 14, margin: 10, x_labels: 48, y_labels: 66 };
+/// A figure's title, above all its panels.
+const TITLE_PX: u32 = 24;
 
 /// The ranges of a panel with `equal_scales`: the shorter one widened about its centre until a
 /// unit spans as many pixels on either axis, for a plotting area of `width` x `height` pixels.
@@ -130,7 +129,7 @@ fn draw_figure<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figur
     let root = if figure.title.is_empty() {
         root.clone()
     } else {
-        root.titled(&figure.title, ("sans-serif", TYPE.title)).map_err(draw_err)?
+        root.titled(&figure.title, ("sans-serif", TITLE_PX)).map_err(draw_err)?
     };
     let columns = figure.columns.max(1);
     let rows = figure.panels.len().div_ceil(columns).max(1);

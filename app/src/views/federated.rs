@@ -95,7 +95,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
             }
         });
         let layer = app.settings.fed_layer;
-        ui.label("Scope std of this layer across rounds: the fused target (line) and the clients' (points)");
+        ui.label("Scope std of this layer across rounds: the broadcast target (line) and the clients' (points)");
         let panel = describe::fed_scopes(result, layer);
         let r = ui.scope(|ui| figure::draw(ui, "fed_scopes", &panel, Size::height(240.0), |_| ()));
         saves.extend(png_button(ui, "fed-scopes", r.response.rect));

@@ -225,7 +225,7 @@ fn stream_blocks(layout: &ModelLayout, writers: &[&str]) -> Result<usize> {
                     "model.layers",
                     format!("`{by}` and `{writer}`"),
                     &format!(
-                        "these layers add into one residual stream but their GroupNorms have {other} and {blocks} groups; permuting the stream needs one grouping of its channels"
+                        "these layers add into one residual stream but their GroupNorms have {other} and {blocks} groups; permuting the stream needs one grouping of its channels: give their GroupNorms the same number of groups"
                     ),
                 ));
             }
@@ -882,21 +882,22 @@ mod tests {
         assert!(before.iter().zip(&after).any(|(p, q)| (p - q).abs() > 1e-3));
     }
 
+    fn relu_layer() -> crate::model::LayerSpec {
+        crate::model::LayerSpec::Activation { function: Activation::Relu }
+    }
+
+    /// A conv of 4 channels, 3 x 3, padded to keep the size (a residual block's).
+    fn conv_4_3x3(name: &str) -> crate::model::LayerSpec {
+        crate::model::LayerSpec::Conv2d { name: name.into(), channels: 4, kernel: 3, stride: 1, padding: 1, bias: true }
+    }
+
     /// A block inside a block: its stream is the outer block's inner one (written by the outer
     /// block's first conv and the inner block's last, read by the inner block's first conv and
     /// the outer block's last).
     #[test]
     fn a_nested_residual_block_keeps_its_function_under_permutation() {
         use crate::model::LayerSpec;
-        let relu = || LayerSpec::Activation { function: Activation::Relu };
-        let conv = |name: &str| LayerSpec::Conv2d {
-            name: name.into(),
-            channels: 4,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            bias: true,
-        };
+        let (relu, conv) = (relu_layer, conv_4_3x3);
         let gn = |name: &str| LayerSpec::GroupNorm { name: name.into(), groups: 2 };
         let inner = LayerSpec::Residual { layers: vec![conv("in1"), gn("in1_gn"), relu(), conv("in2"), gn("in2_gn")] };
         let outer = LayerSpec::Residual { layers: vec![conv("out1"), gn("out1_gn"), relu(), inner, conv("out2")] };
@@ -934,15 +935,7 @@ mod tests {
     #[test]
     fn residual_layouts_weight_matching_cannot_keep_are_refused() {
         use crate::model::LayerSpec;
-        let relu = || LayerSpec::Activation { function: Activation::Relu };
-        let conv = |name: &str| LayerSpec::Conv2d {
-            name: name.into(),
-            channels: 4,
-            kernel: 3,
-            stride: 1,
-            padding: 1,
-            bias: true,
-        };
+        let (relu, conv) = (relu_layer, conv_4_3x3);
         let gn = |name: &str, groups| LayerSpec::GroupNorm { name: name.into(), groups };
         let stack = |block: Vec<LayerSpec>, stem_groups| {
             let layers = vec![

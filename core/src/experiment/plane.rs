@@ -20,9 +20,10 @@ use std::sync::Arc;
 /// The largest grid side: a plane costs grid² evaluations of the test set.
 pub const MAX_GRID: usize = 201;
 
-/// Each side of the grid spans at least this share of the other: the plane is drawn with equal
-/// scales (both axes are distances in weight space), and a third model close to the line A-B
-/// would otherwise leave a strip too thin to read.
+/// Each side of the grid spans at least this share of the other (unless the margin is 0, which
+/// asks for the models' extremes exactly): the plane is drawn with equal scales (both axes are
+/// distances in weight space), and a third model close to the line A-B would otherwise leave a
+/// strip too thin to read.
 pub const MIN_SIDE_SHARE: f64 = 0.25;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -289,7 +290,10 @@ pub async fn evaluate_plane(
     let (x0, x1) = corners.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p[0]), h.max(p[0])));
     let (y0, y1) = corners.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p[1]), h.max(p[1])));
     let (mx, my) = ((x1 - x0) * config.margin, (y1 - y0) * config.margin);
-    let (x_span, y_span) = at_least_a_share_of_each_other([x0 - mx, x1 + mx], [y0 - my, y1 + my]);
+    let (x_span, y_span) = match config.margin {
+        0.0 => ([x0, x1], [y0, y1]),
+        _ => at_least_a_share_of_each_other([x0 - mx, x1 + mx], [y0 - my, y1 + my]),
+    };
     let xs = spaced(x_span[0], x_span[1], config.grid);
     let ys = spaced(y_span[0], y_span[1], config.grid);
     let origin = a.to_device(device);

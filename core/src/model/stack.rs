@@ -398,7 +398,7 @@ impl<'a> Planner<'a> {
                             &here,
                             label,
                             &format!(
-                                "the residual block turns its {current} input into {made}, but its output is added to its input, so it must keep the shape (there is no projection shortcut)"
+                                "the residual block turns its {current} input into {made}, but its output is added to its input, so it must keep the shape (there is no projection shortcut): put the strided or widening conv before the block"
                             ),
                         ));
                     }
@@ -768,7 +768,7 @@ mod tests {
             err,
             "invalid config: model.layers[2] = residual [conv 4 3×3 → GroupNorm 2 → ReLU → conv 8 3×3 → GroupNorm 2]: \
              the residual block turns its 4 x 5 x 5 input into 8 x 5 x 5, but its output is added to its input, so it \
-             must keep the shape (there is no projection shortcut)"
+             must keep the shape (there is no projection shortcut): put the strided or widening conv before the block"
         );
         let pooled = vec![conv("block.conv1", 4), LayerSpec::MaxPool2d { kernel: 2, stride: None }];
         let err = layout(around(Some(pooled)), &[2, 5, 5]).expect_err("pooled").to_string();

@@ -24,9 +24,11 @@ pub enum Metric {
     /// The mean test accuracy of the last 10 rounds.
     Last10Accuracy,
     RoundsToTarget,
-    /// A federated run's global model: its std (mean over the scoped layers) after the last
-    /// round, and the clients' spread around their fused scope (mean over layers and rounds).
+    /// A federated run's global model after the last round: its weights' std, the mean over
+    /// the scoped layers.
     GlobalStd,
+    /// A federated run's clients: the symmetric KL between a client's scope and their fusion,
+    /// the mean over clients, layers and rounds.
     ClientSpread,
     /// Mean over the scoped layers of |excess kurtosis| and of the KS distance to the fitted
     /// Gaussian.

@@ -123,7 +123,10 @@ fn rules_section(s: &mut String, rules: &Rules) {
          better endpoint; a barrier measured against the endpoints is floored at zero there.\n\
          - **Multiple comparisons**: within a family, the rows of one comparison and metric are one family of \
          tests, corrected by Holm's step-down method; a row is significant when its corrected p is below {}. \
-         Tables show the raw interval and p and the corrected p; tallies count corrected verdicts.\n\
+         Tables show the raw interval and p and the corrected p; tallies count corrected verdicts. A comparison \
+         that repeats an earlier row's of its group to the last bit (the same runs: the row varies only what \
+         neither variant reads, such as λ for runs without WSA) is shown with that row's verdict and counted \
+         once.\n\
          - **Pools**: rows that replicate one condition are pooled per claim by a random-effects meta-analysis \
          (DerSimonian-Laird between-row variance; Hartung-Knapp 95% interval with k−1 degrees of freedom, since \
          the rows are few and differ in data and model, so their true effects may differ), absolute and relative \
@@ -226,7 +229,8 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
         let _ = writeln!(
             s,
             "\n(rows where the difference is significantly below / above zero after Holm's correction; not \
-             counted: invalid rows, and rows without a scope mismatch for a WSA comparison)\n"
+             counted: invalid rows, rows without a scope mismatch for a WSA comparison, and repeats of an \
+             earlier row's runs)\n"
         );
     }
     let _ = write!(s, "| group | row | variant | seeds |");
@@ -300,7 +304,11 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
                 (
                     format!("[{}, {}]", number_like(d.low, scale), number_like(d.high, scale)),
                     p_value(d.p),
-                    if r.counts_for(c.variant, &c.baseline) { p_value(c.holm_p) } else { "not counted".to_string() },
+                    match &c.repeats {
+                        Some(row) => format!("not counted: the runs of {row}"),
+                        None if r.counts_for(c.variant, &c.baseline) => p_value(c.holm_p),
+                        None => "not counted".to_string(),
+                    },
                     number_like(c.detectable, scale),
                 )
             };
@@ -336,7 +344,7 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
 /// Federated rows that recorded their rounds: a figure of accuracy, the global model's std and the
 /// clients' spread per round, and the first and last round of each in a table.
 fn rounds_section(s: &mut String, f: &FamilyReport, context: &Context) {
-    let rows: Vec<&RowReport> = f.rows.iter().filter(|r| !r.rounds.is_empty()).collect();
+    let rows: Vec<(usize, &RowReport)> = f.rows.iter().enumerate().filter(|(_, r)| !r.rounds.is_empty()).collect();
     if rows.is_empty() {
         return;
     }
@@ -357,7 +365,7 @@ fn rounds_section(s: &mut String, f: &FamilyReport, context: &Context) {
         },
         None => "–".into(),
     };
-    for r in &rows {
+    for (_, r) in &rows {
         for &v in &r.variants {
             let seeds = r.round_series(v, SERIES_ACCURACY).map_or(0, |series| series.seeds);
             let _ = writeln!(
@@ -374,8 +382,8 @@ fn rounds_section(s: &mut String, f: &FamilyReport, context: &Context) {
         }
     }
     let _ = writeln!(s);
-    for r in rows {
-        if let Some(figure) = r.rounds_figure() {
+    for (index, r) in rows {
+        if let Some(figure) = r.rounds_figure(index) {
             let _ = writeln!(s, "![{}, per round]({}/{figure})\n", r.label(), context.figures);
         }
     }

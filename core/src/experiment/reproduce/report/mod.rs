@@ -113,6 +113,12 @@ pub struct Comparison {
     /// The smallest true difference this row could detect with 80% power.
     #[serde(default)]
     pub detectable: f64,
+    /// The label of an earlier row of the same group whose comparison this one repeats: the
+    /// same runs on the same seeds (a row that varies only what one of its two variants does not
+    /// read, e.g. λ for the variants without WSA). Shown with that row's verdict, but kept out of
+    /// Holm's family, the tallies and the pools, so that one test is not counted twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<String>,
 }
 
 /// What a comparison measures its variant against.
@@ -266,8 +272,10 @@ impl RowReport {
     }
 
     /// Where the figure of its per-round series goes, under the report's figures (`None` for a
-    /// row without them): `fed-rounds/` and the row's label in lower-case letters and digits.
-    pub fn rounds_figure(&self) -> Option<String> {
+    /// row without them): `fed-rounds/`, the row's place in its family (`index`, so that two
+    /// labels alike in their ASCII letters and digits stay apart) and its label in lower-case
+    /// letters and digits.
+    pub fn rounds_figure(&self, index: usize) -> Option<String> {
         if self.rounds.is_empty() {
             return None;
         }
@@ -279,7 +287,7 @@ impl RowReport {
                 slug.push('-');
             }
         }
-        Some(format!("fed-rounds/{}.png", slug.trim_end_matches('-')))
+        Some(format!("fed-rounds/{index:02}-{}.png", slug.trim_end_matches('-')))
     }
 
     /// The per-round series of `variant` named `key`.
@@ -341,7 +349,7 @@ impl FamilyReport {
                 for c in
                     r.comparisons.iter().filter(|c| c.variant == variant && c.baseline == baseline && c.metric == m)
                 {
-                    if !r.counts_for(c.variant, &c.baseline) {
+                    if !r.counts_for(c.variant, &c.baseline) || c.repeats.is_some() {
                         t.not_counted += 1;
                         continue;
                     }
@@ -487,7 +495,9 @@ impl Report {
                     }
                 }
             }
+            mark_repeats(&mut rows);
             correct_with_holm(&mut rows, rules.alpha);
+            copy_repeated_verdicts(&mut rows);
             families.push(FamilyReport { family, rows });
         }
         let pools = pools
@@ -573,6 +583,50 @@ fn comparison(variant: Variant, baseline: Baseline, metric: Metric, difference: 
         holm_p: difference.p,
         corrected: difference.verdict,
         detectable: stats::minimal_detectable_effect(difference.n, difference.std),
+        repeats: None,
+    }
+}
+
+/// Marks each comparison that repeats one of an earlier row of its group ([`Comparison::repeats`]):
+/// the same variant, baseline and metric with the same paired difference to the last bit, which
+/// only the same runs give.
+fn mark_repeats(rows: &mut [RowReport]) {
+    for i in 0..rows.len() {
+        for j in 0..rows[i].comparisons.len() {
+            let c = &rows[i].comparisons[j];
+            let earlier = rows[..i].iter().find(|r| {
+                r.group == rows[i].group
+                    && r.comparisons.iter().any(|e| {
+                        e.repeats.is_none()
+                            && e.variant == c.variant
+                            && e.baseline == c.baseline
+                            && e.metric == c.metric
+                            && e.difference == c.difference
+                    })
+            });
+            if let Some(earlier) = earlier.map(|r| r.row.clone()) {
+                rows[i].comparisons[j].repeats = Some(earlier);
+            }
+        }
+    }
+}
+
+/// A repeated comparison takes the corrected p and verdict of the one it repeats.
+fn copy_repeated_verdicts(rows: &mut [RowReport]) {
+    for i in 0..rows.len() {
+        for j in 0..rows[i].comparisons.len() {
+            let c = &rows[i].comparisons[j];
+            let Some(row) = &c.repeats else { continue };
+            let original = rows.iter().filter(|r| r.group == rows[i].group && &r.row == row).find_map(|r| {
+                r.comparisons.iter().find(|e| {
+                    e.repeats.is_none() && e.variant == c.variant && e.baseline == c.baseline && e.metric == c.metric
+                })
+            });
+            if let Some((holm_p, corrected)) = original.map(|e| (e.holm_p, e.corrected)) {
+                let c = &mut rows[i].comparisons[j];
+                (c.holm_p, c.corrected) = (holm_p, corrected);
+            }
+        }
     }
 }
 
@@ -586,7 +640,12 @@ fn correct_with_holm(rows: &mut [RowReport], alpha: f64) {
                 continue;
             }
             for (j, c) in r.comparisons.iter().enumerate() {
-                if c.variant == variant && c.baseline == baseline && c.metric == m && c.difference.n >= 2 {
+                if c.variant == variant
+                    && c.baseline == baseline
+                    && c.metric == m
+                    && c.difference.n >= 2
+                    && c.repeats.is_none()
+                {
                     places.push((i, j));
                 }
             }
@@ -613,11 +672,9 @@ fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord]) ->
     };
     let baseline = Baseline::Variant(claim.baseline);
     for r in rows.iter().filter(|r| r.counts_for(claim.variant, &baseline)) {
-        let Some(c) = r
-            .comparisons
-            .iter()
-            .find(|c| c.variant == claim.variant && c.baseline == baseline && c.metric == claim.metric)
-        else {
+        let Some(c) = r.comparisons.iter().find(|c| {
+            c.variant == claim.variant && c.baseline == baseline && c.metric == claim.metric && c.repeats.is_none()
+        }) else {
             continue;
         };
         let d = c.difference;
@@ -984,6 +1041,51 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("different init (no scope mismatch to remove)"), "{md}");
+    }
+
+    /// A row that repeats an earlier row's runs (here "a again": the same plain and WSA numbers
+    /// on the same seeds) is shown with that row's verdict but tested once: Holm's family, the
+    /// tally and the pool count row "a" alone.
+    #[test]
+    fn a_comparison_that_repeats_an_earlier_rows_runs_is_counted_once() {
+        let drop = [0.1, 0.3, 0.2, 0.4, 0.25];
+        let records: Vec<CellRecord> = ["a", "a again", "b"]
+            .iter()
+            .flat_map(|row| {
+                (0..5u64).map(move |s| {
+                    let p = 1.0 + 0.1 * s as f64;
+                    let shift = if *row == "b" { 0.05 * s as f64 } else { 0.0 };
+                    let pm = [(Metric::LossBarrier, p), (Metric::ScopeDistance, 0.4)];
+                    let wm = [(Metric::LossBarrier, p - drop[s as usize] + shift), (Metric::ScopeDistance, 0.4)];
+                    cell(row, s, &[("plain", &pm), ("wsa", &wm)])
+                })
+            })
+            .collect();
+        let claim =
+            PoolClaim { variant: WSA, baseline: PLAIN, metric: Metric::LossBarrier, direction: Direction::Lower };
+        let pool = Pool {
+            label: "all".into(),
+            family: Family::Connect,
+            rows: vec!["*".into()],
+            groups: vec![],
+            claims: vec![claim],
+        };
+        let report = Report::new(&records, &Rules::default(), std::slice::from_ref(&pool));
+        let rows = &report.family(Family::Connect).expect("connect").rows;
+        let wsa_of = |k: usize| rows[k].comparisons.iter().find(|c| c.variant == WSA).expect("wsa - plain").clone();
+        let (a, again, b) = (wsa_of(0), wsa_of(1), wsa_of(2));
+        assert_eq!(a.repeats, None);
+        assert_eq!(again.repeats.as_deref(), Some("a"));
+        assert_eq!(b.repeats, None);
+        // Holm over two tests (a and b), not three; the repeat shows a's corrected verdict.
+        let smaller = a.difference.p.min(b.difference.p);
+        assert!((a.holm_p.min(b.holm_p) - (2.0 * smaller).min(1.0)).abs() < 1e-12, "{a:?} {b:?}");
+        assert_eq!((again.holm_p, again.corrected), (a.holm_p, a.corrected));
+        let tally = &report.family(Family::Connect).expect("connect").tallies()[0];
+        assert_eq!(tally.not_counted, 1);
+        assert_eq!(report.pools[0].claims[0].rows, vec!["g · a", "g · b"]);
+        let md = markdown(&report, &records, &context());
+        assert!(md.contains("not counted: the runs of a"), "{md}");
     }
 
     #[test]
