@@ -233,13 +233,21 @@ fn kernels(devices: &[ComputeDevice], sizes: &[usize], repeats: usize) -> Result
 
 /// Fashion-MNIST-shaped random data: the sizes matter here, not the content.
 /// Weight matching (on the host, one thread, as in every front end) of two independently
-/// initialised models of the sizes the issue names: the MLP 784-512-512-10 and the CNN preset
-/// on 28x28 images. Unrelated random models are a hard case: their units match poorly, so the
-/// coordinate descent needs more sweeps than for two trained models of one task.
+/// initialised models of the sizes the issue names: the MLP 784-512-512-10, the CNN preset and
+/// the three-stage GroupNorm ResNet (`experiments/models/resnet-gn-32-64-128.json`, whose
+/// residual streams are one permutation each) on 28x28 images. Unrelated random models are a
+/// hard case: their units match poorly, so the coordinate descent needs more sweeps than for two
+/// trained models of one task.
 fn alignment(repeats: usize) -> Result<Value> {
     use wsa_core::align::{WeightMatchingConfig, weight_matching};
     use wsa_core::cancel::Silent;
-    let models = [("MLP 784-512-512-10", ModelConfig::mlp(vec![512, 512])), bench_models().swap_remove(1)];
+    let resnet: ModelConfig = serde_json::from_str(include_str!("../../experiments/models/resnet-gn-32-64-128.json"))
+        .context("experiments/models/resnet-gn-32-64-128.json")?;
+    let models = [
+        ("MLP 784-512-512-10", ModelConfig::mlp(vec![512, 512])),
+        bench_models().swap_remove(1),
+        ("ResNet-GN 32-64-128", resnet),
+    ];
     let mut rows = Vec::new();
     for (label, config) in models {
         let layout = Arc::new(ModelLayout::new(&config, &[1, 28, 28], 10)?);
