@@ -76,10 +76,9 @@ fn fed_outcomes(result: &FedResult, variants: &[(Aggregation, bool)]) -> Vec<Var
         .zip(variants)
         .map(|(run, &(aggregation, wsa))| {
             let mut outcome = VariantOutcome::new(Variant::Federated { aggregation: aggregation.kind(), wsa });
-            let last: Vec<f64> = run.rounds.iter().rev().take(10).map(|r| r.test_accuracy).collect();
             outcome.set(Metric::FinalAccuracy, run.final_accuracy);
             outcome.set(Metric::BestAccuracy, run.best_accuracy);
-            outcome.set(Metric::Last10Accuracy, last.iter().sum::<f64>() / last.len().max(1) as f64);
+            outcome.set(Metric::Last10Accuracy, mean(run.rounds.iter().rev().take(10).map(|r| r.test_accuracy)));
             if let Some(round) = run.rounds_to_target {
                 outcome.set(Metric::RoundsToTarget, round as f64);
             }
