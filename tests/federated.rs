@@ -135,3 +135,22 @@ fn absurd_federated_settings_are_refused() {
         assert!(matches!(err, Some(wsa_core::WsaError::InvalidConfig { .. })), "{err:?}");
     }
 }
+
+/// A run whose loss stops being finite is a result: it keeps its rounds before, says where and
+/// why it stopped, and the other runs of the comparison finish.
+#[test]
+fn a_run_that_diverges_is_recorded_where_it_stopped_and_the_others_finish() {
+    let mut c = config(3, 1);
+    c.wsa.lambda = 1e4;
+    c.local.learning_rate = 2.0;
+    let outcome = run(&c, &[(Aggregation::FedAvg, false), (Aggregation::FedAvg, true)]);
+    let (plain, wsa) = (&outcome.result.runs[0], &outcome.result.runs[1]);
+    let divergence = wsa.diverged.as_ref().expect("lambda 1e4 at learning rate 2 diverges");
+    assert_eq!(wsa.rounds.len(), divergence.round - 1, "the rounds before the one that diverged");
+    assert!(divergence.reason.contains("diverged"), "{}", divergence.reason);
+    assert!(wsa.rounds.iter().all(|r| r.test_loss.is_finite()));
+    assert_eq!((plain.diverged.as_ref(), plain.rounds.len()), (None, 3), "{plain:?}");
+    // The final model of the run that stopped is its last finite one.
+    let (_, last) = &outcome.finals[1];
+    assert!(last.values.iter().flatten().all(|x| x.is_finite()));
+}

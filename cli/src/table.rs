@@ -78,5 +78,12 @@ pub fn fed_table(result: &wsa_core::experiment::federated::FedResult) -> String 
     if let Some(t) = result.config.target_accuracy {
         let _ = writeln!(s, "(target accuracy {t})");
     }
+    for (name, divergence) in result.runs.iter().filter_map(|r| r.diverged.as_ref().map(|d| (&r.name, d))) {
+        let _ = writeln!(
+            s,
+            "{name} stopped in round {}: {} (its numbers are its rounds before)",
+            divergence.round, divergence.reason
+        );
+    }
     s
 }

@@ -356,7 +356,9 @@ fn csv_cells(records: &[wsa_core::experiment::reproduce::CellRecord]) -> String 
     let quoted = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
     for r in records {
         for v in &r.variants {
-            for (metric, value) in &v.metrics {
+            // A run that diverged has no metrics: its round stands in their place.
+            let stopped = v.diverged.as_ref().map(|d| ("diverged_in_round".to_string(), d.round as f64));
+            for (metric, value) in v.metrics.iter().map(|(m, x)| (m.clone(), *x)).chain(stopped) {
                 let _ = writeln!(
                     s,
                     "{},{},{},{},{},{},{},{}",

@@ -70,6 +70,16 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         _ => None,
     };
     summary_table(ui, result, marked.as_deref());
+    for run in &result.runs {
+        if let Some(divergence) = &run.diverged {
+            let warning = super::figure::color(wsa_figures::palette::WARNING);
+            let text = format!(
+                "{} stopped in round {}: {} Its numbers are those of its rounds before.",
+                run.name, divergence.round, divergence.reason
+            );
+            ui.colored_label(warning, text);
+        }
+    }
     ui.label("Global test accuracy per round");
     let accuracy = describe::fed_accuracy(result, marked.as_deref());
     let r = ui.scope(|ui| {

@@ -328,6 +328,19 @@ pub struct FedRun {
     pub final_accuracy: f64,
     pub best_accuracy: f64,
     pub rounds_to_target: Option<usize>,
+    /// Where the run stopped because its loss was no longer finite (`rounds` holds the rounds
+    /// before it; the headline numbers are theirs). Absent for a run that finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<Divergence>,
+}
+
+/// Where and why a federated run diverged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The round in which a client's or the global model's loss became NaN or infinite.
+    pub round: usize,
+    /// The sentence saying which model, at which step, and what to change.
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -460,13 +473,13 @@ pub fn run_name(aggregation: AggregationKind, use_wsa: bool) -> String {
     format!("{}{}", aggregation.name(), if use_wsa { "+wsa" } else { "" })
 }
 
-/// A finished run's headline numbers from its rounds.
+/// A finished run's headline numbers from its rounds (a run that diverged sets `diverged` after).
 pub fn finish_run(config: &FedConfig, name: String, rounds: Vec<RoundRecord>) -> FedRun {
     let final_accuracy = rounds.last().map_or(0.0, |r| r.test_accuracy);
     let best_accuracy = rounds.iter().map(|r| r.test_accuracy).fold(0.0, f64::max);
     let rounds_to_target =
         config.target_accuracy.and_then(|t| rounds.iter().find(|r| r.test_accuracy >= t).map(|r| r.round));
-    FedRun { name, rounds, final_accuracy, best_accuracy, rounds_to_target }
+    FedRun { name, rounds, final_accuracy, best_accuracy, rounds_to_target, diverged: None }
 }
 
 /// Per layer, the mean over the clients of the symmetric KL between a client's scope and their
@@ -509,6 +522,7 @@ pub async fn run(
         let initial_scopes = device_scopes(&global, layers).await?;
         let mut target = initial_scopes.clone();
         let mut rounds = Vec::with_capacity(config.rounds);
+        let mut diverged = None;
         for round in 1..=config.rounds {
             if observer.is_cancelled() {
                 return Err(WsaError::Cancelled);
@@ -518,42 +532,58 @@ pub async fn run(
             let mut chosen = pool[..per_round].to_vec();
             chosen.sort_unstable();
             let term = config.wsa.term(config.wsa.lambda, layers, &target);
-            let mut updated = Vec::with_capacity(chosen.len());
-            let mut weights = Vec::with_capacity(chosen.len());
-            for &k in &chosen {
-                let Some(data) = &client_data[k] else { continue };
-                let client = LocalRun { aggregation, wsa: use_wsa.then_some(&term), round, client: k };
-                let params = local_update(config, &client, &global, data, observer).await?;
-                updated.push(params);
-                weights.push(data.len as f64);
+            let played = async {
+                let mut updated = Vec::with_capacity(chosen.len());
+                let mut weights = Vec::with_capacity(chosen.len());
+                for &k in &chosen {
+                    let Some(data) = &client_data[k] else { continue };
+                    let client = LocalRun { aggregation, wsa: use_wsa.then_some(&term), round, client: k };
+                    let params = local_update(config, &client, &global, data, &mut *observer).await?;
+                    updated.push(params);
+                    weights.push(data.len as f64);
+                }
+                let mut client_scopes: Vec<Vec<Scope>> = Vec::with_capacity(updated.len());
+                for p in &updated {
+                    client_scopes.push(device_scopes(p, layers).await?);
+                }
+                let refs: Vec<&Params> = updated.iter().collect();
+                let next_global = weighted_average(&refs, &weights)?;
+                // By default the next target fuses the clients' scopes, not the scope of the
+                // averaged model (averaging shrinks the spread round after round);
+                // `config.target` may say otherwise, for the ablation.
+                let scopes = RoundScopes {
+                    fused: fuse(&client_scopes, &weights, config.wsa.fusion)?,
+                    global: device_scopes(&next_global, layers).await?,
+                    clients: client_scopes,
+                };
+                let next_target = config.target.next(&scopes, &initial_scopes);
+                let metrics = evaluate(layout, &next_global.tensors, &test).await?;
+                let record = round_record(round, chosen.clone(), metrics, next_target.clone(), scopes, &name)?;
+                Ok::<_, WsaError>((next_global, next_target, record))
             }
-            let mut client_scopes: Vec<Vec<Scope>> = Vec::with_capacity(updated.len());
-            for p in &updated {
-                client_scopes.push(device_scopes(p, layers).await?);
-            }
-            let refs: Vec<&Params> = updated.iter().collect();
-            global = weighted_average(&refs, &weights)?;
-            // By default the next target fuses the clients' scopes, not the scope of the averaged
-            // model (averaging shrinks the spread round after round); `config.target` may say
-            // otherwise, for the ablation.
-            let scopes = RoundScopes {
-                fused: fuse(&client_scopes, &weights, config.wsa.fusion)?,
-                global: device_scopes(&global, layers).await?,
-                clients: client_scopes,
+            .await;
+            let (next_global, next_target, record) = match played {
+                Ok(played) => played,
+                // A run whose loss stops being finite is a result, not a failure of the whole
+                // comparison: it keeps its rounds so far and says where it stopped.
+                Err(error @ WsaError::Diverged { .. }) => {
+                    observer.on_event(&Event::Stage(format!("{name} diverged in round {round}: {error}")));
+                    diverged = Some(Divergence { round, reason: error.to_string() });
+                    break;
+                }
+                Err(error) => return Err(error),
             };
-            target = config.target.next(&scopes, &initial_scopes);
-            let metrics = evaluate(layout, &global.tensors, &test).await?;
-            let record = round_record(round, chosen, metrics, target.clone(), scopes, &name)?;
             observer.on_event(&Event::Round {
                 run: name.clone(),
                 round,
                 rounds: config.rounds,
-                test_accuracy: metrics.accuracy,
+                test_accuracy: record.test_accuracy,
             });
+            (global, target) = (next_global, next_target);
             rounds.push(record);
         }
         finals.push((name.clone(), global.to_host().await?));
-        runs.push(finish_run(config, name, rounds));
+        runs.push(FedRun { diverged, ..finish_run(config, name, rounds) });
     }
     let result = federation.result(config, &device.description, runs);
     Ok(FedOutcome { result, initial, finals })

@@ -5,7 +5,7 @@ use super::{Family, Metric, REPRODUCE_VERSION, Variant};
 use crate::error::Result;
 use crate::experiment::Versioned;
 use crate::experiment::connect::ConnectConfig;
-use crate::experiment::federated::FedConfig;
+use crate::experiment::federated::{Divergence, FedConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -83,11 +83,15 @@ pub struct VariantOutcome {
     /// absent elsewhere and in cells written before it was recorded.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub series: BTreeMap<String, Vec<f64>>,
+    /// Why the variant's run stopped before its end (a federated run whose loss became NaN or
+    /// infinite); such a variant records no metrics and no series. Absent for a run that finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<Divergence>,
 }
 
 impl VariantOutcome {
     pub fn new(variant: Variant) -> Self {
-        Self { variant, metrics: BTreeMap::new(), series: BTreeMap::new() }
+        Self { variant, metrics: BTreeMap::new(), series: BTreeMap::new(), diverged: None }
     }
 
     pub fn metric(&self, metric: Metric) -> Option<f64> {

@@ -76,6 +76,11 @@ fn fed_outcomes(result: &FedResult, variants: &[(Aggregation, bool)]) -> Vec<Var
         .zip(variants)
         .map(|(run, &(aggregation, wsa))| {
             let mut outcome = VariantOutcome::new(Variant::Federated { aggregation: aggregation.kind(), wsa });
+            if let Some(divergence) = &run.diverged {
+                // Its numbers so far would compare a stopped run with finished ones: none.
+                outcome.diverged = Some(divergence.clone());
+                return outcome;
+            }
             outcome.set(Metric::FinalAccuracy, run.final_accuracy);
             outcome.set(Metric::BestAccuracy, run.best_accuracy);
             outcome.set(Metric::Last10Accuracy, mean(run.rounds.iter().rev().take(10).map(|r| r.test_accuracy)));

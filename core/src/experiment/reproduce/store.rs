@@ -193,6 +193,7 @@ mod tests {
                 variant: Variant::Method(Method::PLAIN),
                 metrics: BTreeMap::from([("x".into(), 0.5)]),
                 series: BTreeMap::new(),
+                diverged: None,
             }],
             warnings: Vec::new(),
         };

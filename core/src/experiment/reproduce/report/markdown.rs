@@ -127,6 +127,9 @@ fn rules_section(s: &mut String, rules: &Rules) {
          that repeats an earlier row's of its group to the last bit (the same runs: the row varies only what \
          neither variant reads, such as λ for runs without WSA) is shown with that row's verdict and counted \
          once.\n\
+         - **Diverged runs**: a federated run whose loss becomes NaN or infinite stops there and records no \
+         numbers; it is listed under its row, and a comparison with that variant on either side rests on the \
+         other seeds, so it is shown but not counted (a run that survives is not a fair sample of its method).\n\
          - **Pools**: rows that replicate one condition are pooled per claim by a random-effects meta-analysis \
          (DerSimonian-Laird between-row variance; Hartung-Knapp 95% interval with k−1 degrees of freedom, since \
          the rows are few and differ in data and model, so their true effects may differ), absolute and relative \
@@ -229,8 +232,8 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
         let _ = writeln!(
             s,
             "\n(rows where the difference is significantly below / above zero after Holm's correction; not \
-             counted: invalid rows, rows without a scope mismatch for a WSA comparison, and repeats of an \
-             earlier row's runs)\n"
+             counted: invalid rows, rows without a scope mismatch for a WSA comparison, comparisons with a \
+             run that diverged, and repeats of an earlier row's runs)\n"
         );
     }
     let _ = write!(s, "| group | row | variant | seeds |");
@@ -256,6 +259,21 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
         for r in left_out {
             for cell in &r.invalid {
                 let _ = writeln!(s, "- {} · {} · seed {}: {}", r.group, r.row, cell.seed, cell.reason);
+            }
+        }
+        let _ = writeln!(s);
+    }
+    let stopped: Vec<&RowReport> = f.rows.iter().filter(|r| !r.diverged.is_empty()).collect();
+    if !stopped.is_empty() {
+        let _ = writeln!(s, "Runs that diverged (no numbers; their comparisons are not counted):\n");
+        for r in stopped {
+            for run in &r.diverged {
+                let (round, reason) = (run.divergence.round, &run.divergence.reason);
+                let _ = writeln!(
+                    s,
+                    "- {} · {} · seed {} · {}: round {round}, {reason}",
+                    r.group, r.row, run.seed, run.variant
+                );
             }
         }
         let _ = writeln!(s);
@@ -307,7 +325,10 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
                     match &c.repeats {
                         Some(row) => format!("not counted: the runs of {row}"),
                         None if r.counts_for(c.variant, &c.baseline) => p_value(c.holm_p),
-                        None => "not counted".to_string(),
+                        None => match r.diverged_seeds(c.variant, &c.baseline).as_slice() {
+                            [] => "not counted".to_string(),
+                            seeds => format!("not counted: diverged on {} of {} seeds", seeds.len(), r.seeds.len()),
+                        },
                     },
                     number_like(c.detectable, scale),
                 )

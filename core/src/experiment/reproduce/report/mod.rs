@@ -10,7 +10,7 @@ pub use markdown::{Context, markdown};
 
 use super::{CellExperiment, CellRecord, Direction, Family, Metric, Pool, PoolClaim, Rules, Variant};
 use crate::experiment::connect::PairDifference;
-use crate::experiment::federated::AggregationKind;
+use crate::experiment::federated::{AggregationKind, Divergence};
 use crate::experiment::method::{Method, Training};
 use crate::experiment::stats::{self, PairedDifference, Pooled, SignedRank, Summary, Verdict};
 use serde::{Deserialize, Serialize};
@@ -174,6 +174,14 @@ pub struct InvalidCell {
     pub reason: String,
 }
 
+/// A variant's run that diverged on one seed of a row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DivergedRun {
+    pub seed: u64,
+    pub variant: Variant,
+    pub divergence: Divergence,
+}
+
 /// What a row can say, by the spec's rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -210,6 +218,10 @@ pub struct RowReport {
     /// them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rounds: Vec<RoundSeries>,
+    /// The runs that diverged: their seeds have no numbers for that variant, so its comparisons
+    /// rest on the other seeds and are not counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diverged: Vec<DivergedRun>,
 }
 
 /// One per-round series of a variant (`key`: `SERIES_ACCURACY` or a [`Metric`]'s name) over a
@@ -260,6 +272,9 @@ impl RowReport {
     /// row is valid, and a comparison of WSA against its own method without WSA needs a scope
     /// mismatch to remove.
     pub fn counts_for(&self, variant: Variant, baseline: &Baseline) -> bool {
+        if !self.diverged_seeds(variant, baseline).is_empty() {
+            return false;
+        }
         match self.status {
             RowStatus::Valid => true,
             RowStatus::Invalid => false,
@@ -269,6 +284,19 @@ impl RowReport {
 
     pub fn label(&self) -> String {
         format!("{} · {}", self.group, self.row)
+    }
+
+    /// The seeds on which `variant` or `baseline`'s variant diverged: a comparison between
+    /// them would judge only the runs that survived, so it is shown but not counted.
+    pub fn diverged_seeds(&self, variant: Variant, baseline: &Baseline) -> Vec<u64> {
+        let other = match baseline {
+            Baseline::Variant(v) | Baseline::Row { variant: v, .. } => *v,
+        };
+        let mut seeds: Vec<u64> =
+            self.diverged.iter().filter(|d| d.variant == variant || d.variant == other).map(|d| d.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        seeds
     }
 
     /// Where the figure of its per-round series goes, under the report's figures (`None` for a
@@ -782,6 +810,15 @@ fn row_report(
     let mut seeds: Vec<u64> = cells.iter().map(|c| c.cell.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
+    let diverged = cells
+        .iter()
+        .flat_map(|c| {
+            c.variants.iter().filter_map(|v| {
+                let divergence = v.diverged.clone()?;
+                Some(DivergedRun { seed: c.cell.seed, variant: v.variant, divergence })
+            })
+        })
+        .collect();
     let plain_scope = aggregates
         .iter()
         .find(|a| a.variant == PLAIN && a.metric == Metric::ScopeDistance.name())
@@ -805,6 +842,7 @@ fn row_report(
         status,
         data_split,
         rounds,
+        diverged,
     }
 }
 
@@ -853,6 +891,7 @@ mod tests {
                     variant: Variant::from_name(variant).expect("a variant"),
                     metrics: BTreeMap::from([(Metric::LossBarrier.name().to_string(), b)]),
                     series: BTreeMap::new(),
+                    diverged: None,
                 })
                 .collect(),
             warnings: Vec::new(),
@@ -909,6 +948,7 @@ mod tests {
                 variant: Variant::from_name(v).expect("a variant"),
                 metrics: metrics.iter().map(|(m, x)| (m.name().to_string(), *x)).collect(),
                 series: BTreeMap::new(),
+                diverged: None,
             })
             .collect();
         r
@@ -959,6 +999,52 @@ mod tests {
         assert!(md.contains("lr (invalid: too few valid seeds)"), "{md}");
         assert!(md.contains("- g · lr · seed 3: did not learn"), "{md}");
         assert!(md.contains("| invalid |"), "{md}");
+    }
+
+    #[test]
+    fn a_run_that_diverged_is_listed_and_its_comparisons_are_shown_but_not_counted() {
+        // Two federated rows, five seeds each; in row b, FedAvg+WSA diverges on seed 2.
+        let fedavg_wsa = Variant::Federated { aggregation: AggregationKind::FedAvg, wsa: true };
+        let records: Vec<CellRecord> = ["a", "b"]
+            .into_iter()
+            .flat_map(|row| {
+                (0..5u64).map(move |s| {
+                    let base = 0.80 + 0.01 * s as f64;
+                    let mut r = cell(row, s, &[("fedavg", &[(Metric::Last10Accuracy, base)])]);
+                    r.cell.family = Family::Fed;
+                    let mut wsa = VariantOutcome::new(fedavg_wsa);
+                    if row == "b" && s == 2 {
+                        let reason = "training diverged: the loss became NaN at step 110 of model client 72".into();
+                        wsa.diverged = Some(Divergence { round: 7, reason });
+                    } else {
+                        wsa.set(Metric::Last10Accuracy, base + 0.01 + 0.002 * s as f64);
+                    }
+                    r.variants.push(wsa);
+                    r
+                })
+            })
+            .collect();
+        let report = Report::new(&records, &Rules::default(), &[]);
+        let fed = report.family(Family::Fed).expect("fed");
+        let (a, b) = (&fed.rows[0], &fed.rows[1]);
+        assert!(a.diverged.is_empty());
+        assert_eq!(b.diverged.len(), 1);
+        assert_eq!((b.diverged[0].seed, b.diverged[0].variant, b.diverged[0].divergence.round), (2, fedavg_wsa, 7));
+        let compared = |r: &RowReport| {
+            r.comparisons.iter().find(|c| c.variant == fedavg_wsa && c.metric == Metric::Last10Accuracy).cloned()
+        };
+        let (in_a, in_b) = (compared(a).expect("a"), compared(b).expect("b"));
+        // Row b's comparison rests on the four seeds that finished and is not counted: row a's
+        // Holm family is row a alone, so its corrected p is its raw p.
+        assert_eq!((in_a.difference.n, in_b.difference.n), (5, 4));
+        assert!(!b.counts_for(fedavg_wsa, &Baseline::Variant(FEDAVG)));
+        assert_eq!(b.diverged_seeds(fedavg_wsa, &Baseline::Variant(FEDAVG)), vec![2]);
+        assert_eq!(in_a.holm_p, in_a.difference.p);
+        let tally = fed.tallies().into_iter().find(|t| t.variant == fedavg_wsa && t.metric == Metric::Last10Accuracy);
+        assert_eq!(tally.map(|t| (t.higher, t.not_counted)), Some((1, 1)));
+        let md = markdown(&report, &records, &context());
+        assert!(md.contains("not counted: diverged on 1 of 5 seeds"), "{md}");
+        assert!(md.contains("- g · b · seed 2 · fedavg+wsa: round 7, training diverged"), "{md}");
     }
 
     fn context() -> Context<'static> {
