@@ -63,7 +63,7 @@ fn federated(aggregation: AggregationKind, wsa: bool) -> Variant {
 fn the_step_on_wsa_says_what_the_pooled_pairs_show() {
     let report = report();
     says(
-        "app/tour.ron",
+        "tour/tour.ron",
         "found it lower on most seeds of such pairs, but not reliably: the pooled interval includes zero",
     );
     let hyper = pooled(&report, "hyperparameter pairs", "wsa", "plain", Metric::LossBarrier);
@@ -71,7 +71,7 @@ fn the_step_on_wsa_says_what_the_pooled_pairs_show() {
     assert!(hyper.below > hyper.above, "most seed pairs lower: {} below, {} above", hyper.below, hyper.above);
     assert!(pooled_interval.low < 0.0 && pooled_interval.high > 0.0, "includes zero: {pooled_interval:?}");
     says(
-        "app/tour.ron",
+        "tour/tour.ron",
         "Where A and B also start from different weights, WSA with weight matching lowered it significantly.",
     );
     let combined = pooled(&report, "different init + learning rate", "wm+wsa", "wm", Metric::LossBarrier);
@@ -85,7 +85,7 @@ fn the_step_on_wsa_says_what_the_pooled_pairs_show() {
 fn the_step_on_permutations_says_what_the_different_init_pairs_show() {
     let report = report();
     says(
-        "app/tour.ron",
+        "tour/tour.ron",
         "weight matching lowered it on every pair of random starts, by nearly all of it pooled over them.",
     );
     let wm = pooled(&report, "different init", "wm", "plain", Metric::LossBarrier);
@@ -97,7 +97,7 @@ fn the_step_on_permutations_says_what_the_different_init_pairs_show() {
 fn the_federated_step_says_what_the_federated_rows_show() {
     let report = report();
     says(
-        "app/tour.ron",
+        "tour/tour.ron",
         "found no significant difference from adding WSA to FedAvg in any of its settings; added to FedProx (FedAvg with a pull toward the global model), WSA lowered the accuracy of the last ten rounds significantly in all three of its ten-client settings, most under the strongest skew.",
     );
     says(
@@ -128,7 +128,7 @@ fn the_federated_step_says_what_the_federated_rows_show() {
     let most = ten_clients.iter().min_by(|a, b| a.2.total_cmp(&b.2)).expect("a row");
     assert_eq!(most.0.row, "Dirichlet 0.1", "most under the strongest skew");
     // "Over five seeds": every federated row the sentence covers has five.
-    says("app/tour.ron", "Our reproduction over five seeds on Fashion-MNIST (docs/results.md)");
+    says("tour/tour.ron", "Our reproduction over five seeds on Fashion-MNIST (docs/results.md)");
     for (row, ..) in &fedavg {
         assert_eq!(row.seeds.len(), 5, "{} · {}", row.group, row.row);
     }

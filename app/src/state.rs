@@ -17,19 +17,8 @@ use wsa_core::train::OptimizerKind;
 
 pub const STORAGE_KEY: &str = "wsa-lab/settings";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub enum Tab {
-    #[default]
-    Path,
-    Scopes,
-    Training,
-    Regions,
-    Federated,
-    Plane,
-    Files,
-    /// Models the user brought (dropped or picked files).
-    Given,
-}
+/// The app's tabs: the tour's crate names them, since a step says which one it opens.
+pub use wsa_tour::Tab;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

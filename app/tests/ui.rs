@@ -397,12 +397,12 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
         }
         if !matches!(step.run, wsa_lab_app::tour::StepRun::Free) {
             // A step whose experiment is already on screen (the same as the step before) is answered.
-            if !step.answered(&harness.state().results) {
+            if !wsa_lab_app::tour::answered(step, &harness.state().results) {
                 assert!(harness.query_all_by_label(&step.predict).count() >= 1, "step {}: the question", i + 1);
                 harness.get_by_label("Run this step").click();
                 let started = Instant::now();
                 // A plane step's plane follows its experiment as a second job.
-                while !step.answered(&harness.state().results) || harness.state().is_busy() {
+                while !wsa_lab_app::tour::answered(step, &harness.state().results) || harness.state().is_busy() {
                     assert!(started.elapsed() < Duration::from_secs(300), "step {} did not finish", i + 1);
                     std::thread::sleep(Duration::from_millis(20));
                     harness.step();

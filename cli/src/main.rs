@@ -18,6 +18,7 @@ mod progress;
 mod reproduce;
 mod scopes;
 mod table;
+mod tour;
 
 /// The process's allocator. glibc's hands each freed block above its mmap threshold (at most
 /// 32 MiB) back to the OS, so a training step whose activations and im2col buffers are that
@@ -72,6 +73,9 @@ enum Command {
     /// The weight scopes of every tensor of two checkpoints of any architecture (safetensors),
     /// those that differ most first; with --out the files and the merged checkpoint.
     Scopes(scopes::ScopesArgs),
+    /// The guided tour on paper: runs every step and writes the students' worksheet and the
+    /// teacher's notes with the expected answers from that run (printable HTML).
+    Tour(tour::TourArgs),
     /// List the GPU adapters wgpu can see, and what `--device auto` would choose.
     Devices,
     /// Measure our kernels, training throughput and the time to the first step (GPU vs CPU).
@@ -112,6 +116,7 @@ fn main() {
         Some(Command::Reproduce(args)) => reproduce::run(args),
         Some(Command::Plane(args)) => plane::run(args),
         Some(Command::Scopes(args)) => scopes::run(args),
+        Some(Command::Tour(args)) => tour::run(args),
         Some(Command::Devices) => list_devices(),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::BenchFirstStep(args)) => bench::first_step(args),

@@ -746,3 +746,56 @@ fn a_given_pair_gives_the_numbers_connect_gave_for_it_and_refuses_data_it_does_n
     let config: serde_json::Value = serde_json::from_slice(&printed.stdout).expect("config json");
     assert_eq!(config["model"]["kind"], "stack", "{config}");
 }
+
+/// The teacher's kit on paper: the worksheet asks every step's question, and the teacher's notes
+/// hold a run's own numbers: each claim of the WSA step, checked on the library's run of that
+/// step's config, is printed as is, and so is its table's loss barrier.
+#[test]
+fn the_tour_worksheet_asks_every_question_and_its_notes_hold_the_runs_numbers() {
+    use wsa_core::experiment::method::Method;
+    use wsa_core::experiment::seeds::mean_std;
+    use wsa_tour::worksheet::escape;
+    let dir = temp_dir("worksheet");
+    let out = dir.join("kit");
+    let run = wsa_lab().args(["tour", "--device", "cpu", "--worksheet"]).arg(&out).output().expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).expect(name);
+    let (sheet, notes) = (read("worksheet.html"), read("teacher-notes.html"));
+    let tour = wsa_tour::Tour::shipped();
+    for (i, step) in tour.steps.iter().enumerate() {
+        let heading = format!("<h2>Step {}. {}</h2>", i + 1, escape(&step.title));
+        assert!(sheet.contains(&heading) && notes.contains(&heading), "{heading}");
+        assert!(sheet.contains(&escape(&step.predict)), "step {}'s question", i + 1);
+    }
+    let step = tour
+        .steps
+        .iter()
+        .find(|s| s.connect_config().is_some_and(|c| c.methods.contains(&Method::WSA)))
+        .expect("a step with WSA");
+    let config = step.connect_config().expect("its config");
+    let cpu = wsa_core::device::cpu();
+    let result = wsa_core::wait(wsa_core::experiment::connect::run(config, &cpu, &mut wsa_core::cancel::Silent))
+        .expect("the step's run")
+        .result;
+    let checks = step.check_claims(&result);
+    assert!(!checks.is_empty());
+    for check in &checks {
+        assert!(notes.contains(&escape(&check.line())), "missing `{}`", check.line());
+    }
+    let k = result.methods.iter().position(|m| m.method == Method::WSA).expect("wsa");
+    let barriers: Vec<f64> = result.seed_runs().iter().map(|r| r.methods[k].barriers.loss).collect();
+    let summary = wsa_core::experiment::stats::summarize(&barriers).expect("seeds");
+    assert!(notes.contains(&format!("<td>{}</td>", mean_std(&summary, 3))), "WSA's loss barrier");
+
+    // A file where the folder should go is refused before anything runs.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").expect("write");
+    let refused = wsa_lab().args(["tour", "--worksheet"]).arg(&file).output().expect("run");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("a-file"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -144,7 +144,7 @@ impl TourGuide {
         }
         self.answer = match self.open_step() {
             Some((_, step)) => {
-                let answered = step.answered(results);
+                let answered = crate::tour::answered(step, results);
                 let checks = results.connect().filter(|_| answered).map(|result| step.check_claims(result));
                 Answer { of, answered, checks }
             }

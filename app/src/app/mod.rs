@@ -33,7 +33,6 @@ use std::collections::VecDeque;
 use std::path::Path;
 use web_time::Instant;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectOutcome, ConnectResult, GIVEN_PAIR_METHODS, TrainedPair};
-use wsa_core::experiment::federated::Aggregation;
 use wsa_core::experiment::plane::PlaneOutcome;
 
 /// A message shown to the user until dismissed.
@@ -359,8 +358,7 @@ impl WsaLabApp {
             StepRun::Federated(_) => {
                 let Some(config) = fed else { return };
                 self.settings.fed = config.clone();
-                // FedAvg with and without WSA, on one split and start.
-                let variants = vec![(Aggregation::FedAvg, false), (Aggregation::FedAvg, true)];
+                let variants = crate::tour::federated_variants();
                 self.start_job(JobRequest::Federated { config, variants }, ctx);
             }
             StepRun::Free => {}
