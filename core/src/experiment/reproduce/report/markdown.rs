@@ -1,7 +1,7 @@
 //! The report as Markdown (`results.md`): how the numbers were made, the rules they are judged
 //! by, the pooled claims, then per family its figure, tally, summaries and paired differences.
 
-use super::{ClaimVerdict, FamilyReport, Report, RowReport, RowStatus, distinct, view};
+use super::{Baseline, ClaimVerdict, FamilyReport, Report, RowReport, RowStatus, distinct, view};
 use crate::experiment::reproduce::{CellRecord, Family, Metric, Quarantined, Rules, SERIES_ACCURACY, Variant, metric};
 use crate::experiment::stats::{Summary, Verdict};
 use std::fmt::Write as _;
@@ -94,6 +94,7 @@ pub fn markdown(report: &Report, records: &[CellRecord], context: &Context) -> S
             let _ = writeln!(s, "  - `cells/quarantine/{name}`: {}", set_aside.reason);
         }
     }
+    compute_by_group(&mut s, records);
     let _ = writeln!(s, "- every cell's config and numbers: `cells/<hash>.json`; all summaries: `summary.json`\n");
     rules_section(&mut s, &report.rules);
     pools_section(&mut s, report);
@@ -104,6 +105,31 @@ pub fn markdown(report: &Report, records: &[CellRecord], context: &Context) -> S
 }
 
 /// The rules, stated before any table (they are the spec's, fixed before the cells ran).
+/// The compute time of each group, summed over its cells (each cell ran on one process), with
+/// the median cell: the measured cost of each part of the spec.
+fn compute_by_group(s: &mut String, records: &[CellRecord]) {
+    let mut groups: Vec<(Family, &str, Vec<f64>)> = Vec::new();
+    for r in records {
+        match groups.iter_mut().find(|(f, g, _)| *f == r.cell.family && *g == r.cell.group) {
+            Some((.., seconds)) => seconds.push(r.seconds),
+            None => groups.push((r.cell.family, &r.cell.group, vec![r.seconds])),
+        }
+    }
+    let _ = writeln!(s, "- compute per group (summed over its cells; median cell):");
+    for (family, group, mut seconds) in groups {
+        seconds.sort_by(f64::total_cmp);
+        let total: f64 = seconds.iter().sum();
+        let median = seconds[seconds.len() / 2];
+        let _ = writeln!(
+            s,
+            "  - {} · {group}: {} cells, {:.2} h (median {median:.0} s)",
+            family.name(),
+            seconds.len(),
+            total / 3600.0
+        );
+    }
+}
+
 fn rules_section(s: &mut String, rules: &Rules) {
     let _ = writeln!(s, "## How rows and claims are judged\n");
     let _ = writeln!(
@@ -357,6 +383,23 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
                 d.n,
                 verdict
             );
+        }
+        // A comparison with no seed left (its variant diverged on every one) has no difference to
+        // show, but the table still says why it is missing.
+        for &(variant, baseline) in fv.comparisons {
+            let compared =
+                r.comparisons.iter().any(|c| c.variant == variant && c.baseline == Baseline::Variant(baseline));
+            let stopped = r.diverged_seeds(variant, &Baseline::Variant(baseline));
+            if !compared && !stopped.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {variant} − {baseline} | all | – | – | – | not counted | – | 0 | diverged on {} of {} seeds |",
+                    r.group,
+                    r.row,
+                    stopped.len(),
+                    r.seeds.len()
+                );
+            }
         }
     }
     let _ = writeln!(s);

@@ -1005,7 +1005,7 @@ mod tests {
     fn a_run_that_diverged_is_listed_and_its_comparisons_are_shown_but_not_counted() {
         // Two federated rows, five seeds each; in row b, FedAvg+WSA diverges on seed 2.
         let fedavg_wsa = Variant::Federated { aggregation: AggregationKind::FedAvg, wsa: true };
-        let records: Vec<CellRecord> = ["a", "b"]
+        let records: Vec<CellRecord> = ["a", "b", "c"]
             .into_iter()
             .flat_map(|row| {
                 (0..5u64).map(move |s| {
@@ -1013,7 +1013,7 @@ mod tests {
                     let mut r = cell(row, s, &[("fedavg", &[(Metric::Last10Accuracy, base)])]);
                     r.cell.family = Family::Fed;
                     let mut wsa = VariantOutcome::new(fedavg_wsa);
-                    if row == "b" && s == 2 {
+                    if (row == "b" && s == 2) || row == "c" {
                         let reason = "training diverged: the loss became NaN at step 110 of model client 72".into();
                         wsa.diverged = Some(Divergence { round: 7, reason });
                     } else {
@@ -1045,6 +1045,11 @@ mod tests {
         let md = markdown(&report, &records, &context());
         assert!(md.contains("not counted: diverged on 1 of 5 seeds"), "{md}");
         assert!(md.contains("- g · b · seed 2 · fedavg+wsa: round 7, training diverged"), "{md}");
+        // Row c diverged on every seed: no difference to show, and the table says why.
+        assert!(fed.rows[2].comparisons.iter().all(|c| c.variant != fedavg_wsa));
+        assert!(md.contains("| g | c | fedavg+wsa − fedavg | all | – |"), "{md}");
+        assert!(md.contains("diverged on 5 of 5 seeds |"), "{md}");
+        assert!(md.contains("  - fed · g: 15 cells"), "{md}");
     }
 
     fn context() -> Context<'static> {
