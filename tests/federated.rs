@@ -140,17 +140,59 @@ fn absurd_federated_settings_are_refused() {
 /// why it stopped, and the other runs of the comparison finish.
 #[test]
 fn a_run_that_diverges_is_recorded_where_it_stopped_and_the_others_finish() {
-    let mut c = config(3, 1);
-    c.wsa.lambda = 1e4;
-    c.local.learning_rate = 2.0;
+    // The global model's scope as WSA's target, pulled hard at a large learning rate: the first
+    // rounds stay finite and a later one diverges (found with `wsa-lab fed`: round 3).
+    let mut c = config(4, 1);
+    c.wsa.lambda = 200.0;
+    c.local.learning_rate = 0.2;
+    c.target = FedTarget::Global;
     let outcome = run(&c, &[(Aggregation::FedAvg, false), (Aggregation::FedAvg, true)]);
     let (plain, wsa) = (&outcome.result.runs[0], &outcome.result.runs[1]);
-    let divergence = wsa.diverged.as_ref().expect("lambda 1e4 at learning rate 2 diverges");
+    let divergence = wsa.diverged.as_ref().expect("lambda 200 toward the global scope at learning rate 0.2 diverges");
+    assert!(divergence.round >= 2, "a round after the first diverges: {divergence:?}");
     assert_eq!(wsa.rounds.len(), divergence.round - 1, "the rounds before the one that diverged");
     assert!(divergence.reason.contains("diverged"), "{}", divergence.reason);
     assert!(wsa.rounds.iter().all(|r| r.test_loss.is_finite()));
-    assert_eq!((plain.diverged.as_ref(), plain.rounds.len()), (None, 3), "{plain:?}");
-    // The final model of the run that stopped is its last finite one.
+    assert_eq!((plain.diverged.as_ref(), plain.rounds.len()), (None, 4), "{plain:?}");
+    // The final model of the run that stopped is the global model after its last finite round:
+    // the same run, ended there by its config, ends with the same weights.
     let (_, last) = &outcome.finals[1];
     assert!(last.values.iter().flatten().all(|x| x.is_finite()));
+    let shorter = FedConfig { rounds: divergence.round - 1, ..c.clone() };
+    let ended = run(&shorter, &[(Aggregation::FedAvg, true)]);
+    assert_eq!(ended.result.runs[0].diverged, None);
+    assert_eq!(ended.finals[0].1.values, last.values, "the last finite global model");
+}
+
+/// A federation at several seeds: the headline runs are the first seed's, and every seed's
+/// accuracies are those of the federation run at that seed alone.
+#[test]
+fn a_federation_over_seeds_holds_every_seeds_accuracies() {
+    let c = FedConfig { seeds: 3, ..config(2, 1) };
+    let variants = [(Aggregation::FedAvg, false), (Aggregation::FedAvg, true)];
+    let outcome = run(&c, &variants);
+    let seeds = &outcome.result.seeds;
+    assert_eq!(seeds.iter().map(|s| s.seed).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(outcome.result.config, c, "the result answers the config asked for");
+    for (k, run_k) in outcome.result.runs.iter().enumerate() {
+        assert_eq!(
+            (seeds[0].runs[k].name.as_str(), seeds[0].runs[k].final_accuracy),
+            (run_k.name.as_str(), run_k.final_accuracy)
+        );
+    }
+    let alone = run(&FedConfig { seed: 2, seeds: 1, ..c.clone() }, &variants);
+    assert!(alone.result.seeds.is_empty(), "one seed: no table over seeds");
+    for (k, run_k) in alone.result.runs.iter().enumerate() {
+        assert_eq!(seeds[2].runs[k].final_accuracy, run_k.final_accuracy, "{}", run_k.name);
+    }
+    let (higher, compared) = outcome.result.seeds_higher("fedavg+wsa", "fedavg");
+    let expected = seeds.iter().filter(|s| s.runs[1].final_accuracy > s.runs[0].final_accuracy).count();
+    assert_eq!((higher, compared), (expected, 3));
+    assert_eq!(
+        outcome.result.seed_comparisons(),
+        vec![format!("fedavg+wsa ended higher than fedavg on {expected} of 3 seeds.")]
+    );
+    // Seeds are validated like every other setting.
+    let refused = FedConfig { seeds: 0, ..c }.validate().expect_err("no seeds");
+    assert!(refused.to_string().contains("seeds"), "{refused}");
 }

@@ -249,6 +249,7 @@ mod tests {
             layers: vec!["hidden.0".into()],
             clients: Vec::new(),
             runs: Vec::new(),
+            seeds: Vec::new(),
         }
     }
 

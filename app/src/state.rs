@@ -326,6 +326,7 @@ mod tests {
             layers: Vec::new(),
             clients: Vec::new(),
             runs: Vec::new(),
+            seeds: Vec::new(),
         };
         let mut stored = serde_json::to_value(Settings { layer: 2, ..Settings::default() }).expect("json");
         stored["fed_result"] = serde_json::to_value(&fed).expect("json");

@@ -434,6 +434,29 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
                 i + 1
             );
         }
+        // The exercises: each answer hidden until asked for, its claims held on the student's run.
+        for (k, exercise) in step.exercises.iter().enumerate() {
+            harness.get_by_label(&exercise.task);
+            assert_eq!(harness.query_all_by_label(&exercise.answer).count(), 0, "exercise {}'s answer hidden", k + 1);
+            harness.get_by_label(&format!("Run exercise {}", k + 1)).click();
+            harness.run_steps(2);
+            let config = exercise.config().expect("read");
+            assert_eq!(&harness.state().settings.config, config, "exercise {} sets its experiment up", k + 1);
+            let started = Instant::now();
+            while harness.state().is_busy() || !exercise.is_answered_by(harness.state().results.connect()) {
+                assert!(started.elapsed() < Duration::from_secs(300), "exercise {} did not finish", k + 1);
+                std::thread::sleep(Duration::from_millis(20));
+                harness.step();
+            }
+            harness.get_by_label(&format!("Show answer {}", k + 1)).click();
+            harness.run_steps(2);
+            harness.get_by_label(&exercise.answer);
+            let checks = exercise.check_claims(harness.state().results.connect().expect("its run"));
+            for check in &checks {
+                assert!(check.holds_everywhere(), "exercise {}: {}", k + 1, check.line());
+                harness.get_by_label_contains(&check.line());
+            }
+        }
         if i + 1 < steps.len() {
             harness.get_by_label("Next ▶").click();
             harness.run_steps(2);

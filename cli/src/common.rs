@@ -129,8 +129,13 @@ impl CommonArgs {
 /// Refuses an --out that names a file before anything is computed (the results are a folder of
 /// files; a run that trained for minutes must not fail at its first write).
 pub fn check_out_folder(out: &Path) -> Result<()> {
+    check_folder_option("--out", out)
+}
+
+/// Refuses a folder option (`flag`) that names a file, in the same words as [`check_out_folder`].
+pub fn check_folder_option(flag: &str, out: &Path) -> Result<()> {
     if out.exists() && !out.is_dir() {
-        bail!("--out {} is a file: name a folder for the results (it is created when missing)", out.display());
+        bail!("{flag} {} is a file: name a folder for the results (it is created when missing)", out.display());
     }
     Ok(())
 }

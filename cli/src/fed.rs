@@ -53,6 +53,10 @@ pub struct FedArgs {
     /// Report the first round reaching this test accuracy.
     #[arg(long, value_parser = args::number)]
     target_accuracy: Option<f64>,
+    /// Run the federation at this many seeds (seed, seed + 1, ...): the table adds every seed's
+    /// final accuracy (the files and plots are the first seed's; one seed is an anecdote).
+    #[arg(long, value_parser = args::whole::<usize>)]
+    seeds: Option<usize>,
     #[arg(long, default_value = "out/fed")]
     out: PathBuf,
 }
@@ -70,6 +74,9 @@ pub fn run(args: FedArgs) -> Result<()> {
         }
         if let Some(v) = args.rounds {
             config.rounds = v;
+        }
+        if let Some(v) = args.seeds {
+            config.seeds = v;
         }
         if let Some(alpha) = args.dirichlet_alpha {
             config.split = ClientSplit::Dirichlet { alpha };
@@ -144,5 +151,16 @@ pub fn run(args: FedArgs) -> Result<()> {
         seconds / (config.rounds * result.runs.len()).max(1) as f64
     );
     println!("wrote {} files to {}", written.len(), args.out.display());
+    // A comparison where some runs finished is a result; one where none did is a failure, and a
+    // script must see it in the exit status (the files above say where each run stopped).
+    if let Some(first) =
+        result.runs.iter().map(|r| r.diverged.as_ref()).collect::<Option<Vec<_>>>().and_then(|d| d.first().copied())
+    {
+        anyhow::bail!(
+            "every run diverged (the first in round {}: {}); lower the learning rate or lambda",
+            first.round,
+            first.reason.trim_end_matches("; lower the learning rate or lambda")
+        );
+    }
     Ok(())
 }

@@ -72,8 +72,8 @@ pub fn fed_table(result: &wsa_core::experiment::federated::FedResult) -> String 
             (Some(_), Some(r)) => r.to_string(),
             (Some(_), None) => "not reached".to_string(),
         };
-        let _ =
-            writeln!(s, "{:<14} {:>10.4} {:>10.4} {:>16}", run.name, run.final_accuracy, run.best_accuracy, to_target);
+        let (last, best) = run.accuracies_text();
+        let _ = writeln!(s, "{:<14} {last:>10} {best:>10} {to_target:>16}", run.name);
     }
     if let Some(t) = result.config.target_accuracy {
         let _ = writeln!(s, "(target accuracy {t})");
@@ -84,6 +84,28 @@ pub fn fed_table(result: &wsa_core::experiment::federated::FedResult) -> String 
             "{name} stopped in round {}: {} (its numbers are its rounds before)",
             divergence.round, divergence.reason
         );
+    }
+    if !result.seeds.is_empty() {
+        let _ = writeln!(s, "\nfinal test accuracy at each seed (the files are seed {}'s):", result.config.seed);
+        let _ = write!(s, "{:<6}", "seed");
+        for run in &result.runs {
+            let _ = write!(s, " {:>14}", run.name);
+        }
+        s.push('\n');
+        for seed in &result.seeds {
+            let _ = write!(s, "{:<6}", seed.seed);
+            for run in &seed.runs {
+                let stopped = if run.diverged_in_round.is_some() { "*" } else { "" };
+                let _ = write!(s, " {:>14}", format!("{:.4}{stopped}", run.final_accuracy));
+            }
+            s.push('\n');
+        }
+        if result.seeds.iter().any(|seed| seed.runs.iter().any(|r| r.diverged_in_round.is_some())) {
+            s.push_str("(* diverged: the accuracy of its rounds before)\n");
+        }
+        for line in result.seed_comparisons() {
+            let _ = writeln!(s, "{line}");
+        }
     }
     s
 }

@@ -2,7 +2,7 @@
 //! as the app does (the same configs, seeds and variants) and writes the students' worksheet and
 //! the teacher's notes, whose expected answers are that run's numbers (`wsa_tour::worksheet`).
 
-use crate::common::check_out_folder;
+use crate::common::check_folder_option;
 use crate::progress::Progress;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -23,20 +23,33 @@ pub struct TourArgs {
 }
 
 pub fn run(args: TourArgs) -> Result<()> {
-    check_out_folder(&args.worksheet)?;
+    check_folder_option("--worksheet", &args.worksheet)?;
     let tour = Tour::parse(wsa_tour::TOUR_FILE).context("reading the tour")?;
     let choice = args.device.parse()?;
-    let mut answers = Vec::with_capacity(tour.steps.len());
-    let mut devices = Vec::new();
+    let mut answers: Vec<StepAnswer> = Vec::with_capacity(tour.steps.len());
+    let mut devices: Vec<String> = Vec::new();
     for (index, step) in tour.steps.iter().enumerate() {
         eprintln!("step {} of {}: {}", index + 1, tour.steps.len(), step.title);
+        // A step that runs the experiment of an earlier one (the app shows that one's result
+        // again) takes its numbers: the same config and seed give the same numbers.
+        let earlier = step.connect_config().and_then(|config| {
+            answers.iter().find_map(|a| match a {
+                StepAnswer::Connect(result) if result.config == *config => Some(result.clone()),
+                _ => None,
+            })
+        });
+        if let Some(result) = earlier {
+            eprintln!("  the experiment of an earlier step: its run is reused");
+            answers.push(StepAnswer::Connect(result));
+            continue;
+        }
         let mut progress = Progress::new();
         let answer = match (&step.run, step.connect_config(), step.fed_config()) {
             (StepRun::Connect(_) | StepRun::ConnectThenPlane(_), Some(config), _) => {
                 let device = device::select_for(choice, config.flops_per_step())?;
                 let outcome = wsa_core::wait(connect::run(config, &device, &mut progress))
                     .with_context(|| format!("running tour step {}", index + 1))?;
-                devices.push(outcome.result.device.clone());
+                note_device(&mut devices, &outcome.result.device);
                 StepAnswer::Connect(Box::new(outcome.result))
             }
             (StepRun::Federated(_), _, Some(config)) => {
@@ -44,7 +57,7 @@ pub fn run(args: TourArgs) -> Result<()> {
                 let variants = wsa_tour::federated_variants();
                 let outcome = wsa_core::wait(federated::run(config, &variants, &device, &mut progress))
                     .with_context(|| format!("running tour step {}", index + 1))?;
-                devices.push(outcome.result.device.clone());
+                note_device(&mut devices, &outcome.result.device);
                 StepAnswer::Federated(Box::new(outcome.result))
             }
             _ => StepAnswer::Nothing,
@@ -52,13 +65,29 @@ pub fn run(args: TourArgs) -> Result<()> {
         progress.finish();
         answers.push(answer);
     }
-    devices.dedup();
+    // The exercises' runs, for their answers' claims.
+    let mut exercise_runs: Vec<Vec<connect::ConnectResult>> = Vec::with_capacity(tour.steps.len());
+    for (index, step) in tour.steps.iter().enumerate() {
+        let mut runs = Vec::with_capacity(step.exercises.len());
+        for (k, exercise) in step.exercises.iter().enumerate() {
+            let Some(config) = exercise.config() else { continue };
+            eprintln!("step {}, exercise {}", index + 1, k + 1);
+            let mut progress = Progress::new();
+            let device = device::select_for(choice, config.flops_per_step())?;
+            let outcome = wsa_core::wait(connect::run(config, &device, &mut progress))
+                .with_context(|| format!("running exercise {} of tour step {}", k + 1, index + 1))?;
+            progress.finish();
+            note_device(&mut devices, &outcome.result.device);
+            runs.push(outcome.result);
+        }
+        exercise_runs.push(runs);
+    }
     let command = format!("wsa-lab tour --worksheet {} --device {}", args.worksheet.display(), args.device);
     let provenance = Provenance { command: &command, device: &devices.join(", "), version: env!("CARGO_PKG_VERSION") };
     std::fs::create_dir_all(&args.worksheet).with_context(|| format!("creating {}", args.worksheet.display()))?;
     let files = [
         ("worksheet.html", worksheet::worksheet(&tour)),
-        ("teacher-notes.html", worksheet::teacher_notes(&tour, &answers, &provenance)),
+        ("teacher-notes.html", worksheet::teacher_notes(&tour, &answers, &exercise_runs, &provenance)),
     ];
     for (name, html) in files {
         let path = args.worksheet.join(name);
@@ -66,4 +95,11 @@ pub fn run(args: TourArgs) -> Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Adds `device` to the devices the steps ran on, once each, in the order first used.
+fn note_device(devices: &mut Vec<String>, device: &str) {
+    if !devices.iter().any(|d| d == device) {
+        devices.push(device.to_string());
+    }
 }

@@ -127,7 +127,7 @@ fn fed_compare_prints_four_methods_and_writes_its_files() {
     let out = dir.join("out");
     let run = wsa_lab()
         .args(["fed", "--device", "cpu", "--clients", "3", "--rounds", "2", "--local-epochs", "1", "--compare"])
-        .args(["--target-accuracy", "0.5", "--out"])
+        .args(["--target-accuracy", "0.5", "--seeds", "2", "--out"])
         .arg(&out)
         .output()
         .expect("run");
@@ -147,6 +147,18 @@ fn fed_compare_prints_four_methods_and_writes_its_files() {
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
+    // Two seeds: every seed's final accuracy and, per variant with WSA, on how many it ended
+    // higher; the files are the first seed's.
+    for (with, without) in [("fedavg+wsa", "fedavg"), ("fedprox+wsa", "fedprox")] {
+        let line = format!("{with} ended higher than {without} on ");
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&line) && l.ends_with(" of 2 seeds.")),
+            "no `{line}` in\n{stdout}"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(summary["seeds"].as_array().map(Vec::len), Some(2), "every seed in summary.json");
     let rounds = std::fs::read_to_string(out.join("rounds.csv")).expect("csv");
     assert_eq!(rounds.lines().count(), 1 + 4 * 2);
     let bad = wsa_lab().args(["fed", "--method", "fedsgd", "--print-config"]).output().expect("run");
@@ -766,6 +778,11 @@ fn the_tour_worksheet_asks_every_question_and_its_notes_hold_the_runs_numbers() 
         let heading = format!("<h2>Step {}. {}</h2>", i + 1, escape(&step.title));
         assert!(sheet.contains(&heading) && notes.contains(&heading), "{heading}");
         assert!(sheet.contains(&escape(&step.predict)), "step {}'s question", i + 1);
+        for exercise in &step.exercises {
+            assert!(sheet.contains(&escape(&exercise.task)) && notes.contains(&escape(&exercise.task)));
+            assert!(!sheet.contains(&escape(&exercise.answer)), "the students' sheet keeps the answer out");
+            assert!(notes.contains(&escape(&exercise.answer)), "the notes give it");
+        }
     }
     let step = tour
         .steps

@@ -394,7 +394,10 @@ pub fn fed_accuracy(result: &FedResult, marked: Option<&str>) -> Figure {
         .map(|(k, run)| {
             let width = if marked == Some(run.name.as_str()) { MARKED_LINE } else { LINE };
             Series::line(
-                format!("{} (final {:.4})", run.name, run.final_accuracy),
+                match &run.diverged {
+                    Some(d) => format!("{} (diverged in round {})", run.name, d.round),
+                    None => format!("{} (final {:.4})", run.name, run.final_accuracy),
+                },
                 run_color(k),
                 width,
                 run.rounds.iter().map(|r| [r.round as f64, r.test_accuracy]).collect(),
@@ -469,13 +472,21 @@ pub fn reproduce_rounds(row: &RowReport) -> Figure {
 
 /// Accuracy per round as the rounds of a running federated job arrive: (run, round, accuracy).
 pub fn live_rounds(rounds: &[(String, usize, f64)]) -> Panel {
-    let mut names: Vec<&String> = rounds.iter().map(|(n, _, _)| n).collect();
-    names.dedup();
+    let mut names: Vec<&String> = Vec::new();
+    for (name, _, _) in rounds {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     let series = names
         .into_iter()
         .enumerate()
         .map(|(k, name)| {
-            let points = rounds.iter().filter(|(n, _, _)| n == name).map(|(_, r, a)| [*r as f64, *a]).collect();
+            let own: Vec<&(String, usize, f64)> = rounds.iter().filter(|(n, _, _)| n == name).collect();
+            // A federation at several seeds runs each variant again per seed: its current pass
+            // (from its last round 1) is drawn.
+            let pass = own.iter().rposition(|(_, round, _)| *round == 1).unwrap_or(0);
+            let points = own[pass..].iter().map(|(_, r, a)| [*r as f64, *a]).collect();
             Series::line(name.clone(), run_color(k), 2.0, points)
         })
         .collect();

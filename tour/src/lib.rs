@@ -92,6 +92,14 @@ pub enum TourError {
     #[error("it marks a curve, but its config trains none")]
     CurveNotTrained,
 
+    /// Exercise `number` (from 1) of the step is not usable: `source` says why.
+    #[error("exercise {number}: {source}")]
+    Exercise {
+        number: usize,
+        #[source]
+        source: Box<TourError>,
+    },
+
     /// A glossary term that no step's text uses: nothing would lead to it.
     #[error("the glossary's term `{0}` appears in no step's text")]
     UnusedTerm(String),
@@ -128,10 +136,62 @@ pub struct Step {
     /// What the step's text claims about its run, each checked on every seed of it.
     #[serde(default)]
     pub claims: Vec<Claim>,
+    /// Tasks for the students to set up and run themselves (the last step's), answers hidden.
+    #[serde(default)]
+    pub exercises: Vec<Exercise>,
     /// The experiment `run` describes, read once when the tour is read (the tour guide asks
     /// whenever the results change).
     #[serde(skip)]
     experiment: Experiment,
+}
+
+/// A task for the students to set up and run on their own, with its answer hidden until they
+/// ask for it. The answer's claims are checked on their run, seed by seed, as a step's are, so
+/// that the answer never says more than the run shows.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Exercise {
+    pub task: String,
+    /// The experiment that answers it: a patch (JSON) on the default experiment.
+    pub run: String,
+    pub answer: String,
+    #[serde(default)]
+    pub claims: Vec<Claim>,
+    /// `run`, read and validated when the tour is read.
+    #[serde(skip)]
+    config: Option<Box<ConnectConfig>>,
+}
+
+impl Exercise {
+    /// The experiment that answers the exercise (once the tour is read).
+    pub fn config(&self) -> Option<&ConnectConfig> {
+        self.config.as_deref()
+    }
+
+    /// Whether `result` is the exercise's run.
+    pub fn is_answered_by(&self, result: Option<&ConnectResult>) -> bool {
+        result.is_some_and(|r| self.config().is_some_and(|c| r.config == *c))
+    }
+
+    /// The answer's claims checked on `result`.
+    pub fn check_claims(&self, result: &ConnectResult) -> Vec<ClaimCheck> {
+        self.claims.iter().map(|claim| claim.check(result)).collect()
+    }
+
+    fn prepare(&mut self) -> Result<(), TourError> {
+        let config: ConnectConfig = patched(ConnectConfig::default(), &self.run)?;
+        config.validate().map_err(TourError::Config)?;
+        runs_every_method(&config, self.claims.iter().flat_map(Claim::methods))?;
+        self.config = Some(Box::new(config));
+        Ok(())
+    }
+}
+
+/// Refuses a mark or claim about a method `config` does not run.
+fn runs_every_method(config: &ConnectConfig, named: impl IntoIterator<Item = Method>) -> Result<(), TourError> {
+    match named.into_iter().find(|m| !config.methods.contains(m)) {
+        Some(m) => Err(TourError::MethodNotRun(m)),
+        None => Ok(()),
+    }
 }
 
 /// A step's experiment, read and validated.
@@ -180,10 +240,16 @@ pub enum Claim {
     Accurate { method: Method, at_least: f64 },
     /// `method`'s loss barrier is at least `at_least`.
     BarrierAtLeast { method: Method, at_least: f64 },
+    /// `method`'s loss barrier is at most `at_most`: a pair with (next to) no barrier.
+    BarrierAtMost { method: Method, at_most: f64 },
     /// The test loss along `method`'s line peaks between α = 0.25 and 0.75.
     PeakInTheMiddle(Method),
     /// `method`'s loss barrier is below `than`'s.
     LowerBarrier { method: Method, than: Method },
+    /// B as `aligned` reordered its units computes what B does under `original` (the same
+    /// models, not reordered): the same test accuracy, to within one test image, and the same
+    /// test loss, to within rounding. Permutation symmetry, shown by a run.
+    SameB { aligned: Method, original: Method },
     /// `method`'s A and B end with closer scopes (mean symmetric KL over layers) than `than`'s.
     CloserScopes { method: Method, than: Method },
     /// `method`'s A and B end with scopes at least `at_least` apart (mean symmetric KL).
@@ -246,18 +312,20 @@ impl Tour {
         Ok(tour)
     }
 
-    /// The glossary's terms that `step`'s text, question or answer uses, in the glossary's order.
+    /// The glossary's terms that `step`'s text, question, answer or exercises use, in the
+    /// glossary's order.
     pub fn terms_of(&self, step: &Step) -> Vec<&Term> {
         self.glossary.iter().filter(|t| step.uses(t)).collect()
     }
 }
 
 impl Step {
-    /// Whether the step's text, question or what it asks to look at uses `term` (as a word or
-    /// words, in any case).
+    /// Whether the step's text, question, what it asks to look at or its exercises use `term`
+    /// (as a word or words, in any case).
     fn uses(&self, term: &Term) -> bool {
         let wanted = term.term.to_lowercase();
-        [&self.text, &self.predict, &self.look].iter().any(|text| {
+        let exercises = self.exercises.iter().flat_map(|e| [&e.task, &e.answer]);
+        [&self.text, &self.predict, &self.look].into_iter().chain(exercises).any(|text| {
             let text = text.to_lowercase();
             text.match_indices(&wanted).any(|(at, _)| {
                 let before = text[..at].chars().next_back();
@@ -279,6 +347,7 @@ impl Step {
             view: Tab::Path,
             highlight: Highlight::Setup,
             claims: Vec::new(),
+            exercises: Vec::new(),
             experiment: Experiment::None,
         }
     }
@@ -304,18 +373,17 @@ impl Step {
             StepRun::Free => Experiment::None,
         };
         if let Some(config) = self.connect_config() {
-            let runs = |method: &Method| config.methods.contains(method);
             let marked = match &self.highlight {
                 Highlight::Method(m) | Highlight::Curve(m) | Highlight::Layer { method: m, .. } => Some(*m),
                 Highlight::FedRun(_) | Highlight::Setup => None,
             };
-            let named = marked.into_iter().chain(self.claims.iter().flat_map(Claim::methods)).find(|m| !runs(m));
-            if let Some(m) = named {
-                return Err(TourError::MethodNotRun(m));
-            }
+            runs_every_method(config, marked.into_iter().chain(self.claims.iter().flat_map(Claim::methods)))?;
             if matches!(self.highlight, Highlight::Curve(_)) && config.curve.is_none() {
                 return Err(TourError::CurveNotTrained);
             }
+        }
+        for (k, exercise) in self.exercises.iter_mut().enumerate() {
+            exercise.prepare().map_err(|e| TourError::Exercise { number: k + 1, source: Box::new(e) })?;
         }
         Ok(())
     }
@@ -371,6 +439,7 @@ impl Claim {
     fn methods(&self) -> Vec<Method> {
         match self {
             Claim::BarrierAtLeast { method, .. }
+            | Claim::BarrierAtMost { method, .. }
             | Claim::Accurate { method, .. }
             | Claim::HeavyTails { method, .. }
             | Claim::WiderInB { method, .. }
@@ -378,6 +447,7 @@ impl Claim {
             | Claim::PeakInTheMiddle(method)
             | Claim::CurveBelowLine(method) => vec![*method],
             Claim::LowerBarrier { method, than } | Claim::CloserScopes { method, than } => vec![*method, *than],
+            Claim::SameB { aligned, original } => vec![*aligned, *original],
         }
     }
 
@@ -446,6 +516,45 @@ impl Claim {
                     format!("{method}'s loss barrier is at least {at_least}"),
                     count(b.iter().map(|v| v >= at_least).collect()),
                     format!("{method}: {}", spread(&b, 3)),
+                )
+            }
+            Claim::BarrierAtMost { method, at_most } => {
+                let b = barrier(method);
+                (
+                    format!("{method}'s loss barrier is at most {at_most}"),
+                    count(b.iter().map(|v| v <= at_most).collect()),
+                    format!("{method}: {}", spread(&b, 3)),
+                )
+            }
+            Claim::SameB { aligned, original } => {
+                let accuracy = |m: &Method| values(m, &|s| s.endpoint_b.accuracy);
+                let loss = |m: &Method| values(m, &|s| s.endpoint_b.loss);
+                let (acc, acc_original) = (accuracy(aligned), accuracy(original));
+                let (loss, loss_original) = (loss(aligned), loss(original));
+                // One test image's worth of accuracy (and a rounding's worth of loss): summing the
+                // reordered inputs of the next layer in another order may tip a near-tie.
+                let one_image = 1.0 / result.test_samples.max(1) as f64;
+                let largest = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                (
+                    format!(
+                        "B with its units reordered by {aligned} gets B's own test accuracy and loss ({original}'s B)"
+                    ),
+                    count(
+                        acc.iter()
+                            .zip(&acc_original)
+                            .zip(loss.iter().zip(&loss_original))
+                            .map(|((a, ao), (l, lo))| {
+                                (a - ao).abs() <= one_image + 1e-12 && (l - lo).abs() <= 1e-4 * lo.abs().max(1.0)
+                            })
+                            .collect(),
+                    ),
+                    format!(
+                        "B's accuracy {} reordered, {} as trained; the largest change over the seeds: accuracy {:.4}, loss {:.1e}",
+                        spread(&acc, 4),
+                        spread(&acc_original, 4),
+                        largest(&acc, &acc_original),
+                        largest(&loss, &loss_original)
+                    ),
                 )
             }
             Claim::PeakInTheMiddle(method) => {
@@ -522,9 +631,24 @@ mod tests {
     #[test]
     fn the_shipped_tour_reads_and_every_step_is_usable() {
         let tour = Tour::parse(TOUR_FILE).unwrap_or_else(|e| panic!("{e}"));
-        assert!((7..=9).contains(&tour.steps.len()), "{} steps", tour.steps.len());
+        assert!((8..=10).contains(&tour.steps.len()), "{} steps", tour.steps.len());
         for step in &tour.steps {
             assert!(!step.title.is_empty() && !step.text.is_empty(), "{step:?}");
+        }
+        // A step that runs its predecessor's experiment would open answered: its question's
+        // answer already on screen.
+        for pair in tour.steps.windows(2) {
+            let same = match (&pair[0].experiment, &pair[1].experiment) {
+                (Experiment::Connect(a), Experiment::Connect(b)) => a == b,
+                (Experiment::Federated(a), Experiment::Federated(b)) => a == b,
+                _ => false,
+            };
+            assert!(!same, "`{}` runs the experiment of the step before it", pair[1].title);
+        }
+        let last = tour.steps.last().expect("steps");
+        assert!(last.exercises.len() >= 2, "your turn: two exercises");
+        for exercise in &last.exercises {
+            assert!(!exercise.answer.is_empty() && !exercise.claims.is_empty(), "{exercise:?}");
         }
     }
 
@@ -560,6 +684,13 @@ mod tests {
             "a method the config does not run",
         );
         assert!(err.contains("`wm`"), "{err}");
+        let exercise = step("x", "Free", "Setup").replacen(
+            "highlight: Setup)",
+            r#"highlight: Setup, exercises: [(task: "t", run: "{\"methods\": [\"plain\"]}", answer: "a", claims: [LowerBarrier(method: "wm", than: "plain")])])"#,
+            1,
+        );
+        let err = refused(&exercise, "an exercise's claim about a method it does not run");
+        assert!(err.contains("exercise 1") && err.contains("`wm`"), "{err}");
         assert!(refused("(steps: [])", "empty").contains("no steps"));
         assert!(refused("not ron", "unreadable").contains("does not read"));
     }

@@ -5,7 +5,7 @@
 //! alike. The runs are the caller's (`wsa-lab tour --worksheet` runs each step): nothing here
 //! computes or types a number.
 
-use crate::{Step, StepRun, Tour};
+use crate::{ClaimCheck, StepRun, Tour};
 use std::fmt::Write;
 use wsa_core::experiment::connect::ConnectResult;
 use wsa_core::experiment::federated::FedResult;
@@ -48,6 +48,10 @@ pub fn worksheet(tour: &Tour) -> String {
             s.push_str("<p class=\"label\">My prediction:</p><div class=\"box\"></div>\n");
             s.push_str("<p class=\"label\">What I saw, and whether my prediction held:</p><div class=\"box\"></div>\n");
         }
+        for (k, exercise) in step.exercises.iter().enumerate() {
+            let _ = writeln!(s, "<h3>Exercise {}</h3>\n<p>{}</p>", k + 1, escape(&exercise.task));
+            s.push_str("<p class=\"label\">My prediction, then what the run showed:</p><div class=\"box\"></div>\n");
+        }
         s.push_str("</section>\n");
     }
     glossary(&mut s, tour);
@@ -56,8 +60,14 @@ pub fn worksheet(tour: &Tour) -> String {
 }
 
 /// The teacher's notes: per step, its question, what to look at, each claim checked on `answers`
-/// (one per step, in the tour's order) and the run's numbers over its seeds.
-pub fn teacher_notes(tour: &Tour, answers: &[StepAnswer], provenance: &Provenance) -> String {
+/// (one per step, in the tour's order) and the run's numbers over its seeds; then each of its
+/// exercises with the answer, checked on `exercise_runs` (per step, one run per exercise).
+pub fn teacher_notes(
+    tour: &Tour,
+    answers: &[StepAnswer],
+    exercise_runs: &[Vec<ConnectResult>],
+    provenance: &Provenance,
+) -> String {
     let mut s = page_start("WSA Lab tour: teacher's notes");
     s.push_str("<h1>Merging neural networks: teacher's notes</h1>\n");
     let _ = writeln!(
@@ -78,12 +88,20 @@ pub fn teacher_notes(tour: &Tour, answers: &[StepAnswer], provenance: &Provenanc
             let _ = writeln!(s, "<p><strong>What to look at:</strong> {}</p>", escape(&step.look));
         }
         match answers.get(index) {
-            Some(StepAnswer::Connect(result)) => connect_answer(&mut s, step, result),
+            Some(StepAnswer::Connect(result)) => connect_answer(&mut s, &step.check_claims(result), result),
             Some(StepAnswer::Federated(result)) => federated_answer(&mut s, result),
             Some(StepAnswer::Nothing) | None => {}
         }
         if matches!(step.run, StepRun::ConnectThenPlane(_)) {
             s.push_str("<p class=\"note\">The loss plane of this step is drawn in the app (it is not computed for these notes).</p>\n");
+        }
+        let runs = exercise_runs.get(index).map_or(&[][..], Vec::as_slice);
+        for (k, exercise) in step.exercises.iter().enumerate() {
+            let _ = writeln!(s, "<h3>Exercise {}</h3>\n<p>{}</p>", k + 1, escape(&exercise.task));
+            let _ = writeln!(s, "<p><strong>Answer:</strong> {}</p>", escape(&exercise.answer));
+            if let Some(result) = runs.get(k) {
+                connect_answer(&mut s, &exercise.check_claims(result), result);
+            }
         }
         s.push_str("</section>\n");
     }
@@ -92,11 +110,11 @@ pub fn teacher_notes(tour: &Tour, answers: &[StepAnswer], provenance: &Provenanc
     s
 }
 
-fn connect_answer(s: &mut String, step: &Step, result: &ConnectResult) {
-    let checks = step.check_claims(result);
+/// The claims `checks` checked on `result`, then its numbers over its seeds.
+fn connect_answer(s: &mut String, checks: &[ClaimCheck], result: &ConnectResult) {
     if !checks.is_empty() {
         s.push_str("<p><strong>Checked on this run:</strong></p>\n<ul>\n");
-        for check in &checks {
+        for check in checks {
             let mark = if check.holds_everywhere() { "" } else { " <strong>(not on every case)</strong>" };
             let _ = writeln!(s, "<li>{}{mark}</li>", escape(&check.line()));
         }
@@ -146,21 +164,38 @@ fn connect_answer(s: &mut String, step: &Step, result: &ConnectResult) {
 fn federated_answer(s: &mut String, result: &FedResult) {
     let _ = writeln!(
         s,
-        "<table>\n<caption>The run's numbers: test accuracy of the global model, seed {} (one seed)</caption>\n\
+        "<table>\n<caption>The run's numbers: test accuracy of the global model, seed {}</caption>\n\
          <tr><th scope=\"col\">run</th><th scope=\"col\">final accuracy</th><th scope=\"col\">best accuracy</th></tr>",
         result.config.seed
     );
     for run in &result.runs {
         let stopped = run.diverged.as_ref().map_or(String::new(), |d| format!(" (diverged in round {})", d.round));
-        let _ = writeln!(
-            s,
-            "<tr><th scope=\"row\">{}{stopped}</th><td>{:.4}</td><td>{:.4}</td></tr>",
-            escape(&run.name),
-            run.final_accuracy,
-            run.best_accuracy
-        );
+        let (last, best) = run.accuracies_text();
+        let _ =
+            writeln!(s, "<tr><th scope=\"row\">{}{stopped}</th><td>{last}</td><td>{best}</td></tr>", escape(&run.name));
     }
     s.push_str("</table>\n");
+    if result.seeds.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "<table>\n<caption>Final test accuracy at each of {} seeds</caption>", result.seeds.len());
+    s.push_str("<tr><th scope=\"col\">seed</th>");
+    for run in &result.runs {
+        let _ = write!(s, "<th scope=\"col\">{}</th>", escape(&run.name));
+    }
+    s.push_str("</tr>\n");
+    for seed in &result.seeds {
+        let _ = write!(s, "<tr><th scope=\"row\">{}</th>", seed.seed);
+        for run in &seed.runs {
+            let stopped = run.diverged_in_round.map_or(String::new(), |r| format!(" (diverged in round {r})"));
+            let _ = write!(s, "<td>{:.4}{stopped}</td>", run.final_accuracy);
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+    for line in result.seed_comparisons() {
+        let _ = writeln!(s, "<p>{}</p>", escape(&line));
+    }
 }
 
 fn glossary(s: &mut String, tour: &Tour) {
@@ -183,6 +218,7 @@ pub fn escape(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
             _ => out.push(c),
         }
     }
@@ -196,12 +232,12 @@ fn page_start(title: &str) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
          @page {{ size: auto; margin: 16mm 18mm; }}\n\
          body {{ font: 12pt/1.45 Georgia, 'DejaVu Serif', serif; color: #000; max-width: 44em; margin: 1em auto; padding: 0 1em; }}\n\
-         h1 {{ font-size: 18pt; }} h2 {{ font-size: 14pt; margin: 0 0 .3em; }}\n\
+         h1 {{ font-size: 18pt; }} h2 {{ font-size: 14pt; margin: 0 0 .3em; }} h3 {{ font-size: 12pt; margin: .6em 0 .2em; }}\n\
          section {{ break-inside: avoid; page-break-inside: avoid; border-top: 1px solid #888; padding-top: .6em; margin-top: .8em; }}\n\
          .box {{ border: 1px solid #444; min-height: 4.5em; margin: .2em 0 .7em; }}\n\
          .label {{ margin: .3em 0 0; }} .note {{ font-style: italic; }}\n\
          table {{ border-collapse: collapse; margin: .4em 0; }} caption {{ text-align: left; font-style: italic; }}\n\
-         th, td {{ border: 1px solid #888; padding: 2px 6px; text-align: left; }} td {{ white-space: nowrap; }}\n\
+         table {{ font-size: 10pt; }} th, td {{ border: 1px solid #888; padding: 2px 5px; text-align: left; }}\n\
          dt {{ font-weight: bold; }} dd {{ margin: 0 0 .4em 1.5em; }}\n\
          </style>\n</head>\n<body>\n",
         escape(title)
@@ -229,7 +265,7 @@ mod tests {
         assert_eq!(sheet.matches("class=\"box\"").count(), 2, "two boxes for the one question");
         assert!(sheet.contains("<dt>blend</dt><dd>a mix</dd>"), "{sheet}");
         let provenance = Provenance { command: "wsa-lab tour --worksheet out", device: "CPU", version: "0" };
-        let notes = teacher_notes(&tour, &[StepAnswer::Nothing, StepAnswer::Nothing], &provenance);
+        let notes = teacher_notes(&tour, &[StepAnswer::Nothing, StepAnswer::Nothing], &[], &provenance);
         assert!(notes.contains("<strong>Asked:</strong> Is it &quot;lower&quot;?"), "{notes}");
         assert!(notes.contains("<code>wsa-lab tour --worksheet out</code>"), "{notes}");
     }

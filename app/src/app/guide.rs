@@ -206,6 +206,9 @@ impl TourGuide {
                 lines.push(format!("{mark} in this run: {}", check.line()));
             }
         }
+        for (k, exercise) in step.exercises.iter().enumerate() {
+            lines.push(format!("Exercise {}: {}", k + 1, exercise.task));
+        }
         lines.join("\n")
     }
 

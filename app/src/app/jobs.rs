@@ -85,7 +85,7 @@ impl LiveRun {
         match request {
             JobRequest::Connect(config) => LiveRun { total: config.progress_total(), ..LiveRun::default() },
             JobRequest::Federated { config, variants } => {
-                LiveRun { rounds_total: config.rounds * variants.len(), ..LiveRun::default() }
+                LiveRun { rounds_total: config.rounds * variants.len() * config.seeds, ..LiveRun::default() }
             }
             JobRequest::Reevaluate { config, .. } => LiveRun { total: config.path.points, ..LiveRun::default() },
             JobRequest::Plane { .. } => LiveRun::default(),

@@ -225,6 +225,7 @@ impl WsaLabApp {
         config.data = self.settings.config.data.clone();
         config.model = self.settings.config.model.clone();
         config.seed = self.settings.config.seed;
+        config.seeds = self.settings.config.seeds;
         if let Err(e) = config.validate() {
             return self.notify(e.to_string(), true);
         }
@@ -328,10 +329,11 @@ impl WsaLabApp {
         match (step.connect_config().cloned(), step.fed_config().cloned()) {
             (Some(config), _) => self.open_config(config),
             (_, Some(fed)) => {
-                // The federation runs on the setup's data, model and seed (`start_federated`).
+                // The federation runs on the setup's data, model, seed and seeds (`start_federated`).
                 self.settings.config.data = fed.data.clone();
                 self.settings.config.model = fed.model.clone();
                 self.settings.config.seed = fed.seed;
+                self.settings.config.seeds = fed.seeds;
                 self.view_state.widths_text = crate::state::widths_text(&fed.model);
                 self.settings.fed = fed;
             }
@@ -365,6 +367,18 @@ impl WsaLabApp {
         }
     }
 
+    /// Sets up exercise `k` of the open tour step (its experiment in the setup, where the student
+    /// sees what it changed) and runs it.
+    fn run_tour_exercise(&mut self, k: usize, ctx: &egui::Context) {
+        let Some((_, step)) = self.tour.open_step() else { return };
+        let Some(config) = step.exercises.get(k).and_then(|e| e.config()).cloned() else { return };
+        if self.is_busy() {
+            return;
+        }
+        self.open_config(config);
+        self.start_run(ctx);
+    }
+
     /// Carries out what a view asked for.
     fn apply(&mut self, action: Action, ctx: &egui::Context) {
         match action {
@@ -373,6 +387,7 @@ impl WsaLabApp {
             Action::RunPlane => self.start_plane(ctx),
             Action::Tour(TourAction::Go(index)) => self.enter_tour_step(index),
             Action::Tour(TourAction::Run) => self.run_tour_step(ctx),
+            Action::Tour(TourAction::RunExercise(k)) => self.run_tour_exercise(k, ctx),
             Action::Tour(TourAction::Leave) => self.tour.close(),
             Action::Cancel => self.jobs.cancel(),
             Action::SavePlot { name, rect } => {
@@ -709,6 +724,7 @@ mod tests {
             layers: Vec::new(),
             clients: Vec::new(),
             runs: Vec::new(),
+            seeds: Vec::new(),
         };
         let mut older = Results::default();
         older.set_federated(fed.clone());

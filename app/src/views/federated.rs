@@ -7,11 +7,13 @@ use super::figure::{self, Size};
 use super::{Action, png_button};
 use egui::{DragValue, Ui};
 use wsa_core::experiment::federated::{self, Aggregation, AggregationKind, ClientSplit, FedResult};
+use wsa_core::experiment::seeds::mean_std;
+use wsa_core::experiment::stats::summarize;
 use wsa_figures::describe;
 
 fn settings(app: &mut View<'_>, ui: &mut Ui) {
     let fed = &mut app.settings.fed;
-    ui.label("Data, model and seed come from the Experiment panel.");
+    ui.label("Data, model, seed and number of seeds come from the Experiment panel.");
     ui.horizontal_wrapped(|ui| {
         ui.add(DragValue::new(&mut fed.clients).range(1..=1000).prefix("clients "));
         ui.add(DragValue::new(&mut fed.fraction).range(0.01..=1.0).speed(0.01).prefix("fraction per round "));
@@ -70,11 +72,14 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         _ => None,
     };
     summary_table(ui, result, marked.as_deref());
+    if !result.seeds.is_empty() {
+        seeds_table(ui, result);
+    }
     for run in &result.runs {
         if let Some(divergence) = &run.diverged {
             let warning = super::figure::color(wsa_figures::palette::WARNING);
             let text = format!(
-                "{} stopped in round {}: {} Its numbers are those of its rounds before.",
+                "{} stopped in round {}: {}. Its numbers are those of its rounds before.",
                 run.name, divergence.round, divergence.reason
             );
             ui.colored_label(warning, text);
@@ -115,6 +120,41 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     }
 }
 
+/// Every seed's final accuracies (a federation at several seeds), their mean ± std, and for each
+/// run with WSA beside its run without: on how many seeds it ended higher.
+fn seeds_table(ui: &mut Ui, result: &FedResult) {
+    let seeds = result.seeds.len();
+    ui.label(format!(
+        "Final test accuracy at each of {seeds} seeds (the plots below show seed {})",
+        result.config.seed
+    ));
+    super::table(ui, "fed_seeds_table", |ui| {
+        ui.strong("seed");
+        for run in &result.runs {
+            ui.strong(&run.name);
+        }
+        ui.end_row();
+        for seed in &result.seeds {
+            ui.label(seed.seed.to_string());
+            for run in &seed.runs {
+                let stopped = run.diverged_in_round.map_or(String::new(), |r| format!(" (diverged in round {r})"));
+                ui.label(format!("{:.4}{stopped}", run.final_accuracy));
+            }
+            ui.end_row();
+        }
+        ui.strong("mean ± std");
+        for k in 0..result.runs.len() {
+            let values: Vec<f64> =
+                result.seeds.iter().filter_map(|s| s.runs.get(k)).map(|r| r.final_accuracy).collect();
+            ui.label(summarize(&values).map_or("–".to_string(), |s| mean_std(&s, 4)));
+        }
+        ui.end_row();
+    });
+    for line in result.seed_comparisons() {
+        ui.label(line);
+    }
+}
+
 /// The runs' accuracies; the row of `marked` (a tour step's run) carries the mark.
 fn summary_table(ui: &mut Ui, result: &FedResult, marked: Option<&str>) {
     super::table(ui, "fed_table", |ui| {
@@ -124,8 +164,9 @@ fn summary_table(ui: &mut Ui, result: &FedResult, marked: Option<&str>) {
         ui.end_row();
         for run in &result.runs {
             ui.label(&run.name);
-            ui.label(format!("{:.4}", run.final_accuracy));
-            ui.label(format!("{:.4}", run.best_accuracy));
+            let (last, best) = run.accuracies_text();
+            ui.label(last);
+            ui.label(best);
             ui.label(run.rounds_to_target.map_or("-".to_string(), |r| r.to_string()));
             if marked == Some(run.name.as_str()) {
                 super::tour::mark_label(ui, "look here");

@@ -75,6 +75,8 @@ pub enum TourAction {
     Go(usize),
     /// Run the open step's experiment.
     Run,
+    /// Set up and run exercise number (from 0) of the open step.
+    RunExercise(usize),
     Leave,
 }
 
@@ -108,6 +110,8 @@ pub struct ViewState {
     /// What the student predicted at each tour step (by index), shown beside the answer. Kept
     /// for this session only: a class's answers are not the user's preferences.
     pub predictions: std::collections::BTreeMap<usize, String>,
+    /// The exercises whose answers the student asked to see, as (step, exercise) indices.
+    pub answers_shown: std::collections::BTreeSet<(usize, usize)>,
     /// A widget had the keyboard's focus at the end of the last frame: the tour's keys are then
     /// that widget's (egui drops the focus on Esc before this frame's widgets run, so this
     /// frame's focus alone would let the Esc that ends an edit also leave the tour).

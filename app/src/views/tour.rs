@@ -5,7 +5,7 @@
 //! about the method.
 
 use super::{Action, TourAction, View};
-use crate::tour::{KEYS, StepRun};
+use crate::tour::{ClaimCheck, Exercise, KEYS, StepRun};
 use egui::{Color32, Key, RichText, Ui};
 
 /// The colour that marks what a step asks to look at.
@@ -142,15 +142,70 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
             });
         }
         for check in guide.checks() {
-            let (mark, color) = if check.holds_everywhere() {
-                ("✔", super::figure::color(wsa_figures::palette::HELD))
+            claim_line(ui, check);
+        }
+    }
+    for (k, task) in step.exercises.iter().enumerate() {
+        exercise(app, ui, index, k, task);
+    }
+}
+
+/// A claim checked on a run: held on every seed or not, and the numbers.
+fn claim_line(ui: &mut Ui, check: &ClaimCheck) {
+    let (mark, color) = if check.holds_everywhere() {
+        ("✔", super::figure::color(wsa_figures::palette::HELD))
+    } else {
+        ("✘", super::figure::color(wsa_figures::palette::NOT_HELD))
+    };
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new(format!("{mark} In this run:")).strong().color(color));
+        ui.label(check.line());
+    });
+}
+
+/// Exercise `k` of step `step`: its task, a button that sets its experiment up and runs it, and
+/// its answer behind a button, with the answer's claims checked on the student's run once that
+/// is in (hidden until asked for, so that the student predicts first).
+fn exercise(app: &mut View<'_>, ui: &mut Ui, step: usize, k: usize, exercise: &Exercise) {
+    ui.separator();
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new(format!("Exercise {}:", k + 1)).strong().color(MARK));
+        ui.label(&exercise.task);
+    });
+    let shown = app.state.answers_shown.contains(&(step, k));
+    ui.horizontal(|ui| {
+        let run = egui::Button::new(format!("Run exercise {}", k + 1));
+        if ui
+            .add_enabled(!app.is_busy(), run)
+            .on_hover_text("Sets the exercise's experiment up in the setup panel and runs it")
+            .clicked()
+        {
+            app.act(Action::Tour(TourAction::RunExercise(k)));
+        }
+        let label = if shown { format!("Hide answer {}", k + 1) } else { format!("Show answer {}", k + 1) };
+        if ui.button(label).clicked() {
+            if shown {
+                app.state.answers_shown.remove(&(step, k));
             } else {
-                ("✘", super::figure::color(wsa_figures::palette::NOT_HELD))
-            };
-            ui.horizontal_wrapped(|ui| {
-                ui.label(RichText::new(format!("{mark} In this run:")).strong().color(color));
-                ui.label(check.line());
-            });
+                app.state.answers_shown.insert((step, k));
+            }
+        }
+    });
+    if !shown {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new("Answer:").strong());
+        ui.label(&exercise.answer);
+    });
+    match app.results.connect().filter(|result| exercise.is_answered_by(Some(result))) {
+        Some(result) => {
+            for check in exercise.check_claims(result) {
+                claim_line(ui, &check);
+            }
+        }
+        None => {
+            ui.label(RichText::new("Run the exercise to check this answer on your own run.").weak());
         }
     }
 }

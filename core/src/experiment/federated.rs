@@ -164,6 +164,16 @@ pub struct FedConfig {
     pub target: FedTarget,
     /// Report the first round reaching this test accuracy.
     pub target_accuracy: Option<f64>,
+    /// Run the federation at this many seeds (`seed`, `seed` + 1, ...): the runs, rounds and
+    /// models are seed `seed`'s, and `FedResult::seeds` holds every seed's accuracies, so that a
+    /// comparison is judged over seeds. Left out of the file when 1, so that configs written
+    /// before it existed keep their reproduce keys.
+    #[serde(skip_serializing_if = "is_one")]
+    pub seeds: usize,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Default for FedConfig {
@@ -185,6 +195,7 @@ impl Default for FedConfig {
             wsa: WsaConfig::default(),
             target: FedTarget::Fused,
             target_accuracy: None,
+            seeds: 1,
         }
     }
 }
@@ -211,6 +222,9 @@ impl FedConfig {
         }
         if self.rounds == 0 || self.rounds > 100_000 {
             return Err(WsaError::invalid("rounds", self.rounds, "must be between 1 and 100000"));
+        }
+        if self.seeds == 0 || self.seeds > 100 {
+            return Err(WsaError::invalid("seeds", self.seeds, "must be between 1 and 100"));
         }
         match self.split {
             ClientSplit::Dirichlet { alpha } if !(alpha.is_finite() && alpha > 0.0) => {
@@ -334,6 +348,17 @@ pub struct FedRun {
     pub diverged: Option<Divergence>,
 }
 
+impl FedRun {
+    /// Its final and best test accuracy to four decimals, or "–" for both when it has no round to
+    /// take them from (it diverged in its first): what tables print.
+    pub fn accuracies_text(&self) -> (String, String) {
+        if self.rounds.is_empty() {
+            return ("–".into(), "–".into());
+        }
+        (format!("{:.4}", self.final_accuracy), format!("{:.4}", self.best_accuracy))
+    }
+}
+
 /// Where and why a federated run diverged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Divergence {
@@ -352,6 +377,72 @@ pub struct FedResult {
     pub layers: Vec<String>,
     pub clients: Vec<ClientSummary>,
     pub runs: Vec<FedRun>,
+    /// Every seed's accuracies, the first seed's included, when the config runs several
+    /// (`FedConfig::seeds`); empty for one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<FedSeed>,
+}
+
+/// One seed of a federation run at several: each variant's headline numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FedSeed {
+    pub seed: u64,
+    /// In the order of `FedResult::runs`.
+    pub runs: Vec<FedSeedRun>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FedSeedRun {
+    pub name: String,
+    pub final_accuracy: f64,
+    pub best_accuracy: f64,
+    /// The round it diverged in, if it did (its accuracies are then those of its rounds before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged_in_round: Option<usize>,
+}
+
+impl FedSeed {
+    fn of(result: &FedResult) -> FedSeed {
+        let runs = result
+            .runs
+            .iter()
+            .map(|run| FedSeedRun {
+                name: run.name.clone(),
+                final_accuracy: run.final_accuracy,
+                best_accuracy: run.best_accuracy,
+                diverged_in_round: run.diverged.as_ref().map(|d| d.round),
+            })
+            .collect();
+        FedSeed { seed: result.config.seed, runs }
+    }
+}
+
+impl FedResult {
+    /// Over the seeds (`seeds`): the seeds on which run `name`'s final accuracy is above run
+    /// `than`'s, and the seeds compared (those where neither diverged in its first round).
+    pub fn seeds_higher(&self, name: &str, than: &str) -> (usize, usize) {
+        let accuracy = |seed: &FedSeed, name: &str| {
+            seed.runs.iter().find(|r| r.name == name && r.diverged_in_round != Some(1)).map(|r| r.final_accuracy)
+        };
+        let pairs: Vec<(f64, f64)> =
+            self.seeds.iter().filter_map(|seed| Some((accuracy(seed, name)?, accuracy(seed, than)?))).collect();
+        (pairs.iter().filter(|(a, b)| a > b).count(), pairs.len())
+    }
+    /// Over the seeds, for each run with WSA beside its run without: "fedavg+wsa ended higher
+    /// than fedavg on 2 of 3 seeds." (what the app and the teacher's notes print).
+    pub fn seed_comparisons(&self) -> Vec<String> {
+        if self.seeds.is_empty() {
+            return Vec::new();
+        }
+        let with_wsa = self.runs.iter().filter_map(|r| Some((r.name.as_str(), r.name.strip_suffix("+wsa")?)));
+        with_wsa
+            .filter(|(_, without)| self.runs.iter().any(|r| r.name == *without))
+            .map(|(with, without)| {
+                let (higher, compared) = self.seeds_higher(with, without);
+                format!("{with} ended higher than {without} on {higher} of {compared} seeds.")
+            })
+            .collect()
+    }
 }
 
 /// The result and the models: the common starting point and each run's final global model.
@@ -464,6 +555,7 @@ impl Federation {
             layers: self.layer_paths(),
             clients: self.summaries.clone(),
             runs,
+            seeds: Vec::new(),
         }
     }
 }
@@ -492,8 +584,30 @@ pub fn client_spread(client_scopes: &[Vec<Scope>], target: &[Scope]) -> Vec<f64>
         .collect()
 }
 
-/// Runs `variants` (aggregation, with WSA) on one split, one initial model and one seed.
+/// Runs `variants` (aggregation, with WSA) on one split and one initial model per seed: the
+/// outcome's runs and models are the first seed's; with several seeds (`FedConfig::seeds`) the
+/// result also holds every seed's accuracies.
 pub async fn run(
+    config: &FedConfig,
+    variants: &[(Aggregation, bool)],
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+) -> Result<FedOutcome> {
+    let mut outcome = run_seed(config, variants, device, observer).await?;
+    if config.seeds > 1 {
+        let mut seeds = vec![FedSeed::of(&outcome.result)];
+        for k in 1..config.seeds as u64 {
+            let other = FedConfig { seed: config.seed + k, seeds: 1, ..config.clone() };
+            observer.on_event(&Event::Stage(format!("seed {} of {}", k + 1, config.seeds)));
+            seeds.push(FedSeed::of(&run_seed(&other, variants, device, observer).await?.result));
+        }
+        outcome.result.seeds = seeds;
+    }
+    Ok(outcome)
+}
+
+/// The federation at `config.seed` alone.
+async fn run_seed(
     config: &FedConfig,
     variants: &[(Aggregation, bool)],
     device: &ComputeDevice,

@@ -104,7 +104,6 @@ pub fn markdown(report: &Report, records: &[CellRecord], context: &Context) -> S
     s
 }
 
-/// The rules, stated before any table (they are the spec's, fixed before the cells ran).
 /// The compute time of each group, summed over its cells (each cell ran on one process), with
 /// the median cell: the measured cost of each part of the spec.
 fn compute_by_group(s: &mut String, records: &[CellRecord]) {
@@ -130,6 +129,7 @@ fn compute_by_group(s: &mut String, records: &[CellRecord]) {
     }
 }
 
+/// The rules, stated before any table (they are the spec's, fixed before the cells ran).
 fn rules_section(s: &mut String, rules: &Rules) {
     let _ = writeln!(s, "## How rows and claims are judged\n");
     let _ = writeln!(
@@ -221,7 +221,12 @@ fn pools_section(s: &mut String, report: &Report) {
     let _ = writeln!(s, "\nRows of each pool:\n");
     for pool in &report.pools {
         let rows = distinct(pool.claims.iter().flat_map(|c| c.rows.iter().cloned()));
-        let _ = writeln!(s, "- {}: {}", pool.label, if rows.is_empty() { "none".to_string() } else { rows.join("; ") });
+        let _ = write!(s, "- {}: {}", pool.label, if rows.is_empty() { "none".to_string() } else { rows.join("; ") });
+        let stopped = distinct(pool.claims.iter().flat_map(|c| c.left_out_diverged.iter().cloned()));
+        if !stopped.is_empty() {
+            let _ = write!(s, " (left out, a run diverged: {})", stopped.join("; "));
+        }
+        let _ = writeln!(s);
     }
     let _ = writeln!(s);
 }
@@ -359,8 +364,18 @@ fn family_section(s: &mut String, f: &FamilyReport, context: &Context) {
                     number_like(c.detectable, scale),
                 )
             };
+            let counted = c.repeats.is_some() || r.counts_for(c.variant, &c.baseline);
+            let stopped = r.diverged_seeds(c.variant, &c.baseline);
             let verdict = match (r.status, c.corrected) {
                 (RowStatus::Invalid, _) => "invalid".to_string(),
+                // Not judged: the raw verdict, plainly, and why (Holm's correction left it out).
+                _ if !counted && !stopped.is_empty() => format!(
+                    "not counted (raw: {}; diverged on {} of {} seeds)",
+                    d.verdict.label(),
+                    stopped.len(),
+                    r.seeds.len()
+                ),
+                _ if !counted => format!("not counted (raw: {})", d.verdict.label()),
                 (_, Verdict::Lower | Verdict::Higher) => format!("**{}**", c.corrected.label()),
                 (_, v) if d.verdict != Verdict::NoSignificantDifference && d.verdict != v => {
                     format!("{} (raw: {})", v.label(), d.verdict.label())

@@ -287,7 +287,9 @@ impl RowReport {
     }
 
     /// The seeds on which `variant` or `baseline`'s variant diverged: a comparison between
-    /// them would judge only the runs that survived, so it is shown but not counted.
+    /// them would judge only the runs that survived, so it is shown but not counted. (A
+    /// `Baseline::Row` is looked up in this row too: ablations, the only rows with one, are
+    /// connect experiments, which do not diverge into a result.)
     pub fn diverged_seeds(&self, variant: Variant, baseline: &Baseline) -> Vec<u64> {
         let other = match baseline {
             Baseline::Variant(v) | Baseline::Row { variant: v, .. } => *v,
@@ -374,9 +376,11 @@ impl FamilyReport {
                 not_counted: 0,
             };
             for r in &self.rows {
+                let mut compared = false;
                 for c in
                     r.comparisons.iter().filter(|c| c.variant == variant && c.baseline == baseline && c.metric == m)
                 {
+                    compared = true;
                     if !r.counts_for(c.variant, &c.baseline) || c.repeats.is_some() {
                         t.not_counted += 1;
                         continue;
@@ -387,6 +391,10 @@ impl FamilyReport {
                         Verdict::NoSignificantDifference => t.no_significant_difference += 1,
                         Verdict::TooFewSeeds => t.too_few_seeds += 1,
                     }
+                }
+                // Its variant diverged on every seed: nothing to compare, and not counted.
+                if !compared && !r.diverged_seeds(variant, &baseline).is_empty() {
+                    t.not_counted += 1;
                 }
             }
             out.push(t);
@@ -446,6 +454,9 @@ pub struct PooledClaim {
     /// Rows significantly against the claim after Holm's correction.
     pub against: Vec<String>,
     pub verdict: ClaimVerdict,
+    /// Rows of the pool left out because the claim's variant or baseline diverged on some seed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out_diverged: Vec<String>,
 }
 
 /// A pool of the spec and its claims.
@@ -699,6 +710,8 @@ fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord]) ->
         Direction::Higher => Verdict::Lower,
     };
     let baseline = Baseline::Variant(claim.baseline);
+    let left_out_diverged =
+        rows.iter().filter(|r| !r.diverged_seeds(claim.variant, &baseline).is_empty()).map(|r| r.label()).collect();
     for r in rows.iter().filter(|r| r.counts_for(claim.variant, &baseline)) {
         let Some(c) = r.comparisons.iter().find(|c| {
             c.variant == claim.variant && c.baseline == baseline && c.metric == claim.metric && c.repeats.is_none()
@@ -754,6 +767,7 @@ fn pool_claim(claim: &PoolClaim, rows: &[&RowReport], records: &[CellRecord]) ->
         signed_rank: stats::wilcoxon_signed_rank(&all_relative),
         against,
         verdict,
+        left_out_diverged,
     }
 }
 
@@ -1024,7 +1038,24 @@ mod tests {
                 })
             })
             .collect();
-        let report = Report::new(&records, &Rules::default(), &[]);
+        let pool = Pool {
+            label: "federated".into(),
+            family: Family::Fed,
+            rows: vec!["*".into()],
+            groups: Vec::new(),
+            claims: vec![PoolClaim {
+                variant: fedavg_wsa,
+                baseline: FEDAVG,
+                metric: Metric::Last10Accuracy,
+                direction: Direction::Higher,
+            }],
+        };
+        let report = Report::new(&records, &Rules::default(), &[pool]);
+        let pooled = &report.pools[0].claims[0];
+        assert_eq!(
+            (pooled.rows.clone(), pooled.left_out_diverged.clone()),
+            (vec!["g · a".to_string()], vec!["g · b".to_string(), "g · c".to_string()])
+        );
         let fed = report.family(Family::Fed).expect("fed");
         let (a, b) = (&fed.rows[0], &fed.rows[1]);
         assert!(a.diverged.is_empty());
@@ -1041,15 +1072,24 @@ mod tests {
         assert_eq!(b.diverged_seeds(fedavg_wsa, &Baseline::Variant(FEDAVG)), vec![2]);
         assert_eq!(in_a.holm_p, in_a.difference.p);
         let tally = fed.tallies().into_iter().find(|t| t.variant == fedavg_wsa && t.metric == Metric::Last10Accuracy);
-        assert_eq!(tally.map(|t| (t.higher, t.not_counted)), Some((1, 1)));
+        // Row b (a seed diverged) and row c (every seed) are not counted; neither vanishes.
+        assert_eq!(tally.map(|t| (t.higher, t.not_counted)), Some((1, 2)));
         let md = markdown(&report, &records, &context());
         assert!(md.contains("not counted: diverged on 1 of 5 seeds"), "{md}");
+        // Row b's survivors differ significantly, but its line does not read as a verdict.
+        let line_b =
+            md.lines().find(|l| l.starts_with("| g | b | fedavg+wsa − fedavg | last-10")).expect("row b's line");
+        assert!(
+            !line_b.contains("**") && line_b.contains("not counted (raw: higher; diverged on 1 of 5 seeds)"),
+            "{line_b}"
+        );
         assert!(md.contains("- g · b · seed 2 · fedavg+wsa: round 7, training diverged"), "{md}");
         // Row c diverged on every seed: no difference to show, and the table says why.
         assert!(fed.rows[2].comparisons.iter().all(|c| c.variant != fedavg_wsa));
         assert!(md.contains("| g | c | fedavg+wsa − fedavg | all | – |"), "{md}");
         assert!(md.contains("diverged on 5 of 5 seeds |"), "{md}");
         assert!(md.contains("  - fed · g: 15 cells"), "{md}");
+        assert!(md.contains("- federated: g · a (left out, a run diverged: g · b; g · c)"), "{md}");
     }
 
     fn context() -> Context<'static> {
