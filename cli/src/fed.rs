@@ -141,14 +141,15 @@ pub fn run(args: FedArgs) -> Result<()> {
         println!("{} client(s) with fewer than {} samples {fate}: {small:?}", small.len(), config.min_client_samples);
     }
     println!(
-        "{} with {} clients (sizes {}..{}), {} rounds, {:.1} s ({:.2} s per round per run)",
+        "{} with {} clients (sizes {}..{}), {} rounds, {:.1} s ({:.2} s per round per run{})",
         result.dataset,
         result.clients.len(),
         result.clients.iter().map(|c| c.samples).min().unwrap_or(0),
         result.clients.iter().map(|c| c.samples).max().unwrap_or(0),
         config.rounds,
         seconds,
-        seconds / (config.rounds * result.runs.len()).max(1) as f64
+        seconds / (config.rounds * result.runs.len() * config.seeds).max(1) as f64,
+        if config.seeds > 1 { format!(", {} seeds", config.seeds) } else { String::new() }
     );
     println!("wrote {} files to {}", written.len(), args.out.display());
     // A comparison where some runs finished is a result; one where none did is a failure, and a

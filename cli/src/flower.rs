@@ -113,6 +113,14 @@ impl RunArgs {
                 config.target.name()
             );
         }
+        if config.seeds != 1 {
+            bail!(
+                "{}: a Flower federation runs one seed, so its `seeds` must be 1 (not {}); run it once \
+                 per seed with another `seed`, or use `wsa-lab fed --seeds`",
+                self.config.display(),
+                config.seeds
+            );
+        }
         let federation = Federation::prepare(&config)?;
         let device = device::select_for(self.device.parse()?, config.flops_per_step())?;
         Ok((config, federation, device))

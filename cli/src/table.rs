@@ -96,7 +96,8 @@ pub fn fed_table(result: &wsa_core::experiment::federated::FedResult) -> String 
             let _ = write!(s, "{:<6}", seed.seed);
             for run in &seed.runs {
                 let stopped = if run.diverged_in_round.is_some() { "*" } else { "" };
-                let _ = write!(s, " {:>14}", format!("{:.4}{stopped}", run.final_accuracy));
+                let accuracy = run.final_accuracy_if_any().map_or("–".to_string(), |a| format!("{a:.4}"));
+                let _ = write!(s, " {:>14}", format!("{accuracy}{stopped}"));
             }
             s.push('\n');
         }

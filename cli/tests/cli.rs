@@ -584,6 +584,9 @@ fn every_refusal_is_one_sentence_of_problem_and_fix() {
     let initial_target = dir.join("initial-target.json");
     std::fs::write(&initial_target, "{\"clients\": 2, \"target\": \"initial\"}").expect("write");
     let initial_target = initial_target.to_string_lossy().into_owned();
+    let three_seeds = dir.join("three-seeds.json");
+    std::fs::write(&three_seeds, "{\"clients\": 2, \"seeds\": 3}").expect("write");
+    let three_seeds = three_seeds.to_string_lossy().into_owned();
 
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec!["connect", "--config", &config], vec!["not valid JSON", &config]),
@@ -610,6 +613,11 @@ fn every_refusal_is_one_sentence_of_problem_and_fix() {
             vec!["flower", "init", "--config", &initial_target, "--out", &out],
             vec!["`target` must be `fused` (not `initial`)", "wsa-lab fed"],
         ),
+        (
+            vec!["flower", "init", "--config", &three_seeds, "--out", &out],
+            vec!["`seeds` must be 1 (not 3)", "wsa-lab fed --seeds"],
+        ),
+        (vec!["fed", "--seeds", "0", "--print-config"], vec!["seeds", "between 1 and 100"]),
     ];
     for (args, expected) in &cases {
         let line = refused(args, &[]);

@@ -92,6 +92,9 @@ pub enum TourError {
     #[error("it marks a curve, but its config trains none")]
     CurveNotTrained,
 
+    #[error("its claim that B is unchanged compares `{aligned}` with `{original}`, which train different models")]
+    NotTheSameB { aligned: Method, original: Method },
+
     /// Exercise `number` (from 1) of the step is not usable: `source` says why.
     #[error("exercise {number}: {source}")]
     Exercise {
@@ -181,9 +184,15 @@ impl Exercise {
         let config: ConnectConfig = patched(ConnectConfig::default(), &self.run)?;
         config.validate().map_err(TourError::Config)?;
         runs_every_method(&config, self.claims.iter().flat_map(Claim::methods))?;
+        sensible(&self.claims)?;
         self.config = Some(Box::new(config));
         Ok(())
     }
+}
+
+/// Refuses a claim that makes no sense (`Claim::check_sense`).
+fn sensible(claims: &[Claim]) -> Result<(), TourError> {
+    claims.iter().try_for_each(Claim::check_sense)
 }
 
 /// Refuses a mark or claim about a method `config` does not run.
@@ -312,19 +321,20 @@ impl Tour {
         Ok(tour)
     }
 
-    /// The glossary's terms that `step`'s text, question, answer or exercises use, in the
-    /// glossary's order.
+    /// The glossary's terms that `step`'s text, question, what to look at or exercises' tasks
+    /// use, in the glossary's order.
     pub fn terms_of(&self, step: &Step) -> Vec<&Term> {
         self.glossary.iter().filter(|t| step.uses(t)).collect()
     }
 }
 
 impl Step {
-    /// Whether the step's text, question, what it asks to look at or its exercises use `term`
+    /// Whether the step's text, question, what it asks to look at or its exercises' tasks use `term`
     /// (as a word or words, in any case).
     fn uses(&self, term: &Term) -> bool {
         let wanted = term.term.to_lowercase();
-        let exercises = self.exercises.iter().flat_map(|e| [&e.task, &e.answer]);
+        // An exercise's answer is hidden until asked for: its terms are not listed beside it.
+        let exercises = self.exercises.iter().map(|e| &e.task);
         [&self.text, &self.predict, &self.look].into_iter().chain(exercises).any(|text| {
             let text = text.to_lowercase();
             text.match_indices(&wanted).any(|(at, _)| {
@@ -378,6 +388,7 @@ impl Step {
                 Highlight::FedRun(_) | Highlight::Setup => None,
             };
             runs_every_method(config, marked.into_iter().chain(self.claims.iter().flat_map(Claim::methods)))?;
+            sensible(&self.claims)?;
             if matches!(self.highlight, Highlight::Curve(_)) && config.curve.is_none() {
                 return Err(TourError::CurveNotTrained);
             }
@@ -436,6 +447,17 @@ fn patched<T: Versioned + Serialize>(base: T, patch: &str) -> Result<T, TourErro
 }
 
 impl Claim {
+    /// Refuses a claim that cannot be checked whatever the run: SameB on two methods trained
+    /// differently (their Bs are different models).
+    fn check_sense(&self) -> Result<(), TourError> {
+        match self {
+            Claim::SameB { aligned, original } if aligned.training != original.training => {
+                Err(TourError::NotTheSameB { aligned: *aligned, original: *original })
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn methods(&self) -> Vec<Method> {
         match self {
             Claim::BarrierAtLeast { method, .. }
@@ -691,6 +713,15 @@ mod tests {
         );
         let err = refused(&exercise, "an exercise's claim about a method it does not run");
         assert!(err.contains("exercise 1") && err.contains("`wm`"), "{err}");
+        let err = refused(
+            &step("x", r#"Connect("{\"methods\": [\"plain\", \"wm+wsa\"]}")"#, "Setup").replacen(
+                "highlight: Setup)",
+                r#"highlight: Setup, claims: [SameB(aligned: "wm+wsa", original: "plain")])"#,
+                1,
+            ),
+            "B unchanged across two trainings",
+        );
+        assert!(err.contains("train different models"), "{err}");
         assert!(refused("(steps: [])", "empty").contains("no steps"));
         assert!(refused("not ron", "unreadable").contains("does not read"));
     }

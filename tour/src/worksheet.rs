@@ -187,8 +187,7 @@ fn federated_answer(s: &mut String, result: &FedResult) {
     for seed in &result.seeds {
         let _ = write!(s, "<tr><th scope=\"row\">{}</th>", seed.seed);
         for run in &seed.runs {
-            let stopped = run.diverged_in_round.map_or(String::new(), |r| format!(" (diverged in round {r})"));
-            let _ = write!(s, "<td>{:.4}{stopped}</td>", run.final_accuracy);
+            let _ = write!(s, "<td>{}</td>", escape(&run.final_text()));
         }
         s.push_str("</tr>\n");
     }

@@ -216,7 +216,8 @@ impl WsaLabApp {
         self.settings.tab = Tab::Training;
     }
 
-    /// Starts federated learning with the Experiment panel's data, model and seed.
+    /// Starts federated learning with the Experiment panel's data, model, seed and number of
+    /// seeds.
     pub fn start_federated(&mut self, ctx: &egui::Context) {
         if self.is_busy() {
             return;

@@ -137,15 +137,13 @@ fn seeds_table(ui: &mut Ui, result: &FedResult) {
         for seed in &result.seeds {
             ui.label(seed.seed.to_string());
             for run in &seed.runs {
-                let stopped = run.diverged_in_round.map_or(String::new(), |r| format!(" (diverged in round {r})"));
-                ui.label(format!("{:.4}{stopped}", run.final_accuracy));
+                ui.label(run.final_text());
             }
             ui.end_row();
         }
         ui.strong("mean ± std");
         for k in 0..result.runs.len() {
-            let values: Vec<f64> =
-                result.seeds.iter().filter_map(|s| s.runs.get(k)).map(|r| r.final_accuracy).collect();
+            let values: Vec<f64> = result.seeds.iter().filter_map(|s| s.runs.get(k)?.final_accuracy_if_any()).collect();
             ui.label(summarize(&values).map_or("–".to_string(), |s| mean_std(&s, 4)));
         }
         ui.end_row();

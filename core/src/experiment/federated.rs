@@ -226,6 +226,13 @@ impl FedConfig {
         if self.seeds == 0 || self.seeds > 100 {
             return Err(WsaError::invalid("seeds", self.seeds, "must be between 1 and 100"));
         }
+        if self.seed.checked_add(self.seeds as u64 - 1).is_none() {
+            return Err(WsaError::invalid(
+                "seed",
+                self.seed,
+                "leaves no room for the other seeds; choose a smaller one",
+            ));
+        }
         match self.split {
             ClientSplit::Dirichlet { alpha } if !(alpha.is_finite() && alpha > 0.0) => {
                 return Err(WsaError::invalid("split.alpha", alpha, "the Dirichlet concentration must be > 0"));
@@ -401,6 +408,19 @@ pub struct FedSeedRun {
     pub diverged_in_round: Option<usize>,
 }
 
+impl FedSeedRun {
+    /// Its final accuracy, or `None` when it diverged in its first round (it has none).
+    pub fn final_accuracy_if_any(&self) -> Option<f64> {
+        (self.diverged_in_round != Some(1)).then_some(self.final_accuracy)
+    }
+
+    /// Its final accuracy to four decimals ("–" without one), and the round it diverged in.
+    pub fn final_text(&self) -> String {
+        let stopped = self.diverged_in_round.map_or(String::new(), |r| format!(" (diverged in round {r})"));
+        self.final_accuracy_if_any().map_or("–".to_string(), |a| format!("{a:.4}")) + &stopped
+    }
+}
+
 impl FedSeed {
     fn of(result: &FedResult) -> FedSeed {
         let runs = result
@@ -421,9 +441,7 @@ impl FedResult {
     /// Over the seeds (`seeds`): the seeds on which run `name`'s final accuracy is above run
     /// `than`'s, and the seeds compared (those where neither diverged in its first round).
     pub fn seeds_higher(&self, name: &str, than: &str) -> (usize, usize) {
-        let accuracy = |seed: &FedSeed, name: &str| {
-            seed.runs.iter().find(|r| r.name == name && r.diverged_in_round != Some(1)).map(|r| r.final_accuracy)
-        };
+        let accuracy = |seed: &FedSeed, name: &str| seed.runs.iter().find(|r| r.name == name)?.final_accuracy_if_any();
         let pairs: Vec<(f64, f64)> =
             self.seeds.iter().filter_map(|seed| Some((accuracy(seed, name)?, accuracy(seed, than)?))).collect();
         (pairs.iter().filter(|(a, b)| a > b).count(), pairs.len())
@@ -598,7 +616,7 @@ pub async fn run(
         let mut seeds = vec![FedSeed::of(&outcome.result)];
         for k in 1..config.seeds as u64 {
             let other = FedConfig { seed: config.seed + k, seeds: 1, ..config.clone() };
-            observer.on_event(&Event::Stage(format!("seed {} of {}", k + 1, config.seeds)));
+            observer.on_event(&Event::Stage(format!("seed {} ({} of {})", config.seed + k, k + 1, config.seeds)));
             seeds.push(FedSeed::of(&run_seed(&other, variants, device, observer).await?.result));
         }
         outcome.result.seeds = seeds;
