@@ -46,11 +46,9 @@ pub fn run(args: TourArgs) -> Result<()> {
         let mut progress = Progress::new();
         let answer = match (&step.run, step.connect_config(), step.fed_config()) {
             (StepRun::Connect(_) | StepRun::ConnectThenPlane(_), Some(config), _) => {
-                let device = device::select_for(choice, config.flops_per_step())?;
-                let outcome = wsa_core::wait(connect::run(config, &device, &mut progress))
+                let result = run_connect(config, choice, &mut progress, &mut devices)
                     .with_context(|| format!("running tour step {}", index + 1))?;
-                note_device(&mut devices, &outcome.result.device);
-                StepAnswer::Connect(Box::new(outcome.result))
+                StepAnswer::Connect(Box::new(result))
             }
             (StepRun::Federated(_), _, Some(config)) => {
                 let device = device::select_for(choice, config.flops_per_step())?;
@@ -73,12 +71,10 @@ pub fn run(args: TourArgs) -> Result<()> {
             let Some(config) = exercise.config() else { continue };
             eprintln!("step {}, exercise {}", index + 1, k + 1);
             let mut progress = Progress::new();
-            let device = device::select_for(choice, config.flops_per_step())?;
-            let outcome = wsa_core::wait(connect::run(config, &device, &mut progress))
+            let result = run_connect(config, choice, &mut progress, &mut devices)
                 .with_context(|| format!("running exercise {} of tour step {}", k + 1, index + 1))?;
             progress.finish();
-            note_device(&mut devices, &outcome.result.device);
-            runs.push(outcome.result);
+            runs.push(result);
         }
         exercise_runs.push(runs);
     }
@@ -95,6 +91,20 @@ pub fn run(args: TourArgs) -> Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Runs a step's or an exercise's connect experiment on the device `choice` picks for it, as the
+/// app does, and notes that device.
+fn run_connect(
+    config: &connect::ConnectConfig,
+    choice: device::DeviceChoice,
+    progress: &mut Progress,
+    devices: &mut Vec<String>,
+) -> Result<connect::ConnectResult> {
+    let device = device::select_for(choice, config.flops_per_step())?;
+    let outcome = wsa_core::wait(connect::run(config, &device, progress))?;
+    note_device(devices, &outcome.result.device);
+    Ok(outcome.result)
 }
 
 /// Adds `device` to the devices the steps ran on, once each, in the order first used.

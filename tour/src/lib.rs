@@ -177,17 +177,28 @@ impl Exercise {
 
     /// The answer's claims checked on `result`.
     pub fn check_claims(&self, result: &ConnectResult) -> Vec<ClaimCheck> {
-        self.claims.iter().map(|claim| claim.check(result)).collect()
+        check_all(&self.claims, result)
     }
 
     fn prepare(&mut self) -> Result<(), TourError> {
-        let config: ConnectConfig = patched(ConnectConfig::default(), &self.run)?;
-        config.validate().map_err(TourError::Config)?;
+        let config = connect_experiment(&self.run)?;
         runs_every_method(&config, self.claims.iter().flat_map(Claim::methods))?;
         sensible(&self.claims)?;
         self.config = Some(Box::new(config));
         Ok(())
     }
+}
+
+/// The connect experiment a patch (JSON) on the default experiment describes, validated.
+fn connect_experiment(patch: &str) -> Result<ConnectConfig, TourError> {
+    let config: ConnectConfig = patched(ConnectConfig::default(), patch)?;
+    config.validate().map_err(TourError::Config)?;
+    Ok(config)
+}
+
+/// `claims` checked on `result`, in their order.
+fn check_all(claims: &[Claim], result: &ConnectResult) -> Vec<ClaimCheck> {
+    claims.iter().map(|claim| claim.check(result)).collect()
 }
 
 /// Refuses a claim that makes no sense (`Claim::check_sense`).
@@ -371,9 +382,7 @@ impl Step {
         }
         self.experiment = match &self.run {
             StepRun::Connect(patch) | StepRun::ConnectThenPlane(patch) => {
-                let config: ConnectConfig = patched(ConnectConfig::default(), patch)?;
-                config.validate().map_err(TourError::Config)?;
-                Experiment::Connect(Box::new(config))
+                Experiment::Connect(Box::new(connect_experiment(patch)?))
             }
             StepRun::Federated(patch) => {
                 let config: FedConfig = patched(FedConfig::default(), patch)?;
@@ -432,7 +441,7 @@ impl Step {
 
     /// The step's claims checked on `result`.
     pub fn check_claims(&self, result: &ConnectResult) -> Vec<ClaimCheck> {
-        self.claims.iter().map(|claim| claim.check(result)).collect()
+        check_all(&self.claims, result)
     }
 }
 

@@ -168,12 +168,8 @@ pub struct FedConfig {
     /// models are seed `seed`'s, and `FedResult::seeds` holds every seed's accuracies, so that a
     /// comparison is judged over seeds. Left out of the file when 1, so that configs written
     /// before it existed keep their reproduce keys.
-    #[serde(skip_serializing_if = "is_one")]
+    #[serde(skip_serializing_if = "super::connect::is_one_seed")]
     pub seeds: usize,
-}
-
-fn is_one(n: &usize) -> bool {
-    *n == 1
 }
 
 impl Default for FedConfig {

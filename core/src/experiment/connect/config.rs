@@ -78,7 +78,9 @@ fn one_seed() -> usize {
     1
 }
 
-fn is_one_seed(seeds: &usize) -> bool {
+/// Whether `seeds` is the default, one (a config's `seeds` is then left out of its file, so that
+/// older configs keep their keys): shared by the connect and federated configs.
+pub(crate) fn is_one_seed(seeds: &usize) -> bool {
     *seeds == 1
 }
 

@@ -18,6 +18,7 @@ mod run;
 mod training;
 
 pub use config::ConnectConfig;
+pub(crate) use config::is_one_seed;
 pub use given::{GIVEN_PAIR_METHODS, GivenPair, evaluate_given_pair};
 pub use pair::{DataDifference, PairDifference, initial_params};
 pub use result::{
