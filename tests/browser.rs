@@ -492,6 +492,41 @@ fn the_tour_walks_through_every_step_in_the_page() {
     walk_tour();
 }
 
+/// The tour in the language of the page's address: `?lang=de` fetches tour/tour.de.ron and the
+/// page mirrors its first step, run, for a screen reader in German (its claims reported in
+/// German), marked `lang="de"`; a language without a file (`?lang=zz`) opens the English tour.
+#[test]
+#[ignore = "needs Chromium, node, playwright-core and the web bundle; CI runs it"]
+fn the_tour_opens_in_the_language_of_the_address() {
+    let _one_browser = browser();
+    let out = out_dir();
+    let opened = run_driver(
+        "languages",
+        &[
+            "--path".into(),
+            "cpu".into(),
+            "--languages".into(),
+            "de,zz".into(),
+            "--shots".into(),
+            out.as_os_str().into(),
+        ],
+    );
+    check_security("languages", &opened);
+    let opened = opened["languages"].as_array().expect("languages");
+    let german = wsa_lab_app::tour::Tour::read_file(&repo().join("tour/tour.de.ron")).unwrap_or_else(|e| panic!("{e}"));
+    let english = wsa_lab_app::tour::Tour::shipped();
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    for (page, tour) in opened.iter().zip([&german, &english]) {
+        assert_eq!(page["mirror_lang"].as_str(), Some(tour.language.as_str()), "{page}");
+        let text = page["text"].as_str().unwrap_or_default();
+        let step = &tour.steps[0];
+        for words in [&step.title, &step.predict, &step.look, &tour.words.panel.held] {
+            assert!(text.contains(words.as_str()), "?lang={}: `{words}` is not mirrored: {text}", page["lang"]);
+        }
+        assert!(out.join(format!("tour-1-{}.png", page["lang"].as_str().unwrap_or_default())).is_file());
+    }
+}
+
 /// Cancel stops a long run: the page is idle again, publishes no result, and it kept drawing
 /// while the run went on.
 #[test]

@@ -1,9 +1,9 @@
-//! What the tour, its guide and the hand-written part of docs/results.md say about the
-//! reproduction, checked against the report it points to (docs/results/summary.json, written by
-//! `wsa-lab reproduce --publish`). Each check names the sentence it holds to: when the sentence is
-//! edited the test fails until its check is updated with it, and when a rerun of the reproduction
-//! changes a verdict the sentence quotes, the test fails until the sentence says what the report
-//! says.
+//! What the tour (in English and in its translations), its guide and the hand-written part of
+//! docs/results.md say about the reproduction, checked against the report it points to
+//! (docs/results/summary.json, written by `wsa-lab reproduce --publish`). Each check names the
+//! sentence it holds to: when the sentence is edited the test fails until its check is updated
+//! with it, and when a rerun of the reproduction changes a verdict the sentence quotes, the test
+//! fails until the sentence says what the report says.
 
 use std::path::Path;
 use wsa_core::experiment::Versioned;
@@ -71,6 +71,10 @@ fn the_step_on_wsa_says_what_the_pooled_pairs_show() {
         "tour/tour.ron",
         "found it lower on most seeds of such pairs, but not reliably: the pooled interval includes zero",
     );
+    says(
+        "tour/tour.de.ron",
+        "fand sie auf den meisten Seeds solcher Paare niedriger, aber nicht verlässlich: Das zusammengefasste Intervall enthält die Null",
+    );
     let hyper = pooled(&report, "hyperparameter pairs", "wsa", "plain", Metric::LossBarrier);
     let pooled_interval = hyper.absolute.as_ref().expect("pooled");
     assert!(hyper.below > hyper.above, "most seed pairs lower: {} below, {} above", hyper.below, hyper.above);
@@ -79,11 +83,19 @@ fn the_step_on_wsa_says_what_the_pooled_pairs_show() {
         "tour/tour.ron",
         "Where A and B also start from different weights, WSA with weight matching lowered it significantly.",
     );
+    says(
+        "tour/tour.de.ron",
+        "Wo A und B zudem von verschiedenen Gewichten aus starten, senkte WSA zusammen mit Weight Matching die Barriere signifikant.",
+    );
     let combined = pooled(&report, "different init + learning rate", "wm+wsa", "wm", Metric::LossBarrier);
     assert!(combined.absolute.as_ref().expect("pooled").high < 0.0, "{combined:?}");
     says(
         "tour/tour.ron",
         "Pooled over such pairs on Fashion-MNIST and MNIST, our reproduction (docs/results.md) found wm+wsa's loss barrier significantly lower than wm's.",
+    );
+    says(
+        "tour/tour.de.ron",
+        "Zusammengefasst über solche Paare auf Fashion-MNIST und MNIST fand unsere Reproduktion (docs/results.md) die Verlustbarriere von wm+wsa signifikant niedriger als die von wm.",
     );
     says("docs/results.md", "runs on the combined pair, where the pooled WSA − plain loss barrier excludes zero");
     let combined = pooled(&report, "different init + learning rate", "wsa", "plain", Metric::LossBarrier);
@@ -97,6 +109,10 @@ fn the_step_on_permutations_says_what_the_different_init_pairs_show() {
         "tour/tour.ron",
         "weight matching lowered it on every pair of random starts, by nearly all of it pooled over them.",
     );
+    says(
+        "tour/tour.de.ron",
+        "senkte Weight Matching sie bei jedem Paar zufälliger Starts, über alle Paare zusammengefasst fast vollständig.",
+    );
     let wm = pooled(&report, "different init", "wm", "plain", Metric::LossBarrier);
     assert!(wm.pairs > 0 && wm.below == wm.pairs && wm.above == 0, "every pair lower: {wm:?}");
     assert!(wm.relative.as_ref().expect("pooled").mean < -0.9, "nearly all of it: {wm:?}");
@@ -108,6 +124,10 @@ fn the_federated_step_says_what_the_federated_rows_show() {
     says(
         "tour/tour.ron",
         "Our reproduction on Fashion-MNIST (docs/results.md: five seeds a row, up to 100 clients and 100 rounds, corrected for multiple comparisons) found no setting where adding WSA to FedAvg or to FedProx (FedAvg with a pull toward the global model) significantly raised the accuracy of the last ten rounds; where it changed it significantly, it lowered it.",
+    );
+    says(
+        "tour/tour.de.ron",
+        "Unsere Reproduktion auf Fashion-MNIST (docs/results.md: fünf Seeds pro Zeile, bis zu 100 Clients und 100 Runden, korrigiert für multiple Vergleiche) fand keine Einstellung, in der das Hinzufügen von WSA zu FedAvg oder zu FedProx (FedAvg mit einem Zug hin zum globalen Modell) die Genauigkeit der letzten zehn Runden signifikant erhöhte; wo es sie signifikant veränderte, senkte es sie.",
     );
     says(
         "docs/tour.md",

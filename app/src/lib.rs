@@ -90,6 +90,9 @@ pub struct LaunchOptions {
     pub classroom: bool,
     /// Classroom mode that cannot be switched off (`--classroom-locked`).
     pub classroom_locked: bool,
+    /// A tour file to show instead of the shipped tour (`--tour-file`: a translation, a
+    /// teacher's own), read and checked.
+    pub tour_file: Option<tour::Tour>,
 }
 
 impl LaunchOptions {
@@ -114,9 +117,15 @@ impl LaunchOptions {
                     let path = args.next().ok_or_else(|| AppError::Usage("--config needs a file".into()))?;
                     options.config = Some(read_config(std::path::Path::new(&path))?);
                 }
+                "--tour-file" => {
+                    let path = args.next().ok_or_else(|| AppError::Usage("--tour-file needs a file".into()))?;
+                    let tour = tour::Tour::read_file(std::path::Path::new(&path))
+                        .map_err(|e| AppError::Usage(e.to_string()))?;
+                    options.tour_file = Some(tour);
+                }
                 other => {
                     return Err(AppError::Usage(format!(
-                        "unknown argument `{other}` (known: --config FILE, --autorun, --frame-log, --tour [N], --classroom, --classroom-locked)"
+                        "unknown argument `{other}` (known: --config FILE, --autorun, --frame-log, --tour [N], --tour-file FILE, --classroom, --classroom-locked)"
                     )));
                 }
             }
@@ -143,6 +152,9 @@ pub fn run_native(options: LaunchOptions) -> AppResult<()> {
             app.frame_log = options.frame_log;
             if let Some(config) = options.config {
                 app.open_config(config);
+            }
+            if let Some(tour) = options.tour_file {
+                app.use_tour(tour);
             }
             if let Some(step) = &options.tour {
                 app.open_tour_link(step);

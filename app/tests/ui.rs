@@ -3,7 +3,7 @@
 
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use std::time::{Duration, Instant};
 use wsa_core::experiment::connect::PairDifference;
 use wsa_core::experiment::method::Method;
@@ -386,12 +386,160 @@ fn the_loss_plane_is_computed_in_the_background_and_drawn() {
 #[test]
 fn the_tour_walks_through_every_step_and_its_claims_hold() {
     let mut harness = in_the_tour();
+    let timings = walk_the_tour(&mut harness, &|_, _| ());
+    eprintln!("tour, natively (seconds from Run to the answer): {timings:?}");
+    // Leaving keeps the last experiment; a link to a step that does not exist opens the first.
+    harness.get_by_label("Leave the tour").click();
+    harness.run_steps(2);
+    assert_eq!(harness.state().tour.step(), None);
+    harness.state_mut().open_tour_link("99");
+    harness.run_steps(2);
+    assert_eq!(harness.state().tour.step(), Some(0));
+    assert!(harness.state().notices.iter().any(|n| n.text.contains("does not exist")), "a notice");
+}
+
+/// The tour in a pseudo-locale (every text of the tour file transformed: vowels accented, each
+/// text in ‹ ›), read from a file as a translation is, and walked through every step, its
+/// exercises, its glossary and its list of keys: every control is found by its transformed
+/// words, and every text in the tour's panel comes from the file. A word left in the code would
+/// show untransformed and fail the walk.
+#[test]
+fn no_word_of_the_tour_is_left_in_the_code() {
+    let english = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../tour/tour.ron")).expect("tour.ron");
+    let dir = std::env::temp_dir().join(format!("wsa-pseudo-tour-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let file = dir.join("tour.xx.ron");
+    std::fs::write(&file, pseudo_locale(&english)).expect("written");
+    let tour = wsa_lab_app::tour::Tour::read_file(&file).unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let words = tour.words.panel.clone();
+    assert_eq!(words.next, "‹Néxt ▶›", "the pseudo-locale transforms the tour's words");
+    let in_the_tour = || {
+        let mut harness = harness();
+        harness.state_mut().use_tour(tour.clone());
+        harness.run_steps(2);
+        harness.get_by_label(&words.start).click();
+        harness.run_steps(2);
+        harness
+    };
+    // The list of keys (?) and the glossary (a step's term, clicked), in the tour's words too.
+    let mut harness = in_the_tour();
+    harness.key_press(egui::Key::Questionmark);
+    harness.run_steps(2);
+    for (_, what) in wsa_lab_app::tour::keys(&words) {
+        harness.get_by_label(what);
+    }
+    harness.key_press(egui::Key::Escape);
+    harness.run_steps(2);
+    let term = tour.terms_of(&tour.steps[0])[0].clone();
+    harness.get_by_role_and_label(Role::Button, &term.term).click();
+    harness.run_steps(3);
+    for term in &tour.glossary {
+        harness.get_by_label(&term.meaning);
+    }
+    // The walk, in a fresh window (the glossary's would cover the tour's buttons).
+    let mut harness = in_the_tour();
+    let walked = walk_the_tour(&mut harness, &|harness, when| only_the_tours_words(harness, &words.start, when));
+    assert!(!walked.is_empty(), "steps were run");
+}
+
+/// The tests' pseudo-locale of a tour file: every text a translator translates (the steps',
+/// the exercises', the glossary's and every word in `words`) with its vowels accented and put in
+/// ‹ ›, names in braces kept; a glossary term only accented, so that the texts still use it.
+/// The runs' JSON, the claims and the marks are left as they are.
+fn pseudo_locale(file: &str) -> String {
+    let accent = |text: &str, wrap: bool| {
+        let mut out = String::new();
+        let mut in_name = false;
+        for c in text.chars() {
+            in_name = match c {
+                '{' => true,
+                '}' => false,
+                _ => in_name,
+            };
+            let accented = "aeiouAEIOU".find(c).map(|k| "áéíóúÁÉÍÓÚ".chars().nth(k).expect("ten vowels"));
+            out.push(if in_name { c } else { accented.unwrap_or(c) });
+        }
+        if wrap { format!("‹{out}›") } else { out }
+    };
+    let translated = ["title", "text", "predict", "look", "task", "answer", "meaning"];
+    let words_start = file.find("\n    words: (").expect("the tour file has its words");
+    let mut out = String::new();
+    let mut rest = 0;
+    // Each `key: "text"` (escaped quotes inside); raw strings (`r#"`) are the runs' JSON.
+    while let Some(found) = file[rest..].find(": \"") {
+        let open = rest + found + 3;
+        let key_start = file[..rest + found].rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |k| k + 1);
+        let key = &file[key_start..rest + found];
+        let mut close = open;
+        let bytes = file.as_bytes();
+        while bytes[close] != b'"' {
+            close += if bytes[close] == b'\\' { 2 } else { 1 };
+        }
+        let text = &file[open..close];
+        let changed = if key == "term" {
+            accent(text, false)
+        } else if translated.contains(&key) || (open > words_start) {
+            accent(text, true)
+        } else {
+            text.to_string()
+        };
+        out.push_str(&file[rest..open]);
+        out.push_str(&changed);
+        rest = close;
+    }
+    out.push_str(&file[rest..]);
+    out.replacen("language: \"en\"", "language: \"xx\"", 1)
+}
+
+/// Every text in the tour's panel (the region labelled `region`) comes from the tour file: with
+/// the pseudo-locale, nothing outside ‹ › has an unaccented vowel.
+fn only_the_tours_words(harness: &Harness<'_, WsaLabApp>, region: &str, when: &str) {
+    let panel = harness.get_by_label(region);
+    let mut seen = 0;
+    for node in panel.children_recursive() {
+        let node = node.accesskit_node();
+        // A wrapped label's rows are text runs under it: the label holds the whole text.
+        if node.role() == Role::TextRun {
+            continue;
+        }
+        for text in [node.label(), node.value()].into_iter().flatten() {
+            seen += 1;
+            let mut outside = String::new();
+            let mut depth = 0usize;
+            for c in text.chars() {
+                match c {
+                    '‹' => depth += 1,
+                    '›' => depth = depth.saturating_sub(1),
+                    _ if depth == 0 => outside.push(c),
+                    _ => {}
+                }
+            }
+            let left = outside.split(|c: char| !c.is_alphabetic()).find(|w| w.contains(|c| "aeiouAEIOU".contains(c)));
+            assert!(left.is_none(), "{when}: `{text}` in the tour's panel is not from the tour file");
+        }
+    }
+    assert!(seen > 3, "{when}: the tour's panel has {seen} texts: is it labelled `{region}`?");
+}
+
+/// Walks the open tour (at its first step) through every step as a class would: each step's
+/// texts on screen, its run answering it with every claim held on every seed, its view open
+/// with the marked element, its exercises answered; every control found by the tour's words.
+/// `check(harness, when)` looks at the screen before and after each run. Returns each run's
+/// seconds from Run to the answer, by step number.
+fn walk_the_tour(
+    harness: &mut Harness<'static, WsaLabApp>,
+    check: &dyn Fn(&Harness<'static, WsaLabApp>, &str),
+) -> Vec<(usize, f64)> {
     let steps = harness.state().tour.steps().to_vec();
+    let words = harness.state().tour.tour().words.panel.clone();
+    let number = |template: &str, k: usize| wsa_lab_app::tour::fill(template, &[("number", &(k + 1))]);
     let mut timings = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         assert_eq!(harness.state().tour.step(), Some(i), "step {}", i + 1);
         harness.get_by_label(&step.title);
         harness.get_by_label(&step.text);
+        check(harness, &format!("step {}, before its run", i + 1));
         if let Some(config) = step.connect_config() {
             assert_eq!(&harness.state().settings.config, config, "step {} loads its experiment", i + 1);
         }
@@ -399,7 +547,7 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
             // A step whose experiment is already on screen (the same as the step before) is answered.
             if !wsa_lab_app::tour::answered(step, &harness.state().results) {
                 assert!(harness.query_all_by_label(&step.predict).count() >= 1, "step {}: the question", i + 1);
-                harness.get_by_label("Run this step").click();
+                harness.get_by_label(&words.run).click();
                 let started = Instant::now();
                 // A plane step's plane follows its experiment as a second job.
                 while !wsa_lab_app::tour::answered(step, &harness.state().results) || harness.state().is_busy() {
@@ -414,8 +562,9 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
             assert!(notices.iter().all(|n| !n.is_error), "step {}: {notices:?}", i + 1);
             assert_eq!(harness.state().settings.tab, step.view, "step {} opens its view", i + 1);
             // The marked element is in the view, beside the step's result.
+            let marks = [&words.look_here, &words.look_here_curve, &words.look_here_layer, &words.look_here_plane];
             assert!(
-                harness.query_all_by_label_contains("▶ look here").count() >= 1,
+                marks.iter().map(|mark| harness.query_all_by_label(&format!("▶ {mark}")).count()).sum::<usize>() >= 1,
                 "step {}: nothing marked in {:?}",
                 i + 1,
                 step.view
@@ -428,17 +577,18 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
                 }
             }
             assert_eq!(
-                harness.query_all_by_label_contains("In this run:").count(),
+                harness.query_all_by_label_contains(&words.in_this_run).count(),
                 step.claims.len(),
                 "step {}: one checked line per claim",
                 i + 1
             );
+            check(harness, &format!("step {}, answered", i + 1));
         }
         // The exercises: each answer hidden until asked for, its claims held on the student's run.
         for (k, exercise) in step.exercises.iter().enumerate() {
             harness.get_by_label(&exercise.task);
             assert_eq!(harness.query_all_by_label(&exercise.answer).count(), 0, "exercise {}'s answer hidden", k + 1);
-            harness.get_by_label(&format!("Run exercise {}", k + 1)).click();
+            harness.get_by_label(&number(&words.run_exercise, k)).click();
             harness.run_steps(2);
             let config = exercise.config().expect("read");
             assert_eq!(&harness.state().settings.config, config, "exercise {} sets its experiment up", k + 1);
@@ -448,29 +598,22 @@ fn the_tour_walks_through_every_step_and_its_claims_hold() {
                 std::thread::sleep(Duration::from_millis(20));
                 harness.step();
             }
-            harness.get_by_label(&format!("Show answer {}", k + 1)).click();
+            harness.get_by_label(&number(&words.show_answer, k)).click();
             harness.run_steps(2);
             harness.get_by_label(&exercise.answer);
             let checks = exercise.check_claims(harness.state().results.connect().expect("its run"));
             for check in &checks {
                 assert!(check.holds_everywhere(), "exercise {}: {}", k + 1, check.line());
-                harness.get_by_label_contains(&check.line());
+                harness.get_by_label_contains(check.line());
             }
+            check(harness, &format!("step {}, exercise {} answered", i + 1, k + 1));
         }
         if i + 1 < steps.len() {
-            harness.get_by_label("Next ▶").click();
+            harness.get_by_label(&words.next).click();
             harness.run_steps(2);
         }
     }
-    eprintln!("tour, natively (seconds from Run to the answer): {timings:?}");
-    // Leaving keeps the last experiment; a link to a step that does not exist opens the first.
-    harness.get_by_label("Leave the tour").click();
-    harness.run_steps(2);
-    assert_eq!(harness.state().tour.step(), None);
-    harness.state_mut().open_tour_link("99");
-    harness.run_steps(2);
-    assert_eq!(harness.state().tour.step(), Some(0));
-    assert!(harness.state().notices.iter().any(|n| n.text.contains("does not exist")), "a notice");
+    timings
 }
 
 #[test]
@@ -536,7 +679,8 @@ fn the_tour_is_driven_by_the_keyboard() {
     press(&mut harness, egui::Key::ArrowLeft);
     assert_eq!(harness.state().tour.step(), Some(1));
     press(&mut harness, egui::Key::Questionmark);
-    for (key, what) in wsa_lab_app::tour::KEYS {
+    let words = harness.state().tour.tour().words.panel.clone();
+    for (key, what) in wsa_lab_app::tour::keys(&words) {
         assert!(harness.query_all_by_label(key).count() >= 1, "the key {key} is not listed");
         assert!(harness.query_all_by_label(what).count() >= 1, "`{what}` is not listed");
     }

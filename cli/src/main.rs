@@ -97,6 +97,10 @@ enum Command {
         /// Open the guided tour, at step N (default 1).
         #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "N")]
         tour: Option<String>,
+        /// Show this tour file instead of the shipped tour: a translation (tour/tour.de.ron) or a
+        /// teacher's own, in the shipped tour's format (docs/tour.md).
+        #[arg(long, value_name = "FILE")]
+        tour_file: Option<PathBuf>,
         /// Classroom mode: hide the advanced controls (switch it off in the app).
         #[arg(long)]
         classroom: bool,
@@ -120,8 +124,8 @@ fn main() {
         Some(Command::Devices) => list_devices(),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::BenchFirstStep(args)) => bench::first_step(args),
-        Some(Command::App { config, autorun, frame_log, tour, classroom, classroom_locked }) => {
-            open_app(AppLaunch { config, autorun, frame_log, tour, classroom, classroom_locked })
+        Some(Command::App { config, autorun, frame_log, tour, tour_file, classroom, classroom_locked }) => {
+            open_app(AppLaunch { config, autorun, frame_log, tour, tour_file, classroom, classroom_locked })
         }
         None => connect::run(cli.connect),
     };
@@ -137,6 +141,7 @@ struct AppLaunch {
     autorun: bool,
     frame_log: bool,
     tour: Option<String>,
+    tour_file: Option<PathBuf>,
     classroom: bool,
     classroom_locked: bool,
 }
@@ -150,6 +155,9 @@ fn open_app(launch: AppLaunch) -> Result<()> {
     if let Some(path) = &launch.config {
         // Read here first, so that a bad file is refused in the CLI's words before a window opens.
         ConnectConfig::read_file(path)?;
+    }
+    if let Some(path) = &launch.tour_file {
+        wsa_tour::Tour::read_file(path)?;
     }
     let here = std::env::current_exe().context("finding this program's folder")?;
     let app = here.with_file_name(format!("{APP_BINARY}{}", std::env::consts::EXE_SUFFIX));
@@ -176,6 +184,9 @@ fn open_app(launch: AppLaunch) -> Result<()> {
     }
     if let Some(step) = &launch.tour {
         command.arg("--tour").arg(step);
+    }
+    if let Some(path) = &launch.tour_file {
+        command.arg("--tour-file").arg(path);
     }
     let status = command.status().with_context(|| format!("starting {}", app.display()))?;
     std::process::exit(status.code().unwrap_or(1));

@@ -20,11 +20,18 @@ pub struct TourArgs {
     /// auto: a hardware GPU if there is one, else the CPU (the tour's runs are small: the CPU).
     #[arg(long, default_value = "auto")]
     device: String,
+    /// The tour to write them for, instead of the shipped one: a translation (tour/tour.de.ron
+    /// gives a German worksheet) or a teacher's own.
+    #[arg(long, value_name = "FILE")]
+    tour_file: Option<PathBuf>,
 }
 
 pub fn run(args: TourArgs) -> Result<()> {
     check_folder_option("--worksheet", &args.worksheet)?;
-    let tour = Tour::parse(wsa_tour::TOUR_FILE).context("reading the tour")?;
+    let tour = match &args.tour_file {
+        Some(path) => Tour::read_file(path)?,
+        None => Tour::parse(wsa_tour::TOUR_FILE).context("reading the tour")?,
+    };
     let choice = args.device.parse()?;
     let mut answers: Vec<StepAnswer> = Vec::with_capacity(tour.steps.len());
     let mut devices: Vec<String> = Vec::new();
@@ -78,7 +85,10 @@ pub fn run(args: TourArgs) -> Result<()> {
         }
         exercise_runs.push(runs);
     }
-    let command = format!("wsa-lab tour --worksheet {} --device {}", args.worksheet.display(), args.device);
+    let mut command = format!("wsa-lab tour --worksheet {} --device {}", args.worksheet.display(), args.device);
+    if let Some(path) = &args.tour_file {
+        command.push_str(&format!(" --tour-file {}", path.display()));
+    }
     let provenance = Provenance { command: &command, device: &devices.join(", "), version: env!("CARGO_PKG_VERSION") };
     std::fs::create_dir_all(&args.worksheet).with_context(|| format!("creating {}", args.worksheet.display()))?;
     let files = [

@@ -772,18 +772,39 @@ fn a_given_pair_gives_the_numbers_connect_gave_for_it_and_refuses_data_it_does_n
 /// step's config, is printed as is, and so is its table's loss barrier.
 #[test]
 fn the_tour_worksheet_asks_every_question_and_its_notes_hold_the_runs_numbers() {
-    use wsa_core::experiment::method::Method;
-    use wsa_core::experiment::seeds::mean_std;
-    use wsa_tour::worksheet::escape;
     let dir = temp_dir("worksheet");
     let out = dir.join("kit");
     let run = wsa_lab().args(["tour", "--device", "cpu", "--worksheet"]).arg(&out).output().expect("run");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    check_kit(&out, &wsa_tour::Tour::shipped());
+
+    // A file where the folder should go is refused before anything runs.
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").expect("write");
+    let refused = wsa_lab().args(["tour", "--worksheet"]).arg(&file).output().expect("run");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("a-file"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The worksheet and notes in `out` are `tour`'s: every step's heading and question, the
+/// exercises' answers in the notes only, and the WSA step's claims and loss barrier as the
+/// library's run of that step gives them, in the tour's words; the pages in its language.
+fn check_kit(out: &Path, tour: &wsa_tour::Tour) {
+    use wsa_core::experiment::method::Method;
+    use wsa_core::experiment::seeds::mean_std;
+    use wsa_tour::worksheet::escape;
     let read = |name: &str| std::fs::read_to_string(out.join(name)).expect(name);
     let (sheet, notes) = (read("worksheet.html"), read("teacher-notes.html"));
-    let tour = wsa_tour::Tour::shipped();
+    let lang = format!("<html lang=\"{}\">", tour.language);
+    assert!(sheet.contains(&lang) && notes.contains(&lang), "{lang}");
     for (i, step) in tour.steps.iter().enumerate() {
-        let heading = format!("<h2>Step {}. {}</h2>", i + 1, escape(&step.title));
+        let heading = wsa_tour::fill(&tour.words.worksheet.step, &[("number", &(i + 1)), ("title", &step.title)]);
+        let heading = format!("<h2>{}</h2>", escape(&heading));
         assert!(sheet.contains(&heading) && notes.contains(&heading), "{heading}");
         assert!(sheet.contains(&escape(&step.predict)), "step {}'s question", i + 1);
         for exercise in &step.exercises {
@@ -805,22 +826,44 @@ fn the_tour_worksheet_asks_every_question_and_its_notes_hold_the_runs_numbers() 
     let checks = step.check_claims(&result);
     assert!(!checks.is_empty());
     for check in &checks {
-        assert!(notes.contains(&escape(&check.line())), "missing `{}`", check.line());
+        assert!(notes.contains(&escape(check.line())), "missing `{}`", check.line());
     }
     let k = result.methods.iter().position(|m| m.method == Method::WSA).expect("wsa");
     let barriers: Vec<f64> = result.seed_runs().iter().map(|r| r.methods[k].barriers.loss).collect();
     let summary = wsa_core::experiment::stats::summarize(&barriers).expect("seeds");
     assert!(notes.contains(&format!("<td>{}</td>", mean_std(&summary, 3))), "WSA's loss barrier");
+}
 
-    // A file where the folder should go is refused before anything runs.
-    let file = dir.join("a-file");
-    std::fs::write(&file, "x").expect("write");
-    let refused = wsa_lab().args(["tour", "--worksheet"]).arg(&file).output().expect("run");
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("a-file"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+/// `--tour-file` writes the kit of a translation (German: every word from tour/tour.de.ron, the
+/// same runs); a tour file that cannot be used is refused in one line naming it and the fix,
+/// by `tour` and by `app` before any window opens.
+#[test]
+fn a_translated_tour_file_gives_its_worksheet_and_a_broken_one_is_refused() {
+    let dir = temp_dir("worksheet-de");
+    let out = dir.join("kit");
+    let german = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tour/tour.de.ron");
+    let run = wsa_lab()
+        .args(["tour", "--device", "cpu", "--tour-file"])
+        .arg(&german)
+        .arg("--worksheet")
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let tour = wsa_tour::Tour::read_file(&german).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tour.language, "de");
+    check_kit(&out, &tour);
+    let broken = dir.join("tour.xx.ron");
+    std::fs::write(&broken, std::fs::read_to_string(&german).expect("read").replace("{total}", "")).expect("write");
+    for args in [&["tour", "--worksheet", "unused", "--tour-file"][..], &["app", "--tour-file"]] {
+        let refused = wsa_lab().args(args).arg(&broken).output().expect("run");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: one line: {stderr}");
+        assert!(
+            stderr.contains("tour.xx.ron") && stderr.contains("{total}") && stderr.contains("--tour-file"),
+            "{stderr}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,14 +1,19 @@
 //! The guided tour for teaching: steps of one idea each, read from one data file
-//! (`tour/tour.ron`, compiled in) so that a teacher edits or translates a step without touching
-//! UI code. A step loads an experiment (a patch on the default experiment, in the JSON of config
+//! (`tour/tour.ron`, compiled in, or a translation of it read at run time) so that a teacher edits
+//! or translates the tour without touching UI code: the file holds every word the tour shows
+//! (`words`). A step loads an experiment (a patch on the default experiment, in the JSON of config
 //! files and links), opens a view with the thing to look at marked, asks for a prediction before
 //! the run and, after it, says what to look at and checks its claim on the run's own numbers,
 //! seed by seed — so a step's text never says more than its run shows. Pure Rust: the views draw
 //! it, tests walk it.
 
+pub mod words;
 pub mod worksheet;
 
+pub use words::{ClaimWords, PanelWords, Words, WorksheetWords, fill};
+
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use wsa_core::WsaError;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::connect::{ConnectConfig, ConnectResult};
@@ -43,13 +48,15 @@ pub fn federated_variants() -> Vec<(Aggregation, bool)> {
 pub const TOUR_FILE: &str = include_str!("../tour.ron");
 
 /// The tour's keys and what they do, as the tour's list of keys shows them (`views::tour`).
-pub const KEYS: [(&str, &str); 5] = [
-    ("→", "next step"),
-    ("←", "previous step"),
-    ("R", "run this step"),
-    ("Esc", "leave the tour"),
-    ("?", "show or hide this list"),
-];
+pub fn keys(words: &PanelWords) -> [(&'static str, &str); 5] {
+    [
+        ("→", &words.key_next),
+        ("←", &words.key_back),
+        ("R", &words.key_run),
+        ("Esc", &words.key_leave),
+        ("?", &words.key_help),
+    ]
+}
 
 /// The most words of a step's text (its main paragraph): one idea, read aloud in a minute.
 pub const MAX_WORDS: usize = 120;
@@ -92,6 +99,11 @@ pub enum TourError {
     #[error("it marks a curve, but its config trains none")]
     CurveNotTrained,
 
+    /// The step runs the experiment of the step before it, so it would open with its answer on
+    /// screen.
+    #[error("it runs the same experiment as the step before it, so its question would open answered; change its run")]
+    SameRunAsBefore,
+
     #[error("its claim that B is unchanged compares `{aligned}` with `{original}`, which train different models")]
     NotTheSameB { aligned: Method, original: Method },
 
@@ -106,18 +118,52 @@ pub enum TourError {
     /// A glossary term that no step's text uses: nothing would lead to it.
     #[error("the glossary's term `{0}` appears in no step's text")]
     UnusedTerm(String),
+
+    #[error("the tour file's words do not fit the tour: {0}")]
+    Words(#[from] words::WordsError),
+
+    #[error("the tour file's language `{0}` is not a language tag; write one like \"en\" or \"pt-BR\"")]
+    Language(String),
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// The tour as its file holds it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TourFile {
+    /// The language of its texts, as a tag ("en", "de", "pt-BR"): the worksheet's `lang`.
+    #[serde(default = "english")]
+    language: String,
+    steps: Vec<Step>,
+    #[serde(default)]
+    glossary: Vec<Term>,
+    /// Left out in a tour of one's own in English: then the shipped tour's. (Written as is, not
+    /// as `Some(...)`.)
+    #[serde(default, deserialize_with = "present")]
+    words: Option<Words>,
+}
+
+fn english() -> String {
+    "en".into()
+}
+
+/// A field that is there, as `Some`: RON would otherwise want `Some(...)` written around it.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+#[derive(Clone, Debug)]
 pub struct Tour {
+    /// The language of its texts ("en", "de").
+    pub language: String,
     pub steps: Vec<Step>,
     /// The words the steps use, explained; a step lists those its text uses.
-    #[serde(default)]
     pub glossary: Vec<Term>,
+    /// Every other word the tour shows: its panel, its claims' lines, the worksheet.
+    pub words: Words,
 }
 
 /// A glossary entry: a term as the steps write it, and what it means.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Term {
     pub term: String,
     pub meaning: String,
@@ -146,6 +192,9 @@ pub struct Step {
     /// whenever the results change).
     #[serde(skip)]
     experiment: Experiment,
+    /// The tour's words for its claims' lines.
+    #[serde(skip)]
+    claim_words: Arc<ClaimWords>,
 }
 
 /// A task for the students to set up and run on their own, with its answer hidden until they
@@ -162,6 +211,9 @@ pub struct Exercise {
     /// `run`, read and validated when the tour is read.
     #[serde(skip)]
     config: Option<Box<ConnectConfig>>,
+    /// The tour's words for its claims' lines.
+    #[serde(skip)]
+    claim_words: Arc<ClaimWords>,
 }
 
 impl Exercise {
@@ -177,14 +229,15 @@ impl Exercise {
 
     /// The answer's claims checked on `result`.
     pub fn check_claims(&self, result: &ConnectResult) -> Vec<ClaimCheck> {
-        check_all(&self.claims, result)
+        check_all(&self.claims, result, &self.claim_words)
     }
 
-    fn prepare(&mut self) -> Result<(), TourError> {
+    fn prepare(&mut self, claim_words: &Arc<ClaimWords>) -> Result<(), TourError> {
         let config = connect_experiment(&self.run)?;
         runs_every_method(&config, self.claims.iter().flat_map(Claim::methods))?;
         sensible(&self.claims)?;
         self.config = Some(Box::new(config));
+        self.claim_words = Arc::clone(claim_words);
         Ok(())
     }
 }
@@ -196,9 +249,9 @@ fn connect_experiment(patch: &str) -> Result<ConnectConfig, TourError> {
     Ok(config)
 }
 
-/// `claims` checked on `result`, in their order.
-fn check_all(claims: &[Claim], result: &ConnectResult) -> Vec<ClaimCheck> {
-    claims.iter().map(|claim| claim.check(result)).collect()
+/// `claims` checked on `result`, in their order, reported in `words`.
+fn check_all(claims: &[Claim], result: &ConnectResult, words: &ClaimWords) -> Vec<ClaimCheck> {
+    claims.iter().map(|claim| claim.check(result, words)).collect()
 }
 
 /// Refuses a claim that makes no sense (`Claim::check_sense`).
@@ -292,44 +345,109 @@ pub struct ClaimCheck {
     /// What a case is: "seeds", "histograms of seed 0".
     pub unit: String,
     pub numbers: String,
+    /// The line the tour shows (`ClaimCheck::line`), in the tour's words.
+    line: String,
 }
 
 impl ClaimCheck {
+    /// `statement` checked on `cases` cases (seeds when `per_seed`), `held` of them held;
+    /// reported in `words`. One seed is an anecdote, and the line says so.
+    fn new(
+        statement: String,
+        (held, cases): (usize, usize),
+        unit: String,
+        per_seed: bool,
+        numbers: String,
+        words: &ClaimWords,
+    ) -> Self {
+        let anecdote = if per_seed && cases == 1 { words.anecdote.as_str() } else { "" };
+        let line = fill(
+            &words.line,
+            &[
+                ("statement", &statement),
+                ("held", &held),
+                ("cases", &cases),
+                ("unit", &unit),
+                ("anecdote", &anecdote),
+                ("numbers", &numbers),
+            ],
+        );
+        ClaimCheck { statement, held, cases, unit, numbers, line }
+    }
+
     pub fn holds_everywhere(&self) -> bool {
         self.cases > 0 && self.held == self.cases
     }
 
-    /// One line for the page: the claim, where it held, the numbers. One seed is an anecdote,
-    /// and the line says so.
-    pub fn line(&self) -> String {
-        let anecdote =
-            if self.unit == "seeds" && self.cases == 1 { " (one seed is an anecdote: run more)" } else { "" };
-        format!("{}: held on {} of {} {}{anecdote}. {}", self.statement, self.held, self.cases, self.unit, self.numbers)
+    /// One line for the page: the claim, where it held, the numbers.
+    pub fn line(&self) -> &str {
+        &self.line
     }
 }
 
 impl Tour {
     /// The shipped tour; a broken file is a build defect, which the tests catch.
     pub fn shipped() -> Tour {
-        Tour::parse(TOUR_FILE).unwrap_or_else(|e| Tour { steps: vec![Step::broken(&e)], glossary: Vec::new() })
+        Tour::parse(TOUR_FILE).unwrap_or_else(|e| Tour::broken(&e))
     }
 
+    /// A tour of one step that says why a tour could not be read, so that the app still opens.
+    pub fn broken(error: &TourError) -> Tour {
+        Tour {
+            language: english(),
+            steps: vec![Step::broken(error)],
+            glossary: Vec::new(),
+            words: shipped_words().unwrap_or_default(),
+        }
+    }
+
+    /// Reads a tour file (the shipped one, a translation, a teacher's own), checking every step
+    /// and every word; a tour without `words` takes the shipped tour's.
     pub fn parse(text: &str) -> Result<Tour, TourError> {
-        let mut tour: Tour = ron::from_str(text).map_err(|e| TourError::Unreadable { reason: e.to_string() })?;
-        if tour.steps.is_empty() {
+        let file: TourFile = ron::from_str(text).map_err(|e| TourError::Unreadable { reason: e.to_string() })?;
+        let TourFile { language, mut steps, glossary, words } = file;
+        if !is_language_tag(&language) {
+            return Err(TourError::Language(language));
+        }
+        if steps.is_empty() {
             return Err(TourError::NoSteps);
         }
-        for (i, step) in tour.steps.iter_mut().enumerate() {
-            step.prepare().map_err(|e| TourError::Step {
+        let shipped = shipped_words()?;
+        let words = match words {
+            Some(words) => {
+                words.check_against(&shipped)?;
+                words
+            }
+            None => shipped,
+        };
+        let claim_words = Arc::new(words.claims.clone());
+        for (i, step) in steps.iter_mut().enumerate() {
+            step.prepare(&claim_words).map_err(|e| TourError::Step {
                 number: i + 1,
                 title: step.title.clone(),
                 source: Box::new(e),
             })?;
         }
-        if let Some(unused) = tour.glossary.iter().find(|t| tour.steps.iter().all(|s| !s.uses(t))) {
+        // A step that runs its predecessor's experiment would open answered: its question's
+        // answer already on screen.
+        if let Some(k) = (1..steps.len()).find(|&k| steps[k].runs_the_same_as(&steps[k - 1])) {
+            return Err(TourError::Step {
+                number: k + 1,
+                title: steps[k].title.clone(),
+                source: Box::new(TourError::SameRunAsBefore),
+            });
+        }
+        if let Some(unused) = glossary.iter().find(|t| steps.iter().all(|s| !s.uses(t))) {
             return Err(TourError::UnusedTerm(unused.term.clone()));
         }
-        Ok(tour)
+        Ok(Tour { language, steps, glossary, words })
+    }
+
+    /// Reads a tour file from disk (`--tour-file`), with the file named in the error.
+    pub fn read_file(path: &std::path::Path) -> Result<Tour, TourFileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| TourFileError { path: path.display().to_string(), reason: e.to_string() })?;
+        Tour::parse(&text).map_err(|e| TourFileError { path: path.display().to_string(), reason: e.to_string() })
     }
 
     /// The glossary's terms that `step`'s text, question, what to look at or exercises' tasks
@@ -337,6 +455,31 @@ impl Tour {
     pub fn terms_of(&self, step: &Step) -> Vec<&Term> {
         self.glossary.iter().filter(|t| step.uses(t)).collect()
     }
+}
+
+/// A tour file that could not be used, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the tour file {path} cannot be used: {reason} (fix the file, or leave --tour-file out for the shipped tour)")]
+pub struct TourFileError {
+    pub path: String,
+    pub reason: String,
+}
+
+/// The shipped tour's words: the English every translation's are checked against.
+fn shipped_words() -> Result<Words, TourError> {
+    let file: TourFile = ron::from_str(TOUR_FILE)
+        .map_err(|e| TourError::Unreadable { reason: format!("the shipped tour's words: {e}") })?;
+    file.words.ok_or_else(|| TourError::Unreadable { reason: "the shipped tour has no words".into() })
+}
+
+/// Whether `tag` looks like a language tag: letters, digits and hyphens, starting with two or
+/// three letters ("en", "de", "pt-BR", "zh-Hant").
+pub fn is_language_tag(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let primary = parts.next().unwrap_or_default();
+    (2..=3).contains(&primary.len())
+        && primary.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 impl Step {
@@ -370,12 +513,14 @@ impl Step {
             claims: Vec::new(),
             exercises: Vec::new(),
             experiment: Experiment::None,
+            claim_words: Arc::default(),
         }
     }
 
     /// Reads the step's experiment and checks that the step is usable: a text of at most
     /// `MAX_WORDS`, a config that reads and validates, marks and claims about methods it runs.
-    fn prepare(&mut self) -> Result<(), TourError> {
+    fn prepare(&mut self, claim_words: &Arc<ClaimWords>) -> Result<(), TourError> {
+        self.claim_words = Arc::clone(claim_words);
         let words = self.text.split_whitespace().count();
         if words > MAX_WORDS {
             return Err(TourError::TooLong { words });
@@ -403,9 +548,18 @@ impl Step {
             }
         }
         for (k, exercise) in self.exercises.iter_mut().enumerate() {
-            exercise.prepare().map_err(|e| TourError::Exercise { number: k + 1, source: Box::new(e) })?;
+            exercise.prepare(claim_words).map_err(|e| TourError::Exercise { number: k + 1, source: Box::new(e) })?;
         }
         Ok(())
+    }
+
+    /// Whether the step runs `other`'s experiment (both run one).
+    fn runs_the_same_as(&self, other: &Step) -> bool {
+        match (&self.experiment, &other.experiment) {
+            (Experiment::Connect(a), Experiment::Connect(b)) => a == b,
+            (Experiment::Federated(a), Experiment::Federated(b)) => a == b,
+            _ => false,
+        }
     }
 
     /// The connect experiment the step runs, if it runs one.
@@ -441,7 +595,7 @@ impl Step {
 
     /// The step's claims checked on `result`.
     pub fn check_claims(&self, result: &ConnectResult) -> Vec<ClaimCheck> {
-        check_all(&self.claims, result)
+        check_all(&self.claims, result, &self.claim_words)
     }
 }
 
@@ -482,8 +636,8 @@ impl Claim {
         }
     }
 
-    /// Checks the claim on every seed of `result`.
-    pub fn check(&self, result: &ConnectResult) -> ClaimCheck {
+    /// Checks the claim on every seed of `result`, reported in `words`.
+    pub fn check(&self, result: &ConnectResult, words: &ClaimWords) -> ClaimCheck {
         let runs = result.seed_runs();
         let index = |m: &Method| result.methods.iter().position(|r| r.method == *m);
         let values = |m: &Method, f: &dyn Fn(&SeedMethod) -> f64| -> Vec<f64> {
@@ -503,40 +657,57 @@ impl Claim {
                 .and_then(|r| r.layers.get(layer))
                 .map(|l| (&l.path, &l.a, &l.b))
         };
-        let mut unit = "seeds".to_string();
-        let (statement, (held, cases), numbers) = match self {
+        let seed = result.config.seed;
+        // The claim's statement and numbers, in its words, with their values filled in.
+        let say = |text: &crate::words::ClaimText, values: &[(&str, &dyn std::fmt::Display)]| {
+            (fill(&text.statement, values), fill(&text.numbers, values))
+        };
+        let missing_layer = |method: &Method, layer: &usize| {
+            (fill(&words.missing_layer, &[("method", method), ("layer", layer)]), String::new())
+        };
+        let seeds = || words.seeds.clone();
+        let (texts, held, unit, per_seed) = match self {
             Claim::Accurate { method, at_least } => {
                 let (a, b) = (values(method, &|s| s.endpoint_a.accuracy), values(method, &|s| s.endpoint_b.accuracy));
+                let percent = format!("{:.0}", at_least * 100.0);
                 (
-                    format!("both of {method}'s models get at least {:.0}% of the test set right", at_least * 100.0),
+                    say(
+                        &words.accurate,
+                        &[("method", method), ("percent", &percent), ("a", &spread(&a, 3)), ("b", &spread(&b, 3))],
+                    ),
                     count(a.iter().zip(&b).map(|(a, b)| a.min(*b) >= *at_least).collect()),
-                    format!("test accuracy A {}, B {}", spread(&a, 3), spread(&b, 3)),
+                    seeds(),
+                    true,
                 )
             }
             Claim::HeavyTails { method, layer } => {
-                unit = format!("histograms of seed {}", result.config.seed);
+                let unit = fill(&words.histograms, &[("seed", &seed)]);
                 match layer_of(method, *layer) {
-                    None => missing_layer(method, *layer),
+                    None => (missing_layer(method, layer), (0, 0), unit, false),
                     Some((path, a, b)) => {
                         let (ka, kb) = (a.fit.excess_kurtosis, b.fit.excess_kurtosis);
+                        let (ka_text, kb_text) = (format!("{ka:+.2}"), format!("{kb:+.2}"));
                         (
-                            format!("{path}'s weights in A and B have heavier tails than a Gaussian"),
+                            say(&words.heavy_tails, &[("layer", path), ("a", &ka_text), ("b", &kb_text)]),
                             count(vec![ka > 0.0, kb > 0.0]),
-                            format!("excess kurtosis A {ka:+.2}, B {kb:+.2} (a Gaussian's is 0)"),
+                            unit,
+                            false,
                         )
                     }
                 }
             }
             Claim::WiderInB { method, layer } => {
-                unit = format!("pairs of histograms of seed {}", result.config.seed);
+                let unit = fill(&words.histogram_pairs, &[("seed", &seed)]);
                 match layer_of(method, *layer) {
-                    None => missing_layer(method, *layer),
+                    None => (missing_layer(method, layer), (0, 0), unit, false),
                     Some((path, a, b)) => {
                         let (sa, sb) = (a.scope.std, b.scope.std);
+                        let (sa_text, sb_text) = (format!("{sa:.3}"), format!("{sb:.3}"));
                         (
-                            format!("{path}'s weights spread wider in B than in A"),
+                            say(&words.wider_in_b, &[("layer", path), ("a", &sa_text), ("b", &sb_text)]),
                             count(vec![sb > sa]),
-                            format!("std A {sa:.3}, B {sb:.3}"),
+                            unit,
+                            false,
                         )
                     }
                 }
@@ -544,17 +715,25 @@ impl Claim {
             Claim::BarrierAtLeast { method, at_least } => {
                 let b = barrier(method);
                 (
-                    format!("{method}'s loss barrier is at least {at_least}"),
+                    say(
+                        &words.barrier_at_least,
+                        &[("method", method), ("value", at_least), ("barriers", &spread(&b, 3))],
+                    ),
                     count(b.iter().map(|v| v >= at_least).collect()),
-                    format!("{method}: {}", spread(&b, 3)),
+                    seeds(),
+                    true,
                 )
             }
             Claim::BarrierAtMost { method, at_most } => {
                 let b = barrier(method);
                 (
-                    format!("{method}'s loss barrier is at most {at_most}"),
+                    say(
+                        &words.barrier_at_most,
+                        &[("method", method), ("value", at_most), ("barriers", &spread(&b, 3))],
+                    ),
                     count(b.iter().map(|v| v <= at_most).collect()),
-                    format!("{method}: {}", spread(&b, 3)),
+                    seeds(),
+                    true,
                 )
             }
             Claim::SameB { aligned, original } => {
@@ -566,9 +745,19 @@ impl Claim {
                 // reordered inputs of the next layer in another order may tip a near-tie.
                 let one_image = 1.0 / result.test_samples.max(1) as f64;
                 let largest = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                let accuracy_change = format!("{:.4}", largest(&acc, &acc_original));
+                let loss_change = format!("{:.1e}", largest(&loss, &loss_original));
                 (
-                    format!(
-                        "B with its units reordered by {aligned} gets B's own test accuracy and loss ({original}'s B)"
+                    say(
+                        &words.same_b,
+                        &[
+                            ("aligned", aligned),
+                            ("original", original),
+                            ("reordered", &spread(&acc, 4)),
+                            ("trained", &spread(&acc_original, 4)),
+                            ("accuracy_change", &accuracy_change),
+                            ("loss_change", &loss_change),
+                        ],
                     ),
                     count(
                         acc.iter()
@@ -579,51 +768,63 @@ impl Claim {
                             })
                             .collect(),
                     ),
-                    format!(
-                        "B's accuracy {} reordered, {} as trained; the largest change over the seeds: accuracy {:.4}, loss {:.1e}",
-                        spread(&acc, 4),
-                        spread(&acc_original, 4),
-                        largest(&acc, &acc_original),
-                        largest(&loss, &loss_original)
-                    ),
+                    seeds(),
+                    true,
                 )
             }
             Claim::PeakInTheMiddle(method) => {
                 let peaks: Vec<f64> = index(method).map_or(Vec::new(), |k| {
                     runs.iter().filter_map(|r| r.methods.get(k)).map(|s| peak_alpha(&s.path)).collect()
                 });
+                let peaks_text = peaks.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", ");
                 (
-                    format!("the test loss along {method}'s line peaks between α = 0.25 and 0.75"),
+                    say(&words.peak_in_the_middle, &[("method", method), ("peaks", &peaks_text)]),
                     count(peaks.iter().map(|a| (0.25..=0.75).contains(a)).collect()),
-                    format!("peak at α = {}", peaks.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", ")),
+                    seeds(),
+                    true,
                 )
             }
             Claim::LowerBarrier { method, than } => {
                 let (b, t) = (barrier(method), barrier(than));
                 (
-                    format!("{method}'s loss barrier is lower than {than}'s"),
+                    say(
+                        &words.lower_barrier,
+                        &[
+                            ("method", method),
+                            ("than", than),
+                            ("barriers", &spread(&b, 3)),
+                            ("than_barriers", &spread(&t, 3)),
+                        ],
+                    ),
                     count(b.iter().zip(&t).map(|(b, t)| b < t).collect()),
-                    format!("{method}: {}, {than}: {}", spread(&b, 3), spread(&t, 3)),
+                    seeds(),
+                    true,
                 )
             }
             Claim::CloserScopes { method, than } => {
                 let (d, t) = (distance(method), distance(than));
                 (
-                    format!("{method}'s A and B end with closer scopes than {than}'s"),
-                    count(d.iter().zip(&t).map(|(d, t)| d < t).collect()),
-                    format!(
-                        "scope distance (mean symmetric KL) {method}: {}, {than}: {}",
-                        spread(&d, 4),
-                        spread(&t, 4)
+                    say(
+                        &words.closer_scopes,
+                        &[
+                            ("method", method),
+                            ("than", than),
+                            ("distances", &spread(&d, 4)),
+                            ("than_distances", &spread(&t, 4)),
+                        ],
                     ),
+                    count(d.iter().zip(&t).map(|(d, t)| d < t).collect()),
+                    seeds(),
+                    true,
                 )
             }
             Claim::ScopesApart { method, at_least } => {
                 let d = distance(method);
                 (
-                    format!("{method}'s A and B end with scopes apart (mean symmetric KL at least {at_least})"),
+                    say(&words.scopes_apart, &[("method", method), ("value", at_least), ("distances", &spread(&d, 4))]),
                     count(d.iter().map(|v| v >= at_least).collect()),
-                    format!("scope distance {method}: {}", spread(&d, 4)),
+                    seeds(),
+                    true,
                 )
             }
             Claim::CurveBelowLine(method) => {
@@ -635,19 +836,19 @@ impl Claim {
                 });
                 let (line, curve): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
                 (
-                    format!("the trained curve's loss barrier is below {method}'s straight line's"),
+                    say(
+                        &words.curve_below_line,
+                        &[("method", method), ("line", &spread(&line, 3)), ("curve", &spread(&curve, 3))],
+                    ),
                     count(pairs.iter().map(|(l, c)| c < l).collect()),
-                    format!("line {}, curve {}", spread(&line, 3), spread(&curve, 3)),
+                    seeds(),
+                    true,
                 )
             }
         };
-        ClaimCheck { statement, held, cases, unit, numbers }
+        let (statement, numbers) = texts;
+        ClaimCheck::new(statement, held, unit, per_seed, numbers, words)
     }
-}
-
-/// What a claim about a layer the run does not have shows: held on none of no cases.
-fn missing_layer(method: &Method, layer: usize) -> (String, (usize, usize), String) {
-    (format!("{method} has no layer {layer}"), (0, 0), String::new())
 }
 
 /// The α where the test loss along a path is highest.
@@ -665,16 +866,6 @@ mod tests {
         assert!((8..=10).contains(&tour.steps.len()), "{} steps", tour.steps.len());
         for step in &tour.steps {
             assert!(!step.title.is_empty() && !step.text.is_empty(), "{step:?}");
-        }
-        // A step that runs its predecessor's experiment would open answered: its question's
-        // answer already on screen.
-        for pair in tour.steps.windows(2) {
-            let same = match (&pair[0].experiment, &pair[1].experiment) {
-                (Experiment::Connect(a), Experiment::Connect(b)) => a == b,
-                (Experiment::Federated(a), Experiment::Federated(b)) => a == b,
-                _ => false,
-            };
-            assert!(!same, "`{}` runs the experiment of the step before it", pair[1].title);
         }
         let last = tour.steps.last().expect("steps");
         assert!(last.exercises.len() >= 2, "your turn: two exercises");
@@ -706,6 +897,10 @@ mod tests {
         assert!(err.contains("`arrier` appears in no step"), "{err}");
         let err = refused(&step(&long, "Free", "Setup"), "too long");
         assert!(err.contains("words"), "{err}");
+        let twice = step("x", r#"Connect("{\"seeds\": 2}")"#, "Setup");
+        let twice = twice.replacen("])", &format!(", {}])", &twice[9..twice.len() - 2]), 1);
+        let err = refused(&twice, "the same run twice in a row");
+        assert!(err.contains("step 2") && err.contains("same experiment as the step before"), "{err}");
         let err = refused(&step("x", r#"Connect("{not json")"#, "Setup"), "bad JSON");
         assert!(err.contains("not JSON"), "{err}");
         let err = refused(&step("x", r#"Connect("{\"seeds\": 0}")"#, "Setup"), "bad config");
@@ -751,7 +946,8 @@ mod tests {
         ))
         .expect("a run")
         .result;
-        let check = |claim: Claim| claim.check(&result);
+        let words = Tour::shipped().words.claims;
+        let check = |claim: Claim| claim.check(&result, &words);
         let impossible = check(Claim::BarrierAtLeast { method: Method::PLAIN, at_least: 1e9 });
         assert_eq!((impossible.held, impossible.cases, impossible.unit.as_str()), (0, 2, "seeds"));
         assert!(!impossible.holds_everywhere() && impossible.line().contains("held on 0 of 2 seeds"), "{impossible:?}");
@@ -761,7 +957,75 @@ mod tests {
         assert!(trivial.holds_everywhere(), "{trivial:?}");
         let missing = check(Claim::HeavyTails { method: Method::PLAIN, layer: 99 });
         assert!(!missing.holds_everywhere() && missing.statement.contains("no layer 99"), "{missing:?}");
-        let one_seed = ClaimCheck { cases: 1, held: 1, ..trivial };
+        let one_seed =
+            ClaimCheck::new(trivial.statement.clone(), (1, 1), words.seeds.clone(), true, String::new(), &words);
         assert!(one_seed.line().contains("one seed is an anecdote"), "{}", one_seed.line());
+        // Every value of every line is filled in: no name in braces is left.
+        for line in [&impossible, &strict, &trivial, &missing, &one_seed].map(ClaimCheck::line) {
+            assert!(crate::words::names_in(line).is_empty(), "{line}");
+        }
+    }
+
+    /// A translation is a tour file of its own: read, its words checked against the English.
+    #[test]
+    fn a_translated_tour_is_read_from_its_own_file_and_checked() {
+        let english = Tour::parse(TOUR_FILE).expect("the shipped tour");
+        assert_eq!(english.language, "en");
+        // A translation: another language, every word changed, names in braces kept.
+        let translated = TOUR_FILE.replacen("language: \"en\"", "language: \"xx\"", 1).replace("Next ▶", "Weiter ▶");
+        let tour = Tour::parse(&translated).expect("a translation");
+        assert_eq!((tour.language.as_str(), tour.words.panel.next.as_str()), ("xx", "Weiter ▶"));
+        // Its words are checked against the English: a lost name is refused, naming the text.
+        let lost = TOUR_FILE.replacen("\"Tour · step {step} of {total}\"", "\"Tour · step {step}\"", 1);
+        let err = Tour::parse(&lost).expect_err("{total} lost").to_string();
+        assert!(err.contains("panel.step_of") && err.contains("{total}"), "{err}");
+        let unknown = TOUR_FILE.replacen("next: \"Next ▶\"", "nxt: \"Next ▶\"", 1);
+        assert!(Tour::parse(&unknown).expect_err("an unknown word").to_string().contains("nxt"));
+        let bad_tag = TOUR_FILE.replacen("language: \"en\"", "language: \"english!\"", 1);
+        assert!(Tour::parse(&bad_tag).expect_err("not a tag").to_string().contains("not a language tag"));
+        for tag in ["en", "de", "pt-BR", "zh-Hant"] {
+            assert!(is_language_tag(tag), "{tag}");
+        }
+        for tag in ["", "e", "english", "de_DE", "../x", "de-"] {
+            assert!(!is_language_tag(tag), "{tag}");
+        }
+        // A file on disk: read, or refused with its path and the fix.
+        let dir = std::env::temp_dir().join(format!("wsa-tour-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a folder");
+        let path = dir.join("tour.xx.ron");
+        std::fs::write(&path, &translated).expect("written");
+        assert_eq!(Tour::read_file(&path).expect("read").words.panel.next, "Weiter ▶");
+        std::fs::write(&path, "(steps: [").expect("written");
+        let err = Tour::read_file(&path).expect_err("truncated").to_string();
+        assert!(err.contains("tour.xx.ron") && err.contains("--tour-file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Every shipped translation (tour/tour.<language>.ron) reads, says its language, and runs
+    /// the English tour's experiments with the English tour's claims: only its words differ.
+    #[test]
+    fn the_shipped_translations_run_the_english_tours_experiments() {
+        let english = Tour::parse(TOUR_FILE).expect("the shipped tour");
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut translations = 0;
+        for entry in std::fs::read_dir(folder).expect("the tour's folder") {
+            let path = entry.expect("an entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let Some(language) = name.strip_prefix("tour.").and_then(|n| n.strip_suffix(".ron")) else { continue };
+            let tour = Tour::read_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(tour.language, language, "{name} says its language");
+            assert_eq!(tour.steps.len(), english.steps.len(), "{name}: the steps");
+            for (k, (ours, theirs)) in tour.steps.iter().zip(&english.steps).enumerate() {
+                let same = format!("{:?}{:?}{:?}{:?}", ours.run, ours.view, ours.highlight, ours.claims)
+                    == format!("{:?}{:?}{:?}{:?}", theirs.run, theirs.view, theirs.highlight, theirs.claims);
+                assert!(same, "{name}, step {}: not the English step's run, view, mark or claims", k + 1);
+                let exercises =
+                    |s: &Step| format!("{:?}", s.exercises.iter().map(|e| (&e.run, &e.claims)).collect::<Vec<_>>());
+                assert_eq!(exercises(ours), exercises(theirs), "{name}, step {}: the exercises", k + 1);
+            }
+            assert_eq!(tour.glossary.len(), english.glossary.len(), "{name}: the glossary");
+            translations += 1;
+        }
+        assert!(translations >= 1, "tour/tour.de.ron at least");
     }
 }

@@ -5,7 +5,7 @@
 //! alike. The runs are the caller's (`wsa-lab tour --worksheet` runs each step): nothing here
 //! computes or types a number.
 
-use crate::{ClaimCheck, StepRun, Tour};
+use crate::{ClaimCheck, StepRun, Tour, WorksheetWords, fill};
 use std::fmt::Write;
 use wsa_core::experiment::connect::ConnectResult;
 use wsa_core::experiment::federated::FedResult;
@@ -33,24 +33,33 @@ pub struct Provenance<'a> {
 /// The students' worksheet: every step's title, idea and question with room to answer, then the
 /// glossary.
 pub fn worksheet(tour: &Tour) -> String {
-    let mut s = page_start("WSA Lab tour: worksheet");
-    s.push_str(
-        "<h1>Merging neural networks: worksheet</h1>\n\
-         <p class=\"lead\">Name: ______________________ &nbsp; Date: ____________</p>\n\
-         <p>At each step, read the idea and write down your prediction <em>before</em> the step is run. \
-         After the run, write what you saw and whether your prediction held.</p>\n",
+    let words = &tour.words.worksheet;
+    let mut s = page_start(tour, &words.title);
+    let _ = writeln!(
+        s,
+        "<h1>{}</h1>\n<p class=\"lead\">{} ______________________ &nbsp; {} ____________</p>\n<p>{}</p>",
+        escape(&words.heading),
+        escape(&words.name),
+        escape(&words.date),
+        escape(&words.instructions)
     );
     for (index, step) in tour.steps.iter().enumerate() {
-        let _ = writeln!(s, "<section>\n<h2>Step {}. {}</h2>", index + 1, escape(&step.title));
+        step_heading(&mut s, words, index, &step.title);
         let _ = writeln!(s, "<p>{}</p>", escape(&step.text));
         if !step.predict.is_empty() {
-            let _ = writeln!(s, "<p class=\"question\"><strong>Predict:</strong> {}</p>", escape(&step.predict));
-            s.push_str("<p class=\"label\">My prediction:</p><div class=\"box\"></div>\n");
-            s.push_str("<p class=\"label\">What I saw, and whether my prediction held:</p><div class=\"box\"></div>\n");
+            let _ = writeln!(
+                s,
+                "<p class=\"question\"><strong>{}</strong> {}</p>",
+                escape(&tour.words.panel.predict),
+                escape(&step.predict)
+            );
+            for label in [&words.my_prediction, &words.what_i_saw] {
+                let _ = writeln!(s, "<p class=\"label\">{}</p><div class=\"box\"></div>", escape(label));
+            }
         }
         for (k, exercise) in step.exercises.iter().enumerate() {
-            let _ = writeln!(s, "<h3>Exercise {}</h3>\n<p>{}</p>", k + 1, escape(&exercise.task));
-            s.push_str("<p class=\"label\">My prediction, then what the run showed:</p><div class=\"box\"></div>\n");
+            exercise_heading(&mut s, words, k, &exercise.task);
+            let _ = writeln!(s, "<p class=\"label\">{}</p><div class=\"box\"></div>", escape(&words.exercise_box));
         }
         s.push_str("</section>\n");
     }
@@ -68,39 +77,42 @@ pub fn teacher_notes(
     exercise_runs: &[Vec<ConnectResult>],
     provenance: &Provenance,
 ) -> String {
-    let mut s = page_start("WSA Lab tour: teacher's notes");
-    s.push_str("<h1>Merging neural networks: teacher's notes</h1>\n");
+    let words = &tour.words.worksheet;
+    let mut s = page_start(tour, &words.notes_title);
+    let _ = writeln!(s, "<h1>{}</h1>", escape(&words.notes_heading));
+    // The template is escaped first, then the values, escaped on their own, go in.
+    let command = format!("<code>{}</code>", escape(provenance.command));
+    let (version, device) = (escape(provenance.version), escape(provenance.device));
     let _ = writeln!(
         s,
-        "<p>The expected answers come from an actual run of every step: <code>{}</code>, WSA Lab {} on {}. \
-         The same command on the same device gives the same numbers; the tour in the app shows them live. \
-         Each claim says on how many seeds it held: one that did not hold everywhere is printed as such.</p>",
-        escape(provenance.command),
-        escape(provenance.version),
-        escape(provenance.device)
+        "<p>{}</p>",
+        fill(&escape(&words.provenance), &[("command", &command), ("version", &version), ("device", &device)])
     );
+    let strong = |s: &mut String, label: &str, text: &str, class: &str| {
+        let _ = writeln!(s, "<p{class}><strong>{}</strong> {}</p>", escape(label), escape(text));
+    };
     for (index, step) in tour.steps.iter().enumerate() {
-        let _ = writeln!(s, "<section>\n<h2>Step {}. {}</h2>", index + 1, escape(&step.title));
+        step_heading(&mut s, words, index, &step.title);
         if !step.predict.is_empty() {
-            let _ = writeln!(s, "<p class=\"question\"><strong>Asked:</strong> {}</p>", escape(&step.predict));
+            strong(&mut s, &words.asked, &step.predict, " class=\"question\"");
         }
         if !step.look.is_empty() {
-            let _ = writeln!(s, "<p><strong>What to look at:</strong> {}</p>", escape(&step.look));
+            strong(&mut s, &words.what_to_look_at, &step.look, "");
         }
         match answers.get(index) {
-            Some(StepAnswer::Connect(result)) => connect_answer(&mut s, &step.check_claims(result), result),
-            Some(StepAnswer::Federated(result)) => federated_answer(&mut s, result),
+            Some(StepAnswer::Connect(result)) => connect_answer(&mut s, words, &step.check_claims(result), result),
+            Some(StepAnswer::Federated(result)) => federated_answer(&mut s, words, result),
             Some(StepAnswer::Nothing) | None => {}
         }
         if matches!(step.run, StepRun::ConnectThenPlane(_)) {
-            s.push_str("<p class=\"note\">The loss plane of this step is drawn in the app (it is not computed for these notes).</p>\n");
+            let _ = writeln!(s, "<p class=\"note\">{}</p>", escape(&words.plane_note));
         }
         let runs = exercise_runs.get(index).map_or(&[][..], Vec::as_slice);
         for (k, exercise) in step.exercises.iter().enumerate() {
-            let _ = writeln!(s, "<h3>Exercise {}</h3>\n<p>{}</p>", k + 1, escape(&exercise.task));
-            let _ = writeln!(s, "<p><strong>Answer:</strong> {}</p>", escape(&exercise.answer));
+            exercise_heading(&mut s, words, k, &exercise.task);
+            strong(&mut s, &tour.words.panel.answer, &exercise.answer, "");
             if let Some(result) = runs.get(k) {
-                connect_answer(&mut s, &exercise.check_claims(result), result);
+                connect_answer(&mut s, words, &exercise.check_claims(result), result);
             }
         }
         s.push_str("</section>\n");
@@ -110,32 +122,58 @@ pub fn teacher_notes(
     s
 }
 
+/// "Step N. Title", opening the step's section.
+fn step_heading(s: &mut String, words: &WorksheetWords, index: usize, title: &str) {
+    let heading = fill(&words.step, &[("number", &(index + 1)), ("title", &title)]);
+    let _ = writeln!(s, "<section>\n<h2>{}</h2>", escape(&heading));
+}
+
+/// "Exercise K" and its task.
+fn exercise_heading(s: &mut String, words: &WorksheetWords, k: usize, task: &str) {
+    let _ =
+        writeln!(s, "<h3>{}</h3>\n<p>{}</p>", escape(&fill(&words.exercise, &[("number", &(k + 1))])), escape(task));
+}
+
+/// A table's header row: `columns`, each a column's heading.
+fn header_row(s: &mut String, columns: &[&str]) {
+    s.push_str("<tr>");
+    for column in columns {
+        let _ = write!(s, "<th scope=\"col\">{}</th>", escape(column));
+    }
+    s.push_str("</tr>\n");
+}
+
 /// The claims `checks` checked on `result`, then its numbers over its seeds.
-fn connect_answer(s: &mut String, checks: &[ClaimCheck], result: &ConnectResult) {
+fn connect_answer(s: &mut String, words: &WorksheetWords, checks: &[ClaimCheck], result: &ConnectResult) {
     if !checks.is_empty() {
-        s.push_str("<p><strong>Checked on this run:</strong></p>\n<ul>\n");
+        let _ = writeln!(s, "<p><strong>{}</strong></p>\n<ul>", escape(&words.checked));
         for check in checks {
-            let mark = if check.holds_everywhere() { "" } else { " <strong>(not on every case)</strong>" };
-            let _ = writeln!(s, "<li>{}{mark}</li>", escape(&check.line()));
+            let mark = if check.holds_everywhere() {
+                String::new()
+            } else {
+                format!(" <strong>{}</strong>", escape(&words.not_everywhere))
+            };
+            let _ = writeln!(s, "<li>{}{mark}</li>", escape(check.line()));
         }
         s.push_str("</ul>\n");
     }
     let runs = result.seed_runs();
     let seeds = runs.len();
-    let _ = writeln!(
-        s,
-        "<table>\n<caption>The run's numbers, mean ± std over {seeds} seed{} (test set)</caption>",
-        if seeds == 1 { "" } else { "s" }
-    );
+    let caption = if seeds == 1 { words.numbers_one_seed.clone() } else { fill(&words.numbers, &[("seeds", &seeds)]) };
+    let _ = writeln!(s, "<table>\n<caption>{}</caption>", escape(&caption));
     let curves = result.methods.iter().any(|m| m.curve.is_some());
-    s.push_str(
-        "<tr><th scope=\"col\">method</th><th scope=\"col\">accuracy A</th><th scope=\"col\">accuracy B</th>\
-         <th scope=\"col\">loss barrier</th><th scope=\"col\">accuracy barrier</th><th scope=\"col\">scope distance</th>",
-    );
+    let mut columns = vec![
+        words.method.as_str(),
+        &words.accuracy_a,
+        &words.accuracy_b,
+        &words.loss_barrier,
+        &words.accuracy_barrier,
+        &words.scope_distance,
+    ];
     if curves {
-        s.push_str("<th scope=\"col\">curve's loss barrier</th>");
+        columns.push(&words.curve_barrier);
     }
-    s.push_str("</tr>\n");
+    header_row(s, &columns);
     for (k, method) in result.methods.iter().enumerate() {
         let over = |f: &dyn Fn(&SeedMethod) -> f64, digits: usize| {
             let values: Vec<f64> = runs.iter().filter_map(|r| r.methods.get(k)).map(f).collect();
@@ -161,15 +199,15 @@ fn connect_answer(s: &mut String, checks: &[ClaimCheck], result: &ConnectResult)
     s.push_str("</table>\n");
 }
 
-fn federated_answer(s: &mut String, result: &FedResult) {
-    let _ = writeln!(
-        s,
-        "<table>\n<caption>The run's numbers: test accuracy of the global model, seed {}</caption>\n\
-         <tr><th scope=\"col\">run</th><th scope=\"col\">final accuracy</th><th scope=\"col\">best accuracy</th></tr>",
-        result.config.seed
-    );
+fn federated_answer(s: &mut String, words: &WorksheetWords, result: &FedResult) {
+    let caption = fill(&words.federated_numbers, &[("seed", &result.config.seed)]);
+    let _ = writeln!(s, "<table>\n<caption>{}</caption>", escape(&caption));
+    header_row(s, &[&words.run, &words.final_accuracy, &words.best_accuracy]);
     for run in &result.runs {
-        let stopped = run.diverged.as_ref().map_or(String::new(), |d| format!(" (diverged in round {})", d.round));
+        let stopped = run
+            .diverged
+            .as_ref()
+            .map_or(String::new(), |d| format!(" {}", escape(&fill(&words.diverged, &[("round", &d.round)]))));
         let (last, best) = run.accuracies_text();
         let _ =
             writeln!(s, "<tr><th scope=\"row\">{}{stopped}</th><td>{last}</td><td>{best}</td></tr>", escape(&run.name));
@@ -178,12 +216,11 @@ fn federated_answer(s: &mut String, result: &FedResult) {
     if result.seeds.is_empty() {
         return;
     }
-    let _ = writeln!(s, "<table>\n<caption>Final test accuracy at each of {} seeds</caption>", result.seeds.len());
-    s.push_str("<tr><th scope=\"col\">seed</th>");
-    for run in &result.runs {
-        let _ = write!(s, "<th scope=\"col\">{}</th>", escape(&run.name));
-    }
-    s.push_str("</tr>\n");
+    let caption = fill(&words.per_seed, &[("seeds", &result.seeds.len())]);
+    let _ = writeln!(s, "<table>\n<caption>{}</caption>", escape(&caption));
+    let mut columns = vec![words.seed.as_str()];
+    columns.extend(result.runs.iter().map(|run| run.name.as_str()));
+    header_row(s, &columns);
     for seed in &result.seeds {
         let _ = write!(s, "<tr><th scope=\"row\">{}</th>", seed.seed);
         for run in &seed.runs {
@@ -201,7 +238,7 @@ fn glossary(s: &mut String, tour: &Tour) {
     if tour.glossary.is_empty() {
         return;
     }
-    s.push_str("<section class=\"glossary\">\n<h2>Glossary</h2>\n<dl>\n");
+    let _ = writeln!(s, "<section class=\"glossary\">\n<h2>{}</h2>\n<dl>", escape(&tour.words.panel.glossary));
     for term in &tour.glossary {
         let _ = writeln!(s, "<dt>{}</dt><dd>{}</dd>", escape(&term.term), escape(&term.meaning));
     }
@@ -224,11 +261,12 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn page_start(title: &str) -> String {
+/// The page's head, in the tour's language, titled `title`.
+fn page_start(tour: &Tour, title: &str) -> String {
     // `size: auto` lets the printer's paper decide (A4 or Letter); the margins fit both. A step is
     // never split across pages, and the boxes print with their borders.
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
          @page {{ size: auto; margin: 16mm 18mm; }}\n\
          body {{ font: 12pt/1.45 Georgia, 'DejaVu Serif', serif; color: #000; max-width: 44em; margin: 1em auto; padding: 0 1em; }}\n\
          h1 {{ font-size: 18pt; }} h2 {{ font-size: 14pt; margin: 0 0 .3em; }} h3 {{ font-size: 12pt; margin: .6em 0 .2em; }}\n\
@@ -239,6 +277,7 @@ fn page_start(title: &str) -> String {
          table {{ font-size: 10pt; }} th, td {{ border: 1px solid #888; padding: 2px 5px; text-align: left; }}\n\
          dt {{ font-weight: bold; }} dd {{ margin: 0 0 .4em 1.5em; }}\n\
          </style>\n</head>\n<body>\n",
+        escape(&tour.language),
         escape(title)
     )
 }

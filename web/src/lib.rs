@@ -17,11 +17,21 @@ mod page {
 
     /// The app with the experiment of the page's link (`#v1=...`) or at the tour step it names
     /// (`#tour=N`), in classroom mode with `?classroom`, on the device of `?device=...`,
-    /// started at once with `?autorun`. A link that does not read opens the defaults (a tour
-    /// step that does not exist, the tour's first step), with a notice saying why.
-    fn open_app(cc: &eframe::CreationContext<'_>) -> wsa_lab_app::WsaLabApp {
+    /// started at once with `?autorun`, with the tour in the language of `?lang=` (`tour`, as
+    /// fetched). A link that does not read opens the defaults (a tour step that does not exist,
+    /// the tour's first step; a translation that cannot be had, the English tour), with a notice
+    /// saying why.
+    fn open_app(
+        cc: &eframe::CreationContext<'_>,
+        tour: Option<Result<wsa_lab_app::tour::Tour, String>>,
+    ) -> wsa_lab_app::WsaLabApp {
         wsa_lab_app::web::worker::prepare();
         let mut app = wsa_lab_app::WsaLabApp::new(cc);
+        match tour {
+            Some(Ok(tour)) => app.use_tour(tour),
+            Some(Err(notice)) => app.notify(notice, true),
+            None => {}
+        }
         match wsa_lab_app::web::opened_link() {
             Ok(Some(wsa_lab_app::link::Link::Experiment(config))) => app.open_config(*config),
             Ok(Some(wsa_lab_app::link::Link::Tour(step))) => app.open_tour_link(&step),
@@ -66,9 +76,12 @@ mod page {
                 web_sys::console::error_1(&"index.html has no <canvas id=\"wsa-lab\">".into());
                 return;
             };
+            // A translated tour (?lang=) is fetched before the app opens, so that it opens in it.
+            let tour = wsa_lab_app::web::requested_tour().await;
             let options = eframe::WebOptions { renderer: eframe::Renderer::Glow, ..Default::default() };
-            let started =
-                eframe::WebRunner::new().start(canvas, options, Box::new(|cc| Ok(Box::new(open_app(cc))))).await;
+            let started = eframe::WebRunner::new()
+                .start(canvas, options, Box::new(move |cc| Ok(Box::new(open_app(cc, tour)))))
+                .await;
             if let Err(e) = started {
                 web_sys::console::error_2(&"WSA Lab could not start:".into(), &e);
             }

@@ -38,6 +38,10 @@
 // unless its answer is already on screen, waits for the answer, saves <dir>/tour-N.png and clicks
 // Next; after step 2 it reloads the page, which must come back at step 2. The result JSON is then
 // {"tour": [{step, seconds, claims}], "load": ...}.
+// With --languages <tag,tag,...> --shots <dir>, the page opens at #tour=1 with ?lang=<tag> for each
+// tag in turn, waits for the step to be mirrored into the page (#wsa-lab-tour-text), runs it (R)
+// and saves <dir>/tour-1-<tag>.png; the result JSON is {"languages": [{lang, mirror_lang, text,
+// aria}], ...}.
 // With --soak <runs>, the page opens with the experiment (no autorun) and the test presses Run
 // <runs> times in that one page, waiting for each result; after each it collects garbage (page
 // and worker) and records the wasm memory of the page's and the worker's instances and the JS
@@ -278,6 +282,29 @@ async function exercisePlane(page, screenshot) {
   return plane;
 }
 
+// The tour's first step in each language of `tags` (?lang=): what the page mirrors for a screen
+// reader, in which language, and a screenshot.
+async function openInLanguages(page, tags, dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  const opened = [];
+  for (const tag of tags) {
+    await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu&lang=${tag}#tour=1`);
+    await page.waitForFunction(() => (document.body.dataset.wsaLabTour ?? '').startsWith('1:')
+      && (document.getElementById('wsa-lab-tour-text')?.textContent ?? '') !== '', null, { timeout: 60000, polling: 50 });
+    // Run the step (R), so that its claims are reported in the language too.
+    await page.focus('canvas#wsa-lab');
+    await page.keyboard.press('r');
+    await page.waitForFunction(() => document.body.dataset.wsaLabTour === '1:answered' && document.body.dataset.wsaLabBusy === 'no'
+      || document.body.dataset.wsaLab === 'failed', null, { timeout: timeoutMs, polling: 50 });
+    await page.waitForTimeout(400);
+    const mirror = page.locator('#wsa-lab-tour-text');
+    opened.push({ lang: tag, mirror_lang: await mirror.getAttribute('lang'), text: await mirror.textContent(),
+      aria: await mirror.ariaSnapshot() });
+    await page.screenshot({ path: path.join(dir, `tour-1-${tag}.png`) });
+  }
+  return opened;
+}
+
 // The tour, step by step: the step's state, its run, its screenshot, Next.
 async function walkTour(page, steps, dir) {
   fs.mkdirSync(dir, { recursive: true });
@@ -474,6 +501,13 @@ try {
     await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu#tour=1`);
     const tour = await walkTour(page, Number(args.tour), args.shots ?? 'out/web');
     console.log(JSON.stringify({ tour, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
+    await browser.close();
+    server.close();
+    process.exit(0);
+  }
+  if (args.languages) {
+    const languages = await openInLanguages(page, args.languages.split(','), args.shots ?? 'out/web');
+    console.log(JSON.stringify({ languages, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
     await browser.close();
     server.close();
     process.exit(0);

@@ -7,7 +7,8 @@
 
 use crate::results::Results;
 use crate::state::Settings;
-use crate::tour::{ClaimCheck, Highlight, Step, Tour};
+use crate::tour::{ClaimCheck, Highlight, Step, Tour, fill};
+use std::collections::BTreeSet;
 use web_time::Instant;
 use wsa_core::experiment::method::Method;
 
@@ -187,27 +188,33 @@ impl TourGuide {
         TourProgress { step: self.open, answered: self.answered(), seconds: self.run_seconds(), claims }
     }
 
-    /// The open step's title, text and question, and once it is answered what to look at and each
-    /// claim checked: what the tour's panel shows, one paragraph a line (empty outside the tour).
+    /// The open step's title, text and question, once it is answered what to look at and each
+    /// claim checked, and its exercises with the answers shown (`answers_shown`: (step, exercise)):
+    /// what the tour's panel shows, in its words, one paragraph a line (empty outside the tour).
     /// The page mirrors it into its DOM, where a screen reader reads it.
-    pub fn words(&self) -> String {
+    pub fn words(&self, answers_shown: &BTreeSet<(usize, usize)>) -> String {
         let Some((index, step)) = self.open_step() else { return String::new() };
-        let mut lines = vec![format!("Tour step {} of {}: {}", index + 1, self.tour.steps.len(), step.title)];
-        lines.push(step.text.clone());
+        let words = &self.tour.words.panel;
+        let step_of = fill(&words.step_of, &[("step", &(index + 1)), ("total", &self.tour.steps.len())]);
+        let mut lines = vec![format!("{step_of}: {}", step.title), step.text.clone()];
         if !step.predict.is_empty() {
-            lines.push(format!("Predict: {}", step.predict));
+            lines.push(format!("{} {}", words.predict, step.predict));
         }
         if self.answered() {
             if !step.look.is_empty() {
-                lines.push(format!("Look: {}", step.look));
+                lines.push(format!("{} {}", words.look, step.look));
             }
             for check in self.checks() {
-                let mark = if check.holds_everywhere() { "Held" } else { "Not held" };
-                lines.push(format!("{mark} in this run: {}", check.line()));
+                let mark = if check.holds_everywhere() { &words.held } else { &words.not_held };
+                lines.push(format!("{mark} {}", check.line()));
             }
         }
         for (k, exercise) in step.exercises.iter().enumerate() {
-            lines.push(format!("Exercise {}: {}", k + 1, exercise.task));
+            lines.push(format!("{} {}", fill(&words.exercise, &[("number", &(k + 1))]), exercise.task));
+            // An answer the student asked for is on screen: the mirror reads it too.
+            if answers_shown.contains(&(index, k)) {
+                lines.push(format!("{} {}", words.answer, exercise.answer));
+            }
         }
         lines.join("\n")
     }

@@ -324,6 +324,14 @@ impl WsaLabApp {
         }
     }
 
+    /// Shows `tour` (a translation, a teacher's own) instead of the shipped one, at the step that
+    /// is open (if the new tour has it).
+    pub fn use_tour(&mut self, tour: Tour) {
+        let open = self.tour.step();
+        self.tour = TourGuide::new(tour);
+        self.tour.reopen(open, &self.results);
+    }
+
     /// Opens tour step `index`: its experiment in the setup, its view, its marked element.
     pub fn enter_tour_step(&mut self, index: usize) {
         let step = self.tour.open(index, &self.results);
@@ -572,7 +580,7 @@ impl eframe::App for WsaLabApp {
             self.start_plane(ctx);
         }
         self.tour.update(&self.results, self.is_busy());
-        self.publisher.tour(&self.tour);
+        self.publisher.tour(&self.tour, &self.view_state.answers_shown);
         if let Some(notice) = self.jobs.warm_up_when_idle(self.settings.device, &self.settings.config) {
             self.notices.push(notice);
         }
@@ -667,7 +675,7 @@ mod tests {
         fn failure(&self, error: &crate::AppError) {
             self.push(format!("failure: {error}"));
         }
-        fn tour(&self, _guide: &TourGuide) {}
+        fn tour(&self, _guide: &TourGuide, _answers_shown: &std::collections::BTreeSet<(usize, usize)>) {}
         fn state(&self, _config: &ConnectConfig, _tour_step: Option<usize>, _busy: bool) {}
     }
 

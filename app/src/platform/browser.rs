@@ -6,6 +6,7 @@ use super::{FileContent, FileInbox, HandedFile, ModelInbox, PickedModel};
 use crate::app::{RunTiming, TourGuide};
 use crate::job::{DeviceTarget, JobMessage, JobRequest, Wake};
 use crate::{AppError, AppResult};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -142,10 +143,10 @@ impl super::Publish for Publisher {
         crate::web::publish_failure(&error.to_string());
     }
 
-    fn tour(&self, guide: &TourGuide) {
+    fn tour(&self, guide: &TourGuide, answers_shown: &BTreeSet<(usize, usize)>) {
         let progress = guide.progress();
         crate::web::publish_tour(progress.step, progress.answered, progress.seconds, progress.claims);
-        crate::web::mirror_tour(&guide.words());
+        crate::web::mirror_tour(&guide.words(answers_shown), &guide.tour().language);
     }
 
     /// Keeps the address bar's link equal to the experiment on screen (or the tour step) and

@@ -94,7 +94,7 @@ pub trait Publish {
     fn failure(&self, error: &AppError);
     /// The tour's state, every frame: each platform takes from the guide what it publishes, so
     /// that one with nobody to tell computes nothing.
-    fn tour(&self, guide: &TourGuide);
+    fn tour(&self, guide: &TourGuide, answers_shown: &std::collections::BTreeSet<(usize, usize)>);
     /// The experiment on screen, the open tour step and whether a job runs, every frame.
     fn state(&self, config: &ConnectConfig, tour_step: Option<usize>, busy: bool);
 }

@@ -112,7 +112,7 @@ impl super::Publish for Publisher {
     fn result(&self, _result: &ConnectResult, _timing: &RunTiming) {}
     fn plane(&self, _plane: &Plane, _timing: &RunTiming) {}
     fn failure(&self, _error: &AppError) {}
-    fn tour(&self, _guide: &TourGuide) {}
+    fn tour(&self, _guide: &TourGuide, _answers_shown: &std::collections::BTreeSet<(usize, usize)>) {}
     fn state(&self, _config: &ConnectConfig, _tour_step: Option<usize>, _busy: bool) {}
 }
 

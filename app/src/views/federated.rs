@@ -71,7 +71,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         Some(crate::tour::Highlight::FedRun(name)) => Some(name.clone()),
         _ => None,
     };
-    summary_table(ui, result, marked.as_deref());
+    summary_table(ui, result, marked.as_deref(), &app.tour.tour().words.panel.look_here);
     if !result.seeds.is_empty() {
         seeds_table(ui, result);
     }
@@ -154,7 +154,7 @@ fn seeds_table(ui: &mut Ui, result: &FedResult) {
 }
 
 /// The runs' accuracies; the row of `marked` (a tour step's run) carries the mark.
-fn summary_table(ui: &mut Ui, result: &FedResult, marked: Option<&str>) {
+fn summary_table(ui: &mut Ui, result: &FedResult, marked: Option<&str>, look_here: &str) {
     super::table(ui, "fed_table", |ui| {
         for header in ["method", "final accuracy", "best accuracy", "rounds to target"] {
             ui.strong(header);
@@ -167,7 +167,7 @@ fn summary_table(ui: &mut Ui, result: &FedResult, marked: Option<&str>) {
             ui.label(best);
             ui.label(run.rounds_to_target.map_or("-".to_string(), |r| r.to_string()));
             if marked == Some(run.name.as_str()) {
-                super::tour::mark_label(ui, "look here");
+                super::tour::mark_label(ui, look_here);
             }
             ui.end_row();
         }

@@ -289,7 +289,8 @@ fn top_bar(app: &mut View<'_>, ui: &mut egui::Ui, narrow: bool) {
             app.act(if in_tour { Action::Tour(TourAction::Run) } else { Action::Run });
         }
         if app.tour.step().is_none() {
-            let start = ui.button("Tour").on_hover_text("A guided tour of mode connectivity, weight scopes and WSA");
+            let words = &app.tour.tour().words.panel;
+            let start = ui.button(&words.start).on_hover_text(&words.start_hint);
             publish_target("tour-start", &start);
             if start.clicked() {
                 app.act(Action::Tour(TourAction::Go(0)));

@@ -43,8 +43,9 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         Some(Highlight::Curve(m)) => Some(m),
         _ => None,
     };
-    barrier_table(ui, &shown, marked_line);
-    curve_table(ui, &shown, &curves, marked_curve);
+    let words = &app.tour.tour().words.panel;
+    barrier_table(ui, &shown, marked_line, &words.look_here);
+    curve_table(ui, &shown, &curves, marked_curve, &words.look_here_curve);
     if curves.is_empty() && result.methods.iter().any(|m| m.curve.is_some()) {
         ui.label("Curves are drawn per seed: pick one above to see its curves.");
     }
@@ -117,7 +118,7 @@ fn nearest_index(path: &[PathPoint], alpha: f64) -> usize {
 }
 
 /// The barrier table; the row of `marked` (a tour step's method) carries the mark.
-fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
+fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>, look_here: &str) {
     super::table(ui, "barriers", |ui| {
         for header in ["method", "λ", "acc A", "acc B", "loss barrier", "accuracy barrier", "scope distance"] {
             ui.strong(header);
@@ -136,7 +137,7 @@ fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
                 ui.label(mean_std(summary, digits));
             }
             if marked == Some(v.method) {
-                mark_label(ui, "look here");
+                mark_label(ui, look_here);
             }
             ui.end_row();
         }
@@ -145,7 +146,13 @@ fn barrier_table(ui: &mut Ui, shown: &[MethodSpread], marked: Option<Method>) {
 
 /// Line against curve for every method with a curve: barriers and the mean loss along each;
 /// the row of `marked` (a tour step's curve) carries the mark.
-fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveResult)], marked: Option<Method>) {
+fn curve_table(
+    ui: &mut Ui,
+    shown: &[MethodSpread],
+    curves: &[(Method, &CurveResult)],
+    marked: Option<Method>,
+    look_here: &str,
+) {
     if curves.is_empty() {
         return;
     }
@@ -169,7 +176,7 @@ fn curve_table(ui: &mut Ui, shown: &[MethodSpread], curves: &[(Method, &CurveRes
             ui.label(format!("{:.4} → {:.4}", line.accuracy_barrier.mean, curve.barriers.accuracy));
             ui.label(format!("{:.4} → {:.4}", curve.line_mean_loss, curve.mean_loss));
             if marked == Some(*name) {
-                mark_label(ui, "look here: the curve");
+                mark_label(ui, look_here);
             }
             ui.end_row();
         }

@@ -42,7 +42,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     ));
     let of = *of;
     if app.answered_tour_step().is_some_and(|s| s.view == Tab::Plane) {
-        super::tour::mark_label(ui, "look here: the straight line A-B and the dashed curve bending toward θ");
+        super::tour::mark_label(ui, &app.tour.tour().words.panel.look_here_plane);
     }
     // The selected point's line stays above the plot (a line appearing under it would move the
     // plot under the pointer).

@@ -94,7 +94,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
         s.highlight == crate::tour::Highlight::Layer { method: method.method, layer: app.settings.layer }
     });
     if marked {
-        super::tour::mark_label(ui, "look here: this layer's histograms of A and B, and their Gaussian fits");
+        super::tour::mark_label(ui, &app.tour.tour().words.panel.look_here_layer);
     }
     if let Some(report) = &method.alignment {
         alignment_summary(ui, report, &layer.path);

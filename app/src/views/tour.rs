@@ -1,11 +1,12 @@
 //! The tour's panel above the views: the step's idea, the question to answer before running,
 //! Run, then what to look at and the step's claim checked on the run's own seeds; Back, Next,
-//! Restart and Leave, each also on a key ([`KEYS`]), so that a teacher at a projector drives
-//! the tour from the keyboard. The step's text comes from `tour.ron`; nothing here says anything
-//! about the method.
+//! Restart and Leave, each also on a key ([`keys`]), so that a teacher at a projector drives
+//! the tour from the keyboard. Every word shown here comes from the tour's file (`tour.ron` or a
+//! translation of it: the step's texts and `Tour::words`); nothing here says anything about the
+//! method.
 
 use super::{Action, TourAction, View};
-use crate::tour::{ClaimCheck, Exercise, KEYS, StepRun};
+use crate::tour::{ClaimCheck, Exercise, PanelWords, StepRun, fill, keys};
 use egui::{Color32, Key, RichText, Ui};
 
 /// The colour that marks what a step asks to look at.
@@ -14,7 +15,7 @@ pub const MARK: Color32 = super::figure::color(wsa_figures::palette::MARK);
 /// What the tour's keys ask for this frame. Keys meant for a widget stay there: typed into a
 /// text field (a file path, the hidden widths), moving a focused slider, in an open drop-down
 /// list, or held with Ctrl, Alt or Cmd (the browser's and the system's shortcuts).
-fn keys(app: &mut View<'_>, ui: &Ui, index: usize, total: usize, runs: bool) {
+fn handle_keys(app: &mut View<'_>, ui: &Ui, index: usize, total: usize, runs: bool) {
     let ctx = ui.ctx();
     let widget_has_keys = std::mem::replace(&mut app.state.focus_last_frame, ctx.memory(|m| m.focused().is_some()))
         || ctx.egui_wants_keyboard_input()
@@ -44,18 +45,29 @@ fn keys(app: &mut View<'_>, ui: &Ui, index: usize, total: usize, runs: bool) {
     }
 }
 
+/// The tour's panel: a region of the accessibility tree labelled with the tour's name, so that a
+/// screen reader (and the tests) find the tour's words in one place.
 pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
+    let region = egui::UiBuilder::new()
+        .accessibility_role(egui::accesskit::Role::Region)
+        .accessibility_label(app.tour.tour().words.panel.start.as_str());
+    ui.scope_builder(region, |ui| panel_contents(app, ui));
+}
+
+fn panel_contents(app: &mut View<'_>, ui: &mut Ui) {
     let guide = app.tour;
+    let words = &guide.tour().words.panel;
     let Some((index, step)) = guide.open_step() else { return };
     let total = guide.steps().len();
     let answered = guide.answered();
     let runs = !matches!(step.run, StepRun::Free);
-    keys(app, ui, index, total, runs);
+    handle_keys(app, ui, index, total, runs);
     if app.state.tour_keys_open {
         let mut open = true;
-        egui::Window::new("Tour keys").open(&mut open).collapsible(false).resizable(false).show(ui.ctx(), |ui| {
+        let window = egui::Window::new(&words.keys_title).id(egui::Id::unique("tour-keys-window"));
+        window.open(&mut open).collapsible(false).resizable(false).show(ui.ctx(), |ui| {
             egui::Grid::new("tour-keys").show(ui, |ui| {
-                for (key, what) in KEYS {
+                for (key, what) in keys(words) {
                     ui.label(RichText::new(key).strong().monospace());
                     ui.label(what);
                     ui.end_row();
@@ -66,26 +78,27 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
     }
     let narrow = super::is_narrow(ui);
     super::row(ui, narrow, |ui| {
-        ui.label(RichText::new(format!("Tour · step {} of {total}", index + 1)).strong());
+        let step_of = fill(&words.step_of, &[("step", &(index + 1)), ("total", &total)]);
+        ui.label(RichText::new(step_of).strong());
         ui.heading(&step.title);
         super::at_right_end(ui, narrow, |ui| {
-            if ui.button("Leave the tour").clicked() {
+            if ui.button(&words.leave).clicked() {
                 app.act(Action::Tour(TourAction::Leave));
             }
-            if ui.add_enabled(index + 1 < total, egui::Button::new("Next ▶")).clicked() {
+            if ui.add_enabled(index + 1 < total, egui::Button::new(&words.next)).clicked() {
                 app.act(Action::Tour(TourAction::Go(index + 1)));
             }
-            if ui.add_enabled(index > 0, egui::Button::new("◀ Back")).clicked() {
+            if ui.add_enabled(index > 0, egui::Button::new(&words.back)).clicked() {
                 app.act(Action::Tour(TourAction::Go(index - 1)));
             }
-            if ui.add_enabled(index > 0, egui::Button::new("Restart")).clicked() {
+            if ui.add_enabled(index > 0, egui::Button::new(&words.restart)).clicked() {
                 app.act(Action::Tour(TourAction::Go(0)));
             }
-            if ui.button("Glossary").on_hover_text("The tour's terms, explained").clicked() {
+            if ui.button(&words.glossary).on_hover_text(&words.glossary_hint).clicked() {
                 app.state.glossary_open = !app.state.glossary_open;
                 app.state.glossary_term = None;
             }
-            let keys_button = ui.button("Keys (?)").on_hover_text("The tour's keyboard shortcuts");
+            let keys_button = ui.button(&words.keys).on_hover_text(&words.keys_hint);
             if keys_button.clicked() {
                 app.state.tour_keys_open = !app.state.tour_keys_open;
             }
@@ -95,7 +108,7 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
     let terms = guide.tour().terms_of(step);
     if !terms.is_empty() {
         ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new("Terms:").weak());
+            ui.label(RichText::new(&words.terms).weak());
             for term in terms {
                 if ui.small_button(&term.term).on_hover_text(&term.meaning).clicked() {
                     app.state.glossary_open = true;
@@ -108,57 +121,57 @@ pub fn panel(app: &mut View<'_>, ui: &mut Ui) {
     glossary(app, ui);
     if !step.predict.is_empty() {
         ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new("Predict:").strong().color(MARK));
+            ui.label(RichText::new(&words.predict).strong().color(MARK));
             ui.label(&step.predict);
         });
         // Written down before the run, so that the answer is compared with it, not with memory.
         ui.horizontal(|ui| {
-            let label = ui.label("Your prediction:");
+            let label = ui.label(&words.your_prediction);
             let prediction = app.state.predictions.entry(index).or_default();
-            let field = egui::TextEdit::singleline(prediction).hint_text("a number, a place on the plot, a yes or no");
+            let field = egui::TextEdit::singleline(prediction).hint_text(&words.prediction_hint);
             ui.add_enabled(!answered, field).labelled_by(label.id);
         });
     }
     ui.horizontal(|ui| {
         if runs {
-            let label = if answered { "Run this step again" } else { "Run this step" };
+            let label = if answered { &words.run_again } else { &words.run };
             if ui.add_enabled(!app.is_busy(), egui::Button::new(RichText::new(label).strong())).clicked() {
                 app.act(Action::Tour(TourAction::Run));
             }
         }
         if app.is_busy() {
-            ui.label(RichText::new(format!("running… {}", app.live.stage)).weak());
+            ui.label(RichText::new(fill(&words.running, &[("stage", &app.live.stage)])).weak());
         }
     });
     if answered && !step.look.is_empty() {
         ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new("Look:").strong().color(MARK));
+            ui.label(RichText::new(&words.look).strong().color(MARK));
             ui.label(&step.look);
         });
         if let Some(prediction) = app.state.predictions.get(&index).filter(|p| !p.trim().is_empty()) {
             ui.horizontal_wrapped(|ui| {
-                ui.label(RichText::new("You predicted:").strong());
+                ui.label(RichText::new(&words.you_predicted).strong());
                 ui.label(prediction.as_str());
             });
         }
         for check in guide.checks() {
-            claim_line(ui, check);
+            claim_line(ui, words, check);
         }
     }
     for (k, task) in step.exercises.iter().enumerate() {
-        exercise(app, ui, index, k, task);
+        exercise(app, ui, words, index, k, task);
     }
 }
 
 /// A claim checked on a run: held on every seed or not, and the numbers.
-fn claim_line(ui: &mut Ui, check: &ClaimCheck) {
+fn claim_line(ui: &mut Ui, words: &PanelWords, check: &ClaimCheck) {
     let (mark, color) = if check.holds_everywhere() {
         ("✔", super::figure::color(wsa_figures::palette::HELD))
     } else {
         ("✘", super::figure::color(wsa_figures::palette::NOT_HELD))
     };
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new(format!("{mark} In this run:")).strong().color(color));
+        ui.label(RichText::new(format!("{mark} {}", words.in_this_run)).strong().color(color));
         ui.label(check.line());
     });
 }
@@ -166,23 +179,20 @@ fn claim_line(ui: &mut Ui, check: &ClaimCheck) {
 /// Exercise `k` of step `step`: its task, a button that sets its experiment up and runs it, and
 /// its answer behind a button, with the answer's claims checked on the student's run once that
 /// is in (hidden until asked for, so that the student predicts first).
-fn exercise(app: &mut View<'_>, ui: &mut Ui, step: usize, k: usize, exercise: &Exercise) {
+fn exercise(app: &mut View<'_>, ui: &mut Ui, words: &PanelWords, step: usize, k: usize, exercise: &Exercise) {
+    let number: &dyn std::fmt::Display = &(k + 1);
     ui.separator();
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new(format!("Exercise {}:", k + 1)).strong().color(MARK));
+        ui.label(RichText::new(fill(&words.exercise, &[("number", number)])).strong().color(MARK));
         ui.label(&exercise.task);
     });
     let shown = app.state.answers_shown.contains(&(step, k));
     ui.horizontal(|ui| {
-        let run = egui::Button::new(format!("Run exercise {}", k + 1));
-        if ui
-            .add_enabled(!app.is_busy(), run)
-            .on_hover_text("Sets the exercise's experiment up in the setup panel and runs it")
-            .clicked()
-        {
+        let run = egui::Button::new(fill(&words.run_exercise, &[("number", number)]));
+        if ui.add_enabled(!app.is_busy(), run).on_hover_text(&words.run_exercise_hint).clicked() {
             app.act(Action::Tour(TourAction::RunExercise(k)));
         }
-        let label = if shown { format!("Hide answer {}", k + 1) } else { format!("Show answer {}", k + 1) };
+        let label = fill(if shown { &words.hide_answer } else { &words.show_answer }, &[("number", number)]);
         if ui.button(label).clicked() {
             if shown {
                 app.state.answers_shown.remove(&(step, k));
@@ -195,17 +205,17 @@ fn exercise(app: &mut View<'_>, ui: &mut Ui, step: usize, k: usize, exercise: &E
         return;
     }
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new("Answer:").strong());
+        ui.label(RichText::new(&words.answer).strong());
         ui.label(&exercise.answer);
     });
     match app.results.connect().filter(|result| exercise.is_answered_by(Some(result))) {
         Some(result) => {
             for check in exercise.check_claims(result) {
-                claim_line(ui, &check);
+                claim_line(ui, words, &check);
             }
         }
         None => {
-            ui.label(RichText::new("Run the exercise to check this answer on your own run.").weak());
+            ui.label(RichText::new(&words.run_exercise_first).weak());
         }
     }
 }
@@ -218,7 +228,8 @@ fn glossary(app: &mut View<'_>, ui: &Ui) {
     let mut open = true;
     let chosen = app.state.glossary_term.clone();
     let scroll = std::mem::take(&mut app.state.glossary_scroll);
-    egui::Window::new("Glossary").open(&mut open).default_width(460.0).vscroll(true).show(ui.ctx(), |ui| {
+    let window = egui::Window::new(&app.tour.tour().words.panel.glossary).id(egui::Id::unique("tour-glossary-window"));
+    window.open(&mut open).default_width(460.0).vscroll(true).show(ui.ctx(), |ui| {
         for term in &app.tour.tour().glossary {
             let name = RichText::new(&term.term).strong();
             let name = if chosen.as_deref() == Some(term.term.as_str()) { name.color(MARK) } else { name };
@@ -244,7 +255,7 @@ pub fn waiting_for_run(app: &View<'_>, ui: &mut Ui) -> bool {
     ui.vertical_centered(|ui| {
         ui.label(RichText::new(&step.predict).size(20.0));
         ui.add_space(10.0);
-        ui.label(RichText::new("Think about it, then press “Run this step” above.").weak());
+        ui.label(RichText::new(&app.tour.tour().words.panel.think_first).weak());
     });
     true
 }

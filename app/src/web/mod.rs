@@ -197,8 +197,9 @@ pub fn publish_tour(step: Option<usize>, answered: bool, seconds: Option<f64>, c
 
 /// Mirrors the tour's words (`TourGuide::words`) into the page's element
 /// `#wsa-lab-tour-text`, an ARIA live region beside the canvas: the canvas is pixels, so this is
-/// what a screen reader reads, and what a browser can translate. Written only when changed.
-pub fn mirror_tour(words: &str) {
+/// what a screen reader reads, and what a browser can translate. Its `lang` is the tour's
+/// `language`, so that a screen reader speaks it in that language. Written only when changed.
+pub fn mirror_tour(words: &str, language: &str) {
     let Some(element) = window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("wsa-lab-tour-text"))
     else {
         return;
@@ -206,6 +207,50 @@ pub fn mirror_tour(words: &str) {
     if element.text_content().as_deref() != Some(words) {
         element.set_text_content(Some(words));
     }
+    if element.get_attribute("lang").as_deref() != Some(language) {
+        let _ = element.set_attribute("lang", language);
+    }
+}
+
+/// The tour language the page's address asks for (`?lang=de`), if any.
+fn language_requested() -> Option<String> {
+    let search = window().and_then(|w| w.location().search().ok())?;
+    search.trim_start_matches('?').split('&').find_map(|pair| pair.strip_prefix("lang=")).map(str::to_string)
+}
+
+/// The tour in the language the page's address asks for (`?lang=de`: `tour/tour.de.ron` beside
+/// index.html), fetched and checked as a native `--tour-file` is: `None` without `?lang=` or for
+/// English (compiled in), `Some(Err(notice))` when it cannot be had (the shipped tour shows).
+pub async fn requested_tour() -> Option<Result<crate::tour::Tour, String>> {
+    let language = language_requested()?;
+    (language != "en").then_some(())?;
+    Some(fetch_tour(&language).await)
+}
+
+async fn fetch_tour(language: &str) -> Result<crate::tour::Tour, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let instead = "the English tour is shown instead";
+    if !crate::tour::is_language_tag(language) {
+        return Err(format!("?lang={language} is not a language tag (write one like ?lang=de): {instead}."));
+    }
+    let url = format!("tour/tour.{language}.ron");
+    let failed = |why: String| format!("The tour in `{language}` could not be loaded from {url} ({why}): {instead}.");
+    let window = window().ok_or_else(|| failed("no window".into()))?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(&url))
+        .await
+        .map_err(|e| failed(format!("{e:?}")))?
+        .dyn_into()
+        .map_err(|_| failed("no response".into()))?;
+    if response.status() == 404 {
+        return Err(failed("there is no such translation: tour/ holds one file per language".into()));
+    }
+    if !response.ok() {
+        return Err(failed(format!("HTTP {} {}", response.status(), response.status_text())));
+    }
+    let text = response.text().map_err(|e| failed(format!("{e:?}")))?;
+    let text = JsFuture::from(text).await.map_err(|e| failed(format!("{e:?}")))?;
+    let text = text.as_string().ok_or_else(|| failed("not text".into()))?;
+    crate::tour::Tour::parse(&text).map_err(|e| failed(e.to_string()))
 }
 
 /// Publishes whether a job runs, as the body attribute `data-wsa-lab-busy` ("yes"/"no"): the
