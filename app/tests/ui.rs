@@ -496,7 +496,7 @@ fn pseudo_locale(file: &str) -> String {
 /// the pseudo-locale, nothing outside ‹ › has an unaccented vowel.
 fn only_the_tours_words(harness: &Harness<'_, WsaLabApp>, region: &str, when: &str) {
     let panel = harness.get_by_label(region);
-    let mut seen = 0;
+    let mut seen = Vec::new();
     for node in panel.children_recursive() {
         let node = node.accesskit_node();
         // A wrapped label's rows are text runs under it: the label holds the whole text.
@@ -504,7 +504,7 @@ fn only_the_tours_words(harness: &Harness<'_, WsaLabApp>, region: &str, when: &s
             continue;
         }
         for text in [node.label(), node.value()].into_iter().flatten() {
-            seen += 1;
+            seen.push(text.clone());
             let mut outside = String::new();
             let mut depth = 0usize;
             for c in text.chars() {
@@ -519,7 +519,11 @@ fn only_the_tours_words(harness: &Harness<'_, WsaLabApp>, region: &str, when: &s
             assert!(left.is_none(), "{when}: `{text}` in the tour's panel is not from the tour file");
         }
     }
-    assert!(seen > 3, "{when}: the tour's panel has {seen} texts: is it labelled `{region}`?");
+    // The region is the panel: the open step's title and text are among what it holds.
+    let (_, step) = harness.state().tour.open_step().expect("a step is open");
+    for shown in [&step.title, &step.text] {
+        assert!(seen.contains(shown), "{when}: `{shown}` is not in the region `{region}`: {seen:?}");
+    }
 }
 
 /// Walks the open tour (at its first step) through every step as a class would: each step's
@@ -544,8 +548,12 @@ fn walk_the_tour(
             assert_eq!(&harness.state().settings.config, config, "step {} loads its experiment", i + 1);
         }
         if !matches!(step.run, wsa_lab_app::tour::StepRun::Free) {
-            // A step whose experiment is already on screen (the same as the step before) is answered.
-            if !wsa_lab_app::tour::answered(step, &harness.state().results) {
+            // The setup says the step set it, in the tour's words.
+            harness.get_by_label(&words.set_by_tour);
+            // (No step runs its predecessor's experiment, so no step opens answered: the tour file is
+            // refused otherwise.)
+            assert!(!wsa_lab_app::tour::answered(step, &harness.state().results), "step {} opens answered", i + 1);
+            {
                 assert!(harness.query_all_by_label(&step.predict).count() >= 1, "step {}: the question", i + 1);
                 harness.get_by_label(&words.run).click();
                 let started = Instant::now();

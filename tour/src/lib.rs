@@ -58,6 +58,9 @@ pub fn keys(words: &PanelWords) -> [(&'static str, &str); 5] {
     ]
 }
 
+/// The middle of a path, where `PeakInTheMiddle` wants the loss to peak (α from A to B).
+const MIDDLE: std::ops::RangeInclusive<f64> = 0.25..=0.75;
+
 /// The most words of a step's text (its main paragraph): one idea, read aloud in a minute.
 pub const MAX_WORDS: usize = 120;
 
@@ -124,6 +127,11 @@ pub enum TourError {
 
     #[error("the tour file's language `{0}` is not a language tag; write one like \"en\" or \"pt-BR\"")]
     Language(String),
+
+    /// A tour in another language than English without its own words: its buttons and claims
+    /// would show in English.
+    #[error("the tour file is in `{0}` but has no `words`; copy them from tour/tour.ron and translate them")]
+    NoWords(String),
 }
 
 /// The tour as its file holds it.
@@ -167,6 +175,10 @@ pub struct Tour {
 pub struct Term {
     pub term: String,
     pub meaning: String,
+    /// Other forms of the term that count as its use (inflections a plural "s" does not make:
+    /// "Verlustbarrieren" for "Verlustbarriere").
+    #[serde(default)]
+    pub forms: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -418,7 +430,8 @@ impl Tour {
                 words.check_against(&shipped)?;
                 words
             }
-            None => shipped,
+            None if language == "en" => shipped,
+            None => return Err(TourError::NoWords(language)),
         };
         let claim_words = Arc::new(words.claims.clone());
         for (i, step) in steps.iter_mut().enumerate() {
@@ -459,7 +472,7 @@ impl Tour {
 
 /// A tour file that could not be used, and why.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the tour file {path} cannot be used: {reason} (fix the file, or leave --tour-file out for the shipped tour)")]
+#[error("the tour file {path} cannot be used: {reason}; fix the file, or leave out --tour-file for the shipped tour")]
 pub struct TourFileError {
     pub path: String,
     pub reason: String,
@@ -486,16 +499,19 @@ impl Step {
     /// Whether the step's text, question, what it asks to look at or its exercises' tasks use `term`
     /// (as a word or words, in any case).
     fn uses(&self, term: &Term) -> bool {
-        let wanted = term.term.to_lowercase();
+        let forms: Vec<String> = std::iter::once(&term.term).chain(&term.forms).map(|f| f.to_lowercase()).collect();
         // An exercise's answer is hidden until asked for: its terms are not listed beside it.
         let exercises = self.exercises.iter().map(|e| &e.task);
         [&self.text, &self.predict, &self.look].into_iter().chain(exercises).any(|text| {
             let text = text.to_lowercase();
-            text.match_indices(&wanted).any(|(at, _)| {
-                let before = text[..at].chars().next_back();
-                let after = text[at + wanted.len()..].chars().next();
-                // A plural counts ("barriers" uses "barrier").
-                !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(|c| c.is_alphanumeric() && c != 's')
+            forms.iter().any(|wanted| {
+                text.match_indices(wanted.as_str()).any(|(at, _)| {
+                    let before = text[..at].chars().next_back();
+                    let after = text[at + wanted.len()..].chars().next();
+                    // A plural counts ("barriers" uses "barrier").
+                    !before.is_some_and(char::is_alphanumeric)
+                        && !after.is_some_and(|c| c.is_alphanumeric() && c != 's')
+                })
             })
         })
     }
@@ -777,9 +793,13 @@ impl Claim {
                     runs.iter().filter_map(|r| r.methods.get(k)).map(|s| peak_alpha(&s.path)).collect()
                 });
                 let peaks_text = peaks.iter().map(|a| format!("{a:.2}")).collect::<Vec<_>>().join(", ");
+                let (from, to) = (MIDDLE.start(), MIDDLE.end());
                 (
-                    say(&words.peak_in_the_middle, &[("method", method), ("peaks", &peaks_text)]),
-                    count(peaks.iter().map(|a| (0.25..=0.75).contains(a)).collect()),
+                    say(
+                        &words.peak_in_the_middle,
+                        &[("method", method), ("from", from), ("to", to), ("peaks", &peaks_text)],
+                    ),
+                    count(peaks.iter().map(|a| MIDDLE.contains(a)).collect()),
                     seeds(),
                     true,
                 )
@@ -981,6 +1001,17 @@ mod tests {
         assert!(err.contains("panel.step_of") && err.contains("{total}"), "{err}");
         let unknown = TOUR_FILE.replacen("next: \"Next ▶\"", "nxt: \"Next ▶\"", 1);
         assert!(Tour::parse(&unknown).expect_err("an unknown word").to_string().contains("nxt"));
+        // A tour in another language needs its own words; one in English may leave them out.
+        let own = |language: &str| {
+            format!(
+                "(language: \"{language}\", steps: [(title: \"t\", text: \"zwei Barrieren\", predict: \"p\", look: \"l\", run: Free, view: Path, highlight: Setup)], glossary: [(term: \"Barriere\", meaning: \"m\", forms: [\"Barrieren\"])])"
+            )
+        };
+        assert!(Tour::parse(&own("de")).expect_err("no words").to_string().contains("has no `words`"));
+        let tour = Tour::parse(&own("en")).expect("English words by default");
+        assert_eq!(tour.words, english.words);
+        // A form of a term counts as its use.
+        assert_eq!(tour.terms_of(&tour.steps[0]).len(), 1, "`Barrieren` uses `Barriere`");
         let bad_tag = TOUR_FILE.replacen("language: \"en\"", "language: \"english!\"", 1);
         assert!(Tour::parse(&bad_tag).expect_err("not a tag").to_string().contains("not a language tag"));
         for tag in ["en", "de", "pt-BR", "zh-Hant"] {

@@ -51,6 +51,10 @@ pub struct PanelWords {
     pub running: String,
     /// Shown instead of the view while the open step has not run.
     pub think_first: String,
+    /// Above the setup while a step sets the experiment.
+    pub set_by_tour: String,
+    /// The label of the page's mirror of the tour for screen readers.
+    pub mirror_label: String,
     pub look: String,
     pub you_predicted: String,
     pub in_this_run: String,
@@ -146,6 +150,8 @@ pub struct WorksheetWords {
     pub diverged: String,
     pub per_seed: String,
     pub seed: String,
+    /// "{with} ended higher than {without} on {higher} of {compared} seeds."
+    pub seed_comparison: String,
 }
 
 /// Why a tour file's words do not fit the tour.

@@ -224,12 +224,20 @@ fn federated_answer(s: &mut String, words: &WorksheetWords, result: &FedResult) 
     for seed in &result.seeds {
         let _ = write!(s, "<tr><th scope=\"row\">{}</th>", seed.seed);
         for run in &seed.runs {
-            let _ = write!(s, "<td>{}</td>", escape(&run.final_text()));
+            let accuracy = run.final_accuracy_if_any().map_or("–".to_string(), |a| format!("{a:.4}"));
+            let stopped = run
+                .diverged_in_round
+                .map_or(String::new(), |round| format!(" {}", fill(&words.diverged, &[("round", &round)])));
+            let _ = write!(s, "<td>{}</td>", escape(&(accuracy + &stopped)));
         }
         s.push_str("</tr>\n");
     }
     s.push_str("</table>\n");
-    for line in result.seed_comparisons() {
+    for (with, without, higher, compared) in result.seed_comparison_counts() {
+        let line = fill(
+            &words.seed_comparison,
+            &[("with", &with), ("without", &without), ("higher", &higher), ("compared", &compared)],
+        );
         let _ = writeln!(s, "<p>{}</p>", escape(&line));
     }
 }

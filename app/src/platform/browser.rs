@@ -146,7 +146,8 @@ impl super::Publish for Publisher {
     fn tour(&self, guide: &TourGuide, answers_shown: &BTreeSet<(usize, usize)>) {
         let progress = guide.progress();
         crate::web::publish_tour(progress.step, progress.answered, progress.seconds, progress.claims);
-        crate::web::mirror_tour(&guide.words(answers_shown), &guide.tour().language);
+        let tour = guide.tour();
+        crate::web::mirror_tour(&guide.words(answers_shown), &tour.language, &tour.words.panel.mirror_label);
     }
 
     /// Keeps the address bar's link equal to the experiment on screen (or the tour step) and

@@ -24,12 +24,7 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     // A tour step sets its own experiment: the setup shows it, read-only, until the last step.
     let set_by_tour = app.tour_step().is_some_and(|s| !matches!(s.run, crate::tour::StepRun::Free));
     if set_by_tour {
-        ui.label(
-            egui::RichText::new(
-                "This tour step sets the experiment below; leave the tour (or go to its last step) to change it.",
-            )
-            .weak(),
-        );
+        ui.label(egui::RichText::new(&app.tour.tour().words.panel.set_by_tour).weak());
     }
     let enabled = !app.is_busy() && !set_by_tour;
     ui.add_enabled_ui(enabled, |ui| {

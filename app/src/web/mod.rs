@@ -198,8 +198,9 @@ pub fn publish_tour(step: Option<usize>, answered: bool, seconds: Option<f64>, c
 /// Mirrors the tour's words (`TourGuide::words`) into the page's element
 /// `#wsa-lab-tour-text`, an ARIA live region beside the canvas: the canvas is pixels, so this is
 /// what a screen reader reads, and what a browser can translate. Its `lang` is the tour's
-/// `language`, so that a screen reader speaks it in that language. Written only when changed.
-pub fn mirror_tour(words: &str, language: &str) {
+/// `language`, so that a screen reader speaks it in that language, and its label (`label`) in
+/// that language too. Written only when changed.
+pub fn mirror_tour(words: &str, language: &str, label: &str) {
     let Some(element) = window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("wsa-lab-tour-text"))
     else {
         return;
@@ -207,8 +208,10 @@ pub fn mirror_tour(words: &str, language: &str) {
     if element.text_content().as_deref() != Some(words) {
         element.set_text_content(Some(words));
     }
-    if element.get_attribute("lang").as_deref() != Some(language) {
-        let _ = element.set_attribute("lang", language);
+    for (name, value) in [("lang", language), ("aria-label", label)] {
+        if element.get_attribute(name).as_deref() != Some(value) {
+            let _ = element.set_attribute(name, value);
+        }
     }
 }
 
@@ -219,12 +222,23 @@ fn language_requested() -> Option<String> {
 }
 
 /// The tour in the language the page's address asks for (`?lang=de`: `tour/tour.de.ron` beside
-/// index.html), fetched and checked as a native `--tour-file` is: `None` without `?lang=` or for
-/// English (compiled in), `Some(Err(notice))` when it cannot be had (the shipped tour shows).
+/// index.html; for `?lang=de-AT` without a file of its own, `de`'s), fetched and checked as a
+/// native `--tour-file` is: `None` without `?lang=` or for English (compiled in),
+/// `Some(Err(notice))` when it cannot be had (the shipped tour shows).
 pub async fn requested_tour() -> Option<Result<crate::tour::Tour, String>> {
     let language = language_requested()?;
-    (language != "en").then_some(())?;
-    Some(fetch_tour(&language).await)
+    let primary = language.split('-').next().unwrap_or_default().to_string();
+    if primary == "en" {
+        return None;
+    }
+    let fetched = fetch_tour(&language).await;
+    if fetched.is_err()
+        && primary != language
+        && let Ok(tour) = fetch_tour(&primary).await
+    {
+        return Some(Ok(tour));
+    }
+    Some(fetched)
 }
 
 async fn fetch_tour(language: &str) -> Result<crate::tour::Tour, String> {

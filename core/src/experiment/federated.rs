@@ -442,9 +442,9 @@ impl FedResult {
             self.seeds.iter().filter_map(|seed| Some((accuracy(seed, name)?, accuracy(seed, than)?))).collect();
         (pairs.iter().filter(|(a, b)| a > b).count(), pairs.len())
     }
-    /// Over the seeds, for each run with WSA beside its run without: "fedavg+wsa ended higher
-    /// than fedavg on 2 of 3 seeds." (what the app and the teacher's notes print).
-    pub fn seed_comparisons(&self) -> Vec<String> {
+    /// Over the seeds, for each run with WSA beside its run without: the two runs' names, on how
+    /// many seeds the one with WSA ended higher and on how many both have a final accuracy.
+    pub fn seed_comparison_counts(&self) -> Vec<(&str, &str, usize, usize)> {
         if self.seeds.is_empty() {
             return Vec::new();
         }
@@ -453,6 +453,17 @@ impl FedResult {
             .filter(|(_, without)| self.runs.iter().any(|r| r.name == *without))
             .map(|(with, without)| {
                 let (higher, compared) = self.seeds_higher(with, without);
+                (with, without, higher, compared)
+            })
+            .collect()
+    }
+
+    /// `seed_comparison_counts` in words: "fedavg+wsa ended higher than fedavg on 2 of 3 seeds."
+    /// (what the app prints).
+    pub fn seed_comparisons(&self) -> Vec<String> {
+        self.seed_comparison_counts()
+            .into_iter()
+            .map(|(with, without, higher, compared)| {
                 format!("{with} ended higher than {without} on {higher} of {compared} seeds.")
             })
             .collect()
