@@ -10,6 +10,7 @@ use wsa_core::experiment::method::Method;
 use wsa_core::experiment::seeds::mean_std;
 use wsa_lab_app::WsaLabApp;
 use wsa_lab_app::state::SMALL_SET_SEEDS;
+use wsa_lab_app::tour::numbered;
 
 mod common;
 use common::{harness, in_the_tour, run_job, wait_for_job, with_preset};
@@ -537,7 +538,6 @@ fn walk_the_tour(
 ) -> Vec<(usize, f64)> {
     let steps = harness.state().tour.steps().to_vec();
     let words = harness.state().tour.tour().words.panel.clone();
-    let number = |template: &str, k: usize| wsa_lab_app::tour::fill(template, &[("number", &(k + 1))]);
     let mut timings = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         assert_eq!(harness.state().tour.step(), Some(i), "step {}", i + 1);
@@ -596,7 +596,7 @@ fn walk_the_tour(
         for (k, exercise) in step.exercises.iter().enumerate() {
             harness.get_by_label(&exercise.task);
             assert_eq!(harness.query_all_by_label(&exercise.answer).count(), 0, "exercise {}'s answer hidden", k + 1);
-            harness.get_by_label(&number(&words.run_exercise, k)).click();
+            harness.get_by_label(&numbered(&words.run_exercise, k + 1)).click();
             harness.run_steps(2);
             let config = exercise.config().expect("read");
             assert_eq!(&harness.state().settings.config, config, "exercise {} sets its experiment up", k + 1);
@@ -606,7 +606,7 @@ fn walk_the_tour(
                 std::thread::sleep(Duration::from_millis(20));
                 harness.step();
             }
-            harness.get_by_label(&number(&words.show_answer, k)).click();
+            harness.get_by_label(&numbered(&words.show_answer, k + 1)).click();
             harness.run_steps(2);
             harness.get_by_label(&exercise.answer);
             let checks = exercise.check_claims(harness.state().results.connect().expect("its run"));

@@ -10,7 +10,7 @@
 pub mod words;
 pub mod worksheet;
 
-pub use words::{ClaimWords, PanelWords, Words, WorksheetWords, fill};
+pub use words::{ClaimWords, PanelWords, Words, WorksheetWords, fill, numbered};
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -424,13 +424,14 @@ impl Tour {
         if steps.is_empty() {
             return Err(TourError::NoSteps);
         }
-        let shipped = shipped_words()?;
         let words = match words {
+            // The shipped file's words are the English others are checked against.
+            Some(words) if text == TOUR_FILE => words,
             Some(words) => {
-                words.check_against(&shipped)?;
+                words.check_against(&shipped_words()?)?;
                 words
             }
-            None if language == "en" => shipped,
+            None if language == "en" => shipped_words()?,
             None => return Err(TourError::NoWords(language)),
         };
         let claim_words = Arc::new(words.claims.clone());

@@ -5,7 +5,7 @@
 //! alike. The runs are the caller's (`wsa-lab tour --worksheet` runs each step): nothing here
 //! computes or types a number.
 
-use crate::{ClaimCheck, StepRun, Tour, WorksheetWords, fill};
+use crate::{ClaimCheck, StepRun, Tour, WorksheetWords, fill, numbered};
 use std::fmt::Write;
 use wsa_core::experiment::connect::ConnectResult;
 use wsa_core::experiment::federated::FedResult;
@@ -130,8 +130,12 @@ fn step_heading(s: &mut String, words: &WorksheetWords, index: usize, title: &st
 
 /// "Exercise K" and its task.
 fn exercise_heading(s: &mut String, words: &WorksheetWords, k: usize, task: &str) {
-    let _ =
-        writeln!(s, "<h3>{}</h3>\n<p>{}</p>", escape(&fill(&words.exercise, &[("number", &(k + 1))])), escape(task));
+    let _ = writeln!(s, "<h3>{}</h3>\n<p>{}</p>", escape(&numbered(&words.exercise, k + 1)), escape(task));
+}
+
+/// " (diverged in round N)" after a run that diverged, else nothing.
+fn diverged(words: &WorksheetWords, round: Option<usize>) -> String {
+    round.map_or(String::new(), |round| format!(" {}", fill(&words.diverged, &[("round", &round)])))
 }
 
 /// A table's header row: `columns`, each a column's heading.
@@ -204,10 +208,7 @@ fn federated_answer(s: &mut String, words: &WorksheetWords, result: &FedResult) 
     let _ = writeln!(s, "<table>\n<caption>{}</caption>", escape(&caption));
     header_row(s, &[&words.run, &words.final_accuracy, &words.best_accuracy]);
     for run in &result.runs {
-        let stopped = run
-            .diverged
-            .as_ref()
-            .map_or(String::new(), |d| format!(" {}", escape(&fill(&words.diverged, &[("round", &d.round)]))));
+        let stopped = escape(&diverged(words, run.diverged.as_ref().map(|d| d.round)));
         let (last, best) = run.accuracies_text();
         let _ =
             writeln!(s, "<tr><th scope=\"row\">{}{stopped}</th><td>{last}</td><td>{best}</td></tr>", escape(&run.name));
@@ -224,11 +225,8 @@ fn federated_answer(s: &mut String, words: &WorksheetWords, result: &FedResult) 
     for seed in &result.seeds {
         let _ = write!(s, "<tr><th scope=\"row\">{}</th>", seed.seed);
         for run in &seed.runs {
-            let accuracy = run.final_accuracy_if_any().map_or("–".to_string(), |a| format!("{a:.4}"));
-            let stopped = run
-                .diverged_in_round
-                .map_or(String::new(), |round| format!(" {}", fill(&words.diverged, &[("round", &round)])));
-            let _ = write!(s, "<td>{}</td>", escape(&(accuracy + &stopped)));
+            let text = run.final_accuracy_text() + &diverged(words, run.diverged_in_round);
+            let _ = write!(s, "<td>{}</td>", escape(&text));
         }
         s.push_str("</tr>\n");
     }

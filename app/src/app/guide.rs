@@ -7,7 +7,7 @@
 
 use crate::results::Results;
 use crate::state::Settings;
-use crate::tour::{ClaimCheck, Highlight, Step, Tour, fill};
+use crate::tour::{ClaimCheck, Highlight, Step, Tour, numbered};
 use std::collections::BTreeSet;
 use web_time::Instant;
 use wsa_core::experiment::method::Method;
@@ -195,7 +195,7 @@ impl TourGuide {
     pub fn words(&self, answers_shown: &BTreeSet<(usize, usize)>) -> String {
         let Some((index, step)) = self.open_step() else { return String::new() };
         let words = &self.tour.words.panel;
-        let step_of = fill(&words.step_of, &[("step", &(index + 1)), ("total", &self.tour.steps.len())]);
+        let step_of = words.step_of(index + 1, self.tour.steps.len());
         let mut lines = vec![format!("{step_of}: {}", step.title), step.text.clone()];
         if !step.predict.is_empty() {
             lines.push(format!("{} {}", words.predict, step.predict));
@@ -210,7 +210,7 @@ impl TourGuide {
             }
         }
         for (k, exercise) in step.exercises.iter().enumerate() {
-            lines.push(format!("{} {}", fill(&words.exercise, &[("number", &(k + 1))]), exercise.task));
+            lines.push(format!("{} {}", numbered(&words.exercise, k + 1), exercise.task));
             // An answer the student asked for is on screen: the mirror reads it too.
             if answers_shown.contains(&(index, k)) {
                 lines.push(format!("{} {}", words.answer, exercise.answer));

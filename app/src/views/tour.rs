@@ -6,7 +6,7 @@
 //! method.
 
 use super::{Action, TourAction, View};
-use crate::tour::{ClaimCheck, Exercise, PanelWords, StepRun, fill, keys};
+use crate::tour::{ClaimCheck, Exercise, PanelWords, StepRun, fill, keys, numbered};
 use egui::{Color32, Key, RichText, Ui};
 
 /// The colour that marks what a step asks to look at.
@@ -78,8 +78,7 @@ fn panel_contents(app: &mut View<'_>, ui: &mut Ui) {
     }
     let narrow = super::is_narrow(ui);
     super::row(ui, narrow, |ui| {
-        let step_of = fill(&words.step_of, &[("step", &(index + 1)), ("total", &total)]);
-        ui.label(RichText::new(step_of).strong());
+        ui.label(RichText::new(words.step_of(index + 1, total)).strong());
         ui.heading(&step.title);
         super::at_right_end(ui, narrow, |ui| {
             if ui.button(&words.leave).clicked() {
@@ -180,19 +179,18 @@ fn claim_line(ui: &mut Ui, words: &PanelWords, check: &ClaimCheck) {
 /// its answer behind a button, with the answer's claims checked on the student's run once that
 /// is in (hidden until asked for, so that the student predicts first).
 fn exercise(app: &mut View<'_>, ui: &mut Ui, words: &PanelWords, step: usize, k: usize, exercise: &Exercise) {
-    let number: &dyn std::fmt::Display = &(k + 1);
     ui.separator();
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new(fill(&words.exercise, &[("number", number)])).strong().color(MARK));
+        ui.label(RichText::new(numbered(&words.exercise, k + 1)).strong().color(MARK));
         ui.label(&exercise.task);
     });
     let shown = app.state.answers_shown.contains(&(step, k));
     ui.horizontal(|ui| {
-        let run = egui::Button::new(fill(&words.run_exercise, &[("number", number)]));
+        let run = egui::Button::new(numbered(&words.run_exercise, k + 1));
         if ui.add_enabled(!app.is_busy(), run).on_hover_text(&words.run_exercise_hint).clicked() {
             app.act(Action::Tour(TourAction::RunExercise(k)));
         }
-        let label = fill(if shown { &words.hide_answer } else { &words.show_answer }, &[("number", number)]);
+        let label = numbered(if shown { &words.hide_answer } else { &words.show_answer }, k + 1);
         if ui.button(label).clicked() {
             if shown {
                 app.state.answers_shown.remove(&(step, k));

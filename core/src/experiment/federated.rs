@@ -410,10 +410,15 @@ impl FedSeedRun {
         (self.diverged_in_round != Some(1)).then_some(self.final_accuracy)
     }
 
-    /// Its final accuracy to four decimals ("–" without one), and the round it diverged in.
+    /// Its final accuracy to four decimals, "–" without one.
+    pub fn final_accuracy_text(&self) -> String {
+        self.final_accuracy_if_any().map_or("–".to_string(), |a| format!("{a:.4}"))
+    }
+
+    /// `final_accuracy_text` and the round it diverged in.
     pub fn final_text(&self) -> String {
         let stopped = self.diverged_in_round.map_or(String::new(), |r| format!(" (diverged in round {r})"));
-        self.final_accuracy_if_any().map_or("–".to_string(), |a| format!("{a:.4}")) + &stopped
+        self.final_accuracy_text() + &stopped
     }
 }
 
