@@ -10,6 +10,10 @@
 # --clients N     SuperNodes to start (partition-id 0..N-1); default: the config's clients
 # --out DIR       where the server writes the results, as `wsa-lab fed` does (default out/flower)
 # --device D      auto, cpu or gpu, for the server and every client (default auto)
+# --cold-clients  Flower's default: a new ClientApp process (and engine process) for every
+#                 client in every round. Without it each SuperNode runs with --isolation process
+#                 beside a warm client (flower/wsa_flower/warm.py) that keeps the app, its engine
+#                 and the client's data loaded from round to round: the same numbers, sooner
 # --round-timeout S   seconds a round waits for its clients (default 600)
 # --min-clients N     clients a round needs (default: 2, or 1 with one client)
 # --secure        TLS (a CA and a certificate for 127.0.0.1/localhost made for this run) and
@@ -33,7 +37,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
-config="" clients="" out="$root/out/flower" device="auto" round_timeout=600 min_clients=""
+config="" clients="" out="$root/out/flower" device="auto" round_timeout=600 min_clients="" cold_clients=""
 stop_client="" stop_after="" extra_nodes=() secure="" rogue_node="" resume="" restart_after=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,6 +45,7 @@ while [ $# -gt 0 ]; do
     --clients) clients="$2"; shift 2 ;;
     --out) out="$(realpath -m "$2")"; shift 2 ;;
     --device) device="$2"; shift 2 ;;
+    --cold-clients) cold_clients=1; shift ;;
     --round-timeout) round_timeout="$2"; shift 2 ;;
     --min-clients) min_clients="$2"; shift 2 ;;
     --secure) secure=1; shift ;;
@@ -50,7 +55,7 @@ while [ $# -gt 0 ]; do
     --stop-client) stop_client="$2"; shift 2 ;;
     --after-round) stop_after="$2"; shift 2 ;;
     --restart-superlink-after-round) restart_after="$2"; shift 2 ;;
-    -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -292,9 +297,20 @@ start_node() { # name node-config
   local security=(--insecure)
   [ -n "$secure" ] && security=(--root-certificates "$pki/ca.crt" --auth-supernode-private-key "$secrets/$1")
   : > "$logs/$1.log"
+  local runtime_port
+  runtime_port="$(free_port)"
+  if [ -n "$cold_clients" ]; then
+    start "$logs/$1.log" "$bin/flower-supernode" "${security[@]}" --superlink "127.0.0.1:$link_port" \
+      --host 127.0.0.1 --port "$runtime_port" --node-config "$2"
+    node_pgid+=("${pgids[-1]}")
+    return
+  fi
   start "$logs/$1.log" "$bin/flower-supernode" "${security[@]}" --superlink "127.0.0.1:$link_port" \
-    --host 127.0.0.1 --port "$(free_port)" --node-config "$2"
+    --host 127.0.0.1 --port "$runtime_port" --node-config "$2" --isolation process
   node_pgid+=("${pgids[-1]}")
+  # The node's ClientApps, in one process for the whole run; it ends with its SuperNode.
+  start "$logs/$1.log" "$FLOWER_PYTHON" "$root/flower/wsa_flower/warm.py" \
+    --runtime-api-address "127.0.0.1:$runtime_port" --insecure --parent-pid "${pgids[-1]}" --label "$out/$1"
 }
 for k in $(seq 0 $((clients - 1))); do
   start_node "supernode-$k" "partition-id=$k num-partitions=$clients"

@@ -7,13 +7,20 @@
 //!   on the client's shard of the seeded split (or on its own data), returning the model, its
 //!   sample count and its scopes;
 //! - `round` (server): the test metrics of the global model the strategy averaged, and the
-//!   round's record, written as `wsa-lab fed` writes its results (summary.json, rounds.csv, ...).
+//!   round's record, written as `wsa-lab fed` writes its results (summary.json, rounds.csv, ...);
+//! - `serve`: the three steps above for as long as the caller wants, one request a line on
+//!   standard input, keeping the config's data, split and device between them. The Flower apps
+//!   talk to one such process for the whole federation (flower/wsa_flower/bridge.py), so that a
+//!   client reads and splits its data once rather than every round; each step runs the same code
+//!   as its one-shot command.
 //!
 //! Server and clients read the same config and derive the same split from its seed
 //! ([`Federation::prepare`]); only models and scopes travel.
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wsa_core::cancel::Silent;
@@ -88,6 +95,45 @@ enum Step {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Serves the steps above from standard input until it closes, keeping the config's data,
+    /// split and device between them: one request a line, `{"step": ["train", "--config", ...]}`
+    /// (a step's arguments as on the command line), one reply a line on standard output,
+    /// `{"ok": true, "output": ...}` (what the step prints, or null) or `{"ok": false, "error":
+    /// "..."}`.
+    Serve,
+}
+
+/// A request line of `serve`, parsed as the command line of the one-shot step.
+#[derive(Parser)]
+#[command(name = "wsa-lab flower", no_binary_name = true)]
+struct StepLine {
+    #[command(subcommand)]
+    step: Step,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    step: Vec<String>,
+}
+
+/// What the steps of one process keep between them: the last config's data, split and device
+/// (keyed by the config's text and the device asked for: a client receives the config in a new
+/// file every round, and an edited config is read afresh), and the last client's own data. One
+/// of each: a process serves one federation.
+#[derive(Default)]
+struct Prepared {
+    federation: Option<PreparedFederation>,
+    /// The folder, the config's data section (as JSON) and the set read from it.
+    own_data: Option<(PathBuf, String, wsa_core::data::Dataset)>,
+}
+
+struct PreparedFederation {
+    /// The config's text and the device asked for.
+    key: (String, String),
+    config: FedConfig,
+    federation: Federation,
+    device: ComputeDevice,
 }
 
 /// What every step reads: the federation's config and where to compute.
@@ -103,7 +149,26 @@ struct RunArgs {
 }
 
 impl RunArgs {
-    fn prepare(&self) -> Result<(FedConfig, Federation, ComputeDevice)> {
+    /// The config, its federation and the device, from `slot` when the same config (its text)
+    /// and device were asked for before.
+    fn prepare<'a>(
+        &self,
+        slot: &'a mut Option<PreparedFederation>,
+    ) -> Result<(&'a FedConfig, &'a Federation, &'a ComputeDevice)> {
+        let text = std::fs::read_to_string(&self.config)
+            .with_context(|| format!("reading the federated config {}", self.config.display()))?;
+        let key = (text, self.device.clone());
+        if slot.as_ref().is_none_or(|prepared| prepared.key != key) {
+            // The old federation's data is dropped before the new one is read.
+            *slot = None;
+            let (config, federation, device) = self.prepare_afresh()?;
+            *slot = Some(PreparedFederation { key, config, federation, device });
+        }
+        let prepared = slot.as_ref().expect("prepared above");
+        Ok((&prepared.config, &prepared.federation, &prepared.device))
+    }
+
+    fn prepare_afresh(&self) -> Result<(FedConfig, Federation, ComputeDevice)> {
         let config = FedConfig::read_file(&self.config)?;
         if config.target != FedTarget::Fused {
             bail!(
@@ -149,33 +214,72 @@ struct Reply {
 }
 
 pub fn run(args: FlowerArgs) -> Result<()> {
-    match args.step {
-        Step::Init { run, out } => init(&run, &out),
+    if let Step::Serve = args.step {
+        return serve();
+    }
+    if let Some(output) = execute(args.step, &mut Prepared::default())? {
+        println!("{output}");
+    }
+    Ok(())
+}
+
+/// Runs one step; returns what it prints.
+fn execute(step: Step, prepared: &mut Prepared) -> Result<Option<serde_json::Value>> {
+    match step {
+        Step::Init { run, out } => init(&run, &out, prepared).map(Some),
         Step::Train { run, client, round, global, target, own_data, out } => {
-            train(&run, &ClientStep { client, round, global, target, own_data }, &out)
+            train(&run, &ClientStep { client, round, global, target, own_data }, &out, prepared).map(|()| None)
         }
         Step::Round { run, round, global, replies, target, seconds, out } => {
-            end_round(&run, &RoundStep { round, global, replies, target, seconds }, &out)
+            end_round(&run, &RoundStep { round, global, replies, target, seconds }, &out, prepared).map(Some)
         }
+        Step::Serve => bail!("`serve` is the loop that runs the steps, not a step it can run"),
     }
 }
 
-fn init(run: &RunArgs, out: &Path) -> Result<()> {
-    let (config, federation, device) = run.prepare()?;
-    let initial = federation.initial_model(&config);
+/// `wsa-lab flower serve`: a step per request line until standard input closes. A request that
+/// fails is answered with its error and the loop goes on; a reply that cannot be written (the
+/// caller is gone) ends it.
+fn serve() -> Result<()> {
+    let mut prepared = Prepared::default();
+    let mut output = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading a request from standard input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = match serve_one(&line, &mut prepared) {
+            Ok(printed) => serde_json::json!({ "ok": true, "output": printed }),
+            Err(error) => serde_json::json!({ "ok": false, "error": crate::args::one_line(&error) }),
+        };
+        writeln!(output, "{reply}").and_then(|()| output.flush()).context("answering on standard output")?;
+    }
+    Ok(())
+}
+
+fn serve_one(line: &str, prepared: &mut Prepared) -> Result<Option<serde_json::Value>> {
+    let request: Request = serde_json::from_str(line).with_context(|| {
+        format!("the request {line:?} is not a step: send {{\"step\": [\"train\", \"--config\", ...]}}, one a line")
+    })?;
+    let parsed = StepLine::try_parse_from(&request.step).map_err(|error| {
+        let text = error.render().to_string();
+        anyhow::anyhow!("{}", text.lines().next().unwrap_or("not a step").trim_start_matches("error: ").to_owned())
+    })?;
+    execute(parsed.step, prepared)
+}
+
+fn init(run: &RunArgs, out: &Path, prepared: &mut Prepared) -> Result<serde_json::Value> {
+    let (config, federation, device) = run.prepare(&mut prepared.federation)?;
+    let initial = federation.initial_model(config);
     let scopes = wsa_core::wait(device_scopes(&initial.to_device(&device.device), &federation.layers))?;
     save_model(&out.join("global.safetensors"), &initial)?;
     write_json(&out.join("target.json"), &Target { layers: federation.layer_paths(), scopes })?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "clients": config.clients,
-            "active": federation.active,
-            "layers": federation.layer_paths(),
-            "run": federated::run_name(config.aggregation.kind(), config.use_wsa),
-        })
-    );
-    Ok(())
+    Ok(serde_json::json!({
+        "clients": config.clients,
+        "active": federation.active,
+        "layers": federation.layer_paths(),
+        "run": federated::run_name(config.aggregation.kind(), config.use_wsa),
+    }))
 }
 
 struct ClientStep {
@@ -186,9 +290,9 @@ struct ClientStep {
     own_data: Option<PathBuf>,
 }
 
-fn train(run: &RunArgs, step: &ClientStep, out: &Path) -> Result<()> {
+fn train(run: &RunArgs, step: &ClientStep, out: &Path, prepared: &mut Prepared) -> Result<()> {
     let started = Instant::now();
-    let (config, federation, device) = run.prepare()?;
+    let (config, federation, device) = run.prepare(&mut prepared.federation)?;
     let client = step.client;
     if client >= config.clients {
         bail!(
@@ -201,8 +305,12 @@ fn train(run: &RunArgs, step: &ClientStep, out: &Path) -> Result<()> {
     if step.round == 0 {
         bail!("--round counts from 1");
     }
+    let data_section = serde_json::to_string(&config.data)?;
     let data = match &step.own_data {
-        Some(dir) => own_training_set(&config.data, dir, config.seed)?,
+        Some(dir) => match prepared.own_data.take() {
+            Some((read_from, section, data)) if read_from == *dir && section == data_section => data,
+            _ => own_training_set(&config.data, dir, config.seed)?,
+        },
         None if !federation.summaries[client].participates => bail!(
             "client {client} takes no part in this federation (it holds {} samples; min_client_samples is {})",
             federation.summaries[client].samples,
@@ -214,19 +322,23 @@ fn train(run: &RunArgs, step: &ClientStep, out: &Path) -> Result<()> {
         .with_context(|| format!("the global model the server sent ({})", step.global.display()))?
         .params;
     global.check_finite()?;
-    let target = read_target(&step.target, &federation)?;
+    let target = read_target(&step.target, federation)?;
     let dev = &device.device;
-    let data = DeviceData::upload(&data, dev);
+    let on_device = DeviceData::upload(&data, dev);
     let term = config.wsa.term(config.wsa.lambda, &federation.layers, &target.scopes);
     let local =
         LocalRun { aggregation: config.aggregation, wsa: config.use_wsa.then_some(&term), round: step.round, client };
-    let trained = wsa_core::wait(federated::local_update(&config, &local, &global.to_device(dev), &data, &mut Silent))?;
+    let trained =
+        wsa_core::wait(federated::local_update(config, &local, &global.to_device(dev), &on_device, &mut Silent))?;
     let scopes = wsa_core::wait(device_scopes(&trained, &federation.layers))?;
     let trained: HostParams = wsa_core::wait(trained.to_host())?;
     save_model(&out.join("params.safetensors"), &trained)?;
     let reply =
-        Reply { client, round: step.round, samples: data.len, scopes, seconds: started.elapsed().as_secs_f64() };
+        Reply { client, round: step.round, samples: on_device.len, scopes, seconds: started.elapsed().as_secs_f64() };
     write_json(&out.join("reply.json"), &reply)?;
+    if let Some(dir) = &step.own_data {
+        prepared.own_data = Some((dir.clone(), data_section, data));
+    }
     Ok(())
 }
 
@@ -255,13 +367,13 @@ struct RoundStep {
 /// The rounds so far, kept in --out between the server's calls.
 const ROUNDS_FILE: &str = "flower-rounds.json";
 
-fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
-    let (config, federation, device) = run.prepare()?;
+fn end_round(run: &RunArgs, step: &RoundStep, out: &Path, prepared: &mut Prepared) -> Result<serde_json::Value> {
+    let (config, federation, device) = run.prepare(&mut prepared.federation)?;
     let replies: Vec<Reply> = read_json(&step.replies)?;
     if replies.is_empty() {
         bail!("round {}: no client replied, so there is no model to evaluate", step.round);
     }
-    let target = read_target(&step.target, &federation)?;
+    let target = read_target(&step.target, federation)?;
     for reply in &replies {
         if reply.round != step.round || reply.scopes.len() != federation.layers.len() {
             bail!(
@@ -305,19 +417,15 @@ fn end_round(run: &RunArgs, step: &RoundStep, out: &Path) -> Result<()> {
     rounds.push(record);
     write_json(&rounds_file, &rounds)?;
     let result =
-        federation.result(&config, &device.description, vec![federated::finish_run(&config, name.clone(), rounds)]);
+        federation.result(config, &device.description, vec![federated::finish_run(config, name.clone(), rounds)]);
     files::write(out, files::federated(&result, step.seconds)?)?;
     save_model(&out.join(format!("models/{name}.safetensors")), &global)?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "round": step.round,
-            "test_loss": metrics.loss,
-            "test_accuracy": metrics.accuracy,
-            "mean_client_spread": spread,
-        })
-    );
-    Ok(())
+    Ok(serde_json::json!({
+        "round": step.round,
+        "test_loss": metrics.loss,
+        "test_accuracy": metrics.accuracy,
+        "mean_client_spread": spread,
+    }))
 }
 
 fn read_target(path: &Path, federation: &Federation) -> Result<Target> {

@@ -1,6 +1,8 @@
 //! A real Flower federation (flower/, scripts/flower-local.sh): a SuperLink and SuperNodes as
-//! processes on loopback, clients training with `wsa-lab flower train`, the WsaFedAvg strategy
-//! averaging and fusing scopes. It must give `wsa-lab fed`'s numbers, survive a client that
+//! processes on loopback, clients training with `wsa-lab flower train` (in a `wsa-lab flower
+//! serve` process per client, warm from round to round, or started afresh every round with
+//! `--cold-clients`), the WsaFedAvg strategy averaging and fusing scopes. It must give
+//! `wsa-lab fed`'s numbers both ways, survive a client that
 //! dies or fails, refuse a SuperNode whose key was not registered (TLS and SuperNode
 //! authentication), go on with the same numbers after its SuperLink was killed and restarted,
 //! and its NumPy arithmetic must be the engine's.
@@ -157,13 +159,139 @@ fn a_flower_federation_gives_the_numbers_of_wsa_lab_fed() {
     let dir = temp_dir("parity");
     let config = write_config(&dir, 3);
     let reference = reference_run(&dir, &config);
-    let out = dir.join("flower");
-    let log = flower_local(&python, &config, &out, &[]);
-    assert!(log.contains("3 SuperNodes"), "{log}");
-    assert_eq!(rounds_of(&out).len(), 3, "three rounds through Flower");
-    assert_same_numbers(&reference, &out, "Flower");
-    assert!(out.join("rounds.csv").is_file() && out.join("clients.csv").is_file());
-    assert_no_flower_processes_left(&out);
+    for (clients, extra) in [("warm clients", &[][..]), ("cold clients", &["--cold-clients"][..])] {
+        let out = dir.join(clients.replace(' ', "-"));
+        let log = flower_local(&python, &config, &out, extra);
+        assert!(log.contains("3 SuperNodes"), "{clients}: {log}");
+        assert_eq!(rounds_of(&out).len(), 3, "{clients}: three rounds through Flower");
+        assert_same_numbers(&reference, &out, &format!("Flower with {clients}"));
+        assert!(out.join("rounds.csv").is_file() && out.join("clients.csv").is_file());
+        // Warm: each node's ClientApps ran in its one warm client; cold: Flower started them.
+        let node_log = read_log(&out, "supernode-0.log");
+        assert_eq!(node_log.contains("[wsa-lab warm client"), extra.is_empty(), "{clients}: {node_log}");
+        assert_no_flower_processes_left(&out);
+    }
+}
+
+/// A `wsa-lab flower serve` process: a request line in, a reply line out.
+struct Served {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Served {
+    fn start() -> Self {
+        let mut child = wsa_lab()
+            .args(["flower", "serve"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start wsa-lab flower serve");
+        let input = child.stdin.take().expect("stdin");
+        let output = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        Self { child, input, output }
+    }
+
+    fn ask(&mut self, request: &str) -> Value {
+        use std::io::{BufRead, Write};
+        writeln!(self.input, "{request}").expect("send a request");
+        let mut line = String::new();
+        self.output.read_line(&mut line).expect("read a reply");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
+    fn step(&mut self, args: &[String]) -> Value {
+        self.ask(&serde_json::json!({ "step": args }).to_string())
+    }
+
+    /// Closes its input; it must end, successfully.
+    fn close(self) {
+        let Self { mut child, input, .. } = self;
+        drop(input);
+        assert!(child.wait().expect("serve ends").success(), "serve ends when its input closes");
+    }
+}
+
+/// The arguments of `flower train` for `client` in `round`, from the model and target `init`
+/// wrote to `start`, into `out`.
+fn train_args(config: &str, client: &str, round: &str, start: &Path, out: &Path) -> Vec<String> {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let (global, target) = (path(&start.join("global.safetensors")), path(&start.join("target.json")));
+    ["train", "--device", "cpu", "--config", config, "--client", client, "--round", round]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(["--global".into(), global, "--target".into(), target, "--out".into(), path(out)])
+        .collect()
+}
+
+/// `wsa-lab flower serve` runs each step as its one-shot command does, byte for byte, keeps
+/// going after a request it refuses, and reads an edited config afresh.
+#[test]
+fn the_engine_process_gives_the_one_shot_steps_results_and_answers_bad_requests() {
+    let dir = temp_dir("serve");
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let config = path(&write_config(&dir, 3));
+    let start = dir.join("start");
+    let one_shot =
+        wsa_lab().args(["flower", "init", "--device", "cpu", "--config", &config, "--out"]).arg(&start).output();
+    assert!(one_shot.expect("init").status.success());
+    for (client, round) in [("0", "1"), ("2", "2")] {
+        let out = dir.join(format!("one-shot-{client}"));
+        let done = wsa_lab().arg("flower").args(train_args(&config, client, round, &start, &out)).output();
+        let done = done.expect("train");
+        assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    }
+
+    let mut serve = Served::start();
+    let served_init = dir.join("served-start");
+    let init =
+        serve.step(&["init", "--device", "cpu", "--config", &config, "--out", &path(&served_init)].map(String::from));
+    assert_eq!(init["ok"], true, "{init}");
+    assert_eq!(init["output"]["clients"], 3, "init prints what its one-shot command prints: {init}");
+    let file = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    // Models compared by their tensors: the files' metadata is a map written in an order of the
+    // process's own.
+    let model = |dir: &Path, name: &str| {
+        let model = wsa_core::io::load_model(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        (model.layout.params.iter().map(|p| p.path.clone()).collect::<Vec<_>>(), model.values)
+    };
+    assert!(model(&served_init, "global.safetensors") == model(&start, "global.safetensors"), "served init's model");
+    assert_eq!(file(&served_init, "target.json"), file(&start, "target.json"));
+
+    let refused = [
+        ("not json", "is not a step"),
+        (r#"{"step": ["fly"]}"#, "unrecognized subcommand"),
+        (r#"{"step": ["serve"]}"#, "not a step it can run"),
+    ];
+    for (request, why) in refused {
+        let reply = serve.ask(request);
+        assert!(reply["ok"] == false && reply["error"].as_str().is_some_and(|e| e.contains(why)), "{request}: {reply}");
+    }
+    let bad = serve.step(&train_args(&config, "3", "1", &start, &dir.join("served-bad-client")));
+    assert!(bad["error"].as_str().is_some_and(|e| e.contains("client 3 does not exist")), "{bad}");
+    // The same steps as the one-shot commands, after the refusals: the same files.
+    let without_seconds = |dir: &Path| {
+        let mut reply: Value = serde_json::from_slice(&file(dir, "reply.json")).expect("reply.json");
+        reply.as_object_mut().expect("object").remove("seconds");
+        reply
+    };
+    for (client, round) in [("0", "1"), ("2", "2")] {
+        let out = dir.join(format!("served-{client}"));
+        let reply = serve.step(&train_args(&config, client, round, &start, &out));
+        assert_eq!(reply, serde_json::json!({ "ok": true, "output": null }));
+        let one_shot = dir.join(format!("one-shot-{client}"));
+        assert!(model(&out, "params.safetensors") == model(&one_shot, "params.safetensors"), "client {client}'s model");
+        assert_eq!(without_seconds(&out), without_seconds(&one_shot), "client {client}");
+    }
+    // An edited config (other clients) is read again, not served from what was kept.
+    let text = std::fs::read_to_string(&config).expect("config");
+    let mut edited: Value = serde_json::from_str(&text).expect("json");
+    edited["clients"] = serde_json::json!(2);
+    std::fs::write(&config, edited.to_string()).expect("edit the config");
+    let after_edit = serve.step(&train_args(&config, "2", "1", &start, &dir.join("served-edited")));
+    assert!(after_edit["error"].as_str().is_some_and(|e| e.contains("among 2 clients")), "{after_edit}");
+    serve.close();
 }
 
 /// The clients of each round, in order.
@@ -446,4 +574,103 @@ fn the_bridge_trains_a_client_and_refuses_bad_input_by_name() {
     let (ok, err) = train("0", &global, &target, &["--own-data", "/nonexistent"], &refused);
     assert!(!ok && err.contains("is neither"), "{err}");
     assert!(!refused.exists(), "a refused step wrote {}", refused.display());
+}
+
+/// The apps' engine (flower/wsa_flower/bridge.py): every step of an app process goes to one
+/// `wsa-lab flower serve`, a refused step raises the engine's reason and leaves it serving, and
+/// an engine that was killed is started again for the next step.
+#[test]
+#[ignore = "needs Flower (FLOWER_PYTHON); CI runs it"]
+fn the_bridges_engine_serves_every_step_and_starts_again_after_it_died() {
+    let python = flower_python();
+    let dir = temp_dir("engine");
+    let config = write_config(&dir, 3);
+    let code = "import json, sys\n\
+        from pathlib import Path\n\
+        from wsa_flower import bridge\n\
+        given = json.load(sys.stdin)\n\
+        program, config, out = given['program'], given['config'], Path(given['out'])\n\
+        init = json.loads(bridge.run_step(program, 'init', '--config', config, '--device', 'cpu', '--out', str(out)))\n\
+        engine = bridge._ENGINES[program]\n\
+        first = engine._process.pid\n\
+        def train(client, reply):\n\
+        \x20   return bridge.run_step(program, 'train', '--config', config, '--device', 'cpu', '--client', client, '--round', '1',\n\
+        \x20       '--global', str(out / 'global.safetensors'), '--target', str(out / 'target.json'), '--out', str(out / reply))\n\
+        train('0', 'a')\n\
+        try:\n\
+        \x20   train('7', 'bad')\n\
+        \x20   refused = ''\n\
+        except bridge.BridgeError as error:\n\
+        \x20   refused = str(error)\n\
+        train('1', 'b')\n\
+        same = engine._process.pid == first\n\
+        engine._process.kill(); engine._process.wait()\n\
+        train('2', 'c')\n\
+        again = engine._process.pid != first\n\
+        replies = [json.loads((out / r / 'reply.json').read_text())['client'] for r in ('a', 'b', 'c')]\n\
+        bridge.close_engines()\n\
+        print(json.dumps({'init': init, 'refused': refused, 'same': same, 'again': again, 'replies': replies}))";
+    let input = serde_json::json!({
+        "program": env!("CARGO_BIN_EXE_wsa-lab"),
+        "config": config.to_string_lossy(),
+        "out": dir.join("steps").to_string_lossy(),
+    });
+    let done = run_python(&python, code, &input);
+    assert_eq!(done["init"]["clients"], 3, "{done}");
+    let refused = done["refused"].as_str().expect("refused");
+    assert!(refused.starts_with("wsa-lab flower train: error: client 7 does not exist"), "{refused}");
+    assert_eq!(done["same"], true, "one engine process served init and the three trains: {done}");
+    assert_eq!(done["again"], true, "a new engine after the kill: {done}");
+    assert_eq!(done["replies"], serde_json::json!([0, 1, 2]), "{done}");
+}
+
+/// `wsa-lab flower serve` reads a federation's data once: a client receives the config in a new
+/// file every round, and its later rounds train from what the first one read, even with the data
+/// file gone (where a one-shot step has to read it again, and fails).
+#[test]
+fn the_engine_process_reads_a_federations_data_once() {
+    let dir = temp_dir("serve-once");
+    // A table of 90 rows, three classes: enough for three clients.
+    let mut rows = String::from("a,b,c,label\n");
+    let mut rng = Rng::new(5);
+    for i in 0..90 {
+        let class = i % 3;
+        let mut x = |offset: f64| class as f64 + offset + rng.uniform() * 0.5;
+        let (a, b, c) = (x(0.0), x(1.0), x(2.0));
+        rows.push_str(&format!("{a:.4},{b:.4},{c:.4},{class}\n"));
+    }
+    let table = dir.join("table.csv");
+    std::fs::write(&table, rows).expect("write the table");
+    let printed = wsa_lab()
+        .args(["fed", "--print-config", "--wsa", "--rounds", "2", "--local-epochs", "1", "--clients", "3"])
+        .args(["--data", table.to_str().expect("utf-8"), "--label-column", "label"])
+        .output()
+        .expect("print a config");
+    assert!(printed.status.success(), "{}", String::from_utf8_lossy(&printed.stderr));
+    let mut config: Value = serde_json::from_slice(&printed.stdout).expect("json");
+    config["local"]["batch_size"] = 4.into();
+    let text = config.to_string();
+    let config_at = |round: usize| {
+        let path = dir.join(format!("round-{round}")).join("fed.json");
+        std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
+        std::fs::write(&path, &text).expect("write config");
+        path.to_string_lossy().into_owned()
+    };
+    let start = dir.join("start");
+    let first = config_at(1);
+    let init = wsa_lab().args(["flower", "init", "--device", "cpu", "--config", &first, "--out"]).arg(&start).output();
+    let init = init.expect("init");
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let reply = |round: usize| dir.join(format!("reply-{round}"));
+    let mut serve = Served::start();
+    let round_one = serve.step(&train_args(&first, "1", "1", &start, &reply(1)));
+    assert_eq!(round_one["ok"], true, "{round_one}");
+    std::fs::remove_file(&table).expect("remove the data");
+    let second = config_at(2);
+    let round_two = serve.step(&train_args(&second, "1", "2", &start, &reply(2)));
+    assert_eq!(round_two["ok"], true, "round 2 trained from the data read in round 1: {round_two}");
+    let one_shot = wsa_lab().arg("flower").args(train_args(&second, "1", "2", &start, &reply(2))).output();
+    let one_shot = one_shot.expect("one-shot train");
+    assert!(!one_shot.status.success(), "a one-shot step reads the (removed) data itself");
+    serve.close();
 }

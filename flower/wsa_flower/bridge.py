@@ -1,15 +1,21 @@
-"""The bridge to the `wsa-lab` program: one process per step, everything through files.
+"""The bridge to the `wsa-lab` program: its steps run in one long-lived `wsa-lab flower serve`
+process per app process, everything through files.
 
+That process keeps the config's data, split and device between steps, so a client that stays
+warm between rounds (`python -m wsa_flower.warm`) reads and splits its data once; a ClientApp
+that Flower starts afresh every round starts it every round, as it would a one-shot step.
 Models travel as safetensors (our parameter paths as names); this module reads and writes
 them with NumPy only, so the apps need nothing beyond Flower.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -33,8 +39,79 @@ def find_program(configured: str = "") -> str:
 
 
 def run_step(program: str, step: str, *args: str) -> str:
-    """Runs `wsa-lab flower <step> <args>` and returns its standard output."""
-    return _run(program, "flower", step, *args)
+    """Runs `wsa-lab flower <step> <args>` in this process's engine and returns what it prints."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.setdefault(program, Engine(program))
+    return engine.run(step, *args)
+
+
+class Engine:
+    """One `wsa-lab flower serve` process: a request line in, a reply line out, a step at a time.
+
+    Started on the first step; one that died (killed, or a panic) is reported with its exit
+    status and started again on the next step. It ends when this process closes its input.
+    """
+
+    def __init__(self, program: str) -> None:
+        self.program = program
+        self._process: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    def run(self, step: str, *args: str) -> str:
+        request = json.dumps({"step": [step, *args]}) + "\n"
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._process = subprocess.Popen(
+                    [self.program, "flower", "serve"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    bufsize=1,
+                )
+            process = self._process
+            try:
+                process.stdin.write(request)
+                process.stdin.flush()
+                line = process.stdout.readline()
+            except OSError:
+                line = ""
+            if not line:
+                status = process.wait()
+                self._process = None
+                raise BridgeError(
+                    f"wsa-lab flower {step}: the engine process stopped (exit status {status}); "
+                    "its error is in this app's log above, and the next step starts it again"
+                )
+        reply = json.loads(line)
+        if not reply["ok"]:
+            raise BridgeError(f"wsa-lab flower {step}: error: {reply['error']}")
+        output = reply.get("output")
+        return "" if output is None else json.dumps(output)
+
+    def close(self) -> None:
+        with self._lock:
+            process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+@atexit.register
+def close_engines() -> None:
+    """Ends this process's engine processes (they would end with it anyway, when their input
+    closes)."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+        _ENGINES.clear()
+    for engine in engines:
+        engine.close()
 
 
 def default_config(program: str) -> str:
