@@ -308,9 +308,11 @@ start_node() { # name node-config
   start "$logs/$1.log" "$bin/flower-supernode" "${security[@]}" --superlink "127.0.0.1:$link_port" \
     --host 127.0.0.1 --port "$runtime_port" --node-config "$2" --isolation process
   node_pgid+=("${pgids[-1]}")
-  # The node's ClientApps, in one process for the whole run; it ends with its SuperNode.
+  # The node's ClientApps, in one process for the whole run; it ends with its SuperNode. On
+  # loopback a message arrives within seconds: one that has not after 60 s belongs to a stopped run.
   start "$logs/$1.log" "$FLOWER_PYTHON" "$root/flower/wsa_flower/warm.py" \
-    --runtime-api-address "127.0.0.1:$runtime_port" --insecure --parent-pid "${pgids[-1]}" --label "$out/$1"
+    --runtime-api-address "127.0.0.1:$runtime_port" --insecure --parent-pid "${pgids[-1]}" --label "$out/$1" \
+    --give-up-after 60
 }
 for k in $(seq 0 $((clients - 1))); do
   start_node "supernode-$k" "partition-id=$k num-partitions=$clients"

@@ -237,17 +237,16 @@ fn execute(step: Step, prepared: &mut Prepared) -> Result<Option<serde_json::Val
     }
 }
 
-/// `wsa-lab flower serve`: a step per request line until standard input closes. A request that
-/// fails is answered with its error and the loop goes on; a reply that cannot be written (the
-/// caller is gone) ends it.
+/// `wsa-lab flower serve`: a step per request line until standard input closes; every line,
+/// an empty one too, gets one reply line. A request that fails is answered with its error and
+/// the loop goes on; a reply that cannot be written (the caller is gone) ends it. Nothing else
+/// may write to standard output here: no step prints (they return what the one-shot commands
+/// print).
 fn serve() -> Result<()> {
     let mut prepared = Prepared::default();
     let mut output = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
         let line = line.context("reading a request from standard input")?;
-        if line.trim().is_empty() {
-            continue;
-        }
         let reply = match serve_one(&line, &mut prepared) {
             Ok(printed) => serde_json::json!({ "ok": true, "output": printed }),
             Err(error) => serde_json::json!({ "ok": false, "error": crate::args::one_line(&error) }),

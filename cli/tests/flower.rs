@@ -225,8 +225,9 @@ fn train_args(config: &str, client: &str, round: &str, start: &Path, out: &Path)
         .collect()
 }
 
-/// `wsa-lab flower serve` runs each step as its one-shot command does, byte for byte, keeps
-/// going after a request it refuses, and reads an edited config afresh.
+/// `wsa-lab flower serve` runs each step as its one-shot command does (the same printed output,
+/// models, targets and replies), keeps going after a request it refuses, and reads an edited
+/// config afresh.
 #[test]
 fn the_engine_process_gives_the_one_shot_steps_results_and_answers_bad_requests() {
     let dir = temp_dir("serve");
@@ -235,7 +236,9 @@ fn the_engine_process_gives_the_one_shot_steps_results_and_answers_bad_requests(
     let start = dir.join("start");
     let one_shot =
         wsa_lab().args(["flower", "init", "--device", "cpu", "--config", &config, "--out"]).arg(&start).output();
-    assert!(one_shot.expect("init").status.success());
+    let one_shot = one_shot.expect("init");
+    assert!(one_shot.status.success());
+    let printed: Value = serde_json::from_slice(&one_shot.stdout).expect("init prints JSON");
     for (client, round) in [("0", "1"), ("2", "2")] {
         let out = dir.join(format!("one-shot-{client}"));
         let done = wsa_lab().arg("flower").args(train_args(&config, client, round, &start, &out)).output();
@@ -248,7 +251,8 @@ fn the_engine_process_gives_the_one_shot_steps_results_and_answers_bad_requests(
     let init =
         serve.step(&["init", "--device", "cpu", "--config", &config, "--out", &path(&served_init)].map(String::from));
     assert_eq!(init["ok"], true, "{init}");
-    assert_eq!(init["output"]["clients"], 3, "init prints what its one-shot command prints: {init}");
+    assert_eq!(init["output"], printed, "init answers what its one-shot command prints");
+    assert_eq!(init["output"]["clients"], 3, "{init}");
     let file = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     // Models compared by their tensors: the files' metadata is a map written in an order of the
     // process's own.
@@ -261,6 +265,7 @@ fn the_engine_process_gives_the_one_shot_steps_results_and_answers_bad_requests(
 
     let refused = [
         ("not json", "is not a step"),
+        ("", "is not a step"),
         (r#"{"step": ["fly"]}"#, "unrecognized subcommand"),
         (r#"{"step": ["serve"]}"#, "not a step it can run"),
     ];

@@ -66,6 +66,7 @@ class Engine:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
+                    encoding="utf-8",
                     bufsize=1,
                 )
             process = self._process
@@ -73,7 +74,7 @@ class Engine:
                 process.stdin.write(request)
                 process.stdin.flush()
                 line = process.stdout.readline()
-            except OSError:
+            except (OSError, ValueError):
                 line = ""
             if not line:
                 status = process.wait()
@@ -82,11 +83,25 @@ class Engine:
                     f"wsa-lab flower {step}: the engine process stopped (exit status {status}); "
                     "its error is in this app's log above, and the next step starts it again"
                 )
-        reply = json.loads(line)
+            try:
+                reply = json.loads(line)
+                reply["ok"]
+            except (ValueError, TypeError, KeyError):
+                # Not a reply: whatever else it wrote, the next reply could not be told from it.
+                self._stop(process)
+                raise BridgeError(
+                    f"wsa-lab flower {step}: the engine answered {line[:200]!r}, not a reply; "
+                    "it was stopped, and the next step starts it again"
+                ) from None
         if not reply["ok"]:
             raise BridgeError(f"wsa-lab flower {step}: error: {reply['error']}")
         output = reply.get("output")
         return "" if output is None else json.dumps(output)
+
+    def _stop(self, process: subprocess.Popen) -> None:
+        process.kill()
+        process.wait()
+        self._process = None
 
     def close(self) -> None:
         with self._lock:
@@ -97,6 +112,7 @@ class Engine:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
 
 _ENGINES: dict[str, Engine] = {}

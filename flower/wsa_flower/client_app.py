@@ -19,6 +19,10 @@ from . import bridge
 
 app = ClientApp()
 
+#: The run this process's engine prepared its data for. A warm client (warm.py) outlives a run:
+#: a new run gets a new engine, so that data edited between runs is read afresh.
+_engine_run: int | None = None
+
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
@@ -29,6 +33,10 @@ def train(msg: Message, context: Context) -> Message:
         )
     client = int(node["partition-id"])
     program = bridge.find_program(str(node.get("wsa-lab", "")))
+    global _engine_run
+    if _engine_run != context.run_id:
+        bridge.close_engines()
+        _engine_run = context.run_id
     config = msg.content["config"]
     received = msg.content["arrays"]
     names = list(received.keys())

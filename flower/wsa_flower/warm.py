@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from logging import ERROR, INFO
 from pathlib import Path
 
+import httpx
 from flwr.app import Context, Message
 from flwr.app.error import Error
 from flwr.cli.install import install_from_fab
@@ -33,26 +36,28 @@ from flwr.clientapp.client_app import ClientApp, LoadClientAppError
 from flwr.clientapp.utils import get_load_client_app_fn
 from flwr.common.config import get_project_dir
 from flwr.common.constant import ErrorCode, SubStatus
+from flwr.common.constant import MAX_RETRY_DELAY
 from flwr.common.serde import context_from_proto, fab_from_proto, run_from_proto
 from flwr.proto.node_pb2 import Node  # pylint: disable=E0611
 from flwr.proto.runtime_pb2 import (  # pylint: disable=E0611
     AcquireTaskRequest,
     PullAppMessagesRequest,
     PullTaskInputRequest,
+    SendTaskHeartbeatRequest,
 )
 from flwr.supercore import log
 from flwr.supercore.app_utils import start_parent_process_monitor
 from flwr.supercore.constant import TaskType
 from flwr.supercore.fab import Fab
-from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
+from flwr.supercore.heartbeat import HeartbeatSender
 from flwr.supercore.inflatable.inflatable_protobuf_utils import (
     make_confirm_message_received_fn_protobuf,
     make_pull_object_fn_protobuf,
 )
-from flwr.supercore.inflatable.inflatable_utils import pull_and_inflate_object_from_tree
+from flwr.supercore.inflatable.inflatable_utils import ObjectPullError, pull_and_inflate_object_from_tree
 from flwr.supercore.interceptors import RuntimeTokenHttpInterceptor, RuntimeVersionHttpInterceptor
-from flwr.supercore.retry import make_simple_http_retry_invoker
-from flwr.supercore.run import Run
+from flwr.supercore.retry import RetryInvoker, exponential, make_simple_http_retry_invoker
+from flwr.supercore.run import Run, RunNotRunningException
 from flwr.supercore.runtime import RuntimeHttpClient
 from flwr.supercore.task_identity import TaskIdentity
 from flwr.supercore.tls import validate_and_resolve_root_certificates
@@ -67,9 +72,12 @@ PULL_FIRST_RETRY = 0.02
 PULL_LONGEST_WAIT = 0.5
 #: Seconds after which a task whose message has not all arrived is given up, so that the tasks
 #: after it run: a message whose run was stopped (its SuperLink killed mid-round) never comes, and
-#: where Flower would leave its `flwr-clientapp` waiting beside the next task's, this one process
-#: would wait instead of running the next task. Messages arrive within seconds here.
-PULL_GIVE_UP = 60.0
+#: where Flower would leave that task's `flwr-clientapp` waiting beside the next one's, this one
+#: process would wait instead of running the next. A live run's message slower than this is lost
+#: (raise it over slow links). The default of --give-up-after; Flower's own limit is two hours.
+PULL_GIVE_UP = 300.0
+#: Seconds a task's calls to the SuperNode are retried while it does not answer.
+TASK_CALL_PATIENCE = 60.0
 
 
 def main() -> None:
@@ -97,17 +105,26 @@ def main() -> None:
         default=0.25,
         help="seconds between asks for a task when there is none (default 0.25)",
     )
+    parser.add_argument(
+        "--give-up-after",
+        type=float,
+        default=PULL_GIVE_UP,
+        help=f"seconds a task waits for its message before it is given up (default {PULL_GIVE_UP:.0f})",
+    )
     args = parser.parse_args()
     if args.insecure == bool(args.root_certificates):
         parser.error("give exactly one of --insecure and --root-certificates")
     if not 0.001 <= args.poll_interval <= 60:
         parser.error(f"--poll-interval must lie in 0.001..60 seconds, not {args.poll_interval}")
+    if not 1 <= args.give_up_after <= 7200:
+        parser.error(f"--give-up-after must lie in 1..7200 seconds, not {args.give_up_after}")
     serve(
         runtime_api_address=args.runtime_api_address,
         insecure=args.insecure,
         certificates=validate_and_resolve_root_certificates(args.root_certificates, args.insecure),
         parent_pid=args.parent_pid,
         poll_interval=args.poll_interval,
+        give_up_after=args.give_up_after,
         label=args.label,
     )
 
@@ -119,23 +136,28 @@ def serve(
     certificates: bytes | None,
     parent_pid: int | None,
     poll_interval: float,
+    give_up_after: float = PULL_GIVE_UP,
     label: str = "",
 ) -> None:
-    """Asks for ClientApp tasks and runs them, one at a time, until stopped."""
+    """Asks for ClientApp tasks and runs them, one at a time, until stopped: a task that fails
+    in any way is logged and the next one runs."""
     if parent_pid is not None:
         # Raises SIGINT here (a KeyboardInterrupt) when the SuperNode is gone.
         start_parent_process_monitor(parent_pid)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
-    def runtime_client(*interceptors) -> RuntimeHttpClient:
+    def runtime_client(retry_invoker: RetryInvoker, *interceptors) -> RuntimeHttpClient:
         return RuntimeHttpClient.from_server_address(
             server_address=runtime_api_address,
             insecure=insecure,
             root_certificates=certificates,
             interceptors=list(interceptors),
-            retry_invoker=make_simple_http_retry_invoker(),
+            retry_invoker=retry_invoker,
         )
 
-    tasks = runtime_client(RuntimeVersionHttpInterceptor(component_name="SuperExec"))
+    tasks = runtime_client(
+        make_simple_http_retry_invoker(), RuntimeVersionHttpInterceptor(component_name="SuperExec")
+    )
     apps: dict[str, LoadedApp] = {}
     name = f"[wsa-lab warm client{' ' + label if label else ''}]"
     log(INFO, "%s asking %s for ClientApp tasks (pid %d)", name, runtime_api_address, os.getpid())
@@ -145,12 +167,16 @@ def serve(
                 AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP], agentapp_fab_hashes=[])
             )
             if acquired.HasField("task") and acquired.token:
+                invoker = task_retry_invoker()
                 client = runtime_client(
+                    invoker,
                     RuntimeVersionHttpInterceptor(component_name="flwr-clientapp"),
                     RuntimeTokenHttpInterceptor(acquired.token),
                 )
                 try:
-                    run_task(client, apps)
+                    run_task(client, invoker, apps, name, give_up_after)
+                except (Exception, RunNotRunningException) as ex:  # pylint: disable=broad-exception-caught
+                    log(ERROR, "%s task failed: %s", name, ex)
                 finally:
                     client.close()
             else:
@@ -161,9 +187,15 @@ def serve(
         tasks.close()
 
 
-def pull_task_input_promptly(client: RuntimeHttpClient) -> tuple[Message, Context, Run, Fab]:
+class MessageNotArrived(Exception):
+    """The task's message did not all arrive in time."""
+
+
+def pull_task_input_promptly(
+    client: RuntimeHttpClient, give_up_after: float
+) -> tuple[Message, Context, Run, Fab]:
     """The task's message, context, run and FAB, as Flower's `pull_task_input` pulls them, with
-    short retries for the message's parts (PULL_FIRST_RETRY)."""
+    short retries for the message's parts (PULL_FIRST_RETRY), for at most `give_up_after` s."""
     task = client.PullTaskInput(PullTaskInputRequest())
     TaskIdentity.task_id = task.task_id
     TaskIdentity.run_id = task.run.run_id
@@ -176,19 +208,57 @@ def pull_task_input_promptly(client: RuntimeHttpClient) -> tuple[Message, Contex
         raise RuntimeError("No messages received from Runtime API")
     node = Node(node_id=context.node_id)
     tree = messages.message_object_trees[0]
-    message = pull_and_inflate_object_from_tree(
-        tree,
-        make_pull_object_fn_protobuf(client.PullObject, node, context.run_id),
-        make_confirm_message_received_fn_protobuf(client.ConfirmMessageReceived, node, context.run_id),
-        return_type=Message,
-        initial_backoff=PULL_FIRST_RETRY,
-        backoff_cap=PULL_LONGEST_WAIT,
-        max_tries_per_object=None,
-        max_time=PULL_GIVE_UP,
-    )
+    try:
+        message = pull_and_inflate_object_from_tree(
+            tree,
+            make_pull_object_fn_protobuf(client.PullObject, node, context.run_id),
+            make_confirm_message_received_fn_protobuf(client.ConfirmMessageReceived, node, context.run_id),
+            return_type=Message,
+            initial_backoff=PULL_FIRST_RETRY,
+            backoff_cap=PULL_LONGEST_WAIT,
+            max_tries_per_object=None,
+            max_time=give_up_after,
+        )
+    except ObjectPullError as ex:
+        raise MessageNotArrived(str(ex)) from ex
     # A deflated message does not carry its own ID (its object ID); Flower sets it the same way.
     message.metadata.__dict__["_message_id"] = tree.object_id
     return message, context, run, fab
+
+
+def task_retry_invoker() -> RetryInvoker:
+    """Retries for one task's calls: a SuperNode that does not answer, or answers 5xx, is asked
+    again for up to TASK_CALL_PATIENCE s; any other refusal (a revoked token: 401) fails the call.
+    Flower's own invoker answers a 401 by signalling its process to stop, right for a process that
+    runs one task and wrong for this one."""
+
+    def give_up(ex: Exception) -> bool:
+        return isinstance(ex, httpx.HTTPStatusError) and ex.response.status_code < 500
+
+    return RetryInvoker(
+        wait_gen_factory=lambda: exponential(max_delay=MAX_RETRY_DELAY),
+        recoverable_exceptions=(httpx.TransportError, httpx.HTTPStatusError),
+        max_tries=None,
+        max_time=TASK_CALL_PATIENCE,
+        should_giveup=give_up,
+    )
+
+
+def task_heartbeat(client: RuntimeHttpClient, cancelled: threading.Event):
+    """The task's heartbeat: where the SuperNode answers that the task is no longer wanted,
+    `cancelled` is set (Flower's own heartbeat stops its process instead)."""
+    request = SendTaskHeartbeatRequest()
+
+    def beat() -> bool:
+        try:
+            answer = client.SendTaskHeartbeat(request)
+        except (httpx.TransportError, httpx.HTTPStatusError):
+            return False
+        if not answer.success:
+            cancelled.set()
+        return True
+
+    return beat
 
 
 @dataclass
@@ -197,11 +267,20 @@ class LoadedApp:
     folder: Path
 
 
-def run_task(client: RuntimeHttpClient, apps: dict[str, LoadedApp]) -> None:
+def run_task(
+    client: RuntimeHttpClient,
+    invoker: RetryInvoker,
+    apps: dict[str, LoadedApp],
+    name: str,
+    give_up_after: float,
+) -> None:
     """Runs one task as `flwr-clientapp` does: pulls the message, runs the app (installed and
     loaded once per FAB), pushes the reply, or an error reply naming the exception, and then the
-    task's status."""
-    heartbeat = HeartbeatSender(make_task_heartbeat_fn_http(client))
+    task's status. A task the SuperNode cancelled meanwhile pushes nothing, one whose message did
+    not arrive only its status; one interrupted (the SuperNode gone, SIGINT or SIGTERM) pushes its
+    status once, without retries, and stops."""
+    cancelled = threading.Event()
+    heartbeat = HeartbeatSender(task_heartbeat(client, cancelled))
     heartbeat.start()
     message = context = reply = None
     sub_status, details = SubStatus.FAILED, "ClientApp task failed due to unknown reason"
@@ -209,47 +288,59 @@ def run_task(client: RuntimeHttpClient, apps: dict[str, LoadedApp]) -> None:
     started = time.monotonic()
     pulled = ran = started
     try:
-        message, context, run, fab = pull_task_input_promptly(client)
-        pulled = ran = time.monotonic()
-        loaded = apps.get(fab.hash_str)
-        if loaded is None:
-            forget_apps(apps)
-            install_from_fab(fab.content, skip_prompt=True)
-            load = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)
-            loaded = apps[fab.hash_str] = LoadedApp(
-                app=load(run.fab_id, run.fab_version, fab.hash_str),
-                folder=Path(get_project_dir(run.fab_id, run.fab_version, fab.hash_str)),
-            )
-        reply = loaded.app(message=message, context=context)
-        ran = time.monotonic()
-        sub_status, details = SubStatus.COMPLETED, ""
-    except Exception as ex:  # pylint: disable=broad-exception-caught
-        # The reason in Flower's own words, so that the server reads it as it reads theirs.
-        code, reason = ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(ex)}:<'{ex}'>"
-        if isinstance(ex, LoadClientAppError):
-            code, reason = (
-                ErrorCode.LOAD_CLIENT_APP_EXCEPTION,
-                "An exception was raised when attempting to load `ClientApp`",
-            )
-        if message is None:
-            log(ERROR, "[wsa-lab warm client] task given up: its message did not arrive (%s)", ex)
-        else:
-            log(ERROR, "ClientApp raised an exception", exc_info=ex)
-        details = reason
-        if message is not None:
-            reply = Message(Error(code=code, reason=reason), reply_to=message)
-    finally:
         try:
-            if reply is not None and context is not None:
-                push_message(client, reply, context)
+            message, context, run, fab = pull_task_input_promptly(client, give_up_after)
+            pulled = ran = time.monotonic()
+            loaded = apps.get(fab.hash_str)
+            if loaded is None:
+                forget_apps(apps)
+                install_from_fab(fab.content, skip_prompt=True)
+                load = get_load_client_app_fn(default_app_ref="", app_path=None, multi_app=True)
+                loaded = apps[fab.hash_str] = LoadedApp(
+                    app=load(run.fab_id, run.fab_version, fab.hash_str),
+                    folder=Path(get_project_dir(run.fab_id, run.fab_version, fab.hash_str)),
+                )
+            reply = loaded.app(message=message, context=context)
+            ran = time.monotonic()
+            sub_status, details = SubStatus.COMPLETED, ""
+        except MessageNotArrived as ex:
+            # No reply: the SuperNode pushes replies only after it has taken a new message, and
+            # one for a stopped run would take the place of the next run's.
+            pulled = ran = time.monotonic()
+            details = f"the task's message did not arrive: {ex}"
+            log(ERROR, "%s task given up after %.0f s: %s", name, pulled - started, details)
         except Exception as ex:  # pylint: disable=broad-exception-caught
-            log(ERROR, "Failed to push reply message", exc_info=ex)
-        push_task_output(client=client, context=context, sub_status=sub_status, details=details)
+            # The reason in Flower's own words, so that the server reads it as it reads theirs.
+            code, reason = ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(ex)}:<'{ex}'>"
+            if isinstance(ex, LoadClientAppError):
+                code, reason = (
+                    ErrorCode.LOAD_CLIENT_APP_EXCEPTION,
+                    "An exception was raised when attempting to load `ClientApp`",
+                )
+            log(ERROR, "ClientApp raised an exception", exc_info=ex)
+            details = reason
+            if message is not None:
+                reply = Message(Error(code=code, reason=reason), reply_to=message)
+    except BaseException:
+        # Stopping: what follows is tried once (Flower's own exit does the same).
+        invoker.max_tries = 1
+        raise
+    finally:
         if heartbeat.is_running:
             heartbeat.stop()
+        if cancelled.is_set():
+            log(ERROR, "%s task cancelled by the SuperNode; nothing pushed", name)
+        else:
+            try:
+                if reply is not None and context is not None:
+                    push_message(client, reply, context)
+            except Exception as ex:  # pylint: disable=broad-exception-caught
+                log(ERROR, "Failed to push reply message", exc_info=ex)
+            push_task_output(client=client, context=context, sub_status=sub_status, details=details)
         log(
             INFO,
-            "[wsa-lab warm client] task %s: message in %.2f s, app %.2f s, reply %.2f s",
+            "%s task %s: message in %.2f s, app %.2f s, reply %.2f s",
+            name,
             sub_status,
             pulled - started,
             ran - pulled,
