@@ -595,7 +595,7 @@ fn the_bridges_engine_serves_every_step_and_starts_again_after_it_died() {
         from wsa_flower import bridge\n\
         given = json.load(sys.stdin)\n\
         program, config, out = given['program'], given['config'], Path(given['out'])\n\
-        init = json.loads(bridge.run_step(program, 'init', '--config', config, '--device', 'cpu', '--out', str(out)))\n\
+        init = bridge.run_step(program, 'init', '--config', config, '--device', 'cpu', '--out', str(out))\n\
         engine = bridge._ENGINES[program]\n\
         first = engine._process.pid\n\
         def train(client, reply):\n\

@@ -2,7 +2,7 @@
 process per app process, everything through files.
 
 That process keeps the config's data, split and device between steps, so a client that stays
-warm between rounds (`python -m wsa_flower.warm`) reads and splits its data once; a ClientApp
+warm between rounds (`flower/wsa_flower/warm.py`) reads and splits its data once; a ClientApp
 that Flower starts afresh every round starts it every round, as it would a one-shot step.
 Models travel as safetensors (our parameter paths as names); this module reads and writes
 them with NumPy only, so the apps need nothing beyond Flower.
@@ -38,8 +38,9 @@ def find_program(configured: str = "") -> str:
     return candidate
 
 
-def run_step(program: str, step: str, *args: str) -> str:
-    """Runs `wsa-lab flower <step> <args>` in this process's engine and returns what it prints."""
+def run_step(program: str, step: str, *args: str):
+    """Runs `wsa-lab flower <step> <args>` in this process's engine and returns what the
+    one-shot command prints, as the JSON value it is (None for a step that prints nothing)."""
     with _ENGINES_LOCK:
         engine = _ENGINES.setdefault(program, Engine(program))
     return engine.run(step, *args)
@@ -57,7 +58,7 @@ class Engine:
         self._process: subprocess.Popen | None = None
         self._lock = threading.Lock()
 
-    def run(self, step: str, *args: str) -> str:
+    def run(self, step: str, *args: str):
         request = json.dumps({"step": [step, *args]}) + "\n"
         with self._lock:
             if self._process is None or self._process.poll() is not None:
@@ -95,8 +96,7 @@ class Engine:
                 ) from None
         if not reply["ok"]:
             raise BridgeError(f"wsa-lab flower {step}: error: {reply['error']}")
-        output = reply.get("output")
-        return "" if output is None else json.dumps(output)
+        return reply.get("output")
 
     def _stop(self, process: subprocess.Popen) -> None:
         process.kill()

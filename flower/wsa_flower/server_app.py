@@ -66,10 +66,8 @@ def main(grid: Grid, context: Context) -> None:
             bridge.write_atomic(config_path, bridge.default_config(program).encode())
         elif not config_path.is_file():
             raise bridge.BridgeError(f"fed-config {config_path} does not exist (give an absolute path)")
-        start = json.loads(
-            bridge.run_step(
-                program, "init", "--config", str(config_path), "--device", device, "--out", str(work)
-            )
+        start = bridge.run_step(
+            program, "init", "--config", str(config_path), "--device", device, "--out", str(work)
         )
         target = json.loads((work / "target.json").read_text())
         initial = bridge.read_safetensors(work / "global.safetensors")

@@ -174,7 +174,7 @@ class WsaFedAvg(FedAvg):
                 work / "target.json",
                 {"layers": self.layers, "scopes": [{"mean": m, "std": s} for m, s in self.target]},
             )
-            output = bridge.run_step(
+            evaluation = bridge.run_step(
                 self.program,
                 "round",
                 "--config",
@@ -194,7 +194,6 @@ class WsaFedAvg(FedAvg):
                 "--out",
                 str(self.out_dir),
             )
-        evaluation = json.loads(output)
         self.history.append(evaluation)
         checkpoint.save(
             self.out_dir,
