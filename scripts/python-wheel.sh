@@ -22,5 +22,8 @@ rm -f "$out"/wsa_lab-*.whl
 "$python" -m maturin build --release --locked --manifest-path "$root/python/Cargo.toml" \
   --interpreter "$python" --out "$out" >&2
 wheel="$(ls "$out"/wsa_lab-*.whl)"
+# The first install brings the package's dependencies (NumPy) where they are missing; the second
+# replaces an installed wsa_lab of the same version, leaving the dependencies as they are.
+"$python" -m pip install -q --disable-pip-version-check "$wheel" >&2
 "$python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel" >&2
 echo "$wheel"

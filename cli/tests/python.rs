@@ -10,7 +10,9 @@ use wsa_core::rng::Rng;
 use wsa_core::scope::{FusionRule, Scope, fuse, kl_gaussian, scope_of};
 use wsa_core::wsa::{KlDirection, LayerReduction, WsaConfig};
 
-/// The Python with the `wsa_lab` wheel installed (`.ci/run` installs it into the Flower venv).
+/// The Python with the `wsa_lab` wheel installed (`.ci/run` installs it into the Flower venv). The
+/// wheel is the one last built: after a change to `python/` or the engine, build it again
+/// (`scripts/python-wheel.sh PYTHON`) before these tests, which would compare the old one.
 fn python() -> String {
     std::env::var("WSA_LAB_PYTHON").expect(
         "WSA_LAB_PYTHON names a Python with the wsa_lab wheel installed (scripts/python-wheel.sh PYTHON installs it)",
@@ -138,17 +140,40 @@ fn the_python_package_gives_the_engines_numbers_bit_for_bit_and_refuses_bad_inpu
         }
     }
 
+    for (layout, same) in out["same_scope_other_layouts"].as_object().expect("layouts") {
+        assert_eq!(same.as_bool(), Some(true), "{layout}: another layout of the same values gave another scope");
+    }
+
     let refusals = [
         ("nan", "ValueError: the array holds NaN at flat index 5; weights must be finite numbers"),
         ("empty", "ValueError: the array has no values"),
-        ("text", "TypeError: the array is not an array of numbers"),
-        ("unknown rule", "unknown fusion rule; choose one of moment-matching, plain-average"),
-        ("infinite share", "fusion weights"),
+        ("text", "TypeError: the array holds <U7 values; pass an array of real numbers"),
+        ("complex", "TypeError: the array holds complex numbers; pass an array of real numbers"),
+        ("masked", "TypeError: the array is a masked array; pass its values"),
+        ("none inside", "TypeError: the array holds object values"),
+        ("beyond float32", "ValueError: the array holds 1e+300 at flat index 1, beyond float32's range"),
+        (
+            "unknown rule",
+            "ValueError: rule = `median`: unknown fusion rule; choose one of moment-matching, plain-average",
+        ),
+        ("rule not text", "TypeError: rule is None; pass one of moment-matching"),
+        ("infinite share", "ValueError: weights = [1.0, inf, 1.0]: must be finite, >= 0, and not all zero"),
+        ("a weight short", "ValueError: 2 weight(s) for 3 model(s); pass one weight per model"),
+        ("a layer short", "ValueError: model 1 has 2 layer scope(s) and model 0 has 3"),
+        ("no models", "ValueError: no models' scopes to fuse; pass a list with each model's list of layer scopes"),
         ("negative std", "a scope needs a finite mean and a finite std >= 0"),
         ("not a scope", "TypeError: the first scope is 3; a scope is a (mean, std) pair"),
+        ("one array as layers", "TypeError: layers is one ndarray; pass a list of arrays, e.g. [w]"),
+        ("no targets", "TypeError: targets is None; pass a list of scopes"),
+        ("lam not a number", "TypeError: lam is 'strong'; pass a number"),
+        ("target beyond float32", "ValueError: layer 0's target is (mean 0, std 1e39), beyond float32's range"),
+        ("penalty overflows", "ValueError: the penalty came out"),
         ("a target short", "3 layer(s) and 2 target scope(s)"),
-        ("negative lambda", "wsa.lambda = -1: must be a finite number in [0, 10000]"),
-        ("unknown direction", "unknown KL direction; choose model-to-target or target-to-model"),
+        ("negative lambda", "ValueError: lam = -1: must be a finite number in [0, 10000]"),
+        (
+            "unknown direction",
+            "ValueError: direction = `both`: unknown KL direction; choose model-to-target or target-to-model",
+        ),
     ];
     for (case, words) in refusals {
         let said = out["errors"][case].as_str().unwrap_or("nothing");

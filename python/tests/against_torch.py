@@ -42,7 +42,7 @@ for direction in wsa_lab.KL_DIRECTIONS:
             f"{direction} {reduction}: penalty {value:.7f} (autograd {float(total):.7f}), gradients within {relative:.1e}"
         )
         assert abs(value - float(total)) <= 1e-5 * max(1.0, abs(float(total))), (value, float(total))
-        assert relative < 1e-5, relative
+        assert relative < 3e-7, relative
 half = torch.randn(100).half()
 assert wsa_lab.scope(half) == wsa_lab.scope(half.float().numpy())
 print(

@@ -20,7 +20,14 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from importlib.metadata import PackageNotFoundError, version
+
 from . import _engine
+
+try:
+    __version__ = version("wsa-lab")
+except PackageNotFoundError:  # imported from a source tree, not installed
+    __version__ = "unknown"
 
 __all__ = [
     "Scope",
@@ -48,20 +55,47 @@ class Scope(NamedTuple):
     std: float
 
 
-def _float32_bytes(weights, what: str) -> tuple[bytes, tuple[int, ...], object]:
-    """The values of ``weights`` as little-endian float32 bytes, with the array's shape and, for
-    a PyTorch tensor, the tensor (whose dtype and device a gradient is given back on)."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32_array(weights, what: str) -> tuple[np.ndarray, tuple[int, ...], object]:
+    """The values of ``weights`` as a contiguous float32 array (a copy only where the dtype or the
+    layout differs), with the array's shape and, for
+    a PyTorch tensor, the tensor (whose device and floating dtype a gradient is given back in).
+    Refuses what is not an array of real numbers, or holds one float32 cannot carry."""
     tensor = None
     if hasattr(weights, "detach") and hasattr(weights, "cpu"):  # a PyTorch tensor
         tensor = weights
-        weights = weights.detach().cpu().float().numpy()
+        if weights.is_complex():
+            raise TypeError(f"{what} is a complex tensor; weights are real numbers")
+        weights = weights.detach().cpu()
+        if weights.is_floating_point() and weights.element_size() < 8:  # float16 and bfloat16 too
+            weights = weights.float()
+        weights = weights.numpy()
+    if np.ma.isMaskedArray(weights):
+        raise TypeError(
+            f"{what} is a masked array; pass its values (array.compressed() drops the masked ones)"
+        )
     try:
-        array = np.asarray(weights, dtype="<f4")
+        array = np.asarray(weights)
     except (TypeError, ValueError) as e:
         raise TypeError(
             f"{what} is not an array of numbers ({e}); pass a NumPy array or a PyTorch tensor"
         ) from None
-    return np.ascontiguousarray(array).tobytes(), array.shape, tensor
+    if array.dtype.kind not in "fiu":
+        kind = {"c": "complex numbers", "b": "booleans"}.get(array.dtype.kind, f"{array.dtype} values")
+        raise TypeError(
+            f"{what} holds {kind}; pass an array of real numbers (a NumPy array or a PyTorch tensor)"
+        )
+    if (array.dtype.kind == "f" and array.dtype.itemsize > 4) or array.dtype.kind in "iu":
+        too_large = np.abs(array, dtype=np.float64) > _FLOAT32_MAX
+        if too_large.any():
+            at = int(np.flatnonzero(too_large.ravel())[0])
+            raise ValueError(
+                f"{what} holds {float(array.flat[at])!r} at flat index {at}, beyond float32's range "
+                f"(±{_FLOAT32_MAX:.4g}) in which the engine computes; rescale the weights"
+            )
+    return np.ascontiguousarray(array, dtype=np.float32), array.shape, tensor
 
 
 def _as_scope(value, what: str) -> tuple[float, float]:
@@ -74,15 +108,39 @@ def _as_scope(value, what: str) -> tuple[float, float]:
         ) from None
 
 
+def _as_list(value, what: str, of: str) -> list:
+    """``value`` as a list, refusing a single array (which would be read row by row)."""
+    if isinstance(value, (str, bytes, np.ndarray)) or hasattr(value, "detach"):
+        raise TypeError(f"{what} is one {type(value).__name__}; pass a list of {of}, e.g. [w]")
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{what} is {value!r}; pass a list of {of}") from None
+
+
+def _as_number(value, what: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} is {value!r}; pass a number") from None
+
+
+def _as_choice(value, what: str, known: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} is {value!r}; pass one of {', '.join(known)}")
+    return value
+
+
 def scope(weights) -> Scope:
     """The weight scope of one layer: the mean and population std (1/n) of all its entries,
     computed in float64 from their float32 values."""
-    data, _, _ = _float32_bytes(weights, "the array")
+    data, _, _ = _float32_array(weights, "the array")
     return Scope(*_engine.scope(data))
 
 
 def kl(p, q) -> float:
-    """KL(N(p) || N(q)) between two scopes, each std plus 1e-8 (as the penalty uses them)."""
+    """KL(N(p) || N(q)) between two scopes, each std plus 1e-8, in float64 (the penalty computes the
+    same divergence in float32, as training does, with 1e-16 added to a layer's variance)."""
     return _engine.kl(_as_scope(p, "the first scope"), _as_scope(q, "the second scope"))
 
 
@@ -97,10 +155,20 @@ def fuse(
     mixture's mean and variance, the others average the means and the variances, the stds, or
     the precisions."""
     models = [
-        [_as_scope(s, f"model {k}'s layer {layer}") for layer, s in enumerate(layers)]
-        for k, layers in enumerate(scopes)
+        [
+            _as_scope(s, f"model {k}'s layer {layer}")
+            for layer, s in enumerate(_as_list(layers, f"model {k}", "scopes"))
+        ]
+        for k, layers in enumerate(_as_list(scopes, "scopes", "models' scope lists"))
     ]
-    shares = [1.0] * len(models) if weights is None else [float(w) for w in weights]
+    if weights is None:
+        shares = [1.0] * len(models)
+    else:
+        shares = [
+            _as_number(w, f"model {k}'s weight")
+            for k, w in enumerate(_as_list(weights, "weights", "numbers"))
+        ]
+    rule = _as_choice(rule, "rule", FUSION_RULES)
     return [Scope(*s) for s in _engine.fuse(models, shares, rule)]
 
 
@@ -116,20 +184,28 @@ def penalty(
     Returns ``(value, gradients)``: ``value = lam * reduce_l KL(N(scope_l) || N(targets[l]))`` (KL
     the other way round with ``direction="target-to-model"``; ``reduction="sum"`` sums the layers
     instead of averaging them) and one gradient per layer, shaped like it: a NumPy float32 array,
-    or for a PyTorch tensor a tensor of its dtype on its device, ready to add to its ``.grad``.
+    or for a PyTorch tensor a tensor on its device, of its dtype if floating (else float32), ready
+    to add to its ``.grad``. ``layers`` is a list even for one layer: ``penalty([w], [target])``.
     The std of a layer is sqrt(var + 1e-16) + 1e-8 and the target's std + 1e-8, as in training;
     the targets are constants (not differentiated)."""
-    prepared = [_float32_bytes(w, f"layer {at}") for at, w in enumerate(layers)]
-    target_pairs = [_as_scope(t, f"layer {at}'s target") for at, t in enumerate(targets)]
+    prepared = [_float32_array(w, f"layer {at}") for at, w in enumerate(_as_list(layers, "layers", "arrays"))]
+    target_pairs = [
+        _as_scope(t, f"layer {at}'s target") for at, t in enumerate(_as_list(targets, "targets", "scopes"))
+    ]
     value, raw = _engine.penalty(
-        [data for data, _, _ in prepared], target_pairs, float(lam), direction, reduction
+        [data for data, _, _ in prepared],
+        target_pairs,
+        _as_number(lam, "lam"),
+        _as_choice(direction, "direction", KL_DIRECTIONS),
+        _as_choice(reduction, "reduction", LAYER_REDUCTIONS),
     )
     gradients = []
     for (_, shape, tensor), data in zip(prepared, raw):
-        gradient = np.frombuffer(data, dtype="<f4").reshape(shape).copy()
+        gradient = np.frombuffer(data, dtype="<f4").reshape(shape)  # writable: a bytearray
         if tensor is not None:
             import torch  # only reached with a tensor in hand
 
-            gradient = torch.from_numpy(gradient).to(device=tensor.device, dtype=tensor.dtype)
+            dtype = tensor.dtype if tensor.is_floating_point() else torch.float32
+            gradient = torch.from_numpy(gradient).to(device=tensor.device, dtype=dtype)
         gradients.append(gradient)
     return value, gradients
