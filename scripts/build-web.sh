@@ -32,7 +32,10 @@ bundle() {
     local name=$1
     shift
     cargo build --profile web --target wasm32-unknown-unknown -p wsa-lab-web "$@"
-    wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+    # WSA_WASM_NAMES=1 keeps the functions' names, for a profile (web/tests/browser.mjs --trace).
+    local names=(--remove-name-section)
+    [ "${WSA_WASM_NAMES:-0}" = 1 ] && names=()
+    wasm-bindgen --target web --no-typescript "${names[@]}" --remove-producers-section \
         --out-dir web/pkg.new --out-name "$name" "$target/wasm32-unknown-unknown/web/wsa_lab_web.wasm"
     local wasm="web/pkg.new/${name}_bg.wasm"
     if [ "${WSA_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then

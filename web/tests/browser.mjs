@@ -52,6 +52,11 @@
 // drag from the desktop does), waits until the page has read them and shows "Compare the pair",
 // clicks it and waits for the result: the JSON is the page's result with "drop" (seconds from
 // the drop to the button, and to the result, by the driver's clock).
+// With --trace <file.json> (the run to a result, as above), Chromium records the CPU samples of
+// the page and its worker from navigation to the result into <file.json> (Chrome's trace format,
+// which DevTools' Performance panel opens); scripts/page-profile.py sums the worker's job by
+// kind of work. A bundle built with WSA_WASM_NAMES=1 scripts/build-web.sh keeps the functions'
+// names in the trace.
 // Every mode serves the page's Content-Security-Policy (index.html's <meta> tag) as a header, as
 // scripts/serve-web.py does, listens for policy violations in the page and its worker, records
 // every request the page and its worker make, and at the end checks that the policy is in force
@@ -138,14 +143,17 @@ const webgpu = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vul
 // The soak reads exact heap sizes (Chromium rounds performance.memory without the first flag)
 // after collecting garbage itself (gc(), which the second one gives page and worker alike).
 const soakFlags = ['--enable-precise-memory-info', '--js-flags=--expose-gc'];
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-lab-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
+const launch = {
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   headless: true,
   args: [...base, ...(args.path.startsWith('webgpu') ? webgpu : []), ...(args.soak ? soakFlags : [])],
-  acceptDownloads: true,
-  viewport: { width: 1280, height: 820 },
-});
+};
+const contextOptions = { acceptDownloads: true, viewport: { width: 1280, height: 820 } };
+// Tracing needs the browser itself, which a persistent context (a profile of its own, what every
+// other mode runs in) does not hand out.
+const tracing = args.trace ? await chromium.launch(launch) : null;
+const browser = tracing ? await tracing.newContext(contextOptions)
+  : await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-lab-chromium-')), { ...launch, ...contextOptions });
 
 // What the policy refused: the page's securitypolicyviolation events (an init script, so they are
 // heard from the page's first script on and after a reload), the worker's (violationListener, in
@@ -479,6 +487,7 @@ const fail = async (message) => {
   console.error(message);
   if (violations.length) console.error(`policy violations:\n${violations.join('\n')}`);
   await browser.close();
+  await tracing?.close();
   server.close();
   process.exit(1);
 };
@@ -537,6 +546,7 @@ try {
   // Both paths ask for the GPU: the plain browser has none, so the page must fall back.
   const url = `http://127.0.0.1:${port}/index.html?autorun&device=gpu#v1=${encodeURIComponent(config)}`;
   const started = Date.now();
+  await tracing?.startTracing(undefined, { path: args.trace, categories: ['disabled-by-default-v8.cpu_profiler', 'toplevel'] });
   await page.goto(url);
   if (args.cancel) {
     console.log(JSON.stringify({ cancel: await cancelRun(page), security: await security(page), console: console_lines.slice(-20) }));
@@ -557,6 +567,7 @@ try {
       await fail(`no result (${e.message}); console:\n${shown.join('\n')}`);
     }
     const seconds = (Date.now() - started) / 1000;
+    await tracing?.stopTracing();
     const result = JSON.parse(await page.textContent('#wsa-lab-result'));
     const load = await loadTimes(page);
     printBreakdown(load, result.timing, seconds);
@@ -581,4 +592,5 @@ try {
   await fail(`browser test failed: ${e.stack ?? e}\nconsole:\n${console_lines.slice(-15).join('\n')}`);
 }
 await browser.close();
+await tracing?.close();
 server.close();

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Where the page's worker spends a run: reads a Chrome trace written by
+`node web/tests/browser.mjs --path cpu --config CONFIG --trace TRACE.json` and sums the CPU
+samples taken inside the worker's job (under `run_job`) by kind of work, then lists the functions
+with the most time of their own. Function names need a bundle built with
+`WSA_WASM_NAMES=1 scripts/build-web.sh` (otherwise they read wasm-function[N]).
+
+    scripts/page-profile.py TRACE.json [--top N]
+"""
+
+import argparse
+import collections
+import json
+import re
+
+KINDS = [
+    ("matrix products (gemm)", r"^gemm"),
+    (
+        "allocation (dlmalloc, growing vectors)",
+        r"dlmalloc|raw_vec|extend_trusted|in_place_collect|alloc_with_data",
+    ),
+    ("autodiff graph bookkeeping", r"^<?burn_autodiff|hashbrown|core::hash"),
+    ("element-wise kernels (burn-flex)", r"burn_flex|macerator"),
+    ("float maths (exp, log)", r"libm|compiler_builtins"),
+    ("scopes and WSA kernels", r"wsa_core::(scope|kernels)|WsaKernels"),
+    ("weight matching", r"wsa_core::align"),
+    ("JavaScript glue and messages", r"\.js$|postMessage|wasm-to-js|js-to-wasm"),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("trace")
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+    with open(args.trace) as f:
+        trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    thread_names = {
+        (e["pid"], e["tid"]): e["args"]["name"]
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+    profiles = collections.defaultdict(lambda: {"nodes": {}, "samples": [], "deltas": [], "thread": None})
+    for e in events:
+        if e.get("name") not in ("Profile", "ProfileChunk"):
+            continue
+        profile = profiles[e["id"]]
+        profile["thread"] = profile["thread"] or thread_names.get((e["pid"], e["tid"]), "")
+        data = e["args"]["data"]
+        for node in data.get("cpuProfile", {}).get("nodes", []):
+            profile["nodes"][node["id"]] = node
+        profile["samples"] += data.get("cpuProfile", {}).get("samples", [])
+        profile["deltas"] += data.get("timeDeltas", [])
+    workers = [p for p in profiles.values() if "Worker" in p["thread"] and p["samples"]]
+    if not workers:
+        raise SystemExit(f"{args.trace} holds no CPU samples of a worker; record it with browser.mjs --trace")
+    for profile in workers:
+        nodes = profile["nodes"]
+        parent = {}
+        for node in nodes.values():
+            for child in node.get("children", []):
+                parent[child] = node["id"]
+            if "parent" in node:
+                parent[node["id"]] = node["parent"]
+
+        def in_job(node_id):
+            while node_id in nodes:
+                if "run_job" in nodes[node_id]["callFrame"]["functionName"]:
+                    return True
+                node_id = parent.get(node_id)
+            return False
+
+        kinds, own = collections.Counter(), collections.Counter()
+        job_ms = 0.0
+        # A sample's time is the gap to the next one.
+        for sample, gap in zip(profile["samples"], profile["deltas"][1:] + [0]):
+            if sample not in nodes or not in_job(sample):
+                continue
+            ms = gap / 1000
+            job_ms += ms
+            frame = nodes[sample]["callFrame"]
+            name = re.sub(r"::h[0-9a-f]{16}$", "", frame["functionName"]) or "(anonymous)"
+            label = f"{name} ({frame.get('url', '').rsplit('/', 1)[-1]})"
+            own[label] += ms
+            kind = next(
+                (k for k, pattern in KINDS if re.search(pattern, name) or re.search(pattern, label)), "other"
+            )
+            kinds[kind] += ms
+        print(f"{profile['thread']}: {job_ms:.0f} ms of CPU samples in the job")
+        for kind, ms in kinds.most_common():
+            print(f"  {ms:7.1f} ms  {100 * ms / job_ms:5.1f}%  {kind}")
+        print(f"  the {args.top} functions with the most time of their own:")
+        for label, ms in own.most_common(args.top):
+            print(f"  {ms:7.1f} ms  {label[:150]}")
+
+
+if __name__ == "__main__":
+    main()
