@@ -27,12 +27,12 @@ target="${CARGO_TARGET_DIR:-target}"
 rm -rf web/pkg.new
 # One module (its name, then cargo's arguments): the `web` profile (Cargo.toml: size over speed,
 # with LTO), then wasm-bindgen.
-# Function names only serve stack traces in the console; without them the module is 8 MB smaller.
+# Function names only serve stack traces in the console and profiles; without them the module is
+# 8 MB smaller. WSA_WASM_NAMES=1 keeps them (web/pkg/ is then that larger bundle).
 bundle() {
     local name=$1
     shift
     cargo build --profile web --target wasm32-unknown-unknown -p wsa-lab-web "$@"
-    # WSA_WASM_NAMES=1 keeps the functions' names, for a profile (web/tests/browser.mjs --trace).
     local names=(--remove-name-section)
     [ "${WSA_WASM_NAMES:-0}" = 1 ] && names=()
     wasm-bindgen --target web --no-typescript "${names[@]}" --remove-producers-section \

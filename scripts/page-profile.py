@@ -24,8 +24,13 @@ KINDS = [
     ("float maths (exp, log)", r"libm|compiler_builtins"),
     ("scopes and WSA kernels", r"wsa_core::(scope|kernels)|WsaKernels"),
     ("weight matching", r"wsa_core::align"),
-    ("JavaScript glue and messages", r"\.js$|postMessage|wasm-to-js|js-to-wasm"),
+    ("JavaScript glue and messages", r"^(postMessage|wasm-to-js|js-to-wasm)$"),
 ]
+
+
+# Not the job's: a thread with nothing to run, and V8's own work outside any function (compiling
+# the module, mostly, at the worker's start).
+IDLE = {"(idle)", "(program)", "(root)"}
 
 
 def main():
@@ -66,7 +71,13 @@ def main():
             if "parent" in node:
                 parent[node["id"]] = node["parent"]
 
+        # Rust's functions are named `path::to::function` where the bundle kept names.
+        named = any("::" in node["callFrame"]["functionName"] for node in nodes.values())
+
         def in_job(node_id):
+            # Without names (the shipped bundle) the job cannot be told apart: every busy sample.
+            if not named:
+                return nodes[node_id]["callFrame"]["functionName"] not in IDLE
             while node_id in nodes:
                 if "run_job" in nodes[node_id]["callFrame"]["functionName"]:
                     return True
@@ -85,10 +96,17 @@ def main():
             name = re.sub(r"::h[0-9a-f]{16}$", "", frame["functionName"]) or "(anonymous)"
             label = f"{name} ({frame.get('url', '').rsplit('/', 1)[-1]})"
             own[label] += ms
-            kind = next(
-                (k for k, pattern in KINDS if re.search(pattern, name) or re.search(pattern, label)), "other"
-            )
+            # JavaScript (wasm-bindgen's glue) is told by its script, Rust by its name.
+            if frame.get("url", "").endswith(".js"):
+                kind = "JavaScript glue and messages"
+            else:
+                kind = next((k for k, pattern in KINDS if re.search(pattern, name)), "other")
             kinds[kind] += ms
+        if not named:
+            print("the bundle has no function names: every busy sample of the worker is counted, and")
+            print("most are wasm-function[N] (build it with WSA_WASM_NAMES=1 scripts/build-web.sh)")
+        if job_ms == 0:
+            raise SystemExit(f"{args.trace}: the worker was never busy while the trace recorded")
         print(f"{profile['thread']}: {job_ms:.0f} ms of CPU samples in the job")
         for kind, ms in kinds.most_common():
             print(f"  {ms:7.1f} ms  {100 * ms / job_ms:5.1f}%  {kind}")

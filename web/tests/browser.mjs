@@ -150,9 +150,13 @@ const launch = {
 };
 const contextOptions = { acceptDownloads: true, viewport: { width: 1280, height: 820 } };
 // Tracing needs the browser itself, which a persistent context (a profile of its own, what every
-// other mode runs in) does not hand out.
-const tracing = args.trace ? await chromium.launch(launch) : null;
-const browser = tracing ? await tracing.newContext(contextOptions)
+// other mode runs in) does not hand out; `browser` is the context either way.
+if (args.trace && (args.cancel || args.soak || args.tour || args.languages || args.drop)) {
+  console.error('--trace records the run to a result only: leave out --cancel, --soak, --tour, --languages and --drop');
+  process.exit(1);
+}
+const tracedBrowser = args.trace ? await chromium.launch(launch) : null;
+const browser = tracedBrowser ? await tracedBrowser.newContext(contextOptions)
   : await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-lab-chromium-')), { ...launch, ...contextOptions });
 
 // What the policy refused: the page's securitypolicyviolation events (an init script, so they are
@@ -487,7 +491,7 @@ const fail = async (message) => {
   console.error(message);
   if (violations.length) console.error(`policy violations:\n${violations.join('\n')}`);
   await browser.close();
-  await tracing?.close();
+  await tracedBrowser?.close();
   server.close();
   process.exit(1);
 };
@@ -545,8 +549,8 @@ try {
   }
   // Both paths ask for the GPU: the plain browser has none, so the page must fall back.
   const url = `http://127.0.0.1:${port}/index.html?autorun&device=gpu#v1=${encodeURIComponent(config)}`;
+  await tracedBrowser?.startTracing(undefined, { path: args.trace, categories: ['disabled-by-default-v8.cpu_profiler', 'toplevel'] });
   const started = Date.now();
-  await tracing?.startTracing(undefined, { path: args.trace, categories: ['disabled-by-default-v8.cpu_profiler', 'toplevel'] });
   await page.goto(url);
   if (args.cancel) {
     console.log(JSON.stringify({ cancel: await cancelRun(page), security: await security(page), console: console_lines.slice(-20) }));
@@ -567,7 +571,7 @@ try {
       await fail(`no result (${e.message}); console:\n${shown.join('\n')}`);
     }
     const seconds = (Date.now() - started) / 1000;
-    await tracing?.stopTracing();
+    await tracedBrowser?.stopTracing();
     const result = JSON.parse(await page.textContent('#wsa-lab-result'));
     const load = await loadTimes(page);
     printBreakdown(load, result.timing, seconds);
@@ -592,5 +596,5 @@ try {
   await fail(`browser test failed: ${e.stack ?? e}\nconsole:\n${console_lines.slice(-15).join('\n')}`);
 }
 await browser.close();
-await tracing?.close();
+await tracedBrowser?.close();
 server.close();
