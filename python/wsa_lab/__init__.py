@@ -60,8 +60,8 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def _float32_array(weights, what: str) -> tuple[np.ndarray, tuple[int, ...], object]:
     """The values of ``weights`` as a contiguous float32 array (a copy only where the dtype or the
-    layout differs), with the array's shape and, for
-    a PyTorch tensor, the tensor (whose device and floating dtype a gradient is given back in).
+    layout differs), with the array's shape and, for a PyTorch tensor, the tensor (whose device
+    and floating dtype a gradient is given back in).
     Refuses what is not an array of real numbers, or holds one float32 cannot carry."""
     tensor = None
     if hasattr(weights, "detach") and hasattr(weights, "cpu"):  # a PyTorch tensor
@@ -87,7 +87,8 @@ def _float32_array(weights, what: str) -> tuple[np.ndarray, tuple[int, ...], obj
         raise TypeError(
             f"{what} holds {kind}; pass an array of real numbers (a NumPy array or a PyTorch tensor)"
         )
-    if (array.dtype.kind == "f" and array.dtype.itemsize > 4) or array.dtype.kind in "iu":
+    # Only a wider float can exceed float32's range: no 64-bit integer does (2**64 < 3.4e38).
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:
         too_large = np.abs(array, dtype=np.float64) > _FLOAT32_MAX
         if too_large.any():
             at = int(np.flatnonzero(too_large.ravel())[0])
