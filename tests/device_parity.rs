@@ -303,6 +303,44 @@ fn check_wsa_closed_form(gpu: &ComputeDevice) {
     }
 }
 
+/// GroupNorm and its gradients (`wsa_core::group_norm`): our CPU kernel against the GPU's
+/// composed arithmetic under our autodiff node, on a ResNet stage's shape and LayerNorm's, with
+/// inputs far from zero in one group.
+fn check_group_norm(gpu: &ComputeDevice) {
+    for (batch, channels, positions, groups) in [(6usize, 16usize, 49usize, 8usize), (5, 64, 1, 1), (3, 4, 30, 2)] {
+        let values = |n: usize, seed: u64, offset: f64| -> Vec<f32> {
+            let mut rng = Rng::new(seed);
+            (0..n).map(|i| (offset * ((i % 7 == 0) as u8 as f64) + rng.normal()) as f32).collect()
+        };
+        let (x, weight) = (values(batch * channels * positions, 1, 50.0), values(batch * channels * positions, 2, 0.0));
+        let (gamma, beta) = (values(channels, 3, 1.0), values(channels, 4, 0.0));
+        let run = |device: &ComputeDevice| {
+            let device = device.device.clone().autodiff();
+            let tensor = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
+            let x1 = tensor(&x).require_grad();
+            let (g, b) = (tensor(&gamma).require_grad(), tensor(&beta).require_grad());
+            let out = wsa_core::group_norm::group_norm(
+                x1.clone().reshape([batch, channels, positions]),
+                groups,
+                g.clone(),
+                b.clone(),
+            );
+            let grads = (out.clone() * tensor(&weight).reshape([batch, channels, positions])).sum().backward();
+            let gradient = |t: &Tensor<1>| read(t.grad(&grads).expect("a gradient"));
+            [read(out.reshape([batch * channels * positions])), gradient(&x1), gradient(&g), gradient(&b)]
+        };
+        let (cpu, on_gpu) = (run(&device::cpu()), run(gpu));
+        for (what, (c, g)) in ["output", "dx", "dgamma", "dbeta"].iter().zip(cpu.iter().zip(&on_gpu)) {
+            let largest = c.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let differ = c.iter().zip(g).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                differ <= 1e-4 * largest.max(1.0),
+                "group norm [{batch}, {channels}, {positions}] in {groups} groups: {what} differs by {differ} (largest {largest})"
+            );
+        }
+    }
+}
+
 /// `device::count_launches` (the bench's launches per training step) counts what the GPU runs
 /// and nothing on the CPU.
 fn check_launch_counts(gpu: &ComputeDevice) {
@@ -484,6 +522,13 @@ fn the_wsa_closed_form_agrees() {
     let started = Instant::now();
     check_wsa_closed_form(gpu);
     eprintln!("the WSA closed form took {:.1} s", started.elapsed().as_secs_f64());
+}
+
+#[test]
+#[ignore = "needs a wgpu adapter; CI runs it (lavapipe)"]
+fn group_norm_and_its_gradients_agree() {
+    let (_turn, gpu) = gpu();
+    check_group_norm(gpu);
 }
 
 /// The PyTorch models of tests/fixtures/torch, read by their names and shapes (stacks with

@@ -6,6 +6,7 @@
 //! options that make a config (`common`), one progress printer (`progress`), the tables
 //! (`table`) and how numbers are read and errors printed (`args`).
 
+mod allocator;
 mod args;
 mod bench;
 mod common;
@@ -19,14 +20,6 @@ mod reproduce;
 mod scopes;
 mod table;
 mod tour;
-
-/// The process's allocator. glibc's hands each freed block above its mmap threshold (at most
-/// 32 MiB) back to the OS, so a training step whose activations and im2col buffers are that
-/// large (the CNN at batch 128 and more) faulted in and cleared fresh pages every step: ~30% of
-/// the CNN's CPU step (measured with perf, docs/benchmarks.md). mimalloc keeps them for the next
-/// step. Declared by each binary (this one, `wsa-lab`), not by a library they link.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -111,6 +104,7 @@ enum Command {
 }
 
 fn main() {
+    allocator::configure();
     let cli: Cli = args::parse();
     let outcome = match cli.command {
         Some(Command::Connect(args)) => connect::run(args),

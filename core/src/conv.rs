@@ -31,6 +31,7 @@ use burn::backend::{
 };
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
+pub(crate) use cpu::for_each_chunk;
 
 /// The unfolded input of one task stays under this many bytes: about half of a core's L2
 /// cache on the machines we measure, so the matrix product reads it from cache.
@@ -399,19 +400,19 @@ impl ConvShape {
     }
 }
 
-fn all_f32(tensors: &[&FlexTensor]) -> bool {
+pub(crate) fn all_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
-fn contiguous(t: FlexTensor) -> FlexTensor {
+pub(crate) fn contiguous(t: FlexTensor) -> FlexTensor {
     if t.is_contiguous() && t.layout().start_offset() == 0 { t } else { t.to_contiguous() }
 }
 
-fn f32s(t: &FlexTensor) -> &[f32] {
+pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous float32 tensor")
 }
 
-fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+pub(crate) fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
@@ -422,7 +423,11 @@ mod cpu {
 
     /// Runs `task(index, chunk)` on consecutive `chunk_len`-long chunks of `out`, on rayon's
     /// threads natively (wasm32 has none).
-    fn for_each_chunk<T: Send>(out: &mut [T], chunk_len: usize, task: impl Fn(usize, &mut [T]) + Sync + Send) {
+    pub(crate) fn for_each_chunk<T: Send>(
+        out: &mut [T],
+        chunk_len: usize,
+        task: impl Fn(usize, &mut [T]) + Sync + Send,
+    ) {
         let chunk_len = chunk_len.max(1);
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -699,7 +704,7 @@ mod cpu {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rng::Rng;
     use burn::tensor::module::{conv2d, max_pool2d};
@@ -711,7 +716,8 @@ mod tests {
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 
-    fn assert_close<const D: usize>(ours: Tensor<D>, burns: Tensor<D>, what: &str) {
+    /// Equal within 2e-5 of the largest of burn's values (at least 1e-3).
+    pub(crate) fn assert_close<const D: usize>(ours: Tensor<D>, burns: Tensor<D>, what: &str) {
         assert_eq!(ours.dims(), burns.dims(), "{what}: shapes");
         let (a, b) =
             (ours.into_data().try_to_vec::<f32>().expect("f32"), burns.into_data().try_to_vec::<f32>().expect("f32"));

@@ -22,6 +22,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod group_norm;
 pub mod infer;
 pub mod io;
 pub mod kernels;

@@ -10,6 +10,7 @@
 //! weights, `[out, in, kh, kw]` conv weights), so a PyTorch model with the same names loads.
 
 use crate::error::{Result, WsaError};
+use crate::group_norm::group_norm;
 use crate::rng::Rng;
 use burn::tensor::activation;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -723,16 +724,6 @@ fn activate<const D: usize>(x: Tensor<D>, activation: Activation) -> Tensor<D> {
 }
 
 /// Group normalisation of `x: [batch, channels, rest]` with per-channel affine parameters.
-fn group_norm(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<3> {
-    let [b, c, rest] = x.dims();
-    let grouped = x.reshape([b, groups, (c / groups) * rest]);
-    let mean = grouped.clone().mean_dim(2);
-    let centred = grouped - mean;
-    let var = centred.clone().square().mean_dim(2);
-    let normed = (centred / (var + 1e-5).sqrt()).reshape([b, c, rest]);
-    normed * gamma.reshape([1, c, 1]) + beta.reshape([1, c, 1])
-}
-
 /// Logits for a batch `x: [batch, features]`, with `params` in layout order. `params` may live
 /// on an autodiff device; the forward is then differentiable with respect to them.
 pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tensor<2> {

@@ -15,8 +15,9 @@
 //! the rest) that training never changes: the forward detaches them. A merged model's are
 //! re-estimated by running this forward with BatchNorm in training mode (`crate::batch_norm`).
 
-use super::{Activation, BatchMoments, ParamRole, ParamSpec, Taps, activate, group_norm};
+use super::{Activation, BatchMoments, ParamRole, ParamSpec, Taps, activate};
 use crate::error::{Result, WsaError};
+use crate::group_norm::group_norm;
 use burn::tensor::Tensor;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};

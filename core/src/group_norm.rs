@@ -1,0 +1,539 @@
+//! GroupNorm (and LayerNorm, its one-group case) with its backward pass, behind one function.
+//! On the CPU (flex) backend our own kernel runs; on the GPU backends the same arithmetic as
+//! burn's tensor operations (the trait's default bodies), fused there by burn's fusion backend.
+//!
+//! Why our own on the CPU: written with tensor operations, a GroupNorm is nine of them forward
+//! (reshape, mean, subtract, square, mean, add, square root, divide, scale and shift) and about
+//! twice as many backward, each a pass over the activations with a fresh buffer and an autodiff
+//! node. In the ResNet-GN of the reproduction (nine GroupNorms) that was the largest share of a
+//! training step after the matrix products (docs/benchmarks.md). Here the forward is one pass
+//! for the statistics and one for the output per group of channels, the backward the same, and
+//! autodiff records one node.
+//!
+//! Determinism: the tasks' size depends only on the shapes, and the affine parameters'
+//! gradients add the samples' partial sums in sample order, so one thread and many give the
+//! same numbers.
+
+use crate::conv::{all_f32, contiguous, f32s, for_each_chunk, tensor};
+use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+#[cfg(gpu)]
+use burn::backend::wgpu::CubeBackend;
+use burn::backend::{Backend, Dispatch, Flex, Scalar, TensorMetadata, backend_extension, tensor::FloatTensor};
+use burn::tensor::{Shape, Tensor};
+
+/// Added to the variance before the square root, as PyTorch's `nn.GroupNorm` does by default.
+pub const EPSILON: f32 = 1e-5;
+
+/// Values of one task of the CPU kernel, about: whole groups of channels of one sample each, so
+/// a task's data stays in a core's L2 cache between its passes.
+const VALUES_PER_TASK: usize = 16 * 1024;
+
+#[backend_extension(Cube: cfg(gpu), Flex, Fusion: cfg(gpu), Autodiff)]
+pub trait GroupNormKernels: Backend {
+    /// `x: [batch, channels, positions]` normalised per sample over each of `groups`
+    /// consecutive groups of channels (and all their positions), then scaled by `gamma: [channels]`
+    /// and shifted by `beta: [channels]`.
+    #[fusion(default)]
+    fn group_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        composed::forward::<Self>(x, gamma, beta, groups).0
+    }
+
+    /// [`GroupNormKernels::group_norm`] and what its backward needs: each group's mean and
+    /// reciprocal standard deviation (`1 / sqrt(variance + EPSILON)`), as `[batch, groups, 1]`.
+    #[fusion(default)]
+    fn group_norm_with_statistics(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed::forward::<Self>(x, gamma, beta, groups)
+    }
+
+    /// The gradients with respect to `x`, `gamma` and `beta`, given the output's and the
+    /// statistics of the forward pass.
+    #[fusion(default)]
+    fn group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        inverse_std: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        groups: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        composed::backward::<Self>(x, gamma, mean, inverse_std, output_grad, groups)
+    }
+}
+
+/// See [`GroupNormKernels::group_norm`]. The caller checked that `groups` divides the channels.
+pub fn group_norm(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as GroupNormKernels>::group_norm(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        groups,
+    ))
+}
+
+/// The arithmetic in the backend's tensor operations: the GPU backends' path, and the CPU's
+/// for types other than float32.
+mod composed {
+    use super::*;
+
+    fn dims(x: &impl TensorMetadata, groups: usize) -> (usize, usize, usize, usize) {
+        let shape = x.shape();
+        let (batch, channels, positions) = (shape[0], shape[1], shape[2]);
+        (batch, channels, positions, channels / groups * positions)
+    }
+
+    fn per_channel<B: Backend>(p: FloatTensor<B>, channels: usize) -> FloatTensor<B> {
+        B::float_reshape(p, Shape::new([1, channels, 1]))
+    }
+
+    pub(super) fn forward<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        groups: usize,
+    ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        let (batch, channels, positions, group_len) = dims(&x, groups);
+        let epsilon = Scalar::new(EPSILON, &x.dtype());
+        let grouped = B::float_reshape(x, Shape::new([batch, groups, group_len]));
+        let mean = B::float_mean_dim(grouped.clone(), 2);
+        let centred = B::float_sub(grouped, mean.clone());
+        let variance = B::float_mean_dim(B::float_mul(centred.clone(), centred.clone()), 2);
+        let inverse_std = B::float_recip(B::float_sqrt(B::float_add_scalar(variance, epsilon)));
+        let normed =
+            B::float_reshape(B::float_mul(centred, inverse_std.clone()), Shape::new([batch, channels, positions]));
+        let output =
+            B::float_add(B::float_mul(normed, per_channel::<B>(gamma, channels)), per_channel::<B>(beta, channels));
+        (output, mean, inverse_std)
+    }
+
+    pub(super) fn backward<B: Backend>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        mean: FloatTensor<B>,
+        inverse_std: FloatTensor<B>,
+        output_grad: FloatTensor<B>,
+        groups: usize,
+    ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+        let (batch, channels, positions, group_len) = dims(&x, groups);
+        let grouped_shape = Shape::new([batch, groups, group_len]);
+        let full_shape = Shape::new([batch, channels, positions]);
+        let centred = B::float_sub(B::float_reshape(x, grouped_shape.clone()), mean);
+        let normed = B::float_mul(centred, inverse_std.clone());
+        let per_channel_sum =
+            |t: FloatTensor<B>| B::float_reshape(B::float_sum_dim(B::float_sum_dim(t, 2), 0), Shape::new([channels]));
+        let beta_grad = per_channel_sum(output_grad.clone());
+        let gamma_grad =
+            per_channel_sum(B::float_mul(output_grad.clone(), B::float_reshape(normed.clone(), full_shape.clone())));
+        // d(normed) = output_grad * gamma; dx = (d(normed) - its mean - normed * mean(d(normed)
+        // * normed)) * inverse_std, per group.
+        let normed_grad = B::float_reshape(B::float_mul(output_grad, per_channel::<B>(gamma, channels)), grouped_shape);
+        let mean_grad = B::float_mean_dim(normed_grad.clone(), 2);
+        let projection = B::float_mean_dim(B::float_mul(normed_grad.clone(), normed.clone()), 2);
+        let x_grad = B::float_mul(
+            B::float_sub(B::float_sub(normed_grad, mean_grad), B::float_mul(normed, projection)),
+            inverse_std,
+        );
+        (B::float_reshape(x_grad, full_shape), gamma_grad, beta_grad)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The GPU backends: the composed arithmetic (the default bodies).
+
+#[cfg(gpu)]
+impl GroupNormKernels for CubeBackend {}
+
+// ---------------------------------------------------------------------------------------------
+// Autodiff: one node, whose backward calls the inner backend's.
+
+impl<B: Backend + GroupNormKernels, C: CheckpointStrategy> GroupNormKernels for Autodiff<B, C> {
+    fn group_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct GroupNormBackward;
+
+        impl<B: Backend + GroupNormKernels> Backward<B, 3> for GroupNormBackward {
+            /// The input, gamma, the groups' means and reciprocal standard deviations, the
+            /// number of groups.
+            type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, usize);
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, gamma, mean, inverse_std, groups) = ops.state;
+                let (x_grad, gamma_grad, beta_grad) = B::group_norm_backward(x, gamma, mean, inverse_std, grad, groups);
+                for (node, g) in [(node_x, x_grad), (node_gamma, gamma_grad), (node_beta, beta_grad)] {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, g);
+                    }
+                }
+            }
+        }
+
+        match GroupNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
+                let (output, mean, inverse_std) = B::group_norm_with_statistics(x.clone(), gamma.clone(), beta, groups);
+                prep.finish((x, gamma, mean, inverse_std, groups), output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::group_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), groups))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CPU (flex) backend: our kernel for float32, the composed arithmetic for other types.
+
+impl GroupNormKernels for Flex {
+    fn group_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+    ) -> FloatTensor<Self> {
+        Self::group_norm_with_statistics(x, gamma, beta, groups).0
+    }
+
+    fn group_norm_with_statistics(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        groups: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if !all_f32(&[&x, &gamma, &beta]) {
+            return composed::forward::<Self>(x, gamma, beta, groups);
+        }
+        let shape = GroupShape::new(x.layout().shape(), groups);
+        let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
+        let (output, mean, inverse_std) = cpu::forward(&shape, f32s(&x), f32s(&gamma), f32s(&beta));
+        let statistics = Shape::new([shape.batch, groups, 1]);
+        (tensor(output, x.layout().shape().clone()), tensor(mean, statistics.clone()), tensor(inverse_std, statistics))
+    }
+
+    fn group_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        inverse_std: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        groups: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        if !all_f32(&[&x, &gamma, &mean, &inverse_std, &output_grad]) {
+            return composed::backward::<Self>(x, gamma, mean, inverse_std, output_grad, groups);
+        }
+        let shape = GroupShape::new(x.layout().shape(), groups);
+        let dims = x.layout().shape().clone();
+        let [x, gamma, mean, inverse_std, grad] = [x, gamma, mean, inverse_std, output_grad].map(contiguous);
+        let (x_grad, gamma_grad, beta_grad) =
+            cpu::backward(&shape, f32s(&x), f32s(&gamma), f32s(&mean), f32s(&inverse_std), f32s(&grad));
+        let per_channel = Shape::new([shape.channels]);
+        (tensor(x_grad, dims), tensor(gamma_grad, per_channel.clone()), tensor(beta_grad, per_channel))
+    }
+}
+
+/// The shapes of one GroupNorm: `x` is `[batch, channels, positions]`, and a group is
+/// `channels / groups` consecutive channels of one sample, `group_len` consecutive values.
+#[derive(Clone, Copy, Debug)]
+struct GroupShape {
+    batch: usize,
+    channels: usize,
+    positions: usize,
+    groups: usize,
+}
+
+impl GroupShape {
+    fn new(x: &Shape, groups: usize) -> Self {
+        assert!(
+            groups > 0 && x[1].is_multiple_of(groups),
+            "group norm: {groups} groups do not divide {} channels",
+            x[1]
+        );
+        GroupShape { batch: x[0], channels: x[1], positions: x[2], groups }
+    }
+
+    fn channels_per_group(&self) -> usize {
+        self.channels / self.groups
+    }
+
+    fn group_len(&self) -> usize {
+        self.channels_per_group() * self.positions
+    }
+
+    /// Groups per task: as many as keep a task near [`VALUES_PER_TASK`] values, at least one.
+    fn groups_per_task(&self) -> usize {
+        (VALUES_PER_TASK / self.group_len().max(1)).max(1)
+    }
+}
+
+/// The kernels on plain slices.
+mod cpu {
+    use super::{EPSILON, GroupShape, for_each_chunk};
+
+    /// The sum of `f(a[i], b[i])` in f64, in eight interleaved running sums added at the end: a
+    /// fixed order the compiler can vectorise (one running sum waits on each addition).
+    #[inline(always)]
+    fn sum_of(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+        let (a, b) = (a.chunks_exact(8), b.chunks_exact(8));
+        let rest: f64 = a.remainder().iter().zip(b.remainder()).map(|(&x, &y)| f(x, y)).sum();
+        let mut lanes = [0.0f64; 8];
+        for (a, b) in a.zip(b) {
+            for (lane, (&x, &y)) in lanes.iter_mut().zip(a.iter().zip(b)) {
+                *lane += f(x, y);
+            }
+        }
+        lanes.iter().sum::<f64>() + rest
+    }
+
+    /// The mean and the reciprocal standard deviation of one group's values (two passes, in
+    /// f64: the variance of values far from zero loses nothing to cancellation).
+    fn statistics(values: &[f32]) -> (f32, f32) {
+        let n = values.len().max(1) as f64;
+        let mean = sum_of(values, values, |v, _| f64::from(v)) / n;
+        let variance = sum_of(values, values, |v, _| (f64::from(v) - mean).powi(2)) / n;
+        (mean as f32, (1.0 / (variance + f64::from(EPSILON)).sqrt()) as f32)
+    }
+
+    /// One group forward: its statistics, and `output` (`x`'s channels, `positions` each)
+    /// normalised, scaled and shifted by the group's `gamma` and `beta`.
+    #[inline(never)]
+    fn normalise_group(x: &[f32], gamma: &[f32], beta: &[f32], positions: usize, output: &mut [f32]) -> (f32, f32) {
+        let (mean, inverse_std) = statistics(x);
+        for ((output, x), (gamma, beta)) in
+            output.chunks_exact_mut(positions).zip(x.chunks_exact(positions)).zip(gamma.iter().zip(beta))
+        {
+            let scale = inverse_std * gamma;
+            for (o, &v) in output.iter_mut().zip(x) {
+                *o = (v - mean) * scale + beta;
+            }
+        }
+        (mean, inverse_std)
+    }
+
+    /// The output, and each group's mean and reciprocal standard deviation (`[batch * groups]`).
+    pub(super) fn forward(s: &GroupShape, x: &[f32], gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (group_len, per_task, per_group) = (s.group_len(), s.groups_per_task(), s.channels_per_group());
+        let mut output = vec![0.0f32; x.len()];
+        let mut mean = vec![0.0f32; s.batch * s.groups];
+        let mut inverse_std = vec![0.0f32; s.batch * s.groups];
+        let mut tasks: Vec<_> = output
+            .chunks_mut((per_task * group_len).max(1))
+            .zip(mean.chunks_mut(per_task).zip(inverse_std.chunks_mut(per_task)))
+            .collect();
+        for_each_chunk(&mut tasks, 1, |task, parts| {
+            let (output, (mean, inverse_std)) = &mut parts[0];
+            for (j, output) in output.chunks_exact_mut(group_len.max(1)).enumerate() {
+                let group = task * per_task + j;
+                let channels = group % s.groups * per_group..(group % s.groups + 1) * per_group;
+                let x = &x[group * group_len..][..group_len];
+                (mean[j], inverse_std[j]) =
+                    normalise_group(x, &gamma[channels.clone()], &beta[channels], s.positions, output);
+            }
+        });
+        (output, mean, inverse_std)
+    }
+
+    /// One group backward: `x_grad` from the group's input `x`, the output's gradient `grad`,
+    /// the group's `gamma` and statistics; per channel, the sums of `grad` and of `grad` times
+    /// the normalised input (the channel's parts of beta's and gamma's gradients).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn group_gradient(
+        x: &[f32],
+        grad: &[f32],
+        gamma: &[f32],
+        (mean, inverse_std): (f32, f32),
+        positions: usize,
+        x_grad: &mut [f32],
+        grad_sums: &mut [f64],
+        weighted_sums: &mut [f64],
+    ) {
+        // With d = grad * gamma (the normalised input's gradient) and n the normalised input:
+        // x_grad = (d - mean(d) - n * mean(d * n)) * inverse_std over the group.
+        let (mut mean_d, mut mean_dn) = (0.0f64, 0.0f64);
+        for (c, (x, g)) in x.chunks_exact(positions).zip(grad.chunks_exact(positions)).enumerate() {
+            grad_sums[c] = sum_of(g, g, |g, _| f64::from(g));
+            weighted_sums[c] = sum_of(x, g, |x, g| f64::from(x - mean) * f64::from(g)) * f64::from(inverse_std);
+            mean_d += f64::from(gamma[c]) * grad_sums[c];
+            mean_dn += f64::from(gamma[c]) * weighted_sums[c];
+        }
+        let n = x.len().max(1) as f64;
+        let (mean_d, mean_dn) = ((mean_d / n) as f32, (mean_dn / n) as f32);
+        for ((x_grad, (x, g)), &gamma) in x_grad
+            .chunks_exact_mut(positions)
+            .zip(x.chunks_exact(positions).zip(grad.chunks_exact(positions)))
+            .zip(gamma)
+        {
+            for (d, (&x, &g)) in x_grad.iter_mut().zip(x.iter().zip(g)) {
+                *d = (g * gamma - mean_d - (x - mean) * inverse_std * mean_dn) * inverse_std;
+            }
+        }
+    }
+
+    /// The gradients with respect to the input, gamma and beta.
+    pub(super) fn backward(
+        s: &GroupShape,
+        x: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        inverse_std: &[f32],
+        grad: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (group_len, per_task, per_group) = (s.group_len(), s.groups_per_task(), s.channels_per_group());
+        let mut x_grad = vec![0.0f32; x.len()];
+        // Per sample and channel, the parts of beta's and gamma's gradients.
+        let mut grad_sums = vec![0.0f64; s.batch * s.channels];
+        let mut weighted_sums = vec![0.0f64; s.batch * s.channels];
+        let mut tasks: Vec<_> = x_grad
+            .chunks_mut((per_task * group_len).max(1))
+            .zip(grad_sums.chunks_mut(per_task * per_group).zip(weighted_sums.chunks_mut(per_task * per_group)))
+            .collect();
+        for_each_chunk(&mut tasks, 1, |task, parts| {
+            let (x_grad, (grad_sums, weighted_sums)) = &mut parts[0];
+            for (j, x_grad) in x_grad.chunks_exact_mut(group_len.max(1)).enumerate() {
+                let group = task * per_task + j;
+                let values = group * group_len..(group + 1) * group_len;
+                let sums = j * per_group..(j + 1) * per_group;
+                group_gradient(
+                    &x[values.clone()],
+                    &grad[values],
+                    &gamma[group % s.groups * per_group..][..per_group],
+                    (mean[group], inverse_std[group]),
+                    s.positions,
+                    x_grad,
+                    &mut grad_sums[sums.clone()],
+                    &mut weighted_sums[sums],
+                );
+            }
+        });
+        let by_sample = |sums: &[f64]| -> Vec<f32> {
+            sum_in_order(sums.chunks_exact(s.channels.max(1))).into_iter().map(|v| v as f32).collect()
+        };
+        (x_grad, by_sample(&weighted_sums), by_sample(&grad_sums))
+    }
+
+    /// The element-wise sum of equally long parts, added in the order given.
+    fn sum_in_order<'a>(parts: impl IntoIterator<Item = &'a [f64]>) -> Vec<f64> {
+        let mut parts = parts.into_iter();
+        let mut total = parts.next().map(<[f64]>::to_vec).unwrap_or_default();
+        for part in parts {
+            for (t, v) in total.iter_mut().zip(part) {
+                *t += v;
+            }
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::tests::assert_close;
+    use crate::rng::Rng;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    fn random<const D: usize>(shape: [usize; D], offset: f32, rng: &mut Rng, device: &Device) -> Tensor<D> {
+        let values: Vec<f32> =
+            (0..shape.iter().product()).map(|_| offset + rng.uniform_range(-1.0, 1.0) as f32).collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    /// What the model computed before this kernel: burn's tensor operations, differentiated by
+    /// burn's autodiff.
+    fn burns(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<3> {
+        let [b, c, rest] = x.dims();
+        let grouped = x.reshape([b, groups, (c / groups) * rest]);
+        let mean = grouped.clone().mean_dim(2);
+        let centred = grouped - mean;
+        let var = centred.clone().square().mean_dim(2);
+        let normed = (centred / (var + EPSILON).sqrt()).reshape([b, c, rest]);
+        normed * gamma.reshape([1, c, 1]) + beta.reshape([1, c, 1])
+    }
+
+    /// Ours against burn's on the autodiff device given (the CPU's kernel or the composed
+    /// arithmetic of the default bodies).
+    fn compare_with_burns(device: &Device) {
+        let mut rng = Rng::new(11);
+        // (batch, channels, positions, groups, offset): several tasks, one group per task and
+        // many, LayerNorm's shape (one group, one position), one channel per group, inputs far
+        // from zero (cancellation in the variance), a sample of one (a group of two values has
+        // normalised values of exactly -1 and 1 and an input gradient that is all cancellation,
+        // noise in f32 in either implementation, so the smallest group here has six).
+        let cases = [
+            (20, 16, 49, 8, 0.0),
+            (3, 16, 784, 8, 0.0),
+            (5, 6, 7, 3, 0.5),
+            (7, 64, 1, 1, 0.0),
+            (4, 8, 5, 8, 0.0),
+            (2, 4, 9, 2, 100.0),
+            (1, 2, 3, 1, 0.0),
+        ];
+        for (batch, channels, positions, groups, offset) in cases {
+            let what = format!("x [{batch}, {channels}, {positions}], {groups} groups, offset {offset}");
+            let x = random([batch, channels, positions], offset, &mut rng, device).require_grad();
+            let gamma = random([channels], 1.0, &mut rng, device).require_grad();
+            let beta = random([channels], 0.0, &mut rng, device).require_grad();
+            let ours = group_norm(x.clone(), groups, gamma.clone(), beta.clone());
+            let theirs = burns(x.clone(), groups, gamma.clone(), beta.clone());
+            let r = Tensor::random(theirs.dims(), Distribution::Uniform(-1.0, 1.0), device);
+            let our_grads = (ours.clone() * r.clone()).sum().backward();
+            let their_grads = (theirs.clone() * r).sum().backward();
+            assert_close(ours, theirs, &format!("{what}: output"));
+            assert_close(x.grad(&our_grads).expect("x"), x.grad(&their_grads).expect("x"), &format!("{what}: dx"));
+            assert_close(
+                gamma.grad(&our_grads).expect("gamma"),
+                gamma.grad(&their_grads).expect("gamma"),
+                &format!("{what}: dgamma"),
+            );
+            assert_close(
+                beta.grad(&our_grads).expect("beta"),
+                beta.grad(&their_grads).expect("beta"),
+                &format!("{what}: dbeta"),
+            );
+        }
+    }
+
+    #[test]
+    fn the_cpu_group_norm_and_its_gradients_are_burns() {
+        compare_with_burns(&Device::flex().autodiff());
+    }
+
+    #[test]
+    fn the_cpu_group_norm_gives_the_same_numbers_on_one_thread_and_many() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(3);
+        let x = random([33, 16, 196], 0.0, &mut rng, &device).require_grad();
+        let gamma = random([16], 1.0, &mut rng, &device).require_grad();
+        let beta = random([16], 0.0, &mut rng, &device).require_grad();
+        let r = random([33, 16, 196], 0.0, &mut rng, &device);
+        let run = || {
+            let out = group_norm(x.clone(), 8, gamma.clone(), beta.clone());
+            let grads = (out.clone() * r.clone()).sum().backward();
+            [out, x.grad(&grads).expect("x")]
+                .map(|t| t.into_data().try_to_vec::<f32>().expect("f32"))
+                .into_iter()
+                .chain([gamma.grad(&grads).expect("gamma").into_data().try_to_vec::<f32>().expect("f32")])
+                .collect::<Vec<_>>()
+        };
+        let many = run();
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a pool").install(run);
+        assert_eq!(one, many);
+    }
+}
