@@ -10,11 +10,11 @@
 //! Why never purge: by default mimalloc still returns ("purges") memory that stays free past a
 //! delay (1 s in mimalloc 3), and a training run still faulted in fresh pages all along: a
 //! two-epoch ResNet-GN run took 47 000 page faults, ~11% of its time in the kernel clearing
-//! pages (perf). Never purging leaves 1 200 faults, none of them per step (four epochs take as
+//! pages (perf). Never purging leaves 1 150 faults, none of them per step (four epochs take as
 //! many), and the same peak memory (460 MB): what a step frees, a later step takes again
-//! (docs/benchmarks.md).
-//! A delay of 100 ms or 1 s did not help (280 000 and 39 000 faults). The cost: memory a
-//! finished job used stays with the process until it exits, up to its largest job's peak.
+//! (docs/benchmarks.md). A shorter delay, 100 ms, made it worse (280 000 faults). The cost:
+//! memory a finished job used stays with the process until it exits, up to its largest job's
+//! peak. A user's own `MIMALLOC_PURGE_DELAY` (or its old name `MIMALLOC_RESET_DELAY`) wins.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -23,12 +23,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// options around it (`mi_option_use_numa_nodes` is 16) but not this one in mimalloc 3.
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Sets the allocator's option; called first thing in `main`. The workspace's one `unsafe`
-/// outside generated code: mimalloc's option table has no safe binding.
+/// Sets the allocator's option unless the user set it in the environment; called first thing
+/// in `main`. The workspace's one `unsafe` outside generated code: mimalloc's option table has
+/// no safe binding.
 #[allow(unsafe_code)]
 pub fn configure() {
-    // SAFETY: sets an integer option in mimalloc's option table, which it reads atomically.
+    if user_set_purge_delay() {
+        return;
+    }
+    // SAFETY: `mi_option_set` writes the option table without synchronisation; `main` calls
+    // this before it starts any thread, so nothing reads the table at the same time.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
+}
+
+fn user_set_purge_delay() -> bool {
+    ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"].iter().any(|name| std::env::var_os(name).is_some())
 }
 
 #[cfg(test)]
@@ -40,19 +49,13 @@ mod tests {
     fn the_option_set_is_the_purge_delay() {
         // mimalloc 3's options.c gives the purge delay a default of 1000 ms, and no option next
         // to it defaults to that (eager_commit_delay 1, use_numa_nodes 0): a renumbered table
-        // fails here.
-        // SAFETY: reads and writes integer options.
-        let (default, neighbours) = unsafe {
-            (
-                libmimalloc_sys::mi_option_get(PURGE_DELAY),
-                [PURGE_DELAY - 1, PURGE_DELAY + 1].map(|option| libmimalloc_sys::mi_option_get(option)),
-            )
-        };
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(default, 1000, "option {PURGE_DELAY} is not the purge delay (neighbours {neighbours:?})");
+        // fails here. Only read: setting it here would race with the other tests' threads.
+        // SAFETY: reads integer options, which mimalloc initialised at the process's start.
+        let [before, option, after] =
+            [PURGE_DELAY - 1, PURGE_DELAY, PURGE_DELAY + 1].map(|o| unsafe { libmimalloc_sys::mi_option_get(o) });
+        if !user_set_purge_delay() {
+            assert_eq!(option, 1000, "option {PURGE_DELAY} is not the purge delay (neighbours {before}, {after})");
         }
-        configure();
-        // SAFETY: as above.
-        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) }, -1);
+        assert_ne!([before, after], [1000, 1000]);
     }
 }

@@ -723,7 +723,6 @@ fn activate<const D: usize>(x: Tensor<D>, activation: Activation) -> Tensor<D> {
     }
 }
 
-/// Group normalisation of `x: [batch, channels, rest]` with per-channel affine parameters.
 /// Logits for a batch `x: [batch, features]`, with `params` in layout order. `params` may live
 /// on an autodiff device; the forward is then differentiable with respect to them.
 pub fn forward(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>) -> Tensor<2> {
