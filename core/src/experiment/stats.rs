@@ -178,8 +178,11 @@ pub struct PairedDifference {
     pub n: usize,
     pub mean: f64,
     pub std: f64,
-    /// mean -/+ t(0.975, n - 1) std / sqrt(n); infinite for fewer than two pairs.
+    /// mean -/+ t(0.975, n - 1) std / sqrt(n); infinite for fewer than two pairs (JSON has no
+    /// infinity: written as null, read back as the unbounded side).
+    #[serde(deserialize_with = "unbounded_below_if_null")]
     pub low: f64,
+    #[serde(deserialize_with = "unbounded_above_if_null")]
     pub high: f64,
     pub verdict: Verdict,
     /// The paired t-test's two-sided p-value (1 for fewer than two pairs).
@@ -194,6 +197,16 @@ pub struct PairedDifference {
 
 fn one() -> f64 {
     1.0
+}
+
+/// Reads JSON's null (what serde_json writes for an infinity) as negative infinity.
+pub(crate) fn unbounded_below_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+}
+
+/// Reads JSON's null (what serde_json writes for an infinity) as positive infinity.
+pub(crate) fn unbounded_above_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 impl PairedDifference {
@@ -391,6 +404,23 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn a_one_pair_difference_reads_back_from_its_json() {
+        // A row with one seed (the first cell of a group) has an unbounded interval, which JSON
+        // writes as null; the report (summary.json) must still read back.
+        let one = paired_difference(&[(0.5, 1.7)]).expect("one pair");
+        assert_eq!((one.low, one.high, one.verdict), (f64::NEG_INFINITY, f64::INFINITY, Verdict::TooFewSeeds));
+        let json = serde_json::to_string(&one).expect("written");
+        assert!(json.contains("\"low\":null"), "{json}");
+        let back: PairedDifference = serde_json::from_str(&json).expect("read back");
+        assert_eq!(back, one);
+        let two = paired_difference(&[(0.5, 1.7), (0.2, 1.1)]).expect("two pairs");
+        assert_eq!(
+            serde_json::from_str::<PairedDifference>(&serde_json::to_string(&two).expect("written")).expect("read"),
+            two
+        );
     }
 
     #[test]

@@ -110,8 +110,9 @@ pub struct Comparison {
     /// The verdict at the spec's level after that correction.
     #[serde(default = "too_few")]
     pub corrected: Verdict,
-    /// The smallest true difference this row could detect with 80% power.
-    #[serde(default)]
+    /// The smallest true difference this row could detect with 80% power (infinite with fewer
+    /// than two seeds).
+    #[serde(default, deserialize_with = "crate::experiment::stats::unbounded_above_if_null")]
     pub detectable: f64,
     /// The label of an earlier row of the same group whose comparison this one repeats: the
     /// same runs on the same seeds (a row that varies only what one of its two variants does not
