@@ -31,7 +31,7 @@ use burn::backend::{
 };
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
-pub(crate) use cpu::for_each_chunk;
+pub(crate) use cpu::{for_each_chunk, sum_in_order};
 
 /// The unfolded input of one task stays under this many bytes: about half of a core's L2
 /// cache on the machines we measure, so the matrix product reads it from cache.
@@ -622,12 +622,15 @@ mod cpu {
         lanes.iter().sum::<f32>() + rest
     }
 
-    /// The element-wise sum of equally long parts, added in the order given.
-    fn sum_in_order<P: AsRef<[f32]>>(parts: impl IntoIterator<Item = P>) -> Vec<f32> {
+    /// The element-wise sum of equally long parts, added in the order given (float32 here,
+    /// f64 for the GroupNorm's parameter gradients).
+    pub(crate) fn sum_in_order<T: Copy + std::ops::AddAssign, P: AsRef<[T]>>(
+        parts: impl IntoIterator<Item = P>,
+    ) -> Vec<T> {
         let mut parts = parts.into_iter();
         let mut total = parts.next().map(|first| first.as_ref().to_vec()).unwrap_or_default();
         for part in parts {
-            for (t, v) in total.iter_mut().zip(part.as_ref()) {
+            for (t, &v) in total.iter_mut().zip(part.as_ref()) {
                 *t += v;
             }
         }
@@ -711,7 +714,8 @@ pub(crate) mod tests {
     use burn::tensor::ops::MaxPoolOptions;
     use burn::tensor::{Device, Distribution};
 
-    fn random<const D: usize>(shape: [usize; D], rng: &mut Rng, device: &Device) -> Tensor<D> {
+    /// Uniform values in [-1, 1) from `rng`.
+    pub(crate) fn random<const D: usize>(shape: [usize; D], rng: &mut Rng, device: &Device) -> Tensor<D> {
         let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.uniform_range(-1.0, 1.0) as f32).collect();
         Tensor::from_data(TensorData::new(values, shape), device)
     }

@@ -14,7 +14,7 @@
 //! gradients add the samples' partial sums in sample order, so one thread and many give the
 //! same numbers.
 
-use crate::conv::{all_f32, contiguous, f32s, for_each_chunk, tensor};
+use crate::conv::{all_f32, contiguous, f32s, for_each_chunk, sum_in_order, tensor};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
@@ -285,7 +285,7 @@ impl GroupShape {
 
 /// The kernels on plain slices.
 mod cpu {
-    use super::{EPSILON, GroupShape, for_each_chunk};
+    use super::{EPSILON, GroupShape, for_each_chunk, sum_in_order};
 
     /// The sum of `f(a[i], b[i])` in f64, in eight interleaved running sums added at the end: a
     /// fixed order the compiler can vectorise (one running sum waits on each addition).
@@ -430,18 +430,6 @@ mod cpu {
         };
         (x_grad, by_sample(&weighted_sums), by_sample(&grad_sums))
     }
-
-    /// The element-wise sum of equally long parts, added in the order given.
-    fn sum_in_order<'a>(parts: impl IntoIterator<Item = &'a [f64]>) -> Vec<f64> {
-        let mut parts = parts.into_iter();
-        let mut total = parts.next().map(<[f64]>::to_vec).unwrap_or_default();
-        for part in parts {
-            for (t, v) in total.iter_mut().zip(part) {
-                *t += v;
-            }
-        }
-        total
-    }
 }
 
 #[cfg(test)]
@@ -449,12 +437,11 @@ mod tests {
     use super::*;
     use crate::conv::tests::assert_close;
     use crate::rng::Rng;
-    use burn::tensor::{Device, Distribution, TensorData};
+    use burn::tensor::{Device, Distribution};
 
+    /// Uniform values in [offset - 1, offset + 1).
     fn random<const D: usize>(shape: [usize; D], offset: f32, rng: &mut Rng, device: &Device) -> Tensor<D> {
-        let values: Vec<f32> =
-            (0..shape.iter().product()).map(|_| offset + rng.uniform_range(-1.0, 1.0) as f32).collect();
-        Tensor::from_data(TensorData::new(values, shape), device)
+        crate::conv::tests::random(shape, rng, device) + offset
     }
 
     /// What the model computed before this kernel: burn's tensor operations, differentiated by
