@@ -429,7 +429,7 @@ fn the_servers_checkpoint_reads_back_exactly_and_refuses_another_config() {
     let dir = temp_dir("checkpoint");
     let code = "import json, sys\nfrom collections import OrderedDict\nfrom pathlib import Path\nimport numpy as np\n\
                 from wsa_flower import bridge, checkpoint\nd = json.load(sys.stdin)\nout = Path(d['out'])\n\
-                model = OrderedDict((k, np.array(v, dtype=np.float32)) for k, v in d['model'].items())\n\
+                model = OrderedDict((k, np.array(v, dtype=np.float32)) for k, v in d['model'])\n\
                 checkpoint.save(out, config_text='{\"rounds\": 5}', round=2, rounds=5, model=model, layers=['a', 'b'],\n\
                                 target=[tuple(t) for t in d['target']], seconds=1.5)\n\
                 bridge.write_json(out / 'flower-rounds.json', [{'round': r, 'x': 0.1 * r} for r in (1, 2, 3)])\n\
@@ -451,6 +451,69 @@ fn the_servers_checkpoint_reads_back_exactly_and_refuses_another_config() {
     assert_eq!(back["dropped"], serde_json::json!([3]));
     assert_eq!(back["rounds"], serde_json::json!([{ "round": 1, "x": 0.1 }, { "round": 2, "x": 0.2 }]));
     assert!(back["refused"].as_str().is_some_and(|m| m.contains("another config")), "{back}");
+}
+
+/// A model travels in a message as one array (flower/wsa_flower/packing.py): it unpacks bit for
+/// bit with its names, shapes and order; a reply of the digits MLP is fewer objects for the
+/// SuperLink to store than with one array per tensor; a record of another length or form is
+/// refused by a message that says what differs.
+#[test]
+#[ignore = "needs Flower (FLOWER_PYTHON); CI runs it"]
+fn a_model_travels_as_one_array_and_unpacks_bit_for_bit() {
+    let python = flower_python();
+    let code = "import json, sys\nfrom collections import OrderedDict\nimport numpy as np\n\
+                from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict\n\
+                from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects\n\
+                from wsa_flower.packing import pack, unpack\n\
+                d = json.load(sys.stdin)\n\
+                model = OrderedDict((k, np.array(v, dtype=np.float32)) for k, v in d['model'])\n\
+                record, layout = pack(model)\nback = unpack(record, layout)\n\
+                objects = lambda arrays: len(get_all_nested_objects(RecordDict({'arrays': arrays, 'metrics': MetricRecord({'n': 1})})))\n\
+                per_tensor = ArrayRecord(OrderedDict((k, Array(v)) for k, v in model.items()))\n\
+                def refusal(record, layout):\n    try:\n        unpack(record, layout)\n    except ValueError as ex:\n        return str(ex)\n\
+                short, _ = pack(OrderedDict(list(model.items())[:-1]))\n\
+                print(json.dumps({'names': list(back), 'shapes': [list(v.shape) for v in back.values()],\n\
+                    'same': all(np.array_equal(back[k].view(np.uint32), model[k].view(np.uint32)) for k in model),\n\
+                    'packed_objects': objects(record), 'per_tensor_objects': objects(per_tensor),\n\
+                    'short': refusal(short, layout), 'per_tensor': refusal(per_tensor, layout)}))";
+    // The digits MLP's tensors (64-64 hidden), values drawn with awkward bits: subnormals, -0.0.
+    let mut rng = Rng::new(5);
+    let mut tensor = |rows: usize, cols: usize| -> Value {
+        let mut values = |_| {
+            let x = (rng.uniform() - 0.5) as f32;
+            if x.abs() < 0.01 {
+                f32::MIN_POSITIVE / 4.0
+            } else if x.abs() < 0.02 {
+                -0.0
+            } else {
+                x
+            }
+        };
+        if cols == 0 {
+            serde_json::json!((0..rows).map(&mut values).collect::<Vec<f32>>())
+        } else {
+            serde_json::json!((0..rows).map(|_| (0..cols).map(&mut values).collect::<Vec<f32>>()).collect::<Vec<_>>())
+        }
+    };
+    // In the engine's order (weight before bias), not sorted: the order must survive too.
+    let model = serde_json::json!([
+        ["layers.0.weight", tensor(64, 64)],
+        ["layers.0.bias", tensor(64, 0)],
+        ["layers.1.weight", tensor(64, 64)],
+        ["layers.1.bias", tensor(64, 0)],
+        ["layers.2.weight", tensor(10, 64)],
+        ["layers.2.bias", tensor(10, 0)],
+    ]);
+    let back = run_python(&python, code, &serde_json::json!({ "model": model }));
+    let names: Vec<&Value> = model.as_array().expect("pairs").iter().map(|pair| &pair[0]).collect();
+    assert_eq!(back["names"], serde_json::json!(names), "names or their order changed");
+    assert_eq!(back["shapes"], serde_json::json!([[64, 64], [64], [64, 64], [64], [10, 64], [10]]));
+    assert_eq!(back["same"], true, "a value changed on the way");
+    let (packed, per_tensor) =
+        (back["packed_objects"].as_u64().expect("n"), back["per_tensor_objects"].as_u64().expect("n"));
+    assert!(packed * 2 < per_tensor, "packed: {packed} objects, one array per tensor: {per_tensor}");
+    assert!(back["short"].as_str().is_some_and(|m| m.contains("values") && m.contains("needs")), "{back}");
+    assert!(back["per_tensor"].as_str().is_some_and(|m| m.contains("packed model")), "{back}");
 }
 
 fn run_python(python: &Path, code: &str, input: &Value) -> Value {

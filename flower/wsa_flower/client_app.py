@@ -12,10 +12,10 @@ import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from . import bridge
+from . import bridge, packing
 
 app = ClientApp()
 
@@ -38,14 +38,11 @@ def train(msg: Message, context: Context) -> Message:
         bridge.close_engines()
         _engine_run = context.run_id
     config = msg.content["config"]
-    received = msg.content["arrays"]
-    names = list(received.keys())
+    received = packing.unpack(msg.content["arrays"], str(config[packing.LAYOUT_KEY]))
     with tempfile.TemporaryDirectory(prefix=f"wsa-flower-client-{client}-") as work:
         work = Path(work)
         bridge.write_atomic(work / "fed-config.json", str(config["fed-config"]).encode())
-        bridge.write_safetensors(
-            work / "global.safetensors", OrderedDict((name, received[name].numpy()) for name in names)
-        )
+        bridge.write_safetensors(work / "global.safetensors", received)
         bridge.write_json(
             work / "target.json",
             {
@@ -76,7 +73,7 @@ def train(msg: Message, context: Context) -> Message:
         bridge.run_step(program, "train", *args)
         trained = bridge.read_safetensors(work / "reply" / "params.safetensors")
         reply = json.loads((work / "reply" / "reply.json").read_text())
-    arrays = ArrayRecord(OrderedDict((name, Array(trained[name])) for name in names))
+    arrays, _ = packing.pack(OrderedDict((name, trained[name]) for name in received))
     metrics = MetricRecord(
         {
             "num-examples": int(reply["samples"]),

@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from logging import INFO
 from pathlib import Path
 
-from flwr.app import Array, ArrayRecord, Context, Message
+from flwr.app import Context, Message
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
-from . import bridge, checkpoint
+from . import bridge, checkpoint, packing
 from .strategy import WsaFedAvg
 
 app = ServerApp()
@@ -110,8 +109,10 @@ def main(grid: Grid, context: Context) -> None:
                 rounds,
                 f"; round(s) {dropped} had no checkpoint and run again" if dropped else "",
             )
+        initial_arrays, model_layout = packing.pack(initial)
         strategy = WsaFedAvg(
             program=program,
+            model_layout=model_layout,
             config_path=config_path,
             device=device,
             out_dir=out_dir,
@@ -124,9 +125,7 @@ def main(grid: Grid, context: Context) -> None:
         )
         strategy.start(
             grid=PromptGrid(grid),
-            initial_arrays=ArrayRecord(
-                OrderedDict((name, Array(values)) for name, values in initial.items())
-            ),
+            initial_arrays=initial_arrays,
             num_rounds=rounds - done,
             timeout=float(settings.get("round-timeout", 600)),
         )

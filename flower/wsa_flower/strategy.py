@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from logging import INFO, WARNING
 from pathlib import Path
 
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from . import bridge, checkpoint
+from . import bridge, checkpoint, packing
 from .scopes import fuse, weighted_average
 
 
@@ -38,6 +38,7 @@ class WsaFedAvg(FedAvg):
         self,
         *,
         program: str,
+        model_layout: str,
         config_path: Path,
         device: str,
         out_dir: Path,
@@ -73,8 +74,10 @@ class WsaFedAvg(FedAvg):
         # Who was asked this round, and which client of the split each node has been so far:
         # for saying who is missing.
         self.asked: set[int] = set()
-        # The tensors' names, from the initial model: every reply must carry exactly these.
-        self.layout_names: list[str] = []
+        # The packed model's layout (packing.py), from the initial model: sent with every
+        # round's model, and every reply's model must unpack by it.
+        self.model_layout = model_layout
+        self.layout_names = [entry["name"] for entry in json.loads(model_layout)]
         self.client_of_node: dict[int, int] = {}
 
     def summary(self) -> None:
@@ -92,7 +95,7 @@ class WsaFedAvg(FedAvg):
         config["target-layers"] = self.layers
         config["target-mean"] = [mean for mean, _ in self.target]
         config["target-std"] = [std for _, std in self.target]
-        self.layout_names = self.layout_names or list(arrays.keys())
+        config[packing.LAYOUT_KEY] = self.model_layout
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self.asked = {msg.metadata.dst_node_id for msg in messages}
         return messages
@@ -131,21 +134,29 @@ class WsaFedAvg(FedAvg):
         models, weights, scopes, replies_json = [], [], [], []
         for msg in valid:
             metrics = msg.content["metrics"]
-            arrays = msg.content["arrays"]
             client_scopes = list(zip(metrics["scope-mean"], metrics["scope-std"]))
-            if len(client_scopes) != len(self.layers) or sorted(arrays.keys()) != sorted(names):
+            try:
+                model = packing.unpack(msg.content["arrays"], self.model_layout)
+            except ValueError as ex:
                 log(
                     WARNING,
-                    "round %d: %s left out: it returned %d scopes and %d tensors; expected %d and %d",
+                    "round %d: %s left out: its model is not the packed model it was sent: %s",
+                    server_round,
+                    self._node(msg.metadata.src_node_id),
+                    ex,
+                )
+                continue
+            if len(client_scopes) != len(self.layers):
+                log(
+                    WARNING,
+                    "round %d: %s left out: it returned %d scopes; expected %d",
                     server_round,
                     self._node(msg.metadata.src_node_id),
                     len(client_scopes),
-                    len(arrays),
                     len(self.layers),
-                    len(names),
                 )
                 continue
-            models.append([arrays[name].numpy() for name in names])
+            models.append(list(model.values()))
             weights.append(float(metrics["num-examples"]))
             scopes.append(client_scopes)
             replies_json.append(
@@ -217,7 +228,7 @@ class WsaFedAvg(FedAvg):
         )
         for layer, (mean, std) in zip(self.layers, self.target):
             log(INFO, "\t  next target %s: N(%.4g, %.4g²)", layer, mean, std)
-        arrays = ArrayRecord(OrderedDict((name, Array(values)) for name, values in zip(names, averaged)))
+        arrays, _ = packing.pack(OrderedDict(zip(names, averaged)))
         metrics = MetricRecord(
             {
                 "test-accuracy": evaluation["test_accuracy"],
