@@ -103,15 +103,7 @@ min_clients="${min_clients:-$(( clients < 2 ? 1 : 2 ))}"
 
 # --- the federation -----------------------------------------------------------------------
 work="$(mktemp -d -t wsa-flower.XXXXXX)"
-# The SuperLink's state (SQLite) in memory where the system has a RAM file system: Flower 1.42
-# commits to it on every request (each message part pulled or pushed), and on a disk those
-# commits took about as much CPU as the rest of the federation (a digits run of 4 rounds: 20 s of
-# CPU in all with it in /dev/shm, 36 s in /tmp). A file still, so that a restarted SuperLink
-# reads it.
-state_dir="$work"
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-  state_dir="$(mktemp -d -p /dev/shm wsa-flower-state.XXXXXX 2> /dev/null || echo "$work")"
-fi
+state_dir="" # the SuperLink's state file's folder, made below
 logs="$out/logs"
 mkdir -p "$logs"
 checkpoint="$out/flower-checkpoint/latest.json"
@@ -148,10 +140,22 @@ stop_all() {
   sleep 1
   for g in "${pgids[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
   for p in $spawned; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -rf "$work" "$state_dir"
+  rm -rf "$work" ${state_dir:+"$state_dir"}
 }
 trap stop_all EXIT
 trap '[ -f "$checkpoint" ] && { stopped_early; echo "[flower] $resume_hint"; } >&2; exit 130' INT TERM
+
+# The SuperLink's database (SQLite: its state and every message part not yet delivered) in a RAM
+# file system where there is one with room: Flower 1.42 commits to it on every request (each
+# message part pulled or pushed), and on a disk those commits took about as much CPU as the rest
+# of the federation (a digits run of 4 rounds: 20 s of CPU in all with it in /dev/shm, 36 s in
+# /tmp). A file still, so that a restarted SuperLink reads it. Room: 1 GiB free, enough for the
+# parts of a round of models far larger than the engine's (a container's /dev/shm may be 64 MiB).
+state_dir="$work"
+shm_free_kib="$(df -Pk /dev/shm 2> /dev/null | awk 'NR == 2 { print $4 }')"
+if [ -w /dev/shm ] && [ "$(stat -f -c %T /dev/shm 2> /dev/null)" = tmpfs ] && [ "${shm_free_kib:-0}" -ge 1048576 ]; then
+  state_dir="$(mktemp -d -p /dev/shm wsa-flower-state.XXXXXX 2> /dev/null || echo "$work")"
+fi
 
 free_port() { "$FLOWER_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # Starts "$@" in a process group of its own (so that it and the apps it spawns stop together).

@@ -429,7 +429,7 @@ fn the_servers_checkpoint_reads_back_exactly_and_refuses_another_config() {
     let dir = temp_dir("checkpoint");
     let code = "import json, sys\nfrom collections import OrderedDict\nfrom pathlib import Path\nimport numpy as np\n\
                 from wsa_flower import bridge, checkpoint\nd = json.load(sys.stdin)\nout = Path(d['out'])\n\
-                model = OrderedDict((k, np.array(v, dtype=np.float32)) for k, v in d['model'])\n\
+                model = OrderedDict((k, np.array(v, dtype=np.float32)) for k, v in d['model'].items())\n\
                 checkpoint.save(out, config_text='{\"rounds\": 5}', round=2, rounds=5, model=model, layers=['a', 'b'],\n\
                                 target=[tuple(t) for t in d['target']], seconds=1.5)\n\
                 bridge.write_json(out / 'flower-rounds.json', [{'round': r, 'x': 0.1 * r} for r in (1, 2, 3)])\n\
@@ -455,7 +455,7 @@ fn the_servers_checkpoint_reads_back_exactly_and_refuses_another_config() {
 
 /// A model travels in a message as one array (flower/wsa_flower/packing.py): it unpacks bit for
 /// bit with its names, shapes and order; a reply of the digits MLP is fewer objects for the
-/// SuperLink to store than with one array per tensor; a record of another length or form is
+/// SuperLink to store than with one array per tensor; a record of another length, type or form is
 /// refused by a message that says what differs.
 #[test]
 #[ignore = "needs Flower (FLOWER_PYTHON); CI runs it"]
@@ -472,10 +472,12 @@ fn a_model_travels_as_one_array_and_unpacks_bit_for_bit() {
                 per_tensor = ArrayRecord(OrderedDict((k, Array(v)) for k, v in model.items()))\n\
                 def refusal(record, layout):\n    try:\n        unpack(record, layout)\n    except ValueError as ex:\n        return str(ex)\n\
                 short, _ = pack(OrderedDict(list(model.items())[:-1]))\n\
+                wide = ArrayRecord(OrderedDict(model=Array(record['model'].numpy().astype(np.float64))))\n\
                 print(json.dumps({'names': list(back), 'shapes': [list(v.shape) for v in back.values()],\n\
                     'same': all(np.array_equal(back[k].view(np.uint32), model[k].view(np.uint32)) for k in model),\n\
                     'packed_objects': objects(record), 'per_tensor_objects': objects(per_tensor),\n\
-                    'short': refusal(short, layout), 'per_tensor': refusal(per_tensor, layout)}))";
+                    'short': refusal(short, layout), 'per_tensor': refusal(per_tensor, layout),\n\
+                    'wide': refusal(wide, layout)}))";
     // The digits MLP's tensors (64-64 hidden), values drawn with awkward bits: subnormals, -0.0.
     let mut rng = Rng::new(5);
     let mut tensor = |rows: usize, cols: usize| -> Value {
@@ -514,6 +516,7 @@ fn a_model_travels_as_one_array_and_unpacks_bit_for_bit() {
     assert!(packed * 2 < per_tensor, "packed: {packed} objects, one array per tensor: {per_tensor}");
     assert!(back["short"].as_str().is_some_and(|m| m.contains("values") && m.contains("needs")), "{back}");
     assert!(back["per_tensor"].as_str().is_some_and(|m| m.contains("packed model")), "{back}");
+    assert!(back["wide"].as_str().is_some_and(|m| m.contains("float64") && m.contains("expected float32")), "{back}");
 }
 
 fn run_python(python: &Path, code: &str, input: &Value) -> Value {

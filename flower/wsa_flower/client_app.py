@@ -73,6 +73,13 @@ def train(msg: Message, context: Context) -> Message:
         bridge.run_step(program, "train", *args)
         trained = bridge.read_safetensors(work / "reply" / "params.safetensors")
         reply = json.loads((work / "reply" / "reply.json").read_text())
+    for name, values in received.items():
+        # The server unpacks the reply by the layout it sent, so a tensor must come back in its shape.
+        if name not in trained or trained[name].shape != values.shape:
+            found = list(trained[name].shape) if name in trained else "nothing"
+            raise bridge.BridgeError(
+                f"the engine returned {found} for {name}; the server sent {list(values.shape)}"
+            )
     arrays, _ = packing.pack(OrderedDict((name, trained[name]) for name in received))
     metrics = MetricRecord(
         {

@@ -5,7 +5,9 @@ each one a request to the SuperLink, which records it in its SQLite state (and c
 task tokens) before answering. With one array per tensor a reply of a 3-layer MLP was 15 objects;
 ten clients' replies queue at the SuperLink one request at a time. Packed, a model is one array
 and a message about a third as many objects. The tensors' names and shapes travel beside it in
-the message's config (`LAYOUT_KEY`), as JSON; the values are float32, as the engine's files.
+the config of the server's message (`LAYOUT_KEY`), as JSON; a client packs its reply in the same
+order and the server unpacks it by the layout it sent. The values are float32, as the engine's
+files.
 """
 
 from __future__ import annotations
@@ -32,14 +34,20 @@ def pack(tensors: dict[str, np.ndarray]) -> tuple[ArrayRecord, str]:
 
 
 def unpack(record: ArrayRecord, layout_json: str) -> OrderedDict[str, np.ndarray]:
-    """The tensors of a packed model, by the layout `pack` gave; a record that is not one, or
-    whose length differs from the layout's, raises ValueError naming what differs."""
+    """The tensors of a packed model, by the layout `pack` gave; a record that is not one (other
+    arrays, another type or rank), or whose length differs from the layout's, raises ValueError
+    naming what differs."""
     layout = json.loads(layout_json)
     if list(record.keys()) != [MODEL_KEY]:
         raise ValueError(
             f"expected one array named {MODEL_KEY!r} (a packed model), got {list(record.keys())}"
         )
-    flat = np.asarray(record[MODEL_KEY].numpy(), dtype=np.float32).ravel()
+    array = record[MODEL_KEY]
+    if array.dtype != "float32" or len(array.shape) != 1:
+        raise ValueError(
+            f"the packed model is {array.dtype} of shape {list(array.shape)}; expected float32 of one axis"
+        )
+    flat = array.numpy()
     sizes = [math.prod(entry["shape"]) for entry in layout]
     if sum(sizes) != flat.size:
         raise ValueError(
