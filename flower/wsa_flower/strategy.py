@@ -175,11 +175,11 @@ class WsaFedAvg(FedAvg):
                 server_round,
             )
             return None, None
-        averaged = weighted_average(models, weights)
+        averaged = OrderedDict(zip(names, weighted_average(models, weights)))
         self.target = fuse(scopes, weights, self.fusion)
         with tempfile.TemporaryDirectory(prefix="wsa-flower-round-") as work:
             work = Path(work)
-            bridge.write_safetensors(work / "global.safetensors", OrderedDict(zip(names, averaged)))
+            bridge.write_safetensors(work / "global.safetensors", averaged)
             bridge.write_json(work / "replies.json", replies_json)
             bridge.write_json(
                 work / "target.json",
@@ -211,7 +211,7 @@ class WsaFedAvg(FedAvg):
             config_text=self.config_text,
             round=server_round,
             rounds=self.rounds,
-            model=OrderedDict(zip(names, averaged)),
+            model=averaged,
             layers=self.layers,
             target=self.target,
             seconds=time.monotonic() - self.started,
@@ -228,7 +228,7 @@ class WsaFedAvg(FedAvg):
         )
         for layer, (mean, std) in zip(self.layers, self.target):
             log(INFO, "\t  next target %s: N(%.4g, %.4g²)", layer, mean, std)
-        arrays, _ = packing.pack(OrderedDict(zip(names, averaged)))
+        arrays, _ = packing.pack(averaged)
         metrics = MetricRecord(
             {
                 "test-accuracy": evaluation["test_accuracy"],
