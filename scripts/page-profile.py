@@ -16,8 +16,8 @@ import re
 KINDS = [
     ("matrix products (gemm)", r"^gemm"),
     (
-        "allocation (dlmalloc, growing vectors)",
-        r"dlmalloc|raw_vec|extend_trusted|in_place_collect|alloc_with_data",
+        "allocation (the allocator, growing vectors)",
+        r"talc|dlmalloc|raw_vec|extend_trusted|in_place_collect|alloc_with_data",
     ),
     ("autodiff graph bookkeeping", r"^<?burn_autodiff|hashbrown|core::hash"),
     ("element-wise kernels (burn-flex)", r"burn_flex|macerator"),

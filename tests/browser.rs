@@ -712,7 +712,7 @@ fn the_workers_profile_is_recorded_and_summed() {
         node(3, "wsa_lab_app::web::worker::run_job::{{closure}}::h0123456789abcdef", wasm, Some(1)),
         node(4, "gemm_f32::microkernel::simd128::f32::x3x4::h0123456789abcdef", wasm, Some(3)),
         node(5, "__wbg_postMessage_0123", "http://127.0.0.1/web/pkg/wsa_lab_web.js", Some(3)),
-        node(6, "<dlmalloc::Dlmalloc>::malloc", wasm, Some(3)),
+        node(6, "talc::base::Talc<S,B>::try_allocate", wasm, Some(3)),
         node(7, "wsa_lab_app::web::worker::receive", wasm, Some(1)),
     ];
     // Each sample's time is the gap to the next one (microseconds); the last one has none.
@@ -731,7 +731,7 @@ fn the_workers_profile_is_recorded_and_summed() {
         "DedicatedWorker thread: 100 ms of CPU samples in the job",
         "40.0 ms   40.0%  matrix products (gemm)",
         "30.0 ms   30.0%  JavaScript glue and messages",
-        "20.0 ms   20.0%  allocation (dlmalloc, growing vectors)",
+        "20.0 ms   20.0%  allocation (the allocator, growing vectors)",
         "10.0 ms   10.0%  other",
         "40.0 ms  gemm_f32::microkernel::simd128::f32::x3x4 (wsa_lab_web_bg.wasm)",
     ] {
