@@ -10,26 +10,31 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use wsa_core::experiment::reproduce::report::FigureData;
 
-/// Width of a character of the row labels (13 px sans-serif), generously.
-const LABEL_CHAR_PX: usize = 7;
-const LEGEND_PX: u32 = 190;
+/// The row labels' type size: read on a projector across a room.
+const LABEL_FONT_PX: u32 = 16;
+/// Width of a character of the row labels, generously.
+const LABEL_CHAR_PX: usize = 8;
+const LEGEND_PX: u32 = 230;
+/// A mark's radius (half its width), in pixels.
+const MARK_PX: i32 = 6;
 
-/// One line per row of the family (labels on the left, as wide as the longest needs), a point
+/// One line per row of the family (labels on the left, as wide as the longest needs), a mark
 /// per variant at its mean over seeds with a bar from the lowest to the highest seed (never below
 /// a barrier's zero, as mean ± std can be), the variants of a row stacked around its line, and
-/// the legend in a column of its own to the right of the data.
+/// the legend in a column of its own to the right of the data. Each variant has its colour and
+/// a mark of its own (`palette::Mark`), so that near colours are told apart by shape.
 pub struct Forest {
     pub data: FigureData,
 }
 
 impl Forest {
     fn label_px(&self) -> usize {
-        (self.data.rows.iter().map(|l| l.chars().count()).max().unwrap_or(10) * LABEL_CHAR_PX + 24).clamp(200, 900)
+        (self.data.rows.iter().map(|l| l.chars().count()).max().unwrap_or(10) * LABEL_CHAR_PX + 24).clamp(200, 1300)
     }
 
     pub fn size(&self) -> (u32, u32) {
         let rows = self.data.rows.len().max(1);
-        ((730 + self.label_px()) as u32 + LEGEND_PX, (120 + 34 * rows).clamp(320, 2400) as u32)
+        ((730 + self.label_px()) as u32 + LEGEND_PX, (130 + 38 * rows).clamp(320, 2600) as u32)
     }
 
     pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
@@ -50,7 +55,7 @@ impl Forest {
             // Row 0 at the top.
             let mut chart = ChartBuilder::on(&plot)
                 .margin(14)
-                .caption(&data.title, ("sans-serif", 20))
+                .caption(&data.title, ("sans-serif", 24))
                 .x_label_area_size(40)
                 .y_label_area_size(label_px as u32)
                 .build_cartesian_2d(TickedRange { range: lo..hi, ticks: axis.ticks(lo, hi) }, (rows as f64 - 0.5)..-0.5)
@@ -66,7 +71,9 @@ impl Forest {
                 .x_label_formatter(&|t| tick_label(axis.value_at(*t)))
                 .disable_y_mesh()
                 .y_labels(rows)
-                .y_label_style(("sans-serif", 13))
+                .y_label_style(("sans-serif", LABEL_FONT_PX))
+                .x_label_style(("sans-serif", 15))
+                .axis_desc_style(("sans-serif", 16))
                 .y_label_formatter(&|y| {
                     let i = y.round();
                     let on_row = (y - i).abs() < 1e-6 && i >= 0.0;
@@ -76,8 +83,9 @@ impl Forest {
                 .draw()
                 .map_err(draw_err)?;
             let n = data.series.len().max(1) as f64;
-            for (k, (variant, summaries)) in data.series.iter().enumerate() {
-                let color = series_color(variant, k);
+            let base = plot.get_base_pixel();
+            let styles = series_styles(&data.series.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>());
+            for (k, ((variant, summaries), &(color, mark))) in data.series.iter().zip(&styles).enumerate() {
                 let offset = (k as f64 - (n - 1.0) / 2.0) * (0.7 / n);
                 let placed: Vec<(f64, Summary)> =
                     summaries.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i as f64 + offset, s))).collect();
@@ -85,20 +93,26 @@ impl Forest {
                 chart
                     .draw_series(
                         placed.iter().map(|&(y, s)| {
-                            PathElement::new(vec![(at(s.min), y), (at(s.max), y)], color.stroke_width(2))
+                            PathElement::new(vec![(at(s.min), y), (at(s.max), y)], color.stroke_width(3))
                         }),
                     )
                     .map_err(draw_err)?;
-                chart
-                    .draw_series(placed.iter().map(|&(y, s)| Circle::new((at(s.mean), y), 4, color.filled())))
-                    .map_err(draw_err)?;
-                let y = 60 + 24 * k as i32;
-                legend.draw(&Circle::new((16, y), 5, color.filled())).map_err(draw_err)?;
-                legend.draw(&Text::new(variant.clone(), (28, y - 8), ("sans-serif", 15))).map_err(draw_err)?;
+                // Marks are drawn in pixels, on the plot's area, where the chart puts the mean.
+                for &(y, s) in &placed {
+                    let (px, py) = chart.backend_coord(&(at(s.mean), y));
+                    draw_mark(&plot, (px - base.0, py - base.1), mark, color)?;
+                }
+                let y = 64 + 28 * k as i32;
+                draw_mark(&legend, (18, y), mark, color)?;
+                legend.draw(&Text::new(variant.clone(), (34, y - 9), ("sans-serif", 17))).map_err(draw_err)?;
             }
-            for (i, line) in ["dot: mean over seeds", "bar: lowest to highest seed"].into_iter().enumerate() {
-                let y = 60 + 24 * data.series.len() as i32 + 8 + 16 * i as i32;
-                legend.draw(&Text::new(line, (8, y), ("sans-serif", 12))).map_err(draw_err)?;
+            let mut notes = vec!["mark: mean over seeds", "bar: lowest to highest seed"];
+            if styles.iter().any(|(_, mark)| mark.open) {
+                notes.push("open mark: trained with WSA");
+            }
+            for (i, line) in notes.into_iter().enumerate() {
+                let y = 64 + 28 * data.series.len() as i32 + 8 + 20 * i as i32;
+                legend.draw(&Text::new(line, (8, y), ("sans-serif", 14))).map_err(draw_err)?;
             }
         }
         Ok(())
@@ -228,11 +242,47 @@ fn tick_label(value: f64) -> String {
     if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
 }
 
-/// A method's own colour when the variant is a method's name, else the k-th run colour.
-fn series_color(variant: &str, k: usize) -> RGBColor {
-    match wsa_core::experiment::method::Method::from_name(variant) {
-        Ok(m) => rgb(palette::method(m)),
-        Err(_) => rgb(crate::describe::run_color(k)),
+/// Each variant's colour and mark: a method's own where the variants are methods, else the k-th
+/// run's colour and `palette::variant_marks`.
+fn series_styles(variants: &[&str]) -> Vec<(RGBColor, palette::Mark)> {
+    use wsa_core::experiment::method::Method;
+    let methods: Option<Vec<Method>> = variants.iter().map(|v| Method::from_name(v).ok()).collect();
+    match methods {
+        Some(methods) => methods.into_iter().map(|m| (rgb(palette::method(m)), palette::method_mark(m))).collect(),
+        None => palette::variant_marks(variants)
+            .into_iter()
+            .enumerate()
+            .map(|(k, mark)| (rgb(crate::describe::run_color(k)), mark))
+            .collect(),
+    }
+}
+
+/// Draws `mark` centred on the pixel `at` of `area`: filled, or open (its outline only).
+fn draw_mark<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    at: (i32, i32),
+    mark: palette::Mark,
+    color: RGBColor,
+) -> Result<()> {
+    use palette::Shape;
+    let (x, y) = at;
+    let r = MARK_PX;
+    let style = if mark.open { color.stroke_width(2) } else { color.filled() };
+    // The outline's corners around the centre; the shapes are sized to look alike in area.
+    let corners: Vec<(i32, i32)> = match mark.shape {
+        Shape::Circle => return area.draw(&Circle::new(at, r, style)).map_err(draw_err),
+        Shape::Square => vec![(-r + 1, -r + 1), (r - 1, -r + 1), (r - 1, r - 1), (-r + 1, r - 1)],
+        Shape::Diamond => vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
+        Shape::TriangleUp => vec![(0, -r - 1), (r + 1, r - 1), (-r - 1, r - 1)],
+        Shape::TriangleDown => vec![(0, r + 1), (r + 1, -r + 1), (-r - 1, -r + 1)],
+    };
+    let points: Vec<(i32, i32)> = corners.iter().map(|&(dx, dy)| (x + dx, y + dy)).collect();
+    if mark.open {
+        let mut outline = points;
+        outline.push(outline[0]);
+        area.draw(&PathElement::new(outline, style)).map_err(draw_err)
+    } else {
+        area.draw(&Polygon::new(points, style)).map_err(draw_err)
     }
 }
 

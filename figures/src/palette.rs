@@ -97,6 +97,60 @@ pub fn method(m: Method) -> Rgb {
     }
 }
 
+/// The shape of a mark in a figure where each method or run is a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shape {
+    Circle,
+    Square,
+    TriangleUp,
+    Diamond,
+    TriangleDown,
+}
+
+/// How a method's or a run's points are drawn, beside its colour: small marks of near colours
+/// (plain's vermilion and rescaling's brown, the dark grey and the black of the two weight-matching
+/// REPAIR methods) are hard to tell apart on a projector or in print, whatever their colour
+/// difference, so no two methods share a mark. The shape says what was done to the trained pair
+/// before merging, an open mark that the pair was trained with WSA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Mark {
+    pub shape: Shape,
+    pub open: bool,
+}
+
+pub fn method_mark(m: Method) -> Mark {
+    let shape = match (m.alignment, m.repair) {
+        (Alignment::None, false) => Shape::Circle,
+        (Alignment::WeightMatching, false) => Shape::Square,
+        (Alignment::Rescale, _) => Shape::TriangleUp,
+        (Alignment::None, true) => Shape::Diamond,
+        (Alignment::WeightMatching, true) => Shape::TriangleDown,
+    };
+    Mark { shape, open: m.training == Training::Wsa }
+}
+
+/// The marks of variants that are not methods (federated runs, initialisations), named in the
+/// order drawn: each its own shape in turn, filled; a name ending in "+wsa" takes the open mark
+/// of the name it extends where that one is drawn too (FedAvg+WSA an open FedAvg circle), as a
+/// method trained with WSA does.
+pub fn variant_marks(names: &[&str]) -> Vec<Mark> {
+    const SHAPES: [Shape; 5] = [Shape::Circle, Shape::Square, Shape::TriangleUp, Shape::Diamond, Shape::TriangleDown];
+    let mut marks: Vec<Mark> = Vec::with_capacity(names.len());
+    let mut shapes_used = 0;
+    for name in names {
+        let extended = name.strip_suffix("+wsa").and_then(|base| names.iter().position(|n| *n == base));
+        let mark = match extended {
+            Some(base) if base < marks.len() => Mark { shape: marks[base].shape, open: true },
+            _ => {
+                shapes_used += 1;
+                Mark { shape: SHAPES[(shapes_used - 1) % SHAPES.len()], open: false }
+            }
+        };
+        marks.push(mark);
+    }
+    marks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +219,18 @@ mod tests {
         }
         assert_eq!(methods.len(), 10);
         assert_apart("methods", &methods);
+        let marks: std::collections::HashSet<Mark> =
+            methods.iter().map(|(name, _)| method_mark(Method::from_name(name).expect("a method's name"))).collect();
+        assert_eq!(marks.len(), methods.len(), "two methods share a mark");
+        let runs = variant_marks(&["fedavg", "fedavg+wsa", "fedprox", "fedprox+wsa"]);
+        let (circle, square) = (Shape::Circle, Shape::Square);
+        assert_eq!(
+            runs,
+            [(circle, false), (circle, true), (square, false), (square, true)]
+                .map(|(shape, open)| Mark { shape, open })
+        );
+        let others = variant_marks(&["init", "trained"]);
+        assert_eq!(others, [circle, square].map(|shape| Mark { shape, open: false }));
         let runs = ["FedAvg", "FedAvg+WSA", "FedProx", "FedProx+WSA"];
         assert_apart("federated runs", &runs.iter().map(|r| r.to_string()).zip(RUNS).collect::<Vec<_>>());
         let models = [
