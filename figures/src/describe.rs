@@ -94,7 +94,8 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
             width,
             v.path.iter().map(|p| [p.alpha, value(p).mean]).collect(),
         )
-        .with_markers(3.0);
+        .with_markers(4.0)
+        .with_mark(palette::method_mark(v.method));
         if barrier.n > 1 {
             line.band = Some(v.path.iter().map(|p| [p.alpha, value(p).min, value(p).max]).collect());
         }

@@ -2,7 +2,7 @@
 //! map; stacked bars; labels), on which axes, with which legend. `describe` builds these from
 //! results; `render` (plotters) and the app (egui_plot) draw them, so both show the same thing.
 
-use crate::palette::{Rgb, SEQUENTIAL};
+use crate::palette::{Mark, Rgb, SEQUENTIAL};
 use wsa_core::scope::Scope;
 
 /// One or more panels under a title, laid out in rows of `columns`.
@@ -67,8 +67,10 @@ pub struct Series {
     /// Line width in pixels; 0 draws the points alone.
     pub width: f32,
     pub points: Vec<[f64; 2]>,
-    /// Radius of a dot at every point, in pixels; 0 for none.
+    /// Radius of a mark at every point, in pixels; 0 for none.
     pub marker: f32,
+    /// The marks' shape and fill (a filled circle unless said otherwise).
+    pub mark: Mark,
     /// (x, low, high): the band drawn under the line.
     pub band: Option<Vec<[f64; 3]>>,
 }
@@ -88,6 +90,10 @@ impl Series {
 
     pub fn with_markers(self, radius: f32) -> Self {
         Self { marker: radius, ..self }
+    }
+
+    pub fn with_mark(self, mark: Mark) -> Self {
+        Self { mark, ..self }
     }
 }
 

@@ -5,7 +5,7 @@
 
 use crate::Result;
 use crate::palette;
-use crate::render::{draw_err, rgb};
+use crate::render::{draw_err, mark_element, rgb};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use wsa_core::experiment::reproduce::report::FigureData;
@@ -100,10 +100,10 @@ impl Forest {
                 // Marks are drawn in pixels, on the plot's area, where the chart puts the mean.
                 for &(y, s) in &placed {
                     let (px, py) = chart.backend_coord(&(at(s.mean), y));
-                    draw_mark(&plot, (px - base.0, py - base.1), mark, color)?;
+                    plot.draw(&mark_element((px - base.0, py - base.1), MARK_PX, mark, color)).map_err(draw_err)?;
                 }
                 let y = 64 + 28 * k as i32;
-                draw_mark(&legend, (18, y), mark, color)?;
+                legend.draw(&mark_element((18, y), MARK_PX, mark, color)).map_err(draw_err)?;
                 legend.draw(&Text::new(variant.clone(), (34, y - 9), ("sans-serif", 17))).map_err(draw_err)?;
             }
             let mut notes = vec!["mark: mean over seeds", "bar: lowest to highest seed"];
@@ -254,35 +254,6 @@ fn series_styles(variants: &[&str]) -> Vec<(RGBColor, palette::Mark)> {
             .enumerate()
             .map(|(k, mark)| (rgb(crate::describe::run_color(k)), mark))
             .collect(),
-    }
-}
-
-/// Draws `mark` centred on the pixel `at` of `area`: filled, or open (its outline only).
-fn draw_mark<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    at: (i32, i32),
-    mark: palette::Mark,
-    color: RGBColor,
-) -> Result<()> {
-    use palette::Shape;
-    let (x, y) = at;
-    let r = MARK_PX;
-    let style = if mark.open { color.stroke_width(2) } else { color.filled() };
-    // The outline's corners around the centre; the shapes are sized to look alike in area.
-    let corners: Vec<(i32, i32)> = match mark.shape {
-        Shape::Circle => return area.draw(&Circle::new(at, r, style)).map_err(draw_err),
-        Shape::Square => vec![(-r + 1, -r + 1), (r - 1, -r + 1), (r - 1, r - 1), (-r + 1, r - 1)],
-        Shape::Diamond => vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
-        Shape::TriangleUp => vec![(0, -r - 1), (r + 1, r - 1), (-r - 1, r - 1)],
-        Shape::TriangleDown => vec![(0, r + 1), (r + 1, -r + 1), (-r - 1, -r + 1)],
-    };
-    let points: Vec<(i32, i32)> = corners.iter().map(|&(dx, dy)| (x + dx, y + dy)).collect();
-    if mark.open {
-        let mut outline = points;
-        outline.push(outline[0]);
-        area.draw(&PathElement::new(outline, style)).map_err(draw_err)
-    } else {
-        area.draw(&Polygon::new(points, style)).map_err(draw_err)
     }
 }
 

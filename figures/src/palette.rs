@@ -98,8 +98,9 @@ pub fn method(m: Method) -> Rgb {
 }
 
 /// The shape of a mark in a figure where each method or run is a point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Shape {
+    #[default]
     Circle,
     Square,
     TriangleUp,
@@ -112,7 +113,7 @@ pub enum Shape {
 /// REPAIR methods) are hard to tell apart on a projector or in print, whatever their colour
 /// difference, so no two methods share a mark. The shape says what was done to the trained pair
 /// before merging, an open mark that the pair was trained with WSA.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Mark {
     pub shape: Shape,
     pub open: bool,

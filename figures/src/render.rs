@@ -80,6 +80,33 @@ fn encode_png(buffer: &[u8], width: u32, height: u32, color: ::png::ColorType) -
     Ok(bytes)
 }
 
+/// `mark` centred on the pixel `at`, `r` pixels in radius: filled, or open (its outline only).
+/// The shapes are sized to look alike in area.
+pub(crate) fn mark_element<DB: DrawingBackend>(
+    at: (i32, i32),
+    r: i32,
+    mark: palette::Mark,
+    color: impl Color,
+) -> DynElement<'static, DB, (i32, i32)> {
+    use palette::Shape;
+    let (x, y) = at;
+    let style = if mark.open { color.stroke_width(2) } else { color.filled() };
+    let corners: Vec<(i32, i32)> = match mark.shape {
+        Shape::Circle => return Circle::new(at, r, style).into_dyn(),
+        Shape::Square => vec![(-r + 1, -r + 1), (r - 1, -r + 1), (r - 1, r - 1), (-r + 1, r - 1)],
+        Shape::Diamond => vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
+        Shape::TriangleUp => vec![(0, -r - 1), (r + 1, r - 1), (-r - 1, r - 1)],
+        Shape::TriangleDown => vec![(0, r + 1), (r + 1, -r + 1), (-r - 1, -r + 1)],
+    };
+    let mut points: Vec<(i32, i32)> = corners.iter().map(|&(dx, dy)| (x + dx, y + dy)).collect();
+    if mark.open {
+        points.push(points[0]);
+        PathElement::new(points, style).into_dyn()
+    } else {
+        Polygon::new(points, style).into_dyn()
+    }
+}
+
 pub(crate) fn draw_err<E: std::fmt::Debug>(e: E) -> FigureError {
     FigureError::draw("a figure", format!("{e:?}"))
 }
@@ -236,8 +263,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
                 Dash::Dashed => chart.draw_series(DashedLineSeries::new(points, 8, 5, style)).map_err(draw_err)?,
                 Dash::Dotted => chart.draw_series(DashedLineSeries::new(points, 2, 4, style)).map_err(draw_err)?,
             };
-            if legend {
-                // The legend's swatch is the line's own stroke (short for a dashed one).
+            if legend && series.marker <= 0.0 {
+                // The legend's swatch is the line's own stroke (short for a dashed one); a line
+                // with marks gets its swatch with its marks, below.
                 let swatch = if series.dash == Dash::Solid { 18 } else { 8 };
                 line.label(series.name.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + swatch, y)], style));
@@ -245,11 +273,27 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
         }
         if series.marker > 0.0 {
             let radius = series.marker.round() as i32;
-            let dots = chart
-                .draw_series(series.points.iter().map(|p| Circle::new((p[0], p[1]), radius, color.filled())))
-                .map_err(draw_err)?;
-            if legend && series.width <= 0.0 {
-                dots.label(series.name.as_str()).legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
+            let mark = series.mark;
+            // Marks are drawn in pixels where the chart puts each point.
+            let area = chart.plotting_area().strip_coord_spec();
+            let base = area.get_base_pixel();
+            for p in &series.points {
+                let (x, y) = chart.backend_coord(&(p[0], p[1]));
+                area.draw(&mark_element((x - base.0, y - base.1), radius, mark, color)).map_err(draw_err)?;
+            }
+            if legend {
+                // The legend's swatch: the line (if any) with the mark on it.
+                let line = if series.width > 0.0 { 18 } else { 0 };
+                let stroke = color.stroke_width(width);
+                chart
+                    .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                    .map_err(draw_err)?
+                    .label(series.name.as_str())
+                    .legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(0, 0), (line, 0)], stroke)
+                            + mark_element((line / 2, 0), 4, mark, color)
+                    });
             }
         }
     }

@@ -4,14 +4,25 @@
 
 use egui::{Color32, Ui};
 use egui_plot::{
-    Bar, BarChart, ColorConflictHandling, Corner, FilledArea, Heatmap, Legend, Line, LineStyle, Plot, PlotPoint,
-    PlotPoints, PlotResponse, PlotUi, Points, Text,
+    Bar, BarChart, ColorConflictHandling, Corner, FilledArea, Heatmap, Legend, Line, LineStyle, MarkerShape, Plot,
+    PlotPoint, PlotPoints, PlotResponse, PlotUi, Points, Text,
 };
 use wsa_figures::figure::{Dash, Heatmap as HeatmapDescription, LegendPlace, Panel};
 use wsa_figures::palette::{self, Rgb};
 
 pub const fn color([r, g, b]: Rgb) -> Color32 {
     Color32::from_rgb(r, g, b)
+}
+
+/// egui_plot's shape for a figure's mark.
+fn marker_shape(shape: palette::Shape) -> MarkerShape {
+    match shape {
+        palette::Shape::Circle => MarkerShape::Circle,
+        palette::Shape::Square => MarkerShape::Square,
+        palette::Shape::TriangleUp => MarkerShape::Up,
+        palette::Shape::Diamond => MarkerShape::Diamond,
+        palette::Shape::TriangleDown => MarkerShape::Down,
+    }
 }
 
 /// How big a panel is drawn.
@@ -117,7 +128,9 @@ pub fn draw<'a, R>(
                 plot.points(
                     Points::new(series.name.as_str(), PlotPoints::from(series.points.clone()))
                         .color(stroke)
-                        .radius(series.marker),
+                        .radius(series.marker)
+                        .shape(marker_shape(series.mark.shape))
+                        .filled(!series.mark.open),
                 );
             }
         }
