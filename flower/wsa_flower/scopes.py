@@ -61,9 +61,9 @@ def fuse(
         return s
 
     fused = []
-    for l in range(len(scopes[0])):
-        means = [scopes[k][l][0] for k in clients]
-        stds = [scopes[k][l][1] for k in clients]
+    for layer in range(len(scopes[0])):
+        means = [scopes[k][layer][0] for k in clients]
+        stds = [scopes[k][layer][1] for k in clients]
         mean = total(p[k] * means[k] for k in clients)
         if rule == "moment-matching":
             var = total(p[k] * (stds[k] ** 2 + (means[k] - mean) ** 2) for k in clients)

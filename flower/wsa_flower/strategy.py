@@ -112,9 +112,12 @@ class WsaFedAvg(FedAvg):
         valid, failed = self._check_and_log_replies(replies, is_train=True)
         for msg in valid:
             self.client_of_node[msg.metadata.src_node_id] = int(msg.content["metrics"]["partition-id"])
+
         # A node that died gets its error reply from the SuperLink, not from itself: what such
         # replies say is told of every node that was asked and did not answer.
-        reason_of = lambda msg: " ".join(msg.error.reason.split()) or "no reason given"
+        def reason_of(msg):
+            return " ".join(msg.error.reason.split()) or "no reason given"
+
         on_behalf = sorted({reason_of(msg) for msg in failed if msg.metadata.src_node_id not in self.asked})
         for msg in failed:
             if msg.metadata.src_node_id in self.asked:
