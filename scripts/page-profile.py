@@ -15,9 +15,11 @@ import re
 
 KINDS = [
     ("matrix products (gemm)", r"^gemm"),
+    ("the allocator (talc, dlmalloc)", r"talc|dlmalloc"),
+    # Mostly burn-flex's element-wise operations collecting their results into new vectors.
     (
-        "allocation (the allocator, growing vectors)",
-        r"talc|dlmalloc|raw_vec|extend_trusted|in_place_collect|alloc_with_data",
+        "vectors grown or collected",
+        r"raw_vec|extend_trusted|in_place_collect|alloc_with_data",
     ),
     ("autodiff graph bookkeeping", r"^<?burn_autodiff|hashbrown|core::hash"),
     ("element-wise kernels (burn-flex)", r"burn_flex|macerator"),

@@ -731,7 +731,7 @@ fn the_workers_profile_is_recorded_and_summed() {
         "DedicatedWorker thread: 100 ms of CPU samples in the job",
         "40.0 ms   40.0%  matrix products (gemm)",
         "30.0 ms   30.0%  JavaScript glue and messages",
-        "20.0 ms   20.0%  allocation (the allocator, growing vectors)",
+        "20.0 ms   20.0%  the allocator (talc, dlmalloc)",
         "10.0 ms   10.0%  other",
         "40.0 ms  gemm_f32::microkernel::simd128::f32::x3x4 (wsa_lab_web_bg.wasm)",
     ] {

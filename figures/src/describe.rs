@@ -94,7 +94,7 @@ pub fn path_panel(result: &ConnectResult, seed: Option<usize>, measure: Measure,
             width,
             v.path.iter().map(|p| [p.alpha, value(p).mean]).collect(),
         )
-        .with_markers(4.0)
+        .with_marks(4.0)
         .with_mark(palette::method_mark(v.method));
         if barrier.n > 1 {
             line.band = Some(v.path.iter().map(|p| [p.alpha, value(p).min, value(p).max]).collect());
@@ -340,7 +340,7 @@ pub fn plane(plane: &Plane, selected: Option<(usize, usize)>) -> Figure {
     if let Some((i, j)) = selected.filter(|&(i, j)| i < nx && j < ny) {
         series.push(
             Series::line("selected point", palette::SELECTED_POINT, 0.0, vec![[plane.xs[i], plane.ys[j]]])
-                .with_markers(7.0),
+                .with_marks(7.0),
         );
     }
     // Each name a little above and right of its point (a share of the axes).
@@ -513,7 +513,7 @@ pub fn fed_scopes(result: &FedResult, layer: usize) -> Panel {
             .iter()
             .flat_map(|r| r.client_scopes.iter().filter_map(move |s| Some([r.round as f64, s.get(layer)?.std])))
             .collect();
-        series.push(Series::line(format!("{} clients", run.name), run_color(k), 0.0, clients).with_markers(2.0));
+        series.push(Series::line(format!("{} clients", run.name), run_color(k), 0.0, clients).with_marks(2.0));
     }
     let values = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p[1])), [0.0, 1.0]);
     Panel {

@@ -68,7 +68,7 @@ pub struct Series {
     pub width: f32,
     pub points: Vec<[f64; 2]>,
     /// Radius of a mark at every point, in pixels; 0 for none.
-    pub marker: f32,
+    pub mark_radius: f32,
     /// The marks' shape and fill (a filled circle unless said otherwise).
     pub mark: Mark,
     /// (x, low, high): the band drawn under the line.
@@ -88,10 +88,12 @@ impl Series {
         Self { opacity, ..self }
     }
 
-    pub fn with_markers(self, radius: f32) -> Self {
-        Self { marker: radius, ..self }
+    /// A mark of `radius` pixels at every point (a filled circle unless `with_mark` says).
+    pub fn with_marks(self, radius: f32) -> Self {
+        Self { mark_radius: radius, ..self }
     }
 
+    /// The marks' shape and fill.
     pub fn with_mark(self, mark: Mark) -> Self {
         Self { mark, ..self }
     }

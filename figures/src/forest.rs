@@ -5,7 +5,7 @@
 
 use crate::Result;
 use crate::palette;
-use crate::render::{draw_err, mark_element, rgb};
+use crate::render::{MarkElement, draw_err, rgb};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use wsa_core::experiment::reproduce::report::FigureData;
@@ -17,12 +17,16 @@ const LABEL_CHAR_PX: usize = 8;
 const LEGEND_PX: u32 = 230;
 /// A mark's radius (half its width), in pixels.
 const MARK_PX: i32 = 6;
+/// The legend's layout: its first entry's line, the step between entries, and the notes' step.
+const LEGEND_TOP_PX: i32 = 64;
+const LEGEND_ENTRY_PX: i32 = 28;
+const LEGEND_NOTE_PX: i32 = 20;
 
 /// One line per row of the family (labels on the left, as wide as the longest needs), a mark
 /// per variant at its mean over seeds with a bar from the lowest to the highest seed (never below
 /// a barrier's zero, as mean ± std can be), the variants of a row stacked around its line, and
 /// the legend in a column of its own to the right of the data. Each variant has its colour and
-/// a mark of its own (`palette::Mark`), so that near colours are told apart by shape.
+/// a mark of its own (`palette::Mark`), so that near colours are told apart by shape or fill.
 pub struct Forest {
     pub data: FigureData,
 }
@@ -34,7 +38,11 @@ impl Forest {
 
     pub fn size(&self) -> (u32, u32) {
         let rows = self.data.rows.len().max(1);
-        ((730 + self.label_px()) as u32 + LEGEND_PX, (130 + 38 * rows).clamp(320, 2600) as u32)
+        let data_px = (130 + 38 * rows).clamp(320, 2600);
+        // Tall enough for the legend's entries and its three notes at most, with a margin.
+        let legend_px = (LEGEND_TOP_PX + LEGEND_ENTRY_PX * self.data.series.len() as i32 + 8 + 3 * LEGEND_NOTE_PX + 20)
+            .max(0) as usize;
+        ((730 + self.label_px()) as u32 + LEGEND_PX, data_px.max(legend_px) as u32)
     }
 
     pub(crate) fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
@@ -83,7 +91,6 @@ impl Forest {
                 .draw()
                 .map_err(draw_err)?;
             let n = data.series.len().max(1) as f64;
-            let base = plot.get_base_pixel();
             let styles = series_styles(&data.series.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>());
             for (k, ((variant, summaries), &(color, mark))) in data.series.iter().zip(&styles).enumerate() {
                 let offset = (k as f64 - (n - 1.0) / 2.0) * (0.7 / n);
@@ -97,13 +104,18 @@ impl Forest {
                         }),
                     )
                     .map_err(draw_err)?;
-                // Marks are drawn in pixels, on the plot's area, where the chart puts the mean.
-                for &(y, s) in &placed {
-                    let (px, py) = chart.backend_coord(&(at(s.mean), y));
-                    plot.draw(&mark_element((px - base.0, py - base.1), MARK_PX, mark, color)).map_err(draw_err)?;
-                }
-                let y = 64 + 28 * k as i32;
-                legend.draw(&mark_element((18, y), MARK_PX, mark, color)).map_err(draw_err)?;
+                chart
+                    .draw_series(placed.iter().filter(|(_, s)| s.mean.is_finite()).map(|&(y, s)| MarkElement {
+                        at: (at(s.mean), y),
+                        r: MARK_PX,
+                        mark,
+                        color: color.to_rgba(),
+                    }))
+                    .map_err(draw_err)?;
+                let y = LEGEND_TOP_PX + LEGEND_ENTRY_PX * k as i32;
+                legend
+                    .draw(&MarkElement { at: (18, y), r: MARK_PX, mark, color: color.to_rgba() })
+                    .map_err(draw_err)?;
                 legend.draw(&Text::new(variant.clone(), (34, y - 9), ("sans-serif", 17))).map_err(draw_err)?;
             }
             let mut notes = vec!["mark: mean over seeds", "bar: lowest to highest seed"];
@@ -111,7 +123,7 @@ impl Forest {
                 notes.push("open mark: trained with WSA");
             }
             for (i, line) in notes.into_iter().enumerate() {
-                let y = 64 + 28 * data.series.len() as i32 + 8 + 20 * i as i32;
+                let y = LEGEND_TOP_PX + LEGEND_ENTRY_PX * data.series.len() as i32 + 8 + LEGEND_NOTE_PX * i as i32;
                 legend.draw(&Text::new(line, (8, y), ("sans-serif", 14))).map_err(draw_err)?;
             }
         }
@@ -242,19 +254,24 @@ fn tick_label(value: f64) -> String {
     if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text }
 }
 
-/// Each variant's colour and mark: a method's own where the variants are methods, else the k-th
-/// run's colour and `palette::variant_marks`.
+/// Each variant's colour and mark: a method's own where the variant is a method, else the k-th
+/// variant's run colour and its mark among the variants that are not methods
+/// (`palette::variant_marks`).
 fn series_styles(variants: &[&str]) -> Vec<(RGBColor, palette::Mark)> {
     use wsa_core::experiment::method::Method;
-    let methods: Option<Vec<Method>> = variants.iter().map(|v| Method::from_name(v).ok()).collect();
-    match methods {
-        Some(methods) => methods.into_iter().map(|m| (rgb(palette::method(m)), palette::method_mark(m))).collect(),
-        None => palette::variant_marks(variants)
-            .into_iter()
-            .enumerate()
-            .map(|(k, mark)| (rgb(crate::describe::run_color(k)), mark))
-            .collect(),
-    }
+    let others: Vec<&str> = variants.iter().copied().filter(|v| Method::from_name(v).is_err()).collect();
+    let other_marks = palette::variant_marks(&others);
+    variants
+        .iter()
+        .enumerate()
+        .map(|(k, variant)| match Method::from_name(variant) {
+            Ok(m) => (rgb(palette::method(m)), palette::method_mark(m)),
+            Err(_) => {
+                let index = others.iter().position(|o| o == variant).unwrap_or(0);
+                (rgb(crate::describe::run_color(k)), other_marks[index])
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

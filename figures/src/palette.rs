@@ -109,16 +109,20 @@ pub enum Shape {
 }
 
 /// How a method's or a run's points are drawn, beside its colour: small marks of near colours
-/// (plain's vermilion and rescaling's brown, the dark grey and the black of the two weight-matching
-/// REPAIR methods) are hard to tell apart on a projector or in print, whatever their colour
-/// difference, so no two methods share a mark. The shape says what was done to the trained pair
-/// before merging, an open mark that the pair was trained with WSA.
+/// (plain's vermillion and rescaling's brown, the dark grey and the black of the two
+/// weight-matching REPAIR methods) are hard to tell apart on a projector or in print, whatever
+/// their colour difference, so no two methods share a mark: they differ in shape or in fill. The
+/// shape says what was done to the trained pair before merging, an open mark that the pair was
+/// trained with WSA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Mark {
     pub shape: Shape,
     pub open: bool,
 }
 
+/// `m`'s mark: circles for no alignment, squares for weight matching, upward triangles for
+/// rescaling, diamonds for REPAIR alone, downward triangles for weight matching with REPAIR;
+/// open where the pair was trained with WSA.
 pub fn method_mark(m: Method) -> Mark {
     let shape = match (m.alignment, m.repair) {
         (Alignment::None, false) => Shape::Circle,
@@ -130,26 +134,29 @@ pub fn method_mark(m: Method) -> Mark {
     Mark { shape, open: m.training == Training::Wsa }
 }
 
-/// The marks of variants that are not methods (federated runs, initialisations), named in the
-/// order drawn: each its own shape in turn, filled; a name ending in "+wsa" takes the open mark
-/// of the name it extends where that one is drawn too (FedAvg+WSA an open FedAvg circle), as a
-/// method trained with WSA does.
+/// The marks of variants that are not methods (federated runs, initialisations), in the order
+/// drawn: a name ending in "+wsa" was trained with WSA and is open, every other filled; each name
+/// without the suffix takes the next shape in turn, and a "+wsa" name its base's shape (FedAvg+WSA
+/// an open FedAvg circle, in whichever order they come), or a shape of its own where its base is
+/// not drawn.
 pub fn variant_marks(names: &[&str]) -> Vec<Mark> {
     const SHAPES: [Shape; 5] = [Shape::Circle, Shape::Square, Shape::TriangleUp, Shape::Diamond, Shape::TriangleDown];
-    let mut marks: Vec<Mark> = Vec::with_capacity(names.len());
-    let mut shapes_used = 0;
+    let base_of = |name: &'_ str| -> String { name.strip_suffix("+wsa").unwrap_or(name).to_string() };
+    // The distinct base names in the order they first come: each one shape.
+    let mut bases: Vec<String> = Vec::new();
     for name in names {
-        let extended = name.strip_suffix("+wsa").and_then(|base| names.iter().position(|n| *n == base));
-        let mark = match extended {
-            Some(base) if base < marks.len() => Mark { shape: marks[base].shape, open: true },
-            _ => {
-                shapes_used += 1;
-                Mark { shape: SHAPES[(shapes_used - 1) % SHAPES.len()], open: false }
-            }
-        };
-        marks.push(mark);
+        let base = base_of(name);
+        if !bases.contains(&base) {
+            bases.push(base);
+        }
     }
-    marks
+    names
+        .iter()
+        .map(|name| {
+            let shape_index = bases.iter().position(|b| *b == base_of(name)).unwrap_or(0);
+            Mark { shape: SHAPES[shape_index % SHAPES.len()], open: name.ends_with("+wsa") }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -220,18 +227,6 @@ mod tests {
         }
         assert_eq!(methods.len(), 10);
         assert_apart("methods", &methods);
-        let marks: std::collections::HashSet<Mark> =
-            methods.iter().map(|(name, _)| method_mark(Method::from_name(name).expect("a method's name"))).collect();
-        assert_eq!(marks.len(), methods.len(), "two methods share a mark");
-        let runs = variant_marks(&["fedavg", "fedavg+wsa", "fedprox", "fedprox+wsa"]);
-        let (circle, square) = (Shape::Circle, Shape::Square);
-        assert_eq!(
-            runs,
-            [(circle, false), (circle, true), (square, false), (square, true)]
-                .map(|(shape, open)| Mark { shape, open })
-        );
-        let others = variant_marks(&["init", "trained"]);
-        assert_eq!(others, [circle, square].map(|shape| Mark { shape, open: false }));
         let runs = ["FedAvg", "FedAvg+WSA", "FedProx", "FedProx+WSA"];
         assert_apart("federated runs", &runs.iter().map(|r| r.to_string()).zip(RUNS).collect::<Vec<_>>());
         let models = [
@@ -242,5 +237,32 @@ mod tests {
             ("target", TARGET),
         ];
         assert_apart("a layer's histograms", &models.map(|(n, c)| (n.to_string(), c)));
+    }
+
+    #[test]
+    fn no_two_methods_share_a_mark_and_wsa_marks_are_open() {
+        let marks: std::collections::HashSet<Mark> = Method::ALL.iter().map(|&m| method_mark(m)).collect();
+        assert_eq!(marks.len(), Method::ALL.len(), "two methods share a mark");
+        for m in Method::ALL {
+            assert_eq!(method_mark(m).open, m.training == Training::Wsa, "{m}");
+        }
+    }
+
+    #[test]
+    fn a_run_with_wsa_takes_its_bases_shape_open_in_any_order() {
+        let mark = |shape, open| Mark { shape, open };
+        let (circle, square, up) = (Shape::Circle, Shape::Square, Shape::TriangleUp);
+        assert_eq!(
+            variant_marks(&["fedavg", "fedavg+wsa", "fedprox", "fedprox+wsa"]),
+            [mark(circle, false), mark(circle, true), mark(square, false), mark(square, true)]
+        );
+        assert_eq!(
+            variant_marks(&["fedavg+wsa", "fedavg", "fedprox+wsa"]),
+            [mark(circle, true), mark(circle, false), mark(square, true)]
+        );
+        assert_eq!(
+            variant_marks(&["init", "trained", "x"]),
+            [mark(circle, false), mark(square, false), mark(up, false)]
+        );
     }
 }

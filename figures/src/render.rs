@@ -8,7 +8,13 @@ use crate::forest::Forest;
 use crate::palette::{self, Rgb};
 use crate::{FigureError, Result};
 use plotters::coord::Shift;
+use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
+use plotters_backend::{BackendCoord, DrawingErrorKind};
+
+/// A legend swatch's length, and the radius of the mark on it, in pixels.
+const SWATCH_PX: i32 = 18;
+const SWATCH_MARK_PX: i32 = 5;
 
 /// A figure ready to be drawn by either backend: a described figure, or a forest plot (a
 /// layout of its own, drawn only here).
@@ -80,30 +86,58 @@ fn encode_png(buffer: &[u8], width: u32, height: u32, color: ::png::ColorType) -
     Ok(bytes)
 }
 
-/// `mark` centred on the pixel `at`, `r` pixels in radius: filled, or open (its outline only).
-/// The shapes are sized to look alike in area.
-pub(crate) fn mark_element<DB: DrawingBackend>(
-    at: (i32, i32),
-    r: i32,
-    mark: palette::Mark,
-    color: impl Color,
-) -> DynElement<'static, DB, (i32, i32)> {
-    use palette::Shape;
-    let (x, y) = at;
-    let style = if mark.open { color.stroke_width(2) } else { color.filled() };
-    let corners: Vec<(i32, i32)> = match mark.shape {
-        Shape::Circle => return Circle::new(at, r, style).into_dyn(),
-        Shape::Square => vec![(-r + 1, -r + 1), (r - 1, -r + 1), (r - 1, r - 1), (-r + 1, r - 1)],
-        Shape::Diamond => vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
-        Shape::TriangleUp => vec![(0, -r - 1), (r + 1, r - 1), (-r - 1, r - 1)],
-        Shape::TriangleDown => vec![(0, r + 1), (r + 1, -r + 1), (-r - 1, -r + 1)],
-    };
-    let mut points: Vec<(i32, i32)> = corners.iter().map(|&(dx, dy)| (x + dx, y + dy)).collect();
-    if mark.open {
-        points.push(points[0]);
-        PathElement::new(points, style).into_dyn()
-    } else {
-        Polygon::new(points, style).into_dyn()
+/// A mark centred on `at` (a point of the chart, or a pixel of an area), `r` pixels in radius:
+/// filled, or open (its outline on the paper's colour, so that a line through it does not fill
+/// it). The polygons are sized to come near the circle's area. An element of its own rather than
+/// plotters' shapes composed: a composed element carries its backend's type, which plotters'
+/// series then require to live forever.
+pub(crate) struct MarkElement<C> {
+    pub at: C,
+    pub r: i32,
+    pub mark: palette::Mark,
+    pub color: RGBAColor,
+}
+
+impl<'a, C: 'a> PointCollection<'a, C> for &'a MarkElement<C> {
+    type Point = &'a C;
+    type IntoIter = std::iter::Once<&'a C>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<DB: DrawingBackend, C> Drawable<DB> for MarkElement<C> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> std::result::Result<(), DrawingErrorKind<DB::ErrorType>> {
+        use palette::Shape;
+        let Some((x, y)) = points.next() else { return Ok(()) };
+        let r = self.r;
+        let paper = rgb(palette::PAPER).to_rgba();
+        let outline = self.color.stroke_width(2);
+        let corners: Vec<(i32, i32)> = match self.mark.shape {
+            Shape::Circle => {
+                let radius = r.max(1) as u32;
+                if !self.mark.open {
+                    return backend.draw_circle((x, y), radius, &self.color, true);
+                }
+                backend.draw_circle((x, y), radius, &paper, true)?;
+                return backend.draw_circle((x, y), radius, &outline, false);
+            }
+            Shape::Square => vec![(-r + 1, -r + 1), (r - 1, -r + 1), (r - 1, r - 1), (-r + 1, r - 1)],
+            Shape::Diamond => vec![(0, -r - 1), (r + 1, 0), (0, r + 1), (-r - 1, 0)],
+            Shape::TriangleUp => vec![(0, -r - 1), (r + 1, r - 1), (-r - 1, r - 1)],
+            Shape::TriangleDown => vec![(0, r + 1), (r + 1, -r + 1), (-r - 1, -r + 1)],
+        };
+        let placed: Vec<BackendCoord> = corners.iter().map(|&(dx, dy)| (x + dx, y + dy)).collect();
+        if !self.mark.open {
+            return backend.fill_polygon(placed, &self.color);
+        }
+        backend.fill_polygon(placed.iter().copied(), &paper)?;
+        backend.draw_path(placed.iter().chain(placed.first()).copied(), &outline)
     }
 }
 
@@ -263,37 +297,32 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
                 Dash::Dashed => chart.draw_series(DashedLineSeries::new(points, 8, 5, style)).map_err(draw_err)?,
                 Dash::Dotted => chart.draw_series(DashedLineSeries::new(points, 2, 4, style)).map_err(draw_err)?,
             };
-            if legend && series.marker <= 0.0 {
+            if legend && series.mark_radius <= 0.0 {
                 // The legend's swatch is the line's own stroke (short for a dashed one); a line
                 // with marks gets its swatch with its marks, below.
-                let swatch = if series.dash == Dash::Solid { 18 } else { 8 };
+                let swatch = if series.dash == Dash::Solid { SWATCH_PX } else { 8 };
                 line.label(series.name.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + swatch, y)], style));
             }
         }
-        if series.marker > 0.0 {
-            let radius = series.marker.round() as i32;
+        if series.mark_radius > 0.0 {
+            let radius = series.mark_radius.round() as i32;
             let mark = series.mark;
-            // Marks are drawn in pixels where the chart puts each point.
-            let area = chart.plotting_area().strip_coord_spec();
-            let base = area.get_base_pixel();
-            for p in &series.points {
-                let (x, y) = chart.backend_coord(&(p[0], p[1]));
-                area.draw(&mark_element((x - base.0, y - base.1), radius, mark, color)).map_err(draw_err)?;
-            }
+            let finite = series.points.iter().filter(|p| p[0].is_finite() && p[1].is_finite());
+            let marks = chart
+                .draw_series(finite.map(|p| MarkElement { at: (p[0], p[1]), r: radius, mark, color }))
+                .map_err(draw_err)?;
             if legend {
-                // The legend's swatch: the line (if any) with the mark on it.
-                let line = if series.width > 0.0 { 18 } else { 0 };
-                let stroke = color.stroke_width(width);
-                chart
-                    .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-                    .map_err(draw_err)?
-                    .label(series.name.as_str())
-                    .legend(move |(x, y)| {
-                        EmptyElement::at((x, y))
-                            + PathElement::new(vec![(0, 0), (line, 0)], stroke)
-                            + mark_element((line / 2, 0), 4, mark, color)
-                    });
+                // The legend's swatch: a short stretch of the line (where there is one) under a
+                // mark a little larger than the plot's, so that its shape and fill read. Without
+                // a line the stretch has no length, under the mark.
+                let (from, to) = if series.width > 0.0 { (0, SWATCH_PX) } else { (SWATCH_PX / 2, SWATCH_PX / 2) };
+                let line = color.stroke_width(2);
+                marks.label(series.name.as_str()).legend(move |(x, y)| {
+                    EmptyElement::at((x, y))
+                        + PathElement::new(vec![(from, 0), (to, 0)], line)
+                        + MarkElement { at: (SWATCH_PX / 2, 0), r: SWATCH_MARK_PX, mark, color }
+                });
             }
         }
     }

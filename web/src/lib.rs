@@ -89,10 +89,12 @@ mod page {
     }
 }
 
-/// Both modules' allocator: talc instead of Rust's default for wasm32 (dlmalloc), which took
-/// 12-15% of the worker's time in a run. With talc the page's runs take about a tenth less time,
-/// with the same numbers and as flat a memory over twenty runs (docs/page.md, "A faster
-/// allocator"). Natively this crate is empty; the programs there declare mimalloc.
+/// Both modules' allocator: talc instead of Rust's default for wasm32 (dlmalloc). Allocation
+/// (dlmalloc and growing vectors) was 12-15% of the worker's time in a run; with talc the page's
+/// runs take 7-11% less time, with the same numbers and as flat a memory over twenty runs
+/// (docs/page.md, "A faster allocator"). This allocator is for single-threaded wasm: a build
+/// with WebAssembly threads (`+atomics`) needs another. Natively this crate is empty; the
+/// programs there declare mimalloc.
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

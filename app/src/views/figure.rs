@@ -14,14 +14,16 @@ pub const fn color([r, g, b]: Rgb) -> Color32 {
     Color32::from_rgb(r, g, b)
 }
 
-/// egui_plot's shape for a figure's mark.
-fn marker_shape(shape: palette::Shape) -> MarkerShape {
+/// egui_plot's shape for a figure's mark, and its radius for a circle of radius 1: egui_plot
+/// fits every shape inside the circle, so the others are enlarged to come near its area, as the
+/// exported figures draw them.
+fn marker_shape(shape: palette::Shape) -> (MarkerShape, f32) {
     match shape {
-        palette::Shape::Circle => MarkerShape::Circle,
-        palette::Shape::Square => MarkerShape::Square,
-        palette::Shape::TriangleUp => MarkerShape::Up,
-        palette::Shape::Diamond => MarkerShape::Diamond,
-        palette::Shape::TriangleDown => MarkerShape::Down,
+        palette::Shape::Circle => (MarkerShape::Circle, 1.0),
+        palette::Shape::Square => (MarkerShape::Square, 1.25),
+        palette::Shape::TriangleUp => (MarkerShape::Up, 1.5),
+        palette::Shape::Diamond => (MarkerShape::Diamond, 1.25),
+        palette::Shape::TriangleDown => (MarkerShape::Down, 1.5),
     }
 }
 
@@ -74,6 +76,8 @@ pub fn draw<'a, R>(
         LegendPlace::LowerLeft => plot = plot.legend(legend.position(Corner::LeftBottom)),
         LegendPlace::Hidden => {}
     }
+    // The plot's own background (egui_plot paints it with this colour), for open marks.
+    let background = ui.visuals().extreme_bg_color;
     plot.show(ui, move |plot| {
         if let Some(heatmap) = &panel.heatmap {
             let stops: Vec<Color32> = palette::SEQUENTIAL.iter().map(|&c| color(c)).collect();
@@ -124,14 +128,26 @@ pub fn draw<'a, R>(
                         .style(style),
                 );
             }
-            if series.marker > 0.0 {
+            if series.mark_radius > 0.0 {
+                let (shape, scale) = marker_shape(series.mark.shape);
+                let radius = series.mark_radius * scale;
                 plot.points(
                     Points::new(series.name.as_str(), PlotPoints::from(series.points.clone()))
                         .color(stroke)
-                        .radius(series.marker)
-                        .shape(marker_shape(series.mark.shape))
-                        .filled(!series.mark.open),
+                        .radius(radius)
+                        .shape(shape),
                 );
+                if series.mark.open {
+                    // An open mark: the plot's background over the mark's middle, which leaves a
+                    // ring a line through it does not fill (egui_plot's own outline is a fifth of
+                    // the radius, under a pixel here). No name: not in the legend.
+                    plot.points(
+                        Points::new("", PlotPoints::from(series.points.clone()))
+                            .color(background)
+                            .radius(radius * 0.55)
+                            .shape(shape),
+                    );
+                }
             }
         }
         for label in &panel.labels {
