@@ -9,6 +9,7 @@
 //! brings, evaluated with the methods that need no training).
 
 mod alignment;
+mod checkpoints;
 mod config;
 mod evaluation;
 mod given;
@@ -17,6 +18,7 @@ mod result;
 mod run;
 mod training;
 
+pub use checkpoints::{CheckpointFolder, NoCheckpoints, PairCheckpoints, SavedPair};
 pub use config::ConnectConfig;
 pub(crate) use config::is_one_seed;
 pub use given::{GIVEN_PAIR_METHODS, GivenPair, evaluate_given_pair};
@@ -25,4 +27,4 @@ pub use result::{
     AlignmentReport, ConnectOutcome, ConnectResult, Endpoint, EpochRecord, Histograms, LayerComparison, MethodResult,
     PairCurves, TrainedPair,
 };
-pub use run::{evaluate_pair, merged_model, run};
+pub use run::{evaluate_pair, merged_model, run, run_resumable};

@@ -3,6 +3,7 @@
 //! re-evaluating a given pair as one method.
 
 use super::alignment::align_pair;
+use super::checkpoints::{NoCheckpoints, PairCheckpoints, SavedPair};
 use super::evaluation::{chance_warnings, evaluate_method, repair_samples};
 use super::pair::{PairDifference, initial_params, pair_data};
 use super::training::{PairRun, Setup};
@@ -32,9 +33,20 @@ pub async fn run(
     device: &ComputeDevice,
     observer: &mut dyn Observer,
 ) -> Result<ConnectOutcome> {
+    run_resumable(config, device, observer, &NoCheckpoints).await
+}
+
+/// [`run`], keeping each trained pair in `checkpoints` and taking up the pairs kept there by an
+/// earlier run of the same config that was stopped: the same numbers as a run never stopped.
+pub async fn run_resumable(
+    config: &ConnectConfig,
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+    checkpoints: &dyn PairCheckpoints,
+) -> Result<ConnectOutcome> {
     config.validate()?;
     if config.seeds == 1 {
-        return run_seed(config, device, observer).await;
+        return run_seed(config, device, observer, checkpoints).await;
     }
     let mut first: Option<ConnectOutcome> = None;
     let mut seeds = Vec::with_capacity(config.seeds);
@@ -43,7 +55,7 @@ pub async fn run(
         let seed = config.seed + index as u64;
         observer.on_event(&Event::Seed { index, total: config.seeds, seed });
         let single = ConnectConfig { seed, seeds: 1, ..config.clone() };
-        let outcome = run_seed(&single, device, observer).await?;
+        let outcome = run_seed(&single, device, observer, checkpoints).await?;
         seeds.push(SeedRun::of(&outcome.result));
         warnings.extend(outcome.result.warnings.iter().map(|w| format!("seed {seed}: {w}")));
         let kept = first.get_or_insert(outcome);
@@ -69,6 +81,7 @@ async fn run_seed(
     config: &ConnectConfig,
     device: &ComputeDevice,
     observer: &mut dyn Observer,
+    checkpoints: &dyn PairCheckpoints,
 ) -> Result<ConnectOutcome> {
     observer.on_event(&Event::Stage(format!("loading {}", config.data.dataset.label())));
     let split = data::load(&config.data, config.seed)?;
@@ -121,9 +134,25 @@ async fn run_seed(
     let mut runs: Vec<(Training, PairRun)> = Vec::new();
     let mut pairs = Vec::new();
     for training in config.trainings() {
-        let mut curves = Vec::new();
         let plain = runs.iter().find(|(t, _)| *t == Training::Plain).map(|(_, r)| r);
-        let run = setup.train(training, plain, reference.clone(), &mut curves, observer).await?;
+        let (run, mut curves) = match checkpoints.load(config.seed, training, &layout) {
+            Some(saved) => {
+                observer
+                    .on_event(&Event::Stage(format!("the {} pair: read back from its checkpoint", training.name())));
+                let (a, b) = (saved.a.to_device(dev), saved.b.to_device(dev));
+                (PairRun { a, b, target: saved.target }, saved.curves)
+            }
+            None => {
+                let mut curves = Vec::new();
+                let run = setup.train(training, plain, reference.clone(), &mut curves, observer).await?;
+                if checkpoints.keeps() {
+                    let (a, b) = (run.a.to_host().await?, run.b.to_host().await?);
+                    let saved = SavedPair { a, b, target: run.target.clone(), curves: curves.clone() };
+                    checkpoints.save(config.seed, training, &saved)?;
+                }
+                (run, curves)
+            }
+        };
         if training == Training::Wsa && matches!(config.wsa.target, TargetSource::Reference { model: None }) {
             // The frozen A's curves are the plain A's.
             let plain_curves: &[EpochRecord] =

@@ -23,7 +23,7 @@ pub use cell::{Cell, CellExperiment, CellRecord, VariantOutcome};
 pub use metric::Metric;
 pub use runner::{CellProgress, SERIES_ACCURACY, run_all, run_cell};
 pub use spec::{Direction, FULL_SPEC, Family, Group, Pool, PoolClaim, QUICK_SPEC, Row, Rules, Spec};
-pub use store::{Quarantined, Store, Stored};
+pub use store::{PAIRS_IN_PROGRESS, Quarantined, Store, Stored};
 pub use variant::Variant;
 
 /// The version of specs and cell files this build writes.

@@ -8,22 +8,29 @@ use super::{
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
 use crate::experiment::Observer;
-use crate::experiment::connect::{self, ConnectConfig, ConnectResult};
+use crate::experiment::connect::{self, ConnectConfig, ConnectResult, PairCheckpoints};
 use crate::experiment::federated::{self, Aggregation, FedResult};
 use crate::experiment::method::Method;
 use crate::model::ModelLayout;
 use crate::scope;
 use std::sync::Arc;
 
-/// Runs one cell on `device`; `seconds` is left at zero for the caller, who has the clock.
-pub async fn run_cell(cell: &Cell, device: &ComputeDevice, observer: &mut dyn Observer) -> Result<CellRecord> {
+/// Runs one cell on `device`, its trained pairs kept in `checkpoints` and those kept there by a
+/// stopped run of the cell taken up; `seconds` is left at zero for the caller, who has the
+/// clock.
+pub async fn run_cell(
+    cell: &Cell,
+    device: &ComputeDevice,
+    observer: &mut dyn Observer,
+    checkpoints: &dyn PairCheckpoints,
+) -> Result<CellRecord> {
     let (variants, warnings, device_name) = match &cell.experiment {
         CellExperiment::Connect(config) if cell.family == Family::Gaussianity => {
-            let outcome = connect::run(config, device, observer).await?;
+            let outcome = connect::run_resumable(config, device, observer, checkpoints).await?;
             (gaussianity_outcomes(config, &outcome.result)?, outcome.result.warnings, outcome.result.device)
         }
         CellExperiment::Connect(config) => {
-            let outcome = connect::run(config, device, observer).await?;
+            let outcome = connect::run_resumable(config, device, observer, checkpoints).await?;
             (connect_outcomes(&outcome.result), outcome.result.warnings, outcome.result.device)
         }
         CellExperiment::Fed(config) => {
@@ -154,7 +161,9 @@ pub trait CellProgress: Observer {
 
 /// Runs every cell that `store` does not hold yet, saving each as it finishes; returns all the
 /// records, in the cells' order. Stops at the first failing cell (the finished ones stay saved);
-/// a damaged cell file is set aside and its cell computed again.
+/// a damaged cell file is set aside and its cell computed again. A cell's trained pairs are kept
+/// in the store while it computes (`Store::pair_checkpoints`), so that a cell stopped after its
+/// first pair starts from its second when run again; they go once the cell is saved.
 pub async fn run_all(
     cells: &[Cell],
     store: &Store,
@@ -179,9 +188,12 @@ pub async fn run_all(
             Some(record) => (record, true),
             None => {
                 let started = progress.seconds();
-                let mut record = run_cell(cell, device, &mut *progress).await.map_err(|e| e.within(cell.label()))?;
+                let checkpoints = store.pair_checkpoints(cell);
+                let mut record =
+                    run_cell(cell, device, &mut *progress, &checkpoints).await.map_err(|e| e.within(cell.label()))?;
                 record.seconds = progress.seconds() - started;
                 store.save(&record)?;
+                checkpoints.remove()?;
                 (record, false)
             }
         };
@@ -189,4 +201,81 @@ pub async fn run_all(
         records.push(record);
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::connect::{CheckpointFolder, NoCheckpoints};
+    use crate::experiment::method::Training;
+    use crate::experiment::reproduce::{QUICK_SPEC, Spec};
+    use crate::experiment::{Event, Versioned};
+
+    /// Keeps the stages a run announces.
+    #[derive(Default)]
+    struct Stages(Vec<String>);
+    impl crate::cancel::Cancel for Stages {}
+    impl Observer for Stages {
+        fn on_event(&mut self, event: &Event) {
+            if let Event::Stage(stage) = event {
+                self.0.push(stage.clone());
+            }
+        }
+    }
+    impl CellProgress for Stages {
+        fn seconds(&self) -> f64 {
+            0.0
+        }
+    }
+
+    /// A cell stopped while it trained its WSA pair (only its plain pair kept) takes the plain
+    /// pair up from its checkpoint and gives the numbers of the cell never stopped, bit for bit;
+    /// a damaged checkpoint is trained again; `run_all` removes the pairs once the cell is saved.
+    #[test]
+    fn a_stopped_cell_takes_up_its_kept_pair_and_gives_the_numbers_of_one_never_stopped() {
+        let cell = Spec::from_json(QUICK_SPEC).expect("spec").cells(&[]).expect("cells").remove(0);
+        let CellExperiment::Connect(config) = &cell.experiment else {
+            panic!("the quick spec starts with a connect cell")
+        };
+        assert_eq!(config.trainings(), [Training::Plain, Training::Wsa], "a cell that trains both pairs");
+        let device = crate::device::cpu();
+        let out = std::env::temp_dir().join(format!("wsa-lab-pair-checkpoints-{}", std::process::id()));
+        std::fs::remove_dir_all(&out).ok();
+        let store = Store::new(&out);
+        let checkpoints: CheckpointFolder = store.pair_checkpoints(&cell);
+        let kept = |training: Training| checkpoints.dir().join(format!("seed-{}-{}.json", cell.seed, training.name()));
+
+        let never_stopped = crate::wait(run_cell(&cell, &device, &mut Stages::default(), &NoCheckpoints)).expect("run");
+        assert!(!checkpoints.dir().exists(), "a run without checkpoints keeps none");
+        let keeping = crate::wait(run_cell(&cell, &device, &mut Stages::default(), &checkpoints)).expect("run");
+        assert_eq!(keeping.variants, never_stopped.variants, "keeping pairs changes no number");
+        assert!(kept(Training::Plain).exists() && kept(Training::Wsa).exists(), "both pairs kept");
+
+        // Stopped while the WSA pair trained: only the plain pair is there.
+        std::fs::remove_file(kept(Training::Wsa)).expect("remove");
+        let mut stages = Stages::default();
+        let resumed = crate::wait(run_cell(&cell, &device, &mut stages, &checkpoints)).expect("run");
+        assert_eq!(resumed.variants, never_stopped.variants, "resumed from the plain pair");
+        assert_eq!(resumed.warnings, never_stopped.warnings);
+        assert!(stages.0.iter().any(|s| s == "the plain pair: read back from its checkpoint"), "{:?}", stages.0);
+        assert!(!stages.0.iter().any(|s| s.starts_with("training the plain pair")), "{:?}", stages.0);
+        assert!(stages.0.iter().any(|s| s.starts_with("training the WSA pair")), "{:?}", stages.0);
+
+        // A checkpoint cut short is not read: its pair trains again, and the numbers hold.
+        let bytes = std::fs::read(kept(Training::Plain)).expect("read");
+        std::fs::write(kept(Training::Plain), &bytes[..bytes.len() / 2]).expect("truncate");
+        let mut stages = Stages::default();
+        let retrained = crate::wait(run_cell(&cell, &device, &mut stages, &checkpoints)).expect("run");
+        assert_eq!(retrained.variants, never_stopped.variants);
+        assert!(stages.0.iter().any(|s| s.starts_with("training the plain pair")), "{:?}", stages.0);
+
+        // Through run_all: the kept pairs go once the cell is saved.
+        std::fs::remove_file(kept(Training::Wsa)).expect("remove");
+        let records = crate::wait(run_all(std::slice::from_ref(&cell), &store, &device, &mut Stages::default()))
+            .expect("run_all");
+        assert_eq!(records[0].variants, never_stopped.variants);
+        assert!(!checkpoints.dir().exists(), "the cell's pairs are removed once it is saved");
+        assert!(!out.join(crate::experiment::reproduce::PAIRS_IN_PROGRESS).exists(), "and their emptied folder");
+        std::fs::remove_dir_all(&out).ok();
+    }
 }

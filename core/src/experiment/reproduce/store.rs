@@ -3,6 +3,7 @@
 use super::{Cell, CellRecord, REPRODUCE_VERSION};
 use crate::error::{Result, WsaError};
 use crate::experiment::Versioned;
+use crate::experiment::connect::CheckpointFolder;
 use crate::io;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use std::path::{Path, PathBuf};
 /// know what it holds.
 pub struct Store {
     dir: PathBuf,
+    /// Where cells that are computing keep their trained pairs: `<out>/pairs-in-progress/<hash>/`.
+    pairs: PathBuf,
 }
 
 /// What the store holds for a cell.
@@ -43,6 +46,9 @@ pub struct Quarantined {
     pub reason: String,
 }
 
+/// The folder beside `cells/` where computing cells keep their trained pairs.
+pub const PAIRS_IN_PROGRESS: &str = "pairs-in-progress";
+
 /// The folder under `cells/` for set-aside files, and the suffix of the note beside each.
 const QUARANTINE: &str = "quarantine";
 const REASON_SUFFIX: &str = ".reason.txt";
@@ -54,7 +60,7 @@ const ORPHANED_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(6
 impl Store {
     /// The store of `out`, with the temporary files of killed writers swept away.
     pub fn new(out: &Path) -> Self {
-        let store = Self { dir: out.join("cells") };
+        let store = Self { dir: out.join("cells"), pairs: out.join(PAIRS_IN_PROGRESS) };
         store.sweep_orphaned_temporaries();
         store
     }
@@ -62,6 +68,12 @@ impl Store {
     /// Where the cells of `out` are kept.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where `cell` keeps its trained pairs while it computes (a folder of its own, by its
+    /// hash, so that a changed config never takes up another's pairs).
+    pub fn pair_checkpoints(&self, cell: &Cell) -> CheckpointFolder {
+        CheckpointFolder::new(self.pairs.join(cell.hash()))
     }
 
     fn path(&self, hash: &str) -> PathBuf {
