@@ -35,7 +35,9 @@ def mean_std(values):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=seeds, default=seeds("0-4"), help="e.g. 0-4 or 0,3,7")
     parser.add_argument("--pair", help="a named pair, as for wsa-lab connect --pair")
     parser.add_argument("--methods", default="plain,wsa,wm,wm+wsa,rescale")
@@ -63,13 +65,15 @@ def main():
         summary = json.loads((out / f"seed-{seed}" / "summary.json").read_text())
         for m in summary["methods"]:
             row = rows.setdefault(m["name"], [])
-            row.append({
-                "seed": seed,
-                "loss_barrier": m["barriers"]["loss"],
-                "accuracy_barrier": m["barriers"]["accuracy"],
-                "accuracy_a": m["endpoint_a"]["accuracy"],
-                "accuracy_b": m["endpoint_b"]["accuracy"],
-            })
+            row.append(
+                {
+                    "seed": seed,
+                    "loss_barrier": m["barriers"]["loss"],
+                    "accuracy_barrier": m["barriers"]["accuracy"],
+                    "accuracy_a": m["endpoint_a"]["accuracy"],
+                    "accuracy_b": m["endpoint_b"]["accuracy"],
+                }
+            )
         for w in summary["warnings"]:
             print(f"seed {seed}: warning: {w}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,14 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     write(os.path.join(args.out, "a.safetensors"), args.layers, args.hidden, args.vocab, rng, lambda k: 1.0)
-    write(os.path.join(args.out, "b.safetensors"), args.layers, args.hidden, args.vocab, rng, lambda k: 0.6 + 0.8 * (k % 5) / 4)
+    write(
+        os.path.join(args.out, "b.safetensors"),
+        args.layers,
+        args.hidden,
+        args.vocab,
+        rng,
+        lambda k: 0.6 + 0.8 * (k % 5) / 4,
+    )
 
 
 if __name__ == "__main__":

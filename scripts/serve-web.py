@@ -28,8 +28,11 @@ def page_policy() -> str:
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     # Browsers compile a module while it downloads only when it comes as application/wasm.
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm",
-                      ".js": "text/javascript"}
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".wasm": "application/wasm",
+        ".js": "text/javascript",
+    }
     policy = ""
 
     def end_headers(self):
@@ -44,7 +47,9 @@ def main() -> None:
     with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
         # The bound port (PORT=0 takes a free one, as tests/browser.rs does).
         port = server.server_address[1]
-        print(f"serving {ROOT} at http://127.0.0.1:{port}/ with the page's Content-Security-Policy", flush=True)
+        print(
+            f"serving {ROOT} at http://127.0.0.1:{port}/ with the page's Content-Security-Policy", flush=True
+        )
         try:
             server.serve_forever()
         except KeyboardInterrupt:
