@@ -144,6 +144,10 @@ impl CellProgress for Progress {
         warn_set_aside(cell, set_aside);
     }
 
+    fn cell_note(&mut self, cell: &Cell, note: &str) {
+        self.line(&format!("cell {}: {note}", cell.label()));
+    }
+
     fn cell_started(&mut self, _index: usize, _total: usize, cell: &Cell, cached: bool) {
         let Some(bar) = &mut self.cells else { return };
         bar.current = cell.label();

@@ -18,7 +18,7 @@ mod result;
 mod run;
 mod training;
 
-pub use checkpoints::{CheckpointFolder, NoCheckpoints, PairCheckpoints, SavedPair};
+pub use checkpoints::{CheckpointFolder, Kept, NoCheckpoints, PairCheckpoints, PairKey, SavedPair};
 pub use config::ConnectConfig;
 pub(crate) use config::is_one_seed;
 pub use given::{GIVEN_PAIR_METHODS, GivenPair, evaluate_given_pair};

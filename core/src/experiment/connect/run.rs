@@ -3,7 +3,7 @@
 //! re-evaluating a given pair as one method.
 
 use super::alignment::align_pair;
-use super::checkpoints::{NoCheckpoints, PairCheckpoints, SavedPair};
+use super::checkpoints::{Kept, NoCheckpoints, PairCheckpoints, PairKey, SavedPair};
 use super::evaluation::{chance_warnings, evaluate_method, repair_samples};
 use super::pair::{PairDifference, initial_params, pair_data};
 use super::training::{PairRun, Setup};
@@ -135,20 +135,39 @@ async fn run_seed(
     let mut pairs = Vec::new();
     for training in config.trainings() {
         let plain = runs.iter().find(|(t, _)| *t == Training::Plain).map(|(_, r)| r);
-        let (run, mut curves) = match checkpoints.load(config.seed, training, &layout) {
-            Some(saved) => {
+        let key = PairKey {
+            seed: config.seed,
+            training,
+            layout: &layout,
+            scoped_layers: layers.len(),
+            device: &device.description,
+        };
+        let (run, mut curves) = match checkpoints.load(&key) {
+            Kept::Pair(saved) => {
                 observer
-                    .on_event(&Event::Stage(format!("the {} pair: read back from its checkpoint", training.name())));
+                    .on_event(&Event::Stage(format!("the {} pair: read back from its checkpoint", training.label())));
                 let (a, b) = (saved.a.to_device(dev), saved.b.to_device(dev));
                 (PairRun { a, b, target: saved.target }, saved.curves)
             }
-            None => {
+            kept => {
+                if let Kept::Discarded(reason) = kept {
+                    observer.on_event(&Event::Stage(format!(
+                        "the {} pair's checkpoint is not taken up ({reason}): training it again",
+                        training.label()
+                    )));
+                }
                 let mut curves = Vec::new();
                 let run = setup.train(training, plain, reference.clone(), &mut curves, observer).await?;
                 if checkpoints.keeps() {
                     let (a, b) = (run.a.to_host().await?, run.b.to_host().await?);
                     let saved = SavedPair { a, b, target: run.target.clone(), curves: curves.clone() };
-                    checkpoints.save(config.seed, training, &saved)?;
+                    if let Err(e) = checkpoints.save(&key, &saved) {
+                        // Keeping a pair only spares a rerun: the run goes on without it.
+                        observer.on_event(&Event::Stage(format!(
+                            "the {} pair could not be kept ({e}): a stop from here on trains it again",
+                            training.label()
+                        )));
+                    }
                 }
                 (run, curves)
             }

@@ -115,6 +115,14 @@ pub struct CellRecord {
     /// The run's warnings (an endpoint that never learned, ...).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Trained pairs taken up from a stopped run of this cell (`Store::pair_checkpoints`):
+    /// `seconds` then counts only what followed the stop. Absent from the file when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pairs_resumed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Versioned for CellRecord {

@@ -8,7 +8,7 @@ use super::{
 use crate::device::ComputeDevice;
 use crate::error::{Result, WsaError};
 use crate::experiment::Observer;
-use crate::experiment::connect::{self, ConnectConfig, ConnectResult, PairCheckpoints};
+use crate::experiment::connect::{self, CheckpointFolder, ConnectConfig, ConnectResult, PairCheckpoints};
 use crate::experiment::federated::{self, Aggregation, FedResult};
 use crate::experiment::method::Method;
 use crate::model::ModelLayout;
@@ -48,6 +48,7 @@ pub async fn run_cell(
         seconds: 0.0,
         variants,
         warnings,
+        pairs_resumed: 0,
     })
 }
 
@@ -157,6 +158,9 @@ pub trait CellProgress: Observer {
     fn cell_finished(&mut self, _index: usize, _total: usize, _record: &CellRecord, _cached: bool) {}
     /// The cell's file was damaged and is now in the quarantine; the cell is computed again.
     fn cell_set_aside(&mut self, _cell: &Cell, _set_aside: &Quarantined) {}
+    /// Something worth a line about the cell's kept pairs (one sentence): a pair taken up from a
+    /// stopped run, one discarded or not kept, and why.
+    fn cell_note(&mut self, _cell: &Cell, _note: &str) {}
 }
 
 /// Runs every cell that `store` does not hold yet, saving each as it finishes; returns all the
@@ -176,7 +180,14 @@ pub async fn run_all(
             return Err(WsaError::Cancelled);
         }
         let cached = match store.load(cell)? {
-            Stored::Finished(record) => Some(*record),
+            Stored::Finished(record) => {
+                // Pairs left behind by a run stopped between saving the cell and removing them.
+                let leftover = store.pair_checkpoints(cell);
+                if leftover.dir().exists() {
+                    remove_kept_pairs(&leftover, cell, progress);
+                }
+                Some(*record)
+            }
             Stored::Missing => None,
             Stored::SetAside(set_aside) => {
                 progress.cell_set_aside(cell, &set_aside);
@@ -189,11 +200,15 @@ pub async fn run_all(
             None => {
                 let started = progress.seconds();
                 let checkpoints = store.pair_checkpoints(cell);
-                let mut record =
-                    run_cell(cell, device, &mut *progress, &checkpoints).await.map_err(|e| e.within(cell.label()))?;
+                let computed = run_cell(cell, device, &mut *progress, &checkpoints).await;
+                for note in checkpoints.take_notes() {
+                    progress.cell_note(cell, &note);
+                }
+                let mut record = computed.map_err(|e| e.within(cell.label()))?;
                 record.seconds = progress.seconds() - started;
+                record.pairs_resumed = checkpoints.pairs_read_back();
                 store.save(&record)?;
-                checkpoints.remove()?;
+                remove_kept_pairs(&checkpoints, cell, progress);
                 (record, false)
             }
         };
@@ -203,10 +218,19 @@ pub async fn run_all(
     Ok(records)
 }
 
+/// Removes a saved cell's kept pairs; where that fails the cell stays saved and the run goes on,
+/// the folder named for the user to delete.
+fn remove_kept_pairs(checkpoints: &CheckpointFolder, cell: &Cell, progress: &mut dyn CellProgress) {
+    if let Err(e) = checkpoints.remove() {
+        progress.cell_note(cell, &e.to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiment::connect::{CheckpointFolder, NoCheckpoints};
+    use crate::cancel::Silent;
+    use crate::experiment::connect::NoCheckpoints;
     use crate::experiment::method::Training;
     use crate::experiment::reproduce::{QUICK_SPEC, Spec};
     use crate::experiment::{Event, Versioned};
@@ -225,6 +249,52 @@ mod tests {
     impl CellProgress for Stages {
         fn seconds(&self) -> f64 {
             0.0
+        }
+    }
+
+    /// Keeps the notes `run_all` passes on about kept pairs.
+    #[derive(Default)]
+    struct Notes(Vec<String>);
+    impl crate::cancel::Cancel for Notes {}
+    impl Observer for Notes {}
+    impl CellProgress for Notes {
+        fn seconds(&self) -> f64 {
+            0.0
+        }
+        fn cell_note(&mut self, _cell: &Cell, note: &str) {
+            self.0.push(note.to_string());
+        }
+    }
+
+    /// The whole result, curves and target scopes included, of a run resumed after its plain
+    /// pair is that of a run never stopped, also where the WSA pair's target is the plain A's
+    /// frozen scope (the one place the second pair takes from the first).
+    #[test]
+    fn a_run_resumed_after_its_plain_pair_gives_the_whole_result_of_one_never_stopped() {
+        let cell = Spec::from_json(QUICK_SPEC).expect("spec").cells(&[]).expect("cells").remove(0);
+        let CellExperiment::Connect(config) = &cell.experiment else {
+            panic!("the quick spec starts with a connect cell")
+        };
+        let device = crate::device::cpu();
+        let dir = std::env::temp_dir().join(format!("wsa-lab-resumed-result-{}", std::process::id()));
+        for (name, target) in [
+            ("fused", config.wsa.target.clone()),
+            ("frozen plain A", crate::wsa::TargetSource::Reference { model: None }),
+        ] {
+            let mut config = config.clone();
+            config.wsa.target = target;
+            let checkpoints = CheckpointFolder::new(dir.join("cell"));
+            let whole = |checkpoints: &dyn PairCheckpoints| {
+                let outcome = crate::wait(connect::run_resumable(&config, &device, &mut Silent, checkpoints));
+                serde_json::to_value(outcome.expect("run").result).expect("json")
+            };
+            let never_stopped = whole(&connect::NoCheckpoints);
+            // Compared whole, not printed whole (the result runs to some 100 kB).
+            assert!(whole(&checkpoints) == never_stopped, "{name}: keeping pairs changed the result");
+            std::fs::remove_file(checkpoints.path(config.seed, Training::Wsa)).expect("remove");
+            assert!(whole(&checkpoints) == never_stopped, "{name}: the result resumed after the plain pair differs");
+            assert_eq!(checkpoints.pairs_read_back(), 1, "{name}");
+            checkpoints.remove().expect("remove");
         }
     }
 
@@ -261,19 +331,34 @@ mod tests {
         assert!(!stages.0.iter().any(|s| s.starts_with("training the plain pair")), "{:?}", stages.0);
         assert!(stages.0.iter().any(|s| s.starts_with("training the WSA pair")), "{:?}", stages.0);
 
-        // A checkpoint cut short is not read: its pair trains again, and the numbers hold.
+        // A checkpoint cut short is not read: its pair trains again (the WSA pair kept by the
+        // resumed run is taken up), and the numbers hold.
         let bytes = std::fs::read(kept(Training::Plain)).expect("read");
         std::fs::write(kept(Training::Plain), &bytes[..bytes.len() / 2]).expect("truncate");
         let mut stages = Stages::default();
         let retrained = crate::wait(run_cell(&cell, &device, &mut stages, &checkpoints)).expect("run");
         assert_eq!(retrained.variants, never_stopped.variants);
+        assert!(
+            stages.0.iter().any(|s| s.starts_with("the plain pair's checkpoint is not taken up")),
+            "{:?}",
+            stages.0
+        );
         assert!(stages.0.iter().any(|s| s.starts_with("training the plain pair")), "{:?}", stages.0);
+        assert!(stages.0.iter().any(|s| s == "the WSA pair: read back from its checkpoint"), "{:?}", stages.0);
+        assert!(!stages.0.iter().any(|s| s.starts_with("training the WSA pair")), "{:?}", stages.0);
 
-        // Through run_all: the kept pairs go once the cell is saved.
+        // Through run_all: the record counts the pair taken up, the progress hears of it, and the
+        // kept pairs go once the cell is saved.
         std::fs::remove_file(kept(Training::Wsa)).expect("remove");
-        let records = crate::wait(run_all(std::slice::from_ref(&cell), &store, &device, &mut Stages::default()))
-            .expect("run_all");
+        let mut notes = Notes::default();
+        let records = crate::wait(run_all(std::slice::from_ref(&cell), &store, &device, &mut notes)).expect("run_all");
         assert_eq!(records[0].variants, never_stopped.variants);
+        assert_eq!(records[0].pairs_resumed, 1, "the plain pair was taken up");
+        assert!(
+            notes.0.iter().any(|n| n.contains("the plain pair of seed") && n.contains("taken up")),
+            "{:?}",
+            notes.0
+        );
         assert!(!checkpoints.dir().exists(), "the cell's pairs are removed once it is saved");
         assert!(!out.join(crate::experiment::reproduce::PAIRS_IN_PROGRESS).exists(), "and their emptied folder");
         std::fs::remove_dir_all(&out).ok();

@@ -8,7 +8,8 @@ use crate::io;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Where finished cells live: `<dir>/cells/<hash>.json`. A store heals: a cell file that cannot
+/// Where finished cells live, `<dir>/cells/<hash>.json`, and the trained pairs of the cell being
+/// computed, `<dir>/pairs-in-progress/<hash>/` ([`Store::pair_checkpoints`]). A store heals: a cell file that cannot
 /// be read as the record of its cell (cut short by a full disk, edited by hand, or written for
 /// another config) is moved to `cells/quarantine/` with the reason beside it, and its cell is
 /// computed again; only a file from a newer build of WSA Lab stops a run, since this build cannot
@@ -208,6 +209,7 @@ mod tests {
                 diverged: None,
             }],
             warnings: Vec::new(),
+            pairs_resumed: 0,
         };
         store.save(&record).expect("save");
         let file = store.path(&cell.hash());

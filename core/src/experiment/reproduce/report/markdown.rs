@@ -74,6 +74,16 @@ pub fn markdown(report: &Report, records: &[CellRecord], context: &Context) -> S
         cell_seconds / 3600.0,
         context.wall_seconds
     );
+    let resumed: Vec<&CellRecord> = records.iter().filter(|r| r.pairs_resumed > 0).collect();
+    if !resumed.is_empty() {
+        let labels: Vec<String> = resumed.iter().map(|r| r.cell.label()).collect();
+        let _ = writeln!(
+            s,
+            "- {} cell(s) took up a pair trained before a stop, so their time (and the sums above and below) leaves out that pair's training: {}",
+            resumed.len(),
+            labels.join("; ")
+        );
+    }
     if context.missing > 0 {
         let _ = writeln!(
             s,

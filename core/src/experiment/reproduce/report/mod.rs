@@ -910,6 +910,7 @@ mod tests {
                 })
                 .collect(),
             warnings: Vec::new(),
+            pairs_resumed: 0,
         }
     }
 
