@@ -8,6 +8,7 @@
 use std::path::Path;
 use wsa_core::experiment::Versioned;
 use wsa_core::experiment::federated::AggregationKind;
+use wsa_core::experiment::method::Method;
 use wsa_core::experiment::reproduce::report::{Baseline, PooledClaim, Report, RowReport};
 use wsa_core::experiment::reproduce::{FULL_SPEC, Family, Metric, Spec, Variant};
 use wsa_core::experiment::stats::Verdict;
@@ -230,12 +231,14 @@ fn the_results_preface_describes_the_deeper_network_the_spec_trains() {
     assert_eq!(labels, ["learning rate 0.01 vs 0.05", "different init + learning rate 0.01 vs 0.05"]);
     let methods: Vec<&str> = base["methods"].as_array().expect("methods").iter().filter_map(|m| m.as_str()).collect();
     assert!(methods.contains(&"wm") && methods.contains(&"wsa") && methods.contains(&"wm+repair"), "{methods:?}");
-    // "its cells are being computed, 3 of its 10 in the report so far (two seeds of the
-    // learning-rate row and one of the combined row".
+    // "its cells are being computed, 4 of its 10 in the report so far (three seeds of the
+    // learning-rate row and one of the combined row: ... WSA − plain shows no significant
+    // difference in either barrier there".
     says(
         "docs/results.md",
-        "its cells are being computed, 3 of its 10 in the report so far (two seeds of the learning-rate row and one of the combined row",
+        "its cells are being computed, 4 of its 10 in the report so far (three seeds of the learning-rate row and one of the combined row",
     );
+    says("docs/results.md", "WSA − plain shows no significant difference in either barrier there");
     let report = report();
     let connect = report.family(Family::Connect).expect("the connect family");
     let rows: Vec<&RowReport> = connect.rows.iter().filter(|r| r.group == group.label).collect();
@@ -243,9 +246,27 @@ fn the_results_preface_describes_the_deeper_network_the_spec_trains() {
         rows.iter().map(|r| (r.row.as_str(), r.seeds.len() + r.invalid.len())).collect();
     assert_eq!(
         cells_per_row,
-        [("learning rate 0.01 vs 0.05", 2), ("different init + learning rate 0.01 vs 0.05", 1)],
-        "the sentence counts two cells of the learning-rate row and one of the combined row: it is stale"
+        [("learning rate 0.01 vs 0.05", 3), ("different init + learning rate 0.01 vs 0.05", 1)],
+        "the sentence counts three cells of the learning-rate row and one of the combined row: it is stale"
     );
+    let learning_rate = rows[0];
+    for metric in [Metric::LossBarrier, Metric::AccuracyBarrier] {
+        let c = learning_rate
+            .comparisons
+            .iter()
+            .find(|c| {
+                c.variant == Variant::Method(Method::WSA)
+                    && c.baseline == Baseline::Variant(Variant::Method(Method::PLAIN))
+                    && c.metric == metric
+            })
+            .expect("wsa − plain");
+        assert_eq!(
+            c.corrected,
+            Verdict::NoSignificantDifference,
+            "the sentence says no significant difference in {metric:?}"
+        );
+        assert_eq!(c.difference.verdict, Verdict::NoSignificantDifference, "nor before the correction ({metric:?})");
+    }
     let spec_cells: usize = group.rows.len() * spec.seeds as usize;
     assert_eq!(spec_cells, 10, "the sentence says the group has 10 cells");
     // The pools registered before it do not take its rows.
