@@ -6,8 +6,9 @@
 #
 #   scripts/python-wheel.sh PYTHON [OUT_DIR]     (OUT_DIR: target/wheels under the target directory)
 #
-# maturin builds the one package, so cargo resolves its dependencies' features for it alone:
-# its first build compiles burn once more (~6 min on two cores); later ones only our two crates.
+# maturin builds the one package, so cargo resolves its dependencies' features for it alone;
+# python/Cargo.toml raises them to the workspace's, so after the workspace build this compiles only
+# PyO3's packages and the module (scripts/check-one-build.py checks it).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 python="${1:?usage: scripts/python-wheel.sh PYTHON [OUT_DIR]}"
