@@ -1,7 +1,8 @@
 //! Evaluating an aligned pair as one method: the merged models along the path (their BatchNorm
 //! statistics re-estimated where they have BatchNorm, then repaired when the method uses REPAIR),
 //! the barriers, per-layer scopes and histograms, and a warning for every
-//! endpoint that never learned.
+//! endpoint that never learned. A method whose A and B are another method's to the last bit
+//! takes that method's path ([`EvaluatedPaths`]).
 
 use super::alignment::AlignedPair;
 use super::{ConnectConfig, Endpoint, Histograms, LayerComparison, MethodResult, TrainedPair};
@@ -14,7 +15,7 @@ use crate::merge::{PathPoint, barriers, evaluate_path};
 use crate::model::{HostParams, Params};
 use crate::repair::{self, LayerStats, RepairConfig};
 use crate::scope::{self, Scope};
-use crate::train::{DeviceData, evaluate};
+use crate::train::{DeviceData, Metrics, evaluate};
 use burn::tensor::Tensor;
 
 /// Evaluates an aligned pair on the test set: the path, both barriers, per-layer scopes and
@@ -29,52 +30,36 @@ pub(super) async fn evaluate_method(
     reset: Option<&ResetData>,
     method: Method,
     pair: AlignedPair,
+    evaluated: &mut EvaluatedPaths,
     observer: &mut dyn Observer,
 ) -> Result<(MethodResult, TrainedPair)> {
     observer.on_event(&Event::Stage(format!("evaluating the {method} path")));
     let alphas = config.path.alphas()?;
-    let endpoint_a = evaluate(&pair.a.layout, &pair.a.tensors, test).await?;
-    let endpoint_b = evaluate(&pair.b.layout, &pair.b.tensors, test).await?;
     let host_a = pair.a.to_host().await?;
     let host_b = pair.b.to_host().await?;
     host_a.check_finite()?;
     host_b.check_finite()?;
-    let repairer = if let Some(repair_data) = repair_data.filter(|_| method.repair) {
-        observer.on_event(&Event::Stage(format!("{method}: measuring A's and B's units for REPAIR")));
-        let samples = config.repair.samples;
-        Some(Repairer {
-            a: repair::unit_stats(&pair.a, repair_data, samples).await?,
-            b: repair::unit_stats(&pair.b, repair_data, samples).await?,
-            data: repair_data,
-            config: config.repair,
-            reset,
-        })
-    } else {
-        None
-    };
-    let mut path = Vec::with_capacity(alphas.len());
-    for (index, &alpha) in alphas.iter().enumerate() {
-        if observer.is_cancelled() {
-            return Err(WsaError::Cancelled);
-        }
-        match &repairer {
-            None => path.extend(evaluate_path(&pair.a, &pair.b, &[alpha], test, reset).await?),
-            Some(r) => {
-                let merged = r.merged(&host_a, &host_b, alpha, &pair.a.device(), observer).await?;
-                let m = evaluate(&merged.layout, &merged.tensors, test).await?;
-                path.push(PathPoint { alpha, loss: m.loss, accuracy: m.accuracy });
+    let done = match evaluated.find(&host_a, &host_b, method.repair) {
+        Some(done) => {
+            observer.on_event(&Event::Stage(format!(
+                "{method}: A and B are {}'s to the last bit (the alignment moved nothing), so its path is taken",
+                done.method
+            )));
+            for index in 0..alphas.len() {
+                observer.on_event(&Event::PathPoint { method, index, total: alphas.len() });
             }
+            done.clone()
         }
-        observer.on_event(&Event::PathPoint { method, index, total: alphas.len() });
-        observer.pause().await;
-    }
-    // The midpoint is made once, on the device, for the histograms there and the fit statistics
-    // (kurtosis, KS) on the host.
-    let midpoint = match &repairer {
-        None => crate::merge::merged(&pair.a, &pair.b, 0.5, reset).await?,
-        Some(r) => r.merged(&host_a, &host_b, 0.5, &pair.a.device(), observer).await?,
+        None => {
+            let done =
+                evaluate_path_of(config, test, repair_data, reset, method, &pair, &host_a, &host_b, observer).await?;
+            evaluated.entries.push((host_a.clone(), host_b.clone(), done.clone()));
+            done
+        }
     };
-    let merged = midpoint.to_host().await?;
+    let EvaluatedPath { endpoint_a, endpoint_b, path, midpoint, .. } = done;
+    let merged = midpoint;
+    let midpoint = merged.to_device(&pair.a.device());
     let (ra, rb, rm) = (
         scope::layer_reports(&host_a, layers),
         scope::layer_reports(&host_b, layers),
@@ -121,6 +106,100 @@ pub(super) async fn evaluate_method(
         curve: None,
     };
     Ok((result, TrainedPair { method, a: host_a, b: host_b }))
+}
+
+/// Paths a seed's methods have evaluated, by the exact weights of their A and B: a method whose
+/// alignment left both as another method had them (weight matching that finds the identity, as
+/// it does for two models trained from one start) takes that method's endpoints, path and
+/// midpoint instead of computing the same numbers again.
+#[derive(Default)]
+pub(super) struct EvaluatedPaths {
+    entries: Vec<(HostParams, HostParams, EvaluatedPath)>,
+}
+
+impl EvaluatedPaths {
+    fn find(&self, a: &HostParams, b: &HostParams, repair: bool) -> Option<&EvaluatedPath> {
+        self.entries
+            .iter()
+            .find(|(done_a, done_b, done)| done.method.repair == repair && same_bits(done_a, a) && same_bits(done_b, b))
+            .map(|(_, _, done)| done)
+    }
+}
+
+/// Whether two models hold the same numbers, bit for bit.
+fn same_bits(x: &HostParams, y: &HostParams) -> bool {
+    x.layout == y.layout
+        && x.values.len() == y.values.len()
+        && x.values
+            .iter()
+            .zip(&y.values)
+            .all(|(p, q)| p.len() == q.len() && p.iter().zip(q).all(|(u, v)| u.to_bits() == v.to_bits()))
+}
+
+/// What a method's models give along its path.
+#[derive(Clone)]
+pub(super) struct EvaluatedPath {
+    /// The method that evaluated it.
+    method: Method,
+    endpoint_a: Metrics,
+    endpoint_b: Metrics,
+    path: Vec<PathPoint>,
+    /// The merged model at α = 0.5 (repaired where the method repairs).
+    midpoint: HostParams,
+}
+
+/// The endpoints, the path and the midpoint of `pair` as `method` merges it.
+#[allow(clippy::too_many_arguments)]
+async fn evaluate_path_of(
+    config: &ConnectConfig,
+    test: &DeviceData,
+    repair_data: Option<&DeviceData>,
+    reset: Option<&ResetData>,
+    method: Method,
+    pair: &AlignedPair,
+    host_a: &HostParams,
+    host_b: &HostParams,
+    observer: &mut dyn Observer,
+) -> Result<EvaluatedPath> {
+    let alphas = config.path.alphas()?;
+    let endpoint_a = evaluate(&pair.a.layout, &pair.a.tensors, test).await?;
+    let endpoint_b = evaluate(&pair.b.layout, &pair.b.tensors, test).await?;
+    let repairer = if let Some(repair_data) = repair_data.filter(|_| method.repair) {
+        observer.on_event(&Event::Stage(format!("{method}: measuring A's and B's units for REPAIR")));
+        let samples = config.repair.samples;
+        Some(Repairer {
+            a: repair::unit_stats(&pair.a, repair_data, samples).await?,
+            b: repair::unit_stats(&pair.b, repair_data, samples).await?,
+            data: repair_data,
+            config: config.repair,
+            reset,
+        })
+    } else {
+        None
+    };
+    let mut path = Vec::with_capacity(alphas.len());
+    for (index, &alpha) in alphas.iter().enumerate() {
+        if observer.is_cancelled() {
+            return Err(WsaError::Cancelled);
+        }
+        match &repairer {
+            None => path.extend(evaluate_path(&pair.a, &pair.b, &[alpha], test, reset).await?),
+            Some(r) => {
+                let merged = r.merged(host_a, host_b, alpha, &pair.a.device(), observer).await?;
+                let m = evaluate(&merged.layout, &merged.tensors, test).await?;
+                path.push(PathPoint { alpha, loss: m.loss, accuracy: m.accuracy });
+            }
+        }
+        observer.on_event(&Event::PathPoint { method, index, total: alphas.len() });
+        observer.pause().await;
+    }
+    // The midpoint is made once, on the device; the method's histograms and fit statistics
+    // (kurtosis, KS) are taken of it.
+    let midpoint = match &repairer {
+        None => crate::merge::merged(&pair.a, &pair.b, 0.5, reset).await?,
+        Some(r) => r.merged(host_a, host_b, 0.5, &pair.a.device(), observer).await?,
+    };
+    Ok(EvaluatedPath { method, endpoint_a, endpoint_b, path, midpoint: midpoint.to_host().await? })
 }
 
 /// What REPAIR needs to correct a merged model: A's and B's unit statistics, the samples they

@@ -4,6 +4,7 @@
 //! [`evaluate_pair`](super::evaluate_pair) does, and the outcome is a connect run's, so every
 //! table, figure and view of a connect result shows it.
 
+use super::evaluation::EvaluatedPaths;
 use super::run::evaluate_pair_on;
 use super::{ConnectConfig, ConnectOutcome, ConnectResult, TrainedPair};
 use crate::data::{self, DataSplit, FileSource};
@@ -98,10 +99,12 @@ pub async fn evaluate_given_pair(
     pair.check_fits(&split.name, &split)?;
     let mut methods = Vec::new();
     let mut models = Vec::new();
+    let mut evaluated = EvaluatedPaths::default();
     for &method in &config.methods {
-        let (result, aligned) = evaluate_pair_on(config, device, method, &pair.a, &pair.b, &split, observer)
-            .await
-            .map_err(|e| e.within(format!("method {method}")))?;
+        let (result, aligned) =
+            evaluate_pair_on(config, device, method, &pair.a, &pair.b, &split, &mut evaluated, observer)
+                .await
+                .map_err(|e| e.within(format!("method {method}")))?;
         methods.push(result);
         models.push(TrainedPair { method, ..aligned });
     }

@@ -4,7 +4,7 @@
 
 use super::alignment::align_pair;
 use super::checkpoints::{Kept, NoCheckpoints, PairCheckpoints, PairKey, SavedPair};
-use super::evaluation::{chance_warnings, evaluate_method, repair_samples};
+use super::evaluation::{EvaluatedPaths, chance_warnings, evaluate_method, repair_samples};
 use super::pair::{PairDifference, initial_params, pair_data};
 use super::training::{PairRun, Setup};
 use super::{
@@ -184,6 +184,7 @@ async fn run_seed(
 
     let mut methods = Vec::with_capacity(config.methods.len());
     let mut models = Vec::with_capacity(config.methods.len());
+    let mut evaluated = EvaluatedPaths::default();
     for &method in &config.methods {
         let Some((_, run)) = runs.iter().find(|(t, _)| *t == method.training) else {
             return Err(WsaError::invalid("methods", method, "its pair was not trained"));
@@ -197,6 +198,7 @@ async fn run_seed(
             reset.as_ref(),
             method,
             aligned,
+            &mut evaluated,
             observer,
         )
         .await?;
@@ -274,7 +276,7 @@ pub async fn evaluate_pair(
 ) -> Result<(MethodResult, TrainedPair)> {
     config.validate()?;
     let split = data::load(&config.data, config.seed)?;
-    evaluate_pair_on(config, device, method, a, b, &split, observer).await
+    evaluate_pair_on(config, device, method, a, b, &split, &mut EvaluatedPaths::default(), observer).await
 }
 
 /// The model at `alpha` on `pair`'s straight path: the interpolation of A and B (B aligned as
@@ -301,7 +303,8 @@ pub async fn merged_model(
 }
 
 /// [`evaluate_pair`] on the config's data already loaded (`split`), which a caller evaluating
-/// one pair with several methods loads once.
+/// one pair with several methods loads once, as it keeps `evaluated` for them.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn evaluate_pair_on(
     config: &ConnectConfig,
     device: &ComputeDevice,
@@ -309,6 +312,7 @@ pub(super) async fn evaluate_pair_on(
     a: &HostParams,
     b: &HostParams,
     split: &data::DataSplit,
+    evaluated: &mut EvaluatedPaths,
     observer: &mut dyn Observer,
 ) -> Result<(MethodResult, TrainedPair)> {
     a.layout.check_compatible(&b.layout)?;
@@ -324,7 +328,8 @@ pub(super) async fn evaluate_pair_on(
     let aligned = align_pair(config, &layers, method, &run, observer).await?;
     let repair_data = repair_samples(config, &split.train, &device.device);
     let reset = config.batch_norm_reset(&a.layout, &split.train, &device.device);
-    evaluate_method(config, &layers, &test, repair_data.as_ref(), reset.as_ref(), method, aligned, observer).await
+    evaluate_method(config, &layers, &test, repair_data.as_ref(), reset.as_ref(), method, aligned, evaluated, observer)
+        .await
 }
 
 #[cfg(test)]
@@ -333,6 +338,52 @@ mod tests {
     use crate::cancel::Silent;
     use crate::data::DataConfig;
     use crate::model::ModelConfig;
+
+    /// Keeps the stages a run announces.
+    #[derive(Default)]
+    struct Stages(Vec<String>);
+    impl crate::cancel::Cancel for Stages {}
+    impl Observer for Stages {
+        fn on_event(&mut self, event: &crate::experiment::Event) {
+            if let crate::experiment::Event::Stage(stage) = event {
+                self.0.push(stage.clone());
+            }
+        }
+    }
+
+    /// Two models trained from one start for a few steps: weight matching finds the identity, so
+    /// the weight-matched methods take the path of the methods evaluated before them, and
+    /// what they report is what evaluating them alone reports, to the last bit.
+    #[test]
+    fn a_method_whose_models_another_evaluated_takes_its_path_with_the_same_numbers() {
+        let mut config = ConnectConfig {
+            data: DataConfig { max_train: Some(200), max_test: Some(120), ..DataConfig::default() },
+            pair: PairDifference::Seed { same_init: true },
+            methods: vec![Method::PLAIN, Method::REPAIR, Method::WM, Method::WM_REPAIR],
+            ..ConnectConfig::default()
+        };
+        config.train.epochs = 1;
+        config.path.points = 5;
+        config.repair.samples = 64;
+        let mut stages = Stages::default();
+        let together = crate::wait(run(&config, &crate::device::cpu(), &mut stages)).expect("connect runs").result;
+        for matched in &together.methods[2..] {
+            let report = matched.alignment.as_ref().expect("weight matching's report");
+            assert!(report.permutations.iter().all(|p| p.moved == 0), "not the identity: {:?}", report.permutations);
+        }
+        let taken: Vec<&String> = stages.0.iter().filter(|s| s.contains("to the last bit")).collect();
+        assert_eq!(taken.len(), 2, "{:?}", stages.0);
+        assert!(taken[0].starts_with("wm: A and B are plain's"), "{taken:?}");
+        assert!(taken[1].starts_with("wm+repair: A and B are repair's"), "{taken:?}");
+        for (index, method) in [(2, Method::WM), (3, Method::WM_REPAIR)] {
+            let alone_config = ConnectConfig { methods: vec![method], ..config.clone() };
+            let alone =
+                crate::wait(run(&alone_config, &crate::device::cpu(), &mut Silent)).expect("connect runs").result;
+            assert_eq!(together.methods[index], alone.methods[0], "{method}");
+        }
+        // REPAIR's path is not plain's: taking a path needs the same correction as well.
+        assert_ne!(together.methods[0].path, together.methods[1].path);
+    }
 
     /// A three-stage GroupNorm ResNet (8-16-32 channels) through one epoch of the experiment on
     /// the digits, plain, weight-matched and weight-matched with REPAIR: every number finite,
