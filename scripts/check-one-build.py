@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""Checks that the builds CI and a newcomer run share one compilation of the dependencies, from
-cargo's unit graphs, before anything builds:
+"""Checks that the builds CI and a newcomer run share one compilation, from cargo's unit graphs,
+before anything builds:
 
-- the README's two commands: every dependency unit `cargo run --release --bin wsa-lab` compiles is
-  one `cargo test --release --workspace` compiles too, so the test command after the run command
-  compiles only our crates and test-only ones;
-- the Python wheel (scripts/python-wheel.sh): every unit of maturin's build of python/ is one the
-  test build compiles, but for the package itself and the packages only it uses (pyo3's), so the
-  wheel reuses the burn and wgpu CI has just compiled. maturin builds the one package and cargo
-  resolves its dependencies' features for it alone; python/Cargo.toml lists the dependencies
-  whose features must be raised to the workspace's, and a difference named here is one to add.
+- the README's two commands: every unit `cargo run --release --bin wsa-lab` compiles is one
+  `cargo test --release --workspace` compiles too, so the test command after the run command
+  compiles only what the tests add;
+- the Python wheel (scripts/python-wheel.sh): every unit maturin's build of python/ compiles, but
+  the module and PyO3's packages, is one the test build compiles, so the wheel reuses the burn
+  and wgpu CI has just compiled. maturin builds the one package, so cargo resolves its
+  dependencies' features for it alone; python/Cargo.toml lists dependencies the module does not
+  use, with the features the rest of the workspace enables, and a difference named here is a
+  line to add or mend there;
+- that list raises no feature beyond what the rest of the workspace enables: the test build is
+  the test build without the module.
 
-Units are compared with everything that makes cargo compile a unit again: package, target, mode,
-features, profile, platform, and the same of every unit it depends on. cargo's `--unit-graph` is
+Units are compared as cargo's unit graph describes them: package, target, mode, features, profile,
+platform, and the same of every unit they depend on (not what the graph leaves out: RUSTFLAGS,
+the environment a build script watches, the compiler's version, which the builds share). The
+features are resolved for x86_64 Linux, the platform CI builds on. cargo's `--unit-graph` is
 unstable: RUSTC_BOOTSTRAP=1 lets the stable cargo print it.
 Usage: scripts/check-one-build.py [workspace dir]; exits 1 on a difference."""
 
@@ -72,15 +77,13 @@ def signatures(units):
 
 
 def not_shared(name, units, checked, test_units):
-    """Units of `units` (those `checked` picks) that the test build does not compile alike; prints
-    the lowest of them (whose dependencies are all shared), which are where the features part."""
+    """Units of `units` (the indices in `checked`) that `test_units` does not compile alike;
+    prints the lowest of them (whose dependencies are all shared), which are where the features
+    part."""
     test_signatures = set(signatures(test_units))
     own = signatures(units)
-    differ = {i for i in range(len(units)) if checked(units[i]) and own[i] not in test_signatures}
-    checked_count = sum(1 for u in units if checked(u))
-    print(
-        f"one build: {checked_count} dependency units in the {name}, {len(differ)} of them not built alike by the test build"
-    )
+    differ = {i for i in checked if own[i] not in test_signatures}
+    print(f"one build: {len(checked)} units in the {name}, {len(differ)} of them not built alike")
     for i in sorted(differ, key=lambda i: package(units[i])):
         u = units[i]
         if any(d["index"] in differ for d in u["dependencies"]):
@@ -94,9 +97,22 @@ def not_shared(name, units, checked, test_units):
         ]
         print(
             f"  {package(u)} ({u['target']['name']}, {u['mode']}): {sorted(u['features'])}, opt-level "
-            f"{u['profile']['opt_level']}; the test build: {alike or 'not at all'}"
+            f"{u['profile']['opt_level']}; the other build: {alike or 'not at all'}"
         )
     return len(differ)
+
+
+def reachable_without(units, roots, skipped):
+    """The units `roots` depend on, directly or not, without passing through a unit `skipped`
+    picks (the roots themselves not counted)."""
+    seen, stack = set(), list(roots)
+    while stack:
+        for d in units[stack.pop()]["dependencies"]:
+            i = d["index"]
+            if i not in seen and not skipped(units[i]):
+                seen.add(i)
+                stack.append(i)
+    return seen
 
 
 test = unit_graph(["test", "--release", "--workspace", "--no-run"])
@@ -104,14 +120,24 @@ run = unit_graph(["run", "--release", "--bin", "wsa-lab"])
 # As maturin 1.16 calls cargo (scripts/python-wheel.sh); its `-- -C strip=symbols` reaches only
 # the module's own unit.
 wheel = unit_graph(["rustc", "--profile", "release", "--manifest-path", "python/Cargo.toml", "--lib"])
-test_packages = {u["pkg_id"] for u in test}
+# The workspace without the Python module: the dependencies python/Cargo.toml lists only to raise
+# their features must raise none beyond what the rest of the workspace enables.
+without_python = unit_graph(["test", "--release", "--workspace", "--exclude", "wsa-lab-python", "--no-run"])
 
-differences = not_shared("run build", run, lambda u: not package(u).startswith("wsa-"), test)
-# Our crates are compiled by both as they change; the wheel should reuse even wsa-core.
+differences = not_shared("run build", run, range(len(run)), test)
+# Everything the module compiles but PyO3 and what only PyO3 uses (its macros' and build
+# script's own dependencies) must be the test build's, our wsa-core included.
+module = [i for i, u in enumerate(wheel) if package(u).startswith("wsa-lab-python")]
 differences += not_shared(
-    "wheel's build",
+    "wheel's build, PyO3 aside",
     wheel,
-    lambda u: u["pkg_id"] in test_packages and not package(u).startswith("wsa-lab-python"),
+    reachable_without(wheel, module, lambda u: package(u).startswith("pyo3")),
     test,
+)
+differences += not_shared(
+    "test build with the module's list",
+    test,
+    [i for i, u in enumerate(test) if not package(u).startswith("wsa-lab-python")],
+    without_python,
 )
 sys.exit(1 if differences else 0)

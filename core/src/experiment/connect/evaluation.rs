@@ -110,8 +110,10 @@ pub(super) async fn evaluate_method(
 
 /// Paths a seed's methods have evaluated, by the exact weights of their A and B: a method whose
 /// alignment left both as another method had them (weight matching that finds the identity, as
-/// it does for two models trained from one start) takes that method's endpoints, path and
-/// midpoint instead of computing the same numbers again.
+/// it can for two models trained from one start) takes that method's endpoints, path and
+/// midpoint instead of computing the same numbers again. It keeps a host copy of each method's
+/// A, B and midpoint until the seed ends (beside the caller's copies of A and B): twice the
+/// models' memory at most, where evaluating a path costs far more time.
 #[derive(Default)]
 pub(super) struct EvaluatedPaths {
     entries: Vec<(HostParams, HostParams, EvaluatedPath)>,
@@ -268,4 +270,48 @@ pub(super) fn chance_warnings(methods: &[MethodResult], classes: usize) -> Vec<S
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Activation, ModelConfig, ModelLayout, Norm};
+    use crate::rng::Rng;
+    use std::sync::Arc;
+
+    /// A path is taken only for the very weights of A and B and the same REPAIR setting: one
+    /// unit in the last place of one weight of either model, another layout, or the other
+    /// setting finds nothing.
+    #[test]
+    fn a_path_is_found_only_for_the_same_bits_and_repair_setting() {
+        let mlp = |hidden| {
+            let config =
+                ModelConfig::Mlp { hidden, activation: Activation::Relu, norm: Norm::None, init: Default::default() };
+            Arc::new(ModelLayout::new(&config, &[4], 3).expect("layout"))
+        };
+        let layout = mlp(vec![6]);
+        let (a, b) = (layout.init(&mut Rng::new(1)), layout.init(&mut Rng::new(2)));
+        let metrics = Metrics { loss: 1.0, accuracy: 0.5 };
+        let path = EvaluatedPath {
+            method: Method::PLAIN,
+            endpoint_a: metrics,
+            endpoint_b: metrics,
+            path: vec![PathPoint { alpha: 0.0, loss: 1.0, accuracy: 0.5 }],
+            midpoint: a.clone(),
+        };
+        let evaluated = EvaluatedPaths { entries: vec![(a.clone(), b.clone(), path)] };
+        assert_eq!(evaluated.find(&a, &b, false).map(|done| done.method), Some(Method::PLAIN));
+        assert!(evaluated.find(&a, &b, true).is_none(), "another REPAIR setting");
+        assert!(evaluated.find(&b, &a, false).is_none(), "A and B swapped");
+        let next_up = |p: &HostParams| {
+            let mut moved = p.clone();
+            let last = moved.values.len() - 1;
+            moved.values[last][2] = f32::from_bits(moved.values[last][2].to_bits() + 1);
+            moved
+        };
+        assert!(evaluated.find(&next_up(&a), &b, false).is_none(), "A one unit in the last place off");
+        assert!(evaluated.find(&a, &next_up(&b), false).is_none(), "B one unit in the last place off");
+        let wider = mlp(vec![7]);
+        assert!(evaluated.find(&wider.init(&mut Rng::new(1)), &b, false).is_none(), "another layout");
+    }
 }
