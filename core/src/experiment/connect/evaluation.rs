@@ -39,31 +39,30 @@ pub(super) async fn evaluate_method(
     let host_b = pair.b.to_host().await?;
     host_a.check_finite()?;
     host_b.check_finite()?;
-    let done = match evaluated.find(&host_a, &host_b, method.repair) {
-        Some(done) => {
+    let found = match evaluated.find(&host_a, &host_b, method.repair) {
+        Some(found) => {
             observer.on_event(&Event::Stage(format!(
                 "{method}: A and B are {}'s to the last bit (the alignment moved nothing), so its path is taken",
-                done.method
+                evaluated.entries[found].2.method
             )));
             for index in 0..alphas.len() {
                 observer.on_event(&Event::PathPoint { method, index, total: alphas.len() });
             }
-            done.clone()
+            found
         }
         None => {
             let done =
                 evaluate_path_of(config, test, repair_data, reset, method, &pair, &host_a, &host_b, observer).await?;
-            evaluated.entries.push((host_a.clone(), host_b.clone(), done.clone()));
-            done
+            evaluated.entries.push((host_a.clone(), host_b.clone(), done));
+            evaluated.entries.len() - 1
         }
     };
-    let EvaluatedPath { endpoint_a, endpoint_b, path, midpoint, .. } = done;
-    let merged = midpoint;
+    let EvaluatedPath { endpoint_a, endpoint_b, ref path, midpoint: ref merged, .. } = evaluated.entries[found].2;
     let midpoint = merged.to_device(&pair.a.device());
     let (ra, rb, rm) = (
         scope::layer_reports(&host_a, layers),
         scope::layer_reports(&host_b, layers),
-        scope::layer_reports(&merged, layers),
+        scope::layer_reports(merged, layers),
     );
     let mut histogrammed: Vec<&[Tensor<1>]> = vec![&pair.a.tensors, &pair.b.tensors, &midpoint.tensors];
     let mut unaligned_reports = None;
@@ -96,10 +95,10 @@ pub(super) async fn evaluate_method(
     let result = MethodResult {
         method,
         lambda: config.lambda(method.training),
-        barriers: barriers(&path, endpoint_a, endpoint_b),
+        barriers: barriers(path, endpoint_a, endpoint_b),
         endpoint_a,
         endpoint_b,
-        path,
+        path: path.clone(),
         scope_distance: scope::scope_distance(&scopes_a, &scopes_b),
         layers: comparisons,
         alignment: pair.report,
@@ -120,11 +119,11 @@ pub(super) struct EvaluatedPaths {
 }
 
 impl EvaluatedPaths {
-    fn find(&self, a: &HostParams, b: &HostParams, repair: bool) -> Option<&EvaluatedPath> {
-        self.entries
-            .iter()
-            .find(|(done_a, done_b, done)| done.method.repair == repair && same_bits(done_a, a) && same_bits(done_b, b))
-            .map(|(_, _, done)| done)
+    /// The entry of the path evaluated for these very A and B with this REPAIR setting.
+    fn find(&self, a: &HostParams, b: &HostParams, repair: bool) -> Option<usize> {
+        self.entries.iter().position(|(done_a, done_b, done)| {
+            done.method.repair == repair && same_bits(done_a, a) && same_bits(done_b, b)
+        })
     }
 }
 
@@ -139,7 +138,6 @@ fn same_bits(x: &HostParams, y: &HostParams) -> bool {
 }
 
 /// What a method's models give along its path.
-#[derive(Clone)]
 pub(super) struct EvaluatedPath {
     /// The method that evaluated it.
     method: Method,
@@ -300,7 +298,7 @@ mod tests {
             midpoint: a.clone(),
         };
         let evaluated = EvaluatedPaths { entries: vec![(a.clone(), b.clone(), path)] };
-        assert_eq!(evaluated.find(&a, &b, false).map(|done| done.method), Some(Method::PLAIN));
+        assert_eq!(evaluated.find(&a, &b, false).map(|found| evaluated.entries[found].2.method), Some(Method::PLAIN));
         assert!(evaluated.find(&a, &b, true).is_none(), "another REPAIR setting");
         assert!(evaluated.find(&b, &a, false).is_none(), "A and B swapped");
         let next_up = |p: &HostParams| {
