@@ -55,3 +55,20 @@ pub trait Observer: Cancel {
 }
 
 impl Observer for Silent {}
+
+/// Keeps the stages a run announces (tests read what a run said it did).
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct Stages(pub(crate) Vec<String>);
+
+#[cfg(test)]
+impl Cancel for Stages {}
+
+#[cfg(test)]
+impl Observer for Stages {
+    fn on_event(&mut self, event: &Event) {
+        if let Event::Stage(stage) = event {
+            self.0.push(stage.clone());
+        }
+    }
+}

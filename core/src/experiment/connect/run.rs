@@ -337,19 +337,8 @@ mod tests {
     use super::*;
     use crate::cancel::Silent;
     use crate::data::DataConfig;
+    use crate::experiment::Stages;
     use crate::model::ModelConfig;
-
-    /// Keeps the stages a run announces.
-    #[derive(Default)]
-    struct Stages(Vec<String>);
-    impl crate::cancel::Cancel for Stages {}
-    impl Observer for Stages {
-        fn on_event(&mut self, event: &crate::experiment::Event) {
-            if let crate::experiment::Event::Stage(stage) = event {
-                self.0.push(stage.clone());
-            }
-        }
-    }
 
     /// Two models trained from one start for a few steps: weight matching finds the identity, so
     /// the weight-matched methods take the path of the methods evaluated before them, and

@@ -233,19 +233,8 @@ mod tests {
     use crate::experiment::connect::NoCheckpoints;
     use crate::experiment::method::Training;
     use crate::experiment::reproduce::{QUICK_SPEC, Spec};
-    use crate::experiment::{Event, Versioned};
+    use crate::experiment::{Stages, Versioned};
 
-    /// Keeps the stages a run announces.
-    #[derive(Default)]
-    struct Stages(Vec<String>);
-    impl crate::cancel::Cancel for Stages {}
-    impl Observer for Stages {
-        fn on_event(&mut self, event: &Event) {
-            if let Event::Stage(stage) = event {
-                self.0.push(stage.clone());
-            }
-        }
-    }
     impl CellProgress for Stages {
         fn seconds(&self) -> f64 {
             0.0
