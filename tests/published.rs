@@ -10,7 +10,7 @@ use wsa_core::experiment::Versioned;
 use wsa_core::experiment::federated::AggregationKind;
 use wsa_core::experiment::method::Method;
 use wsa_core::experiment::reproduce::report::{Baseline, ClaimVerdict, Comparison, PooledClaim, Report, RowReport};
-use wsa_core::experiment::reproduce::{Cell, FULL_SPEC, Family, Metric, Spec, Variant};
+use wsa_core::experiment::reproduce::{Cell, CellRecord, FULL_SPEC, Family, Metric, Spec, Variant};
 use wsa_core::experiment::stats::Verdict;
 
 fn repository_file(path: &str) -> String {
@@ -323,19 +323,22 @@ fn the_results_preface_describes_the_deeper_network_the_spec_trains() {
 #[test]
 fn the_reproduce_guide_says_what_the_full_spec_costs() {
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/results/cells");
-    let cells: Vec<serde_json::Value> = std::fs::read_dir(&folder)
+    let cells: Vec<CellRecord> = std::fs::read_dir(&folder)
         .expect("docs/results/cells")
         .map(|entry| entry.expect("a cell file").path())
         .filter(|path| path.extension().is_some_and(|e| e == "json"))
-        .map(|path| serde_json::from_str(&std::fs::read_to_string(&path).expect("a cell")).expect("a cell record"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("a cell");
+            CellRecord::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
         .collect();
-    let mut committed: Vec<&str> = cells.iter().map(|c| c["hash"].as_str().expect("hash")).collect();
+    let mut committed: Vec<&str> = cells.iter().map(|c| c.hash.as_str()).collect();
     let mut spec: Vec<String> =
         Spec::from_json(FULL_SPEC).expect("spec").cells(&[]).expect("cells").iter().map(Cell::hash).collect();
     committed.sort_unstable();
     spec.sort_unstable();
     assert_eq!(committed, spec, "the sentence gives the cost of the full spec: its cells, each once, and no other");
-    let seconds: f64 = cells.iter().map(|c| c["seconds"].as_f64().expect("seconds")).sum();
+    let seconds: f64 = cells.iter().map(|c| c.seconds).sum();
     let hours = (seconds / 3600.0).floor() as u64;
     says("docs/reproduce.md", &format!("every claim over 5 seeds (over {hours} h of one core)"));
     // "a cell of the deeper network (over an hour here, most of it training)": every one that
@@ -343,9 +346,8 @@ fn the_reproduce_guide_says_what_the_full_spec_costs() {
     says("docs/reproduce.md", "a cell of the deeper network (over an hour here, most of it training)");
     let deeper: Vec<f64> = cells
         .iter()
-        .filter(|c| c["cell"]["group"].as_str().is_some_and(|g| g.contains("ResNet-GN")))
-        .filter(|c| c.get("pairs_resumed").is_none_or(serde_json::Value::is_null))
-        .map(|c| c["seconds"].as_f64().expect("seconds"))
+        .filter(|c| c.cell.group.contains("ResNet-GN") && c.pairs_resumed == 0)
+        .map(|c| c.seconds)
         .collect();
     assert!(!deeper.is_empty() && deeper.iter().all(|&s| s > 3600.0), "{deeper:?}");
 }
