@@ -802,7 +802,7 @@ pub fn forward_tapped(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>, 
             for layer in 0..channels.len() {
                 let (shape, w, b, n) = next_layer(*norm != Norm::None);
                 let w = w.reshape([shape[0], shape[1], shape[2], shape[3]]);
-                h = crate::conv::conv_stride1(h, w, b, pad);
+                h = crate::conv::conv(h, w, b, 1, pad);
                 if let Some((gamma, beta)) = n {
                     let [bb, cc, y, x] = h.dims();
                     h = group_norm(h.reshape([bb, cc, y * x]), norm.groups(), gamma, beta).reshape([bb, cc, y, x]);

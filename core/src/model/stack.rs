@@ -19,8 +19,8 @@ use super::{Activation, BatchMoments, ParamRole, ParamSpec, Taps, activate};
 use crate::error::{Result, WsaError};
 use crate::group_norm::group_norm;
 use burn::tensor::Tensor;
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
 use serde::{Deserialize, Serialize};
 
 /// PyTorch's default `eps` of its norm layers, which every norm here uses.
@@ -574,17 +574,12 @@ impl Forward<'_, '_> {
                 let [_, c, _, _] = x.dims();
                 let p = self.take(1 + usize::from(*bias));
                 let w = p[0].clone().reshape([*channels, c, *kernel, *kernel]);
-                Hidden::Image(match p.get(1) {
-                    // The CNN's own convolution where it applies: our CPU kernels. A layer without
-                    // a bias (a ResNet's, before a norm) adds a constant zero one, which changes no
-                    // value and takes no gradient, so it runs there too instead of burn's generic
-                    // convolution (ResNet-GN trains 1.25x faster on the CPU, docs/benchmarks.md).
-                    b if *stride == 1 => {
-                        let b = b.cloned().unwrap_or_else(|| Tensor::zeros([*channels], &w.device()));
-                        crate::conv::conv_stride1(x, w, b, *padding)
-                    }
-                    b => conv2d(x, w, b.cloned(), ConvOptions::new([*stride; 2], [*padding; 2], [1, 1], 1)),
-                })
+                // Our convolution (`conv.rs`; on the CPU our kernels, at any stride). A layer
+                // without a bias (a ResNet's, before a norm) adds a constant zero one, which
+                // changes no value and takes no gradient (docs/benchmarks.md: ResNet-GN trained
+                // 1.25x faster so than on burn's generic convolution).
+                let b = p.get(1).cloned().unwrap_or_else(|| Tensor::zeros([*channels], &w.device()));
+                Hidden::Image(crate::conv::conv(x, w, b, *stride, *padding))
             }
             LayerSpec::MaxPool2d { kernel, stride } => {
                 let stride = stride.unwrap_or(*kernel);

@@ -24,8 +24,11 @@ use std::sync::Mutex;
 /// The layout of a kept pair's file; raised when it changes, so an older file is discarded.
 const FORMAT: u32 = 1;
 
-/// The build that trains a pair: a pair trained by another is not taken up.
-const BUILD: &str = env!("CARGO_PKG_VERSION");
+/// The build that trains a pair: a pair trained by another is not taken up. The version alone
+/// does not change when the CPU kernels' numbers do, so their revision is part of it: raised
+/// with every such change (2, 2026-12-07: the convolution's matrix products called directly,
+/// stride 2 on our kernels, the input gradient as a convolution, gemm's AVX-512 kernels).
+const BUILD: &str = concat!(env!("CARGO_PKG_VERSION"), "+cpu-kernels.2");
 
 /// Which pair a run wants back: a kept pair is taken up only where every part matches.
 #[derive(Clone, Copy, Debug)]
