@@ -36,8 +36,10 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 pub(crate) use cpu::{for_each_chunk, sum_in_order};
 
-/// The unfolded input of one task stays under this many bytes: about half of a core's L2
-/// cache on the machines we measure, so the matrix product reads it from cache.
+/// A task takes as many samples as have unfolded inputs of this many bytes in all (at least
+/// one). Only one sample's is held at a time, so this sets how the work is split among threads
+/// (and where their partial sums meet), not the memory: a task of the ResNet's first stage is
+/// one sample, of its last four.
 const UNFOLDED_BYTES_PER_TASK: usize = 512 * 1024;
 /// Planes (sample x channel) per task of the pool.
 const PLANES_PER_POOL_TASK: usize = 64;
@@ -541,8 +543,8 @@ mod cpu {
     /// `out = lhs x rhs`, `out` row-major `[lhs.rows, rhs.cols]`, on this thread. gemm's kernels
     /// with the arguments burn's flex `matmul` gives them for such a matrix (no accumulation into
     /// `out`, no threads of its own): the same products bit for bit, without the fresh zeroed
-    /// buffer burn's returns each time. One of the workspace's two `unsafe` blocks (the other:
-    /// the allocator's option in cli/src/allocator.rs): gemm takes raw pointers and strides.
+    /// buffer burn's returns each time. One of the workspace's two `unsafe` uses outside tests
+    /// (the other: the allocator's option in cli/src/allocator.rs): gemm takes raw pointers.
     #[allow(unsafe_code)]
     fn matmul_into(out: &mut [f32], lhs: Matrix, rhs: Matrix) {
         let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
@@ -600,7 +602,9 @@ mod cpu {
             row_shift: kernel_row as isize - s.padding as isize,
             lo,
             hi,
-            first_col: (lo * s.stride + kernel_col).saturating_sub(s.padding),
+            // A tap that reads no column of a row (a stride above the image's width) reads from
+            // its start, so that its empty slice stays inside the row.
+            first_col: if hi > lo { lo * s.stride + kernel_col - s.padding } else { 0 },
         }
     }
 
@@ -620,27 +624,32 @@ mod cpu {
         last: usize,
     }
 
-    /// The unfolded inputs of consecutive images (`x` starts at the first) into `cols`, a
-    /// `[samples, taps, out_pixels]` array: row (c, ky, kx) of a sample holds, at output pixel
-    /// (y, x), image[c, y * stride + ky - padding, x * stride + kx - padding], zero outside the
-    /// image. Writes every entry of `cols` (its earlier values do not matter).
-    fn unfold_into(s: &ConvShape, x: &[f32], cols: &mut [f32]) {
-        let (width, out_width, out_pixels) = (s.width, s.out_width, s.out_pixels());
-        // Where each (ky, kx) reads is the same for every channel and sample: found once.
-        let plans: Vec<(Tap, Option<RowSpan>)> = (0..s.kernel * s.kernel)
+    /// Where each (ky, kx) reads, in row-major order of the kernel: the same for every channel
+    /// and sample, so a convolution finds them once.
+    fn tap_plans(s: &ConvShape) -> Vec<(Tap, Option<RowSpan>)> {
+        (0..s.kernel * s.kernel)
             .map(|r| {
                 let t = tap(s, r / s.kernel, r % s.kernel);
                 let rows = (0..s.out_height).filter_map(|y| t.source_row(y, s).map(|sy| (y, sy)));
                 let span = rows.clone().next().zip(rows.clone().next_back());
                 (t, span.map(|((first, first_source), (last, _))| RowSpan { first, first_source, last }))
             })
-            .collect();
+            .collect()
+    }
+
+    /// The unfolded inputs of consecutive images (`x` starts at the first) into `cols`, a
+    /// `[samples, taps, out_pixels]` array: row (c, ky, kx) of a sample holds, at output pixel
+    /// (y, x), image[c, y * stride + ky - padding, x * stride + kx - padding], zero outside the
+    /// image. Writes every entry of `cols` (its earlier values do not matter). `plans`: the
+    /// shape's [`tap_plans`].
+    fn unfold_into(s: &ConvShape, plans: &[(Tap, Option<RowSpan>)], x: &[f32], cols: &mut [f32]) {
+        let (width, out_width, out_pixels) = (s.width, s.out_width, s.out_pixels());
         let channel_cols = plans.len() * out_pixels;
         for (sample_cols, image) in cols.chunks_exact_mut(s.unfolded_len()).zip(x.chunks_exact(s.sample_len())) {
             for (channel_cols, plane) in
                 sample_cols.chunks_exact_mut(channel_cols).zip(image.chunks_exact(s.in_pixels()))
             {
-                for (dst, (t, span)) in channel_cols.chunks_exact_mut(out_pixels).zip(&plans) {
+                for (dst, (t, span)) in channel_cols.chunks_exact_mut(out_pixels).zip(plans) {
                     let len = t.hi - t.lo;
                     match *span {
                         None => dst.fill(0.0),
@@ -725,12 +734,13 @@ mod cpu {
         let w = Matrix::row_major(weight, s.out_channels, s.taps());
         let (p, sample_len) = (s.out_pixels(), s.sample_len());
         let out_len = s.out_channels * p;
+        let plans = tap_plans(s);
         let mut out = vec![0.0f32; s.batch * out_len];
         for_each_chunk(&mut out, s.samples_per_task() * out_len, |task, out| {
             let x = &x[task * s.samples_per_task() * sample_len..];
             with_scratch(s.unfolded_len(), |cols| {
                 for (sample, out) in out.chunks_exact_mut(out_len).enumerate() {
-                    unfold_into(s, &x[sample * sample_len..][..sample_len], cols);
+                    unfold_into(s, &plans, &x[sample * sample_len..][..sample_len], cols);
                     // [out, taps] x [taps, pixels]: the output's own layout.
                     matmul_into(out, w, Matrix::row_major(cols, s.taps(), p));
                     for (row, &b) in out.chunks_exact_mut(p).zip(bias.unwrap_or_default()) {
@@ -758,9 +768,9 @@ mod cpu {
 
     /// The input gradient of a convolution [`ConvShape::transposed`] does not cover (a stride
     /// above 1, or padding beyond the kernel): per sample, the unfolded input's gradient (the
-    /// transposed weight times the output's) folded back into the image. Where both apply,
-    /// the transposed convolution was 1.3x faster in a ResNet step: its product runs over
-    /// out_channels x taps, not out_channels alone, and nothing is folded.
+    /// transposed weight times the output's) folded back into the image. Where both apply, the
+    /// transposed convolution does less: its product runs over out_channels x taps, not
+    /// out_channels alone, and nothing as large as the unfolded gradient is written and folded.
     /// `grad`: the output's gradient, `[batch, out_channels, out_pixels]`.
     pub(super) fn conv_input_grad(s: &ConvShape, weight: &[f32], grad: &[f32]) -> Vec<f32> {
         let w_t = Matrix::row_major(weight, s.out_channels, s.taps()).transposed();
@@ -786,12 +796,13 @@ mod cpu {
     pub(super) fn conv_weight_grad(s: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
         let (p, per_task, sample_len) = (s.out_pixels(), s.samples_per_task(), s.sample_len());
         let (grad_len, weight_len) = (s.out_channels * p, s.out_channels * s.taps());
+        let plans = tap_plans(s);
         let partials = map_tasks(s.batch.div_ceil(per_task), |task| {
             let samples = task * per_task..((task + 1) * per_task).min(s.batch);
             let (mut partial, mut product) = (vec![0.0f32; weight_len], vec![0.0f32; weight_len]);
             with_scratch(s.unfolded_len(), |cols| {
                 for sample in samples.clone() {
-                    unfold_into(s, &x[sample * sample_len..][..sample_len], cols);
+                    unfold_into(s, &plans, &x[sample * sample_len..][..sample_len], cols);
                     // [out, pixels] x [pixels, taps]; the task's samples added in order.
                     let grad = Matrix::row_major(&grad[sample * grad_len..][..grad_len], s.out_channels, p);
                     let cols = Matrix::row_major(cols, s.taps(), p).transposed();
@@ -956,7 +967,8 @@ pub(crate) mod tests {
         // per batch, one channel, kernels of 1 to 5, no padding, an even kernel, a one-pixel
         // image, padding beyond the kernel (the input gradient folded, not transposed); at
         // stride 2 even and odd sizes (the last row and column read or left out), the ResNet's
-        // downsampling and a stride larger than the kernel.
+        // downsampling, a stride larger than the kernel and than the image (taps that read
+        // no column).
         let cases = [
             (20, 16, 14, 14, 8, 3, 1, 1),
             (3, 1, 28, 28, 16, 3, 1, 1),
@@ -971,6 +983,8 @@ pub(crate) mod tests {
             (2, 3, 8, 9, 2, 3, 2, 0),
             (2, 2, 9, 8, 3, 2, 3, 1),
             (1, 2, 3, 3, 2, 1, 2, 0),
+            (1, 2, 2, 2, 2, 3, 4, 1),
+            (1, 1, 3, 1, 2, 1, 3, 1),
         ];
         for (batch, channels, height, width, out, kernel, stride, padding) in cases {
             let what = format!(

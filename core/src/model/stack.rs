@@ -577,7 +577,7 @@ impl Forward<'_, '_> {
                 // Our convolution (`conv.rs`; on the CPU our kernels, at any stride). A layer
                 // without a bias (a ResNet's, before a norm) adds a constant zero one, which
                 // changes no value and takes no gradient (docs/benchmarks.md: ResNet-GN trained
-                // 1.25x faster so than on burn's generic convolution).
+                // 1.25x faster this way than on burn's generic convolution).
                 let b = p.get(1).cloned().unwrap_or_else(|| Tensor::zeros([*channels], &w.device()));
                 Hidden::Image(crate::conv::conv(x, w, b, *stride, *padding))
             }
