@@ -709,21 +709,24 @@ mod cpu {
 
     /// The adjoint of [`unfold_into`]: adds each entry of `cols` (`[samples, taps, out_pixels]`)
     /// into the image position it was read from; `x` (`samples` images) starts zeroed.
-    fn fold_add(s: &ConvShape, cols: &[f32], x: &mut [f32]) {
-        let k = s.kernel;
-        for (i, src) in cols.chunks_exact(s.out_pixels()).enumerate() {
-            let (sample, row) = (i / s.taps(), i % s.taps());
-            let (c, ky, kx) = (row / (k * k), row / k % k, row % k);
-            let t = tap(s, ky, kx);
-            let plane = &mut x[sample * s.sample_len() + c * s.in_pixels()..][..s.in_pixels()];
-            for y in 0..s.out_height {
-                if let Some(sy) = t.source_row(y, s) {
-                    let src = &src[y * s.out_width + t.lo..][..t.hi - t.lo];
-                    let dst = &mut plane[sy * s.width + t.first_col..];
-                    if s.stride == 1 {
-                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                    } else {
-                        dst.iter_mut().step_by(s.stride).zip(src).for_each(|(d, v)| *d += v);
+    /// `plans`: the shape's [`tap_plans`].
+    fn fold_add(s: &ConvShape, plans: &[(Tap, Option<RowSpan>)], cols: &[f32], x: &mut [f32]) {
+        let channel_cols = plans.len() * s.out_pixels();
+        for (sample_cols, image) in cols.chunks_exact(s.unfolded_len()).zip(x.chunks_exact_mut(s.sample_len())) {
+            for (channel_cols, plane) in
+                sample_cols.chunks_exact(channel_cols).zip(image.chunks_exact_mut(s.in_pixels()))
+            {
+                for (src, (t, _)) in channel_cols.chunks_exact(s.out_pixels()).zip(plans) {
+                    for y in 0..s.out_height {
+                        if let Some(sy) = t.source_row(y, s) {
+                            let src = &src[y * s.out_width + t.lo..][..t.hi - t.lo];
+                            let dst = &mut plane[sy * s.width + t.first_col..];
+                            if s.stride == 1 {
+                                dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                            } else {
+                                dst.iter_mut().step_by(s.stride).zip(src).for_each(|(d, v)| *d += v);
+                            }
+                        }
                     }
                 }
             }
@@ -776,6 +779,7 @@ mod cpu {
         let w_t = Matrix::row_major(weight, s.out_channels, s.taps()).transposed();
         let sample_len = s.sample_len();
         let grad_len = s.out_channels * s.out_pixels();
+        let plans = tap_plans(s);
         let mut input_grad = vec![0.0f32; s.batch * sample_len];
         for_each_chunk(&mut input_grad, s.samples_per_task() * sample_len, |task, input_grad| {
             let grad = &grad[task * s.samples_per_task() * grad_len..];
@@ -785,7 +789,7 @@ mod cpu {
                     let grad =
                         Matrix::row_major(&grad[sample * grad_len..][..grad_len], s.out_channels, s.out_pixels());
                     matmul_into(cols, w_t, grad);
-                    fold_add(s, cols, input_grad);
+                    fold_add(s, &plans, cols, input_grad);
                 }
             });
         });
