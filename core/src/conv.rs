@@ -1,5 +1,5 @@
-//! The CNN's convolution (any stride, the same zero padding on every side) and its 2x2
-//! max-pool, with their backward passes, behind one function each. On the CPU (flex) backend
+//! The CNN's convolution (any stride, the same zero padding on every side), its 2x2 max-pool
+//! and ReLU (every model's), with their backward passes, behind one function each. On the CPU (flex) backend
 //! our own kernels run; on the GPU backends burn's (the trait's default bodies), so the GPU path
 //! is what it was.
 //!
@@ -7,25 +7,29 @@
 //! and slower per sample as the batch grew (docs/benchmarks.md): its pool kept indices through
 //! a generic 3-D path, its weight gradient was a convolution over swapped dimensions with
 //! copies, and its unfolded inputs outgrew the caches. Here every operation works on a task of
-//! a few samples, one sample's unfolded input (`[taps, pixels]`) at a time in a buffer each
-//! thread keeps, so it is read from cache; the forward pass, the input gradient and the weight
-//! gradient are one matrix product per sample (gemm, called directly) in the layout the next
-//! step reads: the output comes out in NCHW and the output's gradient is read in place,
-//! without transposed copies. At stride 1 the input gradient is itself a convolution (of the
-//! output's gradient with the turned kernel), so it takes the forward pass's kernels.
+//! a few samples, one sample at a time in a buffer each thread keeps, so it is read from cache.
+//! The forward pass and the weight gradient run on SIMD kernels of our own that read the
+//! zero-padded image in place (`direct`), and at stride 1 the input gradient is itself such a
+//! convolution (of the output's gradient with the turned kernel). At other strides (the
+//! ResNet's two downsampling convolutions) the input gradient is one matrix product per sample
+//! (gemm, called directly) whose result, the unfolded image's gradient (`[taps, pixels]`), is
+//! added back into the image. The output comes out in NCHW and the output's gradient is read
+//! in place.
 //!
 //! Determinism: the tasks' size depends only on the shapes, never on the number of threads,
 //! and the weight and bias gradients add the samples' and then the tasks' partial sums in
-//! order, so one thread and many give the same numbers. gemm picks its kernels (AVX2 or
-//! AVX-512) and its blocking (from the caches' sizes) by the machine, so another CPU may give
-//! other last digits; the same machine gives the same numbers.
+//! order, so one thread and many give the same numbers. Our kernels give the same numbers with
+//! AVX2 and AVX-512 (`direct`); gemm picks its kernels and its blocking (from the caches' sizes)
+//! by the machine, so another CPU may give other last digits where it runs (the input gradient
+//! at strides above 1, and the other layers' matrix products). The same machine gives the same
+//! numbers.
 
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{ActivationOps, ModuleOps};
 #[cfg(gpu)]
 use burn::backend::wgpu::CubeBackend;
 use burn::backend::{
@@ -34,7 +38,7 @@ use burn::backend::{
 };
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
-pub(crate) use cpu::{for_each_chunk, sum_in_order};
+pub(crate) use cpu::{for_each_chunk, sum_in_order, zeroed};
 
 /// A task takes as many samples as have unfolded inputs of this many bytes in all (at least
 /// one). Only one sample's is held at a time, so this sets how the work is split among threads
@@ -93,6 +97,20 @@ pub trait CnnKernels: Backend {
         Self::conv2d_bias_backward(x, bias, output_grad)
     }
 
+    /// ReLU of a tensor of any shape: `x` where it is above zero or NaN, else zero (burn's
+    /// `relu`, whose CPU kernel runs on one thread).
+    #[fusion(default)]
+    fn rectify(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::relu(x)
+    }
+
+    /// [`CnnKernels::rectify`]'s input gradient from its `output`: `grad` where the output is
+    /// above zero or NaN, else zero.
+    #[fusion(default)]
+    fn rectify_grad(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        <Self as ActivationOps<Self>>::relu_backward(output, grad)
+    }
+
     /// 2x2 max-pool at stride 2 (a last odd row or column is dropped).
     #[fusion(default)]
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -136,6 +154,11 @@ pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: usize, pad
         stride,
         padding,
     ))
+}
+
+/// See [`CnnKernels::rectify`].
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as CnnKernels>::rectify(x.into_dispatch()))
 }
 
 /// See [`CnnKernels::max_pool_2x2`].
@@ -198,6 +221,32 @@ impl<B: Backend + CnnKernels, C: CheckpointStrategy> CnnKernels for Autodiff<B, 
                 stride,
                 padding,
             )),
+        }
+    }
+
+    fn rectify(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct RectifyBackward;
+
+        impl<B: Backend + CnnKernels> Backward<B, 1> for RectifyBackward {
+            /// The output.
+            type State = FloatTensor<B>;
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+                let [node_x] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, B::rectify_grad(ops.state, grad));
+                }
+            }
+        }
+
+        match RectifyBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let output = B::rectify(x.into_primitive());
+                prep.finish(output.clone(), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::rectify(x.into_primitive())),
         }
     }
 
@@ -297,6 +346,25 @@ impl CnnKernels for Flex {
         let grad = contiguous(output_grad);
         let bias_grad = cpu::channel_sums(f32s(&grad), dims[0], dims[1], dims[2] * dims[3]);
         tensor(bias_grad, Shape::new([dims[1]]))
+    }
+
+    fn rectify(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        if !all_f32(&[&x]) {
+            return <Self as ActivationOps<Self>>::relu(x);
+        }
+        let shape = x.layout().shape().clone();
+        let x = contiguous(x);
+        tensor(cpu::map(f32s(&x), |v| if v.is_nan() || v > 0.0 { v } else { 0.0 }), shape)
+    }
+
+    fn rectify_grad(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        if !all_f32(&[&output, &grad]) {
+            return <Self as ActivationOps<Self>>::relu_backward(output, grad);
+        }
+        let shape = grad.layout().shape().clone();
+        let (output, grad) = (contiguous(output), contiguous(grad));
+        let kept = |out: f32, g: f32| if out.is_nan() || out > 0.0 { g } else { 0.0 };
+        tensor(cpu::zip_map(f32s(&output), f32s(&grad), kept), shape)
     }
 
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -458,9 +526,11 @@ pub(crate) fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
+mod direct;
+
 /// The kernels on plain slices (row-major, NCHW).
 mod cpu {
-    use super::{ConvShape, PLANES_PER_POOL_TASK};
+    use super::{ConvShape, PLANES_PER_POOL_TASK, direct};
     use std::cell::RefCell;
 
     /// Runs `task(index, chunk)` on consecutive `chunk_len`-long chunks of `out`, on rayon's
@@ -480,6 +550,59 @@ mod cpu {
         out.chunks_mut(chunk_len).enumerate().for_each(|(i, chunk)| task(i, chunk));
     }
 
+    /// `len` zeros for a kernel's output, written on rayon's threads natively: zeroed on the
+    /// calling thread (`vec![0.0; len]`), an output of a ResNet's step was written while the
+    /// other threads waited (`memset` and the page faults of fresh memory were a third of what
+    /// ran on one thread alone, `perf`).
+    pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            if len < 2 * VALUES_PER_MAP_TASK {
+                return vec![0.0; len];
+            }
+            (0..len).into_par_iter().with_min_len(VALUES_PER_MAP_TASK).map(|_| 0.0).collect()
+        }
+        #[cfg(target_arch = "wasm32")]
+        vec![0.0; len]
+    }
+
+    /// Floats per task of the element-wise maps and of [`zeroed`]: below this a task costs more
+    /// than it saves, and below two of them the calling thread does the work alone (with every
+    /// call handed to the pool, the bench's MLP and CNN at batch 32 ran at 0.91-1.01x their
+    /// rate before, docs/benchmarks.md).
+    #[cfg(not(target_arch = "wasm32"))]
+    const VALUES_PER_MAP_TASK: usize = 1 << 16;
+
+    /// `f` of each value, on rayon's threads natively.
+    pub(super) fn map(values: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            if values.len() < 2 * VALUES_PER_MAP_TASK {
+                return values.iter().map(|&v| f(v)).collect();
+            }
+            values.par_iter().with_min_len(VALUES_PER_MAP_TASK).map(|&v| f(v)).collect()
+        }
+        #[cfg(target_arch = "wasm32")]
+        values.iter().map(|&v| f(v)).collect()
+    }
+
+    /// `f` of each pair of values (equally many), on rayon's threads natively.
+    pub(super) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
+        assert_eq!(a.len(), b.len(), "zip_map: {} and {} values", a.len(), b.len());
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            if a.len() < 2 * VALUES_PER_MAP_TASK {
+                return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+            }
+            a.par_iter().zip(b).with_min_len(VALUES_PER_MAP_TASK).map(|(&x, &y)| f(x, y)).collect()
+        }
+        #[cfg(target_arch = "wasm32")]
+        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+    }
+
     /// `task(i)` for i in 0..count, the results in order of i.
     fn map_tasks<T: Send>(count: usize, task: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
         #[cfg(not(target_arch = "wasm32"))]
@@ -492,8 +615,8 @@ mod cpu {
     }
 
     thread_local! {
-        /// This thread's buffer for one sample's unfolded input or its gradient, kept between
-        /// calls: a fresh one per task was zeroed (and often faulted in) only to be overwritten,
+        /// This thread's buffer for a task's scratch (a padded image and its wide output, or one
+        /// sample's unfolded gradient), kept between calls: a fresh one per task was zeroed (and often faulted in) only to be overwritten,
         /// ~10% of a ResNet's step. Whoever takes it writes every entry it then reads.
         static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
@@ -584,7 +707,7 @@ mod cpu {
         }
     }
 
-    /// Where row (c, ky, kx) of an unfolded image reads: for output row `y` the input row
+    /// Where row (c, ky, kx) of an unfolded image belongs: for output row `y` the input row
     /// `y * stride + ky - padding`, and for output columns `lo..hi` the input columns from
     /// `first_col` on, `stride` apart (outside them the padding's zeros).
     struct Tap {
@@ -616,89 +739,16 @@ mod cpu {
         }
     }
 
-    /// The output rows a tap reads inside the image (`first..=last`), and the input row of the
-    /// first.
-    struct RowSpan {
-        first: usize,
-        first_source: usize,
-        last: usize,
-    }
-
     /// Where each (ky, kx) reads, in row-major order of the kernel: the same for every channel
     /// and sample, so a convolution finds them once.
-    fn tap_plans(s: &ConvShape) -> Vec<(Tap, Option<RowSpan>)> {
-        (0..s.kernel * s.kernel)
-            .map(|r| {
-                let t = tap(s, r / s.kernel, r % s.kernel);
-                let rows = (0..s.out_height).filter_map(|y| t.source_row(y, s).map(|sy| (y, sy)));
-                let span = rows.clone().next().zip(rows.clone().next_back());
-                (t, span.map(|((first, first_source), (last, _))| RowSpan { first, first_source, last }))
-            })
-            .collect()
-    }
-
-    /// The unfolded inputs of consecutive images (`x` starts at the first) into `cols`, a
-    /// `[samples, taps, out_pixels]` array: row (c, ky, kx) of a sample holds, at output pixel
-    /// (y, x), image[c, y * stride + ky - padding, x * stride + kx - padding], zero outside the
-    /// image. Writes every entry of `cols` (its earlier values do not matter). `plans`: the
-    /// shape's [`tap_plans`].
-    fn unfold_into(s: &ConvShape, plans: &[(Tap, Option<RowSpan>)], x: &[f32], cols: &mut [f32]) {
-        let (width, out_width, out_pixels) = (s.width, s.out_width, s.out_pixels());
-        let channel_cols = plans.len() * out_pixels;
-        for (sample_cols, image) in cols.chunks_exact_mut(s.unfolded_len()).zip(x.chunks_exact(s.sample_len())) {
-            for (channel_cols, plane) in
-                sample_cols.chunks_exact_mut(channel_cols).zip(image.chunks_exact(s.in_pixels()))
-            {
-                for (dst, (t, span)) in channel_cols.chunks_exact_mut(out_pixels).zip(plans) {
-                    let len = t.hi - t.lo;
-                    match *span {
-                        None => dst.fill(0.0),
-                        Some(RowSpan { first: first_y, first_source: first_sy, last: last_y })
-                            if s.stride == 1 && out_width == width && len > 0 =>
-                        {
-                            // Output and input rows are equally long (padding (k - 1) / 2): one
-                            // copy for all rows, then the entries it carried across row ends
-                            // back to the padding's zeros. One call instead of one per row of
-                            // ~14 numbers.
-                            let start = first_y * width + t.lo;
-                            let run = (last_y - first_y) * width + len;
-                            dst[..start].fill(0.0);
-                            dst[start..start + run].copy_from_slice(&plane[first_sy * width + t.first_col..][..run]);
-                            dst[start + run..].fill(0.0);
-                            for y in first_y..last_y {
-                                zero_few(&mut dst[y * width + t.hi..(y + 1) * width + t.lo]);
-                            }
-                        }
-                        Some(_) => {
-                            for (y, out_row) in dst.chunks_exact_mut(out_width).enumerate() {
-                                let Some(sy) = t.source_row(y, s) else {
-                                    out_row.fill(0.0);
-                                    continue;
-                                };
-                                let (before, rest) = out_row.split_at_mut(t.lo);
-                                let (inside, after) = rest.split_at_mut(len);
-                                zero_few(before);
-                                zero_few(after);
-                                let source = &plane[sy * width + t.first_col..];
-                                if s.stride == 1 {
-                                    inside.copy_from_slice(&source[..len]);
-                                } else {
-                                    for (d, v) in inside.iter_mut().zip(source.iter().step_by(s.stride)) {
-                                        *d = *v;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    fn tap_plans(s: &ConvShape) -> Vec<Tap> {
+        (0..s.kernel * s.kernel).map(|r| tap(s, r / s.kernel, r % s.kernel)).collect()
     }
 
     /// Zeroes `values`, usually the padding's one or two entries at a row's end: written
     /// directly, since a call of memset for each cost more than the row's copy.
     #[inline(always)]
-    fn zero_few(values: &mut [f32]) {
+    pub(super) fn zero_few(values: &mut [f32]) {
         match values {
             [] => {}
             [a] => *a = 0.0,
@@ -707,16 +757,17 @@ mod cpu {
         }
     }
 
-    /// The adjoint of [`unfold_into`]: adds each entry of `cols` (`[samples, taps, out_pixels]`)
-    /// into the image position it was read from; `x` (`samples` images) starts zeroed.
-    /// `plans`: the shape's [`tap_plans`].
-    fn fold_add(s: &ConvShape, plans: &[(Tap, Option<RowSpan>)], cols: &[f32], x: &mut [f32]) {
+    /// Adds each entry of an unfolded image's gradient `cols` (`[samples, taps, out_pixels]`:
+    /// row (c, ky, kx) at output pixel (y, x) belongs to image[c, y * stride + ky - padding,
+    /// x * stride + kx - padding]) into the image position it belongs to, none for the padding;
+    /// `x` (`samples` images) starts zeroed. `plans`: the shape's [`tap_plans`].
+    fn fold_add(s: &ConvShape, plans: &[Tap], cols: &[f32], x: &mut [f32]) {
         let channel_cols = plans.len() * s.out_pixels();
         for (sample_cols, image) in cols.chunks_exact(s.unfolded_len()).zip(x.chunks_exact_mut(s.sample_len())) {
             for (channel_cols, plane) in
                 sample_cols.chunks_exact(channel_cols).zip(image.chunks_exact_mut(s.in_pixels()))
             {
-                for (src, (t, _)) in channel_cols.chunks_exact(s.out_pixels()).zip(plans) {
+                for (src, t) in channel_cols.chunks_exact(s.out_pixels()).zip(plans) {
                     for y in 0..s.out_height {
                         if let Some(sy) = t.source_row(y, s) {
                             let src = &src[y * s.out_width + t.lo..][..t.hi - t.lo];
@@ -734,22 +785,14 @@ mod cpu {
     }
 
     pub(super) fn conv_forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-        let w = Matrix::row_major(weight, s.out_channels, s.taps());
-        let (p, sample_len) = (s.out_pixels(), s.sample_len());
-        let out_len = s.out_channels * p;
-        let plans = tap_plans(s);
-        let mut out = vec![0.0f32; s.batch * out_len];
+        let (sample_len, out_len) = (s.sample_len(), s.out_channels * s.out_pixels());
+        let mut out = zeroed(s.batch * out_len);
+        let grid = direct::Grid::new(s);
+        let weights = direct::pack_weights(s, weight);
         for_each_chunk(&mut out, s.samples_per_task() * out_len, |task, out| {
-            let x = &x[task * s.samples_per_task() * sample_len..];
-            with_scratch(s.unfolded_len(), |cols| {
-                for (sample, out) in out.chunks_exact_mut(out_len).enumerate() {
-                    unfold_into(s, &plans, &x[sample * sample_len..][..sample_len], cols);
-                    // [out, taps] x [taps, pixels]: the output's own layout.
-                    matmul_into(out, w, Matrix::row_major(cols, s.taps(), p));
-                    for (row, &b) in out.chunks_exact_mut(p).zip(bias.unwrap_or_default()) {
-                        row.iter_mut().for_each(|v| *v += b);
-                    }
-                }
+            let x = &x[task * s.samples_per_task() * sample_len..][..out.len() / out_len * sample_len];
+            with_scratch(direct::forward_scratch_len(s, &grid), |scratch| {
+                direct::forward(s, &grid, &weights, bias, x, out, scratch);
             });
         });
         out
@@ -780,7 +823,7 @@ mod cpu {
         let sample_len = s.sample_len();
         let grad_len = s.out_channels * s.out_pixels();
         let plans = tap_plans(s);
-        let mut input_grad = vec![0.0f32; s.batch * sample_len];
+        let mut input_grad = zeroed(s.batch * sample_len);
         for_each_chunk(&mut input_grad, s.samples_per_task() * sample_len, |task, input_grad| {
             let grad = &grad[task * s.samples_per_task() * grad_len..];
             with_scratch(s.unfolded_len(), |cols| {
@@ -798,29 +841,19 @@ mod cpu {
 
     /// `grad` as in [`conv_input_grad`].
     pub(super) fn conv_weight_grad(s: &ConvShape, x: &[f32], grad: &[f32]) -> Vec<f32> {
-        let (p, per_task, sample_len) = (s.out_pixels(), s.samples_per_task(), s.sample_len());
-        let (grad_len, weight_len) = (s.out_channels * p, s.out_channels * s.taps());
-        let plans = tap_plans(s);
+        let (per_task, sample_len, grad_len) = (s.samples_per_task(), s.sample_len(), s.out_channels * s.out_pixels());
+        let grid = direct::Grid::new(s);
         let partials = map_tasks(s.batch.div_ceil(per_task), |task| {
             let samples = task * per_task..((task + 1) * per_task).min(s.batch);
-            let (mut partial, mut product) = (vec![0.0f32; weight_len], vec![0.0f32; weight_len]);
-            with_scratch(s.unfolded_len(), |cols| {
-                for sample in samples.clone() {
-                    unfold_into(s, &plans, &x[sample * sample_len..][..sample_len], cols);
-                    // [out, pixels] x [pixels, taps]; the task's samples added in order.
-                    let grad = Matrix::row_major(&grad[sample * grad_len..][..grad_len], s.out_channels, p);
-                    let cols = Matrix::row_major(cols, s.taps(), p).transposed();
-                    if sample == samples.start {
-                        matmul_into(&mut partial, grad, cols);
-                    } else {
-                        matmul_into(&mut product, grad, cols);
-                        partial.iter_mut().zip(&product).for_each(|(t, v)| *t += v);
-                    }
-                }
+            let mut sums = vec![0.0f32; direct::weight_grad_len(s)];
+            let x = &x[samples.start * sample_len..samples.end * sample_len];
+            let grad = &grad[samples.start * grad_len..samples.end * grad_len];
+            with_scratch(direct::weight_grad_scratch_len(s, &grid), |scratch| {
+                direct::weight_grad(s, &grid, x, grad, &mut sums, scratch);
             });
-            partial
+            sums
         });
-        sum_in_order(partials)
+        direct::weight_grad_of(s, &sum_in_order(partials))
     }
 
     /// Sums of `grad: [batch, channels, pixels]` per channel, over tasks of a shape-given
@@ -875,7 +908,7 @@ mod cpu {
     pub(super) fn max_pool_2x2(x: &[f32], planes: usize, height: usize, width: usize) -> (Vec<f32>, Vec<u8>) {
         let (oh, ow) = (height / 2, width / 2);
         let (plane_in, plane_out) = (height * width, oh * ow);
-        let mut out = vec![0.0f32; planes * plane_out];
+        let mut out = zeroed(planes * plane_out);
         let mut corners = vec![0u8; planes * plane_out];
         let task_len = (PLANES_PER_POOL_TASK * plane_out).max(1);
         let mut tasks: Vec<(&mut [f32], &mut [u8])> =
@@ -919,7 +952,7 @@ mod cpu {
     ) -> Vec<f32> {
         let (oh, ow) = (height / 2, width / 2);
         let plane_in = height * width;
-        let mut input_grad = vec![0.0f32; planes * plane_in];
+        let mut input_grad = zeroed(planes * plane_in);
         for_each_chunk(&mut input_grad, (PLANES_PER_POOL_TASK * plane_in).max(1), |task, input_grad| {
             let first = task * PLANES_PER_POOL_TASK * oh * ow;
             for (plane, input_grad) in input_grad.chunks_exact_mut(plane_in).enumerate() {

@@ -14,7 +14,7 @@
 //! gradients add the samples' partial sums in sample order, so one thread and many give the
 //! same numbers.
 
-use crate::conv::{all_f32, contiguous, f32s, for_each_chunk, sum_in_order, tensor};
+use crate::conv::{all_f32, contiguous, f32s, for_each_chunk, sum_in_order, tensor, zeroed};
 use burn::backend::autodiff::Autodiff;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
@@ -285,7 +285,8 @@ impl GroupShape {
 
 /// The kernels on plain slices.
 mod cpu {
-    use super::{EPSILON, GroupShape, for_each_chunk, sum_in_order};
+    use super::{EPSILON, GroupShape, for_each_chunk, sum_in_order, zeroed};
+    use crate::simd::{Simd, WithSimd, with_best_simd};
 
     /// The sum of `f(a[i], b[i])` in f64, in eight interleaved running sums added at the end: a
     /// fixed order the compiler can vectorise (one running sum waits on each addition).
@@ -304,6 +305,7 @@ mod cpu {
 
     /// The mean and the reciprocal standard deviation of one group's values (two passes, in
     /// f64: the variance of values far from zero loses nothing to cancellation).
+    #[inline(always)]
     fn statistics(values: &[f32]) -> (f32, f32) {
         let n = values.len().max(1) as f64;
         let mean = sum_of(values, values, |v, _| f64::from(v)) / n;
@@ -313,7 +315,7 @@ mod cpu {
 
     /// One group forward: its statistics, and `output` (`x`'s channels, `positions` each)
     /// normalised, scaled and shifted by the group's `gamma` and `beta`.
-    #[inline(never)]
+    #[inline(always)]
     fn normalise_group(x: &[f32], gamma: &[f32], beta: &[f32], positions: usize, output: &mut [f32]) -> (f32, f32) {
         let (mean, inverse_std) = statistics(x);
         for ((output, x), (gamma, beta)) in
@@ -327,10 +329,41 @@ mod cpu {
         (mean, inverse_std)
     }
 
+    /// One task of [`forward`]: consecutive groups from `first_group`, run by
+    /// [`with_best_simd`] so that their loops are vectorised for this CPU (the same numbers on
+    /// every instruction set: the compiler keeps their order of operations).
+    struct ForwardTask<'a> {
+        s: &'a GroupShape,
+        first_group: usize,
+        x: &'a [f32],
+        gamma: &'a [f32],
+        beta: &'a [f32],
+        output: &'a mut [f32],
+        mean: &'a mut [f32],
+        inverse_std: &'a mut [f32],
+    }
+
+    impl WithSimd for ForwardTask<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) {
+            let ForwardTask { s, first_group, x, gamma, beta, output, mean, inverse_std } = self;
+            let (group_len, per_group) = (s.group_len(), s.channels_per_group());
+            for (j, output) in output.chunks_exact_mut(group_len.max(1)).enumerate() {
+                let group = first_group + j;
+                let channels = group % s.groups * per_group..(group % s.groups + 1) * per_group;
+                let x = &x[group * group_len..][..group_len];
+                (mean[j], inverse_std[j]) =
+                    normalise_group(x, &gamma[channels.clone()], &beta[channels], s.positions, output);
+            }
+        }
+    }
+
     /// The output, and each group's mean and reciprocal standard deviation (`[batch * groups]`).
     pub(super) fn forward(s: &GroupShape, x: &[f32], gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let (group_len, per_task, per_group) = (s.group_len(), s.groups_per_task(), s.channels_per_group());
-        let mut output = vec![0.0f32; x.len()];
+        let (group_len, per_task) = (s.group_len(), s.groups_per_task());
+        let mut output = zeroed(x.len());
         let mut mean = vec![0.0f32; s.batch * s.groups];
         let mut inverse_std = vec![0.0f32; s.batch * s.groups];
         let mut tasks: Vec<_> = output
@@ -339,13 +372,8 @@ mod cpu {
             .collect();
         for_each_chunk(&mut tasks, 1, |task, parts| {
             let (output, (mean, inverse_std)) = &mut parts[0];
-            for (j, output) in output.chunks_exact_mut(group_len.max(1)).enumerate() {
-                let group = task * per_task + j;
-                let channels = group % s.groups * per_group..(group % s.groups + 1) * per_group;
-                let x = &x[group * group_len..][..group_len];
-                (mean[j], inverse_std[j]) =
-                    normalise_group(x, &gamma[channels.clone()], &beta[channels], s.positions, output);
-            }
+            let first_group = task * per_task;
+            with_best_simd(ForwardTask { s, first_group, x, gamma, beta, output, mean, inverse_std });
         });
         (output, mean, inverse_std)
     }
@@ -354,7 +382,7 @@ mod cpu {
     /// the group's `gamma` and statistics; per channel, the sums of `grad` and of `grad` times
     /// the normalised input (the channel's parts of beta's and gamma's gradients).
     #[allow(clippy::too_many_arguments)]
-    #[inline(never)]
+    #[inline(always)]
     fn group_gradient(
         x: &[f32],
         grad: &[f32],
@@ -387,28 +415,30 @@ mod cpu {
         }
     }
 
-    /// The gradients with respect to the input, gamma and beta.
-    pub(super) fn backward(
-        s: &GroupShape,
-        x: &[f32],
-        gamma: &[f32],
-        mean: &[f32],
-        inverse_std: &[f32],
-        grad: &[f32],
-    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-        let (group_len, per_task, per_group) = (s.group_len(), s.groups_per_task(), s.channels_per_group());
-        let mut x_grad = vec![0.0f32; x.len()];
-        // Per sample and channel, the parts of beta's and gamma's gradients.
-        let mut grad_sums = vec![0.0f64; s.batch * s.channels];
-        let mut weighted_sums = vec![0.0f64; s.batch * s.channels];
-        let mut tasks: Vec<_> = x_grad
-            .chunks_mut((per_task * group_len).max(1))
-            .zip(grad_sums.chunks_mut(per_task * per_group).zip(weighted_sums.chunks_mut(per_task * per_group)))
-            .collect();
-        for_each_chunk(&mut tasks, 1, |task, parts| {
-            let (x_grad, (grad_sums, weighted_sums)) = &mut parts[0];
+    /// One task of [`backward`], as [`ForwardTask`] is of [`forward`].
+    struct BackwardTask<'a> {
+        s: &'a GroupShape,
+        first_group: usize,
+        x: &'a [f32],
+        gamma: &'a [f32],
+        mean: &'a [f32],
+        inverse_std: &'a [f32],
+        grad: &'a [f32],
+        x_grad: &'a mut [f32],
+        grad_sums: &'a mut [f64],
+        weighted_sums: &'a mut [f64],
+    }
+
+    impl WithSimd for BackwardTask<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn with_simd<S: Simd>(self, _: S) {
+            let BackwardTask { s, first_group, x, gamma, mean, inverse_std, grad, x_grad, grad_sums, weighted_sums } =
+                self;
+            let (group_len, per_group) = (s.group_len(), s.channels_per_group());
             for (j, x_grad) in x_grad.chunks_exact_mut(group_len.max(1)).enumerate() {
-                let group = task * per_task + j;
+                let group = first_group + j;
                 let values = group * group_len..(group + 1) * group_len;
                 let sums = j * per_group..(j + 1) * per_group;
                 group_gradient(
@@ -422,6 +452,42 @@ mod cpu {
                     &mut weighted_sums[sums],
                 );
             }
+        }
+    }
+
+    /// The gradients with respect to the input, gamma and beta.
+    pub(super) fn backward(
+        s: &GroupShape,
+        x: &[f32],
+        gamma: &[f32],
+        mean: &[f32],
+        inverse_std: &[f32],
+        grad: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let (group_len, per_task, per_group) = (s.group_len(), s.groups_per_task(), s.channels_per_group());
+        let mut x_grad = zeroed(x.len());
+        // Per sample and channel, the parts of beta's and gamma's gradients.
+        let mut grad_sums = vec![0.0f64; s.batch * s.channels];
+        let mut weighted_sums = vec![0.0f64; s.batch * s.channels];
+        let mut tasks: Vec<_> = x_grad
+            .chunks_mut((per_task * group_len).max(1))
+            .zip(grad_sums.chunks_mut(per_task * per_group).zip(weighted_sums.chunks_mut(per_task * per_group)))
+            .collect();
+        for_each_chunk(&mut tasks, 1, |task, parts| {
+            let (x_grad, (grad_sums, weighted_sums)) = &mut parts[0];
+            let first_group = task * per_task;
+            with_best_simd(BackwardTask {
+                s,
+                first_group,
+                x,
+                gamma,
+                mean,
+                inverse_std,
+                grad,
+                x_grad,
+                grad_sums,
+                weighted_sums,
+            });
         });
         let by_sample = |sums: &[f64]| -> Vec<f32> {
             let total = sum_in_order(sums.chunks_exact(s.channels.max(1)));

@@ -31,6 +31,7 @@ pub mod model;
 pub mod repair;
 pub mod rng;
 pub mod scope;
+mod simd;
 pub mod train;
 pub mod wsa;
 

@@ -716,7 +716,7 @@ impl Params {
 
 fn activate<const D: usize>(x: Tensor<D>, activation: Activation) -> Tensor<D> {
     match activation {
-        Activation::Relu => activation::relu(x),
+        Activation::Relu => crate::conv::relu(x),
         Activation::Tanh => activation::tanh(x),
         Activation::Gelu => activation::gelu(x),
         Activation::LeakyRelu => activation::leaky_relu(x, 0.01),

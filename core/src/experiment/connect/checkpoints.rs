@@ -27,8 +27,10 @@ const FORMAT: u32 = 1;
 /// The build that trains a pair: a pair trained by another is not taken up. The version alone
 /// does not change when the CPU kernels' numbers do, so their revision is part of it: raised
 /// with every such change (2, 2026-12-07: the convolution's matrix products called directly,
-/// stride 2 on our kernels, the input gradient as a convolution, gemm's AVX-512 kernels).
-const BUILD: &str = concat!(env!("CARGO_PKG_VERSION"), "+cpu-kernels.2");
+/// stride 2 on our kernels, the input gradient as a convolution, gemm's AVX-512 kernels; 3,
+/// 2026-12-07: the convolution's forward pass and weight gradient on our own SIMD kernels,
+/// conv/direct.rs).
+const BUILD: &str = concat!(env!("CARGO_PKG_VERSION"), "+cpu-kernels.3");
 
 /// Which pair a run wants back: a kept pair is taken up only where every part matches.
 #[derive(Clone, Copy, Debug)]
