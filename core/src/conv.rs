@@ -40,10 +40,10 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
 pub(crate) use cpu::{for_each_chunk, sum_in_order, zeroed};
 
-/// A task takes as many samples as have unfolded inputs of this many bytes in all (at least
-/// one). Only one sample's is held at a time, so this sets how the work is split among threads
-/// (and where their partial sums meet), not the memory: a task of the ResNet's first stage is
-/// one sample, of its last four.
+/// A task takes as many samples as have unfolded inputs (`[taps, out_pixels]`) of this many
+/// bytes in all (at least one): a measure of a sample's work, whether or not anything is
+/// unfolded. It sets how the work is split among threads (and where their partial sums meet),
+/// not the memory: a task of the ResNet's first stage is one sample, of its last four.
 const UNFOLDED_BYTES_PER_TASK: usize = 512 * 1024;
 /// Planes (sample x channel) per task of the pool.
 const PLANES_PER_POOL_TASK: usize = 64;
@@ -471,7 +471,8 @@ impl ConvShape {
         self.taps() * self.out_pixels()
     }
 
-    /// Samples per task: as many as keep the task's unfolded input within
+    /// Samples per task: as many as keep the task's unfolded inputs (counted, not necessarily
+    /// made) within
     /// [`UNFOLDED_BYTES_PER_TASK`], at least one.
     fn samples_per_task(&self) -> usize {
         let per_sample = self.unfolded_len() * std::mem::size_of::<f32>();
@@ -615,8 +616,9 @@ mod cpu {
     }
 
     thread_local! {
-        /// This thread's buffer for a task's scratch (a padded image and its wide output, or one
-        /// sample's unfolded gradient), kept between calls: a fresh one per task was zeroed (and often faulted in) only to be overwritten,
+        /// This thread's buffer for a task's scratch (a padded image and its wide output, or its
+        /// output's gradient pixel-major, or one sample's unfolded gradient), kept between
+        /// calls: a fresh one per task was zeroed (and often faulted in) only to be overwritten,
         /// ~10% of a ResNet's step. Whoever takes it writes every entry it then reads.
         static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
@@ -853,7 +855,9 @@ mod cpu {
             });
             sums
         });
-        direct::weight_grad_of(s, &sum_in_order(partials))
+        // An empty batch has no partial sums: a zero gradient.
+        let sums = sum_in_order(partials);
+        if sums.is_empty() { vec![0.0; s.out_channels * s.taps()] } else { direct::weight_grad_of(s, &sums) }
     }
 
     /// Sums of `grad: [batch, channels, pixels]` per channel, over tasks of a shape-given
@@ -870,7 +874,9 @@ mod cpu {
             }
             sums
         });
-        sum_in_order(partials)
+        // An empty batch has no partial sums: a zero gradient.
+        let sums = sum_in_order(partials);
+        if sums.is_empty() { vec![0.0; channels] } else { sums }
     }
 
     /// The sum of `values` in eight interleaved running sums added at the end: a fixed order
@@ -1063,6 +1069,28 @@ pub(crate) mod tests {
             (alone, conv(small, w, b, 1, 1).into_data())
         });
         assert_eq!(alone, after);
+    }
+
+    /// Our ReLU and its gradient give burn's bits, NaN, -0.0 and infinity among the values, on
+    /// the calling thread and on the pool (131 072 values and more).
+    #[test]
+    fn the_cpu_relu_and_its_gradient_are_burns() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(12);
+        let bits = |t: Tensor<1>| t.into_data().iter::<f32>().map(f32::to_bits).collect::<Vec<_>>();
+        for n in [7, 300_000] {
+            let mut values: Vec<f32> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0) as f32).collect();
+            values[..4].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::INFINITY]);
+            let x = Tensor::<1>::from_data(TensorData::new(values, [n]), &device).require_grad();
+            let ours = relu(x.clone());
+            let burns = burn::tensor::activation::relu(x.clone());
+            let r = random([n], &mut rng, &device);
+            let our_grads = (ours.clone() * r.clone()).sum().backward();
+            let burn_grads = (burns.clone() * r).sum().backward();
+            assert_eq!(bits(ours), bits(burns), "{n} values: output");
+            let (ours, burns) = (x.grad(&our_grads).expect("x"), x.grad(&burn_grads).expect("x"));
+            assert_eq!(bits(ours), bits(burns), "{n} values: gradient");
+        }
     }
 
     #[test]

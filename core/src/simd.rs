@@ -10,9 +10,11 @@ pub(crate) use pulp::{Simd, WithSimd};
 
 /// Runs `op` (a [`WithSimd`], or any closure without arguments) with the widest SIMD
 /// instructions this CPU has. Everything `op` calls should be `#[inline(always)]`: only what is
-/// inlined into it is compiled for those instructions. A closure's plain loops are vectorised by
-/// the compiler, which keeps their arithmetic as written (no reassociation, no fused
-/// multiply-adds), so they give the same numbers on every instruction set.
+/// inlined into it is compiled for those instructions. Plain loops are vectorised by the
+/// compiler, which keeps their arithmetic as written (no reassociation, no fused multiply-adds),
+/// so they give the same numbers on every instruction set; pulp's multiply-adds are fused on AVX2
+/// and AVX-512 but not on its scalar fallback or in WebAssembly. A closure's body may stay a call
+/// of its own, compiled for the baseline: pass a struct that implements [`WithSimd`].
 pub(crate) fn with_best_simd<Op: WithSimd>(op: Op) -> Op::Output {
     #[cfg(target_arch = "x86_64")]
     {

@@ -15,18 +15,23 @@
 //! from each offset), and each tap reads one phase the same way ([`Grid`]).
 //!
 //! Arithmetic: every output, and every entry of the weight gradient, is one chain of fused
-//! multiply-adds (separate multiply and add in WebAssembly) in a fixed order: the taps in order
-//! (starting from the bias), or the samples and their pixels in order. No sum is split across
-//! vector lanes or threads, so the numbers do not depend on the vector width or on the number of
-//! threads.
+//! multiply-adds in a fixed order: the taps in order (starting from the bias), or the samples and
+//! their pixels in order. No sum is split across vector lanes or threads, so the numbers do not
+//! depend on the number of threads, nor on the vector width where multiply-adds are fused (AVX2
+//! and AVX-512 give the same numbers). Where they are not (WebAssembly; an x86-64 CPU without
+//! AVX2 and FMA, on pulp's scalar fallback) the last digits differ.
+//!
+//! The weight gradient also multiplies inputs at the wide grid's positions that are not outputs
+//! by a gradient of zero: that adds nothing, unless the input there is infinite or NaN (0 x inf
+//! is NaN), which a training step would have carried into its loss already.
 
 use super::ConvShape;
 use super::cpu::zero_few;
 use crate::simd::{Simd, WithSimd, with_best_simd};
 
 /// Accumulator registers a kernel keeps, by vector width: x86's AVX-512 has 32 registers of 16
-/// floats, its AVX2 (and WebAssembly's SIMD, most ARM) 16 of 8 or 4; each kernel also needs a few
-/// for its loads.
+/// floats, its AVX2 16 of 8 (WebAssembly's SIMD and ARM's NEON have vectors of 4; we keep as many
+/// as for AVX2); each kernel also needs a few for its loads.
 const fn accumulators(lanes: usize) -> usize {
     if lanes >= 16 { 24 } else { 12 }
 }
@@ -127,7 +132,7 @@ fn copy_row<S: Simd>(dst: &mut [f32], src: &[f32], len: usize) {
     let lanes = S::F32_LANES;
     let vectors = len.div_ceil(lanes);
     let whole = vectors * lanes;
-    if vectors <= 2 && dst.len() >= whole && src.len() >= whole {
+    if (1..=2).contains(&vectors) && dst.len() >= whole && src.len() >= whole {
         let (dst, src) = (S::as_mut_simd_f32s(&mut dst[..whole]).0, S::as_simd_f32s(&src[..whole]).0);
         dst[0] = src[0];
         if vectors == 2 {
