@@ -532,6 +532,7 @@ mod direct;
 /// The kernels on plain slices (row-major, NCHW).
 mod cpu {
     use super::{ConvShape, PLANES_PER_POOL_TASK, direct};
+    use crate::simd::with_best_simd;
     use std::cell::RefCell;
 
     /// Runs `task(index, chunk)` on consecutive `chunk_len`-long chunks of `out`, on rayon's
@@ -747,18 +748,6 @@ mod cpu {
         (0..s.kernel * s.kernel).map(|r| tap(s, r / s.kernel, r % s.kernel)).collect()
     }
 
-    /// Zeroes `values`, usually the padding's one or two entries at a row's end: written
-    /// directly, since a call of memset for each cost more than the row's copy.
-    #[inline(always)]
-    pub(super) fn zero_few(values: &mut [f32]) {
-        match values {
-            [] => {}
-            [a] => *a = 0.0,
-            [a, b] => (*a, *b) = (0.0, 0.0),
-            _ => values.fill(0.0),
-        }
-    }
-
     /// Adds each entry of an unfolded image's gradient `cols` (`[samples, taps, out_pixels]`:
     /// row (c, ky, kx) at output pixel (y, x) belongs to image[c, y * stride + ky - padding,
     /// x * stride + kx - padding]) into the image position it belongs to, none for the padding;
@@ -794,7 +783,7 @@ mod cpu {
         for_each_chunk(&mut out, s.samples_per_task() * out_len, |task, out| {
             let x = &x[task * s.samples_per_task() * sample_len..][..out.len() / out_len * sample_len];
             with_scratch(direct::forward_scratch_len(s, &grid), |scratch| {
-                direct::forward(s, &grid, &weights, bias, x, out, scratch);
+                with_best_simd(direct::Forward { s, grid: &grid, weights: &weights, bias, x, out, scratch });
             });
         });
         out
@@ -851,7 +840,7 @@ mod cpu {
             let x = &x[samples.start * sample_len..samples.end * sample_len];
             let grad = &grad[samples.start * grad_len..samples.end * grad_len];
             with_scratch(direct::weight_grad_scratch_len(s, &grid), |scratch| {
-                direct::weight_grad(s, &grid, x, grad, &mut sums, scratch);
+                with_best_simd(direct::WeightGrad { s, grid: &grid, x, grad, sums: &mut sums, scratch });
             });
             sums
         });

@@ -26,8 +26,9 @@
 //! is NaN), which a training step would have carried into its loss already.
 
 use super::ConvShape;
-use super::cpu::zero_few;
-use crate::simd::{Simd, WithSimd, with_best_simd};
+#[cfg(doc)]
+use crate::simd::with_best_simd;
+use crate::simd::{Simd, WithSimd};
 
 /// Accumulator registers a kernel keeps, by vector width: x86's AVX-512 has 32 registers of 16
 /// floats, its AVX2 16 of 8 (WebAssembly's SIMD and ARM's NEON have vectors of 4; we keep as many
@@ -50,7 +51,9 @@ pub(super) struct Grid {
     channel_len: usize,
     /// Outputs on the wide grid, `out_height * row`.
     wide_pixels: usize,
-    /// Per tap (c, ky, kx), in the weight's order: where its reads start in the padded image.
+    /// Per tap (c, ky, kx), in the weight's order: where its reads start in the padded image;
+    /// then, up to [`padded_taps`], the image's start for the weight gradient's filler taps
+    /// (their sums are never read; the forward pass stops at the weight's last tap).
     offsets: Vec<usize>,
 }
 
@@ -68,6 +71,8 @@ impl Grid {
                 let phase = (ky % stride) * stride + kx % stride;
                 c * channel_len + phase * phase_plane + ky / stride * row + kx / stride
             })
+            .chain(std::iter::repeat(0))
+            .take(padded_taps(s))
             .collect();
         Grid { stride, row, phase_plane, channel_len, wide_pixels: s.out_height * row, offsets }
     }
@@ -143,40 +148,39 @@ fn copy_row<S: Simd>(dst: &mut [f32], src: &[f32], len: usize) {
     }
 }
 
+/// Zeroes `values`, the padding's one or two entries between rows: written directly, since a
+/// call of memset for each cost more than the row's copy.
+#[inline(always)]
+fn zero_few(values: &mut [f32]) {
+    match values {
+        [] => {}
+        [a] => *a = 0.0,
+        [a, b] => (*a, *b) = (0.0, 0.0),
+        _ => values.fill(0.0),
+    }
+}
+
 /// The largest number of lanes any instruction set here has: the scratch a task asks for is
 /// sized by it, so that it does not depend on the CPU.
 const MAX_LANES: usize = 16;
 
-/// Floats of scratch [`forward`] needs per task: one padded image and its wide output.
+/// Floats of scratch [`Forward`] needs per task: one padded image and its wide output.
 pub(super) fn forward_scratch_len(s: &ConvShape, grid: &Grid) -> usize {
-    grid.padded_len(s, MAX_LANES) + s.out_channels.next_multiple_of(8) * grid.vector_pixels(MAX_LANES)
+    grid.padded_len(s, MAX_LANES) + s.out_channels.next_multiple_of(FORWARD_BLOCK) * grid.vector_pixels(MAX_LANES)
 }
 
 /// The convolution of consecutive images (`x`, `[samples, channels, height, width]`) into
 /// `out` (`[samples, out_channels, out_height, out_width]`), each output starting from its
-/// `bias` (zero without one). `weights`: [`pack_weights`]'s. `scratch`: at least
-/// [`forward_scratch_len`] floats, any values.
-pub(super) fn forward(
-    s: &ConvShape,
-    grid: &Grid,
-    weights: &PackedWeights,
-    bias: Option<&[f32]>,
-    x: &[f32],
-    out: &mut [f32],
-    scratch: &mut [f32],
-) {
-    with_best_simd(Forward { s, grid, weights, bias, x, out, scratch });
-}
-
-/// [`forward`]'s arguments, run on an instruction set.
-struct Forward<'a> {
-    s: &'a ConvShape,
-    grid: &'a Grid,
-    weights: &'a PackedWeights,
-    bias: Option<&'a [f32]>,
-    x: &'a [f32],
-    out: &'a mut [f32],
-    scratch: &'a mut [f32],
+/// `bias` (zero without one), run by [`with_best_simd`](crate::simd::with_best_simd). `weights`: [`pack_weights`]'s.
+/// `scratch`: at least [`forward_scratch_len`] floats, any values.
+pub(super) struct Forward<'a> {
+    pub(super) s: &'a ConvShape,
+    pub(super) grid: &'a Grid,
+    pub(super) weights: &'a PackedWeights,
+    pub(super) bias: Option<&'a [f32]>,
+    pub(super) x: &'a [f32],
+    pub(super) out: &'a mut [f32],
+    pub(super) scratch: &'a mut [f32],
 }
 
 impl WithSimd for Forward<'_> {
@@ -227,7 +231,7 @@ impl WithSimd for Forward<'_> {
     }
 }
 
-/// The weights of a convolution laid out for [`forward`] with every instruction set: for each
+/// The weights of a convolution laid out for [`Forward`] with every instruction set: for each
 /// block of [`FORWARD_BLOCK`] output channels, per tap, the block's weights next to each other
 /// (zeros for channels past the last).
 pub(super) struct PackedWeights(Vec<f32>);
@@ -304,7 +308,7 @@ fn vectors_mut<S: Simd, const N: usize>(values: &mut [f32]) -> &mut [S::f32s; N]
     S::as_mut_simd_f32s(&mut values[..N * S::F32_LANES]).0.try_into().expect("N whole vectors")
 }
 
-/// Floats of scratch [`weight_grad`] needs per task: one padded image and the output's
+/// Floats of scratch [`WeightGrad`] needs per task: one padded image and the output's
 /// gradient on the wide grid, pixel-major.
 pub(super) fn weight_grad_scratch_len(s: &ConvShape, grid: &Grid) -> usize {
     grid.padded_len(s, PIXEL_CHUNK) + grid.vector_pixels(PIXEL_CHUNK) * s.out_channels.next_multiple_of(MAX_LANES)
@@ -315,26 +319,22 @@ fn padded_taps(s: &ConvShape) -> usize {
     s.taps().next_multiple_of(accumulators(MAX_LANES))
 }
 
-/// The length of [`weight_grad`]'s sums: `[padded taps, out channels rounded to 16]`.
+/// The length of [`WeightGrad`]'s sums: `[padded taps, out channels rounded to 16]`.
 pub(super) fn weight_grad_len(s: &ConvShape) -> usize {
     padded_taps(s) * s.out_channels.next_multiple_of(MAX_LANES)
 }
 
 /// Adds the weight gradient of consecutive images (`x`) and their outputs' gradients (`grad`,
 /// `[samples, out_channels, out_pixels]`) to `sums`, tap-major ([`weight_grad_len`]; see
-/// [`weight_grad_of`]), sample after sample. `scratch`: [`weight_grad_scratch_len`] floats.
-pub(super) fn weight_grad(s: &ConvShape, grid: &Grid, x: &[f32], grad: &[f32], sums: &mut [f32], scratch: &mut [f32]) {
-    with_best_simd(WeightGrad { s, grid, x, grad, sums, scratch });
-}
-
-/// [`weight_grad`]'s arguments, run on an instruction set.
-struct WeightGrad<'a> {
-    s: &'a ConvShape,
-    grid: &'a Grid,
-    x: &'a [f32],
-    grad: &'a [f32],
-    sums: &'a mut [f32],
-    scratch: &'a mut [f32],
+/// [`weight_grad_of`]), sample after sample; run by [`with_best_simd`](crate::simd::with_best_simd). `scratch`:
+/// [`weight_grad_scratch_len`] floats.
+pub(super) struct WeightGrad<'a> {
+    pub(super) s: &'a ConvShape,
+    pub(super) grid: &'a Grid,
+    pub(super) x: &'a [f32],
+    pub(super) grad: &'a [f32],
+    pub(super) sums: &'a mut [f32],
+    pub(super) scratch: &'a mut [f32],
 }
 
 impl WithSimd for WeightGrad<'_> {
@@ -347,9 +347,6 @@ impl WithSimd for WeightGrad<'_> {
         let (padded, rest) = scratch.split_at_mut(grid.padded_len(s, PIXEL_CHUNK));
         let by_pixel = &mut rest[..grid.vector_pixels(PIXEL_CHUNK) * channels];
         let grad_len = s.out_channels * s.out_pixels();
-        // Taps past the last read the image's start; their sums are never read.
-        let offsets: Vec<usize> =
-            grid.offsets.iter().copied().chain(std::iter::repeat(0)).take(padded_taps(s)).collect();
         let vectors = channels / S::F32_LANES;
         for (image, grad) in x.chunks_exact(s.sample_len()).zip(grad.chunks_exact(grad_len)) {
             grid.pad_into::<S>(s, image, padded);
@@ -366,15 +363,15 @@ impl WithSimd for WeightGrad<'_> {
             let pass = WeightGradPass { padded, by_pixel, channels };
             let taps_per_block = |channel_vectors: usize| accumulators(S::F32_LANES) / channel_vectors;
             match vectors {
-                v if v % 4 == 0 => pass.run::<S, 4>(simd, taps_per_block(4), &offsets, sums),
-                v if v % 2 == 0 => pass.run::<S, 2>(simd, taps_per_block(2), &offsets, sums),
-                _ => pass.run::<S, 1>(simd, taps_per_block(1), &offsets, sums),
+                v if v % 4 == 0 => pass.run::<S, 4>(simd, taps_per_block(4), &grid.offsets, sums),
+                v if v % 2 == 0 => pass.run::<S, 2>(simd, taps_per_block(2), &grid.offsets, sums),
+                _ => pass.run::<S, 1>(simd, taps_per_block(1), &grid.offsets, sums),
             }
         }
     }
 }
 
-/// [`weight_grad`]'s sums as the weight's gradient, `[out_channels, taps]`.
+/// [`WeightGrad`]'s sums as the weight's gradient, `[out_channels, taps]`.
 pub(super) fn weight_grad_of(s: &ConvShape, sums: &[f32]) -> Vec<f32> {
     let channels = s.out_channels.next_multiple_of(MAX_LANES);
     let mut gradient = vec![0.0f32; s.out_channels * s.taps()];
