@@ -24,8 +24,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Sets the allocator's option unless the user set it in the environment; called first thing
-/// in `main`. One of the workspace's two `unsafe` uses outside tests and generated code (the
-/// other: gemm's call in core/src/conv.rs): mimalloc's option table has no safe binding.
+/// in `main`. One of the workspace's three `unsafe` uses outside tests and generated code (the
+/// others: gemm's call in core/src/conv.rs, the page's counting allocator in web/src/lib.rs):
+/// mimalloc's option table has no safe binding.
 #[allow(unsafe_code)]
 pub fn configure() {
     if user_set_purge_delay() {

@@ -352,18 +352,29 @@ impl CnnKernels for Flex {
         if !all_f32(&[&x]) {
             return <Self as ActivationOps<Self>>::relu(x);
         }
+        let rectified = |v: f32| if v.is_nan() || v > 0.0 { v } else { 0.0 };
+        let mut x = contiguous(x);
+        // In place when nothing else holds the input, as burn's ReLU: a new output beside it
+        // raised the page's peak memory by one activation (half a megabyte over a default run).
+        if let Some(values) = unique_f32s(&mut x) {
+            cpu::map_in_place(values, rectified);
+            return x;
+        }
         let shape = x.layout().shape().clone();
-        let x = contiguous(x);
-        tensor(cpu::map(f32s(&x), |v| if v.is_nan() || v > 0.0 { v } else { 0.0 }), shape)
+        tensor(cpu::map(f32s(&x), rectified), shape)
     }
 
     fn rectify_grad(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         if !all_f32(&[&output, &grad]) {
             return <Self as ActivationOps<Self>>::relu_backward(output, grad);
         }
-        let shape = grad.layout().shape().clone();
-        let (output, grad) = (contiguous(output), contiguous(grad));
+        let (output, mut grad) = (contiguous(output), contiguous(grad));
         let kept = |out: f32, g: f32| if out.is_nan() || out > 0.0 { g } else { 0.0 };
+        if let Some(values) = unique_f32s(&mut grad) {
+            cpu::zip_in_place(values, f32s(&output), |g, out| kept(out, g));
+            return grad;
+        }
+        let shape = grad.layout().shape().clone();
         tensor(cpu::zip_map(f32s(&output), f32s(&grad), kept), shape)
     }
 
@@ -523,6 +534,16 @@ pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous float32 tensor")
 }
 
+/// The values of a contiguous float32 tensor to overwrite, when no other tensor shares its
+/// storage (`None` when one does).
+fn unique_f32s(t: &mut FlexTensor) -> Option<&mut [f32]> {
+    if !t.is_unique() {
+        return None;
+    }
+    let len = t.layout().num_elements();
+    Some(&mut t.storage_mut::<f32>()[..len])
+}
+
 pub(crate) fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
@@ -588,6 +609,34 @@ mod cpu {
         }
         #[cfg(target_arch = "wasm32")]
         values.iter().map(|&v| f(v)).collect()
+    }
+
+    /// Each value replaced by `f` of it, on rayon's threads natively.
+    pub(super) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            if values.len() >= 2 * VALUES_PER_MAP_TASK {
+                values.par_iter_mut().with_min_len(VALUES_PER_MAP_TASK).for_each(|v| *v = f(*v));
+                return;
+            }
+        }
+        values.iter_mut().for_each(|v| *v = f(*v));
+    }
+
+    /// Each value of `a` replaced by `f` of it and the value of `b` beside it (equally many), on
+    /// rayon's threads natively.
+    pub(super) fn zip_in_place(a: &mut [f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) {
+        assert_eq!(a.len(), b.len(), "zip_in_place: {} and {} values", a.len(), b.len());
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            if a.len() >= 2 * VALUES_PER_MAP_TASK {
+                a.par_iter_mut().zip(b).with_min_len(VALUES_PER_MAP_TASK).for_each(|(x, &y)| *x = f(*x, y));
+                return;
+            }
+        }
+        a.iter_mut().zip(b).for_each(|(x, &y)| *x = f(*x, y));
     }
 
     /// `f` of each pair of values (equally many), on rayon's threads natively.
@@ -669,8 +718,9 @@ mod cpu {
     /// `out = lhs x rhs`, `out` row-major `[lhs.rows, rhs.cols]`, on this thread. gemm's kernels
     /// with the arguments burn's flex `matmul` gives them for such a matrix (no accumulation into
     /// `out`, no threads of its own): the same products bit for bit, without the fresh zeroed
-    /// buffer burn's returns each time. One of the workspace's two `unsafe` uses outside tests
-    /// (the other: the allocator's option in cli/src/allocator.rs): gemm takes raw pointers.
+    /// buffer burn's returns each time. One of the workspace's three `unsafe` uses outside tests
+    /// (the others: the allocator's option in cli/src/allocator.rs, the page's counting allocator
+    /// in web/src/lib.rs): gemm takes raw pointers.
     #[allow(unsafe_code)]
     fn matmul_into(out: &mut [f32], lhs: Matrix, rhs: Matrix) {
         let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
@@ -1079,6 +1129,38 @@ pub(crate) mod tests {
             assert_eq!(bits(ours), bits(burns), "{n} values: output");
             let (ours, burns) = (x.grad(&our_grads).expect("x"), x.grad(&burn_grads).expect("x"));
             assert_eq!(bits(ours), bits(burns), "{n} values: gradient");
+        }
+    }
+
+    /// Our ReLU and its gradient overwrite a tensor nothing else holds and leave a shared one
+    /// as it was, with burn's bits either way (on the calling thread and on the pool).
+    #[test]
+    fn the_cpu_relu_overwrites_only_what_nothing_else_holds() {
+        let mut rng = Rng::new(13);
+        let bits = |t: &FlexTensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for n in [7, 300_000] {
+            let mut random_values = || -> Vec<f32> {
+                let mut values: Vec<f32> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0) as f32).collect();
+                values[..4].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::INFINITY]);
+                values
+            };
+            let (x, grad) = (tensor(random_values(), Shape::new([n])), tensor(random_values(), Shape::new([n])));
+            let burns = <Flex as ActivationOps<Flex>>::relu(x.clone());
+            let burns_grad = <Flex as ActivationOps<Flex>>::relu_backward(burns.clone(), grad.clone());
+            let (x_bits, grad_bits) = (bits(&x), bits(&grad));
+            let shared = <Flex as CnnKernels>::rectify(x.clone());
+            let shared_grad = <Flex as CnnKernels>::rectify_grad(shared.clone(), grad.clone());
+            assert_eq!((bits(&x), bits(&grad)), (x_bits, grad_bits), "{n} values: a shared input was overwritten");
+            let (ptr, grad_ptr) = (f32s(&x).as_ptr(), f32s(&grad).as_ptr());
+            let unique = <Flex as CnnKernels>::rectify(x);
+            let unique_grad = <Flex as CnnKernels>::rectify_grad(unique.clone(), grad);
+            assert_eq!((f32s(&unique).as_ptr(), f32s(&unique_grad).as_ptr()), (ptr, grad_ptr), "{n} values: copied");
+            for (name, ours) in [("shared", &shared), ("unique", &unique)] {
+                assert_eq!(bits(ours), bits(&burns), "{n} values, {name}: output");
+            }
+            for (name, ours) in [("shared", &shared_grad), ("unique", &unique_grad)] {
+                assert_eq!(bits(ours), bits(&burns_grad), "{n} values, {name}: gradient");
+            }
         }
     }
 

@@ -97,4 +97,67 @@ mod page {
 /// programs there declare mimalloc.
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
-static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+static ALLOCATOR: Counted =
+    Counted { talc: talc::wasm::new_wasm_dynamic_allocator(), in_use: std::sync::atomic::AtomicUsize::new(0) };
+
+/// The bytes this instance's allocations hold now: what a leak grows. The instance's memory
+/// (`WebAssembly.Memory`) also holds the allocator's free gaps and never shrinks, so a gap too
+/// small for a later allocation steps it up once without anything being kept (the soak in
+/// tests/browser.rs reads both).
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn heap_bytes_in_use() -> f64 {
+    ALLOCATOR.in_use.load(std::sync::atomic::Ordering::Relaxed) as f64
+}
+
+/// talc, counting the bytes its allocations hold (a relaxed atomic: these modules have one
+/// thread, where it is a plain add).
+#[cfg(target_arch = "wasm32")]
+struct Counted {
+    talc: talc::wasm::WasmDynamicTalc,
+    in_use: std::sync::atomic::AtomicUsize,
+}
+
+/// One of the workspace's three `unsafe` uses outside tests and generated code (the others: the
+/// native programs' allocator option, cli/src/allocator.rs, and gemm's call in core/src/conv.rs):
+/// an allocator is an `unsafe` trait, and this one only passes each call on to talc's.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+unsafe impl std::alloc::GlobalAlloc for Counted {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's promises, passed on.
+        let ptr = unsafe { self.talc.alloc(layout) };
+        self.count(ptr, layout.size() as isize);
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        // SAFETY: the caller's promises, passed on.
+        let ptr = unsafe { self.talc.alloc_zeroed(layout) };
+        self.count(ptr, layout.size() as isize);
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: the caller's promises, passed on.
+        unsafe { self.talc.dealloc(ptr, layout) };
+        self.count(ptr, -(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's promises, passed on.
+        let moved = unsafe { self.talc.realloc(ptr, layout, new_size) };
+        self.count(moved, new_size as isize - layout.size() as isize);
+        moved
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Counted {
+    /// Adds `bytes` to the count unless the allocation failed (`ptr` null).
+    fn count(&self, ptr: *mut u8, bytes: isize) {
+        if !ptr.is_null() {
+            self.in_use.fetch_add(bytes as usize, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}

@@ -44,7 +44,8 @@
 // aria}], ...}.
 // With --soak <runs>, the page opens with the experiment (no autorun) and the test presses Run
 // <runs> times in that one page, waiting for each result; after each it collects garbage (page
-// and worker) and records the wasm memory of the page's and the worker's instances and the JS
+// and worker) and records the wasm memory of the page's and the worker's instances, the bytes their
+// allocations hold (the allocator's count, heap_bytes_in_use) and the JS
 // heaps; the result JSON is then {"soak": [{run, seconds, page_wasm_bytes, ...}], "load": ...}
 // and the series is printed to stderr.
 // With --drop <file,file,...>, the page opens without an experiment (no autorun) and the test
@@ -448,7 +449,8 @@ async function realmMemory() {
   globalThis.gc?.();
   const glue = await import(new URL('/web/pkg/wsa_lab_web.js', location.href).href);
   const wasm = await glue.default();
-  return { wasm: wasm.memory.buffer.byteLength, js: globalThis.performance?.memory?.usedJSHeapSize ?? null };
+  return { wasm: wasm.memory.buffer.byteLength, heap: glue.heap_bytes_in_use(),
+    js: globalThis.performance?.memory?.usedJSHeapSize ?? null };
 }
 
 // Presses Run `runs` times in one page, each once the last result is in, and records the
@@ -457,7 +459,8 @@ async function soak(page, runs) {
   await page.waitForFunction(() => document.body.dataset.wsaLabModuleMs !== undefined, null, { timeout: 60000 });
   const series = [];
   const mb = (bytes) => (bytes === null ? '—' : (bytes / 2 ** 20).toFixed(2));
-  console.error('soak: run  seconds  page wasm MB  worker wasm MB  page JS heap MB  worker JS heap MB');
+  const kb = (bytes) => (bytes / 2 ** 10).toFixed(1);
+  console.error('soak: run  seconds  page wasm MB  worker wasm MB  page in use KB  worker in use KB  page JS heap MB  worker JS heap MB');
   for (let run = 1; run <= runs; run += 1) {
     await page.evaluate(() => { delete document.body.dataset.wsaLab; });
     const started = Date.now();
@@ -477,10 +480,12 @@ async function soak(page, runs) {
     const inPage = await page.evaluate(realmMemory);
     const inWorker = await workers[0].evaluate(realmMemory);
     const point = { run, seconds, page_wasm_bytes: inPage.wasm, worker_wasm_bytes: inWorker.wasm,
+      page_heap_bytes: inPage.heap, worker_heap_bytes: inWorker.heap,
       page_js_heap_bytes: inPage.js, worker_js_heap_bytes: inWorker.js };
     series.push(point);
     console.error(`soak: ${String(run).padStart(3)}  ${seconds.toFixed(2).padStart(7)}  ${mb(point.page_wasm_bytes).padStart(12)}  `
-      + `${mb(point.worker_wasm_bytes).padStart(14)}  ${mb(point.page_js_heap_bytes).padStart(15)}  ${mb(point.worker_js_heap_bytes).padStart(17)}`);
+      + `${mb(point.worker_wasm_bytes).padStart(14)}  ${kb(point.page_heap_bytes).padStart(14)}  ${kb(point.worker_heap_bytes).padStart(16)}  `
+      + `${mb(point.page_js_heap_bytes).padStart(15)}  ${mb(point.worker_js_heap_bytes).padStart(17)}`);
   }
   return series;
 }

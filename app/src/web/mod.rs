@@ -11,16 +11,82 @@ use wasm_bindgen::prelude::Closure;
 /// that messages waiting for the worker (a Cancel) are handled before the work goes on. A
 /// macrotask, like `setTimeout(0)`, but without the 4 ms clamp browsers put on nested timeouts;
 /// a microtask (a resolved promise) would not let them in at all.
-pub async fn yield_to_event_loop() {
-    let Ok(channel) = web_sys::MessageChannel::new() else { return };
-    let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        let on_message = Closure::once_into_js(move |_: web_sys::MessageEvent| {
-            let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+///
+/// One channel and one handler serve every yield, and a yield allocates nothing on the wasm heap
+/// (a promise per yield allocated its callbacks there): how often the work yields depends on the
+/// clock, and allocations interleaved by the clock with the work's own made the worker's memory
+/// grow by a step at a random run in some pages and not in others (the soak in tests/browser.rs).
+pub fn yield_to_event_loop() -> impl std::future::Future<Output = ()> {
+    NextTask { turn: None }
+}
+
+/// The channel the worker posts to itself on: its sending port, and the receiving port's handler,
+/// kept for the worker's life (`None` where the browser made no channel: yields then return at
+/// once).
+struct TurnChannel {
+    /// Holds both ports for the worker's life.
+    _channel: web_sys::MessageChannel,
+    sender: web_sys::MessagePort,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+}
+
+thread_local! {
+    static TURN_CHANNEL: Option<TurnChannel> = TurnChannel::new();
+    /// Messages posted to the channel, and received back: a yield that posted the n-th message
+    /// resolves once n have come back.
+    static TURNS_POSTED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static TURNS_RECEIVED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The yields waiting for their message (a vector that keeps its capacity between turns).
+    static WAITING: std::cell::RefCell<Vec<std::task::Waker>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl TurnChannel {
+    fn new() -> Option<Self> {
+        let channel = web_sys::MessageChannel::new().ok()?;
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(|_: web_sys::MessageEvent| {
+            TURNS_RECEIVED.with(|received| received.set(received.get() + 1));
+            // Waking only queues the task (wasm-bindgen-futures polls it later), so the borrow
+            // is not taken twice.
+            WAITING.with(|waiting| waiting.borrow_mut().drain(..).for_each(std::task::Waker::wake));
         });
-        channel.port1().set_onmessage(Some(on_message.unchecked_ref()));
-        let _ = channel.port2().post_message(&wasm_bindgen::JsValue::NULL);
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+        channel.port1().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Some(Self { sender: channel.port2(), _channel: channel, _on_message: on_message })
+    }
+}
+
+/// [`yield_to_event_loop`]'s future: posts its message on the first poll, ready once that
+/// message has come back.
+struct NextTask {
+    turn: Option<u64>,
+}
+
+impl std::future::Future for NextTask {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let turn = match self.turn {
+            Some(turn) => turn,
+            None => {
+                let posted = TURN_CHANNEL.with(|turns| {
+                    turns.as_ref().is_some_and(|turns| turns.sender.post_message(&wasm_bindgen::JsValue::NULL).is_ok())
+                });
+                if !posted {
+                    return std::task::Poll::Ready(());
+                }
+                let turn = TURNS_POSTED.with(|posted| {
+                    posted.set(posted.get() + 1);
+                    posted.get()
+                });
+                self.turn = Some(turn);
+                turn
+            }
+        };
+        if TURNS_RECEIVED.with(std::cell::Cell::get) >= turn {
+            return std::task::Poll::Ready(());
+        }
+        WAITING.with(|waiting| waiting.borrow_mut().push(cx.waker().clone()));
+        std::task::Poll::Pending
+    }
 }
 
 thread_local! {
