@@ -536,7 +536,7 @@ pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
 
 /// The values of a contiguous float32 tensor to overwrite, when no other tensor shares its
 /// storage (`None` when one does).
-fn unique_f32s(t: &mut FlexTensor) -> Option<&mut [f32]> {
+pub(crate) fn unique_f32s(t: &mut FlexTensor) -> Option<&mut [f32]> {
     if !t.is_unique() {
         return None;
     }

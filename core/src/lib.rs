@@ -32,6 +32,7 @@ pub mod repair;
 pub mod rng;
 pub mod scope;
 mod simd;
+pub mod step;
 pub mod train;
 pub mod wsa;
 

@@ -6,6 +6,7 @@ use crate::device::read_f64;
 use crate::error::{Result, WsaError};
 use crate::model::{HostParams, ModelLayout, Params, forward};
 use crate::rng::Rng;
+use crate::step::{self, AdamStep, SgdStep};
 use crate::wsa::WsaTerm;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -99,7 +100,7 @@ impl DeviceData {
         let device = self.features.device();
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [indices.len()]), &device);
-        (self.features.clone().select(0, idx.clone()), self.labels.clone().select(0, idx))
+        (step::batch_rows(self.features.clone(), idx.clone()), self.labels.clone().select(0, idx))
     }
 }
 
@@ -342,34 +343,24 @@ impl Trainer {
         if let Some((anchor, mu)) = &self.proximal {
             g = g + (w.clone() - anchor[i].clone()) * *mu;
         }
-        let update = match &mut self.state {
+        let weight = match &mut self.state {
             OptimizerState::Sgd { velocity } => {
-                let v = match velocity[i].take() {
-                    Some(v) if cfg.momentum > 0.0 => v * cfg.momentum + g,
-                    _ => g,
-                };
-                velocity[i] = Some(v.clone());
-                v * lr
+                let carried = velocity[i].take().filter(|_| cfg.momentum > 0.0);
+                let step =
+                    SgdStep { momentum: cfg.momentum as f32, learning_rate: lr as f32, carry: carried.is_some() };
+                let (weight, v) = step::sgd_update(w, g, carried, step);
+                velocity[i] = Some(v);
+                weight
             }
             OptimizerState::Adam { m, v, t } => {
-                let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
-                let step = *t + 1;
-                let mi = match m[i].take() {
-                    Some(prev) => prev * b1 + g.clone() * (1.0 - b1),
-                    None => g.clone() * (1.0 - b1),
-                };
-                let vi = match v[i].take() {
-                    Some(prev) => prev * b2 + g.square() * (1.0 - b2),
-                    None => g.square() * (1.0 - b2),
-                };
-                m[i] = Some(mi.clone());
-                v[i] = Some(vi.clone());
-                let m_hat = mi / (1.0 - b1.powi(step));
-                let v_hat = vi / (1.0 - b2.powi(step));
-                m_hat / (v_hat.sqrt() + eps) * lr
+                let moments = m[i].take().zip(v[i].take());
+                let step = AdamStep::new(0.9, 0.999, 1e-8, lr, *t + 1);
+                let (weight, mi, vi) = step::adam_update(w, g, moments, step);
+                (m[i], v[i]) = (Some(mi), Some(vi));
+                weight
             }
         };
-        self.params.tensors[i] = w - update;
+        self.params.tensors[i] = weight;
     }
 
     fn end_step(&mut self) {

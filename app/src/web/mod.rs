@@ -12,10 +12,12 @@ use wasm_bindgen::prelude::Closure;
 /// macrotask, like `setTimeout(0)`, but without the 4 ms clamp browsers put on nested timeouts;
 /// a microtask (a resolved promise) would not let them in at all.
 ///
-/// One channel and one handler serve every yield, and a yield allocates nothing on the wasm heap
-/// (a promise per yield allocated its callbacks there): how often the work yields depends on the
-/// clock, and allocations interleaved by the clock with the work's own made the worker's memory
-/// grow by a step at a random run in some pages and not in others (the soak in tests/browser.rs).
+/// One channel and one handler serve every yield, and this future allocates nothing on the wasm
+/// heap (a promise per yield allocated its callbacks there, held across the turn): how often the
+/// work yields depends on the clock, and allocations interleaved by the clock with the work's own
+/// made the worker's memory grow by a step at a random run in some pages and not in others (the
+/// soak in tests/browser.rs). `platform::pause` still boxes it, a box freed before the work's
+/// next allocation.
 pub fn yield_to_event_loop() -> impl std::future::Future<Output = ()> {
     NextTask { turn: None }
 }
@@ -84,7 +86,13 @@ impl std::future::Future for NextTask {
         if TURNS_RECEIVED.with(std::cell::Cell::get) >= turn {
             return std::task::Poll::Ready(());
         }
-        WAITING.with(|waiting| waiting.borrow_mut().push(cx.waker().clone()));
+        WAITING.with(|waiting| {
+            let mut waiting = waiting.borrow_mut();
+            // Polled again before its turn: its task is already waiting.
+            if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                waiting.push(cx.waker().clone());
+            }
+        });
         std::task::Poll::Pending
     }
 }
