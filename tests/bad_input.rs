@@ -51,7 +51,6 @@ fn models_round_trip_and_corrupt_or_truncated_files_are_refused() {
 
     let missing = load_model(&dir.join("nope.safetensors")).expect_err("missing");
     assert!(matches!(missing, WsaError::Io { .. }), "{missing}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -93,7 +92,6 @@ fn nan_weights_are_refused_and_nothing_is_written() {
             && err.to_string().contains("from-elsewhere.safetensors"),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -108,7 +106,6 @@ fn atomic_writes_replace_whole_files_and_leave_no_temporaries() {
     let err = write_atomic(&path.join("child.json"), b"x").expect_err("parent is a file");
     assert!(matches!(err, WsaError::Io { .. }), "{err}");
     assert_eq!(std::fs::read(&path).expect("read"), b"second");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[track_caller]
@@ -227,7 +224,6 @@ fn a_pytorch_style_file_loads_by_parameter_path() {
     // Without a layout it cannot know the architecture, and says so.
     let err = load_model(&path).expect_err("no layout metadata");
     assert!(err.to_string().contains("model config"), "{err}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// float32 to IEEE half, rounding to nearest (what `torch.half()` stores), for the test files.
@@ -307,7 +303,6 @@ fn half_precision_pytorch_files_load_converted_and_their_buffers_are_ignored_wit
             params_from_safetensors(&file, &layout, &PathBuf::from("deeper.safetensors")).expect_err("an extra layer");
         assert!(matches!(&err, WsaError::ArchitectureMismatch { path, .. } if path == "hidden.7.weight"), "{err}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// PNG bytes of a `width` x `height` grayscale image.
@@ -442,5 +437,4 @@ fn malformed_data_files_are_refused_naming_the_file_and_the_problem() {
     c.data = mixed;
     assert!(matches!(run_err(&c), WsaError::BadDataFile { .. }));
     assert_eq!(entries(&dir), before, "nothing written");
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -244,7 +244,6 @@ fn cifar_batches_written_here_read_record_by_record() {
         want.sort_unstable();
         assert_eq!((got, split.train.num_classes), (want, classes));
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -285,7 +284,6 @@ fn an_idx_pair_of_mnist_files_gives_the_built_in_sets_numbers() {
         (split.train.labels.clone(), split.train.num_classes, split.train.sample_shape),
         (vec![4, 1], 5, vec![2])
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Files written here: a CSV with class numbers and no header, `.npy` arrays, a `.npz` archive
@@ -330,7 +328,6 @@ fn files_written_here_read_and_split_by_the_seed() {
     );
     let from_npz = load(&npz_set, 0).expect("reads");
     assert_eq!((from_npz.train, from_npz.test), (from_npy.train, from_npy.test));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A run's config with a file set: written, read back equal, and loading the same numbers twice;
@@ -406,5 +403,4 @@ fn a_csv_set_runs_an_experiment() {
     .expect("runs");
     let result = result.result;
     assert_eq!((result.dataset.as_str(), result.train_samples, result.test_samples), ("sides.csv", 150, 50));
-    std::fs::remove_dir_all(&dir).ok();
 }

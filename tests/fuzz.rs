@@ -117,7 +117,6 @@ fn model_files() {
         },
         |message| message.contains("fuzzed.safetensors"),
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// PyTorch models whose layout is inferred from their names and shapes (the fixtures PyTorch
@@ -164,7 +163,6 @@ fn pytorch_models_and_layout_files() {
         },
         |message| message.contains("fuzzed.layout.json") || message.contains("fuzzed.safetensors"),
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -272,7 +270,6 @@ fn experiment_configs_and_results() {
         |bytes| ConnectResult::from_json(&text(bytes)).err().map(|e| e.to_string()),
         |m| m.contains("connect result"),
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -40,13 +40,8 @@ pub fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// A fresh, empty temporary folder for one test.
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsa-lab-test-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
+mod temp_dir;
+pub use temp_dir::{TempDir, temp_dir};
 
 /// A costly set-up that several cases of one test binary share (a warmed GPU's results, a page
 /// driven in a browser): the first case that needs it runs it, the others wait for it and reuse

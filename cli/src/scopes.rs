@@ -72,6 +72,11 @@ pub fn run(args: ScopesArgs) -> Result<()> {
         check_out_folder(out)?;
     }
     let choice: DeviceChoice = args.device.parse()?;
+    // The files are checked before a GPU is looked for, so that a refusal comes at once and in
+    // its one sentence: looking loads the graphics drivers, which take a while and may print
+    // warnings of their own (Mesa's about XDG_RUNTIME_DIR where it is not set).
+    let header = |path: &Path| checkpoint::Header::read(&mut open(path)?, path);
+    checkpoint::compare::check_same_tensors(&header(&args.a)?, &header(&args.b)?)?;
     let device = device::select(choice)?;
     let started = Instant::now();
     let files = [args.a.as_path(), args.b.as_path()];

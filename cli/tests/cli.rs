@@ -2,16 +2,12 @@
 
 use std::path::Path;
 use std::process::Command;
+#[path = "../../tests/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::temp_dir;
 
 fn wsa_lab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wsa-lab"))
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsa-lab-cli-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
 }
 
 #[test]
@@ -79,7 +75,6 @@ fn connect_prints_the_table_and_writes_every_file() {
     let again =
         wsa_lab().args(["connect", "--print-config", "--config"]).arg(out.join("config.json")).output().expect("run");
     assert!(again.status.success());
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -118,7 +113,6 @@ fn bad_input_exits_with_a_clear_message_and_no_output() {
         assert_eq!(refused.status.code(), Some(1), "{flag} {value}");
         assert!(stderr.contains(flag) && stderr.contains(expected), "{flag} {value}: {stderr}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -164,7 +158,6 @@ fn fed_compare_prints_four_methods_and_writes_its_files() {
     let bad = wsa_lab().args(["fed", "--method", "fedsgd", "--print-config"]).output().expect("run");
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("fedavg or fedprox"));
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 fn run_ok(command: &mut Command) -> (String, String) {
@@ -380,7 +373,6 @@ fn plane_writes_its_grid_figure_and_summary_and_refuses_bad_thirds() {
     let message = String::from_utf8_lossy(&other.stderr);
     assert!(!other.status.success() && message.contains("third model"), "{message}");
     assert!(!dir.join("y").exists(), "nothing written for a refused plane");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The CPU backend runs convolutions, pooling and matrix products on rayon's threads; no sum is
@@ -411,7 +403,6 @@ fn one_thread_and_two_give_the_same_numbers() {
     assert_eq!(one, two, "the CNN pair differs between one thread and two");
     let fed = ["fed", "--clients", "4", "--rounds", "3", "--wsa"];
     assert_eq!(summary("1", &fed), summary("2", &fed), "the federated run differs between one thread and two");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The spec of the store tests: 4 small digits rows × 2 seeds, a fraction of a second a cell.
@@ -495,7 +486,6 @@ fn a_damaged_cell_file_is_quarantined_named_once_and_recomputed() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&files[0].display().to_string()) && stderr.contains("newer build"), "{stderr}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -544,7 +534,6 @@ fn a_reproduce_killed_at_random_moments_leaves_a_store_the_next_run_completes() 
         };
         assert_eq!(read(file)["variants"], read(&expected)["variants"], "{}", file.display());
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// Runs `wsa-lab` with `args` expecting it to refuse; returns stderr after checking what every
@@ -629,7 +618,6 @@ fn every_refusal_is_one_sentence_of_problem_and_fix() {
     let line = refused(&["app"], &["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]);
     assert!(line.contains("no display") && line.contains("Xvfb"), "{line}");
     assert!(!a_file.is_dir(), "nothing was written over the file");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -788,7 +776,6 @@ fn the_tour_worksheet_asks_every_question_and_its_notes_hold_the_runs_numbers() 
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The worksheet and notes in `out` are `tour`'s: every step's heading and question, the
@@ -865,5 +852,4 @@ fn a_translated_tour_file_gives_its_worksheet_and_a_broken_one_is_refused() {
             "{stderr}"
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -17,6 +17,9 @@ use std::process::Command;
 use wsa_core::model::{HostParams, ModelConfig, ModelLayout};
 use wsa_core::rng::Rng;
 use wsa_core::scope::{FusionRule, Scope, fuse};
+#[path = "../../tests/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::temp_dir;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
@@ -33,13 +36,6 @@ fn flower_python() -> PathBuf {
         Some(p) if Command::new(&p).args(["-c", "import flwr, numpy"]).output().is_ok_and(|o| o.status.success()) => p,
         _ => panic!("set FLOWER_PYTHON to a Python with flwr 1.42.0 and numpy (scripts/flower-venv.sh makes one)"),
     }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsa-lab-flower-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
 }
 
 /// A federated config: the digits, `clients` clients, three rounds, WSA on, one local epoch.

@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 use wsa_core::rng::Rng;
 use wsa_core::scope::{FusionRule, Scope, fuse, kl_gaussian, scope_of};
 use wsa_core::wsa::{KlDirection, LayerReduction, WsaConfig};
+#[path = "../../tests/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::temp_dir;
 
 /// The Python with the `wsa_lab` wheel installed (`.ci/run` installs it into the Flower venv). The
 /// wheel is the one last built: after a change to `python/` or the engine, build it again
@@ -21,13 +24,6 @@ fn python() -> String {
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsa-lab-python-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
 }
 
 fn text(out: &Output) -> String {
@@ -179,7 +175,6 @@ fn the_python_package_gives_the_engines_numbers_bit_for_bit_and_refuses_bad_inpu
         let said = out["errors"][case].as_str().unwrap_or("nothing");
         assert!(said.contains(words), "{case}: {said}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// The ```python blocks of docs/python.md that need only NumPy (the PyTorch one is for readers

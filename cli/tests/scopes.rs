@@ -6,16 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use wsa_core::checkpoint::{Header, StoredType};
 use wsa_core::rng::Rng;
+#[path = "../../tests/temp_dir.rs"]
+mod temp_dir;
+use temp_dir::temp_dir;
 
 fn wsa_lab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wsa-lab")).args(args).output().expect("run wsa-lab")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wsa-lab-scopes-{name}-{}", std::process::id()));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
 }
 
 /// Writes a safetensors file by hand: (name, dtype, shape, values) per tensor; float values
@@ -318,5 +314,4 @@ fn two_one_gigabyte_checkpoints_pass_within_the_memory_ceiling() {
         StoredType::F16.decode(&encoded, &mut expected);
         assert_eq!(vm, expected, "{name}: the merged values are the blend of A's and B's");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

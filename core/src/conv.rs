@@ -38,7 +38,7 @@ use burn::backend::{
 };
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Shape, Tensor, TensorData};
-pub(crate) use cpu::{for_each_chunk, sum_in_order, zeroed};
+pub(crate) use cpu::{VALUES_PER_TASK, for_each_chunk, on_the_pool, sum_in_order, zeroed};
 
 /// A task takes as many samples as have unfolded inputs (`[taps, out_pixels]`) of this many
 /// bytes in all (at least one): a measure of a sample's work, whether or not anything is
@@ -573,53 +573,47 @@ mod cpu {
         out.chunks_mut(chunk_len).enumerate().for_each(|(i, chunk)| task(i, chunk));
     }
 
+    /// Floats per task of the element-wise maps, of [`zeroed`] and of the copy of a batch's rows
+    /// (`step.rs`): below this a task costs more than it saves.
+    pub(crate) const VALUES_PER_TASK: usize = 1 << 16;
+
+    /// Whether work over `len` floats goes to rayon's threads: natively from two tasks' worth
+    /// (with every call handed to the pool, the bench's MLP and CNN at batch 32 ran at
+    /// 0.91-1.01x their rate before, docs/benchmarks.md); never on wasm32, which has none.
+    pub(crate) fn on_the_pool(len: usize) -> bool {
+        cfg!(not(target_arch = "wasm32")) && len >= 2 * VALUES_PER_TASK
+    }
+
     /// `len` zeros for a kernel's output, written on rayon's threads natively: zeroed on the
     /// calling thread (`vec![0.0; len]`), an output of a ResNet's step was written while the
     /// other threads waited (`memset` and the page faults of fresh memory were a third of what
     /// ran on one thread alone, `perf`).
     pub(crate) fn zeroed(len: usize) -> Vec<f32> {
         #[cfg(not(target_arch = "wasm32"))]
-        {
+        if on_the_pool(len) {
             use rayon::prelude::*;
-            if len < 2 * VALUES_PER_MAP_TASK {
-                return vec![0.0; len];
-            }
-            (0..len).into_par_iter().with_min_len(VALUES_PER_MAP_TASK).map(|_| 0.0).collect()
+            return (0..len).into_par_iter().with_min_len(VALUES_PER_TASK).map(|_| 0.0).collect();
         }
-        #[cfg(target_arch = "wasm32")]
         vec![0.0; len]
     }
-
-    /// Floats per task of the element-wise maps and of [`zeroed`]: below this a task costs more
-    /// than it saves, and below two of them the calling thread does the work alone (with every
-    /// call handed to the pool, the bench's MLP and CNN at batch 32 ran at 0.91-1.01x their
-    /// rate before, docs/benchmarks.md).
-    #[cfg(not(target_arch = "wasm32"))]
-    const VALUES_PER_MAP_TASK: usize = 1 << 16;
 
     /// `f` of each value, on rayon's threads natively.
     pub(super) fn map(values: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
         #[cfg(not(target_arch = "wasm32"))]
-        {
+        if on_the_pool(values.len()) {
             use rayon::prelude::*;
-            if values.len() < 2 * VALUES_PER_MAP_TASK {
-                return values.iter().map(|&v| f(v)).collect();
-            }
-            values.par_iter().with_min_len(VALUES_PER_MAP_TASK).map(|&v| f(v)).collect()
+            return values.par_iter().with_min_len(VALUES_PER_TASK).map(|&v| f(v)).collect();
         }
-        #[cfg(target_arch = "wasm32")]
         values.iter().map(|&v| f(v)).collect()
     }
 
     /// Each value replaced by `f` of it, on rayon's threads natively.
     pub(super) fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
         #[cfg(not(target_arch = "wasm32"))]
-        {
+        if on_the_pool(values.len()) {
             use rayon::prelude::*;
-            if values.len() >= 2 * VALUES_PER_MAP_TASK {
-                values.par_iter_mut().with_min_len(VALUES_PER_MAP_TASK).for_each(|v| *v = f(*v));
-                return;
-            }
+            values.par_iter_mut().with_min_len(VALUES_PER_TASK).for_each(|v| *v = f(*v));
+            return;
         }
         values.iter_mut().for_each(|v| *v = f(*v));
     }
@@ -629,12 +623,10 @@ mod cpu {
     pub(super) fn zip_in_place(a: &mut [f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) {
         assert_eq!(a.len(), b.len(), "zip_in_place: {} and {} values", a.len(), b.len());
         #[cfg(not(target_arch = "wasm32"))]
-        {
+        if on_the_pool(a.len()) {
             use rayon::prelude::*;
-            if a.len() >= 2 * VALUES_PER_MAP_TASK {
-                a.par_iter_mut().zip(b).with_min_len(VALUES_PER_MAP_TASK).for_each(|(x, &y)| *x = f(*x, y));
-                return;
-            }
+            a.par_iter_mut().zip(b).with_min_len(VALUES_PER_TASK).for_each(|(x, &y)| *x = f(*x, y));
+            return;
         }
         a.iter_mut().zip(b).for_each(|(x, &y)| *x = f(*x, y));
     }
@@ -643,14 +635,10 @@ mod cpu {
     pub(super) fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
         assert_eq!(a.len(), b.len(), "zip_map: {} and {} values", a.len(), b.len());
         #[cfg(not(target_arch = "wasm32"))]
-        {
+        if on_the_pool(a.len()) {
             use rayon::prelude::*;
-            if a.len() < 2 * VALUES_PER_MAP_TASK {
-                return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
-            }
-            a.par_iter().zip(b).with_min_len(VALUES_PER_MAP_TASK).map(|(&x, &y)| f(x, y)).collect()
+            return a.par_iter().zip(b).with_min_len(VALUES_PER_TASK).map(|(&x, &y)| f(x, y)).collect();
         }
-        #[cfg(target_arch = "wasm32")]
         a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
     }
 

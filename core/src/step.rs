@@ -27,7 +27,9 @@ use burn::backend::{
 };
 use burn::tensor::{DType, Int, Shape, Tensor};
 
-use crate::conv::{all_f32, contiguous, f32s, for_each_chunk, tensor, unique_f32s, zeroed};
+use crate::conv::{
+    VALUES_PER_TASK, all_f32, contiguous, f32s, for_each_chunk, on_the_pool, tensor, unique_f32s, zeroed,
+};
 use crate::simd::{Simd, WithSimd, with_best_simd};
 
 /// Adam's constants for one step, as float32: how the update reads them on every backend.
@@ -292,10 +294,6 @@ impl WithSimd for AdamTask<'_> {
     }
 }
 
-/// Rows per task of the copy of a batch's rows: about 64 K floats (below two tasks' worth the
-/// calling thread copies alone, as the element-wise maps do).
-const VALUES_PER_ROWS_TASK: usize = 1 << 16;
-
 /// An index tensor's values, when it holds 64- or 32-bit integers.
 fn indices_of(indices: &FlexTensor) -> Option<Vec<usize>> {
     let indices = contiguous(indices.clone());
@@ -324,12 +322,12 @@ impl StepKernels for Flex {
         let values = rows.len() * width;
         // Few values: appended on the calling thread, nothing written twice. More: zeroed and
         // copied on rayon's threads.
-        if values < 2 * VALUES_PER_ROWS_TASK || cfg!(target_arch = "wasm32") {
+        if !on_the_pool(values) {
             let mut out = Vec::with_capacity(values);
             rows.iter().for_each(|&r| out.extend_from_slice(row(r)));
             return tensor(out, Shape::new([rows.len(), width]));
         }
-        let rows_per_task = (VALUES_PER_ROWS_TASK / width).max(1);
+        let rows_per_task = (VALUES_PER_TASK / width).max(1);
         let mut out = zeroed(values);
         for_each_chunk(&mut out, rows_per_task * width, |task, chunk| {
             for (&r, out) in rows[task * rows_per_task..].iter().zip(chunk.chunks_exact_mut(width)) {
