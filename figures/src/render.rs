@@ -12,9 +12,19 @@ use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
 use plotters_backend::{BackendCoord, DrawingErrorKind};
 
-/// A legend swatch's length, and the radius of the mark on it, in pixels.
-const SWATCH_PX: i32 = 18;
+/// A legend swatch's length (two of the dashed line's dashes, four of the dotted line's dots),
+/// and the radius of the mark on it, in pixels.
+const SWATCH_PX: i32 = 21;
 const SWATCH_MARK_PX: i32 = 5;
+
+/// Pixels drawn and skipped in turn along a line of `dash` (a solid line: all drawn).
+fn dash_pattern(dash: Dash) -> Option<(u32, u32)> {
+    match dash {
+        Dash::Solid => None,
+        Dash::Dashed => Some((8, 5)),
+        Dash::Dotted => Some((2, 4)),
+    }
+}
 
 /// A figure ready to be drawn by either backend: a described figure, or a forest plot (a
 /// layout of its own, drawn only here).
@@ -138,6 +148,45 @@ impl<DB: DrawingBackend, C> Drawable<DB> for MarkElement<C> {
         }
         backend.fill_polygon(placed.iter().copied(), &paper)?;
         backend.draw_path(placed.iter().chain(placed.first()).copied(), &outline)
+    }
+}
+
+/// A series' legend swatch, drawn from its point: a stretch of its line in its dash (where it
+/// has a line), under its mark (where it has marks) a little larger than the plot's, so that
+/// the dash, the mark's shape and its fill read as on the plot.
+struct SwatchElement {
+    at: (i32, i32),
+    line: Option<(Dash, ShapeStyle)>,
+    mark: Option<(palette::Mark, RGBAColor)>,
+}
+
+impl<'a> PointCollection<'a, (i32, i32)> for &'a SwatchElement {
+    type Point = &'a (i32, i32);
+    type IntoIter = std::iter::Once<&'a (i32, i32)>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.at)
+    }
+}
+
+impl<DB: DrawingBackend> Drawable<DB> for SwatchElement {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        size: (u32, u32),
+    ) -> std::result::Result<(), DrawingErrorKind<DB::ErrorType>> {
+        let Some((x, y)) = points.next() else { return Ok(()) };
+        if let Some((dash, style)) = self.line {
+            let (on, off) = dash_pattern(dash).map_or((SWATCH_PX, 0), |(on, off)| (on as i32, off as i32));
+            for start in (0..SWATCH_PX).step_by((on + off) as usize) {
+                backend.draw_line((x + start, y), (x + (start + on).min(SWATCH_PX), y), &style)?;
+            }
+        }
+        if let Some((mark, color)) = self.mark {
+            let centre = std::iter::once((x + SWATCH_PX / 2, y));
+            MarkElement { at: (), r: SWATCH_MARK_PX, mark, color }.draw(centre, backend, size)?;
+        }
+        Ok(())
     }
 }
 
@@ -292,17 +341,20 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
         let points = series.points.iter().map(|p| (p[0], p[1]));
         let legend = panel.legend != LegendPlace::Hidden && !series.name.is_empty();
         if series.width > 0.0 {
-            let line = match series.dash {
-                Dash::Solid => chart.draw_series(LineSeries::new(points, style)).map_err(draw_err)?,
-                Dash::Dashed => chart.draw_series(DashedLineSeries::new(points, 8, 5, style)).map_err(draw_err)?,
-                Dash::Dotted => chart.draw_series(DashedLineSeries::new(points, 2, 4, style)).map_err(draw_err)?,
+            let line = match dash_pattern(series.dash) {
+                None => chart.draw_series(LineSeries::new(points, style)).map_err(draw_err)?,
+                Some((on, off)) => {
+                    chart.draw_series(DashedLineSeries::new(points, on, off, style)).map_err(draw_err)?
+                }
             };
             if legend && series.mark_radius <= 0.0 {
-                // The legend's swatch is the line's own stroke (short for a dashed one); a line
-                // with marks gets its swatch with its marks, below.
-                let swatch = if series.dash == Dash::Solid { SWATCH_PX } else { 8 };
-                line.label(series.name.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + swatch, y)], style));
+                // A line with marks gets its swatch with its marks, below.
+                let swatch = Some((series.dash, style));
+                line.label(series.name.as_str()).legend(move |(x, y)| SwatchElement {
+                    at: (x, y),
+                    line: swatch,
+                    mark: None,
+                });
             }
         }
         if series.mark_radius > 0.0 {
@@ -313,15 +365,11 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel, 
                 .draw_series(finite.map(|p| MarkElement { at: (p[0], p[1]), r: radius, mark, color }))
                 .map_err(draw_err)?;
             if legend {
-                // The legend's swatch: a short stretch of the line (where there is one) under a
-                // mark a little larger than the plot's, so that its shape and fill read. Without
-                // a line the stretch has no length, under the mark.
-                let (from, to) = if series.width > 0.0 { (0, SWATCH_PX) } else { (SWATCH_PX / 2, SWATCH_PX / 2) };
-                let line = color.stroke_width(2);
-                marks.label(series.name.as_str()).legend(move |(x, y)| {
-                    EmptyElement::at((x, y))
-                        + PathElement::new(vec![(from, 0), (to, 0)], line)
-                        + MarkElement { at: (SWATCH_PX / 2, 0), r: SWATCH_MARK_PX, mark, color }
+                let line = (series.width > 0.0).then_some((series.dash, color.stroke_width(2)));
+                marks.label(series.name.as_str()).legend(move |(x, y)| SwatchElement {
+                    at: (x, y),
+                    line,
+                    mark: Some((mark, color)),
                 });
             }
         }

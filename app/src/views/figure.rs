@@ -2,12 +2,13 @@
 //! and band; a heat map; stacked bars; labels) with egui_plot: the same description the
 //! exported PNGs are drawn from, so the window and the files show the same figure.
 
-use egui::{Color32, Ui};
+use egui::{Color32, Pos2, Rect, Role, Shape, Stroke, Ui, WidgetInfo, pos2, vec2};
 use egui_plot::{
-    Bar, BarChart, ColorConflictHandling, Corner, FilledArea, Heatmap, Legend, Line, LineStyle, MarkerShape, Plot,
-    PlotPoint, PlotPoints, PlotResponse, PlotUi, Points, Text,
+    Bar, BarChart, FilledArea, Heatmap, Line, LineStyle, MarkerShape, Plot, PlotPoint, PlotPoints, PlotResponse,
+    PlotUi, Points, Text,
 };
-use wsa_figures::figure::{Dash, Heatmap as HeatmapDescription, LegendPlace, Panel};
+use std::collections::BTreeSet;
+use wsa_figures::figure::{Dash, Heatmap as HeatmapDescription, LegendPlace, Panel, Series};
 use wsa_figures::palette::{self, Rgb};
 
 pub const fn color([r, g, b]: Rgb) -> Color32 {
@@ -50,6 +51,24 @@ pub fn draw<'a, R>(
     size: Size,
     extra: impl FnOnce(&mut PlotUi<'a>) -> R + 'a,
 ) -> PlotResponse<R> {
+    draw_with_window_entries(ui, id, panel, size, &[], extra)
+}
+
+/// An item only the window draws (by `extra`), with its legend entry: a line of its colour.
+pub struct WindowEntry {
+    pub name: &'static str,
+    pub color: Color32,
+}
+
+/// [`draw`], the legend also listing `window_entries`.
+pub fn draw_with_window_entries<'a, R>(
+    ui: &mut Ui,
+    id: &str,
+    panel: &'a Panel,
+    size: Size,
+    window_entries: &[WindowEntry],
+    extra: impl FnOnce(&mut PlotUi<'a>) -> R + 'a,
+) -> PlotResponse<R> {
     let mut plot = Plot::new(id)
         .height(size.height)
         .x_axis_label(panel.x.label.as_str())
@@ -65,20 +84,15 @@ pub fn draw<'a, R>(
     if let Some(width) = size.width {
         plot = plot.width(width);
     }
-    // A series' band, line and points share one legend entry. egui_plot greys an entry whose
-    // items differ in colour (the band is the line's colour, faint): the last item drawn, the
-    // line or its points, gives the swatch its series' colour instead.
-    let legend = Legend::default().color_conflict_handling(ColorConflictHandling::PickLast);
-    match panel.legend {
-        LegendPlace::UpperRight => plot = plot.legend(legend.position(Corner::RightTop)),
-        LegendPlace::LowerRight => plot = plot.legend(legend.position(Corner::RightBottom)),
-        LegendPlace::UpperLeft => plot = plot.legend(legend.position(Corner::LeftTop)),
-        LegendPlace::LowerLeft => plot = plot.legend(legend.position(Corner::LeftBottom)),
-        LegendPlace::Hidden => {}
-    }
+    // The legend is ours (`legend`), drawn over the plot once it is shown: egui_plot's draws
+    // every entry as a circle, which drops the dashes and the marks' shapes that tell the series
+    // apart without their colours. Its entries hide and show their series, as egui_plot's did.
+    let hidden_id = ui.make_persistent_id((id, "hidden series"));
+    let hidden: BTreeSet<String> = ui.data(|d| d.get_temp(hidden_id)).unwrap_or_default();
+    let shown = hidden.clone();
     // The plot's own background (egui_plot paints it with this colour), for open marks.
     let background = ui.visuals().extreme_bg_color;
-    plot.show(ui, move |plot| {
+    let response = plot.show(ui, move |plot| {
         if let Some(heatmap) = &panel.heatmap {
             let stops: Vec<Color32> = palette::SEQUENTIAL.iter().map(|&c| color(c)).collect();
             let [dx, dy] = heatmap.cell;
@@ -103,7 +117,7 @@ pub fn draw<'a, R>(
                 .collect();
             plot.bar_chart(BarChart::new(group.name.as_str(), bars).color(fill));
         }
-        for series in &panel.series {
+        for series in panel.series.iter().filter(|s| !shown.contains(&s.name)) {
             let stroke = color(series.color).gamma_multiply(series.opacity);
             // The line, its points and its band share the name: one legend entry.
             if let Some(band) = &series.band {
@@ -157,7 +171,139 @@ pub fn draw<'a, R>(
             plot.text(Text::new(label.text.as_str(), at, label.text.as_str()).color(ink));
         }
         extra(plot)
-    })
+    });
+    if panel.legend != LegendPlace::Hidden {
+        let mut hidden = hidden;
+        legend(ui, hidden_id, *response.transform.frame(), panel, window_entries, &mut hidden);
+        ui.data_mut(|d| d.insert_temp(hidden_id, hidden));
+    }
+    response
+}
+
+/// A swatch's length and the radius of the mark on it, in points: about the exported figures'.
+const SWATCH: f32 = 22.0;
+const SWATCH_MARK: f32 = 5.0;
+
+/// The legend of `panel` in its corner of `frame`: one entry per named series, its swatch drawn
+/// as the series is (its dash, its mark's shape and fill, its colour), then the window's own
+/// entries (labels). A series' entry is a checkbox for screen readers and the keyboard: pressing
+/// it hides the series (its name joins `hidden`) or shows it again.
+fn legend(
+    ui: &mut Ui,
+    id: egui::Id,
+    frame: Rect,
+    panel: &Panel,
+    window: &[WindowEntry],
+    hidden: &mut BTreeSet<String>,
+) {
+    let named: Vec<&Series> = panel.series.iter().filter(|s| !s.name.is_empty()).collect();
+    let names: Vec<&str> = named.iter().map(|s| s.name.as_str()).chain(window.iter().map(|w| w.name)).collect();
+    if names.is_empty() {
+        return;
+    }
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    let galleys: Vec<_> = names
+        .iter()
+        .map(|name| ui.painter().layout_no_wrap(name.to_string(), font.clone(), Color32::PLACEHOLDER))
+        .collect();
+    let row = galleys.iter().map(|g| g.size().y).fold(SWATCH_MARK * 2.0 + 4.0, f32::max);
+    let (padding, gap) = (6.0, 6.0);
+    let text_width = galleys.iter().map(|g| g.size().x).fold(0.0, f32::max);
+    let size = vec2(padding * 2.0 + SWATCH + gap + text_width, padding * 2.0 + row * names.len() as f32);
+    let inset = frame.shrink(8.0);
+    let left = matches!(panel.legend, LegendPlace::UpperLeft | LegendPlace::LowerLeft);
+    let top = matches!(panel.legend, LegendPlace::UpperLeft | LegendPlace::UpperRight);
+    let corner = pos2(
+        if left { inset.left() } else { inset.right() - size.x },
+        if top { inset.top() } else { inset.bottom() - size.y },
+    );
+    let area = Rect::from_min_size(corner, size);
+    let visuals = ui.visuals().clone();
+    let painter = ui.painter_at(frame);
+    painter.rect(
+        area,
+        3.0,
+        visuals.extreme_bg_color.gamma_multiply(0.9),
+        visuals.widgets.noninteractive.bg_stroke,
+        egui::StrokeKind::Inside,
+    );
+    for (k, (name, galley)) in names.iter().zip(galleys).enumerate() {
+        let entry =
+            Rect::from_min_size(corner + vec2(padding, padding + row * k as f32), vec2(size.x - 2.0 * padding, row));
+        let swatch = Rect::from_min_size(entry.min, vec2(SWATCH, row));
+        let text_at = pos2(swatch.right() + gap, entry.center().y - galley.size().y / 2.0);
+        let Some(series) = named.get(k) else {
+            // A window entry: a label (what it marks is the window's to draw).
+            let response = ui.interact(entry, id.with(k), egui::Sense::hover());
+            response.widget_info(|| WidgetInfo::labeled(Role::Label, true, *name));
+            let ink = window[k - named.len()].color;
+            painter.line_segment([swatch.left_center(), swatch.right_center()], Stroke::new(2.0, ink));
+            painter.galley(text_at, galley, visuals.text_color());
+            continue;
+        };
+        let response = ui.interact(entry, id.with(k), egui::Sense::click());
+        let is_shown = !hidden.contains(*name);
+        response.widget_info(|| WidgetInfo::selected(Role::CheckBox, true, is_shown, *name));
+        if response.clicked() && !hidden.remove(*name) {
+            hidden.insert(name.to_string());
+        }
+        let is_shown = !hidden.contains(*name);
+        if response.hovered() || response.has_focus() {
+            painter.rect_filled(entry, 2.0, visuals.widgets.hovered.weak_bg_fill);
+        }
+        // A hidden series' swatch and name are faint, as egui_plot drew them.
+        let faint = |c: Color32| if is_shown { c } else { c.gamma_multiply(0.3) };
+        swatch_of(&painter, swatch, series, faint(color(series.color)), visuals.extreme_bg_color);
+        painter.galley(text_at, galley, faint(visuals.text_color()));
+    }
+}
+
+/// A series' swatch in `rect`: a stretch of its line in its dash (where it has a line), under
+/// its mark (where it has marks).
+fn swatch_of(painter: &egui::Painter, rect: Rect, series: &Series, ink: Color32, background: Color32) {
+    let (from, to) = (rect.left_center(), rect.right_center());
+    if series.width > 0.0 {
+        let stroke = Stroke::new(series.width.clamp(1.5, 3.0), ink);
+        painter.extend(match series.dash {
+            Dash::Solid => vec![Shape::line_segment([from, to], stroke)],
+            // egui_plot's dense dashes and dots, as the plot draws them.
+            Dash::Dashed => Shape::dashed_line(&[from, to], stroke, 5.0, 5.0 * 0.618),
+            Dash::Dotted => Shape::dotted_line(&[from, to], ink, 5.0, stroke.width),
+        });
+    } else if series.mark_radius <= 0.0 {
+        // Neither line nor marks (a band alone): a block of its colour.
+        painter.rect_filled(
+            rect.shrink2(vec2(2.0, rect.height() / 4.0)),
+            1.0,
+            ink.gamma_multiply(palette::BAND_OPACITY),
+        );
+    }
+    if series.mark_radius > 0.0 {
+        let centre = rect.center();
+        let (shape, scale) = marker_shape(series.mark.shape);
+        mark(painter, shape, centre, SWATCH_MARK * scale, ink);
+        if series.mark.open {
+            mark(painter, shape, centre, SWATCH_MARK * scale * 0.55, background);
+        }
+    }
+}
+
+/// A filled mark of `shape` inside the circle of `radius` around `centre`, as egui_plot draws
+/// the plot's.
+fn mark(painter: &egui::Painter, shape: MarkerShape, centre: Pos2, radius: f32, fill: Color32) {
+    let at = |dx: f32, dy: f32| centre + vec2(dx, dy) * radius;
+    let (half, third) = (std::f32::consts::FRAC_1_SQRT_2, 3f32.sqrt() / 2.0);
+    let corners = match shape {
+        MarkerShape::Square => vec![at(-half, -half), at(half, -half), at(half, half), at(-half, half)],
+        MarkerShape::Diamond => vec![at(0.0, -1.0), at(1.0, 0.0), at(0.0, 1.0), at(-1.0, 0.0)],
+        MarkerShape::Up => vec![at(0.0, -1.0), at(third, 0.5), at(-third, 0.5)],
+        MarkerShape::Down => vec![at(0.0, 1.0), at(-third, -0.5), at(third, -0.5)],
+        _ => {
+            painter.circle_filled(centre, radius, fill);
+            return;
+        }
+    };
+    painter.add(Shape::convex_polygon(corners, fill, Stroke::NONE));
 }
 
 /// The colour scale of `heatmap`, as the exported figure draws it beside the plot: a strip from
@@ -187,7 +333,55 @@ pub fn colour_bar(ui: &mut Ui, heatmap: &HeatmapDescription) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wsa_figures::figure::Series;
+
+    fn two_series(legend: LegendPlace) -> Panel {
+        Panel {
+            x: wsa_figures::figure::Axis::new("x", [0.0, 1.0]),
+            y: wsa_figures::figure::Axis::new("y", [0.0, 1.0]),
+            series: vec![
+                Series::line("plain", [200, 60, 50], 2.0, vec![[0.0, 0.1], [0.2, 0.1]]),
+                Series::line("wsa", [40, 100, 200], 2.0, vec![[0.0, 0.2], [0.2, 0.2]]).dashed(Dash::Dashed),
+            ],
+            legend,
+            ..Panel::default()
+        }
+    }
+
+    /// The legend's entries are checkboxes a screen reader names, one per named series, and a
+    /// label per window entry; pressing one (pointer or keyboard) hides its series, again shows
+    /// it. A hidden legend has no entries.
+    #[test]
+    fn legend_entries_are_checkboxes_that_hide_and_show_their_series() {
+        use egui_kittest::kittest::{NodeT, Queryable};
+        let checked = |harness: &egui_kittest::Harness<'_>, name: &str| {
+            let node = harness.get_by_label(name);
+            assert_eq!(node.accesskit_node().role(), Role::CheckBox, "{name}");
+            node.accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
+        };
+        let panel = two_series(LegendPlace::UpperRight);
+        let mut harness = egui_kittest::Harness::builder().with_size([600.0, 400.0]).build_ui(move |ui| {
+            let window = [WindowEntry { name: "selected α", color: Color32::GRAY }];
+            let _ = draw_with_window_entries(ui, "legend", &panel, Size::height(380.0), &window, |_| ());
+        });
+        harness.run();
+        assert!(checked(&harness, "plain") && checked(&harness, "wsa"));
+        assert_eq!(harness.get_by_label("selected α").accesskit_node().role(), Role::Label);
+        harness.get_by_label("wsa").click();
+        harness.run();
+        assert!(checked(&harness, "plain") && !checked(&harness, "wsa"));
+        harness.get_by_label("wsa").focus();
+        harness.run();
+        harness.key_press(egui::Key::Space);
+        harness.run();
+        assert!(checked(&harness, "wsa"), "the keyboard shows it again");
+
+        let hidden = two_series(LegendPlace::Hidden);
+        let mut harness = egui_kittest::Harness::builder().with_size([600.0, 400.0]).build_ui(move |ui| {
+            let _ = draw(ui, "no legend", &hidden, Size::height(380.0), |_| ());
+        });
+        harness.run();
+        assert!(harness.query_by_label("plain").is_none());
+    }
 
     /// With seed bands on, each legend swatch is drawn in its series' colour (egui_plot greyed
     /// an entry whose band and line differ in colour, so a legend identified nothing). The data

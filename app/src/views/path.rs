@@ -62,8 +62,11 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
                 let alpha = result.methods[0].path[selected].alpha;
                 let panel = describe::path_panel(result, path_seed, measure, marked);
                 ui.label(&panel.title);
+                let selected =
+                    figure::WindowEntry { name: "selected α", color: figure::color(palette::SELECTED_ALPHA) };
+                let size = Size { height: 280.0, width: Some(width) };
                 let response =
-                    figure::draw(ui, measure.name(), &panel, Size { height: 280.0, width: Some(width) }, |plot| {
+                    figure::draw_with_window_entries(ui, measure.name(), &panel, size, &[selected], |plot| {
                         plot.vline(VLine::new("selected α", alpha).color(figure::color(palette::SELECTED_ALPHA)));
                         (plot.response().clicked(), plot.pointer_coordinate())
                     });
