@@ -46,7 +46,8 @@ pub struct CommonArgs {
     /// WSA strength (overrides the config).
     #[arg(long, value_parser = args::number)]
     pub lambda: Option<f64>,
-    /// auto: a hardware GPU if there is one, else the CPU.
+    /// auto: a hardware GPU for runs large enough to gain from one (`wsa-lab devices` says from
+    /// how much work per step), else the CPU.
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Print the effective config as JSON and exit.

@@ -29,7 +29,7 @@ pub const EPSILON: f32 = 1e-5;
 
 /// Values of one task of the CPU kernel, about: whole groups of channels of one sample each, so
 /// a task's data stays in a core's L2 cache between its passes.
-const VALUES_PER_TASK: usize = 16 * 1024;
+const VALUES_PER_GROUPS_TASK: usize = 16 * 1024;
 
 #[backend_extension(Cube: cfg(gpu), Flex, Fusion: cfg(gpu), Autodiff)]
 pub trait GroupNormKernels: Backend {
@@ -277,9 +277,9 @@ impl GroupShape {
         self.channels_per_group() * self.positions
     }
 
-    /// Groups per task: as many as keep a task near [`VALUES_PER_TASK`] values, at least one.
+    /// Groups per task: as many as keep a task near [`VALUES_PER_GROUPS_TASK`] values, at least one.
     fn groups_per_task(&self) -> usize {
-        (VALUES_PER_TASK / self.group_len().max(1)).max(1)
+        (VALUES_PER_GROUPS_TASK / self.group_len().max(1)).max(1)
     }
 }
 

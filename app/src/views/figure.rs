@@ -89,7 +89,7 @@ pub fn draw_with_window_entries<'a, R>(
     // apart without their colours. Its entries hide and show their series, as egui_plot's did.
     let hidden_id = ui.make_persistent_id((id, "hidden series"));
     let hidden: BTreeSet<String> = ui.data(|d| d.get_temp(hidden_id)).unwrap_or_default();
-    let shown = hidden.clone();
+    let left_out = hidden.clone();
     // The plot's own background (egui_plot paints it with this colour), for open marks.
     let background = ui.visuals().extreme_bg_color;
     let response = plot.show(ui, move |plot| {
@@ -117,7 +117,7 @@ pub fn draw_with_window_entries<'a, R>(
                 .collect();
             plot.bar_chart(BarChart::new(group.name.as_str(), bars).color(fill));
         }
-        for series in panel.series.iter().filter(|s| !shown.contains(&s.name)) {
+        for series in panel.series.iter().filter(|s| !left_out.contains(&s.name)) {
             let stroke = color(series.color).gamma_multiply(series.opacity);
             // The line, its points and its band share the name: one legend entry.
             if let Some(band) = &series.band {
@@ -196,21 +196,31 @@ fn legend(
     window: &[WindowEntry],
     hidden: &mut BTreeSet<String>,
 ) {
-    let named: Vec<&Series> = panel.series.iter().filter(|s| !s.name.is_empty()).collect();
+    // One entry per name (a series' line, points and band share theirs), in the panel's order.
+    let mut seen = BTreeSet::new();
+    let named: Vec<&Series> = panel.series.iter().filter(|s| !s.name.is_empty() && seen.insert(&s.name)).collect();
+    // Names go with a run's numbers: forget the hidden ones the panel no longer has.
+    hidden.retain(|name| seen.contains(name));
     let names: Vec<&str> = named.iter().map(|s| s.name.as_str()).chain(window.iter().map(|w| w.name)).collect();
     if names.is_empty() {
         return;
     }
+    let (padding, gap, inset) = (6.0, 6.0, frame.shrink(8.0));
+    // A name wider than the plot leaves room for is cut short ("…"), whole on hover.
+    let text_room = (inset.width() - 2.0 * padding - SWATCH - gap).max(40.0);
     let font = egui::TextStyle::Body.resolve(ui.style());
     let galleys: Vec<_> = names
         .iter()
-        .map(|name| ui.painter().layout_no_wrap(name.to_string(), font.clone(), Color32::PLACEHOLDER))
+        .map(|name| {
+            let mut job =
+                egui::text::LayoutJob::simple_singleline(name.to_string(), font.clone(), Color32::PLACEHOLDER);
+            job.wrap = egui::text::TextWrapping::truncate_at_width(text_room);
+            ui.painter().layout_job(job)
+        })
         .collect();
     let row = galleys.iter().map(|g| g.size().y).fold(SWATCH_MARK * 2.0 + 4.0, f32::max);
-    let (padding, gap) = (6.0, 6.0);
     let text_width = galleys.iter().map(|g| g.size().x).fold(0.0, f32::max);
     let size = vec2(padding * 2.0 + SWATCH + gap + text_width, padding * 2.0 + row * names.len() as f32);
-    let inset = frame.shrink(8.0);
     let left = matches!(panel.legend, LegendPlace::UpperLeft | LegendPlace::LowerLeft);
     let top = matches!(panel.legend, LegendPlace::UpperLeft | LegendPlace::UpperRight);
     let corner = pos2(
@@ -227,34 +237,55 @@ fn legend(
         visuals.widgets.noninteractive.bg_stroke,
         egui::StrokeKind::Inside,
     );
+    // The box takes the clicks and drags its entries do not, which would otherwise reach the
+    // plot under it (a click there picks α on the path plot).
+    ui.interact(area.intersect(frame), id.with("box"), egui::Sense::click_and_drag());
     for (k, (name, galley)) in names.iter().zip(galleys).enumerate() {
         let entry =
             Rect::from_min_size(corner + vec2(padding, padding + row * k as f32), vec2(size.x - 2.0 * padding, row));
+        // What the plot's frame cuts off (a legend taller than a small plot) is not drawn, and
+        // not pressed either.
+        if !frame.contains_rect(entry) {
+            continue;
+        }
         let swatch = Rect::from_min_size(entry.min, vec2(SWATCH, row));
         let text_at = pos2(swatch.right() + gap, entry.center().y - galley.size().y / 2.0);
+        let elided = galley.elided;
         let Some(series) = named.get(k) else {
             // A window entry: a label (what it marks is the window's to draw).
             let response = ui.interact(entry, id.with(k), egui::Sense::hover());
             response.widget_info(|| WidgetInfo::labeled(Role::Label, true, *name));
+            if elided {
+                response.on_hover_text(*name);
+            }
             let ink = window[k - named.len()].color;
             painter.line_segment([swatch.left_center(), swatch.right_center()], Stroke::new(2.0, ink));
             painter.galley(text_at, galley, visuals.text_color());
             continue;
         };
-        let response = ui.interact(entry, id.with(k), egui::Sense::click());
-        let is_shown = !hidden.contains(*name);
-        response.widget_info(|| WidgetInfo::selected(Role::CheckBox, true, is_shown, *name));
-        if response.clicked() && !hidden.remove(*name) {
-            hidden.insert(name.to_string());
+        let mut response = ui.interact(entry, id.with(k), egui::Sense::click());
+        if response.clicked() {
+            if !hidden.remove(*name) {
+                hidden.insert(name.to_string());
+            }
+            response.mark_changed();
         }
         let is_shown = !hidden.contains(*name);
-        if response.hovered() || response.has_focus() {
+        response.widget_info(|| WidgetInfo::selected(Role::CheckBox, true, is_shown, *name));
+        if response.hovered() {
             painter.rect_filled(entry, 2.0, visuals.widgets.hovered.weak_bg_fill);
+        }
+        if response.has_focus() {
+            painter.rect_stroke(entry, 2.0, visuals.selection.stroke, egui::StrokeKind::Inside);
         }
         // A hidden series' swatch and name are faint, as egui_plot drew them.
         let faint = |c: Color32| if is_shown { c } else { c.gamma_multiply(0.3) };
-        swatch_of(&painter, swatch, series, faint(color(series.color)), visuals.extreme_bg_color);
+        let ink = color(series.color).gamma_multiply(series.opacity);
+        swatch_of(&painter, swatch, series, faint(ink), visuals.extreme_bg_color);
         painter.galley(text_at, galley, faint(visuals.text_color()));
+        if elided {
+            response.on_hover_text(*name);
+        }
     }
 }
 
@@ -359,11 +390,20 @@ mod tests {
             node.accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
         };
         let panel = two_series(LegendPlace::UpperRight);
+        // Whether the plot under the legend saw a click (the path plot picks α with one).
+        let plot_clicked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = plot_clicked.clone();
         let mut harness = egui_kittest::Harness::builder().with_size([600.0, 400.0]).build_ui(move |ui| {
             let window = [WindowEntry { name: "selected α", color: Color32::GRAY }];
-            let _ = draw_with_window_entries(ui, "legend", &panel, Size::height(380.0), &window, |_| ());
+            let response = draw_with_window_entries(ui, "legend", &panel, Size::height(380.0), &window, |plot| {
+                plot.response().clicked()
+            });
+            seen.fetch_or(response.inner, std::sync::atomic::Ordering::Relaxed);
         });
         harness.run();
+        harness.get_by_label("selected α").click();
+        harness.run();
+        assert!(!plot_clicked.load(std::sync::atomic::Ordering::Relaxed), "a click on the legend stays there");
         assert!(checked(&harness, "plain") && checked(&harness, "wsa"));
         assert_eq!(harness.get_by_label("selected α").accesskit_node().role(), Role::Label);
         harness.get_by_label("wsa").click();
