@@ -294,6 +294,38 @@ pub fn checkpoint_scopes(comparison: &Comparison, top: usize) -> Figure {
     }
 }
 
+/// A training curve per trained model: `value` of its records (`records`: the pair each was
+/// trained in, and the record) per epoch, A's and B's in their colours, the plain pair's dashed
+/// and the WSA pair's solid; the legend where it covers the least.
+pub fn training_panel(records: &[(Training, &EpochRecord)], label: &str, value: fn(&EpochRecord) -> f64) -> Panel {
+    let mut series = Vec::new();
+    for pair in Training::ALL {
+        for model in Endpoint::ALL {
+            let points: Vec<[f64; 2]> = records
+                .iter()
+                .filter(|(p, r)| *p == pair && r.model == model)
+                .map(|(_, r)| [r.epoch as f64, value(r)])
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let dash = if pair == Training::Plain { Dash::Dashed } else { Dash::Solid };
+            let name = format!("{} {}", pair.name(), model.label());
+            series.push(Series::line(name, palette::endpoint(model), 2.0, points).dashed(dash));
+        }
+    }
+    let epochs = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p[0])), [0.0, 1.0]);
+    let values = extent(series.iter().flat_map(|s| s.points.iter().map(|p| p[1])), [0.0, 1.0]);
+    let panel = Panel {
+        title: label.to_string(),
+        x: Axis { whole_numbers: true, ..Axis::new("epoch", epochs) },
+        y: Axis::new(label, values),
+        series,
+        ..Panel::default()
+    };
+    Panel { legend: LegendPlace::least_covering(&panel, LegendPlace::UpperRight), ..panel }
+}
+
 /// One layer's scope over training: A's and B's std (solid) and mean (dashed) per epoch.
 pub fn trajectory_panel(curves: &[EpochRecord], layer: usize) -> Panel {
     let mut series = Vec::new();
@@ -592,5 +624,16 @@ mod tests {
             assert_eq!(chord.points, vec![[0.0, first.loss], [1.0, last.loss]], "{}", method.method);
         }
         assert!(panel.title.contains("dotted: the chord"));
+
+        // The training curves: one line per trained model, the plain pair's dashed, each with
+        // every epoch of its records.
+        let records: Vec<_> = result.pairs.iter().flat_map(|p| p.curves.iter().map(move |c| (p.training, c))).collect();
+        let curves = training_panel(&records, "test accuracy", |r| r.test_accuracy);
+        let names: Vec<&str> = curves.series.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["plain A", "plain B", "wsa A", "wsa B"]);
+        for series in &curves.series {
+            let dash = if series.name.starts_with("plain") { Dash::Dashed } else { Dash::Solid };
+            assert_eq!((series.dash, series.points.len()), (dash, config.train.epochs), "{}", series.name);
+        }
     }
 }

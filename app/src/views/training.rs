@@ -2,13 +2,12 @@
 //! pair, plain and WSA), from the running job or, when idle, from the last result.
 
 use super::View;
-use super::figure::color;
+use super::figure::{self, Size};
 use super::png_button;
 use egui::Ui;
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints};
-use wsa_core::experiment::connect::{Endpoint, EpochRecord};
+use wsa_core::experiment::connect::EpochRecord;
 use wsa_core::experiment::method::Training;
-use wsa_figures::palette;
+use wsa_figures::describe;
 
 pub fn show(app: &mut View<'_>, ui: &mut Ui) {
     let records: Vec<(Training, &EpochRecord)> = if app.is_busy() {
@@ -40,35 +39,15 @@ pub fn show(app: &mut View<'_>, ui: &mut Ui) {
             ("test accuracy", |r| r.test_accuracy),
         ] {
             ui.vertical(|ui| {
+                let panel = describe::training_panel(&records, title, value);
                 ui.label(title);
-                Plot::new(("curves", title))
-                    .width(width)
-                    .height(260.0)
-                    .legend(Legend::default())
-                    .x_axis_label("epoch")
-                    .show(ui, |plot| {
-                        for pair in Training::ALL {
-                            for model in Endpoint::ALL {
-                                let pts: Vec<[f64; 2]> = records
-                                    .iter()
-                                    .filter(|(p, r)| *p == pair && r.model == model)
-                                    .map(|(_, r)| [r.epoch as f64, value(r)])
-                                    .collect();
-                                if pts.is_empty() {
-                                    continue;
-                                }
-                                let color = color(palette::endpoint(model));
-                                let style =
-                                    if pair == Training::Plain { LineStyle::dashed_loose() } else { LineStyle::Solid };
-                                plot.line(
-                                    Line::new(format!("{} {}", pair.name(), model.label()), PlotPoints::from(pts))
-                                        .color(color)
-                                        .style(style)
-                                        .width(2.0),
-                                );
-                            }
-                        }
-                    });
+                figure::draw(
+                    ui,
+                    &format!("curves {title}"),
+                    &panel,
+                    Size { height: 260.0, width: Some(width) },
+                    |_| (),
+                );
                 if let Some(request) = png_button(ui, &format!("training-{}", title.replace(' ', "-")), ui.min_rect()) {
                     save = Some(request);
                 }
