@@ -86,10 +86,12 @@ pub fn draw_with_window_entries<'a, R>(
     }
     // The legend is ours (`legend`), drawn over the plot once it is shown: egui_plot's draws
     // every entry as a circle, which drops the dashes and the marks' shapes that tell the series
-    // apart without their colours. Its entries hide and show their series, as egui_plot's did.
-    let hidden_id = ui.make_persistent_id((id, "hidden series"));
-    let hidden: BTreeSet<String> = ui.data(|d| d.get_temp(hidden_id)).unwrap_or_default();
-    let left_out = hidden.clone();
+    // apart without their colours. Its entries hide and show their series, and one under the
+    // pointer or the keyboard's focus highlights its series, as egui_plot's did.
+    let state_id = ui.make_persistent_id((id, "legend"));
+    let state: LegendState = ui.data(|d| d.get_temp(state_id)).unwrap_or_default();
+    let (left_out, highlighted) = (state.hidden.clone(), state.highlighted.clone());
+    let highlighted_before = highlighted.clone();
     // The plot's own background (egui_plot paints it with this colour), for open marks.
     let background = ui.visuals().extreme_bg_color;
     let response = plot.show(ui, move |plot| {
@@ -119,6 +121,7 @@ pub fn draw_with_window_entries<'a, R>(
         }
         for series in panel.series.iter().filter(|s| !left_out.contains(&s.name)) {
             let stroke = color(series.color).gamma_multiply(series.opacity);
+            let highlight = highlighted.as_ref() == Some(&series.name);
             // The line, its points and its band share the name: one legend entry.
             if let Some(band) = &series.band {
                 let xs: Vec<f64> = band.iter().map(|b| b[0]).collect();
@@ -126,7 +129,8 @@ pub fn draw_with_window_entries<'a, R>(
                 let highs: Vec<f64> = band.iter().map(|b| b[2]).collect();
                 plot.add(
                     FilledArea::new(series.name.as_str(), &xs, &lows, &highs)
-                        .fill_color(stroke.gamma_multiply(palette::BAND_OPACITY)),
+                        .fill_color(stroke.gamma_multiply(palette::BAND_OPACITY))
+                        .highlight(highlight),
                 );
             }
             if series.width > 0.0 {
@@ -139,7 +143,8 @@ pub fn draw_with_window_entries<'a, R>(
                     Line::new(series.name.as_str(), PlotPoints::from(series.points.clone()))
                         .color(stroke)
                         .width(series.width)
-                        .style(style),
+                        .style(style)
+                        .highlight(highlight),
                 );
             }
             if series.mark_radius > 0.0 {
@@ -149,7 +154,8 @@ pub fn draw_with_window_entries<'a, R>(
                     Points::new(series.name.as_str(), PlotPoints::from(series.points.clone()))
                         .color(stroke)
                         .radius(radius)
-                        .shape(shape),
+                        .shape(shape)
+                        .highlight(highlight),
                 );
                 if series.mark.open {
                     // An open mark: the plot's background over the mark's middle, which leaves a
@@ -173,11 +179,22 @@ pub fn draw_with_window_entries<'a, R>(
         extra(plot)
     });
     if panel.legend != LegendPlace::Hidden {
-        let mut hidden = hidden;
-        legend(ui, hidden_id, *response.transform.frame(), panel, window_entries, &mut hidden);
-        ui.data_mut(|d| d.insert_temp(hidden_id, hidden));
+        let mut state = state;
+        legend(ui, state_id, *response.transform.frame(), panel, window_entries, &mut state);
+        if state.highlighted != highlighted_before {
+            // The plot drew this frame's highlight before the legend knew it: once more.
+            ui.ctx().request_repaint();
+        }
+        ui.data_mut(|d| d.insert_temp(state_id, state));
     }
     response
+}
+
+/// What a plot's legend keeps between frames: the series hidden, the one highlighted.
+#[derive(Clone, Default)]
+struct LegendState {
+    hidden: BTreeSet<String>,
+    highlighted: Option<String>,
 }
 
 /// A swatch's length and the radius of the mark on it, in points: about the exported figures'.
@@ -187,15 +204,11 @@ const SWATCH_MARK: f32 = 5.0;
 /// The legend of `panel` in its corner of `frame`: one entry per named series, its swatch drawn
 /// as the series is (its dash, its mark's shape and fill, its colour), then the window's own
 /// entries (labels). A series' entry is a checkbox for screen readers and the keyboard: pressing
-/// it hides the series (its name joins `hidden`) or shows it again.
-fn legend(
-    ui: &mut Ui,
-    id: egui::Id,
-    frame: Rect,
-    panel: &Panel,
-    window: &[WindowEntry],
-    hidden: &mut BTreeSet<String>,
-) {
+/// it hides the series (its name joins `state.hidden`) or shows it again; under the pointer or
+/// focused, it highlights the series (`state.highlighted`, drawn by the next frame's plot).
+fn legend(ui: &mut Ui, id: egui::Id, frame: Rect, panel: &Panel, window: &[WindowEntry], state: &mut LegendState) {
+    let LegendState { hidden, highlighted } = state;
+    *highlighted = None;
     // One entry per name (a series' line, points and band share theirs), in the panel's order.
     let mut seen = BTreeSet::new();
     let named: Vec<&Series> = panel.series.iter().filter(|s| !s.name.is_empty() && seen.insert(&s.name)).collect();
@@ -274,6 +287,9 @@ fn legend(
         response.widget_info(|| WidgetInfo::selected(Role::CheckBox, true, is_shown, *name));
         if response.hovered() {
             painter.rect_filled(entry, 2.0, visuals.widgets.hovered.weak_bg_fill);
+        }
+        if (response.hovered() || response.has_focus()) && is_shown {
+            *highlighted = Some(name.to_string());
         }
         if response.has_focus() {
             painter.rect_stroke(entry, 2.0, visuals.selection.stroke, egui::StrokeKind::Inside);
@@ -379,8 +395,8 @@ mod tests {
     }
 
     /// The legend's entries are checkboxes a screen reader names, one per named series, and a
-    /// label per window entry; pressing one (pointer or keyboard) hides its series, again shows
-    /// it. A hidden legend has no entries.
+    /// label per window entry; the one under the pointer highlights its series, and pressing one
+    /// (pointer or keyboard) hides it, again shows it. A hidden legend has no entries.
     #[test]
     fn legend_entries_are_checkboxes_that_hide_and_show_their_series() {
         use egui_kittest::kittest::{NodeT, Queryable};
@@ -393,14 +409,24 @@ mod tests {
         // Whether the plot under the legend saw a click (the path plot picks α with one).
         let plot_clicked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = plot_clicked.clone();
+        // The series the legend highlights, as the plot reads it for the next frame.
+        let highlighted = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let read = highlighted.clone();
         let mut harness = egui_kittest::Harness::builder().with_size([600.0, 400.0]).build_ui(move |ui| {
             let window = [WindowEntry { name: "selected α", color: Color32::GRAY }];
             let response = draw_with_window_entries(ui, "legend", &panel, Size::height(380.0), &window, |plot| {
                 plot.response().clicked()
             });
             seen.fetch_or(response.inner, std::sync::atomic::Ordering::Relaxed);
+            let state: LegendState =
+                ui.data(|d| d.get_temp(ui.make_persistent_id(("legend", "legend")))).unwrap_or_default();
+            *read.lock().expect("lock") = state.highlighted;
         });
         harness.run();
+        assert_eq!(*highlighted.lock().expect("lock"), None);
+        harness.get_by_label("wsa").hover();
+        harness.run();
+        assert_eq!(highlighted.lock().expect("lock").as_deref(), Some("wsa"), "the entry under the pointer");
         harness.get_by_label("selected α").click();
         harness.run();
         assert!(!plot_clicked.load(std::sync::atomic::Ordering::Relaxed), "a click on the legend stays there");
