@@ -379,15 +379,20 @@ impl StepKernels for Flex {
             return composed::sgd::<Self>(w, g, velocity, &s);
         }
         let g = contiguous(g);
-        let (mut w, mut velocity) = (owned_values(w), owned_values(velocity));
-        let grad = f32s(&g);
-        let (weights, velocities) = (values_mut(&mut w), values_mut(&mut velocity));
-        assert!(
-            weights.len() == grad.len() && velocities.len() == grad.len(),
-            "SGD: the weight, its gradient and its velocity differ in size"
-        );
+        let mut w = owned_values(w);
+        let (grad, weights) = (f32s(&g), values_mut(&mut w));
+        assert_eq!(weights.len(), grad.len(), "SGD: the weight and its gradient differ in size");
+        if !s.carry {
+            // Nothing carried over: the new velocity is the gradient, returned as it is (a copy
+            // of it had been written for the loop to read once).
+            weights.iter_mut().zip(grad).for_each(|(weight, &g)| *weight -= g * s.learning_rate);
+            return (w, g);
+        }
+        let mut velocity = owned_values(velocity);
+        let velocities = values_mut(&mut velocity);
+        assert_eq!(velocities.len(), grad.len(), "SGD: the gradient and its velocity differ in size");
         for ((weight, velocity), &g) in weights.iter_mut().zip(velocities).zip(grad) {
-            *velocity = if s.carry { *velocity * s.momentum + g } else { g };
+            *velocity = *velocity * s.momentum + g;
             *weight -= *velocity * s.learning_rate;
         }
         (w, velocity)
