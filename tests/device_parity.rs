@@ -303,11 +303,13 @@ fn check_wsa_closed_form(gpu: &ComputeDevice) {
     }
 }
 
-/// GroupNorm and its gradients (`wsa_core::group_norm`): our CPU kernel against the GPU's
-/// composed arithmetic under our autodiff node, on a ResNet stage's shape and LayerNorm's, with
-/// the first sample's inputs around 50 (cancellation in the variance).
+/// GroupNorm and its gradients (`wsa_core::group_norm`), alone and with ReLU folded in: our CPU
+/// kernel against the GPU's composed arithmetic under our autodiff node, on a ResNet stage's
+/// shape and LayerNorm's, with the first sample's inputs around 50 (cancellation in the
+/// variance).
 fn check_group_norm(gpu: &ComputeDevice) {
-    for (batch, channels, positions, groups) in [(6usize, 16usize, 49usize, 8usize), (5, 64, 1, 1), (3, 4, 30, 2)] {
+    let cases = [(6usize, 16usize, 49usize, 8usize), (5, 64, 1, 1), (3, 4, 30, 2)];
+    for ((batch, channels, positions, groups), rectify) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
         // `offset` added to the first `shifted` values.
         let values = |n: usize, seed: u64, offset: f64, shifted: usize| -> Vec<f32> {
             let mut rng = Rng::new(seed);
@@ -321,12 +323,9 @@ fn check_group_norm(gpu: &ComputeDevice) {
             let tensor = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
             let x1 = tensor(&x).require_grad();
             let (g, b) = (tensor(&gamma).require_grad(), tensor(&beta).require_grad());
-            let out = wsa_core::group_norm::group_norm(
-                x1.clone().reshape([batch, channels, positions]),
-                groups,
-                g.clone(),
-                b.clone(),
-            );
+            let norm =
+                if rectify { wsa_core::group_norm::group_norm_rectified } else { wsa_core::group_norm::group_norm };
+            let out = norm(x1.clone().reshape([batch, channels, positions]), groups, g.clone(), b.clone());
             let grads = (out.clone() * tensor(&weight).reshape([batch, channels, positions])).sum().backward();
             let gradient = |t: &Tensor<1>| read(t.grad(&grads).expect("a gradient"));
             [read(out.reshape([batch * channels * positions])), gradient(&x1), gradient(&g), gradient(&b)]
@@ -337,7 +336,7 @@ fn check_group_norm(gpu: &ComputeDevice) {
             let differ = c.iter().zip(g).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             assert!(
                 differ <= 1e-4 * largest.max(1.0),
-                "group norm [{batch}, {channels}, {positions}] in {groups} groups: {what} differs by {differ} (largest {largest})"
+                "group norm [{batch}, {channels}, {positions}] in {groups} groups (rectified: {rectify}): {what} differs by {differ} (largest {largest})"
             );
         }
     }

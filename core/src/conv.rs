@@ -1,5 +1,6 @@
 //! The CNN's convolution (any stride, the same zero padding on every side), its 2x2 max-pool
-//! and ReLU (every model's), with their backward passes, behind one function each. On the CPU (flex) backend
+//! and ReLU (every model's; also of a residual block's sum, in the sum's one pass), with their
+//! backward passes, behind one function each. On the CPU (flex) backend
 //! our own kernels run; on the GPU backends burn's (the trait's default bodies), so the GPU path
 //! is what it was.
 //!
@@ -29,7 +30,7 @@ use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::Checkpoi
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, ModuleOps};
+use burn::backend::ops::{ActivationOps, FloatTensorOps, ModuleOps};
 #[cfg(gpu)]
 use burn::backend::wgpu::CubeBackend;
 use burn::backend::{
@@ -111,6 +112,13 @@ pub trait CnnKernels: Backend {
         <Self as ActivationOps<Self>>::relu_backward(output, grad)
     }
 
+    /// ReLU of `a + b`, two tensors of one shape (a residual block's output added to its
+    /// input): one pass over the activations instead of two.
+    #[fusion(default)]
+    fn add_rectify(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::rectify(Self::float_add(a, b))
+    }
+
     /// 2x2 max-pool at stride 2 (a last odd row or column is dropped).
     #[fusion(default)]
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -159,6 +167,25 @@ pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: usize, pad
 /// See [`CnnKernels::rectify`].
 pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as CnnKernels>::rectify(x.into_dispatch()))
+}
+
+/// See [`CnnKernels::add_rectify`]: `relu(a + b)`, the same numbers in one operation.
+pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    assert_eq!(a.dims(), b.dims(), "add_relu: tensors of one shape");
+    Tensor::from_dispatch(<Dispatch as CnnKernels>::add_rectify(a.into_dispatch(), b.into_dispatch()))
+}
+
+/// Where ReLU keeps its input (and passes its gradient): above zero, or NaN (burn's `relu`
+/// zeroes what is at most zero, which NaN is not).
+#[inline(always)]
+pub(crate) fn rectifier_passes(value: f32) -> bool {
+    value.is_nan() || value > 0.0
+}
+
+/// ReLU of one value: [`rectifier_passes`] keeps it, else zero.
+#[inline(always)]
+pub(crate) fn rectified(value: f32) -> f32 {
+    if rectifier_passes(value) { value } else { 0.0 }
 }
 
 /// See [`CnnKernels::max_pool_2x2`].
@@ -247,6 +274,38 @@ impl<B: Backend + CnnKernels, C: CheckpointStrategy> CnnKernels for Autodiff<B, 
                 prep.finish(output.clone(), output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::rectify(x.into_primitive())),
+        }
+    }
+
+    fn add_rectify(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct AddRectifyBackward;
+
+        impl<B: Backend + CnnKernels> Backward<B, 2> for AddRectifyBackward {
+            /// The output.
+            type State = FloatTensor<B>;
+
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+                let grad = grads.consume::<B>(&ops.node);
+                // ReLU's gradient, which the sum hands to both of its terms.
+                let passed = B::rectify_grad(ops.state, grad);
+                match ops.parents {
+                    [Some(a), Some(b)] => {
+                        grads.register::<B>(a.id, passed.clone());
+                        grads.register::<B>(b.id, passed);
+                    }
+                    [Some(node), None] | [None, Some(node)] => grads.register::<B>(node.id, passed),
+                    [None, None] => {}
+                }
+            }
+        }
+
+        match AddRectifyBackward.prepare::<C>([a.node(), b.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let output = B::add_rectify(a.into_primitive(), b.into_primitive());
+                prep.finish(output.clone(), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::add_rectify(a.into_primitive(), b.into_primitive())),
         }
     }
 
@@ -352,7 +411,6 @@ impl CnnKernels for Flex {
         if !all_f32(&[&x]) {
             return <Self as ActivationOps<Self>>::relu(x);
         }
-        let rectified = |v: f32| if v.is_nan() || v > 0.0 { v } else { 0.0 };
         let mut x = contiguous(x);
         // In place when nothing else holds the input, as burn's ReLU: a new output beside it
         // raised the page's peak memory by one activation (half a megabyte over a default run).
@@ -369,13 +427,33 @@ impl CnnKernels for Flex {
             return <Self as ActivationOps<Self>>::relu_backward(output, grad);
         }
         let (output, mut grad) = (contiguous(output), contiguous(grad));
-        let kept = |out: f32, g: f32| if out.is_nan() || out > 0.0 { g } else { 0.0 };
+        let kept = |out: f32, g: f32| if rectifier_passes(out) { g } else { 0.0 };
         if let Some(values) = unique_f32s(&mut grad) {
             cpu::zip_in_place(values, f32s(&output), |g, out| kept(out, g));
             return grad;
         }
         let shape = grad.layout().shape().clone();
         tensor(cpu::zip_map(f32s(&output), f32s(&grad), kept), shape)
+    }
+
+    fn add_rectify(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        if !all_f32(&[&a, &b]) || a.layout().shape() != b.layout().shape() {
+            return Self::rectify(Self::float_add(a, b));
+        }
+        let (mut a, mut b) = (contiguous(a), contiguous(b));
+        // Into whichever term nothing else holds (a block's output, usually), as burn's sum
+        // does: the sum is the same either way round.
+        let sum = |x: f32, y: f32| rectified(x + y);
+        if let Some(values) = unique_f32s(&mut b) {
+            cpu::zip_in_place(values, f32s(&a), |y, x| sum(x, y));
+            return b;
+        }
+        if let Some(values) = unique_f32s(&mut a) {
+            cpu::zip_in_place(values, f32s(&b), sum);
+            return a;
+        }
+        let shape = a.layout().shape().clone();
+        tensor(cpu::zip_map(f32s(&a), f32s(&b), sum), shape)
     }
 
     fn max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -1100,14 +1178,24 @@ pub(crate) mod tests {
 
     /// Our ReLU and its gradient give burn's bits, NaN, -0.0 and infinity among the values, on
     /// the calling thread and on the pool (131 072 values and more).
+    /// `n` values uniform in [-1, 1) from `rng`, the first four NaN, -0.0, 0.0 and infinity.
+    fn values_with_edge_cases(n: usize, rng: &mut Rng) -> Vec<f32> {
+        let mut values: Vec<f32> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0) as f32).collect();
+        values[..4].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::INFINITY]);
+        values
+    }
+
+    /// A tensor's values as bit patterns, to compare to the bit (NaN included).
+    fn bits(t: Tensor<1>) -> Vec<u32> {
+        t.into_data().iter::<f32>().map(f32::to_bits).collect()
+    }
+
     #[test]
     fn the_cpu_relu_and_its_gradient_are_burns() {
         let device = Device::flex().autodiff();
         let mut rng = Rng::new(12);
-        let bits = |t: Tensor<1>| t.into_data().iter::<f32>().map(f32::to_bits).collect::<Vec<_>>();
         for n in [7, 300_000] {
-            let mut values: Vec<f32> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0) as f32).collect();
-            values[..4].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::INFINITY]);
+            let values = values_with_edge_cases(n, &mut rng);
             let x = Tensor::<1>::from_data(TensorData::new(values, [n]), &device).require_grad();
             let ours = relu(x.clone());
             let burns = burn::tensor::activation::relu(x.clone());
@@ -1120,6 +1208,42 @@ pub(crate) mod tests {
         }
     }
 
+    /// ReLU of a sum in one operation gives the bits of the sum followed by our ReLU: the
+    /// output and both terms' gradients, with NaN, -0.0 and infinities among the values, on the
+    /// calling thread and on the pool, whichever term nothing else holds.
+    #[test]
+    fn the_cpu_add_relu_and_its_gradients_are_the_sum_then_relu() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(14);
+        for n in [7, 300_000] {
+            let a_values = values_with_edge_cases(n, &mut rng);
+            // -0.0 + -0.0 is -0.0 (rectified to 0.0); NaN + NaN; infinity - 1 and 0.0 + infinity.
+            let mut b_values = values_with_edge_cases(n, &mut rng);
+            b_values[..4].copy_from_slice(&[f32::NAN, -0.0, f32::INFINITY, -1.0]);
+            let r = random([n], &mut rng, &device);
+            // Which term the sum may overwrite: neither, `a` or `b` (the other one is kept
+            // alive by a copy of its handle, as a residual block's input is by the block).
+            for keep in ["both", "a", "b"] {
+                let a = Tensor::<1>::from_data(TensorData::new(a_values.clone(), [n]), &device).require_grad();
+                let b = Tensor::<1>::from_data(TensorData::new(b_values.clone(), [n]), &device).require_grad();
+                let apart = relu(a.clone() + b.clone());
+                let apart_grads = (apart.clone() * r.clone()).sum().backward();
+                let (a_grad, b_grad) = (a.grad(&apart_grads).expect("a"), b.grad(&apart_grads).expect("b"));
+                let (a_in, b_in) = match keep {
+                    "a" => (a.clone(), b.clone() * 1.0),
+                    "b" => (a.clone() * 1.0, b.clone()),
+                    _ => (a.clone(), b.clone()),
+                };
+                let fused = add_relu(a_in, b_in);
+                let fused_grads = (fused.clone() * r.clone()).sum().backward();
+                let what = format!("{n} values, {keep} kept");
+                assert_eq!(bits(fused), bits(apart), "{what}: output");
+                assert_eq!(bits(a.grad(&fused_grads).expect("a")), bits(a_grad), "{what}: a's gradient");
+                assert_eq!(bits(b.grad(&fused_grads).expect("b")), bits(b_grad), "{what}: b's gradient");
+            }
+        }
+    }
+
     /// Our ReLU and its gradient overwrite a tensor nothing else holds and leave a shared one
     /// as it was, with burn's bits either way (on the calling thread and on the pool).
     #[test]
@@ -1127,12 +1251,8 @@ pub(crate) mod tests {
         let mut rng = Rng::new(13);
         let bits = |t: &FlexTensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for n in [7, 300_000] {
-            let mut random_values = || -> Vec<f32> {
-                let mut values: Vec<f32> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0) as f32).collect();
-                values[..4].copy_from_slice(&[f32::NAN, -0.0, 0.0, f32::INFINITY]);
-                values
-            };
-            let (x, grad) = (tensor(random_values(), Shape::new([n])), tensor(random_values(), Shape::new([n])));
+            let mut random_values = || tensor(values_with_edge_cases(n, &mut rng), Shape::new([n]));
+            let (x, grad) = (random_values(), random_values());
             let burns = <Flex as ActivationOps<Flex>>::relu(x.clone());
             let burns_grad = <Flex as ActivationOps<Flex>>::relu_backward(burns.clone(), grad.clone());
             let (x_bits, grad_bits) = (bits(&x), bits(&grad));

@@ -10,6 +10,12 @@
 //! output; the backward reads it twice (the sums, then the input gradient), and autodiff
 //! records one node. The effect on that network's training speed: docs/benchmarks.md.
 //!
+//! A ReLU right after the norm (a ResNet's `conv → GroupNorm → ReLU`) can be folded in
+//! (`rectify`): the forward writes the rectified output in its one output pass, and the backward
+//! recomputes each output from the input and the statistics to know where ReLU passed the
+//! gradient, so neither ReLU's own pass over the activations nor its gradient's runs. The
+//! numbers are those of the norm followed by [`crate::conv::relu`], bit for bit on the CPU.
+//!
 //! Determinism: the tasks' size depends only on the shapes, and the affine parameters'
 //! gradients add the samples' partial sums in sample order, so one thread and many give the
 //! same numbers.
@@ -35,15 +41,16 @@ const VALUES_PER_GROUPS_TASK: usize = 16 * 1024;
 pub trait GroupNormKernels: Backend {
     /// `x: [batch, channels, positions]` normalised per sample over each of `groups`
     /// consecutive groups of channels (and all their positions), then scaled by `gamma: [channels]`
-    /// and shifted by `beta: [channels]`.
+    /// and shifted by `beta: [channels]`; then, with `rectify`, ReLU ([`crate::conv::relu`]).
     #[fusion(default)]
     fn group_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        rectify: bool,
     ) -> FloatTensor<Self> {
-        composed::forward::<Self>(x, gamma, beta, groups).0
+        composed::forward::<Self>(x, gamma, beta, groups, rectify).0
     }
 
     /// [`GroupNormKernels::group_norm`] and what its backward needs: each group's mean and
@@ -54,32 +61,49 @@ pub trait GroupNormKernels: Backend {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        rectify: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        composed::forward::<Self>(x, gamma, beta, groups)
+        composed::forward::<Self>(x, gamma, beta, groups, rectify)
     }
 
     /// The gradients with respect to `x`, `gamma` and `beta`, given the output's and the
-    /// statistics of the forward pass.
+    /// statistics of the forward pass. `rectified`: the forward rectified its output, so the
+    /// output's gradient first passes only where the recomputed output (from `beta` too) is
+    /// above zero or NaN, as ReLU's gradient does.
+    #[allow(clippy::too_many_arguments)]
     #[fusion(default)]
     fn group_norm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         inverse_std: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
         groups: usize,
+        rectified: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        composed::backward::<Self>(x, gamma, mean, inverse_std, output_grad, groups)
+        composed::backward::<Self>(x, gamma, beta, mean, inverse_std, output_grad, groups, rectified)
     }
 }
 
 /// See [`GroupNormKernels::group_norm`]. The caller checked that `groups` divides the channels.
 pub fn group_norm(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<3> {
+    group_norm_then(x, groups, gamma, beta, false)
+}
+
+/// `relu(group_norm(x, groups, gamma, beta))` in one operation: the same numbers, without
+/// ReLU's own passes over the activations (the module's documentation).
+pub fn group_norm_rectified(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<3> {
+    group_norm_then(x, groups, gamma, beta, true)
+}
+
+fn group_norm_then(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>, rectify: bool) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as GroupNormKernels>::group_norm(
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
         groups,
+        rectify,
     ))
 }
 
@@ -103,6 +127,7 @@ mod composed {
         gamma: FloatTensor<B>,
         beta: FloatTensor<B>,
         groups: usize,
+        rectify: bool,
     ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
         let (batch, channels, positions, group_len) = dims(&x, groups);
         let epsilon = Scalar::new(EPSILON, &x.dtype());
@@ -113,24 +138,51 @@ mod composed {
         let inverse_std = B::float_recip(B::float_sqrt(B::float_add_scalar(variance, epsilon)));
         let normed =
             B::float_reshape(B::float_mul(centred, inverse_std.clone()), Shape::new([batch, channels, positions]));
-        let output =
-            B::float_add(B::float_mul(normed, per_channel::<B>(gamma, channels)), per_channel::<B>(beta, channels));
+        let output = scale_and_shift::<B>(normed, gamma, beta, channels);
+        let output = if rectify { B::relu(output) } else { output };
         (output, mean, inverse_std)
     }
 
+    /// `normed: [batch, channels, positions]` times gamma plus beta, per channel.
+    fn scale_and_shift<B: Backend>(
+        normed: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        channels: usize,
+    ) -> FloatTensor<B> {
+        B::float_add(B::float_mul(normed, per_channel::<B>(gamma, channels)), per_channel::<B>(beta, channels))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn backward<B: Backend>(
         x: FloatTensor<B>,
         gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
         mean: FloatTensor<B>,
         inverse_std: FloatTensor<B>,
         output_grad: FloatTensor<B>,
         groups: usize,
+        rectified: bool,
     ) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
         let (batch, channels, positions, group_len) = dims(&x, groups);
         let grouped_shape = Shape::new([batch, groups, group_len]);
         let full_shape = Shape::new([batch, channels, positions]);
         let centred = B::float_sub(B::float_reshape(x, grouped_shape.clone()), mean);
         let normed = B::float_mul(centred, inverse_std.clone());
+        // ReLU's gradient from the output recomputed as the forward computed it (on a GPU its
+        // compiler may fuse the operations differently, which can move an output within a
+        // rounding of zero across it: where ReLU's derivative jumps anyway).
+        let output_grad = if rectified {
+            let output = scale_and_shift::<B>(
+                B::float_reshape(normed.clone(), full_shape.clone()),
+                gamma.clone(),
+                beta,
+                channels,
+            );
+            B::relu_backward(output, output_grad)
+        } else {
+            output_grad
+        };
         let per_channel_sum =
             |t: FloatTensor<B>| B::float_reshape(B::float_sum_dim(B::float_sum_dim(t, 2), 0), Shape::new([channels]));
         let beta_grad = per_channel_sum(output_grad.clone());
@@ -164,20 +216,33 @@ impl<B: Backend + GroupNormKernels, C: CheckpointStrategy> GroupNormKernels for 
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        rectify: bool,
     ) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct GroupNormBackward;
 
+        /// What the backward needs: the input, gamma, beta, the groups' means and reciprocal
+        /// standard deviations, the number of groups, and whether the output was rectified.
+        #[derive(Clone, Debug)]
+        struct Saved<B: Backend> {
+            x: FloatTensor<B>,
+            gamma: FloatTensor<B>,
+            beta: FloatTensor<B>,
+            mean: FloatTensor<B>,
+            inverse_std: FloatTensor<B>,
+            groups: usize,
+            rectified: bool,
+        }
+
         impl<B: Backend + GroupNormKernels> Backward<B, 3> for GroupNormBackward {
-            /// The input, gamma, the groups' means and reciprocal standard deviations, the
-            /// number of groups.
-            type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, usize);
+            type State = Saved<B>;
 
             fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
                 let [node_x, node_gamma, node_beta] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x, gamma, mean, inverse_std, groups) = ops.state;
-                let (x_grad, gamma_grad, beta_grad) = B::group_norm_backward(x, gamma, mean, inverse_std, grad, groups);
+                let Saved { x, gamma, beta, mean, inverse_std, groups, rectified } = ops.state;
+                let (x_grad, gamma_grad, beta_grad) =
+                    B::group_norm_backward(x, gamma, beta, mean, inverse_std, grad, groups, rectified);
                 for (node, g) in [(node_x, x_grad), (node_gamma, gamma_grad), (node_beta, beta_grad)] {
                     if let Some(node) = node {
                         grads.register::<B>(node.id, g);
@@ -189,12 +254,17 @@ impl<B: Backend + GroupNormKernels, C: CheckpointStrategy> GroupNormKernels for 
         match GroupNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, gamma, beta) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive());
-                let (output, mean, inverse_std) = B::group_norm_with_statistics(x.clone(), gamma.clone(), beta, groups);
-                prep.finish((x, gamma, mean, inverse_std, groups), output)
+                let (output, mean, inverse_std) =
+                    B::group_norm_with_statistics(x.clone(), gamma.clone(), beta.clone(), groups, rectify);
+                prep.finish(Saved { x, gamma, beta, mean, inverse_std, groups, rectified: rectify }, output)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::group_norm(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), groups))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::group_norm(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                groups,
+                rectify,
+            )),
         }
     }
 }
@@ -208,8 +278,9 @@ impl GroupNormKernels for Flex {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        rectify: bool,
     ) -> FloatTensor<Self> {
-        Self::group_norm_with_statistics(x, gamma, beta, groups).0
+        Self::group_norm_with_statistics(x, gamma, beta, groups, rectify).0
     }
 
     fn group_norm_with_statistics(
@@ -217,13 +288,14 @@ impl GroupNormKernels for Flex {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         groups: usize,
+        rectify: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         if !all_f32(&[&x, &gamma, &beta]) {
-            return composed::forward::<Self>(x, gamma, beta, groups);
+            return composed::forward::<Self>(x, gamma, beta, groups, rectify);
         }
         let shape = GroupShape::new(x.layout().shape(), groups);
         let (x, gamma, beta) = (contiguous(x), contiguous(gamma), contiguous(beta));
-        let (output, mean, inverse_std) = cpu::forward(&shape, f32s(&x), f32s(&gamma), f32s(&beta));
+        let (output, mean, inverse_std) = cpu::forward(&shape, f32s(&x), f32s(&gamma), f32s(&beta), rectify);
         let statistics = Shape::new([shape.batch, groups, 1]);
         (tensor(output, x.layout().shape().clone()), tensor(mean, statistics.clone()), tensor(inverse_std, statistics))
     }
@@ -231,19 +303,24 @@ impl GroupNormKernels for Flex {
     fn group_norm_backward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         mean: FloatTensor<Self>,
         inverse_std: FloatTensor<Self>,
         output_grad: FloatTensor<Self>,
         groups: usize,
+        rectified: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        if !all_f32(&[&x, &gamma, &mean, &inverse_std, &output_grad]) {
-            return composed::backward::<Self>(x, gamma, mean, inverse_std, output_grad, groups);
+        if !all_f32(&[&x, &gamma, &beta, &mean, &inverse_std, &output_grad]) {
+            return composed::backward::<Self>(x, gamma, beta, mean, inverse_std, output_grad, groups, rectified);
         }
         let shape = GroupShape::new(x.layout().shape(), groups);
         let dims = x.layout().shape().clone();
-        let [x, gamma, mean, inverse_std, grad] = [x, gamma, mean, inverse_std, output_grad].map(contiguous);
+        let [x, gamma, beta, mean, inverse_std, grad] =
+            [x, gamma, beta, mean, inverse_std, output_grad].map(contiguous);
+        let statistics = (f32s(&mean), f32s(&inverse_std));
+        let affine = (f32s(&gamma), f32s(&beta));
         let (x_grad, gamma_grad, beta_grad) =
-            cpu::backward(&shape, f32s(&x), f32s(&gamma), f32s(&mean), f32s(&inverse_std), f32s(&grad));
+            cpu::backward(&shape, f32s(&x), affine, statistics, f32s(&grad), rectified);
         let per_channel = Shape::new([shape.channels]);
         (tensor(x_grad, dims), tensor(gamma_grad, per_channel.clone()), tensor(beta_grad, per_channel))
     }
@@ -286,6 +363,7 @@ impl GroupShape {
 /// The kernels on plain slices.
 mod cpu {
     use super::{EPSILON, GroupShape, for_each_chunk, sum_in_order, zeroed};
+    use crate::conv::{rectified, rectifier_passes};
     use crate::simd::{Simd, WithSimd, with_best_simd};
 
     /// The sum of `f(a[i], b[i])` in f64, in eight interleaved running sums added at the end: a
@@ -313,17 +391,39 @@ mod cpu {
         (mean as f32, (1.0 / (variance + f64::from(EPSILON)).sqrt()) as f32)
     }
 
-    /// One group forward: its statistics, and `output` (`x`'s channels, `positions` each)
-    /// normalised, scaled and shifted by the group's `gamma` and `beta`.
+    /// One output of a group: `v` normalised by the group's statistics, scaled and shifted by its
+    /// channel's. The forward and the rectified backward both compute it here, so that they agree
+    /// to the bit.
     #[inline(always)]
-    fn normalise_group(x: &[f32], gamma: &[f32], beta: &[f32], positions: usize, output: &mut [f32]) -> (f32, f32) {
+    fn output_of(v: f32, mean: f32, scale: f32, beta: f32) -> f32 {
+        (v - mean) * scale + beta
+    }
+
+    /// One group forward: its statistics, and `output` (`x`'s channels, `positions` each)
+    /// normalised, scaled and shifted by the group's `gamma` and `beta`, and with `rectify`
+    /// rectified.
+    #[inline(always)]
+    fn normalise_group(
+        x: &[f32],
+        (gamma, beta): (&[f32], &[f32]),
+        positions: usize,
+        rectify: bool,
+        output: &mut [f32],
+    ) -> (f32, f32) {
         let (mean, inverse_std) = statistics(x);
-        for ((output, x), (gamma, beta)) in
+        for ((output, x), (gamma, &beta)) in
             output.chunks_exact_mut(positions).zip(x.chunks_exact(positions)).zip(gamma.iter().zip(beta))
         {
             let scale = inverse_std * gamma;
-            for (o, &v) in output.iter_mut().zip(x) {
-                *o = (v - mean) * scale + beta;
+            // Two loops rather than a test per value, so that each is vectorised.
+            if rectify {
+                for (o, &v) in output.iter_mut().zip(x) {
+                    *o = rectified(output_of(v, mean, scale, beta));
+                }
+            } else {
+                for (o, &v) in output.iter_mut().zip(x) {
+                    *o = output_of(v, mean, scale, beta);
+                }
             }
         }
         (mean, inverse_std)
@@ -338,6 +438,7 @@ mod cpu {
         x: &'a [f32],
         gamma: &'a [f32],
         beta: &'a [f32],
+        rectify: bool,
         output: &'a mut [f32],
         mean: &'a mut [f32],
         inverse_std: &'a mut [f32],
@@ -348,20 +449,26 @@ mod cpu {
 
         #[inline(always)]
         fn with_simd<S: Simd>(self, _: S) {
-            let ForwardTask { s, first_group, x, gamma, beta, output, mean, inverse_std } = self;
+            let ForwardTask { s, first_group, x, gamma, beta, rectify, output, mean, inverse_std } = self;
             let (group_len, per_group) = (s.group_len(), s.channels_per_group());
             for (j, output) in output.chunks_exact_mut(group_len.max(1)).enumerate() {
                 let group = first_group + j;
                 let channels = group % s.groups * per_group..(group % s.groups + 1) * per_group;
                 let x = &x[group * group_len..][..group_len];
-                (mean[j], inverse_std[j]) =
-                    normalise_group(x, &gamma[channels.clone()], &beta[channels], s.positions, output);
+                let affine = (&gamma[channels.clone()], &beta[channels]);
+                (mean[j], inverse_std[j]) = normalise_group(x, affine, s.positions, rectify, output);
             }
         }
     }
 
     /// The output, and each group's mean and reciprocal standard deviation (`[batch * groups]`).
-    pub(super) fn forward(s: &GroupShape, x: &[f32], gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    pub(super) fn forward(
+        s: &GroupShape,
+        x: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        rectify: bool,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (group_len, per_task) = (s.group_len(), s.groups_per_task());
         let mut output = zeroed(x.len());
         let mut mean = vec![0.0f32; s.batch * s.groups];
@@ -373,7 +480,7 @@ mod cpu {
         for_each_chunk(&mut tasks, 1, |task, parts| {
             let (output, (mean, inverse_std)) = &mut parts[0];
             let first_group = task * per_task;
-            with_best_simd(ForwardTask { s, first_group, x, gamma, beta, output, mean, inverse_std });
+            with_best_simd(ForwardTask { s, first_group, x, gamma, beta, rectify, output, mean, inverse_std });
         });
         (output, mean, inverse_std)
     }
@@ -415,15 +522,39 @@ mod cpu {
         }
     }
 
+    /// The gradient that reaches a rectified group's outputs: `grad` where the output,
+    /// recomputed from `x` as the forward computed it, passed ReLU, else zero (ReLU's gradient,
+    /// [`crate::conv::CnnKernels::rectify_grad`]), into `passed`.
+    #[inline(always)]
+    fn rectifier_gradient(
+        x: &[f32],
+        grad: &[f32],
+        (gamma, beta): (&[f32], &[f32]),
+        (mean, inverse_std): (f32, f32),
+        positions: usize,
+        passed: &mut [f32],
+    ) {
+        for ((passed, (x, grad)), (gamma, &beta)) in passed
+            .chunks_exact_mut(positions)
+            .zip(x.chunks_exact(positions).zip(grad.chunks_exact(positions)))
+            .zip(gamma.iter().zip(beta))
+        {
+            let scale = inverse_std * gamma;
+            for (p, (&v, &g)) in passed.iter_mut().zip(x.iter().zip(grad)) {
+                *p = if rectifier_passes(output_of(v, mean, scale, beta)) { g } else { 0.0 };
+            }
+        }
+    }
+
     /// One task of [`backward`], as [`ForwardTask`] is of [`forward`].
     struct BackwardTask<'a> {
         s: &'a GroupShape,
         first_group: usize,
         x: &'a [f32],
-        gamma: &'a [f32],
-        mean: &'a [f32],
-        inverse_std: &'a [f32],
+        affine: (&'a [f32], &'a [f32]),
+        statistics: (&'a [f32], &'a [f32]),
         grad: &'a [f32],
+        rectified: bool,
         x_grad: &'a mut [f32],
         grad_sums: &'a mut [f64],
         weighted_sums: &'a mut [f64],
@@ -434,18 +565,39 @@ mod cpu {
 
         #[inline(always)]
         fn with_simd<S: Simd>(self, _: S) {
-            let BackwardTask { s, first_group, x, gamma, mean, inverse_std, grad, x_grad, grad_sums, weighted_sums } =
-                self;
+            let BackwardTask {
+                s,
+                first_group,
+                x,
+                affine: (gamma, beta),
+                statistics: (mean, inverse_std),
+                grad,
+                rectified,
+                x_grad,
+                grad_sums,
+                weighted_sums,
+            } = self;
             let (group_len, per_group) = (s.group_len(), s.channels_per_group());
+            // A rectified group's gradient after ReLU's, one group at a time (it stays in cache).
+            let mut passed = vec![0.0f32; if rectified { group_len } else { 0 }];
             for (j, x_grad) in x_grad.chunks_exact_mut(group_len.max(1)).enumerate() {
                 let group = first_group + j;
                 let values = group * group_len..(group + 1) * group_len;
                 let sums = j * per_group..(j + 1) * per_group;
+                let channels = group % s.groups * per_group..(group % s.groups + 1) * per_group;
+                let (x, statistics) = (&x[values.clone()], (mean[group], inverse_std[group]));
+                let grad = if rectified {
+                    let affine = (&gamma[channels.clone()], &beta[channels.clone()]);
+                    rectifier_gradient(x, &grad[values], affine, statistics, s.positions, &mut passed);
+                    &passed[..]
+                } else {
+                    &grad[values]
+                };
                 group_gradient(
-                    &x[values.clone()],
-                    &grad[values],
-                    &gamma[group % s.groups * per_group..][..per_group],
-                    (mean[group], inverse_std[group]),
+                    x,
+                    grad,
+                    &gamma[channels],
+                    statistics,
                     s.positions,
                     x_grad,
                     &mut grad_sums[sums.clone()],
@@ -455,14 +607,16 @@ mod cpu {
         }
     }
 
-    /// The gradients with respect to the input, gamma and beta.
+    /// The gradients with respect to the input, gamma and beta (`affine`), given the groups'
+    /// means and reciprocal standard deviations (`statistics`) and, with `rectified`, the
+    /// output's gradient before ReLU's.
     pub(super) fn backward(
         s: &GroupShape,
         x: &[f32],
-        gamma: &[f32],
-        mean: &[f32],
-        inverse_std: &[f32],
+        affine: (&[f32], &[f32]),
+        statistics: (&[f32], &[f32]),
         grad: &[f32],
+        rectified: bool,
     ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let (group_len, per_task, per_group) = (s.group_len(), s.groups_per_task(), s.channels_per_group());
         let mut x_grad = zeroed(x.len());
@@ -480,10 +634,10 @@ mod cpu {
                 s,
                 first_group,
                 x,
-                gamma,
-                mean,
-                inverse_std,
+                affine,
+                statistics,
                 grad,
+                rectified,
                 x_grad,
                 grad_sums,
                 weighted_sums,
@@ -572,6 +726,54 @@ mod tests {
     #[test]
     fn the_cpu_group_norm_and_its_gradients_are_burns() {
         compare_with_burns(&Device::flex().autodiff());
+    }
+
+    /// The output and the gradients of x, gamma and beta, as f32 vectors, of `norm` on the given
+    /// inputs, its output weighted by `r` and summed.
+    fn outputs_and_gradients(
+        norm: impl Fn(Tensor<3>, Tensor<1>, Tensor<1>) -> Tensor<3>,
+        (x, gamma, beta): (&Tensor<3>, &Tensor<1>, &Tensor<1>),
+        r: &Tensor<3>,
+    ) -> [Vec<f32>; 4] {
+        let (x, gamma, beta) = (x.clone().require_grad(), gamma.clone().require_grad(), beta.clone().require_grad());
+        let out = norm(x.clone(), gamma.clone(), beta.clone());
+        let grads = (out.clone() * r.clone()).sum().backward();
+        let read = |t: Tensor<3>| t.into_data().try_to_vec::<f32>().expect("f32");
+        let read1 = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().expect("f32");
+        [
+            read(out),
+            read(x.grad(&grads).expect("x")),
+            read1(gamma.grad(&grads).expect("gamma")),
+            read1(beta.grad(&grads).expect("beta")),
+        ]
+    }
+
+    /// The norm with ReLU folded in gives, on the CPU, the numbers of the norm followed by our
+    /// ReLU to the bit: the output and all three gradients, with about half the outputs
+    /// rectified, and a NaN input in one sample's first group (whose outputs ReLU keeps, and
+    /// whose gradient it passes).
+    #[test]
+    fn the_rectified_group_norm_is_the_norm_then_relu_to_the_bit() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(5);
+        for (batch, channels, positions, groups) in [(9, 16, 49, 8), (3, 32, 196, 8), (5, 64, 1, 1), (2, 6, 7, 3)] {
+            let x = random([batch, channels, positions], 0.0, &mut rng, &device)
+                .slice_assign([0..1, 0..1, 0..1], Tensor::full([1, 1, 1], f32::NAN, &device));
+            let (gamma, beta) =
+                (random([channels], 1.0, &mut rng, &device), random([channels], 0.0, &mut rng, &device));
+            let r = random([batch, channels, positions], 0.0, &mut rng, &device);
+            let inputs = (&x, &gamma, &beta);
+            let fused = outputs_and_gradients(|x, g, b| group_norm_rectified(x, groups, g, b), inputs, &r);
+            let apart = outputs_and_gradients(|x, g, b| crate::conv::relu(group_norm(x, groups, g, b)), inputs, &r);
+            let what = format!("[{batch}, {channels}, {positions}] in {groups} groups");
+            let zeroed = fused[0].iter().filter(|&&v| v == 0.0).count();
+            assert!(zeroed > fused[0].len() / 4, "{what}: only {zeroed} of {} outputs rectified", fused[0].len());
+            assert!(fused[0][0].is_nan() && fused[1][0].is_nan(), "{what}: the NaN group lost its NaN");
+            for (name, (f, a)) in ["output", "dx", "dgamma", "dbeta"].iter().zip(fused.iter().zip(&apart)) {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(f), bits(a), "{what}: {name} differs");
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 use super::{Activation, BatchMoments, ParamRole, ParamSpec, Taps, activate};
 use crate::error::{Result, WsaError};
-use crate::group_norm::group_norm;
+use crate::group_norm::{group_norm, group_norm_rectified};
 use burn::tensor::Tensor;
 use burn::tensor::module::{avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
@@ -468,6 +468,15 @@ impl Hidden {
         }
     }
 
+    /// ReLU of [`Hidden::add`]'s sum, in one operation.
+    fn add_relu(self, other: Hidden) -> Hidden {
+        match (self, other) {
+            (Hidden::Image(x), Hidden::Image(y)) => Hidden::Image(crate::conv::add_relu(x, y)),
+            (Hidden::Flat(x), Hidden::Flat(y)) => Hidden::Flat(crate::conv::add_relu(x, y)),
+            _ => unreachable!("plan checked that a residual block keeps its input's shape"),
+        }
+    }
+
     fn map(self, f: impl FnOnce(Tensor<4>) -> Tensor<4>, g: impl FnOnce(Tensor<2>) -> Tensor<2>) -> Hidden {
         match self {
             Hidden::Image(x) => Hidden::Image(f(x)),
@@ -540,8 +549,23 @@ impl Forward<'_, '_> {
 
     /// `layers` run on `h`; `top` for the stack itself, whose last layer is the classifier.
     fn layers(&mut self, layers: &[LayerSpec], mut h: Hidden, top: bool) -> Hidden {
-        for (i, layer) in layers.iter().enumerate() {
-            h = self.layer(layer, h);
+        let mut i = 0;
+        while i < layers.len() {
+            let layer = &layers[i];
+            // A GroupNorm or LayerNorm followed by ReLU runs as one operation, unless a tap wants
+            // the norm's output before the ReLU; so does a residual block's sum followed by ReLU.
+            let relu_next = matches!(layers.get(i + 1), Some(LayerSpec::Activation { function: Activation::Relu }));
+            let rectified = relu_next
+                && match layer {
+                    LayerSpec::LayerNorm { .. } | LayerSpec::GroupNorm { .. } => self.taps.hidden.is_none(),
+                    LayerSpec::Residual { .. } => true,
+                    _ => false,
+                };
+            h = match layer {
+                LayerSpec::Residual { layers } => self.residual(layers, h, rectified),
+                _ if rectified => self.norm(layer, h, true),
+                _ => self.layer(layer, h),
+            };
             // A hidden layer's output is complete once its norm (if any) has run.
             let completes_hidden_layer = (layer.has_units() || layer.is_norm())
                 && !(top && i + 1 == layers.len())
@@ -552,8 +576,28 @@ impl Forward<'_, '_> {
                 }
                 self.tapped += 1;
             }
+            // The ReLU that ran with the norm (an activation completes no hidden layer).
+            i += if rectified { 2 } else { 1 };
         }
         h
+    }
+
+    /// A residual block of `layers` on `h`: its output added to `h`, then ReLU if `rectify`.
+    fn residual(&mut self, layers: &[LayerSpec], h: Hidden, rectify: bool) -> Hidden {
+        let block = self.layers(layers, h.clone(), false);
+        if rectify { h.add_relu(block) } else { h.add(block) }
+    }
+
+    /// A GroupNorm or LayerNorm (`layer`) on `h`, then ReLU if `rectify`.
+    fn norm(&mut self, layer: &LayerSpec, h: Hidden, rectify: bool) -> Hidden {
+        let groups = match layer {
+            LayerSpec::GroupNorm { groups, .. } => *groups,
+            _ => 1,
+        };
+        let p = self.take(2);
+        let (gamma, beta) = (p[0].clone(), p[1].clone());
+        let norm = if rectify { group_norm_rectified } else { group_norm };
+        h.per_unit(|x| norm(x, groups, gamma, beta))
     }
 
     fn layer(&mut self, layer: &LayerSpec, h: Hidden) -> Hidden {
@@ -597,15 +641,7 @@ impl Forward<'_, '_> {
             }
             LayerSpec::Flatten => Hidden::Flat(h.flat()),
             LayerSpec::Activation { function } => h.map(|x| activate(x, *function), |x| activate(x, *function)),
-            LayerSpec::LayerNorm { .. } | LayerSpec::GroupNorm { .. } => {
-                let groups = match layer {
-                    LayerSpec::GroupNorm { groups, .. } => *groups,
-                    _ => 1,
-                };
-                let p = self.take(2);
-                let (gamma, beta) = (p[0].clone(), p[1].clone());
-                h.per_unit(|x| group_norm(x, groups, gamma, beta))
-            }
+            LayerSpec::LayerNorm { .. } | LayerSpec::GroupNorm { .. } => self.norm(layer, h, false),
             LayerSpec::BatchNorm { .. } => {
                 let p = self.take(4).to_vec();
                 let index = self.batch_norms;
@@ -620,10 +656,7 @@ impl Forward<'_, '_> {
                     }
                 })
             }
-            LayerSpec::Residual { layers } => {
-                let block = self.layers(layers, h.clone(), false);
-                h.add(block)
-            }
+            LayerSpec::Residual { layers } => self.residual(layers, h, false),
         }
     }
 }
