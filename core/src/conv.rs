@@ -437,7 +437,8 @@ impl CnnKernels for Flex {
     }
 
     fn add_rectify(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        if !all_f32(&[&a, &b]) || a.layout().shape() != b.layout().shape() {
+        assert_eq!(a.layout().shape(), b.layout().shape(), "add_rectify: tensors of one shape");
+        if !all_f32(&[&a, &b]) {
             return Self::rectify(Self::float_add(a, b));
         }
         let (mut a, mut b) = (contiguous(a), contiguous(b));
@@ -1176,8 +1177,6 @@ pub(crate) mod tests {
         assert_eq!(alone, after);
     }
 
-    /// Our ReLU and its gradient give burn's bits, NaN, -0.0 and infinity among the values, on
-    /// the calling thread and on the pool (131 072 values and more).
     /// `n` values uniform in [-1, 1) from `rng`, the first four NaN, -0.0, 0.0 and infinity.
     fn values_with_edge_cases(n: usize, rng: &mut Rng) -> Vec<f32> {
         let mut values: Vec<f32> = (0..n).map(|_| rng.uniform_range(-1.0, 1.0) as f32).collect();
@@ -1190,6 +1189,8 @@ pub(crate) mod tests {
         t.into_data().iter::<f32>().map(f32::to_bits).collect()
     }
 
+    /// Our ReLU and its gradient give burn's bits, NaN, -0.0 and infinity among the values, on
+    /// the calling thread and on the pool (131 072 values and more).
     #[test]
     fn the_cpu_relu_and_its_gradient_are_burns() {
         let device = Device::flex().autodiff();
@@ -1221,8 +1222,9 @@ pub(crate) mod tests {
             let mut b_values = values_with_edge_cases(n, &mut rng);
             b_values[..4].copy_from_slice(&[f32::NAN, -0.0, f32::INFINITY, -1.0]);
             let r = random([n], &mut rng, &device);
-            // Which term the sum may overwrite: neither, `a` or `b` (the other one is kept
-            // alive by a copy of its handle, as a residual block's input is by the block).
+            // Which term this test keeps a handle to, so that the sum must leave it as it was:
+            // both, `a` (the sum may overwrite a copy of `b`) or `b` (it may overwrite a copy of
+            // `a`), as a residual block's input is kept by the block.
             for keep in ["both", "a", "b"] {
                 let a = Tensor::<1>::from_data(TensorData::new(a_values.clone(), [n]), &device).require_grad();
                 let b = Tensor::<1>::from_data(TensorData::new(b_values.clone(), [n]), &device).require_grad();
@@ -1240,6 +1242,9 @@ pub(crate) mod tests {
                 assert_eq!(bits(fused), bits(apart), "{what}: output");
                 assert_eq!(bits(a.grad(&fused_grads).expect("a")), bits(a_grad), "{what}: a's gradient");
                 assert_eq!(bits(b.grad(&fused_grads).expect("b")), bits(b_grad), "{what}: b's gradient");
+                let as_bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(a), as_bits(&a_values), "{what}: a was overwritten");
+                assert_eq!(bits(b), as_bits(&b_values), "{what}: b was overwritten");
             }
         }
     }

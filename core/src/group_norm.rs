@@ -13,8 +13,9 @@
 //! A ReLU right after the norm (a ResNet's `conv → GroupNorm → ReLU`) can be folded in
 //! (`rectify`): the forward writes the rectified output in its one output pass, and the backward
 //! recomputes each output from the input and the statistics to know where ReLU passed the
-//! gradient, so neither ReLU's own pass over the activations nor its gradient's runs. The
-//! numbers are those of the norm followed by [`crate::conv::relu`], bit for bit on the CPU.
+//! gradient (one more pass over a group, in cache, before the two above), so neither ReLU's own
+//! pass over the activations nor its gradient's runs. The numbers are those of the norm followed
+//! by [`crate::conv::relu`], bit for bit on the CPU.
 //!
 //! Determinism: the tasks' size depends only on the shapes, and the affine parameters'
 //! gradients add the samples' partial sums in sample order, so one thread and many give the

@@ -576,7 +576,8 @@ impl Forward<'_, '_> {
                 }
                 self.tapped += 1;
             }
-            // The ReLU that ran with the norm (an activation completes no hidden layer).
+            // The ReLU that ran with the norm or the residual sum (an activation completes no
+            // hidden layer).
             i += if rectified { 2 } else { 1 };
         }
         h
