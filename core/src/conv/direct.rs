@@ -6,13 +6,17 @@
 //! copied it again into its packed layout; the two copies and their calls took ~28% of a ResNet's
 //! training step, the products themselves ~31% (`perf`, docs/benchmarks.md).
 //!
-//! The wide grid: with the image padded to `padded_h x padded_w`, output pixel (y, x) is numbered
-//! `q = y * padded_w + x` (a row of the output is as wide as a padded row; its last `kernel - 1`
-//! entries are not outputs and are dropped). Tap (c, ky, kx) then reads, for output q, the padded
-//! image at `offset(c, ky, kx) + q`: consecutive outputs read consecutive inputs, so a row of
-//! outputs is a handful of vector loads from each tap's offset, whatever the kernel. At a stride
-//! s above 1 the padded image is first split into its s x s phases (every s-th row and column
-//! from each offset), and each tap reads one phase the same way ([`Grid`]).
+//! The wide grid: with the image padded and laid out in rows of `row` floats, output pixel (y, x)
+//! is numbered `q = y * row + x` (a row of the output is as wide as a row of the padded image;
+//! its entries past `out_width` are not outputs and are dropped). Tap (c, ky, kx) then reads, for
+//! output q, the padded image at `offset(c, ky, kx) + q`: consecutive outputs read consecutive
+//! inputs, so a row of outputs is a handful of vector loads from each tap's offset, whatever the
+//! kernel. At stride 1 a row is the image's row and `padding` zeros, which serve both as its
+//! right padding and as the next row's left padding (reading past a row's end continues into
+//! the next row's start), so that a 3x3 convolution of a 7x7 image computes 7 x 8 wide outputs
+//! rather than 7 x 9. At a stride s above 1 the padded image is first split into its s x s
+//! phases (every s-th row and column from each offset), and each tap reads one phase the same
+//! way ([`Grid`]).
 //!
 //! Arithmetic: every output, and every entry of the weight gradient, is one chain of fused
 //! multiply-adds in a fixed order: the taps in order (starting from the bias), or the samples and
@@ -40,7 +44,8 @@ const fn accumulators(lanes: usize) -> usize {
 /// Where a convolution reads on the wide grid (see the module's comment).
 pub(super) struct Grid {
     stride: usize,
-    /// A row of the wide grid: a row of the padded image at stride 1, of a phase at larger ones.
+    /// A row of the wide grid: at stride 1 a row of the image and its `padding` zeros (at least
+    /// `out_width`), at larger ones a padded row of a phase.
     row: usize,
     /// One phase of a padded channel (`rows x row`): at stride s the padded image is kept as
     /// s x s phases, phase (a, b) holding its rows a, a + s, ... and columns b, b + s, ..., so
@@ -60,7 +65,16 @@ pub(super) struct Grid {
 impl Grid {
     pub(super) fn new(s: &ConvShape) -> Self {
         let (stride, k) = (s.stride, s.kernel);
-        let (rows, row) = ((s.height + 2 * s.padding).div_ceil(stride), (s.width + 2 * s.padding).div_ceil(stride));
+        let rows = (s.height + 2 * s.padding).div_ceil(stride);
+        // At stride 1 a padded row shares its zeros with the next one. Output (y, x < out_width)
+        // reads padded columns up to `width + 2 * padding - 1`; those past `row` are the first
+        // `width + 2 * padding - row <= padding` of the next row, which are its left padding:
+        // zeros, as the right padding they stand for. (A padding above `kernel - 1` makes
+        // `out_width` the wider.)
+        let row = match stride {
+            1 => (s.width + s.padding).max(s.out_width),
+            _ => (s.width + 2 * s.padding).div_ceil(stride),
+        };
         let phase_plane = rows * row;
         let channel_len = stride * stride * phase_plane;
         // Output (y, x) reads padded (y * stride + ky, x * stride + kx): in phase
@@ -538,8 +552,10 @@ mod tests {
     /// with fused multiply-adds (AVX2 and AVX-512 on x86-64) with each other bit for bit: each
     /// lane computes the same chain of operations whatever the vectors' width. Shapes: channel
     /// counts that fill no whole block or vector, one input channel, the ResNet's last stage,
-    /// kernels of 1 to 5, no padding and more than one, a one-pixel image; strides 2 to 4 (the
-    /// ResNet's downsampling, even and odd sizes, a stride above the kernel and the image).
+    /// kernels of 1 to 5, no padding and more than one, a padding wider than the kernel (whose
+    /// outputs make the wide grid's rows wider than image and padding), a one-pixel image;
+    /// strides 2 to 4 (the ResNet's downsampling, even and odd sizes, a stride above the kernel
+    /// and the image).
     #[test]
     fn every_instruction_set_gives_the_definitions_numbers() {
         let mut rng = Rng::new(11);
@@ -551,6 +567,8 @@ mod tests {
             shape(1, 2, (5, 5), 3, 5, 1, 2),
             shape(2, 4, (3, 3), 40, 1, 1, 0),
             shape(2, 3, (1, 1), 2, 3, 1, 1),
+            shape(1, 2, (4, 5), 3, 2, 1, 2),
+            shape(2, 1, (3, 3), 2, 1, 1, 3),
             shape(2, 16, (28, 28), 32, 3, 2, 1),
             shape(2, 3, (9, 8), 5, 3, 2, 0),
             shape(1, 2, (10, 7), 3, 2, 3, 1),
