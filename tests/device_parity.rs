@@ -323,9 +323,13 @@ fn check_group_norm(gpu: &ComputeDevice) {
             let tensor = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
             let x1 = tensor(&x).require_grad();
             let (g, b) = (tensor(&gamma).require_grad(), tensor(&beta).require_grad());
-            let norm =
-                if rectify { wsa_core::group_norm::group_norm_rectified } else { wsa_core::group_norm::group_norm };
-            let out = norm(x1.clone().reshape([batch, channels, positions]), groups, g.clone(), b.clone());
+            let out = wsa_core::group_norm::group_norm_then(
+                x1.clone().reshape([batch, channels, positions]),
+                groups,
+                g.clone(),
+                b.clone(),
+                rectify,
+            );
             let grads = (out.clone() * tensor(&weight).reshape([batch, channels, positions])).sum().backward();
             let gradient = |t: &Tensor<1>| read(t.grad(&grads).expect("a gradient"));
             [read(out.reshape([batch * channels * positions])), gradient(&x1), gradient(&g), gradient(&b)]

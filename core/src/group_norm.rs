@@ -92,13 +92,10 @@ pub fn group_norm(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>
     group_norm_then(x, groups, gamma, beta, false)
 }
 
-/// `relu(group_norm(x, groups, gamma, beta))` in one operation: the same numbers, without
-/// ReLU's own passes over the activations (the module's documentation).
-pub fn group_norm_rectified(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<3> {
-    group_norm_then(x, groups, gamma, beta, true)
-}
-
-fn group_norm_then(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>, rectify: bool) -> Tensor<3> {
+/// [`group_norm`], and with `rectify` `relu(group_norm(x, groups, gamma, beta))` in one
+/// operation: the same numbers, without ReLU's own passes over the activations (the module's
+/// documentation).
+pub fn group_norm_then(x: Tensor<3>, groups: usize, gamma: Tensor<1>, beta: Tensor<1>, rectify: bool) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as GroupNormKernels>::group_norm(
         x.into_dispatch(),
         gamma.into_dispatch(),
@@ -764,7 +761,7 @@ mod tests {
                 (random([channels], 1.0, &mut rng, &device), random([channels], 0.0, &mut rng, &device));
             let r = random([batch, channels, positions], 0.0, &mut rng, &device);
             let inputs = (&x, &gamma, &beta);
-            let fused = outputs_and_gradients(|x, g, b| group_norm_rectified(x, groups, g, b), inputs, &r);
+            let fused = outputs_and_gradients(|x, g, b| group_norm_then(x, groups, g, b, true), inputs, &r);
             let apart = outputs_and_gradients(|x, g, b| crate::conv::relu(group_norm(x, groups, g, b)), inputs, &r);
             let what = format!("[{batch}, {channels}, {positions}] in {groups} groups");
             let zeroed = fused[0].iter().filter(|&&v| v == 0.0).count();

@@ -68,7 +68,28 @@ pub fn to_safetensors(params: &HostParams) -> Result<Vec<u8>> {
     let layout =
         serde_json::to_string(params.layout.as_ref()).map_err(|e| WsaError::serialize("the model layout", e))?;
     let metadata = HashMap::from([(FORMAT_KEY.to_string(), FORMAT.to_string()), (LAYOUT_KEY.to_string(), layout)]);
-    safetensors::serialize(views, Some(metadata)).map_err(|e| WsaError::serialize("a safetensors file", e))
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| WsaError::serialize("a safetensors file", e))?;
+    with_sorted_header(bytes)
+}
+
+/// `bytes` (a safetensors file) with its JSON header's keys in sorted order. Why: the
+/// safetensors crate takes the metadata as a `HashMap`, whose order changes from one map to the
+/// next, so the same model would be written as different bytes each time; serde_json's own maps
+/// are sorted. The header keeps its length (the same entries, reordered), so only its bytes
+/// change in place.
+fn with_sorted_header(mut bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let broken = |e: String| WsaError::serialize("a safetensors header", e);
+    let length = bytes.get(..8).map(|n| u64::from_le_bytes(n.try_into().expect("8 bytes")) as usize);
+    let end = length.and_then(|n| n.checked_add(8)).filter(|&end| end <= bytes.len());
+    let end = end.ok_or_else(|| broken("shorter than its stated length".into()))?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..end]).map_err(|e| broken(e.to_string()))?;
+    let mut sorted = serde_json::to_vec(&header).map_err(|e| broken(e.to_string()))?;
+    // The same 8-byte alignment of the data as the crate's.
+    sorted.resize(sorted.len().next_multiple_of(8), b' ');
+    let prefix = (sorted.len() as u64).to_le_bytes().into_iter().chain(sorted);
+    bytes.splice(..end, prefix);
+    Ok(bytes)
 }
 
 pub fn save_model(path: &Path, params: &HostParams) -> Result<()> {
@@ -234,4 +255,31 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<HostParams> {
         .and_then(|rebuilt| rebuilt.check_compatible(&layout).map(|()| rebuilt))
         .map_err(|e| bad(format!("its layout metadata describes no valid model ({e})")))?;
     Ok(params_from_safetensors(bytes, &Arc::new(rebuilt), path)?.params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelConfig, ModelLayout};
+    use crate::rng::Rng;
+
+    /// The same model is the same file, byte for byte, however often it is written: the
+    /// metadata's two keys would otherwise come out in either order (a run of 16 serialisations
+    /// without the sorting gives both orders but for a chance of 2^-15), and it still reads back.
+    #[test]
+    fn a_model_is_written_as_the_same_bytes_every_time() {
+        let layout = ModelLayout::new(&ModelConfig::mlp(vec![8]), &[1, 8, 8], 10).expect("a layout");
+        let params = Arc::new(layout).init(&mut Rng::new(3));
+        let first = to_safetensors(&params).expect("bytes");
+        for _ in 0..15 {
+            assert_eq!(to_safetensors(&params).expect("bytes"), first);
+        }
+        let read = SafeTensors::deserialize(&first).expect("a safetensors file");
+        assert_eq!(read.len(), params.values.len());
+        let (_, metadata) = SafeTensors::read_metadata(&first).expect("a header");
+        let metadata = metadata.metadata().as_ref().expect("metadata");
+        assert_eq!(metadata.get(FORMAT_KEY).map(String::as_str), Some(FORMAT));
+        assert!(metadata.contains_key(LAYOUT_KEY));
+        assert_eq!(first.len() % 8, 0, "header and f32 data keep the 8-byte alignment");
+    }
 }

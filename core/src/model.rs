@@ -10,7 +10,7 @@
 //! weights, `[out, in, kh, kw]` conv weights), so a PyTorch model with the same names loads.
 
 use crate::error::{Result, WsaError};
-use crate::group_norm::{group_norm, group_norm_rectified};
+use crate::group_norm::{group_norm, group_norm_then};
 use crate::rng::Rng;
 use burn::tensor::activation;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -781,8 +781,8 @@ pub fn forward_tapped(layout: &ModelLayout, params: &[Tensor<1>], x: Tensor<2>, 
                 // A norm and ReLU run as one operation, unless a tap wants the norm's output.
                 let rectified = n.is_some() && *activation == Activation::Relu && tap.is_none();
                 if let Some((gamma, beta)) = n {
-                    let normalise = if rectified { group_norm_rectified } else { group_norm };
-                    h = normalise(h.reshape([batch, width, 1]), norm.groups(), gamma, beta).reshape([batch, width]);
+                    h = group_norm_then(h.reshape([batch, width, 1]), norm.groups(), gamma, beta, rectified)
+                        .reshape([batch, width]);
                 }
                 if let Some(tap) = tap.as_mut() {
                     tap(layer, h.clone().reshape([batch, width, 1]));

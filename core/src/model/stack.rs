@@ -17,7 +17,7 @@
 
 use super::{Activation, BatchMoments, ParamRole, ParamSpec, Taps, activate};
 use crate::error::{Result, WsaError};
-use crate::group_norm::{group_norm, group_norm_rectified};
+use crate::group_norm::group_norm_then;
 use burn::tensor::Tensor;
 use burn::tensor::module::{avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
@@ -459,20 +459,14 @@ impl Hidden {
     }
 
     /// The sum of two of the same shape (a residual block's input and output; the plan checked
-    /// that they match).
-    fn add(self, other: Hidden) -> Hidden {
-        match (self, other) {
-            (Hidden::Image(x), Hidden::Image(y)) => Hidden::Image(x + y),
-            (Hidden::Flat(x), Hidden::Flat(y)) => Hidden::Flat(x + y),
-            _ => unreachable!("plan checked that a residual block keeps its input's shape"),
+    /// that they match), with `rectify` its ReLU in the same operation.
+    fn add(self, other: Hidden, rectify: bool) -> Hidden {
+        fn sum<const D: usize>(x: Tensor<D>, y: Tensor<D>, rectify: bool) -> Tensor<D> {
+            if rectify { crate::conv::add_relu(x, y) } else { x + y }
         }
-    }
-
-    /// ReLU of [`Hidden::add`]'s sum, in one operation.
-    fn add_relu(self, other: Hidden) -> Hidden {
         match (self, other) {
-            (Hidden::Image(x), Hidden::Image(y)) => Hidden::Image(crate::conv::add_relu(x, y)),
-            (Hidden::Flat(x), Hidden::Flat(y)) => Hidden::Flat(crate::conv::add_relu(x, y)),
+            (Hidden::Image(x), Hidden::Image(y)) => Hidden::Image(sum(x, y, rectify)),
+            (Hidden::Flat(x), Hidden::Flat(y)) => Hidden::Flat(sum(x, y, rectify)),
             _ => unreachable!("plan checked that a residual block keeps its input's shape"),
         }
     }
@@ -586,7 +580,7 @@ impl Forward<'_, '_> {
     /// A residual block of `layers` on `h`: its output added to `h`, then ReLU if `rectify`.
     fn residual(&mut self, layers: &[LayerSpec], h: Hidden, rectify: bool) -> Hidden {
         let block = self.layers(layers, h.clone(), false);
-        if rectify { h.add_relu(block) } else { h.add(block) }
+        h.add(block, rectify)
     }
 
     /// A GroupNorm or LayerNorm (`layer`) on `h`, then ReLU if `rectify`.
@@ -597,8 +591,7 @@ impl Forward<'_, '_> {
         };
         let p = self.take(2);
         let (gamma, beta) = (p[0].clone(), p[1].clone());
-        let norm = if rectify { group_norm_rectified } else { group_norm };
-        h.per_unit(|x| norm(x, groups, gamma, beta))
+        h.per_unit(|x| group_norm_then(x, groups, gamma, beta, rectify))
     }
 
     fn layer(&mut self, layer: &LayerSpec, h: Hidden) -> Hidden {
