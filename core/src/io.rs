@@ -280,6 +280,7 @@ mod tests {
         let metadata = metadata.metadata().as_ref().expect("metadata");
         assert_eq!(metadata.get(FORMAT_KEY).map(String::as_str), Some(FORMAT));
         assert!(metadata.contains_key(LAYOUT_KEY));
-        assert_eq!(first.len() % 8, 0, "header and f32 data keep the 8-byte alignment");
+        let header_len = u64::from_le_bytes(first[..8].try_into().expect("8 bytes"));
+        assert_eq!(header_len % 8, 0, "the header keeps the data 8-byte aligned");
     }
 }

@@ -11,9 +11,10 @@
 //! its entries past `out_width` are not outputs and are dropped). Tap (c, ky, kx) then reads, for
 //! output q, the padded image at `offset(c, ky, kx) + q`: consecutive outputs read consecutive
 //! inputs, so a row of outputs is a handful of vector loads from each tap's offset, whatever the
-//! kernel. At stride 1 a row is the image's row and `padding` zeros, which serve both as its
-//! right padding and as the next row's left padding (reading past a row's end continues into
-//! the next row's start), so that a 3x3 convolution of a 7x7 image computes 7 x 8 wide outputs
+//! kernel. At stride 1 a row is the image's row and `padding` zeros (more where the padding is
+//! at least the kernel, so that a row holds `out_width` outputs), which serve both as its right
+//! padding and as the next row's left padding (reading past a row's end continues into the next
+//! row's start), so that a 3x3 convolution of a 7x7 image computes 7 x 8 wide outputs
 //! rather than 7 x 9. At a stride s above 1 the padded image is first split into its s x s
 //! phases (every s-th row and column from each offset), and each tap reads one phase the same
 //! way ([`Grid`]).
@@ -27,7 +28,8 @@
 //!
 //! The weight gradient also multiplies inputs at the wide grid's positions that are not outputs
 //! by a gradient of zero: that adds nothing, unless the input there is infinite or NaN (0 x inf
-//! is NaN), which a training step would have carried into its loss already.
+//! is NaN), which a training step would have carried into its loss already, or the sum so far is
+//! -0.0 (which a product must underflow to reach), which a zero product turns into +0.0.
 
 use super::ConvShape;
 #[cfg(doc)]
@@ -552,7 +554,7 @@ mod tests {
     /// with fused multiply-adds (AVX2 and AVX-512 on x86-64) with each other bit for bit: each
     /// lane computes the same chain of operations whatever the vectors' width. Shapes: channel
     /// counts that fill no whole block or vector, one input channel, the ResNet's last stage,
-    /// kernels of 1 to 5, no padding and more than one, a padding wider than the kernel (whose
+    /// kernels of 1 to 5, no padding and more than one, a padding of at least the kernel (whose
     /// outputs make the wide grid's rows wider than image and padding), a one-pixel image;
     /// strides 2 to 4 (the ResNet's downsampling, even and odd sizes, a stride above the kernel
     /// and the image).

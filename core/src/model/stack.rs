@@ -787,6 +787,50 @@ mod tests {
         }
     }
 
+    /// The stack runs a norm and its ReLU, and a residual sum and its ReLU, as one operation
+    /// each (`Forward::layers`). The logits and every parameter's gradient are those of the
+    /// layers run one by one, to the bit: the norms run apart when a hidden tap wants their
+    /// output, the sum when its ReLU comes after the flatten instead (the same values).
+    #[test]
+    fn a_stack_with_fused_relus_gives_the_numbers_of_its_layers_one_by_one() {
+        let norm = |name: &str| LayerSpec::GroupNorm { name: name.into(), groups: 2 };
+        let head = [LayerSpec::Flatten, LayerSpec::Linear { name: "fc".into(), outputs: 3, bias: true }];
+        let mut fused = vec![conv("stem", 4), norm("stem.gn"), relu(), LayerSpec::Residual { layers: block() }, relu()];
+        fused.extend(head.clone());
+        let mut apart = fused.clone();
+        apart.swap(4, 5);
+        let (fused, apart) = (layout(fused, &[2, 5, 5]).expect("layout"), layout(apart, &[2, 5, 5]).expect("layout"));
+        let mut rng = Rng::new(9);
+        let mut params = fused.init(&mut rng);
+        for v in params.values.iter_mut().flatten() {
+            *v += (0.3 * rng.normal()) as f32;
+        }
+        let x: Vec<f32> = (0..3 * 50).map(|_| rng.normal() as f32).collect();
+        let weights: Vec<f32> = (0..3 * 3).map(|_| rng.normal() as f32).collect();
+        let run = |layout: &ModelLayout, tapped: bool| -> Vec<Vec<u32>> {
+            let device = crate::device::cpu().device.autodiff();
+            let tensor = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &device);
+            let leaves: Vec<Tensor<1>> = params.values.iter().map(|v| tensor(v).require_grad()).collect();
+            let mut taken = 0;
+            let mut tap = |_: usize, _: Tensor<3>| taken += 1;
+            let taps = crate::model::Taps {
+                hidden: tapped.then_some(&mut tap as &mut dyn FnMut(usize, Tensor<3>)),
+                batch_norm: None,
+            };
+            let logits = crate::model::forward_tapped(layout, &leaves, tensor(&x).reshape([3, 50]), taps);
+            let grads = (logits.clone() * tensor(&weights).reshape([3, 3])).sum().backward();
+            assert_eq!(taken, if tapped { 3 } else { 0 }, "the outputs of the stem's and the block's norms");
+            let bits = |t: Tensor<1>| t.into_data().iter::<f32>().map(f32::to_bits).collect::<Vec<u32>>();
+            let mut out = vec![bits(logits.reshape([9]))];
+            out.extend(leaves.iter().map(|leaf| bits(leaf.grad(&grads).expect("a gradient"))));
+            out
+        };
+        let all_fused = run(&fused, false);
+        assert!(all_fused[0].iter().all(|&b| f32::from_bits(b).is_finite()), "finite logits");
+        assert_eq!(all_fused, run(&fused, true), "the norms fused against run apart for a tap");
+        assert_eq!(all_fused, run(&apart, false), "the residual sum fused against its ReLU after the flatten");
+    }
+
     #[test]
     fn a_block_that_changes_the_shape_is_refused_when_planned() {
         let mut wider = block();
