@@ -29,7 +29,8 @@
 //! The weight gradient also multiplies inputs at the wide grid's positions that are not outputs
 //! by a gradient of zero: that adds nothing, unless the input there is infinite or NaN (0 x inf
 //! is NaN), which a training step would have carried into its loss already, or the sum so far is
-//! -0.0 (which a product must underflow to reach), which a zero product turns into +0.0.
+//! -0.0 (which a product must underflow to reach), which a +0.0 product (a non-negative input)
+//! turns into +0.0.
 
 use super::ConvShape;
 #[cfg(doc)]

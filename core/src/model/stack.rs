@@ -829,6 +829,10 @@ mod tests {
         assert!(all_fused[0].iter().all(|&b| f32::from_bits(b).is_finite()), "finite logits");
         assert_eq!(all_fused, run(&fused, true), "the norms fused against run apart for a tap");
         assert_eq!(all_fused, run(&apart, false), "the residual sum fused against its ReLU after the flatten");
+        assert_eq!(all_fused, run(&apart, true), "everything fused against nothing fused");
+        // Not vacuous: every parameter's gradient has an entry that is not zero.
+        let values = |bits: &[u32]| bits.iter().map(|&b| f32::from_bits(b)).collect::<Vec<f32>>();
+        assert!(all_fused[1..].iter().all(|g| values(g).iter().any(|&v| v != 0.0)), "every gradient non-zero");
     }
 
     #[test]
