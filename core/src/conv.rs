@@ -1184,8 +1184,9 @@ pub(crate) mod tests {
         values
     }
 
-    /// A tensor's values as bit patterns, to compare to the bit (NaN included).
-    fn bits(t: Tensor<1>) -> Vec<u32> {
+    /// A tensor's values as bit patterns, to compare to the bit (NaN included); the stack's
+    /// tests use it too.
+    pub(crate) fn bits(t: Tensor<1>) -> Vec<u32> {
         t.into_data().iter::<f32>().map(f32::to_bits).collect()
     }
 

@@ -44,6 +44,12 @@ const fn accumulators(lanes: usize) -> usize {
     if lanes >= 16 { 24 } else { 12 }
 }
 
+/// Vector registers, by vector width as for [`accumulators`] (NEON has 32, but the browser's
+/// compiler of WebAssembly maps its vectors onto the host's, 16 on x86-64 without AVX-512).
+const fn registers(lanes: usize) -> usize {
+    if lanes >= 16 { 32 } else { 16 }
+}
+
 /// Where a convolution reads on the wide grid (see the module's comment).
 pub(super) struct Grid {
     stride: usize,
@@ -357,8 +363,24 @@ pub(super) struct WeightGrad<'a> {
 impl WithSimd for WeightGrad<'_> {
     type Output = ();
 
+    /// A block keeps its channel vectors of the output's gradient in registers beside the
+    /// accumulators and the broadcast input. Four fit beside AVX-512's 24 accumulators (29 of
+    /// 32); beside AVX2's 12 they made 17 of 16, and the compiler kept one accumulator on the
+    /// stack, loaded and stored again at every pixel: over a third of the kernel's time (`perf
+    /// annotate`, docs/benchmarks.md).
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
+        let four_fit = accumulators(S::F32_LANES) + 4 < registers(S::F32_LANES);
+        self.in_blocks(simd, if four_fit { 4 } else { 2 });
+    }
+}
+
+impl WeightGrad<'_> {
+    /// With blocks of up to `channel_vectors` vectors of output channels (4, 2 or 1: the
+    /// largest that divides the channels' vectors) and as many taps as fill the accumulators.
+    /// Every block shape gives the same numbers: each sum is the same chain over the pixels.
+    #[inline(always)]
+    fn in_blocks<S: Simd>(self, simd: S, channel_vectors: usize) {
         let WeightGrad { s, grid, x, grad, sums, scratch } = self;
         let channels = s.out_channels.next_multiple_of(MAX_LANES);
         let (padded, rest) = scratch.split_at_mut(grid.padded_len(s, PIXEL_CHUNK));
@@ -380,8 +402,12 @@ impl WithSimd for WeightGrad<'_> {
             let pass = WeightGradPass { padded, by_pixel, channels };
             let taps_per_block = |channel_vectors: usize| accumulators(S::F32_LANES) / channel_vectors;
             match vectors {
-                v if v % 4 == 0 => pass.run::<S, 4>(simd, taps_per_block(4), &grid.offsets, sums),
-                v if v % 2 == 0 => pass.run::<S, 2>(simd, taps_per_block(2), &grid.offsets, sums),
+                v if v % 4 == 0 && channel_vectors >= 4 => {
+                    pass.run::<S, 4>(simd, taps_per_block(4), &grid.offsets, sums)
+                }
+                v if v % 2 == 0 && channel_vectors >= 2 => {
+                    pass.run::<S, 2>(simd, taps_per_block(2), &grid.offsets, sums)
+                }
                 _ => pass.run::<S, 1>(simd, taps_per_block(1), &grid.offsets, sums),
             }
         }
@@ -545,10 +571,34 @@ mod tests {
             simd,
             Forward { s, grid: &grid, weights: &weights, bias: Some(bias), x, out: &mut out, scratch: &mut scratch },
         );
-        let mut sums = vec![0.0f32; weight_grad_len(s)];
-        let mut scratch = vec![f32::NAN; weight_grad_scratch_len(s, &grid)];
-        Simd::vectorize(simd, WeightGrad { s, grid: &grid, x, grad, sums: &mut sums, scratch: &mut scratch });
-        (out, weight_grad_of(s, &sums))
+        let weight_grad = |channel_vectors: Option<usize>| {
+            let mut sums = vec![0.0f32; weight_grad_len(s)];
+            let mut scratch = vec![f32::NAN; weight_grad_scratch_len(s, &grid)];
+            let pass = WeightGrad { s, grid: &grid, x, grad, sums: &mut sums, scratch: &mut scratch };
+            match channel_vectors {
+                None => Simd::vectorize(simd, pass),
+                Some(channel_vectors) => Simd::vectorize(simd, InBlocks(pass, channel_vectors)),
+            }
+            weight_grad_of(s, &sums)
+        };
+        let chosen = weight_grad(None);
+        // Every block shape, whichever this instruction set picks, to the bit.
+        for channel_vectors in [1, 2, 4] {
+            let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&weight_grad(Some(channel_vectors))), bits(&chosen), "blocks of {channel_vectors}");
+        }
+        (out, chosen)
+    }
+
+    /// [`WeightGrad`] in blocks of a given number of channel vectors.
+    struct InBlocks<'a>(WeightGrad<'a>, usize);
+
+    impl WithSimd for InBlocks<'_> {
+        type Output = ();
+
+        fn with_simd<S: Simd>(self, simd: S) {
+            self.0.in_blocks(simd, self.1);
+        }
     }
 
     /// Every instruction set the kernels can take here agrees with the definitions, and those
@@ -558,7 +608,8 @@ mod tests {
     /// kernels of 1 to 5, no padding and more than one, a padding of at least the kernel (whose
     /// outputs make the wide grid's rows wider than image and padding), a one-pixel image;
     /// strides 2 to 4 (the ResNet's downsampling, even and odd sizes, a stride above the kernel
-    /// and the image).
+    /// and the image). The weight gradient in every block shape (1, 2 and 4 channel vectors)
+    /// gives the bits of the one the instruction set picks.
     #[test]
     fn every_instruction_set_gives_the_definitions_numbers() {
         let mut rng = Rng::new(11);
