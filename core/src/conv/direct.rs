@@ -44,8 +44,9 @@ const fn accumulators(lanes: usize) -> usize {
     if lanes >= 16 { 24 } else { 12 }
 }
 
-/// Vector registers, by vector width as for [`accumulators`] (NEON has 32, but the browser's
-/// compiler of WebAssembly maps its vectors onto the host's, 16 on x86-64 without AVX-512).
+/// Vector registers, by vector width as for [`accumulators`]: every set of 4 lanes counts as 16
+/// (the browser's compiler of WebAssembly uses 16 on x86-64; NEON's 32 are counted as 16 on
+/// purpose, as its accumulators are).
 const fn registers(lanes: usize) -> usize {
     if lanes >= 16 { 32 } else { 16 }
 }
@@ -370,7 +371,8 @@ impl WithSimd for WeightGrad<'_> {
     /// annotate`, docs/benchmarks.md).
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let four_fit = accumulators(S::F32_LANES) + 4 < registers(S::F32_LANES);
+        let (gradient_vectors, broadcast) = (4, 1);
+        let four_fit = accumulators(S::F32_LANES) + gradient_vectors + broadcast <= registers(S::F32_LANES);
         self.in_blocks(simd, if four_fit { 4 } else { 2 });
     }
 }
@@ -583,8 +585,8 @@ mod tests {
         };
         let chosen = weight_grad(None);
         // Every block shape, whichever this instruction set picks, to the bit.
+        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for channel_vectors in [1, 2, 4] {
-            let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&weight_grad(Some(channel_vectors))), bits(&chosen), "blocks of {channel_vectors}");
         }
         (out, chosen)
@@ -596,6 +598,7 @@ mod tests {
     impl WithSimd for InBlocks<'_> {
         type Output = ();
 
+        #[inline(always)]
         fn with_simd<S: Simd>(self, simd: S) {
             self.0.in_blocks(simd, self.1);
         }
