@@ -1190,6 +1190,11 @@ pub(crate) mod tests {
         t.into_data().iter::<f32>().map(f32::to_bits).collect()
     }
 
+    /// [`bits`] of values already on the host, for the crate's other tests too.
+    pub(crate) fn bits_of(values: &[f32]) -> Vec<u32> {
+        values.iter().map(|v| v.to_bits()).collect()
+    }
+
     /// Our ReLU and its gradient give burn's bits, NaN, -0.0 and infinity among the values, on
     /// the calling thread and on the pool (131 072 values and more).
     #[test]
@@ -1243,9 +1248,8 @@ pub(crate) mod tests {
                 assert_eq!(bits(fused), bits(apart), "{what}: output");
                 assert_eq!(bits(a.grad(&fused_grads).expect("a")), bits(a_grad), "{what}: a's gradient");
                 assert_eq!(bits(b.grad(&fused_grads).expect("b")), bits(b_grad), "{what}: b's gradient");
-                let as_bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(a), as_bits(&a_values), "{what}: a was overwritten");
-                assert_eq!(bits(b), as_bits(&b_values), "{what}: b was overwritten");
+                assert_eq!(bits(a), bits_of(&a_values), "{what}: a was overwritten");
+                assert_eq!(bits(b), bits_of(&b_values), "{what}: b was overwritten");
             }
         }
     }
@@ -1255,7 +1259,7 @@ pub(crate) mod tests {
     #[test]
     fn the_cpu_relu_overwrites_only_what_nothing_else_holds() {
         let mut rng = Rng::new(13);
-        let bits = |t: &FlexTensor| f32s(t).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let bits = |t: &FlexTensor| bits_of(f32s(t));
         for n in [7, 300_000] {
             let mut random_values = || tensor(values_with_edge_cases(n, &mut rng), Shape::new([n]));
             let (x, grad) = (random_values(), random_values());

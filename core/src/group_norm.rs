@@ -653,7 +653,7 @@ mod cpu {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conv::tests::assert_close;
+    use crate::conv::tests::{assert_close, bits_of};
     use crate::rng::Rng;
     use burn::tensor::{Device, Distribution};
 
@@ -768,8 +768,7 @@ mod tests {
             assert!(zeroed > fused[0].len() / 4, "{what}: only {zeroed} of {} outputs rectified", fused[0].len());
             assert!(fused[0][0].is_nan() && fused[1][0].is_nan(), "{what}: the NaN group lost its NaN");
             for (name, (f, a)) in ["output", "dx", "dgamma", "dbeta"].iter().zip(fused.iter().zip(&apart)) {
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(f), bits(a), "{what}: {name} differs");
+                assert_eq!(bits_of(f), bits_of(a), "{what}: {name} differs");
             }
         }
     }

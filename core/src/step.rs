@@ -402,6 +402,7 @@ impl StepKernels for Flex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv::tests::bits_of;
     use crate::rng::Rng;
 
     fn values(rng: &mut Rng, n: usize, scale: f64) -> FlexTensor {
@@ -413,7 +414,7 @@ mod tests {
     }
 
     fn bits(t: &FlexTensor) -> Vec<u32> {
-        f32s(t).iter().map(|v| v.to_bits()).collect()
+        bits_of(f32s(t))
     }
 
     /// Our CPU copy of a batch's rows is burn's `select`: on the calling thread and on the pool

@@ -238,6 +238,7 @@ pub(super) fn radix_sort(keys: &mut Vec<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv::tests::bits_of;
     use crate::rng::Rng;
     use crate::scope::{gaussian_fit, histogram, scope_of};
     use std::io::Cursor;
@@ -301,9 +302,6 @@ mod tests {
         radix_sort(&mut keys);
         let sorted: Vec<f32> = keys.iter().map(|&k| f32::from_bits(from_order_key32(k))).collect();
         values.sort_by(f32::total_cmp);
-        assert_eq!(
-            sorted.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        );
+        assert_eq!(bits_of(&sorted), bits_of(&values));
     }
 }

@@ -373,7 +373,7 @@ impl WithSimd for WeightGrad<'_> {
     fn with_simd<S: Simd>(self, simd: S) {
         let (gradient_vectors, broadcast) = (4, 1);
         let four_fit = accumulators(S::F32_LANES) + gradient_vectors + broadcast <= registers(S::F32_LANES);
-        self.in_blocks(simd, if four_fit { 4 } else { 2 });
+        self.in_blocks(simd, if four_fit { gradient_vectors } else { 2 });
     }
 }
 
@@ -402,7 +402,7 @@ impl WeightGrad<'_> {
                 }
             }
             let pass = WeightGradPass { padded, by_pixel, channels };
-            let taps_per_block = |channel_vectors: usize| accumulators(S::F32_LANES) / channel_vectors;
+            let taps_per_block = |block_vectors: usize| accumulators(S::F32_LANES) / block_vectors;
             match vectors {
                 v if v % 4 == 0 && channel_vectors >= 4 => {
                     pass.run::<S, 4>(simd, taps_per_block(4), &grid.offsets, sums)
@@ -489,6 +489,7 @@ impl WeightGradPass<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv::tests::bits_of;
     use crate::rng::Rng;
 
     fn shape(
@@ -585,9 +586,8 @@ mod tests {
         };
         let chosen = weight_grad(None);
         // Every block shape, whichever this instruction set picks, to the bit.
-        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for channel_vectors in [1, 2, 4] {
-            assert_eq!(bits(&weight_grad(Some(channel_vectors))), bits(&chosen), "blocks of {channel_vectors}");
+            assert_eq!(bits_of(&weight_grad(Some(channel_vectors))), bits_of(&chosen), "blocks of {channel_vectors}");
         }
         (out, chosen)
     }
