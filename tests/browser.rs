@@ -38,7 +38,7 @@ use std::sync::{Mutex, MutexGuard};
 use wsa_core::cancel::Silent;
 use wsa_core::device;
 use wsa_core::experiment::connect::{self, ConnectConfig};
-use wsa_lab_tests::{Shared, one_at_a_time};
+use wsa_lab_tests::{Shared, one_at_a_time, temp_dir};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
@@ -132,8 +132,17 @@ fn out_dir() -> PathBuf {
 /// Runs the browser driver (`web/tests/browser.mjs`) with `args` and returns the JSON it prints;
 /// its stderr (the page's time breakdown, a soak's series) is passed on, and a driver that
 /// fails fails the case with what it said (`what` names the drive).
+///
+/// The driver's temporary folder is one of the case's own, and must be left empty: Chromium's
+/// profile there is ~20 MB, and one left behind by every run filled the system's.
 fn run_driver(what: &str, args: &[OsString]) -> serde_json::Value {
-    let output = Command::new("node").arg(repo().join("web/tests/browser.mjs")).args(args).output().expect("node runs");
+    let tmp = temp_dir(&format!("driver-{}", what.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
+    let output = Command::new("node")
+        .arg(repo().join("web/tests/browser.mjs"))
+        .args(args)
+        .env("TMPDIR", &*tmp)
+        .output()
+        .expect("node runs");
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
     assert!(
         output.status.success(),
@@ -141,6 +150,12 @@ fn run_driver(what: &str, args: &[OsString]) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr),
         String::from_utf8_lossy(&output.stdout)
     );
+    let left: Vec<_> = std::fs::read_dir(&*tmp)
+        .expect("the driver's temporary folder")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the {what} driver left {left:?} in its temporary folder ({})", tmp.display());
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("the {what} page's result is not JSON: {e}"))
 }
 

@@ -157,8 +157,11 @@ if (args.trace && (args.cancel || args.soak || args.tour || args.languages || ar
   process.exit(1);
 }
 const tracedBrowser = args.trace ? await chromium.launch(launch) : null;
+// The persistent context's profile (~20 MB): removed when the driver ends (`finish`), since a
+// profile left in the temporary folder by every run filled it.
+const profile = tracedBrowser ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-lab-chromium-'));
 const browser = tracedBrowser ? await tracedBrowser.newContext(contextOptions)
-  : await chromium.launchPersistentContext(fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-lab-chromium-')), { ...launch, ...contextOptions });
+  : await chromium.launchPersistentContext(profile, { ...launch, ...contextOptions });
 
 // What the policy refused: the page's securitypolicyviolation events (an init script, so they are
 // heard from the page's first script on and after a reload), the worker's (violationListener, in
@@ -492,13 +495,19 @@ async function soak(page, runs) {
 
 // What the page logged, for the messages of a failure.
 const console_lines = [];
-const fail = async (message) => {
-  console.error(message);
-  if (violations.length) console.error(`policy violations:\n${violations.join('\n')}`);
+// Every way out once the browser is up: the browser, the server and the profile closed and
+// removed, then the exit code.
+async function finish(code) {
   await browser.close();
   await tracedBrowser?.close();
   server.close();
-  process.exit(1);
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  process.exit(code);
+}
+const fail = async (message) => {
+  console.error(message);
+  if (violations.length) console.error(`policy violations:\n${violations.join('\n')}`);
+  await finish(1);
 };
 try {
   const page = browser.pages()[0] ?? await browser.newPage();
@@ -519,16 +528,12 @@ try {
     await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu#tour=1`);
     const tour = await walkTour(page, Number(args.tour), args.shots ?? 'out/web');
     console.log(JSON.stringify({ tour, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
-    await browser.close();
-    server.close();
-    process.exit(0);
+    await finish(0);
   }
   if (args.languages) {
     const languages = await openInLanguages(page, args.languages.split(','), args.shots ?? 'out/web');
     console.log(JSON.stringify({ languages, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
-    await browser.close();
-    server.close();
-    process.exit(0);
+    await finish(0);
   }
   if (args.drop) {
     await page.goto(`http://127.0.0.1:${port}/index.html?device=cpu`);
@@ -536,9 +541,7 @@ try {
     if (args.screenshot) await page.screenshot({ path: args.screenshot });
     const result = JSON.parse(await page.textContent('#wsa-lab-result'));
     console.log(JSON.stringify({ ...result, drop, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
-    await browser.close();
-    server.close();
-    process.exit(0);
+    await finish(0);
   }
   const config = fs.readFileSync(args.config, 'utf8');
   if (args.soak) {
@@ -548,9 +551,7 @@ try {
     const series = await soak(page, Number(args.soak));
     if (args.screenshot) await page.screenshot({ path: args.screenshot });
     console.log(JSON.stringify({ soak: series, load: await loadTimes(page), security: await security(page), console: console_lines.slice(-20) }));
-    await browser.close();
-    server.close();
-    process.exit(0);
+    await finish(0);
   }
   // Both paths ask for the GPU: the plain browser has none, so the page must fall back.
   const url = `http://127.0.0.1:${port}/index.html?autorun&device=gpu#v1=${encodeURIComponent(config)}`;
@@ -600,6 +601,4 @@ try {
   if (page && args.screenshot) await page.screenshot({ path: args.screenshot.replace(/\.png$/, '-failed.png') }).catch(() => {});
   await fail(`browser test failed: ${e.stack ?? e}\nconsole:\n${console_lines.slice(-15).join('\n')}`);
 }
-await browser.close();
-await tracedBrowser?.close();
-server.close();
+await finish(0);
