@@ -34,6 +34,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use wsa_core::cancel::Silent;
 use wsa_core::device;
@@ -133,10 +134,14 @@ fn out_dir() -> PathBuf {
 /// its stderr (the page's time breakdown, a soak's series) is passed on, and a driver that
 /// fails fails the case with what it said (`what` names the drive).
 ///
-/// The driver's temporary folder is one of the case's own, and must be left empty: Chromium's
-/// profile there is ~20 MB, and one left behind by every run filled the system's.
+/// The driver's temporary folder is one of the drive's own, and must hold nothing of the
+/// driver's or Playwright's when it is done: Chromium's profile there is ~20 MB, and one left
+/// behind by every run filled the system's. (What Chromium itself may leave after a crash, its
+/// `.org.chromium.*` socket folder, is not the driver's and goes with the folder.)
 fn run_driver(what: &str, args: &[OsString]) -> serde_json::Value {
-    let tmp = temp_dir(&format!("driver-{}", what.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
+    static DRIVES: AtomicUsize = AtomicUsize::new(0);
+    let drive = DRIVES.fetch_add(1, Ordering::Relaxed);
+    let tmp = temp_dir(&format!("driver-{drive}-{}", what.replace(|c: char| !c.is_ascii_alphanumeric(), "-")));
     let output = Command::new("node")
         .arg(repo().join("web/tests/browser.mjs"))
         .args(args)
@@ -153,7 +158,8 @@ fn run_driver(what: &str, args: &[OsString]) -> serde_json::Value {
     let left: Vec<_> = std::fs::read_dir(&*tmp)
         .expect("the driver's temporary folder")
         .filter_map(Result::ok)
-        .map(|e| e.file_name())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("wsa-lab-chromium-") || name.starts_with("playwright"))
         .collect();
     assert!(left.is_empty(), "the {what} driver left {left:?} in its temporary folder ({})", tmp.display());
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("the {what} page's result is not JSON: {e}"))

@@ -157,9 +157,12 @@ if (args.trace && (args.cancel || args.soak || args.tour || args.languages || ar
   process.exit(1);
 }
 const tracedBrowser = args.trace ? await chromium.launch(launch) : null;
-// The persistent context's profile (~20 MB): removed when the driver ends (`finish`), since a
-// profile left in the temporary folder by every run filled it.
+// The persistent context's profile (~20 MB): removed when the driver's process exits, however
+// it exits (a failed launch or close, a rejection nobody handled), since a profile left in the
+// temporary folder by every run filled it. Playwright's own exit handler, registered before this
+// one, has stopped Chromium by then.
 const profile = tracedBrowser ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'wsa-lab-chromium-'));
+if (profile) process.on('exit', () => fs.rmSync(profile, { recursive: true, force: true }));
 const browser = tracedBrowser ? await tracedBrowser.newContext(contextOptions)
   : await chromium.launchPersistentContext(profile, { ...launch, ...contextOptions });
 
@@ -495,13 +498,12 @@ async function soak(page, runs) {
 
 // What the page logged, for the messages of a failure.
 const console_lines = [];
-// Every way out once the browser is up: the browser, the server and the profile closed and
-// removed, then the exit code.
+// The way out once the browser is up: the browser and the server closed, then the exit code
+// (the profile goes on exit, above).
 async function finish(code) {
   await browser.close();
   await tracedBrowser?.close();
   server.close();
-  if (profile) fs.rmSync(profile, { recursive: true, force: true });
   process.exit(code);
 }
 const fail = async (message) => {
